@@ -1,0 +1,171 @@
+//! Explaining replies and errors: a reply's class (RFC 5321/3463), its category from the fixed
+//! vocabulary of DESIGN.md, the failure layer, the likely cause and next steps, tagged with the
+//! delivery scenario and hop.
+
+use crate::model::{ErrorKind, Stage};
+use crate::smtp::reply::Reply;
+use serde::Serialize;
+use std::fmt;
+
+/// The class of a reply, from its basic code and enhanced status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    Success,
+    Transient,
+    Permanent,
+}
+
+/// Reply categories: an interface (DESIGN.md). Names are exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    Accepted,
+    RecipientUnknown,
+    MailboxDisabledOrFull,
+    SenderRejected,
+    RelayDenied,
+    AuthRequired,
+    AuthFailed,
+    TlsRequired,
+    TlsFailed,
+    IpBlocklisted,
+    ReputationOrRateLimited,
+    Greylisted,
+    PolicyOrTransportRule,
+    SpfDkimDmarcFailure,
+    MessageTooLarge,
+    ContentRejected,
+    DnsFailure,
+    ConnectorOrRouting,
+    ServiceUnavailable,
+    ProtocolError,
+    Other,
+}
+
+/// Failure layers of the runbooks (DESIGN.md "Layers").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layer {
+    Dns,
+    Network,
+    SmtpSession,
+    Tls,
+    Auth,
+    Connector,
+    Reputation,
+    Policy,
+    Recipient,
+    Service,
+}
+
+/// The four Microsoft 365 delivery scenarios (reference/002).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Scenario {
+    A,
+    B,
+    C,
+    D,
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Scenario::A => "A",
+            Scenario::B => "B",
+            Scenario::C => "C",
+            Scenario::D => "D",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Where in the delivery path a probe runs; filled by `trace`/`run`, empty for a bare probe.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathContext {
+    pub scenario: Option<Scenario>,
+    pub hop: Option<u8>,
+}
+
+/// What `explain` prints, and the core of a stage's diagnosis.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    pub class: Class,
+    pub category: Category,
+    pub layer: Layer,
+    pub cause: String,
+    pub next_steps: Vec<String>,
+}
+
+/// A stage's diagnosis (DESIGN.md `diagnosis`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diagnosis {
+    pub category: Category,
+    pub layer: Layer,
+    pub scenario: Option<Scenario>,
+    pub hop: Option<u8>,
+    pub cause: String,
+    pub next_steps: Vec<String>,
+}
+
+impl Diagnosis {
+    pub fn new(e: Explanation, ctx: PathContext) -> Diagnosis {
+        Diagnosis {
+            category: e.category,
+            layer: e.layer,
+            scenario: ctx.scenario,
+            hop: ctx.hop,
+            cause: e.cause,
+            next_steps: e.next_steps,
+        }
+    }
+}
+
+/// Class from the basic code (RFC 5321 4.2.1): 2xx and 3xx are positive, 4xx transient,
+/// 5xx permanent.
+pub fn class_of(reply: &Reply) -> Class {
+    match reply.first_digit() {
+        2 | 3 => Class::Success,
+        4 => Class::Transient,
+        _ => Class::Permanent,
+    }
+}
+
+/// Explains one reply received at `stage` (None when the stage is unknown, as with a pasted
+/// reply without `--stage`).
+pub fn explain_reply(stage: Option<Stage>, reply: &Reply) -> Explanation {
+    let class = class_of(reply);
+    let (category, layer) = match (class, stage) {
+        (Class::Success, _) => (Category::Accepted, Layer::SmtpSession),
+        (_, Some(Stage::Banner)) if reply.code == 421 || reply.code == 554 => {
+            (Category::ServiceUnavailable, Layer::Service)
+        }
+        _ => (Category::Other, Layer::SmtpSession),
+    };
+    Explanation {
+        class,
+        category,
+        layer,
+        cause: String::new(),
+        next_steps: Vec::new(),
+    }
+}
+
+/// Explains a stage that ended without a usable reply.
+pub fn explain_error(stage: Stage, kind: ErrorKind, detail: &str) -> Explanation {
+    let _ = detail;
+    let (category, layer) = match kind {
+        ErrorKind::Dns => (Category::DnsFailure, Layer::Dns),
+        ErrorKind::Tls => (Category::TlsFailed, Layer::Tls),
+        ErrorKind::Protocol => (Category::ProtocolError, Layer::SmtpSession),
+        ErrorKind::Timeout if stage != Stage::Connect => (Category::Other, Layer::SmtpSession),
+        _ => (Category::Other, Layer::Network),
+    };
+    Explanation {
+        class: Class::Transient,
+        category,
+        layer,
+        cause: String::new(),
+        next_steps: Vec::new(),
+    }
+}

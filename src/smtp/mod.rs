@@ -1,0 +1,4 @@
+//! SMTP on the wire: reply framing and parsing, EHLO capabilities, and the client connection.
+
+pub mod ehlo;
+pub mod reply;
