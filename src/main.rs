@@ -1,1 +1,103 @@
-fn main() {}
+//! Thin entry point: parse, dispatch, exit code.
+
+use clap::Parser;
+use mxtrace::cli::{Cli, Command, Format, UsageError};
+use mxtrace::exit;
+use mxtrace::report::{self, human::Style};
+use std::io::Write;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // clap exits with 2 on a usage error and 0 for --help/--version, as DESIGN.md wants.
+    let cli = Cli::parse();
+    match std::panic::catch_unwind(|| run(&cli)) {
+        Ok(Ok(code)) => exit::code(code),
+        Ok(Err(Failure::Usage(e))) => {
+            eprintln!("mxtrace: {e}");
+            exit::code(exit::USAGE)
+        }
+        Ok(Err(Failure::Internal(e))) => {
+            eprintln!("mxtrace: internal error: {e}");
+            exit::code(exit::INTERNAL)
+        }
+        Err(_) => {
+            eprintln!("mxtrace: internal error (panic); please report it");
+            exit::code(exit::INTERNAL)
+        }
+    }
+}
+
+enum Failure {
+    Usage(String),
+    Internal(String),
+}
+
+impl From<UsageError> for Failure {
+    fn from(e: UsageError) -> Failure {
+        Failure::Usage(e.0)
+    }
+}
+
+fn run(cli: &Cli) -> Result<u8, Failure> {
+    let format = cli.format();
+    match &cli.command {
+        Command::Probe(args) => {
+            let default_port = if args.session.tls_implicit { 465 } else { 25 };
+            let (host, port) = mxtrace::cli::parse_target(&args.target, default_port)?;
+            let opts = args.session.to_options(host, port)?;
+            let rt = runtime()?;
+            let report = rt
+                .block_on(mxtrace::probe::probe(&opts))
+                .map_err(|e| Failure::Usage(e.0))?;
+            let text = match format {
+                Format::Human => {
+                    report::human::render_probe(&report, Style::new(report::use_color()))
+                }
+                Format::Json => report::json::render("probe", &report)
+                    .map_err(|e| Failure::Internal(e.to_string()))?,
+            };
+            emit(&text)?;
+            Ok(if report.verdict.passed {
+                exit::PASS
+            } else {
+                exit::FAIL
+            })
+        }
+        Command::Explain(args) => {
+            let (reply, stage, e) =
+                mxtrace::explain::explain_text(&args.reply, args.stage.as_deref())
+                    .map_err(|e| Failure::Usage(e.to_string()))?;
+            let text = match format {
+                Format::Human => {
+                    mxtrace::explain::render_human(&reply, stage, &e, report::use_color())
+                }
+                Format::Json => {
+                    let mut s = serde_json::to_string_pretty(&mxtrace::explain::render_json(&e))
+                        .map_err(|e| Failure::Internal(e.to_string()))?;
+                    s.push('\n');
+                    s
+                }
+            };
+            emit(&text)?;
+            Ok(exit::PASS)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Internal(format!("starting the runtime: {e}")))
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth a message.
+fn emit(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::Internal(format!("writing output: {e}"))),
+    }
+}

@@ -217,6 +217,9 @@ pub struct Verdict {
     /// The stage that decided the verdict, when it failed.
     pub failed_stage: Option<Stage>,
     pub summary: String,
+    /// Findings that do not fail the check (certificate not verified in report mode, STARTTLS
+    /// not offered in auto mode).
+    pub warnings: Vec<String>,
 }
 
 /// One endpoint from connect to QUIT.

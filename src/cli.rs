@@ -1,0 +1,479 @@
+//! Command-line surface (DESIGN.md "Command surface"): clap definitions and their conversion
+//! into the options the engine takes. Anything the user typed wrong is a `UsageError` (exit 2).
+
+use crate::probe::{AuthMech, AuthOptions, Family, ProbeOptions, StartTls};
+use crate::secret::Secret;
+use crate::tls::{TlsOptions, VerifyMode};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  the check passed
+  1  the check ran and the target failed it (rejection, unreachable, expectation not met)
+  2  usage or input error (bad flag, bad address, unreadable file)
+  3  internal error";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mxtrace",
+    version,
+    about = "SMTP path tracer: probe a mail server stage by stage and explain every reply",
+    long_about = "SMTP path tracer and synthetic transaction tool. Connects, negotiates EHLO and \
+                  STARTTLS, steps through MAIL FROM and RCPT TO (DATA only when asked), records \
+                  every reply with its timing, and explains each one.",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    /// Output format: a transcript for people, or one JSON object per run.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Short for --format json.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    pub fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            self.format
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Probe one SMTP endpoint, stage by stage: the "telnet host 25" replacement.
+    #[command(after_help = PROBE_EXAMPLES)]
+    Probe(Box<ProbeArgs>),
+    /// Classify a pasted SMTP reply offline: class, category, layer, cause, next steps.
+    #[command(after_help = EXPLAIN_EXAMPLES)]
+    Explain(ExplainArgs),
+}
+
+const PROBE_EXAMPLES: &str = "\
+Examples:
+  mxtrace probe mail.contoso.com
+  mxtrace probe mail.contoso.com --from probe@fabrikam.com --rcpt user@contoso.com
+  SMTP_PASSWORD=... mxtrace probe smtp.office365.com:587 --starttls require \\
+      --auth-user me@contoso.com --auth-password-env SMTP_PASSWORD \\
+      --from me@contoso.com --rcpt someone@fabrikam.com
+  mxtrace probe mail.contoso.com:465 --tls-implicit
+  mxtrace probe 192.0.2.10 --ehlo probe.fabrikam.com --json
+
+Without --data the transaction ends with RSET and QUIT after RCPT: no mail is sent.
+
+Exit codes:
+  0  the check passed
+  1  the check ran and the target failed it (rejection, unreachable, TLS required but missing)
+  2  usage or input error
+  3  internal error";
+
+const EXPLAIN_EXAMPLES: &str = "\
+Examples:
+  mxtrace explain \"550 5.4.1 Recipient address rejected: Access denied. AS(201806281)\" --stage rcpt
+  mxtrace explain --json \"451 4.7.500 Server busy. Please try again later. (S77719)\"
+  mxtrace explain $'550-5.7.26 Unauthenticated email\\n550 5.7.26 is not accepted'
+
+Exit codes: 0 explained, 2 the text is not an SMTP reply or the stage is unknown.";
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The server: HOST, HOST:PORT, an IPv4 address, or [IPv6]:PORT. Port defaults to 25 (465
+    /// with --tls-implicit).
+    #[arg(value_name = "HOST[:PORT]")]
+    pub target: String,
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The reply as the server sent it, code first; lines of a multi-line reply separated by
+    /// newlines.
+    #[arg(value_name = "REPLY")]
+    pub reply: String,
+    /// The stage the reply answered: connect (= banner), ehlo, helo, starttls, auth, mail,
+    /// rcpt, data, eod (= end_of_data), rset, quit, or the JSON stage names.
+    #[arg(long, value_name = "STAGE")]
+    pub stage: Option<String>,
+}
+
+/// How to talk to a server: shared by every subcommand that opens SMTP sessions.
+#[derive(Debug, Args, Clone)]
+pub struct SessionArgs {
+    /// STARTTLS: auto (when offered), require (fail without it), never.
+    #[arg(long, value_enum, default_value_t = StartTls::Auto, help_heading = "TLS")]
+    pub starttls: StartTls,
+    /// TLS from the first byte (SMTPS, port 465) instead of STARTTLS.
+    #[arg(long, conflicts_with = "starttls", help_heading = "TLS")]
+    pub tls_implicit: bool,
+    /// Certificate checking: report (record why it failed and go on) or strict (fail).
+    #[arg(long, value_enum, default_value_t = VerifyMode::Report, help_heading = "TLS")]
+    pub tls_verify: VerifyMode,
+    /// Name to send as SNI and to verify the certificate against (default: the host name).
+    #[arg(long, value_name = "NAME", help_heading = "TLS")]
+    pub tls_name: Option<String>,
+    /// Also trust the CA certificates in this PEM file (a private or internal CA).
+    #[arg(long, value_name = "FILE", help_heading = "TLS")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM) to present, as an on-premises server does to a hybrid
+    /// connector.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_client_key",
+        help_heading = "TLS"
+    )]
+    pub tls_client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-client-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_client_cert",
+        help_heading = "TLS"
+    )]
+    pub tls_client_key: Option<PathBuf>,
+    /// Offer only classic key exchange groups (no post-quantum key share), for middleboxes
+    /// that drop large ClientHellos.
+    #[arg(long, help_heading = "TLS")]
+    pub tls_classic_groups: bool,
+
+    /// EHLO name (default: this machine's FQDN, else its address literal).
+    #[arg(long, value_name = "NAME", help_heading = "SMTP")]
+    pub ehlo: Option<String>,
+    /// MAIL FROM address (default with --rcpt: the null sender <>).
+    #[arg(long, value_name = "ADDRESS", help_heading = "SMTP")]
+    pub from: Option<String>,
+    /// RCPT TO address; repeat for several recipients.
+    #[arg(long, value_name = "ADDRESS", help_heading = "SMTP")]
+    pub rcpt: Vec<String>,
+    /// Really send a small test message (DATA). Off by default.
+    #[arg(long, help_heading = "SMTP")]
+    pub data: bool,
+    /// Extra header for the --data message, "Name: value"; repeatable.
+    #[arg(long, value_name = "HEADER", requires = "data", help_heading = "SMTP")]
+    pub header: Vec<String>,
+    /// Do not pipeline MAIL and RCPT even when the server offers PIPELINING.
+    #[arg(long, help_heading = "SMTP")]
+    pub no_pipelining: bool,
+
+    /// User name for SMTP AUTH (PLAIN or LOGIN).
+    #[arg(long, value_name = "USER", help_heading = "AUTH")]
+    pub auth_user: Option<String>,
+    /// Read the password from this environment variable (passwords are never taken from the
+    /// command line).
+    #[arg(
+        long,
+        value_name = "VAR",
+        requires = "auth_user",
+        help_heading = "AUTH"
+    )]
+    pub auth_password_env: Option<String>,
+    /// Read the password from the first line of this file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "auth_user",
+        conflicts_with = "auth_password_env",
+        help_heading = "AUTH"
+    )]
+    pub auth_password_file: Option<PathBuf>,
+    /// AUTH mechanism (default: PLAIN when offered, else LOGIN).
+    #[arg(long, value_enum, requires = "auth_user", help_heading = "AUTH")]
+    pub auth_mech: Option<AuthMech>,
+    /// Allow sending credentials over an unencrypted connection.
+    #[arg(long, requires = "auth_user", help_heading = "AUTH")]
+    pub auth_plaintext: bool,
+
+    /// Time allowed for the TCP connection (humantime: 500ms, 10s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = "Network")]
+    pub connect_timeout: Duration,
+    /// Time allowed for each stage after connect (a reply, the TLS handshake).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, help_heading = "Network")]
+    pub stage_timeout: Duration,
+    /// Local address to connect from.
+    #[arg(long, value_name = "IP", help_heading = "Network")]
+    pub source: Option<IpAddr>,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6", help_heading = "Network")]
+    pub ipv4: bool,
+    /// IPv6 only.
+    #[arg(short = '6', help_heading = "Network")]
+    pub ipv6: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 10s, 1m)"))?;
+    if d.is_zero() {
+        return Err("must be more than zero".to_string());
+    }
+    Ok(d)
+}
+
+/// A mistake in what the user typed or named: exit 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Splits `HOST`, `HOST:PORT`, `[v6]`, `[v6]:PORT` or a bare IPv6 address.
+pub fn parse_target(s: &str, default_port: u16) -> Result<(String, u16), UsageError> {
+    let s = s.trim();
+    let bad = |why: &str| UsageError(format!("invalid target {s:?}: {why}"));
+    if s.is_empty() {
+        return Err(bad("empty"));
+    }
+    if let Ok(ip) = s.parse::<std::net::Ipv6Addr>() {
+        return Ok((ip.to_string(), default_port));
+    }
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or_else(|| bad("missing ']'"))?;
+        h.parse::<std::net::Ipv6Addr>()
+            .map_err(|_| bad("not an IPv6 address inside [ ]"))?;
+        match after {
+            "" => (h, None),
+            p => (
+                h,
+                Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad("expected :PORT after ]"))?,
+                ),
+            ),
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    let port = match port {
+        None => default_port,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| bad("port must be 1-65535"))?,
+    };
+    if host.parse::<IpAddr>().is_err() && !valid_hostname(host) {
+        return Err(bad("not a host name or IP address"));
+    }
+    Ok((host.to_string(), port))
+}
+
+/// Letters, digits, hyphens and dots, labels of 1-63, 253 in all (RFC 1123), an optional
+/// trailing dot; underscores are accepted because real MX targets have them.
+fn valid_hostname(h: &str) -> bool {
+    let h = h.strip_suffix('.').unwrap_or(h);
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// An address for MAIL FROM / RCPT TO: no line breaks or spaces (they would inject commands),
+/// at most 320 bytes (RFC 5321 4.5.3.1), `local@domain` (or empty for MAIL's null sender).
+fn check_address(flag: &str, a: &str, allow_empty: bool) -> Result<(), UsageError> {
+    let inner = a.trim().trim_start_matches('<').trim_end_matches('>');
+    if inner.is_empty() && allow_empty {
+        return Ok(());
+    }
+    if inner.len() > 320
+        || inner
+            .bytes()
+            .any(|b| b.is_ascii_control() || b == b' ' || b == b'<' || b == b'>')
+    {
+        return Err(UsageError(format!(
+            "{flag} {a:?}: not a valid mail address"
+        )));
+    }
+    match inner.rsplit_once('@') {
+        Some((l, d)) if !l.is_empty() && !d.is_empty() => Ok(()),
+        // RFC 5321 4.5.1: "postmaster" without a domain is valid for RCPT.
+        None if inner.eq_ignore_ascii_case("postmaster") && flag == "--rcpt" => Ok(()),
+        _ => Err(UsageError(format!(
+            "{flag} {a:?}: not a valid mail address (expected local@domain)"
+        ))),
+    }
+}
+
+fn check_header(h: &str) -> Result<(), UsageError> {
+    let (name, _) = h
+        .split_once(':')
+        .ok_or_else(|| UsageError(format!("--header {h:?}: expected \"Name: value\"")))?;
+    let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+    if !name_ok || h.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) || h.len() > 998 {
+        return Err(UsageError(format!(
+            "--header {h:?}: not a valid header line"
+        )));
+    }
+    Ok(())
+}
+
+impl SessionArgs {
+    /// Validates the flags and builds the options for one probe of `host:port`.
+    pub fn to_options(&self, host: String, port: u16) -> Result<ProbeOptions, UsageError> {
+        if let Some(f) = &self.from {
+            check_address("--from", f, true)?;
+        }
+        for r in &self.rcpt {
+            check_address("--rcpt", r, false)?;
+        }
+        for h in &self.header {
+            check_header(h)?;
+        }
+        if let Some(e) = &self.ehlo {
+            if e.is_empty() || e.len() > 255 || e.bytes().any(|b| b.is_ascii_control() || b == b' ')
+            {
+                return Err(UsageError(format!("--ehlo {e:?}: not a valid EHLO name")));
+            }
+        }
+        if let Some(n) = &self.tls_name {
+            if rustls_pki_types::ServerName::try_from(n.as_str()).is_err() {
+                return Err(UsageError(format!(
+                    "--tls-name {n:?}: not a valid TLS server name"
+                )));
+            }
+        }
+        if self.data && self.rcpt.is_empty() {
+            return Err(UsageError("--data needs at least one --rcpt".to_string()));
+        }
+        let family = match (self.ipv4, self.ipv6) {
+            (true, _) => Some(Family::V4),
+            (_, true) => Some(Family::V6),
+            _ => None,
+        };
+        if let (Some(src), Some(f)) = (self.source, family) {
+            if src.is_ipv4() != (f == Family::V4) {
+                return Err(UsageError(format!("--source {src} does not match -4/-6")));
+            }
+        }
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            let mismatch = match family {
+                Some(Family::V4) => !ip.is_ipv4(),
+                Some(Family::V6) => !ip.is_ipv6(),
+                None => false,
+            };
+            if mismatch {
+                return Err(UsageError(format!("{ip} does not match -4/-6")));
+            }
+        }
+        let auth = match &self.auth_user {
+            None => None,
+            Some(user) => {
+                if user.bytes().any(|b| b.is_ascii_control()) {
+                    return Err(UsageError("--auth-user: control characters".to_string()));
+                }
+                let password = match (&self.auth_password_env, &self.auth_password_file) {
+                    (Some(var), _) => Secret::from_env(var),
+                    (None, Some(file)) => Secret::from_file(file),
+                    (None, None) => Secret::prompt(user),
+                }
+                .map_err(UsageError)?;
+                Some(AuthOptions {
+                    user: user.clone(),
+                    password,
+                    mech: self.auth_mech,
+                    allow_plaintext: self.auth_plaintext,
+                })
+            }
+        };
+        Ok(ProbeOptions {
+            host,
+            port,
+            addrs: None,
+            starttls: if self.tls_implicit {
+                StartTls::Never
+            } else {
+                self.starttls
+            },
+            implicit_tls: self.tls_implicit,
+            tls: TlsOptions {
+                verify: self.tls_verify,
+                ca_file: self.tls_ca_file.clone(),
+                client_cert: self.tls_client_cert.clone(),
+                client_key: self.tls_client_key.clone(),
+                classic_groups: self.tls_classic_groups,
+            },
+            tls_name: self.tls_name.clone(),
+            ehlo: self.ehlo.clone(),
+            from: self.from.clone(),
+            rcpts: self.rcpt.clone(),
+            auth,
+            data: self.data,
+            headers: self.header.clone(),
+            pipelining: !self.no_pipelining,
+            connect_timeout: self.connect_timeout,
+            stage_timeout: self.stage_timeout,
+            source: self.source,
+            family,
+            ctx: Default::default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn targets() {
+        let t = |s| parse_target(s, 25).map_err(|e| e.0);
+        assert_eq!(t("mx.contoso.com").unwrap(), ("mx.contoso.com".into(), 25));
+        assert_eq!(
+            t("mx.contoso.com:587").unwrap(),
+            ("mx.contoso.com".into(), 587)
+        );
+        assert_eq!(t("192.0.2.10").unwrap(), ("192.0.2.10".into(), 25));
+        assert_eq!(t("192.0.2.10:2525").unwrap(), ("192.0.2.10".into(), 2525));
+        assert_eq!(t("[2001:db8::1]:465").unwrap(), ("2001:db8::1".into(), 465));
+        assert_eq!(t("2001:db8::1").unwrap(), ("2001:db8::1".into(), 25));
+        assert_eq!(t("[::1]").unwrap(), ("::1".into(), 25));
+        for bad in [
+            "", "mx:0", "mx:99999", "mx:abc", "[::1", "[mx]:25", "a b", "-x.com", "a..b",
+        ] {
+            assert!(t(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn addresses_cannot_inject_commands() {
+        assert!(check_address("--rcpt", "a@b\r\nRCPT TO:<c@d>", false).is_err());
+        assert!(check_address("--rcpt", "a b@c", false).is_err());
+        assert!(check_address("--rcpt", "nobody", false).is_err());
+        assert!(check_address("--rcpt", "postmaster", false).is_ok());
+        assert!(check_address("--rcpt", "<user@contoso.com>", false).is_ok());
+        assert!(check_address("--from", "<>", true).is_ok());
+        assert!(check_address("--from", "", true).is_ok());
+        assert!(check_header("X-Test: a\r\nBcc: x@y").is_err());
+        assert!(check_header("no colon").is_err());
+        assert!(check_header("X-Test: fine").is_ok());
+    }
+}

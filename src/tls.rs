@@ -1,0 +1,393 @@
+//! TLS for SMTP: rustls client configurations (aws-lc-rs, explicit), a verifier that records
+//! why a certificate failed instead of only failing (DESIGN.md: report, and go on unless
+//! `--tls-verify strict`), and inspection of what the server presented.
+
+use crate::model::{CertInfo, TlsReport};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{aws_lc_rs as rustls_aws, CryptoProvider};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VerifyMode {
+    /// Record why verification failed and what was presented, then carry on.
+    Report,
+    /// A certificate that does not verify ends the probe.
+    Strict,
+}
+
+/// What the user asked of TLS.
+#[derive(Debug, Clone)]
+pub struct TlsOptions {
+    pub verify: VerifyMode,
+    /// Extra trust anchors (PEM), e.g. a private CA; the public web PKI roots stay trusted.
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// Offer only classic key-exchange groups (no post-quantum hybrid key share): some
+    /// middleboxes drop a ClientHello that large.
+    pub classic_groups: bool,
+}
+
+/// The verification result the verifier saw, shared with the probe.
+#[derive(Debug, Default)]
+pub struct VerifyRecord {
+    /// None until the server's certificate was checked.
+    pub result: Option<Result<(), String>>,
+    /// The chain as presented, leaf first; kept even when the handshake then fails.
+    pub presented: Vec<CertificateDer<'static>>,
+}
+
+pub type SharedRecord = Arc<Mutex<VerifyRecord>>;
+
+/// Wraps the WebPKI verifier: records the outcome; in report mode accepts the chain anyway.
+/// Handshake signatures are always checked by the inner verifier, so a server still has to hold
+/// the key of the certificate it presents.
+#[derive(Debug)]
+struct RecordingVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    mode: VerifyMode,
+    record: SharedRecord,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let result =
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        if let Ok(mut rec) = self.record.lock() {
+            rec.presented = std::iter::once(end_entity)
+                .chain(intermediates)
+                .map(|c| c.clone().into_owned())
+                .collect();
+            rec.result = Some(result.as_ref().map(|_| ()).map_err(describe_verify_error));
+        }
+        match (result, self.mode) {
+            (Ok(v), _) => Ok(v),
+            (Err(_), VerifyMode::Report) => Ok(ServerCertVerified::assertion()),
+            (Err(e), VerifyMode::Strict) => Err(e),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A short reason an admin can act on, instead of rustls' enum names.
+fn describe_verify_error(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            CertificateError::UnknownIssuer => "not issued by a trusted CA (self-signed, or a \
+                private CA: pass --tls-ca-file to trust it)"
+                .to_string(),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                format!("certificate expired ({e})")
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                format!("certificate not valid yet ({e})")
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                format!("certificate does not match the name ({e})")
+            }
+            _ => e.to_string(),
+        },
+        _ => e.to_string(),
+    }
+}
+
+/// Errors building the TLS configuration: bad files the user named (exit 2).
+#[derive(Debug)]
+pub struct TlsConfigError(pub String);
+
+impl std::fmt::Display for TlsConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn provider(classic_groups: bool) -> CryptoProvider {
+    let mut p = rustls_aws::default_provider();
+    if classic_groups {
+        p.kx_groups = vec![
+            rustls_aws::kx_group::X25519,
+            rustls_aws::kx_group::SECP256R1,
+            rustls_aws::kx_group::SECP384R1,
+        ];
+    }
+    p
+}
+
+/// Builds the client configuration and the record its verifier fills in. One per connection,
+/// so each probe's record is its own.
+pub fn client_config(
+    opts: &TlsOptions,
+) -> Result<(Arc<ClientConfig>, SharedRecord), TlsConfigError> {
+    let provider = Arc::new(provider(opts.classic_groups));
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &opts.ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| TlsConfigError(format!("--tls-ca-file {}: {e}", path.display())))?;
+        let mut added = 0;
+        for cert in certs {
+            let cert =
+                cert.map_err(|e| TlsConfigError(format!("--tls-ca-file {}: {e}", path.display())))?;
+            roots.add(cert).map_err(|e| {
+                TlsConfigError(format!(
+                    "--tls-ca-file {}: not a CA certificate: {e}",
+                    path.display()
+                ))
+            })?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(TlsConfigError(format!(
+                "--tls-ca-file {}: no PEM certificate found",
+                path.display()
+            )));
+        }
+    }
+    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| TlsConfigError(format!("building the certificate verifier: {e}")))?;
+    let record = SharedRecord::default();
+    let verifier = Arc::new(RecordingVerifier {
+        inner,
+        mode: opts.verify,
+        record: record.clone(),
+    });
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsConfigError(format!("TLS configuration: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let config = match (&opts.client_cert, &opts.client_key) {
+        (Some(cert), Some(key)) => {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                .and_then(|it| it.collect::<Result<_, _>>())
+                .map_err(|e| {
+                    TlsConfigError(format!("--tls-client-cert {}: {e}", cert.display()))
+                })?;
+            if chain.is_empty() {
+                return Err(TlsConfigError(format!(
+                    "--tls-client-cert {}: no PEM certificate found",
+                    cert.display()
+                )));
+            }
+            // The key's own error text can quote file content: keep only the file name.
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|_| {
+                TlsConfigError(format!(
+                    "--tls-client-key {}: no readable PEM private key",
+                    key.display()
+                ))
+            })?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| TlsConfigError(format!("client certificate and key: {e}")))?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => {
+            return Err(TlsConfigError(
+                "--tls-client-cert and --tls-client-key go together".to_string(),
+            ))
+        }
+    };
+    Ok((Arc::new(config), record))
+}
+
+/// The TLS section of the report, from the established connection and the verifier's record.
+pub fn report(
+    conn: &rustls::ClientConnection,
+    record: &SharedRecord,
+    client_cert: bool,
+) -> TlsReport {
+    let mut rep = report_from_record(record, client_cert);
+    rep.version = conn
+        .protocol_version()
+        .map(|v| tls_version_name(v).to_string());
+    rep.cipher = conn
+        .negotiated_cipher_suite()
+        .map(|s| format!("{:?}", s.suite()));
+    rep.key_exchange_group = conn
+        .negotiated_key_exchange_group()
+        .map(|g| format!("{:?}", g.name()));
+    rep.alpn = conn
+        .alpn_protocol()
+        .map(|a| String::from_utf8_lossy(a).into_owned());
+    if let Some(certs) = conn.peer_certificates() {
+        if rep.chain.is_empty() {
+            rep.chain = certs.iter().map(|c| cert_info(c.as_ref())).collect();
+        }
+    }
+    rep
+}
+
+/// What is known when the handshake failed: the verifier may still have seen the chain.
+pub fn report_from_record(record: &SharedRecord, client_cert: bool) -> TlsReport {
+    let (verified, verify_error, chain) = match record.lock() {
+        Ok(rec) => {
+            let (verified, err) = match &rec.result {
+                Some(Ok(())) => (true, None),
+                Some(Err(e)) => (false, Some(e.clone())),
+                None => (false, Some("no certificate was verified".to_string())),
+            };
+            (
+                verified,
+                err,
+                rec.presented
+                    .iter()
+                    .map(|c| cert_info(c.as_ref()))
+                    .collect(),
+            )
+        }
+        Err(_) => (
+            false,
+            Some("verification record unavailable".to_string()),
+            Vec::new(),
+        ),
+    };
+    TlsReport {
+        version: None,
+        cipher: None,
+        key_exchange_group: None,
+        alpn: None,
+        verified,
+        verify_error,
+        client_certificate_sent: client_cert,
+        chain,
+    }
+}
+
+fn tls_version_name(v: rustls::ProtocolVersion) -> &'static str {
+    match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
+        rustls::ProtocolVersion::TLSv1_1 => "TLSv1.1",
+        rustls::ProtocolVersion::TLSv1_0 => "TLSv1.0",
+        _ => "unknown",
+    }
+}
+
+/// Parses one DER certificate for the report. A certificate x509-parser cannot read is still
+/// listed, with its fingerprint, so the admin sees something was presented.
+pub fn cert_info(der: &[u8]) -> CertInfo {
+    let sha256 = hex_colon(aws_lc_rs_digest(der).as_ref());
+    match x509_parser::parse_x509_certificate(der) {
+        Ok((_, cert)) => {
+            let not_before = cert.validity().not_before.timestamp();
+            let not_after = cert.validity().not_after.timestamp();
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let mut sans = Vec::new();
+            if let Ok(Some(ext)) = cert.subject_alternative_name() {
+                for name in &ext.value.general_names {
+                    match name {
+                        x509_parser::extensions::GeneralName::DNSName(d) => {
+                            sans.push(d.to_string())
+                        }
+                        x509_parser::extensions::GeneralName::IPAddress(ip) => {
+                            if let Some(ip) = ip_from_bytes(ip) {
+                                sans.push(ip.to_string())
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let subject = cert.subject().to_string();
+            let issuer = cert.issuer().to_string();
+            CertInfo {
+                self_signed: subject == issuer,
+                subject,
+                sans,
+                issuer,
+                serial: cert.tbs_certificate.raw_serial_as_string(),
+                not_before: rfc3339(not_before),
+                not_after: rfc3339(not_after),
+                days_left: (not_after - now).div_euclid(86_400),
+                sha256,
+            }
+        }
+        Err(e) => CertInfo {
+            subject: format!("(unparsable certificate: {e})"),
+            sans: Vec::new(),
+            issuer: String::new(),
+            serial: String::new(),
+            not_before: String::new(),
+            not_after: String::new(),
+            days_left: 0,
+            self_signed: false,
+            sha256,
+        },
+    }
+}
+
+fn aws_lc_rs_digest(der: &[u8]) -> aws_lc_rs::digest::Digest {
+    ::aws_lc_rs::digest::digest(&::aws_lc_rs::digest::SHA256, der)
+}
+
+fn ip_from_bytes(b: &[u8]) -> Option<std::net::IpAddr> {
+    match b.len() {
+        4 => <[u8; 4]>::try_from(b).ok().map(std::net::IpAddr::from),
+        16 => <[u8; 16]>::try_from(b).ok().map(std::net::IpAddr::from),
+        _ => None,
+    }
+}
+
+fn rfc3339(unix: i64) -> String {
+    let t = if unix >= 0 {
+        SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(unix as u64))
+    } else {
+        SystemTime::UNIX_EPOCH.checked_sub(std::time::Duration::from_secs(unix.unsigned_abs()))
+    };
+    match t {
+        Some(t) => humantime::format_rfc3339_seconds(t).to_string(),
+        None => unix.to_string(),
+    }
+}
+
+fn hex_colon(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push_str(&format!("{b:02X}"));
+    }
+    s
+}
