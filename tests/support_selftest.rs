@@ -611,3 +611,27 @@ fn blackhole_works_outside_a_runtime_and_for_std_clients() {
         .expect_err("connect must hang");
     assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
 }
+
+/// A paused test clock must not fire the fixture's deadlines: the thread variant keeps time
+/// on its own runtime, and `finish` uses no timer of the caller's runtime.
+#[tokio::test(start_paused = true)]
+async fn spawn_thread_works_with_a_paused_clock() {
+    let server = ScriptedServer::spawn_thread(vec![
+        Step::Sleep(Duration::from_millis(300)),
+        line("220 x"),
+        expect("QUIT"),
+        Step::Sleep(Duration::from_millis(300)),
+        line("221 bye"),
+    ]);
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let mut io = BufReader::new(tcp);
+    let mut l = String::new();
+    io.read_line(&mut l).await.expect("read");
+    assert_eq!(l, "220 x\r\n");
+    io.get_mut().write_all(b"QUIT\r\n").await.expect("write");
+    let log = server.finish().await;
+    log.assert_completed();
+    let mut rest = Vec::new();
+    io.read_to_end(&mut rest).await.expect("read");
+    assert_eq!(rest, b"221 bye\r\n");
+}

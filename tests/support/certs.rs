@@ -259,7 +259,7 @@ fn leaf_params(name: &str, eku: ExtendedKeyUsagePurpose) -> (CertificateParams, 
     params.distinguished_name.push(DnType::CommonName, name);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![eku];
-    // Without the AKI some verifiers cannot pick the issuer; webpki does not need it but is happy.
+    // OpenSSL-based peers (e.g. the Postfix tests) use the AKI to find the issuer; webpki ignores it.
     params.use_authority_key_identifier_extension = true;
     (params, KeyPair::generate().expect("leaf key"))
 }

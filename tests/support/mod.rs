@@ -5,8 +5,8 @@
 pub mod certs;
 pub mod scripted;
 
-pub use certs::{CertKind, TestPki};
+pub use certs::{CertKind, TestPki, WRONG_NAME};
 pub use scripted::{
-    blackhole, ehlo_reply, esmtp_greeting, expect, line, refused_addr, Blackhole, ScriptedServer,
-    ServerLog, Step,
+    accept_envelope_then_quit, blackhole, ehlo_reply, esmtp_greeting, expect, line, multiline,
+    quit, refused_addr, send, starttls_dialogue, Blackhole, ScriptedServer, ServerLog, Step,
 };

@@ -221,19 +221,23 @@ pub struct ScriptedServer {
     /// Where to connect (127.0.0.1, ephemeral port).
     pub addr: SocketAddr,
     log: Arc<Mutex<ServerLog>>,
+    /// Fires (or errs, if the task was aborted) when the script task is over.
     done: oneshot::Receiver<()>,
     abort: AbortHandle,
+    /// Thread variant only: asks the server thread to enforce FINISH_WAIT on its own clock.
+    finish_request: Option<oneshot::Sender<()>>,
 }
 
 impl ScriptedServer {
-    /// Binds 127.0.0.1:0 and spawns the script on the current tokio runtime.
+    /// Binds 127.0.0.1:0 and spawns the script on the current tokio runtime. Its deadlines
+    /// use that runtime's clock: with `start_paused = true` use `spawn_thread` instead.
     pub async fn start(steps: Vec<Step>) -> ScriptedServer {
         let (server, _join) = launch(steps);
         server
     }
 
-    /// Runs the script on its own thread with a current-thread runtime (for tests that run the
-    /// mxtrace binary as a subprocess, or are not async).
+    /// Runs the script on its own thread with a current-thread runtime and a real clock (for
+    /// tests that run the mxtrace binary as a subprocess, are not async, or pause time).
     pub fn spawn_thread(steps: Vec<Step>) -> ScriptedServer {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
@@ -244,10 +248,23 @@ impl ScriptedServer {
                     .build()
                     .expect("runtime for scripted server");
                 rt.block_on(async move {
-                    let (server, join) = launch(steps);
+                    let (mut server, mut join) = launch(steps);
+                    let (finish_tx, finish_rx) = oneshot::channel();
+                    server.finish_request = Some(finish_tx);
+                    let log = server.log.clone();
+                    let abort = server.abort.clone();
                     let _ = tx.send(server);
-                    // Keep the runtime alive until the script ends or is aborted.
-                    let _ = join.await;
+                    // Keep the runtime alive until the script ends; once `finish` is called
+                    // (or the server dropped), allow it FINISH_WAIT more.
+                    tokio::select! {
+                        _ = &mut join => {}
+                        _ = finish_rx => {
+                            if timeout(FINISH_WAIT, &mut join).await.is_err() {
+                                record_overrun(&log);
+                                abort.abort();
+                            }
+                        }
+                    }
                 });
             })
             .expect("spawn scripted server thread");
@@ -262,34 +279,37 @@ impl ScriptedServer {
     /// Waits (max 30 s) for the script to end and returns the log; on timeout the script is
     /// aborted and a failure recorded.
     pub async fn finish(mut self) -> ServerLog {
-        if timeout(FINISH_WAIT, &mut self.done).await.is_err() {
+        if let Some(request) = self.finish_request.take() {
+            // Thread variant: the server thread times itself, so a paused test clock is fine.
+            let _ = request.send(());
+            let _ = (&mut self.done).await;
+        } else if timeout(FINISH_WAIT, &mut self.done).await.is_err() {
+            record_overrun(&self.log);
             self.abort.abort();
-            self.record_overrun();
         }
         self.snapshot()
     }
 
-    /// Blocking `finish` for `spawn_thread` servers; must not be called inside a tokio runtime.
+    /// Blocking `finish` for `spawn_thread` servers (not for `start`: it would block the
+    /// runtime the script runs on). Must not be called from async code.
     pub fn finish_blocking(mut self) -> ServerLog {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("runtime for finish_blocking");
-        let finished = rt.block_on(async { timeout(FINISH_WAIT, &mut self.done).await.is_ok() });
-        if !finished {
-            self.abort.abort();
-            self.record_overrun();
-        }
+        let request = self
+            .finish_request
+            .take()
+            .expect("finish_blocking is for spawn_thread servers; use finish().await");
+        let _ = request.send(());
+        let done = std::mem::replace(&mut self.done, oneshot::channel().1);
+        let _ = done.blocking_recv();
         self.snapshot()
     }
+}
 
-    fn record_overrun(&self) {
-        let mut log = self.log.lock().expect("log lock");
-        let step = log.steps_played;
-        log.failures.push(format!(
-            "script still running after {FINISH_WAIT:?} (at step {step}); aborted"
-        ));
-    }
+fn record_overrun(log: &Mutex<ServerLog>) {
+    let mut log = log.lock().expect("log lock");
+    let step = log.steps_played;
+    log.failures.push(format!(
+        "script still running after {FINISH_WAIT:?} (at step {step}); aborted"
+    ));
 }
 
 impl Drop for ScriptedServer {
@@ -320,6 +340,7 @@ fn launch(steps: Vec<Step>) -> (ScriptedServer, tokio::task::JoinHandle<()>) {
             log,
             done,
             abort,
+            finish_request: None,
         },
         join,
     )
