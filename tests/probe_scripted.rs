@@ -62,7 +62,7 @@ fn stage(r: &ProbeReport, st: Stage) -> &mxtrace::model::StageRecord {
 
 fn greeting(caps: &[&str]) -> Vec<Step> {
     vec![
-        Step::Send(line(&format!("220 {NAME} ESMTP Postfix"))),
+        line(&format!("220 {NAME} ESMTP Postfix")),
         Step::Expect("EHLO probe.fabrikam.test".into()),
         ehlo_reply(NAME, caps),
     ]
@@ -71,7 +71,7 @@ fn greeting(caps: &[&str]) -> Vec<Step> {
 fn quit() -> Vec<Step> {
     vec![
         Step::Expect("QUIT".into()),
-        Step::Send(line("221 2.0.0 Bye")),
+        line("221 2.0.0 Bye"),
         Step::Close,
     ]
 }
@@ -83,7 +83,7 @@ fn script(parts: Vec<Vec<Step>>) -> Vec<Step> {
 fn starttls_steps(pki: &TestPki, kind: CertKind, caps: &[&str]) -> Vec<Step> {
     vec![
         Step::Expect("STARTTLS".into()),
-        Step::Send(line("220 2.0.0 Ready to start TLS")),
+        line("220 2.0.0 Ready to start TLS"),
         Step::StartTls(pki.server_config(&kind)),
         Step::Expect("EHLO probe.fabrikam.test".into()),
         ehlo_reply(NAME, caps),
@@ -101,15 +101,19 @@ async fn full_session_with_starttls_and_pipelined_envelope() {
     let pki = TestPki::new();
     let server = ScriptedServer::start(script(vec![
         greeting(&["PIPELINING", "SIZE 10240000", "STARTTLS", "8BITMIME"]),
-        starttls_steps(&pki, CertKind::Valid(NAME.into()), &["PIPELINING", "AUTH PLAIN"]),
+        starttls_steps(
+            &pki,
+            CertKind::Valid(NAME.into()),
+            &["PIPELINING", "AUTH PLAIN"],
+        ),
         // Both lines arrive before any reply: only a pipelining client gets past this.
         vec![
             Step::Expect("MAIL FROM:<probe@fabrikam.test>".into()),
             Step::Expect("RCPT TO:<user@contoso.test>".into()),
-            Step::Send(line("250 2.1.0 Ok")),
-            Step::Send(line("250 2.1.5 Ok")),
+            line("250 2.1.0 Ok"),
+            line("250 2.1.5 Ok"),
             Step::Expect("RSET".into()),
-            Step::Send(line("250 2.0.0 Ok")),
+            line("250 2.0.0 Ok"),
         ],
         quit(),
     ]))
@@ -151,7 +155,10 @@ async fn full_session_with_starttls_and_pipelined_envelope() {
     let caps = r.capabilities.before_tls.as_ref().unwrap();
     assert!(caps.starttls && caps.pipelining);
     assert_eq!(caps.size, Some(10_240_000));
-    assert_eq!(r.capabilities.after_tls.as_ref().unwrap().auth, vec!["PLAIN"]);
+    assert_eq!(
+        r.capabilities.after_tls.as_ref().unwrap().auth,
+        vec!["PLAIN"]
+    );
     assert!(log.tls_established);
     assert!(!log.received.iter().any(|l| l.starts_with("DATA")));
 }
@@ -162,13 +169,13 @@ async fn without_pipelining_commands_go_one_at_a_time() {
         greeting(&["ENHANCEDSTATUSCODES"]),
         vec![
             Step::Expect("MAIL FROM:<>".into()),
-            Step::Send(line("250 2.1.0 Ok")),
+            line("250 2.1.0 Ok"),
             Step::Expect("RCPT TO:<a@contoso.test>".into()),
-            Step::Send(line("250 2.1.5 Ok")),
+            line("250 2.1.5 Ok"),
             Step::Expect("RCPT TO:<b@contoso.test>".into()),
-            Step::Send(line("250 2.1.5 Ok")),
+            line("250 2.1.5 Ok"),
             Step::Expect("RSET".into()),
-            Step::Send(line("250 2.0.0 Ok")),
+            line("250 2.0.0 Ok"),
         ],
         quit(),
     ]))
@@ -190,12 +197,10 @@ async fn unknown_recipient_fails_the_check_but_still_ends_politely() {
         vec![
             Step::Expect("MAIL FROM:<probe@fabrikam.test>".into()),
             Step::Expect("RCPT TO:<nobody@contoso.test>".into()),
-            Step::Send(line("250 2.1.0 Ok")),
-            Step::Send(line(
-                "550 5.1.1 <nobody@contoso.test>: Recipient address rejected: User unknown",
-            )),
+            line("250 2.1.0 Ok"),
+            line("550 5.1.1 <nobody@contoso.test>: Recipient address rejected: User unknown"),
             Step::Expect("RSET".into()),
-            Step::Send(line("250 2.0.0 Ok")),
+            line("250 2.0.0 Ok"),
         ],
         quit(),
     ]))
@@ -211,7 +216,10 @@ async fn unknown_recipient_fails_the_check_but_still_ends_politely() {
     let rcpt = stage(&r, Stage::RcptTo);
     let reply = rcpt.reply.as_ref().unwrap();
     assert_eq!(reply.code, 550);
-    assert_eq!(reply.enhanced.map(|e| e.to_string()).as_deref(), Some("5.1.1"));
+    assert_eq!(
+        reply.enhanced.map(|e| e.to_string()).as_deref(),
+        Some("5.1.1")
+    );
     assert!(rcpt.diagnosis.is_some());
 }
 
@@ -219,11 +227,11 @@ async fn unknown_recipient_fails_the_check_but_still_ends_politely() {
 async fn ehlo_refused_falls_back_to_helo() {
     let server = ScriptedServer::start(script(vec![
         vec![
-            Step::Send(line("220 old.contoso.test SMTP")),
+            line("220 old.contoso.test SMTP"),
             Step::Expect("EHLO".into()),
-            Step::Send(line("502 5.5.2 Error: command not recognized")),
+            line("502 5.5.2 Error: command not recognized"),
             Step::Expect("HELO probe.fabrikam.test".into()),
-            Step::Send(line("250 old.contoso.test")),
+            line("250 old.contoso.test"),
         ],
         quit(),
     ]))
@@ -241,13 +249,13 @@ async fn data_only_when_asked_and_message_identifies_itself() {
         greeting(&[]),
         vec![
             Step::Expect("MAIL FROM:<probe@fabrikam.test>".into()),
-            Step::Send(line("250 2.1.0 Ok")),
+            line("250 2.1.0 Ok"),
             Step::Expect("RCPT TO:<user@contoso.test>".into()),
-            Step::Send(line("250 2.1.5 Ok")),
+            line("250 2.1.5 Ok"),
             Step::Expect("DATA".into()),
-            Step::Send(line("354 End data with <CR><LF>.<CR><LF>")),
+            line("354 End data with <CR><LF>.<CR><LF>"),
             Step::ReadData,
-            Step::Send(line("250 2.0.0 Ok: queued as 4XyZ")),
+            line("250 2.0.0 Ok: queued as 4XyZ"),
         ],
         quit(),
     ]))
@@ -268,7 +276,10 @@ async fn data_only_when_asked_and_message_identifies_itself() {
     assert_eq!(log.received.last().map(String::as_str), Some("QUIT"));
     // A completed transaction needs no RSET.
     assert!(!stages(&r).contains(&Stage::Rset));
-    assert_eq!(stage(&r, Stage::EndOfData).reply.as_ref().unwrap().code, 250);
+    assert_eq!(
+        stage(&r, Stage::EndOfData).reply.as_ref().unwrap().code,
+        250
+    );
 }
 
 #[tokio::test]
@@ -277,9 +288,9 @@ async fn no_data_without_the_flag() {
         greeting(&[]),
         vec![
             Step::Expect("MAIL".into()),
-            Step::Send(line("250 2.1.0 Ok")),
+            line("250 2.1.0 Ok"),
             Step::Expect("RCPT".into()),
-            Step::Send(line("250 2.1.5 Ok")),
+            line("250 2.1.5 Ok"),
             Step::ReadUntilClose,
         ],
     ]))
@@ -290,7 +301,11 @@ async fn no_data_without_the_flag() {
     let _ = run(&o).await;
     let log = server.finish().await;
     log.assert_ok();
-    assert!(!log.received.iter().any(|l| l == "DATA"), "{:?}", log.received);
+    assert!(
+        !log.received.iter().any(|l| l == "DATA"),
+        "{:?}",
+        log.received
+    );
     assert!(log.received.iter().any(|l| l == "RSET"));
 }
 
@@ -331,7 +346,7 @@ async fn auth_plain_success_is_redacted() {
         AuthMech::Plain,
         vec![
             Step::Expect("AUTH PLAIN AG1lQGNvbnRvc28udGVzdABzM2NyM3QtUEBzcw==".into()),
-            Step::Send(line("235 2.7.0 Authentication successful")),
+            line("235 2.7.0 Authentication successful"),
         ],
     )
     .await;
@@ -347,11 +362,11 @@ async fn auth_login_failure_is_reported_and_redacted() {
         AuthMech::Login,
         vec![
             Step::Expect("AUTH LOGIN".into()),
-            Step::Send(line("334 VXNlcm5hbWU6")),
+            line("334 VXNlcm5hbWU6"),
             Step::Expect("bWVAY29udG9zby50ZXN0".into()),
-            Step::Send(line("334 UGFzc3dvcmQ6")),
+            line("334 UGFzc3dvcmQ6"),
             Step::Expect("czNjcjN0LVBAc3M=".into()),
-            Step::Send(line("535 5.7.8 Error: authentication failed")),
+            line("535 5.7.8 Error: authentication failed"),
         ],
     )
     .await;
@@ -366,11 +381,7 @@ async fn auth_login_failure_is_reported_and_redacted() {
 
 #[tokio::test]
 async fn credentials_are_never_sent_in_clear() {
-    let server = ScriptedServer::start(script(vec![
-        greeting(&["AUTH PLAIN LOGIN"]),
-        quit(),
-    ]))
-    .await;
+    let server = ScriptedServer::start(script(vec![greeting(&["AUTH PLAIN LOGIN"]), quit()])).await;
     let mut o = opts(server.addr);
     o.starttls = StartTls::Never;
     o.auth = Some(AuthOptions {
@@ -411,7 +422,11 @@ async fn certificate_problems_are_reported_and_the_probe_goes_on() {
         let err = tls.verify_error.as_deref().unwrap_or("");
         assert!(err.contains(why), "{why:?} not in {err:?}");
         assert!(!tls.chain.is_empty());
-        assert!(r.verdict.warnings.iter().any(|w| w.contains("certificate not verified")));
+        assert!(r
+            .verdict
+            .warnings
+            .iter()
+            .any(|w| w.contains("certificate not verified")));
         let hs = stage(&r, Stage::TlsHandshake);
         assert!(hs.diagnosis.is_some(), "the finding is explained");
     }
@@ -424,7 +439,7 @@ async fn strict_verification_makes_a_bad_certificate_fatal() {
         greeting(&["STARTTLS"]),
         vec![
             Step::Expect("STARTTLS".into()),
-            Step::Send(line("220 2.0.0 Ready to start TLS")),
+            line("220 2.0.0 Ready to start TLS"),
             Step::StartTls(pki.server_config(&CertKind::Expired(NAME.into()))),
         ],
     ]))
@@ -450,7 +465,7 @@ async fn client_certificate_is_presented_when_configured() {
         greeting(&["STARTTLS"]),
         vec![
             Step::Expect("STARTTLS".into()),
-            Step::Send(line("220 2.0.0 Ready")),
+            line("220 2.0.0 Ready"),
             Step::StartTls(pki.server_config_with_client_auth(&CertKind::Valid(NAME.into()))),
             Step::Expect("EHLO".into()),
             ehlo_reply(NAME, &[]),
@@ -476,7 +491,7 @@ async fn tls_not_available_auto_goes_on_require_fails() {
             greeting(&["STARTTLS"]),
             vec![
                 Step::Expect("STARTTLS".into()),
-                Step::Send(line("454 4.7.0 TLS not available due to local problem")),
+                line("454 4.7.0 TLS not available due to local problem"),
             ],
         ]);
         steps.extend(quit());
@@ -514,7 +529,9 @@ async fn starttls_required_but_not_offered() {
 async fn implicit_tls_reports_the_handshake_before_the_banner() {
     let pki = TestPki::new();
     let server = ScriptedServer::start(script(vec![
-        vec![Step::StartTls(pki.server_config(&CertKind::Valid(NAME.into())))],
+        vec![Step::StartTls(
+            pki.server_config(&CertKind::Valid(NAME.into())),
+        )],
         greeting(&["AUTH PLAIN"]),
         quit(),
     ]))
@@ -537,7 +554,7 @@ async fn implicit_tls_reports_the_handshake_before_the_banner() {
 async fn masked_starttls_and_asterisk_banner_are_noted() {
     let server = ScriptedServer::start(script(vec![
         vec![
-            Step::Send(line("220 ******************************************")),
+            line("220 ******************************************"),
             Step::Expect("EHLO".into()),
             ehlo_reply(NAME, &["XXXXXXXA", "PIPELINING"]),
         ],
@@ -556,7 +573,7 @@ async fn masked_starttls_and_asterisk_banner_are_noted() {
 #[tokio::test]
 async fn greeting_421_closes_without_quit_and_554_gets_quit() {
     let server = ScriptedServer::start(vec![
-        Step::Send(line("421 4.3.2 Service shutting down")),
+        line("421 4.3.2 Service shutting down"),
         Step::ReadUntilClose,
     ])
     .await;
@@ -567,9 +584,9 @@ async fn greeting_421_closes_without_quit_and_554_gets_quit() {
     assert_eq!(r.verdict.failed_stage, Some(Stage::Banner));
 
     let server = ScriptedServer::start(script(vec![
-        vec![Step::Send(line(
+        vec![line(
             "554 5.7.1 Service unavailable; Client host [127.0.0.1] blocked using zen.spamhaus.org",
-        ))],
+        )],
         quit(),
     ]))
     .await;
@@ -585,7 +602,7 @@ async fn a_421_mid_session_stops_the_probe() {
         greeting(&[]),
         vec![
             Step::Expect("MAIL".into()),
-            Step::Send(line("421 4.7.0 Too many connections, closing")),
+            line("421 4.7.0 Too many connections, closing"),
             Step::ReadUntilClose,
         ],
     ]))
@@ -594,7 +611,10 @@ async fn a_421_mid_session_stops_the_probe() {
     o.rcpts = vec!["user@contoso.test".into()];
     let r = run(&o).await;
     let log = server.finish().await;
-    assert!(!log.received.iter().any(|l| l == "QUIT" || l.starts_with("RCPT")));
+    assert!(!log
+        .received
+        .iter()
+        .any(|l| l == "QUIT" || l.starts_with("RCPT")));
     assert_eq!(r.verdict.failed_stage, Some(Stage::MailFrom));
     assert_eq!(stages(&r).last(), Some(&Stage::MailFrom));
 }
@@ -624,7 +644,7 @@ async fn filtered_connection_times_out() {
 #[tokio::test]
 async fn reset_after_greeting() {
     let server = ScriptedServer::start(vec![
-        Step::Send(line("220 mx ESMTP")),
+        line("220 mx ESMTP"),
         Step::Expect("EHLO".into()),
         Step::Reset,
     ])
@@ -638,7 +658,7 @@ async fn reset_after_greeting() {
 #[tokio::test]
 async fn close_in_the_middle_of_a_reply() {
     let server = ScriptedServer::start(vec![
-        Step::Send(line("220 mx ESMTP")),
+        line("220 mx ESMTP"),
         Step::Expect("EHLO".into()),
         Step::Send("250-mx.contoso.test\r\n250-PIPE".into()),
         Step::Close,
@@ -686,7 +706,8 @@ async fn one_byte_at_a_time_hits_the_stage_deadline() {
 
 #[tokio::test]
 async fn endless_line_is_a_protocol_error_not_an_allocation() {
-    let server = ScriptedServer::start(vec![Step::SendEndless(b"220 aaaaaaaaaaaaaaaa".to_vec())]).await;
+    let server =
+        ScriptedServer::start(vec![Step::SendEndless(b"220 aaaaaaaaaaaaaaaa".to_vec())]).await;
     let r = run(&short(server.addr)).await;
     let _ = server.finish().await;
     let e = stage(&r, Stage::Banner).error.as_ref().unwrap();
@@ -696,8 +717,10 @@ async fn endless_line_is_a_protocol_error_not_an_allocation() {
 
 #[tokio::test]
 async fn endless_multiline_reply_is_a_protocol_error() {
-    let server =
-        ScriptedServer::start(vec![Step::SendEndless(b"220-still greeting you\r\n".to_vec())]).await;
+    let server = ScriptedServer::start(vec![Step::SendEndless(
+        b"220-still greeting you\r\n".to_vec(),
+    )])
+    .await;
     let r = run(&short(server.addr)).await;
     let _ = server.finish().await;
     let e = stage(&r, Stage::Banner).error.as_ref().unwrap();
@@ -713,7 +736,7 @@ async fn ehlo_with_hundreds_of_capabilities_is_bounded() {
     }
     reply.push_str("250 HELP\r\n");
     let server = ScriptedServer::start(vec![
-        Step::Send(line("220 mx ESMTP")),
+        line("220 mx ESMTP"),
         Step::Expect("EHLO".into()),
         Step::Send(reply),
         Step::ReadUntilClose,
@@ -745,7 +768,8 @@ async fn mismatched_codes_and_garbage_are_protocol_errors() {
         "220-mx ESMTP\r\n554 5.7.1 no\r\n".to_string(),
         "HTTP/1.1 400 Bad Request\r\n".to_string(),
     ] {
-        let server = ScriptedServer::start(vec![Step::Send(bad.clone()), Step::ReadUntilClose]).await;
+        let server =
+            ScriptedServer::start(vec![Step::Send(bad.clone()), Step::ReadUntilClose]).await;
         let r = run(&short(server.addr)).await;
         let _ = server.finish().await;
         let e = stage(&r, Stage::Banner).error.as_ref().unwrap();
@@ -798,7 +822,7 @@ async fn tls_garbage_after_starttls() {
         greeting(&["STARTTLS"]),
         vec![
             Step::Expect("STARTTLS".into()),
-            Step::Send(line("220 2.0.0 Ready")),
+            line("220 2.0.0 Ready"),
             Step::Sleep(Duration::from_millis(50)),
             Step::Send("this is not TLS at all\r\n".into()),
             Step::ReadUntilClose,
@@ -817,7 +841,7 @@ async fn stalled_tls_handshake_times_out() {
         greeting(&["STARTTLS"]),
         vec![
             Step::Expect("STARTTLS".into()),
-            Step::Send(line("220 2.0.0 Ready")),
+            line("220 2.0.0 Ready"),
             Step::Hang,
         ],
     ]))
@@ -839,5 +863,8 @@ async fn quit_does_not_wait_long() {
         .expect("QUIT waited for the 60 s stage timeout");
     let _ = server.finish().await;
     assert!(r.verdict.passed, "{}", r.verdict.summary);
-    assert_eq!(stage(&r, Stage::Quit).error.as_ref().unwrap().kind, ErrorKind::Timeout);
+    assert_eq!(
+        stage(&r, Stage::Quit).error.as_ref().unwrap().kind,
+        ErrorKind::Timeout
+    );
 }

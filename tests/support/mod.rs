@@ -10,3 +10,5 @@ pub use scripted::{
     accept_envelope_then_quit, blackhole, ehlo_reply, esmtp_greeting, expect, line, multiline,
     quit, refused_addr, send, starttls_dialogue, Blackhole, ScriptedServer, ServerLog, Step,
 };
+pub mod bin;
+pub mod postfix;
