@@ -144,7 +144,10 @@ pub enum ReplyError {
     /// The line does not start with a three-digit code 2xx-5xx followed by ' ', '-' or the end.
     BadLine(String),
     /// A continuation line's code differs from the first line's (RFC 5321 4.2.1).
-    MismatchedCode { first: u16, line: u16 },
+    MismatchedCode {
+        first: u16,
+        line: u16,
+    },
     Empty,
     TrailingLines,
 }
