@@ -2,5 +2,6 @@
 //! its path. See DESIGN.md for the vocabulary and README.md for the layout.
 
 pub mod diagnose;
+pub mod explain;
 pub mod model;
 pub mod smtp;

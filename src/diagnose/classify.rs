@@ -85,6 +85,9 @@ pub fn classify_reply(stage: Option<Stage>, reply: &Reply) -> Finding {
             }
         }
     }
+    // Generic wording is matched without the codes' own documented meanings: a server that
+    // just repeats "Delivery not authorized, message refused" for 5.7.1 has said nothing more.
+    let text = strip_meanings(text, reply.enhanced, basic);
     if let Some(r) = KEYWORDS.iter().find(|r| r.matches(&text, stage, digit)) {
         return from_text(class, stage, r, Tier::Keyword);
     }
@@ -244,6 +247,26 @@ pub(crate) fn merge_steps(category: Category, row_steps: &[&'static str]) -> Vec
         out.push(ESCALATE.to_string());
     }
     out
+}
+
+/// Removes the registry meaning of the enhanced code and the RFC 5321 meaning of the basic code
+/// from the (lower-cased) text.
+fn strip_meanings(mut text: String, e: Option<EnhancedCode>, basic: Option<&BasicRule>) -> String {
+    let registry = e.and_then(|e| {
+        RFC3463_TABLE
+            .iter()
+            .find(|r| r.subject == e.subject && (r.detail_lo..=r.detail_hi).contains(&e.detail))
+    });
+    for meaning in [registry.map(|r| r.meaning), basic.map(|b| b.meaning)]
+        .into_iter()
+        .flatten()
+    {
+        let m = meaning.to_lowercase();
+        if !m.is_empty() && text.contains(&m) {
+            text = text.replace(&m, " ");
+        }
+    }
+    text
 }
 
 /// Lower-cased copy of at most MAX_TEXT bytes, cut on a character boundary.

@@ -144,6 +144,7 @@ fn tls_error(d: &str) -> (Category, Layer, String, Vec<&'static str>) {
     }
     let incompatible = [
         "protocol version",
+        "protocolversion",
         "peerincompatible",
         "incompatible",
         "no shared",
@@ -188,7 +189,10 @@ fn protocol(stage: Stage, d: &str) -> (Category, Layer, String, Vec<&'static str
             .to_string()
     } else if d.contains("\\x16\\x03") || d.contains("\u{16}\u{3}") || d.contains("tls record") {
         "The server spoke TLS immediately: this port expects implicit TLS (465); use --tls-implicit.".to_string()
-    } else if d.contains("too long") || d.contains("more than") || d.contains("larger than") {
+    } else if ["too long", "longer than", "more than", "larger than"]
+        .iter()
+        .any(|n| d.contains(n))
+    {
         "The server's reply broke the size limits (line over 4 KiB, reply over 64 KiB or 100 lines): a misbehaving server or a middlebox injecting data.".to_string()
     } else if stage == Stage::Banner {
         "The greeting was not a valid SMTP reply: this port runs another service, or a middlebox altered the greeting.".to_string()

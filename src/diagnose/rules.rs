@@ -60,6 +60,7 @@ pub const DATA: Stages = Stages::on(&[Stage::Data, Stage::EndOfData]);
 pub enum Classes {
     Any,
     Transient,
+    Permanent,
 }
 
 impl Classes {
@@ -67,6 +68,7 @@ impl Classes {
         match self {
             Classes::Any => true,
             Classes::Transient => first_digit == 4,
+            Classes::Permanent => first_digit == 5,
         }
     }
 }

@@ -57,6 +57,15 @@ const NOT_AUTH: Stages = Stages::ANY.except(AUTH);
 // ---- Tier 1: vendor markers ------------------------------------------------------------------
 
 pub static MARKERS: &[TextRule] = &[
+    // Any permanent reply to STARTTLS means the server will not start TLS, whatever the text.
+    TextRule::new(
+        &[],
+        TlsFailed,
+        "The server refused the STARTTLS command (not supported, not enabled, or its TLS set-up is broken), so the session cannot be encrypted.",
+        RFC3207,
+    )
+    .at(TLS)
+    .only(Classes::Permanent),
     // Exchange Online connector attribution (hybrid / relay through EOP).
     TextRule::new(
         &["#attr36", "#attr35", "tenantattribution"],
@@ -121,6 +130,13 @@ pub static MARKERS: &[TextRule] = &[
         "Outlook.com limits or blocks this IP because of its sending reputation (volume, complaints or policy).",
         MS_OUTLOOK_PM,
     ),
+    TextRule::new(
+        &["rate limit", "ratelimit", "rate-limit", "too many connections", "too many concurrent", "throttl"],
+        ReputationOrRateLimited,
+        "The receiving server is rate limiting this sender or IP (too many messages or connections in a period).",
+        RFC3463,
+    )
+    .steps(&[RETRY]),
     TextRule::new(
         &["#s77719", "server busy. please try again later"],
         ReputationOrRateLimited,
@@ -188,7 +204,7 @@ pub static MARKERS: &[TextRule] = &[
     )
     .steps(&[RECIPIENT_ADMIN]),
     TextRule::new(
-        &["out of storage space", "over quota", "overquota", "mailbox is full", "mailbox full", "mailbox exceeds", "exceeded storage allocation", "storage quota"],
+        &["out of storage space", "over quota", "overquota", "mailbox is full", "mailbox full", "mailbox exceeds", "storage quota"],
         MailboxDisabledOrFull,
         "The recipient mailbox is full (over its storage quota).",
         GMAIL,
@@ -264,7 +280,7 @@ pub static MARKERS: &[TextRule] = &[
         EXIM,
     ),
     TextRule::new(
-        &["message size exceeds", "message file too big", "message too large", "exceeded google's message size", "message size limit", "size limit exceeded"],
+        &["exceeded storage allocation", "message size exceeds", "message file too big", "message too large", "exceeded google's message size", "message size limit", "size limit exceeded"],
         MessageTooLarge,
         "The message is larger than the receiving server's size limit.",
         POSTFIX,
@@ -408,10 +424,6 @@ pub static MICROSOFT: &[CodeRule] = &[
 // ---- Tier 2b: RFC 3463 / IANA enhanced status codes ------------------------------------------
 
 pub static RFC3463_TABLE: &[CodeRule] = &[
-    // A protocol-status reply to STARTTLS means the server does not do STARTTLS.
-    CodeRule::new(5, 0, "Protocol status in reply to STARTTLS", Some(TlsFailed),
-        "The server refused the STARTTLS command (not supported or not enabled), so the session cannot be encrypted.", RFC3207)
-        .to(999).at(TLS),
     CodeRule::new(0, 0, "Other undefined status", None, "", RFC3463),
     CodeRule::new(1, 0, "Other address status", None, "", RFC3463),
     CodeRule::new(1, 1, "Bad destination mailbox address", Some(RecipientUnknown),
