@@ -2,7 +2,7 @@
 //! decisive row into a finding. Replies are hostile input: the text is bounded before matching
 //! and nothing here indexes into it.
 
-use super::advice::{self, ESCALATE};
+use super::advice::{self, ESCALATE, RETRY};
 use super::rules::{BasicRule, CodeRule};
 use super::tables::{KEYWORDS, MARKERS, MICROSOFT, RFC3463_TABLE, RFC5321_TABLE};
 use super::{class_of, Category, Class, Layer};
@@ -104,7 +104,7 @@ pub fn classify_reply(stage: Option<Stage>, reply: &Reply) -> Finding {
                 b.layer,
                 stage,
                 cause,
-                &[],
+                b.steps,
                 b.source,
                 Tier::BasicCode,
             );
@@ -223,7 +223,7 @@ fn finding(
         category,
         layer: layer.unwrap_or_else(|| advice::layer_of(category, stage)),
         cause,
-        next_steps: merge_steps(category, row_steps),
+        next_steps: merge_steps(category, row_steps, class == Class::Permanent),
         source,
         tier,
     }
@@ -231,13 +231,21 @@ fn finding(
 
 /// The row's own steps first, then the category's, without duplicates, ending with the
 /// escalation step for failures.
-pub(crate) fn merge_steps(category: Category, row_steps: &[&'static str]) -> Vec<String> {
+pub(crate) fn merge_steps(
+    category: Category,
+    row_steps: &[&'static str],
+    permanent: bool,
+) -> Vec<String> {
     let escalate = !matches!(category, Category::Accepted | Category::Greylisted);
     let room = if escalate { MAX_STEPS - 1 } else { MAX_STEPS };
     let mut out: Vec<String> = Vec::new();
     for s in row_steps.iter().chain(advice::steps_of(category)) {
         if out.len() >= room {
             break;
+        }
+        // "retry later" advice does not apply to a permanent reply.
+        if permanent && *s == RETRY {
+            continue;
         }
         if !out.iter().any(|o| o == s) {
             out.push((*s).to_string());

@@ -84,7 +84,7 @@ pub fn explain_error(stage: Stage, kind: ErrorKind, detail: &str) -> Explanation
         category,
         layer,
         cause,
-        next_steps: merge_steps(category, &steps),
+        next_steps: merge_steps(category, &steps, false),
     }
 }
 
@@ -290,6 +290,7 @@ pub fn explain_tls_verification(error: &str) -> Explanation {
                 "After replacing the certificate on Exchange, bind it to SMTP (Enable-ExchangeCertificate -Services SMTP) and update the connectors that name it (re-run the Hybrid Configuration Wizard in hybrid).",
                 CONNECTORS,
             ],
+            true,
         ),
     }
 }
@@ -374,7 +375,7 @@ pub fn explain_observation(obs: Observation) -> Explanation {
         category,
         layer,
         cause: cause.to_string(),
-        next_steps: merge_steps(category, steps),
+        next_steps: merge_steps(category, steps, false),
     }
 }
 

@@ -236,6 +236,7 @@ pub struct BasicRule {
     pub category: Option<Category>,
     pub layer: Option<Layer>,
     pub cause: &'static str,
+    pub steps: &'static [&'static str],
     pub source: &'static str,
 }
 
@@ -255,8 +256,12 @@ impl BasicRule {
             category,
             layer: None,
             cause,
+            steps: &[],
             source,
         }
+    }
+    pub const fn steps(self, steps: &'static [&'static str]) -> BasicRule {
+        BasicRule { steps, ..self }
     }
     pub const fn to(self, code_hi: u16) -> BasicRule {
         BasicRule { code_hi, ..self }

@@ -356,9 +356,10 @@ pub fn diagnose(stage: Stage, observed: Observed<'_>, ctx: PathContext) -> Diagn
     let mut d = Diagnosis::new(e, ctx);
     match rule {
         Some(r) => {
-            d.cause = format!("{prefix}: {}. {}", r.cause, d.cause);
-            let steps: Vec<&str> = r.steps.to_vec();
-            let mut merged = merge_steps(d.category, &steps);
+            // The scenario's cause replaces the generic one: it says the same, placed in the path.
+            d.cause = format!("{prefix}: {}.", r.cause);
+            let permanent = matches!(observed, Observed::Reply(r) if r.first_digit() == 5);
+            let mut merged = merge_steps(d.category, r.steps, permanent);
             // Keep the generic explanation's first step too when the scenario had few.
             if let Some(first) = d.next_steps.first() {
                 if !merged.contains(first) && merged.len() < 6 {

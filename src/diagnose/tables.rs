@@ -82,12 +82,19 @@ pub static MARKERS: &[TextRule] = &[
         MS_5770X,
     ),
     TextRule::new(
-        &["relay access denied", "relay not permitted", "relaying denied", "relay denied", "relaying not allowed", "relay prohibited", "unable to relay", "not permitted to relay", "relaying mail to", "we do not relay"],
+        &["relay access denied", "relaying denied", "relay denied", "relaying not allowed", "relay prohibited", "unable to relay", "not permitted to relay", "relaying mail to", "we do not relay"],
         RelayDenied,
         "The server refused to relay: the recipient domain is not one it accepts mail for, and this connection is not authorized to relay (no matching connector, IP or authentication).",
         POSTFIX,
     )
     .steps(&[CONNECTORS, HCW]),
+    TextRule::new(
+        &["relay not permitted"],
+        RelayDenied,
+        "The server refused to relay: the recipient domain is not local to it and this host is not allowed to relay through it.",
+        EXIM,
+    )
+    .steps(&[CONNECTORS]),
     TextRule::new(
         &["allowed rcpthosts"],
         RelayDenied,
@@ -179,10 +186,16 @@ pub static MARKERS: &[TextRule] = &[
         GMAIL,
     ),
     TextRule::new(
-        &["likely unsolicited", "detected as spam", "message is spam", "looks like spam", "content presents a potential security issue"],
+        &["likely unsolicited", "content presents a potential security issue"],
         ContentRejected,
-        "The receiving filter judged this message's content to be spam or dangerous.",
+        "Gmail's filter judged this message to be spam or dangerous.",
         GMAIL,
+    ),
+    TextRule::new(
+        &["detected as spam", "message is spam", "looks like spam"],
+        ContentRejected,
+        "The receiving filter judged this message's content to be spam.",
+        MS_NDR,
     ),
     TextRule::new(
         &["not authorized to send email directly"],
@@ -207,14 +220,14 @@ pub static MARKERS: &[TextRule] = &[
         &["out of storage space", "over quota", "overquota", "mailbox is full", "mailbox full", "mailbox exceeds", "storage quota"],
         MailboxDisabledOrFull,
         "The recipient mailbox is full (over its storage quota).",
-        GMAIL,
+        RFC3463,
     )
     .unless(&["submission quota"]),
     TextRule::new(
         &["account that you tried to reach is disabled", "account is disabled", "mailbox is disabled", "mailbox disabled", "account has been disabled", "account is inactive", "mailbox is inactive", "account has been suspended", "no longer active"],
         MailboxDisabledOrFull,
         "The recipient account exists but is disabled or inactive, so it does not accept mail.",
-        GMAIL,
+        RFC3463,
     )
     .at(NOT_AUTH),
     TextRule::new(
@@ -224,18 +237,43 @@ pub static MARKERS: &[TextRule] = &[
         EXIM,
     ),
     TextRule::new(
-        &["account that you tried to reach does not exist", "doesn't have a yahoo.com account", "user unknown in", "unrouteable address"],
+        &["user unknown in"],
         RecipientUnknown,
-        "The recipient address does not exist on the receiving server (or the server has no route for it).",
+        "The recipient address is not in the receiving server's recipient tables (local, virtual mailbox, virtual alias or relay recipients).",
         POSTFIX,
     )
-    .unless(&["sender address rejected", "sender verify"]),
+    .unless(&["sender address rejected"]),
+    TextRule::new(
+        &["unrouteable address"],
+        RecipientUnknown,
+        "The receiving server has no route for the recipient address: it does not exist there, or the domain is not handled.",
+        EXIM,
+    )
+    .unless(&["sender verify"]),
+    TextRule::new(
+        &["account that you tried to reach does not exist"],
+        RecipientUnknown,
+        "The recipient address does not exist at Gmail / Google Workspace.",
+        GMAIL,
+    ),
+    TextRule::new(
+        &["doesn't have a yahoo.com account", "does not have a yahoo.com account"],
+        RecipientUnknown,
+        "The recipient address does not exist at Yahoo.",
+        YAHOO,
+    ),
     // Postfix / Exim session-level wording.
     TextRule::new(
-        &["must issue a starttls command first", "tls required for rcpt domain", "encryption required", "starttls is required", "must use starttls", "tls is required"],
+        &["must issue a starttls command first", "encryption required", "starttls is required", "must use starttls", "tls is required"],
         TlsRequired,
         "The server accepts this command only inside TLS: the client must issue STARTTLS first.",
         POSTFIX_TLS,
+    ),
+    TextRule::new(
+        &["tls required for rcpt domain"],
+        TlsRequired,
+        "The recipient domain requires TLS for incoming mail and this session is not encrypted.",
+        GMAIL,
     ),
     TextRule::new(
         &["cannot find your hostname", "cannot find your reverse hostname", "reverse dns", "does not have a ptr", "no ptr record", "ptr record"],
@@ -274,16 +312,22 @@ pub static MARKERS: &[TextRule] = &[
     )
     .layer(Layer::SmtpSession),
     TextRule::new(
-        &["synchronization error", "improper use of smtp command pipelining", "too many errors", "too many syntax or protocol errors"],
+        &["synchronization error", "too many syntax or protocol errors"],
         ProtocolError,
         "The client broke SMTP: it sent commands before the server's reply (pipelining without support) or made too many protocol errors.",
         EXIM,
     ),
     TextRule::new(
+        &["improper use of smtp command pipelining", "too many errors"],
+        ProtocolError,
+        "The client broke SMTP: it pipelined commands the server did not allow, or made too many protocol errors.",
+        POSTFIX,
+    ),
+    TextRule::new(
         &["exceeded storage allocation", "message size exceeds", "message file too big", "message too large", "exceeded google's message size", "message size limit", "size limit exceeded"],
         MessageTooLarge,
         "The message is larger than the receiving server's size limit.",
-        POSTFIX,
+        RFC5321,
     ),
     TextRule::new(
         &["administrative prohibition"],
@@ -774,7 +818,7 @@ pub static RFC5321_TABLE: &[BasicRule] = &[
     BasicRule::new(553, "Requested action not taken: mailbox name not allowed", None, "", RFC5321),
     BasicRule::new(554, "No SMTP service here (at connection)", Some(ServiceUnavailable),
         "The server refuses SMTP service to this client at the greeting; this is often an IP-based block, so check blocklists for the sending IP too.", RFC5321)
-        .at(BANNER).layer(Layer::Service),
+.at(BANNER).layer(Layer::Service).steps(&[DELIST_PUBLIC, PTR]),
     BasicRule::new(554, "Transaction failed", None, "", RFC5321),
     BasicRule::new(555, "MAIL FROM/RCPT TO parameters not recognized or not implemented", Some(ProtocolError),
         "The server did not accept the MAIL or RCPT parameters.", RFC5321),
