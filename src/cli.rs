@@ -1,6 +1,7 @@
 //! Command-line surface (DESIGN.md "Command surface"): clap definitions and their conversion
 //! into the options the engine takes. Anything the user typed wrong is a `UsageError` (exit 2).
 
+use crate::diagnose::{PathContext, Scenario};
 use crate::probe::{AuthMech, AuthOptions, Family, ProbeOptions, StartTls};
 use crate::secret::Secret;
 use crate::tls::{TlsOptions, VerifyMode};
@@ -96,8 +97,46 @@ pub struct ProbeArgs {
     /// with --tls-implicit).
     #[arg(value_name = "HOST[:PORT]")]
     pub target: String,
+    /// Where this endpoint is in the delivery path, for the explanations: A (third party ->
+    /// Office 365), B (-> hybrid, MX on-premises), C (Office 365 -> third party), D (hybrid,
+    /// centralized mail flow). Detected as A for an Exchange Online host name.
+    #[arg(long, value_parser = parse_scenario)]
+    pub scenario: Option<Scenario>,
+    /// The hop within the scenario: 1, or 2 for B (on-premises -> EOP) and D (on-premises ->
+    /// third party).
+    #[arg(long, requires = "scenario", value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub hop: Option<u8>,
     #[command(flatten)]
     pub session: SessionArgs,
+}
+
+impl ProbeArgs {
+    /// The path context the user named, checked: hop 2 exists only in B and D.
+    pub fn path_context(&self) -> Result<PathContext, UsageError> {
+        let Some(scenario) = self.scenario else {
+            return Ok(PathContext::default());
+        };
+        let hop = self.hop.unwrap_or(1);
+        if hop == 2 && !matches!(scenario, Scenario::B | Scenario::D) {
+            return Err(UsageError(format!(
+                "--hop 2: scenario {scenario} has one hop (B and D have two)"
+            )));
+        }
+        Ok(PathContext {
+            scenario: Some(scenario),
+            hop: Some(hop),
+        })
+    }
+}
+
+pub fn parse_scenario(s: &str) -> Result<Scenario, String> {
+    match s.trim().to_ascii_uppercase().as_str() {
+        "A" => Ok(Scenario::A),
+        "B" => Ok(Scenario::B),
+        "C" => Ok(Scenario::C),
+        "D" => Ok(Scenario::D),
+        _ => Err("expected A, B, C or D".to_string()),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -1,42 +1,213 @@
-//! `mxtrace explain`: placeholder until the classifier branch lands (same API).
+//! `mxtrace explain "REPLY" [--stage STAGE]`: classify a pasted reply offline. The CLI layer
+//! parses flags and calls these; nothing here touches the network or the terminal.
 
-use crate::diagnose::{self, Explanation};
+use crate::diagnose::{explain_reply, Class, Explanation};
 use crate::model::Stage;
-use crate::smtp::reply::Reply;
+use crate::smtp::reply::{Reply, ReplyError};
+use std::fmt;
 
-#[derive(Debug)]
-pub struct ExplainInputError(pub String);
+/// The short stage names admins use (DESIGN.md `explain --stage`).
+pub const SHORT_STAGE_NAMES: [&str; 10] = [
+    "connect", "banner", "ehlo", "helo", "starttls", "auth", "mail", "rcpt", "data", "eod",
+];
 
+/// Why the input to `explain` is unusable (exit code 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExplainInputError {
+    /// The stage name is not one of the accepted names.
+    BadStage(String),
+    /// The text is not an SMTP reply.
+    BadReply(ReplyError),
+}
+
+impl fmt::Display for ExplainInputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExplainInputError::BadStage(s) => {
+                let json: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+                write!(
+                    f,
+                    "unknown stage {:?}: use one of {} (or the JSON names {})",
+                    truncate(s),
+                    SHORT_STAGE_NAMES.join(", "),
+                    json.join(", ")
+                )
+            }
+            ExplainInputError::BadReply(e) => write!(
+                f,
+                "not an SMTP reply ({e}): the reply must start with its 3-digit code (e.g. \"550 5.1.1 User unknown\"); for a multi-line reply, separate the lines with newlines, each with its code"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ExplainInputError {}
+
+/// Parses the pasted reply and optional stage name, and explains the reply.
 pub fn explain_text(
     reply: &str,
     stage: Option<&str>,
 ) -> Result<(Reply, Option<Stage>, Explanation), ExplainInputError> {
     let stage = match stage {
-        Some(s) => Some(
-            Stage::from_user(s).ok_or_else(|| ExplainInputError(format!("unknown stage {s:?}")))?,
-        ),
+        Some(s) => {
+            Some(Stage::from_user(s).ok_or_else(|| ExplainInputError::BadStage(s.to_string()))?)
+        }
         None => None,
     };
-    let reply = Reply::parse_text(reply).map_err(|e| ExplainInputError(e.to_string()))?;
-    let e = diagnose::explain_reply(stage, &reply);
-    Ok((reply, stage, e))
+    let parsed = Reply::parse_text(reply).map_err(ExplainInputError::BadReply)?;
+    let explanation = explain_reply(stage, &parsed);
+    Ok((parsed, stage, explanation))
 }
 
-pub fn render_human(
-    _reply: &Reply,
-    _stage: Option<Stage>,
-    e: &Explanation,
-    _color: bool,
-) -> String {
-    format!("{e:?}\n")
+const BOLD: &str = "\x1b[1m";
+const RED: &str = "\x1b[31m";
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+const RESET: &str = "\x1b[0m";
+
+/// Concise human output: codes, class, category and layer on one line, then cause and
+/// numbered next steps.
+pub fn render_human(reply: &Reply, stage: Option<Stage>, e: &Explanation, color: bool) -> String {
+    let paint = |code: &str, s: &str| {
+        if color {
+            format!("{code}{s}{RESET}")
+        } else {
+            s.to_string()
+        }
+    };
+    let class_color = match e.class {
+        Class::Success => GREEN,
+        Class::Transient => YELLOW,
+        Class::Permanent => RED,
+    };
+    let mut codes = reply.code.to_string();
+    if let Some(en) = reply.enhanced {
+        codes.push(' ');
+        codes.push_str(&en.to_string());
+    }
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{}  {}  {}  layer {}",
+        paint(BOLD, &codes),
+        paint(class_color, class_name(e.class)),
+        paint(BOLD, &json_name(&e.category)),
+        json_name(&e.layer),
+    ));
+    if let Some(s) = stage {
+        out.push_str(&format!("  (at {s})"));
+    }
+    out.push('\n');
+    out.push_str(&format!("{} {}\n", paint(BOLD, "cause:"), e.cause));
+    if !e.next_steps.is_empty() {
+        out.push_str(&format!("{}\n", paint(BOLD, "next steps:")));
+        for (i, step) in e.next_steps.iter().enumerate() {
+            out.push_str(&format!("  {}. {step}\n", i + 1));
+        }
+    }
+    out
 }
 
-pub fn render_json(e: &Explanation) -> serde_json::Value {
-    serde_json::to_value(e).unwrap_or_default()
+/// `explain --json`: exactly `{ "class", "category", "layer", "cause", "next_steps" }`.
+/// `{ "class", "category", "layer", "cause", "next_steps" }` in that order (the struct's),
+/// pretty-printed with a final newline.
+pub fn render_json(e: &Explanation) -> Result<String, serde_json::Error> {
+    let mut s = serde_json::to_string_pretty(e)?;
+    s.push('\n');
+    Ok(s)
 }
 
-impl std::fmt::Display for ExplainInputError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+fn class_name(c: Class) -> &'static str {
+    match c {
+        Class::Success => "success",
+        Class::Transient => "transient",
+        Class::Permanent => "permanent",
+    }
+}
+
+/// The serde name of a unit enum variant (the interface names of DESIGN.md).
+fn json_name<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::{Category, Layer};
+
+    #[test]
+    fn explains_with_and_without_stage() {
+        let (r, s, e) = explain_text("550 5.1.1 User unknown", Some("rcpt")).unwrap();
+        assert_eq!(r.code, 550);
+        assert_eq!(s, Some(Stage::RcptTo));
+        assert_eq!(e.category, Category::RecipientUnknown);
+        let (_, s, e) = explain_text(
+            "530-5.7.0 Must issue a STARTTLS\n530 5.7.0 command first",
+            None,
+        )
+        .unwrap();
+        assert_eq!(s, None);
+        assert_eq!(e.category, Category::TlsRequired);
+        for name in SHORT_STAGE_NAMES {
+            assert!(explain_text("250 ok", Some(name)).is_ok(), "{name}");
+        }
+        for st in Stage::ALL {
+            assert!(explain_text("250 ok", Some(st.as_str())).is_ok(), "{st}");
+        }
+    }
+
+    #[test]
+    fn input_errors_say_what_is_accepted() {
+        let err = explain_text("250 ok", Some("bogus")).unwrap_err();
+        let msg = err.to_string();
+        for name in SHORT_STAGE_NAMES
+            .iter()
+            .chain(["rcpt_to", "end_of_data"].iter())
+        {
+            assert!(msg.contains(name), "{msg}");
+        }
+        let err = explain_text("Relay access denied", None).unwrap_err();
+        assert!(matches!(err, ExplainInputError::BadReply(_)));
+        assert!(err.to_string().contains("3-digit code"));
+        assert!(explain_text("   ", None).is_err());
+    }
+
+    #[test]
+    fn json_has_exactly_the_five_fields() {
+        let (_, _, e) = explain_text("554 5.7.1 Relay access denied", Some("rcpt")).unwrap();
+        let text = render_json(&e).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let obj = v.as_object().unwrap();
+        assert_eq!(obj.len(), 5);
+        // The documented order, as printed.
+        let at = |k: &str| text.find(&format!("\"{k}\"")).unwrap();
+        assert!(at("class") < at("category") && at("category") < at("layer"));
+        assert!(at("layer") < at("cause") && at("cause") < at("next_steps"));
+        assert_eq!(v["category"], "relay_denied");
+        assert_eq!(v["layer"], "connector");
+        assert_eq!(v["class"], "permanent");
+        assert!(v["next_steps"].as_array().unwrap().len() >= 2);
+        assert_eq!(e.layer, Layer::Connector);
+    }
+
+    #[test]
+    fn human_output() {
+        let (r, s, e) =
+            explain_text("451 4.7.1 Greylisted, try again later", Some("rcpt")).unwrap();
+        let plain = render_human(&r, s, &e, false);
+        assert!(
+            plain.starts_with("451 4.7.1  transient  greylisted  layer reputation  (at rcpt_to)\n")
+        );
+        assert!(plain.contains("cause: "));
+        assert!(plain.contains("  1. "));
+        assert!(!plain.contains('\x1b'));
+        let colored = render_human(&r, s, &e, true);
+        assert!(colored.contains("\x1b[33mtransient\x1b[0m"));
     }
 }

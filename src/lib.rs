@@ -1,5 +1,5 @@
 //! mxtrace: an SMTP path tracer that explains every reply in terms of where the message is in
-//! its path. See DESIGN.md for the vocabulary and README.md for the layout.
+//! its path. See README.md for the vocabulary and the layout.
 
 pub mod cli;
 pub mod diagnose;

@@ -44,7 +44,8 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
         Command::Probe(args) => {
             let default_port = if args.session.tls_implicit { 465 } else { 25 };
             let (host, port) = mxtrace::cli::parse_target(&args.target, default_port)?;
-            let opts = args.session.to_options(host, port)?;
+            let mut opts = args.session.to_options(host, port)?;
+            opts.ctx = args.path_context()?;
             let rt = runtime()?;
             let report = rt
                 .block_on(mxtrace::probe::probe(&opts))
@@ -71,12 +72,8 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
                 Format::Human => {
                     mxtrace::explain::render_human(&reply, stage, &e, report::use_color())
                 }
-                Format::Json => {
-                    let mut s = serde_json::to_string_pretty(&mxtrace::explain::render_json(&e))
-                        .map_err(|e| Failure::Internal(e.to_string()))?;
-                    s.push('\n');
-                    s
-                }
+                Format::Json => mxtrace::explain::render_json(&e)
+                    .map_err(|e| Failure::Internal(e.to_string()))?,
             };
             emit(&text)?;
             Ok(exit::PASS)

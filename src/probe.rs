@@ -4,7 +4,7 @@
 //! A failed stage is data: the probe always returns a report; only a configuration the user
 //! got wrong (a CA file that does not parse) is an error.
 
-use crate::diagnose::{self, Diagnosis, PathContext};
+use crate::diagnose::{self, Diagnosis, Observation, Observed, PathContext};
 use crate::model::{
     CapabilitySet, ErrorKind, Outcome, ProbeReport, Stage, StageError, StageRecord, Target,
     TlsReport, Verdict,
@@ -136,6 +136,9 @@ enum Weight {
 
 struct Session<'a> {
     opts: &'a ProbeOptions,
+    /// Where in the delivery path this endpoint is: given by the caller, or detected from an
+    /// Exchange Online host name (scenario A hop 1).
+    ctx: PathContext,
     tls_config: Option<(Arc<rustls::ClientConfig>, SharedRecord)>,
     conn: Option<SmtpConn>,
     t0: Instant,
@@ -155,8 +158,16 @@ impl<'a> Session<'a> {
         opts: &'a ProbeOptions,
         tls_config: Option<(Arc<rustls::ClientConfig>, SharedRecord)>,
     ) -> Self {
+        let ctx = match (opts.ctx.scenario, diagnose::scenario_for_host(&opts.host)) {
+            (None, Some((scenario, hop))) => PathContext {
+                scenario: Some(scenario),
+                hop: Some(hop),
+            },
+            _ => opts.ctx,
+        };
         Session {
             opts,
+            ctx,
             tls_config,
             conn: None,
             t0: Instant::now(),
@@ -190,23 +201,28 @@ impl<'a> Session<'a> {
         weight: Weight,
     ) -> usize {
         let elapsed = ms(started.elapsed());
-        let (reply, error, outcome, explanation) = match result {
+        let ctx = self.ctx;
+        let (reply, error, outcome, diagnosis) = match result {
             Ok(reply) => {
                 let outcome = match reply.first_digit() {
                     2 | 3 => Outcome::Ok,
                     4 => Outcome::Transient,
                     _ => Outcome::Permanent,
                 };
-                let e = diagnose::explain_reply(Some(stage), &reply);
-                (Some(reply), None, outcome, Some(e))
+                let d = diagnose::diagnose(stage, Observed::Reply(&reply), ctx);
+                (Some(reply), None, outcome, d)
             }
             Err(err) => {
-                let e = diagnose::explain_error(stage, err.kind, &err.message);
+                let observed = Observed::Error {
+                    kind: err.kind,
+                    detail: &err.message,
+                };
+                let d = diagnose::diagnose(stage, observed, ctx);
                 let error = StageError {
                     kind: err.kind,
                     message: err.message,
                 };
-                (None, Some(error), Outcome::Error, Some(e))
+                (None, Some(error), Outcome::Error, d)
             }
         };
         let idx = self.stages.len();
@@ -220,7 +236,7 @@ impl<'a> Session<'a> {
             outcome,
             error,
             notes: Vec::new(),
-            diagnosis: explanation.map(|e| Diagnosis::new(e, self.opts.ctx)),
+            diagnosis: Some(diagnosis),
         });
         if outcome != Outcome::Ok && weight == Weight::Decisive && self.failed.is_none() {
             self.failed = Some(idx);
@@ -244,6 +260,22 @@ impl<'a> Session<'a> {
     fn note(&mut self, idx: usize, note: impl Into<String>) {
         if let Some(s) = self.stages.get_mut(idx) {
             s.notes.push(note.into());
+        }
+    }
+
+    /// Records something noticed at a stage that is not a failure by itself; its explanation
+    /// replaces a plain "accepted" diagnosis, which would say less.
+    fn observe(&mut self, idx: usize, obs: Observation, note: String) {
+        let d = Diagnosis::new(diagnose::explain_observation(obs), self.ctx);
+        if let Some(s) = self.stages.get_mut(idx) {
+            s.notes.push(note);
+            let plain = s
+                .diagnosis
+                .as_ref()
+                .is_none_or(|d| d.category == diagnose::Category::Accepted);
+            if plain {
+                s.diagnosis = Some(d);
+            }
         }
     }
 
@@ -482,12 +514,10 @@ impl<'a> Session<'a> {
             }
             return false;
         };
-        if reply.text().contains("***") {
-            self.note(
-                idx,
-                "banner masked with asterisks: a firewall inspecting SMTP (e.g. Cisco ASA/PIX \
-                 'inspect esmtp') is rewriting the session",
-            );
+        if let Some(obs) = diagnose::observe_banner(&reply) {
+            let note = "banner masked with asterisks: a firewall inspecting SMTP (e.g. Cisco \
+                        ASA/PIX 'inspect esmtp') is rewriting the session";
+            self.observe(idx, obs, note.to_string());
         }
         if early > 0 && reply.code == 220 {
             // RFC 5321 4.3.1: the client speaks first after the greeting; data already here
@@ -520,12 +550,15 @@ impl<'a> Session<'a> {
             Some(s) => s.stage,
             None => return,
         };
-        let e = diagnose::explain_error(stage, kind, &message);
-        let ctx = self.opts.ctx;
+        let observed = Observed::Error {
+            kind,
+            detail: &message,
+        };
+        let d = diagnose::diagnose(stage, observed, self.ctx);
         if let Some(s) = self.stages.get_mut(idx) {
             s.outcome = Outcome::Error;
             s.error = Some(StageError { kind, message });
-            s.diagnosis = Some(Diagnosis::new(e, ctx));
+            s.diagnosis = Some(d);
         }
         if self.failed.is_none() {
             self.failed = Some(idx);
@@ -556,16 +589,13 @@ impl<'a> Session<'a> {
         let idx = self.stages.len() - 1;
         if reply.code == 250 {
             let caps = Capabilities::parse(&reply);
-            let masked = caps.masked_keywords();
-            if !masked.is_empty() {
-                self.note(
-                    idx,
-                    format!(
-                        "EHLO keywords masked ({}): a firewall inspecting SMTP (e.g. Cisco \
-                         ASA/PIX 'inspect esmtp') is removing extensions such as STARTTLS",
-                        masked.join(", ")
-                    ),
+            if let Some(obs) = diagnose::observe_ehlo(&reply) {
+                let note = format!(
+                    "EHLO keywords masked ({}): a firewall inspecting SMTP (e.g. Cisco ASA/PIX \
+                     'inspect esmtp') is removing extensions such as STARTTLS",
+                    caps.masked_keywords().join(", ")
                 );
+                self.observe(idx, obs, note);
             }
             if stage == Stage::Ehlo {
                 self.caps.before_tls = Some(caps.clone());
@@ -615,13 +645,19 @@ impl<'a> Session<'a> {
                     msg.push_str("; its EHLO keywords were masked by a middlebox");
                 }
                 self.record_error(Stage::Starttls, Vec::new(), ErrorKind::Tls, msg);
+                let idx = self.stages.len() - 1;
+                let d = Diagnosis::new(
+                    diagnose::explain_observation(Observation::StarttlsNotOffered),
+                    self.ctx,
+                );
+                if let Some(s) = self.stages.get_mut(idx) {
+                    s.diagnosis = Some(d);
+                }
                 self.quit().await;
                 return None;
             }
-            self.note(
-                ehlo_idx,
-                "STARTTLS not offered: this session stays unencrypted",
-            );
+            let note = "STARTTLS not offered: this session stays unencrypted".to_string();
+            self.observe(ehlo_idx, Observation::StarttlsNotOffered, note);
             self.warnings
                 .push("STARTTLS not offered: the session was not encrypted".into());
             return Some(caps);
@@ -736,14 +772,14 @@ impl<'a> Session<'a> {
                     report.key_exchange_group.as_deref().unwrap_or("")
                 );
                 let verify = report.verify_error.clone();
-                let ctx = self.opts.ctx;
+                let ctx = self.ctx;
                 if let Some(s) = self.stages.get_mut(idx) {
                     s.reply = None;
                     s.diagnosis = None;
                     s.notes.push(summary.trim_end().to_string());
                     if let Some(why) = &verify {
                         s.notes.push(format!("certificate not verified: {why}"));
-                        let e = diagnose::explain_error(Stage::TlsHandshake, ErrorKind::Tls, why);
+                        let e = diagnose::explain_tls_verification(why);
                         s.diagnosis = Some(Diagnosis::new(e, ctx));
                     }
                 }

@@ -30,6 +30,9 @@ fn usage_errors_exit_2() {
         vec!["probe", "127.0.0.1", "--auth-password", "hunter2"],
         vec!["probe", "127.0.0.1", "--tls-ca-file", "/nonexistent/ca.pem"],
         vec!["probe", "127.0.0.1", "-6"],
+        vec!["probe", "127.0.0.1", "--scenario", "E"],
+        vec!["probe", "127.0.0.1", "--scenario", "A", "--hop", "2"],
+        vec!["probe", "127.0.0.1", "--hop", "1"],
         vec!["frobnicate"],
     ] {
         let r = mxtrace(&args, &[]);

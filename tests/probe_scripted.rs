@@ -568,6 +568,66 @@ async fn masked_starttls_and_asterisk_banner_are_noted() {
     let ehlo_notes = stage(&r, Stage::Ehlo).notes.join(" ");
     assert!(ehlo_notes.contains("XXXXXXXA"), "{ehlo_notes}");
     assert!(ehlo_notes.contains("STARTTLS not offered"));
+    // Each finding is explained, not just noted.
+    let category =
+        |st| serde_json::to_value(stage(&r, st).diagnosis.as_ref().unwrap().category).unwrap();
+    assert_eq!(category(Stage::Banner), "protocol_error");
+    assert_eq!(category(Stage::Ehlo), "protocol_error");
+}
+
+#[tokio::test]
+async fn starttls_not_offered_is_explained() {
+    let server = ScriptedServer::start(script(vec![greeting(&["PIPELINING"]), quit()])).await;
+    let r = run(&opts(server.addr)).await;
+    server.finish().await.assert_ok();
+    assert!(r.verdict.passed);
+    let d = stage(&r, Stage::Ehlo).diagnosis.as_ref().unwrap();
+    assert_eq!(serde_json::to_value(d.category).unwrap(), "tls_failed");
+    assert!(d.cause.contains("STARTTLS"), "{}", d.cause);
+}
+
+#[tokio::test]
+async fn exchange_online_host_is_tagged_scenario_a_and_given_scenarios_are_kept() {
+    use mxtrace::diagnose::{PathContext, Scenario};
+    let reject = || {
+        script(vec![
+            greeting(&["PIPELINING"]),
+            vec![
+                Step::Expect("MAIL".into()),
+                Step::Expect("RCPT".into()),
+                line("250 2.1.0 Sender OK"),
+                line("550 5.7.64 TenantAttribution; Relay Access Denied ATTR36 [DM3NAM03FT051.eop-NAM03.prod.protection.outlook.com]"),
+                Step::Expect("RSET".into()),
+                line("250 2.0.0 Resetting"),
+            ],
+            quit(),
+        ])
+    };
+    let server = ScriptedServer::start(reject()).await;
+    let mut o = opts(server.addr);
+    o.host = "contoso-com.mail.protection.outlook.com".into();
+    o.tls_name = Some(NAME.into());
+    o.rcpts = vec!["user@contoso.com".into()];
+    let r = run(&o).await;
+    server.finish().await.assert_ok();
+    let d = stage(&r, Stage::RcptTo).diagnosis.clone().unwrap();
+    assert_eq!((d.scenario, d.hop), (Some(Scenario::A), Some(1)));
+
+    let server = ScriptedServer::start(reject()).await;
+    let mut o = opts(server.addr);
+    o.rcpts = vec!["user@contoso.mail.onmicrosoft.com".into()];
+    o.ctx = PathContext {
+        scenario: Some(Scenario::B),
+        hop: Some(2),
+    };
+    let r = run(&o).await;
+    server.finish().await.assert_ok();
+    let d = stage(&r, Stage::RcptTo).diagnosis.clone().unwrap();
+    assert_eq!((d.scenario, d.hop), (Some(Scenario::B), Some(2)));
+    assert_eq!(serde_json::to_value(d.category).unwrap(), "relay_denied");
+    assert_eq!(serde_json::to_value(d.layer).unwrap(), "connector");
+    assert!(d.cause.contains("scenario B hop 2"), "{}", d.cause);
+    assert!(d.cause.contains("inbound connector"), "{}", d.cause);
 }
 
 #[tokio::test]

@@ -2,6 +2,22 @@
 //! vocabulary of DESIGN.md, the failure layer, the likely cause and next steps, tagged with the
 //! delivery scenario and hop.
 
+mod advice;
+mod classify;
+mod errors;
+mod rules;
+mod scenario;
+mod tables;
+
+pub use classify::{classify_reply, Finding, Tier};
+pub use errors::{
+    explain_observation, explain_tls_verification, observe_banner, observe_ehlo, Observation,
+};
+pub use scenario::{
+    diagnose, hints_from_spf, is_eop_host, path_label, scenario_for_host, scenario_for_mx,
+    tenant_routing_domain, MxFlag, Observed, ScenarioDetection, SpfHints,
+};
+
 use crate::model::{ErrorKind, Stage};
 use crate::smtp::reply::Reply;
 use serde::Serialize;
@@ -134,38 +150,20 @@ pub fn class_of(reply: &Reply) -> Class {
 /// Explains one reply received at `stage` (None when the stage is unknown, as with a pasted
 /// reply without `--stage`).
 pub fn explain_reply(stage: Option<Stage>, reply: &Reply) -> Explanation {
-    let class = class_of(reply);
-    let (category, layer) = match (class, stage) {
-        (Class::Success, _) => (Category::Accepted, Layer::SmtpSession),
-        (_, Some(Stage::Banner)) if reply.code == 421 || reply.code == 554 => {
-            (Category::ServiceUnavailable, Layer::Service)
-        }
-        _ => (Category::Other, Layer::SmtpSession),
-    };
+    let f = classify_reply(stage, reply);
     Explanation {
-        class,
-        category,
-        layer,
-        cause: String::new(),
-        next_steps: Vec::new(),
+        class: f.class,
+        category: f.category,
+        layer: f.layer,
+        cause: f.cause,
+        next_steps: f.next_steps,
     }
 }
 
-/// Explains a stage that ended without a usable reply.
+/// Explains a stage that ended without a usable reply (see errors.rs for the category rule).
 pub fn explain_error(stage: Stage, kind: ErrorKind, detail: &str) -> Explanation {
-    let _ = detail;
-    let (category, layer) = match kind {
-        ErrorKind::Dns => (Category::DnsFailure, Layer::Dns),
-        ErrorKind::Tls => (Category::TlsFailed, Layer::Tls),
-        ErrorKind::Protocol => (Category::ProtocolError, Layer::SmtpSession),
-        ErrorKind::Timeout if stage != Stage::Connect => (Category::Other, Layer::SmtpSession),
-        _ => (Category::Other, Layer::Network),
-    };
-    Explanation {
-        class: Class::Transient,
-        category,
-        layer,
-        cause: String::new(),
-        next_steps: Vec::new(),
-    }
+    errors::explain_error(stage, kind, detail)
 }
+
+#[cfg(test)]
+mod tests;

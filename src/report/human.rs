@@ -2,7 +2,7 @@
 //! know: ` -> ` client, `<-  ` server, ` ~> `/`<~  ` the same inside TLS, `===` information,
 //! `!!!` a failure and its explanation. Every line starts with the time since the probe began.
 
-use crate::diagnose::Diagnosis;
+use crate::diagnose::{Category, Diagnosis};
 use crate::model::{Outcome, ProbeReport, StageRecord, TlsReport};
 use std::fmt::Write;
 
@@ -107,13 +107,12 @@ fn stage(out: &mut String, s: &StageRecord, style: Style) {
             e.message
         );
     }
-    if s.outcome != Outcome::Ok || s.error.is_some() {
-        if let Some(d) = &s.diagnosis {
+    // Explained: every failure, and findings on stages that passed (a certificate not
+    // verified, STARTTLS not offered); a plain acceptance needs no words.
+    if let Some(d) = &s.diagnosis {
+        if s.outcome != Outcome::Ok || d.category != Category::Accepted {
             diagnosis(out, d, style);
         }
-    } else if let (Some(d), true) = (&s.diagnosis, s.reply.is_none()) {
-        // A stage that passed but has a finding (certificate not verified in report mode).
-        diagnosis(out, d, style);
     }
 }
 

@@ -1,0 +1,829 @@
+//! The diagnosis knowledge, as data: one table per kind of source, each row naming its
+//! document. Causes are written here in our own words from the documented facts.
+//!
+//! Precedence (classify.rs): MARKERS (vendor-specific wording and tags, blocklist names) >
+//! MICROSOFT (Exchange Online / EOP enhanced codes) > RFC3463 (IANA enhanced status code
+//! registry) > KEYWORDS (generic wording) > RFC5321 (basic code and stage) > `other`.
+//! Within a table the first matching row wins, so specific rows come before general ones.
+
+use super::advice::{
+    AUTH_POSTURE, CONNECTORS, DELIST_MS, DELIST_PUBLIC, DIRSYNC, HCW, LICENSING, PTR,
+    RECIPIENT_ADMIN, RETRY, RULES, SERVICE_HEALTH,
+};
+use super::rules::{
+    BasicRule, Classes, CodeRule, Stages, TextRule, AUTH, BANNER, DATA, MAIL, RCPT, TLS,
+};
+use super::Category::*;
+use super::Layer;
+
+// ---- Sources -------------------------------------------------------------------------------
+
+pub const RFC5321: &str =
+    "RFC 5321 section 4.2.2-4.2.3 (reply codes by function and in numeric order)";
+pub const RFC3207: &str =
+    "RFC 3207 section 4 (STARTTLS: 454 TLS not available, 530 must issue STARTTLS first)";
+pub const RFC4954: &str =
+    "RFC 4954 section 6 (SMTP AUTH status codes: 432, 454, 530, 534, 535, 538)";
+pub const RFC7504: &str = "RFC 7504 (SMTP 521 and 556 reply codes)";
+pub const RFC3463: &str = "RFC 3463 section 3 and the IANA SMTP Enhanced Status Codes registry (iana.org/assignments/smtp-enhanced-status-codes)";
+pub const RFC7372: &str = "RFC 7372 / IANA SMTP Enhanced Status Codes registry (X.7.20-X.7.29 email authentication status codes)";
+pub const MS_NDR: &str = "Microsoft Learn: Email non-delivery reports and SMTP errors in Exchange Online (learn.microsoft.com/exchange/mail-flow-best-practices/non-delivery-reports-in-exchange-online/non-delivery-reports-in-exchange-online)";
+pub const MS_5764: &str = "Microsoft Learn: \"550 5.7.64 TenantAttribution\" when sending mail externally in Microsoft 365 (learn.microsoft.com/exchange/troubleshoot/email-delivery/ndr/relay-access-denied-smtp); KB 3212877";
+pub const MS_RELAY: &str = "Microsoft KB 2827473: \"Relay Access Denied\" NDR when sending from an on-premises Exchange organization through EOP";
+pub const MS_541: &str = "Microsoft Learn: Fix NDR error code 5.4.1 in Exchange Online (Directory-Based Edge Blocking, Recipient address rejected: Access denied)";
+pub const MS_5770X: &str =
+    "Microsoft Learn: Fix NDR error codes 5.7.700 through 5.7.750 in Exchange Online";
+pub const MS_DELIST: &str = "Microsoft Learn: Use the delist portal to remove yourself from the blocked senders list (5.7.511, 5.7.606-649)";
+pub const MS_557: &str = "Microsoft Learn: Fix NDR error 5.7.57 in Exchange Online (client not authenticated to send anonymous mail during MAIL FROM)";
+pub const MS_OUTLOOK_PM: &str = "Outlook.com Postmaster: troubleshooting and SMTP error codes (sendersupport.olc.protection.outlook.com/pm/troubleshooting.aspx)";
+pub const GMAIL: &str = "Google Workspace Admin Help: Gmail SMTP errors and codes (support.google.com/a/answer/3726730)";
+pub const YAHOO: &str = "Yahoo Sender Hub: SMTP error codes (senders.yahooinc.com/smtp-error-codes); Yahoo Help: 4xx SMTP error codes";
+pub const POSTFIX: &str =
+    "Postfix postconf(5) and SMTPD_ACCESS_README (smtpd restriction reply texts)";
+pub const POSTFIX_TLS: &str = "Postfix TLS_README (smtpd_tls_security_level = encrypt)";
+pub const POSTGREY: &str =
+    "postgrey(8) and Postfix SMTPD_POLICY_README (greylisting policy servers)";
+pub const EXIM: &str =
+    "Exim specification, chapters on access control lists and SMTP processing (reply texts)";
+pub const QMAIL: &str = "qmail-smtpd(8) (rcpthosts control file)";
+pub const SPAMHAUS: &str = "Spamhaus: ZEN, SBL, XBL, PBL DNSBL documentation (spamhaus.org/zen)";
+pub const DNSBLS: &str = "Blocklist operators' documentation: Barracuda Reputation Block List (b.barracudacentral.org), SpamCop (bl.spamcop.net), SORBS, UCEPROTECT, PSBL";
+pub const ONPREM: &str =
+    "reference/003 On-premises Exchange mail-flow method (queue LastError patterns, DNS)";
+
+const NOT_MAIL: Stages = Stages::ANY.except(MAIL);
+const NOT_AUTH: Stages = Stages::ANY.except(AUTH);
+
+// ---- Tier 1: vendor markers ------------------------------------------------------------------
+
+pub static MARKERS: &[TextRule] = &[
+    // Any permanent reply to STARTTLS means the server will not start TLS, whatever the text.
+    TextRule::new(
+        &[],
+        TlsFailed,
+        "The server refused the STARTTLS command (not supported, not enabled, or its TLS set-up is broken), so the session cannot be encrypted.",
+        RFC3207,
+    )
+    .at(TLS)
+    .only(Classes::Permanent),
+    // Exchange Online connector attribution (hybrid / relay through EOP).
+    TextRule::new(
+        &["#attr36", "#attr35", "tenantattribution"],
+        RelayDenied,
+        "Exchange Online could not attribute this connection to a tenant: the inbound connector for mail from on-premises (or a partner) is missing, disabled, or does not match the certificate name or IP address the sending server presents.",
+        MS_5764,
+    )
+    .steps(&[HCW, CONNECTORS]),
+    // Tenant allow/block list before the generic "block list" marker.
+    TextRule::new(
+        &["tenant allow block list", "tenant allow/block list"],
+        PolicyOrTransportRule,
+        "The sender's organization blocks this recipient or domain with its Tenant Allow/Block List.",
+        MS_5770X,
+    ),
+    TextRule::new(
+        &["relay access denied", "relaying denied", "relay denied", "relaying not allowed", "relay prohibited", "unable to relay", "not permitted to relay", "relaying mail to", "we do not relay"],
+        RelayDenied,
+        "The server refused to relay: the recipient domain is not one it accepts mail for, and this connection is not authorized to relay (no matching connector, IP or authentication).",
+        POSTFIX,
+    )
+    .steps(&[CONNECTORS, HCW]),
+    TextRule::new(
+        &["relay not permitted"],
+        RelayDenied,
+        "The server refused to relay: the recipient domain is not local to it and this host is not allowed to relay through it.",
+        EXIM,
+    )
+    .steps(&[CONNECTORS]),
+    TextRule::new(
+        &["allowed rcpthosts"],
+        RelayDenied,
+        "The server does not accept mail for this recipient domain (not in its rcpthosts) and will not relay for this client.",
+        QMAIL,
+    ),
+    TextRule::new(
+        &["greylist", "graylist", "grey-list", "gray-list", "grey list", "gray list", "postgrey"],
+        Greylisted,
+        "The server is greylisting: it defers the first delivery attempt from an unknown sender and IP, expecting a real MTA to retry.",
+        POSTGREY,
+    )
+    .only(Classes::Transient),
+    // Public and provider blocklists.
+    TextRule::new(
+        &["spamhaus", "[bl21]", "[bl22]", "[bl23]"],
+        IpBlocklisted,
+        "The sending IP address is listed by Spamhaus (ZEN: SBL, XBL, PBL or CSS), which the receiving server checks, so it refuses the connection or the message.",
+        SPAMHAUS,
+    )
+    .steps(&[DELIST_PUBLIC, PTR]),
+    TextRule::new(
+        &["barracudacentral", "barracuda reputation", "spamcop", "#sorbs", "uceprotect", "abuseat", "psbl.surriel", "#dnsbl", "#rbl", "blocked using", "blacklist", "blocklisted", "black list", "block list", "banned sending ip", "(s3140)", "(s3150)", "is listed", "listed at", "listed on", "listed by"],
+        IpBlocklisted,
+        "The sending IP address is on a blocklist (DNSBL or the provider's own list) the receiving server checks, so it refuses the connection or the message.",
+        DNSBLS,
+    )
+    .unless(&["tenant allow"])
+    .steps(&[DELIST_PUBLIC, DELIST_MS, PTR]),
+    // Outlook.com / Hotmail consumer postmaster codes.
+    TextRule::new(
+        &["#dy-001", "#dy-002"],
+        IpBlocklisted,
+        "Outlook.com refuses mail from this IP because it looks like a dynamic or residential address that should send through its provider's relay.",
+        MS_OUTLOOK_PM,
+    ),
+    TextRule::new(
+        &["#rp-001", "#rp-002", "#rp-003", "#sc-001", "#sc-002", "#sc-003", "#sc-004", "#ou-001", "#ou-002"],
+        ReputationOrRateLimited,
+        "Outlook.com limits or blocks this IP because of its sending reputation (volume, complaints or policy).",
+        MS_OUTLOOK_PM,
+    ),
+    TextRule::new(
+        &["rate limit", "ratelimit", "rate-limit", "too many connections", "too many concurrent", "throttl"],
+        ReputationOrRateLimited,
+        "The receiving server is rate limiting this sender or IP (too many messages or connections in a period).",
+        RFC3463,
+    )
+    .steps(&[RETRY]),
+    TextRule::new(
+        &["#s77719", "server busy. please try again later"],
+        ReputationOrRateLimited,
+        "Exchange Online is throttling this sending IP (server busy): it accepts mail again once the rate drops; new or low-reputation IPs are throttled first.",
+        MS_NDR,
+    )
+    .only(Classes::Transient)
+    .steps(&[RETRY]),
+    // Yahoo / AOL.
+    TextRule::new(
+        &["[ts0", "[tss0", "[ts1", "unexpected volume or user complaints", "due to user complaints", "permanently deferred"],
+        ReputationOrRateLimited,
+        "Yahoo/AOL is deferring mail from this IP because of unusual volume or user complaints (reputation).",
+        YAHOO,
+    ),
+    TextRule::new(
+        &["not accepted for policy reasons"],
+        PolicyOrTransportRule,
+        "Yahoo/AOL refused the message under its content or sending policy.",
+        YAHOO,
+    ),
+    // Gmail.
+    TextRule::new(
+        &["unresolvable rfc.5321 from", "unresolvable from domain"],
+        SenderRejected,
+        "The sender's domain (MAIL FROM) does not resolve, so the receiver defers or refuses it.",
+        YAHOO,
+    )
+    .layer(Layer::Dns),
+    TextRule::new(
+        &["relay limit", "sending limit exceeded", "daily user sending limit", "sending quota"],
+        ReputationOrRateLimited,
+        "The sending account or relay customer exceeded the provider's sending limit.",
+        GMAIL,
+    ),
+    TextRule::new(
+        &["receiving mail at a rate", "receiving mail too quickly", "unusual rate", "rate of unsolicited mail"],
+        ReputationOrRateLimited,
+        "Gmail is limiting the rate: either this IP sent an unusual rate of (unsolicited) mail, or the recipient is receiving mail faster than allowed.",
+        GMAIL,
+    ),
+    TextRule::new(
+        &["likely unsolicited", "content presents a potential security issue"],
+        ContentRejected,
+        "Gmail's filter judged this message to be spam or dangerous.",
+        GMAIL,
+    ),
+    TextRule::new(
+        &["detected as spam", "message is spam", "looks like spam"],
+        ContentRejected,
+        "The receiving filter judged this message's content to be spam.",
+        MS_NDR,
+    ),
+    TextRule::new(
+        &["not authorized to send email directly"],
+        IpBlocklisted,
+        "The receiving provider does not accept direct delivery from this IP (typically a dynamic or residential range); mail must go through a proper relay.",
+        GMAIL,
+    ),
+    TextRule::new(
+        &["ip not in whitelist", "ip not in allowlist"],
+        RelayDenied,
+        "The relay service does not have this IP registered for the sending domain, so it refuses to relay.",
+        GMAIL,
+    ),
+    TextRule::new(
+        &["#gcdp"],
+        PolicyOrTransportRule,
+        "A custom policy set by the receiving Google Workspace admin rejected the message.",
+        GMAIL,
+    )
+    .steps(&[RECIPIENT_ADMIN]),
+    TextRule::new(
+        &["out of storage space", "over quota", "overquota", "mailbox is full", "mailbox full", "mailbox exceeds", "storage quota"],
+        MailboxDisabledOrFull,
+        "The recipient mailbox is full (over its storage quota).",
+        RFC3463,
+    )
+    .unless(&["submission quota"]),
+    TextRule::new(
+        &["account that you tried to reach is disabled", "account is disabled", "mailbox is disabled", "mailbox disabled", "account has been disabled", "account is inactive", "mailbox is inactive", "account has been suspended", "no longer active"],
+        MailboxDisabledOrFull,
+        "The recipient account exists but is disabled or inactive, so it does not accept mail.",
+        RFC3463,
+    )
+    .at(NOT_AUTH),
+    TextRule::new(
+        &["sender verify failed", "sender verify", "sender address rejected: not owned by user"],
+        SenderRejected,
+        "The server could not verify the sender address, or the authenticated user may not send as it.",
+        EXIM,
+    ),
+    TextRule::new(
+        &["user unknown in"],
+        RecipientUnknown,
+        "The recipient address is not in the receiving server's recipient tables (local, virtual mailbox, virtual alias or relay recipients).",
+        POSTFIX,
+    )
+    .unless(&["sender address rejected"]),
+    TextRule::new(
+        &["unrouteable address"],
+        RecipientUnknown,
+        "The receiving server has no route for the recipient address: it does not exist there, or the domain is not handled.",
+        EXIM,
+    )
+    .unless(&["sender verify"]),
+    TextRule::new(
+        &["account that you tried to reach does not exist"],
+        RecipientUnknown,
+        "The recipient address does not exist at Gmail / Google Workspace.",
+        GMAIL,
+    ),
+    TextRule::new(
+        &["doesn't have a yahoo.com account", "does not have a yahoo.com account"],
+        RecipientUnknown,
+        "The recipient address does not exist at Yahoo.",
+        YAHOO,
+    ),
+    // Postfix / Exim session-level wording.
+    TextRule::new(
+        &["must issue a starttls command first", "encryption required", "starttls is required", "must use starttls", "tls is required"],
+        TlsRequired,
+        "The server accepts this command only inside TLS: the client must issue STARTTLS first.",
+        POSTFIX_TLS,
+    ),
+    TextRule::new(
+        &["tls required for rcpt domain"],
+        TlsRequired,
+        "The recipient domain requires TLS for incoming mail and this session is not encrypted.",
+        GMAIL,
+    ),
+    TextRule::new(
+        &["cannot find your hostname", "cannot find your reverse hostname", "reverse dns", "does not have a ptr", "no ptr record", "ptr record"],
+        DnsFailure,
+        "The receiving server checks the sending IP's reverse DNS (PTR) and found none, or a name that does not resolve back to the IP.",
+        POSTFIX,
+    )
+    .layer(Layer::Dns)
+    .steps(&[PTR]),
+    TextRule::new(
+        &["temporary lookup failure", "name service error", "dns query failed", "dns lookup failed"],
+        DnsFailure,
+        "The receiving server could not complete a DNS lookup it needs (for the sender, recipient or client); usually temporary.",
+        ONPREM,
+    )
+    .layer(Layer::Dns),
+    TextRule::new(
+        &["sender address rejected: domain not found"],
+        SenderRejected,
+        "The sender's domain does not resolve (no MX or A record), so the server refuses the sender address.",
+        POSTFIX,
+    )
+    .layer(Layer::Dns),
+    TextRule::new(
+        &["recipient address rejected: domain not found"],
+        RecipientUnknown,
+        "The recipient's domain does not resolve (no MX or A record).",
+        POSTFIX,
+    )
+    .layer(Layer::Dns),
+    TextRule::new(
+        &["helo command rejected", "bad helo", "invalid helo", "helo/ehlo"],
+        PolicyOrTransportRule,
+        "The server refused the HELO/EHLO name the client gave (not a fully-qualified name, does not resolve, or not allowed).",
+        POSTFIX,
+    )
+    .layer(Layer::SmtpSession),
+    TextRule::new(
+        &["synchronization error", "too many syntax or protocol errors"],
+        ProtocolError,
+        "The client broke SMTP: it sent commands before the server's reply (pipelining without support) or made too many protocol errors.",
+        EXIM,
+    ),
+    TextRule::new(
+        &["improper use of smtp command pipelining", "too many errors"],
+        ProtocolError,
+        "The client broke SMTP: it pipelined commands the server did not allow, or made too many protocol errors.",
+        POSTFIX,
+    ),
+    TextRule::new(
+        &["exceeded storage allocation", "message size exceeds", "message file too big", "message too large", "exceeded google's message size", "message size limit", "size limit exceeded"],
+        MessageTooLarge,
+        "The message is larger than the receiving server's size limit.",
+        RFC5321,
+    ),
+    TextRule::new(
+        &["administrative prohibition"],
+        PolicyOrTransportRule,
+        "The receiving server's access rules refuse this message (administrative prohibition).",
+        EXIM,
+    ),
+];
+
+// ---- Tier 2a: Microsoft Exchange Online / EOP enhanced codes ---------------------------------
+
+pub static MICROSOFT: &[CodeRule] = &[
+    CodeRule::new(7, 64, "TenantAttribution; Relay Access Denied", Some(RelayDenied),
+        "Exchange Online could not attribute the connection to a tenant: the inbound connector for on-premises mail is missing or no longer matches the certificate (TlsSenderCertificateName) or IP the sending server presents, often after a certificate renewal or IP change.",
+        MS_5764).steps(&[HCW, CONNECTORS]),
+    CodeRule::new(7, 54, "Unable to relay recipient in non-accepted domain", Some(RelayDenied),
+        "Exchange Online refused to relay to a domain that is not an accepted domain, because no connector authorizes this sending server to relay.",
+        MS_NDR).steps(&[CONNECTORS, HCW]),
+    CodeRule::new(7, 57, "Client was not authenticated to send anonymous mail during MAIL FROM", Some(AuthRequired),
+        "The client submitted mail (typically to smtp.office365.com on 587) without authenticating, or the recipient does not accept anonymous senders.",
+        MS_557),
+    CodeRule::new(7, 60, "Client does not have permissions to send as this sender", Some(SenderRejected),
+        "The authenticated account has no Send As permission for the sender address it used.",
+        MS_NDR).layer(Layer::Auth),
+    CodeRule::new(7, 139, "Authentication unsuccessful", Some(AuthFailed),
+        "Exchange Online refused SMTP AUTH: wrong credentials, or SMTP client authentication (basic auth) is disabled for the mailbox or tenant, or blocked by security defaults or conditional access.",
+        MS_NDR),
+    CodeRule::new(7, 12, "Sender was not authenticated by organization", Some(PolicyOrTransportRule),
+        "The recipient only accepts mail from authenticated (internal) senders, and this sender is external.",
+        MS_NDR).text(&["organization", "not authenticated", "resolver.rst"]),
+    CodeRule::new(7, 124, "Sender not in allowed-senders list", Some(PolicyOrTransportRule),
+        "The recipient group or mailbox accepts mail only from a list of senders that does not include this one.",
+        MS_NDR),
+    CodeRule::new(7, 133, "Sender not authenticated for group / mailbox / public folder / mail user", Some(PolicyOrTransportRule),
+        "The recipient is set to accept mail only from authenticated internal senders (RequireSenderAuthenticationEnabled).",
+        MS_NDR).to(136),
+    CodeRule::new(7, 350, "Remote server returned message detected as spam", Some(ContentRejected),
+        "The remote server judged the message to be spam and returned it.",
+        MS_NDR),
+    CodeRule::new(7, 501, "Access denied, spam abuse detected / banned sender", Some(ReputationOrRateLimited),
+        "Exchange Online banned the sending account for detected spam; it usually means a compromised account.",
+        MS_NDR).to(503),
+    CodeRule::new(7, 506, "Access Denied, Bad HELO", Some(PolicyOrTransportRule),
+        "Exchange Online refused the HELO/EHLO name the sending server presented.",
+        MS_NDR).layer(Layer::SmtpSession),
+    CodeRule::new(7, 508, "Access denied, sending IP has exceeded permitted limits", Some(ReputationOrRateLimited),
+        "The sending IP (or its range) exceeded the volume Exchange Online permits.",
+        MS_NDR),
+    CodeRule::new(7, 509, "Access denied, sending domain does not pass DMARC verification (p=reject)", Some(SpfDkimDmarcFailure),
+        "The sender's domain publishes DMARC p=reject and this message failed DMARC.",
+        MS_NDR).steps(&[AUTH_POSTURE]),
+    CodeRule::new(7, 510, "Access denied, domain does not accept email over IPv4", Some(PolicyOrTransportRule),
+        "The recipient domain does not accept mail over the protocol family used.",
+        MS_NDR),
+    CodeRule::new(7, 511, "Access denied, banned sender", Some(IpBlocklisted),
+        "The sending IP is on Microsoft 365's blocked senders list.",
+        MS_DELIST).steps(&[DELIST_MS]),
+    CodeRule::new(7, 512, "Access denied, message must be RFC 5322 section 3.6.2 compliant", Some(ContentRejected),
+        "The message's From header is missing or malformed (RFC 5322 section 3.6.2).",
+        MS_NDR),
+    CodeRule::new(7, 515, "Access denied, sending domain does not meet the required authentication level", Some(SpfDkimDmarcFailure),
+        "The sending domain lacks the SPF, DKIM and DMARC authentication required by Microsoft for this volume of mail.",
+        MS_OUTLOOK_PM).steps(&[AUTH_POSTURE]),
+    CodeRule::new(7, 520, "Access denied, your organization does not allow external forwarding", Some(PolicyOrTransportRule),
+        "The sender's outbound spam policy blocks automatic forwarding to external recipients.",
+        MS_NDR),
+    CodeRule::new(7, 606, "Access denied, banned sending IP", Some(IpBlocklisted),
+        "The sending IP is on Microsoft 365's blocked senders list (5.7.606-649).",
+        MS_DELIST).to(649).steps(&[DELIST_MS]),
+    CodeRule::new(7, 650, "Temporarily rate limited due to IP reputation", Some(ReputationOrRateLimited),
+        "Exchange Online is rate limiting this IP because of its reputation.",
+        MS_NDR).only(Classes::Transient),
+    CodeRule::new(7, 500, "Server busy / access denied, please try again later (throttling)", Some(ReputationOrRateLimited),
+        "Exchange Online is throttling or refusing this sending IP for its reputation or volume (the 4.7.500-699 / 5.7.500-699 family).",
+        MS_NDR).to(699),
+    CodeRule::new(7, 703, "Messages blocked by your organization using Tenant Allow Block List", Some(PolicyOrTransportRule),
+        "The sender's organization blocks this recipient or domain with its Tenant Allow/Block List.",
+        MS_5770X),
+    CodeRule::new(7, 705, "Access denied, tenant has exceeded threshold", Some(ReputationOrRateLimited),
+        "Exchange Online blocked outbound mail from the whole tenant for sending too much spam or bulk mail (often a compromised on-premises server or admin account), or while an expired subscription is renewed.",
+        MS_5770X),
+    CodeRule::new(7, 708, "Access denied, traffic not accepted from this IP", Some(ReputationOrRateLimited),
+        "Exchange Online does not accept outbound traffic from this tenant's IP (low reputation, often a new tenant or after spam).",
+        MS_5770X),
+    CodeRule::new(7, 750, "Client blocked from sending from unregistered domains", Some(SenderRejected),
+        "Mail relayed through Exchange Online uses a sender domain that is not an accepted domain of the tenant.",
+        MS_5770X).layer(Layer::Connector).steps(&[CONNECTORS]),
+    CodeRule::new(7, 700, "Tenant-level sending restriction", Some(ReputationOrRateLimited),
+        "Exchange Online restricts sending for this tenant (5.7.7xx family).",
+        MS_5770X).to(749),
+    CodeRule::new(7, 321, "starttls-not-supported: destination mail server must support TLS", Some(TlsRequired),
+        "The connector requires TLS, but the destination server did not offer STARTTLS or the TLS negotiation failed.",
+        MS_NDR),
+    CodeRule::new(4, 316, "Connection refused (socket error)", Some(ConnectorOrRouting),
+        "Exchange Online could not connect to the destination server: it refused the connection (network problem at the receiving side).",
+        MS_NDR).layer(Layer::Network),
+    CodeRule::new(4, 7, "Message expired", Some(ConnectorOrRouting),
+        "The message stayed in the queue until it expired: the next hop could not be reached or kept deferring it.",
+        MS_NDR).layer(Layer::Network),
+    CodeRule::new(4, 300, "Message expired", Some(ConnectorOrRouting),
+        "The message expired in the queue before the next hop accepted it.",
+        MS_NDR).layer(Layer::Network),
+    CodeRule::new(4, 14, "Hop count exceeded - possible mail loop", Some(ConnectorOrRouting),
+        "A mail loop: connectors or accepted-domain settings send the message back and forth (often an accepted domain set to Internal Relay on both sides of a hybrid).",
+        MS_NDR),
+    CodeRule::new(4, 1, "Relay Access Denied", Some(RelayDenied),
+        "EOP refused to relay mail from the on-premises organization: the inbound connector is missing, disabled or wrong, or the on-premises send connector does not deliver to the EOP smart host.",
+        MS_RELAY).text(&["relay"]).steps(&[CONNECTORS, HCW]),
+    CodeRule::new(4, 1, "Recipient address rejected: Access denied (Directory-Based Edge Blocking)", Some(RecipientUnknown),
+        "Exchange Online's Directory-Based Edge Blocking rejected the recipient: no mailbox, mail user, group or contact has this address in the tenant (not created, not synchronized, or the domain type is wrong).",
+        MS_541).text(&["access denied", "as(201806281)"]).steps(&[LICENSING, DIRSYNC]),
+    CodeRule::new(1, 10, "RESOLVER.ADR.RecipientNotFound; recipient not found by SMTP address lookup", Some(RecipientUnknown),
+        "No recipient with this address exists in the Exchange organization (not created, removed, or not synchronized to the cloud directory).",
+        MS_NDR).text(&["resolver", "recipient not found", "recipientnotfound"]).steps(&[LICENSING, DIRSYNC]),
+    CodeRule::new(2, 1, "Unable to connect (queue LastError)", Some(ConnectorOrRouting),
+        "The sending server could not connect to the destination: a firewall rule, the remote server being down, or an IP block.",
+        ONPREM).text(&["unable to connect"]).layer(Layer::Network),
+    CodeRule::new(1, 8, "Access denied, bad outbound sender", Some(SenderRejected),
+        "Exchange Online blocked the sending account from sending, usually after detecting outbound spam (restricted entity; likely compromised).",
+        MS_NDR).text(&["bad outbound sender"]).layer(Layer::Reputation),
+    CodeRule::new(1, 90, "Reached the daily limit for message recipients", Some(ReputationOrRateLimited),
+        "The sender reached Exchange Online's daily recipient limit.",
+        MS_NDR),
+    CodeRule::new(2, 2, "Submission quota exceeded", Some(ReputationOrRateLimited),
+        "The sender exceeded Exchange Online's recipient rate or message rate limit.",
+        MS_NDR).text(&["submission quota", "rate limit", "recipient rate", "message rate"]),
+    CodeRule::new(2, 121, "Recipient's per-hour message receive limit exceeded", Some(ReputationOrRateLimited),
+        "The recipient is receiving more messages per hour from this sender than Exchange Online allows.",
+        MS_NDR).to(122),
+    CodeRule::new(3, 2, "STOREDRV.Deliver; recipient thread limit exceeded", Some(ReputationOrRateLimited),
+        "The recipient mailbox is receiving too many messages at once; Exchange throttles it by design.",
+        MS_NDR).text(&["thread limit", "storedrv"]),
+    CodeRule::new(3, 190, "Journaling on-premises messages not supported when Journaling Archive disabled", Some(PolicyOrTransportRule),
+        "On-premises journal reports are sent to Microsoft 365 while journaling archive is disabled.",
+        MS_NDR),
+];
+
+// ---- Tier 2b: RFC 3463 / IANA enhanced status codes ------------------------------------------
+
+pub static RFC3463_TABLE: &[CodeRule] = &[
+    CodeRule::new(0, 0, "Other undefined status", None, "", RFC3463),
+    CodeRule::new(1, 0, "Other address status", None, "", RFC3463),
+    CodeRule::new(1, 1, "Bad destination mailbox address", Some(RecipientUnknown),
+        "The recipient mailbox does not exist at the receiving server.", RFC3463),
+    CodeRule::new(1, 2, "Bad destination system address", Some(RecipientUnknown),
+        "The recipient's domain or system does not exist or cannot accept mail.", RFC3463),
+    CodeRule::new(1, 3, "Bad destination mailbox address syntax", Some(RecipientUnknown),
+        "The recipient address is syntactically invalid.", RFC3463),
+    CodeRule::new(1, 4, "Destination mailbox address ambiguous", Some(RecipientUnknown),
+        "The recipient address matches more than one mailbox (in Exchange: duplicate proxy addresses).", RFC3463),
+    CodeRule::new(1, 5, "Destination mailbox address valid", Some(Accepted), "", RFC3463),
+    CodeRule::new(1, 6, "Destination mailbox has moved, no forwarding address", Some(RecipientUnknown),
+        "The recipient has moved and left no forwarding address.", RFC3463),
+    CodeRule::new(1, 7, "Bad sender's mailbox address syntax", Some(SenderRejected),
+        "The sender address is syntactically invalid.", RFC3463),
+    CodeRule::new(1, 8, "Bad sender's system address", Some(SenderRejected),
+        "The sender's domain does not exist or cannot accept replies.", RFC3463),
+    CodeRule::new(1, 10, "Recipient address has null MX", Some(RecipientUnknown),
+        "The recipient domain publishes a null MX: it accepts no mail.", "RFC 7505 / IANA SMTP Enhanced Status Codes registry (X.1.10)"),
+    CodeRule::new(1, 11, "Sender address has null MX", Some(SenderRejected),
+        "The sender domain publishes a null MX, so replies could not be delivered.", "RFC 7505 / IANA SMTP Enhanced Status Codes registry (X.1.11)"),
+    CodeRule::new(2, 0, "Other or undefined mailbox status", None, "", RFC3463),
+    CodeRule::new(2, 1, "Mailbox disabled, not accepting messages", Some(MailboxDisabledOrFull),
+        "The recipient mailbox exists but is disabled or not accepting messages.", RFC3463),
+    CodeRule::new(2, 2, "Mailbox full", Some(MailboxDisabledOrFull),
+        "The recipient mailbox is full.", RFC3463),
+    CodeRule::new(2, 3, "Message length exceeds administrative limit", Some(MessageTooLarge),
+        "The message is larger than the recipient's or system's administrative size limit.", RFC3463),
+    CodeRule::new(2, 4, "Mailing list expansion problem", None, "", RFC3463),
+    CodeRule::new(3, 0, "Other or undefined mail system status", None, "", RFC3463),
+    CodeRule::new(3, 1, "Mail system full", Some(ServiceUnavailable),
+        "The receiving system is out of storage.", RFC3463),
+    CodeRule::new(3, 2, "System not accepting network messages", Some(ServiceUnavailable),
+        "The receiving system is not accepting network messages right now (shutting down, maintenance or overload).", RFC3463),
+    CodeRule::new(3, 3, "System not capable of selected features", Some(ProtocolError),
+        "The message requires a feature the receiving system does not support.", RFC3463),
+    CodeRule::new(3, 4, "Message too big for system", Some(MessageTooLarge),
+        "The message is larger than the receiving system accepts.", RFC3463),
+    CodeRule::new(3, 5, "System incorrectly configured", Some(ConnectorOrRouting),
+        "The receiving system reports that it is misconfigured for this mail.", RFC3463),
+    CodeRule::new(4, 0, "Other or undefined network or routing status", Some(ConnectorOrRouting),
+        "A network or routing problem prevented delivery.", RFC3463),
+    CodeRule::new(4, 1, "No answer from host", Some(ConnectorOrRouting),
+        "The next-hop host did not answer.", RFC3463).layer(Layer::Network),
+    CodeRule::new(4, 2, "Bad connection", Some(ConnectorOrRouting),
+        "The connection to the next hop was dropped or broke during the transaction.", RFC3463).layer(Layer::Network),
+    CodeRule::new(4, 3, "Directory server failure", Some(DnsFailure),
+        "A directory (usually DNS) lookup needed for routing failed.", RFC3463),
+    CodeRule::new(4, 4, "Unable to route", Some(ConnectorOrRouting),
+        "No route to the destination: DNS has no usable MX/A for the domain, or no connector covers it.", RFC3463),
+    CodeRule::new(4, 5, "Mail system congestion", Some(ServiceUnavailable),
+        "The receiving mail system is congested.", RFC3463),
+    CodeRule::new(4, 6, "Routing loop detected", Some(ConnectorOrRouting),
+        "The message is looping between servers (connectors or accepted domains point at each other).", RFC3463),
+    CodeRule::new(4, 7, "Delivery time expired", Some(ConnectorOrRouting),
+        "The message expired in a queue before the next hop accepted it.", RFC3463).layer(Layer::Network),
+    CodeRule::new(5, 0, "Other or undefined protocol status", None, "", RFC3463),
+    CodeRule::new(5, 1, "Invalid command", Some(ProtocolError),
+        "The server did not accept the command (invalid or out of sequence).", RFC3463),
+    CodeRule::new(5, 2, "Syntax error", Some(ProtocolError),
+        "The command had a syntax error.", RFC3463),
+    CodeRule::new(5, 3, "Too many recipients", Some(ReputationOrRateLimited),
+        "The message has more recipients than the server accepts in one transaction; the rest must be sent in another.", RFC3463)
+        .layer(Layer::Policy),
+    CodeRule::new(5, 4, "Invalid command arguments", Some(ProtocolError),
+        "The command's arguments or parameters were not valid.", RFC3463),
+    CodeRule::new(5, 5, "Wrong protocol version", Some(ProtocolError),
+        "The two ends disagree on the protocol version.", RFC3463),
+    CodeRule::new(5, 6, "Authentication exchange line is too long", Some(ProtocolError),
+        "An AUTH exchange line exceeded the server's limit.", RFC4954),
+    CodeRule::new(6, 0, "Other or undefined media error", Some(ContentRejected),
+        "The server refused the message content or format.", RFC3463),
+    CodeRule::new(6, 1, "Media not supported / conversion problems / non-ASCII addresses", Some(ContentRejected),
+        "The message content, encoding or format is not acceptable to the receiving server.", RFC3463).to(999),
+    CodeRule::new(7, 0, "Other or undefined security status", None, "", RFC3463),
+    CodeRule::new(7, 1, "Delivery not authorized, message refused", None, "", RFC3463),
+    CodeRule::new(7, 2, "Mailing list expansion prohibited", Some(PolicyOrTransportRule),
+        "The sender may not send to this mailing list.", RFC3463),
+    CodeRule::new(7, 3, "Security conversion required but not possible", None, "", RFC3463),
+    CodeRule::new(7, 4, "Security features not supported", None, "", RFC3463),
+    CodeRule::new(7, 5, "Cryptographic failure", None, "", RFC3463),
+    CodeRule::new(7, 6, "Cryptographic algorithm not supported", None, "", RFC3463),
+    CodeRule::new(7, 7, "Message integrity failure", Some(ContentRejected),
+        "The message failed an integrity check.", RFC3463),
+    // X.7.8-X.7.13 are SMTP AUTH codes; other servers reuse some of them at other stages with
+    // other meanings (Yahoo's 554 5.7.9 "policy reasons"), so they only count at AUTH.
+    CodeRule::new(7, 8, "Authentication credentials invalid", Some(AuthFailed),
+        "The server rejected the credentials.", RFC4954).at(AUTH.or_unknown()),
+    CodeRule::new(7, 9, "Authentication mechanism is too weak", Some(AuthFailed),
+        "The server requires a stronger authentication mechanism.", RFC4954).at(AUTH),
+    CodeRule::new(7, 10, "Encryption needed", Some(TlsRequired),
+        "The server requires TLS for this operation.", RFC3463),
+    CodeRule::new(7, 11, "Encryption required for requested authentication mechanism", Some(TlsRequired),
+        "This authentication mechanism is only allowed inside TLS.", RFC4954),
+    CodeRule::new(7, 12, "A password transition is needed", Some(AuthFailed),
+        "The account must change its password before it can authenticate.", RFC4954).at(AUTH),
+    CodeRule::new(7, 13, "User account disabled", Some(AuthFailed),
+        "The account used to authenticate is disabled.", "RFC 5248 / IANA SMTP Enhanced Status Codes registry (X.7.13)").at(AUTH.or_unknown()),
+    CodeRule::new(7, 14, "Trust relationship required", Some(AuthRequired),
+        "The server requires an established trust relationship (authentication) for this.", "RFC 5248 / IANA SMTP Enhanced Status Codes registry (X.7.14)"),
+    CodeRule::new(7, 15, "Priority level is too low / message too big for priority", Some(PolicyOrTransportRule),
+        "The server refused the message at its priority level.", "RFC 6710 / IANA SMTP Enhanced Status Codes registry (X.7.15-X.7.16)").to(16),
+    CodeRule::new(7, 17, "Mailbox owner has changed / domain owner has changed", Some(RecipientUnknown),
+        "The recipient address now belongs to someone else (require-recipient-valid-since).", "RFC 7293 / IANA SMTP Enhanced Status Codes registry (X.7.17-X.7.19)").to(18),
+    CodeRule::new(7, 20, "No passing DKIM signature found", Some(SpfDkimDmarcFailure),
+        "The message has no DKIM signature the receiver accepts.", RFC7372).to(22),
+    CodeRule::new(7, 23, "SPF validation failed", Some(SpfDkimDmarcFailure),
+        "The sending IP is not authorized by the sender domain's SPF record.", RFC7372),
+    CodeRule::new(7, 24, "SPF validation error", Some(SpfDkimDmarcFailure),
+        "The sender domain's SPF record could not be evaluated (syntax error, too many DNS lookups, or DNS failure).", RFC7372),
+    CodeRule::new(7, 25, "Reverse DNS validation failed", Some(DnsFailure),
+        "The sending IP has no valid reverse DNS (PTR) record, or it does not resolve back.", RFC7372).layer(Layer::Dns),
+    CodeRule::new(7, 26, "Multiple authentication checks failed", Some(SpfDkimDmarcFailure),
+        "The message failed sender authentication: neither SPF nor DKIM passed (aligned), so DMARC or the receiver's authentication requirement failed.", RFC7372),
+    CodeRule::new(7, 27, "Sender address has null MX", Some(SenderRejected),
+        "The sender domain publishes a null MX.", RFC7372),
+    CodeRule::new(7, 28, "Mail flood detected", Some(ReputationOrRateLimited),
+        "The receiver detected a flood of mail (unusual rate) from this sender or IP.", "IANA SMTP Enhanced Status Codes registry (X.7.28)"),
+    CodeRule::new(7, 29, "ARC validation failure", Some(SpfDkimDmarcFailure),
+        "The message's ARC chain failed validation.", "RFC 8617 / IANA SMTP Enhanced Status Codes registry (X.7.29)"),
+    CodeRule::new(7, 30, "REQUIRETLS support required", Some(TlsRequired),
+        "The message requires TLS on every hop, and this hop cannot guarantee it.", "RFC 8689 / IANA SMTP Enhanced Status Codes registry (X.7.30)"),
+];
+
+// ---- Tier 3: generic wording -----------------------------------------------------------------
+
+pub static KEYWORDS: &[TextRule] = &[
+    TextRule::new(
+        &["unrecognized", "not recognized", "not implemented", "unknown command", "not supported", "not available", "command not"],
+        TlsFailed,
+        "The server refused the STARTTLS command (not supported or not enabled), so the session cannot be encrypted.",
+        RFC3207,
+    )
+    .at(TLS),
+    TextRule::new(
+        &["#spf", "#dkim", "#dmarc", "sender policy framework", "unauthenticated email", "sender is unauthenticated", "authentication checks"],
+        SpfDkimDmarcFailure,
+        "The message failed sender authentication (SPF, DKIM or DMARC) at the receiving server.",
+        RFC7372,
+    )
+    .steps(&[AUTH_POSTURE]),
+    TextRule::new(
+        &["relay"],
+        RelayDenied,
+        "The server refused to relay for this connection.",
+        POSTFIX,
+    )
+    .also(&["denied", "not ", "prohibit", "unable", "refus", "reject", "forbidden", "permission"]),
+    TextRule::new(
+        &["starttls", "#tls", "encryption", "secure connection"],
+        TlsRequired,
+        "The server requires TLS before this command.",
+        RFC3207,
+    )
+    .also(&["required", "must", "first", "mandatory", "need"]),
+    TextRule::new(
+        &["security subsystem", "tls not available", "tls is not available", "tls negotiation failed", "tls handshake", "ssl handshake", "certificate"],
+        TlsFailed,
+        "TLS could not be started on the server side (certificate or TLS configuration problem, or TLS unavailable).",
+        RFC3207,
+    ),
+    TextRule::new(
+        &["authentication required", "authentication is required", "auth required", "must authenticate", "authenticate first", "not authenticated", "requires authentication", "please authenticate", "login required"],
+        AuthRequired,
+        "The server requires SMTP authentication before accepting this command.",
+        RFC4954,
+    ),
+    TextRule::new(
+        &["authentication failed", "authentication failure", "authentication unsuccessful", "unrecognized authentication", "authentication type", "authentication mechanism", "too many login attempts", "auth failed", "invalid credentials", "bad credentials", "credentials invalid", "password not accepted", "incorrect password", "invalid password", "login failed", "logon failure", "authentication credentials"],
+        AuthFailed,
+        "The server rejected the authentication attempt.",
+        RFC4954,
+    ),
+    TextRule::new(
+        &["rate limit", "ratelimit", "rate-limit", "too many messages", "per connection", "too many connections", "too many concurrent", "throttl", "sending limit", "limit exceeded", "exceeded the maximum number", "unusual traffic", "excessive", "complaint", "reputation", "too fast", "too quickly", "slow down"],
+        ReputationOrRateLimited,
+        "The receiving server is limiting this sender or IP (rate, volume or reputation).",
+        RFC3463,
+    ),
+    TextRule::new(
+        &["too many recipients"],
+        ReputationOrRateLimited,
+        "The message has more recipients than the server accepts in one transaction.",
+        RFC5321,
+    )
+    .layer(Layer::Policy),
+    TextRule::new(
+        &["#spam", "unsolicited", "#junk", "#uce", "bulk mail"],
+        ContentRejected,
+        "The receiving filter classified the message as spam.",
+        RFC3463,
+    )
+    .at(DATA.or_unknown()),
+    TextRule::new(
+        &["#spam", "unsolicited", "#junk", "#uce", "bulk mail"],
+        ReputationOrRateLimited,
+        "The receiving server treats this sender or IP as a spam source (reputation).",
+        RFC3463,
+    ),
+    TextRule::new(
+        &["#phish", "#virus", "malware", "infected", "attachment", "banned file", "prohibited file", "content"],
+        ContentRejected,
+        "The receiving filter refused the message content.",
+        RFC3463,
+    ),
+    TextRule::new(
+        &["too large", "too big", "exceeds size", "maximum size", "size exceeds", "exceeds maximum", "message length exceeds"],
+        MessageTooLarge,
+        "The message is larger than a size limit on the receiving side.",
+        RFC3463,
+    ),
+    TextRule::new(
+        &["quota", "storage"],
+        MailboxDisabledOrFull,
+        "The recipient mailbox is over its storage quota.",
+        RFC3463,
+    )
+    .unless(&["system storage", "submission"])
+    .at(NOT_MAIL),
+    TextRule::new(
+        &["disabled", "inactive", "suspended", "deactivated"],
+        MailboxDisabledOrFull,
+        "The recipient mailbox is disabled or not accepting mail.",
+        RFC3463,
+    )
+    .unless(&["auth", "tls", "login", "#ip"])
+    .at(RCPT.and(DATA).or_unknown()),
+    TextRule::new(
+        &["sender address rejected", "sender rejected", "sender verify", "sender denied", "invalid sender", "bad sender", "sender domain", "sender not allowed", "sender is not allowed", "sender blocked", "envelope sender", "from address"],
+        SenderRejected,
+        "The receiving server refused the sender address.",
+        POSTFIX,
+    ),
+    TextRule::new(
+        &["does not exist", "doesn't exist", "not exist", "unknown", "not found", "invalid address", "no such", "not valid", "undeliverable", "not allowed", "denied", "rejected"],
+        SenderRejected,
+        "The receiving server refused the sender address given at MAIL FROM.",
+        RFC5321,
+    )
+    .at(MAIL),
+    TextRule::new(
+        &["user unknown", "unknown user", "no such user", "no such recipient", "no such mailbox", "unknown recipient", "recipient unknown", "recipient not found", "invalid recipient", "recipient invalid", "mailbox not found", "does not exist", "doesn't exist", "not exist", "no mailbox", "unknown address", "address unknown", "invalid address", "bad destination", "undeliverable address", "not our customer", "no longer valid", "mailbox unknown", "address not found", "addressee unknown"],
+        RecipientUnknown,
+        "The recipient address is not known to the receiving server.",
+        RFC3463,
+    )
+    .at(NOT_MAIL),
+    TextRule::new(
+        &["#dns", "lookup fail", "host not found", "domain not found", "nxdomain", "servfail", "could not resolve", "cannot resolve", "unresolvable"],
+        DnsFailure,
+        "A DNS lookup on the receiving side failed or found no record.",
+        ONPREM,
+    ),
+    TextRule::new(
+        &["#loop", "hop count", "unable to route", "no route", "routing", "connector", "unable to connect", "connection refused", "connection timed out", "connection dropped", "could not connect", "unreachable", "expired"],
+        ConnectorOrRouting,
+        "The message could not be routed or delivered to the next hop.",
+        RFC3463,
+    ),
+    TextRule::new(
+        &["policy", "not authorized", "not authorised", "prohibited", "not permitted", "restricted", "access denied", "not allowed", "forbidden", "administrative", "denied", "blocked", "rejected by", "#rule"],
+        PolicyOrTransportRule,
+        "A policy on the receiving side refused the message (access rule, transport rule or restriction).",
+        RFC3463,
+    )
+    .steps(&[RULES, RECIPIENT_ADMIN]),
+    TextRule::new(
+        &["service unavailable", "service not available", "temporarily unavailable", "try again later", "try later", "server busy", "too busy", "overloaded", "maintenance", "shutting down", "closing transmission channel", "temporary failure", "temporary problem", "local error", "local problem", "system problem", "resources temporarily", "not available", "please retry", "insufficient system storage"],
+        ServiceUnavailable,
+        "The receiving server reports a temporary inability to provide service.",
+        RFC5321,
+    )
+    .steps(&[SERVICE_HEALTH, RETRY]),
+    TextRule::new(
+        &["syntax", "unrecognized", "unrecognised", "not recognized", "not implemented", "bad sequence", "out of sequence", "need mail command", "need rcpt command", "line too long", "bare lf", "bare line feed", "pipelining", "protocol", "invalid command", "unknown command"],
+        ProtocolError,
+        "The server did not accept the command as valid SMTP at this point.",
+        RFC5321,
+    ),
+];
+
+// ---- Tier 4: RFC 5321 basic codes, with the stage --------------------------------------------
+
+pub static RFC5321_TABLE: &[BasicRule] = &[
+    BasicRule::new(211, "System status, or system help reply", Some(Accepted), "", RFC5321),
+    BasicRule::new(214, "Help message", Some(Accepted), "", RFC5321),
+    BasicRule::new(220, "<domain> Service ready", Some(Accepted), "", RFC5321),
+    BasicRule::new(221, "<domain> Service closing transmission channel", Some(Accepted), "", RFC5321),
+    BasicRule::new(235, "Authentication succeeded", Some(Accepted), "", RFC4954),
+    BasicRule::new(250, "Requested mail action okay, completed", Some(Accepted), "", RFC5321),
+    BasicRule::new(251, "User not local; will forward", Some(Accepted), "", RFC5321),
+    BasicRule::new(252, "Cannot VRFY user, but will accept message and attempt delivery", Some(Accepted), "", RFC5321),
+    BasicRule::new(334, "Server challenge (AUTH continues)", Some(Accepted), "", RFC4954),
+    BasicRule::new(354, "Start mail input; end with <CRLF>.<CRLF>", Some(Accepted), "", RFC5321),
+    BasicRule::new(200, "Positive completion", Some(Accepted), "", RFC5321).to(399),
+    BasicRule::new(421, "<domain> Service not available, closing transmission channel", Some(ServiceUnavailable),
+        "The server is closing the connection because it cannot provide service now (overload, shutdown, or a temporary refusal of this client).", RFC5321),
+    // A server that answers STARTTLS with an error leaves the session unencrypted.
+    BasicRule::new(454, "TLS not available due to temporary reason", Some(TlsFailed),
+        "The server advertises or accepts STARTTLS but cannot start TLS now (certificate or TLS configuration problem on the server).", RFC3207)
+        .at(TLS.or_unknown()),
+    BasicRule::new(400, "STARTTLS refused", Some(TlsFailed),
+        "The server refused STARTTLS, so the session cannot be encrypted.", RFC3207)
+        .to(599).at(TLS),
+    BasicRule::new(454, "Temporary authentication failure", Some(AuthFailed),
+        "Authentication failed for a temporary reason on the server (its directory or authentication back end).", RFC4954)
+        .at(AUTH),
+    BasicRule::new(432, "A password transition is needed", Some(AuthFailed),
+        "The account must change its password before it can authenticate.", RFC4954).at(AUTH),
+    BasicRule::new(530, "Authentication required", Some(AuthRequired),
+        "The server requires authentication before this command.", RFC4954),
+    BasicRule::new(534, "Authentication mechanism is too weak", Some(AuthFailed),
+        "The server requires a stronger authentication mechanism.", RFC4954),
+    BasicRule::new(535, "Authentication credentials invalid", Some(AuthFailed),
+        "The server rejected the credentials.", RFC4954),
+    BasicRule::new(538, "Encryption required for requested authentication mechanism", Some(TlsRequired),
+        "This authentication mechanism is only allowed inside TLS.", RFC4954),
+    BasicRule::new(503, "Bad sequence of commands", Some(ProtocolError),
+        "A command came out of order (for example AUTH when already authenticated, or RCPT before MAIL).", RFC5321),
+    BasicRule::new(500, "Authentication refused", Some(AuthFailed),
+        "The server refused the authentication attempt.", RFC4954).to(599).at(AUTH),
+    BasicRule::new(450, "Requested mail action not taken: mailbox unavailable (busy or temporarily blocked for policy reasons)", None, "", RFC5321),
+    BasicRule::new(451, "Requested action aborted: local error in processing", Some(ServiceUnavailable),
+        "The receiving server hit a local error while processing the command; it is temporary by definition.", RFC5321),
+    // At RCPT, 452 is also the documented reply for "too many recipients" (RFC 5321 4.5.3.1.10).
+    BasicRule::new(452, "Requested action not taken: insufficient system storage", None, "", RFC5321).at(RCPT.or_unknown()),
+    BasicRule::new(452, "Requested action not taken: insufficient system storage", Some(ServiceUnavailable),
+        "The receiving server is short of storage and cannot take the message now.", RFC5321),
+    BasicRule::new(455, "Server unable to accommodate parameters", Some(ProtocolError),
+        "The server could not accept the MAIL or RCPT parameters.", RFC5321),
+    BasicRule::new(500, "Syntax error, command unrecognized", Some(ProtocolError),
+        "The server did not recognize the command.", RFC5321),
+    BasicRule::new(501, "Syntax error in parameters or arguments", Some(ProtocolError),
+        "The command's parameters were not valid.", RFC5321),
+    BasicRule::new(502, "Command not implemented", Some(ProtocolError),
+        "The server does not implement this command.", RFC5321),
+    BasicRule::new(504, "Command parameter not implemented", Some(ProtocolError),
+        "The server does not implement this command parameter.", RFC5321),
+    BasicRule::new(521, "Host does not accept mail", Some(ServiceUnavailable),
+        "This host does not accept mail at all.", RFC7504),
+    BasicRule::new(550, "Requested action not taken: mailbox unavailable", None, "", RFC5321),
+    BasicRule::new(551, "User not local; please try <forward-path>", Some(RecipientUnknown),
+        "The recipient is not hosted here and the server will not forward.", RFC5321),
+    BasicRule::new(552, "Requested mail action aborted: exceeded storage allocation", Some(MessageTooLarge),
+        "The message exceeds the storage or size allowed by the receiving server.", RFC5321),
+    BasicRule::new(553, "Requested action not taken: mailbox name not allowed", Some(SenderRejected),
+        "The server does not accept this sender address.", RFC5321).at(MAIL),
+    BasicRule::new(553, "Requested action not taken: mailbox name not allowed", None, "", RFC5321),
+    BasicRule::new(554, "No SMTP service here (at connection)", Some(ServiceUnavailable),
+        "The server refuses SMTP service to this client at the greeting; this is often an IP-based block, so check blocklists for the sending IP too.", RFC5321)
+.at(BANNER).layer(Layer::Service).steps(&[DELIST_PUBLIC, PTR]),
+    BasicRule::new(554, "Transaction failed", None, "", RFC5321),
+    BasicRule::new(555, "MAIL FROM/RCPT TO parameters not recognized or not implemented", Some(ProtocolError),
+        "The server did not accept the MAIL or RCPT parameters.", RFC5321),
+    BasicRule::new(556, "Domain does not accept mail", Some(RecipientUnknown),
+        "The recipient domain does not accept mail (null MX).", RFC7504),
+    BasicRule::new(400, "Transient negative completion", None, "", RFC5321).to(499),
+    BasicRule::new(500, "Permanent negative completion", None, "", RFC5321).to(599),
+];
