@@ -1,6 +1,19 @@
 //! mxtrace: an SMTP path tracer that explains every reply in terms of where the message is in
 //! its path. See README.md for the vocabulary and the layout.
 
+// Input from the network, files and the command line is hostile: outside tests, nothing may
+// panic on it (DESIGN.md safety rules). Enforced here rather than by grep.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::panic
+    )
+)]
+
 pub mod cli;
 pub mod diagnose;
 pub mod exit;

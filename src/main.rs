@@ -1,4 +1,5 @@
 //! Thin entry point: parse, dispatch, exit code.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use clap::Parser;
 use mxtrace::cli::{Cli, Command, Format, UsageError};

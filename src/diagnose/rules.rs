@@ -19,6 +19,8 @@ impl Stages {
     pub const fn on(list: &[Stage]) -> Stages {
         let mut bits = 0u32;
         let mut i = 0;
+        // A const fn cannot use iterators; `i < list.len()` bounds the index.
+        #[allow(clippy::indexing_slicing)]
         while i < list.len() {
             bits |= 1 << (list[i] as u32);
             i += 1;

@@ -40,6 +40,8 @@ fn time(ms: f64) -> String {
 }
 
 const BLANK: &str = "            ";
+/// The time column's width when a line has no time of its own.
+const NO_TIME: &str = "           ";
 
 pub fn render_probe(r: &ProbeReport, style: Style) -> String {
     let mut out = String::new();
@@ -76,7 +78,7 @@ fn stage(out: &mut String, s: &StageRecord, style: Style) {
     let mut t = Some(s.started_ms);
     let stamp = |t: &mut Option<f64>| match t.take() {
         Some(ms) => time(ms),
-        None => BLANK[..BLANK.len() - 1].to_string(),
+        None => NO_TIME.to_string(),
     };
     for line in &s.sent {
         let _ = writeln!(out, "{} {}{}", stamp(&mut t), style.paint("36", to), line);

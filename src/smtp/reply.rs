@@ -246,11 +246,13 @@ impl ReplyAccumulator {
 
 /// `(code, is_last_line)` of a reply line: three digits 2-5/0-5/0-9, then ' ', '-' or nothing.
 fn parse_code(raw: &[u8]) -> Option<(u16, bool)> {
-    let d = raw.get(..3)?;
-    if !d.iter().all(u8::is_ascii_digit) || !(b'2'..=b'5').contains(&d[0]) {
+    let &[a, b, c] = raw.get(..3)? else {
+        return None;
+    };
+    if ![a, b, c].iter().all(u8::is_ascii_digit) || !(b'2'..=b'5').contains(&a) {
         return None;
     }
-    let code = u16::from(d[0] - b'0') * 100 + u16::from(d[1] - b'0') * 10 + u16::from(d[2] - b'0');
+    let code = u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0');
     match raw.get(3) {
         None | Some(b' ') => Some((code, true)),
         Some(b'-') => Some((code, false)),
