@@ -63,6 +63,26 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
                 exit::FAIL
             })
         }
+        Command::Trace(args) => {
+            let opts = args.to_options()?;
+            let rt = runtime()?;
+            let report = rt
+                .block_on(mxtrace::trace::trace(&opts))
+                .map_err(|e| Failure::Usage(e.0))?;
+            let text = match format {
+                Format::Human => {
+                    report::human::render_trace(&report, Style::new(report::use_color()))
+                }
+                Format::Json => report::json::render("trace", &report)
+                    .map_err(|e| Failure::Internal(e.to_string()))?,
+            };
+            emit(&text)?;
+            Ok(if report.verdict.passed {
+                exit::PASS
+            } else {
+                exit::FAIL
+            })
+        }
         Command::Explain(args) => {
             let (reply, stage, e) =
                 mxtrace::explain::explain_text(&args.reply, args.stage.as_deref())
