@@ -142,7 +142,8 @@ pub struct TraceArgs {
     /// SMTP port of the MX hosts (25; other values for labs and tests).
     #[arg(long, value_name = "N", default_value_t = 25, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
-    /// Use at most N MX hosts, in order (as MTAs cap them; Postfix: smtp_mx_address_limit).
+    /// Use at most N MX hosts, in preference order. (Sending MTAs cap the walk too: Postfix
+    /// tries at most 5 addresses and 2 sessions by default.)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub max_mx: Option<u16>,
     #[command(flatten)]

@@ -48,7 +48,7 @@ pub struct TraceOptions {
     pub dns_timeout: Duration,
     /// Probe every address (concurrently) instead of stopping at the first definitive answer.
     pub all: bool,
-    /// Use at most this many MX hosts, as MTAs cap them (Postfix: smtp_mx_address_limit).
+    /// Use at most this many MX hosts (the ones after are listed, not looked up).
     pub max_mx: Option<usize>,
     pub concurrency: usize,
     /// Template for every probe: port, session flags, family. `host`, `addrs` and `ctx` are
@@ -93,7 +93,7 @@ pub async fn trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
 /// What a probe's result means to a sending MTA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
-    /// The requested transaction completed: delivered.
+    /// The requested transaction completed (up to RCPT, or DATA with --data).
     Accept,
     /// A 5xx: the message bounces; no other MX is tried.
     Reject,
@@ -217,7 +217,9 @@ async fn walk_hop(
         let Some((addrs, cname, error)) = res else {
             continue;
         };
-        if let Some(target) = cname {
+        // RFC 5321 5.1: an implicit MX may be an alias ("processed as if it were the initial
+        // name"); an MX target may not.
+        if let Some(target) = cname.filter(|_| hop.mx_source == MxSource::Mx) {
             m.flags.push(MxFlag::Cname);
             warnings.push(format!(
                 "MX host {} is an alias (CNAME to {target}): RFC 2181 10.3 and RFC 5321 5.1 \
@@ -473,11 +475,13 @@ fn probe_options(opts: &TraceOptions, host: &str, ip: IpAddr) -> ProbeOptions {
 }
 
 fn trace_probe(o: &ProbeOptions, report: ProbeReport) -> TraceProbe {
+    // RFC 5321 4.3.1: a 220 greeting starts with the server's name; a 421/554 need not.
     let banner_name = report
         .stages
         .iter()
         .find(|s| s.stage == Stage::Banner)
         .and_then(|s| s.reply.as_ref())
+        .filter(|r| r.code == 220)
         .and_then(|r| r.lines.first())
         .and_then(|l| l.get(4..))
         .and_then(|t| t.split_whitespace().next())
@@ -712,7 +716,7 @@ fn probe_verdict(hop: &TraceHop, all: bool, mut warnings: Vec<String>) -> Verdic
                     outcome: worst(failing.iter().map(|p| p.report.verdict.outcome)),
                     failed_stage: first.and_then(|v| v.failed_stage),
                     summary: format!(
-                        "{} of {} addresses failed (a sending MTA would still deliver, via {}): {}",
+                        "{} of {} addresses failed (a sending MTA still gets through, via {}): {}",
                         failing.len(),
                         hop.probes.len(),
                         at(p),
@@ -729,11 +733,7 @@ fn probe_verdict(hop: &TraceHop, all: bool, mut warnings: Vec<String>) -> Verdic
             let summary = if all {
                 format!("all {} addresses passed", hop.probes.len())
             } else {
-                format!(
-                    "delivered to {}{before}: {}",
-                    at(p),
-                    p.report.verdict.summary
-                )
+                format!("accepted by {}{before}: {}", at(p), last_answer(&p.report))
             };
             Verdict {
                 passed: true,
@@ -770,6 +770,25 @@ fn probe_verdict(hop: &TraceHop, all: bool, mut warnings: Vec<String>) -> Verdic
                 warnings,
             }
         }
+    }
+}
+
+/// `rcpt_to 250 2.1.5`: the last answer of a probe that passed.
+fn last_answer(r: &ProbeReport) -> String {
+    let last = r
+        .stages
+        .iter()
+        .rev()
+        .find(|s| !matches!(s.stage, Stage::Quit | Stage::Rset));
+    match last {
+        Some(s) => match &s.reply {
+            Some(rep) => match rep.enhanced {
+                Some(e) => format!("{} {} {e}", s.stage, rep.code),
+                None => format!("{} {}", s.stage, rep.code),
+            },
+            None => format!("{} ok", s.stage),
+        },
+        None => "passed".to_string(),
     }
 }
 
@@ -909,6 +928,30 @@ mod tests {
                 "DM3NAM03FT051.eop-NAM03.prod.protection.outlook.com"
             ]
         );
+    }
+
+    #[test]
+    fn eop_probes_are_tagged_scenario_a_hop_1() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "mxtrace",
+            "trace",
+            "contoso.com",
+            "--resolver",
+            "127.0.0.1",
+        ])
+        .unwrap();
+        let crate::cli::Command::Trace(t) = cli.command else {
+            panic!("not trace")
+        };
+        let opts = t.to_options().unwrap();
+        let ip: IpAddr = "127.0.0.2".parse().unwrap();
+        let eop = probe_options(&opts, "contoso-com.mail.protection.outlook.com", ip);
+        assert_eq!(eop.ctx.scenario, Some(Scenario::A));
+        assert_eq!(eop.ctx.hop, Some(1));
+        assert_eq!(eop.addrs, Some(vec![ip]));
+        let other = probe_options(&opts, "mail.contoso.com", ip);
+        assert_eq!(other.ctx, PathContext::default());
     }
 
     #[test]

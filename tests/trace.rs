@@ -224,6 +224,30 @@ async fn mx_in_preference_order_falls_back_on_refused_and_421() {
 }
 
 #[tokio::test]
+async fn every_address_failing_is_a_failure_decided_by_none() {
+    // 127.0.14.2 has no listener (refused); 127.0.14.4 accepts but is beyond --max-mx 2.
+    let p = peers(14, &[(3, Peer::Greet421), (4, Peer::Accept)]).await;
+    let z = zone(
+        "contoso.test",
+        "@ MX 10 mx1\n@ MX 20 mx2\n@ MX 30 mx3\nmx1 A 127.0.14.2\nmx2 A 127.0.14.3\nmx3 A 127.0.14.4",
+    );
+    let dns = TestDns::start(&[&z], &[]).await;
+    let r = trace("contoso.test", &dns.resolver(), p.port, &["--max-mx", "2"]).await;
+    let hop = &r.hops[0];
+    assert_eq!(probed(&r), ["127.0.14.2", "127.0.14.3"]);
+    assert!(hop.mx[2].flags.contains(&MxFlag::BeyondMaxMx));
+    assert!(hop.mx[2].addresses.is_empty());
+    assert_eq!(hop.decided_by, None);
+    assert!(!r.verdict.passed);
+    assert_eq!(r.verdict.outcome, Outcome::Transient);
+    assert!(
+        r.verdict.summary.contains("no MX host accepted"),
+        "{}",
+        r.verdict.summary
+    );
+}
+
+#[tokio::test]
 async fn stops_at_the_first_5xx_but_skips_a_5xx_greeting() {
     let p = peers(
         2,
@@ -624,6 +648,10 @@ async fn binary_exit_codes_and_json() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("mx1.contoso.test"), "{out}");
     assert!(out.contains("Verdict: PASS"), "{out}");
+    assert!(out.contains("`-- 10 mx1.contoso.test"), "{out}");
+    assert!(out.contains("`-- 127.0.13.2"), "{out}");
+    assert!(out.contains("#1 passed"), "{out}");
+    assert!(out.contains("Transcript of #1"), "{out}");
 
     let (code, out) = run(args("contoso.test", &["--json"])).await;
     assert_eq!(code, Some(0));

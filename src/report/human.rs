@@ -257,7 +257,7 @@ fn trace_hop(out: &mut String, hop: &TraceHop, style: Style) {
             p.mx,
             p.ip
         );
-        out.push_str(&render_probe(&p.report, style));
+        transcript(out, &p.report, style);
     } else if let Some(p) = hop.probes.last() {
         let _ = writeln!(
             out,
@@ -266,7 +266,21 @@ fn trace_hop(out: &mut String, hop: &TraceHop, style: Style) {
             p.mx,
             p.ip
         );
-        out.push_str(&render_probe(&p.report, style));
+        transcript(out, &p.report, style);
+    }
+}
+
+/// A probe's transcript inside a trace: its own verdict line renamed so that the trace's
+/// verdict is the only "Verdict:".
+fn transcript(out: &mut String, r: &ProbeReport, style: Style) {
+    let text = render_probe(r, style);
+    match text.rfind("\nVerdict: ") {
+        Some(i) => {
+            out.push_str(&text[..i]);
+            out.push_str("\nProbe verdict: ");
+            out.push_str(&text[i + "\nVerdict: ".len()..]);
+        }
+        None => out.push_str(&text),
     }
 }
 
