@@ -124,9 +124,12 @@ async fn walk_hop(
 ) -> Result<TraceHop, TraceError> {
     let t0 = Instant::now();
     let mut warnings = Vec::new();
-    let families: Vec<Family> = match opts.probe.family {
-        Some(f) => vec![f],
-        None => vec![Family::V4, Family::V6],
+    // -4/-6, else the family of --source (the other could not be reached from it), else both.
+    let families: Vec<Family> = match (opts.probe.family, opts.probe.source) {
+        (Some(f), _) => vec![f],
+        (None, Some(IpAddr::V4(_))) => vec![Family::V4],
+        (None, Some(IpAddr::V6(_))) => vec![Family::V6],
+        (None, None) => vec![Family::V4, Family::V6],
     };
     let mut hop = TraceHop {
         hop: hop_no,
