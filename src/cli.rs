@@ -24,7 +24,8 @@ Exit codes:
     long_about = "SMTP path tracer and synthetic transaction tool. Connects, negotiates EHLO and \
                   STARTTLS, steps through MAIL FROM and RCPT TO (DATA only when asked), records \
                   every reply with its timing, and explains each one.",
-    after_help = EXIT_CODES
+    after_help = EXIT_CODES,
+    max_term_width = 100
 )]
 pub struct Cli {
     /// Output format: a transcript for people, or one JSON object per run.

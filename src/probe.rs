@@ -1121,7 +1121,11 @@ impl<'a> Session<'a> {
                     .rev()
                     .find(|s| !matches!(s.stage, Stage::Quit | Stage::Rset));
                 let mut summary = match last {
-                    Some(s) => format!("passed: every stage answered, last {}", describe(s)),
+                    Some(s) => format!(
+                        "passed: every stage answered, last {} {}",
+                        s.stage,
+                        describe(s)
+                    ),
                     None => "passed".to_string(),
                 };
                 for w in &self.warnings {
@@ -1160,18 +1164,18 @@ fn category_name(d: &Diagnosis) -> String {
         .unwrap_or_default()
 }
 
-/// `stage 250 2.1.5` or `connect refused`, for summaries.
+/// `250 2.1.5` or `refused (why)`, for summaries.
 fn describe(s: &StageRecord) -> String {
     match (&s.reply, &s.error) {
         (_, Some(e)) => format!("{} ({})", e.kind.as_str(), e.message),
         (Some(r), None) => {
-            let mut d = format!("{} {}", s.stage, r.code);
+            let mut d = r.code.to_string();
             if let Some(e) = r.enhanced {
                 d.push_str(&format!(" {e}"));
             }
             d
         }
-        (None, None) => format!("{} ok", s.stage),
+        (None, None) => "ok".to_string(),
     }
 }
 

@@ -1,0 +1,19 @@
+//! `mxtrace explain` on arbitrary pasted text: parse, then classify at every stage.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mxtrace::diagnose;
+use mxtrace::model::Stage;
+use mxtrace::smtp::reply::Reply;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(reply) = Reply::parse_text(text) {
+        let _ = diagnose::explain_reply(None, &reply);
+        for stage in Stage::ALL {
+            let _ = diagnose::explain_reply(Some(stage), &reply);
+        }
+    }
+});

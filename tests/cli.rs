@@ -1,0 +1,256 @@
+//! The binary as users and CI run it: help text, transcript, JSON, exit codes, secrets.
+
+mod support;
+
+use support::bin::{mxtrace, redact, stages};
+use support::scripted::{ehlo_reply, line, ScriptedServer, Step};
+
+#[test]
+fn help_is_pinned() {
+    let r = mxtrace(&["--help"], &[]);
+    assert_eq!(r.code, 0);
+    insta::assert_snapshot!("help", r.stdout);
+    let r = mxtrace(&["probe", "--help"], &[]);
+    assert_eq!(r.code, 0);
+    insta::assert_snapshot!("probe_help", r.stdout);
+    let r = mxtrace(&["explain", "--help"], &[]);
+    assert_eq!(r.code, 0);
+    insta::assert_snapshot!("explain_help", r.stdout);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        vec!["probe"],
+        vec!["probe", "mx.contoso.test:99999"],
+        vec!["probe", "bad host"],
+        vec!["probe", "127.0.0.1", "--rcpt", "a@b\r\nDATA"],
+        vec!["probe", "127.0.0.1", "--connect-timeout", "soon"],
+        vec!["probe", "127.0.0.1", "--data"],
+        vec!["probe", "127.0.0.1", "--auth-password", "hunter2"],
+        vec!["probe", "127.0.0.1", "--tls-ca-file", "/nonexistent/ca.pem"],
+        vec!["probe", "127.0.0.1", "-6"],
+        vec!["frobnicate"],
+    ] {
+        let r = mxtrace(&args, &[]);
+        assert_eq!(r.code, 2, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.is_empty(),
+            "{args:?} printed to stdout: {}",
+            r.stdout
+        );
+        assert!(!r.stderr.is_empty(), "{args:?}: no message");
+    }
+}
+
+#[test]
+fn auth_without_a_password_source_is_a_usage_error_not_a_hang() {
+    // No terminal (stdin is null): mxtrace must not prompt.
+    let r = mxtrace(
+        &["probe", "127.0.0.1", "--auth-user", "me@contoso.test"],
+        &[],
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--auth-password-env"), "{}", r.stderr);
+    let r = mxtrace(
+        &[
+            "probe",
+            "127.0.0.1",
+            "--auth-user",
+            "me",
+            "--auth-password-env",
+            "MXTRACE_UNSET_VAR",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("MXTRACE_UNSET_VAR is not set"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn plain_session() -> Vec<Step> {
+    vec![
+        line("220 mx.contoso.test ESMTP Postfix"),
+        Step::Expect("EHLO probe.fabrikam.test".into()),
+        ehlo_reply("mx.contoso.test", &["PIPELINING", "SIZE 10240000", "ENHANCEDSTATUSCODES"]),
+        Step::Expect("MAIL FROM:<probe@fabrikam.test>".into()),
+        Step::Expect("RCPT TO:<user@contoso.test>".into()),
+        Step::Expect("RCPT TO:<nobody@contoso.test>".into()),
+        line("250 2.1.0 Ok"),
+        line("250 2.1.5 Ok"),
+        line("550 5.1.1 <nobody@contoso.test>: Recipient address rejected: User unknown in virtual mailbox table"),
+        Step::Expect("RSET".into()),
+        line("250 2.0.0 Ok"),
+        Step::Expect("QUIT".into()),
+        line("221 2.0.0 Bye"),
+        Step::Close,
+    ]
+}
+
+const ENVELOPE: [&str; 8] = [
+    "--ehlo",
+    "probe.fabrikam.test",
+    "--from",
+    "probe@fabrikam.test",
+    "--rcpt",
+    "user@contoso.test",
+    "--rcpt",
+    "nobody@contoso.test",
+];
+
+#[test]
+fn transcript_is_pinned() {
+    let server = ScriptedServer::spawn_thread(plain_session());
+    let target = server.addr.to_string();
+    let mut args = vec!["probe", target.as_str()];
+    args.extend(ENVELOPE);
+    let r = mxtrace(&args, &[]);
+    server.finish_blocking().assert_ok();
+    assert_eq!(r.code, 1, "one recipient was rejected");
+    insta::assert_snapshot!("transcript_rcpt_rejected", redact(&r.stdout));
+}
+
+#[test]
+fn json_shape_and_exit_code() {
+    let server = ScriptedServer::spawn_thread(plain_session());
+    let target = server.addr.to_string();
+    let mut args = vec!["probe", target.as_str(), "--json"];
+    args.extend(ENVELOPE);
+    let r = mxtrace(&args, &[]);
+    server.finish_blocking().assert_ok();
+    assert_eq!(r.code, 1);
+    let j = r.json();
+    assert_eq!(j["command"], "probe");
+    assert_eq!(j["target"]["ip"], "127.0.0.1");
+    assert_eq!(j["target"]["tls_mode"], "starttls-auto");
+    for key in [
+        "target",
+        "stages",
+        "capabilities",
+        "tls",
+        "verdict",
+        "elapsed_ms",
+        "started_at",
+    ] {
+        assert!(j.get(key).is_some(), "missing {key}");
+    }
+    let rcpts = stages(&j, "rcpt_to");
+    assert_eq!(rcpts.len(), 2);
+    let bad = rcpts[1];
+    for key in [
+        "stage",
+        "sent",
+        "reply",
+        "elapsed_ms",
+        "outcome",
+        "error",
+        "diagnosis",
+    ] {
+        assert!(bad.get(key).is_some(), "stage missing {key}");
+    }
+    assert_eq!(bad["sent"][0], "RCPT TO:<nobody@contoso.test>");
+    assert_eq!(bad["reply"]["code"], 550);
+    assert_eq!(bad["reply"]["enhanced"], "5.1.1");
+    assert_eq!(bad["outcome"], "permanent");
+    for key in [
+        "category",
+        "layer",
+        "scenario",
+        "hop",
+        "cause",
+        "next_steps",
+    ] {
+        assert!(
+            bad["diagnosis"].get(key).is_some(),
+            "diagnosis missing {key}"
+        );
+    }
+    assert_eq!(j["verdict"]["passed"], false);
+    assert_eq!(j["verdict"]["failed_stage"], "rcpt_to");
+    assert_eq!(j["capabilities"]["before_tls"]["size"], 10240000);
+}
+
+#[test]
+fn passing_probe_exits_0_and_refused_exits_1() {
+    let server = ScriptedServer::spawn_thread(vec![
+        line("220 mx.contoso.test ESMTP"),
+        Step::Expect("EHLO".into()),
+        ehlo_reply("mx.contoso.test", &[]),
+        Step::Expect("QUIT".into()),
+        line("221 Bye"),
+        Step::Close,
+    ]);
+    let target = server.addr.to_string();
+    let r = mxtrace(&["probe", &target], &[]);
+    server.finish_blocking().assert_ok();
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("Verdict: PASS"));
+
+    let refused = support::scripted::refused_addr().to_string();
+    let r = mxtrace(&["probe", &refused, "--json"], &[]);
+    assert_eq!(r.code, 1);
+    assert_eq!(stages(&r.json(), "connect")[0]["error"]["kind"], "refused");
+}
+
+#[test]
+fn secrets_never_reach_output() {
+    let pki = support::certs::TestPki::new();
+    let session = || {
+        let mut s = support::scripted::starttls_dialogue(
+            "mx.contoso.test",
+            &["STARTTLS"],
+            pki.server_config(&support::certs::CertKind::Valid("mx.contoso.test".into())),
+            &["AUTH PLAIN LOGIN"],
+        );
+        s.extend([
+            Step::Expect("AUTH PLAIN".into()),
+            line("535 5.7.8 Error: authentication failed: s3cr3t-P@ss is wrong"),
+            Step::Expect("QUIT".into()),
+            line("221 Bye"),
+            Step::Close,
+        ]);
+        s
+    };
+    for format in ["human", "json"] {
+        let server = ScriptedServer::spawn_thread(session());
+        let target = server.addr.to_string();
+        let ca = pki.ca_file().to_string_lossy().into_owned();
+        let r = mxtrace(
+            &[
+                "probe",
+                &target,
+                "--format",
+                format,
+                "--tls-name",
+                "mx.contoso.test",
+                "--tls-ca-file",
+                &ca,
+                "--auth-user",
+                "me@contoso.test",
+                "--auth-password-env",
+                "MXTRACE_TEST_PW",
+            ],
+            &[("MXTRACE_TEST_PW", "s3cr3t-P@ss")],
+        );
+        let log = server.finish_blocking();
+        assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+        assert!(log.received.iter().any(|l| l.starts_with("AUTH PLAIN ")));
+        // The server's own echo of the password is the only place it may appear: the reply
+        // is shown as received. Everything mxtrace wrote itself is redacted.
+        let ours: String = r
+            .stdout
+            .lines()
+            .chain(r.stderr.lines())
+            .filter(|l| !l.contains("is wrong"))
+            .collect();
+        assert!(!ours.contains("s3cr3t"), "{format}: {ours}");
+        assert!(
+            !ours.contains("czNjcjN0"),
+            "{format}: base64 of the password leaked"
+        );
+        assert!(ours.contains("<redacted>"), "{format}: {ours}");
+    }
+}

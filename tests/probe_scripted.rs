@@ -1,0 +1,870 @@
+//! The probe engine against scripted SMTP servers: every stage, reply kind and error kind,
+//! deterministically, on 127.0.0.1.
+
+mod support;
+
+use mxtrace::diagnose::PathContext;
+use mxtrace::model::{ErrorKind, Outcome, ProbeReport, Stage};
+use mxtrace::probe::{self, AuthMech, AuthOptions, ProbeOptions, StartTls};
+use mxtrace::secret::Secret;
+use mxtrace::tls::{TlsOptions, VerifyMode};
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::certs::{CertKind, TestPki};
+use support::scripted::{ehlo_reply, line, ScriptedServer, ServerLog, Step};
+
+const NAME: &str = "mx.contoso.test";
+
+fn opts(addr: SocketAddr) -> ProbeOptions {
+    ProbeOptions {
+        host: NAME.to_string(),
+        port: addr.port(),
+        addrs: Some(vec![addr.ip()]),
+        starttls: StartTls::Auto,
+        implicit_tls: false,
+        tls: TlsOptions {
+            verify: VerifyMode::Report,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            classic_groups: false,
+        },
+        tls_name: None,
+        ehlo: Some("probe.fabrikam.test".to_string()),
+        from: None,
+        rcpts: Vec::new(),
+        auth: None,
+        data: false,
+        headers: Vec::new(),
+        pipelining: true,
+        connect_timeout: Duration::from_secs(5),
+        stage_timeout: Duration::from_secs(5),
+        source: None,
+        family: None,
+        ctx: PathContext::default(),
+    }
+}
+
+async fn run(o: &ProbeOptions) -> ProbeReport {
+    probe::probe(o).await.expect("tls config")
+}
+
+fn stages(r: &ProbeReport) -> Vec<Stage> {
+    r.stages.iter().map(|s| s.stage).collect()
+}
+
+fn stage(r: &ProbeReport, st: Stage) -> &mxtrace::model::StageRecord {
+    r.stages
+        .iter()
+        .find(|s| s.stage == st)
+        .unwrap_or_else(|| panic!("no {st} stage in {:?}", stages(r)))
+}
+
+fn greeting(caps: &[&str]) -> Vec<Step> {
+    vec![
+        line(&format!("220 {NAME} ESMTP Postfix")),
+        Step::Expect("EHLO probe.fabrikam.test".into()),
+        ehlo_reply(NAME, caps),
+    ]
+}
+
+fn quit() -> Vec<Step> {
+    vec![
+        Step::Expect("QUIT".into()),
+        line("221 2.0.0 Bye"),
+        Step::Close,
+    ]
+}
+
+fn script(parts: Vec<Vec<Step>>) -> Vec<Step> {
+    parts.into_iter().flatten().collect()
+}
+
+fn starttls_steps(pki: &TestPki, kind: CertKind, caps: &[&str]) -> Vec<Step> {
+    vec![
+        Step::Expect("STARTTLS".into()),
+        line("220 2.0.0 Ready to start TLS"),
+        Step::StartTls(pki.server_config(&kind)),
+        Step::Expect("EHLO probe.fabrikam.test".into()),
+        ehlo_reply(NAME, caps),
+    ]
+}
+
+fn ca_opts(addr: SocketAddr, pki: &TestPki) -> ProbeOptions {
+    let mut o = opts(addr);
+    o.tls.ca_file = Some(pki.ca_file().to_path_buf());
+    o
+}
+
+#[tokio::test]
+async fn full_session_with_starttls_and_pipelined_envelope() {
+    let pki = TestPki::new();
+    let server = ScriptedServer::start(script(vec![
+        greeting(&["PIPELINING", "SIZE 10240000", "STARTTLS", "8BITMIME"]),
+        starttls_steps(
+            &pki,
+            CertKind::Valid(NAME.into()),
+            &["PIPELINING", "AUTH PLAIN"],
+        ),
+        // Both lines arrive before any reply: only a pipelining client gets past this.
+        vec![
+            Step::Expect("MAIL FROM:<probe@fabrikam.test>".into()),
+            Step::Expect("RCPT TO:<user@contoso.test>".into()),
+            line("250 2.1.0 Ok"),
+            line("250 2.1.5 Ok"),
+            Step::Expect("RSET".into()),
+            line("250 2.0.0 Ok"),
+        ],
+        quit(),
+    ]))
+    .await;
+    let mut o = ca_opts(server.addr, &pki);
+    o.from = Some("probe@fabrikam.test".into());
+    o.rcpts = vec!["user@contoso.test".into()];
+    let r = run(&o).await;
+    let log = server.finish().await;
+    log.assert_ok();
+    assert_eq!(
+        stages(&r),
+        vec![
+            Stage::Connect,
+            Stage::Banner,
+            Stage::Ehlo,
+            Stage::Starttls,
+            Stage::TlsHandshake,
+            Stage::EhloTls,
+            Stage::MailFrom,
+            Stage::RcptTo,
+            Stage::Rset,
+            Stage::Quit
+        ]
+    );
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+    assert!(r.verdict.warnings.is_empty(), "{:?}", r.verdict.warnings);
+    assert!(!stage(&r, Stage::Ehlo).encrypted);
+    assert!(stage(&r, Stage::EhloTls).encrypted);
+    assert!(stage(&r, Stage::RcptTo).encrypted);
+    let tls = r.tls.as_ref().expect("tls report");
+    assert!(tls.verified, "{:?}", tls.verify_error);
+    assert_eq!(tls.version.as_deref(), Some("TLSv1.3"));
+    assert!(tls.cipher.is_some() && tls.key_exchange_group.is_some());
+    let leaf = tls.chain.first().expect("leaf");
+    assert!(leaf.sans.contains(&NAME.to_string()));
+    assert!(leaf.days_left > 0);
+    assert_eq!(leaf.sha256.len(), 32 * 3 - 1);
+    let caps = r.capabilities.before_tls.as_ref().unwrap();
+    assert!(caps.starttls && caps.pipelining);
+    assert_eq!(caps.size, Some(10_240_000));
+    assert_eq!(
+        r.capabilities.after_tls.as_ref().unwrap().auth,
+        vec!["PLAIN"]
+    );
+    assert!(log.tls_established);
+    assert!(!log.received.iter().any(|l| l.starts_with("DATA")));
+}
+
+#[tokio::test]
+async fn without_pipelining_commands_go_one_at_a_time() {
+    let server = ScriptedServer::start(script(vec![
+        greeting(&["ENHANCEDSTATUSCODES"]),
+        vec![
+            Step::Expect("MAIL FROM:<>".into()),
+            line("250 2.1.0 Ok"),
+            Step::Expect("RCPT TO:<a@contoso.test>".into()),
+            line("250 2.1.5 Ok"),
+            Step::Expect("RCPT TO:<b@contoso.test>".into()),
+            line("250 2.1.5 Ok"),
+            Step::Expect("RSET".into()),
+            line("250 2.0.0 Ok"),
+        ],
+        quit(),
+    ]))
+    .await;
+    let mut o = opts(server.addr);
+    o.rcpts = vec!["a@contoso.test".into(), "b@contoso.test".into()];
+    let r = run(&o).await;
+    server.finish().await.assert_ok();
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+    // Auto mode without STARTTLS offered: passes, with a warning.
+    assert_eq!(r.verdict.warnings.len(), 1, "{:?}", r.verdict.warnings);
+    assert!(r.tls.is_none());
+}
+
+#[tokio::test]
+async fn unknown_recipient_fails_the_check_but_still_ends_politely() {
+    let server = ScriptedServer::start(script(vec![
+        greeting(&["PIPELINING"]),
+        vec![
+            Step::Expect("MAIL FROM:<probe@fabrikam.test>".into()),
+            Step::Expect("RCPT TO:<nobody@contoso.test>".into()),
+            line("250 2.1.0 Ok"),
+            line("550 5.1.1 <nobody@contoso.test>: Recipient address rejected: User unknown"),
+            Step::Expect("RSET".into()),
+            line("250 2.0.0 Ok"),
+        ],
+        quit(),
+    ]))
+    .await;
+    let mut o = opts(server.addr);
+    o.from = Some("probe@fabrikam.test".into());
+    o.rcpts = vec!["nobody@contoso.test".into()];
+    let r = run(&o).await;
+    server.finish().await.assert_ok();
+    assert!(!r.verdict.passed);
+    assert_eq!(r.verdict.failed_stage, Some(Stage::RcptTo));
+    assert_eq!(r.verdict.outcome, Outcome::Permanent);
+    let rcpt = stage(&r, Stage::RcptTo);
+    let reply = rcpt.reply.as_ref().unwrap();
+    assert_eq!(reply.code, 550);
+    assert_eq!(
+        reply.enhanced.map(|e| e.to_string()).as_deref(),
+        Some("5.1.1")
+    );
+    assert!(rcpt.diagnosis.is_some());
+}
+
+#[tokio::test]
+async fn ehlo_refused_falls_back_to_helo() {
+    let server = ScriptedServer::start(script(vec![
+        vec![
+            line("220 old.contoso.test SMTP"),
+            Step::Expect("EHLO".into()),
+            line("502 5.5.2 Error: command not recognized"),
+            Step::Expect("HELO probe.fabrikam.test".into()),
+            line("250 old.contoso.test"),
+        ],
+        quit(),
+    ]))
+    .await;
+    let r = run(&opts(server.addr)).await;
+    server.finish().await.assert_ok();
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+    assert_eq!(stage(&r, Stage::Ehlo).reply.as_ref().unwrap().code, 502);
+    assert_eq!(stage(&r, Stage::Helo).outcome, Outcome::Ok);
+}
+
+#[tokio::test]
+async fn data_only_when_asked_and_message_identifies_itself() {
+    let server = ScriptedServer::start(script(vec![
+        greeting(&[]),
+        vec![
+            Step::Expect("MAIL FROM:<probe@fabrikam.test>".into()),
+            line("250 2.1.0 Ok"),
+            Step::Expect("RCPT TO:<user@contoso.test>".into()),
+            line("250 2.1.5 Ok"),
+            Step::Expect("DATA".into()),
+            line("354 End data with <CR><LF>.<CR><LF>"),
+            Step::ReadData,
+            line("250 2.0.0 Ok: queued as 4XyZ"),
+        ],
+        quit(),
+    ]))
+    .await;
+    let mut o = opts(server.addr);
+    o.from = Some("probe@fabrikam.test".into());
+    o.rcpts = vec!["user@contoso.test".into()];
+    o.data = true;
+    o.headers = vec!["X-Change: CHG0042".into()];
+    let r = run(&o).await;
+    let log = server.finish().await;
+    log.assert_ok();
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+    let id = r.probe_id.clone().expect("probe id");
+    let has = |p: &str| log.received.iter().any(|l| l.starts_with(p));
+    assert!(has(&format!("X-Mxtrace-Probe: {id}")));
+    assert!(has("Message-ID: <") && has("Date: ") && has("X-Change: CHG0042"));
+    assert_eq!(log.received.last().map(String::as_str), Some("QUIT"));
+    // A completed transaction needs no RSET.
+    assert!(!stages(&r).contains(&Stage::Rset));
+    assert_eq!(
+        stage(&r, Stage::EndOfData).reply.as_ref().unwrap().code,
+        250
+    );
+}
+
+#[tokio::test]
+async fn no_data_without_the_flag() {
+    let server = ScriptedServer::start(script(vec![
+        greeting(&[]),
+        vec![
+            Step::Expect("MAIL".into()),
+            line("250 2.1.0 Ok"),
+            Step::Expect("RCPT".into()),
+            line("250 2.1.5 Ok"),
+            Step::ReadUntilClose,
+        ],
+    ]))
+    .await;
+    let mut o = opts(server.addr);
+    o.rcpts = vec!["user@contoso.test".into()];
+    o.stage_timeout = Duration::from_secs(2);
+    let _ = run(&o).await;
+    let log = server.finish().await;
+    log.assert_ok();
+    assert!(
+        !log.received.iter().any(|l| l == "DATA"),
+        "{:?}",
+        log.received
+    );
+    assert!(log.received.iter().any(|l| l == "RSET"));
+}
+
+async fn auth_session(mech: AuthMech, steps: Vec<Step>) -> (ProbeReport, ServerLog) {
+    let pki = TestPki::new();
+    let server = ScriptedServer::start(script(vec![
+        greeting(&["STARTTLS"]),
+        starttls_steps(&pki, CertKind::Valid(NAME.into()), &["AUTH PLAIN LOGIN"]),
+        steps,
+        quit(),
+    ]))
+    .await;
+    let mut o = ca_opts(server.addr, &pki);
+    o.starttls = StartTls::Require;
+    o.auth = Some(AuthOptions {
+        user: "me@contoso.test".into(),
+        password: Secret::new("s3cr3t-P@ss".into()),
+        mech: Some(mech),
+        allow_plaintext: false,
+    });
+    let r = run(&o).await;
+    (r, server.finish().await)
+}
+
+fn assert_no_secret(r: &ProbeReport) {
+    let json = serde_json::to_string(r).unwrap();
+    assert!(!json.contains("s3cr3t"), "password in JSON");
+    // base64 of "\0me@contoso.test\0s3cr3t-P@ss" and of "s3cr3t-P@ss"
+    assert!(!json.contains("czNjcjN0"), "encoded password in JSON");
+    assert!(!json.contains("AG1lQGNvbnRvc28udGVzdABzM2NyM3Qt"));
+    let human = mxtrace::report::human::render_probe(r, mxtrace::report::human::Style::new(false));
+    assert!(!human.contains("s3cr3t") && !human.contains("czNjcjN0"));
+}
+
+#[tokio::test]
+async fn auth_plain_success_is_redacted() {
+    let (r, log) = auth_session(
+        AuthMech::Plain,
+        vec![
+            Step::Expect("AUTH PLAIN AG1lQGNvbnRvc28udGVzdABzM2NyM3QtUEBzcw==".into()),
+            line("235 2.7.0 Authentication successful"),
+        ],
+    )
+    .await;
+    log.assert_ok();
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+    assert_eq!(stage(&r, Stage::Auth).sent, vec!["AUTH PLAIN <redacted>"]);
+    assert_no_secret(&r);
+}
+
+#[tokio::test]
+async fn auth_login_failure_is_reported_and_redacted() {
+    let (r, log) = auth_session(
+        AuthMech::Login,
+        vec![
+            Step::Expect("AUTH LOGIN".into()),
+            line("334 VXNlcm5hbWU6"),
+            Step::Expect("bWVAY29udG9zby50ZXN0".into()),
+            line("334 UGFzc3dvcmQ6"),
+            Step::Expect("czNjcjN0LVBAc3M=".into()),
+            line("535 5.7.8 Error: authentication failed"),
+        ],
+    )
+    .await;
+    log.assert_ok();
+    assert!(!r.verdict.passed);
+    assert_eq!(r.verdict.failed_stage, Some(Stage::Auth));
+    let auth = stage(&r, Stage::Auth);
+    assert_eq!(auth.sent.last().map(String::as_str), Some("<redacted>"));
+    assert_eq!(auth.reply.as_ref().unwrap().code, 535);
+    assert_no_secret(&r);
+}
+
+#[tokio::test]
+async fn credentials_are_never_sent_in_clear() {
+    let server = ScriptedServer::start(script(vec![greeting(&["AUTH PLAIN LOGIN"]), quit()])).await;
+    let mut o = opts(server.addr);
+    o.starttls = StartTls::Never;
+    o.auth = Some(AuthOptions {
+        user: "me@contoso.test".into(),
+        password: Secret::new("s3cr3t-P@ss".into()),
+        mech: None,
+        allow_plaintext: false,
+    });
+    let r = run(&o).await;
+    let log = server.finish().await;
+    log.assert_ok();
+    assert!(!log.received.iter().any(|l| l.starts_with("AUTH")));
+    assert!(!r.verdict.passed);
+    assert_eq!(r.verdict.failed_stage, Some(Stage::Auth));
+}
+
+#[tokio::test]
+async fn certificate_problems_are_reported_and_the_probe_goes_on() {
+    let cases = [
+        (CertKind::Expired(NAME.into()), "expired"),
+        (CertKind::NotYetValid(NAME.into()), "not valid yet"),
+        (CertKind::WrongName(NAME.into()), "does not match"),
+        (CertKind::SelfSigned(NAME.into()), "trusted CA"),
+    ];
+    for (kind, why) in cases {
+        let pki = TestPki::new();
+        let server = ScriptedServer::start(script(vec![
+            greeting(&["STARTTLS"]),
+            starttls_steps(&pki, kind, &[]),
+            quit(),
+        ]))
+        .await;
+        let r = run(&ca_opts(server.addr, &pki)).await;
+        server.finish().await.assert_ok();
+        assert!(r.verdict.passed, "{why}: {}", r.verdict.summary);
+        let tls = r.tls.as_ref().unwrap();
+        assert!(!tls.verified);
+        let err = tls.verify_error.as_deref().unwrap_or("");
+        assert!(err.contains(why), "{why:?} not in {err:?}");
+        assert!(!tls.chain.is_empty());
+        assert!(r
+            .verdict
+            .warnings
+            .iter()
+            .any(|w| w.contains("certificate not verified")));
+        let hs = stage(&r, Stage::TlsHandshake);
+        assert!(hs.diagnosis.is_some(), "the finding is explained");
+    }
+}
+
+#[tokio::test]
+async fn strict_verification_makes_a_bad_certificate_fatal() {
+    let pki = TestPki::new();
+    let server = ScriptedServer::start(script(vec![
+        greeting(&["STARTTLS"]),
+        vec![
+            Step::Expect("STARTTLS".into()),
+            line("220 2.0.0 Ready to start TLS"),
+            Step::StartTls(pki.server_config(&CertKind::Expired(NAME.into()))),
+        ],
+    ]))
+    .await;
+    let mut o = ca_opts(server.addr, &pki);
+    o.tls.verify = VerifyMode::Strict;
+    let r = run(&o).await;
+    let _ = server.finish().await;
+    assert!(!r.verdict.passed);
+    assert_eq!(r.verdict.failed_stage, Some(Stage::TlsHandshake));
+    let hs = stage(&r, Stage::TlsHandshake);
+    assert_eq!(hs.error.as_ref().unwrap().kind, ErrorKind::Tls);
+    assert!(hs.error.as_ref().unwrap().message.contains("expired"));
+    // What was presented is still reported.
+    assert!(!r.tls.as_ref().unwrap().chain.is_empty());
+}
+
+#[tokio::test]
+async fn client_certificate_is_presented_when_configured() {
+    let pki = TestPki::new();
+    let (cert, key) = pki.client_cert("onprem.contoso.test");
+    let server = ScriptedServer::start(script(vec![
+        greeting(&["STARTTLS"]),
+        vec![
+            Step::Expect("STARTTLS".into()),
+            line("220 2.0.0 Ready"),
+            Step::StartTls(pki.server_config_with_client_auth(&CertKind::Valid(NAME.into()))),
+            Step::Expect("EHLO".into()),
+            ehlo_reply(NAME, &[]),
+        ],
+        quit(),
+    ]))
+    .await;
+    let mut o = ca_opts(server.addr, &pki);
+    o.tls.client_cert = Some(cert);
+    o.tls.client_key = Some(key);
+    let r = run(&o).await;
+    let log = server.finish().await;
+    log.assert_ok();
+    assert!(log.client_cert_presented);
+    assert!(r.tls.as_ref().unwrap().client_certificate_sent);
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+}
+
+#[tokio::test]
+async fn tls_not_available_auto_goes_on_require_fails() {
+    for mode in [StartTls::Auto, StartTls::Require] {
+        let mut steps = script(vec![
+            greeting(&["STARTTLS"]),
+            vec![
+                Step::Expect("STARTTLS".into()),
+                line("454 4.7.0 TLS not available due to local problem"),
+            ],
+        ]);
+        steps.extend(quit());
+        let server = ScriptedServer::start(steps).await;
+        let mut o = opts(server.addr);
+        o.starttls = mode;
+        let r = run(&o).await;
+        server.finish().await.assert_ok();
+        assert_eq!(stage(&r, Stage::Starttls).outcome, Outcome::Transient);
+        match mode {
+            StartTls::Auto => {
+                assert!(r.verdict.passed, "{}", r.verdict.summary);
+                assert!(!r.verdict.warnings.is_empty());
+            }
+            _ => {
+                assert!(!r.verdict.passed);
+                assert_eq!(r.verdict.failed_stage, Some(Stage::Starttls));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn starttls_required_but_not_offered() {
+    let server = ScriptedServer::start(script(vec![greeting(&["PIPELINING"]), quit()])).await;
+    let mut o = opts(server.addr);
+    o.starttls = StartTls::Require;
+    let r = run(&o).await;
+    server.finish().await.assert_ok();
+    assert!(!r.verdict.passed);
+    assert_eq!(r.verdict.failed_stage, Some(Stage::Starttls));
+}
+
+#[tokio::test]
+async fn implicit_tls_reports_the_handshake_before_the_banner() {
+    let pki = TestPki::new();
+    let server = ScriptedServer::start(script(vec![
+        vec![Step::StartTls(
+            pki.server_config(&CertKind::Valid(NAME.into())),
+        )],
+        greeting(&["AUTH PLAIN"]),
+        quit(),
+    ]))
+    .await;
+    let mut o = ca_opts(server.addr, &pki);
+    o.implicit_tls = true;
+    o.starttls = StartTls::Never;
+    let r = run(&o).await;
+    server.finish().await.assert_ok();
+    assert_eq!(
+        stages(&r)[..3],
+        [Stage::Connect, Stage::TlsHandshake, Stage::Banner]
+    );
+    assert!(stage(&r, Stage::Banner).encrypted);
+    assert!(r.tls.as_ref().unwrap().verified);
+    assert_eq!(r.target.tls_mode, "implicit");
+}
+
+#[tokio::test]
+async fn masked_starttls_and_asterisk_banner_are_noted() {
+    let server = ScriptedServer::start(script(vec![
+        vec![
+            line("220 ******************************************"),
+            Step::Expect("EHLO".into()),
+            ehlo_reply(NAME, &["XXXXXXXA", "PIPELINING"]),
+        ],
+        quit(),
+    ]))
+    .await;
+    let r = run(&opts(server.addr)).await;
+    server.finish().await.assert_ok();
+    let banner_notes = stage(&r, Stage::Banner).notes.join(" ");
+    assert!(banner_notes.contains("asterisks"), "{banner_notes}");
+    let ehlo_notes = stage(&r, Stage::Ehlo).notes.join(" ");
+    assert!(ehlo_notes.contains("XXXXXXXA"), "{ehlo_notes}");
+    assert!(ehlo_notes.contains("STARTTLS not offered"));
+}
+
+#[tokio::test]
+async fn greeting_421_closes_without_quit_and_554_gets_quit() {
+    let server = ScriptedServer::start(vec![
+        line("421 4.3.2 Service shutting down"),
+        Step::ReadUntilClose,
+    ])
+    .await;
+    let r = run(&opts(server.addr)).await;
+    let log = server.finish().await;
+    assert!(log.received.is_empty(), "{:?}", log.received);
+    assert_eq!(r.verdict.outcome, Outcome::Transient);
+    assert_eq!(r.verdict.failed_stage, Some(Stage::Banner));
+
+    let server = ScriptedServer::start(script(vec![
+        vec![line(
+            "554 5.7.1 Service unavailable; Client host [127.0.0.1] blocked using zen.spamhaus.org",
+        )],
+        quit(),
+    ]))
+    .await;
+    let r = run(&opts(server.addr)).await;
+    server.finish().await.assert_ok();
+    assert_eq!(r.verdict.outcome, Outcome::Permanent);
+    assert_eq!(stages(&r).last(), Some(&Stage::Quit));
+}
+
+#[tokio::test]
+async fn a_421_mid_session_stops_the_probe() {
+    let server = ScriptedServer::start(script(vec![
+        greeting(&[]),
+        vec![
+            Step::Expect("MAIL".into()),
+            line("421 4.7.0 Too many connections, closing"),
+            Step::ReadUntilClose,
+        ],
+    ]))
+    .await;
+    let mut o = opts(server.addr);
+    o.rcpts = vec!["user@contoso.test".into()];
+    let r = run(&o).await;
+    let log = server.finish().await;
+    assert!(!log
+        .received
+        .iter()
+        .any(|l| l == "QUIT" || l.starts_with("RCPT")));
+    assert_eq!(r.verdict.failed_stage, Some(Stage::MailFrom));
+    assert_eq!(stages(&r).last(), Some(&Stage::MailFrom));
+}
+
+// ---- connection errors ----
+
+#[tokio::test]
+async fn refused_connection() {
+    let addr = support::scripted::refused_addr();
+    let r = run(&opts(addr)).await;
+    let c = stage(&r, Stage::Connect);
+    assert_eq!(c.error.as_ref().unwrap().kind, ErrorKind::Refused);
+    assert_eq!(r.verdict.failed_stage, Some(Stage::Connect));
+    assert_eq!(r.stages.len(), 1);
+}
+
+#[tokio::test]
+async fn filtered_connection_times_out() {
+    let hole = support::scripted::blackhole();
+    let mut o = opts(hole.addr);
+    o.connect_timeout = Duration::from_millis(700);
+    let r = run(&o).await;
+    let c = stage(&r, Stage::Connect);
+    assert_eq!(c.error.as_ref().unwrap().kind, ErrorKind::Timeout);
+}
+
+#[tokio::test]
+async fn reset_after_greeting() {
+    let server = ScriptedServer::start(vec![
+        line("220 mx ESMTP"),
+        Step::Expect("EHLO".into()),
+        Step::Reset,
+    ])
+    .await;
+    let r = run(&opts(server.addr)).await;
+    let _ = server.finish().await;
+    let e = stage(&r, Stage::Ehlo).error.as_ref().unwrap();
+    assert_eq!(e.kind, ErrorKind::Reset);
+}
+
+#[tokio::test]
+async fn close_in_the_middle_of_a_reply() {
+    let server = ScriptedServer::start(vec![
+        line("220 mx ESMTP"),
+        Step::Expect("EHLO".into()),
+        Step::Send("250-mx.contoso.test\r\n250-PIPE".into()),
+        Step::Close,
+    ])
+    .await;
+    let r = run(&opts(server.addr)).await;
+    let _ = server.finish().await;
+    let e = stage(&r, Stage::Ehlo).error.as_ref().unwrap();
+    assert_eq!(e.kind, ErrorKind::Reset);
+    assert!(e.message.contains("middle of a reply"), "{}", e.message);
+}
+
+// ---- hostile servers: everything ends at its deadline, bounded ----
+
+fn short(addr: SocketAddr) -> ProbeOptions {
+    let mut o = opts(addr);
+    o.stage_timeout = Duration::from_millis(600);
+    o
+}
+
+#[tokio::test]
+async fn banner_that_never_comes() {
+    let server = ScriptedServer::start(vec![Step::Hang]).await;
+    let r = run(&short(server.addr)).await;
+    let _ = server.finish().await;
+    let b = stage(&r, Stage::Banner);
+    assert_eq!(b.error.as_ref().unwrap().kind, ErrorKind::Timeout);
+    assert_eq!(r.verdict.failed_stage, Some(Stage::Banner));
+}
+
+#[tokio::test]
+async fn one_byte_at_a_time_hits_the_stage_deadline() {
+    // 40 bytes at 50 ms each take 2 s; the stage has 600 ms in all, however often bytes come.
+    let server = ScriptedServer::start(vec![Step::SendSlowly {
+        data: b"220 slow.contoso.test ESMTP tarpit ready\r\n".to_vec(),
+        every: Duration::from_millis(50),
+    }])
+    .await;
+    let r = run(&short(server.addr)).await;
+    let _ = server.finish().await;
+    let e = stage(&r, Stage::Banner).error.as_ref().unwrap();
+    assert_eq!(e.kind, ErrorKind::Timeout);
+    assert!(e.message.contains("middle of a reply"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn endless_line_is_a_protocol_error_not_an_allocation() {
+    let server =
+        ScriptedServer::start(vec![Step::SendEndless(b"220 aaaaaaaaaaaaaaaa".to_vec())]).await;
+    let r = run(&short(server.addr)).await;
+    let _ = server.finish().await;
+    let e = stage(&r, Stage::Banner).error.as_ref().unwrap();
+    assert_eq!(e.kind, ErrorKind::Protocol);
+    assert!(e.message.contains("longer than 4096"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn endless_multiline_reply_is_a_protocol_error() {
+    let server = ScriptedServer::start(vec![Step::SendEndless(
+        b"220-still greeting you\r\n".to_vec(),
+    )])
+    .await;
+    let r = run(&short(server.addr)).await;
+    let _ = server.finish().await;
+    let e = stage(&r, Stage::Banner).error.as_ref().unwrap();
+    assert_eq!(e.kind, ErrorKind::Protocol);
+    assert!(e.message.contains("more than 100 lines"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn ehlo_with_hundreds_of_capabilities_is_bounded() {
+    let mut reply = String::from("250-mx.contoso.test\r\n");
+    for i in 0..300 {
+        reply.push_str(&format!("250-X-CAP{i}\r\n"));
+    }
+    reply.push_str("250 HELP\r\n");
+    let server = ScriptedServer::start(vec![
+        line("220 mx ESMTP"),
+        Step::Expect("EHLO".into()),
+        Step::Send(reply),
+        Step::ReadUntilClose,
+    ])
+    .await;
+    let r = run(&short(server.addr)).await;
+    let _ = server.finish().await;
+    let e = stage(&r, Stage::Ehlo).error.as_ref().unwrap();
+    assert_eq!(e.kind, ErrorKind::Protocol);
+}
+
+#[tokio::test]
+async fn early_talker_is_refused() {
+    let server = ScriptedServer::start(vec![
+        Step::Send("220 mx ESMTP\r\n250 you did not ask\r\n".into()),
+        Step::ReadUntilClose,
+    ])
+    .await;
+    let r = run(&short(server.addr)).await;
+    let log = server.finish().await;
+    let b = stage(&r, Stage::Banner);
+    assert_eq!(b.error.as_ref().unwrap().kind, ErrorKind::Protocol);
+    assert!(!log.received.iter().any(|l| l.starts_with("EHLO")));
+}
+
+#[tokio::test]
+async fn mismatched_codes_and_garbage_are_protocol_errors() {
+    for bad in [
+        "220-mx ESMTP\r\n554 5.7.1 no\r\n".to_string(),
+        "HTTP/1.1 400 Bad Request\r\n".to_string(),
+    ] {
+        let server =
+            ScriptedServer::start(vec![Step::Send(bad.clone()), Step::ReadUntilClose]).await;
+        let r = run(&short(server.addr)).await;
+        let _ = server.finish().await;
+        let e = stage(&r, Stage::Banner).error.as_ref().unwrap();
+        assert_eq!(e.kind, ErrorKind::Protocol, "{bad:?}");
+    }
+}
+
+#[tokio::test]
+async fn non_utf8_bytes_are_shown_not_fatal() {
+    let server = ScriptedServer::start(script(vec![
+        vec![
+            Step::SendRaw(b"220 mx \xff\xfe ESMTP\r\n".to_vec()),
+            Step::Expect("EHLO".into()),
+            ehlo_reply(NAME, &["SIZE 999999999999999999999999999"]),
+        ],
+        quit(),
+    ]))
+    .await;
+    let r = run(&short(server.addr)).await;
+    server.finish().await.assert_ok();
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+    assert!(stage(&r, Stage::Banner).reply.as_ref().unwrap().lines[0].contains('\u{fffd}'));
+    assert_eq!(r.capabilities.before_tls.as_ref().unwrap().size, None);
+}
+
+#[tokio::test]
+async fn bytes_pipelined_after_starttls_220_are_refused() {
+    let server = ScriptedServer::start(script(vec![
+        greeting(&["STARTTLS"]),
+        vec![
+            Step::Expect("STARTTLS".into()),
+            Step::Send("220 2.0.0 Ready\r\n250 injected\r\n".into()),
+            Step::ReadUntilClose,
+        ],
+    ]))
+    .await;
+    let r = run(&short(server.addr)).await;
+    let _ = server.finish().await;
+    let st = stage(&r, Stage::Starttls);
+    let e = st.error.as_ref().unwrap();
+    assert_eq!(e.kind, ErrorKind::Protocol);
+    assert!(e.message.contains("injected"), "{}", e.message);
+    assert!(!stages(&r).contains(&Stage::TlsHandshake));
+    assert!(!r.verdict.passed);
+}
+
+#[tokio::test]
+async fn tls_garbage_after_starttls() {
+    let server = ScriptedServer::start(script(vec![
+        greeting(&["STARTTLS"]),
+        vec![
+            Step::Expect("STARTTLS".into()),
+            line("220 2.0.0 Ready"),
+            Step::Sleep(Duration::from_millis(50)),
+            Step::Send("this is not TLS at all\r\n".into()),
+            Step::ReadUntilClose,
+        ],
+    ]))
+    .await;
+    let r = run(&short(server.addr)).await;
+    let _ = server.finish().await;
+    let e = stage(&r, Stage::TlsHandshake).error.as_ref().unwrap();
+    assert_eq!(e.kind, ErrorKind::Tls);
+}
+
+#[tokio::test]
+async fn stalled_tls_handshake_times_out() {
+    let server = ScriptedServer::start(script(vec![
+        greeting(&["STARTTLS"]),
+        vec![
+            Step::Expect("STARTTLS".into()),
+            line("220 2.0.0 Ready"),
+            Step::Hang,
+        ],
+    ]))
+    .await;
+    let r = run(&short(server.addr)).await;
+    let _ = server.finish().await;
+    let e = stage(&r, Stage::TlsHandshake).error.as_ref().unwrap();
+    assert_eq!(e.kind, ErrorKind::Timeout);
+}
+
+#[tokio::test]
+async fn quit_does_not_wait_long() {
+    // The server never answers QUIT: the probe still passes, and QUIT is only informational.
+    let server = ScriptedServer::start(script(vec![greeting(&[]), vec![Step::Hang]])).await;
+    let mut o = opts(server.addr);
+    o.stage_timeout = Duration::from_secs(60);
+    let r = tokio::time::timeout(Duration::from_secs(20), run(&o))
+        .await
+        .expect("QUIT waited for the 60 s stage timeout");
+    let _ = server.finish().await;
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+    assert_eq!(
+        stage(&r, Stage::Quit).error.as_ref().unwrap().kind,
+        ErrorKind::Timeout
+    );
+}

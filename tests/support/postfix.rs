@@ -1,0 +1,98 @@
+//! The Postfix lab (tests/support/postfix/lab.sh) from Rust: started on free loopback ports in
+//! a fresh directory, stopped by its own pid when the guard drops.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct PostfixLab {
+    pub dir: PathBuf,
+    pub env: HashMap<String, String>,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/postfix/lab.sh")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl PostfixLab {
+    /// Starts the lab, or returns None (with the reason printed) when Postfix is not installed
+    /// and this is not CI. In CI (CI=true) a missing Postfix is a failure, never a skip.
+    pub fn start() -> Option<PostfixLab> {
+        if !Path::new("/usr/sbin/postfix").exists() {
+            let why = "Postfix is not installed (run tests/support/postfix/install.sh as root)";
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{why}: CI must run the real-peer tests");
+            }
+            eprintln!("SKIPPED real-peer test: {why}");
+            return None;
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("mxtrace-postfix-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("lab dir");
+        let ports = [free_port(), free_port(), free_port()].map(|p| p.to_string());
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("start")
+            .arg(&dir)
+            .arg("127.0.0.1")
+            .args(&ports)
+            .output()
+            .expect("run lab.sh");
+        // Constructed before checking, so a half-started lab is still stopped on drop.
+        let mut lab = PostfixLab {
+            dir,
+            env: HashMap::new(),
+        };
+        assert!(
+            out.status.success(),
+            "lab.sh start failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = std::fs::read_to_string(lab.dir.join("lab.env")).expect("lab.env");
+        lab.env = env
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    v.trim_matches('"').trim_matches('\'').to_string(),
+                )
+            })
+            .collect();
+        Some(lab)
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("lab.env has no {key}"))
+    }
+
+    pub fn target(&self, port_key: &str) -> String {
+        format!("{}:{}", self.get("ADDR"), self.get(port_key))
+    }
+}
+
+impl Drop for PostfixLab {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
