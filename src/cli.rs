@@ -59,8 +59,11 @@ pub enum Command {
     /// Probe one SMTP endpoint, stage by stage: the "telnet host 25" replacement.
     #[command(after_help = PROBE_EXAMPLES)]
     Probe(Box<ProbeArgs>),
-    /// Walk a domain's MX records as a sending MTA does and probe the hosts: MX, A/AAAA,
-    /// reverse DNS, then SMTP to the first host that gives a definitive answer (or all, --all).
+    /// Walk a domain's MX hosts as a sending MTA does: MX, addresses, reverse DNS, then SMTP.
+    ///
+    /// Looks up the MX records (or the implicit MX; a null MX means no mail), every A/AAAA of
+    /// each host and its reverse DNS, then probes the addresses in order until one gives a
+    /// definitive answer; --all probes every address.
     #[command(after_help = TRACE_EXAMPLES)]
     Trace(Box<TraceArgs>),
     /// Classify a pasted SMTP reply offline: class, category, layer, cause, next steps.
