@@ -60,6 +60,13 @@ pub enum Command {
     /// Probe one SMTP endpoint, stage by stage: the "telnet host 25" replacement.
     #[command(after_help = PROBE_EXAMPLES)]
     Probe(Box<ProbeArgs>),
+    /// Walk a domain's MX hosts as a sending MTA does: MX, addresses, reverse DNS, then SMTP.
+    ///
+    /// Looks up the MX records (or the implicit MX; a null MX means no mail), every A/AAAA of
+    /// each host and its reverse DNS, then probes the addresses in order until one gives a
+    /// definitive answer; --all probes every address.
+    #[command(after_help = TRACE_EXAMPLES)]
+    Trace(Box<TraceArgs>),
     /// Classify a pasted SMTP reply offline: class, category, layer, cause, next steps.
     #[command(after_help = EXPLAIN_EXAMPLES)]
     Explain(ExplainArgs),
@@ -81,6 +88,26 @@ Exit codes:
   0  the check passed
   1  the check ran and the target failed it (rejection, unreachable, TLS required but missing)
   2  usage or input error
+  3  internal error";
+
+const TRACE_EXAMPLES: &str = "\
+Examples:
+  mxtrace trace contoso.com
+  mxtrace trace contoso.com --from probe@fabrikam.com --rcpt user@contoso.com
+  mxtrace trace contoso.com --all --json
+  mxtrace trace contoso.com --resolver 192.0.2.53 -4
+
+The walk: MX records by preference (equal preferences in random order, RFC 5321 5.1; the order
+used is shown), the domain's own A/AAAA when it has no MX, every address of a host before the
+next host; on to the next address after a connection failure, a 4xx or a 5xx greeting; stop at
+the first definitive answer (the transaction completed, or a 5xx). --all probes every address,
+at most 8 at once.
+
+Exit codes:
+  0  the path accepts: the probe that decided passed (with --all: every address passed)
+  1  it does not: DNS failure (NXDOMAIN, no MX and no address, SERVFAIL, timeout), null MX,
+     every address failed, or a rejection
+  2  usage or input error (bad flag, bad --resolver)
   3  internal error";
 
 const EXPLAIN_EXAMPLES: &str = "\
@@ -136,6 +163,62 @@ pub fn parse_scenario(s: &str) -> Result<Scenario, String> {
         "C" => Ok(Scenario::C),
         "D" => Ok(Scenario::D),
         _ => Err("expected A, B, C or D".to_string()),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// The mail domain: the part after @ in the recipient's address.
+    #[arg(value_name = "DOMAIN")]
+    pub domain: String,
+    /// DNS server to ask (UDP, TCP for long answers): IP, IP:PORT or [IPv6]:PORT. Default: the
+    /// system's (/etc/resolv.conf).
+    #[arg(long, value_name = "IP[:PORT]", help_heading = "DNS")]
+    pub resolver: Option<String>,
+    /// Time allowed for one DNS request (one retry follows a timeout).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration, help_heading = "DNS")]
+    pub dns_timeout: Duration,
+    /// Probe every MX host and address (at most 8 at once) instead of stopping at the first
+    /// definitive answer: shows which front ends fail.
+    #[arg(long)]
+    pub all: bool,
+    /// SMTP port of the MX hosts (25; other values for labs and tests).
+    #[arg(long, value_name = "N", default_value_t = 25, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// Use at most N MX hosts, in preference order. (Sending MTAs cap the walk too: Postfix
+    /// tries at most 5 addresses and 2 sessions by default.)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_mx: Option<u16>,
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+impl TraceArgs {
+    /// Validates the flags and builds the trace options.
+    pub fn to_options(&self) -> Result<crate::trace::TraceOptions, UsageError> {
+        let domain = self.domain.trim().trim_end_matches('.');
+        if domain.parse::<IpAddr>().is_ok() || !valid_hostname(domain) {
+            return Err(UsageError(format!(
+                "invalid domain {:?}: expected a mail domain such as contoso.com",
+                self.domain
+            )));
+        }
+        let resolver = match &self.resolver {
+            None => crate::dns::ResolverChoice::System,
+            Some(r) => crate::dns::ResolverChoice::Server(
+                crate::dns::parse_resolver(r).map_err(UsageError)?,
+            ),
+        };
+        let probe = self.session.to_options(domain.to_string(), self.port)?;
+        Ok(crate::trace::TraceOptions {
+            domain: domain.to_string(),
+            resolver,
+            dns_timeout: self.dns_timeout,
+            all: self.all,
+            max_mx: self.max_mx.map(usize::from),
+            concurrency: crate::trace::DEFAULT_CONCURRENCY,
+            probe,
+        })
     }
 }
 

@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod diagnose;
+pub mod dns;
 pub mod exit;
 pub mod explain;
 pub mod model;
@@ -24,3 +25,4 @@ pub mod report;
 pub mod secret;
 pub mod smtp;
 pub mod tls;
+pub mod trace;

@@ -1,5 +1,10 @@
 //! Thin entry point: parse, dispatch, exit code.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use clap::Parser;
 use mxtrace::cli::{Cli, Command, Format, UsageError};
@@ -56,6 +61,26 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
                     report::human::render_probe(&report, Style::new(report::use_color()))
                 }
                 Format::Json => report::json::render("probe", &report)
+                    .map_err(|e| Failure::Internal(e.to_string()))?,
+            };
+            emit(&text)?;
+            Ok(if report.verdict.passed {
+                exit::PASS
+            } else {
+                exit::FAIL
+            })
+        }
+        Command::Trace(args) => {
+            let opts = args.to_options()?;
+            let rt = runtime()?;
+            let report = rt
+                .block_on(mxtrace::trace::trace(&opts))
+                .map_err(|e| Failure::Usage(e.0))?;
+            let text = match format {
+                Format::Human => {
+                    report::human::render_trace(&report, Style::new(report::use_color()))
+                }
+                Format::Json => report::json::render("trace", &report)
                     .map_err(|e| Failure::Internal(e.to_string()))?,
             };
             emit(&text)?;

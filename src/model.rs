@@ -235,3 +235,151 @@ pub struct ProbeReport {
     /// The probe id put in the X-Mxtrace-Probe header when `--data` was used.
     pub probe_id: Option<String>,
 }
+
+/// Which DNS failure it was (the `reason` of an error of kind `dns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsReason {
+    /// NXDOMAIN: the name does not exist.
+    Nxdomain,
+    /// NOERROR without data: the name exists, the record type does not.
+    NoRecords,
+    Servfail,
+    Refused,
+    Timeout,
+    /// The resolver could not be reached.
+    Network,
+    Other,
+}
+
+impl DnsReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsReason::Nxdomain => "nxdomain",
+            DnsReason::NoRecords => "no_records",
+            DnsReason::Servfail => "servfail",
+            DnsReason::Refused => "refused",
+            DnsReason::Timeout => "timeout",
+            DnsReason::Network => "network",
+            DnsReason::Other => "other",
+        }
+    }
+}
+
+/// A DNS lookup that failed: an error of kind `dns` with its reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct DnsFailure {
+    /// Always `dns`.
+    pub kind: ErrorKind,
+    pub reason: DnsReason,
+    /// The query, e.g. `contoso.com. MX`.
+    pub query: String,
+    pub message: String,
+    /// Present when the failure decided the verdict.
+    pub diagnosis: Option<Diagnosis>,
+}
+
+/// `trace`: one domain's mail path.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceReport {
+    pub domain: String,
+    /// The DNS server asked: `system (/etc/resolv.conf)` or `IP:PORT`.
+    pub resolver: String,
+    pub port: u16,
+    /// `mta` (walk as a sending MTA, stop at the first definitive answer) or `all`.
+    pub mode: String,
+    /// One hop today (the domain's MX); scenario hops (on-premises -> EOP) add more.
+    pub hops: Vec<TraceHop>,
+    pub verdict: Verdict,
+    pub started_at: String,
+    pub elapsed_ms: f64,
+}
+
+/// Where the MX list came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MxSource {
+    /// MX records.
+    Mx,
+    /// No MX records: the domain's own A/AAAA (RFC 5321 5.1).
+    Implicit,
+    /// `0 .`: the domain accepts no mail (RFC 7505).
+    NullMx,
+    /// Nothing usable (a DNS failure).
+    None,
+}
+
+/// One hop: a domain, its MX hosts and their addresses, and the probes.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceHop {
+    pub hop: u8,
+    pub domain: String,
+    pub scenario: Option<crate::diagnose::Scenario>,
+    pub mx_source: MxSource,
+    /// In the order used: preference, equal preferences shuffled (RFC 5321 5.1).
+    pub mx: Vec<MxHost>,
+    /// Set when DNS alone decided the hop (NXDOMAIN, no MX and no address, SERVFAIL, ...).
+    pub error: Option<DnsFailure>,
+    pub dns_elapsed_ms: f64,
+    /// In the order tried (with `--all`: the order a sending MTA would have used).
+    pub probes: Vec<TraceProbe>,
+    /// Index in `probes` of the probe that decided the verdict; null when none did (every
+    /// address failed, or DNS decided).
+    pub decided_by: Option<usize>,
+    pub verdict: Verdict,
+}
+
+/// Findings about an MX record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MxFlag {
+    /// No MX: the domain itself, preference 0 (RFC 5321 5.1).
+    Implicit,
+    /// Shares its preference with another MX: their order was chosen at random.
+    EqualPreference,
+    /// The MX host name is an alias (CNAME): RFC 2181 10.3 / RFC 5321 5.1 forbid it.
+    Cname,
+    /// The MX exchange is an IP address, not a host name (RFC 5321 5.1): not used.
+    IpLiteral,
+    /// No A/AAAA record (in the families asked for).
+    NoAddress,
+    /// Not tried: beyond `--max-mx`.
+    BeyondMaxMx,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MxHost {
+    pub preference: u16,
+    pub host: String,
+    pub flags: Vec<MxFlag>,
+    /// Where the alias points, with the `cname` flag.
+    pub cname_target: Option<String>,
+    pub addresses: Vec<AddressInfo>,
+    /// Why the addresses could not be looked up (kind `dns`).
+    pub error: Option<DnsFailure>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AddressInfo {
+    pub ip: String,
+    /// PTR names (reverse DNS).
+    pub ptr: Vec<String>,
+    /// Forward-confirmed reverse DNS: a PTR name resolves back to this address. False without
+    /// a PTR; null when the lookups failed.
+    pub fcrdns: Option<bool>,
+    pub ptr_error: Option<DnsFailure>,
+}
+
+/// One probe of one address, with the names the server gave.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceProbe {
+    pub mx: String,
+    pub ip: String,
+    /// The name in the 220 banner (its first word).
+    pub banner_name: Option<String>,
+    /// The name in the EHLO reply.
+    pub ehlo_name: Option<String>,
+    /// Exchange Online front-end server names seen in replies (`*.outlook.com`).
+    pub front_end: Vec<String>,
+    pub report: ProbeReport,
+}

@@ -3,7 +3,10 @@
 //! `!!!` a failure and its explanation. Every line starts with the time since the probe began.
 
 use crate::diagnose::{Category, Diagnosis};
-use crate::model::{Outcome, ProbeReport, StageRecord, TlsReport};
+use crate::model::{
+    AddressInfo, DnsFailure, MxFlag, MxHost, MxSource, Outcome, ProbeReport, Stage, StageRecord,
+    TlsReport, TraceHop, TraceReport,
+};
 use std::fmt::Write;
 
 /// ANSI styling, or none.
@@ -45,6 +48,13 @@ const NO_TIME: &str = "           ";
 
 pub fn render_probe(r: &ProbeReport, style: Style) -> String {
     let mut out = String::new();
+    probe_body(&mut out, r, style, "Verdict");
+    out
+}
+
+/// Header, transcript, TLS report and the probe's verdict under `label` (a trace prints its
+/// probes' verdicts as "Probe verdict" so that its own is the only "Verdict").
+fn probe_body(out: &mut String, r: &ProbeReport, style: Style, label: &str) {
     let ip = r.target.ip.as_deref().unwrap_or("?");
     let _ = writeln!(
         out,
@@ -55,18 +65,17 @@ pub fn render_probe(r: &ProbeReport, style: Style) -> String {
         r.target.tls_mode
     );
     for s in &r.stages {
-        stage(&mut out, s, style);
+        stage(out, s, style);
     }
     if let Some(tls) = &r.tls {
-        tls_section(&mut out, tls, style);
+        tls_section(out, tls, style);
     }
     let verdict = if r.verdict.passed {
         style.paint("1;32", "PASS")
     } else {
         style.paint("1;31", "FAIL")
     };
-    let _ = writeln!(out, "Verdict: {verdict} {}", r.verdict.summary);
-    out
+    let _ = writeln!(out, "{label}: {verdict} {}", r.verdict.summary);
 }
 
 fn stage(out: &mut String, s: &StageRecord, style: Style) {
@@ -184,5 +193,250 @@ fn tls_section(out: &mut String, t: &TlsReport, style: Style) {
             c.not_before, c.not_after
         );
         let _ = writeln!(out, "      sha256   {}", c.sha256);
+    }
+}
+
+/// `trace`: each hop as a small tree (domain -> MX hosts -> addresses -> probe outcome), the
+/// transcript of the probe that decided, and the verdict.
+pub fn render_trace(r: &TraceReport, style: Style) -> String {
+    let mut out = String::new();
+    let mode = if r.mode == "all" {
+        "every address probed (--all)"
+    } else {
+        "walked as a sending MTA"
+    };
+    let _ = writeln!(
+        out,
+        "{} {}: resolver {}, port {}, {mode}",
+        style.paint("1", "mxtrace trace"),
+        r.domain,
+        r.resolver,
+        r.port
+    );
+    for hop in &r.hops {
+        trace_hop(&mut out, hop, style);
+    }
+    for w in &r.verdict.warnings {
+        let _ = writeln!(out, "{} {w}", style.paint("33", "warning:"));
+    }
+    let verdict = if r.verdict.passed {
+        style.paint("1;32", "PASS")
+    } else {
+        style.paint("1;31", "FAIL")
+    };
+    let _ = writeln!(
+        out,
+        "Verdict: {verdict} {} ({:.1} ms)",
+        r.verdict.summary, r.elapsed_ms
+    );
+    out
+}
+
+fn trace_hop(out: &mut String, hop: &TraceHop, style: Style) {
+    let source = match hop.mx_source {
+        MxSource::Mx => format!("MX ({} record(s))", hop.mx.len()),
+        MxSource::Implicit => "no MX: implicit MX, the domain's own address (RFC 5321 5.1)".into(),
+        MxSource::NullMx => style.paint("31", "null MX (RFC 7505): accepts no mail"),
+        MxSource::None => "MX".into(),
+    };
+    let mut head = format!("hop {}: {}  {source}", hop.hop, hop.domain);
+    if let Some(sc) = hop.scenario {
+        let _ = write!(head, ", scenario {sc}");
+    }
+    let _ = writeln!(out, "{head}  [DNS {:.1} ms]", hop.dns_elapsed_ms);
+    let n = hop.mx.len();
+    for (i, m) in hop.mx.iter().enumerate() {
+        let last = i + 1 == n;
+        mx_line(out, hop, m, last, style);
+    }
+    if let Some(e) = &hop.error {
+        dns_error(out, e, style);
+    }
+    if let Some(p) = hop
+        .decided_by
+        .and_then(|i| hop.probes.get(i).map(|p| (i, p)))
+    {
+        let (i, p) = p;
+        let _ = writeln!(
+            out,
+            "\nTranscript of #{} {} [{}], which decided:",
+            i + 1,
+            p.mx,
+            p.ip
+        );
+        probe_body(out, &p.report, style, "Probe verdict");
+    } else if let Some(p) = hop.probes.last() {
+        let _ = writeln!(
+            out,
+            "\nTranscript of the last attempt, #{} {} [{}]:",
+            hop.probes.len(),
+            p.mx,
+            p.ip
+        );
+        probe_body(out, &p.report, style, "Probe verdict");
+    }
+}
+
+fn mx_line(out: &mut String, hop: &TraceHop, m: &MxHost, last: bool, style: Style) {
+    let (branch, indent) = if last {
+        ("`-- ", "    ")
+    } else {
+        ("|-- ", "|   ")
+    };
+    let mut line = format!("{branch}{} {}", m.preference, m.host);
+    let mut notes = Vec::new();
+    for f in &m.flags {
+        notes.push(match f {
+            MxFlag::Implicit => "implicit".to_string(),
+            MxFlag::EqualPreference => "equal preference: order chosen at random".to_string(),
+            MxFlag::Cname => style.paint(
+                "33",
+                &format!(
+                    "CNAME to {}: misconfiguration (RFC 2181 10.3)",
+                    m.cname_target.as_deref().unwrap_or("?")
+                ),
+            ),
+            MxFlag::IpLiteral => style.paint(
+                "31",
+                "IP address, not a host name: misconfiguration (RFC 5321 5.1), not used",
+            ),
+            MxFlag::NoAddress => style.paint("31", "no address"),
+            MxFlag::BeyondMaxMx => "not used (--max-mx)".to_string(),
+        });
+    }
+    if !notes.is_empty() {
+        let _ = write!(line, "  [{}]", notes.join("; "));
+    }
+    let _ = writeln!(out, "{line}");
+    if let Some(e) = &m.error {
+        let _ = writeln!(
+            out,
+            "{indent}`-- {} {}: {}",
+            style.paint("31", "dns"),
+            e.reason.as_str(),
+            e.message
+        );
+    }
+    let n = m.addresses.len();
+    for (i, a) in m.addresses.iter().enumerate() {
+        let (branch, sub) = if i + 1 == n {
+            ("`-- ", "    ")
+        } else {
+            ("|-- ", "|   ")
+        };
+        let _ = writeln!(out, "{indent}{branch}{}  {}", a.ip, ptr_text(a, style));
+        let probe = hop
+            .probes
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.ip == a.ip && p.mx == m.host);
+        let prefix = format!("{indent}{sub}    ");
+        match probe {
+            Some((pi, p)) => {
+                let decided = if hop.decided_by == Some(pi) {
+                    style.paint("1", "  <= decided")
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    out,
+                    "{prefix}#{} {} ({:.1} ms){decided}",
+                    pi + 1,
+                    probe_brief(&p.report, style),
+                    p.report.elapsed_ms
+                );
+                let mut names = Vec::new();
+                if let Some(b) = &p.banner_name {
+                    names.push(format!("banner {b}"));
+                }
+                if let Some(e) = &p.ehlo_name {
+                    names.push(format!("EHLO {e}"));
+                }
+                if !p.front_end.is_empty() {
+                    names.push(format!("front end {}", p.front_end.join(", ")));
+                }
+                if !names.is_empty() {
+                    let _ = writeln!(out, "{prefix}   {}", names.join("; "));
+                }
+            }
+            None if hop.error.is_none() => {
+                let _ = writeln!(out, "{prefix}not tried (decided before)");
+            }
+            None => {}
+        }
+    }
+}
+
+fn ptr_text(a: &AddressInfo, style: Style) -> String {
+    let fcrdns = match a.fcrdns {
+        Some(true) => style.paint("32", "FCrDNS ok"),
+        Some(false) => style.paint("33", "FCrDNS fails"),
+        None => "FCrDNS unknown".to_string(),
+    };
+    if a.ptr.is_empty() {
+        let why = a
+            .ptr_error
+            .as_ref()
+            .map(|e| e.reason.as_str())
+            .unwrap_or("none");
+        format!("no PTR ({why}), {fcrdns}")
+    } else {
+        format!("PTR {} ({fcrdns})", a.ptr.join(", "))
+    }
+}
+
+/// `ok: rcpt_to 250 2.1.5` or `transient at banner: 421 4.3.2` or `error at connect: refused`.
+fn probe_brief(r: &ProbeReport, style: Style) -> String {
+    let describe = |s: &StageRecord| match (&s.reply, &s.error) {
+        (_, Some(e)) => format!("{} {}", s.stage, e.kind.as_str()),
+        (Some(rep), None) => {
+            let mut d = format!("{} {}", s.stage, rep.code);
+            if let Some(e) = rep.enhanced {
+                let _ = write!(d, " {e}");
+            }
+            d
+        }
+        (None, None) => format!("{} ok", s.stage),
+    };
+    if r.verdict.passed {
+        let last = r
+            .stages
+            .iter()
+            .rev()
+            .find(|s| !matches!(s.stage, Stage::Quit | Stage::Rset));
+        let text = match last {
+            Some(s) => format!("passed, {}", describe(s)),
+            None => "passed".to_string(),
+        };
+        return style.outcome(Outcome::Ok, &text);
+    }
+    let failed = r
+        .stages
+        .iter()
+        .find(|s| Some(s.stage) == r.verdict.failed_stage && s.outcome != Outcome::Ok);
+    let word = match r.verdict.outcome {
+        Outcome::Ok => "ok",
+        Outcome::Transient => "transient",
+        Outcome::Permanent => "permanent",
+        Outcome::Error => "error",
+    };
+    let text = match failed {
+        Some(s) => format!("{word} at {}", describe(s)),
+        None => word.to_string(),
+    };
+    style.outcome(r.verdict.outcome, &text)
+}
+
+fn dns_error(out: &mut String, e: &DnsFailure, style: Style) {
+    let _ = writeln!(
+        out,
+        "{} dns {}: {} ({})",
+        style.paint("31", "!!!"),
+        e.reason.as_str(),
+        e.message,
+        e.query
+    );
+    if let Some(d) = &e.diagnosis {
+        diagnosis(out, d, style);
     }
 }

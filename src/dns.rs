@@ -1,0 +1,343 @@
+//! DNS for the mail path: a hickory resolver (the system's, or one server the user named) and
+//! the lookups `trace` needs, each returning typed data or a `DnsFailure` that says which of
+//! the DNS failure modes it was (NXDOMAIN, no records, SERVFAIL, refused, timeout, network).
+//!
+//! Every lookup is bounded twice: hickory's own per-request timeout and attempts, and an outer
+//! deadline here, so a resolver that never answers cannot hold a trace.
+
+use crate::model::{DnsFailure, DnsReason, ErrorKind};
+use crate::probe::Family;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::TokioResolver;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Retries after a failed request (hickory's `attempts`): one, so a lost UDP packet is not a
+/// failure, and a dead resolver costs at most two timeouts.
+const ATTEMPTS: usize = 1;
+
+/// Which DNS server to ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolverChoice {
+    /// /etc/resolv.conf (hickory's system-config).
+    System,
+    /// One server, over UDP with TCP for truncated answers.
+    Server(SocketAddr),
+}
+
+impl ResolverChoice {
+    pub fn describe(&self) -> String {
+        match self {
+            ResolverChoice::System => "system (/etc/resolv.conf)".to_string(),
+            ResolverChoice::Server(a) => a.to_string(),
+        }
+    }
+}
+
+/// Parses `--resolver`: `IP`, `IP:PORT`, `[IPv6]:PORT` or a bare IPv6 address. Port 53 by
+/// default. Only addresses: resolving the resolver's name would need a resolver.
+pub fn parse_resolver(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    let bad = || format!("--resolver {s:?}: expected IP, IP:PORT or [IPv6]:PORT");
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    let addr = s.parse::<SocketAddr>().map_err(|_| bad())?;
+    if addr.port() == 0 {
+        return Err(bad());
+    }
+    Ok(addr)
+}
+
+/// The resolver could not be set up (no usable /etc/resolv.conf).
+#[derive(Debug)]
+pub struct SetupError(pub String);
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An MX record as published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mx {
+    pub preference: u16,
+    /// The exchange without its trailing dot; empty for the root (a null MX, RFC 7505).
+    pub exchange: String,
+}
+
+impl Mx {
+    pub fn is_null(&self) -> bool {
+        self.exchange.is_empty()
+    }
+}
+
+/// The addresses of one name in one family, and the alias it went through, if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Addresses {
+    pub addrs: Vec<IpAddr>,
+    /// The canonical name when the queried name is a CNAME (the last target of the chain).
+    pub cname: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Dns {
+    resolver: TokioResolver,
+    /// Outer bound on one lookup, retries included.
+    limit: Duration,
+    choice: ResolverChoice,
+}
+
+impl Dns {
+    /// Builds the resolver. `timeout` is the per-request timeout; a lookup (with its retry and
+    /// a TCP fallback) is cut off at about three times that.
+    pub fn new(choice: ResolverChoice, timeout: Duration) -> Result<Dns, SetupError> {
+        let provider = TokioRuntimeProvider::default();
+        let mut builder = match &choice {
+            ResolverChoice::System => TokioResolver::builder(provider).map_err(|e| {
+                SetupError(format!(
+                    "cannot read the system resolver configuration (/etc/resolv.conf): {e}; \
+                     name a server with --resolver IP"
+                ))
+            })?,
+            ResolverChoice::Server(addr) => {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = addr.port();
+                let ns = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
+                TokioResolver::builder_with_config(
+                    ResolverConfig::from_name_servers(vec![ns]),
+                    provider,
+                )
+            }
+        };
+        let opts = builder.options_mut();
+        opts.timeout = timeout;
+        opts.attempts = ATTEMPTS;
+        // The mail path is DNS: a sending MTA does not read /etc/hosts for MX targets.
+        opts.use_hosts_file = ResolveHosts::Never;
+        opts.preserve_intermediates = true;
+        opts.cache_size = 256;
+        let resolver = builder
+            .build()
+            .map_err(|e| SetupError(format!("cannot build the resolver: {e}")))?;
+        Ok(Dns {
+            resolver,
+            limit: timeout * 3,
+            choice,
+        })
+    }
+
+    pub fn choice(&self) -> &ResolverChoice {
+        &self.choice
+    }
+
+    /// The MX records of `domain`, as published (unsorted).
+    pub async fn mx(&self, domain: &str) -> Result<Vec<Mx>, DnsFailure> {
+        let name = fqdn(domain, "MX")?;
+        let lookup = self.bounded(&name, RecordType::MX).await?;
+        Ok(lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::MX(mx) => Some(Mx {
+                    preference: mx.preference,
+                    exchange: strip_dot(&mx.exchange),
+                }),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The A (V4) or AAAA (V6) records of `host`, following CNAMEs.
+    pub async fn addresses(&self, host: &str, family: Family) -> Result<Addresses, DnsFailure> {
+        let rtype = match family {
+            Family::V4 => RecordType::A,
+            Family::V6 => RecordType::AAAA,
+        };
+        let name = fqdn(host, rtype_str(rtype))?;
+        let lookup = self.bounded(&name, rtype).await?;
+        let mut out = Addresses::default();
+        for r in lookup.answers() {
+            match &r.data {
+                RData::A(a) if rtype == RecordType::A => out.addrs.push(IpAddr::V4(a.0)),
+                RData::AAAA(a) if rtype == RecordType::AAAA => out.addrs.push(IpAddr::V6(a.0)),
+                RData::CNAME(c) => out.cname = Some(strip_dot(&c.0)),
+                _ => {}
+            }
+        }
+        if out.addrs.is_empty() {
+            // A CNAME to a name without addresses comes back as an answer without them.
+            return Err(DnsFailure::new(
+                DnsReason::NoRecords,
+                format!("{name} {}", rtype_str(rtype)),
+                "no record of this type".to_string(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The PTR names of `ip`, without trailing dots.
+    pub async fn ptr(&self, ip: IpAddr) -> Result<Vec<String>, DnsFailure> {
+        let name = Name::from(ip);
+        let lookup = self.bounded(&name, RecordType::PTR).await?;
+        let names: Vec<String> = lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::PTR(p) => Some(strip_dot(&p.0)),
+                _ => None,
+            })
+            .collect();
+        if names.is_empty() {
+            return Err(DnsFailure::new(
+                DnsReason::NoRecords,
+                format!("{name} PTR"),
+                "no PTR record".to_string(),
+            ));
+        }
+        Ok(names)
+    }
+
+    async fn bounded(
+        &self,
+        name: &Name,
+        rtype: RecordType,
+    ) -> Result<hickory_resolver::lookup::Lookup, DnsFailure> {
+        let query = format!("{name} {}", rtype_str(rtype));
+        match tokio::time::timeout(self.limit, self.resolver.lookup(name.clone(), rtype)).await {
+            Ok(Ok(l)) => Ok(l),
+            Ok(Err(e)) => Err(classify(&e, query)),
+            Err(_) => Err(DnsFailure::new(
+                DnsReason::Timeout,
+                query,
+                format!(
+                    "no answer within {}",
+                    humantime::format_duration(self.limit)
+                ),
+            )),
+        }
+    }
+}
+
+/// A name as an absolute DNS name (trailing dot), so no search list is applied.
+fn fqdn(s: &str, rtype: &str) -> Result<Name, DnsFailure> {
+    let t = s.trim().trim_end_matches('.');
+    Name::from_ascii(format!("{t}.")).map_err(|e| {
+        DnsFailure::new(
+            DnsReason::Other,
+            format!("{s} {rtype}"),
+            format!("not a valid DNS name: {e}"),
+        )
+    })
+}
+
+fn strip_dot(n: &Name) -> String {
+    let s = n.to_ascii();
+    s.strip_suffix('.').unwrap_or(&s).to_string()
+}
+
+fn rtype_str(t: RecordType) -> &'static str {
+    match t {
+        RecordType::MX => "MX",
+        RecordType::A => "A",
+        RecordType::AAAA => "AAAA",
+        RecordType::PTR => "PTR",
+        RecordType::CNAME => "CNAME",
+        _ => "?",
+    }
+}
+
+/// Tells the DNS failure modes apart. hickory 0.26: NXDOMAIN and NODATA arrive as
+/// `DnsError::NoRecordsFound` with the response code; other error codes as
+/// `DnsError::ResponseCode`; a request that got no answer as `NetError::Timeout`.
+fn classify(e: &NetError, query: String) -> DnsFailure {
+    let (reason, message) = match e {
+        NetError::Dns(DnsError::NoRecordsFound(nr))
+            if nr.response_code == ResponseCode::NXDomain =>
+        {
+            (
+                DnsReason::Nxdomain,
+                "the name does not exist (NXDOMAIN)".to_string(),
+            )
+        }
+        NetError::Dns(DnsError::NoRecordsFound(_)) => (
+            DnsReason::NoRecords,
+            "the name exists but has no record of this type (NOERROR, no data)".to_string(),
+        ),
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => (
+            DnsReason::Servfail,
+            "the resolver answered SERVFAIL".to_string(),
+        ),
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => (
+            DnsReason::Refused,
+            "the resolver refused the query (REFUSED)".to_string(),
+        ),
+        NetError::Dns(DnsError::ResponseCode(code)) => {
+            (DnsReason::Other, format!("the resolver answered {code}"))
+        }
+        NetError::Timeout => (
+            DnsReason::Timeout,
+            "no answer from the resolver (timed out)".to_string(),
+        ),
+        NetError::Io(io) => (
+            DnsReason::Network,
+            format!("cannot reach the resolver: {io}"),
+        ),
+        NetError::NoConnections => (
+            DnsReason::Network,
+            "cannot reach the resolver (no connection available)".to_string(),
+        ),
+        other => (DnsReason::Other, other.to_string()),
+    };
+    DnsFailure::new(reason, query, message)
+}
+
+impl DnsFailure {
+    pub fn new(reason: DnsReason, query: String, message: String) -> DnsFailure {
+        DnsFailure {
+            kind: ErrorKind::Dns,
+            reason,
+            query,
+            message,
+            diagnosis: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolver_values() {
+        assert_eq!(
+            parse_resolver("127.0.0.1").unwrap(),
+            "127.0.0.1:53".parse().unwrap()
+        );
+        assert_eq!(
+            parse_resolver("127.0.0.1:5353").unwrap(),
+            "127.0.0.1:5353".parse().unwrap()
+        );
+        assert_eq!(parse_resolver("::1").unwrap(), "[::1]:53".parse().unwrap());
+        assert_eq!(
+            parse_resolver("[::1]:5353").unwrap(),
+            "[::1]:5353".parse().unwrap()
+        );
+        for bad in [
+            "",
+            "dns.contoso.test",
+            "127.0.0.1:0",
+            "127.0.0.1:x",
+            "1.2.3",
+        ] {
+            assert!(parse_resolver(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,968 @@
+//! `trace DOMAIN`: a domain's MX path walked the way a sending MTA walks it (RFC 5321 5.1):
+//! MX records by preference (equal preferences in random order), the implicit MX when there
+//! is none, a null MX (RFC 7505) as "accepts no mail"; every address of a host before the next
+//! host; on to the next address on a connection failure or 4xx, stop at the first definitive
+//! answer (the transaction completed, or a 5xx). `--all` probes every address instead.
+//!
+//! DNS is looked up first and completely (MX, A/AAAA, PTR and its forward check), then the
+//! probes run; a DNS failure that leaves nothing to probe is the hop's result.
+
+use crate::diagnose::{Category, Class, Diagnosis, Explanation, Layer, PathContext, Scenario};
+use crate::dns::{Dns, Mx, ResolverChoice};
+use crate::model::{
+    AddressInfo, DnsFailure, DnsReason, MxFlag, MxHost, MxSource, Outcome, ProbeReport, Stage,
+    TraceHop, TraceProbe, TraceReport, Verdict,
+};
+use crate::probe::{self, Family, ProbeOptions};
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Probes (and DNS lookups) in flight at once with `--all`: enough to cover the address set
+/// Exchange Online publishes for one MX name in one round, few enough not to look like a scan.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// PTR names checked forward per address: a PTR set is normally one name.
+const MAX_PTR_NAMES: usize = 4;
+
+/// MX host name suffixes of Exchange Online Protection (scenario A, hop 1). Sources: Microsoft
+/// Learn "Add DNS records to connect your domain" (`<domain>.mail.protection.outlook.com`) and
+/// "How SMTP DNS-based Authentication of Named Entities (DANE) works" (the DNSSEC-signed
+/// `<domain>.<id>.mx.microsoft`).
+const EOP_MX_SUFFIXES: [&str; 2] = [".mail.protection.outlook.com", ".mx.microsoft"];
+
+/// The reply text suffix of Exchange Online front-end server names (`BN8NAM12FT053.mail.
+/// protection.outlook.com`, `DM3NAM03FT051.eop-NAM03.prod.protection.outlook.com`).
+const EXO_NAME_SUFFIX: &str = ".outlook.com";
+
+#[derive(Debug, Clone)]
+pub struct TraceOptions {
+    pub domain: String,
+    pub resolver: ResolverChoice,
+    /// Per DNS request; a lookup with its retry is cut off at about three times this.
+    pub dns_timeout: Duration,
+    /// Probe every address (concurrently) instead of stopping at the first definitive answer.
+    pub all: bool,
+    /// Use at most this many MX hosts (the ones after are listed, not looked up).
+    pub max_mx: Option<usize>,
+    pub concurrency: usize,
+    /// Template for every probe: port, session flags, family. `host`, `addrs` and `ctx` are
+    /// set per address.
+    pub probe: ProbeOptions,
+}
+
+/// A configuration the user must fix (exit 2): the resolver, a TLS file.
+#[derive(Debug)]
+pub struct TraceError(pub String);
+
+impl std::fmt::Display for TraceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub async fn trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
+    let t0 = Instant::now();
+    let started_at = SystemTime::now();
+    let dns =
+        Dns::new(opts.resolver.clone(), opts.dns_timeout).map_err(|e| TraceError(e.to_string()))?;
+    let domain = opts
+        .domain
+        .trim()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let hop = walk_hop(&dns, opts, 1, &domain).await?;
+    let verdict = hop.verdict.clone();
+    Ok(TraceReport {
+        domain,
+        resolver: opts.resolver.describe(),
+        port: opts.probe.port,
+        mode: if opts.all { "all" } else { "mta" }.to_string(),
+        hops: vec![hop],
+        verdict,
+        started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+        elapsed_ms: ms(t0.elapsed()),
+    })
+}
+
+/// What a probe's result means to a sending MTA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// The requested transaction completed (up to RCPT, or DATA with --data).
+    Accept,
+    /// A 5xx: the message bounces; no other MX is tried.
+    Reject,
+    /// Connection failure, 4xx, TLS failure: try the next address.
+    Next,
+}
+
+fn step(r: &ProbeReport) -> Step {
+    if r.verdict.passed {
+        return Step::Accept;
+    }
+    match (r.verdict.outcome, r.verdict.failed_stage) {
+        // Postfix's default smtp_skip_5xx_greeting = yes: a 5xx banner means "try the next
+        // MX", not a bounce. A failed STARTTLS under mandatory TLS also moves on.
+        (Outcome::Permanent, Some(Stage::Banner | Stage::Starttls | Stage::TlsHandshake)) => {
+            Step::Next
+        }
+        (Outcome::Permanent, _) => Step::Reject,
+        _ => Step::Next,
+    }
+}
+
+async fn walk_hop(
+    dns: &Dns,
+    opts: &TraceOptions,
+    hop_no: u8,
+    domain: &str,
+) -> Result<TraceHop, TraceError> {
+    let t0 = Instant::now();
+    let mut warnings = Vec::new();
+    // -4/-6, else the family of --source (the other could not be reached from it), else both.
+    let families: Vec<Family> = match (opts.probe.family, opts.probe.source) {
+        (Some(f), _) => vec![f],
+        (None, Some(IpAddr::V4(_))) => vec![Family::V4],
+        (None, Some(IpAddr::V6(_))) => vec![Family::V6],
+        (None, None) => vec![Family::V4, Family::V6],
+    };
+    let mut hop = TraceHop {
+        hop: hop_no,
+        domain: domain.to_string(),
+        scenario: None,
+        mx_source: MxSource::None,
+        mx: Vec::new(),
+        error: None,
+        dns_elapsed_ms: 0.0,
+        probes: Vec::new(),
+        decided_by: None,
+        verdict: fail_verdict(Outcome::Error, String::new(), Vec::new()),
+    };
+
+    match dns.mx(domain).await {
+        Ok(records) if records.iter().any(Mx::is_null) => {
+            hop.mx_source = MxSource::NullMx;
+            let mut sorted = records;
+            sorted.sort_by_key(|m| (m.preference, !m.is_null()));
+            if sorted.len() > 1 {
+                warnings.push(
+                    "a null MX is published together with other MX records: RFC 7505 3 says it \
+                     must be the only one (mxtrace, like senders that honour RFC 7505, treats \
+                     the domain as accepting no mail)"
+                        .to_string(),
+                );
+            }
+            hop.mx = sorted
+                .into_iter()
+                .map(|m| mx_host(m.preference, display_exchange(&m), Vec::new()))
+                .collect();
+            hop.dns_elapsed_ms = ms(t0.elapsed());
+            hop.verdict = fail_verdict(
+                Outcome::Permanent,
+                format!(
+                    "{domain} publishes a null MX (RFC 7505 \"0 .\"): the domain accepts no \
+                     mail. A sending MTA does not connect anywhere and bounces at once \
+                     (RFC 7505 4.1: 556 5.1.10)"
+                ),
+                warnings,
+            );
+            return Ok(hop);
+        }
+        Ok(records) if !records.is_empty() => {
+            hop.mx_source = MxSource::Mx;
+            hop.mx = order_mx(records, &mut random_source());
+        }
+        // NODATA (or an answer without MX records): RFC 5321 5.1 implicit MX.
+        Ok(_) => implicit(&mut hop, domain),
+        Err(f) if f.reason == DnsReason::NoRecords => implicit(&mut hop, domain),
+        Err(f) => {
+            hop.dns_elapsed_ms = ms(t0.elapsed());
+            return Ok(dns_decided(hop, f, Subject::Domain, warnings));
+        }
+    }
+
+    if hop.mx.iter().all(|m| is_eop(&m.host)) {
+        hop.scenario = Some(Scenario::A);
+    }
+
+    // Which hosts get looked up: IP literals never (a sending MTA does not use them), hosts
+    // beyond --max-mx not at all.
+    let mut usable = 0usize;
+    let mut lookups = Vec::new();
+    for (i, m) in hop.mx.iter_mut().enumerate() {
+        if m.host.parse::<IpAddr>().is_ok() {
+            m.flags.push(MxFlag::IpLiteral);
+            warnings.push(format!(
+                "MX {} {} is an IP address: RFC 5321 5.1 requires a host name; sending MTAs \
+                 (Postfix among them) refuse to use it",
+                m.preference, m.host
+            ));
+            continue;
+        }
+        if opts.max_mx.is_some_and(|max| usable >= max) {
+            m.flags.push(MxFlag::BeyondMaxMx);
+            continue;
+        }
+        usable += 1;
+        let (dns, host, families) = (dns.clone(), m.host.clone(), families.clone());
+        lookups.push((i, async move { resolve_host(&dns, &host, &families).await }));
+    }
+    let (idx, futs): (Vec<usize>, Vec<_>) = lookups.into_iter().unzip();
+    let results = run_bounded(futs, opts.concurrency).await;
+    let mut to_reverse = Vec::new();
+    for (i, res) in idx.into_iter().zip(results) {
+        let Some(m) = hop.mx.get_mut(i) else { continue };
+        let Some((addrs, cname, error)) = res else {
+            continue;
+        };
+        // RFC 5321 5.1: an implicit MX may be an alias ("processed as if it were the initial
+        // name"); an MX target may not.
+        if let Some(target) = cname.filter(|_| hop.mx_source == MxSource::Mx) {
+            m.flags.push(MxFlag::Cname);
+            warnings.push(format!(
+                "MX host {} is an alias (CNAME to {target}): RFC 2181 10.3 and RFC 5321 5.1 \
+                 require the MX to name a host with its own A/AAAA; most MTAs follow it, some \
+                 refuse",
+                m.host
+            ));
+            m.cname_target = Some(target);
+        }
+        if addrs.is_empty() {
+            m.flags.push(MxFlag::NoAddress);
+            m.error = error;
+        }
+        for ip in addrs {
+            to_reverse.push((i, ip));
+        }
+    }
+
+    // Reverse DNS and its forward confirmation, every address at once (bounded).
+    let futs: Vec<_> = to_reverse
+        .iter()
+        .map(|&(_, ip)| {
+            let dns = dns.clone();
+            async move { reverse_check(&dns, ip).await }
+        })
+        .collect();
+    let infos = run_bounded(futs, opts.concurrency).await;
+    let mut candidates = Vec::new();
+    for (&(i, ip), info) in to_reverse.iter().zip(infos) {
+        let info = info.unwrap_or_else(|| AddressInfo {
+            ip: ip.to_string(),
+            ptr: Vec::new(),
+            fcrdns: None,
+            ptr_error: None,
+        });
+        if let Some(m) = hop.mx.get_mut(i) {
+            m.addresses.push(info);
+            candidates.push((i, ip));
+        }
+    }
+    hop.dns_elapsed_ms = ms(t0.elapsed());
+
+    if candidates.is_empty() {
+        let (failure, subject) = no_address_failure(&hop, domain);
+        return Ok(dns_decided(hop, failure, subject, warnings));
+    }
+    for m in &hop.mx {
+        if m.flags.contains(&MxFlag::NoAddress) && hop.mx_source == MxSource::Mx {
+            let why = m
+                .error
+                .as_ref()
+                .map(|e| e.message.clone())
+                .unwrap_or_else(|| "no address".to_string());
+            warnings.push(format!("MX host {} has no usable address: {why}", m.host));
+        }
+    }
+
+    // The probes.
+    let jobs: Vec<ProbeOptions> = candidates
+        .iter()
+        .filter_map(|&(i, ip)| hop.mx.get(i).map(|m| probe_options(opts, &m.host, ip)))
+        .collect();
+    if opts.all {
+        let futs: Vec<_> = jobs
+            .into_iter()
+            .map(|o| async move { (probe::probe(&o).await, o) })
+            .collect();
+        for (res, o) in run_bounded(futs, opts.concurrency)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            let report = res.map_err(|e| TraceError(e.0))?;
+            hop.probes.push(trace_probe(&o, report));
+        }
+        hop.decided_by = hop
+            .probes
+            .iter()
+            .position(|p| step(&p.report) != Step::Next);
+    } else {
+        for o in jobs {
+            let report = probe::probe(&o).await.map_err(|e| TraceError(e.0))?;
+            let s = step(&report);
+            hop.probes.push(trace_probe(&o, report));
+            if s != Step::Next {
+                hop.decided_by = Some(hop.probes.len() - 1);
+                break;
+            }
+        }
+    }
+    hop.verdict = probe_verdict(&hop, opts.all, warnings);
+    Ok(hop)
+}
+
+fn implicit(hop: &mut TraceHop, domain: &str) {
+    hop.mx_source = MxSource::Implicit;
+    hop.mx = vec![mx_host(0, domain.to_string(), vec![MxFlag::Implicit])];
+}
+
+fn mx_host(preference: u16, host: String, flags: Vec<MxFlag>) -> MxHost {
+    MxHost {
+        preference,
+        host,
+        flags,
+        cname_target: None,
+        addresses: Vec::new(),
+        error: None,
+    }
+}
+
+fn display_exchange(m: &Mx) -> String {
+    if m.is_null() {
+        ".".to_string()
+    } else {
+        m.exchange.clone()
+    }
+}
+
+/// RFC 5321 5.1: ascending preference; "if there are multiple destinations with the same
+/// preference and there is no clear reason to favor one, ... the SMTP client SHOULD randomize
+/// them to spread the load". The result is the order used.
+fn order_mx(mut records: Vec<Mx>, rng: &mut impl FnMut() -> u64) -> Vec<MxHost> {
+    records.sort_by_key(|m| m.preference);
+    records.dedup();
+    let mut out = Vec::with_capacity(records.len());
+    let mut rest = records.as_mut_slice();
+    while let Some(first) = rest.first() {
+        let pref = first.preference;
+        let n = rest.iter().take_while(|m| m.preference == pref).count();
+        let (group, tail) = rest.split_at_mut(n);
+        // Fisher-Yates.
+        for i in (1..group.len()).rev() {
+            let j = (rng() % (i as u64 + 1)) as usize;
+            group.swap(i, j);
+        }
+        for m in group.iter() {
+            let flags = if n > 1 {
+                vec![MxFlag::EqualPreference]
+            } else {
+                Vec::new()
+            };
+            out.push(mx_host(m.preference, m.exchange.clone(), flags));
+        }
+        rest = tail;
+    }
+    out
+}
+
+/// Random numbers from std's RandomState (randomly keyed SipHash): enough to spread load, and
+/// no extra crate.
+fn random_source() -> impl FnMut() -> u64 {
+    let state = std::collections::hash_map::RandomState::new();
+    let mut counter = 0u64;
+    move || {
+        let mut h = state.build_hasher();
+        h.write_u64(counter);
+        counter += 1;
+        h.finish()
+    }
+}
+
+type HostLookup = (Vec<IpAddr>, Option<String>, Option<DnsFailure>);
+
+/// A host's addresses in the families asked for (IPv4 first, each in DNS order), the CNAME it
+/// went through, and the failure when there is no address.
+async fn resolve_host(dns: &Dns, host: &str, families: &[Family]) -> HostLookup {
+    let mut addrs = Vec::new();
+    let mut cname = None;
+    let mut failures = Vec::new();
+    for &f in families {
+        match dns.addresses(host, f).await {
+            Ok(a) => {
+                addrs.extend(a.addrs);
+                cname = cname.or(a.cname);
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    let error = if addrs.is_empty() {
+        // The most telling failure: a real error before "no records of this type".
+        failures
+            .iter()
+            .find(|e| e.reason != DnsReason::NoRecords)
+            .or(failures.first())
+            .cloned()
+    } else {
+        None
+    };
+    (addrs, cname, error)
+}
+
+/// Reverse DNS of `ip` and whether a PTR name resolves back to it (FCrDNS).
+pub async fn reverse_check(dns: &Dns, ip: IpAddr) -> AddressInfo {
+    let mut info = AddressInfo {
+        ip: ip.to_string(),
+        ptr: Vec::new(),
+        fcrdns: None,
+        ptr_error: None,
+    };
+    match dns.ptr(ip).await {
+        Ok(names) => {
+            let family = if ip.is_ipv4() { Family::V4 } else { Family::V6 };
+            let mut unknown = false;
+            let mut confirmed = false;
+            for name in names.iter().take(MAX_PTR_NAMES) {
+                match dns.addresses(name, family).await {
+                    Ok(a) if a.addrs.contains(&ip) => {
+                        confirmed = true;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) if matches!(e.reason, DnsReason::Nxdomain | DnsReason::NoRecords) => {}
+                    Err(_) => unknown = true,
+                }
+            }
+            info.fcrdns = if confirmed {
+                Some(true)
+            } else if unknown {
+                None
+            } else {
+                Some(false)
+            };
+            info.ptr = names;
+        }
+        Err(e) => {
+            if matches!(e.reason, DnsReason::Nxdomain | DnsReason::NoRecords) {
+                info.fcrdns = Some(false);
+            }
+            info.ptr_error = Some(e);
+        }
+    }
+    info
+}
+
+fn is_eop(host: &str) -> bool {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    EOP_MX_SUFFIXES.iter().any(|s| h.ends_with(s))
+}
+
+fn probe_options(opts: &TraceOptions, host: &str, ip: IpAddr) -> ProbeOptions {
+    let mut o = opts.probe.clone();
+    o.host = host.to_string();
+    o.addrs = Some(vec![ip]);
+    o.ctx = if is_eop(host) {
+        PathContext {
+            scenario: Some(Scenario::A),
+            hop: Some(1),
+        }
+    } else {
+        PathContext::default()
+    };
+    o
+}
+
+fn trace_probe(o: &ProbeOptions, report: ProbeReport) -> TraceProbe {
+    // RFC 5321 4.3.1: a 220 greeting starts with the server's name; a 421/554 need not.
+    let banner_name = report
+        .stages
+        .iter()
+        .find(|s| s.stage == Stage::Banner)
+        .and_then(|s| s.reply.as_ref())
+        .filter(|r| r.code == 220)
+        .and_then(|r| r.lines.first())
+        .and_then(|l| l.get(4..))
+        .and_then(|t| t.split_whitespace().next())
+        .map(str::to_string);
+    let ehlo_name = report
+        .capabilities
+        .before_tls
+        .as_ref()
+        .or(report.capabilities.after_tls.as_ref())
+        .and_then(|c| c.server_name.clone());
+    let front_end = front_end_names(&report);
+    TraceProbe {
+        mx: o.host.clone(),
+        ip: o
+            .addrs
+            .as_ref()
+            .and_then(|a| a.first())
+            .map(|i| i.to_string())
+            .unwrap_or_default(),
+        banner_name,
+        ehlo_name,
+        front_end,
+        report,
+    }
+}
+
+/// Exchange Online names its front-end servers in the banner, the EHLO reply and in brackets
+/// at the end of many replies (`[DM3NAM03FT051.eop-NAM03.prod.protection.outlook.com]`): the
+/// server an admin quotes to Microsoft support.
+pub fn front_end_names(report: &ProbeReport) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let lines = report
+        .stages
+        .iter()
+        .filter_map(|s| s.reply.as_ref())
+        .flat_map(|r| r.lines.iter());
+    for line in lines {
+        for token in line.get(4..).unwrap_or("").split_whitespace() {
+            let t = token
+                .trim_matches(|c: char| "[](){}<>,;:\"'".contains(c))
+                .trim_end_matches('.');
+            let lower = t.to_ascii_lowercase();
+            let name_like = t
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if name_like
+                && lower.len() > EXO_NAME_SUFFIX.len()
+                && lower.ends_with(EXO_NAME_SUFFIX)
+                && !out.iter().any(|o| o.eq_ignore_ascii_case(t))
+            {
+                out.push(t.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn fail_verdict(outcome: Outcome, summary: String, warnings: Vec<String>) -> Verdict {
+    Verdict {
+        passed: false,
+        outcome,
+        failed_stage: None,
+        summary,
+        warnings,
+    }
+}
+
+/// What a DNS failure is about, for its explanation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subject {
+    /// The MX lookup of the domain (or, for no_records, MX and implicit A/AAAA).
+    Domain,
+    /// The addresses of the MX hosts.
+    MxHost,
+}
+
+/// Why nothing can be probed: the first MX host's DNS failure, or a summary.
+fn no_address_failure(hop: &TraceHop, domain: &str) -> (DnsFailure, Subject) {
+    if hop.mx_source == MxSource::Implicit {
+        let f = hop.mx.first().and_then(|m| m.error.clone());
+        return match f {
+            Some(f) if f.reason != DnsReason::NoRecords => (f, Subject::MxHost),
+            _ => (
+                DnsFailure::new(
+                    DnsReason::NoRecords,
+                    format!("{domain}. MX/A/AAAA"),
+                    format!("{domain} has no MX record and no A/AAAA record"),
+                ),
+                Subject::Domain,
+            ),
+        };
+    }
+    if let Some(f) = hop.mx.iter().find_map(|m| m.error.clone()) {
+        return (f, Subject::MxHost);
+    }
+    let why = if hop.mx.iter().all(|m| m.flags.contains(&MxFlag::IpLiteral)) {
+        "every MX record names an IP address instead of a host (RFC 5321 5.1)"
+    } else {
+        "no MX host has an address"
+    };
+    (
+        DnsFailure::new(
+            DnsReason::NoRecords,
+            format!("{domain}. MX"),
+            why.to_string(),
+        ),
+        Subject::MxHost,
+    )
+}
+
+fn dns_decided(
+    mut hop: TraceHop,
+    mut f: DnsFailure,
+    subject: Subject,
+    warnings: Vec<String>,
+) -> TraceHop {
+    let ctx = PathContext {
+        scenario: hop.scenario,
+        hop: hop.scenario.map(|_| hop.hop),
+    };
+    let e = explain_dns(&f, subject, &hop.domain);
+    let summary = format!("DNS: {} ({}: {})", e.cause, f.query, f.reason.as_str());
+    f.diagnosis = Some(Diagnosis::new(e, ctx));
+    hop.error = Some(f);
+    hop.verdict = fail_verdict(Outcome::Error, summary, warnings);
+    hop
+}
+
+/// The DNS failure modes in words, with what to check. Sources: RFC 1035 4.1.1 (RCODEs),
+/// RFC 2308 (NXDOMAIN vs NODATA), RFC 5321 5.1 (MX and implicit MX), RFC 3463 (4.4.3 "directory
+/// server failure", 5.1.2 "bad destination system address" in the bounces senders produce).
+fn explain_dns(f: &DnsFailure, subject: Subject, domain: &str) -> Explanation {
+    let q = &f.query;
+    let (class, cause, steps): (Class, String, Vec<&str>) = match (f.reason, subject) {
+        (DnsReason::Nxdomain, Subject::Domain) => (
+            Class::Permanent,
+            format!("{domain} does not exist in DNS (NXDOMAIN): senders bounce with 5.1.2 / \"host or domain name not found\""),
+            vec![
+                "Check the spelling of the domain.",
+                "If the domain is yours: check its registration and its delegation (NS records at the parent zone), and that the zone is loaded on its name servers.",
+                "For Microsoft 365: the domain must be added and verified in the admin center (Settings > Domains) and its MX published at the DNS host.",
+            ],
+        ),
+        (DnsReason::Nxdomain, Subject::MxHost) => (
+            Class::Permanent,
+            format!("the MX of {domain} points at a name that does not exist ({q}: NXDOMAIN)"),
+            vec![
+                "Fix the MX record: a typo in the host name, or a host record that was removed.",
+                "For Microsoft 365 the MX must be exactly the value the admin center shows (<domain>.mail.protection.outlook.com).",
+            ],
+        ),
+        (DnsReason::NoRecords, Subject::Domain) => (
+            Class::Permanent,
+            format!("{domain} has neither MX nor A/AAAA records: there is nowhere to deliver (RFC 5321 5.1)"),
+            vec![
+                "Publish an MX record; for Microsoft 365 the value is in the admin center (Settings > Domains), of the form <domain>.mail.protection.outlook.com.",
+                "If the domain should receive no mail, publish a null MX (\"0 .\", RFC 7505) so that senders fail at once.",
+            ],
+        ),
+        (DnsReason::NoRecords, Subject::MxHost) => (
+            Class::Permanent,
+            format!("no MX host of {domain} has a usable address: {}", f.message),
+            vec![
+                "Publish A (and AAAA) records for the MX host, or point the MX at a host that has them.",
+                "With -4 or -6 only that family is looked up: try without it.",
+            ],
+        ),
+        (DnsReason::Servfail, _) => (
+            Class::Transient,
+            format!("the resolver could not get an answer for {q} (SERVFAIL): the authoritative servers are unreachable or broken (lame delegation), or DNSSEC validation failed; senders defer (4.4.3) and retry"),
+            vec![
+                "Ask the authoritative servers directly (dig +norecurse @<ns> <name> MX) and check the delegation at the parent zone.",
+                "If the zone is signed, check DS and DNSKEY: a validation failure shows as SERVFAIL.",
+                "Try another resolver with --resolver to tell a local resolver problem from the domain's.",
+            ],
+        ),
+        (DnsReason::Timeout, _) => (
+            Class::Transient,
+            format!("no answer for {q} in time: the resolver or the domain's name servers do not answer; senders defer and retry"),
+            vec![
+                "Check that the resolver is reachable from here (UDP and TCP port 53); a firewall may drop DNS.",
+                "Try another resolver with --resolver, or a longer --dns-timeout.",
+            ],
+        ),
+        (DnsReason::Refused, _) => (
+            Class::Transient,
+            format!("the resolver refused the query for {q}: it does not answer (or recurse) for this client"),
+            vec!["Use a resolver that serves this machine (--resolver IP)."],
+        ),
+        (DnsReason::Network, _) => (
+            Class::Transient,
+            format!("the resolver could not be reached: {}", f.message),
+            vec!["Check the resolver address (--resolver or /etc/resolv.conf) and that UDP/TCP port 53 is allowed."],
+        ),
+        (DnsReason::Other, _) => (
+            Class::Transient,
+            format!("DNS lookup {q} failed: {}", f.message),
+            vec!["Repeat the lookup with dig against the same resolver to see the full answer."],
+        ),
+    };
+    Explanation {
+        class,
+        category: Category::DnsFailure,
+        layer: Layer::Dns,
+        cause,
+        next_steps: steps.into_iter().map(str::to_string).collect(),
+    }
+}
+
+/// The hop's verdict from its probes.
+fn probe_verdict(hop: &TraceHop, all: bool, mut warnings: Vec<String>) -> Verdict {
+    let at = |p: &TraceProbe| format!("{} [{}]", p.mx, p.ip);
+    let decided = hop
+        .decided_by
+        .and_then(|i| hop.probes.get(i).map(|p| (i, p)));
+    match decided {
+        Some((i, p)) if p.report.verdict.passed => {
+            warnings.extend(p.report.verdict.warnings.iter().cloned());
+            let failing: Vec<&TraceProbe> = hop
+                .probes
+                .iter()
+                .filter(|p| !p.report.verdict.passed)
+                .collect();
+            if all && !failing.is_empty() {
+                let first = failing.first().map(|p| p.report.verdict.clone());
+                let list: Vec<String> = failing
+                    .iter()
+                    .map(|p| format!("{}: {}", at(p), p.report.verdict.summary))
+                    .collect();
+                return Verdict {
+                    passed: false,
+                    outcome: worst(failing.iter().map(|p| p.report.verdict.outcome)),
+                    failed_stage: first.and_then(|v| v.failed_stage),
+                    summary: format!(
+                        "{} of {} addresses failed (a sending MTA still gets through, via {}): {}",
+                        failing.len(),
+                        hop.probes.len(),
+                        at(p),
+                        list.join("; ")
+                    ),
+                    warnings,
+                };
+            }
+            let before = if i > 0 && !all {
+                format!(" after {i} failed attempt(s)")
+            } else {
+                String::new()
+            };
+            let summary = if all {
+                format!("all {} addresses passed", hop.probes.len())
+            } else {
+                format!("accepted by {}{before}: {}", at(p), last_answer(&p.report))
+            };
+            Verdict {
+                passed: true,
+                outcome: Outcome::Ok,
+                failed_stage: None,
+                summary,
+                warnings,
+            }
+        }
+        Some((_, p)) => Verdict {
+            passed: false,
+            outcome: p.report.verdict.outcome,
+            failed_stage: p.report.verdict.failed_stage,
+            summary: format!(
+                "rejected by {} (definitive: a sending MTA bounces and tries no other MX): {}",
+                at(p),
+                p.report.verdict.summary
+            ),
+            warnings,
+        },
+        None => {
+            let last = hop.probes.last();
+            Verdict {
+                passed: false,
+                outcome: worst(hop.probes.iter().map(|p| p.report.verdict.outcome)),
+                failed_stage: last.and_then(|p| p.report.verdict.failed_stage),
+                summary: format!(
+                    "no MX host accepted: all {} address(es) failed; a sending MTA would queue \
+                     the message and retry later. Last: {}",
+                    hop.probes.len(),
+                    last.map(|p| format!("{}: {}", at(p), p.report.verdict.summary))
+                        .unwrap_or_default()
+                ),
+                warnings,
+            }
+        }
+    }
+}
+
+/// `rcpt_to 250 2.1.5`: the last answer of a probe that passed.
+fn last_answer(r: &ProbeReport) -> String {
+    let last = r
+        .stages
+        .iter()
+        .rev()
+        .find(|s| !matches!(s.stage, Stage::Quit | Stage::Rset));
+    match last {
+        Some(s) => match &s.reply {
+            Some(rep) => match rep.enhanced {
+                Some(e) => format!("{} {} {e}", s.stage, rep.code),
+                None => format!("{} {}", s.stage, rep.code),
+            },
+            None => format!("{} ok", s.stage),
+        },
+        None => "passed".to_string(),
+    }
+}
+
+/// Permanent over transient over error: the most telling outcome of a set of failures.
+fn worst(outcomes: impl Iterator<Item = Outcome>) -> Outcome {
+    let v: Vec<Outcome> = outcomes.collect();
+    [Outcome::Permanent, Outcome::Transient, Outcome::Error]
+        .into_iter()
+        .find(|o| v.contains(o))
+        .unwrap_or(Outcome::Error)
+}
+
+/// Runs futures with at most `limit` at once; results in input order (None for a task that
+/// panicked).
+async fn run_bounded<F, T>(jobs: Vec<F>, limit: usize) -> Vec<Option<T>>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let n = jobs.len();
+    let sem = Arc::new(Semaphore::new(limit.max(1)));
+    let mut set = JoinSet::new();
+    for (i, job) in jobs.into_iter().enumerate() {
+        let sem = sem.clone();
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            (i, job.await)
+        });
+    }
+    let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    while let Some(res) = set.join_next().await {
+        if let Ok((i, v)) = res {
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(v);
+            }
+        }
+    }
+    out
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mx(p: u16, h: &str) -> Mx {
+        Mx {
+            preference: p,
+            exchange: h.to_string(),
+        }
+    }
+
+    #[test]
+    fn mx_order_is_by_preference_with_equal_ones_permuted() {
+        let records = vec![mx(20, "c"), mx(10, "a"), mx(10, "b"), mx(30, "d")];
+        let mut seen_first = std::collections::HashSet::new();
+        for seed in 0..64u64 {
+            let mut n = seed;
+            let mut rng = move || {
+                n = n
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                n >> 33
+            };
+            let out = order_mx(records.clone(), &mut rng);
+            let hosts: Vec<&str> = out.iter().map(|m| m.host.as_str()).collect();
+            assert_eq!(&hosts[2..], ["c", "d"]);
+            let mut firsts = hosts[..2].to_vec();
+            seen_first.insert(firsts[0].to_string());
+            firsts.sort();
+            assert_eq!(firsts, ["a", "b"]);
+            assert!(out[0].flags.contains(&MxFlag::EqualPreference));
+            assert!(out[2].flags.is_empty());
+        }
+        assert_eq!(seen_first.len(), 2, "both orders occur");
+        // The real source is random, not constant.
+        let mut r = random_source();
+        assert_ne!(r(), r());
+    }
+
+    #[test]
+    fn eop_hosts() {
+        assert!(is_eop("contoso-com.mail.protection.outlook.com"));
+        assert!(is_eop("contoso-com.o-v1.mx.microsoft."));
+        assert!(!is_eop("mail.contoso.com"));
+        assert!(!is_eop("outlook.com"));
+    }
+
+    #[test]
+    fn exo_front_end_names() {
+        use crate::model::*;
+        use crate::smtp::reply::Reply;
+        let stage = |lines: &[&str]| StageRecord {
+            stage: Stage::Banner,
+            sent: vec![],
+            reply: Some(Reply {
+                code: 220,
+                enhanced: None,
+                lines: lines.iter().map(|s| s.to_string()).collect(),
+            }),
+            elapsed_ms: 0.0,
+            started_ms: 0.0,
+            encrypted: false,
+            outcome: Outcome::Ok,
+            error: None,
+            notes: vec![],
+            diagnosis: None,
+        };
+        let report = ProbeReport {
+            target: Target {
+                host: "x".into(),
+                ip: None,
+                port: 25,
+                tls_mode: "none".into(),
+                tls_name: None,
+            },
+            stages: vec![
+                stage(&["220 BN8NAM12FT053.mail.protection.outlook.com Microsoft ESMTP MAIL Service ready"]),
+                stage(&["250-BN8NAM12FT053.mail.protection.outlook.com Hello [203.0.113.5]", "250 SIZE 157286400"]),
+                stage(&["550 5.4.1 Recipient address rejected: Access denied. [DM3NAM03FT051.eop-NAM03.prod.protection.outlook.com 2024-01-01T00:00:00.000Z]"]),
+                stage(&["250 2.0.0 OK outlook.com"]),
+            ],
+            capabilities: CapabilitySet::default(),
+            tls: None,
+            verdict: fail_verdict(Outcome::Error, String::new(), vec![]),
+            started_at: String::new(),
+            elapsed_ms: 0.0,
+            probe_id: None,
+        };
+        assert_eq!(
+            front_end_names(&report),
+            [
+                "BN8NAM12FT053.mail.protection.outlook.com",
+                "DM3NAM03FT051.eop-NAM03.prod.protection.outlook.com"
+            ]
+        );
+    }
+
+    #[test]
+    fn eop_probes_are_tagged_scenario_a_hop_1() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "mxtrace",
+            "trace",
+            "contoso.com",
+            "--resolver",
+            "127.0.0.1",
+        ])
+        .unwrap();
+        let crate::cli::Command::Trace(t) = cli.command else {
+            panic!("not trace")
+        };
+        let opts = t.to_options().unwrap();
+        let ip: IpAddr = "127.0.0.2".parse().unwrap();
+        let eop = probe_options(&opts, "contoso-com.mail.protection.outlook.com", ip);
+        assert_eq!(eop.ctx.scenario, Some(Scenario::A));
+        assert_eq!(eop.ctx.hop, Some(1));
+        assert_eq!(eop.addrs, Some(vec![ip]));
+        let other = probe_options(&opts, "mail.contoso.com", ip);
+        assert_eq!(other.ctx, PathContext::default());
+    }
+
+    #[test]
+    fn worst_outcome() {
+        assert_eq!(
+            worst([Outcome::Error, Outcome::Transient].into_iter()),
+            Outcome::Transient
+        );
+        assert_eq!(worst(std::iter::empty()), Outcome::Error);
+    }
+}

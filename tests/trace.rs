@@ -1,0 +1,688 @@
+//! `trace`: hermetic tests against an in-process DNS server and tiny SMTP responders on
+//! loopback. Each test uses its own 127.0.N.0/24 so that an address with no listener (a
+//! "refused" host) is not taken by another test running in parallel.
+
+#[path = "support/dns.rs"]
+mod dns_support;
+
+use clap::Parser;
+use dns_support::{SilentDns, TestDns};
+use mxtrace::cli::{Cli, Command};
+use mxtrace::model::{DnsReason, ErrorKind, MxFlag, MxSource, Outcome, TraceReport};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+/// How a tiny SMTP peer behaves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Peer {
+    Accept,
+    Greet421,
+    Greet554,
+    Rcpt550,
+    Rcpt451,
+    /// Accepts, naming itself as an Exchange Online front end.
+    Exo,
+}
+
+struct Peers {
+    port: u16,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Peers {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn ip(net: u8, host: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, net, host))
+}
+
+/// Starts one peer per (host, behaviour) on 127.0.`net`.host, all on the same port (the trace
+/// takes one `--port`).
+async fn peers(net: u8, hosts: &[(u8, Peer)]) -> Peers {
+    'attempt: for _ in 0..50 {
+        let Some(&(h0, _)) = hosts.first() else {
+            return Peers {
+                port: 2525,
+                tasks: vec![],
+            };
+        };
+        let first = TcpListener::bind(SocketAddr::new(ip(net, h0), 0))
+            .await
+            .unwrap();
+        let port = first.local_addr().unwrap().port();
+        let mut listeners = vec![first];
+        for &(h, _) in &hosts[1..] {
+            match TcpListener::bind(SocketAddr::new(ip(net, h), port)).await {
+                Ok(l) => listeners.push(l),
+                Err(_) => continue 'attempt,
+            }
+        }
+        let tasks = listeners
+            .into_iter()
+            .zip(hosts)
+            .map(|(l, &(h, b))| tokio::spawn(serve(l, format!("peer{h}.test"), b)))
+            .collect();
+        return Peers { port, tasks };
+    }
+    panic!("no common free port");
+}
+
+async fn serve(listener: TcpListener, name: String, b: Peer) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let name = name.clone();
+        tokio::spawn(async move {
+            let _ = timeout(Duration::from_secs(20), session(stream, name, b)).await;
+        });
+    }
+}
+
+async fn session(stream: tokio::net::TcpStream, name: String, b: Peer) -> std::io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r).lines();
+    let exo = "BN8NAM12FT053.mail.protection.outlook.com";
+    let banner = match b {
+        Peer::Greet421 => "421 4.3.2 Service not available, closing channel\r\n".to_string(),
+        Peer::Greet554 => "554 5.7.1 No SMTP service here\r\n".to_string(),
+        Peer::Exo => format!("220 {exo} Microsoft ESMTP MAIL Service ready\r\n"),
+        _ => format!("220 {name} ESMTP test\r\n"),
+    };
+    w.write_all(banner.as_bytes()).await?;
+    if b == Peer::Greet421 {
+        return Ok(());
+    }
+    while let Some(line) = lines.next_line().await? {
+        let cmd = line.to_ascii_uppercase();
+        let reply = if cmd.starts_with("EHLO") {
+            let n = if b == Peer::Exo { exo } else { name.as_str() };
+            format!("250-{n} Hello [127.0.0.1]\r\n250 8BITMIME\r\n")
+        } else if cmd.starts_with("MAIL") {
+            "250 2.1.0 Sender OK\r\n".into()
+        } else if cmd.starts_with("RCPT") {
+            match b {
+                Peer::Rcpt550 => "550 5.1.1 User unknown\r\n".into(),
+                Peer::Rcpt451 => "451 4.7.1 Try again later\r\n".into(),
+                Peer::Exo => {
+                    "250 2.1.5 Recipient OK [DM3NAM03FT051.eop-NAM03.prod.protection.outlook.com]\r\n"
+                        .into()
+                }
+                _ => "250 2.1.5 Recipient OK\r\n".into(),
+            }
+        } else if cmd.starts_with("RSET") {
+            "250 2.0.0 OK\r\n".into()
+        } else if cmd.starts_with("QUIT") {
+            w.write_all(b"221 2.0.0 Bye\r\n").await?;
+            return Ok(());
+        } else {
+            "502 5.5.2 Command not implemented\r\n".into()
+        };
+        w.write_all(reply.as_bytes()).await?;
+    }
+    Ok(())
+}
+
+/// A zone for `origin` with its SOA and NS, then `body` (relative names allowed).
+fn zone(origin: &str, body: &str) -> String {
+    format!(
+        "$ORIGIN {origin}.\n$TTL 60\n\
+         @ IN SOA ns.{origin}. hostmaster.{origin}. 1 3600 600 86400 60\n\
+         @ IN NS ns.{origin}.\n{body}\n"
+    )
+}
+
+async fn trace_args(args: &[&str]) -> TraceReport {
+    let mut argv = vec!["mxtrace", "trace"];
+    argv.extend_from_slice(args);
+    argv.extend_from_slice(&[
+        "--ehlo",
+        "probe.fabrikam.test",
+        "--connect-timeout",
+        "3s",
+        "--stage-timeout",
+        "5s",
+    ]);
+    if !args.contains(&"--dns-timeout") {
+        argv.extend_from_slice(&["--dns-timeout", "2s"]);
+    }
+    let cli = Cli::try_parse_from(argv).unwrap();
+    let Command::Trace(t) = cli.command else {
+        panic!("not trace")
+    };
+    let opts = t.to_options().unwrap();
+    timeout(Duration::from_secs(60), mxtrace::trace::trace(&opts))
+        .await
+        .expect("trace finished")
+        .unwrap()
+}
+
+async fn trace(domain: &str, dns: &str, port: u16, extra: &[&str]) -> TraceReport {
+    let port = port.to_string();
+    let mut args = vec![domain, "--resolver", dns, "--port", port.as_str()];
+    args.extend_from_slice(extra);
+    trace_args(&args).await
+}
+
+fn hosts(r: &TraceReport) -> Vec<String> {
+    r.hops[0].mx.iter().map(|m| m.host.clone()).collect()
+}
+
+fn probed(r: &TraceReport) -> Vec<String> {
+    r.hops[0].probes.iter().map(|p| p.ip.clone()).collect()
+}
+
+#[tokio::test]
+async fn mx_in_preference_order_falls_back_on_refused_and_421() {
+    let p = peers(
+        1,
+        &[(3, Peer::Greet421), (4, Peer::Accept), (5, Peer::Accept)],
+    )
+    .await;
+    // Published out of order; 127.0.1.2 has no listener (refused).
+    let z = zone(
+        "contoso.test",
+        "@ MX 30 mx3\n@ MX 10 mx1\n@ MX 40 mx4\n@ MX 20 mx2\n\
+         mx1 A 127.0.1.2\nmx2 A 127.0.1.3\nmx3 A 127.0.1.4\nmx4 A 127.0.1.5",
+    );
+    let dns = TestDns::start(&[&z], &[]).await;
+    let r = trace("contoso.test", &dns.resolver(), p.port, &[]).await;
+    let hop = &r.hops[0];
+    assert_eq!(hop.mx_source, MxSource::Mx);
+    assert_eq!(
+        hosts(&r),
+        [
+            "mx1.contoso.test",
+            "mx2.contoso.test",
+            "mx3.contoso.test",
+            "mx4.contoso.test"
+        ]
+    );
+    let prefs: Vec<u16> = hop.mx.iter().map(|m| m.preference).collect();
+    assert_eq!(prefs, [10, 20, 30, 40]);
+    assert_eq!(probed(&r), ["127.0.1.2", "127.0.1.3", "127.0.1.4"]);
+    let outcomes: Vec<Outcome> = hop
+        .probes
+        .iter()
+        .map(|p| p.report.verdict.outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [Outcome::Error, Outcome::Transient, Outcome::Ok],
+        "refused, 421, accepted"
+    );
+    assert_eq!(hop.decided_by, Some(2));
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+    assert_eq!(hop.probes[2].banner_name.as_deref(), Some("peer4.test"));
+    assert_eq!(hop.probes[2].ehlo_name.as_deref(), Some("peer4.test"));
+}
+
+#[tokio::test]
+async fn every_address_failing_is_a_failure_decided_by_none() {
+    // 127.0.14.2 has no listener (refused); 127.0.14.4 accepts but is beyond --max-mx 2.
+    let p = peers(14, &[(3, Peer::Greet421), (4, Peer::Accept)]).await;
+    let z = zone(
+        "contoso.test",
+        "@ MX 10 mx1\n@ MX 20 mx2\n@ MX 30 mx3\nmx1 A 127.0.14.2\nmx2 A 127.0.14.3\nmx3 A 127.0.14.4",
+    );
+    let dns = TestDns::start(&[&z], &[]).await;
+    let r = trace("contoso.test", &dns.resolver(), p.port, &["--max-mx", "2"]).await;
+    let hop = &r.hops[0];
+    assert_eq!(probed(&r), ["127.0.14.2", "127.0.14.3"]);
+    assert!(hop.mx[2].flags.contains(&MxFlag::BeyondMaxMx));
+    assert!(hop.mx[2].addresses.is_empty());
+    assert_eq!(hop.decided_by, None);
+    assert!(!r.verdict.passed);
+    assert_eq!(r.verdict.outcome, Outcome::Transient);
+    assert!(
+        r.verdict.summary.contains("no MX host accepted"),
+        "{}",
+        r.verdict.summary
+    );
+}
+
+#[tokio::test]
+async fn stops_at_the_first_5xx_but_skips_a_5xx_greeting() {
+    let p = peers(
+        2,
+        &[(2, Peer::Greet554), (3, Peer::Rcpt550), (4, Peer::Accept)],
+    )
+    .await;
+    let z = zone(
+        "contoso.test",
+        "@ MX 5 mx0\n@ MX 10 mx1\n@ MX 20 mx2\nmx0 A 127.0.2.2\nmx1 A 127.0.2.3\nmx2 A 127.0.2.4",
+    );
+    let dns = TestDns::start(&[&z], &[]).await;
+    let r = trace(
+        "contoso.test",
+        &dns.resolver(),
+        p.port,
+        &["--rcpt", "nobody@contoso.test"],
+    )
+    .await;
+    let hop = &r.hops[0];
+    // 554 greeting: next MX (Postfix smtp_skip_5xx_greeting); 550 at RCPT: definitive.
+    assert_eq!(probed(&r), ["127.0.2.2", "127.0.2.3"]);
+    assert_eq!(hop.decided_by, Some(1));
+    assert!(!r.verdict.passed);
+    assert_eq!(r.verdict.outcome, Outcome::Permanent);
+    assert!(r.verdict.summary.contains("rejected by mx1.contoso.test"));
+}
+
+#[tokio::test]
+async fn a_4xx_at_rcpt_moves_to_the_next_mx() {
+    let p = peers(3, &[(2, Peer::Rcpt451), (3, Peer::Accept)]).await;
+    let z = zone(
+        "contoso.test",
+        "@ MX 10 mx1\n@ MX 20 mx2\nmx1 A 127.0.3.2\nmx2 A 127.0.3.3",
+    );
+    let dns = TestDns::start(&[&z], &[]).await;
+    let r = trace(
+        "contoso.test",
+        &dns.resolver(),
+        p.port,
+        &["--rcpt", "user@contoso.test"],
+    )
+    .await;
+    assert_eq!(probed(&r), ["127.0.3.2", "127.0.3.3"]);
+    assert_eq!(r.hops[0].decided_by, Some(1));
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+}
+
+#[tokio::test]
+async fn equal_preferences_are_both_listed_in_the_order_used() {
+    let p = peers(4, &[(2, Peer::Accept), (3, Peer::Accept)]).await;
+    let z = zone(
+        "contoso.test",
+        "@ MX 10 mxa\n@ MX 10 mxb\n@ MX 20 mxc\nmxa A 127.0.4.2\nmxb A 127.0.4.3\nmxc A 127.0.4.4",
+    );
+    let dns = TestDns::start(&[&z], &[]).await;
+    for _ in 0..4 {
+        let r = trace("contoso.test", &dns.resolver(), p.port, &[]).await;
+        let hop = &r.hops[0];
+        let mut first_two = hosts(&r)[..2].to_vec();
+        first_two.sort();
+        assert_eq!(first_two, ["mxa.contoso.test", "mxb.contoso.test"]);
+        assert_eq!(hosts(&r)[2], "mxc.contoso.test");
+        assert!(hop.mx[0].flags.contains(&MxFlag::EqualPreference));
+        assert!(hop.mx[1].flags.contains(&MxFlag::EqualPreference));
+        assert!(hop.mx[2].flags.is_empty());
+        // The first in the list is the one tried.
+        assert_eq!(hop.probes.len(), 1);
+        assert_eq!(hop.probes[0].mx, hop.mx[0].host);
+        assert!(r.verdict.passed);
+    }
+}
+
+#[tokio::test]
+async fn implicit_mx_uses_the_domains_own_address() {
+    let p = peers(5, &[(2, Peer::Accept)]).await;
+    let z = zone("contoso.test", "@ A 127.0.5.2\n@ TXT \"v=spf1 -all\"");
+    let dns = TestDns::start(&[&z], &[]).await;
+    let r = trace("contoso.test", &dns.resolver(), p.port, &[]).await;
+    let hop = &r.hops[0];
+    assert_eq!(hop.mx_source, MxSource::Implicit);
+    assert_eq!(hosts(&r), ["contoso.test"]);
+    assert_eq!(hop.mx[0].flags, [MxFlag::Implicit]);
+    assert_eq!(probed(&r), ["127.0.5.2"]);
+    assert!(r.verdict.passed);
+}
+
+#[tokio::test]
+async fn null_mx_accepts_no_mail() {
+    let z = zone("contoso.test", "@ MX 0 .\n@ A 127.0.6.2");
+    let dns = TestDns::start(&[&z], &[]).await;
+    let r = trace("contoso.test", &dns.resolver(), 25, &[]).await;
+    let hop = &r.hops[0];
+    assert_eq!(hop.mx_source, MxSource::NullMx);
+    assert!(hop.probes.is_empty(), "nothing is contacted");
+    assert!(!r.verdict.passed);
+    assert_eq!(r.verdict.outcome, Outcome::Permanent);
+    assert!(
+        r.verdict.summary.contains("null MX"),
+        "{}",
+        r.verdict.summary
+    );
+}
+
+#[tokio::test]
+async fn cname_mx_is_flagged_and_still_used() {
+    let p = peers(7, &[(2, Peer::Accept)]).await;
+    let z = zone(
+        "contoso.test",
+        "@ MX 10 alias\nalias CNAME real\nreal A 127.0.7.2",
+    );
+    let dns = TestDns::start(&[&z], &[]).await;
+    let r = trace("contoso.test", &dns.resolver(), p.port, &[]).await;
+    let m = &r.hops[0].mx[0];
+    assert!(m.flags.contains(&MxFlag::Cname), "{:?}", m.flags);
+    assert_eq!(m.cname_target.as_deref(), Some("real.contoso.test"));
+    assert_eq!(probed(&r), ["127.0.7.2"]);
+    assert!(r.verdict.passed);
+    assert!(r.verdict.warnings.iter().any(|w| w.contains("CNAME")));
+}
+
+#[tokio::test]
+async fn ip_literal_mx_is_flagged_and_not_used() {
+    let p = peers(8, &[(3, Peer::Accept)]).await;
+    // 127.0.8.2 has no listener: probing it would show as a refused probe.
+    let z = zone(
+        "contoso.test",
+        "@ MX 10 127.0.8.2.\n@ MX 20 mx2\nmx2 A 127.0.8.3",
+    );
+    let dns = TestDns::start(&[&z], &[]).await;
+    let r = trace("contoso.test", &dns.resolver(), p.port, &[]).await;
+    let hop = &r.hops[0];
+    assert_eq!(hosts(&r), ["127.0.8.2", "mx2.contoso.test"]);
+    assert!(hop.mx[0].flags.contains(&MxFlag::IpLiteral));
+    assert!(hop.mx[0].addresses.is_empty());
+    assert_eq!(probed(&r), ["127.0.8.3"]);
+    assert!(r.verdict.passed);
+    assert!(r.verdict.warnings.iter().any(|w| w.contains("IP address")));
+}
+
+#[tokio::test]
+async fn nxdomain_is_a_dns_failure() {
+    let z = zone(
+        "contoso.test",
+        "@ MX 10 missing\nwww A 127.0.9.2\nbroken MX 10 gone.contoso.test.",
+    );
+    let dns = TestDns::start(&[&z], &[]).await;
+
+    let r = trace("nope.contoso.test", &dns.resolver(), 25, &[]).await;
+    let e = r.hops[0].error.as_ref().expect("dns error");
+    assert_eq!(e.kind, ErrorKind::Dns);
+    assert_eq!(e.reason, DnsReason::Nxdomain);
+    assert!(e.diagnosis.is_some());
+    assert!(r.hops[0].probes.is_empty());
+    assert!(!r.verdict.passed);
+
+    // The MX exists but points at a name that does not.
+    let r = trace("contoso.test", &dns.resolver(), 25, &[]).await;
+    let hop = &r.hops[0];
+    assert!(hop.mx[0].flags.contains(&MxFlag::NoAddress));
+    assert_eq!(
+        hop.mx[0].error.as_ref().unwrap().reason,
+        DnsReason::Nxdomain
+    );
+    assert_eq!(hop.error.as_ref().unwrap().reason, DnsReason::Nxdomain);
+    assert!(!r.verdict.passed);
+}
+
+#[tokio::test]
+async fn no_mx_and_no_address_is_a_dns_failure() {
+    let z = zone("contoso.test", "@ TXT \"v=spf1 -all\"");
+    let dns = TestDns::start(&[&z], &[]).await;
+    let r = trace("contoso.test", &dns.resolver(), 25, &[]).await;
+    let e = r.hops[0].error.as_ref().expect("dns error");
+    assert_eq!(e.reason, DnsReason::NoRecords);
+    assert!(r.verdict.summary.contains("neither MX nor A/AAAA"));
+    assert!(!r.verdict.passed);
+}
+
+#[tokio::test]
+async fn servfail_is_a_dns_failure() {
+    let z = zone("contoso.test", "@ MX 10 mx1\nmx1 A 127.0.10.2");
+    let dns = TestDns::start(&[&z], &["contoso.test.", "mx1.fabrikam.test."]).await;
+    let r = trace("contoso.test", &dns.resolver(), 25, &[]).await;
+    let e = r.hops[0].error.as_ref().expect("dns error");
+    assert_eq!(e.kind, ErrorKind::Dns);
+    assert_eq!(e.reason, DnsReason::Servfail);
+    assert!(r.hops[0].probes.is_empty());
+    assert!(!r.verdict.passed);
+
+    // SERVFAIL for the MX host's address only.
+    let f = zone("fabrikam.test", "@ MX 10 mx1");
+    let dns = TestDns::start(&[&f], &["mx1.fabrikam.test."]).await;
+    let r = trace("fabrikam.test", &dns.resolver(), 25, &[]).await;
+    assert_eq!(
+        r.hops[0].mx[0].error.as_ref().unwrap().reason,
+        DnsReason::Servfail
+    );
+    assert_eq!(
+        r.hops[0].error.as_ref().unwrap().reason,
+        DnsReason::Servfail
+    );
+}
+
+#[tokio::test]
+async fn dns_timeout_is_bounded_and_reported() {
+    let silent = SilentDns::start().await;
+    let r = trace_args(&[
+        "contoso.test",
+        "--resolver",
+        &silent.resolver(),
+        "--dns-timeout",
+        "200ms",
+    ])
+    .await;
+    let e = r.hops[0].error.as_ref().expect("dns error");
+    assert_eq!(e.reason, DnsReason::Timeout);
+    assert!(!r.verdict.passed);
+}
+
+#[tokio::test]
+async fn many_addresses_one_host_and_all_probes_every_one() {
+    let behaviours = [
+        (3, Peer::Greet421),
+        (4, Peer::Accept),
+        (5, Peer::Rcpt550),
+        (6, Peer::Accept),
+        (7, Peer::Exo),
+    ];
+    // 127.0.11.2 has no listener: refused.
+    let p = peers(11, &behaviours).await;
+    let z = zone(
+        "contoso.test",
+        "@ MX 10 mx\nmx A 127.0.11.2\nmx A 127.0.11.3\nmx A 127.0.11.4\nmx A 127.0.11.5\n\
+         mx A 127.0.11.6\nmx A 127.0.11.7",
+    );
+    let dns = TestDns::start(&[&z], &[]).await;
+    let behaviour = |ip: &str| {
+        behaviours
+            .iter()
+            .find(|(h, _)| ip == format!("127.0.11.{h}"))
+            .map(|(_, b)| *b)
+    };
+
+    // As an MTA: addresses in order until the first definitive answer.
+    let r = trace("contoso.test", &dns.resolver(), p.port, &[]).await;
+    let hop = &r.hops[0];
+    let order: Vec<String> = hop.mx[0].addresses.iter().map(|a| a.ip.clone()).collect();
+    assert_eq!(order.len(), 6);
+    let first_ok = order
+        .iter()
+        .position(|ip| {
+            matches!(
+                behaviour(ip),
+                Some(Peer::Accept | Peer::Exo | Peer::Rcpt550)
+            )
+        })
+        .unwrap();
+    assert_eq!(probed(&r), order[..=first_ok]);
+    assert_eq!(hop.decided_by, Some(first_ok));
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+
+    // --all: every address, in the same order; the refused and the 421 make it fail.
+    let r = trace(
+        "contoso.test",
+        &dns.resolver(),
+        p.port,
+        &["--all", "--rcpt", "user@contoso.test"],
+    )
+    .await;
+    let hop = &r.hops[0];
+    let order: Vec<String> = hop.mx[0].addresses.iter().map(|a| a.ip.clone()).collect();
+    assert_eq!(probed(&r), order);
+    assert!(!r.verdict.passed);
+    assert_eq!(r.mode, "all");
+    for pr in &hop.probes {
+        let expect_pass = matches!(behaviour(&pr.ip), Some(Peer::Accept | Peer::Exo));
+        assert_eq!(pr.report.verdict.passed, expect_pass, "{}", pr.ip);
+    }
+    let exo = hop.probes.iter().find(|p| p.ip == "127.0.11.7").unwrap();
+    assert_eq!(
+        exo.front_end,
+        [
+            "BN8NAM12FT053.mail.protection.outlook.com",
+            "DM3NAM03FT051.eop-NAM03.prod.protection.outlook.com"
+        ]
+    );
+    assert_eq!(
+        exo.banner_name.as_deref(),
+        Some("BN8NAM12FT053.mail.protection.outlook.com")
+    );
+}
+
+#[tokio::test]
+async fn family_flag_limits_the_lookups() {
+    let p = peers(12, &[(2, Peer::Accept)]).await;
+    let z = zone("contoso.test", "@ MX 10 mx\nmx A 127.0.12.2\nmx AAAA ::1");
+    let dns = TestDns::start(&[&z], &[]).await;
+    let r = trace("contoso.test", &dns.resolver(), p.port, &["-4"]).await;
+    let addrs: Vec<&str> = r.hops[0].mx[0]
+        .addresses
+        .iter()
+        .map(|a| a.ip.as_str())
+        .collect();
+    assert_eq!(addrs, ["127.0.12.2"]);
+    assert!(r.verdict.passed);
+}
+
+#[tokio::test]
+async fn reverse_dns_and_forward_confirmation() {
+    // Data only: these addresses are never connected to.
+    let fwd = zone(
+        "contoso.test",
+        "mx1 A 192.0.2.10\nother A 192.0.2.99\nmx6 AAAA 2001:db8::10",
+    );
+    let rev = zone(
+        "2.0.192.in-addr.arpa",
+        "10 PTR mx1.contoso.test.\n11 PTR other.contoso.test.",
+    );
+    let rev6 = zone(
+        "8.b.d.0.1.0.0.2.ip6.arpa",
+        "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0 PTR mx6.contoso.test.",
+    );
+    let dns = TestDns::start(&[&fwd, &rev, &rev6], &[]).await;
+    let resolver = mxtrace::dns::Dns::new(
+        mxtrace::dns::ResolverChoice::Server(dns.addr),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let check = |s: &str| {
+        let resolver = resolver.clone();
+        let ip: IpAddr = s.parse().unwrap();
+        async move { mxtrace::trace::reverse_check(&resolver, ip).await }
+    };
+
+    let ok = check("192.0.2.10").await;
+    assert_eq!(ok.ptr, ["mx1.contoso.test"]);
+    assert_eq!(ok.fcrdns, Some(true));
+
+    let mismatch = check("192.0.2.11").await;
+    assert_eq!(mismatch.ptr, ["other.contoso.test"]);
+    assert_eq!(mismatch.fcrdns, Some(false));
+
+    let none = check("192.0.2.12").await;
+    assert!(none.ptr.is_empty());
+    assert_eq!(none.fcrdns, Some(false));
+    assert_eq!(none.ptr_error.unwrap().reason, DnsReason::Nxdomain);
+
+    let v6 = check("2001:db8::10").await;
+    assert_eq!(v6.ptr, ["mx6.contoso.test"]);
+    assert_eq!(v6.fcrdns, Some(true));
+}
+
+/// The binary: exit codes and JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_exit_codes_and_json() {
+    let p = peers(13, &[(2, Peer::Accept)]).await;
+    let z = zone("contoso.test", "@ MX 10 mx1\nmx1 A 127.0.13.2");
+    let dns = TestDns::start(&[&z], &[]).await;
+    let port = p.port.to_string();
+    let run = |args: Vec<String>| async move {
+        let out = timeout(
+            Duration::from_secs(60),
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_mxtrace"))
+                    .args(&args)
+                    .env("NO_COLOR", "1")
+                    .output()
+                    .unwrap()
+            }),
+        )
+        .await
+        .expect("mxtrace finished")
+        .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let args = |domain: &str, extra: &[&str]| {
+        let mut v: Vec<String> = [
+            "trace",
+            domain,
+            "--resolver",
+            &dns.resolver(),
+            "--port",
+            &port,
+            "--ehlo",
+            "probe.fabrikam.test",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+
+    let (code, out) = run(args("contoso.test", &[])).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("mx1.contoso.test"), "{out}");
+    assert!(out.contains("Verdict: PASS"), "{out}");
+    assert!(out.contains("`-- 10 mx1.contoso.test"), "{out}");
+    assert!(out.contains("`-- 127.0.13.2"), "{out}");
+    assert!(out.contains("#1 passed"), "{out}");
+    assert!(out.contains("Transcript of #1"), "{out}");
+
+    let (code, out) = run(args("contoso.test", &["--json"])).await;
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["command"], "trace");
+    assert_eq!(v["hops"][0]["mx"][0]["host"], "mx1.contoso.test");
+    assert_eq!(v["hops"][0]["mx"][0]["preference"], 10);
+    assert_eq!(v["hops"][0]["decided_by"], 0);
+    assert_eq!(v["hops"][0]["probes"][0]["ip"], "127.0.13.2");
+    assert!(v["hops"][0]["probes"][0]["report"]["stages"].is_array());
+    assert_eq!(v["verdict"]["passed"], true);
+
+    let (code, out) = run(args("nope.contoso.test", &["--json"])).await;
+    assert_eq!(code, Some(1));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["hops"][0]["error"]["kind"], "dns");
+    assert_eq!(v["hops"][0]["error"]["reason"], "nxdomain");
+    assert_eq!(v["verdict"]["passed"], false);
+
+    let (code, out) = run(args("nope.contoso.test", &[])).await;
+    assert_eq!(code, Some(1));
+    assert!(out.contains("NXDOMAIN"), "{out}");
+
+    let (code, _) = run(vec![
+        "trace".into(),
+        "contoso.test".into(),
+        "--resolver".into(),
+        "dns.contoso.test".into(),
+    ])
+    .await;
+    assert_eq!(code, Some(2), "a bad --resolver is a usage error");
+    let (code, _) = run(vec!["trace".into(), "not a domain".into()]).await;
+    assert_eq!(code, Some(2));
+}
