@@ -928,3 +928,24 @@ async fn quit_does_not_wait_long() {
         ErrorKind::Timeout
     );
 }
+
+/// The default deadlines (10 s connect, 30 s per stage) end a silent server, in virtual time:
+/// the paused clock jumps ahead while the runtime waits. The server runs on its own thread and
+/// real clock (a server on the paused runtime would see its own timers jump too).
+#[tokio::test(start_paused = true)]
+async fn default_stage_deadline_ends_a_silent_server() {
+    let server = ScriptedServer::spawn_thread(vec![Step::Hang]);
+    let mut o = opts(server.addr);
+    o.stage_timeout = Duration::from_secs(30);
+    let started = tokio::time::Instant::now();
+    let r = run(&o).await;
+    let waited = started.elapsed();
+    let b = stage(&r, Stage::Banner);
+    assert_eq!(b.error.as_ref().unwrap().kind, ErrorKind::Timeout);
+    // Virtual time: exactly the stage deadline passed, not a second more.
+    assert!(
+        waited >= Duration::from_secs(30) && waited < Duration::from_secs(31),
+        "{waited:?}"
+    );
+    drop(server);
+}
