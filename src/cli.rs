@@ -189,6 +189,15 @@ pub struct TraceArgs {
     /// tries at most 5 addresses and 2 sessions by default.)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub max_mx: Option<u16>,
+    /// The delivery scenario, for the explanations: A, B, C or D. Detected when the MX says
+    /// (EOP: A; on-premises with --tenant: B); C and D (outbound) are named.
+    #[arg(long, value_parser = parse_scenario, help_heading = "Scenario")]
+    pub scenario: Option<Scenario>,
+    /// Microsoft 365 tenant (contoso, contoso.onmicrosoft.com or contoso.mail.onmicrosoft.com).
+    /// With an on-premises MX this is scenario B, and hop 2 (on-premises -> EOP) walks the MX
+    /// of <tenant>.mail.onmicrosoft.com with each --rcpt's remote routing address.
+    #[arg(long, value_name = "TENANT", help_heading = "Scenario")]
+    pub tenant: Option<String>,
     #[command(flatten)]
     pub session: SessionArgs,
 }
@@ -210,7 +219,17 @@ impl TraceArgs {
             ),
         };
         let probe = self.session.to_options(domain.to_string(), self.port)?;
+        if let Some(t) = &self.tenant {
+            if crate::diagnose::tenant_routing_domain(t).is_none() {
+                return Err(UsageError(format!(
+                    "--tenant {t:?}: expected a tenant name such as contoso, \
+                     contoso.onmicrosoft.com or contoso.mail.onmicrosoft.com"
+                )));
+            }
+        }
         Ok(crate::trace::TraceOptions {
+            scenario: self.scenario,
+            tenant: self.tenant.clone(),
             domain: domain.to_string(),
             resolver,
             dns_timeout: self.dns_timeout,

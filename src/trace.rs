@@ -7,7 +7,9 @@
 //! DNS is looked up first and completely (MX, A/AAAA, PTR and its forward check), then the
 //! probes run; a DNS failure that leaves nothing to probe is the hop's result.
 
-use crate::diagnose::{Category, Class, Diagnosis, Explanation, Layer, PathContext, Scenario};
+use crate::diagnose::{
+    self, Category, Class, Diagnosis, Explanation, Layer, PathContext, Scenario,
+};
 use crate::dns::{Dns, Mx, ResolverChoice};
 use crate::model::{
     AddressInfo, DnsFailure, DnsReason, MxFlag, MxHost, MxSource, Outcome, ProbeReport, Stage,
@@ -30,12 +32,6 @@ pub const DEFAULT_CONCURRENCY: usize = 8;
 /// PTR names checked forward per address: a PTR set is normally one name.
 const MAX_PTR_NAMES: usize = 4;
 
-/// MX host name suffixes of Exchange Online Protection (scenario A, hop 1). Sources: Microsoft
-/// Learn "Add DNS records to connect your domain" (`<domain>.mail.protection.outlook.com`) and
-/// "How SMTP DNS-based Authentication of Named Entities (DANE) works" (the DNSSEC-signed
-/// `<domain>.<id>.mx.microsoft`).
-const EOP_MX_SUFFIXES: [&str; 2] = [".mail.protection.outlook.com", ".mx.microsoft"];
-
 /// The reply text suffix of Exchange Online front-end server names (`BN8NAM12FT053.mail.
 /// protection.outlook.com`, `DM3NAM03FT051.eop-NAM03.prod.protection.outlook.com`).
 const EXO_NAME_SUFFIX: &str = ".outlook.com";
@@ -54,6 +50,21 @@ pub struct TraceOptions {
     /// Template for every probe: port, session flags, family. `host`, `addrs` and `ctx` are
     /// set per address.
     pub probe: ProbeOptions,
+    /// The delivery scenario the user named; None: detected from the MX (A when it is EOP, B
+    /// when it is on-premises and `tenant` is given).
+    pub scenario: Option<Scenario>,
+    /// The Microsoft 365 tenant (`contoso`, `contoso.onmicrosoft.com`): in scenario B, hop 2
+    /// walks the MX of `<tenant>.mail.onmicrosoft.com` as the on-premises server does.
+    pub tenant: Option<String>,
+}
+
+/// One hop to walk: the domain, where it is in the path, and the probe template (recipients
+/// differ per hop: hop 2 of B uses the remote routing addresses).
+struct HopPlan {
+    hop: u8,
+    domain: String,
+    scenario: Option<Scenario>,
+    probe: ProbeOptions,
 }
 
 /// A configuration the user must fix (exit 2): the resolver, a TLS file.
@@ -76,14 +87,54 @@ pub async fn trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
         .trim()
         .trim_end_matches('.')
         .to_ascii_lowercase();
-    let hop = walk_hop(&dns, opts, 1, &domain).await?;
-    let verdict = hop.verdict.clone();
+    // Scenario D's MX walk is its hop 2 (on-premises -> third party); hop 1, EOP -> the
+    // on-premises smart host, is a `probe` of that host.
+    let first = HopPlan {
+        hop: if opts.scenario == Some(Scenario::D) {
+            2
+        } else {
+            1
+        },
+        domain: domain.clone(),
+        scenario: opts.scenario,
+        probe: opts.probe.clone(),
+    };
+    let hop1 = walk_hop(&dns, opts, first).await?;
+    let mut hops = vec![hop1];
+    let hybrid = hops.first().and_then(|h| h.scenario) == Some(Scenario::B);
+    let target = opts
+        .tenant
+        .as_deref()
+        .and_then(diagnose::tenant_routing_domain);
+    if let (true, Some(target)) = (hybrid, target) {
+        let mut probe = opts.probe.clone();
+        probe.rcpts = probe
+            .rcpts
+            .iter()
+            .map(|r| remote_routing_address(r, &target))
+            .collect();
+        let plan = HopPlan {
+            hop: 2,
+            domain: target,
+            scenario: Some(Scenario::B),
+            probe,
+        };
+        let mut hop2 = walk_hop(&dns, opts, plan).await?;
+        hop2.verdict.warnings.insert(
+            0,
+            "hop 2 is on-premises -> EOP: it means what it says only when mxtrace runs from the \
+             on-premises network (the Exchange server's outbound path)"
+                .to_string(),
+        );
+        hops.push(hop2);
+    }
+    let verdict = combine(&hops);
     Ok(TraceReport {
         domain,
         resolver: opts.resolver.describe(),
         port: opts.probe.port,
         mode: if opts.all { "all" } else { "mta" }.to_string(),
-        hops: vec![hop],
+        hops,
         verdict,
         started_at: humantime::format_rfc3339_millis(started_at).to_string(),
         elapsed_ms: ms(t0.elapsed()),
@@ -116,12 +167,49 @@ fn step(r: &ProbeReport) -> Step {
     }
 }
 
+/// A hybrid recipient's remote routing address: the same local part at
+/// `<tenant>.mail.onmicrosoft.com` (reference/002, scenario B).
+fn remote_routing_address(rcpt: &str, target: &str) -> String {
+    let bare = rcpt.trim().trim_start_matches('<').trim_end_matches('>');
+    match bare.rsplit_once('@') {
+        Some((local, _)) => format!("{local}@{target}"),
+        None => format!("{bare}@{target}"),
+    }
+}
+
+/// The trace passes when every hop passes; the summary names each hop.
+fn combine(hops: &[TraceHop]) -> Verdict {
+    match hops {
+        [only] => only.verdict.clone(),
+        _ => {
+            let failed = hops.iter().find(|h| !h.verdict.passed);
+            let summary = hops
+                .iter()
+                .map(|h| format!("hop {} ({}): {}", h.hop, h.domain, h.verdict.summary))
+                .collect::<Vec<_>>()
+                .join("; ");
+            Verdict {
+                passed: failed.is_none(),
+                outcome: failed.map_or(Outcome::Ok, |h| h.verdict.outcome),
+                failed_stage: failed.and_then(|h| h.verdict.failed_stage),
+                summary,
+                warnings: hops
+                    .iter()
+                    .flat_map(|h| h.verdict.warnings.iter().cloned())
+                    .collect(),
+            }
+        }
+    }
+}
+
 async fn walk_hop(
     dns: &Dns,
     opts: &TraceOptions,
-    hop_no: u8,
-    domain: &str,
+    mut plan: HopPlan,
 ) -> Result<TraceHop, TraceError> {
+    let hop_no = plan.hop;
+    let domain = plan.domain.clone();
+    let domain = domain.as_str();
     let t0 = Instant::now();
     let mut warnings = Vec::new();
     // -4/-6, else the family of --source (the other could not be reached from it), else both.
@@ -134,7 +222,7 @@ async fn walk_hop(
     let mut hop = TraceHop {
         hop: hop_no,
         domain: domain.to_string(),
-        scenario: None,
+        scenario: plan.scenario,
         mx_source: MxSource::None,
         mx: Vec::new(),
         error: None,
@@ -186,8 +274,25 @@ async fn walk_hop(
         }
     }
 
-    if hop.mx.iter().all(|m| is_eop(&m.host)) {
-        hop.scenario = Some(Scenario::A);
+    // The scenario, from the MX when the user did not name it; what the MX set says about a
+    // Microsoft 365 domain either way.
+    if hop_no == 1 || plan.scenario.is_none() {
+        let hosts: Vec<String> = hop.mx.iter().map(|m| m.host.clone()).collect();
+        let tenant = opts.tenant.as_deref();
+        let detected = diagnose::scenario_for_mx(&hosts, tenant);
+        for flag in &detected.flags {
+            if *flag != diagnose::MxFlag::NoMx {
+                warnings.push(flag.message().to_string());
+            }
+        }
+        match (plan.scenario, detected.scenario) {
+            (None, found) => plan.scenario = found,
+            (Some(named), Some(found)) if named != found && hop_no == 1 => warnings.push(format!(
+                "the MX looks like scenario {found}, but scenario {named} was named: explaining as {named}"
+            )),
+            _ => {}
+        }
+        hop.scenario = plan.scenario;
     }
 
     // Which hosts get looked up: IP literals never (a sending MTA does not use them), hosts
@@ -283,7 +388,7 @@ async fn walk_hop(
     // The probes.
     let jobs: Vec<ProbeOptions> = candidates
         .iter()
-        .filter_map(|&(i, ip)| hop.mx.get(i).map(|m| probe_options(opts, &m.host, ip)))
+        .filter_map(|&(i, ip)| hop.mx.get(i).map(|m| probe_options(&plan, &m.host, ip)))
         .collect();
     if opts.all {
         let futs: Vec<_> = jobs
@@ -457,22 +562,13 @@ pub async fn reverse_check(dns: &Dns, ip: IpAddr) -> AddressInfo {
     info
 }
 
-fn is_eop(host: &str) -> bool {
-    let h = host.trim_end_matches('.').to_ascii_lowercase();
-    EOP_MX_SUFFIXES.iter().any(|s| h.ends_with(s))
-}
-
-fn probe_options(opts: &TraceOptions, host: &str, ip: IpAddr) -> ProbeOptions {
-    let mut o = opts.probe.clone();
+fn probe_options(plan: &HopPlan, host: &str, ip: IpAddr) -> ProbeOptions {
+    let mut o = plan.probe.clone();
     o.host = host.to_string();
     o.addrs = Some(vec![ip]);
-    o.ctx = if is_eop(host) {
-        PathContext {
-            scenario: Some(Scenario::A),
-            hop: Some(1),
-        }
-    } else {
-        PathContext::default()
+    o.ctx = PathContext {
+        scenario: plan.scenario,
+        hop: plan.scenario.map(|_| plan.hop),
     };
     o
 }
@@ -876,14 +972,6 @@ mod tests {
     }
 
     #[test]
-    fn eop_hosts() {
-        assert!(is_eop("contoso-com.mail.protection.outlook.com"));
-        assert!(is_eop("contoso-com.o-v1.mx.microsoft."));
-        assert!(!is_eop("mail.contoso.com"));
-        assert!(!is_eop("outlook.com"));
-    }
-
-    #[test]
     fn exo_front_end_names() {
         use crate::model::*;
         use crate::smtp::reply::Reply;
@@ -934,27 +1022,20 @@ mod tests {
     }
 
     #[test]
-    fn eop_probes_are_tagged_scenario_a_hop_1() {
-        use clap::Parser;
-        let cli = crate::cli::Cli::try_parse_from([
-            "mxtrace",
-            "trace",
-            "contoso.com",
-            "--resolver",
-            "127.0.0.1",
-        ])
-        .unwrap();
-        let crate::cli::Command::Trace(t) = cli.command else {
-            panic!("not trace")
-        };
-        let opts = t.to_options().unwrap();
-        let ip: IpAddr = "127.0.0.2".parse().unwrap();
-        let eop = probe_options(&opts, "contoso-com.mail.protection.outlook.com", ip);
-        assert_eq!(eop.ctx.scenario, Some(Scenario::A));
-        assert_eq!(eop.ctx.hop, Some(1));
-        assert_eq!(eop.addrs, Some(vec![ip]));
-        let other = probe_options(&opts, "mail.contoso.com", ip);
-        assert_eq!(other.ctx, PathContext::default());
+    fn remote_routing_addresses() {
+        let t = "contoso.mail.onmicrosoft.com";
+        assert_eq!(
+            remote_routing_address("user@contoso.com", t),
+            "user@contoso.mail.onmicrosoft.com"
+        );
+        assert_eq!(
+            remote_routing_address("<a.b@contoso.com>", t),
+            "a.b@contoso.mail.onmicrosoft.com"
+        );
+        assert_eq!(
+            remote_routing_address("postmaster", t),
+            "postmaster@contoso.mail.onmicrosoft.com"
+        );
     }
 
     #[test]

@@ -13,6 +13,9 @@ fn help_is_pinned() {
     let r = mxtrace(&["probe", "--help"], &[]);
     assert_eq!(r.code, 0);
     insta::assert_snapshot!("probe_help", r.stdout);
+    let r = mxtrace(&["trace", "--help"], &[]);
+    assert_eq!(r.code, 0);
+    insta::assert_snapshot!("trace_help", r.stdout);
     let r = mxtrace(&["explain", "--help"], &[]);
     assert_eq!(r.code, 0);
     insta::assert_snapshot!("explain_help", r.stdout);

@@ -686,3 +686,184 @@ async fn binary_exit_codes_and_json() {
     let (code, _) = run(vec!["trace".into(), "not a domain".into()]).await;
     assert_eq!(code, Some(2));
 }
+
+/// Stage names and the RCPT lines a probe sent.
+fn rcpts_sent(p: &mxtrace::model::TraceProbe) -> Vec<String> {
+    p.report
+        .stages
+        .iter()
+        .filter(|s| s.stage == mxtrace::model::Stage::RcptTo)
+        .flat_map(|s| s.sent.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn eop_mx_is_scenario_a_and_a_fallback_mx_is_flagged() {
+    use mxtrace::diagnose::Scenario;
+    let p = peers(30, &[(2, Peer::Exo), (3, Peer::Accept)]).await;
+    let contoso = zone(
+        "contoso.test",
+        "@ MX 0 contoso-test.mail.protection.outlook.com.\n@ MX 10 backup.contoso.test.\nbackup A 127.0.30.3",
+    );
+    let eop = zone("mail.protection.outlook.com", "contoso-test A 127.0.30.2");
+    let dns = TestDns::start(&[&contoso, &eop], &[]).await;
+    let r = trace(
+        "contoso.test",
+        &dns.resolver(),
+        p.port,
+        &["--rcpt", "user@contoso.test"],
+    )
+    .await;
+    let hop = &r.hops[0];
+    assert_eq!(hop.scenario, Some(Scenario::A));
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+    let rcpt = hop.probes[0]
+        .report
+        .stages
+        .iter()
+        .find(|s| s.stage == mxtrace::model::Stage::RcptTo)
+        .unwrap();
+    let d = rcpt.diagnosis.as_ref().unwrap();
+    assert_eq!((d.scenario, d.hop), (Some(Scenario::A), Some(1)));
+    assert!(
+        r.verdict.warnings.iter().any(|w| w.contains("fallback MX")),
+        "{:?}",
+        r.verdict.warnings
+    );
+}
+
+#[tokio::test]
+async fn hybrid_with_tenant_walks_hop_2_to_the_remote_routing_address() {
+    use mxtrace::diagnose::Scenario;
+    let p = peers(31, &[(2, Peer::Accept), (3, Peer::Exo)]).await;
+    let contoso = zone(
+        "contoso.test",
+        "@ MX 10 mail.contoso.test.\nmail A 127.0.31.2",
+    );
+    let tenant = zone(
+        "mail.onmicrosoft.com",
+        "contoso MX 0 contoso-mail-onmicrosoft-com.mail.protection.outlook.com.",
+    );
+    let eop = zone(
+        "mail.protection.outlook.com",
+        "contoso-mail-onmicrosoft-com A 127.0.31.3",
+    );
+    let dns = TestDns::start(&[&contoso, &tenant, &eop], &[]).await;
+    let r = trace(
+        "contoso.test",
+        &dns.resolver(),
+        p.port,
+        &["--tenant", "contoso", "--rcpt", "user@contoso.test"],
+    )
+    .await;
+    assert_eq!(r.hops.len(), 2, "{}", r.verdict.summary);
+    let (h1, h2) = (&r.hops[0], &r.hops[1]);
+    assert_eq!((h1.hop, h1.scenario), (1, Some(Scenario::B)));
+    assert_eq!((h2.hop, h2.scenario), (2, Some(Scenario::B)));
+    assert_eq!(h2.domain, "contoso.mail.onmicrosoft.com");
+    assert_eq!(rcpts_sent(&h1.probes[0]), ["RCPT TO:<user@contoso.test>"]);
+    assert_eq!(
+        rcpts_sent(&h2.probes[0]),
+        ["RCPT TO:<user@contoso.mail.onmicrosoft.com>"]
+    );
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+    assert!(r
+        .verdict
+        .summary
+        .contains("hop 2 (contoso.mail.onmicrosoft.com)"));
+    assert!(r
+        .verdict
+        .warnings
+        .iter()
+        .any(|w| w.contains("on-premises network")));
+}
+
+#[tokio::test]
+async fn hybrid_hop_2_failure_fails_the_trace_with_a_scenario_b_hop_2_diagnosis() {
+    use mxtrace::diagnose::Scenario;
+    let p = peers(32, &[(2, Peer::Accept), (3, Peer::Rcpt550)]).await;
+    let contoso = zone(
+        "contoso.test",
+        "@ MX 10 mail.contoso.test.\nmail A 127.0.32.2",
+    );
+    let tenant = zone(
+        "mail.onmicrosoft.com",
+        "contoso MX 0 eop.mail.protection.outlook.com.",
+    );
+    let eop = zone("mail.protection.outlook.com", "eop A 127.0.32.3");
+    let dns = TestDns::start(&[&contoso, &tenant, &eop], &[]).await;
+    let r = trace(
+        "contoso.test",
+        &dns.resolver(),
+        p.port,
+        &[
+            "--scenario",
+            "B",
+            "--tenant",
+            "contoso.onmicrosoft.com",
+            "--rcpt",
+            "user@contoso.test",
+        ],
+    )
+    .await;
+    assert!(!r.verdict.passed);
+    assert!(r.hops[0].verdict.passed);
+    let rcpt = r.hops[1].probes[0]
+        .report
+        .stages
+        .iter()
+        .find(|s| s.stage == mxtrace::model::Stage::RcptTo)
+        .unwrap();
+    let d = rcpt.diagnosis.as_ref().unwrap();
+    assert_eq!((d.scenario, d.hop), (Some(Scenario::B), Some(2)));
+    assert!(d.cause.contains("scenario B hop 2"), "{}", d.cause);
+}
+
+#[tokio::test]
+async fn named_outbound_scenarios_tag_their_hop() {
+    use mxtrace::diagnose::Scenario;
+    let p = peers(33, &[(2, Peer::Accept)]).await;
+    let fabrikam = zone(
+        "fabrikam.test",
+        "@ MX 10 mx.fabrikam.test.\nmx A 127.0.33.2",
+    );
+    let dns = TestDns::start(&[&fabrikam], &[]).await;
+    let r = trace(
+        "fabrikam.test",
+        &dns.resolver(),
+        p.port,
+        &["--scenario", "c"],
+    )
+    .await;
+    assert_eq!((r.hops[0].hop, r.hops[0].scenario), (1, Some(Scenario::C)));
+    let r = trace(
+        "fabrikam.test",
+        &dns.resolver(),
+        p.port,
+        &["--scenario", "D"],
+    )
+    .await;
+    // D's MX walk is hop 2 (on-premises -> third party).
+    assert_eq!((r.hops[0].hop, r.hops[0].scenario), (2, Some(Scenario::D)));
+    let d = r.hops[0].probes[0].report.stages[1]
+        .diagnosis
+        .as_ref()
+        .unwrap();
+    assert_eq!((d.scenario, d.hop), (Some(Scenario::D), Some(2)));
+}
+
+#[test]
+fn a_bad_tenant_is_a_usage_error() {
+    let cli = Cli::try_parse_from([
+        "mxtrace",
+        "trace",
+        "contoso.test",
+        "--tenant",
+        "bad tenant!",
+    ])
+    .unwrap();
+    let Command::Trace(t) = cli.command else {
+        panic!("not trace")
+    };
+    assert!(t.to_options().is_err());
+}
