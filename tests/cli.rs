@@ -260,3 +260,78 @@ fn secrets_never_reach_output() {
         assert!(ours.contains("<redacted>"), "{format}: {ours}");
     }
 }
+
+#[test]
+fn key_and_password_files_never_leak_into_errors() {
+    let dir = std::env::temp_dir().join(format!("mxtrace-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("client.key");
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nTOPSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let cert = dir.join("client.pem");
+    std::fs::write(&cert, "not a certificate TOPSECRETCERT").unwrap();
+    let pw = dir.join("password");
+    std::fs::write(&pw, "").unwrap();
+    let refused = support::scripted::refused_addr().to_string();
+    for format in ["human", "json"] {
+        let r = mxtrace(
+            &[
+                "probe",
+                &refused,
+                "--format",
+                format,
+                "--tls-client-cert",
+                cert.to_str().unwrap(),
+                "--tls-client-key",
+                key.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(!all.contains("TOPSECRET"), "{all}");
+        assert!(
+            all.contains("client.pem") || all.contains("client.key"),
+            "{all}"
+        );
+    }
+    // An empty password file is refused by name, and nothing of the file is shown.
+    std::fs::write(&pw, "\n").unwrap();
+    let r = mxtrace(
+        &[
+            "probe",
+            &refused,
+            "--auth-user",
+            "me",
+            "--auth-password-file",
+            pw.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("is empty"), "{}", r.stderr);
+    // A real password from a file is used, and appears nowhere (the connection is refused
+    // before AUTH, which is the point: no output path may carry it).
+    std::fs::write(&pw, "hunter2-from-file\n").unwrap();
+    for format in ["human", "json"] {
+        let r = mxtrace(
+            &[
+                "probe",
+                &refused,
+                "--format",
+                format,
+                "--auth-user",
+                "me",
+                "--auth-password-file",
+                pw.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 1);
+        assert!(!format!("{}{}", r.stdout, r.stderr).contains("hunter2"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
