@@ -5,6 +5,7 @@ pub mod cli;
 pub mod diagnose;
 pub mod exit;
 pub mod explain;
+pub mod lab;
 pub mod model;
 pub mod probe;
 pub mod report;
