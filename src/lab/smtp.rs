@@ -866,6 +866,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
+    /// Sends the last replies and closes. When the server ends the session while the client
+    /// may still be sending, closing with unread input would make the kernel send a RST that
+    /// can destroy the final reply before the client reads it: so half-close, then drain
+    /// (at most 1 MiB, 2 s) until the client closes too.
+    async fn close(&mut self, end: SessionEnd) {
+        if self.flush().await.is_err() {
+            return;
+        }
+        if matches!(
+            end,
+            SessionEnd::ClientClosed | SessionEnd::Timeout | SessionEnd::SessionCap
+        ) {
+            return;
+        }
+        let _ = timeout(Duration::from_secs(1), self.io.shutdown()).await;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut drained = 0usize;
+        while drained < 1024 * 1024 {
+            match timeout_at(deadline, self.io.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => drained += n,
+                _ => break,
+            }
+        }
+    }
+
     /// Reads and discards exactly `n` bytes (a BDAT chunk).
     async fn skip(&mut self, mut n: u64) -> Result<(), ReadErr> {
         loop {
@@ -1011,13 +1037,13 @@ impl Session {
         if let Some(row) = fault_row(self.role(), self.shared.cfg.fault, At::Banner) {
             let r = render(row.template, &self.vars("", &self.id, 0));
             self.say_raw(&mut conn.out, r);
-            let _ = conn.flush().await;
+            conn.close(SessionEnd::ClosedByServer).await;
             return SessionEnd::ClosedByServer;
         }
         self.say(&mut conn.out, Text::Banner);
         match self.dialogue(&mut conn).await {
             Flow::End(end) => {
-                let _ = conn.flush().await;
+                conn.close(end).await;
                 return end;
             }
             Flow::StartTls => {}
@@ -1052,7 +1078,7 @@ impl Session {
             // Refused inside TLS (no STARTTLS offered there); unreachable in practice.
             Flow::StartTls => SessionEnd::ClosedByServer,
         };
-        let _ = conn.flush().await;
+        conn.close(end).await;
         end
     }
 
