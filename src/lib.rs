@@ -19,6 +19,7 @@ pub mod diagnose;
 pub mod dns;
 pub mod exit;
 pub mod explain;
+pub mod lab;
 pub mod model;
 pub mod probe;
 pub mod report;
