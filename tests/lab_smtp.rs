@@ -407,11 +407,11 @@ async fn throttling() {
     assert_eq!(code(banner), (421, "4.7.0".into()));
     assert_diag(banner, "reputation_or_rate_limited", "reputation");
 
-    // Exchange's MessageRateLimit: what the classifier says is pinned here (see the report).
+    // Exchange's MessageRateLimit: a rate limit, whatever 4.4.2 alone would suggest.
     let r = probe_role(Role::OnPremExchange, fault, "user@contoso.test", false).await;
     let mail = stage(&r, Stage::MailFrom);
     assert_eq!(code(mail), (421, "4.4.2".into()));
-    assert_diag(mail, "connector_or_routing", "network");
+    assert_diag(mail, "reputation_or_rate_limited", "reputation");
 }
 
 #[tokio::test]

@@ -48,6 +48,8 @@ pub const EXIM: &str =
 pub const QMAIL: &str = "qmail-smtpd(8) (rcpthosts control file)";
 pub const SPAMHAUS: &str = "Spamhaus: ZEN, SBL, XBL, PBL DNSBL documentation (spamhaus.org/zen)";
 pub const DNSBLS: &str = "Blocklist operators' documentation: Barracuda Reputation Block List (b.barracudacentral.org), SpamCop (bl.spamcop.net), SORBS, UCEPROTECT, PSBL";
+pub const MS_RATE: &str = "Microsoft Learn: Message rate limits and throttling in Exchange Server (receive connector MessageRateLimit: 421 4.4.2 Message submission rate for this client has exceeded the configured limit)";
+pub const POSTFIX_SMTPD: &str = "Postfix smtpd(8) and anvil(8) reply texts (\"send HELO/EHLO first\", \"too much mail from\", smtpd_client_message_rate_limit)";
 pub const ONPREM: &str =
     "reference/003 On-premises Exchange mail-flow method (queue LastError patterns, DNS)";
 
@@ -144,6 +146,30 @@ pub static MARKERS: &[TextRule] = &[
         RFC3463,
     )
     .steps(&[RETRY]),
+    // Exchange Server receive connector MessageRateLimit: the 4.4.2 code alone reads as a
+    // dropped connection, the wording says rate limit.
+    TextRule::new(
+        &["submission rate for this client has exceeded", "message rate limit"],
+        ReputationOrRateLimited,
+        "The receiving Exchange server limits how many messages a client may submit per minute (receive connector MessageRateLimit); this sender exceeded it.",
+        MS_RATE,
+    )
+    .steps(&[RETRY]),
+    TextRule::new(
+        &["too much mail from", "too many connections from", "too many messages from"],
+        ReputationOrRateLimited,
+        "The receiving server's per-client rate limit (Postfix anvil: smtpd_client_message_rate_limit / connection rate) was exceeded by this sending IP.",
+        POSTFIX_SMTPD,
+    )
+    .steps(&[RETRY]),
+    // A command out of sequence: the client's fault, not a policy.
+    TextRule::new(
+        &["send helo/ehlo first", "send hello first", "polite people say helo first", "need mail command", "need rcpt command", "bad sequence of commands"],
+        ProtocolError,
+        "The server received a command out of sequence (RFC 5321 4.1.4): the client did not greet first, or skipped MAIL or RCPT.",
+        POSTFIX_SMTPD,
+    )
+    .layer(Layer::SmtpSession),
     TextRule::new(
         &["#s77719", "server busy. please try again later"],
         ReputationOrRateLimited,
