@@ -52,42 +52,22 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
             let (host, port) = mxtrace::cli::parse_target(&args.target, default_port)?;
             let mut opts = args.session.to_options(host, port)?;
             opts.ctx = args.path_context()?;
-            let rt = runtime()?;
-            let report = rt
+            let report = runtime()?
                 .block_on(mxtrace::probe::probe(&opts))
                 .map_err(|e| Failure::Usage(e.0))?;
-            let text = match format {
-                Format::Human => {
-                    report::human::render_probe(&report, Style::new(report::use_color()))
-                }
-                Format::Json => report::json::render("probe", &report)
-                    .map_err(|e| Failure::Internal(e.to_string()))?,
-            };
-            emit(&text)?;
-            Ok(if report.verdict.passed {
-                exit::PASS
-            } else {
-                exit::FAIL
+            let passed = report.verdict.passed;
+            output(format, "probe", &report, passed, |style| {
+                report::human::render_probe(&report, style)
             })
         }
         Command::Trace(args) => {
             let opts = args.to_options()?;
-            let rt = runtime()?;
-            let report = rt
+            let report = runtime()?
                 .block_on(mxtrace::trace::trace(&opts))
                 .map_err(|e| Failure::Usage(e.0))?;
-            let text = match format {
-                Format::Human => {
-                    report::human::render_trace(&report, Style::new(report::use_color()))
-                }
-                Format::Json => report::json::render("trace", &report)
-                    .map_err(|e| Failure::Internal(e.to_string()))?,
-            };
-            emit(&text)?;
-            Ok(if report.verdict.passed {
-                exit::PASS
-            } else {
-                exit::FAIL
+            let passed = report.verdict.passed;
+            output(format, "trace", &report, passed, |style| {
+                report::human::render_trace(&report, style)
             })
         }
         Command::Explain(args) => {
@@ -105,6 +85,24 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
             Ok(exit::PASS)
         }
     }
+}
+
+/// Prints a report in the format asked for and turns its verdict into the exit code.
+fn output<T: serde::Serialize>(
+    format: Format,
+    command: &str,
+    report: &T,
+    passed: bool,
+    human: impl FnOnce(Style) -> String,
+) -> Result<u8, Failure> {
+    let text = match format {
+        Format::Human => human(Style::new(report::use_color())),
+        Format::Json => {
+            report::json::render(command, report).map_err(|e| Failure::Internal(e.to_string()))?
+        }
+    };
+    emit(&text)?;
+    Ok(if passed { exit::PASS } else { exit::FAIL })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
