@@ -183,6 +183,34 @@ impl Dns {
         Ok(out)
     }
 
+    /// The TXT records of `name`, each one's strings joined as RFC 7208 3.3 says (no
+    /// separator), non-UTF-8 bytes replaced. Bounded: at most 32 records of 4 KiB each.
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsFailure> {
+        const MAX_RECORDS: usize = 32;
+        const MAX_RECORD: usize = 4096;
+        let fq = fqdn(name, "TXT")?;
+        let lookup = self.bounded(&fq, RecordType::TXT).await?;
+        Ok(lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::TXT(t) => {
+                    let mut bytes = Vec::new();
+                    for part in t.txt_data.iter() {
+                        bytes.extend_from_slice(part);
+                        if bytes.len() > MAX_RECORD {
+                            bytes.truncate(MAX_RECORD);
+                            break;
+                        }
+                    }
+                    Some(String::from_utf8_lossy(&bytes).into_owned())
+                }
+                _ => None,
+            })
+            .take(MAX_RECORDS)
+            .collect())
+    }
+
     /// The PTR names of `ip`, without trailing dots.
     pub async fn ptr(&self, ip: IpAddr) -> Result<Vec<String>, DnsFailure> {
         let name = Name::from(ip);

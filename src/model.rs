@@ -326,6 +326,9 @@ pub struct TraceHop {
     /// Index in `probes` of the probe that decided the verdict; null when none did (every
     /// address failed, or DNS decided).
     pub decided_by: Option<usize>,
+    /// The domain's SPF record and what it says about the outbound path (hop 1 only; null when
+    /// the domain publishes none or the lookup failed).
+    pub spf: Option<SpfRecord>,
     pub verdict: Verdict,
 }
 
@@ -382,4 +385,15 @@ pub struct TraceProbe {
     /// Exchange Online front-end server names seen in replies (`*.outlook.com`).
     pub front_end: Vec<String>,
     pub report: ProbeReport,
+}
+
+/// A domain's SPF record (RFC 7208) and its scenario hints: `include:spf.protection.outlook.com`
+/// means the domain sends through Exchange Online (scenario C; D when its own servers send too).
+#[derive(Debug, Clone, Serialize)]
+pub struct SpfRecord {
+    pub record: String,
+    pub hints: crate::diagnose::SpfHints,
+    /// More than one `v=spf1` record: RFC 7208 3.2 makes that a permanent error for every
+    /// receiver.
+    pub multiple: bool,
 }

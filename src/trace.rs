@@ -12,8 +12,8 @@ use crate::diagnose::{
 };
 use crate::dns::{Dns, Mx, ResolverChoice};
 use crate::model::{
-    AddressInfo, DnsFailure, DnsReason, MxFlag, MxHost, MxSource, Outcome, ProbeReport, Stage,
-    TraceHop, TraceProbe, TraceReport, Verdict,
+    AddressInfo, DnsFailure, DnsReason, MxFlag, MxHost, MxSource, Outcome, ProbeReport, SpfRecord,
+    Stage, TraceHop, TraceProbe, TraceReport, Verdict,
 };
 use crate::probe::{self, Family, ProbeOptions};
 use std::future::Future;
@@ -167,6 +167,23 @@ fn step(r: &ProbeReport) -> Step {
     }
 }
 
+/// The domain's SPF record, if it has one: outbound hints, not a verdict (a failed lookup is
+/// left out rather than failing the trace).
+async fn spf_record(dns: &Dns, domain: &str) -> Option<SpfRecord> {
+    let txts = dns.txt(domain).await.ok()?;
+    let mut spf = txts.into_iter().filter(|t| {
+        t.split_whitespace()
+            .next()
+            .is_some_and(|v| v.eq_ignore_ascii_case("v=spf1"))
+    });
+    let record = spf.next()?;
+    Some(SpfRecord {
+        hints: diagnose::hints_from_spf(&record),
+        multiple: spf.next().is_some(),
+        record,
+    })
+}
+
 /// A hybrid recipient's remote routing address: the same local part at
 /// `<tenant>.mail.onmicrosoft.com` (reference/002, scenario B).
 fn remote_routing_address(rcpt: &str, target: &str) -> String {
@@ -220,6 +237,7 @@ async fn walk_hop(
         (None, None) => vec![Family::V4, Family::V6],
     };
     let mut hop = TraceHop {
+        spf: None,
         hop: hop_no,
         domain: domain.to_string(),
         scenario: plan.scenario,
@@ -293,6 +311,10 @@ async fn walk_hop(
             _ => {}
         }
         hop.scenario = plan.scenario;
+    }
+
+    if hop_no == 1 {
+        hop.spf = spf_record(dns, domain).await;
     }
 
     // Which hosts get looked up: IP literals never (a sending MTA does not use them), hosts

@@ -867,3 +867,35 @@ fn a_bad_tenant_is_a_usage_error() {
     };
     assert!(t.to_options().is_err());
 }
+
+#[tokio::test]
+async fn spf_record_hints_at_the_outbound_scenarios() {
+    use mxtrace::diagnose::Scenario;
+    let p = peers(34, &[(2, Peer::Accept)]).await;
+    let contoso = zone(
+        "contoso.test",
+        "@ MX 10 mx.contoso.test.\nmx A 127.0.34.2\n\
+         @ TXT \"v=spf1 include:spf.protection.outlook.com\" \" ip4:192.0.2.10 -all\"\n\
+         @ TXT \"google-site-verification=abc\"",
+    );
+    let dns = TestDns::start(&[&contoso], &[]).await;
+    let r = trace("contoso.test", &dns.resolver(), p.port, &[]).await;
+    let spf = r.hops[0].spf.as_ref().expect("spf found");
+    // The two strings of one TXT record are joined without a separator (RFC 7208 3.3).
+    assert_eq!(
+        spf.record,
+        "v=spf1 include:spf.protection.outlook.com ip4:192.0.2.10 -all"
+    );
+    assert!(spf.hints.sends_via_eop && spf.hints.own_servers && !spf.multiple);
+    assert_eq!(spf.hints.candidates, [Scenario::C, Scenario::D]);
+    let human = mxtrace::report::human::render_trace(&r, mxtrace::report::human::Style::new(false));
+    assert!(human.contains("scenario C, or D"), "{human}");
+
+    let fabrikam = zone(
+        "fabrikam.test",
+        "@ MX 10 mx.fabrikam.test.\nmx A 127.0.34.2\n@ TXT \"v=spf1 -all\"\n@ TXT \"v=spf1 a -all\"",
+    );
+    let dns = TestDns::start(&[&fabrikam], &[]).await;
+    let r = trace("fabrikam.test", &dns.resolver(), p.port, &[]).await;
+    assert!(r.hops[0].spf.as_ref().unwrap().multiple);
+}

@@ -249,6 +249,9 @@ fn trace_hop(out: &mut String, hop: &TraceHop, style: Style) {
         let last = i + 1 == n;
         mx_line(out, hop, m, last, style);
     }
+    if let Some(spf) = &hop.spf {
+        spf_line(out, spf, style);
+    }
     if let Some(e) = &hop.error {
         dns_error(out, e, style);
     }
@@ -274,6 +277,42 @@ fn trace_hop(out: &mut String, hop: &TraceHop, style: Style) {
             p.ip
         );
         probe_body(out, &p.report, style, "Probe verdict");
+    }
+}
+
+fn spf_line(out: &mut String, spf: &crate::model::SpfRecord, style: Style) {
+    let _ = writeln!(out, "SPF: {}", spf.record);
+    if spf.multiple {
+        let _ = writeln!(
+            out,
+            "     {}",
+            style.paint(
+                "31",
+                "more than one SPF record: every receiver's SPF check fails (RFC 7208 3.2)"
+            )
+        );
+    }
+    let h = &spf.hints;
+    if h.sends_via_eop {
+        let via = if h.own_servers {
+            "through Exchange Online and its own servers (scenario C, or D: centralized mail flow)"
+        } else {
+            "through Exchange Online (scenario C)"
+        };
+        let _ = writeln!(out, "     the domain sends {via}");
+    }
+    if h.dns_lookup_terms > 10 {
+        let _ = writeln!(
+            out,
+            "     {}",
+            style.paint(
+                "33",
+                &format!(
+                    "{} DNS-lookup terms at the top level: over the limit of 10 (RFC 7208 4.6.4)",
+                    h.dns_lookup_terms
+                )
+            )
+        );
     }
 }
 
