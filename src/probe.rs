@@ -312,10 +312,15 @@ impl<'a> Session<'a> {
         let idx = self.record(stage, sent, started, result, weight);
         match &reply {
             None => self.conn = None,
-            // RFC 5321 3.8: 421 means the server is closing the channel.
+            // RFC 5321 3.8: 421 means the server is closing the channel. That ends the check
+            // even at a stage that is otherwise informational (STARTTLS in auto mode); only
+            // RSET and QUIT come after everything was already checked.
             Some(r) if r.code == 421 => {
                 self.note(idx, "421: the server is closing the connection");
                 self.conn = None;
+                if !matches!(stage, Stage::Rset | Stage::Quit) && self.failed.is_none() {
+                    self.failed = Some(idx);
+                }
             }
             Some(_) => {}
         }

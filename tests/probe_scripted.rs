@@ -949,3 +949,109 @@ async fn default_stage_deadline_ends_a_silent_server() {
     );
     drop(server);
 }
+
+/// RFC 5321 3.8: a 421 at any point means the server is closing. The probe records it, sends
+/// nothing more (no RSET, no QUIT), and ends at once.
+#[tokio::test]
+async fn a_421_at_any_stage_ends_the_probe_cleanly() {
+    let pki = TestPki::new();
+    let bye = || line("421 4.3.2 Service shutting down, closing transmission channel");
+    let ok_ehlo = || ehlo_reply(NAME, &["STARTTLS", "AUTH PLAIN"]);
+    // (stage where the 421 comes, the dialogue up to it)
+    let cases: Vec<(Stage, Vec<Step>)> = vec![
+        (
+            Stage::Ehlo,
+            vec![line("220 mx ESMTP"), Step::Expect("EHLO".into()), bye()],
+        ),
+        (
+            Stage::Starttls,
+            vec![
+                line("220 mx ESMTP"),
+                Step::Expect("EHLO".into()),
+                ok_ehlo(),
+                Step::Expect("STARTTLS".into()),
+                bye(),
+            ],
+        ),
+        (
+            Stage::EhloTls,
+            vec![
+                line("220 mx ESMTP"),
+                Step::Expect("EHLO".into()),
+                ok_ehlo(),
+                Step::Expect("STARTTLS".into()),
+                line("220 2.0.0 Ready"),
+                Step::StartTls(pki.server_config(&CertKind::Valid(NAME.into()))),
+                Step::Expect("EHLO".into()),
+                bye(),
+            ],
+        ),
+        (
+            Stage::RcptTo,
+            vec![
+                line("220 mx ESMTP"),
+                Step::Expect("EHLO".into()),
+                ehlo_reply(NAME, &[]),
+                Step::Expect("MAIL".into()),
+                line("250 2.1.0 Ok"),
+                Step::Expect("RCPT".into()),
+                bye(),
+            ],
+        ),
+        (
+            Stage::Data,
+            vec![
+                line("220 mx ESMTP"),
+                Step::Expect("EHLO".into()),
+                ehlo_reply(NAME, &[]),
+                Step::Expect("MAIL".into()),
+                line("250 2.1.0 Ok"),
+                Step::Expect("RCPT".into()),
+                line("250 2.1.5 Ok"),
+                Step::Expect("DATA".into()),
+                bye(),
+            ],
+        ),
+        (
+            Stage::EndOfData,
+            vec![
+                line("220 mx ESMTP"),
+                Step::Expect("EHLO".into()),
+                ehlo_reply(NAME, &[]),
+                Step::Expect("MAIL".into()),
+                line("250 2.1.0 Ok"),
+                Step::Expect("RCPT".into()),
+                line("250 2.1.5 Ok"),
+                Step::Expect("DATA".into()),
+                line("354 go ahead"),
+                Step::ReadData,
+                bye(),
+            ],
+        ),
+    ];
+    for (at, mut steps) in cases {
+        steps.push(Step::ReadUntilClose);
+        let server = ScriptedServer::start(steps).await;
+        let mut o = ca_opts(server.addr, &pki);
+        o.from = Some("probe@fabrikam.test".into());
+        o.rcpts = vec!["user@contoso.test".into()];
+        o.data = at == Stage::Data || at == Stage::EndOfData;
+        let r = run(&o).await;
+        let log = server.finish().await;
+        log.assert_ok();
+        assert_eq!(stages(&r).last(), Some(&at), "{at}: {:?}", stages(&r));
+        assert_eq!(r.verdict.failed_stage, Some(at));
+        assert_eq!(r.verdict.outcome, Outcome::Transient);
+        let last_sent = log.received.last().cloned().unwrap_or_default();
+        assert!(
+            !["QUIT", "RSET"].contains(&last_sent.as_str()),
+            "{at}: sent {last_sent} after 421"
+        );
+        let d = stage(&r, at).diagnosis.as_ref().unwrap();
+        assert_eq!(
+            serde_json::to_value(d.category).unwrap(),
+            "service_unavailable",
+            "{at}"
+        );
+    }
+}
