@@ -16,12 +16,15 @@
 
 pub mod cli;
 pub mod diagnose;
+pub mod diff;
 pub mod dns;
 pub mod exit;
 pub mod explain;
 pub mod model;
 pub mod probe;
 pub mod report;
+pub mod run;
+pub mod scenario;
 pub mod secret;
 pub mod smtp;
 pub mod tls;

@@ -76,7 +76,8 @@ pub async fn trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
         .trim()
         .trim_end_matches('.')
         .to_ascii_lowercase();
-    let hop = walk_hop(&dns, opts, 1, &domain).await?;
+    // A scenario file names the hop (B hop 2: on-premises -> EOP); a bare trace is hop 1.
+    let hop = walk_hop(&dns, opts, opts.probe.ctx.hop.unwrap_or(1), &domain).await?;
     let verdict = hop.verdict.clone();
     Ok(TraceReport {
         domain,
@@ -124,17 +125,11 @@ async fn walk_hop(
 ) -> Result<TraceHop, TraceError> {
     let t0 = Instant::now();
     let mut warnings = Vec::new();
-    // -4/-6, else the family of --source (the other could not be reached from it), else both.
-    let families: Vec<Family> = match (opts.probe.family, opts.probe.source) {
-        (Some(f), _) => vec![f],
-        (None, Some(IpAddr::V4(_))) => vec![Family::V4],
-        (None, Some(IpAddr::V6(_))) => vec![Family::V6],
-        (None, None) => vec![Family::V4, Family::V6],
-    };
+    let families = families(&opts.probe);
     let mut hop = TraceHop {
         hop: hop_no,
         domain: domain.to_string(),
-        scenario: None,
+        scenario: opts.probe.ctx.scenario,
         mx_source: MxSource::None,
         mx: Vec::new(),
         error: None,
@@ -186,7 +181,9 @@ async fn walk_hop(
         }
     }
 
-    if hop.mx.iter().all(|m| is_eop(&m.host)) {
+    if opts.probe.ctx.scenario.is_some() {
+        hop.scenario = opts.probe.ctx.scenario;
+    } else if hop.mx.iter().all(|m| is_eop(&m.host)) {
         hop.scenario = Some(Scenario::A);
     }
 
@@ -388,6 +385,30 @@ type HostLookup = (Vec<IpAddr>, Option<String>, Option<DnsFailure>);
 
 /// A host's addresses in the families asked for (IPv4 first, each in DNS order), the CNAME it
 /// went through, and the failure when there is no address.
+/// -4/-6, else the family of --source (the other could not be reached from it), else both.
+fn families(o: &ProbeOptions) -> Vec<Family> {
+    match (o.family, o.source) {
+        (Some(f), _) => vec![f],
+        (None, Some(IpAddr::V4(_))) => vec![Family::V4],
+        (None, Some(IpAddr::V6(_))) => vec![Family::V6],
+        (None, None) => vec![Family::V4, Family::V6],
+    }
+}
+
+/// The addresses of a host a probe is about to use, looked up with `dns` (not the system's
+/// getaddrinfo) in the families the probe can reach, IPv4 first.
+pub async fn host_addresses(
+    dns: &Dns,
+    probe: &ProbeOptions,
+    host: &str,
+) -> Result<Vec<IpAddr>, DnsFailure> {
+    let (addrs, _, error) = resolve_host(dns, host, &families(probe)).await;
+    match error {
+        Some(e) if addrs.is_empty() => Err(e),
+        _ => Ok(addrs),
+    }
+}
+
 async fn resolve_host(dns: &Dns, host: &str, families: &[Family]) -> HostLookup {
     let mut addrs = Vec::new();
     let mut cname = None;
@@ -466,7 +487,10 @@ fn probe_options(opts: &TraceOptions, host: &str, ip: IpAddr) -> ProbeOptions {
     let mut o = opts.probe.clone();
     o.host = host.to_string();
     o.addrs = Some(vec![ip]);
-    o.ctx = if is_eop(host) {
+    o.ctx = if opts.probe.ctx.scenario.is_some() {
+        // Named by a scenario file: B hop 2 is an EOP host but not scenario A.
+        opts.probe.ctx
+    } else if is_eop(host) {
         PathContext {
             scenario: Some(Scenario::A),
             hop: Some(1),
