@@ -416,68 +416,42 @@ fn keyed(label: &Option<String>, key: &str) -> String {
     }
 }
 
-/// Expectations about one probe.
+/// Expectations about one probe; with no probe (DNS decided the hop) each fails with why.
 fn subject_expectations(spec: &HopSpec, s: &Subject, ex: &mut Vec<ExpectationResult>) {
     let e = &spec.expect;
     let hosts_hop = matches!(spec.target, HopTarget::Hosts(_));
     let id = |k: &str| keyed(&s.label, k);
-    let Some(r) = &s.report else {
-        // DNS decided: every probe expectation fails with the reason.
-        let why = "not probed (DNS decided the hop)".to_string();
-        let mut names: Vec<String> = Vec::new();
-        if e.starttls.is_some() {
-            names.push("starttls".into());
-        }
-        if e.tls_verified.is_some() {
-            names.push("tls_verified".into());
-        }
-        if e.certificate_name.is_some() {
-            names.push("certificate_name".into());
-        }
-        if e.certificate_min_days.is_some() {
-            names.push("certificate_min_days".into());
-        }
-        for (st, _) in &e.stages {
-            names.push(format!("stage.{st}"));
-        }
-        for (k, _) in &e.latency {
-            if *k != LatencyKey::Dns {
-                names.push(format!("latency.{}", k.as_str()));
-            }
-        }
-        if e.open_relay.is_some() {
-            names.push("open_relay".into());
-        }
-        for n in names {
-            ex.push(result(&id(&n), n.clone(), false, n.clone(), why.clone()));
-        }
-        return;
-    };
+    let r = s.report.as_ref();
+    let unprobed = || "not probed: DNS decided the hop".to_string();
     if hosts_hop {
         if let Some(want) = e.passes {
+            let (ok, observed) = match r {
+                Some(r) => (r.verdict.passed == want, r.verdict.summary.clone()),
+                None => (false, unprobed()),
+            };
             let mut x = result(
                 &id("passes"),
                 if want { "passes" } else { "fails" }.to_string(),
-                r.verdict.passed == want,
+                ok,
                 want.to_string(),
-                r.verdict.summary.clone(),
+                observed,
             );
-            if !x.passed {
-                x.cause = failed_cause(r);
+            if !ok {
+                x.cause = r.and_then(failed_cause);
             }
             ex.push(x);
         }
         if let Some(want) = e.reachable {
-            let c = r.stages.iter().find(|s| s.stage == Stage::Connect);
-            let ok = connected(r);
-            let observed = match c {
-                Some(c) if ok => format!(
+            let c = r.and_then(|r| r.stages.iter().find(|s| s.stage == Stage::Connect));
+            let ok = r.is_some_and(connected);
+            let observed = match (r, c) {
+                (Some(r), Some(c)) if ok => format!(
                     "connected to {} in {:.1} ms",
                     r.target.ip.as_deref().unwrap_or("?"),
                     c.elapsed_ms
                 ),
-                Some(c) => format!("not connected: {}", describe(c)),
-                None => "not connected".to_string(),
+                (_, Some(c)) => format!("not connected: {}", describe(c)),
+                _ => "not connected".to_string(),
             };
             let mut x = result(
                 &id("reachable"),
@@ -494,16 +468,24 @@ fn subject_expectations(spec: &HopSpec, s: &Subject, ex: &mut Vec<ExpectationRes
             ex.push(x);
         }
     }
-    if let Some(want) = e.starttls {
-        if want != StartTlsExpect::Required {
-            ex.push(starttls_result(&id("starttls"), want, r));
-        }
+    if let Some(want) = e.starttls.filter(|w| *w != StartTlsExpect::Required) {
+        ex.push(match r {
+            Some(r) => starttls_result(&id("starttls"), want, r),
+            None => result(
+                &id("starttls"),
+                starttls_description(want).to_string(),
+                false,
+                want.as_str().to_string(),
+                unprobed(),
+            ),
+        });
     }
     if let Some(want) = e.tls_verified {
-        let (ok, observed) = match &r.tls {
-            None => (!want, "no TLS session".to_string()),
-            Some(t) if t.verified => (want, "verified".to_string()),
-            Some(t) => (
+        let (ok, observed) = match r.map(|r| &r.tls) {
+            None => (false, unprobed()),
+            Some(None) => (!want, "no TLS session".to_string()),
+            Some(Some(t)) if t.verified => (want, "verified".to_string()),
+            Some(Some(t)) => (
                 !want,
                 format!(
                     "not verified: {}",
@@ -524,11 +506,12 @@ fn subject_expectations(spec: &HopSpec, s: &Subject, ex: &mut Vec<ExpectationRes
             observed,
         ));
     }
-    let leaf = r.tls.as_ref().and_then(|t| t.chain.first());
+    let leaf = r.map(|r| r.tls.as_ref().and_then(|t| t.chain.first()));
     if let Some(name) = &e.certificate_name {
         let (ok, observed) = match leaf {
-            None => (false, "no certificate (no TLS session)".to_string()),
-            Some(c) => {
+            None => (false, unprobed()),
+            Some(None) => (false, "no certificate (no TLS session)".to_string()),
+            Some(Some(c)) => {
                 let names: Vec<&str> = if c.sans.is_empty() {
                     vec![c.subject.as_str()]
                 } else {
@@ -550,8 +533,9 @@ fn subject_expectations(spec: &HopSpec, s: &Subject, ex: &mut Vec<ExpectationRes
     }
     if let Some(days) = e.certificate_min_days {
         let (ok, observed) = match leaf {
-            None => (false, "no certificate (no TLS session)".to_string()),
-            Some(c) => (
+            None => (false, unprobed()),
+            Some(None) => (false, "no certificate (no TLS session)".to_string()),
+            Some(Some(c)) => (
                 c.days_left >= i64::from(days),
                 format!("{} days left (not after {})", c.days_left, c.not_after),
             ),
@@ -565,29 +549,34 @@ fn subject_expectations(spec: &HopSpec, s: &Subject, ex: &mut Vec<ExpectationRes
         ));
     }
     for (stage, want) in &e.stages {
-        ex.push(stage_result(
-            &id(&format!("stage.{stage}")),
-            *stage,
-            want,
-            r,
-        ));
+        let key = id(&format!("stage.{stage}"));
+        ex.push(match r {
+            Some(r) => stage_result(&key, *stage, want, r),
+            None => result(
+                &key,
+                format!("{stage} {want}"),
+                false,
+                want.to_string(),
+                unprobed(),
+            ),
+        });
     }
     for (key, budget) in &e.latency {
-        let took = match key {
-            LatencyKey::Dns => continue,
-            LatencyKey::Total => Some(r.elapsed_ms),
-            LatencyKey::Stage(st) => r
+        let took = match (key, r) {
+            (LatencyKey::Dns, _) => continue,
+            (_, None) => None,
+            (LatencyKey::Total, Some(r)) => Some(r.elapsed_ms),
+            (LatencyKey::Stage(st), Some(r)) => r
                 .stages
                 .iter()
                 .filter(|s| s.stage == *st)
                 .map(|s| s.elapsed_ms)
                 .reduce(f64::max),
         };
-        let not_reached = format!(
-            "{key} not reached: {}",
-            r.verdict.summary,
-            key = key.as_str()
-        );
+        let not_reached = match r {
+            Some(r) => format!("{} not reached: {}", key.as_str(), r.verdict.summary),
+            None => unprobed(),
+        };
         let mut x = latency_result(*key, *budget, took, not_reached);
         x.id = id(&x.id);
         ex.push(x);
@@ -670,18 +659,22 @@ fn starttls_result(id: &str, want: StartTlsExpect, r: &ProbeReport) -> Expectati
             }
         },
     };
-    let description = match want {
-        StartTlsExpect::Offered => "STARTTLS offered",
-        StartTlsExpect::NotOffered => "STARTTLS not offered",
-        StartTlsExpect::Negotiated | StartTlsExpect::Required => "TLS negotiated",
-    };
     result(
         id,
-        description.to_string(),
+        starttls_description(want).to_string(),
         ok,
         want.as_str().to_string(),
         observed,
     )
+}
+
+fn starttls_description(want: StartTlsExpect) -> &'static str {
+    match want {
+        StartTlsExpect::Offered => "STARTTLS offered",
+        StartTlsExpect::NotOffered => "STARTTLS not offered",
+        StartTlsExpect::Negotiated => "TLS negotiated",
+        StartTlsExpect::Required => "STARTTLS required (a plaintext session is refused)",
+    }
 }
 
 /// The category of a stage's result: its diagnosis, else accepted/other from the outcome.
@@ -780,10 +773,10 @@ async fn extra_checks(
             }
             _ => result(
                 &id("starttls"),
-                "STARTTLS required".to_string(),
+                starttls_description(StartTlsExpect::Required).to_string(),
                 false,
                 "required".to_string(),
-                "not tested: the server was not reached".to_string(),
+                not_tested(s),
             ),
         };
         ex.push(x);
@@ -810,10 +803,18 @@ async fn extra_checks(
                 "not an open relay".to_string(),
                 false,
                 "refused".to_string(),
-                "not tested: the server was not reached".to_string(),
+                not_tested(s),
             ),
         };
         ex.push(x);
+    }
+}
+
+fn not_tested(s: &Subject) -> String {
+    if s.report.is_none() {
+        "not tested: DNS decided the hop".to_string()
+    } else {
+        "not tested: the server was not reached".to_string()
     }
 }
 
@@ -893,7 +894,7 @@ fn required_result(id: &str, r: &ProbeReport) -> ExpectationResult {
     };
     result(
         id,
-        "STARTTLS required (a plaintext session is refused)".to_string(),
+        starttls_description(StartTlsExpect::Required).to_string(),
         ok,
         "required".to_string(),
         observed,
