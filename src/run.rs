@@ -696,7 +696,15 @@ fn describe(s: &StageRecord) -> String {
         },
         (None, None) => "ok".to_string(),
     };
-    format!("{head} {}", category_of(s))
+    let mut out = format!("{head} {}", category_of(s));
+    // A refusal's words say more than its code (TenantAttribution, "Relay access denied").
+    if let Some(r) = s.reply.as_ref().filter(|_| s.outcome != Outcome::Ok) {
+        let text: String = r.text().chars().take(200).collect();
+        if !text.is_empty() {
+            out.push_str(&format!(" \"{text}\""));
+        }
+    }
+    out
 }
 
 fn reply_matches(want: &ReplyExpect, s: &StageRecord) -> bool {
