@@ -528,3 +528,13 @@ fn unwritable_junit_path_is_a_usage_error_before_running() {
     );
     assert!(r.stdout.is_empty(), "nothing ran");
 }
+
+#[test]
+fn run_and_diff_help_are_pinned() {
+    let r = mxtrace(&["run", "--help"], &[]);
+    assert_eq!(r.code, 0);
+    insta::assert_snapshot!("run_help", r.stdout);
+    let r = mxtrace(&["diff", "--help"], &[]);
+    assert_eq!(r.code, 0);
+    insta::assert_snapshot!("diff_help", r.stdout);
+}
