@@ -70,6 +70,119 @@ pub enum Command {
     /// Classify a pasted SMTP reply offline: class, category, layer, cause, next steps.
     #[command(after_help = EXPLAIN_EXAMPLES)]
     Explain(ExplainArgs),
+    /// Run a scenario file: every hop, every expectation; exit 1 if one is not met.
+    ///
+    /// A scenario file (TOML, see scenarios/) lists the hops of a delivery path, each a domain
+    /// (its MX walked as by `trace`) or explicit hosts (each probed as by `probe`), and what
+    /// must be true of each: MX names, reachability, STARTTLS, certificate name and days left,
+    /// the reply at a stage, latency budgets, no open relay. Prints one line per expectation.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(Box<RunArgs>),
+    /// Compare two JSON results (`run`, `probe` or `trace --json`): what changed, and whether
+    /// it is a regression.
+    ///
+    /// Compares per hop and address: reachability, TLS version and verification, certificate
+    /// fingerprint and expiry, EHLO capabilities, the reply code and category at each stage,
+    /// latency beyond --latency-threshold, and (for `run`) each expectation.
+    #[command(after_help = DIFF_EXAMPLES)]
+    Diff(DiffArgs),
+}
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  cp scenarios/b-hybrid-inbound.toml mycorp.toml && $EDITOR mycorp.toml
+  mxtrace run mycorp.toml                        # one line per expectation
+  mxtrace run mycorp.toml --junit report.xml     # CI: JUnit XML, one test case per expectation
+  mxtrace run mycorp.toml --json > before.json   # before a firewall change; then diff
+  mxtrace run mycorp.toml --resolver 127.0.0.1:5353 --port 2525   # the same file in a lab
+
+The overrides replace the file's values in every hop. No DATA is ever sent by `run`.
+
+Exit codes:
+  0  every expectation was met
+  1  at least one was not
+  2  usage or input error: a bad scenario file (reported as FILE:LINE:COL), an unwritable
+     --junit path, a missing password variable
+  3  internal error";
+
+const DIFF_EXAMPLES: &str = "\
+Examples:
+  mxtrace run mycorp.toml --json > before.json
+  # ... the firewall or connector change ...
+  mxtrace run mycorp.toml --json > after.json
+  mxtrace diff before.json after.json
+  mxtrace diff before.json after.json --latency-threshold 200ms --json
+
+Exit codes:
+  0  no regression (changes and improvements are listed)
+  1  at least one regression: an address no longer reachable, TLS or STARTTLS lost, a
+     certificate that no longer verifies or expires within 14 days, a stage now refused,
+     latency beyond the threshold, an expectation now failing
+  2  usage or input error (unreadable file, not mxtrace JSON)
+  3  internal error";
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (TOML).
+    #[arg(value_name = "SCENARIO.toml")]
+    pub file: PathBuf,
+    /// Also write a JUnit XML report here (one test suite per hop, one test case per
+    /// expectation). Checked for writability before anything runs.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// DNS server for every hop (labs, split DNS): IP, IP:PORT or [IPv6]:PORT.
+    #[arg(long, value_name = "IP[:PORT]", help_heading = "Overrides")]
+    pub resolver: Option<String>,
+    /// SMTP port for every hop and host (labs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Overrides")]
+    pub port: Option<u16>,
+    /// Time allowed for one DNS request.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Overrides")]
+    pub dns_timeout: Option<Duration>,
+    /// Time allowed for each TCP connection.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Overrides")]
+    pub connect_timeout: Option<Duration>,
+    /// Time allowed for each stage after connect.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Overrides")]
+    pub stage_timeout: Option<Duration>,
+    /// EHLO name for every hop.
+    #[arg(long, value_name = "NAME", help_heading = "Overrides")]
+    pub ehlo: Option<String>,
+    /// CA certificates (PEM) to trust in every hop, besides the public roots.
+    #[arg(long, value_name = "FILE", help_heading = "Overrides")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Local address to connect from.
+    #[arg(long, value_name = "IP", help_heading = "Overrides")]
+    pub source: Option<IpAddr>,
+}
+
+impl RunArgs {
+    pub fn overrides(&self) -> crate::scenario::Overrides {
+        crate::scenario::Overrides {
+            resolver: self.resolver.clone(),
+            port: self.port,
+            dns_timeout: self.dns_timeout,
+            connect_timeout: self.connect_timeout,
+            stage_timeout: self.stage_timeout,
+            ehlo: self.ehlo.clone(),
+            tls_ca_file: self.tls_ca_file.clone(),
+            source: self.source,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier result (JSON of `run`, `probe` or `trace`).
+    #[arg(value_name = "BEFORE.json")]
+    pub before: PathBuf,
+    /// The later result.
+    #[arg(value_name = "AFTER.json")]
+    pub after: PathBuf,
+    /// A stage slower by more than this is a regression (faster: an improvement): a
+    /// percentage of the earlier time (changes under 10 ms are ignored) or a duration.
+    #[arg(long, value_name = "PERCENT|DURATION", default_value = "100%", value_parser = crate::diff::parse_threshold)]
+    pub latency_threshold: crate::diff::Threshold,
 }
 
 const PROBE_EXAMPLES: &str = "\
@@ -140,20 +253,31 @@ pub struct ProbeArgs {
 impl ProbeArgs {
     /// The path context the user named, checked: hop 2 exists only in B and D.
     pub fn path_context(&self) -> Result<PathContext, UsageError> {
-        let Some(scenario) = self.scenario else {
-            return Ok(PathContext::default());
-        };
-        let hop = self.hop.unwrap_or(1);
-        if hop == 2 && !matches!(scenario, Scenario::B | Scenario::D) {
-            return Err(UsageError(format!(
-                "--hop 2: scenario {scenario} has one hop (B and D have two)"
-            )));
-        }
-        Ok(PathContext {
-            scenario: Some(scenario),
-            hop: Some(hop),
-        })
+        path_context(self.scenario, self.hop).map_err(|e| UsageError(format!("--hop {e}")))
     }
+}
+
+/// A scenario and hop, checked: hop 2 exists only in B and D. Shared by `probe --scenario/--hop`
+/// and scenario files.
+pub fn path_context(scenario: Option<Scenario>, hop: Option<u8>) -> Result<PathContext, String> {
+    let Some(scenario) = scenario else {
+        return Ok(PathContext::default());
+    };
+    let hop = hop.unwrap_or(1);
+    match hop {
+        1 => {}
+        2 if matches!(scenario, Scenario::B | Scenario::D) => {}
+        2 => {
+            return Err(format!(
+                "2: scenario {scenario} has one hop (B and D have two)"
+            ))
+        }
+        _ => return Err(format!("{hop}: scenarios have hop 1 or 2")),
+    }
+    Ok(PathContext {
+        scenario: Some(scenario),
+        hop: Some(hop),
+    })
 }
 
 pub fn parse_scenario(s: &str) -> Result<Scenario, String> {
@@ -205,40 +329,82 @@ pub struct TraceArgs {
 impl TraceArgs {
     /// Validates the flags and builds the trace options.
     pub fn to_options(&self) -> Result<crate::trace::TraceOptions, UsageError> {
-        let domain = self.domain.trim().trim_end_matches('.');
-        if domain.parse::<IpAddr>().is_ok() || !valid_hostname(domain) {
-            return Err(UsageError(format!(
-                "invalid domain {:?}: expected a mail domain such as contoso.com",
-                self.domain
-            )));
-        }
-        let resolver = match &self.resolver {
-            None => crate::dns::ResolverChoice::System,
-            Some(r) => crate::dns::ResolverChoice::Server(
-                crate::dns::parse_resolver(r).map_err(UsageError)?,
-            ),
-        };
-        let probe = self.session.to_options(domain.to_string(), self.port)?;
-        if let Some(t) = &self.tenant {
-            if crate::diagnose::tenant_routing_domain(t).is_none() {
-                return Err(UsageError(format!(
-                    "--tenant {t:?}: expected a tenant name such as contoso, \
-                     contoso.onmicrosoft.com or contoso.mail.onmicrosoft.com"
-                )));
-            }
-        }
-        Ok(crate::trace::TraceOptions {
-            scenario: self.scenario,
-            tenant: self.tenant.clone(),
-            domain: domain.to_string(),
-            resolver,
+        let walk = Walk {
+            resolver: self.resolver.as_deref(),
             dns_timeout: self.dns_timeout,
             all: self.all,
-            max_mx: self.max_mx.map(usize::from),
-            concurrency: crate::trace::DEFAULT_CONCURRENCY,
-            probe,
-        })
+            max_mx: self.max_mx,
+            port: self.port,
+            scenario: self.scenario,
+            tenant: self.tenant.as_deref(),
+        };
+        trace_options(&self.domain, &walk, &self.session)
     }
+}
+
+/// How `trace` (and a scenario file's domain hop) walks a domain's MX hosts.
+#[derive(Debug, Clone)]
+pub struct Walk<'a> {
+    pub resolver: Option<&'a str>,
+    pub dns_timeout: Duration,
+    pub all: bool,
+    pub max_mx: Option<u16>,
+    pub port: u16,
+    /// `trace --scenario`; scenario files set the probe template's context instead.
+    pub scenario: Option<Scenario>,
+    /// `trace --tenant`: scenario B's hop 2.
+    pub tenant: Option<&'a str>,
+}
+
+/// Validates a mail domain.
+pub fn check_domain(domain: &str) -> Result<String, UsageError> {
+    let d = domain.trim().trim_end_matches('.');
+    if d.parse::<IpAddr>().is_ok() || !valid_hostname(d) {
+        return Err(UsageError(format!(
+            "invalid domain {domain:?}: expected a mail domain such as contoso.com"
+        )));
+    }
+    Ok(d.to_string())
+}
+
+/// `--resolver`, or the system's.
+pub fn resolver_choice(resolver: Option<&str>) -> Result<crate::dns::ResolverChoice, UsageError> {
+    Ok(match resolver {
+        None => crate::dns::ResolverChoice::System,
+        Some(r) => {
+            crate::dns::ResolverChoice::Server(crate::dns::parse_resolver(r).map_err(UsageError)?)
+        }
+    })
+}
+
+/// Validates the walk and session settings and builds the trace options for `domain`.
+pub fn trace_options(
+    domain: &str,
+    walk: &Walk<'_>,
+    session: &SessionArgs,
+) -> Result<crate::trace::TraceOptions, UsageError> {
+    let domain = check_domain(domain)?;
+    let resolver = resolver_choice(walk.resolver)?;
+    let probe = session.to_options(domain.clone(), walk.port)?;
+    if let Some(t) = walk.tenant {
+        if crate::diagnose::tenant_routing_domain(t).is_none() {
+            return Err(UsageError(format!(
+                "--tenant {t:?}: expected a tenant name such as contoso, \
+                 contoso.onmicrosoft.com or contoso.mail.onmicrosoft.com"
+            )));
+        }
+    }
+    Ok(crate::trace::TraceOptions {
+        scenario: walk.scenario,
+        tenant: walk.tenant.map(str::to_string),
+        domain,
+        resolver,
+        dns_timeout: walk.dns_timeout,
+        all: walk.all,
+        max_mx: walk.max_mx.map(usize::from),
+        concurrency: crate::trace::DEFAULT_CONCURRENCY,
+        probe,
+    })
 }
 
 #[derive(Debug, Args)]
@@ -357,7 +523,7 @@ pub struct SessionArgs {
     pub ipv6: bool,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 10s, 1m)"))?;
     if d.is_zero() {
         return Err("must be more than zero".to_string());
@@ -436,7 +602,7 @@ fn valid_hostname(h: &str) -> bool {
 
 /// An address for MAIL FROM / RCPT TO: no line breaks or spaces (they would inject commands),
 /// at most 320 bytes (RFC 5321 4.5.3.1), `local@domain` (or empty for MAIL's null sender).
-fn check_address(flag: &str, a: &str, allow_empty: bool) -> Result<(), UsageError> {
+pub(crate) fn check_address(flag: &str, a: &str, allow_empty: bool) -> Result<(), UsageError> {
     let inner = a.trim().trim_start_matches('<').trim_end_matches('>');
     if inner.is_empty() && allow_empty {
         return Ok(());

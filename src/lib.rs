@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod diagnose;
+pub mod diff;
 pub mod dns;
 pub mod exit;
 pub mod explain;
@@ -23,6 +24,8 @@ pub mod lab;
 pub mod model;
 pub mod probe;
 pub mod report;
+pub mod run;
+pub mod scenario;
 pub mod secret;
 pub mod smtp;
 pub mod tls;

@@ -70,6 +70,63 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
                 report::human::render_trace(&report, style)
             })
         }
+        Command::Run(args) => {
+            let file = mxtrace::scenario::load(&args.file, &args.overrides())
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+            // Every hop's options (and passwords) before anything runs.
+            let prepared = file
+                .hops
+                .iter()
+                .map(mxtrace::scenario::prepare)
+                .collect::<Result<Vec<_>, _>>()?;
+            let junit = match &args.junit {
+                Some(p) => Some(report::junit::Pending::open(p).map_err(Failure::Usage)?),
+                None => None,
+            };
+            let rt = runtime()?;
+            let report = rt.block_on(mxtrace::run::run(&file, prepared))?;
+            if let Some(j) = junit {
+                j.commit(&report::junit::render(&report, &file.stem()))
+                    .map_err(Failure::Usage)?;
+            }
+            let text = match format {
+                Format::Human => {
+                    report::human::render_run(&report, Style::new(report::use_color()))
+                }
+                Format::Json => report::json::render("run", &report)
+                    .map_err(|e| Failure::Internal(e.to_string()))?,
+            };
+            emit(&text)?;
+            Ok(if report.verdict.passed {
+                exit::PASS
+            } else {
+                exit::FAIL
+            })
+        }
+        Command::Diff(args) => {
+            let before = mxtrace::diff::read(&args.before)?;
+            let after = mxtrace::diff::read(&args.after)?;
+            let report = mxtrace::diff::diff(
+                &args.before,
+                &before,
+                &args.after,
+                &after,
+                args.latency_threshold,
+            )?;
+            let text = match format {
+                Format::Human => {
+                    report::human::render_diff(&report, Style::new(report::use_color()))
+                }
+                Format::Json => report::json::render("diff", &report)
+                    .map_err(|e| Failure::Internal(e.to_string()))?,
+            };
+            emit(&text)?;
+            Ok(if report.verdict.passed {
+                exit::PASS
+            } else {
+                exit::FAIL
+            })
+        }
         Command::Explain(args) => {
             let (reply, stage, e) =
                 mxtrace::explain::explain_text(&args.reply, args.stage.as_deref())

@@ -125,6 +125,14 @@ pub async fn probe(opts: &ProbeOptions) -> Result<ProbeReport, TlsConfigError> {
     Ok(s.finish())
 }
 
+/// The report of a probe that never connected because the caller could not look up the host's
+/// addresses with its own resolver (`run` with a `resolver`): a connect stage of kind `dns`.
+pub fn unresolved(opts: &ProbeOptions, message: String) -> ProbeReport {
+    let mut s = Session::new(opts, None);
+    s.record_error(Stage::Connect, Vec::new(), ErrorKind::Dns, message);
+    s.finish()
+}
+
 /// Whether a stage's result counts against the verdict.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Weight {

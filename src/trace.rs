@@ -89,14 +89,25 @@ pub async fn trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
         .to_ascii_lowercase();
     // Scenario D's MX walk is its hop 2 (on-premises -> third party); hop 1, EOP -> the
     // on-premises smart host, is a `probe` of that host.
+    // The first hop's place in the path: named on the command line (`--scenario`; D's MX
+    // walk is its hop 2), or by a scenario file through the probe template's context (e.g.
+    // B hop 2, on-premises -> EOP); else detected from the MX below.
+    let (scenario, hop) = match (opts.scenario, opts.probe.ctx) {
+        (Some(Scenario::D), _) => (Some(Scenario::D), 2),
+        (Some(s), _) => (Some(s), 1),
+        (
+            None,
+            PathContext {
+                scenario: Some(s),
+                hop,
+            },
+        ) => (Some(s), hop.unwrap_or(1)),
+        (None, _) => (None, 1),
+    };
     let first = HopPlan {
-        hop: if opts.scenario == Some(Scenario::D) {
-            2
-        } else {
-            1
-        },
+        hop,
         domain: domain.clone(),
-        scenario: opts.scenario,
+        scenario,
         probe: opts.probe.clone(),
     };
     let hop1 = walk_hop(&dns, opts, first).await?;
@@ -229,13 +240,7 @@ async fn walk_hop(
     let domain = domain.as_str();
     let t0 = Instant::now();
     let mut warnings = Vec::new();
-    // -4/-6, else the family of --source (the other could not be reached from it), else both.
-    let families: Vec<Family> = match (opts.probe.family, opts.probe.source) {
-        (Some(f), _) => vec![f],
-        (None, Some(IpAddr::V4(_))) => vec![Family::V4],
-        (None, Some(IpAddr::V6(_))) => vec![Family::V6],
-        (None, None) => vec![Family::V4, Family::V6],
-    };
+    let families = families(&opts.probe);
     let mut hop = TraceHop {
         spf: None,
         hop: hop_no,
@@ -515,6 +520,30 @@ type HostLookup = (Vec<IpAddr>, Option<String>, Option<DnsFailure>);
 
 /// A host's addresses in the families asked for (IPv4 first, each in DNS order), the CNAME it
 /// went through, and the failure when there is no address.
+/// -4/-6, else the family of --source (the other could not be reached from it), else both.
+fn families(o: &ProbeOptions) -> Vec<Family> {
+    match (o.family, o.source) {
+        (Some(f), _) => vec![f],
+        (None, Some(IpAddr::V4(_))) => vec![Family::V4],
+        (None, Some(IpAddr::V6(_))) => vec![Family::V6],
+        (None, None) => vec![Family::V4, Family::V6],
+    }
+}
+
+/// The addresses of a host a probe is about to use, looked up with `dns` (not the system's
+/// getaddrinfo) in the families the probe can reach, IPv4 first.
+pub async fn host_addresses(
+    dns: &Dns,
+    probe: &ProbeOptions,
+    host: &str,
+) -> Result<Vec<IpAddr>, DnsFailure> {
+    let (addrs, _, error) = resolve_host(dns, host, &families(probe)).await;
+    match error {
+        Some(e) if addrs.is_empty() => Err(e),
+        _ => Ok(addrs),
+    }
+}
+
 async fn resolve_host(dns: &Dns, host: &str, families: &[Family]) -> HostLookup {
     let mut addrs = Vec::new();
     let mut cname = None;

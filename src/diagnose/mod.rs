@@ -59,6 +59,70 @@ pub enum Category {
     Other,
 }
 
+impl Category {
+    pub const ALL: [Category; 21] = [
+        Category::Accepted,
+        Category::RecipientUnknown,
+        Category::MailboxDisabledOrFull,
+        Category::SenderRejected,
+        Category::RelayDenied,
+        Category::AuthRequired,
+        Category::AuthFailed,
+        Category::TlsRequired,
+        Category::TlsFailed,
+        Category::IpBlocklisted,
+        Category::ReputationOrRateLimited,
+        Category::Greylisted,
+        Category::PolicyOrTransportRule,
+        Category::SpfDkimDmarcFailure,
+        Category::MessageTooLarge,
+        Category::ContentRejected,
+        Category::DnsFailure,
+        Category::ConnectorOrRouting,
+        Category::ServiceUnavailable,
+        Category::ProtocolError,
+        Category::Other,
+    ];
+
+    /// The exact name of DESIGN.md's vocabulary (the JSON value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Accepted => "accepted",
+            Category::RecipientUnknown => "recipient_unknown",
+            Category::MailboxDisabledOrFull => "mailbox_disabled_or_full",
+            Category::SenderRejected => "sender_rejected",
+            Category::RelayDenied => "relay_denied",
+            Category::AuthRequired => "auth_required",
+            Category::AuthFailed => "auth_failed",
+            Category::TlsRequired => "tls_required",
+            Category::TlsFailed => "tls_failed",
+            Category::IpBlocklisted => "ip_blocklisted",
+            Category::ReputationOrRateLimited => "reputation_or_rate_limited",
+            Category::Greylisted => "greylisted",
+            Category::PolicyOrTransportRule => "policy_or_transport_rule",
+            Category::SpfDkimDmarcFailure => "spf_dkim_dmarc_failure",
+            Category::MessageTooLarge => "message_too_large",
+            Category::ContentRejected => "content_rejected",
+            Category::DnsFailure => "dns_failure",
+            Category::ConnectorOrRouting => "connector_or_routing",
+            Category::ServiceUnavailable => "service_unavailable",
+            Category::ProtocolError => "protocol_error",
+            Category::Other => "other",
+        }
+    }
+
+    /// The category with this exact name (scenario files name categories as JSON does).
+    pub fn from_name(name: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Failure layers of the runbooks (DESIGN.md "Layers").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -733,3 +733,13 @@ fn scenario_refinements_for_connect_failures() {
     );
     assert!(d.cause.contains("TlsDomain"), "{}", d.cause);
 }
+
+#[test]
+fn category_names_are_the_json_names() {
+    for c in Category::ALL {
+        assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        assert_eq!(Category::from_name(c.as_str()), Some(c));
+    }
+    assert_eq!(Category::from_name("Accepted"), None);
+    assert_eq!(Category::from_name("relay-denied"), None);
+}

@@ -479,3 +479,108 @@ fn dns_error(out: &mut String, e: &DnsFailure, style: Style) {
         diagnosis(out, d, style);
     }
 }
+
+/// `run`: a line per hop, one per expectation (`PASS`/`FAIL`, what, what was observed, and
+/// for a failure why), then the summary and verdict.
+pub fn render_run(r: &crate::run::RunReport, style: Style) -> String {
+    let mut out = String::new();
+    let mut head = format!("{} {}: {}", style.paint("1", "mxtrace run"), r.file, r.name);
+    match (&r.scenario, &r.tenant) {
+        (Some(s), Some(t)) => {
+            let _ = write!(head, " (scenario {s}, tenant {t})");
+        }
+        (Some(s), None) => {
+            let _ = write!(head, " (scenario {s})");
+        }
+        _ => {}
+    }
+    let _ = writeln!(out, "{head}");
+    for h in &r.hops {
+        let path = h.path.map(|p| format!(", {p}")).unwrap_or_default();
+        let scenario = h
+            .scenario
+            .map(|s| format!(" (scenario {s} hop {}{path})", h.hop))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "hop {} {}: {} {}{scenario}",
+            h.hop, h.name, h.kind, h.target
+        );
+        for e in &h.expectations {
+            let mark = if e.passed {
+                style.paint("32", "PASS")
+            } else {
+                style.paint("1;31", "FAIL")
+            };
+            let subject = e
+                .subject
+                .as_ref()
+                .map(|s| format!(" [{s}]"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{mark} hop {} {}{subject}: {} (observed: {})",
+                h.hop, h.name, e.description, e.observed
+            );
+            if let Some(c) = e.cause.as_ref().filter(|_| !e.passed) {
+                let _ = writeln!(out, "     why: {c}");
+            }
+        }
+    }
+    let s = &r.summary;
+    let _ = writeln!(
+        out,
+        "Summary: {} expectation(s), {} passed, {} failed",
+        s.total, s.passed, s.failed
+    );
+    let verdict = if r.verdict.passed {
+        style.paint("1;32", "PASS")
+    } else {
+        style.paint("1;31", "FAIL")
+    };
+    let _ = writeln!(out, "Verdict: {verdict} {}", r.verdict.summary);
+    out
+}
+
+/// `diff`: one line per finding, regressions first, then the summary and verdict.
+pub fn render_diff(r: &crate::diff::DiffReport, style: Style) -> String {
+    use crate::diff::Kind;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {} ({}) -> {} ({}), latency threshold {}",
+        style.paint("1", "mxtrace diff"),
+        r.before.file,
+        r.before.command,
+        r.after.file,
+        r.after.command,
+        r.latency_threshold
+    );
+    for kind in [Kind::Regression, Kind::Improvement, Kind::Change] {
+        for f in r.findings.iter().filter(|f| f.kind == kind) {
+            let label = match kind {
+                Kind::Regression => style.paint("1;31", "REGRESSION "),
+                Kind::Improvement => style.paint("32", "IMPROVEMENT"),
+                Kind::Change => style.paint("33", "CHANGE     "),
+            };
+            let hop = if f.hop.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", f.hop)
+            };
+            let subject = if f.what == "expectation" {
+                String::new()
+            } else {
+                format!("{}: ", f.subject)
+            };
+            let _ = writeln!(out, "{label} {hop}{subject}{}", f.message);
+        }
+    }
+    let verdict = if r.verdict.passed {
+        style.paint("1;32", "PASS")
+    } else {
+        style.paint("1;31", "FAIL")
+    };
+    let _ = writeln!(out, "Verdict: {verdict} {}", r.verdict.summary);
+    out
+}

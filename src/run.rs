@@ -1,0 +1,914 @@
+//! `run FILE.toml`: the hops of a scenario file, in order, each a `trace` (domain) or `probe`s
+//! (hosts), then every expectation checked against what was observed. Two expectations need a
+//! session of their own, run only when asked: the open-relay check (RCPT to an outside address
+//! without AUTH must be refused) and "STARTTLS required" (a plaintext session must be refused).
+//! Neither ever sends DATA.
+
+use crate::cli::UsageError;
+use crate::diagnose::{self, Category, Scenario};
+use crate::dns::Dns;
+use crate::model::{Outcome, ProbeReport, Stage, StageRecord, TraceReport};
+use crate::probe::{self, ProbeOptions, StartTls};
+use crate::scenario::{
+    cert_name_matches, glob_match, HopSpec, HopTarget, LatencyKey, Prepared, ReplyExpect,
+    ScenarioFile, StartTlsExpect,
+};
+use serde::Serialize;
+use std::net::IpAddr;
+use std::time::SystemTime;
+use tokio::time::Instant;
+
+/// The whole run (`run --json`, after `command` and `version`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub file: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub scenario: Option<Scenario>,
+    pub tenant: Option<String>,
+    pub hops: Vec<HopResult>,
+    pub summary: Summary,
+    pub verdict: RunVerdict,
+    pub started_at: String,
+    pub elapsed_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub total: usize,
+    pub passed: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunVerdict {
+    /// True when every expectation passed (exit 0).
+    pub passed: bool,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HopResult {
+    pub name: String,
+    pub hop: u8,
+    pub scenario: Option<Scenario>,
+    /// `internet -> on-premises MX` and so on, when the scenario is known.
+    pub path: Option<&'static str>,
+    /// `trace` (a domain's MX walk) or `probe` (explicit hosts).
+    pub kind: &'static str,
+    /// The domain, or the hosts as `host:port`.
+    pub target: String,
+    /// A `trace` object for a domain hop, a list of `probe` objects for a hosts hop.
+    pub result: HopData,
+    /// The extra sessions some expectations need.
+    pub checks: Vec<Check>,
+    pub expectations: Vec<ExpectationResult>,
+    pub passed: bool,
+    pub elapsed_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum HopData {
+    Trace(Box<TraceReport>),
+    Probes(Vec<ProbeReport>),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// `open_relay` or `starttls_required`.
+    pub check: &'static str,
+    /// The probe it checks (`host:port` or `mx ip`), null for the hop's only one.
+    pub subject: Option<String>,
+    pub report: ProbeReport,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpectationResult {
+    /// Stable across runs (`diff` matches on it): `HOP NAME/[SUBJECT/]KEY`, KEY as in the file
+    /// (`reachable`, `stage.rcpt_to`, `latency.connect`).
+    pub id: String,
+    /// The probe it is about in a hop with several (`host:port`, or `mx ip` with `all`).
+    pub subject: Option<String>,
+    pub description: String,
+    pub passed: bool,
+    pub expected: String,
+    pub observed: String,
+    /// For a failure, the diagnosis of the stage that explains it, when there is one.
+    pub cause: Option<String>,
+}
+
+/// Runs every hop in order. A hop's configuration error (a TLS file that does not load) is
+/// a usage error; everything the network does is a result.
+pub async fn run(file: &ScenarioFile, prepared: Vec<Prepared>) -> Result<RunReport, UsageError> {
+    let t0 = Instant::now();
+    let started_at = SystemTime::now();
+    let mut hops = Vec::new();
+    for (spec, prep) in file.hops.iter().zip(prepared) {
+        hops.push(run_hop(spec, prep).await?);
+    }
+    let total: usize = hops.iter().map(|h| h.expectations.len()).sum();
+    let passed: usize = hops
+        .iter()
+        .map(|h| h.expectations.iter().filter(|e| e.passed).count())
+        .sum();
+    let failed = total - passed;
+    let verdict = RunVerdict {
+        passed: failed == 0,
+        summary: if failed == 0 {
+            format!("every expectation met ({total})")
+        } else {
+            let names: Vec<String> = hops
+                .iter()
+                .filter(|h| !h.passed)
+                .map(|h| format!("{:?}", h.name))
+                .collect();
+            format!(
+                "{failed} of {total} expectations not met (hop {})",
+                names.join(", ")
+            )
+        },
+    };
+    Ok(RunReport {
+        file: file.path.display().to_string(),
+        name: file.name.clone(),
+        description: file.description.clone(),
+        scenario: file.scenario,
+        tenant: file.tenant.clone(),
+        hops,
+        summary: Summary {
+            total,
+            passed,
+            failed,
+        },
+        verdict,
+        started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+        elapsed_ms: ms(t0),
+    })
+}
+
+/// One probe whose result expectations are checked: its label (null when the hop has one
+/// deciding probe), the report (None when DNS decided and nothing was probed), and the
+/// options to reach the same address again for a check.
+struct Subject {
+    label: Option<String>,
+    report: Option<ProbeReport>,
+    again: Option<ProbeOptions>,
+}
+
+async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, UsageError> {
+    let t0 = Instant::now();
+    let mut ex = Vec::new();
+    let (kind, target, data, subjects) = match prep {
+        Prepared::Trace(opts) => {
+            let report = crate::trace::trace(&opts)
+                .await
+                .map_err(|e| UsageError(format!("hop {:?}: {e}", spec.name)))?;
+            trace_expectations(spec, &report, &mut ex);
+            let subjects = trace_subjects(&opts.probe, &report, opts.all);
+            (
+                "trace",
+                opts.domain.clone(),
+                HopData::Trace(Box::new(report)),
+                subjects,
+            )
+        }
+        Prepared::Hosts(list) => {
+            let dns = match &spec.walk.resolver {
+                None => None,
+                Some(r) => Some(
+                    Dns::new(crate::cli::resolver_choice(Some(r))?, spec.walk.dns_timeout)
+                        .map_err(|e| UsageError(e.to_string()))?,
+                ),
+            };
+            let mut reports = Vec::new();
+            let mut subjects = Vec::new();
+            let mut shown = Vec::new();
+            for mut o in list {
+                let label = format!("{}:{}", o.host, o.port);
+                shown.push(label.clone());
+                // A named resolver answers for the hosts too (a lab's names, split DNS);
+                // without one, the system's lookup as `probe` does.
+                let mut failed = None;
+                if let (Some(dns), Err(_)) = (&dns, o.host.parse::<IpAddr>()) {
+                    match crate::trace::host_addresses(dns, &o, &o.host).await {
+                        Ok(a) if !a.is_empty() => o.addrs = Some(a),
+                        Ok(_) => failed = Some(format!("{} has no address", o.host)),
+                        Err(f) => failed = Some(format!("{} ({})", f.message, f.query)),
+                    }
+                }
+                let report = match failed {
+                    Some(msg) => probe::unresolved(&o, msg),
+                    None => probe::probe(&o)
+                        .await
+                        .map_err(|e| UsageError(format!("hop {:?}: {}", spec.name, e.0)))?,
+                };
+                let again = report.target.ip.as_ref().and_then(|ip| {
+                    let mut a = o.clone();
+                    a.addrs = Some(vec![ip.parse().ok()?]);
+                    Some(a)
+                });
+                reports.push(report.clone());
+                subjects.push(Subject {
+                    label: Some(label),
+                    report: Some(report),
+                    again,
+                });
+            }
+            (
+                "probe",
+                shown.join(", "),
+                HopData::Probes(reports),
+                subjects,
+            )
+        }
+    };
+    let mut checks = Vec::new();
+    for s in &subjects {
+        subject_expectations(spec, s, &mut ex);
+        extra_checks(spec, s, &mut checks, &mut ex).await;
+    }
+    let expectations: Vec<ExpectationResult> = ex
+        .into_iter()
+        .map(|mut e| {
+            // `SUBJECT/KEY` -> subject; ids become `HOP/SUBJECT/KEY`.
+            e.subject = e.id.rsplit_once('/').map(|(s, _)| s.to_string());
+            e.id = format!("{}/{}", spec.name, e.id);
+            e
+        })
+        .collect();
+    let passed = expectations.iter().all(|e| e.passed);
+    Ok(HopResult {
+        name: spec.name.clone(),
+        hop: spec.hop,
+        scenario: spec.ctx.scenario,
+        path: spec.ctx.scenario.map(|s| diagnose::path_label(s, spec.hop)),
+        kind,
+        target,
+        result: data,
+        checks,
+        expectations,
+        passed,
+        elapsed_ms: ms(t0),
+    })
+}
+
+/// The probes a trace's expectations look at: the one that decided (else the last tried), or
+/// with `all` every one.
+fn trace_subjects(template: &ProbeOptions, r: &TraceReport, all: bool) -> Vec<Subject> {
+    let Some(hop) = r.hops.first() else {
+        return Vec::new();
+    };
+    let again = |mx: &str, ip: &str| {
+        let mut o = template.clone();
+        o.host = mx.to_string();
+        o.addrs = Some(vec![ip.parse().ok()?]);
+        Some(o)
+    };
+    if all && !hop.probes.is_empty() {
+        return hop
+            .probes
+            .iter()
+            .map(|p| Subject {
+                label: Some(format!("{} {}", p.mx, p.ip)),
+                report: Some(p.report.clone()),
+                again: again(&p.mx, &p.ip),
+            })
+            .collect();
+    }
+    let p = hop
+        .decided_by
+        .and_then(|i| hop.probes.get(i))
+        .or(hop.probes.last());
+    vec![Subject {
+        label: None,
+        report: p.map(|p| p.report.clone()),
+        again: p.and_then(|p| again(&p.mx, &p.ip)),
+    }]
+}
+
+fn result(
+    id: &str,
+    description: String,
+    passed: bool,
+    expected: String,
+    observed: String,
+) -> ExpectationResult {
+    ExpectationResult {
+        id: id.to_string(),
+        subject: None,
+        description,
+        passed,
+        expected,
+        observed,
+        cause: None,
+    }
+}
+
+/// Expectations about the whole walk: its verdict, reachability, the MX names, DNS time.
+fn trace_expectations(spec: &HopSpec, r: &TraceReport, ex: &mut Vec<ExpectationResult>) {
+    let e = &spec.expect;
+    let hop = r.hops.first();
+    if let Some(want) = e.passes {
+        let mut x = result(
+            "passes",
+            if want { "passes" } else { "fails" }.to_string(),
+            r.verdict.passed == want,
+            want.to_string(),
+            r.verdict.summary.clone(),
+        );
+        if !x.passed {
+            x.cause = hop.and_then(hop_cause);
+        }
+        ex.push(x);
+    }
+    if let Some(pattern) = &e.mx_matches {
+        let hosts: Vec<String> = hop
+            .map(|h| h.mx.iter().map(|m| m.host.clone()).collect())
+            .unwrap_or_default();
+        let ok = !hosts.is_empty() && hosts.iter().all(|h| glob_match(pattern, h));
+        let observed = if hosts.is_empty() {
+            format!("no MX host: {}", r.verdict.summary)
+        } else {
+            hosts.join(", ")
+        };
+        ex.push(result(
+            "mx_matches",
+            format!("MX matches {pattern}"),
+            ok,
+            pattern.clone(),
+            observed,
+        ));
+    }
+    if let Some(want) = e.reachable {
+        let probes: Vec<&ProbeReport> = hop
+            .map(|h| h.probes.iter().map(|p| &p.report).collect())
+            .unwrap_or_default();
+        let connected: Vec<&ProbeReport> =
+            probes.iter().copied().filter(|p| connected(p)).collect();
+        // As a sender sees it: one reachable MX is enough; with `all`, every address.
+        let reachable = if spec.walk.all {
+            !probes.is_empty() && connected.len() == probes.len()
+        } else {
+            !connected.is_empty()
+        };
+        let observed = if probes.is_empty() {
+            format!("nothing probed: {}", r.verdict.summary)
+        } else {
+            format!(
+                "{} of {} address(es) connected{}",
+                connected.len(),
+                probes.len(),
+                connected
+                    .first()
+                    .and_then(|p| p.target.ip.as_ref())
+                    .map(|ip| format!(", first {ip}"))
+                    .unwrap_or_default()
+            )
+        };
+        ex.push(result(
+            "reachable",
+            if want { "reachable" } else { "not reachable" }.to_string(),
+            reachable == want,
+            want.to_string(),
+            observed,
+        ));
+    }
+    for (key, budget) in &e.latency {
+        if *key != LatencyKey::Dns {
+            continue;
+        }
+        let took = hop.map(|h| h.dns_elapsed_ms).unwrap_or(0.0);
+        ex.push(latency_result(*key, *budget, Some(took), String::new()));
+    }
+}
+
+fn hop_cause(h: &crate::model::TraceHop) -> Option<String> {
+    if let Some(e) = &h.error {
+        return e.diagnosis.as_ref().map(|d| d.cause.clone());
+    }
+    let p = h
+        .decided_by
+        .and_then(|i| h.probes.get(i))
+        .or(h.probes.last())?;
+    failed_cause(&p.report)
+}
+
+fn failed_cause(r: &ProbeReport) -> Option<String> {
+    let stage = r.verdict.failed_stage?;
+    r.stages
+        .iter()
+        .find(|s| s.stage == stage && s.outcome != Outcome::Ok)
+        .and_then(|s| s.diagnosis.as_ref())
+        .map(|d| d.cause.clone())
+}
+
+fn connected(r: &ProbeReport) -> bool {
+    r.stages
+        .iter()
+        .any(|s| s.stage == Stage::Connect && s.outcome == Outcome::Ok)
+}
+
+fn keyed(label: &Option<String>, key: &str) -> String {
+    match label {
+        Some(l) => format!("{l}/{key}"),
+        None => key.to_string(),
+    }
+}
+
+/// Expectations about one probe; with no probe (DNS decided the hop) each fails with why.
+fn subject_expectations(spec: &HopSpec, s: &Subject, ex: &mut Vec<ExpectationResult>) {
+    let e = &spec.expect;
+    let hosts_hop = matches!(spec.target, HopTarget::Hosts(_));
+    let id = |k: &str| keyed(&s.label, k);
+    let r = s.report.as_ref();
+    let unprobed = || "not probed: DNS decided the hop".to_string();
+    if hosts_hop {
+        if let Some(want) = e.passes {
+            let (ok, observed) = match r {
+                Some(r) => (r.verdict.passed == want, r.verdict.summary.clone()),
+                None => (false, unprobed()),
+            };
+            let mut x = result(
+                &id("passes"),
+                if want { "passes" } else { "fails" }.to_string(),
+                ok,
+                want.to_string(),
+                observed,
+            );
+            if !ok {
+                x.cause = r.and_then(failed_cause);
+            }
+            ex.push(x);
+        }
+        if let Some(want) = e.reachable {
+            let c = r.and_then(|r| r.stages.iter().find(|s| s.stage == Stage::Connect));
+            let ok = r.is_some_and(connected);
+            let observed = match (r, c) {
+                (Some(r), Some(c)) if ok => format!(
+                    "connected to {} in {:.1} ms",
+                    r.target.ip.as_deref().unwrap_or("?"),
+                    c.elapsed_ms
+                ),
+                (_, Some(c)) => format!("not connected: {}", describe(c)),
+                _ => "not connected".to_string(),
+            };
+            let mut x = result(
+                &id("reachable"),
+                if want { "reachable" } else { "not reachable" }.to_string(),
+                ok == want,
+                want.to_string(),
+                observed,
+            );
+            if !x.passed && want {
+                x.cause = c
+                    .and_then(|c| c.diagnosis.as_ref())
+                    .map(|d| d.cause.clone());
+            }
+            ex.push(x);
+        }
+    }
+    if let Some(want) = e.starttls.filter(|w| *w != StartTlsExpect::Required) {
+        ex.push(match r {
+            Some(r) => starttls_result(&id("starttls"), want, r),
+            None => result(
+                &id("starttls"),
+                starttls_description(want).to_string(),
+                false,
+                want.as_str().to_string(),
+                unprobed(),
+            ),
+        });
+    }
+    if let Some(want) = e.tls_verified {
+        let (ok, observed) = match r.map(|r| &r.tls) {
+            None => (false, unprobed()),
+            Some(None) => (!want, "no TLS session".to_string()),
+            Some(Some(t)) if t.verified => (want, "verified".to_string()),
+            Some(Some(t)) => (
+                !want,
+                format!(
+                    "not verified: {}",
+                    t.verify_error.as_deref().unwrap_or("unknown reason")
+                ),
+            ),
+        };
+        ex.push(result(
+            &id("tls_verified"),
+            if want {
+                "certificate verifies"
+            } else {
+                "certificate does not verify"
+            }
+            .to_string(),
+            ok,
+            want.to_string(),
+            observed,
+        ));
+    }
+    let leaf = r.map(|r| r.tls.as_ref().and_then(|t| t.chain.first()));
+    if let Some(name) = &e.certificate_name {
+        let (ok, observed) = match leaf {
+            None => (false, unprobed()),
+            Some(None) => (false, "no certificate (no TLS session)".to_string()),
+            Some(Some(c)) => {
+                let names: Vec<&str> = if c.sans.is_empty() {
+                    vec![c.subject.as_str()]
+                } else {
+                    c.sans.iter().map(String::as_str).collect()
+                };
+                (
+                    c.sans.iter().any(|s| cert_name_matches(s, name)),
+                    format!("names: {}", names.join(", ")),
+                )
+            }
+        };
+        ex.push(result(
+            &id("certificate_name"),
+            format!("certificate covers {name}"),
+            ok,
+            name.clone(),
+            observed,
+        ));
+    }
+    if let Some(days) = e.certificate_min_days {
+        let (ok, observed) = match leaf {
+            None => (false, unprobed()),
+            Some(None) => (false, "no certificate (no TLS session)".to_string()),
+            Some(Some(c)) => (
+                c.days_left >= i64::from(days),
+                format!("{} days left (not after {})", c.days_left, c.not_after),
+            ),
+        };
+        ex.push(result(
+            &id("certificate_min_days"),
+            format!("certificate valid for at least {days} more days"),
+            ok,
+            format!(">= {days} days"),
+            observed,
+        ));
+    }
+    for (stage, want) in &e.stages {
+        let key = id(&format!("stage.{stage}"));
+        ex.push(match r {
+            Some(r) => stage_result(&key, *stage, want, r),
+            None => result(
+                &key,
+                format!("{stage} {want}"),
+                false,
+                want.to_string(),
+                unprobed(),
+            ),
+        });
+    }
+    for (key, budget) in &e.latency {
+        let took = match (key, r) {
+            (LatencyKey::Dns, _) => continue,
+            (_, None) => None,
+            (LatencyKey::Total, Some(r)) => Some(r.elapsed_ms),
+            (LatencyKey::Stage(st), Some(r)) => r
+                .stages
+                .iter()
+                .filter(|s| s.stage == *st)
+                .map(|s| s.elapsed_ms)
+                .reduce(f64::max),
+        };
+        let not_reached = match r {
+            Some(r) => format!("{} not reached: {}", key.as_str(), r.verdict.summary),
+            None => unprobed(),
+        };
+        let mut x = latency_result(*key, *budget, took, not_reached);
+        x.id = id(&x.id);
+        ex.push(x);
+    }
+}
+
+fn latency_result(
+    key: LatencyKey,
+    budget: std::time::Duration,
+    took: Option<f64>,
+    not_reached: String,
+) -> ExpectationResult {
+    let budget_ms = budget.as_secs_f64() * 1000.0;
+    let shown = humantime::format_duration(budget).to_string();
+    let (ok, observed) = match took {
+        Some(t) => (t <= budget_ms, format!("{t:.1} ms")),
+        None => (false, not_reached),
+    };
+    result(
+        &format!("latency.{}", key.as_str()),
+        format!("{} within {shown}", key.as_str()),
+        ok,
+        format!("<= {shown}"),
+        observed,
+    )
+}
+
+fn starttls_result(id: &str, want: StartTlsExpect, r: &ProbeReport) -> ExpectationResult {
+    let caps = r.capabilities.before_tls.as_ref();
+    let handshake_ok = r
+        .stages
+        .iter()
+        .any(|s| s.stage == Stage::TlsHandshake && s.outcome == Outcome::Ok);
+    let (ok, observed) = match want {
+        StartTlsExpect::Offered | StartTlsExpect::NotOffered => match caps {
+            None if r.target.tls_mode == "implicit" => {
+                (false, "implicit TLS: no plaintext EHLO".to_string())
+            }
+            None => (false, format!("no EHLO reply: {}", r.verdict.summary)),
+            Some(c) => {
+                let offered = c.starttls;
+                let text = if offered {
+                    "EHLO lists STARTTLS".to_string()
+                } else {
+                    let masked = c.masked_keywords();
+                    if masked.is_empty() {
+                        "EHLO does not list STARTTLS".to_string()
+                    } else {
+                        format!(
+                            "EHLO does not list STARTTLS (masked keywords: {}; a middlebox?)",
+                            masked.join(", ")
+                        )
+                    }
+                };
+                (offered == (want == StartTlsExpect::Offered), text)
+            }
+        },
+        StartTlsExpect::Negotiated | StartTlsExpect::Required => match &r.tls {
+            Some(t) if handshake_ok => (
+                true,
+                format!(
+                    "{} {}",
+                    t.version.as_deref().unwrap_or("TLS"),
+                    t.cipher.as_deref().unwrap_or("")
+                )
+                .trim_end()
+                .to_string(),
+            ),
+            _ => {
+                let why = r
+                    .stages
+                    .iter()
+                    .find(|s| {
+                        matches!(s.stage, Stage::Starttls | Stage::TlsHandshake)
+                            && s.outcome != Outcome::Ok
+                    })
+                    .map(|s| format!("{}: {}", s.stage, describe(s)))
+                    .unwrap_or_else(|| "STARTTLS not used".to_string());
+                (false, format!("no TLS session ({why})"))
+            }
+        },
+    };
+    result(
+        id,
+        starttls_description(want).to_string(),
+        ok,
+        want.as_str().to_string(),
+        observed,
+    )
+}
+
+fn starttls_description(want: StartTlsExpect) -> &'static str {
+    match want {
+        StartTlsExpect::Offered => "STARTTLS offered",
+        StartTlsExpect::NotOffered => "STARTTLS not offered",
+        StartTlsExpect::Negotiated => "TLS negotiated",
+        StartTlsExpect::Required => "STARTTLS required (a plaintext session is refused)",
+    }
+}
+
+/// The category of a stage's result: its diagnosis, else accepted/other from the outcome.
+fn category_of(s: &StageRecord) -> Category {
+    match &s.diagnosis {
+        Some(d) => d.category,
+        None if s.outcome == Outcome::Ok => Category::Accepted,
+        None => Category::Other,
+    }
+}
+
+/// `250 2.1.5 accepted`, or `refused (connection refused) other`.
+fn describe(s: &StageRecord) -> String {
+    let head = match (&s.reply, &s.error) {
+        (_, Some(e)) => format!("{} ({})", e.kind.as_str(), e.message),
+        (Some(r), None) => match r.enhanced {
+            Some(e) => format!("{} {e}", r.code),
+            None => r.code.to_string(),
+        },
+        (None, None) => "ok".to_string(),
+    };
+    let mut out = format!("{head} {}", category_of(s));
+    // A refusal's words say more than its code (TenantAttribution, "Relay access denied").
+    if let Some(r) = s.reply.as_ref().filter(|_| s.outcome != Outcome::Ok) {
+        let text: String = r.text().chars().take(200).collect();
+        if !text.is_empty() {
+            out.push_str(&format!(" \"{text}\""));
+        }
+    }
+    out
+}
+
+fn reply_matches(want: &ReplyExpect, s: &StageRecord) -> bool {
+    want.category.is_none_or(|c| c == category_of(s))
+        && want
+            .code
+            .is_none_or(|c| s.reply.as_ref().is_some_and(|r| r.code == c))
+        && want.enhanced.as_ref().is_none_or(|e| {
+            s.reply
+                .as_ref()
+                .and_then(|r| r.enhanced)
+                .is_some_and(|got| got.to_string() == *e)
+        })
+}
+
+fn stage_result(id: &str, stage: Stage, want: &ReplyExpect, r: &ProbeReport) -> ExpectationResult {
+    let seen: Vec<&StageRecord> = r.stages.iter().filter(|s| s.stage == stage).collect();
+    let (ok, observed, cause) = if seen.is_empty() {
+        (
+            false,
+            format!("not reached: {}", r.verdict.summary),
+            failed_cause(r),
+        )
+    } else {
+        let ok = seen.iter().all(|s| reply_matches(want, s));
+        let cause = seen
+            .iter()
+            .find(|s| !reply_matches(want, s))
+            .and_then(|s| s.diagnosis.as_ref())
+            .map(|d| d.cause.clone());
+        let observed: Vec<String> = seen.iter().map(|s| describe(s)).collect();
+        (ok, observed.join("; "), cause)
+    };
+    let mut x = result(
+        id,
+        format!("{stage} {want}"),
+        ok,
+        want.to_string(),
+        observed,
+    );
+    if !ok {
+        x.cause = cause;
+    }
+    x
+}
+
+/// The expectations that need a session of their own, against the same address.
+async fn extra_checks(
+    spec: &HopSpec,
+    s: &Subject,
+    checks: &mut Vec<Check>,
+    ex: &mut Vec<ExpectationResult>,
+) {
+    let e = &spec.expect;
+    let id = |k: &str| keyed(&s.label, k);
+    let reached = s.report.as_ref().is_some_and(connected);
+    if e.starttls == Some(StartTlsExpect::Required) {
+        let x = match (&s.again, reached) {
+            (Some(base), true) => {
+                let mut o = base.clone();
+                o.starttls = StartTls::Never;
+                o.implicit_tls = false;
+                o.auth = None;
+                o.data = false;
+                o.from = Some(o.from.unwrap_or_default());
+                let report = run_check(&o).await;
+                let x = required_result(&id("starttls"), &report);
+                checks.push(Check {
+                    check: "starttls_required",
+                    subject: s.label.clone(),
+                    report,
+                });
+                x
+            }
+            _ => result(
+                &id("starttls"),
+                starttls_description(StartTlsExpect::Required).to_string(),
+                false,
+                "required".to_string(),
+                not_tested(s),
+            ),
+        };
+        ex.push(x);
+    }
+    if e.open_relay == Some(false) {
+        let x = match (&s.again, reached) {
+            (Some(base), true) => {
+                let mut o = base.clone();
+                o.auth = None;
+                o.data = false;
+                o.from = Some(o.from.unwrap_or_default());
+                o.rcpts = vec![spec.relay_test_rcpt.clone()];
+                let report = run_check(&o).await;
+                let x = relay_result(&id("open_relay"), &spec.relay_test_rcpt, &report);
+                checks.push(Check {
+                    check: "open_relay",
+                    subject: s.label.clone(),
+                    report,
+                });
+                x
+            }
+            _ => result(
+                &id("open_relay"),
+                "not an open relay".to_string(),
+                false,
+                "refused".to_string(),
+                not_tested(s),
+            ),
+        };
+        ex.push(x);
+    }
+}
+
+fn not_tested(s: &Subject) -> String {
+    if s.report.is_none() {
+        "not tested: DNS decided the hop".to_string()
+    } else {
+        "not tested: the server was not reached".to_string()
+    }
+}
+
+async fn run_check(o: &ProbeOptions) -> ProbeReport {
+    match probe::probe(o).await {
+        Ok(r) => r,
+        // The TLS files were loaded once already; should they fail now, say so as a result.
+        Err(e) => probe::unresolved(o, format!("TLS configuration: {}", e.0)),
+    }
+}
+
+/// RCPT to an outside address without AUTH: a 5xx is the refusal expected; anything else
+/// either relays (a 2xx: an open relay) or proves nothing (4xx, or refused before RCPT).
+fn relay_result(id: &str, rcpt: &str, r: &ProbeReport) -> ExpectationResult {
+    let rcpt_stage = r.stages.iter().find(|s| s.stage == Stage::RcptTo);
+    let (ok, observed, cause) = match rcpt_stage {
+        Some(s) if s.outcome == Outcome::Permanent => {
+            (true, format!("RCPT refused: {}", describe(s)), None)
+        }
+        Some(s) if s.outcome == Outcome::Ok => (
+            false,
+            format!("RCPT accepted without AUTH: {} (open relay)", describe(s)),
+            Some(
+                "the server accepts mail for an outside domain from an unauthenticated client: \
+                 an open relay (a receive connector open to 0.0.0.0/0 with relay permissions, \
+                 or Postfix mynetworks/relay restrictions too wide)"
+                    .to_string(),
+            ),
+        ),
+        Some(s) => (
+            false,
+            format!("inconclusive: RCPT answered {}", describe(s)),
+            None,
+        ),
+        None => (
+            false,
+            format!("inconclusive: RCPT not reached ({})", r.verdict.summary),
+            None,
+        ),
+    };
+    let mut x = result(
+        id,
+        format!("not an open relay (RCPT TO:<{rcpt}> without AUTH refused)"),
+        ok,
+        "5xx at RCPT".to_string(),
+        observed,
+    );
+    x.cause = cause;
+    x
+}
+
+/// A plaintext session must be refused for want of TLS before RCPT is accepted.
+fn required_result(id: &str, r: &ProbeReport) -> ExpectationResult {
+    let refusal = r.stages.iter().find(|s| {
+        matches!(
+            s.stage,
+            Stage::Ehlo | Stage::Helo | Stage::MailFrom | Stage::RcptTo | Stage::Auth
+        ) && matches!(s.outcome, Outcome::Permanent | Outcome::Transient)
+    });
+    let (ok, observed) = match refusal {
+        Some(s) if category_of(s) == Category::TlsRequired => (
+            true,
+            format!("plaintext session refused at {}: {}", s.stage, describe(s)),
+        ),
+        Some(s) => (
+            false,
+            format!(
+                "plaintext session refused at {}, not for TLS: {}",
+                s.stage,
+                describe(s)
+            ),
+        ),
+        None => (
+            false,
+            format!("plaintext session not refused: {}", r.verdict.summary),
+        ),
+    };
+    result(
+        id,
+        starttls_description(StartTlsExpect::Required).to_string(),
+        ok,
+        "required".to_string(),
+        observed,
+    )
+}
+
+fn ms(t0: Instant) -> f64 {
+    t0.elapsed().as_secs_f64() * 1000.0
+}

@@ -1,0 +1,1356 @@
+//! Scenario files (`mxtrace run FILE.toml`): the hops of a delivery path and what must be true
+//! of each, in TOML. See `scenarios/` for commented examples and README "Scenario files" for
+//! the reference.
+//!
+//! Loading is all-or-nothing and happens before anything touches the network: syntax, unknown
+//! keys (typos), names (categories, stages, scenario letters), durations, ports, addresses and
+//! TLS files are checked here, and every mistake is reported as `FILE:LINE:COL: what` (exit 2).
+//! Values are validated while TOML deserializes them, so the parser's span points at the value;
+//! checks that need several keys run afterwards and point at the key they are about.
+
+use crate::cli::{self, SessionArgs, UsageError};
+use crate::diagnose::{self, Category, PathContext, Scenario};
+use crate::model::Stage;
+use crate::probe::{ProbeOptions, StartTls};
+use crate::smtp::reply::EnhancedCode;
+use crate::tls::VerifyMode;
+use crate::trace::TraceOptions;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// The outside address of the open-relay check when the file names none: `.invalid` (RFC
+/// 2606) can never be delivered to, so a relay that accepts it still sends nothing.
+pub const DEFAULT_RELAY_TEST_RCPT: &str = "mxtrace-relay-test@example.invalid";
+
+/// A scenario file is small; a bigger one is a mistake (a log file named by accident).
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Command-line values that replace the file's everywhere (a lab run of a production file:
+/// `--resolver 127.0.0.1:5353 --port 2525`).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub resolver: Option<String>,
+    pub port: Option<u16>,
+    pub dns_timeout: Option<Duration>,
+    pub connect_timeout: Option<Duration>,
+    pub stage_timeout: Option<Duration>,
+    pub ehlo: Option<String>,
+    pub tls_ca_file: Option<PathBuf>,
+    pub source: Option<IpAddr>,
+}
+
+/// A loaded, checked scenario file.
+#[derive(Debug, Clone)]
+pub struct ScenarioFile {
+    /// The path as the user gave it.
+    pub path: PathBuf,
+    pub name: String,
+    pub description: Option<String>,
+    pub scenario: Option<Scenario>,
+    pub tenant: Option<String>,
+    pub hops: Vec<HopSpec>,
+}
+
+impl ScenarioFile {
+    /// The file name without directory and `.toml`, for JUnit class names.
+    pub fn stem(&self) -> String {
+        self.path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".to_string())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HopSpec {
+    pub name: String,
+    /// The scenario hop (1, or 2 in B and D); 1 when the file names no scenario.
+    pub hop: u8,
+    pub ctx: PathContext,
+    pub target: HopTarget,
+    /// Every session setting, defaults and overrides applied; the password is read by
+    /// `prepare`, not here.
+    pub session: SessionArgs,
+    pub walk: WalkSpec,
+    /// The outside address of the open-relay check.
+    pub relay_test_rcpt: String,
+    pub expect: Expectations,
+}
+
+#[derive(Debug, Clone)]
+pub struct WalkSpec {
+    pub resolver: Option<String>,
+    pub dns_timeout: Duration,
+    pub all: bool,
+    pub max_mx: Option<u16>,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HopTarget {
+    /// Walk the domain's MX hosts as a sending MTA does (`trace`).
+    Domain(String),
+    /// Probe each host (`probe`), in order.
+    Hosts(Vec<(String, u16)>),
+}
+
+/// What must be true of a hop. Every set field is one expectation (one JUnit test case).
+#[derive(Debug, Clone, Default)]
+pub struct Expectations {
+    pub passes: Option<bool>,
+    pub mx_matches: Option<String>,
+    pub reachable: Option<bool>,
+    pub starttls: Option<StartTlsExpect>,
+    pub tls_verified: Option<bool>,
+    pub certificate_name: Option<String>,
+    pub certificate_min_days: Option<u32>,
+    /// In stage order.
+    pub stages: Vec<(Stage, ReplyExpect)>,
+    /// In stage order, then `dns`, then `total`.
+    pub latency: Vec<(LatencyKey, Duration)>,
+    /// Only `false` (must not be an open relay) is accepted.
+    pub open_relay: Option<bool>,
+}
+
+impl Expectations {
+    fn is_empty(&self) -> bool {
+        self.passes.is_none()
+            && self.mx_matches.is_none()
+            && self.reachable.is_none()
+            && self.starttls.is_none()
+            && self.tls_verified.is_none()
+            && self.certificate_name.is_none()
+            && self.certificate_min_days.is_none()
+            && self.stages.is_empty()
+            && self.latency.is_empty()
+            && self.open_relay.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartTlsExpect {
+    /// EHLO lists STARTTLS.
+    Offered,
+    /// EHLO does not list STARTTLS (a listener that must stay plain, or a middlebox check).
+    NotOffered,
+    /// STARTTLS and the handshake succeeded.
+    Negotiated,
+    /// A session without TLS is refused before RCPT (`tls_required`): checked by an extra
+    /// plaintext probe.
+    Required,
+}
+
+impl StartTlsExpect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartTlsExpect::Offered => "offered",
+            StartTlsExpect::NotOffered => "not_offered",
+            StartTlsExpect::Negotiated => "negotiated",
+            StartTlsExpect::Required => "required",
+        }
+    }
+}
+
+/// The reply expected at a stage: each given part must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplyExpect {
+    pub category: Option<Category>,
+    pub code: Option<u16>,
+    pub enhanced: Option<String>,
+}
+
+impl std::fmt::Display for ReplyExpect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(c) = self.code {
+            parts.push(c.to_string());
+        }
+        if let Some(e) = &self.enhanced {
+            parts.push(e.clone());
+        }
+        if let Some(c) = self.category {
+            parts.push(c.as_str().to_string());
+        }
+        f.write_str(&parts.join(" "))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatencyKey {
+    Stage(Stage),
+    /// A domain hop's DNS lookups (MX, addresses, PTR).
+    Dns,
+    /// The whole probe, connect to QUIT.
+    Total,
+}
+
+impl LatencyKey {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LatencyKey::Stage(s) => s.as_str(),
+            LatencyKey::Dns => "dns",
+            LatencyKey::Total => "total",
+        }
+    }
+
+    fn order(self) -> usize {
+        match self {
+            LatencyKey::Stage(s) => stage_order(s),
+            LatencyKey::Dns => Stage::ALL.len(),
+            LatencyKey::Total => Stage::ALL.len() + 1,
+        }
+    }
+}
+
+fn stage_order(s: Stage) -> usize {
+    Stage::ALL.iter().position(|x| *x == s).unwrap_or(0)
+}
+
+/// A stage as a scenario file names it: the JSON names exactly (`connect` is the TCP
+/// connection), else the short forms of `explain --stage` (`mail`, `rcpt`, `eod`).
+fn parse_stage(s: &str) -> Option<Stage> {
+    Stage::ALL
+        .into_iter()
+        .find(|st| st.as_str() == s)
+        .or_else(|| Stage::from_user(s))
+}
+
+/// Everything a file can get wrong, with where.
+#[derive(Debug)]
+pub struct FileError {
+    pub path: String,
+    /// 1-based; 0 when the error is about the whole file (unreadable).
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.path, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path, self.line, self.col, self.message
+            )
+        }
+    }
+}
+
+impl From<FileError> for UsageError {
+    fn from(e: FileError) -> UsageError {
+        UsageError(e.to_string())
+    }
+}
+
+/// Reads, parses and checks a scenario file.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<ScenarioFile, FileError> {
+    let shown = path.display().to_string();
+    let whole = |message: String| FileError {
+        path: shown.clone(),
+        line: 0,
+        col: 0,
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| whole(format!("cannot read: {e}")))?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(whole(format!(
+            "{} bytes: a scenario file is at most {MAX_FILE_BYTES}",
+            meta.len()
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| whole(format!("cannot read: {e}")))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse(&text, path, &base, overrides)
+}
+
+/// Parses and checks scenario text; `base` is the directory relative TLS paths are resolved
+/// against (the file's own).
+pub fn parse(
+    text: &str,
+    path: &Path,
+    base: &Path,
+    overrides: &Overrides,
+) -> Result<ScenarioFile, FileError> {
+    let at = Locator {
+        text,
+        path: path.display().to_string(),
+    };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        at.error(&span, e.message().trim_end().to_string())
+    })?;
+    let scenario = raw.scenario.as_ref().map(|s| s.get_ref().0);
+    let tenant = match &raw.tenant {
+        None => None,
+        Some(t) => Some(diagnose::tenant_routing_domain(t.get_ref()).ok_or_else(|| {
+            at.error(
+                &t.span(),
+                format!(
+                    "tenant {:?}: expected the tenant name, e.g. contoso, contoso.onmicrosoft.com \
+                     or contoso.mail.onmicrosoft.com",
+                    t.get_ref()
+                ),
+            )
+        })?),
+    };
+    if raw.hop.is_empty() {
+        return Err(at.error(
+            &(0..0),
+            "no [[hop]]: a scenario file lists at least one hop".to_string(),
+        ));
+    }
+    let mut names = HashSet::new();
+    let mut hops = Vec::new();
+    for h in &raw.hop {
+        let name = h.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            return Err(at.error(&h.name.span(), "hop name is empty".to_string()));
+        }
+        if !names.insert(name.clone()) {
+            return Err(at.error(
+                &h.name.span(),
+                format!(
+                    "two hops are named {name:?}: names identify expectations, make them unique"
+                ),
+            ));
+        }
+        hops.push(hop_spec(
+            &at,
+            h,
+            &name,
+            &raw,
+            scenario,
+            tenant.as_deref(),
+            base,
+            overrides,
+        )?);
+    }
+    Ok(ScenarioFile {
+        path: path.to_path_buf(),
+        name: raw.name.trim().to_string(),
+        description: raw.description.clone(),
+        scenario,
+        tenant,
+        hops,
+    })
+}
+
+struct Locator<'a> {
+    text: &'a str,
+    path: String,
+}
+
+impl Locator<'_> {
+    fn error(&self, span: &Range<usize>, message: String) -> FileError {
+        let (line, col) = line_col(self.text, span.start);
+        FileError {
+            path: self.path.clone(),
+            line,
+            col,
+            message,
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut line = 1;
+    let mut col = 1;
+    for (i, c) in text.char_indices() {
+        if i >= offset {
+            break;
+        }
+        if c == '\n' {
+            line += 1;
+            col = 1;
+        } else {
+            col += 1;
+        }
+    }
+    (line, col)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn hop_spec(
+    at: &Locator<'_>,
+    h: &RawHop,
+    name: &str,
+    raw: &RawFile,
+    scenario: Option<Scenario>,
+    tenant: Option<&str>,
+    base: &Path,
+    ov: &Overrides,
+) -> Result<HopSpec, FileError> {
+    let name_span = h.name.span();
+    let hop_no = h.hop.as_ref().map(|s| *s.get_ref());
+    let hop_span = h
+        .hop
+        .as_ref()
+        .map(Spanned::span)
+        .unwrap_or(name_span.clone());
+    let ctx = cli::path_context(scenario, hop_no)
+        .map_err(|e| at.error(&hop_span, format!("hop = {e}")))?;
+    if scenario.is_none() && hop_no.is_some_and(|n| !(1..=2).contains(&n)) {
+        return Err(at.error(&hop_span, "hop: 1 or 2".to_string()));
+    }
+    let s = h.settings().or(&raw.defaults.settings());
+
+    // Ports: --port, then the hop's, then the defaults', then 25 (465 with implicit TLS).
+    let implicit = s.tls_implicit.unwrap_or(false);
+    let port = ov
+        .port
+        .or(s.port.map(|p| p.0))
+        .unwrap_or(if implicit { 465 } else { 25 });
+
+    let target = match (&h.domain, &h.hosts) {
+        (Some(d), Some(hs)) => {
+            let span = hs.span().start.max(d.span().start);
+            return Err(at.error(
+                &(span..span),
+                "a hop has domain (walk its MX) or hosts (probe them), not both".to_string(),
+            ));
+        }
+        (Some(d), None) => {
+            HopTarget::Domain(cli::check_domain(d.get_ref()).map_err(|e| at.error(&d.span(), e.0))?)
+        }
+        (None, Some(hs)) => {
+            if hs.get_ref().is_empty() {
+                return Err(at.error(&hs.span(), "hosts is empty".to_string()));
+            }
+            let mut list = Vec::new();
+            for t in hs.get_ref() {
+                let (host, p) =
+                    cli::parse_target(t, port).map_err(|e| at.error(&hs.span(), e.0))?;
+                // --port replaces every port, those in host:port included.
+                list.push((host, ov.port.unwrap_or(p)));
+            }
+            HopTarget::Hosts(list)
+        }
+        (None, None) => match (scenario, ctx.hop, tenant) {
+            // Scenario B hop 2 goes to the tenant's routing domain by definition.
+            (Some(Scenario::B), Some(2), Some(t)) => HopTarget::Domain(t.to_string()),
+            _ => {
+                return Err(at.error(
+                    &name_span,
+                    format!(
+                        "hop {name:?} needs domain = \"contoso.com\" (walk its MX) or hosts = \
+                         [\"mail.contoso.com:25\"] (probe them)"
+                    ),
+                ))
+            }
+        },
+    };
+
+    let resolver = ov
+        .resolver
+        .clone()
+        .or(s.resolver.as_ref().map(|r| r.get_ref().clone()));
+    if let Some(r) = &resolver {
+        let span = s
+            .resolver
+            .as_ref()
+            .map(Spanned::span)
+            .unwrap_or(name_span.clone());
+        cli::resolver_choice(Some(r))
+            .map_err(|e| at.error(&span, e.0.replacen("--resolver", "resolver", 1)))?;
+    }
+    let source = match (&ov.source, &s.source) {
+        (Some(ip), _) => Some(*ip),
+        (None, Some(src)) => Some(src.get_ref().parse::<IpAddr>().map_err(|_| {
+            at.error(
+                &src.span(),
+                format!("source {:?}: expected an IP address", src.get_ref()),
+            )
+        })?),
+        (None, None) => None,
+    };
+    let (ipv4, ipv6) = match s.ip_version {
+        None => (false, false),
+        Some(v) => (v.0 == 4, v.0 == 6),
+    };
+    let file = |p: &Option<Spanned<PathBuf>>| -> Result<Option<PathBuf>, FileError> {
+        match p {
+            None => Ok(None),
+            Some(p) => {
+                let full = base.join(p.get_ref());
+                if !full.is_file() {
+                    return Err(at.error(&p.span(), format!("{}: no such file", full.display())));
+                }
+                Ok(Some(full))
+            }
+        }
+    };
+    let tls_ca_file = match &ov.tls_ca_file {
+        Some(p) => Some(p.clone()),
+        None => file(&s.tls_ca_file)?,
+    };
+    let tls_client_cert = file(&s.tls_client_cert)?;
+    let tls_client_key = file(&s.tls_client_key)?;
+    if tls_client_cert.is_some() != tls_client_key.is_some() {
+        let span = s
+            .tls_client_cert
+            .as_ref()
+            .or(s.tls_client_key.as_ref())
+            .map(Spanned::span)
+            .unwrap_or(name_span.clone());
+        return Err(at.error(
+            &span,
+            "tls_client_cert and tls_client_key go together".to_string(),
+        ));
+    }
+    if let (Some(user), None) = (&s.auth_user, &s.auth_password_env) {
+        return Err(at.error(
+            &user.span(),
+            "auth_user needs auth_password_env (the variable holding the password; passwords \
+             are never written in scenario files)"
+                .to_string(),
+        ));
+    }
+    if implicit && s.starttls.is_some() {
+        let span = s.starttls_span.clone().unwrap_or(name_span.clone());
+        return Err(at.error(
+            &span,
+            "starttls and tls_implicit exclude each other".to_string(),
+        ));
+    }
+    let session = SessionArgs {
+        starttls: s.starttls.map(|m| m.0).unwrap_or(StartTls::Auto),
+        tls_implicit: implicit,
+        tls_verify: s.tls_verify.map(|v| v.0).unwrap_or(VerifyMode::Report),
+        tls_name: s.tls_name.as_ref().map(|n| n.get_ref().clone()),
+        tls_ca_file,
+        tls_client_cert,
+        tls_client_key,
+        tls_classic_groups: s.tls_classic_groups.unwrap_or(false),
+        ehlo: ov
+            .ehlo
+            .clone()
+            .or(s.ehlo.as_ref().map(|e| e.get_ref().clone())),
+        from: s.from.as_ref().map(|f| f.get_ref().clone()),
+        rcpt: s
+            .rcpt
+            .as_ref()
+            .map(|r| r.get_ref().clone())
+            .unwrap_or_default(),
+        data: false,
+        header: Vec::new(),
+        no_pipelining: !s.pipelining.unwrap_or(true),
+        auth_user: s.auth_user.as_ref().map(|u| u.get_ref().clone()),
+        auth_password_env: s.auth_password_env.as_ref().map(|v| v.get_ref().clone()),
+        auth_password_file: None,
+        auth_mech: None,
+        auth_plaintext: false,
+        connect_timeout: ov
+            .connect_timeout
+            .or(s.connect_timeout.map(|d| d.0))
+            .unwrap_or(Duration::from_secs(10)),
+        stage_timeout: ov
+            .stage_timeout
+            .or(s.stage_timeout.map(|d| d.0))
+            .unwrap_or(Duration::from_secs(30)),
+        source,
+        ipv4,
+        ipv6,
+    };
+    // The checks `probe` makes of its flags, without reading the password yet; messages name
+    // the flag, which is the key here.
+    let mut check = session.clone();
+    check.auth_user = None;
+    let opts = check
+        .to_options("mxtrace.invalid".to_string(), port)
+        .map_err(|e| {
+            let (key, msg) = key_of(&e.0);
+            let span = s.span_of(key).unwrap_or(name_span.clone());
+            at.error(&span, msg)
+        })?;
+    if opts.tls.ca_file.is_some() || opts.tls.client_cert.is_some() {
+        crate::tls::client_config(&opts.tls).map_err(|e| {
+            let span = s
+                .tls_client_cert
+                .as_ref()
+                .or(s.tls_ca_file.as_ref())
+                .map(Spanned::span)
+                .unwrap_or(name_span.clone());
+            at.error(&span, e.0)
+        })?;
+    }
+    let relay_test_rcpt = match &s.relay_test_rcpt {
+        None => DEFAULT_RELAY_TEST_RCPT.to_string(),
+        Some(r) => {
+            cli::check_address("relay_test_rcpt", r.get_ref(), false)
+                .map_err(|e| at.error(&r.span(), e.0))?;
+            r.get_ref().clone()
+        }
+    };
+
+    let expect = expectations(at, &h.expect, &target)?;
+    Ok(HopSpec {
+        name: name.to_string(),
+        hop: ctx.hop.or(hop_no).unwrap_or(1),
+        ctx,
+        target,
+        session,
+        walk: WalkSpec {
+            resolver,
+            dns_timeout: ov
+                .dns_timeout
+                .or(s.dns_timeout.map(|d| d.0))
+                .unwrap_or(Duration::from_secs(5)),
+            all: s.all.unwrap_or(false),
+            max_mx: s.max_mx.map(|m| m.0),
+            port,
+        },
+        relay_test_rcpt,
+        expect,
+    })
+}
+
+/// `--rcpt "x": not valid` -> (`rcpt`, `rcpt "x": not valid`): the flag in a message from
+/// `SessionArgs::to_options` is the key in a scenario file.
+fn key_of(msg: &str) -> (&str, String) {
+    let Some(rest) = msg.strip_prefix("--") else {
+        return ("", msg.to_string());
+    };
+    let flag = rest.split([' ', ':']).next().unwrap_or("");
+    let key = match flag {
+        "tls-name" => "tls_name",
+        "rcpt" => "rcpt",
+        "from" => "from",
+        "ehlo" => "ehlo",
+        "source" => "source",
+        "auth-user" => "auth_user",
+        _ => "",
+    };
+    let shown = rest.replacen(flag, &flag.replace('-', "_"), 1);
+    (key, shown)
+}
+
+fn expectations(
+    at: &Locator<'_>,
+    e: &RawExpect,
+    target: &HopTarget,
+) -> Result<Expectations, FileError> {
+    let mx_matches = match &e.mx_matches {
+        None => None,
+        Some(g) => {
+            if !matches!(target, HopTarget::Domain(_)) {
+                return Err(at.error(
+                    &g.span(),
+                    "mx_matches needs a domain hop (hosts are not looked up as MX)".to_string(),
+                ));
+            }
+            Some(g.get_ref().0.clone())
+        }
+    };
+    let open_relay =
+        match &e.open_relay {
+            None => None,
+            Some(v) if !*v.get_ref() => Some(false),
+            Some(v) => return Err(at.error(
+                &v.span(),
+                "open_relay = true is not something to expect: write open_relay = false (RCPT to \
+                 an outside domain without AUTH must be refused) or leave it out"
+                    .to_string(),
+            )),
+        };
+    let mut stages: Vec<(Stage, ReplyExpect)> =
+        e.stage.iter().map(|(k, v)| (k.1, v.clone())).collect();
+    stages.sort_by_key(|(s, _)| stage_order(*s));
+    let mut latency = Vec::new();
+    for (k, v) in &e.latency {
+        let key = k.get_ref().0;
+        if key == LatencyKey::Dns && !matches!(target, HopTarget::Domain(_)) {
+            return Err(at.error(
+                &k.span(),
+                "latency.dns: only a domain hop looks up DNS".to_string(),
+            ));
+        }
+        latency.push((key, v.0));
+    }
+    latency.sort_by_key(|(k, _)| k.order());
+    let mut out = Expectations {
+        passes: e.passes,
+        mx_matches,
+        reachable: e.reachable,
+        starttls: e.starttls,
+        tls_verified: e.tls_verified,
+        certificate_name: e.certificate_name.as_ref().map(|n| n.0.clone()),
+        certificate_min_days: e.certificate_min_days,
+        stages,
+        latency,
+        open_relay,
+    };
+    // A hop with nothing to check checks that it passes, as `probe`/`trace` would.
+    if out.is_empty() {
+        out.passes = Some(true);
+    }
+    Ok(out)
+}
+
+/// Builds the engine options of every hop, reading passwords; called once before any hop
+/// runs, so a missing password variable stops the run before it touches the network.
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    Trace(Box<TraceOptions>),
+    Hosts(Vec<ProbeOptions>),
+}
+
+pub fn prepare(hop: &HopSpec) -> Result<Prepared, UsageError> {
+    let walk = cli::Walk {
+        resolver: hop.walk.resolver.as_deref(),
+        dns_timeout: hop.walk.dns_timeout,
+        all: hop.walk.all,
+        max_mx: hop.walk.max_mx,
+        port: hop.walk.port,
+        scenario: None,
+        tenant: None,
+    };
+    let err = |e: UsageError| UsageError(format!("hop {:?}: {}", hop.name, e.0));
+    match &hop.target {
+        HopTarget::Domain(d) => {
+            let mut o = cli::trace_options(d, &walk, &hop.session).map_err(err)?;
+            o.probe.ctx = hop.ctx;
+            Ok(Prepared::Trace(Box::new(o)))
+        }
+        HopTarget::Hosts(hosts) => {
+            let mut list = Vec::new();
+            for (host, port) in hosts {
+                let mut o = hop.session.to_options(host.clone(), *port).map_err(err)?;
+                o.ctx = hop.ctx;
+                list.push(o);
+            }
+            Ok(Prepared::Hosts(list))
+        }
+    }
+}
+
+// ---- The TOML shape ------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    name: String,
+    description: Option<String>,
+    scenario: Option<Spanned<ScenarioLetter>>,
+    tenant: Option<Spanned<String>>,
+    #[serde(default)]
+    defaults: RawDefaults,
+    #[serde(default)]
+    hop: Vec<RawHop>,
+}
+
+/// The settings `[defaults]` and `[[hop]]` share; a hop's value wins. Written once here and
+/// pasted into both structs, because serde's `flatten` cannot be combined with
+/// `deny_unknown_fields` and loses the value spans.
+macro_rules! with_settings {
+    ($(#[$m:meta])* struct $name:ident { $($(#[$fm:meta])* $f:ident : $t:ty,)* }) => {
+        $(#[$m])*
+        struct $name {
+            $($(#[$fm])* $f: $t,)*
+            port: Option<Port>,
+            starttls: Option<Spanned<StartTlsMode>>,
+            tls_implicit: Option<bool>,
+            tls_verify: Option<VerifyName>,
+            tls_name: Option<Spanned<String>>,
+            tls_ca_file: Option<Spanned<PathBuf>>,
+            tls_client_cert: Option<Spanned<PathBuf>>,
+            tls_client_key: Option<Spanned<PathBuf>>,
+            tls_classic_groups: Option<bool>,
+            ehlo: Option<Spanned<String>>,
+            from: Option<Spanned<String>>,
+            rcpt: Option<Spanned<Vec<String>>>,
+            pipelining: Option<bool>,
+            auth_user: Option<Spanned<String>>,
+            auth_password_env: Option<Spanned<String>>,
+            connect_timeout: Option<Dur>,
+            stage_timeout: Option<Dur>,
+            dns_timeout: Option<Dur>,
+            resolver: Option<Spanned<String>>,
+            source: Option<Spanned<String>>,
+            ip_version: Option<IpVersion>,
+            all: Option<bool>,
+            max_mx: Option<MaxMx>,
+            relay_test_rcpt: Option<Spanned<String>>,
+        }
+
+        impl $name {
+            fn settings(&self) -> Settings {
+                Settings {
+                    port: self.port,
+                    starttls: self.starttls.as_ref().map(|s| *s.get_ref()),
+                    starttls_span: self.starttls.as_ref().map(Spanned::span),
+                    tls_implicit: self.tls_implicit,
+                    tls_verify: self.tls_verify,
+                    tls_name: self.tls_name.clone(),
+                    tls_ca_file: self.tls_ca_file.clone(),
+                    tls_client_cert: self.tls_client_cert.clone(),
+                    tls_client_key: self.tls_client_key.clone(),
+                    tls_classic_groups: self.tls_classic_groups,
+                    ehlo: self.ehlo.clone(),
+                    from: self.from.clone(),
+                    rcpt: self.rcpt.clone(),
+                    pipelining: self.pipelining,
+                    auth_user: self.auth_user.clone(),
+                    auth_password_env: self.auth_password_env.clone(),
+                    connect_timeout: self.connect_timeout,
+                    stage_timeout: self.stage_timeout,
+                    dns_timeout: self.dns_timeout,
+                    resolver: self.resolver.clone(),
+                    source: self.source.clone(),
+                    ip_version: self.ip_version,
+                    all: self.all,
+                    max_mx: self.max_mx,
+                    relay_test_rcpt: self.relay_test_rcpt.clone(),
+                }
+            }
+        }
+    };
+}
+
+with_settings! {
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawDefaults {}
+}
+
+with_settings! {
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawHop {
+        name: Spanned<String>,
+        hop: Option<Spanned<u8>>,
+        domain: Option<Spanned<String>>,
+        hosts: Option<Spanned<Vec<String>>>,
+        #[serde(default)]
+        expect: RawExpect,
+    }
+}
+
+/// The shared settings of one hop, merged with the defaults.
+#[derive(Debug, Clone, Default)]
+struct Settings {
+    port: Option<Port>,
+    starttls: Option<StartTlsMode>,
+    starttls_span: Option<Range<usize>>,
+    tls_implicit: Option<bool>,
+    tls_verify: Option<VerifyName>,
+    tls_name: Option<Spanned<String>>,
+    tls_ca_file: Option<Spanned<PathBuf>>,
+    tls_client_cert: Option<Spanned<PathBuf>>,
+    tls_client_key: Option<Spanned<PathBuf>>,
+    tls_classic_groups: Option<bool>,
+    ehlo: Option<Spanned<String>>,
+    from: Option<Spanned<String>>,
+    rcpt: Option<Spanned<Vec<String>>>,
+    pipelining: Option<bool>,
+    auth_user: Option<Spanned<String>>,
+    auth_password_env: Option<Spanned<String>>,
+    connect_timeout: Option<Dur>,
+    stage_timeout: Option<Dur>,
+    dns_timeout: Option<Dur>,
+    resolver: Option<Spanned<String>>,
+    source: Option<Spanned<String>>,
+    ip_version: Option<IpVersion>,
+    all: Option<bool>,
+    max_mx: Option<MaxMx>,
+    relay_test_rcpt: Option<Spanned<String>>,
+}
+
+impl Settings {
+    /// Self's values, else the defaults'.
+    fn or(self, d: &Settings) -> Settings {
+        let d = d.clone();
+        // Client certificate and key come as a pair from one place.
+        let (tls_client_cert, tls_client_key) =
+            if self.tls_client_cert.is_some() || self.tls_client_key.is_some() {
+                (self.tls_client_cert, self.tls_client_key)
+            } else {
+                (d.tls_client_cert, d.tls_client_key)
+            };
+        let (starttls, starttls_span) = if self.starttls.is_some() {
+            (self.starttls, self.starttls_span)
+        } else {
+            (d.starttls, d.starttls_span)
+        };
+        Settings {
+            port: self.port.or(d.port),
+            starttls,
+            starttls_span,
+            tls_implicit: self.tls_implicit.or(d.tls_implicit),
+            tls_verify: self.tls_verify.or(d.tls_verify),
+            tls_name: self.tls_name.or(d.tls_name),
+            tls_ca_file: self.tls_ca_file.or(d.tls_ca_file),
+            tls_client_cert,
+            tls_client_key,
+            tls_classic_groups: self.tls_classic_groups.or(d.tls_classic_groups),
+            ehlo: self.ehlo.or(d.ehlo),
+            from: self.from.or(d.from),
+            rcpt: self.rcpt.or(d.rcpt),
+            pipelining: self.pipelining.or(d.pipelining),
+            auth_user: self.auth_user.or(d.auth_user),
+            auth_password_env: self.auth_password_env.or(d.auth_password_env),
+            connect_timeout: self.connect_timeout.or(d.connect_timeout),
+            stage_timeout: self.stage_timeout.or(d.stage_timeout),
+            dns_timeout: self.dns_timeout.or(d.dns_timeout),
+            resolver: self.resolver.or(d.resolver),
+            source: self.source.or(d.source),
+            ip_version: self.ip_version.or(d.ip_version),
+            all: self.all.or(d.all),
+            max_mx: self.max_mx.or(d.max_mx),
+            relay_test_rcpt: self.relay_test_rcpt.or(d.relay_test_rcpt),
+        }
+    }
+
+    /// Where the key of an error from `SessionArgs::to_options` was written.
+    fn span_of(&self, key: &str) -> Option<Range<usize>> {
+        match key {
+            "tls_name" => self.tls_name.as_ref().map(Spanned::span),
+            "rcpt" => self.rcpt.as_ref().map(Spanned::span),
+            "from" => self.from.as_ref().map(Spanned::span),
+            "ehlo" => self.ehlo.as_ref().map(Spanned::span),
+            "source" => self.source.as_ref().map(Spanned::span),
+            "auth_user" => self.auth_user.as_ref().map(Spanned::span),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    passes: Option<bool>,
+    mx_matches: Option<Spanned<Glob>>,
+    reachable: Option<bool>,
+    starttls: Option<StartTlsExpect>,
+    tls_verified: Option<bool>,
+    certificate_name: Option<CertName>,
+    certificate_min_days: Option<u32>,
+    #[serde(default)]
+    stage: BTreeMap<StageKey, ReplyExpect>,
+    #[serde(default)]
+    latency: BTreeMap<Spanned<LatencyKeyName>, Dur>,
+    open_relay: Option<Spanned<bool>>,
+}
+
+// ---- Values checked while they are read (the parser then reports their position) -----------
+
+fn custom<E: de::Error>(msg: String) -> E {
+    E::custom(msg)
+}
+
+/// Deserializes a string and converts it, or fails with the converter's message.
+macro_rules! from_str_value {
+    ($name:ident($inner:ty), |$s:ident| $body:expr) => {
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let $s = String::deserialize(d)?;
+                let r: Result<$inner, String> = $body;
+                r.map($name).map_err(custom)
+            }
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ScenarioLetter(Scenario);
+from_str_value!(ScenarioLetter(Scenario), |s| cli::parse_scenario(&s)
+    .map_err(|e| format!("scenario {s:?}: {e}")));
+
+#[derive(Debug, Clone, Copy)]
+struct Dur(Duration);
+from_str_value!(Dur(Duration), |s| cli::parse_duration(&s)
+    .map_err(|e| format!("invalid duration {s:?}: {e}")));
+
+#[derive(Debug, Clone, Copy)]
+struct StartTlsMode(StartTls);
+from_str_value!(StartTlsMode(StartTls), |s| match s.as_str() {
+    "auto" => Ok(StartTls::Auto),
+    "require" => Ok(StartTls::Require),
+    "never" => Ok(StartTls::Never),
+    _ => Err(format!("starttls {s:?}: expected auto, require or never")),
+});
+
+#[derive(Debug, Clone, Copy)]
+struct VerifyName(VerifyMode);
+from_str_value!(VerifyName(VerifyMode), |s| match s.as_str() {
+    "report" => Ok(VerifyMode::Report),
+    "strict" => Ok(VerifyMode::Strict),
+    _ => Err(format!("tls_verify {s:?}: expected report or strict")),
+});
+
+#[derive(Debug, Clone)]
+struct Glob(String);
+from_str_value!(Glob(String), |s| {
+    let ok = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._*?".contains(&b));
+    if ok {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "mx_matches {s:?}: a host name pattern, * for any characters and ? for one \
+             (e.g. \"*.mail.protection.outlook.com\")"
+        ))
+    }
+});
+
+#[derive(Debug, Clone)]
+struct CertName(String);
+from_str_value!(CertName(String), |s| {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._*".contains(&b));
+    if ok {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "certificate_name {s:?}: expected a host name such as mail.contoso.com"
+        ))
+    }
+});
+
+/// Ordered by the stage order; the stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StageKey(usize, Stage);
+
+impl PartialOrd for StageKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for StageKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for StageKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match parse_stage(&s) {
+            Some(st) => Ok(StageKey(stage_order(st), st)),
+            None => Err(custom(format!("unknown stage {s:?}: {}", stage_names()))),
+        }
+    }
+}
+
+fn stage_names() -> String {
+    let names: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+    format!("expected one of {} (or mail, rcpt, eod)", names.join(", "))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LatencyKeyName(LatencyKey);
+
+impl PartialOrd for LatencyKeyName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for LatencyKeyName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.order().cmp(&other.0.order())
+    }
+}
+
+from_str_value!(LatencyKeyName(LatencyKey), |s| match s.as_str() {
+    "dns" => Ok(LatencyKey::Dns),
+    "total" => Ok(LatencyKey::Total),
+    other => parse_stage(other)
+        .map(LatencyKey::Stage)
+        .ok_or_else(|| format!("unknown latency key {s:?}: {}, dns or total", stage_names())),
+});
+
+#[derive(Debug, Clone, Copy)]
+struct Port(u16);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        u16::try_from(n)
+            .ok()
+            .filter(|&p| p != 0)
+            .map(Port)
+            .ok_or_else(|| custom(format!("port {n}: must be 1-65535")))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MaxMx(u16);
+
+impl<'de> Deserialize<'de> for MaxMx {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        u16::try_from(n)
+            .ok()
+            .filter(|&p| p != 0)
+            .map(MaxMx)
+            .ok_or_else(|| custom(format!("max_mx {n}: must be 1-65535")))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct IpVersion(u8);
+
+impl<'de> Deserialize<'de> for IpVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match i64::deserialize(d)? {
+            4 => Ok(IpVersion(4)),
+            6 => Ok(IpVersion(6)),
+            n => Err(custom(format!("ip_version {n}: 4 or 6"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CategoryName(Category);
+
+impl<'de> Deserialize<'de> for CategoryName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        category(&s).map(CategoryName).map_err(custom)
+    }
+}
+
+fn category(s: &str) -> Result<Category, String> {
+    Category::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
+        format!(
+            "unknown category {s:?}: expected one of {}",
+            names.join(", ")
+        )
+    })
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ReplyCode(u16);
+
+impl<'de> Deserialize<'de> for ReplyCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        u16::try_from(n)
+            .ok()
+            .filter(|c| (200..=599).contains(c))
+            .map(ReplyCode)
+            .ok_or_else(|| custom(format!("code {n}: an SMTP reply code is 200-599")))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Enhanced(String);
+from_str_value!(Enhanced(String), |s| match EnhancedCode::parse(&s) {
+    Some(e) => Ok(e.to_string()),
+    None => Err(format!(
+        "enhanced {s:?}: an enhanced status code such as \"2.1.5\" or \"5.7.1\""
+    )),
+});
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyDetail {
+    category: Option<CategoryName>,
+    code: Option<ReplyCode>,
+    enhanced: Option<Enhanced>,
+}
+
+/// `"accepted"` (a category) or `{ category = "...", code = 250, enhanced = "2.1.5" }`.
+impl<'de> Deserialize<'de> for ReplyExpect {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ReplyExpect;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a category such as \"accepted\", or a table such as { code = 250, \
+                     enhanced = \"2.1.5\", category = \"accepted\" }",
+                )
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<ReplyExpect, E> {
+                Ok(ReplyExpect {
+                    category: Some(category(s).map_err(E::custom)?),
+                    ..ReplyExpect::default()
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<ReplyExpect, A::Error> {
+                let d = ReplyDetail::deserialize(de::value::MapAccessDeserializer::new(m))?;
+                if d.category.is_none() && d.code.is_none() && d.enhanced.is_none() {
+                    return Err(de::Error::custom(
+                        "give at least one of category, code, enhanced",
+                    ));
+                }
+                Ok(ReplyExpect {
+                    category: d.category.map(|c| c.0),
+                    code: d.code.map(|c| c.0),
+                    enhanced: d.enhanced.map(|e| e.0),
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Case-insensitive glob: `*` any run of characters (dots included), `?` one character.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
+    let t: Vec<char> = text
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+        .chars()
+        .collect();
+    // Iterative matcher with one backtrack point: linear in practice, no recursion.
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == '?' || Some(&c) == t.get(ti) => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|&c| c == '*'))
+}
+
+/// A certificate name (SAN) covers `name`: equal, or a `*.` wildcard for exactly one label
+/// (RFC 6125 6.4.3).
+pub fn cert_name_matches(san: &str, name: &str) -> bool {
+    let san = san.trim_end_matches('.').to_ascii_lowercase();
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if san == name {
+        return true;
+    }
+    match (san.strip_prefix("*."), name.split_once('.')) {
+        (Some(suffix), Some((label, rest))) => !label.is_empty() && rest == suffix,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<ScenarioFile, String> {
+        parse(
+            text,
+            Path::new("t.toml"),
+            Path::new("."),
+            &Overrides::default(),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(
+            "*.mail.protection.outlook.com",
+            "contoso-com.mail.protection.outlook.com"
+        ));
+        assert!(glob_match(
+            "*.MAIL.protection.outlook.com",
+            "a.b.mail.protection.outlook.com."
+        ));
+        assert!(!glob_match(
+            "*.mail.protection.outlook.com",
+            "mail.protection.outlook.com"
+        ));
+        assert!(glob_match("mx?.contoso.com", "mx1.contoso.com"));
+        assert!(!glob_match("mx?.contoso.com", "mx10.contoso.com"));
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("a*b*c", "aXXbYYc"));
+        assert!(!glob_match("a*b*c", "aXXbYY"));
+    }
+
+    #[test]
+    fn certificate_names() {
+        assert!(cert_name_matches("mail.contoso.com", "MAIL.contoso.com"));
+        assert!(cert_name_matches("*.contoso.com", "mail.contoso.com"));
+        assert!(!cert_name_matches("*.contoso.com", "a.mail.contoso.com"));
+        assert!(!cert_name_matches("*.contoso.com", "contoso.com"));
+    }
+
+    #[test]
+    fn line_and_column() {
+        assert_eq!(line_col("ab\ncd\n", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd\n", 4), (2, 2));
+        assert_eq!(line_col("ab", 99), (1, 3));
+    }
+
+    #[test]
+    fn minimal_file_and_defaults() {
+        let f = parse_str(
+            "name = \"x\"\nscenario = \"b\"\ntenant = \"contoso\"\n\
+             [defaults]\nfrom = \"probe@fabrikam.com\"\nport = 2525\n\
+             [[hop]]\nname = \"in\"\ndomain = \"contoso.com\"\n\
+             [hop.expect]\nstage.rcpt = \"accepted\"\nlatency = { connect = \"500ms\", total = \"2s\" }\n\
+             [[hop]]\nname = \"to eop\"\nhop = 2\n",
+        )
+        .unwrap();
+        assert_eq!(f.scenario, Some(Scenario::B));
+        assert_eq!(f.tenant.as_deref(), Some("contoso.mail.onmicrosoft.com"));
+        let h = &f.hops[0];
+        assert_eq!(h.walk.port, 2525);
+        assert_eq!(h.session.from.as_deref(), Some("probe@fabrikam.com"));
+        assert_eq!(h.expect.stages[0].0, Stage::RcptTo);
+        assert_eq!(h.expect.latency.len(), 2);
+        assert_eq!(
+            f.hops[1].target,
+            HopTarget::Domain("contoso.mail.onmicrosoft.com".into())
+        );
+        assert_eq!(
+            f.hops[1].expect.passes,
+            Some(true),
+            "empty expect means passes"
+        );
+    }
+
+    #[test]
+    fn errors_point_at_the_line() {
+        let cases = [
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\ndomain = \"c.com\"\nbogus = 1\n", "t.toml:5:1: unknown field `bogus`"),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\ndomain = \"c.com\"\nport = 0\n", "t.toml:5:8: port 0"),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\ndomain = \"c.com\"\nconnect_timeout = \"5 parsecs\"\n", "t.toml:5:19: invalid duration"),
+            ("name = \"x\"\nscenario = \"E\"\n[[hop]]\nname = \"a\"\ndomain = \"c.com\"\n", "t.toml:2:12: scenario \"E\""),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\ndomain = \"c.com\"\n[hop.expect]\nstage.rcpt = \"acepted\"\n", "t.toml:6:14: unknown category \"acepted\""),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\ndomain = \"c.com\"\n[hop.expect]\nstage.rcpx = \"accepted\"\n", "t.toml:6:7: unknown stage \"rcpx\""),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\ndomain = \"c.com\"\n\n[[hop]]\nname = \"b\"\n", "t.toml:7:8: hop \"b\" needs domain"),
+            ("name = \"x\"\nscenario = \"A\"\n[[hop]]\nname = \"a\"\nhop = 2\ndomain = \"c.com\"\n", "t.toml:5:7: hop = 2: scenario A has one hop"),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx:99999\"]\n", "t.toml:4:9: invalid target"),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\nrcpt = [\"nobody\"]\n", "t.toml:5:8: rcpt \"nobody\""),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\n[hop.expect]\nopen_relay = true\n", "t.toml:6:14: open_relay = true"),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\n[hop.expect]\nmx_matches = \"*.c.com\"\n", "t.toml:6:14: mx_matches needs a domain hop"),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\n[hop.expect]\nstage.rcpt = { code = 250, color = 1 }\n", "unknown field `color`"),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\ntls_ca_file = \"nope.pem\"\n", "t.toml:5:15: ./nope.pem: no such file"),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\nauth_user = \"u\"\n", "t.toml:5:13: auth_user needs auth_password_env"),
+            ("name = \"x\"\n[[hop]\n", "t.toml:2:"),
+            ("name = \"x\"\n", "no [[hop]]"),
+        ];
+        for (text, want) in cases {
+            let e = parse_str(text).expect_err(text);
+            assert!(e.contains(want), "{text:?}\n got: {e}\nwant: {want}");
+        }
+    }
+}
