@@ -27,6 +27,7 @@ async fn lab(net: u8, faults: &[LabFault]) -> Lab {
     .unwrap()
 }
 
+#[allow(clippy::large_enum_variant)] // a test value, built once per check
 enum Report {
     Trace(TraceReport),
     Probe(ProbeReport),
