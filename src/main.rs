@@ -147,6 +147,10 @@ async fn lab_serve(args: &LabServeArgs, format: Format) -> Result<u8, Failure> {
         faults: args.fault.clone(),
         dir: args.dir.clone(),
     };
+    if let Some(dir) = &args.dir {
+        // A lab.json left by a lab that was killed would announce this one too early.
+        let _ = std::fs::remove_file(dir.join("lab.json"));
+    }
     let lab = Lab::start(opts).await.map_err(|e| match e.kind() {
         std::io::ErrorKind::InvalidInput => Failure::Usage(e.to_string()),
         _ => Failure::Internal(format!("starting the lab: {e}")),
