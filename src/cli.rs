@@ -86,6 +86,19 @@ pub enum Command {
     /// latency beyond --latency-threshold, and (for `run`) each expectation.
     #[command(after_help = DIFF_EXAMPLES)]
     Diff(DiffArgs),
+    /// See what mxtrace does, offline: start the lab on loopback, trace scenarios A-D through
+    /// it, then each fault of the runbooks, and explain every failure.
+    ///
+    /// Every check is a real `trace` or `probe` run (the command is shown) against the lab's
+    /// DNS and SMTP servers on 127.0.0.0/8; nothing else is contacted. Each fault runs in a
+    /// lab of its own, and the demo verifies that mxtrace reports the category and layer the
+    /// runbooks expect for it.
+    #[command(after_help = DEMO_EXAMPLES)]
+    Demo(DemoArgs),
+    /// The lab of the four delivery scenarios (DNS, EOP, on-premises Exchange, third party) on
+    /// loopback.
+    #[command(subcommand)]
+    Lab(LabCommand),
 }
 
 const RUN_EXAMPLES: &str = "\
@@ -185,6 +198,69 @@ pub struct DiffArgs {
     pub latency_threshold: crate::diff::Threshold,
 }
 
+const DEMO_EXAMPLES: &str = "\
+Examples:
+  mxtrace demo                                  # scenarios A-D, then every fault
+  mxtrace demo --scenario B --fault connector-offline
+  mxtrace demo --scenario D --verbose           # full transcripts
+  mxtrace demo --json
+
+Exit codes:
+  0  every scenario passed and every fault was diagnosed as expected
+  1  a scenario failed or a fault was not diagnosed as expected
+  2  usage error (a fault that is not played in the scenario named)
+  3  internal error (the lab could not start)";
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Only this scenario (A, B, C or D): its healthy path and the faults played in it.
+    #[arg(long, value_parser = parse_scenario)]
+    pub scenario: Option<Scenario>,
+    /// Only this fault (and the healthy path of the scenarios it is played in).
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub fault: Option<crate::lab::LabFault>,
+    /// Show the full trace or probe output of every check, not just the failing stage.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// First of the lab's four consecutive loopback addresses (127.0.0.0/8 only).
+    #[arg(long, value_name = "IP", default_value_t = crate::lab::DEFAULT_BASE)]
+    pub bind: std::net::Ipv4Addr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Start the lab and keep it up until Ctrl-C or SIGTERM; prints its addresses and
+    /// ready-to-paste mxtrace and swaks commands (--json: one JSON object).
+    #[command(after_help = LAB_SERVE_EXAMPLES)]
+    Serve(LabServeArgs),
+}
+
+const LAB_SERVE_EXAMPLES: &str = "\
+Examples:
+  mxtrace lab serve
+  mxtrace lab serve --fault dirsync-stale --fault connector-offline
+  mxtrace lab serve --bind 127.0.25.1 --port 2525 --dir /tmp/lab --json
+
+Faults that change the same endpoint cannot be combined. The lab binds 127.0.0.0/8 only.
+Exit codes: 0 stopped by Ctrl-C/SIGTERM, 2 usage error, 3 the lab could not start.";
+
+#[derive(Debug, Args)]
+pub struct LabServeArgs {
+    /// A fault of the runbooks to play; repeatable.
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub fault: Vec<crate::lab::LabFault>,
+    /// First of the lab's four consecutive loopback addresses (127.0.0.0/8 only).
+    #[arg(long, value_name = "IP", default_value_t = crate::lab::DEFAULT_BASE)]
+    pub bind: std::net::Ipv4Addr,
+    /// The port of every endpoint (DNS too); default: one free on all of them.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Write the lab CA, EOP's client identity and lab.json here (default: a temporary
+    /// directory removed on exit).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
 const PROBE_EXAMPLES: &str = "\
 Examples:
   mxtrace probe mail.contoso.com
@@ -251,6 +327,15 @@ pub struct ProbeArgs {
 }
 
 impl ProbeArgs {
+    /// Validates the flags and builds the probe options (target, session, path context).
+    pub fn to_options(&self) -> Result<ProbeOptions, UsageError> {
+        let default_port = if self.session.tls_implicit { 465 } else { 25 };
+        let (host, port) = parse_target(&self.target, default_port)?;
+        let mut opts = self.session.to_options(host, port)?;
+        opts.ctx = self.path_context()?;
+        Ok(opts)
+    }
+
     /// The path context the user named, checked: hop 2 exists only in B and D.
     pub fn path_context(&self) -> Result<PathContext, UsageError> {
         path_context(self.scenario, self.hop).map_err(|e| UsageError(format!("--hop {e}")))

@@ -7,7 +7,7 @@
 )]
 
 use clap::Parser;
-use mxtrace::cli::{Cli, Command, Format, UsageError};
+use mxtrace::cli::{Cli, Command, Format, LabCommand, LabServeArgs, UsageError};
 use mxtrace::exit;
 use mxtrace::report::{self, human::Style};
 use std::io::Write;
@@ -48,10 +48,7 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
     let format = cli.format();
     match &cli.command {
         Command::Probe(args) => {
-            let default_port = if args.session.tls_implicit { 465 } else { 25 };
-            let (host, port) = mxtrace::cli::parse_target(&args.target, default_port)?;
-            let mut opts = args.session.to_options(host, port)?;
-            opts.ctx = args.path_context()?;
+            let opts = args.to_options()?;
             let report = runtime()?
                 .block_on(mxtrace::probe::probe(&opts))
                 .map_err(|e| Failure::Usage(e.0))?;
@@ -127,6 +124,39 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
                 exit::FAIL
             })
         }
+        Command::Demo(args) => {
+            let opts = mxtrace::demo::DemoOptions {
+                scenario: args.scenario,
+                fault: args.fault,
+                base: args.bind,
+            };
+            let rt = runtime()?;
+            let report = rt
+                .block_on(mxtrace::demo::run(&opts))
+                .map_err(|e| match e {
+                    mxtrace::demo::DemoError::Usage(m) => Failure::Usage(m),
+                    mxtrace::demo::DemoError::Internal(m) => Failure::Internal(m),
+                })?;
+            let text = match format {
+                Format::Human => mxtrace::demo::render_human(
+                    &report,
+                    Style::new(report::use_color()),
+                    args.verbose,
+                ),
+                Format::Json => report::json::render("demo", &report)
+                    .map_err(|e| Failure::Internal(e.to_string()))?,
+            };
+            emit(&text)?;
+            Ok(if report.passed {
+                exit::PASS
+            } else {
+                exit::FAIL
+            })
+        }
+        Command::Lab(LabCommand::Serve(args)) => {
+            let rt = runtime()?;
+            rt.block_on(lab_serve(args, format))
+        }
         Command::Explain(args) => {
             let (reply, stage, e) =
                 mxtrace::explain::explain_text(&args.reply, args.stage.as_deref())
@@ -160,6 +190,65 @@ fn output<T: serde::Serialize>(
     };
     emit(&text)?;
     Ok(if passed { exit::PASS } else { exit::FAIL })
+}
+
+/// `lab serve`: start, describe, wait for Ctrl-C or SIGTERM (the one wait without a deadline:
+/// serving until told to stop is the point), stop cleanly.
+async fn lab_serve(args: &LabServeArgs, format: Format) -> Result<u8, Failure> {
+    use mxtrace::lab::{Lab, LabOptions};
+    let opts = LabOptions {
+        base: args.bind,
+        port: args.port,
+        faults: args.fault.clone(),
+        dir: args.dir.clone(),
+    };
+    if let Some(dir) = &args.dir {
+        // A lab.json left by a lab that was killed would announce this one too early.
+        let _ = std::fs::remove_file(dir.join("lab.json"));
+    }
+    let lab = Lab::start(opts).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidInput => Failure::Usage(e.to_string()),
+        _ => Failure::Internal(format!("starting the lab: {e}")),
+    })?;
+    let json = serde_json::to_string(lab.info()).map_err(|e| Failure::Internal(e.to_string()))?;
+    if let Some(dir) = &args.dir {
+        // Written last, once everything listens: a readiness signal for scripts and compose.
+        std::fs::write(dir.join("lab.json"), format!("{json}\n"))
+            .map_err(|e| Failure::Internal(format!("writing lab.json: {e}")))?;
+    }
+    let text = match format {
+        Format::Json => format!("{json}\n"),
+        Format::Human => format!(
+            "{}\nReady. Ctrl-C or SIGTERM stops the lab.\n",
+            lab.info().render_human()
+        ),
+    };
+    emit(&text)?;
+    wait_for_stop().await?;
+    if let Some(dir) = &args.dir {
+        let _ = std::fs::remove_file(dir.join("lab.json"));
+    }
+    lab.shutdown().await;
+    eprintln!("mxtrace: lab stopped");
+    Ok(exit::PASS)
+}
+
+#[cfg(unix)]
+async fn wait_for_stop() -> Result<(), Failure> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| Failure::Internal(format!("installing the SIGTERM handler: {e}")))?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(|e| Failure::Internal(e.to_string())),
+        _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_stop() -> Result<(), Failure> {
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| Failure::Internal(e.to_string()))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {

@@ -313,6 +313,14 @@ async fn walk_hop(
             (Some(named), Some(found)) if named != found && hop_no == 1 => warnings.push(format!(
                 "the MX looks like scenario {found}, but scenario {named} was named: explaining as {named}"
             )),
+            // The runbooks' "wrong MX records" root cause (reference/000): the domain is said
+            // to be on Exchange Online, but its MX sends mail elsewhere.
+            (Some(Scenario::A), None) if hop_no == 1 && !hosts.is_empty() => warnings.push(format!(
+                "scenario A was named, but no MX of {domain} points at Exchange Online \
+                 (expected {}.mail.protection.outlook.com): wrong MX records send the mail to {}",
+                domain.replace('.', "-"),
+                hosts.join(", ")
+            )),
             _ => {}
         }
         hop.scenario = plan.scenario;

@@ -9,6 +9,7 @@
 //! most 1 MiB (counted, never stored), at most 20 protocol errors. Only 127.0.0.0/8 is served.
 //! Messages are not kept: a capped log of `SessionRecord`s is all that remains.
 
+use crate::lab::check_loopback;
 use crate::lab::pki::CertValidity;
 use std::collections::VecDeque;
 use std::io;
@@ -565,17 +566,6 @@ pub struct RunningServer {
     shared: Arc<Shared>,
     stop: Option<watch::Sender<bool>>,
     task: Option<JoinHandle<()>>,
-}
-
-/// Errors unless `ip` is in 127.0.0.0/8: the lab never listens anywhere else.
-fn check_loopback(ip: IpAddr) -> io::Result<()> {
-    match ip {
-        IpAddr::V4(v4) if v4.octets()[0] == 127 => Ok(()),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("the lab only uses 127.0.0.0/8, not {ip}"),
-        )),
-    }
 }
 
 impl RoleServer {
@@ -1480,9 +1470,14 @@ impl Blackhole {
     /// Creates the blackhole on `ip` (127.0.0.0/8) and checks that a connect really hangs;
     /// errors on a kernel that does not drop SYNs on a full accept queue.
     pub async fn new(ip: Ipv4Addr) -> io::Result<Blackhole> {
-        check_loopback(IpAddr::V4(ip))?;
+        Blackhole::bind(SocketAddr::new(IpAddr::V4(ip), 0)).await
+    }
+
+    /// The same on a given address and port (the lab's endpoints share one port).
+    pub async fn bind(addr: SocketAddr) -> io::Result<Blackhole> {
+        check_loopback(addr.ip())?;
         let socket = TcpSocket::new_v4()?;
-        socket.bind(SocketAddr::new(IpAddr::V4(ip), 0))?;
+        socket.bind(addr)?;
         let listener = socket.listen(0)?;
         let addr = listener.local_addr()?;
         // Backlog 0 still admits one connection: connect until one hangs (200 ms is ages on

@@ -65,7 +65,7 @@ fn probe_body(out: &mut String, r: &ProbeReport, style: Style, label: &str) {
         r.target.tls_mode
     );
     for s in &r.stages {
-        stage(out, s, style);
+        stage(out, s, style, usize::MAX);
     }
     if let Some(tls) = &r.tls {
         tls_section(out, tls, style);
@@ -78,7 +78,22 @@ fn probe_body(out: &mut String, r: &ProbeReport, style: Style, label: &str) {
     let _ = writeln!(out, "{label}: {verdict} {}", r.verdict.summary);
 }
 
-fn stage(out: &mut String, s: &StageRecord, style: Style) {
+/// One stage: the lines sent and received, notes, the error, and the diagnosis of a failure
+/// with at most `max_steps` next steps (`mxtrace demo` shows the failing stage this way).
+pub fn render_stage(s: &StageRecord, style: Style, max_steps: usize) -> String {
+    let mut out = String::new();
+    stage(&mut out, s, style, max_steps);
+    out
+}
+
+/// A DNS failure that decided a trace hop, with its diagnosis.
+pub fn render_dns_failure(e: &DnsFailure, style: Style, max_steps: usize) -> String {
+    let mut out = String::new();
+    dns_error(&mut out, e, style, max_steps);
+    out
+}
+
+fn stage(out: &mut String, s: &StageRecord, style: Style, max_steps: usize) {
     let (to, from) = if s.encrypted {
         (" ~> ", "<~  ")
     } else {
@@ -122,12 +137,12 @@ fn stage(out: &mut String, s: &StageRecord, style: Style) {
     // verified, STARTTLS not offered); a plain acceptance needs no words.
     if let Some(d) = &s.diagnosis {
         if s.outcome != Outcome::Ok || d.category != Category::Accepted {
-            diagnosis(out, d, style);
+            diagnosis(out, d, style, max_steps);
         }
     }
 }
 
-fn diagnosis(out: &mut String, d: &Diagnosis, style: Style) {
+fn diagnosis(out: &mut String, d: &Diagnosis, style: Style, max_steps: usize) {
     let cat = serde_json::to_value(d.category).unwrap_or_default();
     let layer = serde_json::to_value(d.layer).unwrap_or_default();
     let mut head = format!(
@@ -145,7 +160,7 @@ fn diagnosis(out: &mut String, d: &Diagnosis, style: Style) {
     if !d.cause.is_empty() {
         let _ = writeln!(out, "{BLANK}     cause: {}", d.cause);
     }
-    for (i, step) in d.next_steps.iter().enumerate() {
+    for (i, step) in d.next_steps.iter().take(max_steps).enumerate() {
         let _ = writeln!(out, "{BLANK}     {}. {step}", i + 1);
     }
 }
@@ -253,7 +268,7 @@ fn trace_hop(out: &mut String, hop: &TraceHop, style: Style) {
         spf_line(out, spf, style);
     }
     if let Some(e) = &hop.error {
-        dns_error(out, e, style);
+        dns_error(out, e, style, usize::MAX);
     }
     if let Some(p) = hop
         .decided_by
@@ -466,7 +481,7 @@ fn probe_brief(r: &ProbeReport, style: Style) -> String {
     style.outcome(r.verdict.outcome, &text)
 }
 
-fn dns_error(out: &mut String, e: &DnsFailure, style: Style) {
+fn dns_error(out: &mut String, e: &DnsFailure, style: Style, max_steps: usize) {
     let _ = writeln!(
         out,
         "{} dns {}: {} ({})",
@@ -476,7 +491,7 @@ fn dns_error(out: &mut String, e: &DnsFailure, style: Style) {
         e.query
     );
     if let Some(d) = &e.diagnosis {
-        diagnosis(out, d, style);
+        diagnosis(out, d, style, max_steps);
     }
 }
 
