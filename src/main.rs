@@ -86,18 +86,9 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
                 j.commit(&report::junit::render(&report, &file.stem()))
                     .map_err(Failure::Usage)?;
             }
-            let text = match format {
-                Format::Human => {
-                    report::human::render_run(&report, Style::new(report::use_color()))
-                }
-                Format::Json => report::json::render("run", &report)
-                    .map_err(|e| Failure::Internal(e.to_string()))?,
-            };
-            emit(&text)?;
-            Ok(if report.verdict.passed {
-                exit::PASS
-            } else {
-                exit::FAIL
+            let passed = report.verdict.passed;
+            output(format, "run", &report, passed, |style| {
+                report::human::render_run(&report, style)
             })
         }
         Command::Diff(args) => {
@@ -110,18 +101,9 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
                 &after,
                 args.latency_threshold,
             )?;
-            let text = match format {
-                Format::Human => {
-                    report::human::render_diff(&report, Style::new(report::use_color()))
-                }
-                Format::Json => report::json::render("diff", &report)
-                    .map_err(|e| Failure::Internal(e.to_string()))?,
-            };
-            emit(&text)?;
-            Ok(if report.verdict.passed {
-                exit::PASS
-            } else {
-                exit::FAIL
+            let passed = report.verdict.passed;
+            output(format, "diff", &report, passed, |style| {
+                report::human::render_diff(&report, style)
             })
         }
         Command::Demo(args) => {
@@ -137,20 +119,8 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
                     mxtrace::demo::DemoError::Usage(m) => Failure::Usage(m),
                     mxtrace::demo::DemoError::Internal(m) => Failure::Internal(m),
                 })?;
-            let text = match format {
-                Format::Human => mxtrace::demo::render_human(
-                    &report,
-                    Style::new(report::use_color()),
-                    args.verbose,
-                ),
-                Format::Json => report::json::render("demo", &report)
-                    .map_err(|e| Failure::Internal(e.to_string()))?,
-            };
-            emit(&text)?;
-            Ok(if report.passed {
-                exit::PASS
-            } else {
-                exit::FAIL
+            output(format, "demo", &report, report.passed, |style| {
+                mxtrace::demo::render_human(&report, style, args.verbose)
             })
         }
         Command::Lab(LabCommand::Serve(args)) => {
