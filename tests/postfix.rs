@@ -1,6 +1,8 @@
 //! Real peer: the mxtrace binary against a private Postfix on loopback (tests/support/postfix).
 //! One test owns the lab, so it is started once and always stopped (by its pid) on drop.
 
+#[path = "support/dns.rs"]
+mod dns_support;
 mod support;
 
 use support::bin::{mxtrace, stages};
@@ -229,4 +231,42 @@ fn postfix_real_peer() {
     ] {
         assert!(r.stdout.contains(want), "{want:?} not in:\n{}", r.stdout);
     }
+
+    // `trace` through to the real peer: the lab's DNS server on loopback publishes
+    // contoso.test's MX as the Postfix lab's address; the walk, TLS and RCPT are real.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let zone = format!(
+        "$ORIGIN contoso.test.\n$TTL 60\n@ IN SOA ns hostmaster 1 3600 600 86400 60\n\
+         @ IN NS ns\n@ IN MX 10 mx\nmx IN A {}\n",
+        lab.get("ADDR")
+    );
+    let dns = rt.block_on(dns_support::TestDns::start(&[&zone], &[]));
+    let resolver = dns.resolver();
+    let args: Vec<&str> = [
+        "trace",
+        "contoso.test",
+        "--json",
+        "--resolver",
+        resolver.as_str(),
+        "--port",
+        lab.get("PORT_SMTP"),
+        "--tls-ca-file",
+        ca.as_str(),
+        "--stage-timeout",
+        "10s",
+    ]
+    .into_iter()
+    .chain(envelope("user@contoso.test"))
+    .collect();
+    let r = mxtrace(&args, &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let j = r.json();
+    let hop = &j["hops"][0];
+    assert_eq!(hop["mx"][0]["host"], "mx.contoso.test");
+    let probe = &hop["probes"][hop["decided_by"].as_u64().unwrap() as usize];
+    assert_eq!(probe["banner_name"], "mx.contoso.test");
+    assert_eq!(probe["report"]["tls"]["verified"], true);
+    let rcpt = stages(&probe["report"], "rcpt_to")[0];
+    assert_eq!(rcpt["reply"]["enhanced"], "2.1.5");
+    drop(dns);
 }
