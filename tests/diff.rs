@@ -1,5 +1,5 @@
 //! `diff`: pairs of results with known changes. The "before" is a real `run --json` of
-//! scenario C in the loopback lab; each "after" is that result edited the way a firewall or
+//! scenario C in the loopback lab (the product lab's Postfix role as mx.fabrikam.com); each "after" is that result edited the way a firewall or
 //! certificate change would alter it.
 
 #[path = "support/dns.rs"]
@@ -8,15 +8,15 @@ mod dns_support;
 mod lab;
 mod support;
 
-use lab::{Lab, Peer, FABRIKAM};
+use lab::{Lab, FABRIKAM};
+use mxtrace::lab::pki::LabPki;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use support::bin::{mxtrace, Run};
-use support::certs::TestPki;
 
 async fn baseline(net: u8) -> (Lab, Value) {
-    let pki = TestPki::new();
-    let fab = Peer::tls(&pki, "mx.fabrikam.com");
+    let pki = LabPki::new().unwrap();
+    let fab = lab::postfix(&pki, "mx.fabrikam.com");
     let lab = Lab::start(
         net,
         lab::zones(net, &["mail"], ""),
@@ -28,6 +28,7 @@ async fn baseline(net: u8) -> (Lab, Value) {
     let r = lab.run(&file, &["--json"]).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let j = r.json();
+    lab.assert_no_data(&[(FABRIKAM, 1)]).await;
     (lab, j)
 }
 
@@ -77,7 +78,7 @@ fn findings(r: &Run) -> Vec<(String, String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn known_changes_are_found_and_classified() {
     let (lab, before) = baseline(50).await;
-    let dir = lab.pki.dir().to_path_buf();
+    let dir = lab.dir().to_path_buf();
     let b = write(&dir, "before.json", &before);
 
     // Nothing changed.
@@ -228,7 +229,7 @@ async fn known_changes_are_found_and_classified() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_and_probe_results_compare_too() {
     let (lab, before) = baseline(51).await;
-    let dir = lab.pki.dir().to_path_buf();
+    let dir = lab.dir().to_path_buf();
     // The trace inside the run, as `trace --json` prints it.
     let mut t = before["hops"][0]["result"].clone();
     t["command"] = "trace".into();

@@ -1,7 +1,8 @@
-//! `run`: every shipped scenario file parses and runs against a hermetic lab (loopback DNS and
-//! SMTP peers, tests/support/lab.rs) through the binary with `--resolver`/`--port`; failures
-//! give the right lines, exit codes and JUnit; bad files exit 2 with FILE:LINE:COL. Each test
-//! uses its own 127.0.N.0/24 (N from 40 up; tests/trace.rs uses lower ones).
+//! `run`: every shipped scenario file parses and runs against a hermetic lab (the product lab's
+//! DNS server and SMTP role servers on loopback, tests/support/lab.rs) through the binary with
+//! `--resolver`/`--port`; failures give the right lines, exit codes and JUnit; bad files exit 2
+//! with FILE:LINE:COL. Each test uses its own 127.0.N.0/24 (N from 40 up; tests/trace.rs uses
+//! lower ones).
 
 #[path = "support/dns.rs"]
 mod dns_support;
@@ -9,11 +10,13 @@ mod dns_support;
 mod lab;
 mod support;
 
-use lab::{Lab, Peer, EOP_CONTOSO, EOP_TENANT, FABRIKAM, MAIL, MAIL2};
+use lab::{Lab, TempDir, EOP_CONTOSO, EOP_TENANT, FABRIKAM, MAIL, MAIL2};
+use mxtrace::lab::pki::LabPki;
+use mxtrace::lab::smtp::Fault;
 use mxtrace::scenario::{self, HopTarget, Overrides};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use support::bin::mxtrace;
-use support::certs::TestPki;
 
 fn scenario_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -107,8 +110,8 @@ fn check_all_passed(r: &support::bin::Run) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_a_runs_in_the_lab() {
     let net = 40;
-    let pki = TestPki::new();
-    let eop = Peer::tls(&pki, "contoso-com.mail.protection.outlook.com");
+    let pki = LabPki::new().unwrap();
+    let eop = lab::eop(&pki, "contoso-com.mail.protection.outlook.com");
     let zones = lab::zones(net, &["contoso-com.mail.protection.outlook.com."], "");
     let lab = Lab::start(net, zones, pki, vec![(EOP_CONTOSO, eop)]).await;
     let r = lab
@@ -155,12 +158,13 @@ async fn scenario_a_runs_in_the_lab() {
             assert!(e.get(k).is_some(), "{k} missing in {e}");
         }
     }
-    assert_eq!(lab.data_seen.load(std::sync::atomic::Ordering::SeqCst), 0);
+    lab.assert_no_data(&[(EOP_CONTOSO, 1)]).await;
 }
 
-/// B with the client certificate lines of hop 2 uncommented (pointing at the test PKI).
-fn b_with_client_cert(pki: &TestPki) -> PathBuf {
-    pki.client_cert("mail.contoso.com");
+/// B with the client certificate lines of hop 2 uncommented (pointing at a client identity
+/// from the lab CA).
+fn b_with_client_cert(lab: &Lab) -> PathBuf {
+    lab.client_cert("mail.contoso.com");
     let text = std::fs::read_to_string(scenario_file("b-hybrid-inbound.toml"))
         .unwrap()
         .replace(
@@ -175,24 +179,21 @@ fn b_with_client_cert(pki: &TestPki) -> PathBuf {
         text.contains("\ntls_client_cert = "),
         "the commented lines changed"
     );
-    pki.write_pem("b.toml", &text)
+    lab.write("b.toml", &text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_b_runs_in_the_lab_with_a_client_certificate() {
     let net = 41;
-    let pki = TestPki::new();
-    let file = b_with_client_cert(&pki);
-    let mail = Peer::tls(&pki, "mail.contoso.com");
-    let mut eop = Peer::tls(
+    let pki = LabPki::new().unwrap();
+    let mail = lab::on_prem(&pki, "mail.contoso.com");
+    let eop = lab::eop(
         &pki,
         "contoso-mail-onmicrosoft-com.mail.protection.outlook.com",
     );
-    eop.tls = Some(
-        pki.server_config_with_client_auth(&support::certs::CertKind::Valid(eop.name.clone())),
-    );
     let zones = lab::zones(net, &["mail"], "");
     let lab = Lab::start(net, zones, pki, vec![(MAIL, mail), (EOP_TENANT, eop)]).await;
+    let file = b_with_client_cert(&lab);
     let r = lab.run(&file, &["--json"]).await;
     let j = check_all_passed(&r);
     let hop2 = &j["hops"][1];
@@ -212,15 +213,23 @@ async fn scenario_b_runs_in_the_lab_with_a_client_certificate() {
         rcpt[0]["sent"][0],
         "RCPT TO:<mxtrace-relay-test@example.invalid>"
     );
-    assert_eq!(rcpt[0]["reply"]["code"], 554);
-    assert_eq!(lab.data_seen.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // Exchange's relay refusal (550 5.7.54 ... Unable to relay).
+    assert_eq!(rcpt[0]["reply"]["code"], 550);
+    // mail.contoso.com: the trace's probe and the open-relay check; EOP: hop 2's probe, which
+    // presented the client certificate.
+    lab.assert_no_data(&[(MAIL, 2), (EOP_TENANT, 1)]).await;
+    let eop = lab.sessions(EOP_TENANT, 1).await;
+    assert_eq!(
+        eop[0].client_cert_subject.as_deref(),
+        Some("CN=mail.contoso.com")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_c_runs_in_the_lab() {
     let net = 42;
-    let pki = TestPki::new();
-    let fab = Peer::tls(&pki, "mx.fabrikam.com");
+    let pki = LabPki::new().unwrap();
+    let fab = lab::postfix(&pki, "mx.fabrikam.com");
     let lab = Lab::start(
         net,
         lab::zones(net, &["mail"], ""),
@@ -232,15 +241,16 @@ async fn scenario_c_runs_in_the_lab() {
         .run(&scenario_file("c-outbound-third-party.toml"), &["--json"])
         .await;
     check_all_passed(&r);
+    lab.assert_no_data(&[(FABRIKAM, 1)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_d_runs_in_the_lab_with_tls_required() {
     let net = 43;
-    let pki = TestPki::new();
-    let mut mail = Peer::tls(&pki, "mail.contoso.com");
+    let pki = LabPki::new().unwrap();
+    let mut mail = lab::on_prem(&pki, "mail.contoso.com");
     mail.require_tls = true;
-    let fab = Peer::tls(&pki, "mx.fabrikam.com");
+    let fab = lab::postfix(&pki, "mx.fabrikam.com");
     let lab = Lab::start(
         net,
         lab::zones(net, &["mail"], ""),
@@ -273,22 +283,25 @@ async fn scenario_d_runs_in_the_lab_with_tls_required() {
                 )
         })
         .unwrap_or_else(|| panic!("{hop1}"));
+    // Exchange's receive connector with RequireTLS: "451 5.7.3 STARTTLS is required to send
+    // mail" (the 5.7.3 is kept as text: its class does not match the 4xx code).
     assert!(
         req["observed"]
             .as_str()
             .unwrap()
-            .contains("530 5.7.0 tls_required"),
+            .contains("451 tls_required \"5.7.3 STARTTLS is required"),
         "{req}"
     );
-    assert_eq!(lab.data_seen.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // mail.contoso.com: the probe, the plaintext session and the open-relay check.
+    lab.assert_no_data(&[(MAIL, 3), (FABRIKAM, 1)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firewall_change_runs_in_the_lab() {
     let net = 44;
-    let pki = TestPki::new();
-    let mail = Peer::tls(&pki, "mail.contoso.com");
-    let mail2 = Peer::tls(&pki, "mail2.contoso.com");
+    let pki = LabPki::new().unwrap();
+    let mail = lab::on_prem(&pki, "mail.contoso.com");
+    let mail2 = lab::on_prem(&pki, "mail2.contoso.com");
     let lab = Lab::start(
         net,
         lab::zones(net, &["mail", "mail2"], ""),
@@ -310,6 +323,8 @@ async fn firewall_change_runs_in_the_lab() {
         lab.port
     );
     assert!(r.stdout.contains(&closed), "{}", r.stdout);
+    // mail.contoso.com: hop 1's probe, hop 2's probe and its open-relay check.
+    lab.assert_no_data(&[(MAIL, 3), (MAIL2, 1)]).await;
 }
 
 /// Hop 1's MX is an open relay and EOP refuses the tenant: exit 1, FAIL lines with what was
@@ -317,17 +332,17 @@ async fn firewall_change_runs_in_the_lab() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_exit_1_with_lines_and_junit() {
     let net = 45;
-    let pki = TestPki::new();
-    let file = b_with_client_cert(&pki);
-    let mut mail = Peer::tls(&pki, "mail.contoso.com");
-    mail.open_relay = true;
-    let mut eop = Peer::tls(
+    let pki = LabPki::new().unwrap();
+    // A receive connector letting the probe's address (the loopback client is 127.0.0.1)
+    // relay anywhere without AUTH.
+    let mut mail = lab::on_prem(&pki, "mail.contoso.com");
+    mail.relay_allowed_ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    // EOP cannot attribute the connection to the tenant.
+    let mut eop = lab::eop(
         &pki,
         "contoso-mail-onmicrosoft-com.mail.protection.outlook.com",
     );
-    eop.rcpt_reply =
-        Some("550 5.7.64 TenantAttribution; Relay Access Denied <\"&'> ATTR35".to_string());
-    let junit = pki.dir().join("report.xml");
+    eop.fault = Some(Fault::AttributionFailure);
     let lab = Lab::start(
         net,
         lab::zones(net, &["mail"], ""),
@@ -335,6 +350,8 @@ async fn failures_exit_1_with_lines_and_junit() {
         vec![(MAIL, mail), (EOP_TENANT, eop)],
     )
     .await;
+    let file = b_with_client_cert(&lab);
+    let junit = lab.dir().join("report.xml");
     let junit_arg = junit.display().to_string();
     let r = lab.run(&file, &["--junit", &junit_arg]).await;
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
@@ -351,8 +368,9 @@ async fn failures_exit_1_with_lines_and_junit() {
     let failed = j["summary"]["failed"].as_u64().unwrap() as usize;
     assert_eq!(failed, 2, "{}", r.stdout);
     check_junit(&xml, total, failed, j["hops"].as_array().unwrap().len());
+    // The reply text, quoted in the observation, escaped (all five escapes: junit.rs tests).
     assert!(
-        xml.contains("&lt;&quot;&amp;&apos;&gt;"),
+        xml.contains("relay_denied &quot;TenantAttribution; Relay Access Denied ATTR36"),
         "reply text escaped:\n{xml}"
     );
     assert!(
@@ -366,6 +384,8 @@ async fn failures_exit_1_with_lines_and_junit() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty());
+    // Two runs: each a probe and an open-relay check at mail.contoso.com, a probe at EOP.
+    lab.assert_no_data(&[(MAIL, 4), (EOP_TENANT, 2)]).await;
 }
 
 /// A minimal XML check: tags balance, attribute values and text carry no raw `<` or bare `&`,
@@ -447,7 +467,7 @@ fn check_text(t: &str) {
 
 #[test]
 fn bad_files_exit_2_with_file_and_line() {
-    let dir = TestPki::new();
+    let dir = TempDir::new();
     let cases = [
         ("syntax", "name = \"x\"\n[[hop]\nname = \"a\"\n", ":2:"),
         (
@@ -477,7 +497,7 @@ fn bad_files_exit_2_with_file_and_line() {
         ),
     ];
     for (name, text, want) in cases {
-        let f = dir.write_pem(&format!("{name}.toml"), text);
+        let f = dir.write(&format!("{name}.toml"), text);
         // The resolver is a closed loopback port: nothing may be asked of it anyway.
         let r = mxtrace(
             &["run", f.to_str().unwrap(), "--resolver", "127.0.0.1:9"],
@@ -504,8 +524,8 @@ fn bad_files_exit_2_with_file_and_line() {
 
 #[test]
 fn unwritable_junit_path_is_a_usage_error_before_running() {
-    let dir = TestPki::new();
-    let f = dir.write_pem(
+    let dir = TempDir::new();
+    let f = dir.write(
         "ok.toml",
         "name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"127.0.46.2\"]\n",
     );

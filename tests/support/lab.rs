@@ -1,24 +1,23 @@
-//! A hermetic lab for the scenario files: the loopback DNS server (`dns.rs`) answering for
-//! contoso.com, fabrikam.com, the tenant domain and EOP names, and small SMTP peers on
-//! 127.0.N.x that speak STARTTLS with certificates from the test PKI, accept mail for the
-//! lab's domains and refuse relay. Everything on 127.0.0.0/8; no name is ever asked of the
-//! system resolver (the binary gets `--resolver`). Include with
+//! A hermetic lab for the scenario files, built from the product lab (`mxtrace::lab`, one
+//! simulator for the product and the tests): its DNS server (through `dns.rs`) answering for
+//! contoso.com, fabrikam.com, the tenant domain and EOP names, and its SMTP role servers
+//! (`mxtrace::lab::smtp::RoleServer`: EOP front end, on-premises Exchange, third-party Postfix,
+//! with the replies those systems give) on 127.0.N.x, with certificates from the lab CA
+//! (`mxtrace::lab::pki::LabPki`, its PEM written to a temp file for `--tls-ca-file`).
+//! Everything on 127.0.0.0/8; no name is ever asked of the system resolver (the binary gets
+//! `--resolver`). Include with
 //! `#[path = "support/dns.rs"] mod dns_support; #[path = "support/lab.rs"] mod lab; mod support;`
 #![allow(dead_code)]
 
 use crate::dns_support::TestDns;
 use crate::support::bin::{mxtrace, Run};
-use crate::support::certs::{CertKind, TestPki};
+use mxtrace::lab::pki::{CertValidity, LabPki};
+use mxtrace::lab::smtp::{Role, RoleConfig, RoleServer, RunningServer, SessionRecord};
+use mxtrace::lab::topology::EOP_FRONT_END;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
-use tokio::time::timeout;
-use tokio_rustls::TlsAcceptor;
 
 /// Host octets of the peers in 127.0.N.0/24.
 pub const MAIL: u8 = 2; // mail.contoso.com (on-premises MX, smart host)
@@ -28,56 +27,102 @@ pub const EOP_TENANT: u8 = 5; // contoso-mail-onmicrosoft-com.mail.protection.ou
 pub const MAIL2: u8 = 6; // mail2.contoso.com (second MX in some tests)
 pub const RELAY: u8 = 9; // relay.contoso.com: no listener (refused)
 
-/// Domains the peers accept mail for; anything else is relay and refused.
-const LOCAL: [&str; 3] = [
-    "contoso.com",
-    "contoso.mail.onmicrosoft.com",
-    "fabrikam.com",
-];
+/// The tenant's routing domain (scenario B hop 2).
+pub const TENANT_DOMAIN: &str = "contoso.mail.onmicrosoft.com";
 
-#[derive(Clone)]
-pub struct Peer {
-    pub name: String,
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// Refuse MAIL before STARTTLS (530 5.7.0), as a TLS-only receive connector does.
-    pub require_tls: bool,
-    /// Accept RCPT for any domain.
-    pub open_relay: bool,
-    /// Answer every RCPT with this instead.
-    pub rcpt_reply: Option<String>,
+/// A temp directory removed on drop: the CA file, scenario file copies, client identities,
+/// JUnit reports.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "mxtrace-run-lab-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `contents` to `path()/name` and returns the path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
 }
 
-impl Peer {
-    /// STARTTLS with a valid certificate for `name`.
-    pub fn tls(pki: &TestPki, name: &str) -> Peer {
-        Peer {
-            name: name.to_string(),
-            tls: Some(pki.server_config(&CertKind::Valid(name.to_string()))),
-            require_tls: false,
-            open_relay: false,
-            rcpt_reply: None,
-        }
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A role server's config before it has an address (`Lab::start` gives it one).
+fn config(role: Role, hostname: &str, domains: &[&str]) -> RoleConfig {
+    let mut c = RoleConfig::new(role, SocketAddr::from(([127, 0, 0, 1], 0)), hostname);
+    c.accepted_domains = domains.iter().map(|d| d.to_string()).collect();
+    c
+}
+
+/// On-premises Exchange `name` (mail.contoso.com), accepting contoso.com, STARTTLS with a valid
+/// certificate for `name` (optional client certificates, as a receive connector for Office 365
+/// asks for). Anything else is relay, refused (550 5.7.54).
+pub fn on_prem(pki: &LabPki, name: &str) -> RoleConfig {
+    let mut c = config(Role::OnPremExchange, name, &["contoso.com"]);
+    c.tls = Some(
+        pki.server_config_with_client_auth(&[name], CertValidity::Valid)
+            .unwrap(),
+    );
+    c
+}
+
+/// An EOP front end serving `mx` (an `*.mail.protection.outlook.com` name): the banner names
+/// the front end, the certificate is EOP's wildcard; accepts contoso.com and the tenant's
+/// routing domain; asks for an optional client certificate (an inbound connector attributing
+/// by certificate).
+pub fn eop(pki: &LabPki, mx: &str) -> RoleConfig {
+    assert!(mx.ends_with(".mail.protection.outlook.com"), "{mx}");
+    let mut c = config(
+        Role::EopFrontEnd,
+        EOP_FRONT_END,
+        &["contoso.com", TENANT_DOMAIN],
+    );
+    c.tls = Some(
+        pki.server_config_with_client_auth(
+            &[
+                "*.mail.protection.outlook.com",
+                "mail.protection.outlook.com",
+            ],
+            CertValidity::Valid,
+        )
+        .unwrap(),
+    );
+    c
+}
+
+/// The third-party Postfix MX `name` (mx.fabrikam.com), accepting fabrikam.com, STARTTLS with a
+/// valid certificate for `name`.
+pub fn postfix(pki: &LabPki, name: &str) -> RoleConfig {
+    let mut c = config(Role::ThirdPartyPostfix, name, &["fabrikam.com"]);
+    c.tls = Some(pki.server_config(&[name], CertValidity::Valid).unwrap());
+    c
 }
 
 pub struct Lab {
     pub net: u8,
     pub port: u16,
     pub dns: TestDns,
-    pub pki: TestPki,
-    /// DATA commands received by any peer: `run` must never send one.
-    pub data_seen: Arc<AtomicUsize>,
-    /// Connections accepted, per peer octet order given.
-    pub connections: Arc<AtomicUsize>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    pub pki: LabPki,
+    dir: TempDir,
+    ca_file: PathBuf,
+    servers: Vec<(u8, RunningServer)>,
 }
 
 fn ip(net: u8, host: u8) -> IpAddr {
@@ -119,52 +164,73 @@ pub fn zones(net: u8, contoso_mx: &[&str], extra: &str) -> Vec<String> {
             ),
         ),
         zone(
-            "contoso.mail.onmicrosoft.com",
+            TENANT_DOMAIN,
             "@ MX 0 contoso-mail-onmicrosoft-com.mail.protection.outlook.com.".to_string(),
         ),
     ]
 }
 
 impl Lab {
-    /// Starts the DNS server and one peer per (octet, behaviour), all on one port.
-    pub async fn start(net: u8, zones: Vec<String>, pki: TestPki, peers: Vec<(u8, Peer)>) -> Lab {
+    /// Starts the DNS server and one role server per (octet, config), all on one port.
+    pub async fn start(
+        net: u8,
+        zones: Vec<String>,
+        pki: LabPki,
+        peers: Vec<(u8, RoleConfig)>,
+    ) -> Lab {
         let refs: Vec<&str> = zones.iter().map(String::as_str).collect();
         let dns = TestDns::start(&refs, &[]).await;
-        let data_seen = Arc::new(AtomicUsize::new(0));
-        let connections = Arc::new(AtomicUsize::new(0));
+        let dir = TempDir::new();
+        let ca_file = dir.write("ca.pem", &pki.ca_pem());
         'attempt: for _ in 0..50 {
             let Some((h0, _)) = peers.first() else {
                 panic!("a lab needs a peer")
             };
-            let first = TcpListener::bind(SocketAddr::new(ip(net, *h0), 0))
-                .await
-                .unwrap();
-            let port = first.local_addr().unwrap().port();
-            let mut listeners = vec![first];
-            for (h, _) in &peers[1..] {
-                match TcpListener::bind(SocketAddr::new(ip(net, *h), port)).await {
-                    Ok(l) => listeners.push(l),
+            let port = std::net::TcpListener::bind(SocketAddr::new(ip(net, *h0), 0))
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut servers = Vec::new();
+            for (h, cfg) in &peers {
+                let mut cfg = cfg.clone();
+                cfg.addr = SocketAddr::new(ip(net, *h), port);
+                match RoleServer::start(cfg).await {
+                    Ok(s) => servers.push((*h, s)),
                     Err(_) => continue 'attempt,
                 }
             }
-            let tasks = listeners
-                .into_iter()
-                .zip(peers.iter().cloned())
-                .map(|(l, (_, p))| {
-                    tokio::spawn(serve(l, p, data_seen.clone(), connections.clone()))
-                })
-                .collect();
             return Lab {
                 net,
                 port,
                 dns,
                 pki,
-                data_seen,
-                connections,
-                tasks,
+                dir,
+                ca_file,
+                servers,
             };
         }
         panic!("no common free port");
+    }
+
+    /// The lab's temp directory (removed when the lab is dropped).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `contents` to `dir()/name` and returns the path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        self.dir.write(name, contents)
+    }
+
+    /// Writes a client identity (chain + key PEM) for `name` from the lab CA as
+    /// `client-NAME.pem` / `client-NAME.key` in `dir()`; returns their paths.
+    pub fn client_cert(&self, name: &str) -> (PathBuf, PathBuf) {
+        let (chain, key) = self.pki.client_identity_pem(name).unwrap();
+        (
+            self.write(&format!("client-{name}.pem"), &chain),
+            self.write(&format!("client-{name}.key"), &key),
+        )
     }
 
     /// The overrides that point a scenario file at this lab.
@@ -175,7 +241,7 @@ impl Lab {
             "--port".into(),
             self.port.to_string(),
             "--tls-ca-file".into(),
-            self.pki.ca_file().display().to_string(),
+            self.ca_file.display().to_string(),
             "--dns-timeout".into(),
             "2s".into(),
             "--connect-timeout".into(),
@@ -199,109 +265,42 @@ impl Lab {
         .await
         .unwrap()
     }
-}
 
-async fn serve(
-    listener: TcpListener,
-    peer: Peer,
-    data_seen: Arc<AtomicUsize>,
-    connections: Arc<AtomicUsize>,
-) {
-    while let Ok((stream, _)) = listener.accept().await {
-        connections.fetch_add(1, Ordering::SeqCst);
-        let (peer, data_seen) = (peer.clone(), data_seen.clone());
-        tokio::spawn(async move {
-            let _ = timeout(Duration::from_secs(20), session(stream, peer, data_seen)).await;
-        });
-    }
-}
-
-enum Next {
-    Done,
-    StartTls,
-}
-
-async fn session(
-    stream: TcpStream,
-    peer: Peer,
-    data_seen: Arc<AtomicUsize>,
-) -> std::io::Result<()> {
-    let mut s = BufReader::new(stream);
-    s.write_all(format!("220 {} ESMTP lab\r\n", peer.name).as_bytes())
-        .await?;
-    if let Next::Done = dialogue(&mut s, &peer, false, &data_seen).await? {
-        return Ok(());
-    }
-    let Some(cfg) = peer.tls.clone() else {
-        return Ok(());
-    };
-    let tls = TlsAcceptor::from(cfg).accept(s.into_inner()).await?;
-    let mut t = BufReader::new(tls);
-    dialogue(&mut t, &peer, true, &data_seen).await?;
-    Ok(())
-}
-
-async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
-    s: &mut BufReader<S>,
-    peer: &Peer,
-    in_tls: bool,
-    data_seen: &AtomicUsize,
-) -> std::io::Result<Next> {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if s.read_line(&mut line).await? == 0 {
-            return Ok(Next::Done);
-        }
-        let cmd = line.trim_end().to_ascii_uppercase();
-        let reply = if cmd.starts_with("EHLO") {
-            let tls = if peer.tls.is_some() && !in_tls {
-                "250-STARTTLS\r\n"
-            } else {
-                ""
-            };
-            format!(
-                "250-{} Hello\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n{tls}250 8BITMIME\r\n",
-                peer.name
-            )
-        } else if cmd == "STARTTLS" && peer.tls.is_some() && !in_tls {
-            s.write_all(b"220 2.0.0 Ready to start TLS\r\n").await?;
-            s.flush().await?;
-            return Ok(Next::StartTls);
-        } else if cmd.starts_with("MAIL") {
-            if peer.require_tls && !in_tls {
-                "530 5.7.0 Must issue a STARTTLS command first\r\n".into()
-            } else {
-                "250 2.1.0 Sender OK\r\n".into()
-            }
-        } else if cmd.starts_with("RCPT") {
-            let domain = cmd
-                .rsplit_once('@')
-                .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase())
-                .unwrap_or_default();
-            if let Some(r) = &peer.rcpt_reply {
-                format!("{r}\r\n")
-            } else if peer.require_tls && !in_tls {
-                "530 5.7.0 Must issue a STARTTLS command first\r\n".into()
-            } else if peer.open_relay || LOCAL.contains(&domain.as_str()) {
-                "250 2.1.5 Recipient OK\r\n".into()
-            } else {
-                "554 5.7.1 <relay test>: Relay access denied\r\n".into()
-            }
-        } else if cmd.starts_with("DATA") {
-            data_seen.fetch_add(1, Ordering::SeqCst);
-            "554 5.5.1 No DATA in this lab\r\n".into()
-        } else if cmd.starts_with("RSET") {
-            "250 2.0.0 OK\r\n".into()
-        } else if cmd.starts_with("QUIT") {
-            s.write_all(b"221 2.0.0 Bye\r\n").await?;
-            s.flush().await?;
-            return Ok(Next::Done);
-        } else {
-            "502 5.5.2 Command not implemented\r\n".into()
+    /// The session log of the peer at `host` once exactly `n` sessions (connections) have
+    /// finished there; panics if another number did.
+    pub async fn sessions(&self, host: u8, n: u64) -> Vec<SessionRecord> {
+        let Some((_, s)) = self.servers.iter().find(|(h, _)| *h == host) else {
+            panic!("no peer at 127.0.{}.{host}", self.net)
         };
-        s.write_all(reply.as_bytes()).await?;
-        s.flush().await?;
+        // The binary has exited: its sessions are over or ending; 10 s is only a bound.
+        s.wait_for_sessions(n, Duration::from_secs(10)).await;
+        assert_eq!(
+            s.finished_sessions(),
+            n,
+            "sessions at 127.0.{}.{host}: {:#?}",
+            self.net,
+            s.sessions()
+        );
+        s.sessions()
+    }
+
+    /// Every peer saw exactly the given number of sessions (`(octet, n)`, each peer of the lab
+    /// listed) and none of them received DATA: no message, no byte, no 354 go-ahead.
+    pub async fn assert_no_data(&self, expected: &[(u8, u64)]) {
+        let mut hosts: Vec<u8> = self.servers.iter().map(|(h, _)| *h).collect();
+        let mut listed: Vec<u8> = expected.iter().map(|(h, _)| *h).collect();
+        hosts.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(hosts, listed, "every peer is accounted for");
+        for &(host, n) in expected {
+            for s in self.sessions(host, n).await {
+                assert_eq!((s.messages, s.data_bytes), (0, 0), "DATA at {host}: {s:?}");
+                assert!(
+                    !s.last_reply.as_deref().unwrap_or("").starts_with("354"),
+                    "DATA at {host}: {s:?}"
+                );
+            }
+        }
     }
 }
 
