@@ -51,9 +51,8 @@ impl DnsServer {
     ) -> io::Result<DnsServer> {
         check_loopback(bind.ip())?;
         let handler = Handler::new(zones, servfail)?;
-        let udp = UdpSocket::bind(bind).await?;
+        let (udp, tcp) = bind_pair(bind).await?;
         let addr = udp.local_addr()?;
-        let tcp = TcpListener::bind(addr).await?;
         let mut server = Server::new(handler);
         server.register_socket(udp);
         server.register_listener(tcp, TCP_IDLE, TCP_RESPONSE_BUFFER);
@@ -154,9 +153,8 @@ pub struct SilentDns {
 impl SilentDns {
     pub async fn start(bind: SocketAddr) -> io::Result<SilentDns> {
         check_loopback(bind.ip())?;
-        let udp = UdpSocket::bind(bind).await?;
+        let (udp, tcp) = bind_pair(bind).await?;
         let addr = udp.local_addr()?;
-        let tcp = TcpListener::bind(addr).await?;
         let task = tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((s, _)) = tcp.accept().await {
@@ -191,6 +189,23 @@ pub fn zone_text(origin: &str, body: &str) -> String {
          @ IN SOA ns.{origin}. hostmaster.{origin}. 1 3600 600 86400 60\n\
          @ IN NS ns.{origin}.\n{body}\n"
     )
+}
+
+/// A UDP socket and a TCP listener on the same address and port. With port 0 the UDP port is
+/// the system's choice, and its TCP twin may already be taken (UDP and TCP ports are separate
+/// spaces): try a few other UDP ports before giving up.
+async fn bind_pair(bind: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
+    const ATTEMPTS: usize = 20;
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        let udp = UdpSocket::bind(bind).await?;
+        match TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if bind.port() == 0 && e.kind() == io::ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "no free port pair")))
 }
 
 #[cfg(test)]
