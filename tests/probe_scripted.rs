@@ -957,76 +957,46 @@ async fn a_421_at_any_stage_ends_the_probe_cleanly() {
     let pki = TestPki::new();
     let bye = || line("421 4.3.2 Service shutting down, closing transmission channel");
     let ok_ehlo = || ehlo_reply(NAME, &["STARTTLS", "AUTH PLAIN"]);
-    // (stage where the 421 comes, the dialogue up to it)
+    // Each dialogue goes one stage further than the one before, then answers 421.
+    let greet = || vec![line("220 mx ESMTP"), Step::Expect("EHLO".into())];
+    let envelope = |upto_rcpt_ok: bool| {
+        let mut v = greet();
+        v.extend([
+            ehlo_reply(NAME, &[]),
+            Step::Expect("MAIL".into()),
+            line("250 2.1.0 Ok"),
+        ]);
+        v.push(Step::Expect("RCPT".into()));
+        if upto_rcpt_ok {
+            v.extend([line("250 2.1.5 Ok"), Step::Expect("DATA".into())]);
+        }
+        v
+    };
+    let with = |mut v: Vec<Step>, more: Vec<Step>| {
+        v.extend(more);
+        v.push(bye());
+        v
+    };
+    let starttls = with(greet(), vec![ok_ehlo(), Step::Expect("STARTTLS".into())]);
+    let ehlo_tls = with(
+        greet(),
+        vec![
+            ok_ehlo(),
+            Step::Expect("STARTTLS".into()),
+            line("220 2.0.0 Ready"),
+            Step::StartTls(pki.server_config(&CertKind::Valid(NAME.into()))),
+            Step::Expect("EHLO".into()),
+        ],
+    );
     let cases: Vec<(Stage, Vec<Step>)> = vec![
-        (
-            Stage::Ehlo,
-            vec![line("220 mx ESMTP"), Step::Expect("EHLO".into()), bye()],
-        ),
-        (
-            Stage::Starttls,
-            vec![
-                line("220 mx ESMTP"),
-                Step::Expect("EHLO".into()),
-                ok_ehlo(),
-                Step::Expect("STARTTLS".into()),
-                bye(),
-            ],
-        ),
-        (
-            Stage::EhloTls,
-            vec![
-                line("220 mx ESMTP"),
-                Step::Expect("EHLO".into()),
-                ok_ehlo(),
-                Step::Expect("STARTTLS".into()),
-                line("220 2.0.0 Ready"),
-                Step::StartTls(pki.server_config(&CertKind::Valid(NAME.into()))),
-                Step::Expect("EHLO".into()),
-                bye(),
-            ],
-        ),
-        (
-            Stage::RcptTo,
-            vec![
-                line("220 mx ESMTP"),
-                Step::Expect("EHLO".into()),
-                ehlo_reply(NAME, &[]),
-                Step::Expect("MAIL".into()),
-                line("250 2.1.0 Ok"),
-                Step::Expect("RCPT".into()),
-                bye(),
-            ],
-        ),
-        (
-            Stage::Data,
-            vec![
-                line("220 mx ESMTP"),
-                Step::Expect("EHLO".into()),
-                ehlo_reply(NAME, &[]),
-                Step::Expect("MAIL".into()),
-                line("250 2.1.0 Ok"),
-                Step::Expect("RCPT".into()),
-                line("250 2.1.5 Ok"),
-                Step::Expect("DATA".into()),
-                bye(),
-            ],
-        ),
+        (Stage::Ehlo, with(greet(), vec![])),
+        (Stage::Starttls, starttls),
+        (Stage::EhloTls, ehlo_tls),
+        (Stage::RcptTo, with(envelope(false), vec![])),
+        (Stage::Data, with(envelope(true), vec![])),
         (
             Stage::EndOfData,
-            vec![
-                line("220 mx ESMTP"),
-                Step::Expect("EHLO".into()),
-                ehlo_reply(NAME, &[]),
-                Step::Expect("MAIL".into()),
-                line("250 2.1.0 Ok"),
-                Step::Expect("RCPT".into()),
-                line("250 2.1.5 Ok"),
-                Step::Expect("DATA".into()),
-                line("354 go ahead"),
-                Step::ReadData,
-                bye(),
-            ],
+            with(envelope(true), vec![line("354 go ahead"), Step::ReadData]),
         ),
     ];
     for (at, mut steps) in cases {
