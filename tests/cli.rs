@@ -335,3 +335,69 @@ fn key_and_password_files_never_leak_into_errors() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// IPv6: `[::1]:PORT` with -6 reaches an IPv6 listener; -4 with an IPv6 target is a usage error.
+#[test]
+fn ipv6_literal_target() {
+    use std::io::{BufRead, BufReader, Write};
+    let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("SKIPPED: no IPv6 loopback on this machine");
+        return;
+    };
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut w = stream.try_clone().unwrap();
+        let mut r = BufReader::new(stream);
+        w.write_all(b"220 v6.contoso.test ESMTP\r\n").unwrap();
+        let mut seen = Vec::new();
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap_or(0) > 0 {
+            let cmd = line.trim_end().to_string();
+            line.clear();
+            let reply: &[u8] = if cmd.starts_with("EHLO") {
+                b"250-v6.contoso.test\r\n250 PIPELINING\r\n"
+            } else if cmd == "QUIT" {
+                b"221 bye\r\n"
+            } else {
+                b"502 5.5.2 no\r\n"
+            };
+            w.write_all(reply).unwrap();
+            seen.push(cmd.clone());
+            if cmd == "QUIT" {
+                break;
+            }
+        }
+        seen
+    });
+    let target = format!("[::1]:{port}");
+    let r = mxtrace(
+        &[
+            "probe",
+            &target,
+            "-6",
+            "--json",
+            "--ehlo",
+            "probe.fabrikam.test",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let j = r.json();
+    assert_eq!(j["target"]["ip"], "::1");
+    assert_eq!(server.join().unwrap(), ["EHLO probe.fabrikam.test", "QUIT"]);
+    let r = mxtrace(&["probe", &target, "-4"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    // Nothing listens now: the header still writes the address with brackets.
+    let r = mxtrace(&["probe", &target, "-6"], &[]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout
+            .starts_with(&format!("mxtrace probe [::1]:{port} (::1)")),
+        "{}",
+        r.stdout
+    );
+}

@@ -56,11 +56,15 @@ pub fn render_probe(r: &ProbeReport, style: Style) -> String {
 /// probes' verdicts as "Probe verdict" so that its own is the only "Verdict").
 fn probe_body(out: &mut String, r: &ProbeReport, style: Style, label: &str) {
     let ip = r.target.ip.as_deref().unwrap_or("?");
+    // An IPv6 address takes brackets before its port (RFC 3986 3.2.2).
+    let host = match r.target.host.parse::<std::net::Ipv6Addr>() {
+        Ok(_) => format!("[{}]", r.target.host),
+        Err(_) => r.target.host.clone(),
+    };
     let _ = writeln!(
         out,
-        "{} {}:{} ({ip}), tls {}",
+        "{} {host}:{} ({ip}), tls {}",
         style.paint("1", "mxtrace probe"),
-        r.target.host,
         r.target.port,
         r.target.tls_mode
     );
