@@ -1141,7 +1141,25 @@ impl<'a> Session<'a> {
         self.conn = None;
     }
 
-    fn finish(self) -> ProbeReport {
+    fn finish(mut self) -> ProbeReport {
+        // Steps for the server that answered: a known non-Microsoft server gets no Exchange
+        // Online receiving-side steps.
+        let banner = self
+            .stages
+            .iter()
+            .find(|s| s.stage == Stage::Banner)
+            .and_then(|s| s.reply.as_ref());
+        let caps = self
+            .caps
+            .after_tls
+            .as_ref()
+            .or(self.caps.before_tls.as_ref());
+        let peer = diagnose::identify_peer(&self.opts.host, banner, caps);
+        for s in &mut self.stages {
+            if let Some(d) = s.diagnosis.as_mut() {
+                diagnose::fit_steps(d, peer);
+            }
+        }
         let verdict = self.verdict();
         ProbeReport {
             target: Target {

@@ -22,6 +22,7 @@ pub const AUTH_POSTURE: &str = "Check the sending domain's SPF (every sending so
 pub const PTR: &str = "Check reverse DNS of the sending public IP: a PTR record whose name resolves back to the same IP (forward-confirmed), ideally matching the EHLO name.";
 pub const ESCALATE: &str = "If every check above is clean, escalate (Microsoft support, or the receiving domain's admin) with evidence: the full reply text, the time in UTC, the sending IP, the mxtrace transcript (--json) and the message trace.";
 pub const HCW: &str = "Re-run the Hybrid Configuration Wizard (or fix the inbound connector by hand) so the on-premises connector's certificate name (TlsSenderCertificateName) or sender IP addresses match what the on-premises server presents.";
+pub const DBEB: &str = "If every recipient of an Exchange Online domain fails, check the accepted domain type (Authoritative vs Internal Relay) and Directory-Based Edge Blocking.";
 pub const RECIPIENT_ADMIN: &str = "The receiving organization decides this: send them the full reply text and time so their admin can check their policy or allow list.";
 
 /// Default layer of a category; `accepted` and `other` take the stage's layer.
@@ -74,7 +75,7 @@ pub fn steps_of(category: Category) -> &'static [&'static str] {
             "Check the recipient address for typos, and whether every recipient of the domain fails or only this one.",
             LICENSING,
             DIRSYNC,
-            "If every recipient of an Exchange Online domain fails, check the accepted domain type (Authoritative vs Internal Relay) and Directory-Based Edge Blocking.",
+            DBEB,
             TRACE,
         ],
         Category::MailboxDisabledOrFull => &[
