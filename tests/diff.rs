@@ -9,21 +9,12 @@ mod lab;
 mod support;
 
 use lab::{Lab, FABRIKAM};
-use mxtrace::lab::pki::LabPki;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use support::bin::{mxtrace, Run};
 
 async fn baseline(net: u8) -> (Lab, Value) {
-    let pki = LabPki::new().unwrap();
-    let fab = lab::postfix(&pki, "mx.fabrikam.com");
-    let lab = Lab::start(
-        net,
-        lab::zones(net, &["mail"], ""),
-        pki,
-        vec![(FABRIKAM, fab)],
-    )
-    .await;
+    let lab = lab::scenario_c(net).await;
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/c-outbound-third-party.toml");
     let r = lab.run(&file, &["--json"]).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);

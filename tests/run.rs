@@ -228,15 +228,7 @@ async fn scenario_b_runs_in_the_lab_with_a_client_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_c_runs_in_the_lab() {
     let net = 42;
-    let pki = LabPki::new().unwrap();
-    let fab = lab::postfix(&pki, "mx.fabrikam.com");
-    let lab = Lab::start(
-        net,
-        lab::zones(net, &["mail"], ""),
-        pki,
-        vec![(FABRIKAM, fab)],
-    )
-    .await;
+    let lab = lab::scenario_c(net).await;
     let r = lab
         .run(&scenario_file("c-outbound-third-party.toml"), &["--json"])
         .await;

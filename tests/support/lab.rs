@@ -326,3 +326,10 @@ pub fn redact(text: &str, port: u16) -> String {
     }
     out
 }
+
+/// The lab of scenario C: fabrikam.com's MX on a Postfix role server (used by run and diff).
+pub async fn scenario_c(net: u8) -> Lab {
+    let pki = LabPki::new().unwrap();
+    let fab = postfix(&pki, "mx.fabrikam.com");
+    Lab::start(net, zones(net, &["mail"], ""), pki, vec![(FABRIKAM, fab)]).await
+}
