@@ -15,6 +15,7 @@
 )]
 
 pub mod cli;
+pub mod date;
 pub mod demo;
 pub mod diagnose;
 pub mod diff;

@@ -1068,7 +1068,7 @@ impl<'a> Session<'a> {
             m.push_str(&h);
             m.push_str("\r\n");
         };
-        header(format!("Date: {}", rfc5322_date(SystemTime::now())));
+        header(format!("Date: {}", crate::date::rfc5322(SystemTime::now())));
         header(format!(
             "From: {}",
             if from.is_empty() {
@@ -1290,41 +1290,6 @@ fn probe_id() -> String {
     format!("mxt-{:016x}", h.finish())
 }
 
-/// RFC 5322 3.3 date-time in UTC, e.g. `Mon, 23 Nov 2026 08:54:49 +0000`.
-pub fn rfc5322_date(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let wd = WEEKDAYS
-        .get(days.rem_euclid(7) as usize)
-        .copied()
-        .unwrap_or("Thu");
-    let mon = MONTHS.get((month - 1) as usize).copied().unwrap_or("Jan");
-    format!(
-        "{wd}, {day:02} {mon} {year} {:02}:{:02}:{:02} +0000",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// rustls errors in words an admin can act on.
 fn describe_handshake_error(e: &std::io::Error) -> String {
     let text = e.to_string();
@@ -1351,18 +1316,6 @@ fn describe_handshake_error(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn date_format() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_424_089);
-        assert_eq!(rfc5322_date(t), "Mon, 23 Nov 2026 08:54:49 +0000");
-        assert_eq!(
-            rfc5322_date(SystemTime::UNIX_EPOCH),
-            "Thu, 01 Jan 1970 00:00:00 +0000"
-        );
-        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(rfc5322_date(leap), "Tue, 29 Feb 2000 00:00:00 +0000");
-    }
 
     #[test]
     fn angle_brackets() {

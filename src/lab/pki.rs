@@ -147,6 +147,13 @@ impl LabPki {
         if validity == CertValidity::Expired {
             params.not_before = date_time_ymd(2000, 1, 1);
             params.not_after = date_time_ymd(2001, 1, 1);
+        } else {
+            // A year from today, like a real server certificate (rcgen's default runs to 4096,
+            // which would show as two thousand years left).
+            let (y, m, d, _) = crate::date::civil(std::time::SystemTime::now());
+            let y = i32::try_from(y).unwrap_or(2026);
+            params.not_before = date_time_ymd(y, m, d);
+            params.not_after = date_time_ymd(y + 1, m, d.min(28));
         }
         let cert = params
             .signed_by(&key, &self.ca)

@@ -490,7 +490,7 @@ fn render(t: &str, v: &Vars<'_>) -> String {
         s = s.replace("{fe}", &eop_frontend(v.host));
     }
     if s.contains("{date}") {
-        s = s.replace("{date}", &crate::probe::rfc5322_date(SystemTime::now()));
+        s = s.replace("{date}", &crate::date::rfc5322(SystemTime::now()));
     }
     s.replace("{host}", v.host)
         .replace("{ip}", &v.ip.to_string())

@@ -311,20 +311,39 @@ pub fn redact(text: &str, port: u16) -> String {
     let mut out = String::new();
     for line in text.lines() {
         let words: Vec<&str> = line.split(' ').collect();
-        let mut shown = Vec::new();
+        let mut shown: Vec<String> = Vec::new();
         for (i, w) in words.iter().enumerate() {
             let next = words.get(i + 1).copied().unwrap_or("");
             let is_num = !w.is_empty() && w.parse::<f64>().is_ok();
             if is_num && (next.starts_with("ms") || next == "days") {
-                shown.push("#");
+                shown.push("#".to_string());
             } else {
-                shown.push(w);
+                shown.push(redact_timestamp(w));
             }
         }
         out.push_str(&shown.join(" "));
         out.push('\n');
     }
     out
+}
+
+/// An RFC 3339 UTC timestamp (`2027-11-23T00:00:00Z`, as in certificate dates, which follow
+/// today's date) becomes `TIMESTAMP`; anything else is kept.
+fn redact_timestamp(word: &str) -> String {
+    let core = word.trim_end_matches([')', ',', ';']);
+    let shape = core.len() == 20
+        && core.char_indices().all(|(i, c)| match i {
+            4 | 7 => c == '-',
+            10 => c == 'T',
+            13 | 16 => c == ':',
+            19 => c == 'Z',
+            _ => c.is_ascii_digit(),
+        });
+    if shape {
+        word.replacen(core, "TIMESTAMP", 1)
+    } else {
+        word.to_string()
+    }
 }
 
 /// The lab of scenario C: fabrikam.com's MX on a Postfix role server (used by run and diff).
