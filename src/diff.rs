@@ -1,20 +1,19 @@
 //! `diff BEFORE.json AFTER.json`: what changed between two results, the firewall-change check.
-//! Works on the JSON of `run`, `probe` and `trace`, normalized to a list of probes keyed by
-//! (hop, host, address, port), plus `run`'s expectations keyed by id. Each change is a
-//! regression (exit 1), an improvement or a plain change.
-//!
-//! The input is read as untyped JSON: results written by an older or newer mxtrace still
-//! compare on the fields both have.
+//! Works on the results of `run`, `probe` and `trace`, read back into the result model
+//! (`model::Document`) and normalized to a list of probes keyed by (hop, host, address, port),
+//! plus `run`'s expectations keyed by id. Each change is a regression (exit 1), an improvement
+//! or a plain change.
 
 use crate::cli::UsageError;
+use crate::model::{Document, ExpectationResult, Outcome, ProbeReport, Stage, StageRecord};
+use crate::model::{TlsReport, TraceReport};
 use serde::Serialize;
-use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
 /// A certificate with fewer days left than this is about to expire (a renewal that did not
-/// happen); the runbooks' "connector certificate expiry" cause.
+/// happen, the usual cause of a connector's certificate expiring).
 pub const EXPIRY_WARNING_DAYS: i64 = 14;
 
 /// Latency changes smaller than this are timer noise, whatever the percentage.
@@ -85,8 +84,9 @@ impl Kind {
     }
 }
 
+/// One difference between the two results.
 #[derive(Debug, Clone, Serialize)]
-pub struct Finding {
+pub struct Change {
     pub kind: Kind,
     /// `reachability`, `tls_version`, `tls_verified`, `tls_cipher`, `certificate`,
     /// `certificate_expiry`, `capability`, `reply`, `latency`, `verdict`, `probe_set`,
@@ -96,7 +96,7 @@ pub struct Finding {
     pub hop: String,
     /// `host ip:port`, or the expectation id.
     pub subject: String,
-    pub stage: Option<String>,
+    pub stage: Option<Stage>,
     pub before: Option<String>,
     pub after: Option<String>,
     pub message: String,
@@ -122,7 +122,7 @@ pub struct DiffReport {
     pub before: DocInfo,
     pub after: DocInfo,
     pub latency_threshold: Threshold,
-    pub findings: Vec<Finding>,
+    pub findings: Vec<Change>,
     pub summary: DiffSummary,
     pub verdict: DiffVerdict,
 }
@@ -135,183 +135,112 @@ pub struct DocInfo {
     pub started_at: Option<String>,
 }
 
-/// Reads one result file.
-pub fn read(path: &Path) -> Result<Value, UsageError> {
-    let shown = path.display();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UsageError(format!("{shown}: cannot read: {e}")))?;
-    serde_json::from_str(&text).map_err(|e| UsageError(format!("{shown}: not JSON: {e}")))
+/// Reads one result file: a usage error naming the file when it is not a result this version
+/// reads.
+pub fn read(path: &Path) -> Result<Document, UsageError> {
+    Document::read(path).map_err(|e| UsageError(e.to_string()))
 }
 
 /// One probe of a result, keyed for matching.
 struct Rec<'a> {
     hop: String,
     subject: String,
-    v: &'a Value,
+    report: &'a ProbeReport,
 }
 
+/// A result normalized for comparison.
 struct Doc<'a> {
-    command: String,
     probes: Vec<Rec<'a>>,
-    /// id -> (passed, observed, description)
-    expectations: Vec<(String, bool, String, String)>,
+    expectations: Vec<&'a ExpectationResult>,
 }
 
-fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(v, |v, k| v.get(*k))
-}
-
-fn get_str<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    get(v, path).and_then(Value::as_str)
-}
-
-fn arr<'a>(v: &'a Value, path: &[&str]) -> &'a [Value] {
-    get(v, path)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-}
-
-fn probe_rec<'a>(hop: String, report: &'a Value) -> Rec<'a> {
-    let host = get_str(report, &["target", "host"]).unwrap_or("?");
-    let ip = get_str(report, &["target", "ip"]).unwrap_or("-");
-    let port = get(report, &["target", "port"])
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
+fn probe_rec(hop: String, report: &ProbeReport) -> Rec<'_> {
+    let t = &report.target;
     Rec {
         hop,
-        subject: format!("{host} {ip}:{port}"),
-        v: report,
+        subject: format!("{} {}:{}", t.host, t.ip.as_deref().unwrap_or("-"), t.port),
+        report,
     }
 }
 
-fn trace_recs<'a>(out: &mut Vec<Rec<'a>>, hop_prefix: Option<&str>, trace: &'a Value) {
-    for h in arr(trace, &["hops"]) {
-        let hop = match hop_prefix {
-            Some(p) => p.to_string(),
-            None => format!(
-                "hop {} {}",
-                get(h, &["hop"]).and_then(Value::as_u64).unwrap_or(1),
-                get_str(h, &["domain"]).unwrap_or("?")
-            ),
+/// A trace's probes; in a `run` every one is labelled with the hop's name.
+fn trace_recs<'a>(out: &mut Vec<Rec<'a>>, hop_name: Option<&str>, trace: &'a TraceReport) {
+    for h in &trace.hops {
+        let hop = match hop_name {
+            Some(name) => name.to_string(),
+            None => format!("hop {} {}", h.hop, h.domain),
         };
-        for p in arr(h, &["probes"]) {
-            if let Some(r) = p.get("report") {
-                out.push(probe_rec(hop.clone(), r));
-            }
+        for p in &h.probes {
+            out.push(probe_rec(hop.clone(), &p.report));
         }
     }
 }
 
-fn normalize<'a>(file: &Path, v: &'a Value) -> Result<Doc<'a>, UsageError> {
-    let command = get_str(v, &["command"]).unwrap_or("").to_string();
+fn normalize(doc: &Document) -> Doc<'_> {
     let mut probes = Vec::new();
     let mut expectations = Vec::new();
-    let looks_run = command == "run" || get(v, &["summary", "total"]).is_some();
-    let looks_trace = command == "trace" || (v.get("domain").is_some() && v.get("hops").is_some());
-    let looks_probe =
-        command == "probe" || (v.get("target").is_some() && v.get("stages").is_some());
-    let command = if looks_run {
-        for h in arr(v, &["hops"]) {
-            let name = get_str(h, &["name"]).unwrap_or("?").to_string();
-            match h.get("result") {
-                Some(Value::Array(list)) => {
-                    for r in list {
-                        probes.push(probe_rec(name.clone(), r));
+    match doc {
+        Document::Probe(p) => probes.push(probe_rec(String::new(), p)),
+        Document::Trace(t) => trace_recs(&mut probes, None, t),
+        Document::Run(r) => {
+            for h in &r.hops {
+                match &h.result {
+                    crate::model::HopData::Probes(list) => {
+                        probes.extend(list.iter().map(|p| probe_rec(h.name.clone(), p)));
                     }
+                    crate::model::HopData::Trace(t) => trace_recs(&mut probes, Some(&h.name), t),
                 }
-                Some(t @ Value::Object(_)) => trace_recs(&mut probes, Some(&name), t),
-                _ => {}
-            }
-            for e in arr(h, &["expectations"]) {
-                if let Some(id) = get_str(e, &["id"]) {
-                    expectations.push((
-                        id.to_string(),
-                        get(e, &["passed"])
-                            .and_then(Value::as_bool)
-                            .unwrap_or(false),
-                        get_str(e, &["observed"]).unwrap_or("").to_string(),
-                        get_str(e, &["description"]).unwrap_or("").to_string(),
-                    ));
-                }
+                expectations.extend(h.expectations.iter());
             }
         }
-        "run"
-    } else if looks_trace {
-        trace_recs(&mut probes, None, v);
-        "trace"
-    } else if looks_probe {
-        probes.push(probe_rec(String::new(), v));
-        "probe"
-    } else {
-        return Err(UsageError(format!(
-            "{}: not an mxtrace result (expected the JSON of run, probe or trace)",
-            file.display()
-        )));
-    };
-    Ok(Doc {
-        command: command.to_string(),
+    }
+    Doc {
         probes,
         expectations,
-    })
+    }
 }
 
 /// Compares two results already read.
 pub fn diff(
     before_file: &Path,
-    before: &Value,
+    before: &Document,
     after_file: &Path,
-    after: &Value,
+    after: &Document,
     threshold: Threshold,
 ) -> Result<DiffReport, UsageError> {
-    let b = normalize(before_file, before)?;
-    let a = normalize(after_file, after)?;
-    if b.command != a.command {
+    if before.command() != after.command() {
         return Err(UsageError(format!(
             "{} is a {} result and {} a {} result: compare results of the same command",
             before_file.display(),
-            b.command,
+            before.command(),
             after_file.display(),
-            a.command
+            after.command()
         )));
     }
+    let (b, a) = (normalize(before), normalize(after));
     let mut findings = Vec::new();
-    let key = |r: &Rec<'_>| (r.hop.clone(), r.subject.clone());
-    let after_by: HashMap<(String, String), &Rec<'_>> =
-        a.probes.iter().map(|r| (key(r), r)).collect();
-    let before_keys: std::collections::HashSet<(String, String)> =
-        b.probes.iter().map(key).collect();
-    for rb in &b.probes {
-        match after_by.get(&key(rb)) {
-            Some(ra) => compare_probe(&mut findings, rb, ra, threshold),
-            None => findings.push(Finding {
-                kind: Kind::Change,
-                what: "probe_set",
-                hop: rb.hop.clone(),
-                subject: rb.subject.clone(),
-                stage: None,
-                before: Some("probed".into()),
-                after: Some("not probed".into()),
-                message: "probed before, not after (the walk took another path)".into(),
-            }),
-        }
-    }
-    for ra in &a.probes {
-        if !before_keys.contains(&key(ra)) {
-            findings.push(Finding {
-                kind: Kind::Change,
-                what: "probe_set",
-                hop: ra.hop.clone(),
-                subject: ra.subject.clone(),
-                stage: None,
-                before: Some("not probed".into()),
-                after: Some("probed".into()),
-                message: "probed after, not before (the walk took another path)".into(),
-            });
-        }
-    }
+    compare_probe_sets(&mut findings, &b.probes, &a.probes, threshold);
     compare_expectations(&mut findings, &b.expectations, &a.expectations);
+    let info = |file: &Path, d: &Document| DocInfo {
+        file: file.display().to_string(),
+        command: d.command().to_string(),
+        started_at: Some(d.started_at().to_string()),
+    };
+    Ok(report(
+        info(before_file, before),
+        info(after_file, after),
+        threshold,
+        findings,
+    ))
+}
 
+/// Counts the changes and gives the verdict.
+fn report(
+    before: DocInfo,
+    after: DocInfo,
+    threshold: Threshold,
+    findings: Vec<Change>,
+) -> DiffReport {
     let count = |k: Kind| findings.iter().filter(|f| f.kind == k).count();
     let summary = DiffSummary {
         regressions: count(Kind::Regression),
@@ -329,83 +258,110 @@ pub fn diff(
             )
         },
     };
-    let info = |file: &Path, d: &Doc<'_>, v: &Value| DocInfo {
-        file: file.display().to_string(),
-        command: d.command.clone(),
-        started_at: get_str(v, &["started_at"]).map(str::to_string),
-    };
-    Ok(DiffReport {
-        before: info(before_file, &b, before),
-        after: info(after_file, &a, after),
+    DiffReport {
+        before,
+        after,
         latency_threshold: threshold,
         findings,
         summary,
         verdict,
-    })
+    }
+}
+
+/// Probes matched by (hop, subject); one on a single side means the walk took another path.
+fn compare_probe_sets(out: &mut Vec<Change>, before: &[Rec<'_>], after: &[Rec<'_>], t: Threshold) {
+    let key = |r: &Rec<'_>| (r.hop.clone(), r.subject.clone());
+    let after_by: HashMap<(String, String), &Rec<'_>> = after.iter().map(|r| (key(r), r)).collect();
+    let before_keys: HashSet<(String, String)> = before.iter().map(key).collect();
+    let moved = |r: &Rec<'_>, was: &str, now: &str, message: &str| Change {
+        kind: Kind::Change,
+        what: "probe_set",
+        hop: r.hop.clone(),
+        subject: r.subject.clone(),
+        stage: None,
+        before: Some(was.into()),
+        after: Some(now.into()),
+        message: message.into(),
+    };
+    for rb in before {
+        match after_by.get(&key(rb)) {
+            Some(ra) => compare_probe(out, rb, ra.report, t),
+            None => out.push(moved(
+                rb,
+                "probed",
+                "not probed",
+                "probed before, not after (the walk took another path)",
+            )),
+        }
+    }
+    for ra in after.iter().filter(|r| !before_keys.contains(&key(r))) {
+        out.push(moved(
+            ra,
+            "not probed",
+            "probed",
+            "probed after, not before (the walk took another path)",
+        ));
+    }
 }
 
 fn compare_expectations(
-    out: &mut Vec<Finding>,
-    before: &[(String, bool, String, String)],
-    after: &[(String, bool, String, String)],
+    out: &mut Vec<Change>,
+    before: &[&ExpectationResult],
+    after: &[&ExpectationResult],
 ) {
-    let hop_of = |id: &str| id.split('/').next().unwrap_or("").to_string();
-    let after_by: HashMap<&str, &(String, bool, String, String)> =
-        after.iter().map(|e| (e.0.as_str(), e)).collect();
-    for (id, passed, observed, description) in before {
-        let Some((_, now, now_observed, _)) = after_by.get(id.as_str()) else {
-            out.push(Finding {
-                kind: Kind::Change,
-                what: "expectation",
-                hop: hop_of(id),
-                subject: id.clone(),
-                stage: None,
-                before: Some(observed.clone()),
-                after: None,
-                message: format!("expectation {description:?} no longer checked"),
-            });
+    let change = |e: &ExpectationResult, kind, was, now, message| Change {
+        kind,
+        what: "expectation",
+        hop: e.id.split('/').next().unwrap_or("").to_string(),
+        subject: e.id.clone(),
+        stage: None,
+        before: was,
+        after: now,
+        message,
+    };
+    let after_by: HashMap<&str, &ExpectationResult> =
+        after.iter().map(|e| (e.id.as_str(), *e)).collect();
+    for e in before {
+        let Some(now) = after_by.get(e.id.as_str()) else {
+            let message = format!("expectation {:?} no longer checked", e.description);
+            out.push(change(
+                e,
+                Kind::Change,
+                Some(e.observed.clone()),
+                None,
+                message,
+            ));
             continue;
         };
-        if passed == now {
+        if e.passed == now.passed {
             continue;
         }
-        let (kind, verb) = if *passed {
+        let (kind, verb) = if e.passed {
             (Kind::Regression, "now fails")
         } else {
             (Kind::Improvement, "now passes")
         };
-        out.push(Finding {
-            kind,
-            what: "expectation",
-            hop: hop_of(id),
-            subject: id.clone(),
-            stage: None,
-            before: Some(observed.clone()),
-            after: Some(now_observed.clone()),
-            message: format!("{description} {verb} (observed: {now_observed})"),
-        });
+        let message = format!("{} {verb} (observed: {})", e.description, now.observed);
+        let (was, is) = (Some(e.observed.clone()), Some(now.observed.clone()));
+        out.push(change(e, kind, was, is, message));
     }
-    let before_ids: std::collections::HashSet<&str> = before.iter().map(|e| e.0.as_str()).collect();
-    for (id, _, observed, description) in after {
-        if !before_ids.contains(id.as_str()) {
-            out.push(Finding {
-                kind: Kind::Change,
-                what: "expectation",
-                hop: hop_of(id),
-                subject: id.clone(),
-                stage: None,
-                before: None,
-                after: Some(observed.clone()),
-                message: format!("expectation {description:?} newly checked"),
-            });
-        }
+    let before_ids: HashSet<&str> = before.iter().map(|e| e.id.as_str()).collect();
+    for e in after.iter().filter(|e| !before_ids.contains(e.id.as_str())) {
+        let message = format!("expectation {:?} newly checked", e.description);
+        out.push(change(
+            e,
+            Kind::Change,
+            None,
+            Some(e.observed.clone()),
+            message,
+        ));
     }
 }
 
-/// Findings about one probe, to push with its hop and subject.
+/// Changes about one probe, pushed with its hop and subject.
 struct Out<'a> {
     rec: &'a Rec<'a>,
-    findings: &'a mut Vec<Finding>,
+    findings: &'a mut Vec<Change>,
 }
 
 impl Out<'_> {
@@ -413,17 +369,17 @@ impl Out<'_> {
         &mut self,
         kind: Kind,
         what: &'static str,
-        stage: Option<&str>,
+        stage: Option<Stage>,
         before: Option<String>,
         after: Option<String>,
         message: String,
     ) {
-        self.findings.push(Finding {
+        self.findings.push(Change {
             kind,
             what,
             hop: self.rec.hop.clone(),
             subject: self.rec.subject.clone(),
-            stage: stage.map(str::to_string),
+            stage,
             before,
             after,
             message,
@@ -431,82 +387,44 @@ impl Out<'_> {
     }
 }
 
-fn stage_of<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
-    arr(v, &["stages"])
-        .iter()
-        .find(|s| get_str(s, &["stage"]) == Some(name))
+fn stage_of(r: &ProbeReport, stage: Stage) -> Option<&StageRecord> {
+    r.stages.iter().find(|s| s.stage == stage)
 }
 
-fn connected(v: &Value) -> bool {
-    stage_of(v, "connect").is_some_and(|s| get_str(s, &["outcome"]) == Some("ok"))
+fn connected(r: &ProbeReport) -> bool {
+    stage_of(r, Stage::Connect).is_some_and(|s| s.outcome == Outcome::Ok)
 }
 
-/// `refused (why)`, `250 2.1.5 accepted`.
-fn stage_text(s: &Value) -> String {
-    let mut out = String::new();
-    if let Some(e) = s.get("error").filter(|e| !e.is_null()) {
-        out.push_str(get_str(e, &["kind"]).unwrap_or("error"));
-    } else if let Some(code) = get(s, &["reply", "code"]).and_then(Value::as_u64) {
-        out.push_str(&code.to_string());
-        if let Some(e) = get_str(s, &["reply", "enhanced"]) {
-            out.push(' ');
-            out.push_str(e);
-        }
-    } else {
-        out.push_str(get_str(s, &["outcome"]).unwrap_or("?"));
-    }
-    if let Some(c) = get_str(s, &["diagnosis", "category"]) {
+/// `refused`, `250 2.1.5 accepted`.
+fn stage_text(s: &StageRecord) -> String {
+    let mut out = match (&s.error, &s.reply) {
+        (Some(e), _) => e.kind.as_str().to_string(),
+        (None, Some(reply)) => match reply.enhanced {
+            Some(e) => format!("{} {e}", reply.code),
+            None => reply.code.to_string(),
+        },
+        (None, None) => s.outcome.as_str().to_string(),
+    };
+    if let Some(d) = &s.diagnosis {
         out.push(' ');
-        out.push_str(c);
+        out.push_str(d.category.as_str());
     }
     out
 }
 
-fn compare_probe(findings: &mut Vec<Finding>, b: &Rec<'_>, a: &Rec<'_>, t: Threshold) {
-    let mut out = Out { rec: b, findings };
+fn compare_probe(findings: &mut Vec<Change>, rec: &Rec<'_>, a: &ProbeReport, t: Threshold) {
+    let b = rec.report;
+    let mut out = Out { rec, findings };
     let start = out.findings.len();
-    let (cb, ca) = (connected(b.v), connected(a.v));
-    let connect_text = |v: &Value| {
-        stage_of(v, "connect")
-            .map(stage_text)
-            .unwrap_or_else(|| "not tried".into())
-    };
-    match (cb, ca) {
-        (true, false) => out.push(
-            Kind::Regression,
-            "reachability",
-            Some("connect"),
-            Some("connected".into()),
-            Some(connect_text(a.v)),
-            format!("no longer reachable: {}", connect_error(a.v)),
-        ),
-        (false, true) => out.push(
-            Kind::Improvement,
-            "reachability",
-            Some("connect"),
-            Some(connect_text(b.v)),
-            Some("connected".into()),
-            "now reachable".into(),
-        ),
-        (false, false) => {
-            let (eb, ea) = (connect_text(b.v), connect_text(a.v));
-            if eb != ea {
-                out.push(
-                    Kind::Change,
-                    "reachability",
-                    Some("connect"),
-                    Some(eb.clone()),
-                    Some(ea.clone()),
-                    format!("still not reachable, now {ea} (was {eb})"),
-                );
-            }
-        }
+    match (connected(b), connected(a)) {
         (true, true) => {
-            compare_tls(&mut out, b.v, a.v);
-            compare_capabilities(&mut out, b.v, a.v, "before_tls", "");
-            compare_capabilities(&mut out, b.v, a.v, "after_tls", " after TLS");
-            compare_stages(&mut out, b.v, a.v, t);
+            compare_tls(&mut out, b.tls.as_ref(), a.tls.as_ref());
+            let (cb, ca) = (&b.capabilities, &a.capabilities);
+            compare_capabilities(&mut out, &cb.before_tls, &ca.before_tls, Stage::Ehlo);
+            compare_capabilities(&mut out, &cb.after_tls, &ca.after_tls, Stage::EhloTls);
+            compare_stages(&mut out, b, a, t);
         }
+        (cb, ca) => compare_reachability(&mut out, b, a, cb, ca),
     }
     // The verdict, only when nothing above explains its change.
     let explained = out
@@ -514,42 +432,72 @@ fn compare_probe(findings: &mut Vec<Finding>, b: &Rec<'_>, a: &Rec<'_>, t: Thres
         .iter()
         .skip(start)
         .any(|f| f.kind != Kind::Change);
-    let vb = get(b.v, &["verdict", "passed"]).and_then(Value::as_bool);
-    let va = get(a.v, &["verdict", "passed"]).and_then(Value::as_bool);
-    if let (Some(vb), Some(va)) = (vb, va) {
-        if vb != va && !explained {
-            let summary = get_str(a.v, &["verdict", "summary"])
-                .unwrap_or("")
-                .to_string();
+    let (vb, va) = (b.verdict.passed, a.verdict.passed);
+    if vb != va && !explained {
+        let (kind, verb) = if vb {
+            (Kind::Regression, "now fails")
+        } else {
+            (Kind::Improvement, "now passes")
+        };
+        let message = format!("probe {verb}: {}", a.verdict.summary);
+        let (was, is) = (Some(vb.to_string()), Some(va.to_string()));
+        out.push(kind, "verdict", None, was, is, message);
+    }
+}
+
+/// At least one side did not connect.
+fn compare_reachability(out: &mut Out<'_>, b: &ProbeReport, a: &ProbeReport, cb: bool, ca: bool) {
+    let connect_text = |r: &ProbeReport| {
+        stage_of(r, Stage::Connect)
+            .map(stage_text)
+            .unwrap_or_else(|| "not tried".into())
+    };
+    let stage = Some(Stage::Connect);
+    let connected = || Some("connected".to_string());
+    match (cb, ca) {
+        (true, false) => {
+            let message = format!("no longer reachable: {}", connect_error(a));
             out.push(
-                if vb {
-                    Kind::Regression
-                } else {
-                    Kind::Improvement
-                },
-                "verdict",
-                None,
-                Some(vb.to_string()),
-                Some(va.to_string()),
-                format!(
-                    "probe {}: {summary}",
-                    if vb { "now fails" } else { "now passes" }
-                ),
-            );
+                Kind::Regression,
+                "reachability",
+                stage,
+                connected(),
+                Some(connect_text(a)),
+                message,
+            )
+        }
+        (false, true) => {
+            let was = Some(connect_text(b));
+            out.push(
+                Kind::Improvement,
+                "reachability",
+                stage,
+                was,
+                connected(),
+                "now reachable".into(),
+            )
+        }
+        _ => {
+            let (eb, ea) = (connect_text(b), connect_text(a));
+            if eb != ea {
+                let message = format!("still not reachable, now {ea} (was {eb})");
+                out.push(
+                    Kind::Change,
+                    "reachability",
+                    stage,
+                    Some(eb),
+                    Some(ea),
+                    message,
+                );
+            }
         }
     }
 }
 
-fn connect_error(v: &Value) -> String {
-    stage_of(v, "connect")
-        .and_then(|s| s.get("error"))
-        .map(|e| {
-            format!(
-                "{} ({})",
-                get_str(e, &["kind"]).unwrap_or("error"),
-                get_str(e, &["message"]).unwrap_or("")
-            )
-        })
+fn connect_error(r: &ProbeReport) -> String {
+    stage_of(r, Stage::Connect)
+        .and_then(|s| s.error.as_ref())
+        .map(|e| format!("{} ({})", e.kind.as_str(), e.message))
         .unwrap_or_else(|| "connect not attempted".into())
 }
 
@@ -562,148 +510,128 @@ fn tls_rank(v: &str) -> u32 {
         .unwrap_or(0)
 }
 
-fn compare_tls(out: &mut Out<'_>, b: &Value, a: &Value) {
-    let vb = get_str(b, &["tls", "version"]);
-    let va = get_str(a, &["tls", "version"]);
-    match (vb, va) {
-        (Some(x), None) => out.push(
-            Kind::Regression,
-            "tls_version",
-            None,
-            Some(x.into()),
-            None,
-            format!("TLS no longer negotiated (was {x})"),
-        ),
-        (None, Some(y)) => out.push(
-            Kind::Improvement,
-            "tls_version",
-            None,
-            None,
-            Some(y.into()),
-            format!("TLS now negotiated ({y})"),
-        ),
-        (Some(x), Some(y)) if x != y => {
-            let kind = if tls_rank(y) < tls_rank(x) {
-                Kind::Regression
-            } else {
-                Kind::Improvement
-            };
-            out.push(
-                kind,
-                "tls_version",
-                None,
-                Some(x.into()),
-                Some(y.into()),
-                format!("TLS version {x} -> {y}"),
-            );
-        }
-        _ => {}
-    }
-    if vb.is_none() || va.is_none() {
+/// The version first; the rest only when both sides negotiated TLS.
+fn compare_tls(out: &mut Out<'_>, b: Option<&TlsReport>, a: Option<&TlsReport>) {
+    let version = |t: Option<&TlsReport>| t.and_then(|t| t.version.clone());
+    compare_tls_version(out, version(b), version(a));
+    let (Some(b), Some(a)) = (b, a) else {
+        return;
+    };
+    if b.version.is_none() || a.version.is_none() {
         return;
     }
-    let cb = get_str(b, &["tls", "cipher"]);
-    let ca = get_str(a, &["tls", "cipher"]);
-    if cb != ca {
+    if b.cipher != a.cipher {
+        let name = |c: &Option<String>| c.clone().unwrap_or_else(|| "none".into());
+        let message = format!("cipher {} -> {}", name(&b.cipher), name(&a.cipher));
         out.push(
             Kind::Change,
             "tls_cipher",
             None,
-            cb.map(str::to_string),
-            ca.map(str::to_string),
-            format!(
-                "cipher {} -> {}",
-                cb.unwrap_or("none"),
-                ca.unwrap_or("none")
-            ),
+            b.cipher.clone(),
+            a.cipher.clone(),
+            message,
         );
     }
-    let verified = |v: &Value| get(v, &["tls", "verified"]).and_then(Value::as_bool);
-    match (verified(b), verified(a)) {
-        (Some(true), Some(false)) => out.push(
-            Kind::Regression,
-            "tls_verified",
-            None,
-            Some("verified".into()),
-            Some("not verified".into()),
-            format!(
-                "certificate no longer verifies: {}",
-                get_str(a, &["tls", "verify_error"]).unwrap_or("unknown reason")
-            ),
-        ),
-        (Some(false), Some(true)) => out.push(
-            Kind::Improvement,
-            "tls_verified",
-            None,
-            Some("not verified".into()),
-            Some("verified".into()),
-            "certificate now verifies".into(),
-        ),
-        _ => {}
+    compare_verified(out, b, a);
+    if let (Some(lb), Some(la)) = (b.chain.first(), a.chain.first()) {
+        compare_leaf(out, lb, la);
     }
-    let leaf = |v: &Value| {
-        get(v, &["tls", "chain"])
-            .and_then(Value::as_array)
-            .and_then(|c| c.first())
-            .cloned()
-    };
-    let (Some(lb), Some(la)) = (leaf(b), leaf(a)) else {
-        return;
-    };
-    let fb = get_str(&lb, &["sha256"]).unwrap_or("");
-    let fa = get_str(&la, &["sha256"]).unwrap_or("");
-    let nb = get_str(&lb, &["not_after"]).unwrap_or("?");
-    let na = get_str(&la, &["not_after"]).unwrap_or("?");
-    if fb != fa {
-        out.push(
-            Kind::Change,
-            "certificate",
-            None,
-            Some(fb.into()),
-            Some(fa.into()),
-            format!(
-                "certificate replaced: sha256 {} -> {}, subject {}, not after {nb} -> {na}",
-                short(fb),
-                short(fa),
-                get_str(&la, &["subject"]).unwrap_or("?")
-            ),
-        );
-    }
-    let db = get(&lb, &["days_left"]).and_then(Value::as_i64);
-    let da = get(&la, &["days_left"]).and_then(Value::as_i64);
-    if let (Some(db), Some(da)) = (db, da) {
-        let crossed = |limit: i64| db >= limit && da < limit;
-        if crossed(0) {
+}
+
+fn compare_tls_version(out: &mut Out<'_>, vb: Option<String>, va: Option<String>) {
+    match (vb, va) {
+        (Some(x), None) => {
+            let message = format!("TLS no longer negotiated (was {x})");
             out.push(
                 Kind::Regression,
-                "certificate_expiry",
+                "tls_version",
                 None,
-                Some(format!("{db} days left")),
-                Some(format!("expired ({na})")),
-                format!("certificate expired (not after {na})"),
-            );
-        } else if crossed(EXPIRY_WARNING_DAYS) {
-            out.push(
-                Kind::Regression,
-                "certificate_expiry",
+                Some(x),
                 None,
-                Some(format!("{db} days left")),
-                Some(format!("{da} days left")),
-                format!(
-                    "certificate expires in {da} days (not after {na}), under {EXPIRY_WARNING_DAYS}"
-                ),
-            );
-        } else if db < EXPIRY_WARNING_DAYS && da >= EXPIRY_WARNING_DAYS {
+                message,
+            )
+        }
+        (None, Some(y)) => {
+            let message = format!("TLS now negotiated ({y})");
             out.push(
                 Kind::Improvement,
-                "certificate_expiry",
+                "tls_version",
                 None,
-                Some(format!("{db} days left")),
-                Some(format!("{da} days left")),
-                format!("certificate renewed: {da} days left (not after {na})"),
-            );
+                None,
+                Some(y),
+                message,
+            )
         }
+        (Some(x), Some(y)) if x != y => {
+            let kind = if tls_rank(&y) < tls_rank(&x) {
+                Kind::Regression
+            } else {
+                Kind::Improvement
+            };
+            let message = format!("TLS version {x} -> {y}");
+            out.push(kind, "tls_version", None, Some(x), Some(y), message);
+        }
+        _ => {}
     }
+}
+
+fn compare_verified(out: &mut Out<'_>, b: &TlsReport, a: &TlsReport) {
+    let (yes, no) = (
+        || Some("verified".to_string()),
+        || Some("not verified".to_string()),
+    );
+    match (b.verified, a.verified) {
+        (true, false) => {
+            let why = a.verify_error.as_deref().unwrap_or("unknown reason");
+            let message = format!("certificate no longer verifies: {why}");
+            out.push(Kind::Regression, "tls_verified", None, yes(), no(), message)
+        }
+        (false, true) => {
+            let message = "certificate now verifies".to_string();
+            out.push(
+                Kind::Improvement,
+                "tls_verified",
+                None,
+                no(),
+                yes(),
+                message,
+            )
+        }
+        _ => {}
+    }
+}
+
+/// The server's certificate: replaced, expired, about to expire or renewed.
+fn compare_leaf(out: &mut Out<'_>, lb: &crate::model::CertInfo, la: &crate::model::CertInfo) {
+    let (na, nb) = (&la.not_after, &lb.not_after);
+    if lb.sha256 != la.sha256 {
+        let message = format!(
+            "certificate replaced: sha256 {} -> {}, subject {}, not after {nb} -> {na}",
+            short(&lb.sha256),
+            short(&la.sha256),
+            la.subject
+        );
+        let (was, is) = (Some(lb.sha256.clone()), Some(la.sha256.clone()));
+        out.push(Kind::Change, "certificate", None, was, is, message);
+    }
+    let (db, da) = (lb.days_left, la.days_left);
+    let crossed = |limit: i64| db >= limit && da < limit;
+    let left = |d: i64| Some(format!("{d} days left"));
+    let (kind, now, message) = if crossed(0) {
+        let message = format!("certificate expired (not after {na})");
+        (Kind::Regression, Some(format!("expired ({na})")), message)
+    } else if crossed(EXPIRY_WARNING_DAYS) {
+        let message = format!(
+            "certificate expires in {da} days (not after {na}), under {EXPIRY_WARNING_DAYS}"
+        );
+        (Kind::Regression, left(da), message)
+    } else if db < EXPIRY_WARNING_DAYS && da >= EXPIRY_WARNING_DAYS {
+        let message = format!("certificate renewed: {da} days left (not after {na})");
+        (Kind::Improvement, left(da), message)
+    } else {
+        return;
+    };
+    out.push(kind, "certificate_expiry", None, left(db), now, message);
 }
 
 fn short(fp: &str) -> String {
@@ -711,148 +639,123 @@ fn short(fp: &str) -> String {
 }
 
 /// Keyword name -> the line as advertised.
-fn keywords(v: &Value, set: &str) -> Option<Vec<(String, String)>> {
-    let c = get(v, &["capabilities", set]).filter(|c| !c.is_null())?;
-    Some(
-        arr(c, &["keywords"])
-            .iter()
-            .filter_map(Value::as_str)
-            .map(|k| {
-                let name = k.split(' ').next().unwrap_or("").to_ascii_uppercase();
-                (name, k.to_string())
-            })
-            .collect(),
-    )
+fn keywords(c: &crate::smtp::ehlo::Capabilities) -> Vec<(String, String)> {
+    c.keywords
+        .iter()
+        .map(|k| {
+            let name = k.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            (name, k.clone())
+        })
+        .collect()
 }
 
-fn compare_capabilities(out: &mut Out<'_>, b: &Value, a: &Value, set: &str, suffix: &str) {
-    let (Some(kb), Some(ka)) = (keywords(b, set), keywords(a, set)) else {
+/// EHLO keywords gone, changed or new; losing STARTTLS is a regression, gaining it an
+/// improvement.
+fn compare_capabilities(
+    out: &mut Out<'_>,
+    b: &Option<crate::smtp::ehlo::Capabilities>,
+    a: &Option<crate::smtp::ehlo::Capabilities>,
+    stage: Stage,
+) {
+    let (Some(b), Some(a)) = (b, a) else {
         return;
     };
-    let stage = if set == "before_tls" {
-        "ehlo"
+    let (kb, ka) = (keywords(b), keywords(a));
+    let suffix = if stage == Stage::EhloTls {
+        " after TLS"
     } else {
-        "ehlo_tls"
+        ""
     };
     let find = |list: &[(String, String)], name: &str| {
         list.iter().find(|(n, _)| n == name).map(|(_, l)| l.clone())
     };
+    let starttls_or = |name: &str, k: Kind| if name == "STARTTLS" { k } else { Kind::Change };
+    let s = Some(stage);
     for (name, line) in &kb {
         match find(&ka, name) {
             None => {
-                let kind = if name == "STARTTLS" {
-                    Kind::Regression
-                } else {
-                    Kind::Change
-                };
+                let message = format!("EHLO{suffix} no longer offers {line}");
+                let kind = starttls_or(name, Kind::Regression);
+                out.push(kind, "capability", s, Some(line.clone()), None, message);
+            }
+            Some(now) if now != *line => {
+                let message = format!("EHLO{suffix} {line} -> {now}");
                 out.push(
-                    kind,
+                    Kind::Change,
                     "capability",
-                    Some(stage),
+                    s,
                     Some(line.clone()),
-                    None,
-                    format!("EHLO{suffix} no longer offers {line}"),
+                    Some(now),
+                    message,
                 );
             }
-            Some(now) if now != *line => out.push(
-                Kind::Change,
-                "capability",
-                Some(stage),
-                Some(line.clone()),
-                Some(now.clone()),
-                format!("EHLO{suffix} {line} -> {now}"),
-            ),
             Some(_) => {}
         }
     }
-    for (name, line) in &ka {
-        if find(&kb, name).is_none() {
-            let kind = if name == "STARTTLS" {
-                Kind::Improvement
-            } else {
-                Kind::Change
-            };
-            out.push(
-                kind,
-                "capability",
-                Some(stage),
-                None,
-                Some(line.clone()),
-                format!("EHLO{suffix} now offers {line}"),
-            );
-        }
+    for (name, line) in ka.iter().filter(|(n, _)| find(&kb, n).is_none()) {
+        let message = format!("EHLO{suffix} now offers {line}");
+        let kind = starttls_or(name, Kind::Improvement);
+        out.push(kind, "capability", s, None, Some(line.clone()), message);
     }
 }
 
 /// Stages paired by name and occurrence (the second `rcpt_to` with the second).
-fn compare_stages(out: &mut Out<'_>, b: &Value, a: &Value, t: Threshold) {
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for sb in arr(b, &["stages"]) {
-        let Some(name) = get_str(sb, &["stage"]) else {
-            continue;
-        };
-        let n = seen.entry(name.to_string()).or_insert(0);
+fn compare_stages(out: &mut Out<'_>, b: &ProbeReport, a: &ProbeReport, t: Threshold) {
+    let mut seen: HashMap<Stage, usize> = HashMap::new();
+    for sb in &b.stages {
+        let n = seen.entry(sb.stage).or_insert(0);
         let nth = *n;
         *n += 1;
         // RSET and QUIT end the probe; how they go says nothing about the path.
-        if matches!(name, "rset" | "quit") {
+        if matches!(sb.stage, Stage::Rset | Stage::Quit) {
             continue;
         }
-        let Some(sa) = arr(a, &["stages"])
-            .iter()
-            .filter(|s| get_str(s, &["stage"]) == Some(name))
-            .nth(nth)
-        else {
+        let Some(sa) = a.stages.iter().filter(|s| s.stage == sb.stage).nth(nth) else {
             continue;
         };
-        let ob = get_str(sb, &["outcome"]).unwrap_or("?");
-        let oa = get_str(sa, &["outcome"]).unwrap_or("?");
-        let (tb, ta) = (stage_text(sb), stage_text(sa));
-        if tb != ta || ob != oa {
-            let kind = match (ob == "ok", oa == "ok") {
-                (true, false) => Kind::Regression,
-                (false, true) => Kind::Improvement,
-                _ => Kind::Change,
-            };
-            let mut msg = format!("{name}: {tb} -> {ta}");
-            if kind == Kind::Regression {
-                if let Some(c) = get_str(sa, &["diagnosis", "cause"]) {
-                    msg.push_str(&format!(" ({c})"));
-                }
-            }
-            out.push(kind, "reply", Some(name), Some(tb), Some(ta), msg);
-            continue;
-        }
-        if ob == "error" || oa == "error" {
-            continue;
-        }
-        let mb = get(sb, &["elapsed_ms"]).and_then(Value::as_f64);
-        let ma = get(sa, &["elapsed_ms"]).and_then(Value::as_f64);
-        if let (Some(mb), Some(ma)) = (mb, ma) {
-            let kind = if t.exceeded(mb, ma) {
-                Kind::Regression
-            } else if t.exceeded(ma, mb) {
-                Kind::Improvement
-            } else {
-                continue;
-            };
-            out.push(
-                kind,
-                "latency",
-                Some(name),
-                Some(format!("{mb:.1} ms")),
-                Some(format!("{ma:.1} ms")),
-                format!(
-                    "{name} {} {mb:.1} ms -> {ma:.1} ms (threshold {t})",
-                    if kind == Kind::Regression {
-                        "slower:"
-                    } else {
-                        "faster:"
-                    }
-                ),
-            );
+        if !compare_reply(out, sb, sa)
+            && sb.outcome != Outcome::Error
+            && sa.outcome != Outcome::Error
+        {
+            compare_latency(out, sb, sa, t);
         }
     }
+}
+
+/// A different reply or outcome at one stage; true when there was one.
+fn compare_reply(out: &mut Out<'_>, sb: &StageRecord, sa: &StageRecord) -> bool {
+    let (tb, ta) = (stage_text(sb), stage_text(sa));
+    if tb == ta && sb.outcome == sa.outcome {
+        return false;
+    }
+    let kind = match (sb.outcome == Outcome::Ok, sa.outcome == Outcome::Ok) {
+        (true, false) => Kind::Regression,
+        (false, true) => Kind::Improvement,
+        _ => Kind::Change,
+    };
+    let mut message = format!("{}: {tb} -> {ta}", sb.stage);
+    if kind == Kind::Regression {
+        if let Some(d) = &sa.diagnosis {
+            message.push_str(&format!(" ({})", d.cause));
+        }
+    }
+    out.push(kind, "reply", Some(sb.stage), Some(tb), Some(ta), message);
+    true
+}
+
+fn compare_latency(out: &mut Out<'_>, sb: &StageRecord, sa: &StageRecord, t: Threshold) {
+    let (mb, ma) = (sb.elapsed_ms, sa.elapsed_ms);
+    let (kind, how) = if t.exceeded(mb, ma) {
+        (Kind::Regression, "slower:")
+    } else if t.exceeded(ma, mb) {
+        (Kind::Improvement, "faster:")
+    } else {
+        return;
+    };
+    let name = sb.stage;
+    let message = format!("{name} {how} {mb:.1} ms -> {ma:.1} ms (threshold {t})");
+    let (was, is) = (Some(format!("{mb:.1} ms")), Some(format!("{ma:.1} ms")));
+    out.push(kind, "latency", Some(name), was, is, message);
 }
 
 #[cfg(test)]

@@ -107,13 +107,11 @@ pub fn render_human(reply: &Reply, stage: Option<Stage>, e: &Explanation, color:
     out
 }
 
-/// `explain --json`: exactly `{ "class", "category", "layer", "cause", "next_steps" }`.
+/// `explain --json`: `schema_version`, then exactly
 /// `{ "class", "category", "layer", "cause", "next_steps" }` in that order (the struct's),
 /// pretty-printed with a final newline.
 pub fn render_json(e: &Explanation) -> Result<String, serde_json::Error> {
-    let mut s = serde_json::to_string_pretty(e)?;
-    s.push('\n');
-    Ok(s)
+    crate::report::json::render_bare(e)
 }
 
 fn class_name(c: Class) -> &'static str {
@@ -179,14 +177,16 @@ mod tests {
     }
 
     #[test]
-    fn json_has_exactly_the_five_fields() {
+    fn json_has_the_schema_version_and_exactly_the_five_fields() {
         let (_, _, e) = explain_text("554 5.7.1 Relay access denied", Some("rcpt")).unwrap();
         let text = render_json(&e).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let obj = v.as_object().unwrap();
-        assert_eq!(obj.len(), 5);
+        assert_eq!(obj.len(), 6);
+        assert_eq!(v["schema_version"], crate::model::SCHEMA_VERSION);
         // The documented order, as printed.
         let at = |k: &str| text.find(&format!("\"{k}\"")).unwrap();
+        assert!(at("schema_version") < at("class"));
         assert!(at("class") < at("category") && at("category") < at("layer"));
         assert!(at("layer") < at("cause") && at("cause") < at("next_steps"));
         assert_eq!(v["category"], "relay_denied");

@@ -1,15 +1,27 @@
-//! The output shape of a run (DESIGN.md "Output shape"): every type here is serialized to JSON
-//! with stable snake_case names that outside tools depend on. Renderers read these; the probe
-//! engine writes them.
+//! The result model: what `probe`, `trace` and `run` produce. Every type here is serialized to
+//! JSON with stable snake_case names that outside tools depend on, and read back by `diff`.
+//! Renderers read these; the engine writes them. The model depends on no engine module (the
+//! diagnosis engine, src/diagnose, depends on it).
 
-use crate::diagnose::Diagnosis;
+mod diagnosis;
+mod document;
+mod run;
+
+pub use diagnosis::{
+    Category, Class, Diagnosis, Explanation, Layer, PathContext, Scenario, SpfHints,
+};
+pub use document::{Document, DocumentError, SCHEMA_VERSION};
+pub use run::{
+    CheckReport, ExpectationResult, HopData, HopResult, RunReport, RunSummary, RunVerdict,
+};
+
 use crate::smtp::ehlo::Capabilities;
 use crate::smtp::reply::Reply;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The stages of one SMTP transaction, in the order they can happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Connect,
@@ -65,7 +77,7 @@ impl Stage {
         }
     }
 
-    /// Parses the JSON stage names and the short forms admins use (DESIGN.md `explain --stage`):
+    /// Parses the JSON stage names and the short forms admins use (`explain --stage`):
     /// `connect` means the banner (the reply you get on connecting), `mail`, `rcpt`, `eod`.
     pub fn from_user(s: &str) -> Option<Stage> {
         let s = s.trim().to_ascii_lowercase().replace('-', "_");
@@ -95,7 +107,7 @@ impl fmt::Display for Stage {
 }
 
 /// How a stage ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// 2xx/3xx reply, or a non-reply stage (connect, handshake) that succeeded.
@@ -108,8 +120,20 @@ pub enum Outcome {
     Error,
 }
 
-/// The kind of a stage error (DESIGN.md `error`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+impl Outcome {
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Transient => "transient",
+            Outcome::Permanent => "permanent",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// The kind of a stage error (`error.kind` in the JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     Timeout,
@@ -135,14 +159,14 @@ impl ErrorKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageError {
     pub kind: ErrorKind,
     pub message: String,
 }
 
 /// One stage of a probe: what was sent (redacted), what came back, how long it took.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageRecord {
     pub stage: Stage,
     /// Command lines sent, secrets replaced by `<redacted>`.
@@ -161,7 +185,7 @@ pub struct StageRecord {
 }
 
 /// The endpoint probed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Target {
     pub host: String,
     pub ip: Option<String>,
@@ -173,14 +197,14 @@ pub struct Target {
 }
 
 /// EHLO capabilities before and after TLS.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CapabilitySet {
     pub before_tls: Option<Capabilities>,
     pub after_tls: Option<Capabilities>,
 }
 
 /// What the TLS handshake negotiated and what the server presented.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TlsReport {
     pub version: Option<String>,
     pub cipher: Option<String>,
@@ -194,7 +218,7 @@ pub struct TlsReport {
     pub chain: Vec<CertInfo>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CertInfo {
     pub subject: String,
     pub sans: Vec<String>,
@@ -208,7 +232,7 @@ pub struct CertInfo {
 }
 
 /// The run's overall result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Verdict {
     /// True when the check passed (exit 0).
     pub passed: bool,
@@ -223,7 +247,7 @@ pub struct Verdict {
 }
 
 /// One endpoint from connect to QUIT.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProbeReport {
     pub target: Target,
     pub stages: Vec<StageRecord>,
@@ -237,7 +261,7 @@ pub struct ProbeReport {
 }
 
 /// Which DNS failure it was (the `reason` of an error of kind `dns`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DnsReason {
     /// NXDOMAIN: the name does not exist.
@@ -267,7 +291,7 @@ impl DnsReason {
 }
 
 /// A DNS lookup that failed: an error of kind `dns` with its reason.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DnsFailure {
     /// Always `dns`.
     pub kind: ErrorKind,
@@ -280,7 +304,7 @@ pub struct DnsFailure {
 }
 
 /// `trace`: one domain's mail path.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TraceReport {
     pub domain: String,
     /// The DNS server asked: `system (/etc/resolv.conf)` or `IP:PORT`.
@@ -296,7 +320,7 @@ pub struct TraceReport {
 }
 
 /// Where the MX list came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MxSource {
     /// MX records.
@@ -310,11 +334,11 @@ pub enum MxSource {
 }
 
 /// One hop: a domain, its MX hosts and their addresses, and the probes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TraceHop {
     pub hop: u8,
     pub domain: String,
-    pub scenario: Option<crate::diagnose::Scenario>,
+    pub scenario: Option<Scenario>,
     pub mx_source: MxSource,
     /// In the order used: preference, equal preferences shuffled (RFC 5321 5.1).
     pub mx: Vec<MxHost>,
@@ -333,7 +357,7 @@ pub struct TraceHop {
 }
 
 /// Findings about an MX record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MxFlag {
     /// No MX: the domain itself, preference 0 (RFC 5321 5.1).
@@ -350,7 +374,7 @@ pub enum MxFlag {
     BeyondMaxMx,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MxHost {
     pub preference: u16,
     pub host: String,
@@ -362,7 +386,7 @@ pub struct MxHost {
     pub error: Option<DnsFailure>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AddressInfo {
     pub ip: String,
     /// PTR names (reverse DNS).
@@ -374,7 +398,7 @@ pub struct AddressInfo {
 }
 
 /// One probe of one address, with the names the server gave.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TraceProbe {
     pub mx: String,
     pub ip: String,
@@ -389,10 +413,10 @@ pub struct TraceProbe {
 
 /// A domain's SPF record (RFC 7208) and its scenario hints: `include:spf.protection.outlook.com`
 /// means the domain sends through Exchange Online (scenario C; D when its own servers send too).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SpfRecord {
     pub record: String,
-    pub hints: crate::diagnose::SpfHints,
+    pub hints: SpfHints,
     /// More than one `v=spf1` record: RFC 7208 3.2 makes that a permanent error for every
     /// receiver.
     pub multiple: bool,

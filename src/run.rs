@@ -5,7 +5,7 @@
 //! Neither ever sends DATA.
 
 use crate::cli::UsageError;
-use crate::diagnose::{self, Category, Scenario};
+use crate::diagnose::{self, Category};
 use crate::dns::Dns;
 use crate::model::{Outcome, ProbeReport, Stage, StageRecord, TraceReport};
 use crate::probe::{self, ProbeOptions, StartTls};
@@ -13,90 +13,13 @@ use crate::scenario::{
     cert_name_matches, glob_match, HopSpec, HopTarget, LatencyKey, Prepared, ReplyExpect,
     ScenarioFile, StartTlsExpect,
 };
-use serde::Serialize;
 use std::net::IpAddr;
 use std::time::SystemTime;
 use tokio::time::Instant;
 
-/// The whole run (`run --json`, after `command` and `version`).
-#[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    pub file: String,
-    pub name: String,
-    pub description: Option<String>,
-    pub scenario: Option<Scenario>,
-    pub tenant: Option<String>,
-    pub hops: Vec<HopResult>,
-    pub summary: Summary,
-    pub verdict: RunVerdict,
-    pub started_at: String,
-    pub elapsed_ms: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    pub total: usize,
-    pub passed: usize,
-    pub failed: usize,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RunVerdict {
-    /// True when every expectation passed (exit 0).
-    pub passed: bool,
-    pub summary: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct HopResult {
-    pub name: String,
-    pub hop: u8,
-    pub scenario: Option<Scenario>,
-    /// `internet -> on-premises MX` and so on, when the scenario is known.
-    pub path: Option<&'static str>,
-    /// `trace` (a domain's MX walk) or `probe` (explicit hosts).
-    pub kind: &'static str,
-    /// The domain, or the hosts as `host:port`.
-    pub target: String,
-    /// A `trace` object for a domain hop, a list of `probe` objects for a hosts hop.
-    pub result: HopData,
-    /// The extra sessions some expectations need.
-    pub checks: Vec<Check>,
-    pub expectations: Vec<ExpectationResult>,
-    pub passed: bool,
-    pub elapsed_ms: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
-pub enum HopData {
-    Trace(Box<TraceReport>),
-    Probes(Vec<ProbeReport>),
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    /// `open_relay` or `starttls_required`.
-    pub check: &'static str,
-    /// The probe it checks (`host:port` or `mx ip`), null for the hop's only one.
-    pub subject: Option<String>,
-    pub report: ProbeReport,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ExpectationResult {
-    /// Stable across runs (`diff` matches on it): `HOP NAME/[SUBJECT/]KEY`, KEY as in the file
-    /// (`reachable`, `stage.rcpt_to`, `latency.connect`).
-    pub id: String,
-    /// The probe it is about in a hop with several (`host:port`, or `mx ip` with `all`).
-    pub subject: Option<String>,
-    pub description: String,
-    pub passed: bool,
-    pub expected: String,
-    pub observed: String,
-    /// For a failure, the diagnosis of the stage that explains it, when there is one.
-    pub cause: Option<String>,
-}
+pub use crate::model::{
+    CheckReport, ExpectationResult, HopData, HopResult, RunReport, RunSummary, RunVerdict,
+};
 
 /// Runs every hop in order. A hop's configuration error (a TLS file that does not load) is
 /// a usage error; everything the network does is a result.
@@ -136,7 +59,7 @@ pub async fn run(file: &ScenarioFile, prepared: Vec<Prepared>) -> Result<RunRepo
         scenario: file.scenario,
         tenant: file.tenant.clone(),
         hops,
-        summary: Summary {
+        summary: RunSummary {
             total,
             passed,
             failed,
@@ -242,8 +165,11 @@ async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, UsageError
         name: spec.name.clone(),
         hop: spec.hop,
         scenario: spec.ctx.scenario,
-        path: spec.ctx.scenario.map(|s| diagnose::path_label(s, spec.hop)),
-        kind,
+        path: spec
+            .ctx
+            .scenario
+            .map(|s| diagnose::path_label(s, spec.hop).to_string()),
+        kind: kind.to_string(),
         target,
         result: data,
         checks,
@@ -755,7 +681,7 @@ fn stage_result(id: &str, stage: Stage, want: &ReplyExpect, r: &ProbeReport) -> 
 async fn extra_checks(
     spec: &HopSpec,
     s: &Subject,
-    checks: &mut Vec<Check>,
+    checks: &mut Vec<CheckReport>,
     ex: &mut Vec<ExpectationResult>,
 ) {
     let e = &spec.expect;
@@ -772,8 +698,8 @@ async fn extra_checks(
                 o.from = Some(o.from.unwrap_or_default());
                 let report = run_check(&o).await;
                 let x = required_result(&id("starttls"), &report);
-                checks.push(Check {
-                    check: "starttls_required",
+                checks.push(CheckReport {
+                    check: "starttls_required".into(),
                     subject: s.label.clone(),
                     report,
                 });
@@ -799,8 +725,8 @@ async fn extra_checks(
                 o.rcpts = vec![spec.relay_test_rcpt.clone()];
                 let report = run_check(&o).await;
                 let x = relay_result(&id("open_relay"), &spec.relay_test_rcpt, &report);
-                checks.push(Check {
-                    check: "open_relay",
+                checks.push(CheckReport {
+                    check: "open_relay".into(),
                     subject: s.label.clone(),
                     report,
                 });

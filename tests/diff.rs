@@ -223,6 +223,7 @@ async fn trace_and_probe_results_compare_too() {
     let dir = lab.dir().to_path_buf();
     // The trace inside the run, as `trace --json` prints it.
     let mut t = before["hops"][0]["result"].clone();
+    t["schema_version"] = before["schema_version"].clone();
     t["command"] = "trace".into();
     let tb = write(&dir, "trace-before.json", &t);
     t["hops"][0]["probes"][0]["report"]["tls"]["version"] = Value::Null;
@@ -248,6 +249,7 @@ async fn trace_and_probe_results_compare_too() {
 
     // A probe result.
     let mut p = before["hops"][0]["result"]["hops"][0]["probes"][0]["report"].clone();
+    p["schema_version"] = before["schema_version"].clone();
     p["command"] = "probe".into();
     let pb = write(&dir, "probe-before.json", &p);
     let r = diff(&pb, &pb, &[]);
@@ -275,6 +277,43 @@ async fn trace_and_probe_results_compare_too() {
     let r = diff(&pb, &other, &[]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("not an mxtrace result"), "{}", r.stderr);
+    // A result of another schema version, or of one from before versions: named, exit 2.
+    let mut future = p.clone();
+    future["schema_version"] = 99.into();
+    let future = write(&dir, "future.json", &future);
+    let r = diff(&pb, &future, &[]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains(&format!(
+            "{}: schema_version 99 is not one",
+            future.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    let mut old = p.clone();
+    old.as_object_mut().unwrap().remove("schema_version");
+    let old = write(&dir, "old.json", &old);
+    let r = diff(&old, &pb, &[]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains(&format!("{}: no schema_version", old.display())),
+        "{}",
+        r.stderr
+    );
+    // A result whose fields are not the model's: named, with the field.
+    let mut broken = p.clone();
+    broken["stages"][0]["outcome"] = "maybe".into();
+    let broken = write(&dir, "broken.json", &broken);
+    let r = diff(&pb, &broken, &[]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains(&format!("{}: not a valid probe result", broken.display())),
+        "{}",
+        r.stderr
+    );
     let r = diff(&pb, &dir.join("missing.json"), &[]);
     assert_eq!(r.code, 2);
     assert!(

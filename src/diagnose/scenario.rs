@@ -4,7 +4,7 @@
 
 use super::advice::{CONNECTORS, DELIST_MS, DIRSYNC, HCW, LICENSING, MX_CHECK, TELNET_EOP};
 use super::classify::merge_steps;
-use super::{explain_error, explain_reply, Category, Diagnosis, PathContext, Scenario};
+use super::{explain_error, explain_reply, Category, Diagnosis, PathContext, Scenario, SpfHints};
 use crate::model::{ErrorKind, Stage};
 use crate::smtp::reply::Reply;
 use serde::Serialize;
@@ -138,25 +138,6 @@ pub fn tenant_routing_domain(tenant: &str) -> Option<String> {
 
 fn normalize_host(host: &str) -> String {
     host.trim().trim_end_matches('.').to_ascii_lowercase()
-}
-
-/// What a domain's SPF record hints about its outbound path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SpfHints {
-    /// The text starts with `v=spf1`.
-    pub is_spf: bool,
-    /// `include:spf.protection.outlook.com`: the tenant sends through EOP (scenario C or D).
-    pub sends_via_eop: bool,
-    /// ip4/ip6/a/mx terms: servers of the domain's own send too (on-premises, as in D).
-    pub own_servers: bool,
-    /// Includes other than EOP's (third-party senders), at most 32.
-    pub other_includes: Vec<String>,
-    /// Top-level terms that cost a DNS lookup (include, a, mx, ptr, exists, redirect); the
-    /// limit is 10 for the whole evaluation, nested includes count too.
-    pub dns_lookup_terms: usize,
-    /// Scenarios the record is consistent with: C when EOP sends, D too when own servers also
-    /// appear (centralized mail flow goes out through on-premises).
-    pub candidates: Vec<Scenario>,
 }
 
 /// Reads an SPF TXT record for scenario hints (no lookups: nested includes are not followed).

@@ -2,6 +2,7 @@
 //! expired, or for another name: the certificate faults of the runbooks) and client
 //! certificates for hybrid connectors that attribute mail by certificate (scenarios B hop 2 and
 //! D hop 1). Nothing is written to disk; `ca_pem` is what a client passes as `--tls-ca-file`.
+//! The tests use the same CA for the odd leaves they need (not yet valid, self-signed).
 
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, CertifiedIssuer, DnType,
@@ -13,6 +14,7 @@ use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::io;
 use std::sync::Arc;
+use time::{Duration, OffsetDateTime};
 
 /// Common name of the lab CA.
 pub const CA_NAME: &str = "mxtrace lab CA";
@@ -30,7 +32,15 @@ pub enum CertValidity {
     /// Issued by the lab CA for `WRONG_NAME` instead of the names (the connector's expected
     /// name and the certificate disagree).
     WrongName,
+    /// Issued by the lab CA for the names, valid only from 2090 on (a clock or a premature
+    /// deployment).
+    NotYetValid,
+    /// Self-signed for the names: not chained to the lab CA.
+    SelfSigned,
 }
+
+/// A certificate chain (leaf first) and its private key, the shapes rustls takes.
+pub type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
 /// A private CA; each call issues a fresh key and leaf.
 pub struct LabPki {
@@ -123,44 +133,70 @@ impl LabPki {
     /// attributes by certificate: (chain PEM = leaf + CA, PKCS#8 key PEM), the shapes
     /// `--tls-client-cert` and `--tls-client-key` read.
     pub fn client_identity_pem(&self, name: &str) -> io::Result<(String, String)> {
-        let (params, key) = leaf_params(&[name], ExtendedKeyUsagePurpose::ClientAuth)?;
-        let cert = params
-            .signed_by(&key, &self.ca)
-            .map_err(|e| pki_err("client certificate", e))?;
+        let (cert, key) = self.client_leaf(name)?;
         Ok((
             format!("{}{}", cert.pem(), self.ca_pem),
             key.serialize_pem(),
         ))
     }
 
-    fn server_leaf(
-        &self,
-        names: &[&str],
-        validity: CertValidity,
-    ) -> io::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    /// The same client certificate as `client_identity_pem`, as rustls takes it.
+    pub fn client_identity(&self, name: &str) -> io::Result<Identity> {
+        let (cert, key) = self.client_leaf(name)?;
+        Ok((vec![cert.der().clone(), self.ca_der()], pkcs8(&key)))
+    }
+
+    fn client_leaf(&self, name: &str) -> io::Result<(rcgen::Certificate, KeyPair)> {
+        let (params, key) = leaf_params(&[name], ExtendedKeyUsagePurpose::ClientAuth)?;
+        let cert = params
+            .signed_by(&key, &self.ca)
+            .map_err(|e| pki_err("client certificate", e))?;
+        Ok((cert, key))
+    }
+
+    /// A server leaf for `names` (DNS names or IP literals) of the given validity, with its
+    /// key: the chain is leaf + CA, or the leaf alone when self-signed.
+    pub fn server_leaf(&self, names: &[&str], validity: CertValidity) -> io::Result<Identity> {
         let wrong = [WRONG_NAME];
         let sans: &[&str] = match validity {
             CertValidity::WrongName => &wrong,
             _ => names,
         };
         let (mut params, key) = leaf_params(sans, ExtendedKeyUsagePurpose::ServerAuth)?;
-        if validity == CertValidity::Expired {
-            params.not_before = date_time_ymd(2000, 1, 1);
-            params.not_after = date_time_ymd(2001, 1, 1);
-        } else {
-            // A year from today, like a real server certificate (rcgen's default runs to 4096,
-            // which would show as two thousand years left).
-            let (y, m, d, _) = crate::date::civil(std::time::SystemTime::now());
-            let y = i32::try_from(y).unwrap_or(2026);
-            params.not_before = date_time_ymd(y, m, d);
-            params.not_after = date_time_ymd(y + 1, m, d.min(28));
+        match validity {
+            CertValidity::Expired => {
+                params.not_before = date_time_ymd(2000, 1, 1);
+                params.not_after = date_time_ymd(2001, 1, 1);
+            }
+            CertValidity::NotYetValid => {
+                params.not_before = date_time_ymd(2090, 1, 1);
+                params.not_after = date_time_ymd(2091, 1, 1);
+            }
+            _ => {
+                // A year from today, like a real server certificate (rcgen's default runs to
+                // 4096, which would show as two thousand years left).
+                let today = OffsetDateTime::now_utc().date().midnight().assume_utc();
+                params.not_before = today;
+                params.not_after = today.saturating_add(Duration::days(365));
+            }
         }
-        let cert = params
-            .signed_by(&key, &self.ca)
-            .map_err(|e| pki_err("server certificate", e))?;
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        Ok((vec![cert.der().clone(), self.ca_der()], key))
+        let chain = if validity == CertValidity::SelfSigned {
+            let cert = params
+                .self_signed(&key)
+                .map_err(|e| pki_err("self-signed certificate", e))?;
+            vec![cert.der().clone()]
+        } else {
+            let cert = params
+                .signed_by(&key, &self.ca)
+                .map_err(|e| pki_err("server certificate", e))?;
+            vec![cert.der().clone(), self.ca_der()]
+        };
+        Ok((chain, pkcs8(&key)))
     }
+}
+
+fn pkcs8(key: &KeyPair) -> PrivateKeyDer<'static> {
+    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()))
 }
 
 /// Leaf parameters: CN = the first name, SANs = all names (IP literals become IP SANs).
@@ -193,6 +229,8 @@ mod tests {
             CertValidity::Valid,
             CertValidity::Expired,
             CertValidity::WrongName,
+            CertValidity::NotYetValid,
+            CertValidity::SelfSigned,
         ] {
             pki.server_config(&["mail.contoso.test", "127.0.0.1"], v)
                 .unwrap();
@@ -202,5 +240,11 @@ mod tests {
         let (chain, key) = pki.client_identity_pem("mail.contoso.test").unwrap();
         assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2);
         assert!(key.contains("PRIVATE KEY"));
+        let (chain, _) = pki.client_identity("mail.contoso.test").unwrap();
+        assert_eq!(chain.len(), 2);
+        let (chain, _) = pki
+            .server_leaf(&["mx.contoso.test"], CertValidity::SelfSigned)
+            .unwrap();
+        assert_eq!(chain.len(), 1, "a self-signed leaf has no CA in its chain");
     }
 }

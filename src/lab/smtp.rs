@@ -11,6 +11,7 @@
 
 use crate::lab::check_loopback;
 use crate::lab::pki::CertValidity;
+use crate::smtp::line::{take_line, LineTooLong};
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -796,19 +797,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// One command line without its CRLF (a bare LF is accepted as the end of a command line).
     async fn read_line(&mut self) -> Result<String, ReadErr> {
         loop {
-            if let Some(pos) = self.inbuf.iter().position(|&b| b == b'\n') {
-                if pos > self.limits.max_line + 1 {
-                    return Err(ReadErr::TooLong);
-                }
-                let raw: Vec<u8> = self.inbuf.drain(..=pos).collect();
-                let line = raw.strip_suffix(b"\n").unwrap_or(&raw);
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                return Ok(String::from_utf8_lossy(line).into_owned());
+            match take_line(&mut self.inbuf, self.limits.max_line) {
+                Ok(Some(line)) => return Ok(String::from_utf8_lossy(&line).into_owned()),
+                Ok(None) => self.fill().await?,
+                Err(LineTooLong) => return Err(ReadErr::TooLong),
             }
-            if self.inbuf.len() > self.limits.max_line + 1 {
-                return Err(ReadErr::TooLong);
-            }
-            self.fill().await?;
         }
     }
 

@@ -385,6 +385,46 @@ fn mailbox(domain: &str) -> String {
     format!("{USER}@{domain}")
 }
 
+/// The `trace` a scenario's sender runs: the domain, how the scenario is named (B by its
+/// tenant), the sender's EHLO name, and the sender's and recipient's domains.
+fn trace_args(scenario: Scenario) -> Vec<String> {
+    let (domain, named, ehlo, from, rcpt) = match scenario {
+        Scenario::A => (
+            DOMAIN_CLOUD,
+            ["--scenario", "A"],
+            THIRD_PARTY_SENDER_EHLO,
+            DOMAIN_THIRD_PARTY,
+            DOMAIN_CLOUD,
+        ),
+        Scenario::B => (
+            DOMAIN_HYBRID,
+            ["--tenant", TENANT],
+            THIRD_PARTY_SENDER_EHLO,
+            DOMAIN_THIRD_PARTY,
+            DOMAIN_HYBRID,
+        ),
+        Scenario::C => (
+            DOMAIN_THIRD_PARTY,
+            ["--scenario", "C"],
+            EOP_OUTBOUND_EHLO,
+            DOMAIN_CLOUD,
+            DOMAIN_THIRD_PARTY,
+        ),
+        Scenario::D => (
+            DOMAIN_THIRD_PARTY,
+            ["--scenario", "D"],
+            ONPREM_HOST,
+            DOMAIN_HYBRID,
+            DOMAIN_THIRD_PARTY,
+        ),
+    };
+    let (from, rcpt) = (mailbox(from), mailbox(rcpt));
+    let [flag, value] = named;
+    strings(&[
+        "trace", domain, flag, value, "--ehlo", ehlo, "--from", &from, "--rcpt", &rcpt,
+    ])
+}
+
 impl Lab {
     pub async fn start(opts: LabOptions) -> io::Result<Lab> {
         check_loopback(IpAddr::V4(opts.base))?;
@@ -806,117 +846,29 @@ impl LabInfo {
     /// How to check `scenario` hop `hop` against this lab, as a sender in that position would.
     /// Scenario B's trace covers both hops; D hop 1 is a probe of the smart host.
     pub fn invocation(&self, scenario: Scenario, hop: u8, client: Client) -> Invocation {
-        let port = self.port.to_string();
         let ca = self.ca_file.display().to_string();
-        let trace_lab = vec![
-            "--resolver".to_string(),
-            self.dns.to_string(),
-            "--port".to_string(),
-            port.clone(),
-            "--tls-ca-file".to_string(),
-            ca.clone(),
-        ];
-        let (fabrikam_user, cloud_user, hybrid_user) = (
-            mailbox(DOMAIN_THIRD_PARTY),
-            mailbox(DOMAIN_CLOUD),
-            mailbox(DOMAIN_HYBRID),
-        );
         let (mut args, lab_args) = match (scenario, hop) {
-            (Scenario::A, _) => (
-                strings(&[
-                    "trace",
-                    DOMAIN_CLOUD,
-                    "--scenario",
-                    "A",
-                    "--ehlo",
-                    THIRD_PARTY_SENDER_EHLO,
-                    "--from",
-                    &fabrikam_user,
-                    "--rcpt",
-                    &cloud_user,
-                ]),
-                trace_lab,
+            (Scenario::D, 1) => (
+                self.onprem_probe_args(),
+                vec![
+                    "--tls-ca-file".to_string(),
+                    ca,
+                    "--tls-client-cert".to_string(),
+                    self.eop_client_cert.display().to_string(),
+                    "--tls-client-key".to_string(),
+                    self.eop_client_key.display().to_string(),
+                ],
             ),
-            (Scenario::B, _) => (
-                strings(&[
-                    "trace",
-                    DOMAIN_HYBRID,
-                    "--tenant",
-                    TENANT,
-                    "--ehlo",
-                    THIRD_PARTY_SENDER_EHLO,
-                    "--from",
-                    &fabrikam_user,
-                    "--rcpt",
-                    &hybrid_user,
-                ]),
-                trace_lab,
-            ),
-            (Scenario::C, _) => (
-                strings(&[
-                    "trace",
-                    DOMAIN_THIRD_PARTY,
-                    "--scenario",
-                    "C",
-                    "--ehlo",
-                    EOP_OUTBOUND_EHLO,
-                    "--from",
-                    &cloud_user,
-                    "--rcpt",
-                    &fabrikam_user,
-                ]),
-                trace_lab,
-            ),
-            (Scenario::D, 1) => {
-                let target = self
-                    .ip(Endpoint::OnPrem)
-                    .map(|ip| format!("{ip}:{port}"))
-                    .unwrap_or_default();
-                (
-                    strings(&[
-                        "probe",
-                        &target,
-                        "--tls-name",
-                        ONPREM_HOST,
-                        "--scenario",
-                        "D",
-                        "--hop",
-                        "1",
-                        "--starttls",
-                        "require",
-                        "--tls-verify",
-                        "strict",
-                        "--ehlo",
-                        EOP_OUTBOUND_EHLO,
-                        "--from",
-                        &hybrid_user,
-                        "--rcpt",
-                        &fabrikam_user,
-                    ]),
-                    vec![
-                        "--tls-ca-file".to_string(),
-                        ca,
-                        "--tls-client-cert".to_string(),
-                        self.eop_client_cert.display().to_string(),
-                        "--tls-client-key".to_string(),
-                        self.eop_client_key.display().to_string(),
-                    ],
-                )
-            }
-            (Scenario::D, _) => (
-                strings(&[
-                    "trace",
-                    DOMAIN_THIRD_PARTY,
-                    "--scenario",
-                    "D",
-                    "--ehlo",
-                    ONPREM_HOST,
-                    "--from",
-                    &hybrid_user,
-                    "--rcpt",
-                    &fabrikam_user,
-                ]),
-                trace_lab,
+            (scenario, _) => (
+                trace_args(scenario),
+                vec![
+                    "--resolver".to_string(),
+                    self.dns.to_string(),
+                    "--port".to_string(),
+                    self.port.to_string(),
+                    "--tls-ca-file".to_string(),
+                    ca,
+                ],
             ),
         };
         match client {
@@ -925,6 +877,35 @@ impl LabInfo {
             Client::NoStartTls => args.extend(strings(&["--starttls", "never"])),
         }
         Invocation { args, lab_args }
+    }
+
+    /// Scenario D hop 1: EOP delivering to the on-premises server over the hybrid connector,
+    /// TLS required and verified, with the connector's client certificate.
+    fn onprem_probe_args(&self) -> Vec<String> {
+        let target = self
+            .ip(Endpoint::OnPrem)
+            .map(|ip| format!("{ip}:{}", self.port))
+            .unwrap_or_default();
+        strings(&[
+            "probe",
+            &target,
+            "--tls-name",
+            ONPREM_HOST,
+            "--scenario",
+            "D",
+            "--hop",
+            "1",
+            "--starttls",
+            "require",
+            "--tls-verify",
+            "strict",
+            "--ehlo",
+            EOP_OUTBOUND_EHLO,
+            "--from",
+            &mailbox(DOMAIN_HYBRID),
+            "--rcpt",
+            &mailbox(DOMAIN_THIRD_PARTY),
+        ])
     }
 
     /// The scenario hops to try against this lab, each once (B's trace covers both hops).

@@ -515,7 +515,11 @@ pub fn render_run(r: &crate::run::RunReport, style: Style) -> String {
     }
     let _ = writeln!(out, "{head}");
     for h in &r.hops {
-        let path = h.path.map(|p| format!(", {p}")).unwrap_or_default();
+        let path = h
+            .path
+            .as_ref()
+            .map(|p| format!(", {p}"))
+            .unwrap_or_default();
         let scenario = h
             .scenario
             .map(|s| format!(" (scenario {s} hop {}{path})", h.hop))

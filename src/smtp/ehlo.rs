@@ -2,13 +2,13 @@
 //! keeping every keyword, known or not, so the transcript and JSON show what the server offered.
 
 use super::reply::Reply;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// At most this many capability lines are kept; the reply framing already caps a reply at 100
 /// lines, so this only guards against a change of that limit.
 const MAX_CAPABILITIES: usize = 100;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capabilities {
     /// The domain the server named in the first line of its EHLO reply.
     pub server_name: Option<String>,

@@ -1,5 +1,7 @@
-//! SMTP on the wire: reply framing and parsing, EHLO capabilities, and the client connection.
+//! SMTP on the wire: line and reply framing and parsing, EHLO capabilities, and the client
+//! connection.
 
 pub mod conn;
 pub mod ehlo;
+pub mod line;
 pub mod reply;

@@ -1,7 +1,7 @@
 //! SMTP replies: line framing with hard limits (DESIGN.md "Safety rules"), basic and enhanced
 //! status codes (RFC 5321 section 4.2, RFC 3463/2034), and the pasted-text form `explain` takes.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// A reply line longer than this is a protocol error (DESIGN.md: 4 KiB).
@@ -60,9 +60,19 @@ impl Serialize for EnhancedCode {
     }
 }
 
+/// Read back from a stored result (`diff`): the text form, checked as on the wire.
+impl<'de> Deserialize<'de> for EnhancedCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        EnhancedCode::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("{text:?} is not an enhanced status code"))
+        })
+    }
+}
+
 /// One complete SMTP reply. `lines` are the raw lines as received (codes included, CRLF
 /// stripped, non-UTF-8 bytes replaced), so the transcript shows exactly what the server said.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply {
     pub code: u16,
     pub enhanced: Option<EnhancedCode>,

@@ -1,28 +1,17 @@
-//! A throw-away test PKI: a private CA and leaf certificates that are valid, expired, not yet
-//! valid, issued for the wrong name or self-signed, plus rustls configs for the scripted server.
-//!
-//! Keys and certificates are generated per `TestPki`; the files the mxtrace binary needs (CA
-//! bundle, client certificate and key) live in a unique temp directory removed on drop.
+//! The tests' PKI is the lab's (`mxtrace::lab::pki::LabPki`): this adds the leaf kinds by the
+//! name the client connects with, rustls client configs, and a temp directory for the PEM files
+//! the mxtrace binary reads (CA bundle, client certificate and key), removed on drop.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use rcgen::{
-    date_time_ymd, BasicConstraints, CertificateParams, CertifiedIssuer, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
-};
+use mxtrace::lab::pki::LabPki;
+pub use mxtrace::lab::pki::{CertValidity, Identity, CA_NAME, WRONG_NAME};
 use rustls::crypto::CryptoProvider;
-use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-
-/// The name the `WrongName` leaf is issued for.
-pub const WRONG_NAME: &str = "wrong.example.test";
-
-/// Common name of the test CA.
-pub const CA_NAME: &str = "mxtrace test CA";
+use rustls_pki_types::CertificateDer;
 
 /// Which server certificate to present; the String is the DNS name the client connects with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,7 +22,7 @@ pub enum CertKind {
     Expired(String),
     /// Issued by the CA for the name, valid only from 2090 on.
     NotYetValid(String),
-    /// Issued by the CA for `wrong.example.test`, while the client expects the given name.
+    /// Issued by the CA for `WRONG_NAME`, while the client expects the given name.
     WrongName(String),
     /// Self-signed for the name (not chained to the CA).
     SelfSigned(String),
@@ -42,19 +31,23 @@ pub enum CertKind {
 impl CertKind {
     /// The name the client will connect with.
     pub fn name(&self) -> &str {
+        self.parts().0
+    }
+
+    fn parts(&self) -> (&str, CertValidity) {
         match self {
-            CertKind::Valid(n)
-            | CertKind::Expired(n)
-            | CertKind::NotYetValid(n)
-            | CertKind::WrongName(n)
-            | CertKind::SelfSigned(n) => n,
+            CertKind::Valid(n) => (n, CertValidity::Valid),
+            CertKind::Expired(n) => (n, CertValidity::Expired),
+            CertKind::NotYetValid(n) => (n, CertValidity::NotYetValid),
+            CertKind::WrongName(n) => (n, CertValidity::WrongName),
+            CertKind::SelfSigned(n) => (n, CertValidity::SelfSigned),
         }
     }
 }
 
-/// A private CA plus a temp directory for PEM files handed to the mxtrace binary.
+/// The lab CA plus a temp directory for PEM files handed to the mxtrace binary.
 pub struct TestPki {
-    ca: CertifiedIssuer<'static, KeyPair>,
+    pki: LabPki,
     ca_pem: String,
     dir: PathBuf,
     ca_file: PathBuf,
@@ -72,24 +65,15 @@ impl Default for TestPki {
 }
 
 impl TestPki {
-    /// Creates the CA ("mxtrace test CA") and writes its PEM into a fresh temp directory.
+    /// Creates the CA and writes its PEM into a fresh temp directory.
     pub fn new() -> TestPki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.distinguished_name.push(DnType::CommonName, CA_NAME);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = KeyPair::generate().expect("CA key");
-        let ca = CertifiedIssuer::self_signed(params, key).expect("CA certificate");
-        let ca_pem = ca.pem();
+        let pki = LabPki::new().expect("lab CA");
+        let ca_pem = pki.ca_pem();
         let dir = unique_temp_dir();
         let ca_file = dir.join("ca.pem");
         std::fs::write(&ca_file, &ca_pem).expect("write CA PEM");
         TestPki {
-            ca,
+            pki,
             ca_pem,
             dir,
             ca_file,
@@ -103,7 +87,7 @@ impl TestPki {
 
     /// The CA certificate, DER.
     pub fn ca_der(&self) -> CertificateDer<'static> {
-        self.ca.der().clone()
+        self.pki.ca_der()
     }
 
     /// Path of the CA PEM file (inside `dir()`).
@@ -123,14 +107,14 @@ impl TestPki {
         path
     }
 
-    /// A root store holding only the test CA.
+    /// A root store holding only the CA.
     pub fn root_store(&self) -> RootCertStore {
         let mut roots = RootCertStore::empty();
         roots.add(self.ca_der()).expect("add CA to root store");
         roots
     }
 
-    /// A plain rustls client config trusting only the test CA (for self-tests and raw clients).
+    /// A plain rustls client config trusting only the CA (for self-tests and raw clients).
     pub fn client_config(&self) -> Arc<ClientConfig> {
         Arc::new(
             ClientConfig::builder_with_provider(provider())
@@ -156,40 +140,25 @@ impl TestPki {
 
     /// Server config (TLS 1.2 and 1.3) presenting the leaf of `kind`, chain = leaf + CA.
     pub fn server_config(&self, kind: &CertKind) -> Arc<ServerConfig> {
-        let (chain, key) = self.leaf(kind);
-        Arc::new(
-            ServerConfig::builder_with_provider(provider())
-                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-                .expect("protocol versions")
-                .with_no_client_auth()
-                .with_single_cert(chain, key)
-                .expect("server cert"),
-        )
+        let (name, validity) = kind.parts();
+        self.pki
+            .server_config(&[name], validity)
+            .expect("server config")
     }
 
     /// Like `server_config`, but asks (optionally) for a client certificate issued by the CA.
     /// Whether one was presented shows in `ServerLog::client_cert_presented`/`client_cert_subject`.
     pub fn server_config_with_client_auth(&self, kind: &CertKind) -> Arc<ServerConfig> {
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(self.root_store()), provider())
-                .allow_unauthenticated()
-                .build()
-                .expect("client verifier");
-        let (chain, key) = self.leaf(kind);
-        Arc::new(
-            ServerConfig::builder_with_provider(provider())
-                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-                .expect("protocol versions")
-                .with_client_cert_verifier(verifier)
-                .with_single_cert(chain, key)
-                .expect("server cert"),
-        )
+        let (name, validity) = kind.parts();
+        self.pki
+            .server_config_with_client_auth(&[name], validity)
+            .expect("server config")
     }
 
     /// Issues a client certificate (CN = SAN = name) and writes `client-NAME.pem` (leaf + CA)
     /// and `client-NAME.key` (PKCS#8) into `dir()`.
     pub fn client_cert(&self, name: &str) -> (PathBuf, PathBuf) {
-        let (cert_pem, key_pem) = self.client_pem(name);
+        let (cert_pem, key_pem) = self.pki.client_identity_pem(name).expect("client cert");
         let file_stem = sanitize(name);
         let cert = self.write_pem(&format!("client-{file_stem}.pem"), &cert_pem);
         let key = self.write_pem(&format!("client-{file_stem}.key"), &key_pem);
@@ -197,53 +166,14 @@ impl TestPki {
     }
 
     /// A client certificate chain and key for rustls (same shape as `client_cert`).
-    pub fn client_identity(
-        &self,
-        name: &str,
-    ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
-        let (params, key) = leaf_params(name, ExtendedKeyUsagePurpose::ClientAuth);
-        let cert = params.signed_by(&key, &self.ca).expect("client cert");
-        (vec![cert.der().clone(), self.ca_der()], pkcs8(&key))
-    }
-
-    fn client_pem(&self, name: &str) -> (String, String) {
-        let (params, key) = leaf_params(name, ExtendedKeyUsagePurpose::ClientAuth);
-        let cert = params.signed_by(&key, &self.ca).expect("client cert");
-        (
-            format!("{}{}", cert.pem(), self.ca_pem),
-            key.serialize_pem(),
-        )
+    pub fn client_identity(&self, name: &str) -> Identity {
+        self.pki.client_identity(name).expect("client cert")
     }
 
     /// The server chain and key for `kind`.
-    pub fn leaf(&self, kind: &CertKind) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
-        let san = match kind {
-            CertKind::WrongName(_) => WRONG_NAME,
-            other => other.name(),
-        };
-        let (mut params, key) = leaf_params(san, ExtendedKeyUsagePurpose::ServerAuth);
-        match kind {
-            CertKind::Expired(_) => {
-                params.not_before = date_time_ymd(2000, 1, 1);
-                params.not_after = date_time_ymd(2001, 1, 1);
-            }
-            CertKind::NotYetValid(_) => {
-                params.not_before = date_time_ymd(2090, 1, 1);
-                params.not_after = date_time_ymd(2091, 1, 1);
-            }
-            _ => {}
-        }
-        let chain = if let CertKind::SelfSigned(_) = kind {
-            vec![params
-                .self_signed(&key)
-                .expect("self-signed leaf")
-                .der()
-                .clone()]
-        } else {
-            let cert = params.signed_by(&key, &self.ca).expect("leaf");
-            vec![cert.der().clone(), self.ca_der()]
-        };
-        (chain, pkcs8(&key))
+    pub fn leaf(&self, kind: &CertKind) -> Identity {
+        let (name, validity) = kind.parts();
+        self.pki.server_leaf(&[name], validity).expect("leaf")
     }
 }
 
@@ -251,21 +181,6 @@ impl Drop for TestPki {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// Leaf parameters: CN and SAN = name (an IP literal becomes an IP SAN), one EKU.
-fn leaf_params(name: &str, eku: ExtendedKeyUsagePurpose) -> (CertificateParams, KeyPair) {
-    let mut params = CertificateParams::new(vec![name.to_string()]).expect("leaf params");
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![eku];
-    // OpenSSL-based peers (e.g. the Postfix tests) use the AKI to find the issuer; webpki ignores it.
-    params.use_authority_key_identifier_extension = true;
-    (params, KeyPair::generate().expect("leaf key"))
-}
-
-fn pkcs8(key: &KeyPair) -> PrivateKeyDer<'static> {
-    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()))
 }
 
 fn sanitize(name: &str) -> String {

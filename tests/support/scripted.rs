@@ -9,10 +9,11 @@
 #![allow(dead_code)]
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream as StdTcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mxtrace::smtp::line::{take_line, trim_eol, LineTooLong};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
@@ -601,15 +602,10 @@ impl Conn<'_> {
     async fn read_line(&mut self, limit: Duration) -> Result<String, ReadErr> {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-                if pos + 1 > MAX_LINE {
-                    return Err(ReadErr::TooLong);
-                }
-                let raw: Vec<u8> = self.buf.drain(..=pos).collect();
-                return Ok(strip_eol(&raw));
-            }
-            if self.buf.len() >= MAX_LINE {
-                return Err(ReadErr::TooLong);
+            match take_line(&mut self.buf, MAX_LINE) {
+                Ok(Some(line)) => return Ok(String::from_utf8_lossy(&line).into_owned()),
+                Ok(None) => {}
+                Err(LineTooLong) => return Err(ReadErr::TooLong),
             }
             let mut chunk = [0u8; 4096];
             let n = match tokio::time::timeout_at(deadline, self.io.read(&mut chunk)).await {
@@ -618,7 +614,8 @@ impl Conn<'_> {
                 Ok(Ok(n)) => n,
             };
             if n == 0 {
-                let partial = (!self.buf.is_empty()).then(|| strip_eol(&self.buf));
+                let partial = (!self.buf.is_empty())
+                    .then(|| String::from_utf8_lossy(trim_eol(&self.buf)).into_owned());
                 self.buf.clear();
                 return Err(ReadErr::Eof(partial));
             }
@@ -765,17 +762,6 @@ impl Conn<'_> {
     }
 }
 
-fn strip_eol(raw: &[u8]) -> String {
-    let mut end = raw.len();
-    if raw[..end].ends_with(b"\n") {
-        end -= 1;
-    }
-    if raw[..end].ends_with(b"\r") {
-        end -= 1;
-    }
-    String::from_utf8_lossy(&raw[..end]).into_owned()
-}
-
 /// The subject DN of a DER certificate, or a placeholder if it does not parse.
 fn subject_of(der: &[u8]) -> String {
     match x509_parser::parse_x509_certificate(der) {
@@ -787,64 +773,34 @@ fn subject_of(der: &[u8]) -> String {
 /// A 127.0.0.1 address where nothing listens: connecting is refused. (Bound then released;
 /// another process could in theory take the port in between.)
 pub fn refused_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr")
+    mxtrace::lab::smtp::refused_listener_addr(Ipv4Addr::LOCALHOST).expect("bind 127.0.0.1:0")
 }
 
-/// A 127.0.0.1 address where a TCP connect hangs (SYN dropped) until the client gives up.
-///
-/// How: a listener with backlog 0 whose accept queue is filled by connections never accepted;
-/// Linux then drops further SYNs (with tcp_abort_on_overflow = 0, the default). Kept alive as
-/// long as this value lives.
+/// A 127.0.0.1 address where a TCP connect hangs (SYN dropped) until the client gives up: the
+/// lab's `Blackhole`, usable from synchronous and asynchronous tests alike.
 pub struct Blackhole {
     /// The address whose connects hang.
     pub addr: SocketAddr,
-    _listener: std::net::TcpListener,
-    _fillers: Vec<StdTcpStream>,
+    _hole: mxtrace::lab::smtp::Blackhole,
 }
 
-/// Creates a `Blackhole` and checks it works (a probe connect must time out); panics if this
-/// kernel does not drop SYNs on a full accept queue.
+/// Creates a `Blackhole` (the lab checks that a connect really hangs); panics if this kernel
+/// does not drop SYNs on a full accept queue.
 pub fn blackhole() -> Blackhole {
-    // tokio's TcpSocket is the only std-or-tokio way to pick the backlog; `listen` needs a
-    // runtime context, so do it on a scratch thread and hand back a plain std listener.
-    let listener = std::thread::spawn(|| {
+    // Built on a scratch runtime so that a test inside a runtime can call it too; the sockets
+    // outlive that runtime, and the kernel, not tokio, keeps dropping the SYNs.
+    let hole = std::thread::spawn(|| {
         let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
+            .enable_all()
             .build()
             .expect("scratch runtime");
-        let _guard = rt.enter();
-        let socket = TcpSocket::new_v4().expect("socket");
-        socket
-            .bind((Ipv4Addr::LOCALHOST, 0).into())
-            .expect("bind 127.0.0.1:0");
-        let listener = socket.listen(0).expect("listen(0)");
-        let std_listener = listener.into_std().expect("into_std");
-        std_listener.set_nonblocking(false).expect("blocking");
-        std_listener
+        rt.block_on(mxtrace::lab::smtp::Blackhole::new(Ipv4Addr::LOCALHOST))
     })
     .join()
-    .expect("blackhole thread");
-    let addr = listener.local_addr().expect("local addr");
-    // Backlog 0 still admits one connection; keep connecting until one hangs, which proves the
-    // queue is full. 200 ms is ages for a loopback handshake.
-    let mut fillers = Vec::new();
-    for _ in 0..8 {
-        match StdTcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-            Ok(s) => fillers.push(s),
-            Err(e)
-                if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock =>
-            {
-                return Blackhole {
-                    addr,
-                    _listener: listener,
-                    _fillers: fillers,
-                };
-            }
-            Err(e) => panic!("blackhole: unexpected connect error: {e}"),
-        }
+    .expect("blackhole thread")
+    .expect("blackhole");
+    Blackhole {
+        addr: hole.addr(),
+        _hole: hole,
     }
-    panic!(
-        "blackhole: 8 connects to a backlog-0 listener all succeeded; SYNs are not dropped here"
-    );
 }
