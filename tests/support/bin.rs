@@ -67,7 +67,7 @@ pub fn redact(transcript: &str) -> String {
 }
 
 /// `127.0.0.1:NNNNN` -> `127.0.0.1:PORT`.
-fn redact_ports(l: &str) -> String {
+pub fn redact_ports(l: &str) -> String {
     let mut out = String::new();
     let mut rest = l;
     while let Some(i) = rest.find("127.0.0.1:") {
