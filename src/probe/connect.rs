@@ -133,3 +133,53 @@ impl ProbeSession<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ProbeOptions, StartTls};
+    use super::*;
+    use crate::diagnose::PathContext;
+    use crate::tls::{TlsOptions, VerifyMode};
+    use std::time::Duration;
+
+    fn opts(port: u16) -> ProbeOptions {
+        ProbeOptions {
+            host: "127.0.0.1".into(),
+            port,
+            addrs: None,
+            starttls: StartTls::Never,
+            implicit_tls: false,
+            tls: TlsOptions {
+                verify: VerifyMode::Report,
+                ca_file: None,
+                client_cert: None,
+                client_key: None,
+                classic_groups: false,
+            },
+            tls_name: None,
+            ehlo: None,
+            from: None,
+            rcpts: Vec::new(),
+            auth: None,
+            data: false,
+            headers: Vec::new(),
+            pipelining: true,
+            connect_timeout: Duration::from_secs(5),
+            stage_timeout: Duration::from_secs(5),
+            source: None,
+            family: None,
+            ctx: PathContext::default(),
+        }
+    }
+
+    /// Small commands must not wait for Nagle's algorithm.
+    #[tokio::test]
+    async fn the_socket_has_tcp_nodelay() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let o = opts(addr.port());
+        let s = ProbeSession::new(&o, None);
+        let tcp = s.connect_one(addr).await.unwrap();
+        assert!(tcp.nodelay().unwrap());
+    }
+}

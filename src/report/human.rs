@@ -668,3 +668,32 @@ pub fn render_diff(r: &crate::diff::DiffReport, style: Style) -> String {
     let _ = writeln!(out, "Verdict: {verdict} {}", r.verdict.summary);
     guard(out, style)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_made_visible() {
+        assert_eq!(terminal_safe("250 ok"), "250 ok");
+        assert_eq!(
+            terminal_safe("220 \u{1b}]0;x\u{7}\u{0}\r\n\u{7f}\u{9b}"),
+            r"220 \x1b]0;x\x07\x00\x0d\x0a\x7f\x9b"
+        );
+        assert_eq!(terminal_safe("a\u{202e}b"), r"a\u{202e}b");
+        assert_eq!(terminal_safe("caf\u{e9} \u{fffd}"), "caf\u{e9} \u{fffd}");
+    }
+
+    #[test]
+    fn the_guard_keeps_only_line_breaks_and_own_colours() {
+        let raw = "\u{1b}[1;31mFAIL\u{1b}[0m \u{1b}[2J\u{1b}]0;t\u{7}\n".to_string();
+        assert_eq!(
+            guard(raw.clone(), Style::new(true)),
+            "\u{1b}[1;31mFAIL\u{1b}[0m \\x1b[2J\\x1b]0;t\\x07\n"
+        );
+        assert_eq!(
+            guard(raw, Style::new(false)),
+            "\\x1b[1;31mFAIL\\x1b[0m \\x1b[2J\\x1b]0;t\\x07\n"
+        );
+    }
+}
