@@ -106,25 +106,144 @@ impl ServerCertVerifier for RecordingVerifier {
     }
 }
 
-/// A short reason an admin can act on, instead of rustls' enum names.
+/// A short reason an admin can act on, instead of rustls' enum names; the library's words
+/// follow in parentheses as the detail.
 fn describe_verify_error(e: &rustls::Error) -> String {
     match e {
-        rustls::Error::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer => "not issued by a trusted CA (self-signed, or a \
-                private CA: pass --tls-ca-file to trust it)"
-                .to_string(),
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                format!("certificate expired ({e})")
-            }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                format!("certificate not valid yet ({e})")
-            }
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                format!("certificate does not match the name ({e})")
-            }
-            _ => e.to_string(),
-        },
+        rustls::Error::InvalidCertificate(c) => format!("{} ({e})", certificate_reason(c)),
         _ => e.to_string(),
+    }
+}
+
+/// Path-building limits of the WebPKI verifier, which rustls reports as `CertificateError::
+/// Other` around a `webpki::Error` (rustls-webpki `src/error.rs`); matched by the variant's
+/// name because that type is not re-exported by rustls.
+const PATH_LIMITS: &[(&str, &str)] = &[
+    (
+        "MaximumPathDepthExceeded",
+        "certificate path too deep: more intermediate CAs than the verifier follows (6 in          WebPKI); send only the leaf and the intermediates up to one trusted root",
+    ),
+    (
+        "MaximumPathBuildCallsExceeded",
+        "certificate chain too tangled to verify (too many candidate paths); send only the          leaf and the intermediates up to one trusted root",
+    ),
+    (
+        "MaximumSignatureChecksExceeded",
+        "certificate chain needs too many signature checks to verify; send only the leaf and          the intermediates up to one trusted root",
+    ),
+];
+
+/// What is wrong with the certificate, and what to do about it.
+fn certificate_reason(c: &CertificateError) -> String {
+    let text = match c {
+        CertificateError::UnknownIssuer => {
+            "not issued by a trusted CA (unknown CA: self-signed, a private CA, or missing              intermediates; pass --tls-ca-file to trust a private CA)"
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "certificate expired: renew it on the server"
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "certificate not valid yet: its start date is in the future, or a clock is wrong"
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "certificate does not match the name (name mismatch: no SAN covers the host name;              --tls-name sets the name checked)"
+        }
+        CertificateError::Revoked => "certificate revoked by its CA",
+        CertificateError::BadSignature => "certificate signature does not verify",
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "certificate not issued for server authentication (extended key usage)"
+        }
+        CertificateError::BadEncoding => "certificate could not be parsed",
+        CertificateError::Other(o) => {
+            let name = format!("{o:?}");
+            return PATH_LIMITS
+                .iter()
+                .find(|(variant, _)| name.contains(variant))
+                .map_or_else(
+                    || "the certificate was rejected by the verifier".to_string(),
+                    |(_, why)| why.to_string(),
+                );
+        }
+        _ => "the certificate was rejected by the verifier",
+    };
+    text.to_string()
+}
+
+/// How TLS was started on a connection; every handshake error names it, since the advice
+/// differs (a port that wants implicit TLS, or a server that agreed to STARTTLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsStart {
+    /// TLS from the first byte (`--tls-implicit`, port 465).
+    Implicit,
+    /// TLS after `220` to STARTTLS (RFC 3207).
+    Starttls,
+}
+
+impl TlsStart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsStart::Implicit => "implicit TLS handshake",
+            TlsStart::Starttls => "TLS handshake after STARTTLS",
+        }
+    }
+}
+
+/// A failed handshake in words: what happened and what to do, the mode, and the raw error as
+/// the detail.
+pub fn describe_handshake_error(e: &std::io::Error, start: TlsStart) -> String {
+    let reason = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(err) => rustls_reason(err, start),
+        None => io_reason(e),
+    };
+    format!("{} failed: {reason} (detail: {e})", start.as_str())
+}
+
+fn rustls_reason(e: &rustls::Error, start: TlsStart) -> String {
+    use rustls::{AlertDescription as A, InvalidMessage as M};
+    match e {
+        rustls::Error::InvalidCertificate(c) => certificate_reason(c),
+        rustls::Error::InvalidMessage(
+            M::HandshakePayloadTooLarge | M::CertificatePayloadTooLarge | M::MessageTooLarge,
+        )
+        | rustls::Error::PeerSentOversizedRecord => {
+            "message too large: a handshake message from the server (usually its certificate              chain) is over the TLS library's limit; send only the leaf and its intermediates"
+                .to_string()
+        }
+        rustls::Error::InvalidMessage(_) => match start {
+            TlsStart::Starttls => "the server did not answer with TLS after agreeing to STARTTLS                                    (it sent something that is not a TLS record)"
+                .to_string(),
+            TlsStart::Implicit => "the server did not answer with TLS: this port may expect                                    plain SMTP (drop --tls-implicit and use STARTTLS)"
+                .to_string(),
+        },
+        rustls::Error::PeerIncompatible(_) | rustls::Error::AlertReceived(A::ProtocolVersion) => {
+            "TLS incompatible: no protocol version in common (mxtrace speaks TLS 1.2 and 1.3;              the server may be limited to TLS 1.0/1.1)"
+                .to_string()
+        }
+        rustls::Error::AlertReceived(A::HandshakeFailure | A::InsufficientSecurity) => {
+            "the server refused the handshake (handshake failure alert: no shared cipher or              group; try --tls-classic-groups, and check the server's TLS settings)"
+                .to_string()
+        }
+        rustls::Error::AlertReceived(a) => format!(
+            "the server ended the handshake with the TLS alert {a:?}: check the server's TLS              log for why"
+        ),
+        rustls::Error::NoCertificatesPresented => {
+            "the server presented no certificate".to_string()
+        }
+        rustls::Error::PeerMisbehaved(_) => {
+            "the server broke the TLS protocol during the handshake".to_string()
+        }
+        _ => "the handshake failed".to_string(),
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
+            "the server closed the connection during the handshake (a TLS version mismatch, or              a middlebox inspecting SMTP)"
+                .to_string()
+        }
+        _ => "the handshake failed on the network".to_string(),
     }
 }
 

@@ -1025,3 +1025,544 @@ async fn a_421_at_any_stage_ends_the_probe_cleanly() {
         );
     }
 }
+
+// ---- Issue 18: a verdict you can trust ----
+
+const MODES: [StartTls; 3] = [StartTls::Auto, StartTls::Require, StartTls::Never];
+
+/// Asserts the probe failed at `st` because the reply was out of step, explained as such.
+fn assert_unexpected(r: &ProbeReport, st: Stage, command: &str) {
+    assert!(!r.verdict.passed, "{}", r.verdict.summary);
+    assert_eq!(r.verdict.failed_stage, Some(st), "{}", r.verdict.summary);
+    let s = stage(r, st);
+    let e = s.error.as_ref().expect("an error on the stage");
+    assert_eq!(e.kind, ErrorKind::Protocol);
+    let want = format!("unexpected reply to {command}");
+    assert!(e.message.contains(&want), "{}", e.message);
+    let d = s.diagnosis.as_ref().expect("diagnosis");
+    assert_eq!(d.category.as_str(), "protocol_error");
+    assert!(
+        d.cause.contains(&format!("Unexpected reply to {command}")),
+        "{}",
+        d.cause
+    );
+    assert!(
+        r.verdict.summary.contains("protocol_error"),
+        "{}",
+        r.verdict.summary
+    );
+}
+
+/// The session up to the envelope for `mode`: plaintext EHLO, or STARTTLS and EHLO inside TLS.
+fn up_to_envelope(pki: &TestPki, mode: StartTls, caps: &[&str]) -> Vec<Step> {
+    if mode == StartTls::Never {
+        return greeting(caps);
+    }
+    let mut before = vec!["STARTTLS"];
+    before.extend_from_slice(caps);
+    script(vec![
+        greeting(&before),
+        starttls_steps(pki, CertKind::Valid(NAME.into()), caps),
+    ])
+}
+
+fn envelope_opts(addr: SocketAddr, pki: &TestPki, mode: StartTls) -> ProbeOptions {
+    let mut o = ca_opts(addr, pki);
+    o.starttls = mode;
+    o.from = Some("probe@fabrikam.test".into());
+    o.rcpts = vec!["user@contoso.test".into()];
+    o
+}
+
+#[tokio::test]
+async fn starttls_answered_250_fails_in_every_mode_that_sends_it() {
+    for mode in [StartTls::Auto, StartTls::Require] {
+        let server = ScriptedServer::start(script(vec![
+            greeting(&["STARTTLS", "PIPELINING"]),
+            vec![Step::Expect("STARTTLS".into()), line("250 2.0.0 OK")],
+            quit(),
+        ]))
+        .await;
+        let mut o = opts(server.addr);
+        o.starttls = mode;
+        o.from = Some("probe@fabrikam.test".into());
+        o.rcpts = vec!["user@contoso.test".into()];
+        let r = run(&o).await;
+        let log = server.finish().await;
+        log.assert_ok();
+        assert_unexpected(&r, Stage::Starttls, "STARTTLS");
+        assert!(
+            !log.received.iter().any(|l| l.starts_with("MAIL")),
+            "{mode:?}"
+        );
+        assert!(r.verdict.summary.starts_with("failed at starttls"));
+    }
+}
+
+#[tokio::test]
+async fn ehlo_answered_220_fails_in_every_mode() {
+    for mode in MODES {
+        let server = ScriptedServer::start(script(vec![
+            vec![
+                line(&format!("220 {NAME} ESMTP")),
+                Step::Expect("EHLO probe.fabrikam.test".into()),
+                line(&format!("220 {NAME} ESMTP")),
+            ],
+            quit(),
+        ]))
+        .await;
+        let mut o = opts(server.addr);
+        o.starttls = mode;
+        o.from = Some("probe@fabrikam.test".into());
+        o.rcpts = vec!["user@contoso.test".into()];
+        let r = run(&o).await;
+        let log = server.finish().await;
+        log.assert_ok();
+        assert_unexpected(&r, Stage::Ehlo, "EHLO");
+        assert!(!log.received.iter().any(|l| l.starts_with("MAIL")));
+        assert!(!log.received.iter().any(|l| l.starts_with("HELO")));
+    }
+}
+
+#[tokio::test]
+async fn ehlo_inside_tls_answered_220_fails() {
+    let pki = TestPki::new();
+    for mode in [StartTls::Auto, StartTls::Require] {
+        let server = ScriptedServer::start(script(vec![
+            greeting(&["STARTTLS"]),
+            vec![
+                Step::Expect("STARTTLS".into()),
+                line("220 2.0.0 Ready"),
+                Step::StartTls(pki.server_config(&CertKind::Valid(NAME.into()))),
+                Step::Expect("EHLO".into()),
+                line("220 2.0.0 hello again"),
+            ],
+            quit(),
+        ]))
+        .await;
+        let mut o = ca_opts(server.addr, &pki);
+        o.starttls = mode;
+        let r = run(&o).await;
+        server.finish().await.assert_ok();
+        assert_unexpected(&r, Stage::EhloTls, "EHLO");
+    }
+}
+
+#[tokio::test]
+async fn greeting_other_than_220_fails() {
+    let server = ScriptedServer::start(script(vec![vec![line("250 hello")], quit()])).await;
+    let r = run(&opts(server.addr)).await;
+    server.finish().await.assert_ok();
+    assert_unexpected(&r, Stage::Banner, "the greeting");
+    assert!(!stages(&r).contains(&Stage::Ehlo));
+}
+
+#[tokio::test]
+async fn mail_answered_220_fails_in_every_mode() {
+    let pki = TestPki::new();
+    for mode in MODES {
+        let server = ScriptedServer::start(script(vec![
+            up_to_envelope(&pki, mode, &[]),
+            vec![Step::Expect("MAIL FROM:".into()), line("220 2.1.0 Ok")],
+            quit(),
+        ]))
+        .await;
+        let r = run(&envelope_opts(server.addr, &pki, mode)).await;
+        let log = server.finish().await;
+        log.assert_ok();
+        assert_unexpected(&r, Stage::MailFrom, "MAIL FROM");
+        assert!(
+            !log.received.iter().any(|l| l.starts_with("RCPT")),
+            "{mode:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rcpt_answered_354_is_not_an_accepted_recipient() {
+    let pki = TestPki::new();
+    for mode in MODES {
+        let server = ScriptedServer::start(script(vec![
+            up_to_envelope(&pki, mode, &[]),
+            vec![
+                Step::Expect("MAIL FROM:".into()),
+                line("250 2.1.0 Ok"),
+                Step::Expect("RCPT TO:".into()),
+                line("354 go ahead"),
+            ],
+            quit(),
+        ]))
+        .await;
+        let mut o = envelope_opts(server.addr, &pki, mode);
+        o.data = true;
+        let r = run(&o).await;
+        let log = server.finish().await;
+        log.assert_ok();
+        assert_unexpected(&r, Stage::RcptTo, "RCPT TO");
+        assert!(!log.received.iter().any(|l| l == "DATA"), "{mode:?}");
+        assert!(!log.received.iter().any(|l| l == "RSET"), "{mode:?}");
+    }
+}
+
+#[tokio::test]
+async fn pipelined_rcpt_answered_220_fails() {
+    let server = ScriptedServer::start(script(vec![
+        greeting(&["PIPELINING"]),
+        vec![
+            Step::Expect("MAIL FROM:".into()),
+            Step::Expect("RCPT TO:".into()),
+            line("250 2.1.0 Ok"),
+            line("220 2.1.5 Ok"),
+        ],
+        quit(),
+    ]))
+    .await;
+    let mut o = opts(server.addr);
+    o.starttls = StartTls::Never;
+    o.from = Some("probe@fabrikam.test".into());
+    o.rcpts = vec!["user@contoso.test".into()];
+    let r = run(&o).await;
+    server.finish().await.assert_ok();
+    assert_unexpected(&r, Stage::RcptTo, "RCPT TO");
+}
+
+#[tokio::test]
+async fn data_answered_250_sends_no_message_and_fails() {
+    let pki = TestPki::new();
+    for mode in MODES {
+        let server = ScriptedServer::start(script(vec![
+            up_to_envelope(&pki, mode, &[]),
+            vec![
+                Step::Expect("MAIL FROM:".into()),
+                line("250 2.1.0 Ok"),
+                Step::Expect("RCPT TO:".into()),
+                line("250 2.1.5 Ok"),
+                Step::Expect("DATA".into()),
+                line("250 2.0.0 Ok"),
+                Step::Expect("RSET".into()),
+                line("250 2.0.0 Ok"),
+            ],
+            quit(),
+        ]))
+        .await;
+        let mut o = envelope_opts(server.addr, &pki, mode);
+        o.data = true;
+        let r = run(&o).await;
+        let log = server.finish().await;
+        log.assert_ok();
+        assert_unexpected(&r, Stage::Data, "DATA");
+        assert!(!stages(&r).contains(&Stage::EndOfData));
+        assert!(r.probe_id.is_none(), "no message was sent");
+        assert!(!log.received.iter().any(|l| l.starts_with("Subject:")));
+    }
+}
+
+#[tokio::test]
+async fn end_of_data_answered_other_than_250_fails() {
+    let server = ScriptedServer::start(script(vec![
+        greeting(&[]),
+        vec![
+            Step::Expect("MAIL FROM:".into()),
+            line("250 2.1.0 Ok"),
+            Step::Expect("RCPT TO:".into()),
+            line("250 2.1.5 Ok"),
+            Step::Expect("DATA".into()),
+            line("354 go ahead"),
+            Step::ReadData,
+            line("221 2.0.0 queued, bye"),
+            Step::Expect("RSET".into()),
+            line("250 2.0.0 Ok"),
+        ],
+        quit(),
+    ]))
+    .await;
+    let mut o = opts(server.addr);
+    o.starttls = StartTls::Never;
+    o.from = Some("probe@fabrikam.test".into());
+    o.rcpts = vec!["user@contoso.test".into()];
+    o.data = true;
+    let r = run(&o).await;
+    server.finish().await.assert_ok();
+    assert_unexpected(&r, Stage::EndOfData, "the end of data");
+}
+
+#[tokio::test]
+async fn auth_answered_250_fails() {
+    let steps = vec![Step::Expect("AUTH PLAIN".into()), line("250 2.7.0 ok")];
+    let (r, log) = auth_session(AuthMech::Plain, steps).await;
+    log.assert_ok();
+    assert_unexpected(&r, Stage::Auth, "AUTH");
+    assert_no_secret(&r);
+}
+
+#[tokio::test]
+async fn starttls_timeout_or_reset_in_auto_mode_fails() {
+    for ending in [Step::Hang, Step::Reset] {
+        let server = ScriptedServer::start(script(vec![
+            greeting(&["STARTTLS"]),
+            vec![Step::Expect("STARTTLS".into()), ending],
+        ]))
+        .await;
+        let mut o = short(server.addr);
+        o.from = Some("probe@fabrikam.test".into());
+        o.rcpts = vec!["user@contoso.test".into()];
+        let r = run(&o).await;
+        let log = server.finish().await;
+        assert!(!log.received.iter().any(|l| l.starts_with("MAIL")));
+        assert!(!r.verdict.passed, "{}", r.verdict.summary);
+        assert_eq!(r.verdict.failed_stage, Some(Stage::Starttls));
+        let kind = stage(&r, Stage::Starttls).error.as_ref().unwrap().kind;
+        assert!(
+            matches!(kind, ErrorKind::Timeout | ErrorKind::Reset),
+            "{kind:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn starttls_refused_with_5xx_in_auto_mode_fails() {
+    let server = ScriptedServer::start(script(vec![
+        greeting(&["STARTTLS"]),
+        vec![
+            Step::Expect("STARTTLS".into()),
+            line("554 5.7.3 TLS not available"),
+        ],
+        quit(),
+    ]))
+    .await;
+    let r = run(&opts(server.addr)).await;
+    server.finish().await.assert_ok();
+    assert!(!r.verdict.passed, "{}", r.verdict.summary);
+    assert_eq!(r.verdict.failed_stage, Some(Stage::Starttls));
+    assert_eq!(r.verdict.outcome, Outcome::Permanent);
+}
+
+#[tokio::test]
+async fn a_failed_stage_keeps_its_real_start_and_duration() {
+    let server = ScriptedServer::start(script(vec![
+        greeting(&["STARTTLS"]),
+        vec![
+            Step::Expect("STARTTLS".into()),
+            Step::Sleep(Duration::from_millis(300)),
+            Step::Hang,
+        ],
+    ]))
+    .await;
+    let r = run(&short(server.addr)).await;
+    let _ = server.finish().await;
+    let ehlo = stage(&r, Stage::Ehlo);
+    let st = stage(&r, Stage::Starttls);
+    // Times are rounded to 0.1 ms each.
+    assert!(st.started_ms + 0.2 >= ehlo.started_ms + ehlo.elapsed_ms);
+    assert!(st.elapsed_ms >= 590.0, "{}", st.elapsed_ms);
+    assert_eq!(st.sent, vec!["STARTTLS"]);
+}
+
+#[tokio::test]
+async fn pipelined_commands_are_recorded_in_send_order_and_time() {
+    let server = ScriptedServer::start(script(vec![
+        greeting(&["PIPELINING"]),
+        vec![
+            Step::Expect("MAIL FROM:".into()),
+            Step::Expect("RCPT TO:<a@".into()),
+            Step::Expect("RCPT TO:<b@".into()),
+            line("250 2.1.0 Ok"),
+            Step::Sleep(Duration::from_millis(30)),
+            line("250 2.1.5 Ok"),
+            Step::Sleep(Duration::from_millis(30)),
+            line("550 5.1.1 unknown"),
+            Step::Expect("RSET".into()),
+            line("250 2.0.0 Ok"),
+        ],
+        quit(),
+    ]))
+    .await;
+    let mut o = opts(server.addr);
+    o.starttls = StartTls::Never;
+    o.rcpts = vec!["a@contoso.test".into(), "b@contoso.test".into()];
+    let r = run(&o).await;
+    server.finish().await.assert_ok();
+    let env: Vec<_> = r
+        .stages
+        .iter()
+        .filter(|s| matches!(s.stage, Stage::MailFrom | Stage::RcptTo))
+        .collect();
+    let sent: Vec<&str> = env.iter().map(|s| s.sent[0].as_str()).collect();
+    assert_eq!(
+        sent,
+        [
+            "MAIL FROM:<>",
+            "RCPT TO:<a@contoso.test>",
+            "RCPT TO:<b@contoso.test>"
+        ]
+    );
+    for pair in env.windows(2) {
+        assert!(pair[1].started_ms >= pair[0].started_ms);
+        let end = |s: &mxtrace::model::StageRecord| s.started_ms + s.elapsed_ms;
+        assert!(
+            end(pair[1]) >= end(pair[0]) + 20.0,
+            "replies in order, later"
+        );
+    }
+    assert_eq!(r.verdict.failed_stage, Some(Stage::RcptTo));
+}
+
+#[tokio::test]
+async fn control_characters_from_the_server_never_reach_the_terminal() {
+    let banner = b"220 mx.contoso.test \x1b]0;pwned\x07\x1b[2J\x00 ESMTP \xff\r\n".to_vec();
+    let server = ScriptedServer::start(script(vec![
+        vec![
+            Step::SendRaw(banner),
+            Step::Expect("EHLO".into()),
+            line("250 mx.contoso.test \x1b[31mforged\x1b[0m"),
+        ],
+        quit(),
+    ]))
+    .await;
+    let r = run(&opts(server.addr)).await;
+    server.finish().await.assert_ok();
+    for color in [false, true] {
+        let human =
+            mxtrace::report::human::render_probe(&r, mxtrace::report::human::Style::new(color));
+        assert!(
+            !human.contains('\u{7}') && !human.contains('\0'),
+            "{human:?}"
+        );
+        assert!(
+            !human.contains("\x1b]0") && !human.contains("\x1b[2J"),
+            "{human:?}"
+        );
+        assert!(!human.contains("\x1b[31mforged"), "{human:?}");
+        assert!(
+            human.contains(r"\x1b]0;pwned\x07\x1b[2J\x00 ESMTP"),
+            "{human}"
+        );
+        assert!(human.contains('\u{fffd}'), "invalid UTF-8 is marked");
+        assert!(human.contains(r"\x1b[31mforged\x1b[0m"), "{human}");
+    }
+    // JSON keeps the exact text, escaped as JSON does.
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(
+        json.contains(r"\u001b]0;pwned\u0007\u001b[2J\u0000 ESMTP"),
+        "{json}"
+    );
+}
+
+/// A server presenting a leaf under `intermediates` CA certificates from a fresh root, the leaf
+/// carrying `extra_sans` padding names; returns its config and the root's PEM file.
+fn long_chain(
+    intermediates: usize,
+    extra_sans: usize,
+) -> (std::sync::Arc<rustls::ServerConfig>, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    // Padding names; each certificate stays under 64 KiB (the DER lengths a parser takes).
+    let pad = |tag: &str| -> Vec<String> {
+        (0..extra_sans)
+            .map(|i| format!("pad{i:05}.{tag}.padding.contoso.test"))
+            .collect()
+    };
+    let ca = |cn: String| {
+        let mut p = CertificateParams::new(pad(&cn.replace(' ', "-"))).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p
+    };
+    let root = CertifiedIssuer::self_signed(ca("chain root".into()), KeyPair::generate().unwrap())
+        .unwrap();
+    let mut chain = Vec::new();
+    let mut issuer = root;
+    let root_pem = issuer.pem();
+    for i in 0..intermediates {
+        let next = CertifiedIssuer::signed_by(
+            ca(format!("int {i}")),
+            KeyPair::generate().unwrap(),
+            &issuer,
+        )
+        .unwrap();
+        chain.push(next.der().clone());
+        issuer = next;
+    }
+    let mut names = vec![NAME.to_string()];
+    names.extend(pad("leaf"));
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    chain.reverse();
+    chain.insert(0, leaf.der().clone());
+    let dir = std::env::temp_dir().join(format!(
+        "mxtrace-chain-{}-{intermediates}-{extra_sans}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("root.pem");
+    std::fs::write(&file, root_pem).unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(support::certs::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    (std::sync::Arc::new(config), file)
+}
+
+#[tokio::test]
+async fn a_chain_too_deep_is_reported_in_words() {
+    let (config, root) = long_chain(60, 0);
+    let server = ScriptedServer::start(script(vec![
+        greeting(&["STARTTLS"]),
+        vec![
+            Step::Expect("STARTTLS".into()),
+            line("220 2.0.0 Ready"),
+            Step::StartTls(config),
+            Step::Expect("EHLO".into()),
+            ehlo_reply(NAME, &[]),
+        ],
+        quit(),
+    ]))
+    .await;
+    let mut o = opts(server.addr);
+    o.tls.ca_file = Some(root.clone());
+    let r = run(&o).await;
+    server.finish().await.assert_ok();
+    let _ = std::fs::remove_dir_all(root.parent().unwrap());
+    let warning = r.verdict.warnings.join("; ");
+    assert!(warning.contains("certificate path too deep"), "{warning}");
+    assert!(
+        !warning.starts_with("certificate not verified: Other("),
+        "{warning}"
+    );
+    let d = stage(&r, Stage::TlsHandshake).diagnosis.as_ref().unwrap();
+    assert!(d.cause.contains("chain is longer"), "{}", d.cause);
+}
+
+#[tokio::test]
+async fn an_oversized_chain_on_implicit_tls_names_the_mode() {
+    let (config, root) = long_chain(2, 1000);
+    let server = ScriptedServer::start(vec![Step::StartTls(config), Step::ReadUntilClose]).await;
+    let mut o = opts(server.addr);
+    o.implicit_tls = true;
+    o.tls.ca_file = Some(root.clone());
+    let r = run(&o).await;
+    let _ = server.finish().await;
+    let _ = std::fs::remove_dir_all(root.parent().unwrap());
+    assert!(!r.verdict.passed);
+    assert_eq!(r.verdict.failed_stage, Some(Stage::TlsHandshake));
+    let e = stage(&r, Stage::TlsHandshake).error.as_ref().unwrap();
+    assert!(e.message.contains("implicit TLS"), "{}", e.message);
+    assert!(e.message.contains("message too large"), "{}", e.message);
+    assert!(!e.message.contains("STARTTLS"), "{}", e.message);
+    assert!(
+        e.message.contains("detail:"),
+        "the raw error is kept: {}",
+        e.message
+    );
+    let d = stage(&r, Stage::TlsHandshake).diagnosis.as_ref().unwrap();
+    assert!(
+        d.cause.contains("larger than the TLS library"),
+        "{}",
+        d.cause
+    );
+}

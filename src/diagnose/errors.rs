@@ -76,7 +76,7 @@ pub fn explain_error(stage: Stage, kind: ErrorKind, detail: &str) -> Explanation
                 ],
             ),
             ErrorKind::Tls => tls_error(&d),
-            ErrorKind::Protocol => protocol(stage, &d),
+            ErrorKind::Protocol => protocol(stage, &d, detail),
             ErrorKind::Dns => dns(&d),
         };
     Explanation {
@@ -131,6 +131,22 @@ fn timeout(stage: Stage) -> (Category, Layer, String, Vec<&'static str>) {
 }
 
 fn tls_error(d: &str) -> (Category, Layer, String, Vec<&'static str>) {
+    if d.contains("message too large") {
+        return (
+            Category::TlsFailed,
+            Layer::Tls,
+            "A TLS handshake message from the server was larger than the TLS library accepts: almost always a certificate chain with too many or too large certificates.".to_string(),
+            vec!["Configure the server to send only its certificate and the intermediates up to one trusted root (no cross-signed extras, no root)."],
+        );
+    }
+    if d.contains("did not answer with tls") {
+        return (
+            Category::TlsFailed,
+            Layer::Tls,
+            "The server did not speak TLS when TLS was due: after agreeing to STARTTLS it sent something else, or a port used with --tls-implicit expects plain SMTP.".to_string(),
+            vec!["Check the port's mode: 465 is implicit TLS, 25 and 587 use STARTTLS; and whether a middlebox inspecting SMTP breaks STARTTLS."],
+        );
+    }
     if is_certificate_error(d) {
         let e = explain_tls_verification(d);
         return (
@@ -183,7 +199,8 @@ fn tls_error(d: &str) -> (Category, Layer, String, Vec<&'static str>) {
     )
 }
 
-fn protocol(stage: Stage, d: &str) -> (Category, Layer, String, Vec<&'static str>) {
+/// `d` is the lowered detail, `raw` the detail as written (quoted back in the cause).
+fn protocol(stage: Stage, d: &str, raw: &str) -> (Category, Layer, String, Vec<&'static str>) {
     let cause = if d.contains("http/") || d.contains("<html") {
         "The server answered with HTTP, not SMTP: this port is a web service, not a mail server."
             .to_string()
@@ -194,6 +211,11 @@ fn protocol(stage: Stage, d: &str) -> (Category, Layer, String, Vec<&'static str
         .any(|n| d.contains(n))
     {
         "The server's reply broke the size limits (line over 4 KiB, reply over 64 KiB or 100 lines): a misbehaving server or a middlebox injecting data.".to_string()
+    } else if let Some((_, what)) = raw.split_once("unexpected reply to ") {
+        format!(
+            "Unexpected reply to {}: the server answered out of step. The command did not do what it was sent for, even though the reply looks positive (RFC 5321 4.3.2 lists the success reply of each command).",
+            what.trim_end_matches('.')
+        )
     } else if stage == Stage::Banner {
         "The greeting was not a valid SMTP reply: this port runs another service, or a middlebox altered the greeting.".to_string()
     } else {
@@ -273,6 +295,11 @@ pub fn explain_tls_verification(error: &str) -> Explanation {
         || d.contains("untrusted")
     {
         "The certificate chain does not lead to a trusted root: an unknown or private CA, or the server does not send its intermediate certificates."
+    } else if d.contains("path too deep")
+        || d.contains("too tangled")
+        || d.contains("too many signature checks")
+    {
+        "The certificate chain is longer or more tangled than a verifier follows: the server sends too many intermediate certificates."
     } else if d.contains("revoked") {
         "The server certificate has been revoked."
     } else {

@@ -7,6 +7,7 @@ use crate::model::{
     AddressInfo, DnsFailure, MxFlag, MxHost, MxSource, Outcome, ProbeReport, Stage, StageRecord,
     TlsReport, TraceHop, TraceReport,
 };
+use std::borrow::Cow;
 use std::fmt::Write;
 
 /// ANSI styling, or none.
@@ -37,6 +38,69 @@ impl Style {
     }
 }
 
+/// Text from the network made safe for a terminal: control characters (C0 including CR and LF,
+/// DEL, C1) are shown as `\xNN`, the way swaks and `cat -v` make them visible, so a server
+/// cannot clear the screen, retitle the terminal or forge transcript lines; bidirectional
+/// overrides are shown as `\u{NNNN}`. Invalid UTF-8 was already replaced with U+FFFD when the
+/// reply was read. JSON output keeps the exact text.
+pub fn terminal_safe(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        push_visible(&mut out, c);
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn push_visible(out: &mut String, c: char) {
+    if !needs_escape(c) {
+        out.push(c);
+    } else if (c as u32) < 0x100 {
+        let _ = write!(out, "\\x{:02x}", c as u32);
+    } else {
+        let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+    }
+}
+
+/// The last line of defence on a whole rendering: only line breaks and this renderer's own
+/// colour codes (`ESC [ digits ; m`, when colour is on) stay raw; any other control character
+/// is made visible, whichever field it came in.
+fn guard(out: String, style: Style) -> String {
+    let mut safe = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(c) = rest.chars().next() {
+        let sgr = style.color && c == '\x1b' && sgr_len(rest).is_some();
+        if let (true, Some(n)) = (sgr, sgr_len(rest)) {
+            safe.push_str(rest.get(..n).unwrap_or_default());
+            rest = rest.get(n..).unwrap_or_default();
+            continue;
+        }
+        if c == '\n' {
+            safe.push(c);
+        } else {
+            push_visible(&mut safe, c);
+        }
+        rest = rest.get(c.len_utf8()..).unwrap_or_default();
+    }
+    safe
+}
+
+/// Length of a colour code (`ESC [ 1;31 m`) at the start of `s`.
+fn sgr_len(s: &str) -> Option<usize> {
+    let body = s.strip_prefix("\x1b[")?;
+    let digits = body
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b';')
+        .count();
+    (body.as_bytes().get(digits) == Some(&b'm')).then_some(2 + digits + 1)
+}
+
 /// Width of the time column, e.g. `   12.3 ms`.
 fn time(ms: f64) -> String {
     format!("{ms:>9.1} ms")
@@ -49,7 +113,7 @@ const NO_TIME: &str = "           ";
 pub fn render_probe(r: &ProbeReport, style: Style) -> String {
     let mut out = String::new();
     probe_body(&mut out, r, style, "Verdict");
-    out
+    guard(out, style)
 }
 
 /// Header, transcript, TLS report and the probe's verdict under `label` (a trace prints its
@@ -87,14 +151,14 @@ fn probe_body(out: &mut String, r: &ProbeReport, style: Style, label: &str) {
 pub fn render_stage(s: &StageRecord, style: Style, max_steps: usize) -> String {
     let mut out = String::new();
     stage(&mut out, s, style, max_steps);
-    out
+    guard(out, style)
 }
 
 /// A DNS failure that decided a trace hop, with its diagnosis.
 pub fn render_dns_failure(e: &DnsFailure, style: Style, max_steps: usize) -> String {
     let mut out = String::new();
     dns_error(&mut out, e, style, max_steps);
-    out
+    guard(out, style)
 }
 
 fn stage(out: &mut String, s: &StageRecord, style: Style, max_steps: usize) {
@@ -109,6 +173,7 @@ fn stage(out: &mut String, s: &StageRecord, style: Style, max_steps: usize) {
         None => NO_TIME.to_string(),
     };
     for line in &s.sent {
+        let line = terminal_safe(line);
         let _ = writeln!(out, "{} {}{}", stamp(&mut t), style.paint("36", to), line);
     }
     let mut t = Some(s.started_ms + s.elapsed_ms);
@@ -119,12 +184,12 @@ fn stage(out: &mut String, s: &StageRecord, style: Style, max_steps: usize) {
                 "{} {}{}",
                 stamp(&mut t),
                 from,
-                style.outcome(s.outcome, line)
+                style.outcome(s.outcome, &terminal_safe(line))
             );
         }
     }
     for note in &s.notes {
-        let _ = writeln!(out, "{} === {note}", stamp(&mut t));
+        let _ = writeln!(out, "{} === {}", stamp(&mut t), terminal_safe(note));
     }
     if let Some(e) = &s.error {
         let _ = writeln!(
@@ -134,7 +199,7 @@ fn stage(out: &mut String, s: &StageRecord, style: Style, max_steps: usize) {
             style.paint("31", "!!!"),
             s.stage,
             e.kind.as_str(),
-            e.message
+            terminal_safe(&e.message)
         );
     }
     // Explained: every failure, and findings on stages that passed (a certificate not
@@ -181,7 +246,7 @@ fn tls_section(out: &mut String, t: &TlsReport, style: Style) {
     let verified = if t.verified {
         style.paint("32", "certificate verified")
     } else {
-        let why = t.verify_error.as_deref().unwrap_or("unknown reason");
+        let why = terminal_safe(t.verify_error.as_deref().unwrap_or("unknown reason"));
         style.paint("31", &format!("certificate NOT verified: {why}"))
     };
     let _ = writeln!(out, "{head}; {verified}");
@@ -189,14 +254,14 @@ fn tls_section(out: &mut String, t: &TlsReport, style: Style) {
         let _ = writeln!(out, "  client certificate configured");
     }
     for (i, c) in t.chain.iter().enumerate() {
-        let _ = writeln!(out, "  [{i}] subject  {}", c.subject);
+        let _ = writeln!(out, "  [{i}] subject  {}", terminal_safe(&c.subject));
         if !c.sans.is_empty() {
-            let _ = writeln!(out, "      SANs     {}", c.sans.join(", "));
+            let _ = writeln!(out, "      SANs     {}", terminal_safe(&c.sans.join(", ")));
         }
         let _ = writeln!(
             out,
             "      issuer   {}{}",
-            c.issuer,
+            terminal_safe(&c.issuer),
             if c.self_signed { " (self-signed)" } else { "" }
         );
         let days = if c.days_left < 0 {
@@ -248,7 +313,7 @@ pub fn render_trace(r: &TraceReport, style: Style) -> String {
         "Verdict: {verdict} {} ({:.1} ms)",
         r.verdict.summary, r.elapsed_ms
     );
-    out
+    guard(out, style)
 }
 
 fn trace_hop(out: &mut String, hop: &TraceHop, style: Style) {
@@ -300,7 +365,7 @@ fn trace_hop(out: &mut String, hop: &TraceHop, style: Style) {
 }
 
 fn spf_line(out: &mut String, spf: &crate::model::SpfRecord, style: Style) {
-    let _ = writeln!(out, "SPF: {}", spf.record);
+    let _ = writeln!(out, "SPF: {}", terminal_safe(&spf.record));
     if spf.multiple {
         let _ = writeln!(
             out,
@@ -562,7 +627,7 @@ pub fn render_run(r: &crate::run::RunReport, style: Style) -> String {
         style.paint("1;31", "FAIL")
     };
     let _ = writeln!(out, "Verdict: {verdict} {}", r.verdict.summary);
-    out
+    guard(out, style)
 }
 
 /// `diff`: one line per finding, regressions first, then the summary and verdict.
@@ -605,5 +670,34 @@ pub fn render_diff(r: &crate::diff::DiffReport, style: Style) -> String {
         style.paint("1;31", "FAIL")
     };
     let _ = writeln!(out, "Verdict: {verdict} {}", r.verdict.summary);
-    out
+    guard(out, style)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_made_visible() {
+        assert_eq!(terminal_safe("250 ok"), "250 ok");
+        assert_eq!(
+            terminal_safe("220 \u{1b}]0;x\u{7}\u{0}\r\n\u{7f}\u{9b}"),
+            r"220 \x1b]0;x\x07\x00\x0d\x0a\x7f\x9b"
+        );
+        assert_eq!(terminal_safe("a\u{202e}b"), r"a\u{202e}b");
+        assert_eq!(terminal_safe("caf\u{e9} \u{fffd}"), "caf\u{e9} \u{fffd}");
+    }
+
+    #[test]
+    fn the_guard_keeps_only_line_breaks_and_own_colours() {
+        let raw = "\u{1b}[1;31mFAIL\u{1b}[0m \u{1b}[2J\u{1b}]0;t\u{7}\n".to_string();
+        assert_eq!(
+            guard(raw.clone(), Style::new(true)),
+            "\u{1b}[1;31mFAIL\u{1b}[0m \\x1b[2J\\x1b]0;t\\x07\n"
+        );
+        assert_eq!(
+            guard(raw, Style::new(false)),
+            "\\x1b[1;31mFAIL\\x1b[0m \\x1b[2J\\x1b]0;t\\x07\n"
+        );
+    }
 }

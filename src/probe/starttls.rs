@@ -1,0 +1,174 @@
+//! Everything about starting TLS, in one place: STARTTLS as `--starttls` asks (RFC 3207), the
+//! handshake (after STARTTLS or, with `--tls-implicit`, right after connect), and the EHLO
+//! that follows on the encrypted channel.
+
+use super::session::{Answer, ProbeSession};
+use super::StartTls;
+use crate::diagnose::Observation;
+use crate::model::{ErrorKind, Stage};
+use crate::smtp::conn::{SmtpConn, Transport};
+use crate::smtp::ehlo::Capabilities;
+use crate::tls::{self, TlsStart, VerifyMode};
+use tokio::time::{timeout_at, Instant};
+use tokio_rustls::TlsConnector;
+
+impl ProbeSession<'_> {
+    /// STARTTLS as the mode asks. Returns the capabilities to go on with (after TLS when it
+    /// happened), or None when the probe ends here.
+    pub(super) async fn starttls(&mut self, caps: Capabilities) -> Option<Capabilities> {
+        let mode = self.opts.starttls;
+        if self.opts.implicit_tls || mode == StartTls::Never {
+            return Some(caps);
+        }
+        if !caps.starttls {
+            return self.starttls_not_offered(caps).await;
+        }
+        let reply = match self.command(Stage::Starttls, "STARTTLS", "STARTTLS").await {
+            Answer::Expected(r) => r,
+            // Timeout, reset or 421: the session is over, in every mode.
+            Answer::Closed => return None,
+            Answer::Other(r) => {
+                // RFC 3207 4: 454 (or another 4xx) means TLS is not available now; a sending
+                // MTA goes on in plaintext. A 5xx or an out-of-step reply ends the probe.
+                if mode == StartTls::Auto && r.first_digit() == 4 {
+                    let idx = self.log.last();
+                    self.log.note(
+                        idx,
+                        "STARTTLS refused: going on unencrypted, as a sending MTA would",
+                    );
+                    self.warnings.push(format!(
+                        "STARTTLS refused with {}: the session was not encrypted",
+                        r.code
+                    ));
+                    return Some(caps);
+                }
+                self.quit().await;
+                return None;
+            }
+        };
+        debug_assert_eq!(reply.code, 220);
+        let idx = self.log.last();
+        let conn = self.conn.take()?;
+        match conn.into_tcp_for_starttls() {
+            Ok(tcp) => self.conn = Some(SmtpConn::new(Transport::Plain(tcp))),
+            Err((e, _conn)) => {
+                self.log.mark_error(idx, e.kind, e.message);
+                return None;
+            }
+        }
+        if !self.handshake().await {
+            return None;
+        }
+        self.ehlo(Stage::EhloTls).await
+    }
+
+    async fn starttls_not_offered(&mut self, caps: Capabilities) -> Option<Capabilities> {
+        let masked = !caps.masked_keywords().is_empty();
+        if self.opts.starttls == StartTls::Require {
+            let mut msg =
+                "the server did not offer STARTTLS (required by --starttls require)".to_string();
+            if masked {
+                msg.push_str("; its EHLO keywords were masked by a middlebox");
+            }
+            let idx = self.fail_without_reply(Stage::Starttls, Vec::new(), ErrorKind::Tls, msg);
+            self.log
+                .observations
+                .push((idx, Observation::StarttlsNotOffered));
+            self.quit().await;
+            return None;
+        }
+        let ehlo = self.log.last();
+        let note = "STARTTLS not offered: this session stays unencrypted";
+        self.log
+            .observe(ehlo, Observation::StarttlsNotOffered, note);
+        self.warnings
+            .push("STARTTLS not offered: the session was not encrypted".into());
+        Some(caps)
+    }
+
+    /// The TLS handshake on the current connection (after STARTTLS or right after connect).
+    pub(super) async fn handshake(&mut self) -> bool {
+        let started = Instant::now();
+        let start = if self.opts.implicit_tls {
+            TlsStart::Implicit
+        } else {
+            TlsStart::Starttls
+        };
+        let (Some((config, record)), Some(conn)) = (self.tls_config.clone(), self.conn.take())
+        else {
+            return false;
+        };
+        let tcp = match conn.into_tcp_for_starttls() {
+            Ok(tcp) => tcp,
+            Err((e, _)) => {
+                self.log
+                    .error(Stage::TlsHandshake, Vec::new(), started, false, e);
+                return false;
+            }
+        };
+        let sni = self.opts.sni_name();
+        let server_name = match (&sni, self.ip) {
+            (Some(name), _) => rustls_pki_types::ServerName::try_from(name.clone()).ok(),
+            (None, Some(ip)) => Some(rustls_pki_types::ServerName::IpAddress(ip.into())),
+            (None, None) => None,
+        };
+        let Some(server_name) = server_name else {
+            let msg = format!(
+                "{:?} is not a valid TLS server name",
+                sni.unwrap_or_default()
+            );
+            self.fail_without_reply(Stage::TlsHandshake, Vec::new(), ErrorKind::Tls, msg);
+            return false;
+        };
+        let client_cert = self.opts.tls.client_cert.is_some();
+        let connector = TlsConnector::from(config);
+        let deadline = self.stage_deadline();
+        match timeout_at(deadline, connector.connect(server_name, tcp)).await {
+            Ok(Ok(stream)) => {
+                let report = tls::report(stream.get_ref().1, &record, client_cert);
+                self.conn = Some(SmtpConn::new(Transport::Tls(Box::new(stream))));
+                let idx = self.log.done(Stage::TlsHandshake, started, true);
+                let summary = format!(
+                    "{} {} {}",
+                    report.version.as_deref().unwrap_or("?"),
+                    report.cipher.as_deref().unwrap_or("?"),
+                    report.key_exchange_group.as_deref().unwrap_or("")
+                );
+                self.log.note(idx, summary.trim_end());
+                if let Some(why) = &report.verify_error {
+                    self.log
+                        .note(idx, format!("certificate not verified: {why}"));
+                    self.warnings
+                        .push(format!("certificate not verified: {why}"));
+                }
+                self.tls = Some(report);
+                true
+            }
+            Ok(Err(e)) => {
+                let mut report = tls::report_from_record(&record, client_cert);
+                let msg = match (&report.verify_error, self.opts.tls.verify) {
+                    (Some(why), VerifyMode::Strict) if !report.chain.is_empty() => format!(
+                        "certificate verification failed (--tls-verify strict, {}): {why}",
+                        start.as_str()
+                    ),
+                    _ => tls::describe_handshake_error(&e, start),
+                };
+                if report.chain.is_empty() {
+                    report.verify_error = None;
+                }
+                self.tls = Some(report);
+                let err = crate::smtp::conn::ConnError::new(ErrorKind::Tls, msg);
+                self.log
+                    .error(Stage::TlsHandshake, Vec::new(), started, false, err);
+                false
+            }
+            Err(_) => {
+                let msg = format!("timed out during the {}", start.as_str());
+                let err = crate::smtp::conn::ConnError::new(ErrorKind::Timeout, msg);
+                self.log
+                    .error(Stage::TlsHandshake, Vec::new(), started, false, err);
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! After the session: explain every stage, then decide whether the probe passed.
+//!
+//! The pass rule: a probe passes only when the transaction it was asked for happened (through
+//! end of data with `--data`, through every RCPT with `--rcpt`, through MAIL with `--from`
+//! alone, through EHLO or HELO otherwise; AUTH when asked; TLS when `--starttls require` or
+//! `--tls-implicit`), and no stage on the way failed. Only three failures are passed over:
+//! RSET and QUIT (after everything was checked), EHLO refused and answered by HELO (RFC 5321
+//! 4.1.4), and STARTTLS answered with a 4xx in auto mode (RFC 3207 4: the client may go on in
+//! plaintext; the verdict carries a warning).
+
+use super::{ProbeOptions, StartTls};
+use crate::diagnose::{self, Diagnosis, Observation, Observed, PathContext};
+use crate::model::{CapabilitySet, Outcome, Stage, StageRecord, TlsReport, Verdict};
+
+/// Gives every stage its diagnosis, with next steps fitted to the server that answered.
+pub(super) fn explain(
+    stages: &mut [StageRecord],
+    observations: &[(usize, Observation)],
+    tls: Option<&TlsReport>,
+    caps: &CapabilitySet,
+    host: &str,
+    ctx: PathContext,
+) {
+    for s in stages.iter_mut() {
+        s.diagnosis = stage_diagnosis(s, tls, ctx);
+    }
+    for (idx, obs) in observations {
+        let Some(s) = stages.get_mut(*idx) else {
+            continue;
+        };
+        // A finding replaces a plain "accepted" (which says less) and the generic explanation
+        // of a stage mxtrace ended itself; a server's refusal keeps its own.
+        let replace = s.reply.is_none()
+            || s.diagnosis
+                .as_ref()
+                .is_none_or(|d| d.category == diagnose::Category::Accepted);
+        if replace {
+            s.diagnosis = Some(Diagnosis::new(diagnose::explain_observation(*obs), ctx));
+        }
+    }
+    // Steps for the server that answered: a known non-Microsoft server gets no Exchange Online
+    // receiving-side steps.
+    let banner = stages
+        .iter()
+        .find(|s| s.stage == Stage::Banner)
+        .and_then(|s| s.reply.as_ref());
+    let seen = caps.after_tls.as_ref().or(caps.before_tls.as_ref());
+    let peer = diagnose::identify_peer(host, banner, seen);
+    for s in stages.iter_mut() {
+        if let Some(d) = s.diagnosis.as_mut() {
+            diagnose::fit_steps(d, peer);
+        }
+    }
+}
+
+fn stage_diagnosis(
+    s: &StageRecord,
+    tls: Option<&TlsReport>,
+    ctx: PathContext,
+) -> Option<Diagnosis> {
+    if let Some(e) = &s.error {
+        let observed = Observed::Error {
+            kind: e.kind,
+            detail: &e.message,
+        };
+        return Some(diagnose::diagnose(s.stage, observed, ctx));
+    }
+    if let Some(r) = &s.reply {
+        return Some(diagnose::diagnose(s.stage, Observed::Reply(r), ctx));
+    }
+    // A stage without a reply that succeeded: only a certificate not verified needs words.
+    let why = tls.and_then(|t| t.verify_error.as_deref())?;
+    (s.stage == Stage::TlsHandshake)
+        .then(|| Diagnosis::new(diagnose::explain_tls_verification(why), ctx))
+}
+
+/// Whether a failed stage at `idx` is passed over (see the module comment).
+fn excused(opts: &ProbeOptions, stages: &[StageRecord], idx: usize) -> bool {
+    let Some(s) = stages.get(idx) else {
+        return true;
+    };
+    match s.stage {
+        Stage::Rset | Stage::Quit => true,
+        Stage::Ehlo => stages
+            .get(idx + 1)
+            .is_some_and(|next| next.stage == Stage::Helo),
+        Stage::Starttls => {
+            opts.starttls == StartTls::Auto
+                && s.error.is_none()
+                && s.reply
+                    .as_ref()
+                    .is_some_and(|r| r.first_digit() == 4 && r.code != 421)
+        }
+        _ => false,
+    }
+}
+
+/// The stage the probe had to reach, and whether it did. None: it did.
+fn missing(opts: &ProbeOptions, stages: &[StageRecord]) -> Option<&'static str> {
+    let ok = |stage: Stage| {
+        stages
+            .iter()
+            .any(|s| s.stage == stage && s.outcome == Outcome::Ok)
+    };
+    let count_ok = |stage: Stage| {
+        stages
+            .iter()
+            .filter(|s| s.stage == stage && s.outcome == Outcome::Ok)
+            .count()
+    };
+    if !(ok(Stage::Ehlo) || ok(Stage::Helo)) {
+        return Some("EHLO");
+    }
+    let tls_required = opts.implicit_tls || opts.starttls == StartTls::Require;
+    if tls_required && !ok(Stage::TlsHandshake) {
+        return Some("the TLS handshake");
+    }
+    if opts.starttls == StartTls::Require && !opts.implicit_tls && !ok(Stage::EhloTls) {
+        return Some("EHLO after TLS");
+    }
+    if opts.auth.is_some() && !ok(Stage::Auth) {
+        return Some("AUTH");
+    }
+    if (opts.from.is_some() || !opts.rcpts.is_empty()) && !ok(Stage::MailFrom) {
+        return Some("MAIL FROM");
+    }
+    if count_ok(Stage::RcptTo) < opts.rcpts.len() {
+        return Some("RCPT TO for every recipient");
+    }
+    if opts.data && !opts.rcpts.is_empty() && !ok(Stage::EndOfData) {
+        return Some("the end of data");
+    }
+    None
+}
+
+pub(super) fn verdict(opts: &ProbeOptions, stages: &[StageRecord], warnings: &[String]) -> Verdict {
+    let failed = stages
+        .iter()
+        .enumerate()
+        .find(|(i, s)| s.outcome != Outcome::Ok && !excused(opts, stages, *i))
+        .map(|(_, s)| s);
+    if let Some(s) = failed {
+        let mut summary = format!("failed at {}: {}", s.stage, describe(s));
+        if let Some(d) = &s.diagnosis {
+            summary.push_str(&format!(" ({})", d.category.as_str()));
+        }
+        return Verdict {
+            passed: false,
+            outcome: s.outcome,
+            failed_stage: Some(s.stage),
+            summary,
+            warnings: warnings.to_vec(),
+        };
+    }
+    let last = stages
+        .iter()
+        .rev()
+        .find(|s| !matches!(s.stage, Stage::Quit | Stage::Rset));
+    if let Some(goal) = missing(opts, stages) {
+        // Every stage that ran answered as expected, yet the session ended early.
+        let after = last.map_or("connect", |s| s.stage.as_str());
+        return Verdict {
+            passed: false,
+            outcome: Outcome::Error,
+            failed_stage: last.map(|s| s.stage),
+            summary: format!("failed: the session ended after {after}, before {goal}"),
+            warnings: warnings.to_vec(),
+        };
+    }
+    let mut summary = match last {
+        Some(s) => format!(
+            "passed: every stage answered, last {} {}",
+            s.stage,
+            describe(s)
+        ),
+        None => "passed".to_string(),
+    };
+    for w in warnings {
+        summary.push_str("; warning: ");
+        summary.push_str(w);
+    }
+    Verdict {
+        passed: true,
+        outcome: Outcome::Ok,
+        failed_stage: None,
+        summary,
+        warnings: warnings.to_vec(),
+    }
+}
+
+/// `250 2.1.5` or `refused (why)`, for summaries.
+fn describe(s: &StageRecord) -> String {
+    match (&s.reply, &s.error) {
+        (_, Some(e)) => format!("{} ({})", e.kind.as_str(), e.message),
+        (Some(r), None) => match r.enhanced {
+            Some(e) => format!("{} {e}", r.code),
+            None => r.code.to_string(),
+        },
+        (None, None) => "ok".to_string(),
+    }
+}
