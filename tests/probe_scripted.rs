@@ -1066,12 +1066,32 @@ fn up_to_envelope(pki: &TestPki, mode: StartTls, caps: &[&str]) -> Vec<Step> {
     ])
 }
 
-fn envelope_opts(addr: SocketAddr, pki: &TestPki, mode: StartTls) -> ProbeOptions {
-    let mut o = ca_opts(addr, pki);
-    o.starttls = mode;
-    o.from = Some("probe@fabrikam.test".into());
-    o.rcpts = vec!["user@contoso.test".into()];
-    o
+/// Runs the envelope `dialogue` after a session set up in each STARTTLS mode (QUIT follows);
+/// every scripted exchange must happen.
+async fn in_every_mode(
+    dialogue: impl Fn() -> Vec<Step>,
+    data: bool,
+) -> Vec<(StartTls, ProbeReport, ServerLog)> {
+    let pki = TestPki::new();
+    let mut out = Vec::new();
+    for mode in MODES {
+        let server = ScriptedServer::start(script(vec![
+            up_to_envelope(&pki, mode, &[]),
+            dialogue(),
+            quit(),
+        ]))
+        .await;
+        let mut o = ca_opts(server.addr, &pki);
+        o.starttls = mode;
+        o.from = Some("probe@fabrikam.test".into());
+        o.rcpts = vec!["user@contoso.test".into()];
+        o.data = data;
+        let r = run(&o).await;
+        let log = server.finish().await;
+        log.assert_ok();
+        out.push((mode, r, log));
+    }
+    out
 }
 
 #[tokio::test]
@@ -1159,45 +1179,25 @@ async fn greeting_other_than_220_fails() {
 
 #[tokio::test]
 async fn mail_answered_220_fails_in_every_mode() {
-    let pki = TestPki::new();
-    for mode in MODES {
-        let server = ScriptedServer::start(script(vec![
-            up_to_envelope(&pki, mode, &[]),
-            vec![Step::Expect("MAIL FROM:".into()), line("220 2.1.0 Ok")],
-            quit(),
-        ]))
-        .await;
-        let r = run(&envelope_opts(server.addr, &pki, mode)).await;
-        let log = server.finish().await;
-        log.assert_ok();
+    let dialogue = || vec![Step::Expect("MAIL FROM:".into()), line("220 2.1.0 Ok")];
+    for (mode, r, log) in in_every_mode(dialogue, false).await {
         assert_unexpected(&r, Stage::MailFrom, "MAIL FROM");
-        assert!(
-            !log.received.iter().any(|l| l.starts_with("RCPT")),
-            "{mode:?}"
-        );
+        let rcpt = log.received.iter().any(|l| l.starts_with("RCPT"));
+        assert!(!rcpt, "{mode:?}");
     }
 }
 
 #[tokio::test]
 async fn rcpt_answered_354_is_not_an_accepted_recipient() {
-    let pki = TestPki::new();
-    for mode in MODES {
-        let server = ScriptedServer::start(script(vec![
-            up_to_envelope(&pki, mode, &[]),
-            vec![
-                Step::Expect("MAIL FROM:".into()),
-                line("250 2.1.0 Ok"),
-                Step::Expect("RCPT TO:".into()),
-                line("354 go ahead"),
-            ],
-            quit(),
-        ]))
-        .await;
-        let mut o = envelope_opts(server.addr, &pki, mode);
-        o.data = true;
-        let r = run(&o).await;
-        let log = server.finish().await;
-        log.assert_ok();
+    let dialogue = || {
+        vec![
+            Step::Expect("MAIL FROM:".into()),
+            line("250 2.1.0 Ok"),
+            Step::Expect("RCPT TO:".into()),
+            line("354 go ahead"),
+        ]
+    };
+    for (mode, r, log) in in_every_mode(dialogue, true).await {
         assert_unexpected(&r, Stage::RcptTo, "RCPT TO");
         assert!(!log.received.iter().any(|l| l == "DATA"), "{mode:?}");
         assert!(!log.received.iter().any(|l| l == "RSET"), "{mode:?}");
@@ -1228,30 +1228,21 @@ async fn pipelined_rcpt_answered_220_fails() {
 
 #[tokio::test]
 async fn data_answered_250_sends_no_message_and_fails() {
-    let pki = TestPki::new();
-    for mode in MODES {
-        let server = ScriptedServer::start(script(vec![
-            up_to_envelope(&pki, mode, &[]),
-            vec![
-                Step::Expect("MAIL FROM:".into()),
-                line("250 2.1.0 Ok"),
-                Step::Expect("RCPT TO:".into()),
-                line("250 2.1.5 Ok"),
-                Step::Expect("DATA".into()),
-                line("250 2.0.0 Ok"),
-                Step::Expect("RSET".into()),
-                line("250 2.0.0 Ok"),
-            ],
-            quit(),
-        ]))
-        .await;
-        let mut o = envelope_opts(server.addr, &pki, mode);
-        o.data = true;
-        let r = run(&o).await;
-        let log = server.finish().await;
-        log.assert_ok();
+    let dialogue = || {
+        vec![
+            Step::Expect("MAIL FROM:".into()),
+            line("250 2.1.0 Ok"),
+            Step::Expect("RCPT TO:".into()),
+            line("250 2.1.5 Ok"),
+            Step::Expect("DATA".into()),
+            line("250 2.0.0 Ok"),
+            Step::Expect("RSET".into()),
+            line("250 2.0.0 Ok"),
+        ]
+    };
+    for (mode, r, log) in in_every_mode(dialogue, true).await {
         assert_unexpected(&r, Stage::Data, "DATA");
-        assert!(!stages(&r).contains(&Stage::EndOfData));
+        assert!(!stages(&r).contains(&Stage::EndOfData), "{mode:?}");
         assert!(r.probe_id.is_none(), "no message was sent");
         assert!(!log.received.iter().any(|l| l.starts_with("Subject:")));
     }
@@ -1399,9 +1390,13 @@ async fn pipelined_commands_are_recorded_in_send_order_and_time() {
     for pair in env.windows(2) {
         assert!(pair[1].started_ms >= pair[0].started_ms);
         let end = |s: &mxtrace::model::StageRecord| s.started_ms + s.elapsed_ms;
+        // When each reply was read: never earlier than the one before it.
         assert!(
-            end(pair[1]) >= end(pair[0]) + 20.0,
-            "replies in order, later"
+            end(pair[1]) >= end(pair[0]),
+            "replies in order: {:?}",
+            env.iter()
+                .map(|s| (s.started_ms, s.elapsed_ms))
+                .collect::<Vec<_>>()
         );
     }
     assert_eq!(r.verdict.failed_stage, Some(Stage::RcptTo));
