@@ -908,8 +908,16 @@ async fn stalled_tls_handshake_times_out() {
     .await;
     let r = run(&short(server.addr)).await;
     let _ = server.finish().await;
-    let e = stage(&r, Stage::TlsHandshake).error.as_ref().unwrap();
+    let hs = stage(&r, Stage::TlsHandshake);
+    let e = hs.error.as_ref().unwrap();
     assert_eq!(e.kind, ErrorKind::Timeout);
+    assert!(e.message.contains("after STARTTLS"), "{}", e.message);
+    // The failed handshake keeps its real start and the time it waited.
+    let st = stage(&r, Stage::Starttls);
+    assert!(hs.started_ms + 0.2 >= st.started_ms + st.elapsed_ms);
+    assert!(hs.elapsed_ms >= 590.0, "{}", hs.elapsed_ms);
+    assert!(hs.reply.is_none(), "a stage without a reply records none");
+    assert!(stage(&r, Stage::Connect).reply.is_none());
 }
 
 #[tokio::test]
