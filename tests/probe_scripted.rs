@@ -1258,8 +1258,7 @@ async fn data_answered_250_sends_no_message_and_fails() {
 
 #[tokio::test]
 async fn end_of_data_answered_other_than_250_fails() {
-    let server = ScriptedServer::start(script(vec![
-        greeting(&[]),
+    let dialogue = || {
         vec![
             Step::Expect("MAIL FROM:".into()),
             line("250 2.1.0 Ok"),
@@ -1271,18 +1270,31 @@ async fn end_of_data_answered_other_than_250_fails() {
             line("221 2.0.0 queued, bye"),
             Step::Expect("RSET".into()),
             line("250 2.0.0 Ok"),
+        ]
+    };
+    for (_, r, _) in in_every_mode(dialogue, true).await {
+        assert_unexpected(&r, Stage::EndOfData, "the end of data");
+    }
+}
+
+#[tokio::test]
+async fn helo_answered_220_fails() {
+    let server = ScriptedServer::start(script(vec![
+        vec![
+            line(&format!("220 {NAME} ESMTP")),
+            Step::Expect("EHLO".into()),
+            line("502 5.5.1 command not implemented"),
+            Step::Expect("HELO probe.fabrikam.test".into()),
+            line(&format!("220 {NAME}")),
         ],
         quit(),
     ]))
     .await;
     let mut o = opts(server.addr);
     o.starttls = StartTls::Never;
-    o.from = Some("probe@fabrikam.test".into());
-    o.rcpts = vec!["user@contoso.test".into()];
-    o.data = true;
     let r = run(&o).await;
     server.finish().await.assert_ok();
-    assert_unexpected(&r, Stage::EndOfData, "the end of data");
+    assert_unexpected(&r, Stage::Helo, "HELO");
 }
 
 #[tokio::test]
