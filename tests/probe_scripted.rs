@@ -1074,6 +1074,16 @@ fn up_to_envelope(pki: &TestPki, mode: StartTls, caps: &[&str]) -> Vec<Step> {
     ])
 }
 
+/// MAIL and one RCPT, each accepted.
+fn accepted_envelope() -> Vec<Step> {
+    vec![
+        Step::Expect("MAIL FROM:".into()),
+        line("250 2.1.0 Ok"),
+        Step::Expect("RCPT TO:".into()),
+        line("250 2.1.5 Ok"),
+    ]
+}
+
 /// Runs the envelope `dialogue` after a session set up in each STARTTLS mode (QUIT follows);
 /// every scripted exchange must happen.
 async fn in_every_mode(
@@ -1237,16 +1247,14 @@ async fn pipelined_rcpt_answered_220_fails() {
 #[tokio::test]
 async fn data_answered_250_sends_no_message_and_fails() {
     let dialogue = || {
-        vec![
-            Step::Expect("MAIL FROM:".into()),
-            line("250 2.1.0 Ok"),
-            Step::Expect("RCPT TO:".into()),
-            line("250 2.1.5 Ok"),
+        let mut steps = accepted_envelope();
+        steps.extend([
             Step::Expect("DATA".into()),
             line("250 2.0.0 Ok"),
             Step::Expect("RSET".into()),
             line("250 2.0.0 Ok"),
-        ]
+        ]);
+        steps
     };
     for (mode, r, log) in in_every_mode(dialogue, true).await {
         assert_unexpected(&r, Stage::Data, "DATA");
@@ -1259,18 +1267,16 @@ async fn data_answered_250_sends_no_message_and_fails() {
 #[tokio::test]
 async fn end_of_data_answered_other_than_250_fails() {
     let dialogue = || {
-        vec![
-            Step::Expect("MAIL FROM:".into()),
-            line("250 2.1.0 Ok"),
-            Step::Expect("RCPT TO:".into()),
-            line("250 2.1.5 Ok"),
+        let mut steps = accepted_envelope();
+        steps.extend([
             Step::Expect("DATA".into()),
             line("354 go ahead"),
             Step::ReadData,
             line("221 2.0.0 queued, bye"),
             Step::Expect("RSET".into()),
             line("250 2.0.0 Ok"),
-        ]
+        ]);
+        steps
     };
     for (_, r, _) in in_every_mode(dialogue, true).await {
         assert_unexpected(&r, Stage::EndOfData, "the end of data");
