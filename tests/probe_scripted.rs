@@ -1084,8 +1084,30 @@ fn accepted_envelope() -> Vec<Step> {
     ]
 }
 
-/// Runs the envelope `dialogue` after a session set up in each STARTTLS mode (QUIT follows);
-/// every scripted exchange must happen.
+/// Runs `steps` against a probe in `mode` asking for one recipient (and DATA with `data`);
+/// trusts the PKI's CA when given. Every scripted exchange must happen.
+async fn envelope_session(
+    steps: Vec<Step>,
+    mode: StartTls,
+    pki: Option<&TestPki>,
+    data: bool,
+) -> (ProbeReport, ServerLog) {
+    let server = ScriptedServer::start(steps).await;
+    let mut o = match pki {
+        Some(pki) => ca_opts(server.addr, pki),
+        None => opts(server.addr),
+    };
+    o.starttls = mode;
+    o.from = Some("probe@fabrikam.test".into());
+    o.rcpts = vec!["user@contoso.test".into()];
+    o.data = data;
+    let r = run(&o).await;
+    let log = server.finish().await;
+    log.assert_ok();
+    (r, log)
+}
+
+/// Runs the envelope `dialogue` after a session set up in each STARTTLS mode (QUIT follows).
 async fn in_every_mode(
     dialogue: impl Fn() -> Vec<Step>,
     data: bool,
@@ -1093,20 +1115,8 @@ async fn in_every_mode(
     let pki = TestPki::new();
     let mut out = Vec::new();
     for mode in MODES {
-        let server = ScriptedServer::start(script(vec![
-            up_to_envelope(&pki, mode, &[]),
-            dialogue(),
-            quit(),
-        ]))
-        .await;
-        let mut o = ca_opts(server.addr, &pki);
-        o.starttls = mode;
-        o.from = Some("probe@fabrikam.test".into());
-        o.rcpts = vec!["user@contoso.test".into()];
-        o.data = data;
-        let r = run(&o).await;
-        let log = server.finish().await;
-        log.assert_ok();
+        let steps = script(vec![up_to_envelope(&pki, mode, &[]), dialogue(), quit()]);
+        let (r, log) = envelope_session(steps, mode, Some(&pki), data).await;
         out.push((mode, r, log));
     }
     out
@@ -1115,24 +1125,15 @@ async fn in_every_mode(
 #[tokio::test]
 async fn starttls_answered_250_fails_in_every_mode_that_sends_it() {
     for mode in [StartTls::Auto, StartTls::Require] {
-        let server = ScriptedServer::start(script(vec![
+        let steps = script(vec![
             greeting(&["STARTTLS", "PIPELINING"]),
             vec![Step::Expect("STARTTLS".into()), line("250 2.0.0 OK")],
             quit(),
-        ]))
-        .await;
-        let mut o = opts(server.addr);
-        o.starttls = mode;
-        o.from = Some("probe@fabrikam.test".into());
-        o.rcpts = vec!["user@contoso.test".into()];
-        let r = run(&o).await;
-        let log = server.finish().await;
-        log.assert_ok();
+        ]);
+        let (r, log) = envelope_session(steps, mode, None, false).await;
         assert_unexpected(&r, Stage::Starttls, "STARTTLS");
-        assert!(
-            !log.received.iter().any(|l| l.starts_with("MAIL")),
-            "{mode:?}"
-        );
+        let mail = log.received.iter().any(|l| l.starts_with("MAIL"));
+        assert!(!mail, "{mode:?}");
         assert!(r.verdict.summary.starts_with("failed at starttls"));
     }
 }
@@ -1140,22 +1141,15 @@ async fn starttls_answered_250_fails_in_every_mode_that_sends_it() {
 #[tokio::test]
 async fn ehlo_answered_220_fails_in_every_mode() {
     for mode in MODES {
-        let server = ScriptedServer::start(script(vec![
+        let steps = script(vec![
             vec![
                 line(&format!("220 {NAME} ESMTP")),
                 Step::Expect("EHLO probe.fabrikam.test".into()),
                 line(&format!("220 {NAME} ESMTP")),
             ],
             quit(),
-        ]))
-        .await;
-        let mut o = opts(server.addr);
-        o.starttls = mode;
-        o.from = Some("probe@fabrikam.test".into());
-        o.rcpts = vec!["user@contoso.test".into()];
-        let r = run(&o).await;
-        let log = server.finish().await;
-        log.assert_ok();
+        ]);
+        let (r, log) = envelope_session(steps, mode, None, false).await;
         assert_unexpected(&r, Stage::Ehlo, "EHLO");
         assert!(!log.received.iter().any(|l| l.starts_with("MAIL")));
         assert!(!log.received.iter().any(|l| l.starts_with("HELO")));
