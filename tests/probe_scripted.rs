@@ -1581,3 +1581,40 @@ async fn an_oversized_chain_on_implicit_tls_names_the_mode() {
         d.cause
     );
 }
+
+/// The binary as monitoring runs it: a STARTTLS answered out of step exits 1, and a hostile
+/// banner reaches the terminal escaped.
+#[test]
+fn the_binary_exits_1_and_prints_server_bytes_escaped() {
+    let server = ScriptedServer::spawn_thread(script(vec![
+        vec![
+            Step::SendRaw(b"220 mx.contoso.test \x1b[2J\x1b]0;pwned\x07 ESMTP\r\n".to_vec()),
+            Step::Expect("EHLO".into()),
+            ehlo_reply(NAME, &["STARTTLS"]),
+            Step::Expect("STARTTLS".into()),
+            line("250 2.0.0 OK"),
+        ],
+        quit(),
+    ]));
+    let target = server.addr.to_string();
+    let r = support::bin::mxtrace(&["probe", &target, "--starttls", "require"], &[]);
+    server.finish_blocking().assert_ok();
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(!r.stdout.contains('\u{1b}') && !r.stdout.contains('\u{7}'));
+    assert!(
+        r.stdout.contains(r"\x1b[2J\x1b]0;pwned\x07 ESMTP"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("!!! starttls protocol: unexpected reply to STARTTLS: 250 2.0.0"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("Verdict: FAIL failed at starttls"),
+        "{}",
+        r.stdout
+    );
+}
