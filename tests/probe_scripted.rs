@@ -1618,3 +1618,39 @@ fn the_binary_exits_1_and_prints_server_bytes_escaped() {
         r.stdout
     );
 }
+
+#[tokio::test]
+async fn tls_alerts_from_the_server_are_put_in_words() {
+    // A fatal alert record (RFC 8446 6): protocol_version (70), handshake_failure (40),
+    // internal_error (80).
+    let cases = [
+        (70u8, "TLS incompatible: no protocol version in common"),
+        (
+            40,
+            "the server refused the handshake (handshake failure alert",
+        ),
+        (80, "the TLS alert InternalError"),
+    ];
+    for (alert, words) in cases {
+        let server = ScriptedServer::start(vec![
+            Step::Sleep(Duration::from_millis(100)),
+            Step::SendRaw(vec![0x15, 0x03, 0x03, 0x00, 0x02, 0x02, alert]),
+            Step::ReadUntilClose,
+        ])
+        .await;
+        let mut o = opts(server.addr);
+        o.implicit_tls = true;
+        let r = run(&o).await;
+        let _ = server.finish().await;
+        assert_eq!(r.verdict.failed_stage, Some(Stage::TlsHandshake));
+        let e = stage(&r, Stage::TlsHandshake).error.as_ref().unwrap();
+        assert_eq!(e.kind, ErrorKind::Tls);
+        assert!(
+            e.message.starts_with("implicit TLS handshake failed: "),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains(words), "{alert}: {}", e.message);
+        assert!(e.message.contains("(detail: "), "{}", e.message);
+    }
+}
