@@ -1545,6 +1545,7 @@ async fn a_chain_too_deep_is_reported_in_words() {
     let _ = std::fs::remove_dir_all(root.parent().unwrap());
     let warning = r.verdict.warnings.join("; ");
     assert!(warning.contains("certificate path too deep"), "{warning}");
+    assert!(!warning.contains("  "), "{warning}");
     assert!(
         !warning.starts_with("certificate not verified: Other("),
         "{warning}"
@@ -1652,5 +1653,6 @@ async fn tls_alerts_from_the_server_are_put_in_words() {
         );
         assert!(e.message.contains(words), "{alert}: {}", e.message);
         assert!(e.message.contains("(detail: "), "{}", e.message);
+        assert!(!e.message.contains("  "), "one sentence: {}", e.message);
     }
 }
