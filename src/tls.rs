@@ -121,15 +121,18 @@ fn describe_verify_error(e: &rustls::Error) -> String {
 const PATH_LIMITS: &[(&str, &str)] = &[
     (
         "MaximumPathDepthExceeded",
-        "certificate path too deep: more intermediate CAs than the verifier follows (6 in          WebPKI); send only the leaf and the intermediates up to one trusted root",
+        "certificate path too deep: more intermediate CAs than the verifier follows (6 in \
+         WebPKI); send only the leaf and the intermediates up to one trusted root",
     ),
     (
         "MaximumPathBuildCallsExceeded",
-        "certificate chain too tangled to verify (too many candidate paths); send only the          leaf and the intermediates up to one trusted root",
+        "certificate chain too tangled to verify (too many candidate paths); send only the \
+         leaf and the intermediates up to one trusted root",
     ),
     (
         "MaximumSignatureChecksExceeded",
-        "certificate chain needs too many signature checks to verify; send only the leaf and          the intermediates up to one trusted root",
+        "certificate chain needs too many signature checks to verify; send only the leaf and \
+         the intermediates up to one trusted root",
     ),
 ];
 
@@ -137,7 +140,8 @@ const PATH_LIMITS: &[(&str, &str)] = &[
 fn certificate_reason(c: &CertificateError) -> String {
     let text = match c {
         CertificateError::UnknownIssuer => {
-            "not issued by a trusted CA (unknown CA: self-signed, a private CA, or missing              intermediates; pass --tls-ca-file to trust a private CA)"
+            "not issued by a trusted CA (unknown CA: a private CA, a certificate that signed \
+             itself, or missing intermediates; pass --tls-ca-file to trust a private CA)"
         }
         CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
             "certificate expired: renew it on the server"
@@ -146,7 +150,8 @@ fn certificate_reason(c: &CertificateError) -> String {
             "certificate not valid yet: its start date is in the future, or a clock is wrong"
         }
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-            "certificate does not match the name (name mismatch: no SAN covers the host name;              --tls-name sets the name checked)"
+            "certificate does not match the name (name mismatch: no SAN covers the host name; \
+             --tls-name sets the name checked)"
         }
         CertificateError::Revoked => "certificate revoked by its CA",
         CertificateError::BadSignature => "certificate signature does not verify",
@@ -206,29 +211,33 @@ fn rustls_reason(e: &rustls::Error, start: TlsStart) -> String {
             M::HandshakePayloadTooLarge | M::CertificatePayloadTooLarge | M::MessageTooLarge,
         )
         | rustls::Error::PeerSentOversizedRecord => {
-            "message too large: a handshake message from the server (usually its certificate              chain) is over the TLS library's limit; send only the leaf and its intermediates"
+            "message too large: a handshake message from the server (usually its certificate \
+             chain) is over the TLS library's limit; send only the leaf and its intermediates"
                 .to_string()
         }
         rustls::Error::InvalidMessage(_) => match start {
-            TlsStart::Starttls => "the server did not answer with TLS after agreeing to STARTTLS                                    (it sent something that is not a TLS record)"
+            TlsStart::Starttls => "the server did not answer with TLS after agreeing to STARTTLS \
+             (it sent something that is not a TLS record)"
                 .to_string(),
-            TlsStart::Implicit => "the server did not answer with TLS: this port may expect                                    plain SMTP (drop --tls-implicit and use STARTTLS)"
+            TlsStart::Implicit => "the server did not answer with TLS: this port may expect \
+             plain SMTP (drop --tls-implicit and use STARTTLS)"
                 .to_string(),
         },
         rustls::Error::PeerIncompatible(_) | rustls::Error::AlertReceived(A::ProtocolVersion) => {
-            "TLS incompatible: no protocol version in common (mxtrace speaks TLS 1.2 and 1.3;              the server may be limited to TLS 1.0/1.1)"
+            "TLS incompatible: no protocol version in common (mxtrace speaks TLS 1.2 and 1.3; \
+             the server may be limited to TLS 1.0/1.1)"
                 .to_string()
         }
         rustls::Error::AlertReceived(A::HandshakeFailure | A::InsufficientSecurity) => {
-            "the server refused the handshake (handshake failure alert: no shared cipher or              group; try --tls-classic-groups, and check the server's TLS settings)"
+            "the server refused the handshake (handshake failure alert: no shared cipher or \
+             group; try --tls-classic-groups, and check the server's TLS settings)"
                 .to_string()
         }
         rustls::Error::AlertReceived(a) => format!(
-            "the server ended the handshake with the TLS alert {a:?}: check the server's TLS              log for why"
+            "the server ended the handshake with the TLS alert {a:?}: check the server's TLS \
+             log for why"
         ),
-        rustls::Error::NoCertificatesPresented => {
-            "the server presented no certificate".to_string()
-        }
+        rustls::Error::NoCertificatesPresented => "the server presented no certificate".to_string(),
         rustls::Error::PeerMisbehaved(_) => {
             "the server broke the TLS protocol during the handshake".to_string()
         }
@@ -240,7 +249,8 @@ fn io_reason(e: &std::io::Error) -> String {
     use std::io::ErrorKind as K;
     match e.kind() {
         K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
-            "the server closed the connection during the handshake (a TLS version mismatch, or              a middlebox inspecting SMTP)"
+            "the server closed the connection during the handshake (a TLS version mismatch, or \
+             a middlebox inspecting SMTP)"
                 .to_string()
         }
         _ => "the handshake failed on the network".to_string(),

@@ -908,8 +908,16 @@ async fn stalled_tls_handshake_times_out() {
     .await;
     let r = run(&short(server.addr)).await;
     let _ = server.finish().await;
-    let e = stage(&r, Stage::TlsHandshake).error.as_ref().unwrap();
+    let hs = stage(&r, Stage::TlsHandshake);
+    let e = hs.error.as_ref().unwrap();
     assert_eq!(e.kind, ErrorKind::Timeout);
+    assert!(e.message.contains("after STARTTLS"), "{}", e.message);
+    // The failed handshake keeps its real start and the time it waited.
+    let st = stage(&r, Stage::Starttls);
+    assert!(hs.started_ms + 0.2 >= st.started_ms + st.elapsed_ms);
+    assert!(hs.elapsed_ms >= 590.0, "{}", hs.elapsed_ms);
+    assert!(hs.reply.is_none(), "a stage without a reply records none");
+    assert!(stage(&r, Stage::Connect).reply.is_none());
 }
 
 #[tokio::test]
@@ -1066,35 +1074,66 @@ fn up_to_envelope(pki: &TestPki, mode: StartTls, caps: &[&str]) -> Vec<Step> {
     ])
 }
 
-fn envelope_opts(addr: SocketAddr, pki: &TestPki, mode: StartTls) -> ProbeOptions {
-    let mut o = ca_opts(addr, pki);
+/// MAIL and one RCPT, each accepted.
+fn accepted_envelope() -> Vec<Step> {
+    vec![
+        Step::Expect("MAIL FROM:".into()),
+        line("250 2.1.0 Ok"),
+        Step::Expect("RCPT TO:".into()),
+        line("250 2.1.5 Ok"),
+    ]
+}
+
+/// Runs `steps` against a probe in `mode` asking for one recipient (and DATA with `data`);
+/// trusts the PKI's CA when given. Every scripted exchange must happen.
+async fn envelope_session(
+    steps: Vec<Step>,
+    mode: StartTls,
+    pki: Option<&TestPki>,
+    data: bool,
+) -> (ProbeReport, ServerLog) {
+    let server = ScriptedServer::start(steps).await;
+    let mut o = match pki {
+        Some(pki) => ca_opts(server.addr, pki),
+        None => opts(server.addr),
+    };
     o.starttls = mode;
     o.from = Some("probe@fabrikam.test".into());
     o.rcpts = vec!["user@contoso.test".into()];
-    o
+    o.data = data;
+    let r = run(&o).await;
+    let log = server.finish().await;
+    log.assert_ok();
+    (r, log)
+}
+
+/// Runs the envelope `dialogue` after a session set up in each STARTTLS mode (QUIT follows).
+async fn in_every_mode(
+    dialogue: impl Fn() -> Vec<Step>,
+    data: bool,
+) -> Vec<(StartTls, ProbeReport, ServerLog)> {
+    let pki = TestPki::new();
+    let mut out = Vec::new();
+    for mode in MODES {
+        let steps = script(vec![up_to_envelope(&pki, mode, &[]), dialogue(), quit()]);
+        let (r, log) = envelope_session(steps, mode, Some(&pki), data).await;
+        out.push((mode, r, log));
+    }
+    out
 }
 
 #[tokio::test]
 async fn starttls_answered_250_fails_in_every_mode_that_sends_it() {
     for mode in [StartTls::Auto, StartTls::Require] {
-        let server = ScriptedServer::start(script(vec![
+        let steps = script(vec![
             greeting(&["STARTTLS", "PIPELINING"]),
             vec![Step::Expect("STARTTLS".into()), line("250 2.0.0 OK")],
             quit(),
-        ]))
-        .await;
-        let mut o = opts(server.addr);
-        o.starttls = mode;
-        o.from = Some("probe@fabrikam.test".into());
-        o.rcpts = vec!["user@contoso.test".into()];
-        let r = run(&o).await;
-        let log = server.finish().await;
-        log.assert_ok();
+        ]);
+        let (r, log) = envelope_session(steps, mode, None, false).await;
         assert_unexpected(&r, Stage::Starttls, "STARTTLS");
-        assert!(
-            !log.received.iter().any(|l| l.starts_with("MAIL")),
-            "{mode:?}"
-        );
+        let mail = log.received.iter().any(|l| l.starts_with("MAIL"));
+        assert!(!mail, "{mode:?}");
         assert!(r.verdict.summary.starts_with("failed at starttls"));
     }
 }
@@ -1102,22 +1141,15 @@ async fn starttls_answered_250_fails_in_every_mode_that_sends_it() {
 #[tokio::test]
 async fn ehlo_answered_220_fails_in_every_mode() {
     for mode in MODES {
-        let server = ScriptedServer::start(script(vec![
+        let steps = script(vec![
             vec![
                 line(&format!("220 {NAME} ESMTP")),
                 Step::Expect("EHLO probe.fabrikam.test".into()),
                 line(&format!("220 {NAME} ESMTP")),
             ],
             quit(),
-        ]))
-        .await;
-        let mut o = opts(server.addr);
-        o.starttls = mode;
-        o.from = Some("probe@fabrikam.test".into());
-        o.rcpts = vec!["user@contoso.test".into()];
-        let r = run(&o).await;
-        let log = server.finish().await;
-        log.assert_ok();
+        ]);
+        let (r, log) = envelope_session(steps, mode, None, false).await;
         assert_unexpected(&r, Stage::Ehlo, "EHLO");
         assert!(!log.received.iter().any(|l| l.starts_with("MAIL")));
         assert!(!log.received.iter().any(|l| l.starts_with("HELO")));
@@ -1159,45 +1191,25 @@ async fn greeting_other_than_220_fails() {
 
 #[tokio::test]
 async fn mail_answered_220_fails_in_every_mode() {
-    let pki = TestPki::new();
-    for mode in MODES {
-        let server = ScriptedServer::start(script(vec![
-            up_to_envelope(&pki, mode, &[]),
-            vec![Step::Expect("MAIL FROM:".into()), line("220 2.1.0 Ok")],
-            quit(),
-        ]))
-        .await;
-        let r = run(&envelope_opts(server.addr, &pki, mode)).await;
-        let log = server.finish().await;
-        log.assert_ok();
+    let dialogue = || vec![Step::Expect("MAIL FROM:".into()), line("220 2.1.0 Ok")];
+    for (mode, r, log) in in_every_mode(dialogue, false).await {
         assert_unexpected(&r, Stage::MailFrom, "MAIL FROM");
-        assert!(
-            !log.received.iter().any(|l| l.starts_with("RCPT")),
-            "{mode:?}"
-        );
+        let rcpt = log.received.iter().any(|l| l.starts_with("RCPT"));
+        assert!(!rcpt, "{mode:?}");
     }
 }
 
 #[tokio::test]
 async fn rcpt_answered_354_is_not_an_accepted_recipient() {
-    let pki = TestPki::new();
-    for mode in MODES {
-        let server = ScriptedServer::start(script(vec![
-            up_to_envelope(&pki, mode, &[]),
-            vec![
-                Step::Expect("MAIL FROM:".into()),
-                line("250 2.1.0 Ok"),
-                Step::Expect("RCPT TO:".into()),
-                line("354 go ahead"),
-            ],
-            quit(),
-        ]))
-        .await;
-        let mut o = envelope_opts(server.addr, &pki, mode);
-        o.data = true;
-        let r = run(&o).await;
-        let log = server.finish().await;
-        log.assert_ok();
+    let dialogue = || {
+        vec![
+            Step::Expect("MAIL FROM:".into()),
+            line("250 2.1.0 Ok"),
+            Step::Expect("RCPT TO:".into()),
+            line("354 go ahead"),
+        ]
+    };
+    for (mode, r, log) in in_every_mode(dialogue, true).await {
         assert_unexpected(&r, Stage::RcptTo, "RCPT TO");
         assert!(!log.received.iter().any(|l| l == "DATA"), "{mode:?}");
         assert!(!log.received.iter().any(|l| l == "RSET"), "{mode:?}");
@@ -1228,30 +1240,19 @@ async fn pipelined_rcpt_answered_220_fails() {
 
 #[tokio::test]
 async fn data_answered_250_sends_no_message_and_fails() {
-    let pki = TestPki::new();
-    for mode in MODES {
-        let server = ScriptedServer::start(script(vec![
-            up_to_envelope(&pki, mode, &[]),
-            vec![
-                Step::Expect("MAIL FROM:".into()),
-                line("250 2.1.0 Ok"),
-                Step::Expect("RCPT TO:".into()),
-                line("250 2.1.5 Ok"),
-                Step::Expect("DATA".into()),
-                line("250 2.0.0 Ok"),
-                Step::Expect("RSET".into()),
-                line("250 2.0.0 Ok"),
-            ],
-            quit(),
-        ]))
-        .await;
-        let mut o = envelope_opts(server.addr, &pki, mode);
-        o.data = true;
-        let r = run(&o).await;
-        let log = server.finish().await;
-        log.assert_ok();
+    let dialogue = || {
+        let mut steps = accepted_envelope();
+        steps.extend([
+            Step::Expect("DATA".into()),
+            line("250 2.0.0 Ok"),
+            Step::Expect("RSET".into()),
+            line("250 2.0.0 Ok"),
+        ]);
+        steps
+    };
+    for (mode, r, log) in in_every_mode(dialogue, true).await {
         assert_unexpected(&r, Stage::Data, "DATA");
-        assert!(!stages(&r).contains(&Stage::EndOfData));
+        assert!(!stages(&r).contains(&Stage::EndOfData), "{mode:?}");
         assert!(r.probe_id.is_none(), "no message was sent");
         assert!(!log.received.iter().any(|l| l.starts_with("Subject:")));
     }
@@ -1259,31 +1260,41 @@ async fn data_answered_250_sends_no_message_and_fails() {
 
 #[tokio::test]
 async fn end_of_data_answered_other_than_250_fails() {
-    let server = ScriptedServer::start(script(vec![
-        greeting(&[]),
-        vec![
-            Step::Expect("MAIL FROM:".into()),
-            line("250 2.1.0 Ok"),
-            Step::Expect("RCPT TO:".into()),
-            line("250 2.1.5 Ok"),
+    let dialogue = || {
+        let mut steps = accepted_envelope();
+        steps.extend([
             Step::Expect("DATA".into()),
             line("354 go ahead"),
             Step::ReadData,
             line("221 2.0.0 queued, bye"),
             Step::Expect("RSET".into()),
             line("250 2.0.0 Ok"),
+        ]);
+        steps
+    };
+    for (_, r, _) in in_every_mode(dialogue, true).await {
+        assert_unexpected(&r, Stage::EndOfData, "the end of data");
+    }
+}
+
+#[tokio::test]
+async fn helo_answered_220_fails() {
+    let server = ScriptedServer::start(script(vec![
+        vec![
+            line(&format!("220 {NAME} ESMTP")),
+            Step::Expect("EHLO".into()),
+            line("502 5.5.1 command not implemented"),
+            Step::Expect("HELO probe.fabrikam.test".into()),
+            line(&format!("220 {NAME}")),
         ],
         quit(),
     ]))
     .await;
     let mut o = opts(server.addr);
     o.starttls = StartTls::Never;
-    o.from = Some("probe@fabrikam.test".into());
-    o.rcpts = vec!["user@contoso.test".into()];
-    o.data = true;
     let r = run(&o).await;
     server.finish().await.assert_ok();
-    assert_unexpected(&r, Stage::EndOfData, "the end of data");
+    assert_unexpected(&r, Stage::Helo, "HELO");
 }
 
 #[tokio::test]
@@ -1399,9 +1410,13 @@ async fn pipelined_commands_are_recorded_in_send_order_and_time() {
     for pair in env.windows(2) {
         assert!(pair[1].started_ms >= pair[0].started_ms);
         let end = |s: &mxtrace::model::StageRecord| s.started_ms + s.elapsed_ms;
+        // When each reply was read: never earlier than the one before it.
         assert!(
-            end(pair[1]) >= end(pair[0]) + 20.0,
-            "replies in order, later"
+            end(pair[1]) >= end(pair[0]),
+            "replies in order: {:?}",
+            env.iter()
+                .map(|s| (s.started_ms, s.elapsed_ms))
+                .collect::<Vec<_>>()
         );
     }
     assert_eq!(r.verdict.failed_stage, Some(Stage::RcptTo));
@@ -1530,6 +1545,7 @@ async fn a_chain_too_deep_is_reported_in_words() {
     let _ = std::fs::remove_dir_all(root.parent().unwrap());
     let warning = r.verdict.warnings.join("; ");
     assert!(warning.contains("certificate path too deep"), "{warning}");
+    assert!(!warning.contains("  "), "{warning}");
     assert!(
         !warning.starts_with("certificate not verified: Other("),
         "{warning}"
@@ -1565,4 +1581,78 @@ async fn an_oversized_chain_on_implicit_tls_names_the_mode() {
         "{}",
         d.cause
     );
+}
+
+/// The binary as monitoring runs it: a STARTTLS answered out of step exits 1, and a hostile
+/// banner reaches the terminal escaped.
+#[test]
+fn the_binary_exits_1_and_prints_server_bytes_escaped() {
+    let server = ScriptedServer::spawn_thread(script(vec![
+        vec![
+            Step::SendRaw(b"220 mx.contoso.test \x1b[2J\x1b]0;pwned\x07 ESMTP\r\n".to_vec()),
+            Step::Expect("EHLO".into()),
+            ehlo_reply(NAME, &["STARTTLS"]),
+            Step::Expect("STARTTLS".into()),
+            line("250 2.0.0 OK"),
+        ],
+        quit(),
+    ]));
+    let target = server.addr.to_string();
+    let r = support::bin::mxtrace(&["probe", &target, "--starttls", "require"], &[]);
+    server.finish_blocking().assert_ok();
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(!r.stdout.contains('\u{1b}') && !r.stdout.contains('\u{7}'));
+    assert!(
+        r.stdout.contains(r"\x1b[2J\x1b]0;pwned\x07 ESMTP"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("!!! starttls protocol: unexpected reply to STARTTLS: 250 2.0.0"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("Verdict: FAIL failed at starttls"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[tokio::test]
+async fn tls_alerts_from_the_server_are_put_in_words() {
+    // A fatal alert record (RFC 8446 6): protocol_version (70), handshake_failure (40),
+    // internal_error (80).
+    let cases = [
+        (70u8, "TLS incompatible: no protocol version in common"),
+        (
+            40,
+            "the server refused the handshake (handshake failure alert",
+        ),
+        (80, "the TLS alert InternalError"),
+    ];
+    for (alert, words) in cases {
+        let server = ScriptedServer::start(vec![
+            Step::Sleep(Duration::from_millis(100)),
+            Step::SendRaw(vec![0x15, 0x03, 0x03, 0x00, 0x02, 0x02, alert]),
+            Step::ReadUntilClose,
+        ])
+        .await;
+        let mut o = opts(server.addr);
+        o.implicit_tls = true;
+        let r = run(&o).await;
+        let _ = server.finish().await;
+        assert_eq!(r.verdict.failed_stage, Some(Stage::TlsHandshake));
+        let e = stage(&r, Stage::TlsHandshake).error.as_ref().unwrap();
+        assert_eq!(e.kind, ErrorKind::Tls);
+        assert!(
+            e.message.starts_with("implicit TLS handshake failed: "),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains(words), "{alert}: {}", e.message);
+        assert!(e.message.contains("(detail: "), "{}", e.message);
+        assert!(!e.message.contains("  "), "one sentence: {}", e.message);
+    }
 }

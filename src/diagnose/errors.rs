@@ -130,21 +130,28 @@ fn timeout(stage: Stage) -> (Category, Layer, String, Vec<&'static str>) {
     }
 }
 
+/// Handshake failures mxtrace words itself (`tls::describe_handshake_error`): the phrase it
+/// writes, the cause, and the step to take.
+const TLS_FAILURES: &[(&str, &str, &str)] = &[
+    (
+        "message too large",
+        "A TLS handshake message from the server was larger than the TLS library accepts: almost always a certificate chain with too many or too large certificates.",
+        "Configure the server to send only its certificate and the intermediates up to one trusted root (no cross-signed extras, no root).",
+    ),
+    (
+        "did not answer with tls",
+        "The server did not speak TLS when TLS was due: after agreeing to STARTTLS it sent something else, or a port used with --tls-implicit expects plain SMTP.",
+        "Check the port's mode: 465 is implicit TLS, 25 and 587 use STARTTLS; and whether a middlebox inspecting SMTP breaks STARTTLS.",
+    ),
+];
+
 fn tls_error(d: &str) -> (Category, Layer, String, Vec<&'static str>) {
-    if d.contains("message too large") {
+    if let Some((_, cause, step)) = TLS_FAILURES.iter().find(|(n, _, _)| d.contains(n)) {
         return (
             Category::TlsFailed,
             Layer::Tls,
-            "A TLS handshake message from the server was larger than the TLS library accepts: almost always a certificate chain with too many or too large certificates.".to_string(),
-            vec!["Configure the server to send only its certificate and the intermediates up to one trusted root (no cross-signed extras, no root)."],
-        );
-    }
-    if d.contains("did not answer with tls") {
-        return (
-            Category::TlsFailed,
-            Layer::Tls,
-            "The server did not speak TLS when TLS was due: after agreeing to STARTTLS it sent something else, or a port used with --tls-implicit expects plain SMTP.".to_string(),
-            vec!["Check the port's mode: 465 is implicit TLS, 25 and 587 use STARTTLS; and whether a middlebox inspecting SMTP breaks STARTTLS."],
+            cause.to_string(),
+            vec![step],
         );
     }
     if is_certificate_error(d) {

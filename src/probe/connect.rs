@@ -6,6 +6,7 @@ use super::Family;
 use crate::model::{ErrorKind, Stage};
 use crate::smtp::conn::{ConnError, SmtpConn, Transport};
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{timeout_at, Instant};
 
@@ -41,7 +42,7 @@ impl ProbeSession<'_> {
         for ip in candidates {
             let addr = SocketAddr::new(ip, self.opts.port);
             self.ip = Some(ip);
-            match self.connect_one(addr).await {
+            match connect_one(addr, self.opts.source, self.opts.connect_timeout).await {
                 Ok(tcp) => {
                     self.local = tcp.local_addr().ok();
                     let local = self.local.map(|l| format!(" from {l}")).unwrap_or_default();
@@ -101,85 +102,55 @@ impl ProbeSession<'_> {
             None => self.opts.source.is_none_or(|s| s.is_ipv4() == ip.is_ipv4()),
         }
     }
+}
 
-    async fn connect_one(&self, addr: SocketAddr) -> Result<TcpStream, ConnError> {
-        let sock = if addr.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
-        .map_err(|e| ConnError::from_io(&e, "creating the socket"))?;
-        if let Some(src) = self.opts.source {
-            sock.bind(SocketAddr::new(src, 0)).map_err(|e| {
-                ConnError::from_io(&e, &format!("binding the source address {src}"))
-            })?;
-        }
-        // Commands are small writes followed by a wait for the reply: Nagle's algorithm would
-        // hold each one back for the previous segment's ACK.
-        sock.set_nodelay(true)
-            .map_err(|e| ConnError::from_io(&e, "setting TCP_NODELAY"))?;
-        let deadline = Instant::now() + self.opts.connect_timeout;
-        match timeout_at(deadline, sock.connect(addr)).await {
-            Ok(Ok(tcp)) => Ok(tcp),
-            Ok(Err(e)) => Err(ConnError::from_io(&e, "connecting")),
-            Err(_) => Err(ConnError::new(
-                ErrorKind::Timeout,
-                format!(
-                    "no answer to the connection attempt within {} (filtered: a firewall dropping \
-                     packets, or the host is down)",
-                    humantime::format_duration(self.opts.connect_timeout)
-                ),
-            )),
-        }
+/// One TCP connection attempt, from `source` when given, within `timeout`.
+async fn connect_one(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    timeout: Duration,
+) -> Result<TcpStream, ConnError> {
+    let sock = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| ConnError::from_io(&e, "creating the socket"))?;
+    if let Some(src) = source {
+        sock.bind(SocketAddr::new(src, 0))
+            .map_err(|e| ConnError::from_io(&e, &format!("binding the source address {src}")))?;
+    }
+    // Commands are small writes followed by a wait for the reply: Nagle's algorithm would
+    // hold each one back for the previous segment's ACK.
+    sock.set_nodelay(true)
+        .map_err(|e| ConnError::from_io(&e, "setting TCP_NODELAY"))?;
+    let deadline = Instant::now() + timeout;
+    match timeout_at(deadline, sock.connect(addr)).await {
+        Ok(Ok(tcp)) => Ok(tcp),
+        Ok(Err(e)) => Err(ConnError::from_io(&e, "connecting")),
+        Err(_) => Err(ConnError::new(
+            ErrorKind::Timeout,
+            format!(
+                "no answer to the connection attempt within {} (filtered: a firewall dropping \
+                 packets, or the host is down)",
+                humantime::format_duration(timeout)
+            ),
+        )),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{ProbeOptions, StartTls};
     use super::*;
-    use crate::diagnose::PathContext;
-    use crate::tls::{TlsOptions, VerifyMode};
-    use std::time::Duration;
-
-    fn opts(port: u16) -> ProbeOptions {
-        ProbeOptions {
-            host: "127.0.0.1".into(),
-            port,
-            addrs: None,
-            starttls: StartTls::Never,
-            implicit_tls: false,
-            tls: TlsOptions {
-                verify: VerifyMode::Report,
-                ca_file: None,
-                client_cert: None,
-                client_key: None,
-                classic_groups: false,
-            },
-            tls_name: None,
-            ehlo: None,
-            from: None,
-            rcpts: Vec::new(),
-            auth: None,
-            data: false,
-            headers: Vec::new(),
-            pipelining: true,
-            connect_timeout: Duration::from_secs(5),
-            stage_timeout: Duration::from_secs(5),
-            source: None,
-            family: None,
-            ctx: PathContext::default(),
-        }
-    }
 
     /// Small commands must not wait for Nagle's algorithm.
     #[tokio::test]
     async fn the_socket_has_tcp_nodelay() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let o = opts(addr.port());
-        let s = ProbeSession::new(&o, None);
-        let tcp = s.connect_one(addr).await.unwrap();
+        let tcp = connect_one(addr, None, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert!(tcp.nodelay().unwrap());
     }
 }

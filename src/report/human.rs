@@ -75,8 +75,8 @@ fn guard(out: String, style: Style) -> String {
     let mut safe = String::with_capacity(out.len());
     let mut rest = out.as_str();
     while let Some(c) = rest.chars().next() {
-        let sgr = style.color && c == '\x1b' && sgr_len(rest).is_some();
-        if let (true, Some(n)) = (sgr, sgr_len(rest)) {
+        let own_colour = (style.color && c == '\x1b').then(|| sgr_len(rest));
+        if let Some(Some(n)) = own_colour {
             safe.push_str(rest.get(..n).unwrap_or_default());
             rest = rest.get(n..).unwrap_or_default();
             continue;
