@@ -1,6 +1,6 @@
 //! TLS for SMTP: rustls client configurations (aws-lc-rs, explicit), a verifier that records
-//! why a certificate failed instead of only failing (DESIGN.md: report, and go on unless
-//! `--tls-verify strict`), and inspection of what the server presented.
+//! why a certificate failed instead of only failing (report, and go on unless
+//! `--tls-verify strict`: the rest of the path can still be seen), and inspection of what the server presented.
 
 use crate::model::{CertInfo, TlsReport};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

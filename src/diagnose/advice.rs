@@ -1,7 +1,7 @@
-//! What to do next, per category: the runbooks' decision tree (reference/000: message trace,
+//! What to do next, per category: the usual mail-flow decision tree (message trace,
 //! connectors, telnet to EOP on 25, MX, transport rules, licensing, directory sync, then
-//! escalation with evidence; reference/001 and 003 for DNS posture and queues), and the
-//! default layer of each category (DESIGN.md "Layers").
+//! escalation with evidence; DNS posture and queues for on-premises servers), and the
+//! default layer of each category (README "Layers").
 
 use super::{Category, Layer};
 use crate::model::Stage;
@@ -48,7 +48,7 @@ pub fn layer_of(category: Category, stage: Option<Stage>) -> Layer {
     }
 }
 
-/// The layer a stage tests when it succeeds (DESIGN.md: each stage maps to one layer).
+/// The layer a stage tests when it succeeds (each stage maps to one layer).
 fn accepted_layer(stage: Option<Stage>) -> Layer {
     match stage {
         Some(Stage::Starttls | Stage::TlsHandshake) => Layer::Tls,

@@ -4,8 +4,8 @@
 //!
 //! Category rule for errors: a failure to reach the next hop at all (connect timeout, refused,
 //! unreachable) is `connector_or_routing` with layer `network`: the path to the next hop is
-//! broken (firewall, routing, a connector endpoint that is down), which is the runbooks'
-//! "telnet to EOP on 25 fails -> firewall/connectivity" branch. A connection that is dropped or
+//! broken (firewall, routing, a connector endpoint that is down), which is the mail-flow
+//! runbooks' "telnet to EOP on 25 fails -> firewall/connectivity" branch. A connection that is dropped or
 //! stalls after the server answered says less, so it is `service_unavailable` (stalls) or
 //! `other` (resets) with the layer where it happened. TLS errors are `tls_failed`, protocol
 //! violations `protocol_error`, DNS errors `dns_failure`. The class is `transient` for all of
@@ -96,7 +96,7 @@ fn timeout(stage: Stage) -> (Category, Layer, String, Vec<&'static str>) {
             "The TCP connection timed out: no answer to the SYN. A firewall silently dropping port 25 (outbound here or inbound there), a filtered port, or a host that is down. For Exchange Online, outbound port 25 blocked by the ISP or the local firewall is common.".to_string(),
             vec![
                 TELNET_EOP,
-                "If the connectors show healthy but this connection fails, the cause is the network or a firewall, not Exchange (runbook root-cause table).",
+                "If the connectors show healthy but this connection fails, the cause is the network or a firewall, not Exchange.",
                 "Check the egress firewall and the ISP: many block outbound TCP 25 except from designated mail servers.",
             ],
         ),

@@ -1,5 +1,5 @@
 //! Explaining replies and errors: a reply's class (RFC 5321/3463), its category from the fixed
-//! vocabulary of DESIGN.md, the failure layer, the likely cause and next steps, tagged with the
+//! vocabulary (README "Reply categories"), the failure layer, the likely cause and next steps, tagged with the
 //! delivery scenario and hop.
 
 mod advice;

@@ -1,6 +1,6 @@
 //! Who answered: Microsoft (Exchange Online, Exchange Server) or a server positively known to
 //! be something else, from its greeting and EHLO reply. The next steps of a diagnosis are
-//! written for the runbooks' Microsoft 365 paths; steps that act on the receiving Microsoft
+//! written for the Microsoft 365 delivery paths; steps that act on the receiving Microsoft
 //! side (licences, directory sync, EOP connectors) are dropped when the receiver is known not
 //! to be Microsoft. An unrecognised server keeps every step: unsure means no change.
 

@@ -1,4 +1,4 @@
-//! Scenario knowledge (reference/002, DESIGN.md "The four scenarios"): detecting the scenario
+//! Scenario knowledge (Microsoft's "Basic mail flow troubleshooting in Office 365" (Exchange Online support blog, 2016); README "Scenarios"): detecting the scenario
 //! from data the caller looked up (no DNS here), and refining a diagnosis with what a failure
 //! means at a given scenario and hop.
 
@@ -221,7 +221,8 @@ const ONPREM_FW_OUT: &str = "Allow outbound TCP 25 from the on-premises Exchange
 const ONPREM_FW_IN: &str = "Check the on-premises firewall/NAT forwards inbound TCP 25 to the Exchange server and that the receive connector is running.";
 const EOP_RANGES_IN: &str = "Allow inbound TCP 25 from the Exchange Online IP ranges (Microsoft 365 URLs and IP address ranges) to the on-premises smart host.";
 
-// Source: reference/002 (scenario troubleshooting steps) and reference/000 (decision tree).
+// Source: Microsoft's "Basic mail flow troubleshooting in Office 365" (Exchange Online support blog, 2016),
+// the troubleshooting steps of each scenario; Microsoft Learn "Mail flow intelligence" (connectors).
 static SCENARIO_RULES: &[ScenarioRule] = &[
     ScenarioRule { scenario: Scenario::A, hop: 1, when: When::NoConnection,
         cause: "the sending side could not reach EOP on port 25; outbound port 25 blocked by the ISP or a firewall is common, and a message trace will show nothing",

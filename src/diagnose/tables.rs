@@ -51,7 +51,7 @@ pub const DNSBLS: &str = "Blocklist operators' documentation: Barracuda Reputati
 pub const MS_RATE: &str = "Microsoft Learn: Message rate limits and throttling in Exchange Server (receive connector MessageRateLimit: 421 4.4.2 Message submission rate for this client has exceeded the configured limit)";
 pub const POSTFIX_SMTPD: &str = "Postfix smtpd(8) and anvil(8) reply texts (\"send HELO/EHLO first\", \"too much mail from\", smtpd_client_message_rate_limit)";
 pub const ONPREM: &str =
-    "reference/003 On-premises Exchange mail-flow method (queue LastError patterns, DNS)";
+    "Microsoft Learn: Queues and messages in queues in Exchange Server (queue LastError texts such as 451 4.4.0 DNS query failed, 421 4.2.1 Unable to connect)";
 
 const NOT_MAIL: Stages = Stages::ANY.except(MAIL);
 const NOT_AUTH: Stages = Stages::ANY.except(AUTH);

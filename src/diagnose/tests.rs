@@ -55,7 +55,7 @@ fn name<T: serde::Serialize>(v: &T) -> String {
         .to_string()
 }
 
-/// Every category (the vocabulary of DESIGN.md lives in `Category::ALL`).
+/// Every category (the vocabulary lives in `Category::ALL`).
 const ALL_CATEGORIES: [Category; 21] = Category::ALL;
 
 #[test]

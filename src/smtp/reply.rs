@@ -1,14 +1,14 @@
-//! SMTP replies: line framing with hard limits (DESIGN.md "Safety rules"), basic and enhanced
+//! SMTP replies: line framing with hard limits (ARCHITECTURE.md "Invariants"), basic and enhanced
 //! status codes (RFC 5321 section 4.2, RFC 3463/2034), and the pasted-text form `explain` takes.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
-/// A reply line longer than this is a protocol error (DESIGN.md: 4 KiB).
+/// A reply line longer than this is a protocol error (4 KiB; RFC 5321 4.5.3.1.5 allows 1000 octets, servers send more).
 pub const MAX_LINE: usize = 4096;
-/// A multi-line reply larger than this in total is a protocol error (DESIGN.md: 64 KiB).
+/// A multi-line reply larger than this in total is a protocol error (64 KiB).
 pub const MAX_REPLY_BYTES: usize = 64 * 1024;
-/// A multi-line reply with more lines than this is a protocol error (DESIGN.md: 100 lines).
+/// A multi-line reply with more lines than this is a protocol error (100 lines).
 pub const MAX_REPLY_LINES: usize = 100;
 
 /// An RFC 3463 enhanced status code, `class.subject.detail`.
