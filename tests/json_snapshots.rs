@@ -10,6 +10,8 @@ mod lab;
 mod support;
 
 use lab::{Lab, FABRIKAM};
+use mxtrace::model::Document;
+use mxtrace::report::json::render;
 use serde_json::Value;
 use std::path::Path;
 use support::bin::{mxtrace, redact_ports, Run};
@@ -18,7 +20,26 @@ use support::bin::{mxtrace, redact_ports, Run};
 /// paths made stable (field-name redactions cannot reach inside strings).
 fn stable(lab: &Lab, r: &Run) -> Value {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    round_trips(&r.stdout);
     stable_text(lab, &r.stdout)
+}
+
+/// The result model reads back every field it wrote: read, written again, the same JSON.
+fn round_trips(text: &str) {
+    let printed: Value = serde_json::from_str(text).unwrap();
+    let doc = Document::from_value(Path::new("stdout"), printed.clone()).unwrap();
+    let again = match &doc {
+        Document::Probe(p) => render(doc.command(), p),
+        Document::Trace(t) => render(doc.command(), t),
+        Document::Run(r) => render(doc.command(), r),
+    };
+    let again: Value = serde_json::from_str(&again.unwrap()).unwrap();
+    assert_eq!(
+        again,
+        printed,
+        "the {} result reads back unchanged",
+        doc.command()
+    );
 }
 
 fn stable_text(lab: &Lab, text: &str) -> Value {

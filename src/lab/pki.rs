@@ -157,6 +157,33 @@ impl LabPki {
     /// A server leaf for `names` (DNS names or IP literals) of the given validity, with its
     /// key: the chain is leaf + CA, or the leaf alone when self-signed.
     pub fn server_leaf(&self, names: &[&str], validity: CertValidity) -> io::Result<Identity> {
+        let (cert, key) = self.issue_server(names, validity)?;
+        let mut chain = vec![cert.der().clone()];
+        if validity != CertValidity::SelfSigned {
+            chain.push(self.ca_der());
+        }
+        Ok((chain, pkcs8(&key)))
+    }
+
+    /// The same leaf as PEM (chain, PKCS#8 key), for servers configured by files (Postfix).
+    pub fn server_identity_pem(
+        &self,
+        names: &[&str],
+        validity: CertValidity,
+    ) -> io::Result<(String, String)> {
+        let (cert, key) = self.issue_server(names, validity)?;
+        let chain = match validity {
+            CertValidity::SelfSigned => cert.pem(),
+            _ => format!("{}{}", cert.pem(), self.ca_pem),
+        };
+        Ok((chain, key.serialize_pem()))
+    }
+
+    fn issue_server(
+        &self,
+        names: &[&str],
+        validity: CertValidity,
+    ) -> io::Result<(rcgen::Certificate, KeyPair)> {
         let wrong = [WRONG_NAME];
         let sans: &[&str] = match validity {
             CertValidity::WrongName => &wrong,
@@ -180,18 +207,16 @@ impl LabPki {
                 params.not_after = today.saturating_add(Duration::days(365));
             }
         }
-        let chain = if validity == CertValidity::SelfSigned {
-            let cert = params
+        let cert = if validity == CertValidity::SelfSigned {
+            params
                 .self_signed(&key)
-                .map_err(|e| pki_err("self-signed certificate", e))?;
-            vec![cert.der().clone()]
+                .map_err(|e| pki_err("self-signed certificate", e))?
         } else {
-            let cert = params
+            params
                 .signed_by(&key, &self.ca)
-                .map_err(|e| pki_err("server certificate", e))?;
-            vec![cert.der().clone(), self.ca_der()]
+                .map_err(|e| pki_err("server certificate", e))?
         };
-        Ok((chain, pkcs8(&key)))
+        Ok((cert, key))
     }
 }
 
@@ -246,5 +271,10 @@ mod tests {
             .server_leaf(&["mx.contoso.test"], CertValidity::SelfSigned)
             .unwrap();
         assert_eq!(chain.len(), 1, "a self-signed leaf has no CA in its chain");
+        let (chain, key) = pki
+            .server_identity_pem(&["mx.contoso.test"], CertValidity::Valid)
+            .unwrap();
+        assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2);
+        assert!(key.contains("PRIVATE KEY"));
     }
 }

@@ -2,7 +2,7 @@
 //! `testcase` per expectation, a `failure` for each one not met. The shape CI systems read
 //! (Jenkins, GitLab, GitHub reporters): counts as attributes, message in `failure@message`.
 
-use crate::run::RunReport;
+use crate::model::RunReport;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 

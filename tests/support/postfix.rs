@@ -21,6 +21,29 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// The name Postfix's certificate is issued for (`TLS_NAME` in lab.sh).
+const TLS_NAME: &str = "mx.contoso.test";
+
+/// Postfix's certificates from the product's lab CA (one PKI for the product and the tests):
+/// `ca.pem`, `server.pem` (leaf + CA) and `server.key` in a directory beside the lab's (which
+/// lab.sh wants empty), for lab.sh to copy.
+fn write_certs(dir: &Path) -> (PathBuf, String) {
+    let pki = mxtrace::lab::pki::LabPki::new().expect("lab CA");
+    let (chain, key) = pki
+        .server_identity_pem(&[TLS_NAME], mxtrace::lab::pki::CertValidity::Valid)
+        .expect("Postfix certificate");
+    let certs = dir.with_extension("certs");
+    std::fs::create_dir_all(&certs).expect("certificate dir");
+    for (name, text) in [
+        ("ca.pem", pki.ca_pem()),
+        ("server.pem", chain),
+        ("server.key", key),
+    ] {
+        std::fs::write(certs.join(name), text).expect("write certificate");
+    }
+    (certs, pki.ca_pem())
+}
+
 impl PostfixLab {
     /// Starts the lab, or returns None (with the reason printed) when Postfix is not installed
     /// and this is not CI. In CI (CI=true) a missing Postfix is a failure, never a skip.
@@ -41,14 +64,18 @@ impl PostfixLab {
             std::env::temp_dir().join(format!("mxtrace-postfix-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("lab dir");
         let ports = [free_port(), free_port(), free_port()].map(|p| p.to_string());
+        let (certs, ca_pem) = write_certs(&dir);
         let out = Command::new("bash")
             .arg(script())
             .arg("start")
             .arg(&dir)
             .arg("127.0.0.1")
             .args(&ports)
+            .env("MXTRACE_LAB_CERTS", &certs)
             .output()
             .expect("run lab.sh");
+        // lab.sh copied them into its directory.
+        let _ = std::fs::remove_dir_all(&certs);
         // Constructed before checking, so a half-started lab is still stopped on drop.
         let mut lab = PostfixLab {
             dir,
@@ -59,6 +86,11 @@ impl PostfixLab {
             "lab.sh start failed:\n{}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(lab.dir.join("ca.pem")).ok(),
+            Some(ca_pem),
+            "Postfix serves a certificate of the lab CA"
         );
         let env = std::fs::read_to_string(lab.dir.join("lab.env")).expect("lab.env");
         lab.env = env

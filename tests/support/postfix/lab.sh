@@ -64,6 +64,13 @@ fail_start() {
 
 make_certs() {
     local dir="$1"
+    # The Rust tests bring certificates from the product's lab CA (src/lab/pki.rs, through
+    # tests/support/postfix.rs); openssl makes them only when this script is run by hand.
+    if [ -n "${MXTRACE_LAB_CERTS:-}" ]; then
+        install -m 644 "$MXTRACE_LAB_CERTS/ca.pem" "$MXTRACE_LAB_CERTS/server.pem" "$dir/"
+        install -m 600 "$MXTRACE_LAB_CERTS/server.key" "$dir/"
+        return
+    fi
     (
         cd "$dir"
         umask 077
