@@ -1,4 +1,4 @@
-//! The lab: the four delivery scenarios of reference/002 played on loopback, in-process, for
+//! The lab: the four delivery scenarios (README "Scenarios") played on loopback, in-process, for
 //! `mxtrace demo`, `mxtrace lab serve` and the integration tests (one simulator, not two).
 //!
 //! - `pki`: a private CA issuing the lab's server (and hybrid-connector client) certificates,

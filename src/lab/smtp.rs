@@ -1,7 +1,7 @@
 //! The lab's SMTP servers: one `RoleServer` per endpoint of the delivery scenarios (EOP front
 //! end, on-premises Exchange, third-party Postfix), serving many connections at once with the
 //! replies those systems really give, and with at most one fault of the runbooks' root-cause
-//! table (reference/000) switched on. The network-level faults (connector offline = refused,
+//! table (ARCHITECTURE.md "Sources") switched on. The network-level faults (connector offline = refused,
 //! firewall drop = connect timeout) are `refused_listener_addr` and `Blackhole`.
 //!
 //! Bounds, because clients are untrusted even in a lab: at most `Limits::max_sessions` sessions,
@@ -38,35 +38,35 @@ pub enum Role {
     ThirdPartyPostfix,
 }
 
-/// One root cause of the runbooks (reference/000 root-cause table, reference/001 indicators),
+/// One root cause of stopped mail flow (ARCHITECTURE.md "Sources"),
 /// played at the SMTP level. The reply texts and where they come from are in `FAULT_REPLIES`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
-    /// "Transport rule rejecting all" (000): a rule with broad conditions and a reject action.
+    /// "Transport rule rejecting all": a rule with broad conditions and a reject action.
     /// Exchange/EOP reject at end of data (rules run on the message); Postfix's equivalent, an
     /// access(5) REJECT, at RCPT. A probe needs `--data` to see the Exchange form.
     TransportRuleRejectAll,
-    /// "Mailbox not licensed/provisioned" (000): configured recipients are unknown, with the
+    /// "Mailbox not licensed/provisioned": configured recipients are unknown, with the
     /// role's unknown-recipient wording (EOP 5.4.1, Exchange 5.1.10, Postfix 5.1.1).
     RecipientNotProvisioned,
-    /// "Directory sync stopped" (000): on EOP the remote routing addresses
+    /// "Directory sync stopped": on EOP the remote routing addresses
     /// (`user@tenant.mail.onmicrosoft.com`, scenario B hop 2) are unknown (5.4.1); on the other
     /// roles every configured recipient is.
     DirSyncStale,
-    /// The sending IP is on the receiver's block list (002 A troubleshooting step 3; EOP
-    /// 5.7.606-649).
+    /// The sending IP is on the receiver's block list (scenario A troubleshooting step 3 of
+    /// Microsoft's "Basic mail flow troubleshooting in Office 365"; EOP 5.7.606-649).
     IpBlocklisted,
     /// The receiver throttles the sending IP (EOP 4.7.500-699, Postfix anvil, Exchange
     /// MessageRateLimit).
     Throttling,
-    /// "Hybrid connector auth errors" (001): EOP cannot attribute the connection to a tenant
+    /// "Hybrid connector auth errors": EOP cannot attribute the connection to a tenant
     /// (5.7.64 TenantAttribution ATTR36) at every RCPT; on the other roles the certificate/IP
     /// relay permission no longer matches, so relayed recipients get the relay-denied reply.
     AttributionFailure,
-    /// "550 5.7.1 TLS required" (000): MAIL before STARTTLS is refused (same as
+    /// "550 5.7.1 TLS required": MAIL before STARTTLS is refused (same as
     /// `RoleConfig::require_tls`).
     TlsRequired,
-    /// "Connector certificate expiry" (001): the server presents an expired certificate. Chooses
+    /// "Connector certificate expiry": the server presents an expired certificate. Chooses
     /// the certificate only (`Fault::cert_validity`).
     CertExpired,
     /// The certificate does not carry the name the client (or connector) expects. Chooses the
@@ -273,7 +273,7 @@ const MS_TLS: &str = "Exchange receive connector with RequireTLS: '451 5.7.3 STA
      to send mail' (as reported in EXO queue errors, Microsoft Tech Community)";
 const EXCHANGE: &str =
     "Exchange Server 2016/2019 SMTP receive protocol replies (telnet session as \
-     in reference/002 C step 7)";
+     in Basic mail flow troubleshooting in Office 365, C step 7)";
 const EXCHANGE_NDR: &str = "Microsoft Learn: NDRs in Exchange Online/Server (5.1.10 \
      RESOLVER.ADR.RecipientNotFound, 5.7.54 unable to relay)";
 const EXCHANGE_LIMITS: &str = "Exchange receive connector limits: MessageRateLimit ('Message \
@@ -297,9 +297,9 @@ static REPLIES: &[Row] = &[
     // EOP front end.
     Row { role: Eop, text: Text::Banner, template: "220 {host} Microsoft ESMTP MAIL Service ready at {date} [{id}]", source: EXCHANGE },
     Row { role: Eop, text: Text::Hello, template: "{host} Hello [{ip}]", source: EXCHANGE },
-    Row { role: Eop, text: Text::SenderOk, template: "250 2.1.0 Sender OK", source: "reference/002 C step 7" },
-    Row { role: Eop, text: Text::RecipientOk, template: "250 2.1.5 Recipient OK", source: "reference/002 C step 7" },
-    Row { role: Eop, text: Text::StartData, template: "354 Start mail input; end with <CRLF>.<CRLF>", source: "reference/002 C step 7" },
+    Row { role: Eop, text: Text::SenderOk, template: "250 2.1.0 Sender OK", source: "Basic mail flow troubleshooting in Office 365, C step 7" },
+    Row { role: Eop, text: Text::RecipientOk, template: "250 2.1.5 Recipient OK", source: "Basic mail flow troubleshooting in Office 365, C step 7" },
+    Row { role: Eop, text: Text::StartData, template: "354 Start mail input; end with <CRLF>.<CRLF>", source: "Basic mail flow troubleshooting in Office 365, C step 7" },
     Row { role: Eop, text: Text::Queued, template: "250 2.6.0 <{id}@{host}> [InternalId={internal}, Hostname={host}] Queued mail for delivery", source: EXCHANGE },
     Row { role: Eop, text: Text::ChunkOk, template: "250 2.0.0 BDAT accepted", source: RFC3030 },
     Row { role: Eop, text: Text::Reset, template: "250 2.0.0 Resetting", source: EXCHANGE },
@@ -388,7 +388,7 @@ static REPLIES: &[Row] = &[
 #[rustfmt::skip]
 static EHLO_KEYWORDS: &[(Role, &[&str], &str)] = &[
     (Eop, &["SIZE 157286400", "PIPELINING", "DSN", "ENHANCEDSTATUSCODES", "STARTTLS", "8BITMIME", "BINARYMIME", "CHUNKING", "SMTPUTF8"],
-        "EHLO reply of *.mail.protection.outlook.com (reference/002 C step 7 lists the same keywords)"),
+        "EHLO reply of *.mail.protection.outlook.com (Basic mail flow troubleshooting in Office 365, C step 7 lists the same keywords)"),
     (Exch, &["SIZE 37748736", "PIPELINING", "DSN", "ENHANCEDSTATUSCODES", "STARTTLS", "8BITMIME", "BINARYMIME", "CHUNKING", "SMTPUTF8"],
         "Exchange 2016/2019 Default Frontend receive connector (AUTH/X-EXPS left out: the lab has no AUTH)"),
     (Pfx, &["PIPELINING", "SIZE 10240000", "STARTTLS", "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING"],

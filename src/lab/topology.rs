@@ -1,6 +1,6 @@
-//! The lab's topology: the four delivery scenarios of reference/002 on consecutive loopback
+//! The lab's topology: the four delivery scenarios (README "Scenarios") on consecutive loopback
 //! addresses sharing one port (a trace takes one `--port`), the zones that route them, and the
-//! runbooks' root causes (reference/000 root-cause table, reference/001 indicators) as faults,
+//! common root causes of stopped mail flow (ARCHITECTURE.md "Sources") as faults,
 //! each with the scenario and hop where the runbooks put it and what mxtrace must report there.
 //!
 //! | offset | endpoint | role | plays |
@@ -199,7 +199,7 @@ pub struct FaultCase {
 #[derive(Debug)]
 pub struct FaultSpec {
     pub fault: LabFault,
-    /// The root cause as reference/000 (or 001/002) names it.
+    /// The root cause as mail-flow runbooks name it.
     pub runbook: &'static str,
     pub effects: &'static [(Endpoint, Effect)],
     /// What the lab does, in words (README, `lab serve`, the demo).
@@ -233,51 +233,51 @@ use Scenario::{A, B, D};
 /// there (checked by `mxtrace demo` and tests/lab.rs).
 #[rustfmt::skip]
 pub static FAULTS: &[FaultSpec] = &[
-    FaultSpec { fault: LabFault::ConnectorOffline, runbook: "Connector offline (000): the on-premises mail server is down",
+    FaultSpec { fault: LabFault::ConnectorOffline, runbook: "Connector offline: the on-premises mail server is down",
         effects: &[(OnPrem, Effect::Refused)],
         lab_does: "nothing listens on the on-premises Exchange address: connections are refused",
         cases: &[case(B, 1, Normal, C::ConnectorOrRouting, L::Network), case(D, 1, Normal, C::ConnectorOrRouting, L::Network)] },
-    FaultSpec { fault: LabFault::FirewallDrop, runbook: "Network/firewall block (000): telnet to EOP on 25 fails from the hybrid server",
+    FaultSpec { fault: LabFault::FirewallDrop, runbook: "Network/firewall block: telnet to EOP on 25 fails from the hybrid server",
         effects: &[(Eop, Effect::Dropped)],
         lab_does: "SYNs to the EOP front end are dropped: connections time out",
         cases: &[case(B, 2, Normal, C::ConnectorOrRouting, L::Network)] },
-    FaultSpec { fault: LabFault::WrongMx, runbook: "Wrong MX records (000): MX not pointing to mail.protection.outlook.com",
+    FaultSpec { fault: LabFault::WrongMx, runbook: "Wrong MX records: MX not pointing to mail.protection.outlook.com",
         effects: &[(Endpoint::Dns, Effect::WrongMx)],
         lab_does: "contoso.test's MX is mail.contoso.test, the on-premises server, which no longer accepts the domain",
         cases: &[case(A, 1, Normal, C::RelayDenied, L::Connector)] },
-    FaultSpec { fault: LabFault::TransportRule, runbook: "Transport rule rejecting all (000)",
+    FaultSpec { fault: LabFault::TransportRule, runbook: "Transport rule rejecting all",
         effects: &[(Eop, Effect::Smtp(Fault::TransportRuleRejectAll))],
         lab_does: "EOP rejects every message at end of data (550 5.7.1 TRANSPORT.RULES.RejectMessage); seen with --data",
         cases: &[case(A, 1, Data, C::PolicyOrTransportRule, L::Policy)] },
-    FaultSpec { fault: LabFault::RecipientNotProvisioned, runbook: "Mailbox not licensed/provisioned (000)",
+    FaultSpec { fault: LabFault::RecipientNotProvisioned, runbook: "Mailbox not licensed/provisioned",
         effects: &[(Eop, Effect::Smtp(Fault::RecipientNotProvisioned)), (ThirdParty, Effect::Smtp(Fault::RecipientNotProvisioned))],
         lab_does: "EOP answers 550 5.4.1 for the mailbox, the third party 550 5.1.1",
         cases: &[case(A, 1, Normal, C::RecipientUnknown, L::Recipient), case(Scenario::C, 1, Normal, C::RecipientUnknown, L::Recipient)] },
-    FaultSpec { fault: LabFault::TlsRequired, runbook: "550 5.7.1 TLS required (000 error codes)",
+    FaultSpec { fault: LabFault::TlsRequired, runbook: "550 5.7.1 TLS required",
         effects: &[(ThirdParty, Effect::Smtp(Fault::TlsRequired))],
         lab_does: "the third party refuses MAIL before STARTTLS (530 5.7.0); the sender does not use TLS (--starttls never)",
         cases: &[case(Scenario::C, 1, NoStartTls, C::TlsRequired, L::Tls)] },
-    FaultSpec { fault: LabFault::CertExpired, runbook: "Connector certificate expiry (001)",
+    FaultSpec { fault: LabFault::CertExpired, runbook: "Connector certificate expiry",
         effects: &[(OnPrem, Effect::Smtp(Fault::CertExpired))],
         lab_does: "the on-premises server presents an expired certificate; EOP's outbound connector verifies it (--tls-verify strict)",
         cases: &[case(D, 1, Normal, C::TlsFailed, L::Tls)] },
-    FaultSpec { fault: LabFault::CertWrongName, runbook: "The certificate name the outbound connector expects (DESIGN scenario D hop 1)",
+    FaultSpec { fault: LabFault::CertWrongName, runbook: "The certificate name the outbound connector expects (scenario D hop 1)",
         effects: &[(OnPrem, Effect::Smtp(Fault::CertWrongName))],
         lab_does: "the on-premises server presents a certificate for another name (mail.wrong-name.invalid)",
         cases: &[case(D, 1, Normal, C::TlsFailed, L::Tls)] },
-    FaultSpec { fault: LabFault::IpBlocklisted, runbook: "Sending IP on a block list (002 A step 3; D hop 2)",
+    FaultSpec { fault: LabFault::IpBlocklisted, runbook: "Sending IP on a block list (scenario A step 3; D hop 2)",
         effects: &[(Eop, Effect::Smtp(Fault::IpBlocklisted)), (ThirdParty, Effect::Smtp(Fault::IpBlocklisted))],
         lab_does: "EOP answers 550 5.7.606 banned sending IP; the third party rejects with a Spamhaus listing",
         cases: &[case(A, 1, Normal, C::IpBlocklisted, L::Reputation), case(D, 2, Normal, C::IpBlocklisted, L::Reputation)] },
-    FaultSpec { fault: LabFault::Throttling, runbook: "Throttling (000 monitoring; EOP 4.7.500-699)",
+    FaultSpec { fault: LabFault::Throttling, runbook: "Throttling (EOP 4.7.500-699)",
         effects: &[(Eop, Effect::Smtp(Fault::Throttling))],
         lab_does: "EOP defers MAIL with 451 4.7.500 Server busy",
         cases: &[case(A, 1, Normal, C::ReputationOrRateLimited, L::Reputation)] },
-    FaultSpec { fault: LabFault::DirsyncStale, runbook: "Directory sync stopped (000)",
+    FaultSpec { fault: LabFault::DirsyncStale, runbook: "Directory sync stopped",
         effects: &[(Eop, Effect::Smtp(Fault::DirSyncStale))],
         lab_does: "EOP does not know the remote routing address user@contoso.mail.onmicrosoft.com (550 5.4.1)",
         cases: &[case(B, 2, Normal, C::RecipientUnknown, L::Recipient)] },
-    FaultSpec { fault: LabFault::Attribution, runbook: "Hybrid connector errors (001): 5.7.64 TenantAttribution",
+    FaultSpec { fault: LabFault::Attribution, runbook: "Hybrid connector errors: 5.7.64 TenantAttribution",
         effects: &[(Eop, Effect::Smtp(Fault::AttributionFailure))],
         lab_does: "EOP cannot attribute the on-premises connection to the tenant (550 5.7.64 ATTR36)",
         cases: &[case(B, 2, Normal, C::RelayDenied, L::Connector)] },
