@@ -6,7 +6,7 @@
 //! The input is read as untyped JSON: results written by an older or newer mxtrace still
 //! compare on the fields both have.
 
-use crate::cli::UsageError;
+use crate::exit::UsageError;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -53,7 +53,9 @@ pub fn parse_threshold(s: &str) -> Result<Threshold, String> {
             _ => Err(format!("{s:?}: expected a positive percentage such as 50%")),
         };
     }
-    crate::cli::parse_duration(s).map(Threshold::Absolute)
+    crate::spec::parse_duration(s)
+        .map(Threshold::Absolute)
+        .map_err(|e| e.to_string())
 }
 
 impl Threshold {

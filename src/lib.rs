@@ -14,7 +14,6 @@
     )
 )]
 
-pub mod cli;
 pub mod date;
 pub mod demo;
 pub mod diagnose;
@@ -22,6 +21,7 @@ pub mod diff;
 pub mod dns;
 pub mod exit;
 pub mod explain;
+pub mod job;
 pub mod lab;
 pub mod model;
 pub mod probe;
@@ -30,5 +30,6 @@ pub mod run;
 pub mod scenario;
 pub mod secret;
 pub mod smtp;
+pub mod spec;
 pub mod tls;
 pub mod trace;

@@ -4,11 +4,12 @@
 //! without AUTH must be refused) and "STARTTLS required" (a plaintext session must be refused).
 //! Neither ever sends DATA.
 
-use crate::cli::UsageError;
 use crate::diagnose::{self, Category, Scenario};
-use crate::dns::Dns;
+use crate::dns::{Dns, ResolverChoice};
 use crate::model::{Outcome, ProbeReport, Stage, StageRecord, TraceReport};
-use crate::probe::{self, ProbeOptions, StartTls};
+use crate::probe;
+use crate::spec::{ProbeOptions, StartTls, ValueError};
+use crate::trace::TraceError;
 use crate::scenario::{
     cert_name_matches, glob_match, HopSpec, HopTarget, LatencyKey, Prepared, ReplyExpect,
     ScenarioFile, StartTlsExpect,
@@ -98,9 +99,27 @@ pub struct ExpectationResult {
     pub cause: Option<String>,
 }
 
+/// A hop that could not run as configured (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    #[error("hop {hop:?}: {source}")]
+    Hop {
+        hop: String,
+        #[source]
+        source: TraceError,
+    },
+    #[error("hop {hop:?}: resolver {source}")]
+    Resolver {
+        hop: String,
+        #[source]
+        source: ValueError,
+    },
+}
+
 /// Runs every hop in order. A hop's configuration error (a TLS file that does not load) is
 /// a usage error; everything the network does is a result.
-pub async fn run(file: &ScenarioFile, prepared: Vec<Prepared>) -> Result<RunReport, UsageError> {
+pub async fn run(file: &ScenarioFile, prepared: Vec<Prepared>) -> Result<RunReport, RunError> {
     let t0 = Instant::now();
     let started_at = SystemTime::now();
     let mut hops = Vec::new();
@@ -156,14 +175,18 @@ struct Subject {
     again: Option<ProbeOptions>,
 }
 
-async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, UsageError> {
+async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, RunError> {
+    let hop_err = |source: TraceError| RunError::Hop {
+        hop: spec.name.clone(),
+        source,
+    };
     let t0 = Instant::now();
     let mut ex = Vec::new();
     let (kind, target, data, subjects) = match prep {
         Prepared::Trace(opts) => {
             let report = crate::trace::trace(&opts)
                 .await
-                .map_err(|e| UsageError(format!("hop {:?}: {e}", spec.name)))?;
+                .map_err(hop_err)?;
             trace_expectations(spec, &report, &mut ex);
             let subjects = trace_subjects(&opts.probe, &report, opts.all);
             (
@@ -174,12 +197,19 @@ async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, UsageError
             )
         }
         Prepared::Hosts(list) => {
-            let dns = match &spec.walk.resolver {
+            let dns = match &spec.session.resolver {
                 None => None,
-                Some(r) => Some(
-                    Dns::new(crate::cli::resolver_choice(Some(r))?, spec.walk.dns_timeout)
-                        .map_err(|e| UsageError(e.to_string()))?,
-                ),
+                Some(r) => {
+                    let choice =
+                        ResolverChoice::parse(Some(r)).map_err(|source| RunError::Resolver {
+                            hop: spec.name.clone(),
+                            source,
+                        })?;
+                    Some(
+                        Dns::new(choice, spec.session.dns_timeout())
+                            .map_err(|e| hop_err(e.into()))?,
+                    )
+                }
             };
             let mut reports = Vec::new();
             let mut subjects = Vec::new();
@@ -201,7 +231,7 @@ async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, UsageError
                     Some(msg) => probe::unresolved(&o, msg),
                     None => probe::probe(&o)
                         .await
-                        .map_err(|e| UsageError(format!("hop {:?}: {}", spec.name, e.0)))?,
+                        .map_err(|e| hop_err(e.into()))?,
                 };
                 let again = report.target.ip.as_ref().and_then(|ip| {
                     let mut a = o.clone();
@@ -347,7 +377,7 @@ fn trace_expectations(spec: &HopSpec, r: &TraceReport, ex: &mut Vec<ExpectationR
         let connected: Vec<&ProbeReport> =
             probes.iter().copied().filter(|p| connected(p)).collect();
         // As a sender sees it: one reachable MX is enough; with `all`, every address.
-        let reachable = if spec.walk.all {
+        let reachable = if spec.session.all.unwrap_or(false) {
             !probes.is_empty() && connected.len() == probes.len()
         } else {
             !connected.is_empty()

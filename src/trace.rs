@@ -15,7 +15,9 @@ use crate::model::{
     AddressInfo, DnsFailure, DnsReason, MxFlag, MxHost, MxSource, Outcome, ProbeReport, SpfRecord,
     Stage, TraceHop, TraceProbe, TraceReport, Verdict,
 };
-use crate::probe::{self, Family, ProbeOptions};
+use crate::probe;
+use crate::spec::{check_domain, Family, ProbeOptions, SessionSpec, SpecError, ValueError};
+use crate::tls::TlsConfigError;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
@@ -68,12 +70,57 @@ struct HopPlan {
 }
 
 /// A configuration the user must fix (exit 2): the resolver, a TLS file.
-#[derive(Debug)]
-pub struct TraceError(pub String);
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TraceError {
+    #[error(transparent)]
+    Resolver(#[from] crate::dns::SetupError),
+    /// `TlsConfigError` carries its message only (no `Error` impl to chain).
+    #[error("{}", .0.0)]
+    Tls(TlsConfigError),
+}
 
-impl std::fmt::Display for TraceError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl From<TlsConfigError> for TraceError {
+    fn from(e: TlsConfigError) -> TraceError {
+        TraceError::Tls(e)
+    }
+}
+
+impl TraceOptions {
+    /// The options of `trace DOMAIN` (and of a scenario file's domain hop): the session
+    /// settings validated and resolved, the probe template aimed at the domain.
+    pub fn new(
+        domain: &str,
+        spec: &SessionSpec,
+        scenario: Option<Scenario>,
+        tenant: Option<&str>,
+    ) -> Result<TraceOptions, SpecError> {
+        let domain = check_domain(domain)?;
+        let resolver = ResolverChoice::parse(spec.resolver.as_deref()).map_err(|source| {
+            SpecError::Value {
+                field: crate::spec::Field::Resolver,
+                source,
+            }
+        })?;
+        let probe = spec.probe_options(domain.clone(), spec.port_or_default())?;
+        if let Some(t) = tenant {
+            if diagnose::tenant_routing_domain(t).is_none() {
+                return Err(SpecError::Tenant(ValueError::Tenant {
+                    value: t.to_string(),
+                }));
+            }
+        }
+        Ok(TraceOptions {
+            scenario,
+            tenant: tenant.map(str::to_string),
+            domain,
+            resolver,
+            dns_timeout: spec.dns_timeout(),
+            all: spec.all.unwrap_or(false),
+            max_mx: spec.max_mx.map(usize::from),
+            concurrency: DEFAULT_CONCURRENCY,
+            probe,
+        })
     }
 }
 
@@ -81,7 +128,7 @@ pub async fn trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
     let t0 = Instant::now();
     let started_at = SystemTime::now();
     let dns =
-        Dns::new(opts.resolver.clone(), opts.dns_timeout).map_err(|e| TraceError(e.to_string()))?;
+        Dns::new(opts.resolver.clone(), opts.dns_timeout)?;
     let domain = opts
         .domain
         .trim()
@@ -435,7 +482,7 @@ async fn walk_hop(
             .into_iter()
             .flatten()
         {
-            let report = res.map_err(|e| TraceError(e.0))?;
+            let report = res?;
             hop.probes.push(trace_probe(&o, report));
         }
         hop.decided_by = hop
@@ -444,7 +491,7 @@ async fn walk_hop(
             .position(|p| step(&p.report) != Step::Next);
     } else {
         for o in jobs {
-            let report = probe::probe(&o).await.map_err(|e| TraceError(e.0))?;
+            let report = probe::probe(&o).await?;
             let s = step(&report);
             hop.probes.push(trace_probe(&o, report));
             if s != Step::Next {
