@@ -100,7 +100,7 @@ pub enum Command {
     /// loopback.
     #[command(subcommand)]
     Lab(LabCommand),
-    /// Print a shell completion script: `mxtrace completions bash > /etc/bash_completion.d/mxtrace`.
+    /// Print a shell completion script (bash, elvish, fish, powershell, zsh).
     Completions(CompletionsArgs),
     /// Print the manual page (roff): `mxtrace man | man -l -`.
     Man,
