@@ -5,9 +5,9 @@
 //! Only 127.0.0.0/8 is ever contacted.
 
 use crate::diagnose::{path_label, Category, Layer, Scenario};
+use crate::job::{execute, Job, JobReport as Report};
 use crate::lab::topology::{Client, Invocation};
 use crate::lab::{FaultCase, FaultSpec, Lab, LabFault, LabOptions, FAULTS};
-use crate::job::{execute, Job, JobReport as Report};
 use crate::model::{DnsFailure, Outcome, StageRecord};
 use crate::report::human::{self, Style};
 use serde::Serialize;
@@ -177,9 +177,7 @@ pub async fn run(opts: &DemoOptions, cli: &dyn Interpreter) -> Result<DemoReport
             faults,
             ..LabOptions::default()
         };
-        async move {
-            Lab::start(o).await.map_err(DemoError::LabStart)
-        }
+        async move { Lab::start(o).await.map_err(DemoError::LabStart) }
     };
     let mut checks = Vec::new();
     if !healthy.is_empty() {

@@ -97,7 +97,9 @@ impl Dns {
     pub fn new(choice: ResolverChoice, timeout: Duration) -> Result<Dns, SetupError> {
         let provider = TokioRuntimeProvider::default();
         let mut builder = match &choice {
-            ResolverChoice::System => TokioResolver::builder(provider).map_err(SetupError::SystemConfig)?,
+            ResolverChoice::System => {
+                TokioResolver::builder(provider).map_err(SetupError::SystemConfig)?
+            }
             ResolverChoice::Server(addr) => {
                 let mut udp = ConnectionConfig::udp();
                 udp.port = addr.port();
@@ -117,9 +119,7 @@ impl Dns {
         opts.use_hosts_file = ResolveHosts::Never;
         opts.preserve_intermediates = true;
         opts.cache_size = 256;
-        let resolver = builder
-            .build()
-            .map_err(SetupError::Build)?;
+        let resolver = builder.build().map_err(SetupError::Build)?;
         Ok(Dns {
             resolver,
             limit: timeout * 3,

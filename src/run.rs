@@ -8,12 +8,12 @@ use crate::diagnose::{self, Category, Scenario};
 use crate::dns::{Dns, ResolverChoice};
 use crate::model::{Outcome, ProbeReport, Stage, StageRecord, TraceReport};
 use crate::probe;
-use crate::spec::{ProbeOptions, StartTls, ValueError};
-use crate::trace::TraceError;
 use crate::scenario::{
     cert_name_matches, glob_match, HopSpec, HopTarget, LatencyKey, Prepared, ReplyExpect,
     ScenarioFile, StartTlsExpect,
 };
+use crate::spec::{ProbeOptions, StartTls, ValueError};
+use crate::trace::TraceError;
 use serde::Serialize;
 use std::net::IpAddr;
 use std::time::SystemTime;
@@ -184,9 +184,7 @@ async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, RunError> 
     let mut ex = Vec::new();
     let (kind, target, data, subjects) = match prep {
         Prepared::Trace(opts) => {
-            let report = crate::trace::trace(&opts)
-                .await
-                .map_err(hop_err)?;
+            let report = crate::trace::trace(&opts).await.map_err(hop_err)?;
             trace_expectations(spec, &report, &mut ex);
             let subjects = trace_subjects(&opts.probe, &report, opts.all);
             (
@@ -229,9 +227,7 @@ async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, RunError> 
                 }
                 let report = match failed {
                     Some(msg) => probe::unresolved(&o, msg),
-                    None => probe::probe(&o)
-                        .await
-                        .map_err(|e| hop_err(e.into()))?,
+                    None => probe::probe(&o).await.map_err(|e| hop_err(e.into()))?,
                 };
                 let again = report.target.ip.as_ref().and_then(|ip| {
                     let mut a = o.clone();

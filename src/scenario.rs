@@ -54,7 +54,6 @@ impl ScenarioFile {
     }
 }
 
-
 #[derive(Debug, Clone)]
 pub struct HopSpec {
     pub name: String,
@@ -200,7 +199,6 @@ fn parse_stage(s: &str) -> Option<Stage> {
         .or_else(|| Stage::from_user(s))
 }
 
-
 /// Everything a file can get wrong, with where.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -300,9 +298,8 @@ fn take_layer(v: &mut Spanned<DeValue<'_>>) -> Result<Layer, toml::de::Error> {
             settings.insert(k, val);
         }
     }
-    let spec = SessionSpec::deserialize(toml::de::Deserializer::from(Spanned::new(
-        span, settings,
-    )))?;
+    let spec =
+        SessionSpec::deserialize(toml::de::Deserializer::from(Spanned::new(span, settings)))?;
     Ok(Layer { spec, spans })
 }
 
@@ -669,7 +666,6 @@ fn expectations(
     }
     Ok(out)
 }
-
 
 /// Builds the engine options of every hop, reading passwords; called once before any hop
 /// runs, so a missing password variable stops the run before it touches the network.
@@ -1119,4 +1115,3 @@ mod tests {
         }
     }
 }
-

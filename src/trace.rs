@@ -96,12 +96,11 @@ impl TraceOptions {
         tenant: Option<&str>,
     ) -> Result<TraceOptions, SpecError> {
         let domain = check_domain(domain)?;
-        let resolver = ResolverChoice::parse(spec.resolver.as_deref()).map_err(|source| {
-            SpecError::Value {
+        let resolver =
+            ResolverChoice::parse(spec.resolver.as_deref()).map_err(|source| SpecError::Value {
                 field: crate::spec::Field::Resolver,
                 source,
-            }
-        })?;
+            })?;
         let probe = spec.probe_options(domain.clone(), spec.port_or_default())?;
         if let Some(t) = tenant {
             if diagnose::tenant_routing_domain(t).is_none() {
@@ -127,8 +126,7 @@ impl TraceOptions {
 pub async fn trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
     let t0 = Instant::now();
     let started_at = SystemTime::now();
-    let dns =
-        Dns::new(opts.resolver.clone(), opts.dns_timeout)?;
+    let dns = Dns::new(opts.resolver.clone(), opts.dns_timeout)?;
     let domain = opts
         .domain
         .trim()

@@ -9,8 +9,8 @@ mod cli;
 
 use clap::Parser;
 use cli::Cli;
-use mxtrace::job::{execute, JobReport as Report};
 use mxtrace::diagnose::Scenario;
+use mxtrace::job::{execute, JobReport as Report};
 use mxtrace::lab::topology::Client;
 use mxtrace::lab::{Endpoint, Lab, LabFault, LabOptions};
 use mxtrace::model::{Outcome, ProbeReport, Stage, StageRecord};

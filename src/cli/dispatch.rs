@@ -38,8 +38,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
                 fault: args.fault,
                 base: args.bind,
             };
-            let report =
-                runtime()?.block_on(mxtrace::demo::run(&opts, &super::ClapInterpreter))?;
+            let report = runtime()?.block_on(mxtrace::demo::run(&opts, &super::ClapInterpreter))?;
             output(format, "demo", &report, report.passed, |style| {
                 mxtrace::demo::render_human(&report, style, args.verbose)
             })
@@ -79,12 +78,16 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
 }
 
 fn output_job(format: Format, report: &JobReport) -> Result<u8, CliError> {
-    output(format, report.command(), report, report.passed(), |style| {
-        match report {
+    output(
+        format,
+        report.command(),
+        report,
+        report.passed(),
+        |style| match report {
             JobReport::Probe(p) => report::human::render_probe(p, style),
             JobReport::Trace(t) => report::human::render_trace(t, style),
-        }
-    })
+        },
+    )
 }
 
 fn run_file(args: &super::RunArgs, format: Format) -> Result<u8, CliError> {

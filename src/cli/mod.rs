@@ -374,7 +374,6 @@ pub struct SessionArgs {
     pub ipv6: bool,
 }
 
-
 /// `--starttls` values (the engine's `StartTls`, with their help).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CliStartTls {

@@ -77,7 +77,10 @@ pub struct UnknownScenario;
 
 /// A scenario and hop, checked: hop 2 exists only in B and D. Shared by `probe --scenario/--hop`
 /// and scenario files.
-pub fn path_context(scenario: Option<Scenario>, hop: Option<u8>) -> Result<PathContext, ValueError> {
+pub fn path_context(
+    scenario: Option<Scenario>,
+    hop: Option<u8>,
+) -> Result<PathContext, ValueError> {
     let Some(scenario) = scenario else {
         return Ok(PathContext::default());
     };

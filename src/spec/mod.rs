@@ -321,7 +321,10 @@ impl SessionSpec {
     fn validate_tls(&self) -> Result<(), SpecError> {
         if let Some(n) = &self.tls_name {
             if rustls_pki_types::ServerName::try_from(n.as_str()).is_err() {
-                value(Field::TlsName, Err(ValueError::TlsName { value: n.clone() }))?;
+                value(
+                    Field::TlsName,
+                    Err(ValueError::TlsName { value: n.clone() }),
+                )?;
             }
         }
         if self.tls_implicit == Some(true) && self.starttls.is_some() {
@@ -447,10 +450,7 @@ mod tests {
         assert_eq!(s.ehlo.as_deref(), Some("hop.example"));
         assert_eq!(s.from.as_deref(), Some("a@b.example"));
         assert_eq!(s.tls_client_cert, None, "the pair comes from the hop");
-        assert!(matches!(
-            s.validate(None),
-            Err(SpecError::Together { .. })
-        ));
+        assert!(matches!(s.validate(None), Err(SpecError::Together { .. })));
     }
 
     #[test]
