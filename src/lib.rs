@@ -2,7 +2,7 @@
 //! its path. See README.md for the vocabulary and the layout.
 
 // Input from the network, files and the command line is hostile: outside tests, nothing may
-// panic on it (DESIGN.md safety rules). Enforced here rather than by grep.
+// panic on it. Enforced here rather than by grep.
 #![cfg_attr(
     not(test),
     deny(
