@@ -514,7 +514,7 @@ async fn run_probes(
 ) -> Result<(), TraceError> {
     let jobs: Vec<ProbeOptions> = candidates
         .iter()
-        .filter_map(|&(i, ip)| hop.mx.get(i).map(|m| probe_options(&plan, &m.host, ip)))
+        .filter_map(|&(i, ip)| hop.mx.get(i).map(|m| probe_options(plan, &m.host, ip)))
         .collect();
     if opts.all {
         let futs: Vec<_> = jobs
