@@ -1089,6 +1089,29 @@ mod tests {
     }
 
     #[test]
+    fn command_line_overrides_win_and_their_errors_point_at_the_hop() {
+        let text =
+            "name = \"x\"\n[defaults]\nport = 2525\n[[hop]]\nname = \"a\"\nhosts = [\"mx:26\"]\n";
+        let mut ov = SessionSpec::default();
+        ov.port = Some(2600);
+        let f = parse(text, Path::new("t.toml"), Path::new("."), &ov).unwrap();
+        assert_eq!(
+            f.hops[0].target,
+            HopTarget::Hosts(vec![("mx".into(), 2600)])
+        );
+        ov.ehlo = Some("bad name".into());
+        let e = parse(text, Path::new("t.toml"), Path::new("."), &ov).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.toml:5:8: ehlo \"bad name\": not a valid EHLO name"
+        );
+        assert!(matches!(
+            e.source.as_ref().and_then(SpecError::field),
+            Some(Field::Ehlo)
+        ));
+    }
+
+    #[test]
     fn errors_point_at_the_line() {
         let cases = [
             ("name = \"x\"\n[[hop]]\nname = \"a\"\ndomain = \"c.com\"\nbogus = 1\n", "t.toml:5:1: unknown field `bogus`"),
@@ -1108,6 +1131,13 @@ mod tests {
             ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\nauth_user = \"u\"\n", "t.toml:5:13: auth_user needs auth_password_env"),
             ("name = \"x\"\n[[hop]\n", "t.toml:2:"),
             ("name = \"x\"\n", "no [[hop]]"),
+            // Command-line-only settings are not keys of a file: `run` never sends DATA.
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\ndata = true\n", "t.toml:5:1: unknown field `data`"),
+            // A setting from [defaults] is pointed at there.
+            ("name = \"x\"\n[defaults]\nehlo = \"a b\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\n", "t.toml:3:8: ehlo \"a b\": not a valid EHLO name"),
+            ("name = \"x\"\n[defaults]\nstarttls = \"require\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\ntls_implicit = true\n", "t.toml:3:12: starttls and tls_implicit exclude each other"),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\nrelay_test_rcpt = \"x\"\n", "t.toml:5:19: relay_test_rcpt \"x\""),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\nresolver = \"dns.example\"\n", "t.toml:5:12: resolver \"dns.example\": expected IP"),
         ];
         for (text, want) in cases {
             let e = parse_str(text).expect_err(text);
