@@ -106,8 +106,12 @@ pub enum DemoError {
     #[error("starting the lab: {0}")]
     LabStart(#[source] std::io::Error),
     /// The front end could not turn the lab's command line into a job.
-    #[error("{command}: {message}")]
-    Invocation { command: String, message: String },
+    #[error("{command}: {source}")]
+    Invocation {
+        command: String,
+        #[source]
+        source: InterpreterError,
+    },
     #[error("{command}: {source}")]
     Check {
         command: String,
@@ -121,8 +125,11 @@ pub enum DemoError {
 /// Turns a command line (`mxtrace trace ...`) into the job it stands for: the front end's
 /// parser, so the demo runs each check exactly as typed.
 pub trait Interpreter {
-    fn job(&self, argv: &[String]) -> Result<Job, String>;
+    fn job(&self, argv: &[String]) -> Result<Job, InterpreterError>;
 }
+
+/// Whatever the front end's parser reports.
+pub type InterpreterError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The healthy checks and fault cases the options select.
 type Plan = (
@@ -220,9 +227,9 @@ async fn check(
         argv.extend(DEMO_DNS_TIMEOUT.iter().map(|s| s.to_string()));
     }
     let command = inv.short();
-    let job = cli.job(&argv).map_err(|message| DemoError::Invocation {
+    let job = cli.job(&argv).map_err(|source| DemoError::Invocation {
         command: command.clone(),
-        message,
+        source,
     })?;
     let report = tokio::time::timeout(CHECK_LIMIT, execute(&job))
         .await

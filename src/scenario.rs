@@ -1092,8 +1092,10 @@ mod tests {
     fn command_line_overrides_win_and_their_errors_point_at_the_hop() {
         let text =
             "name = \"x\"\n[defaults]\nport = 2525\n[[hop]]\nname = \"a\"\nhosts = [\"mx:26\"]\n";
-        let mut ov = SessionSpec::default();
-        ov.port = Some(2600);
+        let mut ov = SessionSpec {
+            port: Some(2600),
+            ..SessionSpec::default()
+        };
         let f = parse(text, Path::new("t.toml"), Path::new("."), &ov).unwrap();
         assert_eq!(
             f.hops[0].target,

@@ -536,11 +536,9 @@ pub fn job(command: &Command) -> Result<Option<Job>, CliError> {
 pub struct ClapInterpreter;
 
 impl mxtrace::demo::Interpreter for ClapInterpreter {
-    fn job(&self, argv: &[String]) -> Result<Job, String> {
-        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-        job(&cli.command)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "not a trace or probe".to_string())
+    fn job(&self, argv: &[String]) -> Result<Job, mxtrace::demo::InterpreterError> {
+        let cli = Cli::try_parse_from(argv)?;
+        Ok(job(&cli.command)?.ok_or("not a trace or probe")?)
     }
 }
 
