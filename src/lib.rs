@@ -27,7 +27,7 @@ pub mod model;
 pub mod probe;
 pub mod report;
 pub mod run;
-pub mod scenario;
+pub mod scenario_file;
 pub mod secret;
 pub mod smtp;
 pub mod spec;

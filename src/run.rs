@@ -8,7 +8,7 @@ use crate::diagnose::{self, Category, Scenario};
 use crate::dns::{Dns, ResolverChoice};
 use crate::model::{Outcome, ProbeReport, Stage, StageRecord, TraceReport};
 use crate::probe;
-use crate::scenario::{
+use crate::scenario_file::{
     cert_name_matches, glob_match, Expectations, HopSpec, HopTarget, LatencyKey, Prepared,
     ReplyExpect, ScenarioFile, StartTlsExpect,
 };

@@ -91,12 +91,12 @@ fn output_job(format: Format, report: &JobReport) -> Result<u8, CliError> {
 }
 
 fn run_file(args: &super::RunArgs, format: Format) -> Result<u8, CliError> {
-    let file = mxtrace::scenario::load(&args.file, &args.overrides())?;
+    let file = mxtrace::scenario_file::load(&args.file, &args.overrides())?;
     // Every hop's options (and passwords) before anything runs.
     let prepared = file
         .hops
         .iter()
-        .map(mxtrace::scenario::prepare)
+        .map(mxtrace::scenario_file::prepare)
         .collect::<Result<Vec<_>, _>>()?;
     let junit = match &args.junit {
         Some(p) => Some(report::junit::Pending::open(p).map_err(CliError::Junit)?),

@@ -11,7 +11,7 @@ use mxtrace::diagnose::{PathContext, Scenario};
 use mxtrace::job::Job;
 use mxtrace::lab::{LabFault, FAULTS};
 use mxtrace::run::RunError;
-use mxtrace::scenario::{FileError, PrepareError};
+use mxtrace::scenario_file::{FileError, PrepareError};
 use mxtrace::spec::{self, SessionSpec, SpecError, TargetError, ValueError};
 use mxtrace::trace::{TraceError, TraceOptions};
 use std::net::IpAddr;

@@ -1,6 +1,7 @@
 //! Scenario files (`mxtrace run FILE.toml`): the hops of a delivery path and what must be true
 //! of each, in TOML. See `scenarios/` for commented examples and README "Scenario files" for
-//! the reference.
+//! the reference. (A "scenario" alone is one of the delivery scenarios A-D, `diagnose::Scenario`;
+//! hence the module's name.)
 //!
 //! Loading is all-or-nothing and happens before anything touches the network: syntax, unknown
 //! keys (typos), names (categories, stages, scenario letters), durations, ports, addresses and
