@@ -1,16 +1,15 @@
 //! `mxtrace demo`: starts the lab in-process, runs each scenario's healthy path and then each
-//! fault of the runbooks (`lab::FAULTS`) through the real command line (the argv is parsed by
-//! clap and run by `trace::trace` / `probe::probe`, exactly as typed), and checks that mxtrace
+//! fault of the runbooks (`lab::FAULTS`) through the real command line (the front end turns the
+//! argv into a `job::Job`, exactly as typed, and `job::execute` runs it), and checks that mxtrace
 //! reports the category and layer the fault table expects. Each fault gets a lab of its own.
 //! Only 127.0.0.0/8 is ever contacted.
 
-use crate::cli::{Cli, Command};
 use crate::diagnose::{path_label, Category, Layer, Scenario};
+use crate::job::{execute, Job, JobReport as Report};
 use crate::lab::topology::{Client, Invocation};
 use crate::lab::{FaultCase, FaultSpec, Lab, LabFault, LabOptions, FAULTS};
-use crate::model::{DnsFailure, Outcome, ProbeReport, StageRecord, TraceReport};
+use crate::model::{DnsFailure, Outcome, StageRecord};
 use crate::report::human::{self, Style};
-use clap::Parser;
 use serde::Serialize;
 use std::fmt::Write;
 use std::net::Ipv4Addr;
@@ -45,13 +44,13 @@ pub struct DemoOptions {
 #[derive(Debug, Serialize)]
 pub struct DemoReport {
     pub passed: bool,
-    pub checks: Vec<Check>,
+    pub checks: Vec<DemoCheck>,
     pub elapsed_ms: f64,
 }
 
 /// One run of `trace` or `probe` against the lab.
 #[derive(Debug, Serialize)]
-pub struct Check {
+pub struct DemoCheck {
     pub scenario: Scenario,
     /// The hop the check is about (B's healthy trace: 1, and it covers hop 2).
     pub hop: u8,
@@ -62,7 +61,7 @@ pub struct Check {
     pub command: String,
     pub argv: Vec<String>,
     pub expected: Expected,
-    pub observed: Observed,
+    pub observed: DemoObserved,
     /// The check met its expectation.
     pub ok: bool,
     pub report: Report,
@@ -77,18 +76,11 @@ pub struct Expected {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Observed {
+pub struct DemoObserved {
     pub passed: bool,
     pub category: Option<Category>,
     pub layer: Option<Layer>,
     pub summary: String,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-pub enum Report {
-    Trace(Box<TraceReport>),
-    Probe(Box<ProbeReport>),
 }
 
 /// Where a check failed: a stage of the probe that decided, or the DNS failure of a hop.
@@ -101,12 +93,43 @@ enum Failure<'a> {
     Dns(&'a DnsFailure),
 }
 
-/// A demo that cannot run as asked (exit 2) or a lab that cannot start (exit 3).
-#[derive(Debug)]
+/// A demo that cannot run as asked (exit 2), or a lab or check that cannot (exit 3).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DemoError {
-    Usage(String),
-    Internal(String),
+    #[error("fault {fault} is not played in scenario {scenario}; it is in {played_in}")]
+    FaultNotPlayed {
+        fault: LabFault,
+        scenario: String,
+        played_in: String,
+    },
+    #[error("starting the lab: {0}")]
+    LabStart(#[source] std::io::Error),
+    /// The front end could not turn the lab's command line into a job.
+    #[error("{command}: {source}")]
+    Invocation {
+        command: String,
+        #[source]
+        source: InterpreterError,
+    },
+    #[error("{command}: {source}")]
+    Check {
+        command: String,
+        #[source]
+        source: crate::trace::TraceError,
+    },
+    #[error("{command}: did not finish")]
+    Timeout { command: String },
 }
+
+/// Turns a command line (`mxtrace trace ...`) into the job it stands for: the front end's
+/// parser, so the demo runs each check exactly as typed.
+pub trait Interpreter {
+    fn job(&self, argv: &[String]) -> Result<Job, InterpreterError>;
+}
+
+/// Whatever the front end's parser reports.
+pub type InterpreterError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The healthy checks and fault cases the options select.
 type Plan = (
@@ -133,11 +156,11 @@ fn plan(opts: &DemoOptions) -> Result<Plan, DemoError> {
                     .collect()
             })
             .unwrap_or_default();
-        return Err(DemoError::Usage(format!(
-            "fault {f} is not played in scenario {}; it is in {}",
-            opts.scenario.map(|s| s.to_string()).unwrap_or_default(),
-            wher.join(", ")
-        )));
+        return Err(DemoError::FaultNotPlayed {
+            fault: f,
+            scenario: opts.scenario.map(|s| s.to_string()).unwrap_or_default(),
+            played_in: wher.join(", "),
+        });
     }
     let scenarios: Vec<Scenario> = match (opts.scenario, opts.fault) {
         (Some(s), _) => vec![s],
@@ -152,7 +175,7 @@ fn plan(opts: &DemoOptions) -> Result<Plan, DemoError> {
     Ok((healthy, cases))
 }
 
-pub async fn run(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
+pub async fn run(opts: &DemoOptions, cli: &dyn Interpreter) -> Result<DemoReport, DemoError> {
     let t0 = Instant::now();
     let (healthy, cases) = plan(opts)?;
     let start = |faults: Vec<LabFault>| {
@@ -161,18 +184,14 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
             faults,
             ..LabOptions::default()
         };
-        async move {
-            Lab::start(o)
-                .await
-                .map_err(|e| DemoError::Internal(format!("starting the lab: {e}")))
-        }
+        async move { Lab::start(o).await.map_err(DemoError::LabStart) }
     };
     let mut checks = Vec::new();
     if !healthy.is_empty() {
         let lab = start(Vec::new()).await?;
         for &(scenario, hop) in &healthy {
             let inv = lab.info().invocation(scenario, hop, Client::Normal);
-            checks.push(check(scenario, hop, None, inv).await?);
+            checks.push(check(cli, scenario, hop, None, inv).await?);
         }
         lab.shutdown().await;
     }
@@ -183,7 +202,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
         let lab = start(vec![fault]).await?;
         for (spec, case) in cases.iter().filter(|(s, _)| s.fault == fault) {
             let inv = lab.info().invocation(case.scenario, case.hop, case.client);
-            checks.push(check(case.scenario, case.hop, Some((spec, case)), inv).await?);
+            checks.push(check(cli, case.scenario, case.hop, Some((spec, case)), inv).await?);
         }
         lab.shutdown().await;
     }
@@ -196,37 +215,31 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
 
 /// Runs one invocation as the command line would and compares the result with the case.
 async fn check(
+    cli: &dyn Interpreter,
     scenario: Scenario,
     hop: u8,
     case: Option<(&&'static FaultSpec, &&'static FaultCase)>,
     inv: Invocation,
-) -> Result<Check, DemoError> {
+) -> Result<DemoCheck, DemoError> {
     let mut argv = inv.argv();
     argv.extend(DEMO_TIMEOUTS.iter().map(|s| s.to_string()));
     if inv.args.first().is_some_and(|a| a == "trace") {
         argv.extend(DEMO_DNS_TIMEOUT.iter().map(|s| s.to_string()));
     }
-    let internal = |e: String| DemoError::Internal(format!("{}: {e}", inv.short()));
-    let cli = Cli::try_parse_from(&argv).map_err(|e| internal(e.to_string()))?;
-    let report = match &cli.command {
-        Command::Trace(args) => {
-            let o = args.to_options().map_err(|e| internal(e.0))?;
-            let r = tokio::time::timeout(CHECK_LIMIT, crate::trace::trace(&o))
-                .await
-                .map_err(|_| internal("did not finish".to_string()))?
-                .map_err(|e| internal(e.0))?;
-            Report::Trace(Box::new(r))
-        }
-        Command::Probe(args) => {
-            let o = args.to_options().map_err(|e| internal(e.0))?;
-            let r = tokio::time::timeout(CHECK_LIMIT, crate::probe::probe(&o))
-                .await
-                .map_err(|_| internal("did not finish".to_string()))?
-                .map_err(|e| internal(e.0))?;
-            Report::Probe(Box::new(r))
-        }
-        _ => return Err(internal("not a trace or probe".to_string())),
-    };
+    let command = inv.short();
+    let job = cli.job(&argv).map_err(|source| DemoError::Invocation {
+        command: command.clone(),
+        source,
+    })?;
+    let report = tokio::time::timeout(CHECK_LIMIT, execute(&job))
+        .await
+        .map_err(|_| DemoError::Timeout {
+            command: command.clone(),
+        })?
+        .map_err(|source| DemoError::Check {
+            command: command.clone(),
+            source,
+        })?;
     // A healthy check passes as a whole (B: both hops); a fault is judged at its hop.
     let (passed, summary) = match (&report, case) {
         (Report::Trace(t), Some(_)) => match t.hops.iter().find(|h| h.hop == hop) {
@@ -267,16 +280,16 @@ async fn check(
     } else {
         !passed && category == expected.category && layer == expected.layer
     };
-    Ok(Check {
+    Ok(DemoCheck {
         scenario,
         hop,
         fault: case.map(|(s, _)| s.fault),
         runbook: case.map(|(s, _)| s.runbook),
         lab_does: case.map(|(s, _)| s.lab_does),
-        command: inv.short(),
+        command,
         argv,
         expected,
-        observed: Observed {
+        observed: DemoObserved {
             passed,
             category,
             layer,
@@ -328,7 +341,7 @@ fn name<T: Serialize>(v: Option<T>) -> String {
         .unwrap_or_else(|| "-".to_string())
 }
 
-fn hop_label(c: &Check) -> String {
+fn hop_label(c: &DemoCheck) -> String {
     if c.fault.is_none() && c.scenario == Scenario::B {
         format!(
             "hops 1-2 ({}, then {})",
@@ -430,8 +443,8 @@ pub fn render_human(r: &DemoReport, style: Style, verbose: bool) -> String {
 }
 
 fn summary(out: &mut String, r: &DemoReport, style: Style) {
-    let healthy: Vec<&Check> = r.checks.iter().filter(|c| c.fault.is_none()).collect();
-    let faults: Vec<&Check> = r.checks.iter().filter(|c| c.fault.is_some()).collect();
+    let healthy: Vec<&DemoCheck> = r.checks.iter().filter(|c| c.fault.is_none()).collect();
+    let faults: Vec<&DemoCheck> = r.checks.iter().filter(|c| c.fault.is_some()).collect();
     let mut scenarios: Vec<Scenario> = healthy.iter().map(|c| c.scenario).collect();
     scenarios.dedup();
     let passed = scenarios
@@ -498,7 +511,7 @@ mod tests {
         assert_eq!(c.len(), 2);
         assert!(matches!(
             plan(&opts(Some(Scenario::A), Some(LabFault::DirsyncStale))),
-            Err(DemoError::Usage(_))
+            Err(DemoError::FaultNotPlayed { .. })
         ));
     }
 }

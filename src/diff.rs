@@ -4,7 +4,7 @@
 //! plus `run`'s expectations keyed by id. Each change is a regression (exit 1), an improvement
 //! or a plain change.
 
-use crate::cli::UsageError;
+use crate::exit::UsageError;
 use crate::model::{Document, ExpectationResult, Outcome, ProbeReport, Stage, StageRecord};
 use crate::model::{TlsReport, TraceReport};
 use serde::Serialize;
@@ -52,7 +52,9 @@ pub fn parse_threshold(s: &str) -> Result<Threshold, String> {
             _ => Err(format!("{s:?}: expected a positive percentage such as 50%")),
         };
     }
-    crate::cli::parse_duration(s).map(Threshold::Absolute)
+    crate::spec::parse_duration(s)
+        .map(Threshold::Absolute)
+        .map_err(|e| e.to_string())
 }
 
 impl Threshold {

@@ -6,7 +6,7 @@
 //! deadline here, so a resolver that never answers cannot hold a trace.
 
 use crate::model::{DnsFailure, DnsReason, ErrorKind};
-use crate::probe::Family;
+use crate::spec::{parse_resolver, Family, ValueError};
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
@@ -38,29 +38,27 @@ impl ResolverChoice {
     }
 }
 
-/// Parses `--resolver`: `IP`, `IP:PORT`, `[IPv6]:PORT` or a bare IPv6 address. Port 53 by
-/// default. Only addresses: resolving the resolver's name would need a resolver.
-pub fn parse_resolver(s: &str) -> Result<SocketAddr, String> {
-    let s = s.trim();
-    let bad = || format!("--resolver {s:?}: expected IP, IP:PORT or [IPv6]:PORT");
-    if let Ok(ip) = s.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, 53));
+impl ResolverChoice {
+    /// A named resolver (`IP`, `IP:PORT`, `[IPv6]:PORT`), or the system's.
+    pub fn parse(resolver: Option<&str>) -> Result<ResolverChoice, ValueError> {
+        Ok(match resolver {
+            None => ResolverChoice::System,
+            Some(r) => ResolverChoice::Server(parse_resolver(r)?),
+        })
     }
-    let addr = s.parse::<SocketAddr>().map_err(|_| bad())?;
-    if addr.port() == 0 {
-        return Err(bad());
-    }
-    Ok(addr)
 }
 
-/// The resolver could not be set up (no usable /etc/resolv.conf).
-#[derive(Debug)]
-pub struct SetupError(pub String);
-
-impl std::fmt::Display for SetupError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// The resolver could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    #[error(
+        "cannot read the system resolver configuration (/etc/resolv.conf): {0}; name a server \
+         with --resolver IP"
+    )]
+    SystemConfig(#[source] hickory_resolver::net::NetError),
+    #[error("cannot build the resolver: {0}")]
+    Build(#[source] hickory_resolver::net::NetError),
 }
 
 /// An MX record as published.
@@ -99,12 +97,9 @@ impl Dns {
     pub fn new(choice: ResolverChoice, timeout: Duration) -> Result<Dns, SetupError> {
         let provider = TokioRuntimeProvider::default();
         let mut builder = match &choice {
-            ResolverChoice::System => TokioResolver::builder(provider).map_err(|e| {
-                SetupError(format!(
-                    "cannot read the system resolver configuration (/etc/resolv.conf): {e}; \
-                     name a server with --resolver IP"
-                ))
-            })?,
+            ResolverChoice::System => {
+                TokioResolver::builder(provider).map_err(SetupError::SystemConfig)?
+            }
             ResolverChoice::Server(addr) => {
                 let mut udp = ConnectionConfig::udp();
                 udp.port = addr.port();
@@ -124,9 +119,7 @@ impl Dns {
         opts.use_hosts_file = ResolveHosts::Never;
         opts.preserve_intermediates = true;
         opts.cache_size = 256;
-        let resolver = builder
-            .build()
-            .map_err(|e| SetupError(format!("cannot build the resolver: {e}")))?;
+        let resolver = builder.build().map_err(SetupError::Build)?;
         Ok(Dns {
             resolver,
             limit: timeout * 3,

@@ -1,4 +1,4 @@
-//! Exit codes (DESIGN.md "Exit codes"): CI and monitoring depend on them.
+//! Exit codes: CI and monitoring depend on them (README "Exit codes").
 
 use std::process::ExitCode;
 
@@ -14,3 +14,8 @@ pub const INTERNAL: u8 = 3;
 pub fn code(c: u8) -> ExitCode {
     ExitCode::from(c)
 }
+
+/// An input `diff` cannot use (exit 2). Kept for `diff`, whose errors are not typed yet.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);

@@ -6,7 +6,7 @@ use crate::model::Stage;
 use crate::smtp::reply::{Reply, ReplyError};
 use std::fmt;
 
-/// The short stage names admins use (DESIGN.md `explain --stage`).
+/// The short stage names admins use (`explain --stage`, see its help).
 pub const SHORT_STAGE_NAMES: [&str; 10] = [
     "connect", "banner", "ehlo", "helo", "starttls", "auth", "mail", "rcpt", "data", "eod",
 ];
@@ -122,7 +122,7 @@ fn class_name(c: Class) -> &'static str {
     }
 }
 
-/// The serde name of a unit enum variant (the interface names of DESIGN.md).
+/// The serde name of a unit enum variant (the names the JSON output uses).
 fn json_name<T: serde::Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,

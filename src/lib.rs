@@ -2,7 +2,7 @@
 //! its path. See README.md for the vocabulary and the layout.
 
 // Input from the network, files and the command line is hostile: outside tests, nothing may
-// panic on it (DESIGN.md safety rules). Enforced here rather than by grep.
+// panic on it. Enforced here rather than by grep.
 #![cfg_attr(
     not(test),
     deny(
@@ -14,7 +14,6 @@
     )
 )]
 
-pub mod cli;
 pub mod date;
 pub mod demo;
 pub mod diagnose;
@@ -22,13 +21,15 @@ pub mod diff;
 pub mod dns;
 pub mod exit;
 pub mod explain;
+pub mod job;
 pub mod lab;
 pub mod model;
 pub mod probe;
 pub mod report;
 pub mod run;
-pub mod scenario;
+pub mod scenario_file;
 pub mod secret;
 pub mod smtp;
+pub mod spec;
 pub mod tls;
 pub mod trace;

@@ -4,15 +4,16 @@
 //! without AUTH must be refused) and "STARTTLS required" (a plaintext session must be refused).
 //! Neither ever sends DATA.
 
-use crate::cli::UsageError;
 use crate::diagnose::{self, Category};
-use crate::dns::Dns;
+use crate::dns::{Dns, ResolverChoice};
 use crate::model::{Outcome, ProbeReport, Stage, StageRecord, TraceReport};
-use crate::probe::{self, ProbeOptions, StartTls};
-use crate::scenario::{
-    cert_name_matches, glob_match, HopSpec, HopTarget, LatencyKey, Prepared, ReplyExpect,
-    ScenarioFile, StartTlsExpect,
+use crate::probe;
+use crate::scenario_file::{
+    cert_name_matches, glob_match, Expectations, HopSpec, HopTarget, LatencyKey, Prepared,
+    ReplyExpect, ScenarioFile, StartTlsExpect,
 };
+use crate::spec::{ProbeOptions, StartTls, ValueError};
+use crate::trace::TraceError;
 use std::net::IpAddr;
 use std::time::SystemTime;
 use tokio::time::Instant;
@@ -21,9 +22,27 @@ pub use crate::model::{
     CheckReport, ExpectationResult, HopData, HopResult, RunReport, RunSummary, RunVerdict,
 };
 
+/// A hop that could not run as configured (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    #[error("hop {hop:?}: {source}")]
+    Hop {
+        hop: String,
+        #[source]
+        source: TraceError,
+    },
+    #[error("hop {hop:?}: resolver {source}")]
+    Resolver {
+        hop: String,
+        #[source]
+        source: ValueError,
+    },
+}
+
 /// Runs every hop in order. A hop's configuration error (a TLS file that does not load) is
 /// a usage error; everything the network does is a result.
-pub async fn run(file: &ScenarioFile, prepared: Vec<Prepared>) -> Result<RunReport, UsageError> {
+pub async fn run(file: &ScenarioFile, prepared: Vec<Prepared>) -> Result<RunReport, RunError> {
     let t0 = Instant::now();
     let started_at = SystemTime::now();
     let mut hops = Vec::new();
@@ -79,14 +98,16 @@ struct Subject {
     again: Option<ProbeOptions>,
 }
 
-async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, UsageError> {
+async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, RunError> {
+    let hop_err = |source: TraceError| RunError::Hop {
+        hop: spec.name.clone(),
+        source,
+    };
     let t0 = Instant::now();
     let mut ex = Vec::new();
     let (kind, target, data, subjects) = match prep {
         Prepared::Trace(opts) => {
-            let report = crate::trace::trace(&opts)
-                .await
-                .map_err(|e| UsageError(format!("hop {:?}: {e}", spec.name)))?;
+            let report = crate::trace::trace(&opts).await.map_err(hop_err)?;
             trace_expectations(spec, &report, &mut ex);
             let subjects = trace_subjects(&opts.probe, &report, opts.all);
             (
@@ -97,53 +118,8 @@ async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, UsageError
             )
         }
         Prepared::Hosts(list) => {
-            let dns = match &spec.walk.resolver {
-                None => None,
-                Some(r) => Some(
-                    Dns::new(crate::cli::resolver_choice(Some(r))?, spec.walk.dns_timeout)
-                        .map_err(|e| UsageError(e.to_string()))?,
-                ),
-            };
-            let mut reports = Vec::new();
-            let mut subjects = Vec::new();
-            let mut shown = Vec::new();
-            for mut o in list {
-                let label = format!("{}:{}", o.host, o.port);
-                shown.push(label.clone());
-                // A named resolver answers for the hosts too (a lab's names, split DNS);
-                // without one, the system's lookup as `probe` does.
-                let mut failed = None;
-                if let (Some(dns), Err(_)) = (&dns, o.host.parse::<IpAddr>()) {
-                    match crate::trace::host_addresses(dns, &o, &o.host).await {
-                        Ok(a) if !a.is_empty() => o.addrs = Some(a),
-                        Ok(_) => failed = Some(format!("{} has no address", o.host)),
-                        Err(f) => failed = Some(format!("{} ({})", f.message, f.query)),
-                    }
-                }
-                let report = match failed {
-                    Some(msg) => probe::unresolved(&o, msg),
-                    None => probe::probe(&o)
-                        .await
-                        .map_err(|e| UsageError(format!("hop {:?}: {}", spec.name, e.0)))?,
-                };
-                let again = report.target.ip.as_ref().and_then(|ip| {
-                    let mut a = o.clone();
-                    a.addrs = Some(vec![ip.parse().ok()?]);
-                    Some(a)
-                });
-                reports.push(report.clone());
-                subjects.push(Subject {
-                    label: Some(label),
-                    report: Some(report),
-                    again,
-                });
-            }
-            (
-                "probe",
-                shown.join(", "),
-                HopData::Probes(reports),
-                subjects,
-            )
+            let (target, data, subjects) = probe_hosts(spec, list).await?;
+            ("probe", target, data, subjects)
         }
     };
     let mut checks = Vec::new();
@@ -177,6 +153,61 @@ async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, UsageError
         passed,
         elapsed_ms: ms(t0),
     })
+}
+
+/// A hosts hop: each host probed in order, its name looked up with the hop's resolver when it
+/// names one.
+async fn probe_hosts(
+    spec: &HopSpec,
+    list: Vec<ProbeOptions>,
+) -> Result<(String, HopData, Vec<Subject>), RunError> {
+    let hop_err = |source: TraceError| RunError::Hop {
+        hop: spec.name.clone(),
+        source,
+    };
+    let dns = match &spec.session.resolver {
+        None => None,
+        Some(r) => {
+            let choice = ResolverChoice::parse(Some(r)).map_err(|source| RunError::Resolver {
+                hop: spec.name.clone(),
+                source,
+            })?;
+            Some(Dns::new(choice, spec.session.dns_timeout()).map_err(|e| hop_err(e.into()))?)
+        }
+    };
+    let mut reports = Vec::new();
+    let mut subjects = Vec::new();
+    let mut shown = Vec::new();
+    for mut o in list {
+        let label = format!("{}:{}", o.host, o.port);
+        shown.push(label.clone());
+        // A named resolver answers for the hosts too (a lab's names, split DNS);
+        // without one, the system's lookup as `probe` does.
+        let mut failed = None;
+        if let (Some(dns), Err(_)) = (&dns, o.host.parse::<IpAddr>()) {
+            match crate::trace::host_addresses(dns, &o, &o.host).await {
+                Ok(a) if !a.is_empty() => o.addrs = Some(a),
+                Ok(_) => failed = Some(format!("{} has no address", o.host)),
+                Err(f) => failed = Some(format!("{} ({})", f.message, f.query)),
+            }
+        }
+        let report = match failed {
+            Some(msg) => probe::unresolved(&o, msg),
+            None => probe::probe(&o).await.map_err(|e| hop_err(e.into()))?,
+        };
+        let again = report.target.ip.as_ref().and_then(|ip| {
+            let mut a = o.clone();
+            a.addrs = Some(vec![ip.parse().ok()?]);
+            Some(a)
+        });
+        reports.push(report.clone());
+        subjects.push(Subject {
+            label: Some(label),
+            report: Some(report),
+            again,
+        });
+    }
+    Ok((shown.join(", "), HopData::Probes(reports), subjects))
 }
 
 /// The probes a trace's expectations look at: the one that decided (else the last tried), or
@@ -273,7 +304,7 @@ fn trace_expectations(spec: &HopSpec, r: &TraceReport, ex: &mut Vec<ExpectationR
         let connected: Vec<&ProbeReport> =
             probes.iter().copied().filter(|p| connected(p)).collect();
         // As a sender sees it: one reachable MX is enough; with `all`, every address.
-        let reachable = if spec.walk.all {
+        let reachable = if spec.session.all.unwrap_or(false) {
             !probes.is_empty() && connected.len() == probes.len()
         } else {
             !connected.is_empty()
@@ -344,56 +375,78 @@ fn keyed(label: &Option<String>, key: &str) -> String {
 
 /// Expectations about one probe; with no probe (DNS decided the hop) each fails with why.
 fn subject_expectations(spec: &HopSpec, s: &Subject, ex: &mut Vec<ExpectationResult>) {
-    let e = &spec.expect;
-    let hosts_hop = matches!(spec.target, HopTarget::Hosts(_));
     let id = |k: &str| keyed(&s.label, k);
     let r = s.report.as_ref();
-    let unprobed = || "not probed: DNS decided the hop".to_string();
-    if hosts_hop {
-        if let Some(want) = e.passes {
-            let (ok, observed) = match r {
-                Some(r) => (r.verdict.passed == want, r.verdict.summary.clone()),
-                None => (false, unprobed()),
-            };
-            let mut x = result(
-                &id("passes"),
-                if want { "passes" } else { "fails" }.to_string(),
-                ok,
-                want.to_string(),
-                observed,
-            );
-            if !ok {
-                x.cause = r.and_then(failed_cause);
-            }
-            ex.push(x);
-        }
-        if let Some(want) = e.reachable {
-            let c = r.and_then(|r| r.stages.iter().find(|s| s.stage == Stage::Connect));
-            let ok = r.is_some_and(connected);
-            let observed = match (r, c) {
-                (Some(r), Some(c)) if ok => format!(
-                    "connected to {} in {:.1} ms",
-                    r.target.ip.as_deref().unwrap_or("?"),
-                    c.elapsed_ms
-                ),
-                (_, Some(c)) => format!("not connected: {}", describe(c)),
-                _ => "not connected".to_string(),
-            };
-            let mut x = result(
-                &id("reachable"),
-                if want { "reachable" } else { "not reachable" }.to_string(),
-                ok == want,
-                want.to_string(),
-                observed,
-            );
-            if !x.passed && want {
-                x.cause = c
-                    .and_then(|c| c.diagnosis.as_ref())
-                    .map(|d| d.cause.clone());
-            }
-            ex.push(x);
-        }
+    if matches!(spec.target, HopTarget::Hosts(_)) {
+        host_expectations(&spec.expect, r, &id, ex);
     }
+    tls_expectations(&spec.expect, r, &id, ex);
+    certificate_expectations(&spec.expect, r, &id, ex);
+    reply_expectations(&spec.expect, r, &id, ex);
+}
+
+fn unprobed() -> String {
+    "not probed: DNS decided the hop".to_string()
+}
+
+/// `passes` and `reachable` of one host (a domain hop checks them for the whole walk).
+fn host_expectations(
+    e: &Expectations,
+    r: Option<&ProbeReport>,
+    id: &dyn Fn(&str) -> String,
+    ex: &mut Vec<ExpectationResult>,
+) {
+    if let Some(want) = e.passes {
+        let (ok, observed) = match r {
+            Some(r) => (r.verdict.passed == want, r.verdict.summary.clone()),
+            None => (false, unprobed()),
+        };
+        let mut x = result(
+            &id("passes"),
+            if want { "passes" } else { "fails" }.to_string(),
+            ok,
+            want.to_string(),
+            observed,
+        );
+        if !ok {
+            x.cause = r.and_then(failed_cause);
+        }
+        ex.push(x);
+    }
+    if let Some(want) = e.reachable {
+        let c = r.and_then(|r| r.stages.iter().find(|s| s.stage == Stage::Connect));
+        let ok = r.is_some_and(connected);
+        let observed = match (r, c) {
+            (Some(r), Some(c)) if ok => format!(
+                "connected to {} in {:.1} ms",
+                r.target.ip.as_deref().unwrap_or("?"),
+                c.elapsed_ms
+            ),
+            (_, Some(c)) => format!("not connected: {}", describe(c)),
+            _ => "not connected".to_string(),
+        };
+        let mut x = result(
+            &id("reachable"),
+            if want { "reachable" } else { "not reachable" }.to_string(),
+            ok == want,
+            want.to_string(),
+            observed,
+        );
+        if !x.passed && want {
+            x.cause = c
+                .and_then(|c| c.diagnosis.as_ref())
+                .map(|d| d.cause.clone());
+        }
+        ex.push(x);
+    }
+}
+
+fn tls_expectations(
+    e: &Expectations,
+    r: Option<&ProbeReport>,
+    id: &dyn Fn(&str) -> String,
+    ex: &mut Vec<ExpectationResult>,
+) {
     if let Some(want) = e.starttls.filter(|w| *w != StartTlsExpect::Required) {
         ex.push(match r {
             Some(r) => starttls_result(&id("starttls"), want, r),
@@ -432,6 +485,14 @@ fn subject_expectations(spec: &HopSpec, s: &Subject, ex: &mut Vec<ExpectationRes
             observed,
         ));
     }
+}
+
+fn certificate_expectations(
+    e: &Expectations,
+    r: Option<&ProbeReport>,
+    id: &dyn Fn(&str) -> String,
+    ex: &mut Vec<ExpectationResult>,
+) {
     let leaf = r.map(|r| r.tls.as_ref().and_then(|t| t.chain.first()));
     if let Some(name) = &e.certificate_name {
         let (ok, observed) = match leaf {
@@ -474,6 +535,15 @@ fn subject_expectations(spec: &HopSpec, s: &Subject, ex: &mut Vec<ExpectationRes
             observed,
         ));
     }
+}
+
+/// The reply expected at each stage, and the latency budgets.
+fn reply_expectations(
+    e: &Expectations,
+    r: Option<&ProbeReport>,
+    id: &dyn Fn(&str) -> String,
+    ex: &mut Vec<ExpectationResult>,
+) {
     for (stage, want) in &e.stages {
         let key = id(&format!("stage.{stage}"));
         ex.push(match r {

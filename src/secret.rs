@@ -19,43 +19,67 @@ impl Secret {
         &self.0
     }
 
-    pub fn from_env(var: &str) -> Result<Secret, String> {
+    pub fn from_env(var: &str) -> Result<Secret, SecretError> {
+        let var_err = |why| SecretError::Variable {
+            var: var.to_string(),
+            why,
+        };
         match std::env::var(var) {
             Ok(v) if !v.is_empty() => Ok(Secret(v)),
-            Ok(_) => Err(format!("environment variable {var} is empty")),
-            Err(std::env::VarError::NotPresent) => {
-                Err(format!("environment variable {var} is not set"))
-            }
-            Err(std::env::VarError::NotUnicode(_)) => {
-                Err(format!("environment variable {var} is not valid UTF-8"))
-            }
+            Ok(_) => Err(var_err("is empty")),
+            Err(std::env::VarError::NotPresent) => Err(var_err("is not set")),
+            Err(std::env::VarError::NotUnicode(_)) => Err(var_err("is not valid UTF-8")),
         }
     }
 
     /// The first line of the file (a trailing newline is not part of the password).
-    pub fn from_file(path: &Path) -> Result<Secret, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("password file {}: {}", path.display(), e.kind()))?;
+    pub fn from_file(path: &Path) -> Result<Secret, SecretError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SecretError::File {
+            path: path.to_path_buf(),
+            kind: e.kind(),
+        })?;
         let first = text.lines().next().unwrap_or("");
         if first.is_empty() {
-            return Err(format!("password file {} is empty", path.display()));
+            return Err(SecretError::EmptyFile {
+                path: path.to_path_buf(),
+            });
         }
         Ok(Secret(first.to_string()))
     }
 
     /// Prompts on the terminal without echo; refuses when there is no terminal, so a CI job
     /// never hangs waiting for input.
-    pub fn prompt(user: &str) -> Result<Secret, String> {
+    pub fn prompt(user: &str) -> Result<Secret, SecretError> {
         use std::io::IsTerminal;
         if !std::io::stdin().is_terminal() {
-            return Err("no password given: use --auth-password-env VAR or \
-                        --auth-password-file FILE (no terminal to prompt on)"
-                .to_string());
+            return Err(SecretError::NoTerminal);
         }
         rpassword::prompt_password(format!("Password for {user}: "))
             .map(Secret)
-            .map_err(|e| format!("reading the password: {}", e.kind()))
+            .map_err(|e| SecretError::Prompt { kind: e.kind() })
     }
+}
+
+/// A password that could not be read. Never carries the password itself.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretError {
+    #[error("environment variable {var} {why}")]
+    Variable { var: String, why: &'static str },
+    #[error("password file {}: {kind}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        kind: std::io::ErrorKind,
+    },
+    #[error("password file {} is empty", path.display())]
+    EmptyFile { path: std::path::PathBuf },
+    #[error(
+        "no password given: use --auth-password-env VAR or --auth-password-file FILE (no \
+         terminal to prompt on)"
+    )]
+    NoTerminal,
+    #[error("reading the password: {kind}")]
+    Prompt { kind: std::io::ErrorKind },
 }
 
 impl fmt::Debug for Secret {

@@ -15,10 +15,13 @@ use crate::model::{
     AddressInfo, DnsFailure, DnsReason, MxFlag, MxHost, MxSource, Outcome, ProbeReport, SpfRecord,
     Stage, TraceHop, TraceProbe, TraceReport, Verdict,
 };
-use crate::probe::{self, Family, ProbeOptions};
+use crate::probe;
+use crate::spec::{check_domain, Family, ProbeOptions, SessionSpec, SpecError, ValueError};
+use crate::tls::TlsConfigError;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::Semaphore;
@@ -68,20 +71,63 @@ struct HopPlan {
 }
 
 /// A configuration the user must fix (exit 2): the resolver, a TLS file.
-#[derive(Debug)]
-pub struct TraceError(pub String);
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TraceError {
+    #[error(transparent)]
+    Resolver(#[from] crate::dns::SetupError),
+    /// `TlsConfigError` carries its message only (no `Error` impl to chain).
+    #[error("{}", .0.0)]
+    Tls(TlsConfigError),
+}
 
-impl std::fmt::Display for TraceError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl From<TlsConfigError> for TraceError {
+    fn from(e: TlsConfigError) -> TraceError {
+        TraceError::Tls(e)
+    }
+}
+
+impl TraceOptions {
+    /// The options of `trace DOMAIN` (and of a scenario file's domain hop): the session
+    /// settings validated and resolved, the probe template aimed at the domain.
+    pub fn new(
+        domain: &str,
+        spec: &SessionSpec,
+        scenario: Option<Scenario>,
+        tenant: Option<&str>,
+    ) -> Result<TraceOptions, SpecError> {
+        let domain = check_domain(domain)?;
+        let resolver =
+            ResolverChoice::parse(spec.resolver.as_deref()).map_err(|source| SpecError::Value {
+                field: crate::spec::Field::Resolver,
+                source,
+            })?;
+        let probe = spec.probe_options(domain.clone(), spec.port_or_default())?;
+        if let Some(t) = tenant {
+            if diagnose::tenant_routing_domain(t).is_none() {
+                return Err(SpecError::Tenant(ValueError::Tenant {
+                    value: t.to_string(),
+                }));
+            }
+        }
+        Ok(TraceOptions {
+            scenario,
+            tenant: tenant.map(str::to_string),
+            domain,
+            resolver,
+            dns_timeout: spec.dns_timeout(),
+            all: spec.all.unwrap_or(false),
+            max_mx: spec.max_mx.map(usize::from),
+            concurrency: DEFAULT_CONCURRENCY,
+            probe,
+        })
     }
 }
 
 pub async fn trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
     let t0 = Instant::now();
     let started_at = SystemTime::now();
-    let dns =
-        Dns::new(opts.resolver.clone(), opts.dns_timeout).map_err(|e| TraceError(e.to_string()))?;
+    let dns = Dns::new(opts.resolver.clone(), opts.dns_timeout)?;
     let domain = opts
         .domain
         .trim()
@@ -196,7 +242,8 @@ async fn spf_record(dns: &Dns, domain: &str) -> Option<SpfRecord> {
 }
 
 /// A hybrid recipient's remote routing address: the same local part at
-/// `<tenant>.mail.onmicrosoft.com` (reference/002, scenario B).
+/// `<tenant>.mail.onmicrosoft.com` (scenario B; Microsoft Learn, "Configure mail flow using
+/// connectors", hybrid mail flow).
 fn remote_routing_address(rcpt: &str, target: &str) -> String {
     let bare = rcpt.trim().trim_start_matches('<').trim_end_matches('>');
     match bare.rsplit_once('@') {
@@ -230,31 +277,75 @@ fn combine(hops: &[TraceHop]) -> Verdict {
     }
 }
 
+/// A hop being walked: the record so far and the warnings for its verdict.
+struct Walking {
+    hop: TraceHop,
+    warnings: Vec<String>,
+    t0: Instant,
+}
+
 async fn walk_hop(
     dns: &Dns,
     opts: &TraceOptions,
     mut plan: HopPlan,
 ) -> Result<TraceHop, TraceError> {
-    let hop_no = plan.hop;
-    let domain = plan.domain.clone();
-    let domain = domain.as_str();
-    let t0 = Instant::now();
-    let mut warnings = Vec::new();
-    let families = families(&opts.probe);
-    let mut hop = TraceHop {
-        spf: None,
-        hop: hop_no,
-        domain: domain.to_string(),
-        scenario: plan.scenario,
-        mx_source: MxSource::None,
-        mx: Vec::new(),
-        error: None,
-        dns_elapsed_ms: 0.0,
-        probes: Vec::new(),
-        decided_by: None,
-        verdict: fail_verdict(Outcome::Error, String::new(), Vec::new()),
+    let w = Walking {
+        hop: TraceHop {
+            spf: None,
+            hop: plan.hop,
+            domain: plan.domain.clone(),
+            scenario: plan.scenario,
+            mx_source: MxSource::None,
+            mx: Vec::new(),
+            error: None,
+            dns_elapsed_ms: 0.0,
+            probes: Vec::new(),
+            decided_by: None,
+            verdict: fail_verdict(Outcome::Error, String::new(), Vec::new()),
+        },
+        warnings: Vec::new(),
+        t0: Instant::now(),
     };
+    let mut w = match look_up_mx(dns, w).await {
+        ControlFlow::Break(done) => return Ok(done),
+        ControlFlow::Continue(w) => w,
+    };
+    name_scenario(opts, &mut plan, &mut w);
+    if plan.hop == 1 {
+        w.hop.spf = spf_record(dns, &plan.domain).await;
+    }
+    let candidates = resolve_mx_hosts(dns, opts, &mut w).await;
+    w.hop.dns_elapsed_ms = ms(w.t0.elapsed());
+    if candidates.is_empty() {
+        let (failure, subject) = no_address_failure(&w.hop, &plan.domain);
+        return Ok(dns_decided(w.hop, failure, subject, w.warnings));
+    }
+    let Walking {
+        mut hop,
+        mut warnings,
+        ..
+    } = w;
+    for m in &hop.mx {
+        if m.flags.contains(&MxFlag::NoAddress) && hop.mx_source == MxSource::Mx {
+            let why = m
+                .error
+                .as_ref()
+                .map(|e| e.message.clone())
+                .unwrap_or_else(|| "no address".to_string());
+            warnings.push(format!("MX host {} has no usable address: {why}", m.host));
+        }
+    }
 
+    run_probes(opts, &plan, &mut hop, &candidates).await?;
+    hop.verdict = probe_verdict(&hop, opts.all, warnings);
+    Ok(hop)
+}
+
+/// The MX records: a null MX or a DNS failure decides the hop here.
+async fn look_up_mx(dns: &Dns, mut w: Walking) -> ControlFlow<TraceHop, Walking> {
+    let domain = w.hop.domain.clone();
+    let domain = domain.as_str();
+    let (hop, warnings, t0) = (&mut w.hop, &mut w.warnings, w.t0);
     match dns.mx(domain).await {
         Ok(records) if records.iter().any(Mx::is_null) => {
             hop.mx_source = MxSource::NullMx;
@@ -280,25 +371,31 @@ async fn walk_hop(
                      mail. A sending MTA does not connect anywhere and bounces at once \
                      (RFC 7505 4.1: 556 5.1.10)"
                 ),
-                warnings,
+                std::mem::take(warnings),
             );
-            return Ok(hop);
+            return ControlFlow::Break(w.hop);
         }
         Ok(records) if !records.is_empty() => {
             hop.mx_source = MxSource::Mx;
             hop.mx = order_mx(records, &mut random_source());
         }
         // NODATA (or an answer without MX records): RFC 5321 5.1 implicit MX.
-        Ok(_) => implicit(&mut hop, domain),
-        Err(f) if f.reason == DnsReason::NoRecords => implicit(&mut hop, domain),
+        Ok(_) => implicit(hop, domain),
+        Err(f) if f.reason == DnsReason::NoRecords => implicit(hop, domain),
         Err(f) => {
             hop.dns_elapsed_ms = ms(t0.elapsed());
-            return Ok(dns_decided(hop, f, Subject::Domain, warnings));
+            return ControlFlow::Break(dns_decided(w.hop, f, Subject::Domain, w.warnings));
         }
     }
 
-    // The scenario, from the MX when the user did not name it; what the MX set says about a
-    // Microsoft 365 domain either way.
+    ControlFlow::Continue(w)
+}
+
+/// The scenario, from the MX when the user did not name it; what the MX set says about a
+/// Microsoft 365 domain either way.
+fn name_scenario(opts: &TraceOptions, plan: &mut HopPlan, w: &mut Walking) {
+    let (hop_no, domain) = (plan.hop, plan.domain.as_str());
+    let (hop, warnings) = (&mut w.hop, &mut w.warnings);
     if hop_no == 1 || plan.scenario.is_none() {
         let hosts: Vec<String> = hop.mx.iter().map(|m| m.host.clone()).collect();
         let tenant = opts.tenant.as_deref();
@@ -313,7 +410,7 @@ async fn walk_hop(
             (Some(named), Some(found)) if named != found && hop_no == 1 => warnings.push(format!(
                 "the MX looks like scenario {found}, but scenario {named} was named: explaining as {named}"
             )),
-            // The runbooks' "wrong MX records" root cause (reference/000): the domain is said
+            // The runbooks' "wrong MX records" root cause: the domain is said
             // to be on Exchange Online, but its MX sends mail elsewhere.
             (Some(Scenario::A), None) if hop_no == 1 && !hosts.is_empty() => warnings.push(format!(
                 "scenario A was named, but no MX of {domain} points at Exchange Online \
@@ -325,11 +422,13 @@ async fn walk_hop(
         }
         hop.scenario = plan.scenario;
     }
+}
 
-    if hop_no == 1 {
-        hop.spf = spf_record(dns, domain).await;
-    }
-
+/// Looks up every usable MX host's addresses, then each address's reverse DNS, all bounded;
+/// returns the (MX index, address) pairs to probe, in order.
+async fn resolve_mx_hosts(dns: &Dns, opts: &TraceOptions, w: &mut Walking) -> Vec<(usize, IpAddr)> {
+    let families = families(&opts.probe);
+    let (hop, warnings) = (&mut w.hop, &mut w.warnings);
     // Which hosts get looked up: IP literals never (a sending MTA does not use them), hosts
     // beyond --max-mx not at all.
     let mut usable = 0usize;
@@ -403,27 +502,19 @@ async fn walk_hop(
             candidates.push((i, ip));
         }
     }
-    hop.dns_elapsed_ms = ms(t0.elapsed());
+    candidates
+}
 
-    if candidates.is_empty() {
-        let (failure, subject) = no_address_failure(&hop, domain);
-        return Ok(dns_decided(hop, failure, subject, warnings));
-    }
-    for m in &hop.mx {
-        if m.flags.contains(&MxFlag::NoAddress) && hop.mx_source == MxSource::Mx {
-            let why = m
-                .error
-                .as_ref()
-                .map(|e| e.message.clone())
-                .unwrap_or_else(|| "no address".to_string());
-            warnings.push(format!("MX host {} has no usable address: {why}", m.host));
-        }
-    }
-
-    // The probes.
+/// Probes the candidates: in order until one decides, or all of them (bounded) with --all.
+async fn run_probes(
+    opts: &TraceOptions,
+    plan: &HopPlan,
+    hop: &mut TraceHop,
+    candidates: &[(usize, IpAddr)],
+) -> Result<(), TraceError> {
     let jobs: Vec<ProbeOptions> = candidates
         .iter()
-        .filter_map(|&(i, ip)| hop.mx.get(i).map(|m| probe_options(&plan, &m.host, ip)))
+        .filter_map(|&(i, ip)| hop.mx.get(i).map(|m| probe_options(plan, &m.host, ip)))
         .collect();
     if opts.all {
         let futs: Vec<_> = jobs
@@ -435,7 +526,7 @@ async fn walk_hop(
             .into_iter()
             .flatten()
         {
-            let report = res.map_err(|e| TraceError(e.0))?;
+            let report = res?;
             hop.probes.push(trace_probe(&o, report));
         }
         hop.decided_by = hop
@@ -444,7 +535,7 @@ async fn walk_hop(
             .position(|p| step(&p.report) != Step::Next);
     } else {
         for o in jobs {
-            let report = probe::probe(&o).await.map_err(|e| TraceError(e.0))?;
+            let report = probe::probe(&o).await?;
             let s = step(&report);
             hop.probes.push(trace_probe(&o, report));
             if s != Step::Next {
@@ -453,8 +544,7 @@ async fn walk_hop(
             }
         }
     }
-    hop.verdict = probe_verdict(&hop, opts.all, warnings);
-    Ok(hop)
+    Ok(())
 }
 
 fn implicit(hop: &mut TraceHop, domain: &str) {

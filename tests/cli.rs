@@ -22,6 +22,26 @@ fn help_is_pinned() {
 }
 
 #[test]
+fn completions_and_man_page_come_from_the_command_definitions() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let r = mxtrace(&["completions", shell], &[]);
+        assert_eq!(r.code, 0, "{shell}: {}", r.stderr);
+        // Every subcommand and a session flag are completed.
+        for word in ["probe", "trace", "run", "diff", "demo", "stage-timeout"] {
+            assert!(r.stdout.contains(word), "{shell} lacks {word}");
+        }
+    }
+    let r = mxtrace(&["completions", "tcsh"], &[]);
+    assert_eq!(r.code, 2, "an unknown shell is a usage error");
+    let r = mxtrace(&["man"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with(".ie"), "roff: {}", &r.stdout[..40]);
+    assert!(r.stdout.contains(".TH mxtrace 1"), "{}", r.stdout);
+    assert!(r.stdout.contains("SMTP path tracer"), "{}", r.stdout);
+    assert!(r.stdout.contains("mxtrace\\-probe"), "subcommands listed");
+}
+
+#[test]
 fn usage_errors_exit_2() {
     for args in [
         vec!["probe"],
@@ -36,6 +56,9 @@ fn usage_errors_exit_2() {
         vec!["probe", "127.0.0.1", "--scenario", "E"],
         vec!["probe", "127.0.0.1", "--scenario", "A", "--hop", "2"],
         vec!["probe", "127.0.0.1", "--hop", "1"],
+        vec!["probe", "127.0.0.1", "--source", "::1", "-4"],
+        vec!["trace", "contoso.test", "--resolver", "not-an-ip"],
+        vec!["trace", "contoso.test", "--tenant", "bad tenant!"],
         vec!["frobnicate"],
     ] {
         let r = mxtrace(&args, &[]);
@@ -46,6 +69,36 @@ fn usage_errors_exit_2() {
             r.stdout
         );
         assert!(!r.stderr.is_empty(), "{args:?}: no message");
+    }
+}
+
+#[test]
+fn usage_errors_name_the_flag() {
+    for (args, want) in [
+        (
+            vec!["probe", "127.0.0.1", "--rcpt", "nobody"],
+            "mxtrace: --rcpt \"nobody\": not a valid mail address (expected local@domain)",
+        ),
+        (
+            vec!["probe", "127.0.0.1", "--stage-timeout", "0s"],
+            "'--stage-timeout <DURATION>': must be more than zero",
+        ),
+        (
+            vec!["probe", "127.0.0.1", "--source", "::1", "-4"],
+            "mxtrace: --source ::1 does not match -4/-6",
+        ),
+        (
+            vec!["trace", "contoso.test", "--resolver", "x"],
+            "mxtrace: --resolver \"x\": expected IP, IP:PORT or [IPv6]:PORT",
+        ),
+        (
+            vec!["probe", "127.0.0.1", "--ehlo", "a b"],
+            "mxtrace: --ehlo \"a b\": not a valid EHLO name",
+        ),
+    ] {
+        let r = mxtrace(&args, &[]);
+        assert_eq!(r.code, 2, "{args:?}");
+        assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
     }
 }
 

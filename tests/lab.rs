@@ -3,12 +3,17 @@
 //! with the category and layer mxtrace reports for it, written out here rather than read from
 //! the lab's own table so that the table is checked too. Each test has its own 127.1.N.0/24.
 
+#[allow(dead_code)]
+#[path = "../src/cli/mod.rs"]
+mod cli;
+
 use clap::Parser;
-use mxtrace::cli::{Cli, Command};
+use cli::Cli;
 use mxtrace::diagnose::Scenario;
+use mxtrace::job::{execute, JobReport as Report};
 use mxtrace::lab::topology::Client;
 use mxtrace::lab::{Endpoint, Lab, LabFault, LabOptions};
-use mxtrace::model::{Outcome, ProbeReport, Stage, StageRecord, TraceReport};
+use mxtrace::model::{Outcome, ProbeReport, Stage, StageRecord};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use tokio::time::timeout;
@@ -27,32 +32,14 @@ async fn lab(net: u8, faults: &[LabFault]) -> Lab {
     .unwrap()
 }
 
-#[allow(clippy::large_enum_variant)] // a test value, built once per check
-enum Report {
-    Trace(TraceReport),
-    Probe(ProbeReport),
-}
-
 /// Runs the lab's invocation for `scenario` hop `hop` exactly as the binary would.
 async fn run(lab: &Lab, scenario: Scenario, hop: u8, client: Client) -> Report {
     let mut argv = lab.info().invocation(scenario, hop, client).argv();
     argv.extend(["--connect-timeout", "1s", "--stage-timeout", "5s"].map(String::from));
+    // The binary's own parsing and dispatch: clap -> job -> execute.
     let cli = Cli::try_parse_from(&argv).unwrap();
-    let fut = async {
-        match &cli.command {
-            Command::Trace(a) => Report::Trace(
-                mxtrace::trace::trace(&a.to_options().unwrap())
-                    .await
-                    .unwrap(),
-            ),
-            Command::Probe(a) => Report::Probe(
-                mxtrace::probe::probe(&a.to_options().unwrap())
-                    .await
-                    .unwrap(),
-            ),
-            _ => panic!("{argv:?}"),
-        }
-    };
+    let job = cli::job(&cli.command).unwrap().expect("a trace or probe");
+    let fut = async { execute(&job).await.unwrap() };
     timeout(Duration::from_secs(60), fut)
         .await
         .expect("finished")
@@ -326,8 +313,7 @@ async fn attribution_fails_b_hop_2_with_5_7_64() {
 /// Every fault of the table is exercised above; this keeps the list and the table in step.
 #[test]
 fn every_fault_is_tested_here() {
-    use clap::ValueEnum;
-    assert_eq!(LabFault::value_variants().len(), 12);
+    assert_eq!(mxtrace::lab::FAULTS.len(), 12);
 }
 
 // ---- The lab itself ----------------------------------------------------------------------------

@@ -13,7 +13,8 @@ mod support;
 use lab::{Lab, TempDir, EOP_CONTOSO, EOP_TENANT, FABRIKAM, MAIL, MAIL2};
 use mxtrace::lab::pki::LabPki;
 use mxtrace::lab::smtp::Fault;
-use mxtrace::scenario::{self, HopTarget, Overrides};
+use mxtrace::scenario_file::{self, HopTarget};
+use mxtrace::spec::SessionSpec as Overrides;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use support::bin::mxtrace;
@@ -53,11 +54,11 @@ fn every_shipped_scenario_file_parses() {
         ]
     );
     for f in &files {
-        let s = scenario::load(f, &Overrides::default())
+        let s = scenario_file::load(f, &Overrides::default())
             .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         assert!(!s.hops.is_empty());
         for h in &s.hops {
-            scenario::prepare(h).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            scenario_file::prepare(h).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         }
         let text = std::fs::read_to_string(f).unwrap();
         assert!(
@@ -74,7 +75,7 @@ fn every_shipped_scenario_file_parses() {
     let letters: Vec<Option<String>> = files
         .iter()
         .map(|f| {
-            scenario::load(f, &Overrides::default())
+            scenario_file::load(f, &Overrides::default())
                 .unwrap()
                 .scenario
                 .map(|s| s.to_string())
@@ -90,7 +91,7 @@ fn every_shipped_scenario_file_parses() {
         ]
     );
     // B hop 2 goes to the tenant's routing domain.
-    let b = scenario::load(&files[1], &Overrides::default()).unwrap();
+    let b = scenario_file::load(&files[1], &Overrides::default()).unwrap();
     assert_eq!(
         b.hops[1].target,
         HopTarget::Domain("contoso.mail.onmicrosoft.com".into())

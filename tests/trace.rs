@@ -7,7 +7,11 @@ mod dns_support;
 
 use clap::Parser;
 use dns_support::{SilentDns, TestDns};
-use mxtrace::cli::{Cli, Command};
+#[allow(dead_code)]
+#[path = "../src/cli/mod.rs"]
+mod cli;
+
+use cli::{Cli, Command};
 use mxtrace::lab::smtp::{Fault, Role, RoleConfig, RoleServer, RunningServer};
 use mxtrace::model::{DnsReason, ErrorKind, MxFlag, MxSource, Outcome, TraceReport};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -23,100 +23,11 @@ mod starttls;
 mod transcript;
 mod verdict;
 
-use crate::diagnose::PathContext;
 use crate::model::{ErrorKind, ProbeReport, Stage};
-use crate::secret::Secret;
-use crate::tls::{self, TlsConfigError, TlsOptions};
+use crate::tls::{self, TlsConfigError};
 use session::ProbeSession;
-use std::net::IpAddr;
-use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StartTls {
-    /// Use STARTTLS when the server offers it; go on unencrypted when it does not.
-    Auto,
-    /// Fail unless the session is encrypted before MAIL.
-    Require,
-    /// Never send STARTTLS.
-    Never,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum AuthMech {
-    Plain,
-    Login,
-}
-
-#[derive(Debug, Clone)]
-pub struct AuthOptions {
-    pub user: String,
-    pub password: Secret,
-    /// None: PLAIN when offered, else LOGIN.
-    pub mech: Option<AuthMech>,
-    /// Send credentials without TLS (refused by default).
-    pub allow_plaintext: bool,
-}
-
-/// Everything one probe needs. Built by the CLI (`probe`) or by `trace` for each address.
-#[derive(Debug, Clone)]
-pub struct ProbeOptions {
-    /// The host as given: a name or an IP literal.
-    pub host: String,
-    pub port: u16,
-    /// Addresses to try in order; None resolves `host` with the system resolver.
-    pub addrs: Option<Vec<IpAddr>>,
-    pub starttls: StartTls,
-    pub implicit_tls: bool,
-    pub tls: TlsOptions,
-    /// Name sent as SNI and verified against the certificate; defaults to `host` when that is
-    /// a name.
-    pub tls_name: Option<String>,
-    /// EHLO argument; None: the FQDN of this machine, or the address literal of the local end.
-    pub ehlo: Option<String>,
-    /// Reverse-path; None with recipients: the null reverse-path `<>`.
-    pub from: Option<String>,
-    pub rcpts: Vec<String>,
-    pub auth: Option<AuthOptions>,
-    pub data: bool,
-    /// Extra header lines for `--data`, already validated (`Name: value`, no CR/LF).
-    pub headers: Vec<String>,
-    pub pipelining: bool,
-    pub connect_timeout: Duration,
-    pub stage_timeout: Duration,
-    pub source: Option<IpAddr>,
-    pub family: Option<Family>,
-    pub ctx: PathContext,
-}
-
-impl ProbeOptions {
-    fn tls_mode(&self) -> &'static str {
-        if self.implicit_tls {
-            "implicit"
-        } else {
-            match self.starttls {
-                StartTls::Auto => "starttls-auto",
-                StartTls::Require => "starttls-require",
-                StartTls::Never => "none",
-            }
-        }
-    }
-
-    fn sni_name(&self) -> Option<String> {
-        match &self.tls_name {
-            Some(n) => Some(n.clone()),
-            None if self.host.parse::<IpAddr>().is_err() => {
-                Some(self.host.trim_end_matches('.').to_string())
-            }
-            None => None,
-        }
-    }
-}
+pub use crate::spec::{AuthMech, AuthOptions, Family, ProbeOptions, StartTls};
 
 /// Runs one probe. Network failures are in the report; only a bad TLS configuration (files the
 /// user named) is an error.

@@ -1,6 +1,7 @@
 //! Scenario files (`mxtrace run FILE.toml`): the hops of a delivery path and what must be true
 //! of each, in TOML. See `scenarios/` for commented examples and README "Scenario files" for
-//! the reference.
+//! the reference. (A "scenario" alone is one of the delivery scenarios A-D, `diagnose::Scenario`;
+//! hence the module's name.)
 //!
 //! Loading is all-or-nothing and happens before anything touches the network: syntax, unknown
 //! keys (typos), names (categories, stages, scenario letters), durations, ports, addresses and
@@ -8,20 +9,21 @@
 //! Values are validated while TOML deserializes them, so the parser's span points at the value;
 //! checks that need several keys run afterwards and point at the key they are about.
 
-use crate::cli::{self, SessionArgs, UsageError};
 use crate::diagnose::{self, Category, PathContext, Scenario};
 use crate::model::Stage;
-use crate::probe::{ProbeOptions, StartTls};
 use crate::smtp::reply::EnhancedCode;
-use crate::tls::VerifyMode;
+use crate::spec::{
+    check_domain, parse_scenario, parse_target, path_context, Field, Naming, ProbeOptions,
+    SessionSpec, SpecError, COMMAND_LINE_ONLY,
+};
 use crate::trace::TraceOptions;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
-use std::net::IpAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 /// The outside address of the open-relay check when the file names none: `.invalid` (RFC
@@ -30,20 +32,6 @@ pub const DEFAULT_RELAY_TEST_RCPT: &str = "mxtrace-relay-test@example.invalid";
 
 /// A scenario file is small; a bigger one is a mistake (a log file named by accident).
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
-
-/// Command-line values that replace the file's everywhere (a lab run of a production file:
-/// `--resolver 127.0.0.1:5353 --port 2525`).
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    pub resolver: Option<String>,
-    pub port: Option<u16>,
-    pub dns_timeout: Option<Duration>,
-    pub connect_timeout: Option<Duration>,
-    pub stage_timeout: Option<Duration>,
-    pub ehlo: Option<String>,
-    pub tls_ca_file: Option<PathBuf>,
-    pub source: Option<IpAddr>,
-}
 
 /// A loaded, checked scenario file.
 #[derive(Debug, Clone)]
@@ -74,22 +62,12 @@ pub struct HopSpec {
     pub hop: u8,
     pub ctx: PathContext,
     pub target: HopTarget,
-    /// Every session setting, defaults and overrides applied; the password is read by
-    /// `prepare`, not here.
-    pub session: SessionArgs,
-    pub walk: WalkSpec,
+    /// Every session setting, layers merged (command line over hop over `[defaults]`), checked;
+    /// the password is read by `prepare`, not here.
+    pub session: SessionSpec,
     /// The outside address of the open-relay check.
     pub relay_test_rcpt: String,
     pub expect: Expectations,
-}
-
-#[derive(Debug, Clone)]
-pub struct WalkSpec {
-    pub resolver: Option<String>,
-    pub dns_timeout: Duration,
-    pub all: bool,
-    pub max_mx: Option<u16>,
-    pub port: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,13 +201,17 @@ fn parse_stage(s: &str) -> Option<Stage> {
 }
 
 /// Everything a file can get wrong, with where.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub struct FileError {
     pub path: String,
     /// 1-based; 0 when the error is about the whole file (unreadable).
     pub line: usize,
     pub col: usize,
     pub message: String,
+    /// The setting the error is about, when it is one.
+    #[source]
+    pub source: Option<SpecError>,
 }
 
 impl std::fmt::Display for FileError {
@@ -246,20 +228,16 @@ impl std::fmt::Display for FileError {
     }
 }
 
-impl From<FileError> for UsageError {
-    fn from(e: FileError) -> UsageError {
-        UsageError(e.to_string())
-    }
-}
-
-/// Reads, parses and checks a scenario file.
-pub fn load(path: &Path, overrides: &Overrides) -> Result<ScenarioFile, FileError> {
+/// Reads, parses and checks a scenario file; `overrides` (the command line) replace the
+/// file's settings in every hop.
+pub fn load(path: &Path, overrides: &SessionSpec) -> Result<ScenarioFile, FileError> {
     let shown = path.display().to_string();
     let whole = |message: String| FileError {
         path: shown.clone(),
         line: 0,
         col: 0,
         message,
+        source: None,
     };
     let meta = std::fs::metadata(path).map_err(|e| whole(format!("cannot read: {e}")))?;
     if meta.len() > MAX_FILE_BYTES {
@@ -273,22 +251,72 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<ScenarioFile, FileErro
     parse(&text, path, &base, overrides)
 }
 
+/// One layer of settings as written (`[defaults]` or a `[[hop]]`), with where each value is.
+#[derive(Debug, Default)]
+struct Layer {
+    spec: SessionSpec,
+    spans: BTreeMap<Field, Range<usize>>,
+}
+
+/// The file's own keys, and its setting layers: `[defaults]`, then one per `[[hop]]`.
+type Parsed = (RawFile, Layer, Vec<Layer>);
+
+/// Parses the TOML, moving each table's setting keys into a `SessionSpec` layer (the rest,
+/// unknown keys included, is for `RawFile`). Values keep their position in errors.
+fn read_toml(at: &Locator<'_>, text: &str) -> Result<Parsed, FileError> {
+    let terr = |e: toml::de::Error| {
+        let span = e.span().unwrap_or(0..0);
+        at.error(&span, e.message().trim_end().to_string())
+    };
+    let mut doc = DeTable::parse(text).map_err(terr)?;
+    let defaults = match doc.get_mut().get_mut("defaults") {
+        Some(v) => take_layer(v).map_err(terr)?,
+        None => Layer::default(),
+    };
+    let mut hops = Vec::new();
+    if let Some(v) = doc.get_mut().get_mut("hop") {
+        if let DeValue::Array(list) = v.get_mut() {
+            for h in list.iter_mut() {
+                hops.push(take_layer(h).map_err(terr)?);
+            }
+        }
+    }
+    let raw = RawFile::deserialize(toml::de::Deserializer::from(doc)).map_err(terr)?;
+    Ok((raw, defaults, hops))
+}
+
+fn take_layer(v: &mut Spanned<DeValue<'_>>) -> Result<Layer, toml::de::Error> {
+    let span = v.span();
+    let DeValue::Table(table) = v.get_mut() else {
+        // Not a table: left for RawFile, whose deserializer says so.
+        return Ok(Layer::default());
+    };
+    let mut settings = DeTable::new();
+    let mut spans = BTreeMap::new();
+    for f in Field::ALL.iter().filter(|f| !COMMAND_LINE_ONLY.contains(f)) {
+        if let Some((k, val)) = table.remove_entry(f.key()) {
+            spans.insert(*f, val.span());
+            settings.insert(k, val);
+        }
+    }
+    let spec =
+        SessionSpec::deserialize(toml::de::Deserializer::from(Spanned::new(span, settings)))?;
+    Ok(Layer { spec, spans })
+}
+
 /// Parses and checks scenario text; `base` is the directory relative TLS paths are resolved
 /// against (the file's own).
 pub fn parse(
     text: &str,
     path: &Path,
     base: &Path,
-    overrides: &Overrides,
+    overrides: &SessionSpec,
 ) -> Result<ScenarioFile, FileError> {
     let at = Locator {
         text,
         path: path.display().to_string(),
     };
-    let raw: RawFile = toml::from_str(text).map_err(|e| {
-        let span = e.span().unwrap_or(0..0);
-        at.error(&span, e.message().trim_end().to_string())
-    })?;
+    let (raw, defaults, layers) = read_toml(&at, text)?;
     let scenario = raw.scenario.as_ref().map(|s| s.get_ref().0);
     let tenant = match &raw.tenant {
         None => None,
@@ -311,7 +339,7 @@ pub fn parse(
     }
     let mut names = HashSet::new();
     let mut hops = Vec::new();
-    for h in &raw.hop {
+    for (h, layer) in raw.hop.iter().zip(layers) {
         let name = h.name.get_ref().trim().to_string();
         if name.is_empty() {
             return Err(at.error(&h.name.span(), "hop name is empty".to_string()));
@@ -324,16 +352,15 @@ pub fn parse(
                 ),
             ));
         }
-        hops.push(hop_spec(
-            &at,
-            h,
-            &name,
-            &raw,
+        let file = FileContext {
+            at: &at,
             scenario,
-            tenant.as_deref(),
+            tenant: tenant.as_deref(),
             base,
             overrides,
-        )?);
+            defaults: &defaults,
+        };
+        hops.push(hop_spec(&file, h, &name, layer)?);
     }
     Ok(ScenarioFile {
         path: path.to_path_buf(),
@@ -358,6 +385,7 @@ impl Locator<'_> {
             line,
             col,
             message,
+            source: None,
         }
     }
 }
@@ -380,17 +408,62 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every hop of a file shares.
+struct FileContext<'a> {
+    at: &'a Locator<'a>,
+    scenario: Option<Scenario>,
+    tenant: Option<&'a str>,
+    base: &'a Path,
+    overrides: &'a SessionSpec,
+    defaults: &'a Layer,
+}
+
+/// One hop's settings: the layers merged, and where each value was written.
+struct HopSettings<'a> {
+    file: &'a FileContext<'a>,
+    hop: &'a Layer,
+    name_span: Range<usize>,
+}
+
+impl HopSettings<'_> {
+    /// Where `field`'s value was written: the hop, else `[defaults]`, else the hop's name
+    /// (a value from the command line).
+    fn span(&self, field: Field) -> Range<usize> {
+        self.hop
+            .spans
+            .get(&field)
+            .or_else(|| self.file.defaults.spans.get(&field))
+            .cloned()
+            .unwrap_or_else(|| self.name_span.clone())
+    }
+
+    fn error(&self, field: Field, message: String) -> FileError {
+        self.file.at.error(&self.span(field), message)
+    }
+
+    fn spec_error(&self, e: SpecError) -> FileError {
+        let span = e.field().map_or(self.name_span.clone(), |f| self.span(f));
+        self.file
+            .at
+            .error(&span, e.describe(Naming::Key))
+            .with_source(e)
+    }
+}
+
+impl FileError {
+    fn with_source(mut self, e: SpecError) -> FileError {
+        self.source = Some(e);
+        self
+    }
+}
+
 fn hop_spec(
-    at: &Locator<'_>,
+    file: &FileContext<'_>,
     h: &RawHop,
     name: &str,
-    raw: &RawFile,
-    scenario: Option<Scenario>,
-    tenant: Option<&str>,
-    base: &Path,
-    ov: &Overrides,
+    layer: Layer,
 ) -> Result<HopSpec, FileError> {
+    let at = file.at;
     let name_span = h.name.span();
     let hop_no = h.hop.as_ref().map(|s| *s.get_ref());
     let hop_span = h
@@ -398,201 +471,27 @@ fn hop_spec(
         .as_ref()
         .map(Spanned::span)
         .unwrap_or(name_span.clone());
-    let ctx = cli::path_context(scenario, hop_no)
+    let ctx = path_context(file.scenario, hop_no)
         .map_err(|e| at.error(&hop_span, format!("hop = {e}")))?;
-    if scenario.is_none() && hop_no.is_some_and(|n| !(1..=2).contains(&n)) {
+    if file.scenario.is_none() && hop_no.is_some_and(|n| !(1..=2).contains(&n)) {
         return Err(at.error(&hop_span, "hop: 1 or 2".to_string()));
     }
-    let s = h.settings().or(&raw.defaults.settings());
-
-    // Ports: --port, then the hop's, then the defaults', then 25 (465 with implicit TLS).
-    let implicit = s.tls_implicit.unwrap_or(false);
-    let port = ov
-        .port
-        .or(s.port.map(|p| p.0))
-        .unwrap_or(if implicit { 465 } else { 25 });
-
-    let target = match (&h.domain, &h.hosts) {
-        (Some(d), Some(hs)) => {
-            let span = hs.span().start.max(d.span().start);
-            return Err(at.error(
-                &(span..span),
-                "a hop has domain (walk its MX) or hosts (probe them), not both".to_string(),
-            ));
-        }
-        (Some(d), None) => {
-            HopTarget::Domain(cli::check_domain(d.get_ref()).map_err(|e| at.error(&d.span(), e.0))?)
-        }
-        (None, Some(hs)) => {
-            if hs.get_ref().is_empty() {
-                return Err(at.error(&hs.span(), "hosts is empty".to_string()));
-            }
-            let mut list = Vec::new();
-            for t in hs.get_ref() {
-                let (host, p) =
-                    cli::parse_target(t, port).map_err(|e| at.error(&hs.span(), e.0))?;
-                // --port replaces every port, those in host:port included.
-                list.push((host, ov.port.unwrap_or(p)));
-            }
-            HopTarget::Hosts(list)
-        }
-        (None, None) => match (scenario, ctx.hop, tenant) {
-            // Scenario B hop 2 goes to the tenant's routing domain by definition.
-            (Some(Scenario::B), Some(2), Some(t)) => HopTarget::Domain(t.to_string()),
-            _ => {
-                return Err(at.error(
-                    &name_span,
-                    format!(
-                        "hop {name:?} needs domain = \"contoso.com\" (walk its MX) or hosts = \
-                         [\"mail.contoso.com:25\"] (probe them)"
-                    ),
-                ))
-            }
-        },
+    let settings = HopSettings {
+        file,
+        hop: &layer,
+        name_span: name_span.clone(),
     };
-
-    let resolver = ov
-        .resolver
+    let mut session = file
+        .overrides
         .clone()
-        .or(s.resolver.as_ref().map(|r| r.get_ref().clone()));
-    if let Some(r) = &resolver {
-        let span = s
-            .resolver
-            .as_ref()
-            .map(Spanned::span)
-            .unwrap_or(name_span.clone());
-        cli::resolver_choice(Some(r))
-            .map_err(|e| at.error(&span, e.0.replacen("--resolver", "resolver", 1)))?;
-    }
-    let source = match (&ov.source, &s.source) {
-        (Some(ip), _) => Some(*ip),
-        (None, Some(src)) => Some(src.get_ref().parse::<IpAddr>().map_err(|_| {
-            at.error(
-                &src.span(),
-                format!("source {:?}: expected an IP address", src.get_ref()),
-            )
-        })?),
-        (None, None) => None,
-    };
-    let (ipv4, ipv6) = match s.ip_version {
-        None => (false, false),
-        Some(v) => (v.0 == 4, v.0 == 6),
-    };
-    let file = |p: &Option<Spanned<PathBuf>>| -> Result<Option<PathBuf>, FileError> {
-        match p {
-            None => Ok(None),
-            Some(p) => {
-                let full = base.join(p.get_ref());
-                if !full.is_file() {
-                    return Err(at.error(&p.span(), format!("{}: no such file", full.display())));
-                }
-                Ok(Some(full))
-            }
-        }
-    };
-    let tls_ca_file = match &ov.tls_ca_file {
-        Some(p) => Some(p.clone()),
-        None => file(&s.tls_ca_file)?,
-    };
-    let tls_client_cert = file(&s.tls_client_cert)?;
-    let tls_client_key = file(&s.tls_client_key)?;
-    if tls_client_cert.is_some() != tls_client_key.is_some() {
-        let span = s
-            .tls_client_cert
-            .as_ref()
-            .or(s.tls_client_key.as_ref())
-            .map(Spanned::span)
-            .unwrap_or(name_span.clone());
-        return Err(at.error(
-            &span,
-            "tls_client_cert and tls_client_key go together".to_string(),
-        ));
-    }
-    if let (Some(user), None) = (&s.auth_user, &s.auth_password_env) {
-        return Err(at.error(
-            &user.span(),
-            "auth_user needs auth_password_env (the variable holding the password; passwords \
-             are never written in scenario files)"
-                .to_string(),
-        ));
-    }
-    if implicit && s.starttls.is_some() {
-        let span = s.starttls_span.clone().unwrap_or(name_span.clone());
-        return Err(at.error(
-            &span,
-            "starttls and tls_implicit exclude each other".to_string(),
-        ));
-    }
-    let session = SessionArgs {
-        starttls: s.starttls.map(|m| m.0).unwrap_or(StartTls::Auto),
-        tls_implicit: implicit,
-        tls_verify: s.tls_verify.map(|v| v.0).unwrap_or(VerifyMode::Report),
-        tls_name: s.tls_name.as_ref().map(|n| n.get_ref().clone()),
-        tls_ca_file,
-        tls_client_cert,
-        tls_client_key,
-        tls_classic_groups: s.tls_classic_groups.unwrap_or(false),
-        ehlo: ov
-            .ehlo
-            .clone()
-            .or(s.ehlo.as_ref().map(|e| e.get_ref().clone())),
-        from: s.from.as_ref().map(|f| f.get_ref().clone()),
-        rcpt: s
-            .rcpt
-            .as_ref()
-            .map(|r| r.get_ref().clone())
-            .unwrap_or_default(),
-        data: false,
-        header: Vec::new(),
-        no_pipelining: !s.pipelining.unwrap_or(true),
-        auth_user: s.auth_user.as_ref().map(|u| u.get_ref().clone()),
-        auth_password_env: s.auth_password_env.as_ref().map(|v| v.get_ref().clone()),
-        auth_password_file: None,
-        auth_mech: None,
-        auth_plaintext: false,
-        connect_timeout: ov
-            .connect_timeout
-            .or(s.connect_timeout.map(|d| d.0))
-            .unwrap_or(Duration::from_secs(10)),
-        stage_timeout: ov
-            .stage_timeout
-            .or(s.stage_timeout.map(|d| d.0))
-            .unwrap_or(Duration::from_secs(30)),
-        source,
-        ipv4,
-        ipv6,
-    };
-    // The checks `probe` makes of its flags, without reading the password yet; messages name
-    // the flag, which is the key here.
-    let mut check = session.clone();
-    check.auth_user = None;
-    let opts = check
-        .to_options("mxtrace.invalid".to_string(), port)
-        .map_err(|e| {
-            let (key, msg) = key_of(&e.0);
-            let span = s.span_of(key).unwrap_or(name_span.clone());
-            at.error(&span, msg)
-        })?;
-    if opts.tls.ca_file.is_some() || opts.tls.client_cert.is_some() {
-        crate::tls::client_config(&opts.tls).map_err(|e| {
-            let span = s
-                .tls_client_cert
-                .as_ref()
-                .or(s.tls_ca_file.as_ref())
-                .map(Spanned::span)
-                .unwrap_or(name_span.clone());
-            at.error(&span, e.0)
-        })?;
-    }
-    let relay_test_rcpt = match &s.relay_test_rcpt {
-        None => DEFAULT_RELAY_TEST_RCPT.to_string(),
-        Some(r) => {
-            cli::check_address("relay_test_rcpt", r.get_ref(), false)
-                .map_err(|e| at.error(&r.span(), e.0))?;
-            r.get_ref().clone()
-        }
-    };
-
+        .or(&layer.spec.clone().or(&file.defaults.spec));
+    let target = hop_target(&settings, h, name, &ctx, &session)?;
+    resolve_files(&settings, &mut session)?;
+    check_session(&settings, &session)?;
+    let relay_test_rcpt = session
+        .relay_test_rcpt
+        .clone()
+        .unwrap_or_else(|| DEFAULT_RELAY_TEST_RCPT.to_string());
     let expect = expectations(at, &h.expect, &target)?;
     Ok(HopSpec {
         name: name.to_string(),
@@ -600,39 +499,111 @@ fn hop_spec(
         ctx,
         target,
         session,
-        walk: WalkSpec {
-            resolver,
-            dns_timeout: ov
-                .dns_timeout
-                .or(s.dns_timeout.map(|d| d.0))
-                .unwrap_or(Duration::from_secs(5)),
-            all: s.all.unwrap_or(false),
-            max_mx: s.max_mx.map(|m| m.0),
-            port,
-        },
         relay_test_rcpt,
         expect,
     })
 }
 
-/// `--rcpt "x": not valid` -> (`rcpt`, `rcpt "x": not valid`): the flag in a message from
-/// `SessionArgs::to_options` is the key in a scenario file.
-fn key_of(msg: &str) -> (&str, String) {
-    let Some(rest) = msg.strip_prefix("--") else {
-        return ("", msg.to_string());
-    };
-    let flag = rest.split([' ', ':']).next().unwrap_or("");
-    let key = match flag {
-        "tls-name" => "tls_name",
-        "rcpt" => "rcpt",
-        "from" => "from",
-        "ehlo" => "ehlo",
-        "source" => "source",
-        "auth-user" => "auth_user",
-        _ => "",
-    };
-    let shown = rest.replacen(flag, &flag.replace('-', "_"), 1);
-    (key, shown)
+/// The domain to walk or the hosts to probe. `--port` replaces every port, those written as
+/// `host:port` included.
+fn hop_target(
+    s: &HopSettings<'_>,
+    h: &RawHop,
+    name: &str,
+    ctx: &PathContext,
+    session: &SessionSpec,
+) -> Result<HopTarget, FileError> {
+    let at = s.file.at;
+    let port = session.port_or_default();
+    Ok(match (&h.domain, &h.hosts) {
+        (Some(d), Some(hs)) => {
+            let span = hs.span().start.max(d.span().start);
+            return Err(at.error(
+                &(span..span),
+                "a hop has domain (walk its MX) or hosts (probe them), not both".to_string(),
+            ));
+        }
+        (Some(d), None) => HopTarget::Domain(
+            check_domain(d.get_ref()).map_err(|e| at.error(&d.span(), e.to_string()))?,
+        ),
+        (None, Some(hs)) => {
+            if hs.get_ref().is_empty() {
+                return Err(at.error(&hs.span(), "hosts is empty".to_string()));
+            }
+            let mut list = Vec::new();
+            for t in hs.get_ref() {
+                let (host, p) =
+                    parse_target(t, port).map_err(|e| at.error(&hs.span(), e.to_string()))?;
+                list.push((host, s.file.overrides.port.unwrap_or(p)));
+            }
+            HopTarget::Hosts(list)
+        }
+        (None, None) => match (s.file.scenario, ctx.hop, s.file.tenant) {
+            // Scenario B hop 2 goes to the tenant's routing domain by definition.
+            (Some(Scenario::B), Some(2), Some(t)) => HopTarget::Domain(t.to_string()),
+            _ => {
+                return Err(at.error(
+                    &s.name_span,
+                    format!(
+                        "hop {name:?} needs domain = \"contoso.com\" (walk its MX) or hosts = \
+                         [\"mail.contoso.com:25\"] (probe them)"
+                    ),
+                ))
+            }
+        },
+    })
+}
+
+/// TLS files named in the file are relative to it and must exist (a `--tls-ca-file` override
+/// is taken as given).
+fn resolve_files(s: &HopSettings<'_>, session: &mut SessionSpec) -> Result<(), FileError> {
+    let fields = [Field::TlsCaFile, Field::TlsClientCert, Field::TlsClientKey];
+    for field in fields {
+        let slot = match field {
+            Field::TlsCaFile => &mut session.tls_ca_file,
+            Field::TlsClientCert => &mut session.tls_client_cert,
+            _ => &mut session.tls_client_key,
+        };
+        let from_command_line = field == Field::TlsCaFile && s.file.overrides.tls_ca_file.is_some();
+        if let (Some(p), false) = (slot.as_mut(), from_command_line) {
+            let full: PathBuf = s.file.base.join(&*p);
+            if !full.is_file() {
+                return Err(s.error(field, format!("{}: no such file", full.display())));
+            }
+            *p = full;
+        }
+    }
+    Ok(())
+}
+
+/// The checks `probe` makes of its flags, without reading the password yet, and the TLS files
+/// loaded once; errors point at the key.
+fn check_session(s: &HopSettings<'_>, session: &SessionSpec) -> Result<(), FileError> {
+    if let (Some(_), None) = (&session.auth_user, &session.auth_password_env) {
+        return Err(s.error(
+            Field::AuthUser,
+            "auth_user needs auth_password_env (the variable holding the password; passwords \
+             are never written in scenario files)"
+                .to_string(),
+        ));
+    }
+    session.validate(None).map_err(|e| s.spec_error(e))?;
+    if session.tls_ca_file.is_some() || session.tls_client_cert.is_some() {
+        let probe = SessionSpec {
+            auth_user: None,
+            ..session.clone()
+        }
+        .probe_options("mxtrace.invalid".to_string(), session.port_or_default())
+        .map_err(|e| s.spec_error(e))?;
+        crate::tls::client_config(&probe.tls).map_err(|e| {
+            let field = match session.tls_client_cert {
+                Some(_) => Field::TlsClientCert,
+                None => Field::TlsCaFile,
+            };
+            s.error(field, e.0)
+        })?;
+    }
+    Ok(())
 }
 
 fn expectations(
@@ -705,27 +676,34 @@ pub enum Prepared {
     Hosts(Vec<ProbeOptions>),
 }
 
-pub fn prepare(hop: &HopSpec) -> Result<Prepared, UsageError> {
-    let walk = cli::Walk {
-        resolver: hop.walk.resolver.as_deref(),
-        dns_timeout: hop.walk.dns_timeout,
-        all: hop.walk.all,
-        max_mx: hop.walk.max_mx,
-        port: hop.walk.port,
-        scenario: None,
-        tenant: None,
+/// A hop whose options could not be built (a password variable not set, most often): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("hop {hop:?}: {source}")]
+#[non_exhaustive]
+pub struct PrepareError {
+    pub hop: String,
+    #[source]
+    pub source: SpecError,
+}
+
+pub fn prepare(hop: &HopSpec) -> Result<Prepared, PrepareError> {
+    let err = |source| PrepareError {
+        hop: hop.name.clone(),
+        source,
     };
-    let err = |e: UsageError| UsageError(format!("hop {:?}: {}", hop.name, e.0));
     match &hop.target {
         HopTarget::Domain(d) => {
-            let mut o = cli::trace_options(d, &walk, &hop.session).map_err(err)?;
+            let mut o = TraceOptions::new(d, &hop.session, None, None).map_err(err)?;
             o.probe.ctx = hop.ctx;
             Ok(Prepared::Trace(Box::new(o)))
         }
         HopTarget::Hosts(hosts) => {
             let mut list = Vec::new();
             for (host, port) in hosts {
-                let mut o = hop.session.to_options(host.clone(), *port).map_err(err)?;
+                let mut o = hop
+                    .session
+                    .probe_options(host.clone(), *port)
+                    .map_err(err)?;
                 o.ctx = hop.ctx;
                 list.push(o);
             }
@@ -735,6 +713,8 @@ pub fn prepare(hop: &HopSpec) -> Result<Prepared, UsageError> {
 }
 
 // ---- The TOML shape ------------------------------------------------------------------------
+// The session settings of `[defaults]` and each `[[hop]]` are taken out first (`read_toml`)
+// into `SessionSpec` layers; what is left deserializes here, unknown keys being errors.
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -744,185 +724,25 @@ struct RawFile {
     scenario: Option<Spanned<ScenarioLetter>>,
     tenant: Option<Spanned<String>>,
     #[serde(default)]
+    #[allow(dead_code)] // its settings were taken out; it must be a table with no other key
     defaults: RawDefaults,
     #[serde(default)]
     hop: Vec<RawHop>,
 }
 
-/// The settings `[defaults]` and `[[hop]]` share; a hop's value wins. Written once here and
-/// pasted into both structs, because serde's `flatten` cannot be combined with
-/// `deny_unknown_fields` and loses the value spans.
-macro_rules! with_settings {
-    ($(#[$m:meta])* struct $name:ident { $($(#[$fm:meta])* $f:ident : $t:ty,)* }) => {
-        $(#[$m])*
-        struct $name {
-            $($(#[$fm])* $f: $t,)*
-            port: Option<Port>,
-            starttls: Option<Spanned<StartTlsMode>>,
-            tls_implicit: Option<bool>,
-            tls_verify: Option<VerifyName>,
-            tls_name: Option<Spanned<String>>,
-            tls_ca_file: Option<Spanned<PathBuf>>,
-            tls_client_cert: Option<Spanned<PathBuf>>,
-            tls_client_key: Option<Spanned<PathBuf>>,
-            tls_classic_groups: Option<bool>,
-            ehlo: Option<Spanned<String>>,
-            from: Option<Spanned<String>>,
-            rcpt: Option<Spanned<Vec<String>>>,
-            pipelining: Option<bool>,
-            auth_user: Option<Spanned<String>>,
-            auth_password_env: Option<Spanned<String>>,
-            connect_timeout: Option<Dur>,
-            stage_timeout: Option<Dur>,
-            dns_timeout: Option<Dur>,
-            resolver: Option<Spanned<String>>,
-            source: Option<Spanned<String>>,
-            ip_version: Option<IpVersion>,
-            all: Option<bool>,
-            max_mx: Option<MaxMx>,
-            relay_test_rcpt: Option<Spanned<String>>,
-        }
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {}
 
-        impl $name {
-            fn settings(&self) -> Settings {
-                Settings {
-                    port: self.port,
-                    starttls: self.starttls.as_ref().map(|s| *s.get_ref()),
-                    starttls_span: self.starttls.as_ref().map(Spanned::span),
-                    tls_implicit: self.tls_implicit,
-                    tls_verify: self.tls_verify,
-                    tls_name: self.tls_name.clone(),
-                    tls_ca_file: self.tls_ca_file.clone(),
-                    tls_client_cert: self.tls_client_cert.clone(),
-                    tls_client_key: self.tls_client_key.clone(),
-                    tls_classic_groups: self.tls_classic_groups,
-                    ehlo: self.ehlo.clone(),
-                    from: self.from.clone(),
-                    rcpt: self.rcpt.clone(),
-                    pipelining: self.pipelining,
-                    auth_user: self.auth_user.clone(),
-                    auth_password_env: self.auth_password_env.clone(),
-                    connect_timeout: self.connect_timeout,
-                    stage_timeout: self.stage_timeout,
-                    dns_timeout: self.dns_timeout,
-                    resolver: self.resolver.clone(),
-                    source: self.source.clone(),
-                    ip_version: self.ip_version,
-                    all: self.all,
-                    max_mx: self.max_mx,
-                    relay_test_rcpt: self.relay_test_rcpt.clone(),
-                }
-            }
-        }
-    };
-}
-
-with_settings! {
-    #[derive(Debug, Default, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct RawDefaults {}
-}
-
-with_settings! {
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct RawHop {
-        name: Spanned<String>,
-        hop: Option<Spanned<u8>>,
-        domain: Option<Spanned<String>>,
-        hosts: Option<Spanned<Vec<String>>>,
-        #[serde(default)]
-        expect: RawExpect,
-    }
-}
-
-/// The shared settings of one hop, merged with the defaults.
-#[derive(Debug, Clone, Default)]
-struct Settings {
-    port: Option<Port>,
-    starttls: Option<StartTlsMode>,
-    starttls_span: Option<Range<usize>>,
-    tls_implicit: Option<bool>,
-    tls_verify: Option<VerifyName>,
-    tls_name: Option<Spanned<String>>,
-    tls_ca_file: Option<Spanned<PathBuf>>,
-    tls_client_cert: Option<Spanned<PathBuf>>,
-    tls_client_key: Option<Spanned<PathBuf>>,
-    tls_classic_groups: Option<bool>,
-    ehlo: Option<Spanned<String>>,
-    from: Option<Spanned<String>>,
-    rcpt: Option<Spanned<Vec<String>>>,
-    pipelining: Option<bool>,
-    auth_user: Option<Spanned<String>>,
-    auth_password_env: Option<Spanned<String>>,
-    connect_timeout: Option<Dur>,
-    stage_timeout: Option<Dur>,
-    dns_timeout: Option<Dur>,
-    resolver: Option<Spanned<String>>,
-    source: Option<Spanned<String>>,
-    ip_version: Option<IpVersion>,
-    all: Option<bool>,
-    max_mx: Option<MaxMx>,
-    relay_test_rcpt: Option<Spanned<String>>,
-}
-
-impl Settings {
-    /// Self's values, else the defaults'.
-    fn or(self, d: &Settings) -> Settings {
-        let d = d.clone();
-        // Client certificate and key come as a pair from one place.
-        let (tls_client_cert, tls_client_key) =
-            if self.tls_client_cert.is_some() || self.tls_client_key.is_some() {
-                (self.tls_client_cert, self.tls_client_key)
-            } else {
-                (d.tls_client_cert, d.tls_client_key)
-            };
-        let (starttls, starttls_span) = if self.starttls.is_some() {
-            (self.starttls, self.starttls_span)
-        } else {
-            (d.starttls, d.starttls_span)
-        };
-        Settings {
-            port: self.port.or(d.port),
-            starttls,
-            starttls_span,
-            tls_implicit: self.tls_implicit.or(d.tls_implicit),
-            tls_verify: self.tls_verify.or(d.tls_verify),
-            tls_name: self.tls_name.or(d.tls_name),
-            tls_ca_file: self.tls_ca_file.or(d.tls_ca_file),
-            tls_client_cert,
-            tls_client_key,
-            tls_classic_groups: self.tls_classic_groups.or(d.tls_classic_groups),
-            ehlo: self.ehlo.or(d.ehlo),
-            from: self.from.or(d.from),
-            rcpt: self.rcpt.or(d.rcpt),
-            pipelining: self.pipelining.or(d.pipelining),
-            auth_user: self.auth_user.or(d.auth_user),
-            auth_password_env: self.auth_password_env.or(d.auth_password_env),
-            connect_timeout: self.connect_timeout.or(d.connect_timeout),
-            stage_timeout: self.stage_timeout.or(d.stage_timeout),
-            dns_timeout: self.dns_timeout.or(d.dns_timeout),
-            resolver: self.resolver.or(d.resolver),
-            source: self.source.or(d.source),
-            ip_version: self.ip_version.or(d.ip_version),
-            all: self.all.or(d.all),
-            max_mx: self.max_mx.or(d.max_mx),
-            relay_test_rcpt: self.relay_test_rcpt.or(d.relay_test_rcpt),
-        }
-    }
-
-    /// Where the key of an error from `SessionArgs::to_options` was written.
-    fn span_of(&self, key: &str) -> Option<Range<usize>> {
-        match key {
-            "tls_name" => self.tls_name.as_ref().map(Spanned::span),
-            "rcpt" => self.rcpt.as_ref().map(Spanned::span),
-            "from" => self.from.as_ref().map(Spanned::span),
-            "ehlo" => self.ehlo.as_ref().map(Spanned::span),
-            "source" => self.source.as_ref().map(Spanned::span),
-            "auth_user" => self.auth_user.as_ref().map(Spanned::span),
-            _ => None,
-        }
-    }
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHop {
+    name: Spanned<String>,
+    hop: Option<Spanned<u8>>,
+    domain: Option<Spanned<String>>,
+    hosts: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    expect: RawExpect,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -963,30 +783,13 @@ macro_rules! from_str_value {
 
 #[derive(Debug, Clone, Copy)]
 struct ScenarioLetter(Scenario);
-from_str_value!(ScenarioLetter(Scenario), |s| cli::parse_scenario(&s)
+from_str_value!(ScenarioLetter(Scenario), |s| parse_scenario(&s)
     .map_err(|e| format!("scenario {s:?}: {e}")));
 
 #[derive(Debug, Clone, Copy)]
 struct Dur(Duration);
-from_str_value!(Dur(Duration), |s| cli::parse_duration(&s)
+from_str_value!(Dur(Duration), |s| crate::spec::parse_duration(&s)
     .map_err(|e| format!("invalid duration {s:?}: {e}")));
-
-#[derive(Debug, Clone, Copy)]
-struct StartTlsMode(StartTls);
-from_str_value!(StartTlsMode(StartTls), |s| match s.as_str() {
-    "auto" => Ok(StartTls::Auto),
-    "require" => Ok(StartTls::Require),
-    "never" => Ok(StartTls::Never),
-    _ => Err(format!("starttls {s:?}: expected auto, require or never")),
-});
-
-#[derive(Debug, Clone, Copy)]
-struct VerifyName(VerifyMode);
-from_str_value!(VerifyName(VerifyMode), |s| match s.as_str() {
-    "report" => Ok(VerifyMode::Report),
-    "strict" => Ok(VerifyMode::Strict),
-    _ => Err(format!("tls_verify {s:?}: expected report or strict")),
-});
 
 #[derive(Debug, Clone)]
 struct Glob(String);
@@ -1071,47 +874,6 @@ from_str_value!(LatencyKeyName(LatencyKey), |s| match s.as_str() {
         .map(LatencyKey::Stage)
         .ok_or_else(|| format!("unknown latency key {s:?}: {}, dns or total", stage_names())),
 });
-
-#[derive(Debug, Clone, Copy)]
-struct Port(u16);
-
-impl<'de> Deserialize<'de> for Port {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = i64::deserialize(d)?;
-        u16::try_from(n)
-            .ok()
-            .filter(|&p| p != 0)
-            .map(Port)
-            .ok_or_else(|| custom(format!("port {n}: must be 1-65535")))
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct MaxMx(u16);
-
-impl<'de> Deserialize<'de> for MaxMx {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = i64::deserialize(d)?;
-        u16::try_from(n)
-            .ok()
-            .filter(|&p| p != 0)
-            .map(MaxMx)
-            .ok_or_else(|| custom(format!("max_mx {n}: must be 1-65535")))
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct IpVersion(u8);
-
-impl<'de> Deserialize<'de> for IpVersion {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match i64::deserialize(d)? {
-            4 => Ok(IpVersion(4)),
-            6 => Ok(IpVersion(6)),
-            n => Err(custom(format!("ip_version {n}: 4 or 6"))),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 struct CategoryName(Category);
@@ -1258,7 +1020,7 @@ mod tests {
             text,
             Path::new("t.toml"),
             Path::new("."),
-            &Overrides::default(),
+            &SessionSpec::default(),
         )
         .map_err(|e| e.to_string())
     }
@@ -1312,7 +1074,7 @@ mod tests {
         assert_eq!(f.scenario, Some(Scenario::B));
         assert_eq!(f.tenant.as_deref(), Some("contoso.mail.onmicrosoft.com"));
         let h = &f.hops[0];
-        assert_eq!(h.walk.port, 2525);
+        assert_eq!(h.session.port_or_default(), 2525);
         assert_eq!(h.session.from.as_deref(), Some("probe@fabrikam.com"));
         assert_eq!(h.expect.stages[0].0, Stage::RcptTo);
         assert_eq!(h.expect.latency.len(), 2);
@@ -1325,6 +1087,31 @@ mod tests {
             Some(true),
             "empty expect means passes"
         );
+    }
+
+    #[test]
+    fn command_line_overrides_win_and_their_errors_point_at_the_hop() {
+        let text =
+            "name = \"x\"\n[defaults]\nport = 2525\n[[hop]]\nname = \"a\"\nhosts = [\"mx:26\"]\n";
+        let mut ov = SessionSpec {
+            port: Some(2600),
+            ..SessionSpec::default()
+        };
+        let f = parse(text, Path::new("t.toml"), Path::new("."), &ov).unwrap();
+        assert_eq!(
+            f.hops[0].target,
+            HopTarget::Hosts(vec![("mx".into(), 2600)])
+        );
+        ov.ehlo = Some("bad name".into());
+        let e = parse(text, Path::new("t.toml"), Path::new("."), &ov).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.toml:5:8: ehlo \"bad name\": not a valid EHLO name"
+        );
+        assert!(matches!(
+            e.source.as_ref().and_then(SpecError::field),
+            Some(Field::Ehlo)
+        ));
     }
 
     #[test]
@@ -1347,6 +1134,13 @@ mod tests {
             ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\nauth_user = \"u\"\n", "t.toml:5:13: auth_user needs auth_password_env"),
             ("name = \"x\"\n[[hop]\n", "t.toml:2:"),
             ("name = \"x\"\n", "no [[hop]]"),
+            // Command-line-only settings are not keys of a file: `run` never sends DATA.
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\ndata = true\n", "t.toml:5:1: unknown field `data`"),
+            // A setting from [defaults] is pointed at there.
+            ("name = \"x\"\n[defaults]\nehlo = \"a b\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\n", "t.toml:3:8: ehlo \"a b\": not a valid EHLO name"),
+            ("name = \"x\"\n[defaults]\nstarttls = \"require\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\ntls_implicit = true\n", "t.toml:3:12: starttls and tls_implicit exclude each other"),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\nrelay_test_rcpt = \"x\"\n", "t.toml:5:19: relay_test_rcpt \"x\""),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\nresolver = \"dns.example\"\n", "t.toml:5:12: resolver \"dns.example\": expected IP"),
         ];
         for (text, want) in cases {
             let e = parse_str(text).expect_err(text);

@@ -1,0 +1,224 @@
+//! Runs a parsed command: the engine does the work, this decides the output format and turns
+//! the verdict into the exit code.
+
+use super::{job, Cli, CliError, Command, Format, LabCommand, LabServeArgs};
+use clap::CommandFactory;
+use mxtrace::exit;
+use mxtrace::job::{execute, JobReport};
+use mxtrace::report::{self, human::Style};
+use std::io::Write;
+
+pub fn run(cli: &Cli) -> Result<u8, CliError> {
+    let format = cli.format();
+    if let Some(j) = job(&cli.command)? {
+        let report = runtime()?.block_on(execute(&j))?;
+        return output_job(format, &report);
+    }
+    match &cli.command {
+        Command::Probe(_) | Command::Trace(_) => Ok(exit::INTERNAL),
+        Command::Run(args) => run_file(args, format),
+        Command::Diff(args) => {
+            let before = mxtrace::diff::read(&args.before)?;
+            let after = mxtrace::diff::read(&args.after)?;
+            let report = mxtrace::diff::diff(
+                &args.before,
+                &before,
+                &args.after,
+                &after,
+                args.latency_threshold,
+            )?;
+            let passed = report.verdict.passed;
+            output(format, "diff", &report, passed, |style| {
+                report::human::render_diff(&report, style)
+            })
+        }
+        Command::Demo(args) => {
+            let opts = mxtrace::demo::DemoOptions {
+                scenario: args.scenario,
+                fault: args.fault,
+                base: args.bind,
+            };
+            let report = runtime()?.block_on(mxtrace::demo::run(&opts, &super::ClapInterpreter))?;
+            output(format, "demo", &report, report.passed, |style| {
+                mxtrace::demo::render_human(&report, style, args.verbose)
+            })
+        }
+        Command::Lab(LabCommand::Serve(args)) => runtime()?.block_on(lab_serve(args, format)),
+        Command::Explain(args) => {
+            let (reply, stage, e) =
+                mxtrace::explain::explain_text(&args.reply, args.stage.as_deref())?;
+            let text = match format {
+                Format::Human => {
+                    mxtrace::explain::render_human(&reply, stage, &e, report::use_color())
+                }
+                Format::Json => mxtrace::explain::render_json(&e)?,
+            };
+            emit(text.as_bytes())?;
+            Ok(exit::PASS)
+        }
+        Command::Completions(args) => {
+            // Into a buffer first: clap_complete panics when stdout is a closed pipe.
+            let mut buf = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "mxtrace", &mut buf);
+            emit(&buf)?;
+            Ok(exit::PASS)
+        }
+        Command::Man => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut buf)
+                .map_err(|source| CliError::Io {
+                    what: "rendering the manual page",
+                    source,
+                })?;
+            emit(&buf)?;
+            Ok(exit::PASS)
+        }
+    }
+}
+
+fn output_job(format: Format, report: &JobReport) -> Result<u8, CliError> {
+    output(
+        format,
+        report.command(),
+        report,
+        report.passed(),
+        |style| match report {
+            JobReport::Probe(p) => report::human::render_probe(p, style),
+            JobReport::Trace(t) => report::human::render_trace(t, style),
+        },
+    )
+}
+
+fn run_file(args: &super::RunArgs, format: Format) -> Result<u8, CliError> {
+    let file = mxtrace::scenario_file::load(&args.file, &args.overrides())?;
+    // Every hop's options (and passwords) before anything runs.
+    let prepared = file
+        .hops
+        .iter()
+        .map(mxtrace::scenario_file::prepare)
+        .collect::<Result<Vec<_>, _>>()?;
+    let junit = match &args.junit {
+        Some(p) => Some(report::junit::Pending::open(p).map_err(CliError::Junit)?),
+        None => None,
+    };
+    let report = runtime()?.block_on(mxtrace::run::run(&file, prepared))?;
+    if let Some(j) = junit {
+        j.commit(&report::junit::render(&report, &file.stem()))
+            .map_err(CliError::Junit)?;
+    }
+    let passed = report.verdict.passed;
+    output(format, "run", &report, passed, |style| {
+        report::human::render_run(&report, style)
+    })
+}
+
+/// Prints a report in the format asked for and turns its verdict into the exit code.
+fn output<T: serde::Serialize>(
+    format: Format,
+    command: &str,
+    report: &T,
+    passed: bool,
+    human: impl FnOnce(Style) -> String,
+) -> Result<u8, CliError> {
+    let text = match format {
+        Format::Human => human(Style::new(report::use_color())),
+        Format::Json => report::json::render(command, report)?,
+    };
+    emit(text.as_bytes())?;
+    Ok(if passed { exit::PASS } else { exit::FAIL })
+}
+
+/// `lab serve`: start, describe, wait for Ctrl-C or SIGTERM (the one wait without a deadline:
+/// serving until told to stop is the point), stop cleanly.
+async fn lab_serve(args: &LabServeArgs, format: Format) -> Result<u8, CliError> {
+    use mxtrace::lab::{Lab, LabOptions};
+    let opts = LabOptions {
+        base: args.bind,
+        port: args.port,
+        faults: args.fault.clone(),
+        dir: args.dir.clone(),
+    };
+    if let Some(dir) = &args.dir {
+        // A lab.json left by a lab that was killed would announce this one too early.
+        let _ = std::fs::remove_file(dir.join("lab.json"));
+    }
+    let lab = Lab::start(opts).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidInput => CliError::LabOptions(e),
+        _ => CliError::Io {
+            what: "starting the lab",
+            source: e,
+        },
+    })?;
+    let json = serde_json::to_string(lab.info())?;
+    if let Some(dir) = &args.dir {
+        // Written last, once everything listens: a readiness signal for scripts and compose.
+        std::fs::write(dir.join("lab.json"), format!("{json}\n")).map_err(|source| {
+            CliError::Io {
+                what: "writing lab.json",
+                source,
+            }
+        })?;
+    }
+    let text = match format {
+        Format::Json => format!("{json}\n"),
+        Format::Human => format!(
+            "{}\nReady. Ctrl-C or SIGTERM stops the lab.\n",
+            lab.info().render_human()
+        ),
+    };
+    emit(text.as_bytes())?;
+    wait_for_stop().await?;
+    if let Some(dir) = &args.dir {
+        let _ = std::fs::remove_file(dir.join("lab.json"));
+    }
+    lab.shutdown().await;
+    eprintln!("mxtrace: lab stopped");
+    Ok(exit::PASS)
+}
+
+fn signal_error(source: std::io::Error) -> CliError {
+    CliError::Io {
+        what: "waiting for a signal",
+        source,
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_stop() -> Result<(), CliError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(signal_error),
+        _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_stop() -> Result<(), CliError> {
+    tokio::signal::ctrl_c().await.map_err(signal_error)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Io {
+            what: "starting the runtime",
+            source,
+        })
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth a message.
+fn emit(bytes: &[u8]) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(source) => Err(CliError::Io {
+            what: "writing output",
+            source,
+        }),
+    }
+}

@@ -1,0 +1,623 @@
+//! Command-line surface: clap definitions, and their conversion into the engine's
+//! `SessionSpec` and jobs. Binary-only: the engine (the `mxtrace` library) does not know clap.
+//! Anything the user typed wrong is a usage error (exit 2); `CliError::exit_code` decides.
+
+pub mod dispatch;
+pub mod help;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mxtrace::demo::DemoError;
+use mxtrace::diagnose::{PathContext, Scenario};
+use mxtrace::job::Job;
+use mxtrace::lab::{LabFault, FAULTS};
+use mxtrace::run::RunError;
+use mxtrace::scenario_file::{FileError, PrepareError};
+use mxtrace::spec::{self, SessionSpec, SpecError, TargetError, ValueError};
+use mxtrace::trace::{TraceError, TraceOptions};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mxtrace",
+    version,
+    about = "SMTP path tracer: probe a mail server stage by stage and explain every reply",
+    long_about = "SMTP path tracer and synthetic transaction tool. Connects, negotiates EHLO and \
+                  STARTTLS, steps through MAIL FROM and RCPT TO (DATA only when asked), records \
+                  every reply with its timing, and explains each one.",
+    after_help = help::EXIT_CODES,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Output format: a transcript for people, or one JSON object per run.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Short for --format json.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    pub fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            self.format
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Probe one SMTP endpoint, stage by stage: the "telnet host 25" replacement.
+    #[command(after_help = help::PROBE_EXAMPLES)]
+    Probe(Box<ProbeArgs>),
+    /// Walk a domain's MX hosts as a sending MTA does: MX, addresses, reverse DNS, then SMTP.
+    ///
+    /// Looks up the MX records (or the implicit MX; a null MX means no mail), every A/AAAA of
+    /// each host and its reverse DNS, then probes the addresses in order until one gives a
+    /// definitive answer; --all probes every address.
+    #[command(after_help = help::TRACE_EXAMPLES)]
+    Trace(Box<TraceArgs>),
+    /// Classify a pasted SMTP reply offline: class, category, layer, cause, next steps.
+    #[command(after_help = help::EXPLAIN_EXAMPLES)]
+    Explain(ExplainArgs),
+    /// Run a scenario file: every hop, every expectation; exit 1 if one is not met.
+    ///
+    /// A scenario file (TOML, see scenarios/) lists the hops of a delivery path, each a domain
+    /// (its MX walked as by `trace`) or explicit hosts (each probed as by `probe`), and what
+    /// must be true of each: MX names, reachability, STARTTLS, certificate name and days left,
+    /// the reply at a stage, latency budgets, no open relay. Prints one line per expectation.
+    #[command(after_help = help::RUN_EXAMPLES)]
+    Run(Box<RunArgs>),
+    /// Compare two JSON results (`run`, `probe` or `trace --json`): what changed, and whether
+    /// it is a regression.
+    ///
+    /// Compares per hop and address: reachability, TLS version and verification, certificate
+    /// fingerprint and expiry, EHLO capabilities, the reply code and category at each stage,
+    /// latency beyond --latency-threshold, and (for `run`) each expectation.
+    #[command(after_help = help::DIFF_EXAMPLES)]
+    Diff(DiffArgs),
+    /// See what mxtrace does, offline: start the lab on loopback, trace scenarios A-D through
+    /// it, then each fault of the runbooks, and explain every failure.
+    ///
+    /// Every check is a real `trace` or `probe` run (the command is shown) against the lab's
+    /// DNS and SMTP servers on 127.0.0.0/8; nothing else is contacted. Each fault runs in a
+    /// lab of its own, and the demo verifies that mxtrace reports the category and layer the
+    /// runbooks expect for it.
+    #[command(after_help = help::DEMO_EXAMPLES)]
+    Demo(DemoArgs),
+    /// The lab of the four delivery scenarios (DNS, EOP, on-premises Exchange, third party) on
+    /// loopback.
+    #[command(subcommand)]
+    Lab(LabCommand),
+    /// Print a shell completion script (bash, elvish, fish, powershell, zsh).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff): `mxtrace man | man -l -`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (TOML).
+    #[arg(value_name = "SCENARIO.toml")]
+    pub file: PathBuf,
+    /// Also write a JUnit XML report here (one test suite per hop, one test case per
+    /// expectation). Checked for writability before anything runs.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// DNS server for every hop (labs, split DNS): IP, IP:PORT or [IPv6]:PORT.
+    #[arg(long, value_name = "IP[:PORT]", help_heading = "Overrides")]
+    pub resolver: Option<String>,
+    /// SMTP port for every hop and host (labs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Overrides")]
+    pub port: Option<u16>,
+    /// Time allowed for one DNS request.
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Overrides")]
+    pub dns_timeout: Option<HumanDuration>,
+    /// Time allowed for each TCP connection.
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Overrides")]
+    pub connect_timeout: Option<HumanDuration>,
+    /// Time allowed for each stage after connect.
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Overrides")]
+    pub stage_timeout: Option<HumanDuration>,
+    /// EHLO name for every hop.
+    #[arg(long, value_name = "NAME", help_heading = "Overrides")]
+    pub ehlo: Option<String>,
+    /// CA certificates (PEM) to trust in every hop, besides the public roots.
+    #[arg(long, value_name = "FILE", help_heading = "Overrides")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Local address to connect from.
+    #[arg(long, value_name = "IP", help_heading = "Overrides")]
+    pub source: Option<IpAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier result (JSON of `run`, `probe` or `trace`).
+    #[arg(value_name = "BEFORE.json")]
+    pub before: PathBuf,
+    /// The later result.
+    #[arg(value_name = "AFTER.json")]
+    pub after: PathBuf,
+    /// A stage slower by more than this is a regression (faster: an improvement): a
+    /// percentage of the earlier time (changes under 10 ms are ignored) or a duration.
+    #[arg(long, value_name = "PERCENT|DURATION", default_value = "100%", value_parser = mxtrace::diff::parse_threshold)]
+    pub latency_threshold: mxtrace::diff::Threshold,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Only this scenario (A, B, C or D): its healthy path and the faults played in it.
+    #[arg(long, value_parser = scenario_letter)]
+    pub scenario: Option<Scenario>,
+    /// Only this fault (and the healthy path of the scenarios it is played in).
+    #[arg(long, value_name = "NAME", value_parser = fault_parser())]
+    pub fault: Option<LabFault>,
+    /// Show the full trace or probe output of every check, not just the failing stage.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// First of the lab's four consecutive loopback addresses (127.0.0.0/8 only).
+    #[arg(long, value_name = "IP", default_value_t = mxtrace::lab::DEFAULT_BASE)]
+    pub bind: std::net::Ipv4Addr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Start the lab and keep it up until Ctrl-C or SIGTERM; prints its addresses and
+    /// ready-to-paste mxtrace and swaks commands (--json: one JSON object).
+    #[command(after_help = help::LAB_SERVE_EXAMPLES)]
+    Serve(LabServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LabServeArgs {
+    /// A fault of the runbooks to play; repeatable.
+    #[arg(long, value_name = "NAME", value_parser = fault_parser())]
+    pub fault: Vec<LabFault>,
+    /// First of the lab's four consecutive loopback addresses (127.0.0.0/8 only).
+    #[arg(long, value_name = "IP", default_value_t = mxtrace::lab::DEFAULT_BASE)]
+    pub bind: std::net::Ipv4Addr,
+    /// The port of every endpoint (DNS too); default: one free on all of them.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Write the lab CA, EOP's client identity and lab.json here (default: a temporary
+    /// directory removed on exit).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The server: HOST, HOST:PORT, an IPv4 address, or [IPv6]:PORT. Port defaults to 25 (465
+    /// with --tls-implicit).
+    #[arg(value_name = "HOST[:PORT]")]
+    pub target: String,
+    /// Where this endpoint is in the delivery path, for the explanations: A (third party ->
+    /// Office 365), B (-> hybrid, MX on-premises), C (Office 365 -> third party), D (hybrid,
+    /// centralized mail flow). Detected as A for an Exchange Online host name.
+    #[arg(long, value_parser = scenario_letter)]
+    pub scenario: Option<Scenario>,
+    /// The hop within the scenario: 1, or 2 for B (on-premises -> EOP) and D (on-premises ->
+    /// third party).
+    #[arg(long, requires = "scenario", value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub hop: Option<u8>,
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// The mail domain: the part after @ in the recipient's address.
+    #[arg(value_name = "DOMAIN")]
+    pub domain: String,
+    /// DNS server to ask (UDP, TCP for long answers): IP, IP:PORT or [IPv6]:PORT. Default: the
+    /// system's (/etc/resolv.conf).
+    #[arg(long, value_name = "IP[:PORT]", help_heading = "DNS")]
+    pub resolver: Option<String>,
+    /// Time allowed for one DNS request (one retry follows a timeout).
+    #[arg(long, value_name = "DURATION", default_value_t = HumanDuration(spec::DEFAULT_DNS_TIMEOUT), value_parser = duration, help_heading = "DNS")]
+    pub dns_timeout: HumanDuration,
+    /// Probe every MX host and address (at most 8 at once) instead of stopping at the first
+    /// definitive answer: shows which front ends fail.
+    #[arg(long)]
+    pub all: bool,
+    /// SMTP port of the MX hosts (25; other values for labs and tests).
+    #[arg(long, value_name = "N", default_value_t = 25, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// Use at most N MX hosts, in preference order. (Sending MTAs cap the walk too: Postfix
+    /// tries at most 5 addresses and 2 sessions by default.)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_mx: Option<u16>,
+    /// The delivery scenario, for the explanations: A, B, C or D. Detected when the MX says
+    /// (EOP: A; on-premises with --tenant: B); C and D (outbound) are named.
+    #[arg(long, value_parser = scenario_letter, help_heading = "Scenario")]
+    pub scenario: Option<Scenario>,
+    /// Microsoft 365 tenant (contoso, contoso.onmicrosoft.com or contoso.mail.onmicrosoft.com).
+    /// With an on-premises MX this is scenario B, and hop 2 (on-premises -> EOP) walks the MX
+    /// of <tenant>.mail.onmicrosoft.com with each --rcpt's remote routing address.
+    #[arg(long, value_name = "TENANT", help_heading = "Scenario")]
+    pub tenant: Option<String>,
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The reply as the server sent it, code first; lines of a multi-line reply separated by
+    /// newlines.
+    #[arg(value_name = "REPLY")]
+    pub reply: String,
+    /// The stage the reply answered: connect (= banner), ehlo, helo, starttls, auth, mail,
+    /// rcpt, data, eod (= end_of_data), rset, quit, or the JSON stage names.
+    #[arg(long, value_name = "STAGE")]
+    pub stage: Option<String>,
+}
+
+/// How to talk to a server: shared by every subcommand that opens SMTP sessions.
+#[derive(Debug, Args, Clone)]
+pub struct SessionArgs {
+    /// STARTTLS: auto (when offered), require (fail without it), never.
+    #[arg(long, value_enum, default_value_t = CliStartTls::Auto, help_heading = "TLS")]
+    pub starttls: CliStartTls,
+    /// TLS from the first byte (SMTPS, port 465) instead of STARTTLS.
+    #[arg(long, conflicts_with = "starttls", help_heading = "TLS")]
+    pub tls_implicit: bool,
+    /// Certificate checking: report (record why it failed and go on) or strict (fail).
+    #[arg(long, value_enum, default_value_t = CliVerify::Report, help_heading = "TLS")]
+    pub tls_verify: CliVerify,
+    /// Name to send as SNI and to verify the certificate against (default: the host name).
+    #[arg(long, value_name = "NAME", help_heading = "TLS")]
+    pub tls_name: Option<String>,
+    /// Also trust the CA certificates in this PEM file (a private or internal CA).
+    #[arg(long, value_name = "FILE", help_heading = "TLS")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM) to present, as an on-premises server does to a hybrid
+    /// connector.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_client_key",
+        help_heading = "TLS"
+    )]
+    pub tls_client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-client-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_client_cert",
+        help_heading = "TLS"
+    )]
+    pub tls_client_key: Option<PathBuf>,
+    /// Offer only classic key exchange groups (no post-quantum key share), for middleboxes
+    /// that drop large ClientHellos.
+    #[arg(long, help_heading = "TLS")]
+    pub tls_classic_groups: bool,
+
+    /// EHLO name (default: this machine's FQDN, else its address literal).
+    #[arg(long, value_name = "NAME", help_heading = "SMTP")]
+    pub ehlo: Option<String>,
+    /// MAIL FROM address (default with --rcpt: the null sender <>).
+    #[arg(long, value_name = "ADDRESS", help_heading = "SMTP")]
+    pub from: Option<String>,
+    /// RCPT TO address; repeat for several recipients.
+    #[arg(long, value_name = "ADDRESS", help_heading = "SMTP")]
+    pub rcpt: Vec<String>,
+    /// Really send a small test message (DATA). Off by default.
+    #[arg(long, help_heading = "SMTP")]
+    pub data: bool,
+    /// Extra header for the --data message, "Name: value"; repeatable.
+    #[arg(long, value_name = "HEADER", requires = "data", help_heading = "SMTP")]
+    pub header: Vec<String>,
+    /// Do not pipeline MAIL and RCPT even when the server offers PIPELINING.
+    #[arg(long, help_heading = "SMTP")]
+    pub no_pipelining: bool,
+
+    /// User name for SMTP AUTH (PLAIN or LOGIN).
+    #[arg(long, value_name = "USER", help_heading = "AUTH")]
+    pub auth_user: Option<String>,
+    /// Read the password from this environment variable (passwords are never taken from the
+    /// command line).
+    #[arg(
+        long,
+        value_name = "VAR",
+        requires = "auth_user",
+        help_heading = "AUTH"
+    )]
+    pub auth_password_env: Option<String>,
+    /// Read the password from the first line of this file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "auth_user",
+        conflicts_with = "auth_password_env",
+        help_heading = "AUTH"
+    )]
+    pub auth_password_file: Option<PathBuf>,
+    /// AUTH mechanism (default: PLAIN when offered, else LOGIN).
+    #[arg(long, value_enum, requires = "auth_user", help_heading = "AUTH")]
+    pub auth_mech: Option<CliAuthMech>,
+    /// Allow sending credentials over an unencrypted connection.
+    #[arg(long, requires = "auth_user", help_heading = "AUTH")]
+    pub auth_plaintext: bool,
+
+    /// Time allowed for the TCP connection (humantime: 500ms, 10s, 1m).
+    #[arg(long, value_name = "DURATION", default_value_t = HumanDuration(spec::DEFAULT_CONNECT_TIMEOUT), value_parser = duration, help_heading = "Network")]
+    pub connect_timeout: HumanDuration,
+    /// Time allowed for each stage after connect (a reply, the TLS handshake).
+    #[arg(long, value_name = "DURATION", default_value_t = HumanDuration(spec::DEFAULT_STAGE_TIMEOUT), value_parser = duration, help_heading = "Network")]
+    pub stage_timeout: HumanDuration,
+    /// Local address to connect from.
+    #[arg(long, value_name = "IP", help_heading = "Network")]
+    pub source: Option<IpAddr>,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6", help_heading = "Network")]
+    pub ipv4: bool,
+    /// IPv6 only.
+    #[arg(short = '6', help_heading = "Network")]
+    pub ipv6: bool,
+}
+
+/// `--starttls` values (the engine's `StartTls`, with their help).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CliStartTls {
+    /// Use STARTTLS when the server offers it; go on unencrypted when it does not.
+    Auto,
+    /// Fail unless the session is encrypted before MAIL.
+    Require,
+    /// Never send STARTTLS.
+    Never,
+}
+
+/// `--tls-verify` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CliVerify {
+    /// Record why verification failed and what was presented, then carry on.
+    Report,
+    /// A certificate that does not verify ends the probe.
+    Strict,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CliAuthMech {
+    Plain,
+    Login,
+}
+
+/// The engine's value of the same name: both spell it the same (`auto`, `strict`, `plain`).
+fn engine<T: std::str::FromStr>(v: impl ValueEnum) -> Option<T> {
+    v.to_possible_value()?.get_name().parse().ok()
+}
+
+/// A duration as typed (humantime), shown the same way in `[default: 10s]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl std::fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+fn duration(s: &str) -> Result<HumanDuration, spec::DurationError> {
+    spec::parse_duration(s).map(HumanDuration)
+}
+
+fn scenario_letter(s: &str) -> Result<Scenario, spec::UnknownScenario> {
+    spec::parse_scenario(s)
+}
+
+/// `--fault NAME`: the lab's fault table, by name.
+fn fault_parser() -> impl clap::builder::TypedValueParser<Value = LabFault> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(FAULTS.iter().map(|f| f.fault.name())).try_map(
+        |name: String| {
+            FAULTS
+                .iter()
+                .map(|f| f.fault)
+                .find(|f| f.name() == name)
+                .ok_or("unknown fault")
+        },
+    )
+}
+
+impl SessionArgs {
+    /// The command line's layer of session settings.
+    pub fn spec(&self) -> SessionSpec {
+        let mut s = SessionSpec::default();
+        // clap rejects --starttls with --tls-implicit; its default is not a choice.
+        s.starttls = engine(self.starttls).filter(|_| !self.tls_implicit);
+        s.tls_implicit = Some(self.tls_implicit);
+        s.tls_verify = engine(self.tls_verify);
+        s.tls_name = self.tls_name.clone();
+        s.tls_ca_file = self.tls_ca_file.clone();
+        s.tls_client_cert = self.tls_client_cert.clone();
+        s.tls_client_key = self.tls_client_key.clone();
+        s.tls_classic_groups = Some(self.tls_classic_groups);
+        s.ehlo = self.ehlo.clone();
+        s.from = self.from.clone();
+        s.rcpt = Some(self.rcpt.clone());
+        s.data = Some(self.data);
+        s.header = Some(self.header.clone());
+        s.pipelining = Some(!self.no_pipelining);
+        s.auth_user = self.auth_user.clone();
+        s.auth_password_env = self.auth_password_env.clone();
+        s.auth_password_file = self.auth_password_file.clone();
+        s.auth_mech = self.auth_mech.and_then(engine);
+        s.auth_plaintext = Some(self.auth_plaintext);
+        s.connect_timeout = Some(self.connect_timeout.0);
+        s.stage_timeout = Some(self.stage_timeout.0);
+        s.source = self.source;
+        s.ip_version = match (self.ipv4, self.ipv6) {
+            (true, _) => Some(spec::Family::V4),
+            (_, true) => Some(spec::Family::V6),
+            _ => None,
+        };
+        s
+    }
+}
+
+impl ProbeArgs {
+    /// Validates the flags and builds the probe options (target, session, path context).
+    pub fn to_options(&self) -> Result<spec::ProbeOptions, CliError> {
+        let session = self.session.spec();
+        let (host, port) = spec::parse_target(&self.target, session.default_port())?;
+        let mut opts = session.probe_options(host, port)?;
+        opts.ctx = self.path_context()?;
+        Ok(opts)
+    }
+
+    /// The path context the user named, checked: hop 2 exists only in B and D.
+    pub fn path_context(&self) -> Result<PathContext, CliError> {
+        spec::path_context(self.scenario, self.hop).map_err(CliError::Hop)
+    }
+}
+
+impl TraceArgs {
+    /// Validates the flags and builds the trace options.
+    pub fn to_options(&self) -> Result<TraceOptions, CliError> {
+        let mut s = self.session.spec();
+        s.resolver = self.resolver.clone();
+        s.dns_timeout = Some(self.dns_timeout.0);
+        s.all = Some(self.all);
+        s.port = Some(self.port);
+        s.max_mx = self.max_mx;
+        Ok(TraceOptions::new(
+            &self.domain,
+            &s,
+            self.scenario,
+            self.tenant.as_deref(),
+        )?)
+    }
+}
+
+impl RunArgs {
+    /// The values that replace the file's in every hop.
+    pub fn overrides(&self) -> SessionSpec {
+        let mut s = SessionSpec::default();
+        s.resolver = self.resolver.clone();
+        s.port = self.port;
+        s.dns_timeout = self.dns_timeout.map(|d| d.0);
+        s.connect_timeout = self.connect_timeout.map(|d| d.0);
+        s.stage_timeout = self.stage_timeout.map(|d| d.0);
+        s.ehlo = self.ehlo.clone();
+        s.tls_ca_file = self.tls_ca_file.clone();
+        s.source = self.source;
+        s
+    }
+}
+
+/// The job a `probe` or `trace` command stands for; None for the other commands.
+pub fn job(command: &Command) -> Result<Option<Job>, CliError> {
+    Ok(match command {
+        Command::Probe(a) => Some(Job::Probe(Box::new(a.to_options()?))),
+        Command::Trace(a) => Some(Job::Trace(Box::new(a.to_options()?))),
+        _ => None,
+    })
+}
+
+/// The demo's command lines, parsed as typed.
+pub struct ClapInterpreter;
+
+impl mxtrace::demo::Interpreter for ClapInterpreter {
+    fn job(&self, argv: &[String]) -> Result<Job, mxtrace::demo::InterpreterError> {
+        let cli = Cli::try_parse_from(argv)?;
+        Ok(job(&cli.command)?.ok_or("not a trace or probe")?)
+    }
+}
+
+/// Everything a command can fail with; the exit code is chosen here, from the type.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("--hop {0}")]
+    Hop(#[source] ValueError),
+    #[error(transparent)]
+    ScenarioFile(#[from] FileError),
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    #[error(transparent)]
+    Trace(#[from] TraceError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Diff(#[from] mxtrace::exit::UsageError),
+    #[error(transparent)]
+    Demo(#[from] DemoError),
+    #[error(transparent)]
+    Explain(#[from] mxtrace::explain::ExplainInputError),
+    /// The `--junit` file.
+    #[error("{0}")]
+    Junit(String),
+    /// The lab refused its options (not loopback, conflicting faults).
+    #[error("{0}")]
+    LabOptions(#[source] std::io::Error),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        use mxtrace::exit::{INTERNAL, USAGE};
+        match self {
+            CliError::Demo(DemoError::FaultNotPlayed { .. }) => USAGE,
+            CliError::Demo(_) | CliError::Io { .. } | CliError::Json(_) => INTERNAL,
+            _ => USAGE,
+        }
+    }
+
+    /// Internal errors are labelled as such.
+    pub fn is_internal(&self) -> bool {
+        self.exit_code() == mxtrace::exit::INTERNAL
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn value_enums_match_the_engine() {
+        for v in CliStartTls::value_variants() {
+            assert!(engine::<spec::StartTls>(*v).is_some(), "{v:?}");
+        }
+        for v in CliVerify::value_variants() {
+            assert!(engine::<mxtrace::tls::VerifyMode>(*v).is_some(), "{v:?}");
+        }
+        for v in CliAuthMech::value_variants() {
+            assert!(engine::<spec::AuthMech>(*v).is_some(), "{v:?}");
+        }
+    }
+}
