@@ -1,8 +1,8 @@
-//! mxtrace: an SMTP path tracer that explains every reply in terms of where the message is in
-//! its path. See README.md for the vocabulary and the layout.
+//! The `mxtrace` command line: clap definitions, their conversion into the engine's
+//! `SessionSpec` and jobs, and the output of each command. The engine is the `mxtrace-core`
+//! crate (crates/mxtrace-core), which knows nothing of clap; see ARCHITECTURE.md.
 
-// Input from the network, files and the command line is hostile: outside tests, nothing may
-// panic on it. Enforced here rather than by grep.
+// Input from the command line is hostile: outside tests, nothing may panic on it.
 #![cfg_attr(
     not(test),
     deny(
@@ -14,22 +14,4 @@
     )
 )]
 
-pub mod date;
-pub mod demo;
-pub mod diagnose;
-pub mod diff;
-pub mod dns;
-pub mod exit;
-pub mod explain;
-pub mod job;
-pub mod lab;
-pub mod model;
-pub mod probe;
-pub mod report;
-pub mod run;
-pub mod scenario_file;
-pub mod secret;
-pub mod smtp;
-pub mod spec;
-pub mod tls;
-pub mod trace;
+pub mod cli;

@@ -6,16 +6,16 @@
     clippy::panic
 )]
 
-mod cli;
-
 use clap::Parser;
-use mxtrace::exit;
+use mxtrace::cli;
+use mxtrace_core::exit;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // clap exits with 2 on a usage error and 0 for --help/--version.
     let cli = cli::Cli::parse();
-    match std::panic::catch_unwind(|| cli::dispatch::run(&cli)) {
+    // Boxed: CliError carries the typed errors of every layer and is large.
+    match std::panic::catch_unwind(|| cli::dispatch::run(&cli).map_err(Box::new)) {
         Ok(Ok(code)) => exit::code(code),
         Ok(Err(e)) => {
             if e.is_internal() {

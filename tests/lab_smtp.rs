@@ -2,15 +2,15 @@
 //! wording, each SMTP-level fault, the network-level faults, and what the classifier makes of
 //! them (category and layer), plus concurrency and hostile clients. Loopback only.
 
-use mxtrace::diagnose::PathContext;
-use mxtrace::lab::pki::{CertValidity, LabPki};
-use mxtrace::lab::smtp::{
+use mxtrace_core::diagnose::PathContext;
+use mxtrace_core::lab::pki::{CertValidity, LabPki};
+use mxtrace_core::lab::smtp::{
     refused_listener_addr, Blackhole, Fault, Role, RoleConfig, RoleServer, RunningServer,
     SessionEnd,
 };
-use mxtrace::model::{ErrorKind, ProbeReport, Stage, StageRecord};
-use mxtrace::probe::{self, ProbeOptions, StartTls};
-use mxtrace::tls::{TlsOptions, VerifyMode};
+use mxtrace_core::model::{ErrorKind, ProbeReport, Stage, StageRecord};
+use mxtrace_core::probe::{self, ProbeOptions, StartTls};
+use mxtrace_core::tls::{TlsOptions, VerifyMode};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

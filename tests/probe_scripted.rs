@@ -3,11 +3,11 @@
 
 mod support;
 
-use mxtrace::diagnose::PathContext;
-use mxtrace::model::{ErrorKind, Outcome, ProbeReport, Stage};
-use mxtrace::probe::{self, AuthMech, AuthOptions, ProbeOptions, StartTls};
-use mxtrace::secret::Secret;
-use mxtrace::tls::{TlsOptions, VerifyMode};
+use mxtrace_core::diagnose::PathContext;
+use mxtrace_core::model::{ErrorKind, Outcome, ProbeReport, Stage};
+use mxtrace_core::probe::{self, AuthMech, AuthOptions, ProbeOptions, StartTls};
+use mxtrace_core::secret::Secret;
+use mxtrace_core::tls::{TlsOptions, VerifyMode};
 use std::net::SocketAddr;
 use std::time::Duration;
 use support::certs::{CertKind, TestPki};
@@ -53,7 +53,7 @@ fn stages(r: &ProbeReport) -> Vec<Stage> {
     r.stages.iter().map(|s| s.stage).collect()
 }
 
-fn stage(r: &ProbeReport, st: Stage) -> &mxtrace::model::StageRecord {
+fn stage(r: &ProbeReport, st: Stage) -> &mxtrace_core::model::StageRecord {
     r.stages
         .iter()
         .find(|s| s.stage == st)
@@ -336,7 +336,10 @@ fn assert_no_secret(r: &ProbeReport) {
     // base64 of "\0me@contoso.test\0s3cr3t-P@ss" and of "s3cr3t-P@ss"
     assert!(!json.contains("czNjcjN0"), "encoded password in JSON");
     assert!(!json.contains("AG1lQGNvbnRvc28udGVzdABzM2NyM3Qt"));
-    let human = mxtrace::report::human::render_probe(r, mxtrace::report::human::Style::new(false));
+    let human = mxtrace_core::report::human::render_probe(
+        r,
+        mxtrace_core::report::human::Style::new(false),
+    );
     assert!(!human.contains("s3cr3t") && !human.contains("czNjcjN0"));
 }
 
@@ -588,7 +591,7 @@ async fn starttls_not_offered_is_explained() {
 
 #[tokio::test]
 async fn exchange_online_host_is_tagged_scenario_a_and_given_scenarios_are_kept() {
-    use mxtrace::diagnose::{PathContext, Scenario};
+    use mxtrace_core::diagnose::{PathContext, Scenario};
     let reject = || {
         script(vec![
             greeting(&["PIPELINING"]),
@@ -1409,7 +1412,7 @@ async fn pipelined_commands_are_recorded_in_send_order_and_time() {
     );
     for pair in env.windows(2) {
         assert!(pair[1].started_ms >= pair[0].started_ms);
-        let end = |s: &mxtrace::model::StageRecord| s.started_ms + s.elapsed_ms;
+        let end = |s: &mxtrace_core::model::StageRecord| s.started_ms + s.elapsed_ms;
         // When each reply was read: never earlier than the one before it.
         assert!(
             end(pair[1]) >= end(pair[0]),
@@ -1437,8 +1440,10 @@ async fn control_characters_from_the_server_never_reach_the_terminal() {
     let r = run(&opts(server.addr)).await;
     server.finish().await.assert_ok();
     for color in [false, true] {
-        let human =
-            mxtrace::report::human::render_probe(&r, mxtrace::report::human::Style::new(color));
+        let human = mxtrace_core::report::human::render_probe(
+            &r,
+            mxtrace_core::report::human::Style::new(color),
+        );
         assert!(
             !human.contains('\u{7}') && !human.contains('\0'),
             "{human:?}"

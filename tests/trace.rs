@@ -7,13 +7,10 @@ mod dns_support;
 
 use clap::Parser;
 use dns_support::{SilentDns, TestDns};
-#[allow(dead_code)]
-#[path = "../src/cli/mod.rs"]
-mod cli;
 
-use cli::{Cli, Command};
-use mxtrace::lab::smtp::{Fault, Role, RoleConfig, RoleServer, RunningServer};
-use mxtrace::model::{DnsReason, ErrorKind, MxFlag, MxSource, Outcome, TraceReport};
+use mxtrace::cli::{Cli, Command};
+use mxtrace_core::lab::smtp::{Fault, Role, RoleConfig, RoleServer, RunningServer};
+use mxtrace_core::model::{DnsReason, ErrorKind, MxFlag, MxSource, Outcome, TraceReport};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -21,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-/// How a peer behaves. The lab's role servers (`mxtrace::lab::smtp`, the one simulator the
+/// How a peer behaves. The lab's role servers (`mxtrace_core::lab::smtp`, the one simulator the
 /// demo and the lab tests use too) play every behaviour they have: accept, 550 at RCPT, 421 at
 /// the greeting (Postfix's connection limit), an Exchange Online front end. A 554 greeting and a
 /// 4xx at RCPT are not lab behaviours (no runbook root cause calls for them), so a few lines of
@@ -192,7 +189,7 @@ async fn trace_args(args: &[&str]) -> TraceReport {
         panic!("not trace")
     };
     let opts = t.to_options().unwrap();
-    timeout(Duration::from_secs(60), mxtrace::trace::trace(&opts))
+    timeout(Duration::from_secs(60), mxtrace_core::trace::trace(&opts))
         .await
         .expect("trace finished")
         .unwrap()
@@ -600,15 +597,15 @@ async fn reverse_dns_and_forward_confirmation() {
         "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0 PTR mx6.contoso.test.",
     );
     let dns = TestDns::start(&[&fwd, &rev, &rev6], &[]).await;
-    let resolver = mxtrace::dns::Dns::new(
-        mxtrace::dns::ResolverChoice::Server(dns.addr),
+    let resolver = mxtrace_core::dns::Dns::new(
+        mxtrace_core::dns::ResolverChoice::Server(dns.addr),
         Duration::from_secs(2),
     )
     .unwrap();
     let check = |s: &str| {
         let resolver = resolver.clone();
         let ip: IpAddr = s.parse().unwrap();
-        async move { mxtrace::trace::reverse_check(&resolver, ip).await }
+        async move { mxtrace_core::trace::reverse_check(&resolver, ip).await }
     };
 
     let ok = check("192.0.2.10").await;
@@ -717,18 +714,18 @@ async fn binary_exit_codes_and_json() {
 }
 
 /// Stage names and the RCPT lines a probe sent.
-fn rcpts_sent(p: &mxtrace::model::TraceProbe) -> Vec<String> {
+fn rcpts_sent(p: &mxtrace_core::model::TraceProbe) -> Vec<String> {
     p.report
         .stages
         .iter()
-        .filter(|s| s.stage == mxtrace::model::Stage::RcptTo)
+        .filter(|s| s.stage == mxtrace_core::model::Stage::RcptTo)
         .flat_map(|s| s.sent.clone())
         .collect()
 }
 
 #[tokio::test]
 async fn eop_mx_is_scenario_a_and_a_fallback_mx_is_flagged() {
-    use mxtrace::diagnose::Scenario;
+    use mxtrace_core::diagnose::Scenario;
     let p = peers(30, &[(2, Peer::Exo), (3, Peer::Accept)]).await;
     let contoso = zone(
         "contoso.test",
@@ -750,7 +747,7 @@ async fn eop_mx_is_scenario_a_and_a_fallback_mx_is_flagged() {
         .report
         .stages
         .iter()
-        .find(|s| s.stage == mxtrace::model::Stage::RcptTo)
+        .find(|s| s.stage == mxtrace_core::model::Stage::RcptTo)
         .unwrap();
     let d = rcpt.diagnosis.as_ref().unwrap();
     assert_eq!((d.scenario, d.hop), (Some(Scenario::A), Some(1)));
@@ -763,7 +760,7 @@ async fn eop_mx_is_scenario_a_and_a_fallback_mx_is_flagged() {
 
 #[tokio::test]
 async fn hybrid_with_tenant_walks_hop_2_to_the_remote_routing_address() {
-    use mxtrace::diagnose::Scenario;
+    use mxtrace_core::diagnose::Scenario;
     let p = peers(31, &[(2, Peer::Accept), (3, Peer::Exo)]).await;
     let contoso = zone(
         "contoso.test",
@@ -809,7 +806,7 @@ async fn hybrid_with_tenant_walks_hop_2_to_the_remote_routing_address() {
 
 #[tokio::test]
 async fn hybrid_hop_2_failure_fails_the_trace_with_a_scenario_b_hop_2_diagnosis() {
-    use mxtrace::diagnose::Scenario;
+    use mxtrace_core::diagnose::Scenario;
     let p = peers(32, &[(2, Peer::Accept), (3, Peer::Rcpt550)]).await;
     let contoso = zone(
         "contoso.test",
@@ -841,7 +838,7 @@ async fn hybrid_hop_2_failure_fails_the_trace_with_a_scenario_b_hop_2_diagnosis(
         .report
         .stages
         .iter()
-        .find(|s| s.stage == mxtrace::model::Stage::RcptTo)
+        .find(|s| s.stage == mxtrace_core::model::Stage::RcptTo)
         .unwrap();
     let d = rcpt.diagnosis.as_ref().unwrap();
     assert_eq!((d.scenario, d.hop), (Some(Scenario::B), Some(2)));
@@ -850,7 +847,7 @@ async fn hybrid_hop_2_failure_fails_the_trace_with_a_scenario_b_hop_2_diagnosis(
 
 #[tokio::test]
 async fn named_outbound_scenarios_tag_their_hop() {
-    use mxtrace::diagnose::Scenario;
+    use mxtrace_core::diagnose::Scenario;
     let p = peers(33, &[(2, Peer::Accept)]).await;
     let fabrikam = zone(
         "fabrikam.test",
@@ -899,7 +896,7 @@ fn a_bad_tenant_is_a_usage_error() {
 
 #[tokio::test]
 async fn spf_record_hints_at_the_outbound_scenarios() {
-    use mxtrace::diagnose::Scenario;
+    use mxtrace_core::diagnose::Scenario;
     let p = peers(34, &[(2, Peer::Accept)]).await;
     let contoso = zone(
         "contoso.test",
@@ -917,7 +914,10 @@ async fn spf_record_hints_at_the_outbound_scenarios() {
     );
     assert!(spf.hints.sends_via_eop && spf.hints.own_servers && !spf.multiple);
     assert_eq!(spf.hints.candidates, [Scenario::C, Scenario::D]);
-    let human = mxtrace::report::human::render_trace(&r, mxtrace::report::human::Style::new(false));
+    let human = mxtrace_core::report::human::render_trace(
+        &r,
+        mxtrace_core::report::human::Style::new(false),
+    );
     assert!(human.contains("scenario C, or D"), "{human}");
 
     let fabrikam = zone(

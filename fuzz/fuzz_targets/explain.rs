@@ -2,9 +2,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mxtrace::diagnose;
-use mxtrace::model::Stage;
-use mxtrace::smtp::reply::Reply;
+use mxtrace_core::diagnose;
+use mxtrace_core::model::Stage;
+use mxtrace_core::smtp::reply::Reply;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

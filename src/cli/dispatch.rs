@@ -3,9 +3,9 @@
 
 use super::{job, Cli, CliError, Command, Format, LabCommand, LabServeArgs};
 use clap::CommandFactory;
-use mxtrace::exit;
-use mxtrace::job::{execute, JobReport};
-use mxtrace::report::{self, human::Style};
+use mxtrace_core::exit;
+use mxtrace_core::job::{execute, JobReport};
+use mxtrace_core::report::{self, human::Style};
 use std::io::Write;
 
 pub fn run(cli: &Cli) -> Result<u8, CliError> {
@@ -18,9 +18,9 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Probe(_) | Command::Trace(_) => Ok(exit::INTERNAL),
         Command::Run(args) => run_file(args, format),
         Command::Diff(args) => {
-            let before = mxtrace::diff::read(&args.before)?;
-            let after = mxtrace::diff::read(&args.after)?;
-            let report = mxtrace::diff::diff(
+            let before = mxtrace_core::diff::read(&args.before)?;
+            let after = mxtrace_core::diff::read(&args.after)?;
+            let report = mxtrace_core::diff::diff(
                 &args.before,
                 &before,
                 &args.after,
@@ -33,25 +33,26 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
             })
         }
         Command::Demo(args) => {
-            let opts = mxtrace::demo::DemoOptions {
+            let opts = mxtrace_core::demo::DemoOptions {
                 scenario: args.scenario,
                 fault: args.fault,
                 base: args.bind,
             };
-            let report = runtime()?.block_on(mxtrace::demo::run(&opts, &super::ClapInterpreter))?;
+            let report =
+                runtime()?.block_on(mxtrace_core::demo::run(&opts, &super::ClapInterpreter))?;
             output(format, "demo", &report, report.passed, |style| {
-                mxtrace::demo::render_human(&report, style, args.verbose)
+                mxtrace_core::demo::render_human(&report, style, args.verbose)
             })
         }
         Command::Lab(LabCommand::Serve(args)) => runtime()?.block_on(lab_serve(args, format)),
         Command::Explain(args) => {
             let (reply, stage, e) =
-                mxtrace::explain::explain_text(&args.reply, args.stage.as_deref())?;
+                mxtrace_core::explain::explain_text(&args.reply, args.stage.as_deref())?;
             let text = match format {
                 Format::Human => {
-                    mxtrace::explain::render_human(&reply, stage, &e, report::use_color())
+                    mxtrace_core::explain::render_human(&reply, stage, &e, report::use_color())
                 }
-                Format::Json => mxtrace::explain::render_json(&e)?,
+                Format::Json => mxtrace_core::explain::render_json(&e)?,
             };
             emit(text.as_bytes())?;
             Ok(exit::PASS)
@@ -91,18 +92,18 @@ fn output_job(format: Format, report: &JobReport) -> Result<u8, CliError> {
 }
 
 fn run_file(args: &super::RunArgs, format: Format) -> Result<u8, CliError> {
-    let file = mxtrace::scenario_file::load(&args.file, &args.overrides())?;
+    let file = mxtrace_core::scenario_file::load(&args.file, &args.overrides())?;
     // Every hop's options (and passwords) before anything runs.
     let prepared = file
         .hops
         .iter()
-        .map(mxtrace::scenario_file::prepare)
+        .map(mxtrace_core::scenario_file::prepare)
         .collect::<Result<Vec<_>, _>>()?;
     let junit = match &args.junit {
         Some(p) => Some(report::junit::Pending::open(p).map_err(CliError::Junit)?),
         None => None,
     };
-    let report = runtime()?.block_on(mxtrace::run::run(&file, prepared))?;
+    let report = runtime()?.block_on(mxtrace_core::run::run(&file, prepared))?;
     if let Some(j) = junit {
         j.commit(&report::junit::render(&report, &file.stem()))
             .map_err(CliError::Junit)?;
@@ -132,7 +133,7 @@ fn output<T: serde::Serialize>(
 /// `lab serve`: start, describe, wait for Ctrl-C or SIGTERM (the one wait without a deadline:
 /// serving until told to stop is the point), stop cleanly.
 async fn lab_serve(args: &LabServeArgs, format: Format) -> Result<u8, CliError> {
-    use mxtrace::lab::{Lab, LabOptions};
+    use mxtrace_core::lab::{Lab, LabOptions};
     let opts = LabOptions {
         base: args.bind,
         port: args.port,

@@ -6,14 +6,14 @@ pub mod dispatch;
 pub mod help;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mxtrace::demo::DemoError;
-use mxtrace::diagnose::{PathContext, Scenario};
-use mxtrace::job::Job;
-use mxtrace::lab::{LabFault, FAULTS};
-use mxtrace::run::RunError;
-use mxtrace::scenario_file::{FileError, PrepareError};
-use mxtrace::spec::{self, SessionSpec, SpecError, TargetError, ValueError};
-use mxtrace::trace::{TraceError, TraceOptions};
+use mxtrace_core::demo::DemoError;
+use mxtrace_core::diagnose::{PathContext, Scenario};
+use mxtrace_core::job::Job;
+use mxtrace_core::lab::{LabFault, FAULTS};
+use mxtrace_core::run::RunError;
+use mxtrace_core::scenario_file::{FileError, PrepareError};
+use mxtrace_core::spec::{self, SessionSpec, SpecError, TargetError, ValueError};
+use mxtrace_core::trace::{TraceError, TraceOptions};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -158,8 +158,8 @@ pub struct DiffArgs {
     pub after: PathBuf,
     /// A stage slower by more than this is a regression (faster: an improvement): a
     /// percentage of the earlier time (changes under 10 ms are ignored) or a duration.
-    #[arg(long, value_name = "PERCENT|DURATION", default_value = "100%", value_parser = mxtrace::diff::parse_threshold)]
-    pub latency_threshold: mxtrace::diff::Threshold,
+    #[arg(long, value_name = "PERCENT|DURATION", default_value = "100%", value_parser = mxtrace_core::diff::parse_threshold)]
+    pub latency_threshold: mxtrace_core::diff::Threshold,
 }
 
 #[derive(Debug, Args)]
@@ -174,7 +174,7 @@ pub struct DemoArgs {
     #[arg(long, short)]
     pub verbose: bool,
     /// First of the lab's four consecutive loopback addresses (127.0.0.0/8 only).
-    #[arg(long, value_name = "IP", default_value_t = mxtrace::lab::DEFAULT_BASE)]
+    #[arg(long, value_name = "IP", default_value_t = mxtrace_core::lab::DEFAULT_BASE)]
     pub bind: std::net::Ipv4Addr,
 }
 
@@ -192,7 +192,7 @@ pub struct LabServeArgs {
     #[arg(long, value_name = "NAME", value_parser = fault_parser())]
     pub fault: Vec<LabFault>,
     /// First of the lab's four consecutive loopback addresses (127.0.0.0/8 only).
-    #[arg(long, value_name = "IP", default_value_t = mxtrace::lab::DEFAULT_BASE)]
+    #[arg(long, value_name = "IP", default_value_t = mxtrace_core::lab::DEFAULT_BASE)]
     pub bind: std::net::Ipv4Addr,
     /// The port of every endpoint (DNS too); default: one free on all of them.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -535,8 +535,8 @@ pub fn job(command: &Command) -> Result<Option<Job>, CliError> {
 /// The demo's command lines, parsed as typed.
 pub struct ClapInterpreter;
 
-impl mxtrace::demo::Interpreter for ClapInterpreter {
-    fn job(&self, argv: &[String]) -> Result<Job, mxtrace::demo::InterpreterError> {
+impl mxtrace_core::demo::Interpreter for ClapInterpreter {
+    fn job(&self, argv: &[String]) -> Result<Job, mxtrace_core::demo::InterpreterError> {
         let cli = Cli::try_parse_from(argv)?;
         Ok(job(&cli.command)?.ok_or("not a trace or probe")?)
     }
@@ -561,11 +561,11 @@ pub enum CliError {
     #[error(transparent)]
     Run(#[from] RunError),
     #[error(transparent)]
-    Diff(#[from] mxtrace::exit::UsageError),
+    Diff(#[from] mxtrace_core::exit::UsageError),
     #[error(transparent)]
     Demo(#[from] DemoError),
     #[error(transparent)]
-    Explain(#[from] mxtrace::explain::ExplainInputError),
+    Explain(#[from] mxtrace_core::explain::ExplainInputError),
     /// The `--junit` file.
     #[error("{0}")]
     Junit(String),
@@ -584,7 +584,7 @@ pub enum CliError {
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
-        use mxtrace::exit::{INTERNAL, USAGE};
+        use mxtrace_core::exit::{INTERNAL, USAGE};
         match self {
             CliError::Demo(DemoError::FaultNotPlayed { .. }) => USAGE,
             CliError::Demo(_) | CliError::Io { .. } | CliError::Json(_) => INTERNAL,
@@ -594,7 +594,7 @@ impl CliError {
 
     /// Internal errors are labelled as such.
     pub fn is_internal(&self) -> bool {
-        self.exit_code() == mxtrace::exit::INTERNAL
+        self.exit_code() == mxtrace_core::exit::INTERNAL
     }
 }
 
@@ -614,7 +614,10 @@ mod tests {
             assert!(engine::<spec::StartTls>(*v).is_some(), "{v:?}");
         }
         for v in CliVerify::value_variants() {
-            assert!(engine::<mxtrace::tls::VerifyMode>(*v).is_some(), "{v:?}");
+            assert!(
+                engine::<mxtrace_core::tls::VerifyMode>(*v).is_some(),
+                "{v:?}"
+            );
         }
         for v in CliAuthMech::value_variants() {
             assert!(engine::<spec::AuthMech>(*v).is_some(), "{v:?}");
