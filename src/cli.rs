@@ -86,6 +86,10 @@ pub enum Command {
     /// latency beyond --latency-threshold, and (for `run`) each expectation.
     #[command(after_help = DIFF_EXAMPLES)]
     Diff(DiffArgs),
+    /// Read a delivered message or an NDR: hops, delays, TLS, authentication, Exchange
+    /// anti-spam stamps, each failed recipient explained, and the commands to test the path.
+    #[command(after_help = crate::headers_cli::HEADERS_EXAMPLES)]
+    Headers(crate::headers_cli::HeadersArgs),
     /// See what mxtrace does, offline: start the lab on loopback, trace scenarios A-D through
     /// it, then each fault of the runbooks, and explain every failure.
     ///

@@ -22,6 +22,9 @@ pub mod diff;
 pub mod dns;
 pub mod exit;
 pub mod explain;
+pub mod headers;
+// The `headers` CLI front end: declared next to `cli`, which names its flags.
+pub mod headers_cli;
 pub mod lab;
 pub mod model;
 pub mod probe;

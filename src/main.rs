@@ -123,6 +123,16 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
                 mxtrace::demo::render_human(&report, style, args.verbose)
             })
         }
+        Command::Headers(args) => {
+            use mxtrace::headers_cli::{run, HeadersRunError};
+            let (text, code) =
+                run(args, format == Format::Json, report::use_color()).map_err(|e| match e {
+                    HeadersRunError::Input(e) => Failure::Usage(e.to_string()),
+                    HeadersRunError::Internal(e) => Failure::Internal(e.to_string()),
+                })?;
+            emit(&text)?;
+            Ok(code)
+        }
         Command::Lab(LabCommand::Serve(args)) => {
             let rt = runtime()?;
             rt.block_on(lab_serve(args, format))
