@@ -10,9 +10,9 @@ use std::path::PathBuf;
 
 pub const HEADERS_EXAMPLES: &str = "\
 Examples:
-  mxtrace headers message.eml                 # hops, delays, TLS, authentication, anti-spam verdicts
-  mxtrace headers ndr.eml --json              # an NDR: each failed recipient explained
-  pbpaste | mxtrace headers -                 # headers pasted from Outlook's message options
+  mxtrace headers message.eml       # hops, delays, TLS, authentication, anti-spam verdicts
+  mxtrace headers ndr.eml --json    # an NDR: each failed recipient explained
+  pbpaste | mxtrace headers -       # headers pasted from Outlook's message options
 
 Reads a whole message (.eml) or just its header block, up to 16 MiB. Nothing is contacted:
 the commands under \"Test the path now\" are for you to run.

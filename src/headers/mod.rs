@@ -368,19 +368,24 @@ fn next_steps(message: &MessageFacts, ndr: Option<&NdrReport>) -> Vec<String> {
             push(format!("mxtrace trace {domain} --rcpt {r}"));
         }
     }
-    // The first server that received the message from outside the sender's organization.
-    if let Some(leg) = message.path.legs.first() {
-        if let Some(by) = message
+    // The servers that received each leg of the scenario, but Exchange Online's internal
+    // front-end names: `trace` of the domain reaches EOP through its MX.
+    let last = message.path.legs.len();
+    for (n, leg) in message.path.legs.iter().enumerate() {
+        let by = message
             .hops
             .iter()
-            .find(|h| h.index == leg.at)
+            .find(|h| h.index == leg.at && h.zone != received::Zone::ExchangeOnline)
             .and_then(|h| h.by.as_deref())
-            .filter(|h| is_host(h))
-        {
-            match rcpt.as_deref() {
-                Some(r) => push(format!("mxtrace probe {by} --rcpt {r}")),
-                None => push(format!("mxtrace probe {by}")),
-            }
+            .filter(|h| is_host(h));
+        // Only the last receiver takes the recipient: to an earlier one it is a relay test.
+        let to = rcpt
+            .as_deref()
+            .filter(|r| n + 1 == last && domain_of(r).is_some());
+        match (by, to) {
+            (Some(by), Some(r)) => push(format!("mxtrace probe {by} --rcpt {r}")),
+            (Some(by), None) => push(format!("mxtrace probe {by}")),
+            (None, _) => {}
         }
     }
     steps

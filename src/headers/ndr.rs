@@ -171,7 +171,7 @@ fn delivery_status(text: &str, ndr: &mut Ndr) {
                 original_recipient: get("Original-Recipient").map(|v| without_type(&v)),
                 action: get("Action").map(|a| a.to_ascii_lowercase()),
                 status: get("Status"),
-                remote_mta: get("Remote-MTA").map(|v| without_type(&v)),
+                remote_mta: get("Remote-MTA").and_then(|v| mta_name(&without_type(&v))),
                 diagnostic_code: get("Diagnostic-Code"),
                 stage: None,
                 explanation: None,
@@ -223,6 +223,13 @@ fn without_type(v: &str) -> String {
         Some((_, rest)) => rest.trim().to_string(),
         None => v.trim().to_string(),
     }
+}
+
+/// The host of an MTA-name, without the comment or trailing dot some MTAs add
+/// (`mx.example.com. (192.0.2.1, the server for the domain example.com.)`).
+fn mta_name(v: &str) -> Option<String> {
+    let name = v.split_whitespace().next()?.trim_end_matches('.');
+    (!name.is_empty()).then(|| clip(name))
 }
 
 /// The SMTP reply inside a diagnostic text (`smtp; 550-5.1.1 ... 550 5.1.1 ...`), as the
