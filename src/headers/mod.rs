@@ -252,11 +252,12 @@ fn ndr_input(m: &Message<'_>) -> NdrInput {
             PartType::Text(t) if is("message", "delivery-status") => {
                 input.delivery_status.push(t.to_string());
             }
-            PartType::Text(t) if part.content_type().is_none() || is("text", "plain") => {
-                if input.body_text.len() < MAX_INPUT / 4 {
-                    input.body_text.push_str(t);
-                    input.body_text.push('\n');
-                }
+            PartType::Text(t)
+                if (part.content_type().is_none() || is("text", "plain"))
+                    && input.body_text.len() < MAX_INPUT / 4 =>
+            {
+                input.body_text.push_str(t);
+                input.body_text.push('\n');
             }
             _ => {}
         }
