@@ -325,7 +325,7 @@ fn split_outside_comments(s: &str, sep: char) -> Vec<String> {
 }
 
 fn clip(s: &str) -> String {
-    s.chars().take(MAX_TEXT).collect()
+    super::clip_to(s, MAX_TEXT)
 }
 
 #[cfg(test)]

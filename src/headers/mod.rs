@@ -412,5 +412,20 @@ fn is_host(h: &str) -> bool {
 }
 
 fn clip(s: &str) -> String {
-    s.chars().take(MAX_TEXT).collect()
+    clip_to(s, MAX_TEXT)
+}
+
+/// `s` in at most `n` characters, the last one `…` when it was cut.
+pub(crate) fn ellipsis(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let mut out = clip_to(s, n.saturating_sub(1));
+    out.push('…');
+    out
+}
+
+/// At most `n` characters of `s`: every text taken from a message is bounded.
+pub(crate) fn clip_to(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
 }

@@ -479,7 +479,7 @@ fn collapse(s: &str) -> String {
 }
 
 fn clip(s: &str) -> String {
-    s.chars().take(MAX_TEXT).collect()
+    super::clip_to(s, MAX_TEXT)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! (A-D) the message took. mail-parser reads each stamp's grammar tolerantly (every clause is
 //! optional); this module only interprets what it found.
 
+use super::clip_to;
 use crate::diagnose::{is_eop_host, path_label, Scenario};
 use mail_parser::{Host, Received};
 use serde::Serialize;
@@ -350,10 +351,6 @@ pub fn rfc3339_utc(ts: i64) -> String {
 
 fn clip(s: &str) -> String {
     clip_to(s, MAX_TEXT)
-}
-
-fn clip_to(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }
 
 #[cfg(test)]

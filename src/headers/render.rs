@@ -340,10 +340,5 @@ fn json_name<T: serde::Serialize>(v: &T) -> String {
 }
 
 fn short(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
-    out.push('…');
-    out
+    super::ellipsis(s, n)
 }

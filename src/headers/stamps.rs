@@ -242,12 +242,7 @@ pub fn unknown_meaning() -> &'static str {
 }
 
 fn cut(s: &str) -> String {
-    if s.len() <= MAX_VALUE {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(MAX_VALUE).collect();
-    out.push('…');
-    out
+    super::ellipsis(s, MAX_VALUE + 1)
 }
 
 #[cfg(test)]
