@@ -144,7 +144,7 @@ pub fn hops(stamps: &[(&Received<'_>, String)]) -> Vec<Hop> {
     let mut prev: Option<i64> = None;
     for h in &mut out {
         if let (Some(p), Some(t)) = (prev, h.timestamp) {
-            h.delay_s = Some(t - p);
+            h.delay_s = Some(t.saturating_sub(p));
             h.clock_skew = t < p;
         }
         if h.timestamp.is_some() {
@@ -294,7 +294,7 @@ pub fn summarize(hops: &[Hop]) -> PathSummary {
         .unwrap_or_default();
     let times: Vec<i64> = hops.iter().filter_map(|h| h.timestamp).collect();
     let total_delay_s = match (times.first(), times.last()) {
-        (Some(a), Some(b)) if times.len() > 1 => Some(b - a),
+        (Some(a), Some(b)) if times.len() > 1 => Some(b.saturating_sub(*a)),
         _ => None,
     };
     let slowest_hop = hops
@@ -337,9 +337,16 @@ pub fn unfold(raw: &str) -> String {
     out
 }
 
-/// `2026-11-23T08:54:49Z` from seconds since the epoch (dates before 1970 clamp to it).
+/// Last second of the year 9999: no stamp means a later date, and SystemTime arithmetic must
+/// not overflow on one that says so.
+const MAX_TIMESTAMP: i64 = 253_402_300_799;
+
+/// `2026-11-23T08:54:49Z` from seconds since the epoch (clamped to 1970..=9999).
 pub fn rfc3339_utc(ts: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts.max(0).unsigned_abs());
+    let secs = ts.clamp(0, MAX_TIMESTAMP).unsigned_abs();
+    let t = std::time::UNIX_EPOCH
+        .checked_add(std::time::Duration::from_secs(secs))
+        .unwrap_or(std::time::UNIX_EPOCH);
     let (y, m, d, secs) = crate::date::civil(t);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
@@ -396,5 +403,6 @@ mod tests {
         assert_eq!(unfold("from a\r\n\tby b;\r\n Mon"), "from a by b; Mon");
         assert_eq!(rfc3339_utc(1_795_424_089), "2026-11-23T08:54:49Z");
         assert_eq!(rfc3339_utc(-5), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(i64::MAX), "9999-12-31T23:59:59Z");
     }
 }
