@@ -295,3 +295,29 @@ fn help_is_pinned() {
     assert_eq!(r.code, 0);
     insta::assert_snapshot!("headers_help", r.stdout);
 }
+
+/// Every corpus message cut short at many points, and with bytes flipped: read and rendered
+/// without a panic (the fuzz target explores further).
+#[test]
+fn truncated_and_corrupted_messages_do_not_panic() {
+    for entry in std::fs::read_dir(DATA).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "eml") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        for cut in (0..bytes.len()).step_by(41) {
+            if let Ok(r) = mxtrace::headers::analyze("cut", &bytes[..cut]) {
+                let _ = mxtrace::headers::render::render_human(
+                    &r,
+                    mxtrace::report::human::Style::new(true),
+                );
+            }
+        }
+        let mut flipped = bytes.clone();
+        for i in (0..flipped.len()).step_by(11) {
+            flipped[i] = flipped[i].wrapping_add(0x80);
+        }
+        let _ = mxtrace::headers::analyze("flipped", &flipped);
+    }
+}
