@@ -250,7 +250,9 @@ fn pasted_headers_on_stdin() {
         .unwrap()
         .replace('\n', "\r\n")
         .into_bytes();
-    let r = headers_stdin(&head, true);
+    let mut pasted = b"\r\n\n".to_vec();
+    pasted.extend_from_slice(&head);
+    let r = headers_stdin(&pasted, true);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let j = r.json();
     assert_eq!(j["source"], "-");

@@ -118,11 +118,12 @@ pub fn analyze(source: &str, raw: &[u8]) -> Result<HeadersReport, HeadersError> 
     if raw.len() > MAX_INPUT {
         return Err(HeadersError::TooLarge(source.to_string()));
     }
-    if raw.iter().all(u8::is_ascii_whitespace) {
+    // Headers pasted from a mail client often come after a blank line or two.
+    let Some(start) = raw.iter().position(|b| !b.is_ascii_whitespace()) else {
         return Err(HeadersError::Empty(source.to_string()));
-    }
+    };
     let msg = MessageParser::default()
-        .parse(raw)
+        .parse(raw.get(start..).unwrap_or_default())
         .filter(|m| !m.parts.is_empty() && has_real_fields(m))
         .ok_or_else(|| HeadersError::NotAMessage(source.to_string()))?;
     let message = facts(&msg);
