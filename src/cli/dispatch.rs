@@ -32,6 +32,13 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
                 report::human::render_diff(&report, style)
             })
         }
+        Command::Headers(args) => {
+            use mxtrace_core::headers::{analyze, read_input, render::render_human};
+            let report = analyze(&args.file.display().to_string(), &read_input(&args.file)?)?;
+            output(format, "headers", &report, report.verdict.passed, |style| {
+                render_human(&report, style)
+            })
+        }
         Command::Demo(args) => {
             let opts = mxtrace_core::demo::DemoOptions {
                 scenario: args.scenario,

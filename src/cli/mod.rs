@@ -3,6 +3,7 @@
 //! Anything the user typed wrong is a usage error (exit 2); `CliError::exit_code` decides.
 
 pub mod dispatch;
+pub mod headers;
 pub mod help;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -87,6 +88,10 @@ pub enum Command {
     /// latency beyond --latency-threshold, and (for `run`) each expectation.
     #[command(after_help = help::DIFF_EXAMPLES)]
     Diff(DiffArgs),
+    /// Read a delivered message or an NDR: hops, delays, TLS, authentication, Exchange
+    /// anti-spam stamps, each failed recipient explained, and the commands to test the path.
+    #[command(after_help = headers::HEADERS_EXAMPLES)]
+    Headers(headers::HeadersArgs),
     /// See what mxtrace does, offline: start the lab on loopback, trace scenarios A-D through
     /// it, then each fault of the runbooks, and explain every failure.
     ///
@@ -566,6 +571,8 @@ pub enum CliError {
     Demo(#[from] DemoError),
     #[error(transparent)]
     Explain(#[from] mxtrace_core::explain::ExplainInputError),
+    #[error(transparent)]
+    Headers(#[from] mxtrace_core::headers::HeadersError),
     /// The `--junit` file.
     #[error("{0}")]
     Junit(String),

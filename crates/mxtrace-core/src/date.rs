@@ -1,9 +1,18 @@
-//! The RFC 5322 date-time (message Date headers, Exchange-style banners), through the `time`
-//! crate.
+//! The RFC 5322 date-time (message Date headers, Exchange-style banners) and RFC 3339 UTC
+//! times (`headers` output), through the `time` crate.
 
 use std::time::SystemTime;
-use time::format_description::well_known::Rfc2822;
+use time::format_description::well_known::{Rfc2822, Rfc3339};
 use time::OffsetDateTime;
+
+/// RFC 3339 in UTC, e.g. `2026-11-23T08:54:49Z`, from seconds since the epoch; a time the
+/// format cannot hold (before year 0, after 9999) is shown as the epoch.
+pub fn rfc3339(unix_secs: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix_secs)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string())
+}
 
 /// RFC 5322 3.3 date-time in UTC, e.g. `Mon, 23 Nov 2026 08:54:49 +0000`.
 pub fn rfc5322(t: SystemTime) -> String {
@@ -28,5 +37,12 @@ mod tests {
         );
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(rfc5322(leap), "Tue, 29 Feb 2000 00:00:00 +0000");
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(1_795_424_089), "2026-11-23T08:54:49Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(i64::MAX), "1970-01-01T00:00:00Z");
     }
 }
