@@ -4,15 +4,24 @@
 # - the Debian package: built by cargo-deb from that same release build, installed with
 #   `apt-get install ./mxtrace_*.deb`, then `mxtrace demo`, `man mxtrace`, the bash completion,
 #   and a clean removal.
-# Usage (root): tests/package/deb.sh     Needs: cargo-deb (installed here if missing), man-db,
-# bash-completion (apt).
+# Usage: tests/package/deb.sh               (root) build, install, check, remove
+#        tests/package/deb.sh --build-only  build target/debian/mxtrace_*.deb and stop
+# Needs cargo-deb (installed here if missing) and man-db.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 log() { printf '== deb: %s\n' "$*"; }
 fail() { printf 'tests/package/deb.sh: FAIL: %s\n' "$*" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || fail "run as root (it installs and removes the package)"
-if dpkg -s mxtrace >/dev/null 2>&1; then fail "mxtrace is already installed: remove it first"; fi
+build_only=0
+case "${1:-}" in
+--build-only) build_only=1 ;;
+"") ;;
+*) fail "usage: tests/package/deb.sh [--build-only]" ;;
+esac
+if [ "$build_only" = 0 ]; then
+    [ "$(id -u)" = 0 ] || fail "run as root (it installs and removes the package)"
+    if dpkg -s mxtrace >/dev/null 2>&1; then fail "mxtrace is already installed: remove it first"; fi
+fi
 
 scratch=$(mktemp -d)
 installed=0
@@ -46,6 +55,10 @@ for f in /usr/bin/mxtrace /usr/share/man/man1/mxtrace.1.gz \
     /usr/share/doc/mxtrace/scenarios/a-inbound-eop.toml /usr/share/doc/mxtrace/copyright; do
     grep -q " \.$f\$" "$scratch/contents" || fail "$f is not in the package"
 done
+if [ "$build_only" = 1 ]; then
+    log "built $deb"
+    exit 0
+fi
 
 log "apt-get install ./$(basename "$deb")"
 apt-get install -y "./$deb" >"$scratch/apt.log" 2>&1 || { cat "$scratch/apt.log"; fail install; }
