@@ -478,11 +478,7 @@ fn summary(out: &mut String, r: &DemoReport, style: Style) {
         faults.len(),
         r.elapsed_ms / 1000.0
     );
-    let verdict = if r.passed {
-        style.paint("1;32", "PASS")
-    } else {
-        style.paint("1;31", "FAIL")
-    };
+    let verdict = crate::report::human::pass_fail(r.passed, style);
     let _ = writeln!(out, "Verdict: {verdict} {line}");
 }
 

@@ -71,6 +71,15 @@ fn push_visible(out: &mut String, c: char) {
 /// The last line of defence on a whole rendering: only line breaks and this renderer's own
 /// colour codes (`ESC [ digits ; m`, when colour is on) stay raw; any other control character
 /// is made visible, whichever field it came in.
+/// The verdict word, coloured: PASS in bold green, FAIL in bold red.
+pub fn pass_fail(passed: bool, style: Style) -> String {
+    if passed {
+        style.paint("1;32", "PASS")
+    } else {
+        style.paint("1;31", "FAIL")
+    }
+}
+
 fn guard(out: String, style: Style) -> String {
     let mut safe = String::with_capacity(out.len());
     let mut rest = out.as_str();
@@ -138,11 +147,7 @@ fn probe_body(out: &mut String, r: &ProbeReport, style: Style, label: &str) {
     if let Some(tls) = &r.tls {
         tls_section(out, tls, style);
     }
-    let verdict = if r.verdict.passed {
-        style.paint("1;32", "PASS")
-    } else {
-        style.paint("1;31", "FAIL")
-    };
+    let verdict = pass_fail(r.verdict.passed, style);
     let _ = writeln!(out, "{label}: {verdict} {}", r.verdict.summary);
 }
 
@@ -303,11 +308,7 @@ pub fn render_trace(r: &TraceReport, style: Style) -> String {
     for w in &r.verdict.warnings {
         let _ = writeln!(out, "{} {w}", style.paint("33", "warning:"));
     }
-    let verdict = if r.verdict.passed {
-        style.paint("1;32", "PASS")
-    } else {
-        style.paint("1;31", "FAIL")
-    };
+    let verdict = pass_fail(r.verdict.passed, style);
     let _ = writeln!(
         out,
         "Verdict: {verdict} {} ({:.1} ms)",
@@ -621,11 +622,7 @@ pub fn render_run(r: &crate::run::RunReport, style: Style) -> String {
         "Summary: {} expectation(s), {} passed, {} failed",
         s.total, s.passed, s.failed
     );
-    let verdict = if r.verdict.passed {
-        style.paint("1;32", "PASS")
-    } else {
-        style.paint("1;31", "FAIL")
-    };
+    let verdict = pass_fail(r.verdict.passed, style);
     let _ = writeln!(out, "Verdict: {verdict} {}", r.verdict.summary);
     guard(out, style)
 }
@@ -664,11 +661,7 @@ pub fn render_diff(r: &crate::diff::DiffReport, style: Style) -> String {
             let _ = writeln!(out, "{label} {hop}{subject}{}", f.message);
         }
     }
-    let verdict = if r.verdict.passed {
-        style.paint("1;32", "PASS")
-    } else {
-        style.paint("1;31", "FAIL")
-    };
+    let verdict = pass_fail(r.verdict.passed, style);
     let _ = writeln!(out, "Verdict: {verdict} {}", r.verdict.summary);
     guard(out, style)
 }
