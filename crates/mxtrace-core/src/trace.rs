@@ -401,7 +401,7 @@ fn name_scenario(opts: &TraceOptions, plan: &mut HopPlan, w: &mut Walking) {
         let tenant = opts.tenant.as_deref();
         let detected = diagnose::scenario_for_mx(&hosts, tenant);
         for flag in &detected.flags {
-            if *flag != diagnose::MxFlag::NoMx {
+            if *flag != diagnose::MxSetWarning::NoMx {
                 warnings.push(flag.message().to_string());
             }
         }

@@ -17,7 +17,7 @@ pub use errors::{
 pub use peer::{fit_steps, identify as identify_peer, Peer};
 pub use scenario::{
     diagnose, hints_from_spf, is_eop_host, path_label, scenario_for_host, scenario_for_mx,
-    tenant_routing_domain, MxFlag, Observed, ScenarioDetection,
+    tenant_routing_domain, MxSetWarning, Observed, ScenarioDetection,
 };
 
 pub use crate::model::{

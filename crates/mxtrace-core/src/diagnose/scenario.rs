@@ -21,7 +21,7 @@ const EOP_SPF_INCLUDE: &str = "spf.protection.outlook.com";
 /// Something about an MX set that deserves a warning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum MxFlag {
+pub enum MxSetWarning {
     /// No MX host given (the caller may fall back to the implicit MX).
     NoMx,
     /// More than one EOP MX for one domain.
@@ -32,13 +32,13 @@ pub enum MxFlag {
     InvalidTenant,
 }
 
-impl MxFlag {
+impl MxSetWarning {
     pub fn message(self) -> &'static str {
         match self {
-            MxFlag::NoMx => "The domain has no MX host; senders fall back to its A/AAAA record (implicit MX), if any.",
-            MxFlag::MultipleEopMx => "The domain has more than one Exchange Online MX; a domain on Exchange Online should publish a single MX, <domain-com>.mail.protection.outlook.com.",
-            MxFlag::NonEopFallbackMx => "A non-Microsoft MX sits beside the Exchange Online MX; Microsoft does not support a fallback MX next to EOP (mail that lands there bypasses EOP or bounces).",
-            MxFlag::InvalidTenant => "The tenant name is not a valid DNS label (expected e.g. contoso, contoso.onmicrosoft.com or contoso.mail.onmicrosoft.com).",
+            MxSetWarning::NoMx => "The domain has no MX host; senders fall back to its A/AAAA record (implicit MX), if any.",
+            MxSetWarning::MultipleEopMx => "The domain has more than one Exchange Online MX; a domain on Exchange Online should publish a single MX, <domain-com>.mail.protection.outlook.com.",
+            MxSetWarning::NonEopFallbackMx => "A non-Microsoft MX sits beside the Exchange Online MX; Microsoft does not support a fallback MX next to EOP (mail that lands there bypasses EOP or bounces).",
+            MxSetWarning::InvalidTenant => "The tenant name is not a valid DNS label (expected e.g. contoso, contoso.onmicrosoft.com or contoso.mail.onmicrosoft.com).",
         }
     }
 }
@@ -56,7 +56,7 @@ pub struct ScenarioDetection {
     /// Scenario B hop 2: the domain whose MX (EOP) the on-premises server delivers to,
     /// `<tenant>.mail.onmicrosoft.com`.
     pub hop2_target: Option<String>,
-    pub flags: Vec<MxFlag>,
+    pub flags: Vec<MxSetWarning>,
 }
 
 /// True for an Exchange Online Protection host name (case-insensitive, trailing dot allowed).
@@ -85,17 +85,17 @@ pub fn scenario_for_mx(mx_hosts: &[String], tenant: Option<&str>) -> ScenarioDet
     }
     let mut flags = Vec::new();
     if eop_hosts.is_empty() && other_hosts.is_empty() {
-        flags.push(MxFlag::NoMx);
+        flags.push(MxSetWarning::NoMx);
     }
     if eop_hosts.len() > 1 {
-        flags.push(MxFlag::MultipleEopMx);
+        flags.push(MxSetWarning::MultipleEopMx);
     }
     if !eop_hosts.is_empty() && !other_hosts.is_empty() {
-        flags.push(MxFlag::NonEopFallbackMx);
+        flags.push(MxSetWarning::NonEopFallbackMx);
     }
     let routing = tenant.map(tenant_routing_domain);
     if matches!(routing, Some(None)) {
-        flags.push(MxFlag::InvalidTenant);
+        flags.push(MxSetWarning::InvalidTenant);
     }
     let (scenario, hop2_target) = if !eop_hosts.is_empty() {
         (Some(Scenario::A), None)

@@ -546,7 +546,7 @@ fn scenario_detection_from_mx() {
     assert_eq!(d.scenario, None);
     let d = scenario_for_mx(&hosts(&["mail.contoso.com"]), Some("not a tenant!"));
     assert_eq!(d.scenario, None);
-    assert!(d.flags.contains(&MxFlag::InvalidTenant));
+    assert!(d.flags.contains(&MxSetWarning::InvalidTenant));
     let d = scenario_for_mx(
         &hosts(&[
             "contoso-com.mail.protection.outlook.com",
@@ -555,7 +555,7 @@ fn scenario_detection_from_mx() {
         None,
     );
     assert_eq!(d.scenario, Some(Scenario::A));
-    assert!(d.flags.contains(&MxFlag::NonEopFallbackMx));
+    assert!(d.flags.contains(&MxSetWarning::NonEopFallbackMx));
     let d = scenario_for_mx(
         &hosts(&[
             "a-com.mail.protection.outlook.com",
@@ -563,20 +563,20 @@ fn scenario_detection_from_mx() {
         ]),
         None,
     );
-    assert!(d.flags.contains(&MxFlag::MultipleEopMx));
+    assert!(d.flags.contains(&MxSetWarning::MultipleEopMx));
     let d = scenario_for_mx(&[], None);
     assert_eq!(
         (d.scenario, d.flags.as_slice()),
-        (None, &[MxFlag::NoMx][..])
+        (None, &[MxSetWarning::NoMx][..])
     );
     // The suffix alone, or a look-alike, is not EOP.
     assert!(!is_eop_host("mail.protection.outlook.com"));
     assert!(!is_eop_host("evilmail.protection.outlook.com.example"));
     for f in [
-        MxFlag::NoMx,
-        MxFlag::MultipleEopMx,
-        MxFlag::NonEopFallbackMx,
-        MxFlag::InvalidTenant,
+        MxSetWarning::NoMx,
+        MxSetWarning::MultipleEopMx,
+        MxSetWarning::NonEopFallbackMx,
+        MxSetWarning::InvalidTenant,
     ] {
         assert!(!f.message().is_empty());
     }

@@ -50,7 +50,7 @@ pub enum HeadersError {
 /// Whether the input is a delivered message or a non-delivery report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub enum MessageKind {
     Message,
     Ndr,
 }
@@ -78,7 +78,7 @@ pub struct NdrReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Verdict {
+pub struct HeadersVerdict {
     /// False when the message shows a failure (an NDR with failed recipients): exit 1.
     pub passed: bool,
     pub summary: String,
@@ -88,12 +88,12 @@ pub struct Verdict {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HeadersReport {
     pub source: String,
-    pub kind: Kind,
+    pub kind: MessageKind,
     pub message: MessageFacts,
     pub ndr: Option<NdrReport>,
     /// `mxtrace probe`/`trace` commands that test the same path now.
     pub next_steps: Vec<String>,
-    pub verdict: Verdict,
+    pub verdict: HeadersVerdict,
 }
 
 /// Reads a file, or standard input for `-`, up to `MAX_INPUT` bytes.
@@ -132,9 +132,9 @@ pub fn analyze(source: &str, raw: &[u8]) -> Result<HeadersReport, HeadersError> 
         original: original(&msg),
     });
     let kind = if ndr.is_some() {
-        Kind::Ndr
+        MessageKind::Ndr
     } else {
-        Kind::Message
+        MessageKind::Message
     };
     let next_steps = next_steps(&message, ndr.as_ref());
     let verdict = verdict(&message, ndr.as_ref());
@@ -303,7 +303,7 @@ fn headers_block(text: &str) -> Option<MessageFacts> {
     (!m.parts.is_empty() && has_real_fields(&m)).then(|| facts(&m))
 }
 
-fn verdict(message: &MessageFacts, ndr: Option<&NdrReport>) -> Verdict {
+fn verdict(message: &MessageFacts, ndr: Option<&NdrReport>) -> HeadersVerdict {
     match ndr {
         Some(r) if r.ndr.failed() => {
             let failed: Vec<&str> = r
@@ -313,7 +313,7 @@ fn verdict(message: &MessageFacts, ndr: Option<&NdrReport>) -> Verdict {
                 .filter(|x| x.failed())
                 .map(|x| x.recipient.as_str())
                 .collect();
-            Verdict {
+            HeadersVerdict {
                 passed: false,
                 summary: format!(
                     "non-delivery report: {} recipient{} failed ({})",
@@ -323,11 +323,11 @@ fn verdict(message: &MessageFacts, ndr: Option<&NdrReport>) -> Verdict {
                 ),
             }
         }
-        Some(_) => Verdict {
+        Some(_) => HeadersVerdict {
             passed: true,
             summary: "delivery report without failed recipients".to_string(),
         },
-        None => Verdict {
+        None => HeadersVerdict {
             passed: true,
             summary: format!(
                 "message read: {} hop{}",

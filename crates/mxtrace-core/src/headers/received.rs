@@ -109,7 +109,7 @@ pub struct PathSummary {
     pub clock_skew: bool,
 }
 
-/// The scenarios as zone sequences (DESIGN of the four Microsoft 365 delivery scenarios: A
+/// The scenarios as zone sequences (the four Microsoft 365 delivery scenarios, README "Scenarios": A
 /// third party -> Office 365; B third party -> on-premises MX -> Office 365; C Office 365 ->
 /// third party; D Office 365 -> on-premises -> third party). A chain that stops at the
 /// on-premises server shows only the first leg of B or D.

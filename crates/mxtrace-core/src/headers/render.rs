@@ -6,7 +6,7 @@ use super::auth::Authentication;
 use super::ndr::{NdrRecipient, Source};
 use super::received::{Hop, PathSummary};
 use super::stamps::{unknown_meaning, ExchangeStamps, StampField};
-use super::{HeadersReport, Kind, MessageFacts};
+use super::{HeadersReport, MessageFacts, MessageKind};
 use crate::report::human::Style;
 use std::fmt::Write;
 
@@ -19,8 +19,8 @@ const YELLOW: &str = "33";
 pub fn render_human(r: &HeadersReport, style: Style) -> String {
     let mut out = String::new();
     let title = match r.kind {
-        Kind::Message => "Message",
-        Kind::Ndr => "Non-delivery report",
+        MessageKind::Message => "Message",
+        MessageKind::Ndr => "Non-delivery report",
     };
     let _ = writeln!(out, "{} {}", style.paint(BOLD, title), r.source);
     summary(&mut out, &r.message);
