@@ -566,7 +566,7 @@ pub enum CliError {
     #[error(transparent)]
     Run(#[from] RunError),
     #[error(transparent)]
-    Diff(#[from] mxtrace_core::exit::UsageError),
+    Diff(#[from] mxtrace_core::diff::DiffError),
     #[error(transparent)]
     Demo(#[from] DemoError),
     #[error(transparent)]

@@ -4,7 +4,6 @@
 //! plus `run`'s expectations keyed by id. Each change is a regression (exit 1), an improvement
 //! or a plain change.
 
-use crate::exit::UsageError;
 use crate::model::{Document, ExpectationResult, Outcome, ProbeReport, Stage, StageRecord};
 use crate::model::{TlsReport, TraceReport};
 use serde::Serialize;
@@ -139,8 +138,8 @@ pub struct DocInfo {
 
 /// Reads one result file: a usage error naming the file when it is not a result this version
 /// reads.
-pub fn read(path: &Path) -> Result<Document, UsageError> {
-    Document::read(path).map_err(|e| UsageError(e.to_string()))
+pub fn read(path: &Path) -> Result<Document, DiffError> {
+    Ok(Document::read(path)?)
 }
 
 /// One probe of a result, keyed for matching.
@@ -202,6 +201,26 @@ fn normalize(doc: &Document) -> Doc<'_> {
     }
 }
 
+/// Inputs `diff` cannot compare (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiffError {
+    /// Not a result file, or of an unknown schema (the error names the file).
+    #[error(transparent)]
+    Read(#[from] crate::model::DocumentError),
+    #[error(
+        "{} is a {before} result and {} a {after} result: compare results of the same command",
+        before_file.display(),
+        after_file.display()
+    )]
+    DifferentCommands {
+        before_file: std::path::PathBuf,
+        before: &'static str,
+        after_file: std::path::PathBuf,
+        after: &'static str,
+    },
+}
+
 /// Compares two results already read.
 pub fn diff(
     before_file: &Path,
@@ -209,15 +228,14 @@ pub fn diff(
     after_file: &Path,
     after: &Document,
     threshold: Threshold,
-) -> Result<DiffReport, UsageError> {
+) -> Result<DiffReport, DiffError> {
     if before.command() != after.command() {
-        return Err(UsageError(format!(
-            "{} is a {} result and {} a {} result: compare results of the same command",
-            before_file.display(),
-            before.command(),
-            after_file.display(),
-            after.command()
-        )));
+        return Err(DiffError::DifferentCommands {
+            before_file: before_file.to_path_buf(),
+            before: before.command(),
+            after_file: after_file.to_path_buf(),
+            after: after.command(),
+        });
     }
     let (b, a) = (normalize(before), normalize(after));
     let mut findings = Vec::new();

@@ -14,8 +14,3 @@ pub const INTERNAL: u8 = 3;
 pub fn code(c: u8) -> ExitCode {
     ExitCode::from(c)
 }
-
-/// An input `diff` cannot use (exit 2). Kept for `diff`, whose errors are not typed yet.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);

@@ -826,7 +826,7 @@ async fn run_check(o: &ProbeOptions) -> ProbeReport {
     match probe::probe(o).await {
         Ok(r) => r,
         // The TLS files were loaded once already; should they fail now, say so as a result.
-        Err(e) => probe::unresolved(o, format!("TLS configuration: {}", e.0)),
+        Err(e) => probe::unresolved(o, format!("TLS configuration: {}", e)),
     }
 }
 

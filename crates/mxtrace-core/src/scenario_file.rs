@@ -596,11 +596,14 @@ fn check_session(s: &HopSettings<'_>, session: &SessionSpec) -> Result<(), FileE
         .probe_options("mxtrace.invalid".to_string(), session.port_or_default())
         .map_err(|e| s.spec_error(e))?;
         crate::tls::client_config(&probe.tls).map_err(|e| {
-            let field = match session.tls_client_cert {
-                Some(_) => Field::TlsClientCert,
-                None => Field::TlsCaFile,
+            use crate::tls::TlsConfigError as E;
+            let field = match &e {
+                E::CaFile { .. } | E::NotCa { .. } | E::NoCaCertificate { .. } => Field::TlsCaFile,
+                E::ClientKey { .. } => Field::TlsClientKey,
+                _ if session.tls_client_cert.is_some() => Field::TlsClientCert,
+                _ => Field::TlsCaFile,
             };
-            s.error(field, e.0)
+            s.error(field, e.to_string())
         })?;
     }
     Ok(())

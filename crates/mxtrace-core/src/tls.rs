@@ -258,13 +258,42 @@ fn io_reason(e: &std::io::Error) -> String {
 }
 
 /// Errors building the TLS configuration: bad files the user named (exit 2).
-#[derive(Debug)]
-pub struct TlsConfigError(pub String);
-
-impl std::fmt::Display for TlsConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsConfigError {
+    #[error("--tls-ca-file {}: {source}", path.display())]
+    CaFile {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("--tls-ca-file {}: not a CA certificate: {source}", path.display())]
+    NotCa {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("--tls-ca-file {}: no PEM certificate found", path.display())]
+    NoCaCertificate { path: PathBuf },
+    #[error("building the certificate verifier: {0}")]
+    Verifier(#[source] rustls::client::VerifierBuilderError),
+    #[error("TLS configuration: {0}")]
+    Config(#[source] rustls::Error),
+    #[error("--tls-client-cert {}: {source}", path.display())]
+    ClientCert {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("--tls-client-cert {}: no PEM certificate found", path.display())]
+    NoClientCertificate { path: PathBuf },
+    /// The key's own error text can quote file content: only the file is named.
+    #[error("--tls-client-key {}: no readable PEM private key", path.display())]
+    ClientKey { path: PathBuf },
+    #[error("client certificate and key: {0}")]
+    ClientAuth(#[source] rustls::Error),
+    #[error("--tls-client-cert and --tls-client-key go together")]
+    CertWithoutKey,
 }
 
 fn provider(classic_groups: bool) -> CryptoProvider {
@@ -288,30 +317,30 @@ pub fn client_config(
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = &opts.ca_file {
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| TlsConfigError(format!("--tls-ca-file {}: {e}", path.display())))?;
+        let certs =
+            CertificateDer::pem_file_iter(path).map_err(|source| TlsConfigError::CaFile {
+                path: path.clone(),
+                source,
+            })?;
         let mut added = 0;
         for cert in certs {
-            let cert =
-                cert.map_err(|e| TlsConfigError(format!("--tls-ca-file {}: {e}", path.display())))?;
-            roots.add(cert).map_err(|e| {
-                TlsConfigError(format!(
-                    "--tls-ca-file {}: not a CA certificate: {e}",
-                    path.display()
-                ))
+            let cert = cert.map_err(|source| TlsConfigError::CaFile {
+                path: path.clone(),
+                source,
+            })?;
+            roots.add(cert).map_err(|source| TlsConfigError::NotCa {
+                path: path.clone(),
+                source,
             })?;
             added += 1;
         }
         if added == 0 {
-            return Err(TlsConfigError(format!(
-                "--tls-ca-file {}: no PEM certificate found",
-                path.display()
-            )));
+            return Err(TlsConfigError::NoCaCertificate { path: path.clone() });
         }
     }
     let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
-        .map_err(|e| TlsConfigError(format!("building the certificate verifier: {e}")))?;
+        .map_err(TlsConfigError::Verifier)?;
     let record = SharedRecord::default();
     let verifier = Arc::new(RecordingVerifier {
         inner,
@@ -320,39 +349,29 @@ pub fn client_config(
     });
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsConfigError(format!("TLS configuration: {e}")))?
+        .map_err(TlsConfigError::Config)?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let config = match (&opts.client_cert, &opts.client_key) {
         (Some(cert), Some(key)) => {
             let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
                 .and_then(|it| it.collect::<Result<_, _>>())
-                .map_err(|e| {
-                    TlsConfigError(format!("--tls-client-cert {}: {e}", cert.display()))
+                .map_err(|source| TlsConfigError::ClientCert {
+                    path: cert.clone(),
+                    source,
                 })?;
             if chain.is_empty() {
-                return Err(TlsConfigError(format!(
-                    "--tls-client-cert {}: no PEM certificate found",
-                    cert.display()
-                )));
+                return Err(TlsConfigError::NoClientCertificate { path: cert.clone() });
             }
             // The key's own error text can quote file content: keep only the file name.
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|_| {
-                TlsConfigError(format!(
-                    "--tls-client-key {}: no readable PEM private key",
-                    key.display()
-                ))
-            })?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|_| TlsConfigError::ClientKey { path: key.clone() })?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| TlsConfigError(format!("client certificate and key: {e}")))?
+                .map_err(TlsConfigError::ClientAuth)?
         }
         (None, None) => builder.with_no_client_auth(),
-        _ => {
-            return Err(TlsConfigError(
-                "--tls-client-cert and --tls-client-key go together".to_string(),
-            ))
-        }
+        _ => return Err(TlsConfigError::CertWithoutKey),
     };
     Ok((Arc::new(config), record))
 }

@@ -76,15 +76,8 @@ struct HopPlan {
 pub enum TraceError {
     #[error(transparent)]
     Resolver(#[from] crate::dns::SetupError),
-    /// `TlsConfigError` carries its message only (no `Error` impl to chain).
-    #[error("{}", .0.0)]
-    Tls(TlsConfigError),
-}
-
-impl From<TlsConfigError> for TraceError {
-    fn from(e: TlsConfigError) -> TraceError {
-        TraceError::Tls(e)
-    }
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
 }
 
 impl TraceOptions {
