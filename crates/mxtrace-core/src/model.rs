@@ -1,12 +1,13 @@
 //! The result model: what `probe`, `trace` and `run` produce. Every type here is serialized to
 //! JSON with stable snake_case names that outside tools depend on, and read back by `diff`.
-//! Renderers read these; the engine writes them. The model depends on no engine module (the
-//! diagnosis engine, src/diagnose, depends on it).
+//! Renderers read these; the engine writes them. The model depends only on `smtp`'s wire types
+//! (replies, EHLO capabilities, error kinds); the diagnosis engine depends on it.
 
 mod diagnosis;
 mod document;
 mod run;
 
+pub use crate::smtp::ErrorKind;
 pub use diagnosis::{
     Category, Class, Diagnosis, Explanation, Layer, PathContext, Scenario, SpfHints,
 };
@@ -128,33 +129,6 @@ impl Outcome {
             Outcome::Transient => "transient",
             Outcome::Permanent => "permanent",
             Outcome::Error => "error",
-        }
-    }
-}
-
-/// The kind of a stage error (`error.kind` in the JSON).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    Timeout,
-    Refused,
-    Reset,
-    Unreachable,
-    Tls,
-    Protocol,
-    Dns,
-}
-
-impl ErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Refused => "refused",
-            ErrorKind::Reset => "reset",
-            ErrorKind::Unreachable => "unreachable",
-            ErrorKind::Tls => "tls",
-            ErrorKind::Protocol => "protocol",
-            ErrorKind::Dns => "dns",
         }
     }
 }

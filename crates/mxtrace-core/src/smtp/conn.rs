@@ -3,7 +3,7 @@
 //! bytes a server sent ahead of time are seen (pipelining checks, STARTTLS injection).
 
 use super::reply::{Reply, ReplyAccumulator, ReplyError, MAX_LINE};
-use crate::model::ErrorKind;
+use super::ErrorKind;
 use std::fmt;
 use std::io;
 use std::pin::Pin;

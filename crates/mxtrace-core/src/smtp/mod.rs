@@ -5,3 +5,33 @@ pub mod conn;
 pub mod ehlo;
 pub mod line;
 pub mod reply;
+
+use serde::{Deserialize, Serialize};
+
+/// The kind of a stage error (`error.kind` in the JSON): what went wrong reaching or talking to
+/// the server. Defined here, below the model, because the connection classifies OS errors into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    Timeout,
+    Refused,
+    Reset,
+    Unreachable,
+    Tls,
+    Protocol,
+    Dns,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Dns => "dns",
+        }
+    }
+}
