@@ -5,8 +5,8 @@
 # this script starts and stops by pid. The host's firewall and ip_forward are left alone.
 #
 # Checks: the demo exits 0 with no network; --version and --help; the compose file's lab and
-# probe; `lab serve` in one container probed from another; a non-root user and no toolchain in
-# the image.
+# probe with compose v1 and v2; `lab serve` in one container probed from another; a non-root
+# user, no toolchain and a size limit for the image.
 #
 # Usage (root): docker/test.sh            Needs: docker.io docker-compose debootstrap (apt).
 # MXTRACE_DOCKER_CACHE (default /var/cache/mxtrace-docker) keeps the engine's data and the base
@@ -169,9 +169,40 @@ check_two_containers() {
     docker volume rm -f mxtrace-test-lab >/dev/null
 }
 
+# Compose v2 (the `docker compose` plugin) is not in Debian 12; Debian 13's package is a static
+# binary, fetched from the Debian archive, checked against its pinned SHA-256, and unpacked as a
+# CLI plugin in a private DOCKER_CONFIG (nothing is installed on the host).
+compose_v2_deb=pool/main/d/docker-compose/docker-compose_2.26.1-4_amd64.deb
+compose_v2_sha256=47681197cb2b1ab88206b42a1a92fc75f50d9530a6322d03494a473eed0408ea
+compose_v2() {
+    local deb=$cache/${compose_v2_deb##*/} mirror
+    if ! sha256sum "$deb" 2>/dev/null | grep -q "^$compose_v2_sha256 "; then
+        mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources \
+            2>/dev/null || true)
+        curl -fsS -m 120 -o "$deb" "${mirror:-http://deb.debian.org/debian}/$compose_v2_deb" \
+            || fail "download of compose v2 ($compose_v2_deb)"
+        sha256sum "$deb" | grep -q "^$compose_v2_sha256 " || fail "compose v2: SHA-256 mismatch"
+    fi
+    dpkg-deb -x "$deb" "$run/compose-v2"
+    mkdir -p "$run/docker-config/cli-plugins"
+    ln -sf "$run/compose-v2/usr/libexec/docker/cli-plugins/docker-compose" \
+        "$run/docker-config/cli-plugins/docker-compose"
+    DOCKER_CONFIG="$run/docker-config" /usr/bin/docker compose version | grep -Eq ' v?2\.' \
+        || fail "docker compose is not compose v2"
+}
+
 check_compose() {
-    log "compose: lab and probe (docker-compose v1)"
-    local compose=(docker-compose -p mxtracetest -f docker/compose.yaml)
+    check_compose_with "docker-compose v1" docker-compose
+    compose_v2
+    check_compose_with "docker compose v2" env DOCKER_CONFIG="$run/docker-config" \
+        /usr/bin/docker compose
+}
+
+check_compose_with() {
+    local name=$1
+    shift
+    log "compose: lab and probe ($name)"
+    local compose=("$@" -p mxtracetest -f docker/compose.yaml)
     local rc=0
     "${compose[@]}" up --no-build --abort-on-container-exit --exit-code-from probe \
         >"$run/compose.log" 2>&1 || rc=$?
