@@ -8,7 +8,10 @@
 # probe with compose v1 and v2; `lab serve` in one container probed from another; a non-root
 # user, no toolchain and a size limit for the image.
 #
-# Usage (root): docker/test.sh            Needs: docker.io docker-compose debootstrap (apt).
+# Usage (root): docker/test.sh [--prepare] [--export-binary PATH]
+#   --prepare             only make the two base images (network-bound: CI runs it early)
+#   --export-binary PATH  copy the image's release binary to PATH (CI packages it as the .deb)
+# Needs: docker.io docker-compose debootstrap (apt).
 # MXTRACE_DOCKER_CACHE (default /var/cache/mxtrace-docker) keeps the engine's data and the base
 # rootfs between runs.
 set -euo pipefail
@@ -210,6 +213,27 @@ check_compose_with() {
     [ "$rc" = 0 ] || { tail -n 40 "$run/compose.log"; fail "compose run exited $rc"; }
 }
 
+# The release binary the image was built with, copied out of it (CI packages this same build
+# as the .deb instead of compiling mxtrace in release a second time).
+export_binary() {
+    local cid
+    mkdir -p "$(dirname "$1")"
+    cid=$(docker create "$image")
+    docker cp "$cid:/usr/local/bin/mxtrace" "$1" || { docker rm "$cid" >/dev/null; fail "docker cp"; }
+    docker rm "$cid" >/dev/null
+    log "exported the image's binary to $1"
+}
+
+prepare_only=0
+export_to=
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --prepare) prepare_only=1 ;;
+    --export-binary) export_to=${2:?--export-binary needs a path}; shift ;;
+    *) fail "usage: docker/test.sh [--prepare] [--export-binary PATH]" ;;
+    esac
+    shift
+done
 [ "$(id -u)" = 0 ] || fail "run as root (it starts a Docker engine)"
 for c in /usr/sbin/dockerd /usr/bin/docker docker-compose debootstrap; do
     command -v "$c" >/dev/null || fail "$c is missing: apt-get install docker.io docker-compose debootstrap"
@@ -217,8 +241,13 @@ done
 start_engine
 debian_base
 rust_base
+if [ "$prepare_only" = 1 ]; then
+    log "base images ready (--prepare)"
+    exit 0
+fi
 build_image
 docker tag "$image" mxtrace:local
+[ -z "$export_to" ] || export_binary "$export_to"
 check_basics
 check_two_containers
 check_compose

@@ -4,8 +4,13 @@
 # - the Debian package: built by cargo-deb from that same release build, installed with
 #   `apt-get install ./mxtrace_*.deb`, then `mxtrace demo`, `man mxtrace`, the bash completion,
 #   and a clean removal.
-# Usage: tests/package/deb.sh               (root) build, install, check, remove
-#        tests/package/deb.sh --build-only  build target/debian/mxtrace_*.deb and stop
+# Usage: tests/package/deb.sh                      (root) build, install, check, remove
+#        tests/package/deb.sh --build-only         build target/debian/mxtrace_*.deb and stop
+#        tests/package/deb.sh --binary PATH        package this release binary (CI passes the
+#                                                  one docker/test.sh built) instead of a second
+#                                                  release build; `cargo install --path .` is
+#                                                  then checked with --debug, reusing the tests'
+#                                                  build
 # Needs cargo-deb (installed here if missing) and man-db.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -13,11 +18,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 log() { printf '== deb: %s\n' "$*"; }
 fail() { printf 'tests/package/deb.sh: FAIL: %s\n' "$*" >&2; exit 1; }
 build_only=0
-case "${1:-}" in
---build-only) build_only=1 ;;
-"") ;;
-*) fail "usage: tests/package/deb.sh [--build-only]" ;;
-esac
+binary=
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --build-only) build_only=1 ;;
+    --binary) binary=${2:?--binary needs a path}; shift ;;
+    *) fail "usage: tests/package/deb.sh [--build-only] [--binary PATH]" ;;
+    esac
+    shift
+done
 if [ "$build_only" = 0 ]; then
     [ "$(id -u)" = 0 ] || fail "run as root (it installs and removes the package)"
     if dpkg -s mxtrace >/dev/null 2>&1; then fail "mxtrace is already installed: remove it first"; fi
@@ -33,9 +42,21 @@ trap cleanup EXIT
 
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --version 3.8.0
 
-log "from source: cargo install --locked --path . (release build, reused for the package)"
-cargo install --locked --path . --root "$scratch/root" --target-dir target --quiet
+if [ -z "$binary" ]; then
+    log "from source: cargo install --locked --path . (release build, reused for the package)"
+    cargo install --locked --path . --root "$scratch/root" --target-dir target --quiet
+else
+    log "from source: cargo install --debug --locked --path . (the package uses $binary)"
+    cargo install --debug --locked --path . --root "$scratch/root" --target-dir target --quiet
+fi
 "$scratch/root/bin/mxtrace" --version | grep -q '^mxtrace ' || fail "installed binary --version"
+if [ -n "$binary" ]; then
+    [ "$("$binary" --version)" = "$("$scratch/root/bin/mxtrace" --version)" ] \
+        || fail "$binary is not this version of mxtrace"
+    mkdir -p target/release
+    [ "$binary" -ef target/release/mxtrace ] || install -m 755 "$binary" target/release/mxtrace
+    cp -f "$binary" "$scratch/root/bin/mxtrace"
+fi
 
 log "the man page and completions, generated from the command definitions"
 assets=target/package-assets
