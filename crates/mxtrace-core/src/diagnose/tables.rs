@@ -46,6 +46,7 @@ pub const POSTGREY: &str =
 pub const EXIM: &str =
     "Exim specification, chapters on access control lists and SMTP processing (reply texts)";
 pub const QMAIL: &str = "qmail-smtpd(8) (rcpthosts control file)";
+pub const OPENSMTPD: &str = "OpenSMTPD smtpd(8), usr.sbin/smtpd/smtp_session.c (RCPT TO: a recipient that does not expand, such as an unknown virtual user, gets 524 5.2.4 Mailing list expansion problem; unknown local users get 550 Invalid recipient)";
 pub const SPAMHAUS: &str = "Spamhaus: ZEN, SBL, XBL, PBL DNSBL documentation (spamhaus.org/zen)";
 pub const DNSBLS: &str = "Blocklist operators' documentation: Barracuda Reputation Block List (b.barracudacentral.org), SpamCop (bl.spamcop.net), SORBS, UCEPROTECT, PSBL";
 pub const MS_RATE: &str = "Microsoft Learn: Message rate limits and throttling in Exchange Server (receive connector MessageRateLimit: 421 4.4.2 Message submission rate for this client has exceeded the configured limit)";
@@ -97,6 +98,16 @@ pub static MARKERS: &[TextRule] = &[
         EXIM,
     )
     .steps(&[CONNECTORS]),
+    // OpenSMTPD answers a recipient its tables cannot expand (an unknown virtual user) with
+    // the registry's words for X.2.4, which read as a mailing-list fault.
+    TextRule::new(
+        &["mailing list expansion problem"],
+        RecipientUnknown,
+        "The server could not expand the recipient: OpenSMTPD says this (524 5.2.4) for an address its virtual or alias table does not resolve, so the recipient is unknown there (or an alias points nowhere).",
+        OPENSMTPD,
+    )
+    .at(RCPT)
+    .only(Classes::Permanent),
     TextRule::new(
         &["allowed rcpthosts"],
         RelayDenied,

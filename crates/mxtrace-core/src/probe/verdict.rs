@@ -46,9 +46,14 @@ pub(super) fn explain(
         .and_then(|s| s.reply.as_ref());
     let seen = caps.after_tls.as_ref().or(caps.before_tls.as_ref());
     let peer = diagnose::identify_peer(host, banner, seen);
+    // A handshake that completed shows that both ends share a TLS version and cipher.
+    let negotiated = tls.is_some_and(|t| t.version.is_some());
     for s in stages.iter_mut() {
         if let Some(d) = s.diagnosis.as_mut() {
             diagnose::fit_steps(d, peer);
+            if negotiated {
+                diagnose::drop_cipher_advice(d);
+            }
         }
     }
 }
