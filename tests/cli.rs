@@ -454,3 +454,38 @@ fn ipv6_literal_target() {
         r.stdout
     );
 }
+
+/// `explain --peer`: the next steps fit the kind of server named (there is no greeting to
+/// recognise it by); `unknown`, the default, keeps every step.
+#[test]
+fn explain_peer_fits_the_advice() {
+    let reply = "550 5.7.1 <x@fabrikam.test>: Relay access denied";
+    let other = mxtrace(
+        &["explain", reply, "--stage", "rcpt", "--peer", "other"],
+        &[],
+    );
+    assert_eq!(other.code, 0, "{}", other.stderr);
+    assert!(other.stdout.contains("relay_denied"), "{}", other.stdout);
+    for word in [
+        "Exchange",
+        "Hybrid Configuration Wizard",
+        "Connectors",
+        "Microsoft",
+    ] {
+        assert!(!other.stdout.contains(word), "{word}: {}", other.stdout);
+    }
+    assert!(other.stdout.contains("third-party MTA"), "{}", other.stdout);
+    let default = mxtrace(&["explain", reply, "--stage", "rcpt"], &[]);
+    let ms = mxtrace(
+        &["explain", reply, "--stage", "rcpt", "--peer", "microsoft"],
+        &[],
+    );
+    assert_eq!(default.stdout, ms.stdout);
+    assert!(
+        ms.stdout.contains("Hybrid Configuration Wizard"),
+        "{}",
+        ms.stdout
+    );
+    let bad = mxtrace(&["explain", reply, "--peer", "postfix"], &[]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+}

@@ -206,6 +206,62 @@ fn postfix_real_peer() {
         maildir.display()
     );
 
+    // Two recipients, one valid and one unknown: the verdict says what happened to each, and
+    // with --data that the message reached the accepted one although the probe fails.
+    let two = |data: bool| {
+        let mut args: Vec<&str> = tls.to_vec();
+        args.extend(["--from", "probe@fabrikam.test"]);
+        args.extend([
+            "--rcpt",
+            "user@contoso.test",
+            "--rcpt",
+            "nobody@contoso.test",
+        ]);
+        if data {
+            args.push("--data");
+        }
+        probe(&smtp, &args)
+    };
+    let r = two(false);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let j = r.json();
+    let summary = j["verdict"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(
+            "recipients: user@contoso.test accepted 250 2.1.5, nobody@contoso.test refused 550 5.1.1 (recipient_unknown)"
+        ),
+        "{summary}"
+    );
+    assert!(!summary.contains("delivered"), "{summary}");
+    let list = j["recipients"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["address"], "user@contoso.test");
+    assert_eq!(list[0]["status"], "accepted");
+    assert_eq!(list[0]["delivered"], serde_json::Value::Null);
+    assert_eq!(list[1]["status"], "refused");
+    assert_eq!(list[1]["code"], 550);
+    assert_eq!(list[1]["enhanced"], "5.1.1");
+    assert_eq!(list[1]["category"], "recipient_unknown");
+    let r = two(true);
+    assert_eq!(
+        r.code, 1,
+        "a refused recipient fails the probe: {}",
+        r.stdout
+    );
+    let j = r.json();
+    let summary = j["verdict"]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("failed at rcpt_to: 550 5.1.1"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("; message delivered to 1 of 2 recipients (end of data 250 2.0.0)"),
+        "{summary}"
+    );
+    assert_eq!(j["recipients"][0]["delivered"], true);
+    assert_eq!(j["recipients"][1]["delivered"], false);
+    assert_eq!(stages(&j, "end_of_data")[0]["outcome"], "ok");
+
     // The human transcript reads like a telnet session.
     let r = mxtrace(
         &[

@@ -53,8 +53,11 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         }
         Command::Lab(LabCommand::Serve(args)) => runtime()?.block_on(lab_serve(args, format)),
         Command::Explain(args) => {
-            let (reply, stage, e) =
-                mxtrace_core::explain::explain_text(&args.reply, args.stage.as_deref())?;
+            let (reply, stage, e) = mxtrace_core::explain::explain_text(
+                &args.reply,
+                args.stage.as_deref(),
+                Some(args.peer.as_str()),
+            )?;
             let text = match format {
                 Format::Human => {
                     mxtrace_core::explain::render_human(&reply, stage, &e, report::use_color())

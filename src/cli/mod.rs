@@ -273,6 +273,11 @@ pub struct ExplainArgs {
     /// rcpt, data, eod (= end_of_data), rset, quit, or the JSON stage names.
     #[arg(long, value_name = "STAGE")]
     pub stage: Option<String>,
+    /// The kind of server that sent the reply: microsoft (Exchange Online or Exchange Server),
+    /// other (any other MTA: no Exchange steps) or unknown (every step kept).
+    #[arg(long, value_name = "PEER", default_value = "unknown",
+          value_parser = ["microsoft", "other", "unknown"])]
+    pub peer: String,
 }
 
 /// How to talk to a server: shared by every subcommand that opens SMTP sessions.

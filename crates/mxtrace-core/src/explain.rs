@@ -1,7 +1,7 @@
-//! `mxtrace explain "REPLY" [--stage STAGE]`: classify a pasted reply offline. The CLI layer
+//! `mxtrace explain "REPLY" [--stage STAGE] [--peer PEER]`: classify a pasted reply offline. The CLI layer
 //! parses flags and calls these; nothing here touches the network or the terminal.
 
-use crate::diagnose::{explain_reply, Class, Explanation};
+use crate::diagnose::{explain_reply, fit_next_steps, Class, Explanation, Peer};
 use crate::model::Stage;
 use crate::smtp::reply::{Reply, ReplyError};
 use std::fmt;
@@ -18,6 +18,8 @@ pub enum ExplainInputError {
     BadStage(String),
     /// The text is not an SMTP reply.
     BadReply(ReplyError),
+    /// The peer name is not one of `Peer::NAMES`.
+    BadPeer(String),
 }
 
 impl fmt::Display for ExplainInputError {
@@ -33,6 +35,12 @@ impl fmt::Display for ExplainInputError {
                     json.join(", ")
                 )
             }
+            ExplainInputError::BadPeer(p) => write!(
+                f,
+                "unknown peer {:?}: use one of {}",
+                truncate(p),
+                Peer::NAMES.join(", ")
+            ),
             ExplainInputError::BadReply(e) => write!(
                 f,
                 "not an SMTP reply ({e}): the reply must start with its 3-digit code (e.g. \"550 5.1.1 User unknown\"); for a multi-line reply, separate the lines with newlines, each with its code"
@@ -43,11 +51,18 @@ impl fmt::Display for ExplainInputError {
 
 impl std::error::Error for ExplainInputError {}
 
-/// Parses the pasted reply and optional stage name, and explains the reply.
+/// Parses the pasted reply, the optional stage name and the kind of server that sent it
+/// (`microsoft`, `other` or `unknown`, the default: there is no greeting to recognise it by),
+/// and explains the reply with next steps fitted to that server.
 pub fn explain_text(
     reply: &str,
     stage: Option<&str>,
+    peer: Option<&str>,
 ) -> Result<(Reply, Option<Stage>, Explanation), ExplainInputError> {
+    let peer = match peer {
+        Some(p) => Peer::from_name(p).ok_or_else(|| ExplainInputError::BadPeer(p.to_string()))?,
+        None => Peer::Unknown,
+    };
     let stage = match stage {
         Some(s) => {
             Some(Stage::from_user(s).ok_or_else(|| ExplainInputError::BadStage(s.to_string()))?)
@@ -55,7 +70,8 @@ pub fn explain_text(
         None => None,
     };
     let parsed = Reply::parse_text(reply).map_err(ExplainInputError::BadReply)?;
-    let explanation = explain_reply(stage, &parsed);
+    let mut explanation = explain_reply(stage, &parsed);
+    fit_next_steps(&mut explanation.next_steps, None, peer);
     Ok((parsed, stage, explanation))
 }
 
@@ -141,28 +157,32 @@ mod tests {
 
     #[test]
     fn explains_with_and_without_stage() {
-        let (r, s, e) = explain_text("550 5.1.1 User unknown", Some("rcpt")).unwrap();
+        let (r, s, e) = explain_text("550 5.1.1 User unknown", Some("rcpt"), None).unwrap();
         assert_eq!(r.code, 550);
         assert_eq!(s, Some(Stage::RcptTo));
         assert_eq!(e.category, Category::RecipientUnknown);
         let (_, s, e) = explain_text(
             "530-5.7.0 Must issue a STARTTLS\n530 5.7.0 command first",
             None,
+            None,
         )
         .unwrap();
         assert_eq!(s, None);
         assert_eq!(e.category, Category::TlsRequired);
         for name in SHORT_STAGE_NAMES {
-            assert!(explain_text("250 ok", Some(name)).is_ok(), "{name}");
+            assert!(explain_text("250 ok", Some(name), None).is_ok(), "{name}");
         }
         for st in Stage::ALL {
-            assert!(explain_text("250 ok", Some(st.as_str())).is_ok(), "{st}");
+            assert!(
+                explain_text("250 ok", Some(st.as_str()), None).is_ok(),
+                "{st}"
+            );
         }
     }
 
     #[test]
     fn input_errors_say_what_is_accepted() {
-        let err = explain_text("250 ok", Some("bogus")).unwrap_err();
+        let err = explain_text("250 ok", Some("bogus"), None).unwrap_err();
         let msg = err.to_string();
         for name in SHORT_STAGE_NAMES
             .iter()
@@ -170,15 +190,15 @@ mod tests {
         {
             assert!(msg.contains(name), "{msg}");
         }
-        let err = explain_text("Relay access denied", None).unwrap_err();
+        let err = explain_text("Relay access denied", None, None).unwrap_err();
         assert!(matches!(err, ExplainInputError::BadReply(_)));
         assert!(err.to_string().contains("3-digit code"));
-        assert!(explain_text("   ", None).is_err());
+        assert!(explain_text("   ", None, None).is_err());
     }
 
     #[test]
     fn json_has_the_schema_version_and_exactly_the_five_fields() {
-        let (_, _, e) = explain_text("554 5.7.1 Relay access denied", Some("rcpt")).unwrap();
+        let (_, _, e) = explain_text("554 5.7.1 Relay access denied", Some("rcpt"), None).unwrap();
         let text = render_json(&e).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let obj = v.as_object().unwrap();
@@ -199,7 +219,7 @@ mod tests {
     #[test]
     fn human_output() {
         let (r, s, e) =
-            explain_text("451 4.7.1 Greylisted, try again later", Some("rcpt")).unwrap();
+            explain_text("451 4.7.1 Greylisted, try again later", Some("rcpt"), None).unwrap();
         let plain = render_human(&r, s, &e, false);
         assert!(
             plain.starts_with("451 4.7.1  transient  greylisted  layer reputation  (at rcpt_to)\n")
@@ -209,5 +229,27 @@ mod tests {
         assert!(!plain.contains('\x1b'));
         let colored = render_human(&r, s, &e, true);
         assert!(colored.contains("\x1b[33mtransient\x1b[0m"));
+    }
+
+    #[test]
+    fn peer_fits_the_next_steps() {
+        let reply = "550 5.1.1 <nobody@fabrikam.test>: Recipient address rejected: User unknown in virtual mailbox table";
+        let (_, _, unknown) = explain_text(reply, Some("rcpt"), None).unwrap();
+        let (_, _, ms) = explain_text(reply, Some("rcpt"), Some("microsoft")).unwrap();
+        let (_, _, other) = explain_text(reply, Some("rcpt"), Some("Other")).unwrap();
+        assert_eq!(unknown, ms, "unknown keeps every step, as for Microsoft");
+        assert!(ms.next_steps.iter().any(|s| s.contains("Get-Mailbox")));
+        assert!(other
+            .next_steps
+            .iter()
+            .all(|s| !s.contains("Get-") && !s.contains("Microsoft")));
+        assert!(other
+            .next_steps
+            .iter()
+            .any(|s| s.contains("its administrator decides")));
+        assert_eq!(other.category, ms.category);
+        let err = explain_text(reply, None, Some("postfix")).unwrap_err();
+        assert!(matches!(err, ExplainInputError::BadPeer(_)));
+        assert!(err.to_string().contains("microsoft, other, unknown"));
     }
 }

@@ -232,6 +232,34 @@ pub struct ProbeReport {
     pub elapsed_ms: f64,
     /// The probe id put in the X-Mxtrace-Probe header when `--data` was used.
     pub probe_id: Option<String>,
+    /// What happened to each `--rcpt`, in the order given (absent when there was none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<RecipientResult>,
+}
+
+/// One recipient of the probe's transaction: its RCPT answer and, with `--data`, whether the
+/// message reached it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecipientResult {
+    pub address: String,
+    pub status: RecipientStatus,
+    /// The RCPT reply's basic and enhanced codes, when there was a reply.
+    pub code: Option<u16>,
+    pub enhanced: Option<String>,
+    /// The diagnosis category of a refusal (`recipient_unknown`, `relay_denied`, ...).
+    pub category: Option<Category>,
+    /// With `--data`: true when the end of data was accepted for this (accepted) recipient;
+    /// null without `--data`.
+    pub delivered: Option<bool>,
+}
+
+/// `accepted`, `refused`, or `not_tried` when the session ended before its RCPT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientStatus {
+    Accepted,
+    Refused,
+    NotTried,
 }
 
 /// Which DNS failure it was (the `reason` of an error of kind `dns`).

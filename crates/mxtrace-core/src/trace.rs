@@ -1153,6 +1153,7 @@ mod tests {
             started_at: String::new(),
             elapsed_ms: 0.0,
             probe_id: None,
+            recipients: vec![],
         };
         assert_eq!(
             front_end_names(&report),

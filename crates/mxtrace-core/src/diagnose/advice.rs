@@ -24,6 +24,26 @@ pub const ESCALATE: &str = "If every check above is clean, escalate (Microsoft s
 pub const HCW: &str = "Re-run the Hybrid Configuration Wizard (or fix the inbound connector by hand) so the on-premises connector's certificate name (TlsSenderCertificateName) or sender IP addresses match what the on-premises server presents.";
 pub const DBEB: &str = "If every recipient of an Exchange Online domain fails, check the accepted domain type (Authoritative vs Internal Relay) and Directory-Based Edge Blocking.";
 pub const RECIPIENT_ADMIN: &str = "The receiving organization decides this: send them the full reply text and time so their admin can check their policy or allow list.";
+pub const SERVER_TLS_VERSIONS: &str = "Enable TLS 1.2 (and 1.3) with modern cipher suites on the server; on Windows/Exchange check the SCHANNEL protocol and cipher settings.";
+pub const ENABLE_STARTTLS: &str = "Enable STARTTLS on the receive connector or MTA (on Exchange, a valid certificate enabled for SMTP).";
+pub const SMTP_CERT_BOUND: &str = "Check the certificate bound to SMTP on the server (Exchange: Get-ExchangeCertificate, the transport certificate and its private key).";
+pub const SENDER_CHECK: &str = "Check the sender address: its domain must exist and resolve (MX or A) and the address must be allowed to send from this server or tenant.";
+pub const EXO_SMTP_AUTH: &str = "For Exchange Online SMTP AUTH, the mailbox must allow it (Set-CASMailbox -SmtpClientAuthenticationDisabled $false) and security defaults must not block it.";
+pub const EXCHANGE_CERT: &str = "After replacing the certificate on Exchange, bind it to SMTP (Enable-ExchangeCertificate -Services SMTP) and update the connectors that name it (re-run the Hybrid Configuration Wizard in hybrid).";
+pub const CIPHERS: &str = "Compare the TLS versions and ciphers both ends offer: TLS 1.2 or later is required by Exchange Online and by mxtrace.";
+pub const SERVER_CERT: &str = "Check the server certificate: chain complete, not expired, name matching the host (and the TlsCertificateName / TlsDomain a hybrid connector expects).";
+pub const SENDER_TLS: &str =
+    "Enable STARTTLS on the sending side (send connector or MTA TLS policy) with TLS 1.2 or later.";
+pub const RELAY_WHICH_SIDE: &str = "Decide which side is wrong: is the recipient domain one this server accepts (MX, accepted domains), and is this connection entitled to relay (connector by IP or certificate, or SMTP AUTH)?";
+pub const MAILBOX_STATE: &str = "Check the mailbox state: quota used, disabled or soft-deleted account, license removed, or a hold that stops delivery.";
+pub const SIZE_LIMITS: &str = "Compare the message size with the limits on the path: the remote SIZE in its EHLO reply, mailbox MaxSendSize/MaxReceiveSize, connector and organization limits.";
+pub const QUARANTINE: &str =
+    "Check quarantine and the anti-spam/anti-malware policy verdicts in the message trace details.";
+pub const DELIVERY_RESTRICTIONS: &str = "Check the recipient's delivery restrictions (accept messages only from, require sender authentication) and the tenant allow/block list.";
+pub const ROUTING: &str = "Check the send connector's smart host and address space, and for a mail loop, the accepted domain types on both sides.";
+pub const REPUTATION_WATCH: &str = "Watch the IP's reputation (Microsoft SNDS, Google Postmaster Tools, the provider's sender pages).";
+pub const COMPROMISE: &str = "Check for a compromised account or host sending spam through this IP or tenant (outbound spam report, queue contents).";
+pub const AUTH_OR_CONNECTOR: &str = "Authenticate before MAIL FROM (SMTP AUTH over STARTTLS on port 587), or send through a connector that accepts your IP or certificate.";
 
 /// Default layer of a category; `accepted` and `other` take the stage's layer.
 pub fn layer_of(category: Category, stage: Option<Stage>) -> Layer {
@@ -79,37 +99,37 @@ pub fn steps_of(category: Category) -> &'static [&'static str] {
             TRACE,
         ],
         Category::MailboxDisabledOrFull => &[
-            "Check the mailbox state: quota used, disabled or soft-deleted account, license removed, or a hold that stops delivery.",
+            MAILBOX_STATE,
             LICENSING,
             "A full mailbox clears when the owner frees space or the quota is raised; resend afterwards.",
         ],
         Category::SenderRejected => &[
-            "Check the sender address: its domain must exist and resolve (MX or A) and the address must be allowed to send from this server or tenant.",
+            SENDER_CHECK,
             AUTH_POSTURE,
             RECIPIENT_ADMIN,
         ],
         Category::RelayDenied => &[
-            "Decide which side is wrong: is the recipient domain one this server accepts (MX, accepted domains), and is this connection entitled to relay (connector by IP or certificate, or SMTP AUTH)?",
+            RELAY_WHICH_SIDE,
             CONNECTORS,
             HCW,
             MX_CHECK,
         ],
         Category::AuthRequired => &[
-            "Authenticate before MAIL FROM (SMTP AUTH over STARTTLS on port 587), or send through a connector that accepts your IP or certificate.",
-            "For Exchange Online SMTP AUTH, the mailbox must allow it (Set-CASMailbox -SmtpClientAuthenticationDisabled $false) and security defaults must not block it.",
+            AUTH_OR_CONNECTOR,
+            EXO_SMTP_AUTH,
         ],
         Category::AuthFailed => &[
             "Check the credentials and the account: password, lock-out, MFA or conditional access that blocks basic SMTP AUTH, app password if required.",
             "Use a mechanism the server offers in its EHLO AUTH list, over TLS.",
         ],
         Category::TlsRequired => &[
-            "Enable STARTTLS on the sending side (send connector or MTA TLS policy) with TLS 1.2 or later.",
+            SENDER_TLS,
             "If the sender did offer TLS, look for a firewall with SMTP/ESMTP inspection that strips STARTTLS from the EHLO reply.",
             CONNECTORS,
         ],
         Category::TlsFailed => &[
-            "Compare the TLS versions and ciphers both ends offer: TLS 1.2 or later is required by Exchange Online and by mxtrace.",
-            "Check the server certificate: chain complete, not expired, name matching the host (and the TlsCertificateName / TlsDomain a hybrid connector expects).",
+            CIPHERS,
+            SERVER_CERT,
             "Rule out a middlebox: SMTP/ESMTP inspection on a firewall often breaks STARTTLS.",
         ],
         Category::IpBlocklisted => &[
@@ -120,8 +140,8 @@ pub fn steps_of(category: Category) -> &'static [&'static str] {
         ],
         Category::ReputationOrRateLimited => &[
             "Reduce the sending rate and concurrency toward this destination and let the queue retry.",
-            "Check for a compromised account or host sending spam through this IP or tenant (outbound spam report, queue contents).",
-            "Watch the IP's reputation (Microsoft SNDS, Google Postmaster Tools, the provider's sender pages).",
+            COMPROMISE,
+            REPUTATION_WATCH,
         ],
         Category::Greylisted => &[
             "Nothing to fix: greylisting defers the first attempt from an unknown sender and IP; a compliant MTA retries after a few minutes and is accepted.",
@@ -129,7 +149,7 @@ pub fn steps_of(category: Category) -> &'static [&'static str] {
         ],
         Category::PolicyOrTransportRule => &[
             RULES,
-            "Check the recipient's delivery restrictions (accept messages only from, require sender authentication) and the tenant allow/block list.",
+            DELIVERY_RESTRICTIONS,
             RECIPIENT_ADMIN,
         ],
         Category::SpfDkimDmarcFailure => &[
@@ -138,12 +158,12 @@ pub fn steps_of(category: Category) -> &'static [&'static str] {
             "For mail sent by a third-party service on your domain, authorize it in SPF and have it DKIM-sign with your domain.",
         ],
         Category::MessageTooLarge => &[
-            "Compare the message size with the limits on the path: the remote SIZE in its EHLO reply, mailbox MaxSendSize/MaxReceiveSize, connector and organization limits.",
+            SIZE_LIMITS,
             "Send large files as links instead of attachments.",
         ],
         Category::ContentRejected => &[
             "Check what the content filter objected to: attachment types, malware, malformed headers (RFC 5322), bare line feeds, links with bad reputation.",
-            "Check quarantine and the anti-spam/anti-malware policy verdicts in the message trace details.",
+            QUARANTINE,
         ],
         Category::DnsFailure => &[
             "Check DNS resolution from the sending server (resolver reachable, MX/A answers, no SERVFAIL).",
@@ -154,7 +174,7 @@ pub fn steps_of(category: Category) -> &'static [&'static str] {
             CONNECTORS,
             MX_CHECK,
             TELNET_EOP,
-            "Check the send connector's smart host and address space, and for a mail loop, the accepted domain types on both sides.",
+            ROUTING,
         ],
         Category::ServiceUnavailable => &[SERVICE_HEALTH, RETRY],
         Category::ProtocolError => &[

@@ -50,6 +50,36 @@ pub struct Finding {
 
 /// Classifies one reply received at `stage` (None when unknown).
 pub fn classify_reply(stage: Option<Stage>, reply: &Reply) -> Finding {
+    let Some(odd) = mismatched_enhanced(reply) else {
+        return classify_with(stage, reply, reply.enhanced);
+    };
+    // Kept, read under the basic code's class (which decides, RFC 5321 4.2.1), and flagged.
+    let digit = u8::try_from(reply.first_digit()).unwrap_or(odd.class);
+    let kept = EnhancedCode {
+        class: digit,
+        ..odd
+    };
+    let mut f = classify_with(stage, reply, Some(kept));
+    f.cause = format!(
+        "The enhanced code {odd} contradicts the basic code {} (RFC 2034 section 4: its class must match the basic code's first digit); the basic code decides, so this is read as {kept}. {}",
+        reply.code, f.cause
+    );
+    f
+}
+
+/// An enhanced code at the start of the reply whose class disagrees with the basic code
+/// (`451 5.7.3`): the reply parser leaves such a code out of `Reply::enhanced`.
+pub fn mismatched_enhanced(reply: &Reply) -> Option<EnhancedCode> {
+    if reply.enhanced.is_some() || !matches!(reply.first_digit(), 2 | 4 | 5) {
+        return None;
+    }
+    let line = reply.lines.first()?;
+    let token = line.get(4..)?.split_whitespace().next()?;
+    let e = EnhancedCode::parse(token.trim_end_matches([',', ';', ':']))?;
+    (u16::from(e.class) != reply.first_digit()).then_some(e)
+}
+
+fn classify_with(stage: Option<Stage>, reply: &Reply, enhanced: Option<EnhancedCode>) -> Finding {
     let class = class_of(reply);
     let basic = basic_row(reply.code, stage);
     if class == Class::Success {
@@ -73,7 +103,7 @@ pub fn classify_reply(stage: Option<Stage>, reply: &Reply) -> Finding {
     if let Some(r) = MARKERS.iter().find(|r| r.matches(&text, stage, digit)) {
         return from_text(class, stage, r, Tier::Marker);
     }
-    if let Some(e) = reply.enhanced {
+    if let Some(e) = enhanced {
         if let Some(r) = code_row(MICROSOFT, e, &text, stage) {
             if let Some(f) = from_code(class, stage, e, r, Tier::Microsoft) {
                 return f;
@@ -87,7 +117,7 @@ pub fn classify_reply(stage: Option<Stage>, reply: &Reply) -> Finding {
     }
     // Generic wording is matched without the codes' own documented meanings: a server that
     // just repeats "Delivery not authorized, message refused" for 5.7.1 has said nothing more.
-    let text = strip_meanings(text, reply.enhanced, basic);
+    let text = strip_meanings(text, enhanced, basic);
     if let Some(r) = KEYWORDS.iter().find(|r| r.matches(&text, stage, digit)) {
         return from_text(class, stage, r, Tier::Keyword);
     }
@@ -110,19 +140,20 @@ pub fn classify_reply(stage: Option<Stage>, reply: &Reply) -> Finding {
             );
         }
     }
-    unknown(class, stage, reply, basic)
+    unknown(class, stage, reply.code, enhanced, basic)
 }
 
 /// Nothing decisive: say what the codes mean and that the reason is not given.
 fn unknown(
     class: Class,
     stage: Option<Stage>,
-    reply: &Reply,
+    code: u16,
+    enhanced: Option<EnhancedCode>,
     basic: Option<&BasicRule>,
 ) -> Finding {
     let mut cause = String::new();
     let mut source = super::tables::RFC5321;
-    if let Some(e) = reply.enhanced {
+    if let Some(e) = enhanced {
         if let Some(r) = RFC3463_TABLE
             .iter()
             .find(|r| r.subject == e.subject && (r.detail_lo..=r.detail_hi).contains(&e.detail))
@@ -136,11 +167,15 @@ fn unknown(
             );
         }
     }
-    if let Some(b) = basic {
-        cause.push_str(&format!(
-            "{} means \"{}\" (RFC 5321). ",
-            reply.code, b.meaning
-        ));
+    match basic {
+        // A row for a whole class (5yz) gives the first digit's meaning, not the code's.
+        Some(b) if b.is_class_only() => cause.push_str(&format!(
+            "{code} is not a reply code RFC 5321 defines; its first digit {} means \"{}\" (RFC 5321 section 4.2.1). ",
+            code / 100,
+            b.meaning
+        )),
+        Some(b) => cause.push_str(&format!("{code} means \"{}\" (RFC 5321). ", b.meaning)),
+        None => {}
     }
     cause.push_str(advice::generic_cause(Category::Other));
     finding(

@@ -11,7 +11,9 @@
 //! violations `protocol_error`, DNS errors `dns_failure`. The class is `transient` for all of
 //! them: a sending MTA would queue the message and retry.
 
-use super::advice::{CONNECTORS, TELNET_EOP};
+use super::advice::{
+    CONNECTORS, ENABLE_STARTTLS, EXCHANGE_CERT, SERVER_TLS_VERSIONS, SMTP_CERT_BOUND, TELNET_EOP,
+};
 use super::classify::merge_steps;
 use super::{Category, Class, Explanation, Layer};
 use crate::model::{ErrorKind, Stage};
@@ -183,7 +185,7 @@ fn tls_error(d: &str) -> (Category, Layer, String, Vec<&'static str>) {
             Layer::Tls,
             "TLS incompatible: the server and this client share no TLS version or cipher suite. mxtrace (rustls) speaks TLS 1.2 and 1.3 only, so a server limited to TLS 1.0/1.1 or to old ciphers fails here; Exchange Online also requires TLS 1.2. The server is up, its TLS configuration is outdated.".to_string(),
             vec![
-                "Enable TLS 1.2 (and 1.3) with modern cipher suites on the server; on Windows/Exchange check the SCHANNEL protocol and cipher settings.",
+                SERVER_TLS_VERSIONS,
             ],
         );
     }
@@ -321,7 +323,7 @@ pub fn explain_tls_verification(error: &str) -> Explanation {
             Category::TlsFailed,
             &[
                 "Renew or replace the certificate so that it is valid now, issued by a public CA, sent with its intermediates, and covers the host name (the MX or smart-host name).",
-                "After replacing the certificate on Exchange, bind it to SMTP (Enable-ExchangeCertificate -Services SMTP) and update the connectors that name it (re-run the Hybrid Configuration Wizard in hybrid).",
+                EXCHANGE_CERT,
                 CONNECTORS,
             ],
             true,
@@ -379,7 +381,7 @@ pub fn explain_observation(obs: Observation) -> Explanation {
             Layer::Tls,
             "The server did not advertise STARTTLS, so mail to it travels unencrypted or fails where TLS is required (Exchange Online connectors that require TLS, hybrid). Either TLS is not enabled (no certificate bound to SMTP) or a middlebox stripped the keyword.",
             &[
-                "Enable STARTTLS on the receive connector or MTA (on Exchange, a valid certificate enabled for SMTP).",
+                ENABLE_STARTTLS,
                 MIDDLEBOX_STEP,
             ],
         ),
@@ -400,7 +402,7 @@ pub fn explain_observation(obs: Observation) -> Explanation {
             Layer::Tls,
             "The server answered STARTTLS with 454: it cannot start TLS now, typically a missing, expired or inaccessible certificate on the server.",
             &[
-                "Check the certificate bound to SMTP on the server (Exchange: Get-ExchangeCertificate, the transport certificate and its private key).",
+                SMTP_CERT_BOUND,
             ],
         ),
     };

@@ -14,7 +14,7 @@ pub use classify::{classify_reply, Finding, Tier};
 pub use errors::{
     explain_observation, explain_tls_verification, observe_banner, observe_ehlo, Observation,
 };
-pub use peer::{fit_steps, identify as identify_peer, Peer};
+pub use peer::{drop_cipher_advice, fit_next_steps, fit_steps, identify as identify_peer, Peer};
 pub use scenario::{
     diagnose, hints_from_spf, is_eop_host, path_label, scenario_for_host, scenario_for_mx,
     tenant_routing_domain, MxSetWarning, Observed, ScenarioDetection,

@@ -4,18 +4,31 @@
 //! side (licences, directory sync, EOP connectors) are dropped when the receiver is known not
 //! to be Microsoft. An unrecognised server keeps every step: unsure means no change.
 
-use super::advice::{
-    CONNECTORS, DBEB, DELIST_MS, DIRSYNC, HCW, LICENSING, MX_CHECK, RULES, TELNET_EOP, TRACE,
-};
+use super::advice::*;
 use super::{is_eop_host, Diagnosis, Scenario};
 use crate::smtp::ehlo::Capabilities;
 use crate::smtp::reply::Reply;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Peer {
     Microsoft,
     Other,
+    #[default]
     Unknown,
+}
+
+impl Peer {
+    /// The names `explain --peer` takes.
+    pub const NAMES: [&'static str; 3] = ["microsoft", "other", "unknown"];
+
+    pub fn from_name(name: &str) -> Option<Peer> {
+        match name.to_ascii_lowercase().as_str() {
+            "microsoft" => Some(Peer::Microsoft),
+            "other" => Some(Peer::Other),
+            "unknown" => Some(Peer::Unknown),
+            _ => None,
+        }
+    }
 }
 
 /// Greeting and EHLO markers, matched case-insensitively in the banner text and EHLO keywords.
@@ -45,10 +58,48 @@ const OTHER_MARKERS: &[&str] = &[
     "zimbra",
 ];
 
-/// Receiving-side Microsoft steps: meaningless for a server known not to be Microsoft.
-const MICROSOFT_RECEIVER_STEPS: &[&str] = &[
-    LICENSING, DIRSYNC, DBEB, CONNECTORS, HCW, MX_CHECK, TELNET_EOP, RULES, DELIST_MS,
+/// Steps that only make sense on Microsoft's side (Exchange admin center, Exchange Online
+/// or Exchange Server cmdlets, connectors, licences, directory sync, the delist portal):
+/// dropped for a server known not to be Microsoft.
+const MICROSOFT_ONLY_STEPS: &[&str] = &[
+    LICENSING,
+    DIRSYNC,
+    DBEB,
+    CONNECTORS,
+    HCW,
+    MX_CHECK,
+    TELNET_EOP,
+    RULES,
+    DELIST_MS,
+    EXO_SMTP_AUTH,
+    EXCHANGE_CERT,
+    QUARANTINE,
+    DELIVERY_RESTRICTIONS,
 ];
+
+/// Steps worded for Microsoft that have a plain equivalent for any other server.
+const GENERIC_WORDING: &[(&str, &str)] = &[
+    (SERVICE_HEALTH, "Check the receiving provider's status page (or ask its admin) for an incident before changing configuration."),
+    (ESCALATE, "If every check above is clean, escalate to the receiving domain's admin (postmaster) with evidence: the full reply text, the time in UTC, the sending IP and the mxtrace transcript (--json)."),
+    (CIPHERS, "Compare the TLS versions and ciphers both ends offer: mxtrace speaks TLS 1.2 and 1.3 only."),
+    (SERVER_CERT, "Check the server certificate: chain complete, not expired, name matching the host."),
+    (SENDER_TLS, "Enable STARTTLS on the sending side (the sending MTA's TLS policy) with TLS 1.2 or later."),
+    (RELAY_WHICH_SIDE, "Decide which side is wrong: is the recipient domain one this server accepts mail for (its MX, local or relay domains), and is this connection entitled to relay (client IP allowed, or SMTP AUTH)?"),
+    (MAILBOX_STATE, "Ask the receiving admin about the mailbox state: quota used, or a disabled or deleted account."),
+    (SIZE_LIMITS, "Compare the message size with the limits on the path: the SIZE the server advertises in its EHLO reply and the sending side's own limit."),
+    (ROUTING, "Check the sending side's routing for this domain (smart host, transport maps), and for a mail loop, which servers treat the domain as local."),
+    (REPUTATION_WATCH, "Watch the sending IP's reputation (public blocklists, the receiving provider's sender pages, Google Postmaster Tools)."),
+    (SENDER_CHECK, "Check the sender address: its domain must exist and resolve (MX or A) and the address must be allowed to send from this server."),
+    (COMPROMISE, "Check for a compromised account or host sending spam through this IP (queue contents, outbound logs)."),
+    (AUTH_OR_CONNECTOR, "Authenticate before MAIL FROM (SMTP AUTH over STARTTLS on port 587), or ask the server's admin to allow your IP to relay."),
+    (AUTH_POSTURE, "Check the sending domain's SPF (every sending source listed, under 10 DNS lookups), DKIM (signing enabled, selectors published) and DMARC (policy and alignment)."),
+    (SERVER_TLS_VERSIONS, "Enable TLS 1.2 (and 1.3) with modern cipher suites on the server."),
+    (ENABLE_STARTTLS, "Enable STARTTLS on the server, with a valid certificate."),
+    (SMTP_CERT_BOUND, "Check the certificate and private key the SMTP server is configured with (present, readable, not expired)."),
+];
+
+/// Advice about TLS versions and ciphers: meaningless once a handshake has succeeded.
+const CIPHER_ADVICE: &[&str] = &["cipher"];
 
 /// Identifies the peer from the host name, greeting and EHLO capabilities.
 pub fn identify(host: &str, banner: Option<&Reply>, ehlo: Option<&Capabilities>) -> Peer {
@@ -73,24 +124,45 @@ pub fn identify(host: &str, banner: Option<&Reply>, ehlo: Option<&Capabilities>)
     }
 }
 
-/// Drops the Microsoft receiving-side steps from a diagnosis of a reply from a non-Microsoft
-/// server. A message trace stays where the sender is Microsoft 365 (scenarios C and D).
+/// Fits a diagnosis's next steps to the server that answered (see `fit_next_steps`).
 pub fn fit_steps(d: &mut Diagnosis, peer: Peer) {
+    fit_next_steps(&mut d.next_steps, d.scenario, peer);
+}
+
+/// For a server known not to be Microsoft: drops the Microsoft-only steps, words the others
+/// for any server, and says who can act instead. A message trace stays where the sender is
+/// Microsoft 365 (scenarios C and D). Microsoft and unknown servers keep every step.
+pub fn fit_next_steps(steps: &mut Vec<String>, scenario: Option<Scenario>, peer: Peer) {
     if peer != Peer::Other {
         return;
     }
-    let keep_trace = matches!(d.scenario, Some(Scenario::C | Scenario::D));
-    let before = d.next_steps.len();
-    d.next_steps
-        .retain(|s| !MICROSOFT_RECEIVER_STEPS.contains(&s.as_str()) && (keep_trace || s != TRACE));
-    if d.next_steps.len() < before {
+    let keep_trace = matches!(scenario, Some(Scenario::C | Scenario::D));
+    let before = steps.len();
+    steps.retain(|s| !MICROSOFT_ONLY_STEPS.contains(&s.as_str()) && (keep_trace || s != TRACE));
+    let dropped = steps.len() < before;
+    for s in steps.iter_mut() {
+        if let Some((_, plain)) = GENERIC_WORDING.iter().find(|(ms, _)| s == ms) {
+            *s = (*plain).to_string();
+        }
+    }
+    if dropped && !steps.iter().any(|s| s == THIRD_PARTY) {
         // In place of the Microsoft-side checks: who can act on this receiver.
-        let at = d.next_steps.len().saturating_sub(1);
-        d.next_steps.insert(at, THIRD_PARTY.to_string());
+        let at = steps.len().saturating_sub(1);
+        steps.insert(at, THIRD_PARTY.to_string());
     }
 }
 
-const THIRD_PARTY: &str = "The receiving server is not Microsoft's: its administrator decides this (recipient tables, relay and access rules); give them the full reply text, the time in UTC and the sending IP.";
+/// Drops advice about TLS versions and ciphers from a diagnosis made after a TLS handshake
+/// succeeded: both ends evidently share a version and a cipher.
+pub fn drop_cipher_advice(d: &mut Diagnosis) {
+    d.next_steps.retain(|s| {
+        !CIPHER_ADVICE
+            .iter()
+            .any(|n| s.to_ascii_lowercase().contains(n))
+    });
+}
+
+const THIRD_PARTY: &str = "The receiving server is a third-party MTA: its administrator decides this (recipient tables, relay and access rules); give them the full reply text, the time in UTC and the sending IP.";
 
 #[cfg(test)]
 mod tests {

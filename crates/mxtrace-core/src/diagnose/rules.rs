@@ -283,6 +283,12 @@ impl BasicRule {
     pub fn matches(&self, code: u16, stage: Option<Stage>) -> bool {
         (self.code_lo..=self.code_hi).contains(&code) && self.stages.contains(stage)
     }
+
+    /// True for a row that covers a whole class of codes (x00-x99): its meaning is the first
+    /// digit's (RFC 5321 4.2.1), not a code's own.
+    pub fn is_class_only(&self) -> bool {
+        self.code_lo.is_multiple_of(100) && self.code_hi == self.code_lo + 99
+    }
 }
 
 /// True when `needle` occurs in `hay` (both lower-case); a leading `#` asks for a whole word,

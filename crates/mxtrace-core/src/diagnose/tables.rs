@@ -46,6 +46,14 @@ pub const POSTGREY: &str =
 pub const EXIM: &str =
     "Exim specification, chapters on access control lists and SMTP processing (reply texts)";
 pub const QMAIL: &str = "qmail-smtpd(8) (rcpthosts control file)";
+pub const SENDMAIL: &str = "Sendmail reply texts (\"User unknown\", \"Relaying denied\", \"sendall: too many hops\" past MaxHopCount), as in helpdesk.umd.edu/documents/3/3025/";
+pub const ATT: &str =
+    "AT&T (prodigy.net) reply texts as published at smtp.codes/550 (\"Addressee unknown\")";
+pub const POSTFIX_RBL: &str = "Postfix postconf(5) default_rbl_reply (\"Service unavailable; Client host [$rbl_what] blocked using $rbl_domain\"); Microsoft Learn: Fix NDR error 550 5.7.1 in Exchange Online (\"Client host [IP] blocked using Blocklist 1\")";
+pub const MS_TRANSPORT_RULES: &str = "Microsoft Learn: Mail flow rule actions in Exchange Online (reject the message with an enhanced status code: 5.7.1 or 5.7.900 through 5.7.999)";
+pub const MS_MAILBOX_BUSY: &str = "Microsoft Learn: \"554 4.3.2 mailbox busy\" when sending emails to a mailbox in Exchange Online (STOREDRV MapiExceptionMaxObjsExceeded: a folder reached its item limit)";
+pub const MS_EXO_THROTTLE: &str = "Exchange Online replies as published at smtpfieldmanual.com/spamfilter/exchangeonline (421 4.3.2 maximum number of concurrent connections ... exceeded a limit)";
+pub const OPENSMTPD: &str = "OpenSMTPD smtpd(8), usr.sbin/smtpd/smtp_session.c (RCPT TO: a recipient that does not expand, such as an unknown virtual user, gets 524 5.2.4 Mailing list expansion problem; unknown local users get 550 Invalid recipient)";
 pub const SPAMHAUS: &str = "Spamhaus: ZEN, SBL, XBL, PBL DNSBL documentation (spamhaus.org/zen)";
 pub const DNSBLS: &str = "Blocklist operators' documentation: Barracuda Reputation Block List (b.barracudacentral.org), SpamCop (bl.spamcop.net), SORBS, UCEPROTECT, PSBL";
 pub const MS_RATE: &str = "Microsoft Learn: Message rate limits and throttling in Exchange Server (receive connector MessageRateLimit: 421 4.4.2 Message submission rate for this client has exceeded the configured limit)";
@@ -91,12 +99,43 @@ pub static MARKERS: &[TextRule] = &[
     )
     .steps(&[CONNECTORS, HCW]),
     TextRule::new(
+        &["relay traffic prohibited"],
+        RelayDenied,
+        "The server refused to relay: the recipient domain is not local to it and this client is not allowed to relay through it.",
+        SENDMAIL,
+    )
+    .steps(&[CONNECTORS]),
+    TextRule::new(
         &["relay not permitted"],
         RelayDenied,
         "The server refused to relay: the recipient domain is not local to it and this host is not allowed to relay through it.",
         EXIM,
     )
     .steps(&[CONNECTORS]),
+    // OpenSMTPD answers a recipient its tables cannot expand (an unknown virtual user) with
+    // the registry's words for X.2.4, which read as a mailing-list fault.
+    TextRule::new(
+        &["mailing list expansion problem"],
+        RecipientUnknown,
+        "The server could not expand the recipient: OpenSMTPD says this (524 5.2.4) for an address its virtual or alias table does not resolve, so the recipient is unknown there (or an alias points nowhere).",
+        OPENSMTPD,
+    )
+    .at(RCPT)
+    .only(Classes::Permanent),
+    TextRule::new(
+        &["too many hops"],
+        ConnectorOrRouting,
+        "A mail loop: the message passed through more hops than the server allows (Sendmail MaxHopCount), usually forwarding or routing that sends it back and forth.",
+        SENDMAIL,
+    ),
+    TextRule::new(
+        &["addressee unknown"],
+        RecipientUnknown,
+        "The recipient address does not exist at the receiving server.",
+        ATT,
+    )
+    .unless(&["sender"])
+    .at(NOT_MAIL),
     TextRule::new(
         &["allowed rcpthosts"],
         RelayDenied,
@@ -118,6 +157,21 @@ pub static MARKERS: &[TextRule] = &[
         SPAMHAUS,
     )
     .steps(&[DELIST_PUBLIC, PTR]),
+    // A DNSBL hit in the wording of Postfix's default_rbl_reply and of Exchange Online.
+    TextRule::new(
+        &["client host"],
+        IpBlocklisted,
+        "The receiving server refuses the sending IP (\"client host ... blocked\"): it is on a blocklist or the provider's own block list.",
+        POSTFIX_RBL,
+    )
+    .also(&["blocked"])
+    .steps(&[DELIST_PUBLIC, DELIST_MS, PTR]),
+    TextRule::new(
+        &["connections will not be accepted from"],
+        IpBlocklisted,
+        "Yahoo/AOL does not accept connections from this IP (blocked for its reputation or volume).",
+        YAHOO,
+    ),
     TextRule::new(
         &["barracudacentral", "barracuda reputation", "spamcop", "#sorbs", "uceprotect", "abuseat", "psbl.surriel", "#dnsbl", "#rbl", "blocked using", "blacklist", "blocklisted", "black list", "block list", "banned sending ip", "(s3140)", "(s3150)", "is listed", "listed at", "listed on", "listed by"],
         IpBlocklisted,
@@ -140,7 +194,7 @@ pub static MARKERS: &[TextRule] = &[
         MS_OUTLOOK_PM,
     ),
     TextRule::new(
-        &["rate limit", "ratelimit", "rate-limit", "too many connections", "too many concurrent", "throttl"],
+        &["rate limit", "ratelimit", "rate-limit", "too many connections", "too many concurrent", "concurrent connections", "throttl"],
         ReputationOrRateLimited,
         "The receiving server is rate limiting this sender or IP (too many messages or connections in a period).",
         RFC3463,
@@ -180,7 +234,7 @@ pub static MARKERS: &[TextRule] = &[
     .steps(&[RETRY]),
     // Yahoo / AOL.
     TextRule::new(
-        &["[ts0", "[tss0", "[ts1", "unexpected volume or user complaints", "due to user complaints", "permanently deferred"],
+        &["[ts0", "[tss0", "[ts1", "unexpected volume or user complaints", "due to user complaints", "permanently deferred", "temporarily deferred - 4.16"],
         ReputationOrRateLimited,
         "Yahoo/AOL is deferring mail from this IP because of unusual volume or user complaints (reputation).",
         YAHOO,
@@ -243,7 +297,7 @@ pub static MARKERS: &[TextRule] = &[
     )
     .steps(&[RECIPIENT_ADMIN]),
     TextRule::new(
-        &["out of storage space", "over quota", "overquota", "mailbox is full", "mailbox full", "mailbox exceeds", "storage quota"],
+        &["out of storage space", "over quota", "overquota", "mailbox is full", "mailbox full", "full mailbox", "quota exceeded", "mailbox exceeds", "storage quota"],
         MailboxDisabledOrFull,
         "The recipient mailbox is full (over its storage quota).",
         RFC3463,
@@ -441,6 +495,9 @@ pub static MICROSOFT: &[CodeRule] = &[
     CodeRule::new(7, 750, "Client blocked from sending from unregistered domains", Some(SenderRejected),
         "Mail relayed through Exchange Online uses a sender domain that is not an accepted domain of the tenant.",
         MS_5770X).layer(Layer::Connector).steps(&[CONNECTORS]),
+    CodeRule::new(7, 900, "Rejected by a mail flow (transport) rule", Some(PolicyOrTransportRule),
+        "An administrator's mail flow rule rejected the message with a custom code (Exchange lets rules reject with 5.7.1 or 5.7.900-5.7.999).",
+        MS_TRANSPORT_RULES).to(999).steps(&[RULES]),
     CodeRule::new(7, 700, "Tenant-level sending restriction", Some(ReputationOrRateLimited),
         "Exchange Online restricts sending for this tenant (5.7.7xx family).",
         MS_5770X).to(749),
@@ -483,6 +540,12 @@ pub static MICROSOFT: &[CodeRule] = &[
     CodeRule::new(2, 121, "Recipient's per-hour message receive limit exceeded", Some(ReputationOrRateLimited),
         "The recipient is receiving more messages per hour from this sender than Exchange Online allows.",
         MS_NDR).to(122),
+    CodeRule::new(3, 2, "STOREDRV.Deliver; mailbox busy (folder item limit)", Some(MailboxDisabledOrFull),
+        "A folder of the recipient mailbox holds the most items Exchange Online allows (one million), so delivery fails until items are moved or archived.",
+        MS_MAILBOX_BUSY).text(&["maxobjsexceeded"]),
+    CodeRule::new(3, 2, "Maximum number of concurrent connections exceeded", Some(ReputationOrRateLimited),
+        "Exchange Online limits concurrent connections per sender; this one opened more than it allows. Fewer parallel connections and retries later get through.",
+        MS_EXO_THROTTLE).text(&["concurrent connections"]).steps(&[RETRY]),
     CodeRule::new(3, 2, "STOREDRV.Deliver; recipient thread limit exceeded", Some(ReputationOrRateLimited),
         "The recipient mailbox is receiving too many messages at once; Exchange throttles it by design.",
         MS_NDR).text(&["thread limit", "storedrv"]),

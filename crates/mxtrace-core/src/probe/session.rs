@@ -199,7 +199,8 @@ impl<'a> ProbeSession<'a> {
             &self.opts.host,
             self.ctx,
         );
-        let verdict = verdict::verdict(self.opts, &stages, &self.warnings);
+        let recipients = verdict::recipients(self.opts, &stages);
+        let verdict = verdict::verdict(self.opts, &stages, &recipients, &self.warnings);
         ProbeReport {
             target: Target {
                 host: self.opts.host.clone(),
@@ -214,6 +215,7 @@ impl<'a> ProbeSession<'a> {
             started_at: humantime::format_rfc3339_millis(self.started_at).to_string(),
             elapsed_ms: ms(self.t0.elapsed()),
             probe_id: self.probe_id,
+            recipients,
             stages,
         }
     }

@@ -7,10 +7,17 @@
 //! RSET and QUIT (after everything was checked), EHLO refused and answered by HELO (RFC 5321
 //! 4.1.4), and STARTTLS answered with a 4xx in auto mode (RFC 3207 4: the client may go on in
 //! plaintext; the verdict carries a warning).
+//!
+//! With several recipients the summary also says what happened to each (accepted, or refused
+//! and why) and, with `--data`, whether the message reached the accepted ones: a refused
+//! recipient fails the probe, but the delivery to the others is still reported.
 
 use super::{ProbeOptions, StartTls};
 use crate::diagnose::{self, Diagnosis, Observation, Observed, PathContext};
-use crate::model::{CapabilitySet, Outcome, Stage, StageRecord, TlsReport, Verdict};
+use crate::model::{
+    CapabilitySet, Outcome, RecipientResult, RecipientStatus, Stage, StageRecord, TlsReport,
+    Verdict,
+};
 
 /// Gives every stage its diagnosis, with next steps fitted to the server that answered.
 pub(super) fn explain(
@@ -46,9 +53,14 @@ pub(super) fn explain(
         .and_then(|s| s.reply.as_ref());
     let seen = caps.after_tls.as_ref().or(caps.before_tls.as_ref());
     let peer = diagnose::identify_peer(host, banner, seen);
+    // A handshake that completed shows that both ends share a TLS version and cipher.
+    let negotiated = tls.is_some_and(|t| t.version.is_some());
     for s in stages.iter_mut() {
         if let Some(d) = s.diagnosis.as_mut() {
             diagnose::fit_steps(d, peer);
+            if negotiated {
+                diagnose::drop_cipher_advice(d);
+            }
         }
     }
 }
@@ -133,7 +145,104 @@ fn missing(opts: &ProbeOptions, stages: &[StageRecord]) -> Option<&'static str> 
     None
 }
 
-pub(super) fn verdict(opts: &ProbeOptions, stages: &[StageRecord], warnings: &[String]) -> Verdict {
+/// What happened to each `--rcpt`: the RCPT stages answer in the order the recipients were
+/// given (one by one or pipelined); a recipient without a stage was never tried.
+pub(super) fn recipients(opts: &ProbeOptions, stages: &[StageRecord]) -> Vec<RecipientResult> {
+    let mut rcpt_stages = stages.iter().filter(|s| s.stage == Stage::RcptTo);
+    let delivered = opts.data.then(|| {
+        stages
+            .iter()
+            .any(|s| s.stage == Stage::EndOfData && s.outcome == Outcome::Ok)
+    });
+    opts.rcpts
+        .iter()
+        .map(|address| {
+            let Some(s) = rcpt_stages.next() else {
+                return RecipientResult {
+                    address: address.clone(),
+                    status: RecipientStatus::NotTried,
+                    code: None,
+                    enhanced: None,
+                    category: None,
+                    delivered: delivered.map(|_| false),
+                };
+            };
+            let accepted = s.outcome == Outcome::Ok;
+            RecipientResult {
+                address: address.clone(),
+                status: if accepted {
+                    RecipientStatus::Accepted
+                } else {
+                    RecipientStatus::Refused
+                },
+                code: s.reply.as_ref().map(|r| r.code),
+                enhanced: s
+                    .reply
+                    .as_ref()
+                    .and_then(|r| r.enhanced)
+                    .map(|e| e.to_string()),
+                category: s
+                    .diagnosis
+                    .as_ref()
+                    .map(|d| d.category)
+                    .filter(|_| !accepted),
+                delivered: delivered.map(|d| d && accepted),
+            }
+        })
+        .collect()
+}
+
+/// `; recipients: a@x accepted 250 2.1.5, b@x refused 550 5.1.1 (recipient_unknown); message
+/// delivered to 1 of 2 recipients (end of data 250)`, for a probe with several recipients.
+fn recipients_clause(stages: &[StageRecord], rcpts: &[RecipientResult]) -> String {
+    if rcpts.len() < 2 {
+        return String::new();
+    }
+    let each: Vec<String> = rcpts
+        .iter()
+        .map(|r| {
+            let codes = match (r.code, &r.enhanced) {
+                (Some(c), Some(e)) => format!(" {c} {e}"),
+                (Some(c), None) => format!(" {c}"),
+                _ => String::new(),
+            };
+            let why = r
+                .category
+                .map(|c| format!(" ({})", c.as_str()))
+                .unwrap_or_default();
+            let status = match r.status {
+                RecipientStatus::Accepted => "accepted",
+                RecipientStatus::Refused => "refused",
+                RecipientStatus::NotTried => "not tried",
+            };
+            format!("{} {status}{codes}{why}", r.address)
+        })
+        .collect();
+    let mut out = format!("; recipients: {}", each.join(", "));
+    if rcpts.iter().any(|r| r.delivered.is_some()) {
+        let to = rcpts.iter().filter(|r| r.delivered == Some(true)).count();
+        let eod = stages.iter().find(|s| s.stage == Stage::EndOfData);
+        out.push_str(&match (to, eod) {
+            (0, Some(s)) => format!("; message not delivered (end of data {})", describe(s)),
+            (0, None) => "; message not delivered (no DATA: no recipient accepted)".to_string(),
+            (n, Some(s)) => format!(
+                "; message delivered to {n} of {} recipients (end of data {})",
+                rcpts.len(),
+                describe(s)
+            ),
+            (n, None) => format!("; message delivered to {n} of {}", rcpts.len()),
+        });
+    }
+    out
+}
+
+pub(super) fn verdict(
+    opts: &ProbeOptions,
+    stages: &[StageRecord],
+    rcpts: &[RecipientResult],
+    warnings: &[String],
+) -> Verdict {
+    let clause = recipients_clause(stages, rcpts);
     let failed = stages
         .iter()
         .enumerate()
@@ -144,6 +253,7 @@ pub(super) fn verdict(opts: &ProbeOptions, stages: &[StageRecord], warnings: &[S
         if let Some(d) = &s.diagnosis {
             summary.push_str(&format!(" ({})", d.category.as_str()));
         }
+        summary.push_str(&clause);
         return Verdict {
             passed: false,
             outcome: s.outcome,
@@ -163,7 +273,7 @@ pub(super) fn verdict(opts: &ProbeOptions, stages: &[StageRecord], warnings: &[S
             passed: false,
             outcome: Outcome::Error,
             failed_stage: last.map(|s| s.stage),
-            summary: format!("failed: the session ended after {after}, before {goal}"),
+            summary: format!("failed: the session ended after {after}, before {goal}{clause}"),
             warnings: warnings.to_vec(),
         };
     }
@@ -175,6 +285,7 @@ pub(super) fn verdict(opts: &ProbeOptions, stages: &[StageRecord], warnings: &[S
         ),
         None => "passed".to_string(),
     };
+    summary.push_str(&clause);
     for w in warnings {
         summary.push_str("; warning: ");
         summary.push_str(w);
