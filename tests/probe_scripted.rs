@@ -407,7 +407,7 @@ async fn certificate_problems_are_reported_and_the_probe_goes_on() {
         (CertKind::Expired(NAME.into()), "expired"),
         (CertKind::NotYetValid(NAME.into()), "not valid yet"),
         (CertKind::WrongName(NAME.into()), "does not match"),
-        (CertKind::SelfSigned(NAME.into()), "trusted CA"),
+        (CertKind::SelfSigned(NAME.into()), "self-signed certificate"),
     ];
     for (kind, why) in cases {
         let pki = TestPki::new();
@@ -1635,7 +1635,10 @@ async fn tls_alerts_from_the_server_are_put_in_words() {
             40,
             "the server refused the handshake (handshake failure alert",
         ),
-        (80, "the TLS alert InternalError"),
+        (
+            80,
+            "the server aborted the TLS handshake (alert internal_error)",
+        ),
     ];
     for (alert, words) in cases {
         let server = ScriptedServer::start(vec![

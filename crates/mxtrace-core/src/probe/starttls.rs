@@ -145,7 +145,8 @@ impl ProbeSession<'_> {
                 true
             }
             Ok(Err(e)) => {
-                let mut report = tls::report_from_record(&record, client_cert);
+                // With no chain, verify_error says "no certificate received" (tls.rs).
+                let report = tls::report_from_record(&record, client_cert);
                 let msg = match (&report.verify_error, self.opts.tls.verify) {
                     (Some(why), VerifyMode::Strict) if !report.chain.is_empty() => format!(
                         "certificate verification failed (--tls-verify strict, {}): {why}",
@@ -153,9 +154,6 @@ impl ProbeSession<'_> {
                     ),
                     _ => tls::describe_handshake_error(&e, start),
                 };
-                if report.chain.is_empty() {
-                    report.verify_error = None;
-                }
                 self.tls = Some(report);
                 let err = crate::smtp::conn::ConnError::new(ErrorKind::Tls, msg);
                 self.log

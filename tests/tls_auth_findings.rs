@@ -1,0 +1,380 @@
+//! The TLS and AUTH findings of issue #14, each pinned against the scripted server: a
+//! self-signed CA:TRUE leaf trusted as its own anchor, a private CA's leaf named as such,
+//! implicit TLS against a plaintext port, a server aborting its own handshake, the TLS
+//! summary without a handshake, the trust store that verified, and AUTH that is not offered.
+
+mod support;
+
+use mxtrace_core::diagnose::PathContext;
+use mxtrace_core::model::{Category, ErrorKind, Layer, ProbeReport, Stage, StageRecord};
+use mxtrace_core::probe::{self, AuthOptions, ProbeOptions, StartTls};
+use mxtrace_core::secret::Secret;
+use mxtrace_core::tls::{TlsOptions, VerifyMode};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use support::certs::{provider, CertKind, TestPki};
+use support::scripted::{ehlo_reply, line, ScriptedServer, Step};
+
+const NAME: &str = "mx.contoso.test";
+
+fn opts(addr: SocketAddr) -> ProbeOptions {
+    ProbeOptions {
+        host: NAME.to_string(),
+        port: addr.port(),
+        addrs: Some(vec![addr.ip()]),
+        starttls: StartTls::Auto,
+        implicit_tls: false,
+        tls: TlsOptions {
+            verify: VerifyMode::Report,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            classic_groups: false,
+        },
+        tls_name: None,
+        ehlo: Some("probe.fabrikam.test".to_string()),
+        from: None,
+        rcpts: Vec::new(),
+        auth: None,
+        data: false,
+        headers: Vec::new(),
+        pipelining: true,
+        connect_timeout: Duration::from_secs(5),
+        stage_timeout: Duration::from_secs(5),
+        source: None,
+        family: None,
+        ctx: PathContext::default(),
+    }
+}
+
+async fn run(o: &ProbeOptions) -> ProbeReport {
+    probe::probe(o).await.expect("tls config")
+}
+
+fn stage(r: &ProbeReport, st: Stage) -> &StageRecord {
+    r.stages
+        .iter()
+        .find(|s| s.stage == st)
+        .unwrap_or_else(|| panic!("no {st} stage"))
+}
+
+fn greeting(caps: &[&str]) -> Vec<Step> {
+    vec![
+        line(&format!("220 {NAME} ESMTP Postfix")),
+        Step::Expect("EHLO probe.fabrikam.test".into()),
+        ehlo_reply(NAME, caps),
+    ]
+}
+
+fn quit() -> Vec<Step> {
+    vec![
+        Step::Expect("QUIT".into()),
+        line("221 2.0.0 Bye"),
+        Step::Close,
+    ]
+}
+
+/// A STARTTLS session presenting `config`, then QUIT.
+fn tls_session(config: Arc<rustls::ServerConfig>) -> Vec<Step> {
+    let mut steps = greeting(&["STARTTLS"]);
+    steps.extend([
+        Step::Expect("STARTTLS".into()),
+        line("220 2.0.0 Ready to start TLS"),
+        Step::StartTls(config),
+        Step::Expect("EHLO probe.fabrikam.test".into()),
+        ehlo_reply(NAME, &["PIPELINING"]),
+    ]);
+    steps.extend(quit());
+    steps
+}
+
+/// What `openssl req -x509` makes by default: self-signed with basicConstraints CA:TRUE.
+fn self_signed_ca_leaf(name: &str) -> (String, Arc<rustls::ServerConfig>) {
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(vec![name.to_string()]).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let cert = params.self_signed(&key).expect("self-signed");
+    let der: CertificateDer<'static> = cert.der().clone();
+    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key_der)
+        .expect("server config");
+    (cert.pem(), Arc::new(config))
+}
+
+#[tokio::test]
+async fn a_self_signed_ca_leaf_given_as_ca_file_is_its_own_anchor() {
+    let pki = TestPki::new();
+    let (pem, config) = self_signed_ca_leaf(NAME);
+    let anchor = pki.write_pem("self-ca.pem", &pem);
+    let server = ScriptedServer::start(tls_session(config)).await;
+    let mut o = opts(server.addr);
+    o.tls.ca_file = Some(anchor);
+    o.tls.verify = VerifyMode::Strict;
+    let r = run(&o).await;
+    server.finish().await.assert_ok();
+    let tls = r.tls.as_ref().expect("tls");
+    assert!(tls.verified, "{:?}", tls.verify_error);
+    assert_eq!(tls.verify_error, None);
+    assert_eq!(tls.trust_store.as_deref(), Some("ca-file"));
+    assert!(r.verdict.passed);
+}
+
+#[tokio::test]
+async fn a_self_signed_ca_leaf_for_another_name_is_still_a_name_mismatch() {
+    let pki = TestPki::new();
+    let (pem, config) = self_signed_ca_leaf("other.contoso.test");
+    let anchor = pki.write_pem("self-ca.pem", &pem);
+    let server = ScriptedServer::start(tls_session(config)).await;
+    let mut o = opts(server.addr);
+    o.tls.ca_file = Some(anchor);
+    let r = run(&o).await;
+    server.finish().await.assert_ok();
+    let tls = r.tls.as_ref().expect("tls");
+    assert!(!tls.verified);
+    let why = tls.verify_error.as_deref().unwrap_or_default();
+    assert!(why.contains("does not match the name"), "{why}");
+    assert_eq!(tls.trust_store, None);
+}
+
+#[tokio::test]
+async fn a_self_signed_ca_leaf_not_given_says_how_to_trust_it() {
+    let (_, config) = self_signed_ca_leaf(NAME);
+    let server = ScriptedServer::start(tls_session(config)).await;
+    let r = run(&opts(server.addr)).await;
+    server.finish().await.assert_ok();
+    let tls = r.tls.as_ref().expect("tls");
+    let why = tls.verify_error.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("self-signed certificate marked as a CA"),
+        "{why}"
+    );
+    assert!(why.contains("--tls-ca-file"), "{why}");
+    let d = stage(&r, Stage::TlsHandshake).diagnosis.as_ref().unwrap();
+    assert_eq!(d.category, Category::TlsFailed);
+    assert!(d.cause.contains("self-signed"), "{}", d.cause);
+}
+
+#[tokio::test]
+async fn a_private_ca_leaf_is_untrusted_not_self_signed() {
+    let pki = TestPki::new();
+    let config = pki.server_config(&CertKind::Valid(NAME.into()));
+    let server = ScriptedServer::start(tls_session(config)).await;
+    let r = run(&opts(server.addr)).await;
+    server.finish().await.assert_ok();
+    let tls = r.tls.as_ref().expect("tls");
+    let why = tls.verify_error.as_deref().unwrap_or_default();
+    assert!(why.starts_with("issued by an untrusted CA"), "{why}");
+    assert!(!why.contains("self-signed"), "{why}");
+    let d = stage(&r, Stage::TlsHandshake).diagnosis.as_ref().unwrap();
+    assert!(!d.cause.contains("self-signed"), "{}", d.cause);
+    assert!(d.cause.contains("private CA"), "{}", d.cause);
+}
+
+#[tokio::test]
+async fn the_ca_file_store_is_reported_when_it_verified() {
+    let pki = TestPki::new();
+    let config = pki.server_config(&CertKind::Valid(NAME.into()));
+    let server = ScriptedServer::start(tls_session(config)).await;
+    let mut o = opts(server.addr);
+    o.tls.ca_file = Some(pki.ca_file().to_path_buf());
+    let r = run(&o).await;
+    server.finish().await.assert_ok();
+    let tls = r.tls.as_ref().expect("tls");
+    assert!(tls.verified);
+    assert_eq!(tls.trust_store.as_deref(), Some("ca-file"));
+    let json = serde_json::to_value(tls).unwrap();
+    assert_eq!(json["trust_store"], "ca-file");
+}
+
+/// The system store (rustls-native-certs honours SSL_CERT_FILE) verifies a CA installed there.
+/// Runs in a child process: the variable must not leak into other tests, and the store is read
+/// once per process.
+#[test]
+fn the_system_store_is_trusted_and_named() {
+    let pki = TestPki::new();
+    let server = ScriptedServer::spawn_thread(tls_session(
+        pki.server_config(&CertKind::Valid(NAME.into())),
+    ));
+    let ca = pki.ca_file().to_string_lossy().into_owned();
+    let target = server.addr.to_string();
+    let r = support::bin::mxtrace(
+        &[
+            "probe",
+            &target,
+            "--tls-name",
+            NAME,
+            "--ehlo",
+            "probe.fabrikam.test",
+            "--json",
+        ],
+        &[
+            ("SSL_CERT_FILE", ca.as_str()),
+            ("SSL_CERT_DIR", "/nonexistent"),
+        ],
+    );
+    server.finish_blocking().assert_ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect(&r.stdout);
+    assert_eq!(v["tls"]["verified"], true, "{}", r.stdout);
+    assert_eq!(v["tls"]["trust_store"], "system", "{}", r.stdout);
+}
+
+#[tokio::test]
+async fn implicit_tls_against_a_plaintext_port_says_plaintext_not_starttls() {
+    let server = ScriptedServer::start(vec![
+        line(&format!("220 {NAME} ESMTP Postfix")),
+        Step::ReadUntilClose,
+    ])
+    .await;
+    let mut o = opts(server.addr);
+    o.implicit_tls = true;
+    let r = run(&o).await;
+    let _ = server.finish().await;
+    let s = stage(&r, Stage::TlsHandshake);
+    let e = s.error.as_ref().expect("error");
+    assert_eq!(e.kind, ErrorKind::Tls);
+    assert!(e.message.contains("answered in plaintext"), "{}", e.message);
+    assert!(!e.message.contains("STARTTLS after"), "{}", e.message);
+    let d = s.diagnosis.as_ref().unwrap();
+    assert!(d.cause.contains("answered in plaintext"), "{}", d.cause);
+    assert!(d.cause.contains("No STARTTLS was involved"), "{}", d.cause);
+}
+
+#[tokio::test]
+async fn a_server_aborting_its_handshake_is_broken_not_incompatible() {
+    let mut steps = greeting(&["STARTTLS"]);
+    steps.extend([
+        Step::Expect("STARTTLS".into()),
+        line("220 2.0.0 Ready to start TLS"),
+        Step::Sleep(Duration::from_millis(100)),
+        // A fatal internal_error alert (RFC 8446 6: level 2, description 80).
+        Step::SendRaw(vec![0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 80]),
+        Step::ReadUntilClose,
+    ]);
+    let server = ScriptedServer::start(steps).await;
+    let r = run(&opts(server.addr)).await;
+    let _ = server.finish().await;
+    let s = stage(&r, Stage::TlsHandshake);
+    let e = s.error.as_ref().expect("error");
+    assert!(
+        e.message
+            .contains("the server aborted the TLS handshake (alert internal_error)"),
+        "{}",
+        e.message
+    );
+    let d = s.diagnosis.as_ref().unwrap();
+    assert_eq!(d.category, Category::TlsFailed);
+    assert_eq!(d.layer, Layer::Tls);
+    assert!(
+        d.cause.contains("TLS configuration or library is broken"),
+        "{}",
+        d.cause
+    );
+    // The server's own log comes first; the category's general steps follow (advice.rs).
+    assert!(
+        d.next_steps[0].contains("server's TLS log"),
+        "{:?}",
+        d.next_steps
+    );
+    // No certificate ever came: the JSON says so instead of a silent null.
+    let tls = r.tls.as_ref().expect("tls");
+    assert!(!tls.verified && tls.chain.is_empty());
+    assert_eq!(tls.verify_error.as_deref(), Some("no certificate received"));
+    assert_eq!(tls.trust_store, None);
+}
+
+#[test]
+fn the_tls_summary_line_is_never_empty() {
+    let mut steps = greeting(&["STARTTLS"]);
+    steps.extend([
+        Step::Expect("STARTTLS".into()),
+        line("220 2.0.0 Ready to start TLS"),
+        Step::Sleep(Duration::from_millis(100)),
+        Step::SendRaw(vec![0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 80]),
+        Step::ReadUntilClose,
+    ]);
+    let server = ScriptedServer::spawn_thread(steps);
+    let target = server.addr.to_string();
+    let r = support::bin::mxtrace(
+        &[
+            "probe",
+            &target,
+            "--tls-name",
+            NAME,
+            "--ehlo",
+            "probe.fabrikam.test",
+        ],
+        &[],
+    );
+    let _ = server.finish_blocking();
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(!r.stdout.contains("TLS:;"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(
+            "TLS: handshake not completed; certificate NOT verified: no certificate received"
+        ),
+        "{}",
+        r.stdout
+    );
+}
+
+async fn auth_not_offered(caps: &[&str], starttls: StartTls) -> ProbeReport {
+    let mut steps = greeting(caps);
+    steps.extend(quit());
+    let server = ScriptedServer::start(steps).await;
+    let mut o = opts(server.addr);
+    o.starttls = starttls;
+    o.auth = Some(AuthOptions {
+        user: "user@contoso.test".into(),
+        password: Secret::new("not-sent".into()),
+        mech: None,
+        allow_plaintext: true,
+    });
+    let r = run(&o).await;
+    server.finish().await.assert_ok();
+    r
+}
+
+#[tokio::test]
+async fn auth_not_offered_is_an_auth_finding_not_a_protocol_error() {
+    let r = auth_not_offered(&["PIPELINING"], StartTls::Auto).await;
+    assert_eq!(r.verdict.failed_stage, Some(Stage::Auth));
+    let s = stage(&r, Stage::Auth);
+    let e = s.error.as_ref().expect("error");
+    assert_eq!(e.kind, ErrorKind::Auth);
+    assert!(
+        e.message
+            .contains("the server does not offer AUTH (on this port)"),
+        "{}",
+        e.message
+    );
+    let d = s.diagnosis.as_ref().unwrap();
+    assert_eq!(d.category, Category::AuthFailed);
+    assert_eq!(d.layer, Layer::Auth);
+    assert!(
+        d.cause.contains("does not offer AUTH on this port"),
+        "{}",
+        d.cause
+    );
+    assert!(d.next_steps.iter().any(|s| s.contains("587")));
+}
+
+#[tokio::test]
+async fn auth_not_offered_before_starttls_says_so() {
+    let r = auth_not_offered(&["STARTTLS", "PIPELINING"], StartTls::Never).await;
+    let s = stage(&r, Stage::Auth);
+    let e = s.error.as_ref().expect("error");
+    assert!(e.message.contains("(before STARTTLS)"), "{}", e.message);
+    let d = s.diagnosis.as_ref().unwrap();
+    assert_eq!(d.category, Category::AuthFailed);
+    assert!(d.cause.contains("before STARTTLS"), "{}", d.cause);
+}
