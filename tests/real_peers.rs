@@ -379,3 +379,85 @@ fn opensmtpd_real_peer() {
     assert_eq!(d["layer"], "smtp-session", "{d}");
     assert!(cause(d).contains("Mailing list expansion problem"), "{d}");
 }
+
+/// Postfix's submission listener with Dovecot SASL (tests/support/postfix/lab.sh with
+/// MXTRACE_LAB_SUBMISSION, tests/support/dovecot/sasl.sh): AUTH end to end.
+#[test]
+fn postfix_submission_with_dovecot_sasl() {
+    let Some(lab) = support::postfix::PostfixLab::start_with_submission() else {
+        return;
+    };
+    let target = lab.target("PORT_SUBMISSION");
+    let ca = lab.get("CA_FILE").to_string();
+    let user = lab.get("SASL_USER").to_string();
+    let good = lab.get("SASL_PASSWORD").to_string();
+    let auth = |mech: &str, password: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--tls-name",
+            "mx.contoso.test",
+            "--tls-ca-file",
+            ca.as_str(),
+        ];
+        args.extend([
+            "--auth-user",
+            user.as_str(),
+            "--auth-password-env",
+            "PEER_PW",
+        ]);
+        args.extend(["--auth-mech", mech, "--rcpt", "user@contoso.test"]);
+        args.extend_from_slice(extra);
+        probe_env(&target, &args, &[("PEER_PW", password)])
+    };
+
+    // PLAIN and LOGIN succeed inside TLS: 235 2.7.0, then the envelope is accepted.
+    for mech in ["plain", "login"] {
+        let (code, j, err) = auth(mech, &good, &["--starttls", "require"]);
+        assert_eq!(code, 0, "{mech}: {j}\n{err}");
+        let a = stages(&j, "auth");
+        assert_eq!(a[0]["reply"]["code"], 235, "{mech}: {j}");
+        assert_eq!(a[0]["reply"]["enhanced"], "2.7.0");
+        assert_eq!(j["tls"]["verified"], true);
+        assert!(
+            !j.to_string().contains(good.as_str()),
+            "password in the JSON"
+        );
+    }
+
+    // A wrong password: 535 5.7.8, an auth failure about the credentials.
+    let (code, j, _) = auth("plain", "wrong-password", &["--starttls", "require"]);
+    assert_eq!(code, 1);
+    let a = stages(&j, "auth");
+    assert_eq!(a[0]["reply"]["code"], 535);
+    assert_eq!(a[0]["reply"]["enhanced"], "5.7.8");
+    let d = diagnosis(&j, "auth", "auth_failed", "auth");
+    assert!(cause(d).contains("rejected the credentials"), "{d}");
+
+    // Before STARTTLS, AUTH is not offered: the finding says so, and no credentials leave.
+    let (code, j, _) = probe_env(
+        &target,
+        &[
+            "--starttls",
+            "never",
+            "--auth-plaintext",
+            "--auth-user",
+            user.as_str(),
+            "--auth-password-env",
+            "PEER_PW",
+        ],
+        &[("PEER_PW", good.as_str())],
+    );
+    assert_eq!(code, 1);
+    let a = stages(&j, "auth");
+    assert_eq!(a[0]["error"]["kind"], "auth", "{j}");
+    assert!(a[0]["sent"].as_array().is_some_and(|s| s.is_empty()), "{j}");
+    let d = diagnosis(&j, "auth", "auth_failed", "auth");
+    assert!(cause(d).contains("before STARTTLS"), "{d}");
+
+    // Sent anyway (--auth-mech): Postfix refuses AUTH before STARTTLS with 530 5.7.0.
+    let (code, j, _) = auth("plain", &good, &["--starttls", "never", "--auth-plaintext"]);
+    assert_eq!(code, 1);
+    let a = stages(&j, "auth");
+    assert_eq!(a[0]["reply"]["code"], 530, "{j}");
+    let d = diagnosis(&j, "auth", "tls_required", "tls");
+    assert!(cause(d).contains("STARTTLS first"), "{d}");
+}
