@@ -378,3 +378,88 @@ async fn auth_not_offered_before_starttls_says_so() {
     assert_eq!(d.category, Category::AuthFailed);
     assert!(d.cause.contains("before STARTTLS"), "{}", d.cause);
 }
+
+/// The groups and key shares of the ClientHello mxtrace sends (RFC 8446 4.1.2, 4.2.7, 4.2.8),
+/// read off the wire by a bare TCP listener: (supported_groups, key_share groups).
+async fn client_hello_groups(classic: bool) -> (Vec<u16>, Vec<u16>) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut o = opts(listener.local_addr().unwrap());
+    o.implicit_tls = true;
+    o.tls.classic_groups = classic;
+    let client = tokio::spawn(async move { run(&o).await });
+    let (mut tcp, _) = listener.accept().await.unwrap();
+    let mut buf = Vec::new();
+    let read = async {
+        loop {
+            let mut chunk = [0u8; 4096];
+            let n = tcp.read(&mut chunk).await.unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            let want = buf
+                .get(3..5)
+                .map(|l| 5 + usize::from(u16::from_be_bytes([l[0], l[1]])));
+            if n == 0 || want.is_some_and(|w| buf.len() >= w) {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .unwrap();
+    drop(tcp);
+    let _ = client.await;
+    parse_groups(&buf)
+}
+
+fn parse_groups(record: &[u8]) -> (Vec<u16>, Vec<u16>) {
+    let u16_at = |b: &[u8], i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+    assert_eq!(record[0], 0x16, "a handshake record");
+    let hs = &record[5..];
+    assert_eq!(hs[0], 1, "a ClientHello");
+    let mut i = 4 + 2 + 32; // header, legacy_version, random
+    i += 1 + usize::from(hs[i]); // legacy_session_id
+    i += 2 + usize::from(u16_at(hs, i)); // cipher_suites
+    i += 1 + usize::from(hs[i]); // legacy_compression_methods
+    let end = i + 2 + usize::from(u16_at(hs, i));
+    i += 2;
+    let (mut groups, mut shares) = (Vec::new(), Vec::new());
+    while i < end {
+        let (kind, len) = (u16_at(hs, i), usize::from(u16_at(hs, i + 2)));
+        let body = &hs[i + 4..i + 4 + len];
+        match kind {
+            0x000a => {
+                groups = (2..body.len())
+                    .step_by(2)
+                    .map(|j| u16_at(body, j))
+                    .collect()
+            }
+            0x0033 => {
+                let mut j = 2;
+                while j < body.len() {
+                    shares.push(u16_at(body, j));
+                    j += 4 + usize::from(u16_at(body, j + 2));
+                }
+            }
+            _ => {}
+        }
+        i += 4 + len;
+    }
+    (groups, shares)
+}
+
+const X25519: u16 = 0x001d;
+const X25519MLKEM768: u16 = 0x11ec;
+
+/// README "TLS": by default one X25519 key share, X25519MLKEM768 listed among the groups (sent
+/// only if a server asks for it); --tls-classic-groups removes it from the list.
+#[tokio::test]
+async fn the_client_hello_matches_what_the_readme_says_about_groups() {
+    let (groups, shares) = client_hello_groups(false).await;
+    assert_eq!(shares, [X25519], "one small key share by default");
+    assert_eq!(groups.first(), Some(&X25519), "{groups:04x?}");
+    assert!(groups.contains(&X25519MLKEM768), "{groups:04x?}");
+    let (groups, shares) = client_hello_groups(true).await;
+    assert_eq!(shares, [X25519]);
+    assert!(!groups.contains(&X25519MLKEM768), "{groups:04x?}");
+    assert_eq!(groups, [X25519, 0x0017, 0x0018], "X25519, P-256, P-384");
+}

@@ -31,8 +31,11 @@ pub struct TlsOptions {
     pub ca_file: Option<PathBuf>,
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
-    /// Offer only classic key-exchange groups (no post-quantum hybrid key share): some
-    /// middleboxes drop a ClientHello that large.
+    /// Offer only classic key-exchange groups. By default (rustls without its
+    /// `prefer-post-quantum` feature) the ClientHello carries one X25519 key share and lists
+    /// X25519MLKEM768 after the classic groups, so its 1.2 KB key share is sent only when a
+    /// server asks for it (HelloRetryRequest); this drops X25519MLKEM768 from the list, for
+    /// servers or middleboxes that fail on that retry. Pinned by tests/tls_auth_findings.rs.
     pub classic_groups: bool,
 }
 
