@@ -263,6 +263,18 @@ fn exim_real_peer() {
     let d = diagnosis(&j, "tls_handshake", "tls_failed", "tls");
     assert!(cause(d).contains("self-signed"), "{d}");
 
+    // --tls-implicit against this plaintext port: the server's greeting is quoted, no STARTTLS
+    // is blamed.
+    let (code, j, _) = probe(&target, &["--tls-name", EXIM_NAME, "--tls-implicit"]);
+    assert_eq!(code, 1);
+    let msg = stages(&j, "tls_handshake")[0]["error"]["message"].to_string();
+    assert!(
+        msg.contains(r#"answered in plaintext: it sent \"220 mx.exim.test ESMTP Exim 4"#),
+        "{msg}"
+    );
+    let d = diagnosis(&j, "tls_handshake", "tls_failed", "tls");
+    assert!(cause(d).contains("No STARTTLS was involved"), "{d}");
+
     // Unknown user: "550 Unrouteable address".
     let (code, j, _) = probe(
         &target,

@@ -242,7 +242,14 @@ async fn implicit_tls_against_a_plaintext_port_says_plaintext_not_starttls() {
     let s = stage(&r, Stage::TlsHandshake);
     let e = s.error.as_ref().expect("error");
     assert_eq!(e.kind, ErrorKind::Tls);
-    assert!(e.message.contains("answered in plaintext"), "{}", e.message);
+    assert!(
+        e.message.contains(
+            "answered in plaintext: it sent \"220 mx.contoso.test ESMTP Postfix\" where a TLS \
+             ServerHello was expected"
+        ),
+        "{}",
+        e.message
+    );
     assert!(!e.message.contains("STARTTLS after"), "{}", e.message);
     let d = s.diagnosis.as_ref().unwrap();
     assert!(d.cause.contains("answered in plaintext"), "{}", d.cause);

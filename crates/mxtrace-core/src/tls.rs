@@ -12,8 +12,12 @@ use rustls::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::SystemTime;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyMode {
@@ -343,13 +347,36 @@ impl TlsStart {
 }
 
 /// A failed handshake in words: what happened and what to do, the mode, and the raw error as
-/// the detail.
-pub fn describe_handshake_error(e: &std::io::Error, start: TlsStart) -> String {
+/// the detail. `plaintext` is the server's first line when it did not start with a TLS record
+/// (`Sniffed::plaintext_start`).
+pub fn describe_handshake_error(
+    e: &std::io::Error,
+    start: TlsStart,
+    plaintext: Option<&str>,
+) -> String {
     let reason = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(err @ rustls::Error::InvalidMessage(_)) => match plaintext {
+            Some(line) => not_tls(start, line),
+            None => rustls_reason(err, start),
+        },
         Some(err) => rustls_reason(err, start),
         None => io_reason(e),
     };
     format!("{} failed: {reason} (detail: {e})", start.as_str())
+}
+
+/// The server sent text where TLS was due: quoted, so the admin sees what the port speaks.
+fn not_tls(start: TlsStart, line: &str) -> String {
+    match start {
+        TlsStart::Starttls => format!(
+            "the server did not answer with TLS after agreeing to STARTTLS: it sent {line:?}"
+        ),
+        TlsStart::Implicit => format!(
+            "the server answered in plaintext: it sent {line:?} where a TLS ServerHello was \
+             expected, so this port does not do implicit TLS; drop --tls-implicit (use \
+             STARTTLS, or port 465)"
+        ),
+    }
 }
 
 fn rustls_reason(e: &rustls::Error, start: TlsStart) -> String {
@@ -764,4 +791,82 @@ fn hex_colon(bytes: &[u8]) -> String {
         s.push_str(&format!("{b:02X}"));
     }
     s
+}
+
+/// How many of the server's first bytes a TLS connection keeps: a greeting line's worth.
+const SNIFF_BYTES: usize = 80;
+
+/// The TCP stream under TLS, keeping the first bytes the server sent. When the handshake fails
+/// on something that is not TLS, they say what the port speaks instead (a plain SMTP port's
+/// "220 ..." greeting where a ServerHello was due).
+#[derive(Debug)]
+pub struct Sniffed {
+    tcp: TcpStream,
+    first: Vec<u8>,
+}
+
+impl Sniffed {
+    pub fn new(tcp: TcpStream) -> Sniffed {
+        Sniffed {
+            tcp,
+            first: Vec::new(),
+        }
+    }
+
+    /// The first line the server sent, printable ASCII only (others as '.'), when it does not
+    /// look like a TLS record (content types 20-24: RFC 8446 5.1).
+    pub fn plaintext_start(&self) -> Option<String> {
+        let first = *self.first.first()?;
+        if (20..=24).contains(&first) {
+            return None;
+        }
+        let line = self.first.split(|b| *b == b'\r' || *b == b'\n').next()?;
+        Some(
+            line.iter()
+                .map(|&b| {
+                    if (0x20..0x7f).contains(&b) {
+                        b as char
+                    } else {
+                        '.'
+                    }
+                })
+                .collect(),
+        )
+    }
+}
+
+impl AsyncRead for Sniffed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut me.tcp).poll_read(cx, buf);
+        if me.first.len() < SNIFF_BYTES {
+            let new = buf.filled().get(before..).unwrap_or_default();
+            let room = SNIFF_BYTES - me.first.len();
+            me.first.extend_from_slice(new.get(..room).unwrap_or(new));
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Sniffed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
 }
