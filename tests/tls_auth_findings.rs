@@ -228,6 +228,37 @@ fn the_system_store_is_trusted_and_named() {
     assert_eq!(v["tls"]["trust_store"], "system", "{}", r.stdout);
 }
 
+/// The human TLS line names the store that verified.
+#[test]
+fn the_tls_line_names_the_trust_store() {
+    let pki = TestPki::new();
+    let server = ScriptedServer::spawn_thread(tls_session(
+        pki.server_config(&CertKind::Valid(NAME.into())),
+    ));
+    let target = server.addr.to_string();
+    let ca = pki.ca_file().to_string_lossy().into_owned();
+    let r = support::bin::mxtrace(
+        &[
+            "probe",
+            &target,
+            "--tls-name",
+            NAME,
+            "--tls-ca-file",
+            &ca,
+            "--ehlo",
+            "probe.fabrikam.test",
+        ],
+        &[],
+    );
+    server.finish_blocking().assert_ok();
+    assert!(
+        r.stdout
+            .contains("X25519; certificate verified (ca-file trust store)"),
+        "{}",
+        r.stdout
+    );
+}
+
 #[tokio::test]
 async fn implicit_tls_against_a_plaintext_port_says_plaintext_not_starttls() {
     let server = ScriptedServer::start(vec![

@@ -870,3 +870,39 @@ impl AsyncWrite for Sniffed {
         Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_names_are_rfc_8446_spelling() {
+        use rustls::AlertDescription as A;
+        assert_eq!(alert_name(A::InternalError), "internal_error");
+        assert_eq!(alert_name(A::UnknownCA), "unknown_ca");
+        assert_eq!(alert_name(A::HandshakeFailure), "handshake_failure");
+    }
+
+    #[tokio::test]
+    async fn sniffed_quotes_a_plaintext_start_and_not_a_tls_record() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        for (sent, want) in [
+            (&b"220 mx ESMTP\r\n"[..], Some("220 mx ESMTP")),
+            (&b"\x15\x03\x03\x00\x02\x02\x50"[..], None),
+            (&b"\x00\x1b[2J hi"[..], Some("..[2J hi")),
+        ] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = tokio::spawn(async move {
+                let (mut s, _) = listener.accept().await.unwrap();
+                s.write_all(sent).await.unwrap();
+            });
+            let mut sniffed = Sniffed::new(TcpStream::connect(addr).await.unwrap());
+            let mut buf = Vec::new();
+            sniffed.read_to_end(&mut buf).await.unwrap();
+            server.await.unwrap();
+            assert_eq!(buf, sent);
+            assert_eq!(sniffed.plaintext_start().as_deref(), want);
+        }
+    }
+}
