@@ -315,8 +315,8 @@ pub struct SessionArgs {
         help_heading = "TLS"
     )]
     pub tls_client_key: Option<PathBuf>,
-    /// Offer only classic key exchange groups (no post-quantum key share), for middleboxes
-    /// that drop large ClientHellos.
+    /// Never offer the post-quantum hybrid group X25519MLKEM768 (by default it is listed, and
+    /// its large key share sent only if the server asks for it); classic X25519, P-256, P-384.
     #[arg(long, help_heading = "TLS")]
     pub tls_classic_groups: bool,
 

@@ -12,3 +12,4 @@ pub use scripted::{
 };
 pub mod bin;
 pub mod postfix;
+pub mod session;

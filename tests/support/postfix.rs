@@ -48,8 +48,24 @@ impl PostfixLab {
     /// Starts the lab, or returns None (with the reason printed) when Postfix is not installed
     /// and this is not CI. In CI (CI=true) a missing Postfix is a failure, never a skip.
     pub fn start() -> Option<PostfixLab> {
-        if !Path::new("/usr/sbin/postfix").exists() {
-            let why = "Postfix is not installed (run tests/support/postfix/install.sh as root)";
+        PostfixLab::start_with(false)
+    }
+
+    /// Also a submission listener (`PORT_SUBMISSION`: TLS required, AUTH inside TLS only)
+    /// with Dovecot as its SASL server (`SASL_USER`, `SASL_PASSWORD` in lab.env).
+    pub fn start_with_submission() -> Option<PostfixLab> {
+        PostfixLab::start_with(true)
+    }
+
+    fn start_with(submission: bool) -> Option<PostfixLab> {
+        let missing = if !Path::new("/usr/sbin/postfix").exists() {
+            Some("Postfix is not installed (run tests/support/postfix/install.sh as root)")
+        } else if submission && !Path::new("/usr/sbin/dovecot").exists() {
+            Some("Dovecot is not installed (run tests/support/dovecot/install.sh as root)")
+        } else {
+            None
+        };
+        if let Some(why) = missing {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("{why}: CI must run the real-peer tests");
             }
@@ -65,15 +81,17 @@ impl PostfixLab {
         std::fs::create_dir_all(&dir).expect("lab dir");
         let ports = [free_port(), free_port(), free_port()].map(|p| p.to_string());
         let (certs, ca_pem) = write_certs(&dir);
-        let out = Command::new("bash")
-            .arg(script())
+        let mut cmd = Command::new("bash");
+        cmd.arg(script())
             .arg("start")
             .arg(&dir)
             .arg("127.0.0.1")
             .args(&ports)
-            .env("MXTRACE_LAB_CERTS", &certs)
-            .output()
-            .expect("run lab.sh");
+            .env("MXTRACE_LAB_CERTS", &certs);
+        if submission {
+            cmd.env("MXTRACE_LAB_SUBMISSION", free_port().to_string());
+        }
+        let out = cmd.output().expect("run lab.sh");
         // lab.sh copied them into its directory.
         let _ = std::fs::remove_dir_all(&certs);
         // Constructed before checking, so a half-started lab is still stopped on drop.

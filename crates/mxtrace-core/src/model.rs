@@ -186,8 +186,13 @@ pub struct TlsReport {
     pub alpn: Option<String>,
     /// True when the chain verified against the trust roots for `target.tls_name`.
     pub verified: bool,
-    /// Why verification failed, when it did.
+    /// Why verification failed, when it did; "no certificate received" when the handshake
+    /// ended before the server sent one (then `verified` is false and `chain` empty).
     pub verify_error: Option<String>,
+    /// The store whose roots verified the chain: "mozilla" (webpki-roots), "system" (the
+    /// operating system's store) or "ca-file" (--tls-ca-file); null when not verified.
+    #[serde(default)]
+    pub trust_store: Option<String>,
     pub client_certificate_sent: bool,
     pub chain: Vec<CertInfo>,
 }

@@ -12,8 +12,12 @@ use rustls::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::SystemTime;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyMode {
@@ -31,9 +35,34 @@ pub struct TlsOptions {
     pub ca_file: Option<PathBuf>,
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
-    /// Offer only classic key-exchange groups (no post-quantum hybrid key share): some
-    /// middleboxes drop a ClientHello that large.
+    /// Offer only classic key-exchange groups. By default (rustls without its
+    /// `prefer-post-quantum` feature) the ClientHello carries one X25519 key share and lists
+    /// X25519MLKEM768 after the classic groups, so its 1.2 KB key share is sent only when a
+    /// server asks for it (HelloRetryRequest); this drops X25519MLKEM768 from the list, for
+    /// servers or middleboxes that fail on that retry. Pinned by tests/tls_auth_findings.rs.
     pub classic_groups: bool,
+}
+
+/// The trust store whose roots verified the server's chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustStore {
+    /// Mozilla's root program, compiled in (webpki-roots).
+    Mozilla,
+    /// The operating system's store (rustls-native-certs: /etc/ssl/certs on Debian,
+    /// `SSL_CERT_FILE` / `SSL_CERT_DIR` when set): where enterprise CAs are installed.
+    System,
+    /// The certificates given with `--tls-ca-file`.
+    CaFile,
+}
+
+impl TrustStore {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrustStore::Mozilla => "mozilla",
+            TrustStore::System => "system",
+            TrustStore::CaFile => "ca-file",
+        }
+    }
 }
 
 /// The verification result the verifier saw, shared with the probe.
@@ -41,20 +70,99 @@ pub struct TlsOptions {
 pub struct VerifyRecord {
     /// None until the server's certificate was checked.
     pub result: Option<Result<(), String>>,
+    /// Which store verified the chain, when one did.
+    pub trust_store: Option<TrustStore>,
     /// The chain as presented, leaf first; kept even when the handshake then fails.
     pub presented: Vec<CertificateDer<'static>>,
 }
 
 pub type SharedRecord = Arc<Mutex<VerifyRecord>>;
 
-/// Wraps the WebPKI verifier: records the outcome; in report mode accepts the chain anyway.
-/// Handshake signatures are always checked by the inner verifier, so a server still has to hold
-/// the key of the certificate it presents.
+/// Wraps one WebPKI verifier per trust store: records the outcome and the store that verified;
+/// in report mode accepts the chain anyway. Handshake signatures are always checked by a
+/// WebPKI verifier, so a server still has to hold the key of the certificate it presents.
 #[derive(Debug)]
 struct RecordingVerifier {
-    inner: Arc<WebPkiServerVerifier>,
+    /// Tried in order; never empty (Mozilla's roots are always there).
+    stores: Vec<(TrustStore, Arc<WebPkiServerVerifier>)>,
+    /// The `--tls-ca-file` certificates: a leaf equal to one of them is its own anchor.
+    anchors: Vec<CertificateDer<'static>>,
     mode: VerifyMode,
     record: SharedRecord,
+}
+
+impl RecordingVerifier {
+    fn signatures(&self) -> Result<&WebPkiServerVerifier, rustls::Error> {
+        self.stores
+            .first()
+            .map(|(_, v)| v.as_ref())
+            .ok_or_else(|| rustls::Error::General("no certificate verifier".into()))
+    }
+
+    /// Each store in turn; the first that verifies wins. Otherwise the most telling error: one
+    /// about the certificate itself (expiry, name) beats "unknown issuer" from another store.
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<TrustStore, rustls::Error> {
+        let mut best: Option<rustls::Error> = None;
+        for (store, v) in &self.stores {
+            match v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+                Ok(_) => return Ok(*store),
+                Err(e) => {
+                    let unknown = matches!(
+                        best,
+                        None | Some(rustls::Error::InvalidCertificate(
+                            CertificateError::UnknownIssuer
+                        ))
+                    );
+                    if unknown {
+                        best = Some(e);
+                    }
+                }
+            }
+        }
+        let err = best.unwrap_or(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ));
+        if is_ca_used_as_end_entity(&err) && self.anchors.iter().any(|a| a == end_entity) {
+            return self_anchored(end_entity, server_name).map(|()| TrustStore::CaFile);
+        }
+        Err(err)
+    }
+}
+
+/// rustls reports webpki's `CaUsedAsEndEntity` as `CertificateError::Other` (not re-exported):
+/// matched by the variant's name, as `PATH_LIMITS` is.
+fn is_ca_used_as_end_entity(e: &rustls::Error) -> bool {
+    matches!(e, rustls::Error::InvalidCertificate(CertificateError::Other(o))
+        if format!("{o:?}").contains("CaUsedAsEndEntity"))
+}
+
+/// A leaf that is itself a configured anchor (a self-signed certificate with CA:TRUE, as
+/// `openssl req -x509` makes): trusted as OpenSSL trusts it, because the anchor is the
+/// certificate. WebPKI refuses a CA certificate as an end entity (rustls/webpki issue #205,
+/// briansmith/webpki issue #114), so the remaining checks are made here: name and validity.
+fn self_anchored(
+    end_entity: &CertificateDer<'_>,
+    name: &ServerName<'_>,
+) -> Result<(), rustls::Error> {
+    let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+    rustls::client::verify_server_name(&parsed, name)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(end_entity.as_ref())
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let now = x509_parser::time::ASN1Time::now();
+    if cert.validity().not_after < now {
+        return Err(CertificateError::Expired.into());
+    }
+    if cert.validity().not_before > now {
+        return Err(CertificateError::NotValidYet.into());
+    }
+    Ok(())
 }
 
 impl ServerCertVerifier for RecordingVerifier {
@@ -66,19 +174,22 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let result =
-            self.inner
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        let result = self.check(end_entity, intermediates, server_name, ocsp, now);
         if let Ok(mut rec) = self.record.lock() {
             rec.presented = std::iter::once(end_entity)
                 .chain(intermediates)
                 .map(|c| c.clone().into_owned())
                 .collect();
-            rec.result = Some(result.as_ref().map(|_| ()).map_err(describe_verify_error));
+            rec.trust_store = result.as_ref().ok().copied();
+            rec.result = Some(
+                result
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| describe_verify_error(e, end_entity, intermediates)),
+            );
         }
         match (result, self.mode) {
-            (Ok(v), _) => Ok(v),
-            (Err(_), VerifyMode::Report) => Ok(ServerCertVerified::assertion()),
+            (Ok(_), _) | (Err(_), VerifyMode::Report) => Ok(ServerCertVerified::assertion()),
             (Err(e), VerifyMode::Strict) => Err(e),
         }
     }
@@ -89,7 +200,8 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.signatures()?
+            .verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -98,21 +210,62 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.signatures()?
+            .verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.signatures()
+            .map(|v| v.supported_verify_schemes())
+            .unwrap_or_default()
     }
 }
 
 /// A short reason an admin can act on, instead of rustls' enum names; the library's words
-/// follow in parentheses as the detail.
-fn describe_verify_error(e: &rustls::Error) -> String {
-    match e {
-        rustls::Error::InvalidCertificate(c) => format!("{} ({e})", certificate_reason(c)),
-        _ => e.to_string(),
-    }
+/// follow in parentheses as the detail. The chain tells a self-signed certificate from one
+/// issued by a CA that is not trusted here.
+fn describe_verify_error(
+    e: &rustls::Error,
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+) -> String {
+    let self_signed = intermediates.is_empty() && is_self_issued(end_entity);
+    let reason = match e {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) if self_signed => {
+            "self-signed certificate, not issued by a CA: no trust store has it (pass this \
+             certificate with --tls-ca-file to trust it)"
+                .to_string()
+        }
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
+            "issued by an untrusted CA ({}): a private CA, or intermediates the server does \
+             not send (pass the CA's certificate with --tls-ca-file to trust it)",
+            issuer_of(end_entity)
+        ),
+        _ if is_ca_used_as_end_entity(e) && self_signed => "self-signed certificate marked as \
+             a CA (basicConstraints CA:TRUE, the default of openssl req -x509), not trusted \
+             here: pass this same certificate with --tls-ca-file to trust it as its own anchor"
+            .to_string(),
+        _ if is_ca_used_as_end_entity(e) => "the server presents a CA certificate \
+             (basicConstraints CA:TRUE) as its own: issue it a server certificate (CA:FALSE) \
+             from that CA"
+            .to_string(),
+        rustls::Error::InvalidCertificate(c) => certificate_reason(c),
+        _ => return e.to_string(),
+    };
+    format!("{reason} ({e})")
+}
+
+/// Subject equals issuer: the certificate names itself as its issuer.
+fn is_self_issued(der: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(der.as_ref())
+        .map(|(_, c)| c.subject() == c.issuer())
+        .unwrap_or(false)
+}
+
+fn issuer_of(der: &CertificateDer<'_>) -> String {
+    x509_parser::parse_x509_certificate(der.as_ref())
+        .map(|(_, c)| format!("issuer {}", c.issuer()))
+        .unwrap_or_else(|_| "issuer unreadable".to_string())
 }
 
 /// Path-building limits of the WebPKI verifier, which rustls reports as `CertificateError::
@@ -194,13 +347,36 @@ impl TlsStart {
 }
 
 /// A failed handshake in words: what happened and what to do, the mode, and the raw error as
-/// the detail.
-pub fn describe_handshake_error(e: &std::io::Error, start: TlsStart) -> String {
+/// the detail. `plaintext` is the server's first line when it did not start with a TLS record
+/// (`Sniffed::plaintext_start`).
+pub fn describe_handshake_error(
+    e: &std::io::Error,
+    start: TlsStart,
+    plaintext: Option<&str>,
+) -> String {
     let reason = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(err @ rustls::Error::InvalidMessage(_)) => match plaintext {
+            Some(line) => not_tls(start, line),
+            None => rustls_reason(err, start),
+        },
         Some(err) => rustls_reason(err, start),
         None => io_reason(e),
     };
     format!("{} failed: {reason} (detail: {e})", start.as_str())
+}
+
+/// The server sent text where TLS was due: quoted, so the admin sees what the port speaks.
+fn not_tls(start: TlsStart, line: &str) -> String {
+    match start {
+        TlsStart::Starttls => format!(
+            "the server did not answer with TLS after agreeing to STARTTLS: it sent {line:?}"
+        ),
+        TlsStart::Implicit => format!(
+            "the server answered in plaintext: it sent {line:?} where a TLS ServerHello was \
+             expected, so this port does not do implicit TLS; drop --tls-implicit (use \
+             STARTTLS, or port 465)"
+        ),
+    }
 }
 
 fn rustls_reason(e: &rustls::Error, start: TlsStart) -> String {
@@ -219,8 +395,10 @@ fn rustls_reason(e: &rustls::Error, start: TlsStart) -> String {
             TlsStart::Starttls => "the server did not answer with TLS after agreeing to STARTTLS \
              (it sent something that is not a TLS record)"
                 .to_string(),
-            TlsStart::Implicit => "the server did not answer with TLS: this port may expect \
-             plain SMTP (drop --tls-implicit and use STARTTLS)"
+            // A plain SMTP port greets first: its "220 ..." arrives where a ServerHello was due.
+            TlsStart::Implicit => "the server answered in plaintext where a TLS ServerHello was \
+             expected (a plain SMTP port sends its 220 greeting first): this port does not do \
+             implicit TLS; drop --tls-implicit (use STARTTLS, or port 465)"
                 .to_string(),
         },
         rustls::Error::PeerIncompatible(_) | rustls::Error::AlertReceived(A::ProtocolVersion) => {
@@ -233,9 +411,26 @@ fn rustls_reason(e: &rustls::Error, start: TlsStart) -> String {
              group; try --tls-classic-groups, and check the server's TLS settings)"
                 .to_string()
         }
+        rustls::Error::AlertReceived(
+            a @ (A::BadCertificate
+            | A::CertificateRequired
+            | A::UnknownCA
+            | A::AccessDenied
+            | A::CertificateUnknown
+            | A::UnsupportedCertificate
+            | A::CertificateExpired
+            | A::CertificateRevoked),
+        ) => format!(
+            "the server rejected the client's certificate (alert {}): it requires a client \
+             certificate it trusts (--tls-client-cert / --tls-client-key)",
+            alert_name(*a)
+        ),
+        // internal_error and the like: nothing the client offered is refused, the server
+        // gives up on its own side (no usable key or certificate, a library fault).
         rustls::Error::AlertReceived(a) => format!(
-            "the server ended the handshake with the TLS alert {a:?}: check the server's TLS \
-             log for why"
+            "the server aborted the TLS handshake (alert {}): its TLS configuration or library \
+             is broken; check the server's TLS log",
+            alert_name(*a)
         ),
         rustls::Error::NoCertificatesPresented => "the server presented no certificate".to_string(),
         rustls::Error::PeerMisbehaved(_) => {
@@ -243,6 +438,20 @@ fn rustls_reason(e: &rustls::Error, start: TlsStart) -> String {
         }
         _ => "the handshake failed".to_string(),
     }
+}
+
+/// The alert's name as RFC 8446 6.2 writes it (`internal_error`), from rustls' variant name.
+fn alert_name(a: rustls::AlertDescription) -> String {
+    let mut out = String::new();
+    let mut prev_upper = true;
+    for c in format!("{a:?}").chars() {
+        if c.is_ascii_uppercase() && !prev_upper {
+            out.push('_');
+        }
+        prev_upper = c.is_ascii_uppercase();
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 fn io_reason(e: &std::io::Error) -> String {
@@ -308,42 +517,80 @@ fn provider(classic_groups: bool) -> CryptoProvider {
     p
 }
 
+/// The system's roots, read once per process (about 150 certificates to parse). Unreadable
+/// entries are skipped: the Mozilla roots still apply.
+fn system_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+}
+
+/// The `--tls-ca-file` certificates, each checked to be usable as a trust anchor.
+fn ca_file_certs(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| TlsConfigError::CaFile {
+            path: path.clone(),
+            source,
+        })?;
+    if certs.is_empty() {
+        return Err(TlsConfigError::NoCaCertificate { path: path.clone() });
+    }
+    let mut probe = RootCertStore::empty();
+    for cert in &certs {
+        probe
+            .add(cert.clone())
+            .map_err(|source| TlsConfigError::NotCa {
+                path: path.clone(),
+                source,
+            })?;
+    }
+    Ok(certs)
+}
+
+/// One verifier per trust store, in the order they are tried: Mozilla's, the system's (when
+/// it has any root), the `--tls-ca-file` certificates.
+fn store_verifiers(
+    anchors: &[CertificateDer<'static>],
+    provider: &Arc<CryptoProvider>,
+) -> Result<Vec<(TrustStore, Arc<WebPkiServerVerifier>)>, TlsConfigError> {
+    let mut mozilla = RootCertStore::empty();
+    mozilla.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let mut system = RootCertStore::empty();
+    system.add_parsable_certificates(system_roots().iter().cloned());
+    let mut ca_file = RootCertStore::empty();
+    ca_file.add_parsable_certificates(anchors.iter().cloned());
+    let mut out = Vec::new();
+    for (store, roots) in [
+        (TrustStore::Mozilla, mozilla),
+        (TrustStore::System, system),
+        (TrustStore::CaFile, ca_file),
+    ] {
+        if roots.is_empty() {
+            continue;
+        }
+        let v = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(TlsConfigError::Verifier)?;
+        out.push((store, v));
+    }
+    Ok(out)
+}
+
 /// Builds the client configuration and the record its verifier fills in. One per connection,
 /// so each probe's record is its own.
 pub fn client_config(
     opts: &TlsOptions,
 ) -> Result<(Arc<ClientConfig>, SharedRecord), TlsConfigError> {
     let provider = Arc::new(provider(opts.classic_groups));
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = &opts.ca_file {
-        let certs =
-            CertificateDer::pem_file_iter(path).map_err(|source| TlsConfigError::CaFile {
-                path: path.clone(),
-                source,
-            })?;
-        let mut added = 0;
-        for cert in certs {
-            let cert = cert.map_err(|source| TlsConfigError::CaFile {
-                path: path.clone(),
-                source,
-            })?;
-            roots.add(cert).map_err(|source| TlsConfigError::NotCa {
-                path: path.clone(),
-                source,
-            })?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(TlsConfigError::NoCaCertificate { path: path.clone() });
-        }
-    }
-    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(TlsConfigError::Verifier)?;
+    let anchors = match &opts.ca_file {
+        Some(path) => ca_file_certs(path)?,
+        None => Vec::new(),
+    };
+    let stores = store_verifiers(&anchors, &provider)?;
     let record = SharedRecord::default();
     let verifier = Arc::new(RecordingVerifier {
-        inner,
+        stores,
+        anchors,
         mode: opts.verify,
         record: record.clone(),
     });
@@ -403,18 +650,22 @@ pub fn report(
     rep
 }
 
+/// The words for a handshake that ended before the server sent a certificate.
+pub const NO_CERTIFICATE: &str = "no certificate received";
+
 /// What is known when the handshake failed: the verifier may still have seen the chain.
 pub fn report_from_record(record: &SharedRecord, client_cert: bool) -> TlsReport {
-    let (verified, verify_error, chain) = match record.lock() {
+    let (verified, verify_error, trust_store, chain) = match record.lock() {
         Ok(rec) => {
             let (verified, err) = match &rec.result {
                 Some(Ok(())) => (true, None),
                 Some(Err(e)) => (false, Some(e.clone())),
-                None => (false, Some("no certificate was verified".to_string())),
+                None => (false, Some(NO_CERTIFICATE.to_string())),
             };
             (
                 verified,
                 err,
+                rec.trust_store.map(|s| s.as_str().to_string()),
                 rec.presented
                     .iter()
                     .map(|c| cert_info(c.as_ref()))
@@ -424,6 +675,7 @@ pub fn report_from_record(record: &SharedRecord, client_cert: bool) -> TlsReport
         Err(_) => (
             false,
             Some("verification record unavailable".to_string()),
+            None,
             Vec::new(),
         ),
     };
@@ -434,6 +686,7 @@ pub fn report_from_record(record: &SharedRecord, client_cert: bool) -> TlsReport
         alpn: None,
         verified,
         verify_error,
+        trust_store,
         client_certificate_sent: client_cert,
         chain,
     }
@@ -538,4 +791,118 @@ fn hex_colon(bytes: &[u8]) -> String {
         s.push_str(&format!("{b:02X}"));
     }
     s
+}
+
+/// How many of the server's first bytes a TLS connection keeps: a greeting line's worth.
+const SNIFF_BYTES: usize = 80;
+
+/// The TCP stream under TLS, keeping the first bytes the server sent. When the handshake fails
+/// on something that is not TLS, they say what the port speaks instead (a plain SMTP port's
+/// "220 ..." greeting where a ServerHello was due).
+#[derive(Debug)]
+pub struct Sniffed {
+    tcp: TcpStream,
+    first: Vec<u8>,
+}
+
+impl Sniffed {
+    pub fn new(tcp: TcpStream) -> Sniffed {
+        Sniffed {
+            tcp,
+            first: Vec::new(),
+        }
+    }
+
+    /// The first line the server sent, printable ASCII only (others as '.'), when it does not
+    /// look like a TLS record (content types 20-24: RFC 8446 5.1).
+    pub fn plaintext_start(&self) -> Option<String> {
+        let first = *self.first.first()?;
+        if (20..=24).contains(&first) {
+            return None;
+        }
+        let line = self.first.split(|b| *b == b'\r' || *b == b'\n').next()?;
+        Some(
+            line.iter()
+                .map(|&b| {
+                    if (0x20..0x7f).contains(&b) {
+                        b as char
+                    } else {
+                        '.'
+                    }
+                })
+                .collect(),
+        )
+    }
+}
+
+impl AsyncRead for Sniffed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut me.tcp).poll_read(cx, buf);
+        if me.first.len() < SNIFF_BYTES {
+            let new = buf.filled().get(before..).unwrap_or_default();
+            let room = SNIFF_BYTES - me.first.len();
+            me.first.extend_from_slice(new.get(..room).unwrap_or(new));
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Sniffed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_names_are_rfc_8446_spelling() {
+        use rustls::AlertDescription as A;
+        assert_eq!(alert_name(A::InternalError), "internal_error");
+        assert_eq!(alert_name(A::UnknownCA), "unknown_ca");
+        assert_eq!(alert_name(A::HandshakeFailure), "handshake_failure");
+    }
+
+    #[tokio::test]
+    async fn sniffed_quotes_a_plaintext_start_and_not_a_tls_record() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        for (sent, want) in [
+            (&b"220 mx ESMTP\r\n"[..], Some("220 mx ESMTP")),
+            (&b"\x15\x03\x03\x00\x02\x02\x50"[..], None),
+            (&b"\x00\x1b[2J hi"[..], Some("..[2J hi")),
+        ] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = tokio::spawn(async move {
+                let (mut s, _) = listener.accept().await.unwrap();
+                s.write_all(sent).await.unwrap();
+            });
+            let mut sniffed = Sniffed::new(TcpStream::connect(addr).await.unwrap());
+            let mut buf = Vec::new();
+            sniffed.read_to_end(&mut buf).await.unwrap();
+            server.await.unwrap();
+            assert_eq!(buf, sent);
+            assert_eq!(sniffed.plaintext_start().as_deref(), want);
+        }
+    }
 }

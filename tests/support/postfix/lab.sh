@@ -21,6 +21,7 @@ die() {
 
 usage() {
     echo "usage: lab.sh start DIR ADDR PORT_SMTP PORT_TLSREQ PORT_SMTPS" >&2
+    echo "       (MXTRACE_LAB_SUBMISSION=PORT adds a submission listener with Dovecot SASL)" >&2
     echo "       lab.sh stop DIR" >&2
     exit 2
 }
@@ -59,6 +60,7 @@ fail_start() {
         script -qec "postfix -c '$dir/etc' check" /dev/null >&2 </dev/null || true
     fi
     stop_instance "$dir" >/dev/null 2>&1 || true
+    if [ -d "$dir/dovecot" ]; then bash "$(sasl_script)" stop "$dir/dovecot" >/dev/null 2>&1 || true; fi
     exit 1
 }
 
@@ -200,6 +202,25 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
+    if [ -n "${MXTRACE_LAB_SUBMISSION:-}" ]; then
+        # Submission (RFC 6409) as Debian's master.cf has it commented out: TLS required,
+        # AUTH offered only inside TLS, relaying for authenticated clients only. SASL is
+        # Dovecot's (tests/support/dovecot/sasl.sh), over its socket in DIR/dovecot.
+        cat >>"$etc/master.cf" <<EOF
+$addr:$MXTRACE_LAB_SUBMISSION inet n - n - - smtpd
+  -o syslog_name=postfix-mxtrace/submission
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_sasl_type=dovecot
+  -o smtpd_sasl_path=$dir/dovecot/sasl/auth
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+EOF
+    fi
+}
+
+sasl_script() {
+    echo "$(dirname "${BASH_SOURCE[0]}")/../dovecot/sasl.sh"
 }
 
 start() {
@@ -209,7 +230,9 @@ start() {
     command -v postfix >/dev/null 2>&1 || die "postfix not installed (run tests/support/postfix/install.sh)"
     [[ "$addr" =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] \
         || die "ADDR must be an IPv4 address in 127.0.0.0/8, got '$addr'"
-    for p in "$p_smtp" "$p_tlsreq" "$p_smtps"; do
+    local ports=("$p_smtp" "$p_tlsreq" "$p_smtps")
+    if [ -n "${MXTRACE_LAB_SUBMISSION:-}" ]; then ports+=("$MXTRACE_LAB_SUBMISSION"); fi
+    for p in "${ports[@]}"; do
         case "$p" in
             '' | *[!0-9]*) die "bad port '$p'" ;;
         esac
@@ -240,6 +263,9 @@ start() {
     fi
 
     make_certs "$dir"
+    if [ -n "${MXTRACE_LAB_SUBMISSION:-}" ]; then
+        bash "$(sasl_script)" start "$dir/dovecot" || fail_start "$dir" "dovecot did not start"
+    fi
     write_config "$dir" "$addr" "$p_smtp" "$p_tlsreq" "$p_smtps"
     # Postfix's load_file() sleeps while a file it reads (main.cf, texthash
     # maps) was modified within the last ~2 s, which made every start take ~2 s
@@ -258,7 +284,7 @@ start() {
     local deadline=$((SECONDS + 15)) ok
     while :; do
         ok=1
-        for p in "$p_smtp" "$p_tlsreq" "$p_smtps"; do
+        for p in "${ports[@]}"; do
             port_open "$addr" "$p" || { ok=0; break; }
         done
         [ "$ok" -eq 1 ] && break
@@ -281,6 +307,10 @@ VALID_RCPT=$VALID_RCPT
 TLS_NAME=$TLS_NAME
 MASTER_PID=$pid
 EOF
+    if [ -n "${MXTRACE_LAB_SUBMISSION:-}" ]; then
+        echo "PORT_SUBMISSION=$MXTRACE_LAB_SUBMISSION" >>"$dir/lab.env.tmp"
+        cat "$dir/dovecot/sasl.env" >>"$dir/lab.env.tmp"
+    fi
     mv "$dir/lab.env.tmp" "$dir/lab.env"
     echo ready
 }
@@ -337,6 +367,7 @@ stop() {
     [ -d "$dir" ] || return 0
     dir="$(cd "$dir" && pwd -P)"
     stop_instance "$dir"
+    if [ -d "$dir/dovecot" ]; then bash "$(sasl_script)" stop "$dir/dovecot"; fi
 }
 
 [ $# -ge 1 ] || usage

@@ -80,6 +80,7 @@ pub fn explain_error(stage: Stage, kind: ErrorKind, detail: &str) -> Explanation
             ErrorKind::Tls => tls_error(&d),
             ErrorKind::Protocol => protocol(stage, &d, detail),
             ErrorKind::Dns => dns(&d),
+            ErrorKind::Auth => auth_unavailable(&d),
         };
     Explanation {
         class: Class::Transient,
@@ -142,8 +143,23 @@ const TLS_FAILURES: &[(&str, &str, &str)] = &[
     ),
     (
         "did not answer with tls",
-        "The server did not speak TLS when TLS was due: after agreeing to STARTTLS it sent something else, or a port used with --tls-implicit expects plain SMTP.",
-        "Check the port's mode: 465 is implicit TLS, 25 and 587 use STARTTLS; and whether a middlebox inspecting SMTP breaks STARTTLS.",
+        "The server did not speak TLS after agreeing to STARTTLS: it sent something that is not a TLS record (a broken STARTTLS, or a middlebox inspecting SMTP).",
+        "Check whether a firewall with SMTP/ESMTP inspection sits on the path, and the server's STARTTLS configuration.",
+    ),
+    (
+        "answered in plaintext",
+        "The server answered in plaintext where a TLS ServerHello was expected (with --tls-implicit, TLS from the first byte): this port speaks plain SMTP and sent its greeting. No STARTTLS was involved.",
+        "Check the port's mode: 465 is implicit TLS, 25 and 587 start plain and use STARTTLS (drop --tls-implicit there).",
+    ),
+    (
+        "aborted the tls handshake",
+        "The server aborted the TLS handshake with a fatal alert of its own (such as internal_error) right after the client's hello: its TLS configuration or library is broken (no usable certificate or key, or a TLS library the MTA does not work with). Every client fails the same way.",
+        "Check the server's TLS log and settings (certificate and key files readable by the MTA, the TLS library version it was built for); this is not a cipher or version mismatch on the client's side.",
+    ),
+    (
+        "rejected the client's certificate",
+        "The server requires a client certificate and rejected the one offered, or none was offered (mutual TLS).",
+        "Present a client certificate the server trusts (--tls-client-cert and --tls-client-key), or check the server's client-certificate settings.",
     ),
 ];
 
@@ -235,6 +251,29 @@ fn protocol(stage: Stage, d: &str, raw: &str) -> (Category, Layer, String, Vec<&
         Layer::SmtpSession,
         cause,
         vec!["Check that the host and port are the mail server's, and whether a firewall with SMTP/ESMTP inspection rewrites the dialogue."],
+    )
+}
+
+/// AUTH that could not even be tried (probe/auth.rs words the detail). RFC 4954 3: a server
+/// lists AUTH and its mechanisms in the EHLO reply; submission servers commonly list it only
+/// on the submission port and only after STARTTLS (Postfix `smtpd_tls_auth_only`, Exim
+/// `auth_advertise_hosts`).
+fn auth_unavailable(d: &str) -> (Category, Layer, String, Vec<&'static str>) {
+    let cause = if d.contains("no mechanism") {
+        "The server offers AUTH, but none of the mechanisms mxtrace supports (PLAIN, LOGIN)."
+    } else if d.contains("before starttls") {
+        "The server does not offer AUTH before STARTTLS: it advertises AUTH only on an encrypted session, so no credentials were sent."
+    } else {
+        "The server does not offer AUTH on this port: it does not accept authenticated submission here, so no credentials were sent."
+    };
+    (
+        Category::AuthFailed,
+        Layer::Auth,
+        cause.to_string(),
+        vec![
+            "Submit on the submission port with TLS (587 with --starttls require, or 465 with --tls-implicit), where servers offer AUTH.",
+            "On the server, enable SASL authentication on that listener (Postfix: smtpd_sasl_auth_enable; Exim: an authenticator and auth_advertise_hosts).",
+        ],
     )
 }
 

@@ -395,6 +395,7 @@ fn error_label(kind: ErrorKind) -> &'static str {
         ErrorKind::Tls => "TLS failed",
         ErrorKind::Protocol => "protocol error",
         ErrorKind::Dns => "DNS failed",
+        ErrorKind::Auth => "AUTH not possible",
     }
 }
 

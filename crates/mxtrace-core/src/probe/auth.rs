@@ -72,7 +72,12 @@ impl ProbeSession<'_> {
             None if offered.iter().any(|m| m == "LOGIN") => AuthMech::Login,
             None => {
                 let msg = if offered.is_empty() {
-                    "the server did not offer AUTH on this connection".to_string()
+                    let when = if !self.encrypted() && caps.starttls {
+                        "before STARTTLS"
+                    } else {
+                        "on this port"
+                    };
+                    format!("the server does not offer AUTH ({when}): no credentials were sent")
                 } else {
                     format!(
                         "the server offers no mechanism mxtrace supports (offered: {}; \
@@ -80,7 +85,7 @@ impl ProbeSession<'_> {
                         offered.join(" ")
                     )
                 };
-                self.fail_without_reply(Stage::Auth, Vec::new(), ErrorKind::Protocol, msg);
+                self.fail_without_reply(Stage::Auth, Vec::new(), ErrorKind::Auth, msg);
                 return None;
             }
         };

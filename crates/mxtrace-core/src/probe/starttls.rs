@@ -123,7 +123,10 @@ impl ProbeSession<'_> {
         let client_cert = self.opts.tls.client_cert.is_some();
         let connector = TlsConnector::from(config);
         let deadline = self.stage_deadline();
-        match timeout_at(deadline, connector.connect(server_name, tcp)).await {
+        let connect = connector
+            .connect(server_name, tls::Sniffed::new(tcp))
+            .into_fallible();
+        match timeout_at(deadline, connect).await {
             Ok(Ok(stream)) => {
                 let report = tls::report(stream.get_ref().1, &record, client_cert);
                 self.conn = Some(SmtpConn::new(Transport::Tls(Box::new(stream))));
@@ -144,18 +147,16 @@ impl ProbeSession<'_> {
                 self.tls = Some(report);
                 true
             }
-            Ok(Err(e)) => {
-                let mut report = tls::report_from_record(&record, client_cert);
+            Ok(Err((e, io))) => {
+                // With no chain, verify_error says "no certificate received" (tls.rs).
+                let report = tls::report_from_record(&record, client_cert);
                 let msg = match (&report.verify_error, self.opts.tls.verify) {
                     (Some(why), VerifyMode::Strict) if !report.chain.is_empty() => format!(
                         "certificate verification failed (--tls-verify strict, {}): {why}",
                         start.as_str()
                     ),
-                    _ => tls::describe_handshake_error(&e, start),
+                    _ => tls::describe_handshake_error(&e, start, io.plaintext_start().as_deref()),
                 };
-                if report.chain.is_empty() {
-                    report.verify_error = None;
-                }
                 self.tls = Some(report);
                 let err = crate::smtp::conn::ConnError::new(ErrorKind::Tls, msg);
                 self.log

@@ -248,8 +248,12 @@ fn tls_section(out: &mut String, t: &TlsReport, style: Style) {
         head.push(' ');
         head.push_str(part);
     }
+    if t.version.is_none() {
+        head.push_str(" handshake not completed");
+    }
     let verified = if t.verified {
-        style.paint("32", "certificate verified")
+        let store = t.trust_store.as_deref().unwrap_or("?");
+        style.paint("32", &format!("certificate verified ({store} trust store)"))
     } else {
         let why = terminal_safe(t.verify_error.as_deref().unwrap_or("unknown reason"));
         style.paint("31", &format!("certificate NOT verified: {why}"))

@@ -13,6 +13,10 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::client::TlsStream;
 
+/// The TCP stream under TLS keeps the first bytes the server sent (crate::tls::Sniffed), so a
+/// failed handshake can quote them.
+type TlsTcp = TlsStream<crate::tls::Sniffed>;
+
 /// Bytes read from the socket in one call; a reply line is at most `MAX_LINE`, so one read can
 /// complete one or two lines.
 const READ_CHUNK: usize = 4096;
@@ -72,7 +76,7 @@ impl From<ReplyError> for ConnError {
 /// The byte stream under SMTP: plain TCP, or TLS after STARTTLS or on connect.
 pub enum Transport {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsTcp>),
 }
 
 impl AsyncRead for Transport {

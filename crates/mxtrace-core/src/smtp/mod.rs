@@ -20,6 +20,8 @@ pub enum ErrorKind {
     Tls,
     Protocol,
     Dns,
+    /// AUTH could not be attempted: the server offers no AUTH, or no mechanism mxtrace has.
+    Auth,
 }
 
 impl ErrorKind {
@@ -32,6 +34,7 @@ impl ErrorKind {
             ErrorKind::Tls => "tls",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Dns => "dns",
+            ErrorKind::Auth => "auth",
         }
     }
 }

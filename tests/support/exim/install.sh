@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Exim 4 (Debian's exim4-daemon-light) for the real-peer tests, UNPACKED, not installed: as an
+# apt install it conflicts with Postfix (both provide mail-transport-agent). Only the daemon's
+# .deb is fetched and `dpkg -x`ed under $MXTRACE_PEERS_DIR/exim (default /opt/mxtrace-peers);
+# its shared libraries come from apt as ordinary packages, and the compiled-in user
+# Debian-exim is created. Nothing is configured or started: tests/real_peers.rs runs
+# `exim4 -bdf -oX PORT -C CONF` with its own config, spool and log in a temp dir.
+# Idempotent; must run as root.
+set -euo pipefail
+
+dest="${MXTRACE_PEERS_DIR:-/opt/mxtrace-peers}/exim"
+bin="$dest/usr/sbin/exim4"
+libs=(libidn12 libgnutls30 libgnutls-dane0 libnsl2 libpcre2-8-0 libdb5.3 libcrypt1)
+
+# -bV prints the version (the binary and its libraries load); it exits 1 here only because no
+# system configuration exists, so its output is checked instead.
+runs() { { "$bin" -bV 2>/dev/null || true; } | grep -q '^Exim version 4'; }
+if [ -x "$bin" ] && id Debian-exim >/dev/null 2>&1 && runs; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "exim/install.sh: must run as root" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+work="$(mktemp -d)"
+chmod 755 "$work" # apt-get download runs as _apt
+trap 'rm -rf "$work"' EXIT
+
+fetch() {
+    (cd "$work" && apt-get download -q exim4-daemon-light >/dev/null 2>&1) &&
+        apt-get install -y -q --no-install-recommends "${libs[@]}" >"$work/apt.log" 2>&1
+}
+if ! fetch; then
+    apt-get update -q >"$work/apt.log" 2>&1 || { cat "$work/apt.log" >&2; exit 1; }
+    fetch || { tail -n 40 "$work/apt.log" >&2; exit 1; }
+fi
+mkdir -p "$dest"
+dpkg -x "$work"/exim4-daemon-light_*.deb "$dest"
+id Debian-exim >/dev/null 2>&1 ||
+    useradd --system --user-group --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin Debian-exim
+runs || { echo "exim/install.sh: $bin does not run" >&2; exit 1; }
