@@ -10,13 +10,21 @@ use std::io::Write;
 
 pub fn run(cli: &Cli) -> Result<u8, CliError> {
     let format = cli.format();
+    let thresholds = super::nagios::thresholds(cli)?;
     if let Some(j) = job(&cli.command)? {
         let report = runtime()?.block_on(execute(&j))?;
+        if format == Format::Nagios {
+            let r = match &report {
+                JobReport::Probe(p) => report::nagios::render_probe(p, &thresholds),
+                JobReport::Trace(t) => report::nagios::render_trace(t, &thresholds),
+            };
+            return emit_nagios(&r);
+        }
         return output_job(format, &report);
     }
     match &cli.command {
         Command::Probe(_) | Command::Trace(_) => Ok(exit::INTERNAL),
-        Command::Run(args) => run_file(args, format),
+        Command::Run(args) => run_file(args, format, &thresholds),
         Command::Diff(args) => {
             let before = mxtrace_core::diff::read(&args.before)?;
             let after = mxtrace_core::diff::read(&args.after)?;
@@ -62,7 +70,8 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
                 Format::Human => {
                     mxtrace_core::explain::render_human(&reply, stage, &e, report::use_color())
                 }
-                Format::Json => mxtrace_core::explain::render_json(&e)?,
+                // --format nagios was refused above for every command but the checks.
+                Format::Json | Format::Nagios => mxtrace_core::explain::render_json(&e)?,
             };
             emit(text.as_bytes())?;
             Ok(exit::PASS)
@@ -101,7 +110,11 @@ fn output_job(format: Format, report: &JobReport) -> Result<u8, CliError> {
     )
 }
 
-fn run_file(args: &super::RunArgs, format: Format) -> Result<u8, CliError> {
+fn run_file(
+    args: &super::RunArgs,
+    format: Format,
+    thresholds: &report::nagios::Thresholds,
+) -> Result<u8, CliError> {
     let file = mxtrace_core::scenario_file::load(&args.file, &args.overrides())?;
     // Every hop's options (and passwords) before anything runs.
     let prepared = file
@@ -117,6 +130,9 @@ fn run_file(args: &super::RunArgs, format: Format) -> Result<u8, CliError> {
     if let Some(j) = junit {
         j.commit(&report::junit::render(&report, &file.stem()))
             .map_err(CliError::Junit)?;
+    }
+    if format == Format::Nagios {
+        return emit_nagios(&report::nagios::render_run(&report, thresholds));
     }
     let passed = report.verdict.passed;
     output(format, "run", &report, passed, |style| {
@@ -135,9 +151,16 @@ fn output<T: serde::Serialize>(
     let text = match format {
         Format::Human => human(Style::new(report::use_color())),
         Format::Json => report::json::render(command, report)?,
+        Format::Nagios => return Err(super::nagios::NagiosUsage::NotACheck.into()),
     };
     emit(text.as_bytes())?;
     Ok(if passed { exit::PASS } else { exit::FAIL })
+}
+
+/// The Nagios status line; its state is the exit code.
+fn emit_nagios(r: &report::nagios::Rendered) -> Result<u8, CliError> {
+    emit(r.text.as_bytes())?;
+    Ok(r.state.code())
 }
 
 /// `lab serve`: start, describe, wait for Ctrl-C or SIGTERM (the one wait without a deadline:
@@ -172,7 +195,7 @@ async fn lab_serve(args: &LabServeArgs, format: Format) -> Result<u8, CliError> 
         })?;
     }
     let text = match format {
-        Format::Json => format!("{json}\n"),
+        Format::Json | Format::Nagios => format!("{json}\n"),
         Format::Human => format!(
             "{}\nReady. Ctrl-C or SIGTERM stops the lab.\n",
             lab.info().render_human()

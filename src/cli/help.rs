@@ -5,7 +5,10 @@ Exit codes:
   0  the check passed
   1  the check ran and the target failed it (rejection, unreachable, expectation not met)
   2  usage or input error (bad flag, bad address, unreadable file)
-  3  internal error";
+  3  internal error
+With --format nagios (probe, trace, run) they are the plugin states instead: 0 OK, 1 WARNING
+(a threshold), 2 CRITICAL (the check failed, or a critical threshold), 3 UNKNOWN (usage or
+configuration error).";
 
 pub const RUN_EXAMPLES: &str = "\
 Examples:
@@ -22,7 +25,10 @@ Exit codes:
   1  at least one was not
   2  usage or input error: a bad scenario file (reported as FILE:LINE:COL), an unwritable
      --junit path, a missing password variable
-  3  internal error";
+  3  internal error
+With --format nagios (probe, trace, run) they are the plugin states instead: 0 OK, 1 WARNING
+(a threshold), 2 CRITICAL (the check failed, or a critical threshold), 3 UNKNOWN (usage or
+configuration error).";
 
 pub const DIFF_EXAMPLES: &str = "\
 Examples:
@@ -71,6 +77,7 @@ Examples:
       --from me@contoso.com --rcpt someone@fabrikam.com
   mxtrace probe mail.contoso.com:465 --tls-implicit
   mxtrace probe 192.0.2.10 --ehlo probe.fabrikam.com --json
+  mxtrace probe mail.contoso.com --format nagios --warning 2s --critical 5s --cert-warning 30d
 
 Without --data the transaction ends with RSET and QUIT after RCPT: no mail is sent.
 
@@ -78,7 +85,10 @@ Exit codes:
   0  the check passed
   1  the check ran and the target failed it (rejection, unreachable, TLS required but missing)
   2  usage or input error
-  3  internal error";
+  3  internal error
+With --format nagios (probe, trace, run) they are the plugin states instead: 0 OK, 1 WARNING
+(a threshold), 2 CRITICAL (the check failed, or a critical threshold), 3 UNKNOWN (usage or
+configuration error).";
 
 pub const TRACE_EXAMPLES: &str = "\
 Examples:
@@ -98,7 +108,10 @@ Exit codes:
   1  it does not: DNS failure (NXDOMAIN, no MX and no address, SERVFAIL, timeout), null MX,
      every address failed, or a rejection
   2  usage or input error (bad flag, bad --resolver)
-  3  internal error";
+  3  internal error
+With --format nagios (probe, trace, run) they are the plugin states instead: 0 OK, 1 WARNING
+(a threshold), 2 CRITICAL (the check failed, or a critical threshold), 3 UNKNOWN (usage or
+configuration error).";
 
 pub const EXPLAIN_EXAMPLES: &str = "\
 Examples:

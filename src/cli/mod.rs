@@ -5,6 +5,7 @@
 pub mod dispatch;
 pub mod headers;
 pub mod help;
+pub mod nagios;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mxtrace_core::demo::DemoError;
@@ -31,7 +32,8 @@ use std::time::Duration;
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Output format: a transcript for people, or one JSON object per run.
+    /// Output format: a transcript for people, one JSON object per run, or (probe, trace,
+    /// run) a Nagios plugin status line with performance data and exit 0/1/2/3.
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
     pub format: Format,
     /// Short for --format json.
@@ -55,6 +57,7 @@ impl Cli {
 pub enum Format {
     Human,
     Json,
+    Nagios,
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +154,8 @@ pub struct RunArgs {
     /// Local address to connect from.
     #[arg(long, value_name = "IP", help_heading = "Overrides")]
     pub source: Option<IpAddr>,
+    #[command(flatten)]
+    pub nagios: nagios::NagiosArgs,
 }
 
 #[derive(Debug, Args)]
@@ -225,6 +230,8 @@ pub struct ProbeArgs {
     pub hop: Option<u8>,
     #[command(flatten)]
     pub session: SessionArgs,
+    #[command(flatten)]
+    pub nagios: nagios::NagiosArgs,
 }
 
 #[derive(Debug, Args)]
@@ -261,6 +268,8 @@ pub struct TraceArgs {
     pub tenant: Option<String>,
     #[command(flatten)]
     pub session: SessionArgs,
+    #[command(flatten)]
+    pub nagios: nagios::NagiosArgs,
 }
 
 #[derive(Debug, Args)]
@@ -592,6 +601,8 @@ pub enum CliError {
     },
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Nagios(#[from] nagios::NagiosUsage),
 }
 
 impl CliError {

@@ -1,6 +1,10 @@
 //! The transcript an admin reads like a telnet session. Markers follow swaks, which many admins
 //! know: ` -> ` client, `<-  ` server, ` ~> `/`<~  ` the same inside TLS, `===` information,
-//! `!!!` a failure and its explanation. Every line starts with the time since the probe began.
+//! `!!!` an error. Every line starts with the time since the probe began.
+//!
+//! The dialogue stays readable: a finding that is not the failure (a certificate not verified
+//! in report mode, STARTTLS not offered) is one ` !  ` line in place, explained under
+//! "Findings:" after the transcript; the failure is explained once, under the verdict.
 
 use crate::diagnose::{Category, Diagnosis};
 use crate::model::{
@@ -125,8 +129,47 @@ pub fn render_probe(r: &ProbeReport, style: Style) -> String {
     guard(out, style)
 }
 
-/// Header, transcript, TLS report and the probe's verdict under `label` (a trace prints its
-/// probes' verdicts as "Probe verdict" so that its own is the only "Verdict").
+/// What a stage's diagnosis is in the calm layout.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Nothing to explain (an acceptance, no diagnosis).
+    Quiet,
+    /// The failure that decided the verdict: explained under the verdict.
+    Decisive,
+    /// The same explanation as the decisive failure (a second recipient refused alike).
+    LikeDecisive,
+    /// A finding that is not the failure: one line in place, explained under "Findings:".
+    Finding,
+}
+
+/// Each stage's role: the first failed stage of the verdict's failed stage is decisive.
+fn roles(r: &ProbeReport) -> Vec<Role> {
+    let decisive = (!r.verdict.passed)
+        .then(|| {
+            r.stages
+                .iter()
+                .position(|s| Some(s.stage) == r.verdict.failed_stage && s.outcome != Outcome::Ok)
+        })
+        .flatten();
+    let decisive_diag = decisive
+        .and_then(|i| r.stages.get(i))
+        .and_then(|s| s.diagnosis.as_ref());
+    r.stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match &s.diagnosis {
+            _ if Some(i) == decisive => Role::Decisive,
+            Some(d) if s.outcome == Outcome::Ok && d.category == Category::Accepted => Role::Quiet,
+            Some(d) if Some(d) == decisive_diag => Role::LikeDecisive,
+            Some(_) => Role::Finding,
+            None => Role::Quiet,
+        })
+        .collect()
+}
+
+/// Header, transcript, TLS report, the findings explained, and the probe's verdict under
+/// `label` with the failure's explanation (a trace prints its probes' verdicts as "Probe
+/// verdict" so that its own is the only "Verdict").
 fn probe_body(out: &mut String, r: &ProbeReport, style: Style, label: &str) {
     let ip = r.target.ip.as_deref().unwrap_or("?");
     // An IPv6 address takes brackets before its port (RFC 3986 3.2.2).
@@ -141,22 +184,96 @@ fn probe_body(out: &mut String, r: &ProbeReport, style: Style, label: &str) {
         r.target.port,
         r.target.tls_mode
     );
-    for s in &r.stages {
-        stage(out, s, style, usize::MAX);
+    let roles = roles(r);
+    for (s, role) in r.stages.iter().zip(&roles) {
+        calm_stage(out, s, *role, style);
     }
     if let Some(tls) = &r.tls {
         tls_section(out, tls, style);
     }
+    findings(out, r, &roles, style);
     let verdict = pass_fail(r.verdict.passed, style);
     let _ = writeln!(out, "{label}: {verdict} {}", r.verdict.summary);
+    let decisive = r
+        .stages
+        .iter()
+        .zip(&roles)
+        .find(|(_, role)| **role == Role::Decisive);
+    if let Some(d) = decisive.and_then(|(s, _)| s.diagnosis.as_ref()) {
+        diagnosis(out, d, style, usize::MAX, "  ");
+    }
+}
+
+/// "Findings:": each explanation once, under the stages that showed it.
+fn findings(out: &mut String, r: &ProbeReport, roles: &[Role], style: Style) {
+    let mut seen: Vec<(Vec<Stage>, &Diagnosis, String)> = Vec::new();
+    for (s, role) in r.stages.iter().zip(roles) {
+        let Some(d) = s.diagnosis.as_ref().filter(|_| *role == Role::Finding) else {
+            continue;
+        };
+        match seen.iter_mut().find(|(_, e, _)| *e == d) {
+            Some((stages, _, _)) => stages.push(s.stage),
+            None => seen.push((vec![s.stage], d, headline(s))),
+        }
+    }
+    if seen.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "Findings:");
+    for (stages, d, head) in seen {
+        let names: Vec<&str> = stages.iter().map(|s| s.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "  {} {}: {head}",
+            style.paint("33", "!"),
+            names.join(", ")
+        );
+        diagnosis(out, d, style, usize::MAX, "    ");
+    }
+}
+
+/// A finding in one line: the note the engine wrote with it (the last of the stage), else
+/// its category and layer.
+fn headline(s: &StageRecord) -> String {
+    match (s.notes.last(), &s.diagnosis) {
+        (Some(note), _) => terminal_safe(note).into_owned(),
+        (None, Some(d)) => format!("{} (layer {})", d.category.as_str(), layer_name(d)),
+        (None, None) => s.outcome.as_str().to_string(),
+    }
 }
 
 /// One stage: the lines sent and received, notes, the error, and the diagnosis of a failure
 /// with at most `max_steps` next steps (`mxtrace demo` shows the failing stage this way).
 pub fn render_stage(s: &StageRecord, style: Style, max_steps: usize) -> String {
     let mut out = String::new();
-    stage(&mut out, s, style, max_steps);
+    dialogue(&mut out, s, style, None);
+    // Explained: every failure, and findings on stages that passed (a certificate not
+    // verified, STARTTLS not offered); a plain acceptance needs no words.
+    if let Some(d) = &s.diagnosis {
+        if s.outcome != Outcome::Ok || d.category != Category::Accepted {
+            diagnosis(&mut out, d, style, max_steps, &format!("{BLANK}     "));
+        }
+    }
     guard(out, style)
+}
+
+/// A stage in a transcript: its dialogue, a finding marked in one line.
+fn calm_stage(out: &mut String, s: &StageRecord, role: Role, style: Style) {
+    let mark = match role {
+        Role::Finding => Some("(details below)"),
+        Role::LikeDecisive => Some("(explained under the verdict)"),
+        Role::Quiet | Role::Decisive => None,
+    };
+    dialogue(out, s, style, mark);
+    // A finding on a stage without notes still gets its line.
+    if let Some(m) = mark.filter(|_| s.notes.is_empty()) {
+        let _ = writeln!(
+            out,
+            "{NO_TIME} {} {} {m}",
+            style.paint("33", " ! "),
+            headline(s)
+        );
+    }
 }
 
 /// A DNS failure that decided a trace hop, with its diagnosis.
@@ -166,7 +283,9 @@ pub fn render_dns_failure(e: &DnsFailure, style: Style, max_steps: usize) -> Str
     guard(out, style)
 }
 
-fn stage(out: &mut String, s: &StageRecord, style: Style, max_steps: usize) {
+/// The lines sent and received, the notes and the error. With `mark`, the last note is the
+/// finding's one line (` !  ... (details below)`).
+fn dialogue(out: &mut String, s: &StageRecord, style: Style, mark: Option<&str>) {
     let (to, from) = if s.encrypted {
         (" ~> ", "<~  ")
     } else {
@@ -193,8 +312,17 @@ fn stage(out: &mut String, s: &StageRecord, style: Style, max_steps: usize) {
             );
         }
     }
-    for note in &s.notes {
-        let _ = writeln!(out, "{} === {}", stamp(&mut t), terminal_safe(note));
+    let n = s.notes.len();
+    for (i, note) in s.notes.iter().enumerate() {
+        match mark.filter(|_| i + 1 == n) {
+            Some(m) => {
+                let bang = style.paint("33", " ! ");
+                let _ = writeln!(out, "{} {bang} {} {m}", stamp(&mut t), terminal_safe(note));
+            }
+            None => {
+                let _ = writeln!(out, "{} === {}", stamp(&mut t), terminal_safe(note));
+            }
+        }
     }
     if let Some(e) = &s.error {
         let _ = writeln!(
@@ -207,35 +335,31 @@ fn stage(out: &mut String, s: &StageRecord, style: Style, max_steps: usize) {
             terminal_safe(&e.message)
         );
     }
-    // Explained: every failure, and findings on stages that passed (a certificate not
-    // verified, STARTTLS not offered); a plain acceptance needs no words.
-    if let Some(d) = &s.diagnosis {
-        if s.outcome != Outcome::Ok || d.category != Category::Accepted {
-            diagnosis(out, d, style, max_steps);
-        }
+}
+
+/// The layer's JSON name (`smtp-session`).
+fn layer_name(d: &Diagnosis) -> String {
+    match serde_json::to_value(d.layer) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "?".to_string(),
     }
 }
 
-fn diagnosis(out: &mut String, d: &Diagnosis, style: Style, max_steps: usize) {
-    let cat = serde_json::to_value(d.category).unwrap_or_default();
-    let layer = serde_json::to_value(d.layer).unwrap_or_default();
-    let mut head = format!(
-        "{} layer {}",
-        cat.as_str().unwrap_or("other"),
-        layer.as_str().unwrap_or("?")
-    );
+/// Category, layer and path, the cause, the next steps, each line after `indent`.
+fn diagnosis(out: &mut String, d: &Diagnosis, style: Style, max_steps: usize, indent: &str) {
+    let mut head = format!("{} layer {}", d.category.as_str(), layer_name(d));
     if let Some(sc) = d.scenario {
         let _ = write!(head, ", scenario {sc}");
         if let Some(h) = d.hop {
             let _ = write!(head, " hop {h}");
         }
     }
-    let _ = writeln!(out, "{BLANK}     {}", style.paint("1", &head));
+    let _ = writeln!(out, "{indent}{}", style.paint("1", &head));
     if !d.cause.is_empty() {
-        let _ = writeln!(out, "{BLANK}     cause: {}", d.cause);
+        let _ = writeln!(out, "{indent}cause: {}", d.cause);
     }
     for (i, step) in d.next_steps.iter().take(max_steps).enumerate() {
-        let _ = writeln!(out, "{BLANK}     {}. {step}", i + 1);
+        let _ = writeln!(out, "{indent}{}. {step}", i + 1);
     }
 }
 
@@ -565,7 +689,7 @@ fn dns_error(out: &mut String, e: &DnsFailure, style: Style, max_steps: usize) {
         e.query
     );
     if let Some(d) = &e.diagnosis {
-        diagnosis(out, d, style, max_steps);
+        diagnosis(out, d, style, max_steps, &format!("{BLANK}     "));
     }
 }
 
