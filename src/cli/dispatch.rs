@@ -10,13 +10,27 @@ use std::io::Write;
 
 pub fn run(cli: &Cli) -> Result<u8, CliError> {
     let format = cli.format();
+    // Claimed before anything runs: an unwritable path is a usage error, found first.
+    let html = match cli.command.html_file() {
+        Some(p) => Some(report::junit::Pending::open_for("--html", p).map_err(CliError::Html)?),
+        None => None,
+    };
     if let Some(j) = job(&cli.command)? {
         let report = runtime()?.block_on(execute(&j))?;
+        write_html(html, || match &report {
+            JobReport::Probe(p) => report::html::render_probe(p),
+            JobReport::Trace(t) => report::html::render_trace(t),
+        })?;
         return output_job(format, &report);
     }
     match &cli.command {
         Command::Probe(_) | Command::Trace(_) => Ok(exit::INTERNAL),
-        Command::Run(args) => run_file(args, format),
+        Command::Run(args) => run_file(args, format, html),
+        Command::Report(args) => {
+            let doc = mxtrace_core::diff::read(&args.file)?;
+            write_html(html, || report::html::render_document(&doc))?;
+            Ok(exit::PASS)
+        }
         Command::Diff(args) => {
             let before = mxtrace_core::diff::read(&args.before)?;
             let after = mxtrace_core::diff::read(&args.after)?;
@@ -27,6 +41,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
                 &after,
                 args.latency_threshold,
             )?;
+            write_html(html, || report::html::render_diff(&report, &before, &after))?;
             let passed = report.verdict.passed;
             output(format, "diff", &report, passed, |style| {
                 report::human::render_diff(&report, style)
@@ -47,6 +62,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
             };
             let report =
                 runtime()?.block_on(mxtrace_core::demo::run(&opts, &super::ClapInterpreter))?;
+            write_html(html, || report::html::render_demo(&report))?;
             output(format, "demo", &report, report.passed, |style| {
                 mxtrace_core::demo::render_human(&report, style, args.verbose)
             })
@@ -98,7 +114,22 @@ fn output_job(format: Format, report: &JobReport) -> Result<u8, CliError> {
     )
 }
 
-fn run_file(args: &super::RunArgs, format: Format) -> Result<u8, CliError> {
+/// Writes the claimed `--html` file, if there is one.
+fn write_html(
+    html: Option<report::junit::Pending>,
+    render: impl FnOnce() -> String,
+) -> Result<(), CliError> {
+    match html {
+        Some(h) => h.commit(&render()).map_err(CliError::Html),
+        None => Ok(()),
+    }
+}
+
+fn run_file(
+    args: &super::RunArgs,
+    format: Format,
+    html: Option<report::junit::Pending>,
+) -> Result<u8, CliError> {
     let file = mxtrace_core::scenario_file::load(&args.file, &args.overrides())?;
     // Every hop's options (and passwords) before anything runs.
     let prepared = file
@@ -115,6 +146,7 @@ fn run_file(args: &super::RunArgs, format: Format) -> Result<u8, CliError> {
         j.commit(&report::junit::render(&report, &file.stem()))
             .map_err(CliError::Junit)?;
     }
+    write_html(html, || report::html::render_run(&report))?;
     let passed = report.verdict.passed;
     output(format, "run", &report, passed, |style| {
         report::human::render_run(&report, style)
