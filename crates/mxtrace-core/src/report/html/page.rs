@@ -33,7 +33,8 @@ white-space:pre-wrap;word-break:break-all}
 min-width:9rem}.box.ok{border-color:var(--ok)}.box.warn{border-color:var(--warn)}
 .box.fail{border-color:var(--fail);border-width:3px}.box.skip{border-style:dashed}
 .box small{display:block;color:var(--muted)}
-.hop{display:flex;align-items:center;gap:.5rem;margin:.6rem 0;flex-wrap:wrap}
+.hop{display:flex;align-items:center;gap:.5rem;margin:.6rem 0;overflow-x:auto}
+td.mono{word-break:break-all}
 .col{display:flex;flex-direction:column;gap:.4rem}.row{display:flex;align-items:center;gap:.5rem}
 .arrow{color:var(--muted);font-weight:bold}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:.7rem}
@@ -53,7 +54,7 @@ svg .bar.warn{fill:var(--warn)}svg .grid{stroke:var(--line)}svg .dim{fill:var(--
 summary{cursor:pointer;font-weight:600}
 @media print{:root{--bg:#fff;--fg:#000;--card:#fff;--line:#999}body{max-width:none}
 details>summary{list-style:none}a{color:inherit;text-decoration:none}
-h2{break-after:avoid}.card,.box,tr{break-inside:avoid}}
+h2{break-after:avoid}.hop{flex-wrap:wrap}.card,.box,tr{break-inside:avoid}}
 "#;
 
 /// The whole document around `body`. `started_at` is the result's own time (none for `demo` and

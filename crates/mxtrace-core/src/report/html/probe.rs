@@ -77,7 +77,7 @@ fn waterfall(out: &mut String, r: &ProbeReport, anchor: &str) {
         .map(|s| s.started_ms + s.elapsed_ms)
         .fold(1.0_f64, f64::max);
     let scale = PLOT_W / total;
-    let width = LABEL_W + PLOT_W + TEXT_W;
+    let width = LABEL_W + PLOT_W + TEXT_W + 10.0;
     let height = AXIS_H + ROW_H * r.stages.len() as f64 + 4.0;
     let _ = writeln!(
         out,
@@ -86,21 +86,35 @@ fn waterfall(out: &mut String, r: &ProbeReport, anchor: &str) {
          {total:.1} ms in all</title>",
         a = Esc(anchor)
     );
-    for q in 0..=4 {
-        let ms = total * f64::from(q) / 4.0;
+    let step = tick_step(total);
+    let decimals = usize::from(step < 1.0);
+    let mut ms = 0.0;
+    while ms <= total {
         let x = LABEL_W + ms * scale;
-        let anchor_text = if q == 4 { "end" } else { "start" };
         let _ = writeln!(
             out,
             "<line class=\"grid\" x1=\"{x:.1}\" y1=\"{AXIS_H}\" x2=\"{x:.1}\" y2=\"{height}\"/>\
-             <text class=\"dim\" x=\"{x:.1}\" y=\"14\" text-anchor=\"{anchor_text}\">\
-             {ms:.0} ms</text>"
+             <text class=\"dim\" x=\"{x:.1}\" y=\"14\" text-anchor=\"middle\">\
+             {ms:.decimals$} ms</text>"
         );
+        ms += step;
     }
     for (i, s) in r.stages.iter().enumerate() {
         bar(out, s, AXIS_H + ROW_H * i as f64, scale);
     }
     out.push_str("</svg>\n");
+}
+
+/// A round tick interval (1, 2 or 5 times a power of ten) giving at most six ticks.
+fn tick_step(total: f64) -> f64 {
+    let raw = total / 5.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw)
+        .unwrap_or(raw)
+        .max(f64::EPSILON)
 }
 
 fn bar(out: &mut String, s: &StageRecord, y: f64, scale: f64) {
