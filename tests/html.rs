@@ -109,6 +109,22 @@ fn report_of(lab: &Lab, name: &str, json: &Value) -> (PathBuf, String) {
     (out, html)
 }
 
+/// The `--html` file a command wrote is, byte for byte, what `report` makes of its JSON.
+fn assert_same_as_report(lab: &Lab, json: &str, direct: &str) {
+    let raw = lab.write("raw.json", json);
+    let again = lab.dir().join("again.html");
+    let r = run(&strings(&[
+        "report",
+        &raw.display().to_string(),
+        "--html",
+        &again.display().to_string(),
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let direct = std::fs::read_to_string(direct).unwrap();
+    assert_eq!(direct, std::fs::read_to_string(&again).unwrap());
+    assert_self_contained(&direct);
+}
+
 /// The snapshot text: paths and the version made stable.
 fn snapshot_text(lab: &Lab, html: &str) -> String {
     html.replace(&lab.dir().display().to_string(), "DIR")
@@ -179,28 +195,19 @@ fn lab_trace_run_and_diff_reports() {
     ]));
     let trace = run(&args);
     assert_eq!(trace.code, 1, "{}\n{}", trace.stdout, trace.stderr);
-    let raw = lab.write("trace-raw.json", &trace.stdout);
-    let again = format!("{dir}/trace-again.html");
-    let r = run(&strings(&[
-        "report",
-        &raw.display().to_string(),
-        "--html",
-        &again,
-    ]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let direct = std::fs::read_to_string(&direct).unwrap();
-    assert_eq!(direct, std::fs::read_to_string(&again).unwrap());
-    assert_self_contained(&direct);
+    assert_same_as_report(&lab, &trace.stdout, &direct);
 
     let (trace_page, html) = report_of(&lab, "trace", &stable_json(&lab, &trace.stdout));
     assert_self_contained(&html);
     insta::assert_snapshot!("trace_html", snapshot_text(&lab, &html));
 
+    let direct = format!("{dir}/run-direct.html");
     let mut args = strings(&["run", &scenario_file().display().to_string()]);
     args.extend(lab.args());
-    args.push("--json".into());
+    args.extend(strings(&["--json", "--html", &direct]));
     let run_result = run(&args);
     assert_eq!(run_result.code, 1, "{}", run_result.stderr);
+    assert_same_as_report(&lab, &run_result.stdout, &direct);
     let run_json = stable_json(&lab, &run_result.stdout);
     let (run_page, html) = report_of(&lab, "run", &run_json);
     assert_self_contained(&html);
@@ -378,4 +385,45 @@ fn html_file_is_checked_first_and_report_reads_results_only() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("not an mxtrace result"), "{}", r.stderr);
     assert!(!out.exists(), "no report from a file that is not a result");
+}
+
+#[test]
+fn demo_report_shows_every_check() {
+    let dir = lab::TempDir::new();
+    let out = dir.path().join("demo.html");
+    let r = mxtrace(
+        &[
+            "demo",
+            "--fault",
+            "recipient-not-provisioned",
+            "--bind",
+            "127.0.155.1",
+            "--html",
+            &out.display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert_self_contained(&html);
+    // The healthy path of both scenarios the fault is played in, then the fault in each.
+    let titles = [
+        "Scenario A hop 1: healthy",
+        "Scenario C hop 1: healthy",
+        "Scenario A hop 1: fault recipient-not-provisioned",
+        "Scenario C hop 1: fault recipient-not-provisioned",
+    ];
+    for (i, title) in titles.iter().enumerate() {
+        let row = format!("<a href=\"#d{i}\">{title}</a>");
+        assert!(html.contains(&row), "{row} not in the table");
+        let section = format!("<h2 id=\"d{i}\">{title}</h2>");
+        assert!(html.contains(&section), "{section} missing");
+    }
+    assert_eq!(
+        html.matches("<b>OK</b>").count(),
+        4,
+        "every check as expected"
+    );
+    assert!(html.contains("recipient_unknown / recipient"));
+    assert!(html.contains("Verdict: PASS"));
 }

@@ -113,12 +113,17 @@ fn probe_anchor(id: &str, hop: u8, i: usize) -> String {
     format!("{id}-h{hop}-p{i}")
 }
 
-fn verdict_banner(out: &mut String, passed: bool, summary: &str) {
-    let (class, word) = if passed {
+/// The CSS class and the word of a verdict.
+fn pass_fail(passed: bool) -> (&'static str, &'static str) {
+    if passed {
         ("ok", "PASS")
     } else {
         ("fail", "FAIL")
-    };
+    }
+}
+
+fn verdict_banner(out: &mut String, passed: bool, summary: &str) {
+    let (class, word) = pass_fail(passed);
     let _ = writeln!(
         out,
         "<p class=\"verdict {class}\"><b>Verdict: {word}</b> {}</p>",

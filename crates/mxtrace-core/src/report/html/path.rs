@@ -2,7 +2,7 @@
 //! (family, PTR) -> the probe's outcome, linked to the probe. The stage where it stopped is
 //! named in the box, so the colour is never the only signal.
 
-use super::{json_name, outcome_class, probe_anchor, Esc};
+use super::{json_name, outcome_class, pass_fail, probe_anchor, Esc};
 use crate::diagnose::path_label;
 use crate::model::{AddressInfo, MxHost, MxSource, ProbeReport, TraceHop, TraceReport};
 use std::fmt::Write;
@@ -50,11 +50,7 @@ fn hop(out: &mut String, h: &TraceHop, id: &str) {
         }
         out.push_str("</div>");
     }
-    let (class, word) = if h.verdict.passed {
-        ("ok", "PASS")
-    } else {
-        ("fail", "FAIL")
-    };
+    let (class, word) = pass_fail(h.verdict.passed);
     let _ = writeln!(
         out,
         "</div>\n<p class=\"{class}\"><b>Hop {}: {word}</b> {}</p>",

@@ -1,6 +1,6 @@
 //! One probe: its waterfall (SVG), diagnosis cards, certificate panel and folded transcript.
 
-use super::{json_name, outcome_class, Esc};
+use super::{json_name, outcome_class, pass_fail, Esc};
 use crate::model::{Category, Diagnosis, Outcome, ProbeReport, StageRecord, TlsReport, TraceProbe};
 use std::fmt::Write;
 
@@ -43,11 +43,7 @@ pub fn section(out: &mut String, r: &ProbeReport, anchor: &str, seen: Option<&Tr
     }
     out.push_str("</p>\n");
     let v = &r.verdict;
-    let (class, word) = if v.passed {
-        ("ok", "PASS")
-    } else {
-        ("fail", "FAIL")
-    };
+    let (class, word) = pass_fail(v.passed);
     let stage = v
         .failed_stage
         .map(|s| format!(" at stage <b>{s}</b>"))

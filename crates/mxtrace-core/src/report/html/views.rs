@@ -1,7 +1,7 @@
 //! The pages of `run` (expectations linked to their probes), `diff` (before and after side by
 //! side, regressions first) and `demo` (every scenario and fault).
 
-use super::{json_name, page, probe, probe_anchor, trace_body, verdict_banner, Esc};
+use super::{json_name, page, pass_fail, probe, probe_anchor, trace_body, verdict_banner, Esc};
 use crate::demo::{DemoCheck, DemoReport};
 use crate::diff::{DiffReport, Kind};
 use crate::job::JobReport;
@@ -35,11 +35,7 @@ pub fn render_run(r: &RunReport) -> String {
     );
     for (i, h) in r.hops.iter().enumerate() {
         for e in &h.expectations {
-            let (class, word) = if e.passed {
-                ("ok", "PASS")
-            } else {
-                ("fail", "FAIL")
-            };
+            let (class, word) = pass_fail(e.passed);
             let _ = writeln!(
                 out,
                 "<tr class=\"{class}\"><td class=\"{class}\"><b>{word}</b></td><td><a href=\"#{}\" \
@@ -102,11 +98,7 @@ fn expectation_anchor(i: usize, h: &HopResult, subject: Option<&str>) -> String 
 }
 
 fn run_hop(out: &mut String, i: usize, h: &HopResult) {
-    let (class, word) = if h.passed {
-        ("ok", "PASS")
-    } else {
-        ("fail", "FAIL")
-    };
+    let (class, word) = pass_fail(h.passed);
     let path = h
         .path
         .as_deref()
