@@ -11,8 +11,17 @@ use std::io::Write;
 pub fn run(cli: &Cli) -> Result<u8, CliError> {
     let format = cli.format();
     let thresholds = super::nagios::thresholds(cli)?;
+    // Claimed before anything runs: an unwritable path is a usage error, found first.
+    let html = match cli.command.html_file() {
+        Some(p) => Some(report::junit::Pending::open_for("--html", p).map_err(CliError::Html)?),
+        None => None,
+    };
     if let Some(j) = job(&cli.command)? {
         let report = runtime()?.block_on(execute(&j))?;
+        write_html(html, || match &report {
+            JobReport::Probe(p) => report::html::render_probe(p),
+            JobReport::Trace(t) => report::html::render_trace(t),
+        })?;
         if format == Format::Nagios {
             let r = match &report {
                 JobReport::Probe(p) => report::nagios::render_probe(p, &thresholds),
@@ -24,7 +33,12 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
     }
     match &cli.command {
         Command::Probe(_) | Command::Trace(_) => Ok(exit::INTERNAL),
-        Command::Run(args) => run_file(args, format, &thresholds),
+        Command::Run(args) => run_file(args, format, &thresholds, html),
+        Command::Report(args) => {
+            let doc = mxtrace_core::diff::read(&args.file)?;
+            write_html(html, || report::html::render_document(&doc))?;
+            Ok(exit::PASS)
+        }
         Command::Diff(args) => {
             let before = mxtrace_core::diff::read(&args.before)?;
             let after = mxtrace_core::diff::read(&args.after)?;
@@ -35,6 +49,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
                 &after,
                 args.latency_threshold,
             )?;
+            write_html(html, || report::html::render_diff(&report, &before, &after))?;
             let passed = report.verdict.passed;
             output(format, "diff", &report, passed, |style| {
                 report::human::render_diff(&report, style)
@@ -55,6 +70,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
             };
             let report =
                 runtime()?.block_on(mxtrace_core::demo::run(&opts, &super::ClapInterpreter))?;
+            write_html(html, || report::html::render_demo(&report))?;
             output(format, "demo", &report, report.passed, |style| {
                 mxtrace_core::demo::render_human(&report, style, args.verbose)
             })
@@ -110,10 +126,23 @@ fn output_job(format: Format, report: &JobReport) -> Result<u8, CliError> {
     )
 }
 
+/// Writes the claimed `--html` file, if there is one.
+fn write_html(
+    thresholds: &report::nagios::Thresholds,
+    html: Option<report::junit::Pending>,
+    render: impl FnOnce() -> String,
+) -> Result<(), CliError> {
+    match html {
+        Some(h) => h.commit(&render()).map_err(CliError::Html),
+        None => Ok(()),
+    }
+}
+
 fn run_file(
     args: &super::RunArgs,
     format: Format,
     thresholds: &report::nagios::Thresholds,
+    html: Option<report::junit::Pending>,
 ) -> Result<u8, CliError> {
     let file = mxtrace_core::scenario_file::load(&args.file, &args.overrides())?;
     // Every hop's options (and passwords) before anything runs.
@@ -131,6 +160,7 @@ fn run_file(
         j.commit(&report::junit::render(&report, &file.stem()))
             .map_err(CliError::Junit)?;
     }
+    write_html(html, || report::html::render_run(&report))?;
     if format == Format::Nagios {
         return emit_nagios(&report::nagios::render_run(&report, thresholds));
     }

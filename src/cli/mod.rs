@@ -91,6 +91,9 @@ pub enum Command {
     /// latency beyond --latency-threshold, and (for `run`) each expectation.
     #[command(after_help = help::DIFF_EXAMPLES)]
     Diff(DiffArgs),
+    /// Turn a saved JSON result (`run`, `probe` or `trace --json`) into a self-contained HTML
+    /// report: the path diagram, stage timings, certificates, diagnoses and transcripts.
+    Report(ReportArgs),
     /// Read a delivered message or an NDR: hops, delays, TLS, authentication, Exchange
     /// anti-spam stamps, each failed recipient explained, and the commands to test the path.
     #[command(after_help = headers::HEADERS_EXAMPLES)]
@@ -130,6 +133,8 @@ pub struct RunArgs {
     /// expectation). Checked for writability before anything runs.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub html: HtmlArgs,
     /// DNS server for every hop (labs, split DNS): IP, IP:PORT or [IPv6]:PORT.
     #[arg(long, value_name = "IP[:PORT]", help_heading = "Overrides")]
     pub resolver: Option<String>,
@@ -170,6 +175,42 @@ pub struct DiffArgs {
     /// percentage of the earlier time (changes under 10 ms are ignored) or a duration.
     #[arg(long, value_name = "PERCENT|DURATION", default_value = "100%", value_parser = mxtrace_core::diff::parse_threshold)]
     pub latency_threshold: mxtrace_core::diff::Threshold,
+    #[command(flatten)]
+    pub html: HtmlArgs,
+}
+
+/// `--html FILE` of trace, probe, run, diff and demo.
+#[derive(Debug, Args, Clone)]
+pub struct HtmlArgs {
+    /// Also write a self-contained HTML report here (inline CSS and SVG; no script, nothing
+    /// fetched). Checked for writability before anything runs.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A saved result: the JSON of `run`, `probe` or `trace`.
+    #[arg(value_name = "RESULT.json")]
+    pub file: PathBuf,
+    /// Write the HTML report here.
+    #[arg(long, value_name = "OUT")]
+    pub html: PathBuf,
+}
+
+impl Command {
+    /// The `--html` file of the commands that have one (`report`'s is its output).
+    pub fn html_file(&self) -> Option<&std::path::Path> {
+        match self {
+            Command::Probe(a) => a.html.html.as_deref(),
+            Command::Trace(a) => a.html.html.as_deref(),
+            Command::Run(a) => a.html.html.as_deref(),
+            Command::Diff(a) => a.html.html.as_deref(),
+            Command::Demo(a) => a.html.html.as_deref(),
+            Command::Report(a) => Some(&a.html),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +227,8 @@ pub struct DemoArgs {
     /// First of the lab's four consecutive loopback addresses (127.0.0.0/8 only).
     #[arg(long, value_name = "IP", default_value_t = mxtrace_core::lab::DEFAULT_BASE)]
     pub bind: std::net::Ipv4Addr,
+    #[command(flatten)]
+    pub html: HtmlArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,6 +275,8 @@ pub struct ProbeArgs {
     pub session: SessionArgs,
     #[command(flatten)]
     pub nagios: nagios::NagiosArgs,
+    #[command(flatten)]
+    pub html: HtmlArgs,
 }
 
 #[derive(Debug, Args)]
@@ -270,6 +315,8 @@ pub struct TraceArgs {
     pub session: SessionArgs,
     #[command(flatten)]
     pub nagios: nagios::NagiosArgs,
+    #[command(flatten)]
+    pub html: HtmlArgs,
 }
 
 #[derive(Debug, Args)]
@@ -590,6 +637,9 @@ pub enum CliError {
     /// The `--junit` file.
     #[error("{0}")]
     Junit(String),
+    /// The `--html` file.
+    #[error("{0}")]
+    Html(String),
     /// The lab refused its options (not loopback, conflicting faults).
     #[error("{0}")]
     LabOptions(#[source] std::io::Error),

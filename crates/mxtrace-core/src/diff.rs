@@ -142,6 +142,16 @@ pub fn read(path: &Path) -> Result<Document, DiffError> {
     Ok(Document::read(path)?)
 }
 
+/// Every probe of a result as `diff` matches them: (hop label, `host ip:port`, report). The
+/// HTML report shows the two results side by side in these terms.
+pub fn labelled_probes(doc: &Document) -> Vec<(String, String, &ProbeReport)> {
+    normalize(doc)
+        .probes
+        .into_iter()
+        .map(|r| (r.hop, r.subject, r.report))
+        .collect()
+}
+
 /// One probe of a result, keyed for matching.
 struct Rec<'a> {
     hop: String,

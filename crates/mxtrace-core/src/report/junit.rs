@@ -89,18 +89,26 @@ pub fn esc(s: &str) -> String {
 /// The JUnit file, claimed before the run (an unwritable path is a usage error found before
 /// anything touches the network) and written at the end: into a temp file next to it, then
 /// renamed, so CI never reads half a report.
+/// `--html` files are claimed the same way (`open_for`).
 pub struct Pending {
     tmp: PathBuf,
     dest: PathBuf,
+    /// The option that named the file, for the messages.
+    flag: &'static str,
 }
 
 impl Pending {
     pub fn open(dest: &Path) -> Result<Pending, String> {
+        Pending::open_for("--junit", dest)
+    }
+
+    /// Claims `dest` for the option `flag`.
+    pub fn open_for(flag: &'static str, dest: &Path) -> Result<Pending, String> {
         let name = dest
             .file_name()
-            .ok_or_else(|| format!("--junit {}: not a file name", dest.display()))?;
+            .ok_or_else(|| format!("{flag} {}: not a file name", dest.display()))?;
         if dest.is_dir() {
-            return Err(format!("--junit {}: is a directory", dest.display()));
+            return Err(format!("{flag} {}: is a directory", dest.display()));
         }
         let tmp = dest.with_file_name(format!(
             ".{}.{}.tmp",
@@ -108,15 +116,16 @@ impl Pending {
             std::process::id()
         ));
         std::fs::File::create(&tmp)
-            .map_err(|e| format!("--junit {}: cannot write: {e}", dest.display()))?;
+            .map_err(|e| format!("{flag} {}: cannot write: {e}", dest.display()))?;
         Ok(Pending {
             tmp,
             dest: dest.to_path_buf(),
+            flag,
         })
     }
 
     pub fn commit(self, text: &str) -> Result<(), String> {
-        let err = |e: std::io::Error| format!("--junit {}: {e}", self.dest.display());
+        let err = |e: std::io::Error| format!("{} {}: {e}", self.flag, self.dest.display());
         std::fs::write(&self.tmp, text).map_err(err)?;
         std::fs::rename(&self.tmp, &self.dest).map_err(err)
     }

@@ -1,5 +1,6 @@
 //! Renderers: the same report as a transcript for people or as JSON for tools.
 
+pub mod html;
 pub mod human;
 pub mod json;
 pub mod junit;
