@@ -4,3 +4,4 @@
 
 pub mod allow;
 pub mod config;
+pub mod metrics;
