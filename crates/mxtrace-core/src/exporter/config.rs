@@ -510,3 +510,15 @@ allowed_targets = ["mail.contoso.com"]
         assert!(e.to_string().contains("/etc/mxtrace/no-such-file"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    #[test]
+    fn the_shipped_example_loads() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../monitoring/mxtrace-exporter.toml");
+        let c = super::ExporterConfig::read(&p).unwrap();
+        assert_eq!(c.listen_addr(None).to_string(), super::DEFAULT_LISTEN);
+        assert!(c.module("eop_inbound").is_some() && c.module("smarthost").is_some());
+    }
+}

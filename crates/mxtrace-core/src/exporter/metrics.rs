@@ -414,3 +414,23 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod doc_tests {
+    #[test]
+    fn readme_documents_every_metric() {
+        let readme = include_str!("../../../../README.md");
+        for (name, _, labels) in super::PROBE_METRICS {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{name}` |")))
+                .unwrap_or_else(|| panic!("README has no row for {name}"));
+            for l in *labels {
+                assert!(
+                    row.contains(&format!("`{l}`")),
+                    "{name}: label {l} undocumented"
+                );
+            }
+        }
+    }
+}
