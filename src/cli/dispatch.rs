@@ -76,6 +76,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
             })
         }
         Command::Lab(LabCommand::Serve(args)) => runtime()?.block_on(lab_serve(args, format)),
+        Command::Serve(args) => runtime()?.block_on(super::serve::run(args)),
         Command::Explain(args) => {
             let (reply, stage, e) = mxtrace_core::explain::explain_text(
                 &args.reply,
@@ -249,7 +250,7 @@ fn signal_error(source: std::io::Error) -> CliError {
 }
 
 #[cfg(unix)]
-async fn wait_for_stop() -> Result<(), CliError> {
+pub(super) async fn wait_for_stop() -> Result<(), CliError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
     tokio::select! {
@@ -259,7 +260,7 @@ async fn wait_for_stop() -> Result<(), CliError> {
 }
 
 #[cfg(not(unix))]
-async fn wait_for_stop() -> Result<(), CliError> {
+pub(super) async fn wait_for_stop() -> Result<(), CliError> {
     tokio::signal::ctrl_c().await.map_err(signal_error)
 }
 
@@ -275,7 +276,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a message.
-fn emit(bytes: &[u8]) -> Result<(), CliError> {
+pub(super) fn emit(bytes: &[u8]) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),

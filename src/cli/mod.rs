@@ -6,6 +6,7 @@ pub mod dispatch;
 pub mod headers;
 pub mod help;
 pub mod nagios;
+pub mod serve;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mxtrace_core::demo::DemoError;
@@ -111,6 +112,13 @@ pub enum Command {
     /// loopback.
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Serve Prometheus metrics: each scrape of /probe?module=M&target=T probes a host[:port]
+    /// or traces a domain with the module's settings (a blackbox_exporter for SMTP paths).
+    ///
+    /// Listens on 127.0.0.1:9125 unless the config or --listen says otherwise. Targets must
+    /// match the module's allowed_targets; at most max_concurrency probes run at once (more
+    /// get 503). Also /metrics, /-/healthy, /-/ready, POST /-/reload; SIGHUP rereads the config.
+    Serve(serve::ServeArgs),
     /// Print a shell completion script (bash, elvish, fish, powershell, zsh).
     Completions(CompletionsArgs),
     /// Print the manual page (roff): `mxtrace man | man -l -`.

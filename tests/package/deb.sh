@@ -73,7 +73,9 @@ deb=$(ls target/debian/mxtrace_*.deb)
 dpkg-deb --contents "$deb" >"$scratch/contents"
 for f in /usr/bin/mxtrace /usr/share/man/man1/mxtrace.1.gz \
     /usr/share/bash-completion/completions/mxtrace /usr/share/doc/mxtrace/README.md \
-    /usr/share/doc/mxtrace/scenarios/a-inbound-eop.toml /usr/share/doc/mxtrace/copyright; do
+    /usr/share/doc/mxtrace/scenarios/a-inbound-eop.toml /usr/share/doc/mxtrace/copyright \
+    /lib/systemd/system/mxtrace-exporter.service \
+    /usr/share/doc/mxtrace/examples/mxtrace-exporter.toml; do
     grep -q " \.$f\$" "$scratch/contents" || fail "$f is not in the package"
 done
 if [ "$build_only" = 1 ]; then
@@ -92,6 +94,9 @@ words=$(bash -c 'source /usr/share/bash-completion/completions/mxtrace
     COMP_WORDS=(mxtrace pro); COMP_CWORD=1; COMP_LINE="mxtrace pro"; COMP_POINT=11
     _mxtrace mxtrace pro mxtrace; printf "%s\n" "${COMPREPLY[@]}"')
 grep -qx probe <<<"$words" || fail "bash completion of 'mxtrace pro' gave: $words"
+# The exporter's unit is installed (not enabled) and names the installed binary.
+grep -q '^ExecStart=/usr/bin/mxtrace serve ' /lib/systemd/system/mxtrace-exporter.service \
+    || fail "the mxtrace-exporter systemd unit is not installed"
 
 log "apt-get remove"
 apt-get remove -y mxtrace >/dev/null 2>&1 || fail remove
