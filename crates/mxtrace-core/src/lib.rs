@@ -32,5 +32,6 @@ pub mod scenario_file;
 pub mod secret;
 pub mod smtp;
 pub mod spec;
+pub mod sweep;
 pub mod tls;
 pub mod trace;
