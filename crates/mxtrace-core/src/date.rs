@@ -14,6 +14,13 @@ pub fn rfc3339(unix_secs: i64) -> String {
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string())
 }
 
+/// Seconds since the epoch of an RFC 3339 time (certificate dates in the reports).
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .map(OffsetDateTime::unix_timestamp)
+}
+
 /// RFC 5322 3.3 date-time in UTC, e.g. `Mon, 23 Nov 2026 08:54:49 +0000`.
 pub fn rfc5322(t: SystemTime) -> String {
     // Callers pass the clock's now; Rfc2822 refuses only years before 1900 (a broken clock).
@@ -44,5 +51,7 @@ mod tests {
         assert_eq!(rfc3339(1_795_424_089), "2026-11-23T08:54:49Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(i64::MAX), "1970-01-01T00:00:00Z");
+        assert_eq!(parse_rfc3339("2026-11-23T08:54:49Z"), Some(1_795_424_089));
+        assert_eq!(parse_rfc3339("not a date"), None);
     }
 }

@@ -21,6 +21,7 @@ pub mod diff;
 pub mod dns;
 pub mod exit;
 pub mod explain;
+pub mod exporter;
 pub mod headers;
 pub mod job;
 pub mod lab;

@@ -231,9 +231,15 @@ impl std::fmt::Display for FileError {
 /// Reads, parses and checks a scenario file; `overrides` (the command line) replace the
 /// file's settings in every hop.
 pub fn load(path: &Path, overrides: &SessionSpec) -> Result<ScenarioFile, FileError> {
-    let shown = path.display().to_string();
+    let text = read_small(path, "a scenario file")?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse(&text, path, &base, overrides)
+}
+
+/// Reads a small TOML file (`what`, for the message): a bigger one is a mistake.
+pub(crate) fn read_small(path: &Path, what: &str) -> Result<String, FileError> {
     let whole = |message: String| FileError {
-        path: shown.clone(),
+        path: path.display().to_string(),
         line: 0,
         col: 0,
         message,
@@ -242,20 +248,18 @@ pub fn load(path: &Path, overrides: &SessionSpec) -> Result<ScenarioFile, FileEr
     let meta = std::fs::metadata(path).map_err(|e| whole(format!("cannot read: {e}")))?;
     if meta.len() > MAX_FILE_BYTES {
         return Err(whole(format!(
-            "{} bytes: a scenario file is at most {MAX_FILE_BYTES}",
+            "{} bytes: {what} is at most {MAX_FILE_BYTES}",
             meta.len()
         )));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| whole(format!("cannot read: {e}")))?;
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    parse(&text, path, &base, overrides)
+    std::fs::read_to_string(path).map_err(|e| whole(format!("cannot read: {e}")))
 }
 
 /// One layer of settings as written (`[defaults]` or a `[[hop]]`), with where each value is.
 #[derive(Debug, Default)]
-struct Layer {
-    spec: SessionSpec,
-    spans: BTreeMap<Field, Range<usize>>,
+pub(crate) struct Layer {
+    pub(crate) spec: SessionSpec,
+    pub(crate) spans: BTreeMap<Field, Range<usize>>,
 }
 
 /// The file's own keys, and its setting layers: `[defaults]`, then one per `[[hop]]`.
@@ -270,14 +274,14 @@ fn read_toml(at: &Locator<'_>, text: &str) -> Result<Parsed, FileError> {
     };
     let mut doc = DeTable::parse(text).map_err(terr)?;
     let defaults = match doc.get_mut().get_mut("defaults") {
-        Some(v) => take_layer(v).map_err(terr)?,
+        Some(v) => take_layer(v, FILE_KEYS).map_err(terr)?,
         None => Layer::default(),
     };
     let mut hops = Vec::new();
     if let Some(v) = doc.get_mut().get_mut("hop") {
         if let DeValue::Array(list) = v.get_mut() {
             for h in list.iter_mut() {
-                hops.push(take_layer(h).map_err(terr)?);
+                hops.push(take_layer(h, FILE_KEYS).map_err(terr)?);
             }
         }
     }
@@ -285,7 +289,18 @@ fn read_toml(at: &Locator<'_>, text: &str) -> Result<Parsed, FileError> {
     Ok((raw, defaults, hops))
 }
 
-fn take_layer(v: &mut Spanned<DeValue<'_>>) -> Result<Layer, toml::de::Error> {
+/// The settings a scenario file may write.
+fn file_keys(f: Field) -> bool {
+    !COMMAND_LINE_ONLY.contains(&f)
+}
+const FILE_KEYS: &dyn Fn(Field) -> bool = &file_keys;
+
+/// Moves the setting keys `keep` accepts out of the table `v` into a layer (the exporter's
+/// modules use it too, with their own list of keys).
+pub(crate) fn take_layer(
+    v: &mut Spanned<DeValue<'_>>,
+    keep: &dyn Fn(Field) -> bool,
+) -> Result<Layer, toml::de::Error> {
     let span = v.span();
     let DeValue::Table(table) = v.get_mut() else {
         // Not a table: left for RawFile, whose deserializer says so.
@@ -293,7 +308,7 @@ fn take_layer(v: &mut Spanned<DeValue<'_>>) -> Result<Layer, toml::de::Error> {
     };
     let mut settings = DeTable::new();
     let mut spans = BTreeMap::new();
-    for f in Field::ALL.iter().filter(|f| !COMMAND_LINE_ONLY.contains(f)) {
+    for f in Field::ALL.iter().filter(|f| keep(**f)) {
         if let Some((k, val)) = table.remove_entry(f.key()) {
             spans.insert(*f, val.span());
             settings.insert(k, val);
@@ -372,13 +387,13 @@ pub fn parse(
     })
 }
 
-struct Locator<'a> {
-    text: &'a str,
-    path: String,
+pub(crate) struct Locator<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) path: String,
 }
 
 impl Locator<'_> {
-    fn error(&self, span: &Range<usize>, message: String) -> FileError {
+    pub(crate) fn error(&self, span: &Range<usize>, message: String) -> FileError {
         let (line, col) = line_col(self.text, span.start);
         FileError {
             path: self.path.clone(),

@@ -1,0 +1,512 @@
+//! The exporter's TOML configuration: where to listen, how many probes at once, and named
+//! modules. A module is the exporter's own keys (`allowed_targets`, `scenario`, `hop`,
+//! `tenant`) plus any session setting of a scenario file, written in the same table and taken
+//! out into a `SessionSpec` (which stays `deny_unknown_fields`) before the rest is read. A
+//! module may also say `data = true` (with `header`), and read an AUTH password from
+//! `auth_password_file`; nothing is ever asked on a terminal.
+//!
+//! Loading checks everything before the exporter listens, passwords and TLS files included,
+//! and reports each mistake as `FILE:LINE:COL: what`.
+//!
+//! ```toml
+//! listen = "127.0.0.1:9125"
+//! max_concurrency = 8
+//! [modules.eop_inbound]
+//! allowed_targets = ["contoso.com", "*.contoso.com", "192.0.2.0/24"]
+//! from = "probe@fabrikam.com"
+//! rcpt = ["user@contoso.com"]
+//! starttls = "require"
+//! ```
+
+use super::allow::Allowlist;
+use crate::diagnose::{self, PathContext};
+use crate::job::Job;
+use crate::scenario_file::{read_small, take_layer, FileError, Layer, Locator};
+use crate::spec::{
+    parse_scenario, parse_target, path_context, Field, Naming, SessionSpec, SpecError, TargetError,
+};
+use crate::trace::TraceOptions;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// Loopback: the exporter is reachable from elsewhere only when its config or `--listen` says.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9125";
+/// Probes running at once; a scrape beyond it is refused with 503 (and counted).
+pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
+/// A higher limit is a typo: every probe holds a socket and a task for up to its timeouts.
+const MAX_CONCURRENCY_LIMIT: usize = 1024;
+
+#[derive(Debug, Clone)]
+pub struct ExporterConfig {
+    pub path: PathBuf,
+    /// From the file; `--listen` overrides it; `DEFAULT_LISTEN` when neither says.
+    pub listen: Option<SocketAddr>,
+    pub max_concurrency: usize,
+    pub modules: BTreeMap<String, Module>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Module {
+    pub name: String,
+    pub allowed_targets: Allowlist,
+    pub ctx: PathContext,
+    /// The Microsoft 365 tenant, for scenario B hop 2.
+    pub tenant: Option<String>,
+    /// Checked, TLS paths made absolute; the password is read per probe.
+    spec: SessionSpec,
+}
+
+/// Why a scrape's target cannot be probed with a module.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    #[error("target {target:?} is not in module {module:?}'s allowed_targets")]
+    NotAllowed { module: String, target: String },
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("module {module:?}: {}", .source.describe(Naming::Key))]
+    Spec {
+        module: String,
+        #[source]
+        source: SpecError,
+    },
+}
+
+impl ExporterConfig {
+    pub fn read(path: &Path) -> Result<ExporterConfig, FileError> {
+        let text = read_small(path, "an exporter config")?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        parse(&text, path, &base)
+    }
+
+    pub fn module(&self, name: &str) -> Option<&Module> {
+        self.modules.get(name)
+    }
+
+    /// The address to listen on: `over` (the command line), the file's, or the default.
+    pub fn listen_addr(&self, over: Option<SocketAddr>) -> SocketAddr {
+        over.or(self.listen)
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9125)))
+    }
+}
+
+impl Module {
+    /// The module's session settings, as checked at load.
+    pub fn spec(&self) -> &SessionSpec {
+        &self.spec
+    }
+
+    /// The check a scrape of `target` runs: an IP address or `host:port` is probed, a domain
+    /// is traced. Refuses targets outside `allowed_targets`.
+    pub fn job(&self, target: &str) -> Result<Job, JobError> {
+        self.job_within(target, None)
+    }
+
+    /// As `job`, every timeout capped at `budget` (the scrape's deadline).
+    pub fn job_within(&self, target: &str, budget: Option<Duration>) -> Result<Job, JobError> {
+        // Default port 0 (never valid as written) tells "no port given" apart.
+        let (host, port) = parse_target(target, 0)?;
+        if !self.allowed_targets.allows(&host) {
+            return Err(JobError::NotAllowed {
+                module: self.name.clone(),
+                target: target.to_string(),
+            });
+        }
+        let spec = match budget {
+            Some(b) => capped(&self.spec, b),
+            None => self.spec.clone(),
+        };
+        let err = |source| JobError::Spec {
+            module: self.name.clone(),
+            source,
+        };
+        let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+        if port != 0 || is_ip {
+            let port = match port {
+                0 => spec.port_or_default(),
+                p => p,
+            };
+            let mut o = spec.probe_options(host, port).map_err(err)?;
+            o.ctx = self.ctx;
+            return Ok(Job::Probe(Box::new(o)));
+        }
+        let mut o = TraceOptions::new(&host, &spec, self.ctx.scenario, self.tenant.as_deref())
+            .map_err(err)?;
+        o.probe.ctx = self.ctx;
+        Ok(Job::Trace(Box::new(o)))
+    }
+}
+
+/// The settings with each timeout at most `budget`.
+fn capped(spec: &SessionSpec, budget: Duration) -> SessionSpec {
+    let mut s = spec.clone();
+    s.connect_timeout = Some(spec.connect_timeout().min(budget));
+    s.stage_timeout = Some(spec.stage_timeout().min(budget));
+    s.dns_timeout = Some(spec.dns_timeout().min(budget));
+    s
+}
+
+/// The session settings a module may write: all but the open-relay address of `run`.
+fn module_keys(f: Field) -> bool {
+    f != Field::RelayTestRcpt
+}
+
+pub fn parse(text: &str, path: &Path, base: &Path) -> Result<ExporterConfig, FileError> {
+    let at = Locator {
+        text,
+        path: path.display().to_string(),
+    };
+    let terr = |e: toml::de::Error| {
+        let span = e.span().unwrap_or(0..0);
+        at.error(&span, e.message().trim_end().to_string())
+    };
+    let mut doc = DeTable::parse(text).map_err(terr)?;
+    let mut layers = BTreeMap::new();
+    if let Some(v) = doc.get_mut().get_mut("modules") {
+        if let DeValue::Table(t) = v.get_mut() {
+            for (name, m) in t.iter_mut() {
+                layers.insert(
+                    name.get_ref().to_string(),
+                    take_layer(m, &module_keys).map_err(terr)?,
+                );
+            }
+        }
+    }
+    let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc)).map_err(terr)?;
+    let listen = match &raw.listen {
+        None => None,
+        Some(l) => Some(l.get_ref().parse::<SocketAddr>().map_err(|_| {
+            at.error(
+                &l.span(),
+                format!(
+                    "listen {:?}: expected IP:PORT, e.g. {DEFAULT_LISTEN}",
+                    l.get_ref()
+                ),
+            )
+        })?),
+    };
+    let max_concurrency = match &raw.max_concurrency {
+        None => DEFAULT_MAX_CONCURRENCY,
+        Some(n) if (1..=MAX_CONCURRENCY_LIMIT).contains(n.get_ref()) => *n.get_ref(),
+        Some(n) => {
+            return Err(at.error(
+                &n.span(),
+                format!("max_concurrency: 1-{MAX_CONCURRENCY_LIMIT}"),
+            ))
+        }
+    };
+    if raw.modules.is_empty() {
+        return Err(at.error(
+            &(0..0),
+            "no [modules.NAME]: the exporter needs at least one module".to_string(),
+        ));
+    }
+    let mut modules = BTreeMap::new();
+    for (name, rm) in raw.modules {
+        let layer = layers.remove(&name).unwrap_or_default();
+        let m = module(&at, base, name.clone(), rm, layer)?;
+        modules.insert(name, m);
+    }
+    Ok(ExporterConfig {
+        path: path.to_path_buf(),
+        listen,
+        max_concurrency,
+        modules,
+    })
+}
+
+fn module(
+    at: &Locator<'_>,
+    base: &Path,
+    name: String,
+    rm: RawModule,
+    layer: Layer,
+) -> Result<Module, FileError> {
+    let targets_span = rm.allowed_targets.span();
+    if rm.allowed_targets.get_ref().is_empty() {
+        return Err(at.error(
+            &targets_span,
+            format!(
+                "module {name:?}: allowed_targets is empty (the exporter is not an open proxy)"
+            ),
+        ));
+    }
+    let allowed_targets = Allowlist::parse(rm.allowed_targets.get_ref())
+        .map_err(|e| at.error(&targets_span, format!("allowed_targets: {e}")))?;
+    let scenario = match &rm.scenario {
+        None => None,
+        Some(s) => Some(
+            parse_scenario(s.get_ref())
+                .map_err(|e| at.error(&s.span(), format!("scenario {:?}: {e}", s.get_ref())))?,
+        ),
+    };
+    let hop = rm.hop.as_ref().map(|h| *h.get_ref());
+    let hop_span = rm.hop.as_ref().map_or(targets_span.clone(), Spanned::span);
+    let ctx = path_context(scenario, hop).map_err(|e| at.error(&hop_span, format!("hop = {e}")))?;
+    let tenant = match &rm.tenant {
+        None => None,
+        Some(t) => Some(diagnose::tenant_routing_domain(t.get_ref()).ok_or_else(|| {
+            at.error(
+                &t.span(),
+                format!(
+                    "tenant {:?}: expected e.g. contoso or contoso.onmicrosoft.com",
+                    t.get_ref()
+                ),
+            )
+        })?),
+    };
+    let Layer { mut spec, spans } = layer;
+    let span_of = |f: Option<Field>| {
+        f.and_then(|f| spans.get(&f).cloned())
+            .unwrap_or(targets_span.clone())
+    };
+    for slot in [
+        &mut spec.tls_ca_file,
+        &mut spec.tls_client_cert,
+        &mut spec.tls_client_key,
+        &mut spec.auth_password_file,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *slot = base.join(&*slot);
+    }
+    if spec.auth_user.is_some()
+        && spec.auth_password_env.is_none()
+        && spec.auth_password_file.is_none()
+    {
+        return Err(at.error(
+            &span_of(Some(Field::AuthUser)),
+            "auth_user needs auth_password_env or auth_password_file (the exporter never \
+             prompts, and passwords are never written in its config)"
+                .to_string(),
+        ));
+    }
+    check_spec(&spec).map_err(|(field, message)| {
+        at.error(&span_of(field), format!("module {name:?}: {message}"))
+    })?;
+    Ok(Module {
+        name,
+        allowed_targets,
+        ctx,
+        tenant,
+        spec,
+    })
+}
+
+/// Every check a probe would make, at load: values, the password (read once, then dropped)
+/// and the TLS files. The error names the setting it is about, when it is one.
+fn check_spec(spec: &SessionSpec) -> Result<(), (Option<Field>, String)> {
+    let o = spec
+        .probe_options("mxtrace.invalid".to_string(), spec.port_or_default())
+        .map_err(|e| (e.field(), e.describe(Naming::Key)))?;
+    if spec.tls_ca_file.is_some() || spec.tls_client_cert.is_some() {
+        crate::tls::client_config(&o.tls).map_err(|e| {
+            let field = match spec.tls_client_cert {
+                Some(_) => Field::TlsClientCert,
+                None => Field::TlsCaFile,
+            };
+            (Some(field), e.to_string())
+        })?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<Spanned<String>>,
+    max_concurrency: Option<Spanned<usize>>,
+    #[serde(default)]
+    modules: BTreeMap<String, RawModule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModule {
+    allowed_targets: Spanned<Vec<String>>,
+    scenario: Option<Spanned<String>>,
+    hop: Option<Spanned<u8>>,
+    tenant: Option<Spanned<String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::StartTls;
+
+    fn load(text: &str) -> Result<ExporterConfig, FileError> {
+        parse(text, Path::new("exp.toml"), Path::new("/etc/mxtrace"))
+    }
+
+    const GOOD: &str = r#"
+listen = "127.0.0.1:9200"
+max_concurrency = 3
+[modules.eop_inbound]
+allowed_targets = ["contoso.com", "*.contoso.com", "192.0.2.0/24"]
+from = "probe@fabrikam.com"
+rcpt = ["user@contoso.com"]
+starttls = "require"
+stage_timeout = "20s"
+scenario = "B"
+hop = 2
+tenant = "contoso"
+[modules.smarthost]
+allowed_targets = ["mail.contoso.com"]
+"#;
+
+    #[test]
+    fn modules_split_into_exporter_keys_and_session_settings() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(c.listen_addr(None), "127.0.0.1:9200".parse().unwrap());
+        assert_eq!(c.max_concurrency, 3);
+        let m = c.module("eop_inbound").unwrap();
+        assert_eq!(m.spec().starttls, Some(StartTls::Require));
+        assert_eq!(
+            m.spec().rcpt.as_deref(),
+            Some(&["user@contoso.com".to_string()][..])
+        );
+        assert_eq!(m.ctx.hop, Some(2));
+        assert_eq!(m.tenant.as_deref(), Some("contoso.mail.onmicrosoft.com"));
+        let s = c.module("smarthost").unwrap();
+        assert_eq!(s.spec(), &SessionSpec::default());
+        assert_eq!(
+            load("[modules.m]\nallowed_targets = [\"a.example\"]\n")
+                .unwrap()
+                .listen_addr(None),
+            DEFAULT_LISTEN.parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_port_or_an_address_is_probed_a_domain_traced() {
+        let c = load(GOOD).unwrap();
+        let m = c.module("eop_inbound").unwrap();
+        match m.job("mail.contoso.com:2525").unwrap() {
+            Job::Probe(o) => {
+                assert_eq!((o.host.as_str(), o.port), ("mail.contoso.com", 2525));
+                assert_eq!(o.ctx.hop, Some(2));
+            }
+            j => panic!("{j:?}"),
+        }
+        assert!(matches!(m.job("192.0.2.9").unwrap(), Job::Probe(o) if o.port == 25));
+        match m
+            .job_within("contoso.com", Some(Duration::from_secs(4)))
+            .unwrap()
+        {
+            Job::Trace(o) => {
+                assert_eq!(o.domain, "contoso.com");
+                assert_eq!(o.probe.stage_timeout, Duration::from_secs(4));
+                assert_eq!(o.dns_timeout, Duration::from_secs(4));
+                assert_eq!(o.tenant.as_deref(), Some("contoso.mail.onmicrosoft.com"));
+            }
+            j => panic!("{j:?}"),
+        }
+        for bad in ["fabrikam.com", "192.0.3.1:25", "contoso.com.evil.example"] {
+            let e = m.job(bad).unwrap_err();
+            assert!(matches!(e, JobError::NotAllowed { .. }), "{bad}: {e}");
+        }
+        assert!(matches!(m.job("a b"), Err(JobError::Target(_))));
+    }
+
+    #[test]
+    fn data_is_opt_in() {
+        let c = load(GOOD).unwrap();
+        let Job::Probe(o) = c.module("eop_inbound").unwrap().job("192.0.2.1").unwrap() else {
+            panic!()
+        };
+        assert!(!o.data);
+        let c = load(
+            "[modules.m]\nallowed_targets = [\"127.0.0.1\"]\ndata = true\nrcpt = [\"a@b.example\"]\n",
+        )
+        .unwrap();
+        let Job::Probe(o) = c.module("m").unwrap().job("127.0.0.1").unwrap() else {
+            panic!()
+        };
+        assert!(o.data);
+    }
+
+    #[test]
+    fn mistakes_say_file_line_and_column() {
+        let cases = [
+            (
+                "[modules.m]\nallowed_targets = [\"a.example\"]\nbogus = 1\n",
+                "exp.toml:3:1:",
+            ),
+            (
+                "[modules.m]\nallowed_targets = []\n",
+                "exp.toml:2:19: module \"m\": allowed_targets is empty",
+            ),
+            (
+                "[modules.m]\nallowed_targets = [\"*\"]\n",
+                "exp.toml:2:19: allowed_targets:",
+            ),
+            (
+                "[modules.m]\nallowed_targets = [\"a.example\"]\nport = 0\n",
+                "exp.toml:3:8: port 0",
+            ),
+            (
+                "[modules.m]\nallowed_targets = [\"a.example\"]\nrcpt = [\"x\"]\n",
+                "exp.toml:3:8: module \"m\": rcpt \"x\"",
+            ),
+            (
+                "[modules.m]\nallowed_targets = [\"a.example\"]\ndata = true\n",
+                "exp.toml:3:8: module \"m\": --data needs",
+            ),
+            (
+                "[modules.m]\nallowed_targets = [\"a.example\"]\nauth_user = \"u\"\n",
+                "exp.toml:3:13: auth_user needs",
+            ),
+            (
+                "[modules.m]\nallowed_targets = [\"a.example\"]\nrelay_test_rcpt = \"a@b.c\"\n",
+                "exp.toml:3:1:",
+            ),
+            (
+                "[modules.m]\nallowed_targets = [\"a.example\"]\nscenario = \"A\"\nhop = 2\n",
+                "exp.toml:4:7: hop = 2",
+            ),
+            (
+                "listen = \"localhost\"\n[modules.m]\nallowed_targets = [\"a\"]\n",
+                "exp.toml:1:10: listen",
+            ),
+            (
+                "max_concurrency = 0\n[modules.m]\nallowed_targets = [\"a\"]\n",
+                "exp.toml:1:19: max_concurrency",
+            ),
+            (
+                "listen = \"127.0.0.1:1\"\n",
+                "exp.toml:1:1: no [modules.NAME]",
+            ),
+            ("[modules.m]\nfrom = \"a@b.example\"\n", "exp.toml:1:1:"),
+        ];
+        for (text, want) in cases {
+            let e = load(text).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{text:?}\n got {e}\nwant {want}");
+        }
+    }
+
+    #[test]
+    fn passwords_come_from_a_variable_or_a_file_and_are_checked_at_load() {
+        let e = load(
+            "[modules.m]\nallowed_targets = [\"a.example\"]\nauth_user = \"u\"\n\
+             auth_password_env = \"MXTRACE_TEST_UNSET_VARIABLE_0\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("MXTRACE_TEST_UNSET_VARIABLE_0 is not set"),
+            "{e}"
+        );
+        let e = load(
+            "[modules.m]\nallowed_targets = [\"a.example\"]\nauth_user = \"u\"\n\
+             auth_password_file = \"no-such-file\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("/etc/mxtrace/no-such-file"), "{e}");
+    }
+}
