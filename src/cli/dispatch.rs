@@ -17,6 +17,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
     match &cli.command {
         Command::Probe(_) | Command::Trace(_) => Ok(exit::INTERNAL),
         Command::Run(args) => run_file(args, format),
+        Command::Sweep(args) => super::sweep::run(args),
         Command::Diff(args) => {
             let before = mxtrace_core::diff::read(&args.before)?;
             let after = mxtrace_core::diff::read(&args.after)?;
@@ -207,7 +208,7 @@ async fn wait_for_stop() -> Result<(), CliError> {
     tokio::signal::ctrl_c().await.map_err(signal_error)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -5,6 +5,7 @@
 pub mod dispatch;
 pub mod headers;
 pub mod help;
+pub mod sweep;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mxtrace_core::demo::DemoError;
@@ -105,6 +106,10 @@ pub enum Command {
     /// loopback.
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Probe or trace many targets at once: streaming JSONL, bounded concurrency, limits per
+    /// destination, shards, resume.
+    #[command(after_help = sweep::SWEEP_EXAMPLES)]
+    Sweep(Box<sweep::SweepArgs>),
     /// Print a shell completion script (bash, elvish, fish, powershell, zsh).
     Completions(CompletionsArgs),
     /// Print the manual page (roff): `mxtrace man | man -l -`.
@@ -587,6 +592,11 @@ pub enum CliError {
     },
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Sweep(#[from] mxtrace_core::sweep::SweepError),
+    /// `sweep --module` names no module of the file.
+    #[error("{0}")]
+    SweepModule(String),
 }
 
 impl CliError {
@@ -595,6 +605,7 @@ impl CliError {
         match self {
             CliError::Demo(DemoError::FaultNotPlayed { .. }) => USAGE,
             CliError::Demo(_) | CliError::Io { .. } | CliError::Json(_) => INTERNAL,
+            CliError::Sweep(mxtrace_core::sweep::SweepError::Output(_)) => INTERNAL,
             _ => USAGE,
         }
     }

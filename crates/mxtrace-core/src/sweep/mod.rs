@@ -27,6 +27,9 @@ pub struct SweepOptions {
     /// For the explanations of traced domains, as `trace --scenario/--tenant`.
     pub scenario: Option<Scenario>,
     pub tenant: Option<String>,
+    /// An exporter module instead (`--module`): its settings, path context and
+    /// `allowed_targets` (a target outside it is an input error). `spec` is then its spec.
+    pub module: Option<std::sync::Arc<crate::exporter::config::Module>>,
     /// Targets in flight at once.
     pub concurrency: usize,
     /// Sessions at once to one IP address, and to one /24 (IPv4) or /48 (IPv6).

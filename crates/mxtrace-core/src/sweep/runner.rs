@@ -270,19 +270,25 @@ fn error_record(input: String, kind: &'static str, message: String) -> Record {
 /// One target, as `probe` or `trace` would run it with the sweep's session settings.
 async fn run_one(target: SweepTarget, opts: SweepOptions) -> Record {
     let key = target.key();
-    let job = match target {
-        SweepTarget::Probe { host, port } => opts.spec.probe_options(host, port).map(|mut o| {
-            o.ctx.scenario = opts.scenario;
-            Job::Probe(Box::new(o))
-        }),
-        SweepTarget::Trace { domain } => {
+    let job = match (&opts.module, target) {
+        (Some(m), t) => m.job(&t.target_text()).map_err(|e| e.to_string()),
+        (None, SweepTarget::Probe { host, port }) => opts
+            .spec
+            .probe_options(host, port)
+            .map(|mut o| {
+                o.ctx.scenario = opts.scenario;
+                Job::Probe(Box::new(o))
+            })
+            .map_err(|e| e.to_string()),
+        (None, SweepTarget::Trace { domain }) => {
             TraceOptions::new(&domain, &opts.spec, opts.scenario, opts.tenant.as_deref())
                 .map(|o| Job::Trace(Box::new(o)))
+                .map_err(|e| e.to_string())
         }
     };
     let job = match job {
         Ok(j) => j,
-        Err(e) => return error_record(key, "input", e.to_string()),
+        Err(e) => return error_record(key, "input", e),
     };
     match execute(&job).await {
         Ok(report) => Record {

@@ -67,16 +67,23 @@ impl SweepTarget {
         Ok(SweepTarget::Trace { domain })
     }
 
+    /// The target as `probe` or `trace` takes it: `host:port`, `[v6]:port` or `domain`.
+    pub fn target_text(&self) -> String {
+        match self {
+            SweepTarget::Probe { host, port } if host.contains(':') => format!("[{host}]:{port}"),
+            SweepTarget::Probe { host, port } => format!("{host}:{port}"),
+            SweepTarget::Trace { domain } => domain.clone(),
+        }
+    }
+
     /// The normalised form: the `input` of its JSONL line, the key of dedup, shards and
     /// `--resume`.
     pub fn key(&self) -> String {
-        match self {
-            SweepTarget::Probe { host, port } if host.contains(':') => {
-                format!("probe [{host}]:{port}")
-            }
-            SweepTarget::Probe { host, port } => format!("probe {host}:{port}"),
-            SweepTarget::Trace { domain } => format!("trace {domain}"),
-        }
+        let verb = match self {
+            SweepTarget::Probe { .. } => "probe",
+            SweepTarget::Trace { .. } => "trace",
+        };
+        format!("{verb} {}", self.target_text())
     }
 }
 
