@@ -39,6 +39,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
             write_html(html, || report::html::render_document(&doc))?;
             Ok(exit::PASS)
         }
+        Command::Sweep(args) => super::sweep::run(args),
         Command::Diff(args) => {
             let before = mxtrace_core::diff::read(&args.before)?;
             let after = mxtrace_core::diff::read(&args.after)?;
@@ -264,7 +265,7 @@ pub(super) async fn wait_for_stop() -> Result<(), CliError> {
     tokio::signal::ctrl_c().await.map_err(signal_error)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -7,6 +7,7 @@ pub mod headers;
 pub mod help;
 pub mod nagios;
 pub mod serve;
+pub mod sweep;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mxtrace_core::demo::DemoError;
@@ -119,6 +120,10 @@ pub enum Command {
     /// match the module's allowed_targets; at most max_concurrency probes run at once (more
     /// get 503). Also /metrics, /-/healthy, /-/ready, POST /-/reload; SIGHUP rereads the config.
     Serve(serve::ServeArgs),
+    /// Probe or trace many targets at once: streaming JSONL, bounded concurrency, limits per
+    /// destination, shards, resume.
+    #[command(after_help = sweep::SWEEP_EXAMPLES)]
+    Sweep(Box<sweep::SweepArgs>),
     /// Print a shell completion script (bash, elvish, fish, powershell, zsh).
     Completions(CompletionsArgs),
     /// Print the manual page (roff): `mxtrace man | man -l -`.
@@ -661,6 +666,11 @@ pub enum CliError {
     Json(#[from] serde_json::Error),
     #[error(transparent)]
     Nagios(#[from] nagios::NagiosUsage),
+    #[error(transparent)]
+    Sweep(#[from] mxtrace_core::sweep::SweepError),
+    /// `sweep --module` names no module of the file.
+    #[error("{0}")]
+    SweepModule(String),
 }
 
 impl CliError {
@@ -669,6 +679,7 @@ impl CliError {
         match self {
             CliError::Demo(DemoError::FaultNotPlayed { .. }) => USAGE,
             CliError::Demo(_) | CliError::Io { .. } | CliError::Json(_) => INTERNAL,
+            CliError::Sweep(mxtrace_core::sweep::SweepError::Output(_)) => INTERNAL,
             _ => USAGE,
         }
     }

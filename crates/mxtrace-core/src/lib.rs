@@ -33,5 +33,6 @@ pub mod scenario_file;
 pub mod secret;
 pub mod smtp;
 pub mod spec;
+pub mod sweep;
 pub mod tls;
 pub mod trace;

@@ -1052,12 +1052,18 @@ where
     let n = jobs.len();
     let sem = Arc::new(Semaphore::new(limit.max(1)));
     let mut set = JoinSet::new();
+    // A sweep's per-destination limits follow the probes into their tasks.
+    let limits = crate::sweep::limits::current();
     for (i, job) in jobs.into_iter().enumerate() {
         let sem = sem.clone();
-        set.spawn(async move {
+        let task = async move {
             let _permit = sem.acquire_owned().await;
             (i, job.await)
-        });
+        };
+        match limits.clone() {
+            Some(l) => set.spawn(l.scope(task)),
+            None => set.spawn(task),
+        };
     }
     let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
     while let Some(res) = set.join_next().await {

@@ -12,7 +12,7 @@ use tokio::time::{timeout_at, Instant};
 
 impl ProbeSession<'_> {
     pub(super) async fn connect(&mut self) -> bool {
-        let started = Instant::now();
+        let mut started = Instant::now();
         let addrs = match self.resolve().await {
             Ok(a) => a,
             Err(e) => {
@@ -42,6 +42,12 @@ impl ProbeSession<'_> {
         for ip in candidates {
             let addr = SocketAddr::new(ip, self.opts.port);
             self.ip = Some(ip);
+            // In a sweep: wait for a slot to this destination, off the stage's clock.
+            // The last address's slot goes first: it may be the one this address needs.
+            self.permit = None;
+            let waiting = Instant::now();
+            self.permit = crate::sweep::limits::permit_for(ip).await;
+            started += waiting.elapsed();
             match connect_one(addr, self.opts.source, self.opts.connect_timeout).await {
                 Ok(tcp) => {
                     self.local = tcp.local_addr().ok();

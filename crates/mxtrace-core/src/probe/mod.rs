@@ -22,6 +22,7 @@ mod session;
 mod starttls;
 mod transcript;
 mod verdict;
+pub mod warm;
 
 use crate::model::{ErrorKind, ProbeReport, Stage};
 use crate::tls::{self, TlsConfigError};
@@ -37,6 +38,10 @@ pub async fn probe(opts: &ProbeOptions) -> Result<ProbeReport, TlsConfigError> {
     } else {
         None
     };
+    if tls_config.is_some() {
+        // Before the session's clock starts: the first random number costs AWS-LC its seeding.
+        warm::warm_up();
+    }
     let mut s = ProbeSession::new(opts, tls_config);
     s.run().await;
     Ok(s.finish())

@@ -40,6 +40,8 @@ pub(super) struct ProbeSession<'a> {
     pub(super) ip: Option<IpAddr>,
     pub(super) local: Option<SocketAddr>,
     pub(super) probe_id: Option<String>,
+    /// The sweep's slot to this destination, held until the session ends.
+    pub(super) permit: Option<crate::sweep::limits::Permit>,
 }
 
 impl<'a> ProbeSession<'a> {
@@ -69,6 +71,7 @@ impl<'a> ProbeSession<'a> {
             ip: None,
             local: None,
             probe_id: None,
+            permit: None,
         }
     }
 

@@ -121,6 +121,7 @@ impl ProbeSession<'_> {
             return false;
         };
         let client_cert = self.opts.tls.client_cert.is_some();
+        crate::smtp::conn::quick_ack(&tcp);
         let connector = TlsConnector::from(config);
         let deadline = self.stage_deadline();
         let connect = connector

@@ -32,6 +32,17 @@ pub fn render<T: Serialize>(command: &str, body: &T) -> Result<String, serde_jso
     })
 }
 
+/// A command's result on one line, with the same envelope as `render` and no newline: a
+/// line of JSONL (`sweep`).
+pub fn render_line<T: Serialize>(command: &str, body: &T) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&Envelope {
+        schema_version: SCHEMA_VERSION,
+        command: Some(command),
+        version: Some(env!("CARGO_PKG_VERSION")),
+        body,
+    })
+}
+
 /// An object that is not a stored result (`explain`'s) with only the schema version added.
 pub fn render_bare<T: Serialize>(body: &T) -> Result<String, serde_json::Error> {
     pretty(&Envelope {

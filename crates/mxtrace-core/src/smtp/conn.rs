@@ -119,6 +119,36 @@ impl AsyncWrite for Transport {
     }
 }
 
+impl Transport {
+    /// The TCP socket under the TLS layer, if any.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(s) => s.get_ref().0,
+        }
+    }
+
+    /// Leaves delayed-ACK mode, so the next segment from the server is acknowledged at once.
+    /// Linux enters delayed-ACK ("pingpong") mode when we send soon after receiving, then
+    /// holds the ACK of a reply for at least 40 ms (TCP_DELACK_MIN) hoping to piggyback it on
+    /// data; a server with Nagle's algorithm on holds its next pipelined reply until that ACK
+    /// (RFC 896, RFC 1122 4.2.3.2), so the stall lands in our timings. The kernel clears the
+    /// flag by itself (tcp(7)), hence a call after every write. Elsewhere: a no-op.
+    pub fn quick_ack(&self) {
+        quick_ack(self.tcp());
+    }
+}
+
+/// `Transport::quick_ack` on a bare socket (before a TLS handshake).
+pub fn quick_ack(tcp: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = socket2::SockRef::from(tcp).set_tcp_quickack(true);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = tcp;
+}
+
 /// One SMTP connection with its read buffer.
 pub struct SmtpConn {
     io: Transport,
@@ -163,7 +193,11 @@ impl SmtpConn {
             io.flush().await
         };
         match timeout_at(deadline, write).await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                // The reply comes next: acknowledge it at once (see `quick_ack`).
+                self.io.quick_ack();
+                Ok(())
+            }
             Ok(Err(e)) => Err(ConnError::from_io(&e, "sending")),
             Err(_) => Err(ConnError::timeout("sending the command")),
         }

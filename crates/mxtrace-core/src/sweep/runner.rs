@@ -1,0 +1,419 @@
+//! The streaming runner: lines in, one `Record` out per target as it completes.
+
+use super::limits::Limits;
+use super::target::{stable_hash, LineError, SweepTarget, MAX_LINE};
+use super::SweepOptions;
+use crate::job::{execute, Job, JobReport};
+use crate::model::{Outcome, ProbeReport};
+use crate::trace::TraceOptions;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::io::{self, BufRead};
+use std::path::Path;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// Lines read ahead of the running targets: bounded, so a huge input is not loaded.
+const READ_AHEAD: usize = 64;
+/// Slowest targets kept for the summary.
+const SLOWEST: usize = 5;
+
+/// One line of output: the normalised target and its report, or why it did not run.
+#[derive(Debug, Serialize)]
+pub struct Record {
+    pub input: String,
+    #[serde(flatten)]
+    pub body: RecordBody,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum RecordBody {
+    Report(JobReport),
+    Error { error: RecordError },
+}
+
+/// A target that could not run: a line that is not a target (`input`), or settings that do
+/// not fit it (`config`: a TLS file, the resolver).
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordError {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl Record {
+    /// The command name of its JSONL envelope.
+    pub fn command(&self) -> &'static str {
+        match &self.body {
+            RecordBody::Report(r) => r.command(),
+            RecordBody::Error { .. } => "sweep",
+        }
+    }
+}
+
+/// What the sweep did, for the summary and the exit code.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+    /// Lines that are not targets, and targets the settings do not fit.
+    pub invalid: usize,
+    pub duplicates: usize,
+    pub other_shards: usize,
+    pub resumed: usize,
+    pub failed_by_category: BTreeMap<String, usize>,
+    /// (input, elapsed ms), slowest first.
+    pub slowest: Vec<(String, f64)>,
+    /// Ctrl-C: the targets still running were abandoned, those not started not read.
+    pub interrupted: bool,
+}
+
+impl Summary {
+    pub fn done(&self) -> usize {
+        self.passed + self.failed + self.invalid
+    }
+
+    /// 0 every target passed; 1 a target failed, or the sweep was interrupted; 2 a line was
+    /// not a target (the others still ran).
+    pub fn exit_code(&self) -> u8 {
+        use crate::exit::{FAIL, PASS, USAGE};
+        if self.invalid > 0 {
+            USAGE
+        } else if self.failed > 0 || self.interrupted {
+            FAIL
+        } else {
+            PASS
+        }
+    }
+
+    fn count(&mut self, rec: &Record) {
+        let report = match &rec.body {
+            RecordBody::Error { .. } => {
+                self.invalid += 1;
+                return;
+            }
+            RecordBody::Report(r) => r,
+        };
+        if report.passed() {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+            *self
+                .failed_by_category
+                .entry(category(report).to_string())
+                .or_insert(0) += 1;
+        }
+        let elapsed = match report {
+            JobReport::Probe(p) => p.elapsed_ms,
+            JobReport::Trace(t) => t.elapsed_ms,
+        };
+        self.slowest.push((rec.input.clone(), elapsed));
+        self.slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+        self.slowest.truncate(SLOWEST);
+    }
+}
+
+/// The reply category of the stage that failed a probe; a trace's from its deciding probe
+/// or DNS; the outcome when nothing was classified.
+fn category(report: &JobReport) -> &'static str {
+    fn of_probe(p: &ProbeReport) -> Option<&'static str> {
+        let failed = p.verdict.failed_stage?;
+        let stage = p.stages.iter().rev().find(|s| s.stage == failed)?;
+        Some(stage.diagnosis.as_ref()?.category.as_str())
+    }
+    let found = match report {
+        JobReport::Probe(p) => of_probe(p),
+        JobReport::Trace(t) => t.hops.iter().find_map(|h| {
+            let dns = h.error.as_ref().and_then(|e| e.diagnosis.as_ref());
+            dns.map(|d| d.category.as_str()).or_else(|| {
+                let decided = h.decided_by.and_then(|i| h.probes.get(i));
+                decided
+                    .or(h.probes.last())
+                    .and_then(|p| of_probe(&p.report))
+            })
+        }),
+    };
+    found.unwrap_or(match report {
+        JobReport::Probe(p) => outcome_name(p.verdict.outcome),
+        JobReport::Trace(t) => outcome_name(t.verdict.outcome),
+    })
+}
+
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Ok => "ok",
+        Outcome::Transient => "transient",
+        Outcome::Permanent => "permanent",
+        Outcome::Error => "error",
+    }
+}
+
+/// Failures of the sweep itself (not of a target).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SweepError {
+    #[error("reading the targets: {0}")]
+    Input(#[source] io::Error),
+    #[error("writing a result: {0}")]
+    Output(#[source] io::Error),
+    #[error("reading the --resume file {path}: {source}")]
+    Resume {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What the reader hands the runner.
+enum Item {
+    Run(SweepTarget),
+    Invalid(String, LineError),
+    Skipped(Skip),
+    Failed(io::Error),
+}
+
+enum Skip {
+    Duplicate,
+    OtherShard,
+    Resumed,
+}
+
+/// Runs every target of `input`; `emit` gets each record as it completes (it writes and
+/// flushes), `progress` the running summary. Ends when the input is done and every target
+/// ran, or when `stop` completes (Ctrl-C): then the records of targets already finished are
+/// still emitted, and the rest abandoned.
+pub async fn sweep<R, S>(
+    input: R,
+    opts: &SweepOptions,
+    stop: S,
+    mut emit: impl FnMut(&Record) -> io::Result<()>,
+    mut progress: impl FnMut(&Summary),
+) -> Result<Summary, SweepError>
+where
+    R: AsyncBufRead + Unpin + Send + 'static,
+    S: Future<Output = ()>,
+{
+    let mut summary = Summary::default();
+    let (tx, mut rx) = mpsc::channel(READ_AHEAD);
+    let reader = tokio::spawn(read_targets(input, opts.clone(), tx));
+    let limits = Limits::new(opts.per_ip, opts.per_subnet);
+    let mut running = JoinSet::new();
+    let mut input_done = false;
+    tokio::pin!(stop);
+    let mut record = |rec: Record, summary: &mut Summary| -> Result<(), SweepError> {
+        summary.count(&rec);
+        emit(&rec).map_err(SweepError::Output)?;
+        progress(summary);
+        Ok(())
+    };
+    loop {
+        if input_done && running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            () = &mut stop => {
+                summary.interrupted = true;
+                break;
+            }
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                if let Ok(rec) = done {
+                    record(rec, &mut summary)?;
+                }
+            }
+            item = rx.recv(), if !input_done && running.len() < opts.concurrency.max(1) => {
+                match item {
+                    None => input_done = true,
+                    Some(Item::Run(t)) => {
+                        let task = run_one(t, opts.clone());
+                        running.spawn(limits.clone().scope(task));
+                    }
+                    Some(Item::Invalid(line, e)) => {
+                        let rec = error_record(line, "input", e.to_string());
+                        record(rec, &mut summary)?;
+                    }
+                    Some(Item::Skipped(Skip::Duplicate)) => summary.duplicates += 1,
+                    Some(Item::Skipped(Skip::OtherShard)) => summary.other_shards += 1,
+                    Some(Item::Skipped(Skip::Resumed)) => summary.resumed += 1,
+                    Some(Item::Failed(e)) => {
+                        running.abort_all();
+                        return Err(SweepError::Input(e));
+                    }
+                }
+            }
+        }
+    }
+    reader.abort();
+    if summary.interrupted {
+        // Abandon what is still running; what already finished is written.
+        running.abort_all();
+        while let Some(done) = running.join_next().await {
+            if let Ok(rec) = done {
+                record(rec, &mut summary)?;
+            }
+        }
+    }
+    Ok(summary)
+}
+
+fn error_record(input: String, kind: &'static str, message: String) -> Record {
+    Record {
+        input,
+        body: RecordBody::Error {
+            error: RecordError { kind, message },
+        },
+    }
+}
+
+/// One target, as `probe` or `trace` would run it with the sweep's session settings.
+async fn run_one(target: SweepTarget, opts: SweepOptions) -> Record {
+    let key = target.key();
+    let job = match (&opts.module, target) {
+        (Some(m), t) => m.job(&t.target_text()).map_err(|e| e.to_string()),
+        (None, SweepTarget::Probe { host, port }) => opts
+            .spec
+            .probe_options(host, port)
+            .map(|mut o| {
+                o.ctx.scenario = opts.scenario;
+                Job::Probe(Box::new(o))
+            })
+            .map_err(|e| e.to_string()),
+        (None, SweepTarget::Trace { domain }) => {
+            TraceOptions::new(&domain, &opts.spec, opts.scenario, opts.tenant.as_deref())
+                .map(|o| Job::Trace(Box::new(o)))
+                .map_err(|e| e.to_string())
+        }
+    };
+    let job = match job {
+        Ok(j) => j,
+        Err(e) => return error_record(key, "input", e),
+    };
+    match execute(&job).await {
+        Ok(report) => Record {
+            input: key,
+            body: RecordBody::Report(report),
+        },
+        Err(e) => error_record(key, "config", e.to_string()),
+    }
+}
+
+/// Reads the input a line at a time (each at most `MAX_LINE` bytes), normalises, collapses
+/// repeats and applies the shard and `--resume`, feeding the runner through a bounded channel.
+async fn read_targets<R: AsyncBufRead + Unpin>(
+    mut input: R,
+    opts: SweepOptions,
+    tx: mpsc::Sender<Item>,
+) {
+    let default_port = opts.spec.port_or_default();
+    // 8 bytes per distinct target: the only state that grows with the input.
+    let mut seen: HashSet<u64> = HashSet::new();
+    loop {
+        let item = match read_line(&mut input).await {
+            Ok(None) => return,
+            Err(e) => Item::Failed(e),
+            Ok(Some(Err(e))) => Item::Invalid(String::new(), e),
+            Ok(Some(Ok(line))) => match SweepTarget::parse(&line, default_port) {
+                None => continue,
+                Some(Err(e)) => Item::Invalid(line.trim().to_string(), e),
+                Some(Ok(t)) => {
+                    let key = t.key();
+                    let h = stable_hash(&key);
+                    if !seen.insert(h) {
+                        Item::Skipped(Skip::Duplicate)
+                    } else if opts.shard.is_some_and(|s| !s.owns(&key)) {
+                        Item::Skipped(Skip::OtherShard)
+                    } else if opts.done.contains(&h) {
+                        Item::Skipped(Skip::Resumed)
+                    } else {
+                        Item::Run(t)
+                    }
+                }
+            },
+        };
+        if tx.send(item).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One line without its end; a line over `MAX_LINE` bytes is skipped to its end and reported.
+async fn read_line<R: AsyncBufRead + Unpin>(
+    input: &mut R,
+) -> io::Result<Option<Result<String, LineError>>> {
+    let mut line = Vec::new();
+    let mut too_long = false;
+    loop {
+        let buf = input.fill_buf().await?;
+        if buf.is_empty() {
+            if line.is_empty() && !too_long {
+                return Ok(None);
+            }
+            break;
+        }
+        let (chunk, used, end) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (buf.get(..i).unwrap_or_default(), i + 1, true),
+            None => (buf, buf.len(), false),
+        };
+        if line.len() + chunk.len() > MAX_LINE {
+            too_long = true;
+        } else {
+            line.extend_from_slice(chunk);
+        }
+        input.consume(used);
+        if end {
+            break;
+        }
+    }
+    if too_long {
+        return Ok(Some(Err(LineError::TooLong { max: MAX_LINE })));
+    }
+    Ok(Some(
+        String::from_utf8(line).map_err(|_| LineError::NotText),
+    ))
+}
+
+/// The keys (hashed) of the targets a previous, possibly interrupted, run wrote: every line
+/// that is a complete JSON object with an `input`. A torn last line does not count, so that
+/// target runs again.
+pub fn resume_keys(path: &Path) -> Result<HashSet<u64>, SweepError> {
+    let err = |source| SweepError::Resume {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(err)?;
+    let mut keys = HashSet::new();
+    for line in io::BufReader::new(file).split(b'\n') {
+        let line = line.map_err(err)?;
+        #[derive(serde::Deserialize)]
+        struct Input {
+            input: String,
+        }
+        if let Ok(rec) = serde_json::from_slice::<Input>(&line) {
+            keys.insert(stable_hash(&rec.input));
+        }
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn long_lines_are_reported_and_skipped() {
+        let long = "a".repeat(MAX_LINE + 10);
+        let text = format!("{long}\nmx.contoso.test:25\r\nlast");
+        let mut input = tokio::io::BufReader::with_capacity(16, text.as_bytes());
+        let first = read_line(&mut input).await.unwrap().unwrap();
+        assert!(matches!(first, Err(LineError::TooLong { .. })));
+        let second = read_line(&mut input).await.unwrap().unwrap().unwrap();
+        assert_eq!(second.trim(), "mx.contoso.test:25");
+        assert_eq!(
+            read_line(&mut input).await.unwrap().unwrap().unwrap(),
+            "last"
+        );
+        assert!(read_line(&mut input).await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,242 @@
+//! `mxtrace sweep`: the front end of the engine's sweep (crates/mxtrace-core/src/sweep):
+//! flags, JSONL on stdout flushed per result, a progress line on stderr when it is a
+//! terminal, and the summary on stderr at the end.
+
+use super::{scenario_letter, CliError, SessionArgs};
+use clap::builder::TypedValueParser;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mxtrace_core::diagnose::Scenario;
+use mxtrace_core::report;
+use mxtrace_core::sweep::{self, Record, Shard, Summary, SweepError, SweepOptions};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const SWEEP_EXAMPLES: &str = "\
+Target lines: HOST[:PORT] or an IP address is probed (as `probe`), a bare DOMAIN is traced (as
+`trace`); `probe NAME` / `trace NAME` say which. Blank lines and # comments are skipped;
+repeats are collapsed. Each result is one JSON line on stdout, written as it completes, with
+the normalised target in `input`; the summary goes to stderr.
+
+Exit: 0 every target passed; 1 a target failed, or the sweep was interrupted (Ctrl-C: the
+results already finished are written); 2 a line is not a target (the others still run).
+
+Examples:
+  mxtrace sweep mx-hosts.txt --rcpt postmaster@contoso.com > results.jsonl
+  cat domains.txt | mxtrace sweep - --concurrency 64 --per-ip 2 >> results.jsonl
+  mxtrace sweep fleet.txt --shard 2/8 > shard2.jsonl
+  mxtrace sweep fleet.txt --resume shard2.jsonl >> shard2.jsonl
+  mxtrace sweep hosts.txt --config exporter.toml --module eop";
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// File of targets, one a line; - reads stdin.
+    #[arg(value_name = "TARGETS")]
+    pub targets: PathBuf,
+    /// Targets in flight at once.
+    #[arg(long, value_name = "N", default_value_t = sweep::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
+    pub concurrency: usize,
+    /// At most N sessions at once to one IP address (receivers throttle bursts: 421 4.7.x).
+    #[arg(long, value_name = "N", default_value_t = sweep::DEFAULT_PER_IP, value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
+    pub per_ip: usize,
+    /// At most N sessions at once to one /24 (IPv4) or /48 (IPv6).
+    #[arg(long, value_name = "N", default_value_t = sweep::DEFAULT_PER_SUBNET, value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
+    pub per_subnet: usize,
+    /// Run only the targets of shard I of N (1-based; a stable hash of the normalised
+    /// target), so that N jobs split one list.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// Skip the targets already in this JSONL output of an earlier, partial run.
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
+    /// Exporter config (`serve --config`) whose --module supplies the session settings and
+    /// allowed_targets instead of the session flags.
+    #[arg(long, value_name = "FILE", requires = "module")]
+    pub config: Option<PathBuf>,
+    /// The module of --config to use.
+    #[arg(long, value_name = "NAME", requires = "config")]
+    pub module: Option<String>,
+    /// DNS server for traced domains: IP, IP:PORT or [IPv6]:PORT.
+    #[arg(long, value_name = "IP[:PORT]", help_heading = "DNS")]
+    pub resolver: Option<String>,
+    /// Time allowed for one DNS request.
+    #[arg(long, value_name = "DURATION", value_parser = super::duration, help_heading = "DNS")]
+    pub dns_timeout: Option<super::HumanDuration>,
+    /// Port of host lines without one, and of traced domains' MX hosts (default 25).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Delivery scenario for the explanations (A, B, C or D).
+    #[arg(long, value_parser = scenario_letter, help_heading = "Scenario")]
+    pub scenario: Option<Scenario>,
+    /// Microsoft 365 tenant, as `trace --tenant`.
+    #[arg(long, value_name = "TENANT", help_heading = "Scenario")]
+    pub tenant: Option<String>,
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+impl SweepArgs {
+    /// The engine's options; every setting checked before anything runs.
+    fn options(&self) -> Result<SweepOptions, CliError> {
+        let mut spec = self.session.spec();
+        spec.resolver = self.resolver.clone();
+        spec.dns_timeout = self.dns_timeout.map(|d| d.0);
+        spec.port = self.port;
+        let module = match (&self.config, &self.module) {
+            (Some(path), Some(name)) => {
+                let config = mxtrace_core::exporter::config::ExporterConfig::read(path)?;
+                let m = config.module(name).cloned().ok_or_else(|| {
+                    CliError::SweepModule(format!(
+                        "{}: no module {name:?} (modules: {})",
+                        path.display(),
+                        config
+                            .modules
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+                spec = m.spec().clone();
+                Some(Arc::new(m))
+            }
+            _ => None,
+        };
+        spec.validate(None)?;
+        let done = match &self.resume {
+            Some(p) => sweep::resume_keys(p)?,
+            None => Default::default(),
+        };
+        Ok(SweepOptions {
+            spec,
+            scenario: self.scenario,
+            tenant: self.tenant.clone(),
+            module,
+            concurrency: self.concurrency,
+            per_ip: self.per_ip,
+            per_subnet: self.per_subnet,
+            shard: self.shard,
+            done,
+        })
+    }
+}
+
+/// Runs the sweep; the exit code follows the summary.
+pub fn run(args: &SweepArgs) -> Result<u8, CliError> {
+    let opts = args.options()?;
+    let rt = super::dispatch::runtime()?;
+    let summary = rt.block_on(async {
+        let input = open(&args.targets).await?;
+        let bar = progress_bar();
+        let mut out = std::io::stdout().lock();
+        let emit = |rec: &Record| -> std::io::Result<()> {
+            let line = report::json::render_line(rec.command(), rec)?;
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")?;
+            // Flushed per result: a reader (or a Ctrl-C) sees every finished one.
+            out.flush()
+        };
+        let progress = |s: &Summary| {
+            if let Some(b) = &bar {
+                b.set_message(format!(
+                    "{} done: {} passed, {} failed, {} invalid",
+                    s.done(),
+                    s.passed,
+                    s.failed,
+                    s.invalid
+                ));
+            }
+        };
+        let r = sweep::sweep(input, &opts, stop(), emit, progress).await;
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        r
+    })?;
+    eprint!("{}", render_summary(&summary));
+    Ok(summary.exit_code())
+}
+
+type Input = Box<dyn tokio::io::AsyncBufRead + Unpin + Send>;
+
+async fn open(path: &std::path::Path) -> Result<Input, SweepError> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(tokio::io::BufReader::new(tokio::io::stdin())));
+    }
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(SweepError::Input)?;
+    Ok(Box::new(tokio::io::BufReader::new(file)))
+}
+
+/// Ctrl-C or SIGTERM; if signals cannot be watched, never (the sweep runs to its end).
+async fn stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_err() { std::future::pending::<()>().await },
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// A spinner with the counts, on stderr, only when stderr is a terminal (the input is a
+/// stream: its length is unknown).
+fn progress_bar() -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").ok()?);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    Some(bar)
+}
+
+/// The end-of-run summary (stderr).
+pub fn render_summary(s: &Summary) -> String {
+    let mut out = format!(
+        "mxtrace sweep: {} target(s): {} passed, {} failed, {} invalid",
+        s.done(),
+        s.passed,
+        s.failed,
+        s.invalid
+    );
+    let skipped = [
+        (s.duplicates, "duplicate(s) collapsed"),
+        (s.other_shards, "in other shards"),
+        (s.resumed, "already done (--resume)"),
+    ];
+    for (n, what) in skipped.iter().filter(|(n, _)| *n > 0) {
+        out.push_str(&format!("; {n} {what}"));
+    }
+    out.push('\n');
+    if s.interrupted {
+        out.push_str("interrupted: targets still running were abandoned\n");
+    }
+    if !s.failed_by_category.is_empty() {
+        let cats: Vec<String> = s
+            .failed_by_category
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        out.push_str(&format!("failed by category: {}\n", cats.join(", ")));
+    }
+    if !s.slowest.is_empty() {
+        let slow: Vec<String> = s
+            .slowest
+            .iter()
+            .map(|(t, ms)| format!("{t} ({ms:.0} ms)"))
+            .collect();
+        out.push_str(&format!("slowest: {}\n", slow.join(", ")));
+    }
+    out
+}

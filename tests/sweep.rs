@@ -1,0 +1,218 @@
+//! `mxtrace sweep` through the binary against the hermetic lab (tests/support/lab.rs): a mixed
+//! target list, dedup, shards, resume, the JSONL shape, exit codes, and Ctrl-C mid-run. Each
+//! test uses its own 127.0.N.0/24, N from 210 up.
+
+#[path = "support/dns.rs"]
+mod dns_support;
+#[path = "support/lab.rs"]
+mod lab;
+mod support;
+
+use lab::{Lab, FABRIKAM, RELAY};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use support::bin::{mxtrace, Run};
+
+/// `mxtrace sweep FILE <lab settings> EXTRA`, off the runtime's threads.
+async fn sweep(lab: &Lab, list: &str, extra: &[&str]) -> Run {
+    let file = lab.write("targets.txt", list);
+    let mut args: Vec<String> = vec!["sweep".into(), file.display().to_string()];
+    args.extend(lab.args());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        mxtrace(&refs, &[])
+    })
+    .await
+    .unwrap()
+}
+
+/// Every stdout line, parsed: each must be one complete JSON object.
+fn lines(run: &Run) -> Vec<serde_json::Value> {
+    run.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn inputs(lines: &[serde_json::Value]) -> BTreeSet<String> {
+    lines
+        .iter()
+        .map(|l| l["input"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn fabrikam_lab(net: u8) -> Lab {
+    lab::scenario_c(net).await
+}
+
+#[tokio::test]
+async fn a_mixed_list_gives_one_line_per_distinct_target() {
+    let lab = fabrikam_lab(210).await;
+    let (mx, refused) = (
+        format!("127.0.210.{FABRIKAM}:{}", lab.port),
+        format!("127.0.210.{RELAY}:{}", lab.port),
+    );
+    let list = format!(
+        "# the fleet\n{mx}\nFabrikam.com.\n\n{refused}\n{mx}\ntrace fabrikam.com\nnot a host!\n"
+    );
+    let run = sweep(&lab, &list, &[]).await;
+    let out = lines(&run);
+    assert_eq!(out.len(), 4, "{}", run.stdout);
+    let by_input = |i: &str| out.iter().find(|l| l["input"] == i).unwrap();
+    let probe = by_input(&format!("probe {mx}"));
+    assert_eq!(probe["command"], "probe");
+    assert!(probe["schema_version"].is_u64());
+    assert_eq!(probe["verdict"]["passed"], true, "{probe}");
+    assert_eq!(probe["target"]["port"], lab.port);
+    let trace = by_input("trace fabrikam.com");
+    assert_eq!(trace["command"], "trace");
+    assert_eq!(trace["domain"], "fabrikam.com");
+    assert_eq!(trace["verdict"]["passed"], true, "{trace}");
+    let down = by_input(&format!("probe {refused}"));
+    assert_eq!(down["verdict"]["passed"], false);
+    let bad = by_input("not a host!");
+    assert_eq!(bad["command"], "sweep");
+    assert_eq!(bad["error"]["kind"], "input");
+    // An invalid line is an input error (2); the other targets still ran.
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("4 target(s): 2 passed, 1 failed, 1 invalid"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("2 duplicate(s) collapsed"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("failed by category:"), "{}", run.stderr);
+    assert!(run.stderr.contains("slowest:"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn exit_codes_follow_the_targets() {
+    let lab = fabrikam_lab(211).await;
+    let mx = format!("127.0.211.{FABRIKAM}:{}", lab.port);
+    let refused = format!("127.0.211.{RELAY}:{}", lab.port);
+    let ok = sweep(&lab, &format!("{mx}\nfabrikam.com\n"), &[]).await;
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    let failed = sweep(&lab, &format!("{mx}\n{refused}\n"), &[]).await;
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("failed by category:"),
+        "{}",
+        failed.stderr
+    );
+}
+
+/// Refused addresses: each is a quick, distinct target.
+fn refused_list(net: u8, port: u16, n: u16) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("probe 127.0.{net}.{RELAY}:{}", port + i))
+        .collect()
+}
+
+#[tokio::test]
+async fn shards_cover_every_target_exactly_once() {
+    let lab = fabrikam_lab(212).await;
+    let targets = refused_list(212, lab.port, 12);
+    let list = targets.join("\n");
+    let mut seen = Vec::new();
+    for i in 1..=3 {
+        let run = sweep(&lab, &list, &["--shard", &format!("{i}/3")]).await;
+        let got = inputs(&lines(&run));
+        seen.extend(got);
+    }
+    let all: BTreeSet<String> = targets.iter().cloned().collect();
+    assert_eq!(seen.len(), all.len(), "a target in two shards: {seen:?}");
+    assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), all);
+    let bad = sweep(&lab, &list, &["--shard", "4/3"]).await;
+    assert_eq!(bad.code, 2);
+}
+
+#[tokio::test]
+async fn resume_skips_what_a_partial_run_wrote() {
+    let lab = fabrikam_lab(213).await;
+    let targets = refused_list(213, lab.port, 6);
+    let first = sweep(&lab, &targets[..2].join("\n"), &[]).await;
+    assert_eq!(lines(&first).len(), 2);
+    // A run killed mid-write leaves a torn last line: that target runs again.
+    let torn = format!("{}{{\"input\":\"{}\",\"sch", first.stdout, targets[2]);
+    let partial = lab.write("partial.jsonl", &torn);
+    let run = sweep(
+        &lab,
+        &targets.join("\n"),
+        &["--resume", &partial.display().to_string()],
+    )
+    .await;
+    let got = inputs(&lines(&run));
+    let rest: BTreeSet<String> = targets[2..].iter().cloned().collect();
+    assert_eq!(got, rest);
+    assert!(
+        run.stderr.contains("2 already done (--resume)"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test]
+async fn ctrl_c_mid_run_leaves_valid_jsonl() {
+    let lab = fabrikam_lab(214).await;
+    // Accepts connections (the kernel's backlog) and never greets: a target that hangs.
+    let hang = std::net::TcpListener::bind("127.0.214.20:0").unwrap();
+    let mx = format!("127.0.214.{FABRIKAM}:{}", lab.port);
+    let list = format!("{mx}\n{}\n", hang.local_addr().unwrap());
+    let file = lab.write("targets.txt", &list);
+    let mut args: Vec<String> = vec!["sweep".into(), file.display().to_string()];
+    let mut settings = lab.args();
+    // The hanging target must still be waiting when Ctrl-C comes.
+    if let Some(i) = settings.iter().position(|a| a == "--stage-timeout") {
+        settings[i + 1] = "60s".into();
+    }
+    args.extend(settings);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mxtrace"))
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    // The finished target's line arrives while the other still hangs (flushed per result).
+    let read = tokio::task::spawn_blocking(move || {
+        stdout.read_line(&mut first).unwrap();
+        (stdout, first)
+    });
+    let (mut stdout, first) = tokio::time::timeout(std::time::Duration::from_secs(30), read)
+        .await
+        .expect("the first result in time")
+        .unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let code = child.wait().unwrap().code();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let run = Run {
+        code: code.unwrap_or(-1),
+        stdout: format!("{first}{rest}"),
+        stderr,
+    };
+    let out = lines(&run);
+    assert_eq!(inputs(&out), BTreeSet::from([format!("probe {mx}")]));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
+}
