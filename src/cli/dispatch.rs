@@ -63,6 +63,13 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
                 render_human(&report, style)
             })
         }
+        Command::Dns(args) => {
+            use mxtrace_core::posture::{posture, render::render_human};
+            let report = runtime()?.block_on(posture(&args.to_options()))?;
+            output(format, "dns", &report, report.verdict.passed, |style| {
+                render_human(&report, style)
+            })
+        }
         Command::Demo(args) => {
             let opts = mxtrace_core::demo::DemoOptions {
                 scenario: args.scenario,

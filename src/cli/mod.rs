@@ -3,6 +3,7 @@
 //! Anything the user typed wrong is a usage error (exit 2); `CliError::exit_code` decides.
 
 pub mod dispatch;
+pub mod dns;
 pub mod headers;
 pub mod help;
 pub mod nagios;
@@ -100,6 +101,10 @@ pub enum Command {
     /// anti-spam stamps, each failed recipient explained, and the commands to test the path.
     #[command(after_help = headers::HEADERS_EXAMPLES)]
     Headers(headers::HeadersArgs),
+    /// A domain's mail posture: SPF, DMARC, DKIM, MTA-STS, TLS-RPT, reverse DNS and
+    /// blocklists, each judged with next steps.
+    #[command(after_help = dns::DNS_EXAMPLES)]
+    Dns(Box<dns::DnsArgs>),
     /// See what mxtrace does, offline: start the lab on loopback, trace scenarios A-D through
     /// it, then each fault of the runbooks, and explain every failure.
     ///
@@ -647,6 +652,8 @@ pub enum CliError {
     Explain(#[from] mxtrace_core::explain::ExplainInputError),
     #[error(transparent)]
     Headers(#[from] mxtrace_core::headers::HeadersError),
+    #[error(transparent)]
+    Dns(#[from] mxtrace_core::posture::PostureError),
     /// The `--junit` file.
     #[error("{0}")]
     Junit(String),

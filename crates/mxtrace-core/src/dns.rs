@@ -131,6 +131,25 @@ impl Dns {
         &self.choice
     }
 
+    /// The underlying resolver, for evaluators that do their own lookups through it (SPF's
+    /// `check_host` in `posture::spf`), so they ask the same server with the same bounds.
+    pub fn resolver(&self) -> &TokioResolver {
+        &self.resolver
+    }
+
+    /// The CNAME target of `name`, if it is an alias (None when it is not).
+    pub async fn cname(&self, name: &str) -> Result<Option<String>, DnsFailure> {
+        let fq = fqdn(name, "CNAME")?;
+        match self.bounded(&fq, RecordType::CNAME).await {
+            Ok(lookup) => Ok(lookup.answers().iter().find_map(|r| match &r.data {
+                RData::CNAME(c) => Some(strip_dot(&c.0)),
+                _ => None,
+            })),
+            Err(e) if matches!(e.reason, DnsReason::NoRecords) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The MX records of `domain`, as published (unsorted).
     pub async fn mx(&self, domain: &str) -> Result<Vec<Mx>, DnsFailure> {
         let name = fqdn(domain, "MX")?;
@@ -271,6 +290,7 @@ fn rtype_str(t: RecordType) -> &'static str {
         RecordType::AAAA => "AAAA",
         RecordType::PTR => "PTR",
         RecordType::CNAME => "CNAME",
+        RecordType::TXT => "TXT",
         _ => "?",
     }
 }

@@ -26,6 +26,7 @@ pub mod headers;
 pub mod job;
 pub mod lab;
 pub mod model;
+pub mod posture;
 pub mod probe;
 pub mod report;
 pub mod run;

@@ -84,7 +84,7 @@ pub fn pass_fail(passed: bool, style: Style) -> String {
     }
 }
 
-fn guard(out: String, style: Style) -> String {
+pub(crate) fn guard(out: String, style: Style) -> String {
     let mut safe = String::with_capacity(out.len());
     let mut rest = out.as_str();
     while let Some(c) = rest.chars().next() {
