@@ -137,7 +137,6 @@ fn output_job(format: Format, report: &JobReport) -> Result<u8, CliError> {
 
 /// Writes the claimed `--html` file, if there is one.
 fn write_html(
-    thresholds: &report::nagios::Thresholds,
     html: Option<report::junit::Pending>,
     render: impl FnOnce() -> String,
 ) -> Result<(), CliError> {

@@ -806,6 +806,11 @@ pub struct Sniffed {
 }
 
 impl Sniffed {
+    /// The socket under the TLS layer (socket options such as TCP_QUICKACK).
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
     pub fn new(tcp: TcpStream) -> Sniffed {
         Sniffed {
             tcp,
