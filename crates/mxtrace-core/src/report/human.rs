@@ -232,6 +232,14 @@ fn findings(out: &mut String, r: &ProbeReport, roles: &[Role], style: Style) {
     }
 }
 
+/// A headline short enough for the dialogue: up to its first parenthesis (the details are
+/// under "Findings:").
+fn brief(headline: &str) -> &str {
+    headline
+        .split_once(" (")
+        .map_or(headline, |(short, _)| short)
+}
+
 /// A finding in one line: the note the engine wrote with it (the last of the stage), else
 /// its category and layer.
 fn headline(s: &StageRecord) -> String {
@@ -260,8 +268,8 @@ pub fn render_stage(s: &StageRecord, style: Style, max_steps: usize) -> String {
 /// A stage in a transcript: its dialogue, a finding marked in one line.
 fn calm_stage(out: &mut String, s: &StageRecord, role: Role, style: Style) {
     let mark = match role {
-        Role::Finding => Some("(details below)"),
-        Role::LikeDecisive => Some("(explained under the verdict)"),
+        Role::Finding => Some(" (details below)"),
+        Role::LikeDecisive => Some(": explained under the verdict"),
         Role::Quiet | Role::Decisive => None,
     };
     dialogue(out, s, style, mark);
@@ -269,9 +277,9 @@ fn calm_stage(out: &mut String, s: &StageRecord, role: Role, style: Style) {
     if let Some(m) = mark.filter(|_| s.notes.is_empty()) {
         let _ = writeln!(
             out,
-            "{NO_TIME} {} {} {m}",
+            "{NO_TIME} {} {}{m}",
             style.paint("33", " ! "),
-            headline(s)
+            brief(&headline(s))
         );
     }
 }
@@ -317,7 +325,8 @@ fn dialogue(out: &mut String, s: &StageRecord, style: Style, mark: Option<&str>)
         match mark.filter(|_| i + 1 == n) {
             Some(m) => {
                 let bang = style.paint("33", " ! ");
-                let _ = writeln!(out, "{} {bang} {} {m}", stamp(&mut t), terminal_safe(note));
+                let note = terminal_safe(note);
+                let _ = writeln!(out, "{} {bang} {}{m}", stamp(&mut t), brief(&note));
             }
             None => {
                 let _ = writeln!(out, "{} === {}", stamp(&mut t), terminal_safe(note));
