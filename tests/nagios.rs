@@ -8,7 +8,7 @@ mod dns_support;
 mod lab;
 mod support;
 
-use lab::{Lab, FABRIKAM, RELAY};
+use lab::{mxtrace_blocking, Lab, FABRIKAM, RELAY};
 use std::path::Path;
 use support::bin::{mxtrace, Run};
 
@@ -35,16 +35,7 @@ async fn probe(lab: &Lab, host: u8, extra: &[&str]) -> Run {
     ]
     .into();
     args.extend(extra.iter().map(|s| s.to_string()));
-    run(args).await
-}
-
-async fn run(args: Vec<String>) -> Run {
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        mxtrace(&refs, &[])
-    })
-    .await
-    .unwrap()
+    mxtrace_blocking(args).await
 }
 
 /// The output with what changes from run to run replaced: the port, times (`0.001234s`,
@@ -214,7 +205,7 @@ async fn certificate_days_thresholds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_and_run_report_in_the_same_format() {
     let lab = lab::scenario_c(154).await;
-    let r = run(vec![
+    let r = mxtrace_blocking(vec![
         "trace".into(),
         "fabrikam.com".into(),
         "--resolver".into(),

@@ -10,7 +10,7 @@ mod lab;
 mod support;
 
 use lab::{Lab, FABRIKAM};
-use support::bin::{mxtrace, Run};
+use support::bin::Run;
 
 /// `mxtrace probe` of the lab's Postfix MX, without the lab CA unless `ca`: its certificate
 /// then does not verify (an unknown CA), which report mode records and passes over.
@@ -30,12 +30,7 @@ async fn probe(lab: &Lab, ca: bool, extra: &[&str]) -> Run {
         args.push(lab.write("ca.pem", &lab.pki.ca_pem()).display().to_string());
     }
     args.extend(extra.iter().map(|s| s.to_string()));
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        mxtrace(&refs, &[])
-    })
-    .await
-    .unwrap()
+    lab::mxtrace_blocking(args).await
 }
 
 /// The time column and the client's port (support/bin.rs), the lab's port and dates

@@ -144,13 +144,7 @@ enum Role {
 
 /// Each stage's role: the first failed stage of the verdict's failed stage is decisive.
 fn roles(r: &ProbeReport) -> Vec<Role> {
-    let decisive = (!r.verdict.passed)
-        .then(|| {
-            r.stages
-                .iter()
-                .position(|s| Some(s.stage) == r.verdict.failed_stage && s.outcome != Outcome::Ok)
-        })
-        .flatten();
+    let decisive = super::decisive(r);
     let decisive_diag = decisive
         .and_then(|i| r.stages.get(i))
         .and_then(|s| s.diagnosis.as_ref());
@@ -644,33 +638,15 @@ fn ptr_text(a: &AddressInfo, style: Style) -> String {
 
 /// `ok: rcpt_to 250 2.1.5` or `transient at banner: 421 4.3.2` or `error at connect: refused`.
 fn probe_brief(r: &ProbeReport, style: Style) -> String {
-    let describe = |s: &StageRecord| match (&s.reply, &s.error) {
-        (_, Some(e)) => format!("{} {}", s.stage, e.kind.as_str()),
-        (Some(rep), None) => {
-            let mut d = format!("{} {}", s.stage, rep.code);
-            if let Some(e) = rep.enhanced {
-                let _ = write!(d, " {e}");
-            }
-            d
-        }
-        (None, None) => format!("{} ok", s.stage),
-    };
+    let describe = |s: &StageRecord| format!("{} {}", s.stage, super::answer(s));
     if r.verdict.passed {
-        let last = r
-            .stages
-            .iter()
-            .rev()
-            .find(|s| !matches!(s.stage, Stage::Quit | Stage::Rset));
-        let text = match last {
+        let text = match super::last_checked(r) {
             Some(s) => format!("passed, {}", describe(s)),
             None => "passed".to_string(),
         };
         return style.outcome(Outcome::Ok, &text);
     }
-    let failed = r
-        .stages
-        .iter()
-        .find(|s| Some(s.stage) == r.verdict.failed_stage && s.outcome != Outcome::Ok);
+    let failed = super::decisive(r).and_then(|i| r.stages.get(i));
     let word = match r.verdict.outcome {
         Outcome::Ok => "ok",
         Outcome::Transient => "transient",
