@@ -267,6 +267,47 @@ async fn trace_and_run_report_in_the_same_format() {
     assert!(status.ends_with(" in #s, cert # days"), "{line}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_from_dns_and_hostile_text_stay_one_safe_line() {
+    let lab = lab::scenario_c(156).await;
+    // A domain that does not exist: the trace fails in DNS, CRITICAL.
+    let trace = |domain: &str| {
+        vec![
+            "trace".to_string(),
+            domain.to_string(),
+            "--resolver".into(),
+            lab.dns.resolver(),
+            "--port".into(),
+            lab.port.to_string(),
+            "--format".into(),
+            "nagios".into(),
+        ]
+    };
+    let r = mxtrace_blocking(trace("nowhere.fabrikam.com")).await;
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .starts_with("SMTP CRITICAL - nowhere.fabrikam.com DNS: "),
+        "{}",
+        r.stdout
+    );
+    // A refusal quoting the recipient, whose local part holds a `|` (atext, RFC 5322 3.2.3):
+    // the run's status line quotes the reply, with the `|` made safe.
+    let file = lab.write(
+        "relay.toml",
+        "name = \"relay\"\n[[hop]]\nname = \"MX\"\nfrom = \"user@contoso.com\"\n\
+         hosts = [\"mx.fabrikam.com\"]\nrcpt = [\"a|b@elsewhere.test\"]\n\
+         [hop.expect]\nstage.rcpt_to = \"accepted\"\n",
+    );
+    let r = lab.run(&file, &["--format", "nagios"]).await;
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
+    let status = r.stdout.split(" | ").next().unwrap();
+    assert!(status.starts_with("SMTP CRITICAL - "), "{}", r.stdout);
+    assert!(status.contains("a/b@elsewhere.test"), "{}", r.stdout);
+    assert_eq!(r.stdout.matches(" | ").count(), 1, "{}", r.stdout);
+}
+
 #[test]
 fn bad_usage_and_configuration_are_unknown() {
     let cases: [(&[&str], &str); 6] = [
