@@ -8,7 +8,7 @@ mod dns_support;
 mod lab;
 mod support;
 
-use lab::{Lab, FABRIKAM, RELAY};
+use lab::{mxtrace_blocking, Lab, FABRIKAM, RELAY};
 use std::path::Path;
 use support::bin::{mxtrace, Run};
 
@@ -35,16 +35,7 @@ async fn probe(lab: &Lab, host: u8, extra: &[&str]) -> Run {
     ]
     .into();
     args.extend(extra.iter().map(|s| s.to_string()));
-    run(args).await
-}
-
-async fn run(args: Vec<String>) -> Run {
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        mxtrace(&refs, &[])
-    })
-    .await
-    .unwrap()
+    mxtrace_blocking(args).await
 }
 
 /// The output with what changes from run to run replaced: the port, times (`0.001234s`,
@@ -214,7 +205,7 @@ async fn certificate_days_thresholds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_and_run_report_in_the_same_format() {
     let lab = lab::scenario_c(154).await;
-    let r = run(vec![
+    let r = mxtrace_blocking(vec![
         "trace".into(),
         "fabrikam.com".into(),
         "--resolver".into(),
@@ -274,6 +265,47 @@ async fn trace_and_run_report_in_the_same_format() {
         "{line}"
     );
     assert!(status.ends_with(" in #s, cert # days"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_from_dns_and_hostile_text_stay_one_safe_line() {
+    let lab = lab::scenario_c(156).await;
+    // A domain that does not exist: the trace fails in DNS, CRITICAL.
+    let trace = |domain: &str| {
+        vec![
+            "trace".to_string(),
+            domain.to_string(),
+            "--resolver".into(),
+            lab.dns.resolver(),
+            "--port".into(),
+            lab.port.to_string(),
+            "--format".into(),
+            "nagios".into(),
+        ]
+    };
+    let r = mxtrace_blocking(trace("nowhere.fabrikam.com")).await;
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .starts_with("SMTP CRITICAL - nowhere.fabrikam.com DNS: "),
+        "{}",
+        r.stdout
+    );
+    // A refusal quoting the recipient, whose local part holds a `|` (atext, RFC 5322 3.2.3):
+    // the run's status line quotes the reply, with the `|` made safe.
+    let file = lab.write(
+        "relay.toml",
+        "name = \"relay\"\n[[hop]]\nname = \"MX\"\nfrom = \"user@contoso.com\"\n\
+         hosts = [\"mx.fabrikam.com\"]\nrcpt = [\"a|b@elsewhere.test\"]\n\
+         [hop.expect]\nstage.rcpt_to = \"accepted\"\n",
+    );
+    let r = lab.run(&file, &["--format", "nagios"]).await;
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
+    let status = r.stdout.split(" | ").next().unwrap();
+    assert!(status.starts_with("SMTP CRITICAL - "), "{}", r.stdout);
+    assert!(status.contains("a/b@elsewhere.test"), "{}", r.stdout);
+    assert_eq!(r.stdout.matches(" | ").count(), 1, "{}", r.stdout);
 }
 
 #[test]

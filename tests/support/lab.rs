@@ -258,12 +258,7 @@ impl Lab {
         let mut args: Vec<String> = vec!["run".into(), file.display().to_string()];
         args.extend(self.args());
         args.extend(extra.iter().map(|s| s.to_string()));
-        tokio::task::spawn_blocking(move || {
-            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            mxtrace(&refs, &[])
-        })
-        .await
-        .unwrap()
+        mxtrace_blocking(args).await
     }
 
     /// The session log of the peer at `host` once exactly `n` sessions (connections) have
@@ -302,6 +297,16 @@ impl Lab {
             }
         }
     }
+}
+
+/// `mxtrace ARGS` off the runtime's threads, so the lab's servers keep answering meanwhile.
+pub async fn mxtrace_blocking(args: Vec<String>) -> Run {
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        mxtrace(&refs, &[])
+    })
+    .await
+    .unwrap()
 }
 
 /// Replaces what changes from run to run in human output: the lab's port, times in ms, the

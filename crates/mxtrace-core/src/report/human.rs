@@ -144,13 +144,7 @@ enum Role {
 
 /// Each stage's role: the first failed stage of the verdict's failed stage is decisive.
 fn roles(r: &ProbeReport) -> Vec<Role> {
-    let decisive = (!r.verdict.passed)
-        .then(|| {
-            r.stages
-                .iter()
-                .position(|s| Some(s.stage) == r.verdict.failed_stage && s.outcome != Outcome::Ok)
-        })
-        .flatten();
+    let decisive = super::decisive(r);
     let decisive_diag = decisive
         .and_then(|i| r.stages.get(i))
         .and_then(|s| s.diagnosis.as_ref());
@@ -232,6 +226,14 @@ fn findings(out: &mut String, r: &ProbeReport, roles: &[Role], style: Style) {
     }
 }
 
+/// A headline short enough for the dialogue: up to its first parenthesis (the details are
+/// under "Findings:").
+fn brief(headline: &str) -> &str {
+    headline
+        .split_once(" (")
+        .map_or(headline, |(short, _)| short)
+}
+
 /// A finding in one line: the note the engine wrote with it (the last of the stage), else
 /// its category and layer.
 fn headline(s: &StageRecord) -> String {
@@ -260,8 +262,8 @@ pub fn render_stage(s: &StageRecord, style: Style, max_steps: usize) -> String {
 /// A stage in a transcript: its dialogue, a finding marked in one line.
 fn calm_stage(out: &mut String, s: &StageRecord, role: Role, style: Style) {
     let mark = match role {
-        Role::Finding => Some("(details below)"),
-        Role::LikeDecisive => Some("(explained under the verdict)"),
+        Role::Finding => Some(" (details below)"),
+        Role::LikeDecisive => Some(": explained under the verdict"),
         Role::Quiet | Role::Decisive => None,
     };
     dialogue(out, s, style, mark);
@@ -269,9 +271,9 @@ fn calm_stage(out: &mut String, s: &StageRecord, role: Role, style: Style) {
     if let Some(m) = mark.filter(|_| s.notes.is_empty()) {
         let _ = writeln!(
             out,
-            "{NO_TIME} {} {} {m}",
+            "{NO_TIME} {} {}{m}",
             style.paint("33", " ! "),
-            headline(s)
+            brief(&headline(s))
         );
     }
 }
@@ -317,7 +319,8 @@ fn dialogue(out: &mut String, s: &StageRecord, style: Style, mark: Option<&str>)
         match mark.filter(|_| i + 1 == n) {
             Some(m) => {
                 let bang = style.paint("33", " ! ");
-                let _ = writeln!(out, "{} {bang} {} {m}", stamp(&mut t), terminal_safe(note));
+                let note = terminal_safe(note);
+                let _ = writeln!(out, "{} {bang} {}{m}", stamp(&mut t), brief(&note));
             }
             None => {
                 let _ = writeln!(out, "{} === {}", stamp(&mut t), terminal_safe(note));
@@ -639,33 +642,15 @@ fn ptr_text(a: &AddressInfo, style: Style) -> String {
 
 /// `ok: rcpt_to 250 2.1.5` or `transient at banner: 421 4.3.2` or `error at connect: refused`.
 fn probe_brief(r: &ProbeReport, style: Style) -> String {
-    let describe = |s: &StageRecord| match (&s.reply, &s.error) {
-        (_, Some(e)) => format!("{} {}", s.stage, e.kind.as_str()),
-        (Some(rep), None) => {
-            let mut d = format!("{} {}", s.stage, rep.code);
-            if let Some(e) = rep.enhanced {
-                let _ = write!(d, " {e}");
-            }
-            d
-        }
-        (None, None) => format!("{} ok", s.stage),
-    };
+    let describe = |s: &StageRecord| format!("{} {}", s.stage, super::answer(s));
     if r.verdict.passed {
-        let last = r
-            .stages
-            .iter()
-            .rev()
-            .find(|s| !matches!(s.stage, Stage::Quit | Stage::Rset));
-        let text = match last {
+        let text = match super::last_checked(r) {
             Some(s) => format!("passed, {}", describe(s)),
             None => "passed".to_string(),
         };
         return style.outcome(Outcome::Ok, &text);
     }
-    let failed = r
-        .stages
-        .iter()
-        .find(|s| Some(s.stage) == r.verdict.failed_stage && s.outcome != Outcome::Ok);
+    let failed = super::decisive(r).and_then(|i| r.stages.get(i));
     let word = match r.verdict.outcome {
         Outcome::Ok => "ok",
         Outcome::Transient => "transient",

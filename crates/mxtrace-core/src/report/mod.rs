@@ -11,3 +11,36 @@ pub fn use_color() -> bool {
     use std::io::IsTerminal;
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
+
+use crate::model::{Outcome, ProbeReport, Stage, StageRecord};
+
+/// The last stage the check was about: RSET and QUIT come after it.
+pub(crate) fn last_checked(r: &ProbeReport) -> Option<&StageRecord> {
+    r.stages
+        .iter()
+        .rev()
+        .find(|s| !matches!(s.stage, Stage::Quit | Stage::Rset))
+}
+
+/// Index of the failure that decided a failed verdict: the first failed record of its stage.
+/// None for a pass, and for a session that ended early with every stage answered.
+pub(crate) fn decisive(r: &ProbeReport) -> Option<usize> {
+    if r.verdict.passed {
+        return None;
+    }
+    r.stages
+        .iter()
+        .position(|s| Some(s.stage) == r.verdict.failed_stage && s.outcome != Outcome::Ok)
+}
+
+/// What a stage got: `550 5.1.1`, the error kind (`refused`), or `ok`.
+pub(crate) fn answer(s: &StageRecord) -> String {
+    match (&s.reply, &s.error) {
+        (_, Some(e)) => e.kind.as_str().to_string(),
+        (Some(rep), None) => match rep.enhanced {
+            Some(e) => format!("{} {e}", rep.code),
+            None => rep.code.to_string(),
+        },
+        (None, None) => "ok".to_string(),
+    }
+}

@@ -300,26 +300,11 @@ fn samples(r: &ProbeReport, prefix: &str) -> Vec<Sample> {
 /// `250 at rcpt_to`, or for a failure `550 5.1.1 at rcpt_to (recipient_unknown)` and
 /// `refused at connect (connector_or_routing)`.
 fn probe_result(r: &ProbeReport) -> String {
-    let describe = |s: &StageRecord| match (&s.reply, &s.error) {
-        (_, Some(e)) => format!("{} at {}", e.kind.as_str(), s.stage),
-        (Some(rep), None) => match rep.enhanced {
-            Some(e) => format!("{} {e} at {}", rep.code, s.stage),
-            None => format!("{} at {}", rep.code, s.stage),
-        },
-        (None, None) => format!("ok at {}", s.stage),
-    };
+    let describe = |s: &StageRecord| format!("{} at {}", super::answer(s), s.stage);
     if r.verdict.passed {
-        let last = r
-            .stages
-            .iter()
-            .rev()
-            .find(|s| !matches!(s.stage, Stage::Quit | Stage::Rset));
-        return last.map_or_else(|| "passed".to_string(), describe);
+        return super::last_checked(r).map_or_else(|| "passed".to_string(), describe);
     }
-    let failed = r.stages.iter().find(|s| {
-        Some(s.stage) == r.verdict.failed_stage && s.outcome != crate::model::Outcome::Ok
-    });
-    match failed {
+    match super::decisive(r).and_then(|i| r.stages.get(i)) {
         Some(s) => {
             let cat = s
                 .diagnosis
