@@ -49,6 +49,19 @@ fn aborting_server() -> Vec<Step> {
     steps
 }
 
+/// The mxtrace binary probing the scripted server as `NAME`, with `extra` arguments.
+fn mxtrace_probe(
+    server: &ScriptedServer,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> support::bin::Run {
+    let target = server.addr.to_string();
+    let mut args = vec!["probe", &target, "--tls-name", NAME];
+    args.extend(["--ehlo", "probe.fabrikam.test"]);
+    args.extend_from_slice(extra);
+    support::bin::mxtrace(&args, env)
+}
+
 /// A STARTTLS session presenting `config`, then QUIT.
 fn tls_session(config: Arc<rustls::ServerConfig>) -> Vec<Step> {
     let mut steps = greeting(&["STARTTLS"]);
@@ -178,17 +191,9 @@ fn the_system_store_is_trusted_and_named() {
         pki.server_config(&CertKind::Valid(NAME.into())),
     ));
     let ca = pki.ca_file().to_string_lossy().into_owned();
-    let target = server.addr.to_string();
-    let r = support::bin::mxtrace(
-        &[
-            "probe",
-            &target,
-            "--tls-name",
-            NAME,
-            "--ehlo",
-            "probe.fabrikam.test",
-            "--json",
-        ],
+    let r = mxtrace_probe(
+        &server,
+        &["--json"],
         &[
             ("SSL_CERT_FILE", ca.as_str()),
             ("SSL_CERT_DIR", "/nonexistent"),
@@ -207,21 +212,8 @@ fn the_tls_line_names_the_trust_store() {
     let server = ScriptedServer::spawn_thread(tls_session(
         pki.server_config(&CertKind::Valid(NAME.into())),
     ));
-    let target = server.addr.to_string();
     let ca = pki.ca_file().to_string_lossy().into_owned();
-    let r = support::bin::mxtrace(
-        &[
-            "probe",
-            &target,
-            "--tls-name",
-            NAME,
-            "--tls-ca-file",
-            &ca,
-            "--ehlo",
-            "probe.fabrikam.test",
-        ],
-        &[],
-    );
+    let r = mxtrace_probe(&server, &["--tls-ca-file", &ca], &[]);
     server.finish_blocking().assert_ok();
     assert!(
         r.stdout
@@ -284,18 +276,7 @@ async fn a_server_aborting_its_handshake_is_broken_not_incompatible() {
 #[test]
 fn the_tls_summary_line_is_never_empty() {
     let server = ScriptedServer::spawn_thread(aborting_server());
-    let target = server.addr.to_string();
-    let r = support::bin::mxtrace(
-        &[
-            "probe",
-            &target,
-            "--tls-name",
-            NAME,
-            "--ehlo",
-            "probe.fabrikam.test",
-        ],
-        &[],
-    );
+    let r = mxtrace_probe(&server, &[], &[]);
     let _ = server.finish_blocking();
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(!r.stdout.contains("TLS:;"), "{}", r.stdout);

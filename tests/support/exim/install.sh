@@ -7,10 +7,10 @@
 # `exim4 -bdf -oX PORT -C CONF` with its own config, spool and log in a temp dir.
 # Idempotent; must run as root.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../unpack-deb.sh"
 
 dest="${MXTRACE_PEERS_DIR:-/opt/mxtrace-peers}/exim"
 bin="$dest/usr/sbin/exim4"
-libs=(libidn12 libgnutls30 libgnutls-dane0 libnsl2 libpcre2-8-0 libdb5.3 libcrypt1)
 
 # -bV prints the version (the binary and its libraries load); it exits 1 here only because no
 # system configuration exists, so its output is checked instead.
@@ -18,26 +18,7 @@ runs() { { "$bin" -bV 2>/dev/null || true; } | grep -q '^Exim version 4'; }
 if [ -x "$bin" ] && id Debian-exim >/dev/null 2>&1 && runs; then
     exit 0
 fi
-if [ "$(id -u)" -ne 0 ]; then
-    echo "exim/install.sh: must run as root" >&2
-    exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
-work="$(mktemp -d)"
-chmod 755 "$work" # apt-get download runs as _apt
-trap 'rm -rf "$work"' EXIT
-
-fetch() {
-    (cd "$work" && apt-get download -q exim4-daemon-light >/dev/null 2>&1) &&
-        apt-get install -y -q --no-install-recommends "${libs[@]}" >"$work/apt.log" 2>&1
-}
-if ! fetch; then
-    apt-get update -q >"$work/apt.log" 2>&1 || { cat "$work/apt.log" >&2; exit 1; }
-    fetch || { tail -n 40 "$work/apt.log" >&2; exit 1; }
-fi
-mkdir -p "$dest"
-dpkg -x "$work"/exim4-daemon-light_*.deb "$dest"
-id Debian-exim >/dev/null 2>&1 ||
-    useradd --system --user-group --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin Debian-exim
+unpack_deb "$dest" exim4-daemon-light \
+    libidn12 libgnutls30 libgnutls-dane0 libnsl2 libpcre2-8-0 libdb5.3 libcrypt1
+system_user Debian-exim
 runs || { echo "exim/install.sh: $bin does not run" >&2; exit 1; }
