@@ -213,15 +213,14 @@ fn lab_trace_run_and_diff_reports() {
     assert_self_contained(&html);
     insta::assert_snapshot!("run_html", snapshot_text(&lab, &html));
 
-    // diff: the same run, then TLS downgraded and STARTTLS gone (an inspecting firewall).
+    // diff: the same run, then TLS 1.2 and a certificate about to expire (a middlebox
+    // re-signing with its own, or a renewal that did not happen).
     let before = lab.write("before.json", &run_json.to_string());
     let mut after = run_json.clone();
-    let report = &mut after["hops"][0]["result"]["hops"][0]["probes"][0]["report"];
-    report["tls"]["version"] = "TLSv1.2".into();
-    report["capabilities"]["before_tls"]["keywords"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|k| k != "STARTTLS");
+    let tls = &mut after["hops"][0]["result"]["hops"][0]["probes"][0]["report"]["tls"];
+    tls["version"] = "TLSv1.2".into();
+    tls["chain"][0]["days_left"] = 5.into();
+    tls["cipher"] = "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384".into();
     let after = lab.write("after.json", &after.to_string());
     let diff_page = chromium::artifacts().join("diff.html");
     let r = run(&strings(&[
@@ -234,10 +233,10 @@ fn lab_trace_run_and_diff_reports() {
     assert_eq!(r.code, 1, "a regression: {}\n{}", r.stdout, r.stderr);
     let html = std::fs::read_to_string(&diff_page).unwrap();
     assert_self_contained(&html);
-    let regression = html.find("<b>regression</b>").unwrap();
-    if let Some(change) = html.find("<b>change</b>") {
-        assert!(regression < change, "regressions first");
-    }
+    // The cipher change comes first in diff's findings; the page shows it after both regressions.
+    let last_regression = html.rfind("<b>regression</b>").unwrap();
+    let change = html.find("<b>change</b>").unwrap();
+    assert!(last_regression < change, "regressions first");
     insta::assert_snapshot!("diff_html", snapshot_text(&lab, &html));
 
     chromium_reads(&trace_page, &run_page, &diff_page);
@@ -269,6 +268,7 @@ fn chromium_reads(trace: &Path, run: &Path, diff: &Path) {
         "regression",
         "TLSv1.3",
         "TLSv1.2",
+        "5 days left",
         "mx.fabrikam.com",
         "FAIL at rcpt_to",
     ] {

@@ -70,10 +70,9 @@ pub fn render_document(doc: &Document) -> String {
 fn trace_body(out: &mut String, r: &TraceReport, id: &str) {
     verdict_banner(out, r.verdict.passed, &r.verdict.summary);
     warnings(out, &r.verdict.warnings);
-    let mode = if r.mode == "all" {
-        "every address probed (--all)"
-    } else {
-        "walked as a sending MTA"
+    let mode = match r.mode.as_str() {
+        "all" => "every address probed (--all)",
+        _ => "walked as a sending MTA",
     };
     let _ = writeln!(
         out,
