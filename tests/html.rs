@@ -385,6 +385,20 @@ fn html_file_is_checked_first_and_report_reads_results_only() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("not an mxtrace result"), "{}", r.stderr);
     assert!(!out.exists(), "no report from a file that is not a result");
+
+    let help = mxtrace(&["report", "--help"], &[]);
+    assert_eq!(help.code, 0);
+    for line in [
+        "--html <OUT>",
+        "mxtrace report path.json --html path.html",
+        "0  the report was written",
+    ] {
+        assert!(
+            help.stdout.contains(line),
+            "{line} not in:\n{}",
+            help.stdout
+        );
+    }
 }
 
 #[test]
