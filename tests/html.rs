@@ -22,7 +22,7 @@ use mxtrace_core::lab::smtp::Fault;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use support::bin::{mxtrace, redact_ports, Run};
-use support::scripted::{ehlo_reply, line, ScriptedServer, Step};
+use support::scripted::{ehlo_reply, expect, line, quit, ScriptedServer, Step};
 
 /// Scenario C with every recipient unknown at mx.fabrikam.com (550 5.1.1 at RCPT).
 async fn fault_lab(net: u8) -> Lab {
@@ -278,21 +278,21 @@ fn chromium_reads(trace: &Path, run: &Path, diff: &Path) {
 
 const HOSTILE_BANNER: &str = "220 <script>alert(1)</script> \"><img src=x onerror=alert(2)> ESMTP";
 
+/// Markup in the banner, the EHLO name and the RCPT refusal; the probe sends RSET after it.
 fn hostile_session() -> Vec<Step> {
-    vec![
+    let mut steps = vec![
         line(HOSTILE_BANNER),
-        Step::Expect("EHLO probe.fabrikam.test".into()),
+        expect("EHLO probe.fabrikam.test"),
         ehlo_reply("x'><svg onload=alert(3)>", &["PIPELINING"]),
-        Step::Expect("MAIL FROM:<probe@fabrikam.test>".into()),
-        Step::Expect("RCPT TO:<user@contoso.test>".into()),
+        expect("MAIL FROM:<probe@fabrikam.test>"),
+        expect("RCPT TO:<user@contoso.test>"),
         line("250 2.1.0 Ok"),
         line("550 5.1.1 <user@contoso.test>: <b onmouseover=alert(4)>unknown</b>"),
-        Step::Expect("RSET".into()),
+        expect("RSET"),
         line("250 2.0.0 Ok"),
-        Step::Expect("QUIT".into()),
-        line("221 2.0.0 Bye"),
-        Step::Close,
-    ]
+    ];
+    steps.extend(quit());
+    steps
 }
 
 #[test]
@@ -300,21 +300,11 @@ fn hostile_server_text_is_escaped() {
     let server = ScriptedServer::spawn_thread(hostile_session());
     let out = chromium::artifacts().join("hostile.html");
     let target = server.addr.to_string();
-    let r = mxtrace(
-        &[
-            "probe",
-            &target,
-            "--ehlo",
-            "probe.fabrikam.test",
-            "--from",
-            "probe@fabrikam.test",
-            "--rcpt",
-            "user@contoso.test",
-            "--html",
-            &out.display().to_string(),
-        ],
-        &[],
-    );
+    let out_arg = out.display().to_string();
+    let mut args = vec!["probe", &target];
+    args.extend("--ehlo probe.fabrikam.test --from probe@fabrikam.test".split(' '));
+    args.extend(["--rcpt", "user@contoso.test", "--html", &out_arg]);
+    let r = mxtrace(&args, &[]);
     server.finish_blocking().assert_ok();
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let html = std::fs::read_to_string(&out).unwrap();
