@@ -22,7 +22,7 @@ use mxtrace_core::lab::smtp::Fault;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use support::bin::{mxtrace, redact_ports, Run};
-use support::scripted::{ehlo_reply, line, ScriptedServer, Step};
+use support::scripted::{ehlo_reply, expect, line, quit, ScriptedServer, Step};
 
 /// Scenario C with every recipient unknown at mx.fabrikam.com (550 5.1.1 at RCPT).
 async fn fault_lab(net: u8) -> Lab {
@@ -213,15 +213,14 @@ fn lab_trace_run_and_diff_reports() {
     assert_self_contained(&html);
     insta::assert_snapshot!("run_html", snapshot_text(&lab, &html));
 
-    // diff: the same run, then TLS downgraded and STARTTLS gone (an inspecting firewall).
+    // diff: the same run, then TLS 1.2 and a certificate about to expire (a middlebox
+    // re-signing with its own, or a renewal that did not happen).
     let before = lab.write("before.json", &run_json.to_string());
     let mut after = run_json.clone();
-    let report = &mut after["hops"][0]["result"]["hops"][0]["probes"][0]["report"];
-    report["tls"]["version"] = "TLSv1.2".into();
-    report["capabilities"]["before_tls"]["keywords"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|k| k != "STARTTLS");
+    let tls = &mut after["hops"][0]["result"]["hops"][0]["probes"][0]["report"]["tls"];
+    tls["version"] = "TLSv1.2".into();
+    tls["chain"][0]["days_left"] = 5.into();
+    tls["cipher"] = "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384".into();
     let after = lab.write("after.json", &after.to_string());
     let diff_page = chromium::artifacts().join("diff.html");
     let r = run(&strings(&[
@@ -234,10 +233,10 @@ fn lab_trace_run_and_diff_reports() {
     assert_eq!(r.code, 1, "a regression: {}\n{}", r.stdout, r.stderr);
     let html = std::fs::read_to_string(&diff_page).unwrap();
     assert_self_contained(&html);
-    let regression = html.find("<b>regression</b>").unwrap();
-    if let Some(change) = html.find("<b>change</b>") {
-        assert!(regression < change, "regressions first");
-    }
+    // The cipher change comes first in diff's findings; the page shows it after both regressions.
+    let last_regression = html.rfind("<b>regression</b>").unwrap();
+    let change = html.find("<b>change</b>").unwrap();
+    assert!(last_regression < change, "regressions first");
     insta::assert_snapshot!("diff_html", snapshot_text(&lab, &html));
 
     chromium_reads(&trace_page, &run_page, &diff_page);
@@ -269,6 +268,7 @@ fn chromium_reads(trace: &Path, run: &Path, diff: &Path) {
         "regression",
         "TLSv1.3",
         "TLSv1.2",
+        "5 days left",
         "mx.fabrikam.com",
         "FAIL at rcpt_to",
     ] {
@@ -278,21 +278,21 @@ fn chromium_reads(trace: &Path, run: &Path, diff: &Path) {
 
 const HOSTILE_BANNER: &str = "220 <script>alert(1)</script> \"><img src=x onerror=alert(2)> ESMTP";
 
+/// Markup in the banner, the EHLO name and the RCPT refusal; the probe sends RSET after it.
 fn hostile_session() -> Vec<Step> {
-    vec![
+    let mut steps = vec![
         line(HOSTILE_BANNER),
-        Step::Expect("EHLO probe.fabrikam.test".into()),
+        expect("EHLO probe.fabrikam.test"),
         ehlo_reply("x'><svg onload=alert(3)>", &["PIPELINING"]),
-        Step::Expect("MAIL FROM:<probe@fabrikam.test>".into()),
-        Step::Expect("RCPT TO:<user@contoso.test>".into()),
+        expect("MAIL FROM:<probe@fabrikam.test>"),
+        expect("RCPT TO:<user@contoso.test>"),
         line("250 2.1.0 Ok"),
         line("550 5.1.1 <user@contoso.test>: <b onmouseover=alert(4)>unknown</b>"),
-        Step::Expect("RSET".into()),
+        expect("RSET"),
         line("250 2.0.0 Ok"),
-        Step::Expect("QUIT".into()),
-        line("221 2.0.0 Bye"),
-        Step::Close,
-    ]
+    ];
+    steps.extend(quit());
+    steps
 }
 
 #[test]
@@ -300,21 +300,11 @@ fn hostile_server_text_is_escaped() {
     let server = ScriptedServer::spawn_thread(hostile_session());
     let out = chromium::artifacts().join("hostile.html");
     let target = server.addr.to_string();
-    let r = mxtrace(
-        &[
-            "probe",
-            &target,
-            "--ehlo",
-            "probe.fabrikam.test",
-            "--from",
-            "probe@fabrikam.test",
-            "--rcpt",
-            "user@contoso.test",
-            "--html",
-            &out.display().to_string(),
-        ],
-        &[],
-    );
+    let out_arg = out.display().to_string();
+    let mut args = vec!["probe", &target];
+    args.extend("--ehlo probe.fabrikam.test --from probe@fabrikam.test".split(' '));
+    args.extend(["--rcpt", "user@contoso.test", "--html", &out_arg]);
+    let r = mxtrace(&args, &[]);
     server.finish_blocking().assert_ok();
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let html = std::fs::read_to_string(&out).unwrap();
@@ -385,6 +375,20 @@ fn html_file_is_checked_first_and_report_reads_results_only() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("not an mxtrace result"), "{}", r.stderr);
     assert!(!out.exists(), "no report from a file that is not a result");
+
+    let help = mxtrace(&["report", "--help"], &[]);
+    assert_eq!(help.code, 0);
+    for line in [
+        "--html <OUT>",
+        "mxtrace report path.json --html path.html",
+        "0  the report was written",
+    ] {
+        assert!(
+            help.stdout.contains(line),
+            "{line} not in:\n{}",
+            help.stdout
+        );
+    }
 }
 
 #[test]

@@ -120,3 +120,16 @@ Examples:
   mxtrace explain $'550-5.7.26 Unauthenticated email\\n550 5.7.26 is not accepted'
 
 Exit codes: 0 explained, 2 the text is not an SMTP reply or the stage is unknown.";
+
+pub const REPORT_EXAMPLES: &str = "\
+Examples:
+  mxtrace trace contoso.com --rcpt user@contoso.com --json > path.json
+  mxtrace report path.json --html path.html      # the same page as `trace ... --html path.html`
+  mxtrace report before.json --html before.html  # any saved run, probe or trace result
+
+The page is one file: inline CSS and SVG, no script, nothing fetched.
+
+Exit codes:
+  0  the report was written
+  2  usage or input error (unreadable file, not mxtrace JSON, unwritable --html path)
+  3  internal error";

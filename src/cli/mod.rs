@@ -96,6 +96,7 @@ pub enum Command {
     Diff(DiffArgs),
     /// Turn a saved JSON result (`run`, `probe` or `trace --json`) into a self-contained HTML
     /// report: the path diagram, stage timings, certificates, diagnoses and transcripts.
+    #[command(after_help = help::REPORT_EXAMPLES)]
     Report(ReportArgs),
     /// Read a delivered message or an NDR: hops, delays, TLS, authentication, Exchange
     /// anti-spam stamps, each failed recipient explained, and the commands to test the path.

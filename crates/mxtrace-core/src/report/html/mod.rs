@@ -70,10 +70,9 @@ pub fn render_document(doc: &Document) -> String {
 fn trace_body(out: &mut String, r: &TraceReport, id: &str) {
     verdict_banner(out, r.verdict.passed, &r.verdict.summary);
     warnings(out, &r.verdict.warnings);
-    let mode = if r.mode == "all" {
-        "every address probed (--all)"
-    } else {
-        "walked as a sending MTA"
+    let mode = match r.mode.as_str() {
+        "all" => "every address probed (--all)",
+        _ => "walked as a sending MTA",
     };
     let _ = writeln!(
         out,
@@ -160,7 +159,49 @@ fn json_name<T: serde::Serialize>(v: &T) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::Esc;
+    use super::{render_probe, Esc};
+    use crate::model::ProbeReport;
+
+    /// A probe whose banner took 900 ms and whose certificate expired three days ago.
+    fn slow_expired() -> ProbeReport {
+        let stage = |name: &str, started: f64, elapsed: f64, reply: serde_json::Value| {
+            serde_json::json!({"stage": name, "sent": [], "reply": reply, "elapsed_ms": elapsed,
+                "started_ms": started, "encrypted": false, "outcome": "ok", "notes": []})
+        };
+        serde_json::from_value(serde_json::json!({
+            "target": {"host": "mx.example.test", "port": 25, "tls_mode": "starttls-auto"},
+            "stages": [
+                stage("connect", 0.0, 20.0, serde_json::Value::Null),
+                stage("banner", 20.0, 900.0, serde_json::json!({"code": 220,
+                    "lines": ["220 mx.example.test <b>hi</b>"]})),
+            ],
+            "capabilities": {},
+            "tls": {"verified": false, "verify_error": "certificate expired",
+                "client_certificate_sent": false, "chain": [{"subject": "CN=mx", "sans": [],
+                "issuer": "CN=ca", "serial": "1", "not_before": "a", "not_after": "b",
+                "days_left": -3, "self_signed": false, "sha256": "00"}]},
+            "verdict": {"passed": true, "outcome": "ok", "summary": "ok", "warnings": []},
+            "started_at": "2026-01-01T00:00:00Z",
+            "elapsed_ms": 920.0
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn slow_stages_and_expired_certificates_are_said_in_words() {
+        let html = render_probe(&slow_expired());
+        assert!(html.contains(">900.0 ms SLOW</text>"), "{html}");
+        assert!(html.contains(">20.0 ms</text>"), "{html}");
+        assert!(html.contains("<rect class=\"bar slow\""), "{html}");
+        assert!(html.contains("EXPIRED 3 days ago"), "{html}");
+        assert!(html.contains("certificate NOT verified: certificate expired"));
+        assert!(html.contains("220 mx.example.test &lt;b&gt;hi&lt;/b&gt;"));
+        // Round ticks: 0, 200, ... 800 ms on a 920 ms axis.
+        for tick in [">0 ms<", ">200 ms<", ">800 ms<"] {
+            assert!(html.contains(tick), "{tick}");
+        }
+        assert!(!html.contains(">1000 ms<"));
+    }
 
     #[test]
     fn escapes_markup_quotes_and_controls() {

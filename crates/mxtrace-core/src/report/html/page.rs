@@ -34,7 +34,7 @@ min-width:9rem}.box.ok{border-color:var(--ok)}.box.warn{border-color:var(--warn)
 .box.fail{border-color:var(--fail);border-width:3px}.box.skip{border-style:dashed}
 .box small{display:block;color:var(--muted)}
 .hop{display:flex;align-items:center;gap:.5rem;margin:.6rem 0;overflow-x:auto}
-td.mono{word-break:break-all}
+td.mono{overflow-wrap:anywhere}tr.ok,tr.fail{color:inherit}
 .col{display:flex;flex-direction:column;gap:.4rem}.row{display:flex;align-items:center;gap:.5rem}
 .arrow{color:var(--muted);font-weight:bold}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:.7rem}

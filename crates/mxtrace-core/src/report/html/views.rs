@@ -206,7 +206,7 @@ fn outline(out: &mut String, doc: &Document) {
         let version = tls.and_then(|t| t.version.as_deref()).unwrap_or("none");
         let days = tls
             .and_then(|t| t.chain.first())
-            .map(|c| c.days_left.to_string())
+            .map(|c| format!("{} days left", c.days_left))
             .unwrap_or_else(|| "-".to_string());
         let _ = writeln!(
             out,
