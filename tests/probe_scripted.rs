@@ -3,7 +3,7 @@
 
 mod support;
 
-use mxtrace_core::diagnose::PathContext;
+use mxtrace_core::diagnose::{Category, PathContext};
 use mxtrace_core::model::{ErrorKind, Outcome, ProbeReport, Stage};
 use mxtrace_core::probe::{self, AuthMech, AuthOptions, ProbeOptions, StartTls};
 use mxtrace_core::secret::Secret;
@@ -430,8 +430,19 @@ async fn certificate_problems_are_reported_and_the_probe_goes_on() {
             .warnings
             .iter()
             .any(|w| w.contains("certificate not verified")));
+        // The handshake completed: its stage stays ok and carries no TLS failure; the
+        // certificate finding is explained with the TLS report, without cipher advice.
         let hs = stage(&r, Stage::TlsHandshake);
-        assert!(hs.diagnosis.is_some(), "the finding is explained");
+        assert_eq!(hs.outcome, Outcome::Ok);
+        assert!(hs.diagnosis.is_none(), "{:?}", hs.diagnosis);
+        let finding = tls.verification.as_ref().expect("the finding is explained");
+        assert_eq!(finding.category, Category::TlsFailed);
+        assert!(!finding.next_steps.is_empty());
+        assert!(
+            finding.next_steps.iter().all(|s| !s.contains("cipher")),
+            "{:?}",
+            finding.next_steps
+        );
     }
 }
 
@@ -1555,7 +1566,11 @@ async fn a_chain_too_deep_is_reported_in_words() {
         !warning.starts_with("certificate not verified: Other("),
         "{warning}"
     );
-    let d = stage(&r, Stage::TlsHandshake).diagnosis.as_ref().unwrap();
+    let d = r
+        .tls
+        .as_ref()
+        .and_then(|t| t.verification.as_ref())
+        .unwrap();
     assert!(d.cause.contains("chain is longer"), "{}", d.cause);
 }
 

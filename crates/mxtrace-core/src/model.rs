@@ -190,6 +190,10 @@ pub struct TlsReport {
     pub verify_error: Option<String>,
     pub client_certificate_sent: bool,
     pub chain: Vec<CertInfo>,
+    /// Why the certificate did not verify, explained, when the handshake itself completed
+    /// (`--tls-verify report`): kept apart from the handshake stage, whose outcome is `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Diagnosis>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -436,6 +436,7 @@ pub fn report_from_record(record: &SharedRecord, client_cert: bool) -> TlsReport
         verify_error,
         client_certificate_sent: client_cert,
         chain,
+        verification: None,
     }
 }
 
