@@ -443,6 +443,21 @@ async fn certificate_problems_are_reported_and_the_probe_goes_on() {
             "{:?}",
             finding.next_steps
         );
+        // The greeting says Postfix: no Exchange step for its certificate.
+        assert!(
+            finding.next_steps.iter().all(|s| !s.contains("Exchange")),
+            "{:?}",
+            finding.next_steps
+        );
+        // The transcript explains it under the TLS report, not under the handshake stage.
+        let human = mxtrace_core::report::human::render_probe(
+            &r,
+            mxtrace_core::report::human::Style::new(false),
+        );
+        let tls_at = human.find("TLS: ").expect("a TLS section");
+        let explained = human.find("tls_failed layer tls").expect("explained");
+        assert!(explained > tls_at, "{human}");
+        assert!(human.contains("certificate NOT verified"), "{human}");
     }
 }
 
