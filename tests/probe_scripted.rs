@@ -4,7 +4,7 @@
 mod support;
 
 use mxtrace_core::diagnose::{Category, PathContext};
-use mxtrace_core::model::{ErrorKind, Outcome, ProbeReport, Stage};
+use mxtrace_core::model::{ErrorKind, Outcome, ProbeReport, RecipientStatus, Stage};
 use mxtrace_core::probe::{self, AuthMech, AuthOptions, ProbeOptions, StartTls};
 use mxtrace_core::secret::Secret;
 use mxtrace_core::tls::{TlsOptions, VerifyMode};
@@ -1690,4 +1690,52 @@ async fn tls_alerts_from_the_server_are_put_in_words() {
         assert!(e.message.contains("(detail: "), "{}", e.message);
         assert!(!e.message.contains("  "), "one sentence: {}", e.message);
     }
+}
+
+/// Three recipients: one accepted, then the server closes with 421 at the second, so the third
+/// is never asked about. Each is reported, and the summary names all three.
+#[tokio::test]
+async fn each_recipient_is_reported_even_when_the_session_ends_early() {
+    let server = ScriptedServer::start(script(vec![
+        greeting(&[]),
+        vec![
+            Step::Expect("MAIL FROM:<probe@fabrikam.test>".into()),
+            line("250 2.1.0 Ok"),
+            Step::Expect("RCPT TO:<a@contoso.test>".into()),
+            line("250 2.1.5 Ok"),
+            Step::Expect("RCPT TO:<b@contoso.test>".into()),
+            line("421 4.3.2 Service shutting down"),
+            Step::Close,
+        ],
+    ]))
+    .await;
+    let mut o = opts(server.addr);
+    o.from = Some("probe@fabrikam.test".into());
+    o.rcpts = ["a@contoso.test", "b@contoso.test", "c@contoso.test"]
+        .map(String::from)
+        .to_vec();
+    let r = run(&o).await;
+    let _ = server.finish().await;
+    assert!(!r.verdict.passed);
+    let got: Vec<(&str, RecipientStatus, Option<u16>)> = r
+        .recipients
+        .iter()
+        .map(|x| (x.address.as_str(), x.status, x.code))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a@contoso.test", RecipientStatus::Accepted, Some(250)),
+            ("b@contoso.test", RecipientStatus::Refused, Some(421)),
+            ("c@contoso.test", RecipientStatus::NotTried, None),
+        ]
+    );
+    assert!(r.recipients.iter().all(|x| x.delivered.is_none()));
+    assert!(
+        r.verdict.summary.contains(
+            "recipients: a@contoso.test accepted 250 2.1.5, b@contoso.test refused 421 4.3.2 (service_unavailable), c@contoso.test not tried"
+        ),
+        "{}",
+        r.verdict.summary
+    );
 }
