@@ -3,8 +3,9 @@
 
 mod support;
 
-use mxtrace_core::model::{ErrorKind, Outcome, ProbeReport, Stage};
-use mxtrace_core::probe::{AuthMech, AuthOptions, ProbeOptions, StartTls};
+use mxtrace_core::diagnose::{Category, PathContext};
+use mxtrace_core::model::{ErrorKind, Outcome, ProbeReport, RecipientStatus, Stage};
+use mxtrace_core::probe::{self, AuthMech, AuthOptions, ProbeOptions, StartTls};
 use mxtrace_core::secret::Secret;
 use mxtrace_core::tls::VerifyMode;
 use std::net::SocketAddr;
@@ -368,8 +369,34 @@ async fn certificate_problems_are_reported_and_the_probe_goes_on() {
             .warnings
             .iter()
             .any(|w| w.contains("certificate not verified")));
+        // The handshake completed: its stage stays ok and carries no TLS failure; the
+        // certificate finding is explained with the TLS report, without cipher advice.
         let hs = stage(&r, Stage::TlsHandshake);
-        assert!(hs.diagnosis.is_some(), "the finding is explained");
+        assert_eq!(hs.outcome, Outcome::Ok);
+        assert!(hs.diagnosis.is_none(), "{:?}", hs.diagnosis);
+        let finding = tls.verification.as_ref().expect("the finding is explained");
+        assert_eq!(finding.category, Category::TlsFailed);
+        assert!(!finding.next_steps.is_empty());
+        assert!(
+            finding.next_steps.iter().all(|s| !s.contains("cipher")),
+            "{:?}",
+            finding.next_steps
+        );
+        // The greeting says Postfix: no Exchange step for its certificate.
+        assert!(
+            finding.next_steps.iter().all(|s| !s.contains("Exchange")),
+            "{:?}",
+            finding.next_steps
+        );
+        // The transcript explains it under the TLS report, not under the handshake stage.
+        let human = mxtrace_core::report::human::render_probe(
+            &r,
+            mxtrace_core::report::human::Style::new(false),
+        );
+        let tls_at = human.find("TLS: ").expect("a TLS section");
+        let explained = human.find("tls_failed layer tls").expect("explained");
+        assert!(explained > tls_at, "{human}");
+        assert!(human.contains("certificate NOT verified"), "{human}");
     }
 }
 
@@ -1493,7 +1520,11 @@ async fn a_chain_too_deep_is_reported_in_words() {
         !warning.starts_with("certificate not verified: Other("),
         "{warning}"
     );
-    let d = stage(&r, Stage::TlsHandshake).diagnosis.as_ref().unwrap();
+    let d = r
+        .tls
+        .as_ref()
+        .and_then(|t| t.verification.as_ref())
+        .unwrap();
     assert!(d.cause.contains("chain is longer"), "{}", d.cause);
 }
 
@@ -1601,4 +1632,52 @@ async fn tls_alerts_from_the_server_are_put_in_words() {
         assert!(e.message.contains("(detail: "), "{}", e.message);
         assert!(!e.message.contains("  "), "one sentence: {}", e.message);
     }
+}
+
+/// Three recipients: one accepted, then the server closes with 421 at the second, so the third
+/// is never asked about. Each is reported, and the summary names all three.
+#[tokio::test]
+async fn each_recipient_is_reported_even_when_the_session_ends_early() {
+    let server = ScriptedServer::start(script(vec![
+        greeting(&[]),
+        vec![
+            Step::Expect("MAIL FROM:<probe@fabrikam.test>".into()),
+            line("250 2.1.0 Ok"),
+            Step::Expect("RCPT TO:<a@contoso.test>".into()),
+            line("250 2.1.5 Ok"),
+            Step::Expect("RCPT TO:<b@contoso.test>".into()),
+            line("421 4.3.2 Service shutting down"),
+            Step::Close,
+        ],
+    ]))
+    .await;
+    let mut o = opts(server.addr);
+    o.from = Some("probe@fabrikam.test".into());
+    o.rcpts = ["a@contoso.test", "b@contoso.test", "c@contoso.test"]
+        .map(String::from)
+        .to_vec();
+    let r = run(&o).await;
+    let _ = server.finish().await;
+    assert!(!r.verdict.passed);
+    let got: Vec<(&str, RecipientStatus, Option<u16>)> = r
+        .recipients
+        .iter()
+        .map(|x| (x.address.as_str(), x.status, x.code))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a@contoso.test", RecipientStatus::Accepted, Some(250)),
+            ("b@contoso.test", RecipientStatus::Refused, Some(421)),
+            ("c@contoso.test", RecipientStatus::NotTried, None),
+        ]
+    );
+    assert!(r.recipients.iter().all(|x| x.delivered.is_none()));
+    assert!(
+        r.verdict.summary.contains(
+            "recipients: a@contoso.test accepted 250 2.1.5, b@contoso.test refused 421 4.3.2 (service_unavailable), c@contoso.test not tried"
+        ),
+        "{}",
+        r.verdict.summary
+    );
 }

@@ -195,6 +195,10 @@ pub struct TlsReport {
     pub trust_store: Option<String>,
     pub client_certificate_sent: bool,
     pub chain: Vec<CertInfo>,
+    /// Why the certificate did not verify, explained, when the handshake itself completed
+    /// (`--tls-verify report`): kept apart from the handshake stage, whose outcome is `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Diagnosis>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

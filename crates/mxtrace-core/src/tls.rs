@@ -689,6 +689,7 @@ pub fn report_from_record(record: &SharedRecord, client_cert: bool) -> TlsReport
         trust_store,
         client_certificate_sent: client_cert,
         chain,
+        verification: None,
     }
 }
 

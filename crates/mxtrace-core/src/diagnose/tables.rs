@@ -53,6 +53,8 @@ pub const POSTFIX_RBL: &str = "Postfix postconf(5) default_rbl_reply (\"Service 
 pub const MS_TRANSPORT_RULES: &str = "Microsoft Learn: Mail flow rule actions in Exchange Online (reject the message with an enhanced status code: 5.7.1 or 5.7.900 through 5.7.999)";
 pub const MS_MAILBOX_BUSY: &str = "Microsoft Learn: \"554 4.3.2 mailbox busy\" when sending emails to a mailbox in Exchange Online (STOREDRV MapiExceptionMaxObjsExceeded: a folder reached its item limit)";
 pub const MS_EXO_THROTTLE: &str = "Exchange Online replies as published at smtpfieldmanual.com/spamfilter/exchangeonline (421 4.3.2 maximum number of concurrent connections ... exceeded a limit)";
+pub const MS_IPV6: &str = "Microsoft Learn: Add support for anonymous inbound email over IPv6 in Microsoft 365 (450 4.7.25 reverse DNS, 450 4.7.26 SPF or DKIM, 550 5.2.1 does not accept email over IPv6)";
+pub const MS_TLS12: &str = "Exchange Online TLS 1.0/1.1 retirement for SMTP (421 4.7.66 TLS 1.0 and 1.1 are not supported; aka.ms/smtp_auth_tls)";
 pub const OPENSMTPD: &str = "OpenSMTPD smtpd(8), usr.sbin/smtpd/smtp_session.c (RCPT TO: a recipient that does not expand, such as an unknown virtual user, gets 524 5.2.4 Mailing list expansion problem; unknown local users get 550 Invalid recipient)";
 pub const SPAMHAUS: &str = "Spamhaus: ZEN, SBL, XBL, PBL DNSBL documentation (spamhaus.org/zen)";
 pub const DNSBLS: &str = "Blocklist operators' documentation: Barracuda Reputation Block List (b.barracudacentral.org), SpamCop (bl.spamcop.net), SORBS, UCEPROTECT, PSBL";
@@ -501,6 +503,12 @@ pub static MICROSOFT: &[CodeRule] = &[
     CodeRule::new(7, 700, "Tenant-level sending restriction", Some(ReputationOrRateLimited),
         "Exchange Online restricts sending for this tenant (5.7.7xx family).",
         MS_5770X).to(749),
+    CodeRule::new(7, 66, "TLS 1.0 and 1.1 are not supported", Some(TlsFailed),
+        "The client negotiated TLS 1.0 or 1.1; Exchange Online accepts only TLS 1.2 or later, so the client (or its TLS library) must be upgraded to TLS 1.2.",
+        MS_TLS12).layer(Layer::Tls),
+    CodeRule::new(2, 1, "Does not accept email over IPv6", Some(PolicyOrTransportRule),
+        "The recipient's Exchange Online organization has not opted in to anonymous inbound mail over IPv6, so mail must come over IPv4.",
+        MS_IPV6).text(&["over ipv6"]),
     CodeRule::new(7, 321, "starttls-not-supported: destination mail server must support TLS", Some(TlsRequired),
         "The connector requires TLS, but the destination server did not offer STARTTLS or the TLS negotiation failed.",
         MS_NDR),

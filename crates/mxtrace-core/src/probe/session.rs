@@ -192,12 +192,12 @@ impl<'a> ProbeSession<'a> {
     }
 
     /// Explains every stage and decides the verdict, over the finished transcript.
-    pub(super) fn finish(self) -> ProbeReport {
+    pub(super) fn finish(mut self) -> ProbeReport {
         let mut stages = self.log.stages;
         verdict::explain(
             &mut stages,
             &self.log.observations,
-            self.tls.as_ref(),
+            self.tls.as_mut(),
             &self.caps,
             &self.opts.host,
             self.ctx,

@@ -23,13 +23,13 @@ use crate::model::{
 pub(super) fn explain(
     stages: &mut [StageRecord],
     observations: &[(usize, Observation)],
-    tls: Option<&TlsReport>,
+    tls: Option<&mut TlsReport>,
     caps: &CapabilitySet,
     host: &str,
     ctx: PathContext,
 ) {
     for s in stages.iter_mut() {
-        s.diagnosis = stage_diagnosis(s, tls, ctx);
+        s.diagnosis = stage_diagnosis(s, ctx);
     }
     for (idx, obs) in observations {
         let Some(s) = stages.get_mut(*idx) else {
@@ -54,7 +54,7 @@ pub(super) fn explain(
     let seen = caps.after_tls.as_ref().or(caps.before_tls.as_ref());
     let peer = diagnose::identify_peer(host, banner, seen);
     // A handshake that completed shows that both ends share a TLS version and cipher.
-    let negotiated = tls.is_some_and(|t| t.version.is_some());
+    let negotiated = tls.as_ref().is_some_and(|t| t.version.is_some());
     for s in stages.iter_mut() {
         if let Some(d) = s.diagnosis.as_mut() {
             diagnose::fit_steps(d, peer);
@@ -63,13 +63,22 @@ pub(super) fn explain(
             }
         }
     }
+    // A certificate that did not verify after a handshake that completed (report mode) is a
+    // finding about the certificate, not the handshake's outcome: it goes with the TLS report.
+    let handshake_ok = stages
+        .iter()
+        .any(|s| s.stage == Stage::TlsHandshake && s.outcome == Outcome::Ok);
+    if let Some(t) = tls.filter(|_| handshake_ok) {
+        t.verification = t.verify_error.as_deref().map(|why| {
+            let mut d = Diagnosis::new(diagnose::explain_tls_verification(why), ctx);
+            diagnose::fit_steps(&mut d, peer);
+            diagnose::drop_cipher_advice(&mut d);
+            d
+        });
+    }
 }
 
-fn stage_diagnosis(
-    s: &StageRecord,
-    tls: Option<&TlsReport>,
-    ctx: PathContext,
-) -> Option<Diagnosis> {
+fn stage_diagnosis(s: &StageRecord, ctx: PathContext) -> Option<Diagnosis> {
     if let Some(e) = &s.error {
         let observed = Observed::Error {
             kind: e.kind,
@@ -77,13 +86,8 @@ fn stage_diagnosis(
         };
         return Some(diagnose::diagnose(s.stage, observed, ctx));
     }
-    if let Some(r) = &s.reply {
-        return Some(diagnose::diagnose(s.stage, Observed::Reply(r), ctx));
-    }
-    // A stage without a reply that succeeded: only a certificate not verified needs words.
-    let why = tls.and_then(|t| t.verify_error.as_deref())?;
-    (s.stage == Stage::TlsHandshake)
-        .then(|| Diagnosis::new(diagnose::explain_tls_verification(why), ctx))
+    let r = s.reply.as_ref()?;
+    Some(diagnose::diagnose(s.stage, Observed::Reply(r), ctx))
 }
 
 /// Whether a failed stage at `idx` is passed over (see the module comment).

@@ -386,6 +386,9 @@ fn tls_section(out: &mut String, t: &TlsReport, style: Style) {
         style.paint("31", &format!("certificate NOT verified: {why}"))
     };
     let _ = writeln!(out, "{head}; {verified}");
+    if let Some(d) = &t.verification {
+        diagnosis(out, d, style, usize::MAX);
+    }
     if t.client_certificate_sent {
         let _ = writeln!(out, "  client certificate configured");
     }
