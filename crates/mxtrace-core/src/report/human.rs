@@ -210,6 +210,13 @@ fn findings(out: &mut String, r: &ProbeReport, roles: &[Role], style: Style) {
             None => seen.push((vec![s.stage], d, headline(s))),
         }
     }
+    // The certificate finding of a completed handshake (tls.verification), apart from the
+    // stage, whose outcome stays ok.
+    if let Some((t, d)) = r.tls.as_ref().and_then(|t| Some((t, t.verification.as_ref()?))) {
+        let why = t.verify_error.as_deref().unwrap_or("unknown reason");
+        let head = format!("certificate not verified: {}", terminal_safe(why));
+        seen.push((vec![Stage::TlsHandshake], d, head));
+    }
     if seen.is_empty() {
         return;
     }
@@ -385,10 +392,8 @@ fn tls_section(out: &mut String, t: &TlsReport, style: Style) {
         let why = terminal_safe(t.verify_error.as_deref().unwrap_or("unknown reason"));
         style.paint("31", &format!("certificate NOT verified: {why}"))
     };
+    // A completed handshake's verification finding is explained under "Findings:".
     let _ = writeln!(out, "{head}; {verified}");
-    if let Some(d) = &t.verification {
-        diagnosis(out, d, style, usize::MAX);
-    }
     if t.client_certificate_sent {
         let _ = writeln!(out, "  client certificate configured");
     }
