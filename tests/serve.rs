@@ -362,6 +362,34 @@ fn secrets_never_reach_metrics_debug_or_logs() {
     }
 }
 
+#[test]
+fn help_and_config_errors() {
+    let r = support::bin::mxtrace(&["serve", "--help"], &[]);
+    assert_eq!(r.code, 0);
+    for want in [
+        "--config <FILE>",
+        "--listen <IP:PORT>",
+        "127.0.0.1:9125",
+        "max_concurrency",
+        "SIGHUP",
+    ] {
+        assert!(r.stdout.contains(want), "{want}: {}", r.stdout);
+    }
+    let dir = lab::TempDir::new();
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        "[modules.m]\nallowed_targets = [\"a.example\"]\nporty = 1\n",
+    );
+    let r = support::bin::mxtrace(&["serve", "--config", bad.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("bad.toml:3:1: unknown field `porty`"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// Starts nothing and says so outside CI; under CI=true a missing Prometheus fails.
 fn prometheus_installed() -> bool {
     let found = Command::new("promtool")
