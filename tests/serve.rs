@@ -139,9 +139,8 @@ stage_timeout = "5s"
 async fn probes_the_lab_refuses_what_it_must_and_reloads() {
     let lab = lab::scenario_c(150).await;
     let hole = support::scripted::blackhole();
-    let slow =
-        format!("[modules.slow]\nallowed_targets = [\"127.0.0.1\"]\nconnect_timeout = \"4s\"\n");
-    let config = lab.write("exporter.toml", &lab_config(&lab, &slow));
+    let slow = "[modules.slow]\nallowed_targets = [\"127.0.0.1\"]\nconnect_timeout = \"4s\"\n";
+    let config = lab.write("exporter.toml", &lab_config(&lab, slow));
     let exp = Exporter::start(&config, &[]);
     let a = exp.addr;
 
