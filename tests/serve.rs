@@ -139,9 +139,8 @@ stage_timeout = "5s"
 async fn probes_the_lab_refuses_what_it_must_and_reloads() {
     let lab = lab::scenario_c(150).await;
     let hole = support::scripted::blackhole();
-    let slow =
-        format!("[modules.slow]\nallowed_targets = [\"127.0.0.1\"]\nconnect_timeout = \"4s\"\n");
-    let config = lab.write("exporter.toml", &lab_config(&lab, &slow));
+    let slow = "[modules.slow]\nallowed_targets = [\"127.0.0.1\"]\nconnect_timeout = \"4s\"\n";
+    let config = lab.write("exporter.toml", &lab_config(&lab, slow));
     let exp = Exporter::start(&config, &[]);
     let a = exp.addr;
 
@@ -360,6 +359,34 @@ fn secrets_never_reach_metrics_debug_or_logs() {
     for (what, text) in [("debug", &debug), ("/metrics", &own), ("log", &log)] {
         assert!(!text.contains(PW) && !text.contains(b64), "{what}: {text}");
     }
+}
+
+#[test]
+fn help_and_config_errors() {
+    let r = support::bin::mxtrace(&["serve", "--help"], &[]);
+    assert_eq!(r.code, 0);
+    for want in [
+        "--config <FILE>",
+        "--listen <IP:PORT>",
+        "127.0.0.1:9125",
+        "max_concurrency",
+        "SIGHUP",
+    ] {
+        assert!(r.stdout.contains(want), "{want}: {}", r.stdout);
+    }
+    let dir = lab::TempDir::new();
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        "[modules.m]\nallowed_targets = [\"a.example\"]\nporty = 1\n",
+    );
+    let r = support::bin::mxtrace(&["serve", "--config", bad.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("bad.toml:3:1: unknown field `porty`"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// Starts nothing and says so outside CI; under CI=true a missing Prometheus fails.

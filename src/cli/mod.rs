@@ -119,10 +119,10 @@ pub enum Command {
     /// loopback.
     #[command(subcommand)]
     Lab(LabCommand),
-    /// Serve Prometheus metrics: each scrape of /probe?module=M&target=T probes a host[:port]
-    /// or traces a domain with the module's settings (a blackbox_exporter for SMTP paths).
+    /// Prometheus exporter: each /probe scrape probes a host[:port] or traces a domain
     ///
-    /// Listens on 127.0.0.1:9125 unless the config or --listen says otherwise. Targets must
+    /// GET /probe?module=M&target=T runs one check with the module's settings (a
+    /// blackbox_exporter for SMTP paths) and answers with Prometheus metrics. Listens on 127.0.0.1:9125 unless the config or --listen says otherwise. Targets must
     /// match the module's allowed_targets; at most max_concurrency probes run at once (more
     /// get 503). Also /metrics, /-/healthy, /-/ready, POST /-/reload; SIGHUP rereads the config.
     Serve(serve::ServeArgs),

@@ -309,7 +309,7 @@ async fn probe(
     };
     let debug = q.get("debug").is_some_and(|d| d == "true");
     let (text, passed) = run_job(&state, name, &job, budget, debug).await;
-    eprintln!("mxtrace serve: module={name} target={target} success={passed}");
+    eprintln!("mxtrace serve: module={name:?} target={target:?} success={passed}");
     let kind = if debug {
         "text/plain; charset=utf-8"
     } else {

@@ -333,19 +333,11 @@ pub fn parse(
     };
     let (raw, defaults, layers) = read_toml(&at, text)?;
     let scenario = raw.scenario.as_ref().map(|s| s.get_ref().0);
-    let tenant = match &raw.tenant {
-        None => None,
-        Some(t) => Some(diagnose::tenant_routing_domain(t.get_ref()).ok_or_else(|| {
-            at.error(
-                &t.span(),
-                format!(
-                    "tenant {:?}: expected the tenant name, e.g. contoso, contoso.onmicrosoft.com \
-                     or contoso.mail.onmicrosoft.com",
-                    t.get_ref()
-                ),
-            )
-        })?),
-    };
+    let tenant = raw
+        .tenant
+        .as_ref()
+        .map(|t| tenant_key(&at, t))
+        .transpose()?;
     if raw.hop.is_empty() {
         return Err(at.error(
             &(0..0),
@@ -384,6 +376,20 @@ pub fn parse(
         scenario,
         tenant,
         hops,
+    })
+}
+
+/// A `tenant` key (scenario files, exporter modules): the tenant's routing domain.
+pub(crate) fn tenant_key(at: &Locator<'_>, t: &Spanned<String>) -> Result<String, FileError> {
+    diagnose::tenant_routing_domain(t.get_ref()).ok_or_else(|| {
+        at.error(
+            &t.span(),
+            format!(
+                "tenant {:?}: expected the tenant name, e.g. contoso, contoso.onmicrosoft.com \
+                 or contoso.mail.onmicrosoft.com",
+                t.get_ref()
+            ),
+        )
     })
 }
 

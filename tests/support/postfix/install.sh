@@ -24,34 +24,7 @@ postfix postfix/main_mailer_type select No configuration
 postfix postfix/mailname string mx.contoso.test
 SEL
 
-# Make sure no init script starts anything during installation. Containers
-# usually ship a policy-rc.d that denies starts; add a temporary one if not.
-policy=/usr/sbin/policy-rc.d
-added_policy=0
-if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy"
-    chmod 755 "$policy"
-    added_policy=1
-fi
-log="$(mktemp)"
-cleanup() {
-    if [ "$added_policy" -eq 1 ]; then rm -f "$policy"; fi
-    rm -f "$log"
-}
-trap cleanup EXIT
-
-pkgs=(postfix openssl)
-apt_install() {
-    apt-get install -y -q --no-install-recommends \
-        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-        "${pkgs[@]}" >"$log" 2>&1
-}
-
-# Only refresh the package lists if they are missing or the install fails.
-if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || ! apt_install; then
-    apt-get update -q >"$log" 2>&1 \
-        || { cat "$log" >&2; exit 1; }
-    apt_install || { tail -n 40 "$log" >&2; exit 1; }
-fi
+# No init script may start anything during installation (apt-no-start.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/../apt-no-start.sh" postfix openssl
 
 [ -x /usr/sbin/postfix ] || { echo "install.sh: postfix still missing after install" >&2; exit 1; }

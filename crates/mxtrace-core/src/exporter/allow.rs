@@ -1,9 +1,10 @@
 //! A module's allowlist: the exporter is not an open SMTP proxy, so a scrape may name only the
-//! targets its module lists. Names match glob patterns (`*` matches any run of characters, dots
-//! included, so `*.contoso.com` covers every name below contoso.com but not contoso.com
+//! targets its module lists. Names match glob patterns as scenario files' `mx_matches` does
+//! (`*` any run of characters, dots included, `?` one character), so `*.contoso.com` covers every name below contoso.com but not contoso.com
 //! itself); addresses match CIDR blocks (RFC 4632) or single addresses. A name never matches a
 //! CIDR (nothing is resolved to decide) and an address never matches a name pattern.
 
+use crate::scenario_file::glob_match;
 use std::net::IpAddr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +48,7 @@ impl Allowlist {
             Err(_) => {
                 let host = host.to_ascii_lowercase();
                 self.0.iter().any(|e| match e {
-                    Entry::Name(p) => glob(p.as_bytes(), host.as_bytes()),
+                    Entry::Name(p) => glob_match(p, &host),
                     Entry::Net { .. } => false,
                 })
             }
@@ -83,7 +84,7 @@ fn parse_entry(s: &str) -> Result<Entry, AllowError> {
     let ok = !name.is_empty()
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'*'));
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'*' | b'?'));
     if !ok {
         return Err(bad(
             "expected a host name pattern (contoso.com, *.contoso.com) or an address block \
@@ -105,34 +106,6 @@ fn in_block(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     let shift = bits - u32::from(prefix);
     // A shift of 128 (prefix 0 of IPv6) would overflow: every address is in ::/0.
     shift >= 128 || (a >> shift) == (b >> shift)
-}
-
-/// `*` matches any run of bytes, everything else itself (both sides already lowercase).
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    let (mut pi, mut si) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        match p.get(pi) {
-            Some(b'*') => {
-                star = Some((pi, si));
-                pi += 1;
-            }
-            Some(c) if Some(c) == s.get(si) => {
-                pi += 1;
-                si += 1;
-            }
-            _ => match star {
-                Some((sp, ss)) => {
-                    pi = sp + 1;
-                    si = ss + 1;
-                    star = Some((sp, ss + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p.get(pi..)
-        .is_some_and(|rest| rest.iter().all(|c| *c == b'*'))
 }
 
 #[cfg(test)]
@@ -184,11 +157,9 @@ mod tests {
     }
 
     #[test]
-    fn glob_edge_cases() {
-        assert!(glob(b"mx*.contoso.com", b"mx1.contoso.com"));
-        assert!(glob(b"mx*.contoso.com", b"mx.contoso.com"));
-        assert!(!glob(b"mx*.contoso.com", b"mx1.contoso.org"));
-        assert!(glob(b"a*b*c", b"aXXbYYc"));
-        assert!(!glob(b"a*b*c", b"aXXbYY"));
+    fn patterns_use_the_scenario_file_glob() {
+        let a = Allowlist::parse(&["mx?.contoso.com", "*.mail.protection.outlook.com"]).unwrap();
+        assert!(a.allows("mx1.contoso.com") && !a.allows("mx.contoso.com"));
+        assert!(a.allows("contoso-com.mail.protection.outlook.com"));
     }
 }

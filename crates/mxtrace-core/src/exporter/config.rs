@@ -19,9 +19,9 @@
 //! ```
 
 use super::allow::Allowlist;
-use crate::diagnose::{self, PathContext};
+use crate::diagnose::PathContext;
 use crate::job::Job;
-use crate::scenario_file::{read_small, take_layer, FileError, Layer, Locator};
+use crate::scenario_file::{read_small, take_layer, tenant_key, FileError, Layer, Locator};
 use crate::spec::{
     parse_scenario, parse_target, path_context, Field, Naming, SessionSpec, SpecError, TargetError,
 };
@@ -248,18 +248,7 @@ fn module(
     let hop = rm.hop.as_ref().map(|h| *h.get_ref());
     let hop_span = rm.hop.as_ref().map_or(targets_span.clone(), Spanned::span);
     let ctx = path_context(scenario, hop).map_err(|e| at.error(&hop_span, format!("hop = {e}")))?;
-    let tenant = match &rm.tenant {
-        None => None,
-        Some(t) => Some(diagnose::tenant_routing_domain(t.get_ref()).ok_or_else(|| {
-            at.error(
-                &t.span(),
-                format!(
-                    "tenant {:?}: expected e.g. contoso or contoso.onmicrosoft.com",
-                    t.get_ref()
-                ),
-            )
-        })?),
-    };
+    let tenant = rm.tenant.as_ref().map(|t| tenant_key(at, t)).transpose()?;
     let Layer { mut spec, spans } = layer;
     let span_of = |f: Option<Field>| {
         f.and_then(|f| spans.get(&f).cloned())
