@@ -3,9 +3,9 @@
 
 mod support;
 
-use mxtrace_core::diagnose::{Category, PathContext};
+use mxtrace_core::diagnose::Category;
 use mxtrace_core::model::{ErrorKind, Outcome, ProbeReport, RecipientStatus, Stage};
-use mxtrace_core::probe::{self, AuthMech, AuthOptions, ProbeOptions, StartTls};
+use mxtrace_core::probe::{AuthMech, AuthOptions, ProbeOptions, StartTls};
 use mxtrace_core::secret::Secret;
 use mxtrace_core::tls::VerifyMode;
 use std::net::SocketAddr;
