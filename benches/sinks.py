@@ -2,7 +2,7 @@
 """Minimal SMTP servers for the benchmarks (loopback or a private network namespace only).
 
   sinks.py tls PORT CERT KEY   EHLO offers STARTTLS and PIPELINING; answers 250 to MAIL/RCPT/RSET
-  sinks.py proxy PORT UPSTREAM_PORT DELAY_MS   a TCP proxy to 127.0.0.1:UPSTREAM_PORT that delays
+  sinks.py proxy PORT HOST:PORT DELAY_MS   a TCP proxy to HOST:PORT (loopback) that delays
                                 every chunk DELAY_MS in each direction (no netem on this kernel)
 """
 import asyncio, ssl, sys
@@ -57,7 +57,8 @@ async def delayed_copy(reader, writer, delay):
     await task
 
 async def proxy_session(reader, writer, upstream, delay):
-    ur, uw = await asyncio.open_connection("127.0.0.1", upstream)
+    host, port = upstream.rsplit(":", 1)
+    ur, uw = await asyncio.open_connection(host, int(port))
     await asyncio.gather(delayed_copy(reader, uw, delay), delayed_copy(ur, writer, delay),
                          return_exceptions=True)
 
@@ -69,7 +70,7 @@ async def main():
         handler = lambda r, w: tls_session(r, w, ctx)
         host = sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1"
     else:
-        upstream, delay = int(sys.argv[3]), float(sys.argv[4]) / 1000
+        upstream, delay = sys.argv[3], float(sys.argv[4]) / 1000
         handler = lambda r, w: proxy_session(r, w, upstream, delay)
         host = "127.0.0.1"
     server = await asyncio.start_server(handler, host, port, backlog=4096)
