@@ -141,8 +141,23 @@ fn probe_body(out: &mut String, r: &ProbeReport, style: Style, label: &str) {
         r.target.port,
         r.target.tls_mode
     );
-    for s in &r.stages {
-        stage(out, s, style, usize::MAX);
+    let mut stages = r.stages.iter().peekable();
+    while let Some(s) = stages.next() {
+        // RFC 2920: MAIL and its RCPTs went out in one write and share their start. Show every
+        // command as sent, then each reply at the time it arrived: times never go back.
+        let mut group = vec![s];
+        while let Some(next) = stages.next_if(|n| {
+            s.stage == Stage::MailFrom && n.stage == Stage::RcptTo && n.started_ms == s.started_ms
+        }) {
+            group.push(next);
+        }
+        let mut t = Some(s.started_ms);
+        for g in &group {
+            sent(out, g, style, &mut t);
+        }
+        for g in &group {
+            answer(out, g, style, usize::MAX);
+        }
     }
     if let Some(tls) = &r.tls {
         tls_section(out, tls, style);
@@ -167,20 +182,30 @@ pub fn render_dns_failure(e: &DnsFailure, style: Style, max_steps: usize) -> Str
 }
 
 fn stage(out: &mut String, s: &StageRecord, style: Style, max_steps: usize) {
-    let (to, from) = if s.encrypted {
-        (" ~> ", "<~  ")
-    } else {
-        (" -> ", "<-  ")
-    };
-    let mut t = Some(s.started_ms);
-    let stamp = |t: &mut Option<f64>| match t.take() {
+    sent(out, s, style, &mut Some(s.started_ms));
+    answer(out, s, style, max_steps);
+}
+
+/// The time on the first line of a group, blank on the next ones.
+fn stamp(t: &mut Option<f64>) -> String {
+    match t.take() {
         Some(ms) => time(ms),
         None => NO_TIME.to_string(),
-    };
+    }
+}
+
+/// The lines a stage sent, the first stamped with `t` if still set.
+fn sent(out: &mut String, s: &StageRecord, style: Style, t: &mut Option<f64>) {
+    let to = if s.encrypted { " ~> " } else { " -> " };
     for line in &s.sent {
         let line = terminal_safe(line);
-        let _ = writeln!(out, "{} {}{}", stamp(&mut t), style.paint("36", to), line);
+        let _ = writeln!(out, "{} {}{}", stamp(t), style.paint("36", to), line);
     }
+}
+
+/// A stage's reply at the time it arrived, its notes, error and diagnosis.
+fn answer(out: &mut String, s: &StageRecord, style: Style, max_steps: usize) {
+    let from = if s.encrypted { "<~  " } else { "<-  " };
     let mut t = Some(s.started_ms + s.elapsed_ms);
     if let Some(reply) = &s.reply {
         for line in &reply.lines {
