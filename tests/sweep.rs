@@ -12,20 +12,12 @@ use lab::{Lab, FABRIKAM, RELAY};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
-use support::bin::{mxtrace, Run};
+use support::bin::Run;
 
 /// `mxtrace sweep FILE <lab settings> EXTRA`, off the runtime's threads.
 async fn sweep(lab: &Lab, list: &str, extra: &[&str]) -> Run {
     let file = lab.write("targets.txt", list);
-    let mut args: Vec<String> = vec!["sweep".into(), file.display().to_string()];
-    args.extend(lab.args());
-    args.extend(extra.iter().map(|s| s.to_string()));
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        mxtrace(&refs, &[])
-    })
-    .await
-    .unwrap()
+    lab.command("sweep", &file, extra).await
 }
 
 /// Every stdout line, parsed: each must be one complete JSON object.
