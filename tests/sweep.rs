@@ -208,3 +208,37 @@ async fn ctrl_c_mid_run_leaves_valid_jsonl() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
 }
+
+#[tokio::test]
+async fn a_reader_that_goes_away_is_not_an_internal_error() {
+    let lab = fabrikam_lab(215).await;
+    let file = lab.write("targets.txt", &refused_list(215, lab.port, 200).join("\n"));
+    let mut args: Vec<String> = vec!["sweep".into(), file.display().to_string()];
+    args.extend(lab.args());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mxtrace"))
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        // `| head -1`: one line, then the pipe closes.
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (first, out)
+    })
+    .await
+    .unwrap();
+    let (first, out) = out;
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&first).is_ok(),
+        "{first}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("internal error"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+}

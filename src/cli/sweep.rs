@@ -154,7 +154,16 @@ pub fn run(args: &SweepArgs) -> Result<u8, CliError> {
             b.finish_and_clear();
         }
         r
-    })?;
+    });
+    let summary = match summary {
+        Ok(s) => s,
+        // `| head`: the reader has gone, so the rest of the sweep has no one to go to. Not an
+        // internal error, and not a pass: the sweep did not finish.
+        Err(SweepError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Ok(mxtrace_core::exit::FAIL)
+        }
+        Err(e) => return Err(e.into()),
+    };
     eprint!("{}", render_summary(&summary));
     Ok(summary.exit_code())
 }
