@@ -21,8 +21,15 @@ PF=""
 
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -n "$PF" ] && bash tests/support/postfix/lab.sh stop "$PF" >/dev/null 2>&1 || true
-    ip netns del "$NS" 2>/dev/null || true
+    if [ -n "$PF" ]; then
+        bash tests/support/postfix/lab.sh stop "$PF" >/dev/null 2>&1 || true
+        rm -rf "$PF"
+    fi
+    # The servers started in the namespace (the pids above are their `ip netns exec` shells).
+    if [ -e "/var/run/netns/$NS" ]; then
+        for p in $(ip netns pids "$NS"); do kill "$p" 2>/dev/null || true; done
+        ip netns del "$NS" 2>/dev/null || true
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
