@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """Minimal SMTP servers for the benchmarks (loopback or a private network namespace only).
 
-  sinks.py tls PORT CERT KEY   EHLO offers STARTTLS and PIPELINING; answers 250 to MAIL/RCPT/RSET
-  sinks.py proxy PORT UPSTREAM_PORT DELAY_MS   a TCP proxy to 127.0.0.1:UPSTREAM_PORT that delays
+  sinks.py tls PORT CERT KEY [BIND]   EHLO offers STARTTLS and PIPELINING; 250 to MAIL/RCPT/RSET
+  sinks.py nagle PORT   no TLS, Nagle's algorithm ON and one write per reply: its second pipelined
+                        reply waits for the client's ACK of the first (RFC 896), the peer behind
+                        the delayed-ACK stall of issue 11
+  sinks.py proxy PORT HOST:PORT DELAY_MS   a TCP proxy to HOST:PORT (loopback) that delays
                                 every chunk DELAY_MS in each direction (no netem on this kernel)
 """
-import asyncio, ssl, sys
+import asyncio, socket, ssl, sys
 
 async def tls_session(reader, writer, ctx):
+    if ctx is None:
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
     async def send(t):
         writer.write(t.encode())
         await writer.drain()
@@ -20,7 +26,7 @@ async def tls_session(reader, writer, ctx):
                 break
             cmd = line.decode(errors="replace").strip().upper()
             if cmd.startswith("EHLO"):
-                caps = "" if tls else "250-STARTTLS\r\n"
+                caps = "" if tls or ctx is None else "250-STARTTLS\r\n"
                 await send("250-sink.test\r\n" + caps + "250 PIPELINING\r\n")
             elif cmd == "STARTTLS" and not tls:
                 await send("220 2.0.0 Ready to start TLS\r\n")
@@ -57,7 +63,8 @@ async def delayed_copy(reader, writer, delay):
     await task
 
 async def proxy_session(reader, writer, upstream, delay):
-    ur, uw = await asyncio.open_connection("127.0.0.1", upstream)
+    host, port = upstream.rsplit(":", 1)
+    ur, uw = await asyncio.open_connection(host, int(port))
     await asyncio.gather(delayed_copy(reader, uw, delay), delayed_copy(ur, writer, delay),
                          return_exceptions=True)
 
@@ -68,8 +75,11 @@ async def main():
         ctx.load_cert_chain(sys.argv[3], sys.argv[4])
         handler = lambda r, w: tls_session(r, w, ctx)
         host = sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1"
+    elif mode == "nagle":
+        handler = lambda r, w: tls_session(r, w, None)
+        host = "127.0.0.1"
     else:
-        upstream, delay = int(sys.argv[3]), float(sys.argv[4]) / 1000
+        upstream, delay = sys.argv[3], float(sys.argv[4]) / 1000
         handler = lambda r, w: proxy_session(r, w, upstream, delay)
         host = "127.0.0.1"
     server = await asyncio.start_server(handler, host, port, backlog=4096)

@@ -12,20 +12,20 @@ use lab::{Lab, FABRIKAM, RELAY};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
-use support::bin::{mxtrace, Run};
+use support::bin::Run;
 
 /// `mxtrace sweep FILE <lab settings> EXTRA`, off the runtime's threads.
 async fn sweep(lab: &Lab, list: &str, extra: &[&str]) -> Run {
     let file = lab.write("targets.txt", list);
-    let mut args: Vec<String> = vec!["sweep".into(), file.display().to_string()];
-    args.extend(lab.args());
-    args.extend(extra.iter().map(|s| s.to_string()));
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        mxtrace(&refs, &[])
-    })
-    .await
-    .unwrap()
+    lab.command("sweep", &file, extra).await
+}
+
+/// The lab's settings with one of them changed.
+fn lab_args_with(lab: &Lab, flag: &str, value: &str) -> Vec<String> {
+    let mut settings = lab.args();
+    let i = settings.iter().position(|a| a == flag).unwrap();
+    settings[i + 1] = value.into();
+    settings
 }
 
 /// Every stdout line, parsed: each must be one complete JSON object.
@@ -167,12 +167,8 @@ async fn ctrl_c_mid_run_leaves_valid_jsonl() {
     let list = format!("{mx}\n{}\n", hang.local_addr().unwrap());
     let file = lab.write("targets.txt", &list);
     let mut args: Vec<String> = vec!["sweep".into(), file.display().to_string()];
-    let mut settings = lab.args();
     // The hanging target must still be waiting when Ctrl-C comes.
-    if let Some(i) = settings.iter().position(|a| a == "--stage-timeout") {
-        settings[i + 1] = "60s".into();
-    }
-    args.extend(settings);
+    args.extend(lab_args_with(&lab, "--stage-timeout", "60s"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_mxtrace"))
         .args(&args)
         .stdin(Stdio::null())
@@ -215,4 +211,87 @@ async fn ctrl_c_mid_run_leaves_valid_jsonl() {
     assert_eq!(inputs(&out), BTreeSet::from([format!("probe {mx}")]));
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn a_reader_that_goes_away_is_not_an_internal_error() {
+    let lab = fabrikam_lab(215).await;
+    let file = lab.write("targets.txt", &refused_list(215, lab.port, 200).join("\n"));
+    let mut args: Vec<String> = vec!["sweep".into(), file.display().to_string()];
+    args.extend(lab.args());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mxtrace"))
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        // `| head -1`: one line, then the pipe closes.
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (first, out)
+    })
+    .await
+    .unwrap();
+    let (first, out) = out;
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&first).is_ok(),
+        "{first}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("internal error"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+}
+
+#[tokio::test]
+async fn per_ip_limits_hold_the_second_session_until_the_first_ends() {
+    let lab = fabrikam_lab(216).await;
+    // Same address as the MX, another port: accepts and never greets (1 s stage timeout).
+    let hang = std::net::TcpListener::bind(format!("127.0.216.{FABRIKAM}:0")).unwrap();
+    let mx = format!("127.0.216.{FABRIKAM}:{}", lab.port);
+    let file = lab.write(
+        "targets.txt",
+        &format!("{}\n{mx}\n", hang.local_addr().unwrap()),
+    );
+    let mut args: Vec<String> = vec!["sweep".into(), file.display().to_string()];
+    args.extend(lab_args_with(&lab, "--stage-timeout", "1s"));
+    args.extend(["--per-ip".into(), "1".into()]);
+    let run = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        support::bin::mxtrace(&refs, &[])
+    })
+    .await
+    .unwrap();
+    let out = lines(&run);
+    assert_eq!(out.len(), 2, "{}", run.stdout);
+    // Each session from its connect to its end, in ms since the epoch (started_at is when the
+    // probe began, before any wait for a slot; the connect stage starts after the wait).
+    let span = |l: &serde_json::Value| {
+        let at = humantime::parse_rfc3339(l["started_at"].as_str().unwrap()).unwrap();
+        let t0 = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            * 1000.0;
+        let connect = &l["stages"][0];
+        assert_eq!(connect["stage"], "connect");
+        let start = t0 + connect["started_ms"].as_f64().unwrap();
+        (
+            start,
+            t0 + l["elapsed_ms"].as_f64().unwrap(),
+            connect["elapsed_ms"].as_f64().unwrap(),
+        )
+    };
+    let (mut a, mut b) = (span(&out[0]), span(&out[1]));
+    if b.0 < a.0 {
+        std::mem::swap(&mut a, &mut b);
+    }
+    // One session at a time to the address (started_at has millisecond precision).
+    assert!(b.0 + 1.0 >= a.1, "sessions overlapped: {a:?} {b:?}");
+    // The wait for the slot is not the connect stage's time.
+    assert!(b.2 < 500.0, "{b:?}");
 }

@@ -89,3 +89,24 @@ async fn the_random_generator_is_seeded_before_the_probe_starts_timing() {
         |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
     assert!(ms(warmed) <= ms(started), "{warmed:?} > {started:?}");
 }
+
+/// The transcript shows a pipelined group as sent (MAIL, then RCPT), then each reply at the
+/// time it arrived: the times down the page never go back.
+#[tokio::test]
+async fn the_transcript_never_goes_back_in_time() {
+    use mxtrace_core::report::human::{render_probe, Style};
+    let addr = nagle_server().await;
+    let r = probe::probe(&options(addr, StartTls::Never)).await.unwrap();
+    let text = render_probe(&r, Style::new(false));
+    let times: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.trim_start().split_once(" ms ")?.0.parse().ok())
+        .collect();
+    assert!(times.len() >= 8, "{text}");
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{text}");
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle}: {text}"))
+    };
+    assert!(at("-> RCPT TO:") < at("<-  250 ok"), "{text}");
+}

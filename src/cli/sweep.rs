@@ -154,7 +154,16 @@ pub fn run(args: &SweepArgs) -> Result<u8, CliError> {
             b.finish_and_clear();
         }
         r
-    })?;
+    });
+    let summary = match summary {
+        Ok(s) => s,
+        // `| head`: the reader has gone, so the rest of the sweep has no one to go to. Not an
+        // internal error, and not a pass: the sweep did not finish.
+        Err(SweepError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Ok(mxtrace_core::exit::FAIL)
+        }
+        Err(e) => return Err(e.into()),
+    };
     eprint!("{}", render_summary(&summary));
     Ok(summary.exit_code())
 }
@@ -222,21 +231,17 @@ pub fn render_summary(s: &Summary) -> String {
     if s.interrupted {
         out.push_str("interrupted: targets still running were abandoned\n");
     }
-    if !s.failed_by_category.is_empty() {
-        let cats: Vec<String> = s
-            .failed_by_category
-            .iter()
-            .map(|(c, n)| format!("{c} {n}"))
-            .collect();
-        out.push_str(&format!("failed by category: {}\n", cats.join(", ")));
-    }
-    if !s.slowest.is_empty() {
-        let slow: Vec<String> = s
-            .slowest
-            .iter()
-            .map(|(t, ms)| format!("{t} ({ms:.0} ms)"))
-            .collect();
-        out.push_str(&format!("slowest: {}\n", slow.join(", ")));
-    }
+    let cats = s.failed_by_category.iter().map(|(c, n)| format!("{c} {n}"));
+    list(&mut out, "failed by category", cats);
+    let slow = s.slowest.iter().map(|(t, ms)| format!("{t} ({ms:.0} ms)"));
+    list(&mut out, "slowest", slow);
     out
+}
+
+/// `label: a, b, c` on a line of its own, when there is anything to list.
+fn list(out: &mut String, label: &str, items: impl Iterator<Item = String>) {
+    let items: Vec<String> = items.collect();
+    if !items.is_empty() {
+        out.push_str(&format!("{label}: {}\n", items.join(", ")));
+    }
 }

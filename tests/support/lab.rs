@@ -255,7 +255,12 @@ impl Lab {
 
     /// `mxtrace run FILE <lab overrides> EXTRA`, off the runtime's threads.
     pub async fn run(&self, file: &Path, extra: &[&str]) -> Run {
-        let mut args: Vec<String> = vec!["run".into(), file.display().to_string()];
+        self.command("run", file, extra).await
+    }
+
+    /// `mxtrace COMMAND FILE <lab overrides> EXTRA` (`run`, `sweep`), off the runtime's threads.
+    pub async fn command(&self, command: &str, file: &Path, extra: &[&str]) -> Run {
+        let mut args: Vec<String> = vec![command.into(), file.display().to_string()];
         args.extend(self.args());
         args.extend(extra.iter().map(|s| s.to_string()));
         mxtrace_blocking(args).await

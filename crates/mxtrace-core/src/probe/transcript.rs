@@ -40,12 +40,17 @@ impl Transcript {
     ) -> usize {
         let now = Instant::now();
         let idx = self.stages.len();
+        // Start and end are rounded on the same clock and the duration is their difference,
+        // so start + elapsed is exactly where the next stage can begin: the times shown down
+        // a transcript never go back by a rounding step.
+        let started_ms = ms(started.saturating_duration_since(self.t0));
+        let ended_ms = ms(now.saturating_duration_since(self.t0)).max(started_ms);
         self.stages.push(StageRecord {
             stage,
             sent,
             reply: None,
-            elapsed_ms: ms(now.saturating_duration_since(started)),
-            started_ms: ms(started.saturating_duration_since(self.t0)),
+            elapsed_ms: round1(ended_ms - started_ms),
+            started_ms,
             encrypted,
             outcome: Outcome::Ok,
             error: None,
@@ -140,5 +145,9 @@ impl Transcript {
 
 /// Milliseconds with one decimal, as the report shows them.
 pub(super) fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 10_000.0).round() / 10.0
+    round1(d.as_secs_f64() * 1000.0)
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }

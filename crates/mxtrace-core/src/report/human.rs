@@ -179,8 +179,23 @@ fn probe_body(out: &mut String, r: &ProbeReport, style: Style, label: &str) {
         r.target.tls_mode
     );
     let roles = roles(r);
-    for (s, role) in r.stages.iter().zip(&roles) {
-        calm_stage(out, s, *role, style);
+    let mut stages = r.stages.iter().zip(&roles).peekable();
+    while let Some((s, role)) = stages.next() {
+        // RFC 2920: MAIL and its RCPTs went out in one write and share their start. Show every
+        // command as sent, then each reply at the time it arrived: times never go back.
+        let mut group = vec![(s, *role)];
+        while let Some((next, r)) = stages.next_if(|(n, _)| {
+            s.stage == Stage::MailFrom && n.stage == Stage::RcptTo && n.started_ms == s.started_ms
+        }) {
+            group.push((next, *r));
+        }
+        let mut t = Some(s.started_ms);
+        for (g, _) in &group {
+            sent(out, g, style, &mut t);
+        }
+        for (g, role) in group {
+            calm_stage(out, g, role, style);
+        }
     }
     if let Some(tls) = &r.tls {
         tls_section(out, tls, style);
@@ -255,7 +270,8 @@ fn headline(s: &StageRecord) -> String {
 /// with at most `max_steps` next steps (`mxtrace demo` shows the failing stage this way).
 pub fn render_stage(s: &StageRecord, style: Style, max_steps: usize) -> String {
     let mut out = String::new();
-    dialogue(&mut out, s, style, None);
+    sent(&mut out, s, style, &mut Some(s.started_ms));
+    received(&mut out, s, style, None);
     // Explained: every failure, and findings on stages that passed (a certificate not
     // verified, STARTTLS not offered); a plain acceptance needs no words.
     if let Some(d) = &s.diagnosis {
@@ -273,7 +289,7 @@ fn calm_stage(out: &mut String, s: &StageRecord, role: Role, style: Style) {
         Role::LikeDecisive => Some(": explained under the verdict"),
         Role::Quiet | Role::Decisive => None,
     };
-    dialogue(out, s, style, mark);
+    received(out, s, style, mark);
     // A finding on a stage without notes still gets its line.
     if let Some(m) = mark.filter(|_| s.notes.is_empty()) {
         let _ = writeln!(
@@ -292,23 +308,27 @@ pub fn render_dns_failure(e: &DnsFailure, style: Style, max_steps: usize) -> Str
     guard(out, style)
 }
 
-/// The lines sent and received, the notes and the error. With `mark`, the last note is the
-/// finding's one line (` !  ... (details below)`).
-fn dialogue(out: &mut String, s: &StageRecord, style: Style, mark: Option<&str>) {
-    let (to, from) = if s.encrypted {
-        (" ~> ", "<~  ")
-    } else {
-        (" -> ", "<-  ")
-    };
-    let mut t = Some(s.started_ms);
-    let stamp = |t: &mut Option<f64>| match t.take() {
+/// The time on the first line of a group, blank on the next ones.
+fn stamp(t: &mut Option<f64>) -> String {
+    match t.take() {
         Some(ms) => time(ms),
         None => NO_TIME.to_string(),
-    };
+    }
+}
+
+/// The lines a stage sent, the first stamped with `t` if still set.
+fn sent(out: &mut String, s: &StageRecord, style: Style, t: &mut Option<f64>) {
+    let to = if s.encrypted { " ~> " } else { " -> " };
     for line in &s.sent {
         let line = terminal_safe(line);
-        let _ = writeln!(out, "{} {}{}", stamp(&mut t), style.paint("36", to), line);
+        let _ = writeln!(out, "{} {}{}", stamp(t), style.paint("36", to), line);
     }
+}
+
+/// A stage's reply at the time it arrived, its notes and error. With `mark`, the last note is
+/// the finding's one line (` !  ... (details below)`).
+fn received(out: &mut String, s: &StageRecord, style: Style, mark: Option<&str>) {
+    let from = if s.encrypted { "<~  " } else { "<-  " };
     let mut t = Some(s.started_ms + s.elapsed_ms);
     if let Some(reply) = &s.reply {
         for line in &reply.lines {
