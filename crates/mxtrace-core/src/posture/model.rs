@@ -248,7 +248,7 @@ pub struct PostureReport {
     pub mta_sts: MtaStsSection,
     pub tls_rpt: TlsRptSection,
     pub rdns: RdnsSection,
-    /// Present with `--dnsbl`, `--dnsbl-zone` or `--sending-ip`.
+    /// Present with `--dnsbl` or `--sending-ip`.
     pub dnsbl: Option<DnsblSection>,
     pub verdict: PostureVerdict,
 }
