@@ -300,3 +300,42 @@ fn record_id(record: &str) -> Option<String> {
     (!id.is_empty() && id.len() <= 32 && id.chars().all(|c| c.is_ascii_alphanumeric()))
         .then(|| id.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mx_patterns_match_one_label_under_a_wildcard() {
+        let p = vec![
+            "*.mail.protection.outlook.com".to_string(),
+            "mx.fabrikam.test".to_string(),
+        ];
+        assert!(mx_matches(&p, "contoso-com.mail.protection.outlook.com."));
+        assert!(mx_matches(&p, "MX.fabrikam.test"));
+        assert!(!mx_matches(&p, "mail.protection.outlook.com"));
+        assert!(!mx_matches(&p, "a.b.mail.protection.outlook.com"));
+    }
+
+    #[test]
+    fn policies_and_answers() {
+        let p = parse_policy("version: STSv1\r\nmode: testing\r\nmx: a.test\r\nmax_age: 86400\r\n")
+            .unwrap();
+        assert_eq!(
+            (p.mode.as_str(), p.max_age, p.mx.len()),
+            ("testing", 86400, 1)
+        );
+        assert!(parse_policy("version: STSv1\nmode: enforce\nmax_age: 1\n").is_err());
+        assert!(parse_policy("mode: enforce\nmx: a\nmax_age: 1\n").is_err());
+        assert!(parse_policy("version: STSv1\nmode: on\nmx: a\nmax_age: 1\n").is_err());
+        assert_eq!(
+            response_body(b"HTTP/1.1 200 OK\r\n\r\nbody").unwrap(),
+            "body"
+        );
+        assert!(response_body(b"HTTP/1.1 302 Found\r\nLocation: x\r\n\r\n")
+            .unwrap_err()
+            .contains("redirect"));
+        assert!(response_body(b"HTTP/1.1 404 Not Found\r\n\r\n").is_err());
+        assert!(response_body(b"garbage").is_err());
+    }
+}
