@@ -548,3 +548,72 @@ async fn mta_sts_redirect_size_cap_and_bad_id_fail() {
         "no valid id="
     ));
 }
+
+/// `trace` of walk.test (MX 10 mx1 = 127.0.77.2, MX 20 mx2 = 127.0.77.3, nothing listening on
+/// port 9: each address is refused) under an MTA-STS policy.
+async fn trace_under(policy: &str) -> mxtrace_core::model::TraceReport {
+    use clap::Parser;
+    let z = zone(
+        "walk.test",
+        "@ MX 10 mx1\n@ MX 20 mx2\nmx1 A 127.0.77.2\nmx2 A 127.0.77.3\n\
+         _mta-sts TXT \"v=STSv1; id=1\"\nmta-sts A 127.0.0.1",
+    );
+    let dns = TestDns::start(&[&z], &[]).await;
+    let pki = certs::TestPki::new();
+    let server = policy_server(&pki, "mta-sts.walk.test", ok_policy(policy)).await;
+    let resolver = dns.resolver();
+    let argv = [
+        "mxtrace",
+        "trace",
+        "walk.test",
+        "--resolver",
+        &resolver,
+        "--port",
+        "9",
+        "--connect-timeout",
+        "3s",
+        "--dns-timeout",
+        "2s",
+    ];
+    let cli = mxtrace::cli::Cli::try_parse_from(argv).unwrap();
+    let mxtrace::cli::Command::Trace(t) = cli.command else {
+        panic!("not trace")
+    };
+    let mut opts = t.to_options().unwrap();
+    opts.mta_sts.https_port = server.port;
+    opts.mta_sts.ca_file = Some(pki.ca_file().to_path_buf());
+    mxtrace_core::trace::trace(&opts).await.unwrap()
+}
+
+fn probed_ips(r: &mxtrace_core::model::TraceReport) -> Vec<String> {
+    r.hops[0].probes.iter().map(|p| p.ip.clone()).collect()
+}
+
+#[tokio::test]
+async fn trace_walks_only_mx_hosts_an_enforced_policy_matches() {
+    let r = trace_under("version: STSv1\nmode: enforce\nmx: mx2.walk.test\nmax_age: 86400\n").await;
+    assert_eq!(probed_ips(&r), ["127.0.77.3"]);
+    let w = r.hops[0].verdict.warnings.join("\n");
+    assert!(w.contains("MX mx1.walk.test not matched"), "{w}");
+    assert!(w.contains("STARTTLS required"), "{w}");
+    let r =
+        trace_under("version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n").await;
+    assert!(probed_ips(&r).is_empty());
+    assert!(!r.verdict.passed);
+    assert!(
+        r.hops[0].verdict.summary.starts_with("MTA-STS failure"),
+        "{}",
+        r.hops[0].verdict.summary
+    );
+}
+
+#[tokio::test]
+async fn trace_ignores_a_testing_policy() {
+    let r = trace_under("version: STSv1\nmode: testing\nmx: mx2.walk.test\nmax_age: 86400\n").await;
+    assert_eq!(probed_ips(&r), ["127.0.77.2", "127.0.77.3"]);
+    assert!(r.hops[0]
+        .verdict
+        .warnings
+        .iter()
+        .any(|w| w.contains("testing mode")));
+}

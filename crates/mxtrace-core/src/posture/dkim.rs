@@ -4,7 +4,7 @@
 //! sign mail from your Microsoft 365 domain"), then any `--dkim-selector`. Selectors cannot
 //! be listed from DNS: only those named are checked.
 
-use super::model::{DkimSection, DkimSelector, Finding, Severity};
+use super::model::{Advice, DkimSection, DkimSelector, Finding, Severity};
 use super::{dns_finding, is_absent, tag, tag_list};
 use crate::diagnose::is_eop_host;
 use crate::dns::Dns;
@@ -24,14 +24,14 @@ const DKIM_STEP: &str = "In the Microsoft Defender portal (Email authentication 
                          or with New-DkimSigningConfig, create the keys and publish the CNAMEs \
                          it shows; for other signers publish the key their admin console gives.";
 
+const ADVICE: Advice = Advice {
+    category: Category::SpfDkimDmarcFailure,
+    layer: Layer::Policy,
+    step: DKIM_STEP,
+};
+
 fn finding(sev: Severity, cause: String) -> Finding {
-    Finding::new(
-        sev,
-        Category::SpfDkimDmarcFailure,
-        Layer::Policy,
-        cause,
-        vec![DKIM_STEP.to_string()],
-    )
+    ADVICE.finding(sev, cause)
 }
 
 pub async fn check(dns: &Dns, domain: &str, mx: &[String], extra: &[String]) -> DkimSection {

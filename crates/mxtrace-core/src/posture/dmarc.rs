@@ -3,7 +3,7 @@
 //! downloaded, so under a multi-label suffix (`contoso.co.uk`) this looks one level too high
 //! and the report says which name it read.
 
-use super::model::{DmarcSection, Finding, Severity};
+use super::model::{Advice, DmarcSection, Finding, Severity};
 use super::{dns_finding, tag, tag_list, versioned_txt};
 use crate::dns::Dns;
 use crate::model::{Category, Layer};
@@ -13,14 +13,14 @@ const DMARC_STEP: &str = "Publish v=DMARC1 with p=quarantine or p=reject at _dma
                           validate the From address domain for senders in Microsoft 365\").";
 const POLICIES: [&str; 3] = ["none", "quarantine", "reject"];
 
+const ADVICE: Advice = Advice {
+    category: Category::SpfDkimDmarcFailure,
+    layer: Layer::Policy,
+    step: DMARC_STEP,
+};
+
 fn finding(sev: Severity, cause: String) -> Finding {
-    Finding::new(
-        sev,
-        Category::SpfDkimDmarcFailure,
-        Layer::Policy,
-        cause,
-        vec![DMARC_STEP.to_string()],
-    )
+    ADVICE.finding(sev, cause)
 }
 
 /// The organisational domain by the last-two-labels rule; None when `domain` is already it.

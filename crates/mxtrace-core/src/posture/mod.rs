@@ -190,6 +190,28 @@ pub async fn versioned_txt(
         .collect())
 }
 
+/// `versioned_txt` into a section: the records are stored; a failed lookup becomes the
+/// section's finding and closes it (None: the check stops there).
+pub async fn section_records(
+    dns: &Dns,
+    s: &mut Section,
+    name: &str,
+    version: &str,
+    what: &str,
+) -> Option<Vec<String>> {
+    match versioned_txt(dns, name, version).await {
+        Ok(r) => {
+            s.records.clone_from(&r);
+            Some(r)
+        }
+        Err(e) => {
+            s.push(dns_finding(&e, what));
+            s.close(false);
+            None
+        }
+    }
+}
+
 fn starts_with_version(record: &str, version: &str) -> bool {
     let t = record.trim_start();
     let head = t.get(..version.len());

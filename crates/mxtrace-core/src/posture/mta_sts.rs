@@ -6,8 +6,8 @@
 //! out chunked framing, so the body is the bytes up to the close, read with a cap; redirects
 //! are refused by looking at the status (RFC 8461 3.3 forbids following them).
 
-use super::model::{Finding, MtaStsPolicy, MtaStsSection, Severity};
-use super::{dns_finding, tag, tag_list, versioned_txt};
+use super::model::{Advice, Finding, MtaStsPolicy, MtaStsSection, Severity};
+use super::{section_records, tag, tag_list, versioned_txt};
 use crate::dns::Dns;
 use crate::model::{Category, Layer};
 use crate::tls::{client_config, SharedRecord, TlsConfigError, TlsOptions, VerifyMode};
@@ -52,28 +52,24 @@ const STEP: &str =
                     https://mta-sts.DOMAIN/.well-known/mta-sts.txt; change the id whenever the \
                     policy changes (RFC 8461 3).";
 
-pub(crate) fn finding(sev: Severity, cause: String) -> Finding {
-    Finding::new(
-        sev,
-        Category::TlsFailed,
-        Layer::Tls,
-        cause,
-        vec![STEP.to_string()],
-    )
+const ADVICE: Advice = Advice {
+    category: Category::TlsFailed,
+    layer: Layer::Tls,
+    step: STEP,
+};
+
+fn finding(sev: Severity, cause: String) -> Finding {
+    ADVICE.finding(sev, cause)
 }
 
 pub async fn check(dns: &Dns, domain: &str, mx: &[String], fetch: &FetchOptions) -> MtaStsSection {
     let mut s = MtaStsSection::default();
     let name = format!("_mta-sts.{domain}");
-    let records = match versioned_txt(dns, &name, "v=STSv1").await {
-        Ok(r) => r,
-        Err(e) => {
-            s.section.push(dns_finding(&e, "MTA-STS record"));
-            s.section.close(false);
-            return s;
-        }
+    let Some(records) =
+        section_records(dns, &mut s.section, &name, "v=STSv1", "MTA-STS record").await
+    else {
+        return s;
     };
-    s.section.records.clone_from(&records);
     match records.as_slice() {
         [] => {
             s.section.push(finding(
@@ -112,6 +108,25 @@ pub async fn check(dns: &Dns, domain: &str, mx: &[String], fetch: &FetchOptions)
     }
     s.section.close(false);
     s
+}
+
+/// The policy a sending MTA applies (RFC 8461 5): None without a `_mta-sts` record; an error
+/// when the record exists but no valid policy was fetched (the sender then delivers as if
+/// there were no policy, having no cached one).
+pub async fn sender_policy(
+    dns: &Dns,
+    domain: &str,
+    fetch: &FetchOptions,
+) -> Result<Option<MtaStsPolicy>, String> {
+    let records = versioned_txt(dns, &format!("_mta-sts.{domain}"), "v=STSv1")
+        .await
+        .map_err(|e| e.message)?;
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let host = format!("mta-sts.{domain}");
+    let body = fetch_policy(dns, &host, fetch).await?;
+    parse_policy(&body).map(Some)
 }
 
 /// Mode and max_age judged, and every MX matched against the `mx:` patterns.

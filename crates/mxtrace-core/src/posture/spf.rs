@@ -4,7 +4,7 @@
 //! that cost a DNS lookup (limit 10) and the lookups that found nothing (limit 2), both from
 //! RFC 7208 4.6.4, and catching include loops.
 
-use super::model::{Finding, Severity, SpfIpResult, SpfNode, SpfSection};
+use super::model::{Advice, Finding, Severity, SpfIpResult, SpfNode, SpfSection};
 use super::{dns_finding, is_absent, versioned_txt};
 use crate::diagnose::is_eop_host;
 use crate::dns::Dns;
@@ -88,14 +88,14 @@ fn err(cause: String) -> Finding {
     finding(Severity::Error, cause)
 }
 
+const ADVICE: Advice = Advice {
+    category: Category::SpfDkimDmarcFailure,
+    layer: Layer::Policy,
+    step: SPF_STEP,
+};
+
 fn finding(sev: Severity, cause: String) -> Finding {
-    Finding::new(
-        sev,
-        Category::SpfDkimDmarcFailure,
-        Layer::Policy,
-        cause,
-        vec![SPF_STEP.to_string()],
-    )
+    ADVICE.finding(sev, cause)
 }
 
 /// The limits, `all` and the Microsoft 365 include, judged on the walked tree.
