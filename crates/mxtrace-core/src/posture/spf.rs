@@ -24,6 +24,8 @@ const MAX_VOID: usize = 2;
 /// Bounds on the walk itself, whatever the records say.
 const MAX_DEPTH: usize = 10;
 const MAX_NODES: usize = 40;
+/// The whole `check_host()` for `--sending-ip` (RFC 7208 4.6.4 suggests at least 20 s).
+const EVAL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Microsoft 365's SPF include (Microsoft Learn, "Set up SPF to identify valid email sources
 /// for your Microsoft 365 domain").
 pub const EOP_INCLUDE: &str = "spf.protection.outlook.com";
@@ -335,15 +337,18 @@ fn literal(m: &Macro, current: &str) -> Option<String> {
 async fn evaluate(dns: &Dns, domain: &str, ip: IpAddr) -> SpfIpResult {
     let auth = MessageAuthenticator(dns.resolver().clone());
     let sender = format!("postmaster@{domain}");
-    let out = auth
-        .verify_spf(SpfParameters::verify_mail_from(
-            ip,
-            domain,
-            "mxtrace.invalid",
-            &sender,
-        ))
-        .await;
-    let result = match out.result() {
+    let check = auth.verify_spf(SpfParameters::verify_mail_from(
+        ip,
+        domain,
+        "mxtrace.invalid",
+        &sender,
+    ));
+    // Each lookup is bounded by the resolver; this bounds the whole evaluation too.
+    let result = match tokio::time::timeout(EVAL_DEADLINE, check).await {
+        Ok(out) => out.result(),
+        Err(_) => SpfResult::TempError,
+    };
+    let result = match result {
         SpfResult::Pass => "pass",
         SpfResult::Fail => "fail",
         SpfResult::SoftFail => "softfail",
