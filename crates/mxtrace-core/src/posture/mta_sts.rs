@@ -6,7 +6,7 @@
 //! out chunked framing, so the body is the bytes up to the close, read with a cap; redirects
 //! are refused by looking at the status (RFC 8461 3.3 forbids following them).
 
-use super::model::{Advice, Finding, MtaStsPolicy, MtaStsSection, Severity};
+use super::model::{Advice, MtaStsPolicy, MtaStsSection, Severity};
 use super::{section_records, tag, tag_list, versioned_txt};
 use crate::dns::Dns;
 use crate::model::{Category, Layer};
@@ -58,10 +58,6 @@ const ADVICE: Advice = Advice {
     step: STEP,
 };
 
-fn finding(sev: Severity, cause: String) -> Finding {
-    ADVICE.finding(sev, cause)
-}
-
 pub async fn check(dns: &Dns, domain: &str, mx: &[String], fetch: &FetchOptions) -> MtaStsSection {
     let mut s = MtaStsSection::default();
     let name = format!("_mta-sts.{domain}");
@@ -72,7 +68,7 @@ pub async fn check(dns: &Dns, domain: &str, mx: &[String], fetch: &FetchOptions)
     };
     match records.as_slice() {
         [] => {
-            s.section.push(finding(
+            s.section.push(ADVICE.finding(
                 Severity::Info,
                 format!("no MTA-STS record at {name}: senders may deliver without TLS or with an unverified certificate"),
             ));
@@ -80,7 +76,7 @@ pub async fn check(dns: &Dns, domain: &str, mx: &[String], fetch: &FetchOptions)
             return s;
         }
         [one] => s.id = record_id(one),
-        more => s.section.push(finding(
+        more => s.section.push(ADVICE.finding(
             Severity::Error,
             format!(
                 "{name} has {} MTA-STS records: senders treat that as no policy (RFC 8461 3.1)",
@@ -89,7 +85,7 @@ pub async fn check(dns: &Dns, domain: &str, mx: &[String], fetch: &FetchOptions)
         )),
     }
     if s.id.is_none() && records.len() == 1 {
-        s.section.push(finding(
+        s.section.push(ADVICE.finding(
             Severity::Error,
             format!("{name}: no valid id= (1-32 letters and digits, RFC 8461 3.1): senders ignore the record"),
         ));
@@ -101,7 +97,7 @@ pub async fn check(dns: &Dns, domain: &str, mx: &[String], fetch: &FetchOptions)
             judge_policy(&mut s, &p, mx);
             s.policy = Some(p);
         }
-        Err(why) => s.section.push(finding(
+        Err(why) => s.section.push(ADVICE.finding(
             Severity::Error,
             format!("the MTA-STS policy at https://{host}/.well-known/mta-sts.txt: {why}; senders that cached an enforce policy keep it, new ones use none"),
         )),
@@ -142,7 +138,7 @@ fn judge_policy(s: &mut MtaStsSection, p: &MtaStsPolicy, mx: &[String]) {
         } else {
             Severity::Warning
         };
-        s.section.push(finding(
+        s.section.push(ADVICE.finding(
             sev,
             format!("MX {} not matched by the policy's mx: patterns ({}): in {} mode compliant senders {}",
                 s.unmatched_mx.join(", "), p.mx.join(", "), p.mode,
@@ -150,13 +146,13 @@ fn judge_policy(s: &mut MtaStsSection, p: &MtaStsPolicy, mx: &[String]) {
         ));
     }
     if p.mode == "testing" {
-        s.section.push(finding(
+        s.section.push(ADVICE.finding(
             Severity::Info,
             "mode testing: failures are reported (TLS-RPT), mail is still delivered".to_string(),
         ));
     }
     if p.max_age < 86_400 {
-        s.section.push(finding(
+        s.section.push(ADVICE.finding(
             Severity::Warning,
             format!("max_age {} is under a day: senders forget the policy quickly (RFC 8461 3.2 suggests weeks)", p.max_age),
         ));

@@ -87,7 +87,7 @@ pub async fn check(dns: &Dns, domain: &str, mx: &[String], ip: Option<IpAddr>) -
 }
 
 fn err(cause: String) -> Finding {
-    finding(Severity::Error, cause)
+    ADVICE.finding(Severity::Error, cause)
 }
 
 const ADVICE: Advice = Advice {
@@ -95,10 +95,6 @@ const ADVICE: Advice = Advice {
     layer: Layer::Policy,
     step: SPF_STEP,
 };
-
-fn finding(sev: Severity, cause: String) -> Finding {
-    ADVICE.finding(sev, cause)
-}
 
 /// The limits, `all` and the Microsoft 365 include, judged on the walked tree.
 fn judge(s: &mut SpfSection, w: &Walk<'_>, tree: &SpfNode, eop_mx: bool) {
@@ -119,7 +115,7 @@ fn judge(s: &mut SpfSection, w: &Walk<'_>, tree: &SpfNode, eop_mx: bool) {
         Some("+all") => f.push(err(
             "+all: any server on the internet passes SPF for this domain".to_string(),
         )),
-        Some("?all") => f.push(finding(
+        Some("?all") => f.push(ADVICE.finding(
             Severity::Warning,
             "?all: mail from unlisted servers is neutral, SPF protects nothing".to_string(),
         )),
@@ -128,16 +124,18 @@ fn judge(s: &mut SpfSection, w: &Walk<'_>, tree: &SpfNode, eop_mx: bool) {
             .as_deref()
             .is_some_and(|r| !r.contains("redirect=")) =>
         {
-            f.push(finding(
-                Severity::Warning,
-                "no all term: unlisted servers get the default result neutral (RFC 7208 4.7)"
-                    .to_string(),
-            ))
+            f.push(
+                ADVICE.finding(
+                    Severity::Warning,
+                    "no all term: unlisted servers get the default result neutral (RFC 7208 4.7)"
+                        .to_string(),
+                ),
+            )
         }
         _ => {}
     }
     if eop_mx && !w.seen_eop {
-        f.push(finding(
+        f.push(ADVICE.finding(
             Severity::Warning,
             format!("the MX is Exchange Online, but SPF does not include {EOP_INCLUDE}: mail the tenant sends fails SPF"),
         ));
@@ -259,7 +257,7 @@ async fn terms(w: &mut Walk<'_>, spf: &Spf, node: &mut SpfNode, stack: &[String]
             }
             Mechanism::Ptr { .. } => {
                 count(w, node);
-                w.findings.push(finding(
+                w.findings.push(ADVICE.finding(
                     Severity::Warning,
                     format!("the SPF record of {domain} uses ptr, which RFC 7208 5.5 says not to use: slow, and many receivers skip it"),
                 ));
@@ -276,7 +274,7 @@ async fn terms(w: &mut Walk<'_>, spf: &Spf, node: &mut SpfNode, stack: &[String]
         Some(d) if d.qualifier == Qualifier::Pass
     ) && node.via != "top"
     {
-        w.findings.push(finding(
+        w.findings.push(ADVICE.finding(
             Severity::Warning,
             format!("{domain} (included) ends in +all: the include passes every server"),
         ));
@@ -369,7 +367,7 @@ fn ip_finding(s: &mut SpfSection, domain: &str, r: &SpfIpResult) {
         "softfail" | "neutral" | "none" => Severity::Warning,
         _ => Severity::Error,
     };
-    s.section.push(finding(
+    s.section.push(ADVICE.finding(
         sev,
         format!(
             "SPF for {} sending as {domain}: {} (receivers junk or reject its mail)",

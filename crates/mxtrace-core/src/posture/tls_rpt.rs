@@ -1,7 +1,7 @@
 //! TLS-RPT (RFC 8460): `_smtp._tls.DOMAIN`, `v=TLSRPTv1; rua=...` where senders report TLS
 //! failures (MTA-STS and DANE ones included). Optional: its absence is information.
 
-use super::model::{Advice, Finding, Severity, TlsRptSection};
+use super::model::{Advice, Severity, TlsRptSection};
 use super::{section_records, tag, tag_list};
 use crate::dns::Dns;
 use crate::model::{Category, Layer};
@@ -15,10 +15,6 @@ const ADVICE: Advice = Advice {
     step: STEP,
 };
 
-fn finding(sev: Severity, cause: String) -> Finding {
-    ADVICE.finding(sev, cause)
-}
-
 pub async fn check(dns: &Dns, domain: &str) -> TlsRptSection {
     let mut s = TlsRptSection::default();
     let name = format!("_smtp._tls.{domain}");
@@ -28,12 +24,12 @@ pub async fn check(dns: &Dns, domain: &str) -> TlsRptSection {
         return s;
     };
     match records.as_slice() {
-        [] => s.section.push(finding(
+        [] => s.section.push(ADVICE.finding(
             Severity::Info,
             format!("no TLS-RPT record at {name}: nobody hears about senders' TLS failures"),
         )),
         [one] => judge(&mut s, &name, one),
-        more => s.section.push(finding(
+        more => s.section.push(ADVICE.finding(
             Severity::Error,
             format!(
                 "{name} has {} TLS-RPT records: senders must then ignore TLS-RPT (RFC 8460 3)",
@@ -50,7 +46,7 @@ fn judge(s: &mut TlsRptSection, name: &str, record: &str) {
         .ok()
         .and_then(|t| tag(&t, "rua").map(str::to_string));
     let Some(rua) = rua else {
-        s.section.push(finding(
+        s.section.push(ADVICE.finding(
             Severity::Error,
             format!("{name}: no valid rua= (RFC 8460 3): reports have nowhere to go"),
         ));
@@ -60,7 +56,7 @@ fn judge(s: &mut TlsRptSection, name: &str, record: &str) {
     for u in &s.rua {
         let l = u.to_ascii_lowercase();
         if !(l.starts_with("mailto:") || l.starts_with("https:")) {
-            s.section.push(finding(
+            s.section.push(ADVICE.finding(
                 Severity::Error,
                 format!("{name}: rua {u:?} is neither mailto: nor https: (RFC 8460 3)"),
             ));
