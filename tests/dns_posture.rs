@@ -3,7 +3,11 @@
 //! the human output is pinned by a snapshot and the JSON shape and exit codes through the binary.
 
 #[path = "support/bin.rs"]
+#[allow(dead_code)]
 mod bin;
+#[path = "support/certs.rs"]
+#[allow(unused_imports)]
+mod certs;
 #[path = "support/dns.rs"]
 mod dns_support;
 
@@ -52,6 +56,10 @@ fn contoso_zones() -> Vec<String> {
             "7.2.0.192 A 127.0.0.2\n7.2.0.192 TXT \"listed for testing\"",
         ),
         zone("zen.test", "*.2.0.192 A 127.255.255.254"),
+        zone(
+            "clean.test",
+            "@ TXT \"v=spf1 -all\"\n_dmarc TXT \"v=DMARC1; p=reject; rua=mailto:d@clean.test\"",
+        ),
     ]
 }
 
@@ -149,4 +157,463 @@ async fn contoso_posture_section_by_section() {
     ));
     assert!(!r.verdict.passed);
     assert_eq!(r.verdict.errors, 2, "{}", r.verdict.summary);
+}
+
+/// The SPF and DMARC edge cases of issue 13, one zone each.
+fn edge_zones() -> Vec<String> {
+    let mut includes = String::from("@ TXT \"v=spf1");
+    let mut leaves = String::new();
+    for i in 1..=11 {
+        includes.push_str(&format!(" include:i{i}.many.test"));
+        leaves.push_str(&format!("i{i} TXT \"v=spf1 ip4:192.0.2.{i} -all\"\n"));
+    }
+    includes.push_str(" -all\"\n");
+    vec![
+        zone(
+            "twice.test",
+            "@ TXT \"v=spf1 -all\"\n@ TXT \"v=spf1 mx -all\"\n\
+             _dmarc TXT \"v=DMARC1; p=reject\"",
+        ),
+        zone("many.test", &format!("{includes}{leaves}")),
+        zone(
+            "void.test",
+            "@ TXT \"v=spf1 a:n1.void.test a:n2.void.test a:n3.void.test ?all\"",
+        ),
+        zone(
+            "loop.test",
+            "@ TXT \"v=spf1 include:b.loop.test -all\"\nb TXT \"v=spf1 include:loop.test -all\"",
+        ),
+        zone(
+            "open.test",
+            "@ TXT \"v=spf1 +all\"\n\
+             _dmarc TXT \"v=DMARC1; p=maybe; pct=150; rua=https://x.test\"",
+        ),
+        // The organisational domain's record covers its subdomains.
+        zone(
+            "fabrikam.test",
+            "@ TXT \"v=spf1 -all\"\n_dmarc TXT \"v=DMARC1; p=reject; sp=quarantine\"\n\
+             mail TXT \"v=spf1 ip4:192.0.2.0/24 -all\"",
+        ),
+        zone(
+            "weak.test",
+            &format!(
+                "@ MX 0 weak-test.mail.protection.outlook.com.\n@ TXT \"v=spf1 -all\"\n\
+                 s512._domainkey TXT \"v=DKIM1; p={KEY_512}\"\n\
+                 gone._domainkey TXT \"v=DKIM1; p=\""
+            ),
+        ),
+    ]
+}
+
+async fn edge(domain: &str, f: impl FnOnce(&mut PostureOptions)) -> PostureReport {
+    let zones = edge_zones();
+    let refs: Vec<&str> = zones.iter().map(String::as_str).collect();
+    let dns = TestDns::start(&refs, &[]).await;
+    run(&dns, domain, f).await
+}
+
+#[tokio::test]
+async fn more_than_one_spf_record_is_a_permerror() {
+    let r = edge("twice.test", |_| {}).await;
+    assert_eq!(r.spf.section.status, Some(Status::Fail));
+    assert!(
+        has(&r.spf.section.findings, Severity::Error, "2 SPF records"),
+        "{}",
+        causes(&r.spf.section.findings)
+    );
+    assert_eq!(r.dmarc.section.status, Some(Status::Pass));
+}
+
+#[tokio::test]
+async fn over_ten_lookups_and_void_lookups_are_counted() {
+    let r = edge("many.test", |_| {}).await;
+    assert_eq!(r.spf.dns_lookups, 11);
+    assert!(
+        has(&r.spf.section.findings, Severity::Error, "11 DNS lookups"),
+        "{}",
+        causes(&r.spf.section.findings)
+    );
+    let r = edge("void.test", |_| {}).await;
+    assert_eq!(r.spf.void_lookups, 3);
+    assert!(has(
+        &r.spf.section.findings,
+        Severity::Error,
+        "void lookups"
+    ));
+    assert!(has(&r.spf.section.findings, Severity::Warning, "?all"));
+}
+
+#[tokio::test]
+async fn include_loops_end_with_a_finding() {
+    let r = edge("loop.test", |_| {}).await;
+    assert!(
+        has(&r.spf.section.findings, Severity::Error, "include loop"),
+        "{}",
+        causes(&r.spf.section.findings)
+    );
+    let b = &r.spf.tree.as_ref().unwrap().children[0];
+    assert_eq!(b.children[0].error.as_deref(), Some("loop"));
+}
+
+#[tokio::test]
+async fn plus_all_dmarc_syntax_errors_and_sending_ip_results() {
+    let r = edge("open.test", |o| {
+        o.sending_ip = Some("198.51.100.1".parse().unwrap())
+    })
+    .await;
+    assert!(has(&r.spf.section.findings, Severity::Error, "+all"));
+    assert_eq!(r.spf.sending_ip.as_ref().unwrap().result, "pass");
+    let d = causes(&r.dmarc.section.findings);
+    assert!(
+        d.contains("p=maybe") && d.contains("pct=150") && d.contains("mailto"),
+        "{d}"
+    );
+    assert_eq!(r.dmarc.section.status, Some(Status::Fail));
+    let r = edge("mail.fabrikam.test", |o| {
+        o.sending_ip = Some("198.51.100.1".parse().unwrap())
+    })
+    .await;
+    assert_eq!(r.spf.sending_ip.as_ref().unwrap().result, "fail");
+    assert!(has(
+        &r.spf.section.findings,
+        Severity::Error,
+        "198.51.100.1"
+    ));
+    assert_eq!(r.dmarc.source.as_deref(), Some("organizational_domain"));
+    assert_eq!(r.dmarc.found_at.as_deref(), Some("_dmarc.fabrikam.test"));
+    assert_eq!(r.dmarc.sp.as_deref(), Some("quarantine"));
+}
+
+#[tokio::test]
+async fn eop_mx_without_eop_include_and_weak_dkim_keys() {
+    let r = edge("weak.test", |o| {
+        o.dkim_selectors = vec!["s512".into(), "gone".into()];
+    })
+    .await;
+    assert!(has(
+        &r.spf.section.findings,
+        Severity::Warning,
+        "spf.protection.outlook.com"
+    ));
+    let states: Vec<&str> = r.dkim.selectors.iter().map(|d| d.state.as_str()).collect();
+    assert_eq!(states, ["missing", "missing", "found", "revoked"]);
+    assert_eq!(r.dkim.selectors[2].key_bits, Some(512));
+    assert!(
+        has(&r.dkim.section.findings, Severity::Error, "512 bits"),
+        "{}",
+        causes(&r.dkim.section.findings)
+    );
+}
+
+/// Runs the binary (blocking) while the test's DNS server keeps answering on this runtime.
+async fn cli(args: Vec<String>) -> bin::Run {
+    tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        bin::mxtrace(&a, &[])
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_output_json_shape_and_exit_codes() {
+    let zones = contoso_zones();
+    let refs: Vec<&str> = zones.iter().map(String::as_str).collect();
+    let dns = TestDns::start(&refs, &[]).await;
+    let base = |extra: &[&str]| {
+        let mut v: Vec<String> = ["dns", "contoso.test", "--resolver", &dns.resolver()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let flags = [
+        "--sending-ip",
+        "192.0.2.7",
+        "--dnsbl-zone",
+        "bl.test",
+        "--dnsbl-zone",
+        "zen.test",
+    ];
+    let r = cli(base(&flags)).await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    insta::assert_snapshot!("dns_contoso_human", bin::redact_ports(&r.stdout));
+    let mut json_flags = flags.to_vec();
+    json_flags.push("--json");
+    let r = cli(base(&json_flags)).await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let j = r.json();
+    assert_eq!(j["schema_version"], 1);
+    assert_eq!(j["command"], "dns");
+    // Top-level keys in this order (the pretty JSON has them at two spaces of indent).
+    let order = [
+        "schema_version",
+        "command",
+        "version",
+        "domain",
+        "resolver",
+        "mx",
+        "mx_error",
+        "spf",
+        "dmarc",
+        "dkim",
+        "mta_sts",
+        "tls_rpt",
+        "rdns",
+        "dnsbl",
+        "verdict",
+    ];
+    let found: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("  \"")?.split_once('"').map(|(k, _)| k))
+        .collect();
+    assert_eq!(found, order);
+    assert_eq!(j["spf"]["status"], "pass");
+    assert_eq!(j["spf"]["dns_lookups"], 2);
+    assert_eq!(j["spf"]["sending_ip"]["result"], "pass");
+    assert_eq!(j["dmarc"]["findings"][0]["severity"], "warning");
+    assert_eq!(
+        j["dmarc"]["findings"][0]["diagnosis"]["category"],
+        "spf_dkim_dmarc_failure"
+    );
+    assert_eq!(j["dmarc"]["findings"][0]["diagnosis"]["layer"], "policy");
+    assert_eq!(j["dkim"]["selectors"][1]["state"], "dangling");
+    assert_eq!(j["dnsbl"]["results"][0]["state"], "listed");
+    assert_eq!(
+        j["dnsbl"]["findings"][0]["diagnosis"]["category"],
+        "ip_blocklisted"
+    );
+    assert_eq!(j["verdict"]["passed"], false);
+    // The JSON reads back into the model.
+    let _: PostureReport = serde_json::from_value(j).unwrap();
+    // A posture without errors passes: SPF -all and DMARC p=reject, optional records absent.
+    let r = cli(vec![
+        "dns".into(),
+        "clean.test".into(),
+        "--resolver".into(),
+        dns.resolver(),
+    ])
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("Verdict: PASS no errors"), "{}", r.stdout);
+    let r = cli(vec![
+        "dns".into(),
+        "contoso.test".into(),
+        "--resolver".into(),
+        "nowhere".into(),
+    ])
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let missing_ca = base(&["--tls-ca-file", "/nonexistent/ca.pem"]);
+    let r = cli(missing_ca).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--tls-ca-file"), "{}", r.stderr);
+}
+
+/// An HTTPS server on 127.0.0.1 that answers every request with `answer` (status line,
+/// headers and body), with a certificate for `name` from the test CA. Stops when dropped.
+struct PolicyServer {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PolicyServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn policy_server(pki: &certs::TestPki, name: &str, answer: Vec<u8>) -> PolicyServer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let acceptor =
+        tokio_rustls::TlsAcceptor::from(pki.server_config(&certs::CertKind::Valid(name.into())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, answer) = (acceptor.clone(), answer.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") && got.len() < 4096 {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tls.write_all(&answer).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    PolicyServer { port, task }
+}
+
+fn ok_policy(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// sts.test: an Exchange Online MX and both MX forms of Microsoft's migration; `id` is the
+/// `_mta-sts` record's id.
+async fn sts(id: &str, answer: Vec<u8>) -> PostureReport {
+    let z = zone(
+        "sts.test",
+        &format!(
+            "@ MX 10 sts-test.mail.protection.outlook.com.\n@ MX 20 sts-test.l-v1.mx.microsoft.\n\
+             @ TXT \"v=spf1 include:spf.protection.outlook.com -all\"\n\
+             _mta-sts TXT \"v=STSv1; id={id}\"\nmta-sts A 127.0.0.1"
+        ),
+    );
+    let dns = TestDns::start(&[&z], &[]).await;
+    let pki = certs::TestPki::new();
+    let server = policy_server(&pki, "mta-sts.sts.test", answer).await;
+    let ca = pki.ca_file().to_path_buf();
+    run(&dns, "sts.test", |o| {
+        o.mta_sts.https_port = server.port;
+        o.mta_sts.ca_file = Some(ca);
+    })
+    .await
+}
+
+/// A wildcard covers one label (RFC 8461 4.1): `*.mx.microsoft` would not match
+/// `sts-test.l-v1.mx.microsoft`.
+const BOTH_MX: &str = "version: STSv1\nmode: enforce\nmx: *.mail.protection.outlook.com\nmx: *.l-v1.mx.microsoft\nmax_age: 604800\n";
+
+#[tokio::test]
+async fn mta_sts_enforce_policy_matching_every_mx() {
+    let r = sts("20261129a", ok_policy(BOTH_MX)).await;
+    let m = &r.mta_sts;
+    assert_eq!(
+        m.section.status,
+        Some(Status::Pass),
+        "{}",
+        causes(&m.section.findings)
+    );
+    assert_eq!(m.id.as_deref(), Some("20261129a"));
+    let p = m.policy.as_ref().unwrap();
+    assert_eq!((p.mode.as_str(), p.max_age), ("enforce", 604800));
+    assert!(m.unmatched_mx.is_empty());
+}
+
+#[tokio::test]
+async fn mta_sts_wrong_mx_pattern_enforce_vs_testing() {
+    let enforce =
+        "version: STSv1\nmode: enforce\nmx: *.mail.protection.outlook.com\nmax_age: 604800\n";
+    let r = sts("1", ok_policy(enforce)).await;
+    assert_eq!(r.mta_sts.unmatched_mx, ["sts-test.l-v1.mx.microsoft"]);
+    assert!(has(
+        &r.mta_sts.section.findings,
+        Severity::Error,
+        "not matched"
+    ));
+    let testing = enforce.replace("enforce", "testing");
+    let r = sts("1", ok_policy(&testing)).await;
+    assert!(has(
+        &r.mta_sts.section.findings,
+        Severity::Warning,
+        "not matched"
+    ));
+    assert_eq!(r.mta_sts.section.status, Some(Status::Warn));
+}
+
+#[tokio::test]
+async fn mta_sts_redirect_size_cap_and_bad_id_fail() {
+    let redirect = b"HTTP/1.1 301 Moved\r\nLocation: https://elsewhere.test/p.txt\r\nContent-Length: 0\r\n\r\n".to_vec();
+    let r = sts("1", redirect).await;
+    assert!(
+        has(&r.mta_sts.section.findings, Severity::Error, "redirect"),
+        "{}",
+        causes(&r.mta_sts.section.findings)
+    );
+    let big = format!("{BOTH_MX}{}", "# padding\n".repeat(7000));
+    let r = sts("1", ok_policy(&big)).await;
+    assert!(
+        has(&r.mta_sts.section.findings, Severity::Error, "size cap"),
+        "{}",
+        causes(&r.mta_sts.section.findings)
+    );
+    let r = sts("2026-11-29", ok_policy(BOTH_MX)).await;
+    assert!(has(
+        &r.mta_sts.section.findings,
+        Severity::Error,
+        "no valid id="
+    ));
+}
+
+/// `trace` of walk.test (MX 10 mx1 = 127.0.77.2, MX 20 mx2 = 127.0.77.3, nothing listening on
+/// port 9: each address is refused) under an MTA-STS policy.
+async fn trace_under(policy: &str) -> mxtrace_core::model::TraceReport {
+    use clap::Parser;
+    let z = zone(
+        "walk.test",
+        "@ MX 10 mx1\n@ MX 20 mx2\nmx1 A 127.0.77.2\nmx2 A 127.0.77.3\n\
+         _mta-sts TXT \"v=STSv1; id=1\"\nmta-sts A 127.0.0.1",
+    );
+    let dns = TestDns::start(&[&z], &[]).await;
+    let pki = certs::TestPki::new();
+    let server = policy_server(&pki, "mta-sts.walk.test", ok_policy(policy)).await;
+    let resolver = dns.resolver();
+    let argv = [
+        "mxtrace",
+        "trace",
+        "walk.test",
+        "--resolver",
+        &resolver,
+        "--port",
+        "9",
+        "--connect-timeout",
+        "3s",
+        "--dns-timeout",
+        "2s",
+    ];
+    let cli = mxtrace::cli::Cli::try_parse_from(argv).unwrap();
+    let mxtrace::cli::Command::Trace(t) = cli.command else {
+        panic!("not trace")
+    };
+    let mut opts = t.to_options().unwrap();
+    opts.mta_sts.https_port = server.port;
+    opts.mta_sts.ca_file = Some(pki.ca_file().to_path_buf());
+    mxtrace_core::trace::trace(&opts).await.unwrap()
+}
+
+fn probed_ips(r: &mxtrace_core::model::TraceReport) -> Vec<String> {
+    r.hops[0].probes.iter().map(|p| p.ip.clone()).collect()
+}
+
+#[tokio::test]
+async fn trace_walks_only_mx_hosts_an_enforced_policy_matches() {
+    let r = trace_under("version: STSv1\nmode: enforce\nmx: mx2.walk.test\nmax_age: 86400\n").await;
+    assert_eq!(probed_ips(&r), ["127.0.77.3"]);
+    let w = r.hops[0].verdict.warnings.join("\n");
+    assert!(w.contains("MX mx1.walk.test not matched"), "{w}");
+    assert!(w.contains("STARTTLS required"), "{w}");
+    let r =
+        trace_under("version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n").await;
+    assert!(probed_ips(&r).is_empty());
+    assert!(!r.verdict.passed);
+    assert!(
+        r.hops[0].verdict.summary.starts_with("MTA-STS failure"),
+        "{}",
+        r.hops[0].verdict.summary
+    );
+}
+
+#[tokio::test]
+async fn trace_ignores_a_testing_policy() {
+    let r = trace_under("version: STSv1\nmode: testing\nmx: mx2.walk.test\nmax_age: 86400\n").await;
+    assert_eq!(probed_ips(&r), ["127.0.77.2", "127.0.77.3"]);
+    assert!(r.hops[0]
+        .verdict
+        .warnings
+        .iter()
+        .any(|w| w.contains("testing mode")));
 }

@@ -4,7 +4,7 @@
 //! sign mail from your Microsoft 365 domain"), then any `--dkim-selector`. Selectors cannot
 //! be listed from DNS: only those named are checked.
 
-use super::model::{DkimSection, DkimSelector, Finding, Severity};
+use super::model::{Advice, DkimSection, DkimSelector, Severity};
 use super::{dns_finding, is_absent, tag, tag_list};
 use crate::diagnose::is_eop_host;
 use crate::dns::Dns;
@@ -24,15 +24,11 @@ const DKIM_STEP: &str = "In the Microsoft Defender portal (Email authentication 
                          or with New-DkimSigningConfig, create the keys and publish the CNAMEs \
                          it shows; for other signers publish the key their admin console gives.";
 
-fn finding(sev: Severity, cause: String) -> Finding {
-    Finding::new(
-        sev,
-        Category::SpfDkimDmarcFailure,
-        Layer::Policy,
-        cause,
-        vec![DKIM_STEP.to_string()],
-    )
-}
+const ADVICE: Advice = Advice {
+    category: Category::SpfDkimDmarcFailure,
+    layer: Layer::Policy,
+    step: DKIM_STEP,
+};
 
 pub async fn check(dns: &Dns, domain: &str, mx: &[String], extra: &[String]) -> DkimSection {
     let mut s = DkimSection::default();
@@ -54,7 +50,7 @@ pub async fn check(dns: &Dns, domain: &str, mx: &[String], extra: &[String]) -> 
         } else {
             Severity::Info
         };
-        s.section.push(finding(
+        s.section.push(ADVICE.finding(
             sev,
             format!("no DKIM key at the selectors tried ({}); Microsoft 365 signs with selector1/selector2 once DKIM is enabled for {domain}", s.selectors.iter().map(|d| d.selector.as_str()).collect::<Vec<_>>().join(", ")),
         ));
@@ -95,7 +91,7 @@ async fn selector(dns: &Dns, domain: &str, sel: &str, s: &mut DkimSection) -> Dk
         Err(e) if is_absent(&e) => {
             if let Some(c) = &d.cname {
                 d.state = "dangling".to_string();
-                s.section.push(finding(
+                s.section.push(ADVICE.finding(
                     Severity::Error,
                     format!("{name} is a CNAME to {c}, which has no key record: mail signed with {sel} fails DKIM"),
                 ));
@@ -122,7 +118,7 @@ fn microsoft_target(domain: &str, sel: &str, target: &str, s: &mut DkimSection) 
     let expected = format!("{sel}-{}", domain.replace('.', "-"));
     let first = t.split('.').next().unwrap_or("");
     if first != expected {
-        s.section.push(finding(
+        s.section.push(ADVICE.finding(
             Severity::Warning,
             format!("{sel}._domainkey.{domain} points to {target}, whose first label is not {expected}: the CNAME was copied from another domain's setup"),
         ));
@@ -145,7 +141,7 @@ fn key(d: &mut DkimSelector, s: &mut DkimSection) {
     let p: String = p.chars().filter(|c| !c.is_whitespace()).collect();
     if p.is_empty() {
         d.state = "revoked".to_string();
-        s.section.push(finding(
+        s.section.push(ADVICE.finding(
             Severity::Warning,
             format!(
                 "{}: the key is revoked (empty p=); nothing signed with {} verifies",
@@ -180,12 +176,12 @@ fn rsa(d: &mut DkimSelector, s: &mut DkimSection, der: &[u8]) {
     d.key_bits = Some(bits);
     d.state = "found".to_string();
     if bits < MIN_RSA_BITS {
-        s.section.push(finding(
+        s.section.push(ADVICE.finding(
             Severity::Error,
             format!("{}: RSA key of {bits} bits; receivers ignore keys under {MIN_RSA_BITS} bits (RFC 8301 3.2)", d.name),
         ));
     } else if bits < GOOD_RSA_BITS {
-        s.section.push(finding(
+        s.section.push(ADVICE.finding(
             Severity::Info,
             format!("{}: RSA key of {bits} bits; rotate to {GOOD_RSA_BITS} bits (Microsoft 365: Rotate-DkimSigningConfig -KeySize 2048)", d.name),
         ));
@@ -194,7 +190,7 @@ fn rsa(d: &mut DkimSelector, s: &mut DkimSection, der: &[u8]) {
 
 fn invalid(d: &mut DkimSelector, s: &mut DkimSection, why: &str) {
     d.state = "invalid".to_string();
-    s.section.push(finding(
+    s.section.push(ADVICE.finding(
         Severity::Error,
         format!("{}: the key record is not valid: {why}", d.name),
     ));

@@ -3,7 +3,7 @@
 //! downloaded, so under a multi-label suffix (`contoso.co.uk`) this looks one level too high
 //! and the report says which name it read.
 
-use super::model::{DmarcSection, Finding, Severity};
+use super::model::{Advice, DmarcSection, Finding, Severity};
 use super::{dns_finding, tag, tag_list, versioned_txt};
 use crate::dns::Dns;
 use crate::model::{Category, Layer};
@@ -13,15 +13,11 @@ const DMARC_STEP: &str = "Publish v=DMARC1 with p=quarantine or p=reject at _dma
                           validate the From address domain for senders in Microsoft 365\").";
 const POLICIES: [&str; 3] = ["none", "quarantine", "reject"];
 
-fn finding(sev: Severity, cause: String) -> Finding {
-    Finding::new(
-        sev,
-        Category::SpfDkimDmarcFailure,
-        Layer::Policy,
-        cause,
-        vec![DMARC_STEP.to_string()],
-    )
-}
+const ADVICE: Advice = Advice {
+    category: Category::SpfDkimDmarcFailure,
+    layer: Layer::Policy,
+    step: DMARC_STEP,
+};
 
 /// The organisational domain by the last-two-labels rule; None when `domain` is already it.
 pub fn organizational_domain(domain: &str) -> Option<String> {
@@ -53,7 +49,7 @@ pub async fn check(dns: &Dns, domain: &str) -> DmarcSection {
             }
         }
     }
-    s.section.push(finding(
+    s.section.push(ADVICE.finding(
         Severity::Warning,
         format!("no DMARC record at _dmarc.{domain} or its organisational domain: receivers apply no policy to forged From addresses, and bulk senders to Gmail and Yahoo need one"),
     ));
@@ -63,7 +59,7 @@ pub async fn check(dns: &Dns, domain: &str) -> DmarcSection {
 
 fn judge(s: &mut DmarcSection, name: &str, records: Vec<String>) {
     if records.len() > 1 {
-        s.section.push(finding(
+        s.section.push(ADVICE.finding(
             Severity::Error,
             format!(
                 "{name} has {} DMARC records: receivers ignore them all (RFC 7489 6.6.3)",
@@ -125,13 +121,13 @@ fn judge(s: &mut DmarcSection, name: &str, records: Vec<String>) {
 /// `p=none` and partial `pct`: a policy that does not protect yet.
 fn policy_findings(s: &mut DmarcSection) {
     if s.p.as_deref() == Some("none") {
-        s.section.push(finding(
+        s.section.push(ADVICE.finding(
             Severity::Warning,
             "p=none: DMARC only monitors; forged mail is delivered (Microsoft recommends moving to p=quarantine, then p=reject)".to_string(),
         ));
     }
     if s.pct.is_some_and(|p| p < 100) && s.p.as_deref() != Some("none") {
-        s.section.push(finding(
+        s.section.push(ADVICE.finding(
             Severity::Warning,
             format!(
                 "pct={}: the policy applies to only part of the failing mail",
@@ -140,7 +136,7 @@ fn policy_findings(s: &mut DmarcSection) {
         ));
     }
     if s.rua.is_empty() {
-        s.section.push(finding(
+        s.section.push(ADVICE.finding(
             Severity::Info,
             "no rua=: nobody receives aggregate reports, so failures go unseen".to_string(),
         ));
@@ -164,7 +160,7 @@ fn uris(s: &mut DmarcSection, name: &str, value: Option<&str>, key: &str) -> Vec
 }
 
 fn syntax(name: &str, what: &str) -> Finding {
-    finding(
+    ADVICE.finding(
         Severity::Error,
         format!("DMARC syntax error at {name}: {what} (RFC 7489 6.3)"),
     )

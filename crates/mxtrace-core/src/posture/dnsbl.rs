@@ -21,7 +21,7 @@ const MAX_IPS: usize = 16;
 
 pub async fn check(dns: &Dns, mx: &[String], opts: &PostureOptions) -> Option<DnsblSection> {
     let mut ips: Vec<IpAddr> = opts.sending_ip.into_iter().collect();
-    if opts.dnsbl || !opts.dnsbl_zones.is_empty() {
+    if opts.dnsbl {
         for host in mx {
             ips.extend(rdns::addresses(dns, host).await);
         }

@@ -20,7 +20,6 @@ use crate::dns::{Dns, ResolverChoice, SetupError};
 use crate::model::{Category, DnsFailure, DnsReason, Layer};
 use model::{Finding, PostureReport, PostureVerdict, Section, Severity};
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// What `mxtrace dns` was asked.
@@ -56,9 +55,6 @@ impl PostureOptions {
     }
 }
 
-/// Trust for the MTA-STS policy host beyond the public roots (a private or lab CA).
-pub type CaFile = Option<PathBuf>;
-
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PostureError {
@@ -66,6 +62,9 @@ pub enum PostureError {
     Setup(#[from] SetupError),
     #[error("{0:?} is not a domain name")]
     BadDomain(String),
+    /// The CA file for the MTA-STS policy host does not load.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsConfigError),
 }
 
 /// Runs every check. Lookups go only to the resolver chosen.
@@ -73,6 +72,10 @@ pub async fn posture(opts: &PostureOptions) -> Result<PostureReport, PostureErro
     let domain = opts.domain.clone();
     if domain.is_empty() || domain.len() > 253 || domain.parse::<IpAddr>().is_ok() {
         return Err(PostureError::BadDomain(domain));
+    }
+    if opts.mta_sts.ca_file.is_some() {
+        // A bad --tls-ca-file is the user's error (exit 2), not a finding about the domain.
+        mta_sts::tls_config(&opts.mta_sts)?;
     }
     let dns = Dns::new(opts.resolver.clone(), opts.dns_timeout)?;
     let (mx, mx_error) = match dns.mx(&domain).await {
@@ -185,6 +188,28 @@ pub async fn versioned_txt(
         .into_iter()
         .filter(|r| starts_with_version(r, version))
         .collect())
+}
+
+/// `versioned_txt` into a section: the records are stored; a failed lookup becomes the
+/// section's finding and closes it (None: the check stops there).
+pub async fn section_records(
+    dns: &Dns,
+    s: &mut Section,
+    name: &str,
+    version: &str,
+    what: &str,
+) -> Option<Vec<String>> {
+    match versioned_txt(dns, name, version).await {
+        Ok(r) => {
+            s.records.clone_from(&r);
+            Some(r)
+        }
+        Err(e) => {
+            s.push(dns_finding(&e, what));
+            s.close(false);
+            None
+        }
+    }
 }
 
 fn starts_with_version(record: &str, version: &str) -> bool {

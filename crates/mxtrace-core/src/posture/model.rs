@@ -56,6 +56,26 @@ impl Finding {
     }
 }
 
+/// The fixed part of one check's findings: category, layer and the next step.
+#[derive(Debug, Clone, Copy)]
+pub struct Advice {
+    pub category: Category,
+    pub layer: Layer,
+    pub step: &'static str,
+}
+
+impl Advice {
+    pub fn finding(&self, severity: Severity, cause: impl Into<String>) -> Finding {
+        Finding::new(
+            severity,
+            self.category,
+            self.layer,
+            cause,
+            vec![self.step.to_string()],
+        )
+    }
+}
+
 /// What every section has: its verdict, the records it read, and its findings.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Section {
@@ -248,7 +268,7 @@ pub struct PostureReport {
     pub mta_sts: MtaStsSection,
     pub tls_rpt: TlsRptSection,
     pub rdns: RdnsSection,
-    /// Present with `--dnsbl`, `--dnsbl-zone` or `--sending-ip`.
+    /// Present with `--dnsbl` or `--sending-ip`.
     pub dnsbl: Option<DnsblSection>,
     pub verdict: PostureVerdict,
 }

@@ -1,11 +1,30 @@
-//! MTA-STS (RFC 8461): the `_mta-sts` TXT record and its id.
+//! MTA-STS (RFC 8461): the `_mta-sts` TXT record and its id, the policy fetched over HTTPS
+//! from `mta-sts.DOMAIN` (no redirects, a size cap, a deadline, the certificate verified), and
+//! its `mx:` patterns matched against the real MX set.
+//!
+//! The fetch is one HTTP/1.0 GET written here rather than an HTTP client crate: HTTP/1.0 rules
+//! out chunked framing, so the body is the bytes up to the close, read with a cap; redirects
+//! are refused by looking at the status (RFC 8461 3.3 forbids following them).
 
-use super::model::{Finding, MtaStsSection, Severity};
-use super::{dns_finding, tag, tag_list, versioned_txt};
+use super::model::{Advice, MtaStsPolicy, MtaStsSection, Severity};
+use super::{section_records, tag, tag_list, versioned_txt};
 use crate::dns::Dns;
 use crate::model::{Category, Layer};
+use crate::tls::{client_config, SharedRecord, TlsConfigError, TlsOptions, VerifyMode};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// RFC 8461 3.3: senders may limit the policy's size; 64 KiB is the cap the RFC suggests.
+pub const MAX_POLICY: usize = 64 * 1024;
+const MAX_HEAD: usize = 16 * 1024;
+/// RFC 8461 3.2: max_age is at most 31557600 seconds (about a year).
+const MAX_AGE_LIMIT: u64 = 31_557_600;
 
 /// How the policy is fetched (RFC 8461 3.3).
 #[derive(Debug, Clone)]
@@ -33,36 +52,23 @@ const STEP: &str =
                     https://mta-sts.DOMAIN/.well-known/mta-sts.txt; change the id whenever the \
                     policy changes (RFC 8461 3).";
 
-pub(crate) fn finding(sev: Severity, cause: String) -> Finding {
-    Finding::new(
-        sev,
-        Category::TlsFailed,
-        Layer::Tls,
-        cause,
-        vec![STEP.to_string()],
-    )
-}
+const ADVICE: Advice = Advice {
+    category: Category::TlsFailed,
+    layer: Layer::Tls,
+    step: STEP,
+};
 
-pub async fn check(
-    dns: &Dns,
-    domain: &str,
-    _mx: &[String],
-    _fetch: &FetchOptions,
-) -> MtaStsSection {
+pub async fn check(dns: &Dns, domain: &str, mx: &[String], fetch: &FetchOptions) -> MtaStsSection {
     let mut s = MtaStsSection::default();
     let name = format!("_mta-sts.{domain}");
-    let records = match versioned_txt(dns, &name, "v=STSv1").await {
-        Ok(r) => r,
-        Err(e) => {
-            s.section.push(dns_finding(&e, "MTA-STS record"));
-            s.section.close(false);
-            return s;
-        }
+    let Some(records) =
+        section_records(dns, &mut s.section, &name, "v=STSv1", "MTA-STS record").await
+    else {
+        return s;
     };
-    s.section.records.clone_from(&records);
     match records.as_slice() {
         [] => {
-            s.section.push(finding(
+            s.section.push(ADVICE.finding(
                 Severity::Info,
                 format!("no MTA-STS record at {name}: senders may deliver without TLS or with an unverified certificate"),
             ));
@@ -70,7 +76,7 @@ pub async fn check(
             return s;
         }
         [one] => s.id = record_id(one),
-        more => s.section.push(finding(
+        more => s.section.push(ADVICE.finding(
             Severity::Error,
             format!(
                 "{name} has {} MTA-STS records: senders treat that as no policy (RFC 8461 3.1)",
@@ -79,13 +85,223 @@ pub async fn check(
         )),
     }
     if s.id.is_none() && records.len() == 1 {
-        s.section.push(finding(
+        s.section.push(ADVICE.finding(
             Severity::Error,
             format!("{name}: no valid id= (1-32 letters and digits, RFC 8461 3.1): senders ignore the record"),
         ));
     }
+    let host = format!("mta-sts.{domain}");
+    s.policy_url = Some(format!("https://{host}/.well-known/mta-sts.txt"));
+    match fetch_policy(dns, &host, fetch).await.and_then(|b| parse_policy(&b)) {
+        Ok(p) => {
+            judge_policy(&mut s, &p, mx);
+            s.policy = Some(p);
+        }
+        Err(why) => s.section.push(ADVICE.finding(
+            Severity::Error,
+            format!("the MTA-STS policy at https://{host}/.well-known/mta-sts.txt: {why}; senders that cached an enforce policy keep it, new ones use none"),
+        )),
+    }
     s.section.close(false);
     s
+}
+
+/// The policy a sending MTA applies (RFC 8461 5): None without a `_mta-sts` record; an error
+/// when the record exists but no valid policy was fetched (the sender then delivers as if
+/// there were no policy, having no cached one).
+pub async fn sender_policy(
+    dns: &Dns,
+    domain: &str,
+    fetch: &FetchOptions,
+) -> Result<Option<MtaStsPolicy>, String> {
+    let records = versioned_txt(dns, &format!("_mta-sts.{domain}"), "v=STSv1")
+        .await
+        .map_err(|e| e.message)?;
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let host = format!("mta-sts.{domain}");
+    let body = fetch_policy(dns, &host, fetch).await?;
+    parse_policy(&body).map(Some)
+}
+
+/// Mode and max_age judged, and every MX matched against the `mx:` patterns.
+fn judge_policy(s: &mut MtaStsSection, p: &MtaStsPolicy, mx: &[String]) {
+    s.unmatched_mx = mx
+        .iter()
+        .filter(|h| !mx_matches(&p.mx, h))
+        .cloned()
+        .collect();
+    if !s.unmatched_mx.is_empty() && p.mode != "none" {
+        let sev = if p.mode == "enforce" {
+            Severity::Error
+        } else {
+            Severity::Warning
+        };
+        s.section.push(ADVICE.finding(
+            sev,
+            format!("MX {} not matched by the policy's mx: patterns ({}): in {} mode compliant senders {}",
+                s.unmatched_mx.join(", "), p.mx.join(", "), p.mode,
+                if p.mode == "enforce" { "will not deliver to it" } else { "report it" }),
+        ));
+    }
+    if p.mode == "testing" {
+        s.section.push(ADVICE.finding(
+            Severity::Info,
+            "mode testing: failures are reported (TLS-RPT), mail is still delivered".to_string(),
+        ));
+    }
+    if p.max_age < 86_400 {
+        s.section.push(ADVICE.finding(
+            Severity::Warning,
+            format!("max_age {} is under a day: senders forget the policy quickly (RFC 8461 3.2 suggests weeks)", p.max_age),
+        ));
+    }
+}
+
+/// An `mx:` pattern (RFC 8461 4.1): an exact host, or `*.` and one more label on the left.
+pub fn mx_matches(patterns: &[String], host: &str) -> bool {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    patterns.iter().any(|p| {
+        let p = p.trim_end_matches('.').to_ascii_lowercase();
+        match p.strip_prefix("*.") {
+            Some(suffix) => h
+                .split_once('.')
+                .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+            None => h == p,
+        }
+    })
+}
+
+/// The policy body (RFC 8461 3.2): `version: STSv1`, `mode`, `max_age`, `mx` lines.
+pub fn parse_policy(body: &str) -> Result<MtaStsPolicy, String> {
+    let mut p = MtaStsPolicy::default();
+    let mut version = false;
+    let mut max_age = None;
+    for line in body.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        match k.trim() {
+            "version" => version = v == "STSv1",
+            "mode" => p.mode = v.to_string(),
+            "max_age" => max_age = v.parse::<u64>().ok().filter(|a| *a <= MAX_AGE_LIMIT),
+            "mx" => p.mx.push(v.to_string()),
+            _ => {}
+        }
+    }
+    if !version {
+        return Err("no \"version: STSv1\" line".to_string());
+    }
+    if !matches!(p.mode.as_str(), "enforce" | "testing" | "none") {
+        return Err(format!("mode {:?} is not enforce, testing or none", p.mode));
+    }
+    p.max_age = max_age.ok_or("no valid max_age (0 to 31557600 seconds)")?;
+    if p.mx.is_empty() && p.mode != "none" {
+        return Err("no mx: line".to_string());
+    }
+    Ok(p)
+}
+
+/// GET the policy: resolve the host with `dns`, connect, verify the certificate strictly
+/// (RFC 8461 3.3), one request, the body capped at `MAX_POLICY`; all within `opts.timeout`.
+pub async fn fetch_policy(dns: &Dns, host: &str, opts: &FetchOptions) -> Result<String, String> {
+    let addrs = super::rdns::addresses(dns, host).await;
+    let ip = addrs
+        .first()
+        .copied()
+        .ok_or(format!("{host} has no address"))?;
+    match tokio::time::timeout(opts.timeout, get(host, ip, opts)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "no complete answer within {}",
+            humantime::format_duration(opts.timeout)
+        )),
+    }
+}
+
+/// The probes' TLS configuration with strict verification (RFC 8461 3.3: the policy host's
+/// certificate must be valid for its name and chain to a trusted root).
+pub fn tls_config(
+    opts: &FetchOptions,
+) -> Result<(Arc<ClientConfig>, SharedRecord), TlsConfigError> {
+    client_config(&TlsOptions {
+        verify: VerifyMode::Strict,
+        ca_file: opts.ca_file.clone(),
+        client_cert: None,
+        client_key: None,
+        classic_groups: false,
+    })
+}
+
+async fn get(host: &str, ip: IpAddr, opts: &FetchOptions) -> Result<String, String> {
+    let (config, record) = tls_config(opts).map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(SocketAddr::new(ip, opts.https_port))
+        .await
+        .map_err(|e| format!("cannot connect to {ip} port {}: {e}", opts.https_port))?;
+    let mut stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            let why = record
+                .lock()
+                .ok()
+                .and_then(|r| r.result.clone())
+                .and_then(Result::err);
+            format!("TLS failed: {}", why.unwrap_or_else(|| e.to_string()))
+        })?;
+    let request = format!(
+        "GET /.well-known/mta-sts.txt HTTP/1.0\r\nHost: {host}\r\nUser-Agent: mxtrace\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    let limit = (MAX_HEAD + MAX_POLICY + 1) as u64;
+    match (&mut stream).take(limit).read_to_end(&mut buf).await {
+        Ok(_) => {}
+        // Servers often close without close_notify after a complete answer.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => {}
+        Err(e) => return Err(format!("reading the answer: {e}")),
+    }
+    response_body(&buf)
+}
+
+/// The body of a 200 answer; a redirect, another status or an oversized body is an error.
+fn response_body(buf: &[u8]) -> Result<String, String> {
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .filter(|p| *p <= MAX_HEAD)
+        .ok_or("not an HTTP answer (no end of headers within 16 KiB)")?;
+    let head = String::from_utf8_lossy(buf.get(..split).unwrap_or_default());
+    let body = buf.get(split + 4..).unwrap_or_default();
+    let status = head.lines().next().unwrap_or("");
+    let code = status.split_whitespace().nth(1).unwrap_or("");
+    if code.starts_with('3') {
+        let to = head
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+            })
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default();
+        return Err(format!("answered with a redirect ({status}, to {to:?}), which senders must not follow (RFC 8461 3.3)"));
+    }
+    if code != "200" {
+        return Err(format!("answered {status:?}, not 200"));
+    }
+    if body.len() > MAX_POLICY {
+        return Err(format!(
+            "the policy is over the {} KiB size cap",
+            MAX_POLICY / 1024
+        ));
+    }
+    Ok(String::from_utf8_lossy(body).into_owned())
 }
 
 /// The `id=` of a `v=STSv1` record: 1 to 32 letters and digits (RFC 8461 3.1).
@@ -94,4 +310,43 @@ fn record_id(record: &str) -> Option<String> {
     let id = tag(&tags, "id")?;
     (!id.is_empty() && id.len() <= 32 && id.chars().all(|c| c.is_ascii_alphanumeric()))
         .then(|| id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mx_patterns_match_one_label_under_a_wildcard() {
+        let p = vec![
+            "*.mail.protection.outlook.com".to_string(),
+            "mx.fabrikam.test".to_string(),
+        ];
+        assert!(mx_matches(&p, "contoso-com.mail.protection.outlook.com."));
+        assert!(mx_matches(&p, "MX.fabrikam.test"));
+        assert!(!mx_matches(&p, "mail.protection.outlook.com"));
+        assert!(!mx_matches(&p, "a.b.mail.protection.outlook.com"));
+    }
+
+    #[test]
+    fn policies_and_answers() {
+        let p = parse_policy("version: STSv1\r\nmode: testing\r\nmx: a.test\r\nmax_age: 86400\r\n")
+            .unwrap();
+        assert_eq!(
+            (p.mode.as_str(), p.max_age, p.mx.len()),
+            ("testing", 86400, 1)
+        );
+        assert!(parse_policy("version: STSv1\nmode: enforce\nmax_age: 1\n").is_err());
+        assert!(parse_policy("mode: enforce\nmx: a\nmax_age: 1\n").is_err());
+        assert!(parse_policy("version: STSv1\nmode: on\nmx: a\nmax_age: 1\n").is_err());
+        assert_eq!(
+            response_body(b"HTTP/1.1 200 OK\r\n\r\nbody").unwrap(),
+            "body"
+        );
+        assert!(response_body(b"HTTP/1.1 302 Found\r\nLocation: x\r\n\r\n")
+            .unwrap_err()
+            .contains("redirect"));
+        assert!(response_body(b"HTTP/1.1 404 Not Found\r\n\r\n").is_err());
+        assert!(response_body(b"garbage").is_err());
+    }
 }

@@ -4,7 +4,7 @@
 //! that cost a DNS lookup (limit 10) and the lookups that found nothing (limit 2), both from
 //! RFC 7208 4.6.4, and catching include loops.
 
-use super::model::{Finding, Severity, SpfIpResult, SpfNode, SpfSection};
+use super::model::{Advice, Finding, Severity, SpfIpResult, SpfNode, SpfSection};
 use super::{dns_finding, is_absent, versioned_txt};
 use crate::diagnose::is_eop_host;
 use crate::dns::Dns;
@@ -24,6 +24,8 @@ const MAX_VOID: usize = 2;
 /// Bounds on the walk itself, whatever the records say.
 const MAX_DEPTH: usize = 10;
 const MAX_NODES: usize = 40;
+/// The whole `check_host()` for `--sending-ip` (RFC 7208 4.6.4 suggests at least 20 s).
+const EVAL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Microsoft 365's SPF include (Microsoft Learn, "Set up SPF to identify valid email sources
 /// for your Microsoft 365 domain").
 pub const EOP_INCLUDE: &str = "spf.protection.outlook.com";
@@ -85,18 +87,14 @@ pub async fn check(dns: &Dns, domain: &str, mx: &[String], ip: Option<IpAddr>) -
 }
 
 fn err(cause: String) -> Finding {
-    finding(Severity::Error, cause)
+    ADVICE.finding(Severity::Error, cause)
 }
 
-fn finding(sev: Severity, cause: String) -> Finding {
-    Finding::new(
-        sev,
-        Category::SpfDkimDmarcFailure,
-        Layer::Policy,
-        cause,
-        vec![SPF_STEP.to_string()],
-    )
-}
+const ADVICE: Advice = Advice {
+    category: Category::SpfDkimDmarcFailure,
+    layer: Layer::Policy,
+    step: SPF_STEP,
+};
 
 /// The limits, `all` and the Microsoft 365 include, judged on the walked tree.
 fn judge(s: &mut SpfSection, w: &Walk<'_>, tree: &SpfNode, eop_mx: bool) {
@@ -117,7 +115,7 @@ fn judge(s: &mut SpfSection, w: &Walk<'_>, tree: &SpfNode, eop_mx: bool) {
         Some("+all") => f.push(err(
             "+all: any server on the internet passes SPF for this domain".to_string(),
         )),
-        Some("?all") => f.push(finding(
+        Some("?all") => f.push(ADVICE.finding(
             Severity::Warning,
             "?all: mail from unlisted servers is neutral, SPF protects nothing".to_string(),
         )),
@@ -126,16 +124,18 @@ fn judge(s: &mut SpfSection, w: &Walk<'_>, tree: &SpfNode, eop_mx: bool) {
             .as_deref()
             .is_some_and(|r| !r.contains("redirect=")) =>
         {
-            f.push(finding(
-                Severity::Warning,
-                "no all term: unlisted servers get the default result neutral (RFC 7208 4.7)"
-                    .to_string(),
-            ))
+            f.push(
+                ADVICE.finding(
+                    Severity::Warning,
+                    "no all term: unlisted servers get the default result neutral (RFC 7208 4.7)"
+                        .to_string(),
+                ),
+            )
         }
         _ => {}
     }
     if eop_mx && !w.seen_eop {
-        f.push(finding(
+        f.push(ADVICE.finding(
             Severity::Warning,
             format!("the MX is Exchange Online, but SPF does not include {EOP_INCLUDE}: mail the tenant sends fails SPF"),
         ));
@@ -257,7 +257,7 @@ async fn terms(w: &mut Walk<'_>, spf: &Spf, node: &mut SpfNode, stack: &[String]
             }
             Mechanism::Ptr { .. } => {
                 count(w, node);
-                w.findings.push(finding(
+                w.findings.push(ADVICE.finding(
                     Severity::Warning,
                     format!("the SPF record of {domain} uses ptr, which RFC 7208 5.5 says not to use: slow, and many receivers skip it"),
                 ));
@@ -274,7 +274,7 @@ async fn terms(w: &mut Walk<'_>, spf: &Spf, node: &mut SpfNode, stack: &[String]
         Some(d) if d.qualifier == Qualifier::Pass
     ) && node.via != "top"
     {
-        w.findings.push(finding(
+        w.findings.push(ADVICE.finding(
             Severity::Warning,
             format!("{domain} (included) ends in +all: the include passes every server"),
         ));
@@ -335,15 +335,18 @@ fn literal(m: &Macro, current: &str) -> Option<String> {
 async fn evaluate(dns: &Dns, domain: &str, ip: IpAddr) -> SpfIpResult {
     let auth = MessageAuthenticator(dns.resolver().clone());
     let sender = format!("postmaster@{domain}");
-    let out = auth
-        .verify_spf(SpfParameters::verify_mail_from(
-            ip,
-            domain,
-            "mxtrace.invalid",
-            &sender,
-        ))
-        .await;
-    let result = match out.result() {
+    let check = auth.verify_spf(SpfParameters::verify_mail_from(
+        ip,
+        domain,
+        "mxtrace.invalid",
+        &sender,
+    ));
+    // Each lookup is bounded by the resolver; this bounds the whole evaluation too.
+    let result = match tokio::time::timeout(EVAL_DEADLINE, check).await {
+        Ok(out) => out.result(),
+        Err(_) => SpfResult::TempError,
+    };
+    let result = match result {
         SpfResult::Pass => "pass",
         SpfResult::Fail => "fail",
         SpfResult::SoftFail => "softfail",
@@ -364,7 +367,7 @@ fn ip_finding(s: &mut SpfSection, domain: &str, r: &SpfIpResult) {
         "softfail" | "neutral" | "none" => Severity::Warning,
         _ => Severity::Error,
     };
-    s.section.push(finding(
+    s.section.push(ADVICE.finding(
         sev,
         format!(
             "SPF for {} sending as {domain}: {} (receivers junk or reject its mail)",
