@@ -260,7 +260,11 @@ fn exim_real_peer() {
         "{why}"
     );
     assert!(why.contains("--tls-ca-file"), "{why}");
-    let d = diagnosis(&j, "tls_handshake", "tls_failed", "tls");
+    // The handshake completed (report mode): the finding is tls.verification, the stage is ok.
+    assert_eq!(stages(&j, "tls_handshake")[0]["outcome"], "ok");
+    let d = &j["tls"]["verification"];
+    assert_eq!(d["category"], "tls_failed", "{d}");
+    assert_eq!(d["layer"], "tls", "{d}");
     assert!(cause(d).contains("self-signed"), "{d}");
 
     // --tls-implicit against this plaintext port: the server's greeting is quoted, no STARTTLS
@@ -377,8 +381,8 @@ fn opensmtpd_real_peer() {
     assert_eq!(j["tls"]["verify_error"], "no certificate received");
     assert_eq!(j["tls"]["verified"], false);
 
-    // Unknown virtual user: "524 5.2.4 Mailing list expansion problem". This branch classifies
-    // it by its codes only (category other); the reply tables (diag branch) word it.
+    // Unknown virtual user: "524 5.2.4 Mailing list expansion problem", OpenSMTPD's wording
+    // (a row of the reply tables): the recipient is unknown there.
     let (code, j, _) = probe(
         &target,
         &["--starttls", "never", "--rcpt", "nobody@contoso.test"],
@@ -388,8 +392,10 @@ fn opensmtpd_real_peer() {
     assert_eq!(rcpt[0]["reply"]["code"], 524);
     assert_eq!(rcpt[0]["reply"]["enhanced"], "5.2.4");
     let d = &rcpt[0]["diagnosis"];
-    assert_eq!(d["layer"], "smtp-session", "{d}");
-    assert!(cause(d).contains("Mailing list expansion problem"), "{d}");
+    assert_eq!(d["category"], "recipient_unknown", "{d}");
+    assert_eq!(d["layer"], "recipient", "{d}");
+    assert!(cause(d).contains("OpenSMTPD"), "{d}");
+    assert!(!cause(d).contains("RFC 5321"), "{d}");
 }
 
 /// Postfix's submission listener with Dovecot SASL (tests/support/postfix/lab.sh with

@@ -5,7 +5,7 @@
 
 mod support;
 
-use mxtrace_core::model::{Category, Diagnosis, ErrorKind, Layer, ProbeReport, Stage};
+use mxtrace_core::model::{Category, Diagnosis, ErrorKind, Layer, Outcome, ProbeReport, Stage};
 use mxtrace_core::probe::{AuthOptions, StartTls};
 use mxtrace_core::secret::Secret;
 use mxtrace_core::tls::VerifyMode;
@@ -144,7 +144,9 @@ async fn a_self_signed_ca_leaf_not_given_says_how_to_trust_it() {
         "{why}"
     );
     assert!(why.contains("--tls-ca-file"), "{why}");
-    let d = stage(&r, Stage::TlsHandshake).diagnosis.as_ref().unwrap();
+    // Report mode: the handshake stage is ok, the finding is tls.verification.
+    assert_eq!(stage(&r, Stage::TlsHandshake).outcome, Outcome::Ok);
+    let d = tls.verification.as_ref().expect("a verification finding");
     assert_eq!(d.category, Category::TlsFailed);
     assert!(d.cause.contains("self-signed"), "{}", d.cause);
 }
@@ -160,7 +162,7 @@ async fn a_private_ca_leaf_is_untrusted_not_self_signed() {
     let why = tls.verify_error.as_deref().unwrap_or_default();
     assert!(why.starts_with("issued by an untrusted CA"), "{why}");
     assert!(!why.contains("self-signed"), "{why}");
-    let d = stage(&r, Stage::TlsHandshake).diagnosis.as_ref().unwrap();
+    let d = tls.verification.as_ref().expect("a verification finding");
     assert!(!d.cause.contains("self-signed"), "{}", d.cause);
     assert!(d.cause.contains("private CA"), "{}", d.cause);
 }

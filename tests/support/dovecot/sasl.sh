@@ -59,10 +59,13 @@ service auth {
 }
 CONF
     dovecot -F -c "$dir/dovecot.conf" >"$dir/dovecot.out" 2>&1 &
-    echo $! >"$dir/dovecot.pid"
-    for _ in $(seq 1 100); do
+    local pid=$!
+    echo "$pid" >"$dir/dovecot.pid"
+    # Liveness by kill -0 here: until the child has exec'd dovecot its command line is still
+    # bash's, so live_pid would read a starting dovecot as gone (seen under load).
+    for _ in $(seq 1 200); do
         [ -S "$dir/sasl/auth" ] && return 0
-        [ -n "$(live_pid "$dir")" ] || break
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.05
     done
     cat "$dir/dovecot.out" "$dir/dovecot.log" >&2 2>/dev/null || true
