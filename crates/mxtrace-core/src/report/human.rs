@@ -156,6 +156,12 @@ fn roles(r: &ProbeReport) -> Vec<Role> {
             Some(d) if s.outcome == Outcome::Ok && d.category == Category::Accepted => Role::Quiet,
             Some(d) if Some(d) == decisive_diag => Role::LikeDecisive,
             Some(_) => Role::Finding,
+            // The certificate finding of a completed handshake lives in tls.verification.
+            None if s.stage == Stage::TlsHandshake
+                && r.tls.as_ref().is_some_and(|t| t.verification.is_some()) =>
+            {
+                Role::Finding
+            }
             None => Role::Quiet,
         })
         .collect()
@@ -227,7 +233,11 @@ fn findings(out: &mut String, r: &ProbeReport, roles: &[Role], style: Style) {
     }
     // The certificate finding of a completed handshake (tls.verification), apart from the
     // stage, whose outcome stays ok.
-    if let Some((t, d)) = r.tls.as_ref().and_then(|t| Some((t, t.verification.as_ref()?))) {
+    if let Some((t, d)) = r
+        .tls
+        .as_ref()
+        .and_then(|t| Some((t, t.verification.as_ref()?)))
+    {
         let why = t.verify_error.as_deref().unwrap_or("unknown reason");
         let head = format!("certificate not verified: {}", terminal_safe(why));
         seen.push((vec![Stage::TlsHandshake], d, head));

@@ -177,6 +177,8 @@ mod tests {
             ],
             "capabilities": {},
             "tls": {"verified": false, "verify_error": "certificate expired",
+                "verification": {"category": "tls_failed", "layer": "tls",
+                    "cause": "The certificate <expired>.", "next_steps": ["Renew it."]},
                 "client_certificate_sent": false, "chain": [{"subject": "CN=mx", "sans": [],
                 "issuer": "CN=ca", "serial": "1", "not_before": "a", "not_after": "b",
                 "days_left": -3, "self_signed": false, "sha256": "00"}]},
@@ -196,6 +198,12 @@ mod tests {
         assert!(html.contains("EXPIRED 3 days ago"), "{html}");
         assert!(html.contains("certificate NOT verified: certificate expired"));
         assert!(html.contains("220 mx.example.test &lt;b&gt;hi&lt;/b&gt;"));
+        // The handshake's verification finding (tls.verification) is a finding card.
+        assert!(
+            html.contains("finding: certificate of mx.example.test"),
+            "{html}"
+        );
+        assert!(html.contains("The certificate &lt;expired&gt;."), "{html}");
         // Round ticks: 0, 200, ... 800 ms on a 920 ms axis.
         for tick in [">0 ms<", ">200 ms<", ">800 ms<"] {
             assert!(html.contains(tick), "{tick}");

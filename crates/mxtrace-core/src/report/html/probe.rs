@@ -156,10 +156,19 @@ fn cards(out: &mut String, r: &ProbeReport) {
                 .is_some_and(|d| s.outcome != Outcome::Ok || d.category != Category::Accepted)
         })
         .collect();
-    if explained.is_empty() {
+    // A completed handshake's certificate finding is kept apart from the stage.
+    let verification = r
+        .tls
+        .as_ref()
+        .and_then(|t| Some((t.verification.as_ref()?, t.verify_error.as_deref())));
+    if explained.is_empty() && verification.is_none() {
         return;
     }
     out.push_str("<h3>Diagnosis</h3>\n<div class=\"cards\">\n");
+    if let Some((d, why)) = verification {
+        let what = format!("certificate of {}", r.target.host);
+        card_inner(out, d, &what, why.unwrap_or("not verified"), false);
+    }
     for s in explained {
         let Some(d) = &s.diagnosis else { continue };
         let detail = match (&s.reply, &s.error) {
