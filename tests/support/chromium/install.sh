@@ -14,18 +14,6 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-export DEBIAN_FRONTEND=noninteractive
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
-
-apt_install() {
-    apt-get install -y -q --no-install-recommends chromium >"$log" 2>&1
-}
-
-# Only refresh the package lists if they are missing or the install fails.
-if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || ! apt_install; then
-    apt-get update -q >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
-    apt_install || { tail -n 40 "$log" >&2; exit 1; }
-fi
+bash "$(dirname "${BASH_SOURCE[0]}")/../apt-no-start.sh" chromium
 
 command -v chromium >/dev/null 2>&1 || { echo "install.sh: chromium still missing after install" >&2; exit 1; }
