@@ -468,6 +468,21 @@ mod tests {
     }
 
     #[test]
+    fn a_probe_does_not_meet_the_walks_own_expectations() {
+        let p: ProbeReport = snapshot(include_str!(
+            "../../../../tests/snapshots/json_snapshots__probe_json.snap"
+        ));
+        let e = crate::scenario_file::Expectations {
+            passes: Some(true),
+            mx_matches: Some("*".into()),
+            ..Default::default()
+        };
+        let ex = crate::run::evaluate(&e, false, &JobReport::Probe(Box::new(p)));
+        let got: Vec<(&str, bool)> = ex.iter().map(|x| (x.id.as_str(), x.passed)).collect();
+        assert_eq!(got, [("mx_matches", false), ("passes", true)]);
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         assert_eq!(
