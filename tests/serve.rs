@@ -310,6 +310,70 @@ async fn probes_the_lab_refuses_what_it_must_and_reloads() {
     assert!(log.contains("refused (target_not_allowed)"), "{log}");
 }
 
+/// Each key of a module's `expect` is one `mxtrace_expectation_met` series; one not met makes
+/// the scrape fail although the probe itself passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_expectations_are_metrics_and_decide_success() {
+    let lab = lab::scenario_c(147).await;
+    let met = "[modules.fab.expect]\nmx_matches = \"mx.fabrikam.*\"\ntls_verified = true\n\
+               stage.rcpt_to = \"accepted\"\nlatency.total = \"30s\"\n";
+    let missed = "[modules.fab.expect]\npasses = true\nstage.rcpt_to = \"recipient_unknown\"\n\
+                  certificate_min_days = 100000\n";
+    let second = lab_config(&lab, missed)
+        .replace("max_concurrency = 1\n", "")
+        .replace("[modules.fab", "[modules.fab_missed");
+    let config = lab.write(
+        "exporter.toml",
+        &format!("{}{second}", lab_config(&lab, met)),
+    );
+    let exp = Exporter::start(&config, &[]);
+    let a = exp.addr;
+    let (code, m) = http(a, "GET", "/probe?module=fab&target=fabrikam.com", &[]).await;
+    assert_eq!(code, 200, "{m}");
+    assert_eq!(value(&m, "mxtrace_probe_success"), Some("1"), "{m}");
+    for key in [
+        "mx_matches",
+        "tls_verified",
+        "stage.rcpt_to",
+        "latency.total",
+    ] {
+        let series = format!("mxtrace_expectation_met{{expectation=\"{key}\"}}");
+        assert_eq!(value(&m, &series), Some("1"), "{key}\n{m}");
+    }
+    assert_eq!(m.matches("mxtrace_expectation_met{").count(), 4, "{m}");
+
+    // The same server probed as a host: it accepts, but not as this module expects.
+    let target = format!("127.0.{}.{}:{}", lab.net, lab::FABRIKAM, lab.port);
+    let (code, m) = http(
+        a,
+        "GET",
+        &format!("/probe?module=fab_missed&target={target}"),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 200, "{m}");
+    assert_eq!(value(&m, "mxtrace_probe_success"), Some("0"), "{m}");
+    assert_eq!(
+        value(&m, "mxtrace_stage_reply_code{hop=\"1\",stage=\"rcpt_to\"}"),
+        Some("250"),
+        "{m}"
+    );
+    for (key, want) in [
+        ("passes", "1"),
+        ("stage.rcpt_to", "0"),
+        ("certificate_min_days", "0"),
+    ] {
+        let series = format!("mxtrace_expectation_met{{expectation=\"{key}\"}}");
+        assert_eq!(value(&m, &series), Some(want), "{key}\n{m}");
+    }
+    let (_, own) = http(a, "GET", "/metrics", &[]).await;
+    assert!(
+        own.contains("mxtrace_exporter_probes_total{module=\"fab_missed\",result=\"failure\"} 1"),
+        "{own}"
+    );
+    exp.stop();
+}
+
 #[test]
 fn secrets_never_reach_metrics_debug_or_logs() {
     const PW: &str = "s3cr3t-Hunter2";

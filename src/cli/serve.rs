@@ -334,11 +334,19 @@ async fn run_job(
     m.in_flight.dec();
     let secs = t0.elapsed().as_secs_f64();
     let (metrics_text, transcript, passed) = match outcome {
-        Ok(Ok(report)) => (
-            metrics::render(&report),
-            transcript(&report),
-            report.passed(),
-        ),
+        Ok(Ok(report)) => {
+            // The module's expectations, each a metric; one not met fails the scrape.
+            let ex = state
+                .config()
+                .module(module)
+                .map(|m| m.expectations(&report))
+                .unwrap_or_default();
+            (
+                metrics::render(&report, &ex),
+                transcript(&report),
+                metrics::success(&report, &ex),
+            )
+        }
         Ok(Err(e)) => (
             metrics::render_failure(secs),
             format!("the probe could not run: {e}\n"),

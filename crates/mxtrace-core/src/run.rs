@@ -6,6 +6,7 @@
 
 use crate::diagnose::{self, Category};
 use crate::dns::{Dns, ResolverChoice};
+use crate::job::JobReport;
 use crate::model::{Outcome, ProbeReport, Stage, StageRecord, TraceReport};
 use crate::probe;
 use crate::scenario_file::{
@@ -108,8 +109,8 @@ async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, RunError> 
     let (kind, target, data, subjects) = match prep {
         Prepared::Trace(opts) => {
             let report = crate::trace::trace(&opts).await.map_err(hop_err)?;
-            trace_expectations(spec, &report, &mut ex);
-            let subjects = trace_subjects(&opts.probe, &report, opts.all);
+            trace_expectations(&spec.expect, opts.all, &report, &mut ex);
+            let subjects = trace_subjects(Some(&opts.probe), &report, opts.all);
             (
                 "trace",
                 opts.domain.clone(),
@@ -124,7 +125,8 @@ async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, RunError> 
     };
     let mut checks = Vec::new();
     for s in &subjects {
-        subject_expectations(spec, s, &mut ex);
+        let hosts = matches!(spec.target, HopTarget::Hosts(_));
+        subject_expectations(&spec.expect, hosts, s, &mut ex);
         extra_checks(spec, s, &mut checks, &mut ex).await;
     }
     let expectations: Vec<ExpectationResult> = ex
@@ -212,12 +214,12 @@ async fn probe_hosts(
 
 /// The probes a trace's expectations look at: the one that decided (else the last tried), or
 /// with `all` every one.
-fn trace_subjects(template: &ProbeOptions, r: &TraceReport, all: bool) -> Vec<Subject> {
+fn trace_subjects(template: Option<&ProbeOptions>, r: &TraceReport, all: bool) -> Vec<Subject> {
     let Some(hop) = r.hops.first() else {
         return Vec::new();
     };
     let again = |mx: &str, ip: &str| {
-        let mut o = template.clone();
+        let mut o = template?.clone();
         o.host = mx.to_string();
         o.addrs = Some(vec![ip.parse().ok()?]);
         Some(o)
@@ -263,8 +265,12 @@ fn result(
 }
 
 /// Expectations about the whole walk: its verdict, reachability, the MX names, DNS time.
-fn trace_expectations(spec: &HopSpec, r: &TraceReport, ex: &mut Vec<ExpectationResult>) {
-    let e = &spec.expect;
+fn trace_expectations(
+    e: &Expectations,
+    all: bool,
+    r: &TraceReport,
+    ex: &mut Vec<ExpectationResult>,
+) {
     let hop = r.hops.first();
     if let Some(want) = e.passes {
         let mut x = result(
@@ -304,7 +310,7 @@ fn trace_expectations(spec: &HopSpec, r: &TraceReport, ex: &mut Vec<ExpectationR
         let connected: Vec<&ProbeReport> =
             probes.iter().copied().filter(|p| connected(p)).collect();
         // As a sender sees it: one reachable MX is enough; with `all`, every address.
-        let reachable = if spec.session.all.unwrap_or(false) {
+        let reachable = if all {
             !probes.is_empty() && connected.len() == probes.len()
         } else {
             !connected.is_empty()
@@ -374,15 +380,66 @@ fn keyed(label: &Option<String>, key: &str) -> String {
 }
 
 /// Expectations about one probe; with no probe (DNS decided the hop) each fails with why.
-fn subject_expectations(spec: &HopSpec, s: &Subject, ex: &mut Vec<ExpectationResult>) {
+/// `passes` and `reachable` are the probe's only for a hosts hop (`hosts`).
+fn subject_expectations(
+    e: &Expectations,
+    hosts: bool,
+    s: &Subject,
+    ex: &mut Vec<ExpectationResult>,
+) {
     let id = |k: &str| keyed(&s.label, k);
     let r = s.report.as_ref();
-    if matches!(spec.target, HopTarget::Hosts(_)) {
-        host_expectations(&spec.expect, r, &id, ex);
+    if hosts {
+        host_expectations(e, r, &id, ex);
     }
-    tls_expectations(&spec.expect, r, &id, ex);
-    certificate_expectations(&spec.expect, r, &id, ex);
-    reply_expectations(&spec.expect, r, &id, ex);
+    tls_expectations(e, r, &id, ex);
+    certificate_expectations(e, r, &id, ex);
+    reply_expectations(e, r, &id, ex);
+}
+
+/// The expectations `e` checked against a finished probe or trace, as `run` checks a hop
+/// (ids `[SUBJECT/]KEY`, without a hop name; `all` as the trace was run). The two that need
+/// a session of their own (`starttls = "required"`, `open_relay`) are not checked here.
+/// Against a probe, the walk's own keys (`mx_matches`, `latency.dns`) are not met.
+pub fn evaluate(e: &Expectations, all: bool, report: &JobReport) -> Vec<ExpectationResult> {
+    let mut ex = Vec::new();
+    let subjects = match report {
+        JobReport::Trace(t) => {
+            trace_expectations(e, all, t, &mut ex);
+            trace_subjects(None, t, all)
+        }
+        JobReport::Probe(p) => {
+            let walk_keys = e.mx_matches.iter().map(|_| "mx_matches".to_string()).chain(
+                e.latency
+                    .iter()
+                    .filter(|(k, _)| *k == LatencyKey::Dns)
+                    .map(|(k, _)| format!("latency.{}", k.as_str())),
+            );
+            for key in walk_keys {
+                let observed = "not a trace: the target was probed".to_string();
+                ex.push(result(
+                    &key,
+                    key.clone(),
+                    false,
+                    "a domain".into(),
+                    observed,
+                ));
+            }
+            vec![Subject {
+                label: None,
+                report: Some((**p).clone()),
+                again: None,
+            }]
+        }
+    };
+    let hosts = matches!(report, JobReport::Probe(_));
+    for s in &subjects {
+        subject_expectations(e, hosts, s, &mut ex);
+    }
+    for x in &mut ex {
+        x.subject = x.id.rsplit_once('/').map(|(s, _)| s.to_string());
+    }
+    ex
 }
 
 fn unprobed() -> String {

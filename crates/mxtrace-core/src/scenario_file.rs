@@ -630,7 +630,8 @@ fn check_session(s: &HopSettings<'_>, session: &SessionSpec) -> Result<(), FileE
     Ok(())
 }
 
-fn expectations(
+/// Checks a hop's `expect` table (the exporter's modules use it too).
+pub(crate) fn expectations(
     at: &Locator<'_>,
     e: &RawExpect,
     target: &HopTarget,
@@ -771,7 +772,7 @@ struct RawHop {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawExpect {
+pub(crate) struct RawExpect {
     passes: Option<bool>,
     mx_matches: Option<Spanned<Glob>>,
     reachable: Option<bool>,

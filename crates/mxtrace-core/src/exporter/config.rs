@@ -21,7 +21,12 @@
 use super::allow::Allowlist;
 use crate::diagnose::PathContext;
 use crate::job::Job;
-use crate::scenario_file::{read_small, take_layer, tenant_key, FileError, Layer, Locator};
+use crate::job::JobReport;
+use crate::run::ExpectationResult;
+use crate::scenario_file::{
+    expectations, read_small, take_layer, tenant_key, Expectations, FileError, HopTarget, Layer,
+    Locator, RawExpect, StartTlsExpect,
+};
 use crate::spec::{
     parse_scenario, parse_target, path_context, Field, Naming, SessionSpec, SpecError, TargetError,
 };
@@ -57,6 +62,8 @@ pub struct Module {
     pub ctx: PathContext,
     /// The Microsoft 365 tenant, for scenario B hop 2.
     pub tenant: Option<String>,
+    /// `[modules.NAME.expect]`, checked as a scenario file hop's; each is a metric.
+    pub expect: Option<Expectations>,
     /// Checked, TLS paths made absolute; the password is read per probe.
     spec: SessionSpec,
 }
@@ -99,6 +106,14 @@ impl Module {
     /// The module's session settings, as checked at load.
     pub fn spec(&self) -> &SessionSpec {
         &self.spec
+    }
+
+    /// The module's expectations checked against a scrape's report (none without `expect`).
+    pub fn expectations(&self, report: &JobReport) -> Vec<ExpectationResult> {
+        match &self.expect {
+            Some(e) => crate::run::evaluate(e, self.spec.all.unwrap_or(false), report),
+            None => Vec::new(),
+        }
     }
 
     /// The check a scrape of `target` runs: an IP address or `host:port` is probed, a domain
@@ -249,6 +264,11 @@ fn module(
     let hop_span = rm.hop.as_ref().map_or(targets_span.clone(), Spanned::span);
     let ctx = path_context(scenario, hop).map_err(|e| at.error(&hop_span, format!("hop = {e}")))?;
     let tenant = rm.tenant.as_ref().map(|t| tenant_key(at, t)).transpose()?;
+    let expect = rm
+        .expect
+        .as_ref()
+        .map(|e| module_expect(at, e))
+        .transpose()?;
     let Layer { mut spec, spans } = layer;
     let span_of = |f: Option<Field>| {
         f.and_then(|f| spans.get(&f).cloned())
@@ -284,8 +304,25 @@ fn module(
         allowed_targets,
         ctx,
         tenant,
+        expect,
         spec,
     })
+}
+
+/// A module's `expect`, read as a scenario file hop's. A scrape's target may be a domain, so
+/// the walk's keys are accepted; the two checks that need a session of their own are not
+/// (a scrape runs one probe or trace): `mxtrace run` makes them.
+fn module_expect(at: &Locator<'_>, e: &Spanned<RawExpect>) -> Result<Expectations, FileError> {
+    let x = expectations(at, e.get_ref(), &HopTarget::Domain(String::new()))?;
+    if x.open_relay.is_some() || x.starttls == Some(StartTlsExpect::Required) {
+        return Err(at.error(
+            &e.span(),
+            "expect: open_relay and starttls = \"required\" need a session of their own, which \
+             a scrape does not run (check them with `mxtrace run`)"
+                .to_string(),
+        ));
+    }
+    Ok(x)
 }
 
 /// Every check a probe would make, at load: values, the password (read once, then dropped)
@@ -322,6 +359,7 @@ struct RawModule {
     scenario: Option<Spanned<String>>,
     hop: Option<Spanned<u8>>,
     tenant: Option<Spanned<String>>,
+    expect: Option<Spanned<RawExpect>>,
 }
 
 #[cfg(test)]
@@ -480,6 +518,40 @@ allowed_targets = ["mail.contoso.com"]
     }
 
     #[test]
+    fn expect_is_read_as_a_scenario_hops() {
+        let c = load(
+            "[modules.m]\nallowed_targets = [\"a.example\"]\n[modules.m.expect]\n\
+             passes = false\nmx_matches = \"*.example\"\nstage.rcpt_to = \"accepted\"\n\
+             latency.total = \"2s\"\n",
+        )
+        .unwrap();
+        let e = c.module("m").unwrap().expect.as_ref().unwrap();
+        assert_eq!(e.passes, Some(false));
+        assert_eq!(e.mx_matches.as_deref(), Some("*.example"));
+        assert_eq!(e.stages.len(), 1);
+        assert_eq!(e.latency.len(), 1);
+        assert!(load(GOOD)
+            .unwrap()
+            .module("smarthost")
+            .unwrap()
+            .expect
+            .is_none());
+        let base = "[modules.m]\nallowed_targets = [\"a.example\"]\n[modules.m.expect]\n";
+        for (bad, want) in [
+            ("bogus = 1\n", "exp.toml:4:1:"),
+            ("stage.rcpt_to = \"nope\"\n", "exp.toml:4:17:"),
+            ("open_relay = false\n", "exp.toml:3:1: expect: open_relay"),
+            (
+                "starttls = \"required\"\n",
+                "exp.toml:3:1: expect: open_relay",
+            ),
+        ] {
+            let e = load(&format!("{base}{bad}")).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{bad:?}\n got {e}\nwant {want}");
+        }
+    }
+
+    #[test]
     fn passwords_come_from_a_variable_or_a_file_and_are_checked_at_load() {
         let e = load(
             "[modules.m]\nallowed_targets = [\"a.example\"]\nauth_user = \"u\"\n\
@@ -509,5 +581,7 @@ mod example_tests {
         let c = super::ExporterConfig::read(&p).unwrap();
         assert_eq!(c.listen_addr(None).to_string(), super::DEFAULT_LISTEN);
         assert!(c.module("eop_inbound").is_some() && c.module("smarthost").is_some());
+        let e = c.module("eop_inbound").and_then(|m| m.expect.as_ref());
+        assert!(e.is_some_and(|e| e.tls_verified == Some(true) && e.stages.len() == 1));
     }
 }

@@ -8,18 +8,26 @@
 //!
 //! Labels are bounded: stage, outcome, category, error kind and DNS reason are closed lists;
 //! `hop` is 1 or 2; TLS version and cipher come from rustls's closed lists; `mx` and `ip` only
-//! appear for a traced domain and are bounded by its MX set (and `max_mx`). The target and the
-//! module are not labels here: Prometheus adds `instance` (and `job`) at scrape time.
+//! appear for a traced domain and are bounded by its MX set (and `max_mx`); `expectation` is
+//! one per key of the module's `expect` table. The target and the module are not labels here:
+//! Prometheus adds `instance` (and `job`) at scrape time.
+//!
+//! An expectation not met makes `mxtrace_probe_success` 0, as it makes `mxtrace run` exit 1:
+//! the module's expectations are what "success" means for it, and an alert on that one series
+//! then covers them.
 
 use crate::job::JobReport;
-use crate::model::{Outcome, ProbeReport, Stage, StageRecord, TraceHop, TraceReport};
+use crate::model::{
+    ExpectationResult, Outcome, ProbeReport, Stage, StageRecord, TraceHop, TraceReport,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
 
 /// Every metric of `/probe`: name, help, and labels. README "Metrics" documents each; a test
 /// keeps them in step.
 pub const PROBE_METRICS: &[(&str, &str, &[&str])] = &[
-    ("mxtrace_probe_success", "1 when the probe or trace passed, as the exit code 0 of `mxtrace probe`/`trace`", &[]),
+    ("mxtrace_probe_success", "1 when the probe or trace passed, as the exit code 0 of `mxtrace probe`/`trace`, and every expectation of the module was met", &[]),
+    ("mxtrace_expectation_met", "1 when the module's expectation (a key of its expect table, as `mxtrace run` names it) was met", &["expectation"]),
     ("mxtrace_probe_duration_seconds", "Time the whole probe or trace took", &[]),
     ("mxtrace_probe_info", "What was run: kind (probe or trace) and the delivery scenario and hop of the module", &["kind", "scenario", "hop"]),
     ("mxtrace_probe_failed_stage", "The stage that decided a failed verdict, with its category", &["hop", "stage", "category"]),
@@ -91,10 +99,27 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The metrics of a finished job.
-pub fn render(report: &JobReport) -> String {
+/// Whether the job passed and met every expectation.
+pub fn success(report: &JobReport, expectations: &[ExpectationResult]) -> bool {
+    report.passed() && expectations.iter().all(|e| e.passed)
+}
+
+/// The metrics of a finished job, with the module's expectations checked against it.
+pub fn render(report: &JobReport, expectations: &[ExpectationResult]) -> String {
     let mut out = Out::default();
-    out.flag("mxtrace_probe_success", &[], report.passed());
+    out.flag("mxtrace_probe_success", &[], success(report, expectations));
+    // One series per key: with `all`, each address's result is met only when all are.
+    let mut met: Vec<(&str, bool)> = Vec::new();
+    for e in expectations {
+        let key = e.id.rsplit('/').next().unwrap_or(&e.id);
+        match met.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, ok)) => *ok &= e.passed,
+            None => met.push((key, e.passed)),
+        }
+    }
+    for (key, ok) in met {
+        out.flag("mxtrace_expectation_met", &[("expectation", key)], ok);
+    }
     match report {
         JobReport::Probe(p) => {
             out.add("mxtrace_probe_duration_seconds", &[], p.elapsed_ms / 1000.0);
@@ -305,7 +330,7 @@ mod tests {
         let p: ProbeReport = snapshot(include_str!(
             "../../../../tests/snapshots/json_snapshots__probe_json.snap"
         ));
-        let m = render(&JobReport::Probe(Box::new(p)));
+        let m = render(&JobReport::Probe(Box::new(p)), &[]);
         assert_eq!(value(&m, "mxtrace_probe_success"), Some("1"));
         assert_eq!(value(&m, "mxtrace_probe_duration_seconds"), Some("0.0125"));
         assert_eq!(
@@ -367,7 +392,7 @@ mod tests {
         p.stages.extend([ok, bad]);
         p.verdict.passed = false;
         p.verdict.failed_stage = Some(Stage::RcptTo);
-        let m = render(&JobReport::Probe(Box::new(p)));
+        let m = render(&JobReport::Probe(Box::new(p)), &[]);
         assert_eq!(value(&m, "mxtrace_probe_success"), Some("0"));
         assert_eq!(
             value(&m, "mxtrace_stage_reply_code{hop=\"1\",stage=\"rcpt_to\"}"),
@@ -394,7 +419,7 @@ mod tests {
         ));
         let ip = t.hops[0].probes[0].ip.clone();
         let mx = t.hops[0].probes[0].mx.clone();
-        let m = render(&JobReport::Trace(Box::new(t)));
+        let m = render(&JobReport::Trace(Box::new(t)), &[]);
         assert_eq!(value(&m, "mxtrace_mx_count{hop=\"1\"}"), Some("1"));
         assert!(value(&m, "mxtrace_dns_lookup_duration_seconds{hop=\"1\"}").is_some());
         let series = format!("mxtrace_address_reachable{{hop=\"1\",mx=\"{mx}\",ip=\"{ip}\"}}");
@@ -403,6 +428,58 @@ mod tests {
             value(&m, "mxtrace_stage_reply_code{hop=\"1\",stage=\"banner\"}"),
             Some("220")
         );
+    }
+
+    #[test]
+    fn each_expectation_key_is_one_series_and_decides_success() {
+        let p: ProbeReport = snapshot(include_str!(
+            "../../../../tests/snapshots/json_snapshots__probe_json.snap"
+        ));
+        let r = JobReport::Probe(Box::new(p));
+        let x = |id: &str, passed: bool| ExpectationResult {
+            id: id.into(),
+            subject: None,
+            description: String::new(),
+            passed,
+            expected: String::new(),
+            observed: String::new(),
+            cause: None,
+        };
+        let met = [x("passes", true)];
+        let m = render(&r, &met);
+        assert_eq!(value(&m, "mxtrace_probe_success"), Some("1"));
+        assert_eq!(
+            value(&m, "mxtrace_expectation_met{expectation=\"passes\"}"),
+            Some("1")
+        );
+        // With `all`, one result per address: one series, met only when met everywhere.
+        let ex = [
+            x("passes", true),
+            x("mx 192.0.2.1/stage.rcpt_to", true),
+            x("mx 192.0.2.2/stage.rcpt_to", false),
+        ];
+        let m = render(&r, &ex);
+        assert_eq!(value(&m, "mxtrace_probe_success"), Some("0"));
+        assert_eq!(
+            value(&m, "mxtrace_expectation_met{expectation=\"stage.rcpt_to\"}"),
+            Some("0")
+        );
+        assert_eq!(m.matches("mxtrace_expectation_met{").count(), 2, "{m}");
+    }
+
+    #[test]
+    fn a_probe_does_not_meet_the_walks_own_expectations() {
+        let p: ProbeReport = snapshot(include_str!(
+            "../../../../tests/snapshots/json_snapshots__probe_json.snap"
+        ));
+        let e = crate::scenario_file::Expectations {
+            passes: Some(true),
+            mx_matches: Some("*".into()),
+            ..Default::default()
+        };
+        let ex = crate::run::evaluate(&e, false, &JobReport::Probe(Box::new(p)));
+        let got: Vec<(&str, bool)> = ex.iter().map(|x| (x.id.as_str(), x.passed)).collect();
+        assert_eq!(got, [("mx_matches", false), ("passes", true)]);
     }
 
     #[test]
