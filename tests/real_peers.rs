@@ -325,6 +325,51 @@ fn exim_real_peer() {
 
 const OPENSMTPD_NAME: &str = "mx.opensmtpd.test";
 
+/// OpenSMTPD's queue (/var/spool/smtpd) and control socket (/var/run/smtpd.sock) are compiled
+/// in, so a second daemon on the machine would find them taken ("already running"). Each one
+/// runs in its own mount namespace (`unshare -m`, private propagation) with the test
+/// directory's own spool and run directories bind-mounted over /var/spool and /var/run; the
+/// namespace, and its mounts, go away with the daemon. `sh` execs smtpd, so the pid stopped on
+/// drop is smtpd's.
+fn opensmtpd_command(bin: &Path, dir: &Path, conf: &Path) -> Command {
+    let spool = dir.join("var-spool");
+    let run = dir.join("var-run");
+    for d in [&spool, &run] {
+        std::fs::create_dir_all(d).expect("opensmtpd spool and run dirs");
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg(
+            r#"mount --bind "$1" /var/spool && mount --bind "$2" /var/run && exec "$3" -d -f "$4""#,
+        )
+        .arg("sh")
+        .args([
+            spool.as_os_str(),
+            run.as_os_str(),
+            bin.as_os_str(),
+            conf.as_os_str(),
+        ]);
+    cmd
+}
+
+/// True when this process may make a mount namespace (root); otherwise says why, and fails
+/// under CI=true like a missing daemon.
+fn can_unshare_mounts() -> bool {
+    let ok = Command::new("unshare")
+        .args(["--mount", "--", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let why = "`unshare --mount` is not permitted here (needs root)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{why}: CI must run the OpenSMTPD tests");
+        }
+        eprintln!("SKIPPED real-peer test: {why}");
+    }
+    ok
+}
+
 fn start_opensmtpd(bin: &Path) -> (Daemon, String) {
     let dir = temp_dir("opensmtpd");
     let (cert, key) = openssl_self_signed(&dir, OPENSMTPD_NAME);
@@ -346,16 +391,39 @@ match from any for domain \"contoso.test\" action \"deliver\"
     let path = dir.join("smtpd.conf");
     std::fs::write(&path, conf).expect("smtpd.conf");
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let daemon = Daemon::start(Command::new(bin).arg("-d").arg("-f").arg(&path), dir, addr);
+    let daemon = Daemon::start(&mut opensmtpd_command(bin, &dir, &path), dir, addr);
     (daemon, addr.to_string())
+}
+
+fn opensmtpd_binary() -> Option<PathBuf> {
+    let bin = binary(
+        "opensmtpd/usr/sbin/smtpd",
+        "tests/support/opensmtpd/install.sh",
+    )?;
+    can_unshare_mounts().then_some(bin)
+}
+
+/// Two daemons at once, each with its own queue and control socket: both greet.
+#[test]
+fn opensmtpd_instances_run_side_by_side() {
+    let Some(bin) = opensmtpd_binary() else {
+        return;
+    };
+    let (_a, target_a) = start_opensmtpd(&bin);
+    let (_b, target_b) = start_opensmtpd(&bin);
+    for target in [&target_a, &target_b] {
+        let (_, j, err) = probe(target, &["--starttls", "never"]);
+        let banner = stages(&j, "banner");
+        assert_eq!(banner[0]["reply"]["code"], 220, "{target}: {j}\n{err}");
+        assert!(banner[0]["reply"]["lines"]
+            .to_string()
+            .contains(OPENSMTPD_NAME));
+    }
 }
 
 #[test]
 fn opensmtpd_real_peer() {
-    let Some(bin) = binary(
-        "opensmtpd/usr/sbin/smtpd",
-        "tests/support/opensmtpd/install.sh",
-    ) else {
+    let Some(bin) = opensmtpd_binary() else {
         return;
     };
     let (_smtpd, target) = start_opensmtpd(&bin);

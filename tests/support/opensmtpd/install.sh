@@ -5,7 +5,8 @@
 # the binary has compiled in is created by hand, as the package's postinst would: the users
 # opensmtpd and opensmtpq and the chroot /var/lib/opensmtpd/empty (its queue /var/spool/smtpd
 # it creates itself). Nothing is configured or started: tests/real_peers.rs runs
-# `smtpd -d -f CONF` and stops it by pid. Idempotent; must run as root.
+# `smtpd -d -f CONF` and stops it by pid, each in its own mount namespace with a per-test
+# queue and control socket (so several can run at once). Idempotent; must run as root.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../unpack-deb.sh"
 

@@ -98,9 +98,8 @@ fn classify_with(stage: Option<Stage>, reply: &Reply, enhanced: Option<EnhancedC
     }
 
     let text = lowered(&reply.text());
-    let digit = reply.first_digit();
 
-    if let Some(r) = MARKERS.iter().find(|r| r.matches(&text, stage, digit)) {
+    if let Some(r) = MARKERS.iter().find(|r| r.matches(&text, stage, reply.code)) {
         return from_text(class, stage, r, Tier::Marker);
     }
     if let Some(e) = enhanced {
@@ -118,7 +117,10 @@ fn classify_with(stage: Option<Stage>, reply: &Reply, enhanced: Option<EnhancedC
     // Generic wording is matched without the codes' own documented meanings: a server that
     // just repeats "Delivery not authorized, message refused" for 5.7.1 has said nothing more.
     let text = strip_meanings(text, enhanced, basic);
-    if let Some(r) = KEYWORDS.iter().find(|r| r.matches(&text, stage, digit)) {
+    if let Some(r) = KEYWORDS
+        .iter()
+        .find(|r| r.matches(&text, stage, reply.code))
+    {
         return from_text(class, stage, r, Tier::Keyword);
     }
     if let Some(b) = basic {

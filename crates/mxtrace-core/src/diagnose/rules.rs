@@ -86,6 +86,8 @@ pub struct TextRule {
     pub unless: &'static [&'static str],
     pub stages: Stages,
     pub classes: Classes,
+    /// Only this basic reply code (for wording that means something else under other codes).
+    pub code: Option<u16>,
     pub category: Category,
     pub layer: Option<Layer>,
     pub cause: &'static str,
@@ -106,11 +108,18 @@ impl TextRule {
             unless: &[],
             stages: Stages::ANY,
             classes: Classes::Any,
+            code: None,
             category,
             layer: None,
             cause,
             steps: &[],
             source,
+        }
+    }
+    pub const fn code(self, code: u16) -> TextRule {
+        TextRule {
+            code: Some(code),
+            ..self
         }
     }
     pub const fn also(self, also: &'static [&'static str]) -> TextRule {
@@ -135,9 +144,10 @@ impl TextRule {
         TextRule { steps, ..self }
     }
 
-    pub fn matches(&self, text: &str, stage: Option<Stage>, first_digit: u16) -> bool {
+    pub fn matches(&self, text: &str, stage: Option<Stage>, code: u16) -> bool {
         self.stages.contains(stage)
-            && self.classes.contains(first_digit)
+            && self.classes.contains(code / 100)
+            && self.code.is_none_or(|c| c == code)
             && (self.any.is_empty() || self.any.iter().any(|n| has(text, n)))
             && (self.also.is_empty() || self.also.iter().any(|n| has(text, n)))
             && !self.unless.iter().any(|n| has(text, n))

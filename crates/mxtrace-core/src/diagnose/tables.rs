@@ -56,6 +56,16 @@ pub const MS_EXO_THROTTLE: &str = "Exchange Online replies as published at smtpf
 pub const MS_IPV6: &str = "Microsoft Learn: Add support for anonymous inbound email over IPv6 in Microsoft 365 (450 4.7.25 reverse DNS, 450 4.7.26 SPF or DKIM, 550 5.2.1 does not accept email over IPv6)";
 pub const MS_TLS12: &str = "Exchange Online TLS 1.0/1.1 retirement for SMTP (421 4.7.66 TLS 1.0 and 1.1 are not supported; aka.ms/smtp_auth_tls)";
 pub const OPENSMTPD: &str = "OpenSMTPD smtpd(8), usr.sbin/smtpd/smtp_session.c (RCPT TO: a recipient that does not expand, such as an unknown virtual user, gets 524 5.2.4 Mailing list expansion problem; unknown local users get 550 Invalid recipient)";
+pub const MS_ATTR35: &str = "Microsoft Learn: ATTR35 response code when mail is sent to EOP/EXO (451 4.4.62 Mail sent to the wrong Office 365 region: an MX record or smart host points at a wrong Office 365 destination) (learn.microsoft.com/exchange/troubleshoot/email-delivery/wrong-office-365-region-exo)";
+pub const MS_TEMP_ERROR: &str = "Exchange Online replies as published at smtp.codes/exchangeonline (451 4.7.0 Temporary server error. Please try again later. PRX4) and bentonow.com/smtp-errors/microsoft (451 4.4.4 Temporary server error. Please try again later ATTR5)";
+pub const MS_STOREDRV: &str = "Exchange store driver (STOREDRV) exceptions: Microsoft KB 2686540 (554 5.2.0 STOREDRV.Deliver.Exception:PropertyErrorException), Microsoft Learn \"Failed to process message due to a transient exception\" (431 4.3.1 STOREDRV.Submit.Exception ... There is not enough space on the disk), tamingdns.com/bounce-decoder/microsoft (550 5.7.13 STOREDRV.Deliver.Exception:AccountDisabledException)";
+pub const MS_DANE: &str = "Microsoft Learn: Email non-delivery reports and SMTP errors in Exchange Online, outbound SMTP DANE rows (5.7.321 starttls-not-supported, 5.7.322 certificate-expired, 5.7.323 tlsa-invalid, 5.7.324 dnssec-invalid)";
+pub const SENDMAIL_PROTO: &str = "Sendmail cf/m4/proto.m4 relay checks (\"Relaying denied. IP name lookup failed\", \"Relaying denied. IP name possibly forged\", \"Relaying temporarily denied. Cannot resolve PTR record\") and Sendmail's \"Host unknown (Name server: host not found)\" (icglink.net helpdesk kb 73)";
+pub const COURIER: &str = "Courier MTA courieresmtpd replies: github.com/svarshavchik/courier courier/module.esmtp/testesmtp.C (\"513 Relaying denied.\", \"517 Syntax error.\" for a bad envelope sender) and fail2ban config/filter.d/courier-smtp.conf (\"550 User unknown.\", \"535 Authentication failed.\")";
+pub const ZOHO: &str = "Zoho Mail replies as published at smtp.codes/zoho (541 5.4.1 Mail rejected by destination domain; 452 Mailbox delivery restricted by policy error)";
+pub const WEBDE: &str = "Web.de / GMX replies as listed at sitepackage.de (typische Fehlermeldungen bei Unzustellbarkeit): \"User has too many messages on the server\", \"User has exhausted allowed storage space\", Lycos \"Account Closed\"";
+pub const RACKSPACE: &str = "Rackspace Email postmaster response codes (postmaster.emailsrvr.com/system-info/response-codes; smtp.codes/rackspace): G30 mailbox received too much email, G1E temporary DMARC DNS lookup failure";
+pub const MAILCHANNELS: &str = "MailChannels sending policies (docs.mailchannels.com/email-api/sending-policies): \"550 5.7.1 This sender is not authorized to send from <domain>\" (Domain Lockdown)";
 pub const SPAMHAUS: &str = "Spamhaus: ZEN, SBL, XBL, PBL DNSBL documentation (spamhaus.org/zen)";
 pub const DNSBLS: &str = "Blocklist operators' documentation: Barracuda Reputation Block List (b.barracudacentral.org), SpamCop (bl.spamcop.net), SORBS, UCEPROTECT, PSBL";
 pub const MS_RATE: &str = "Microsoft Learn: Message rate limits and throttling in Exchange Server (receive connector MessageRateLimit: 421 4.4.2 Message submission rate for this client has exceeded the configured limit)";
@@ -80,12 +90,96 @@ pub static MARKERS: &[TextRule] = &[
     .only(Classes::Permanent),
     // Exchange Online connector attribution (hybrid / relay through EOP).
     TextRule::new(
-        &["#attr36", "#attr35", "tenantattribution"],
+        &["#attr36", "tenantattribution"],
         RelayDenied,
         "Exchange Online could not attribute this connection to a tenant: the inbound connector for mail from on-premises (or a partner) is missing, disabled, or does not match the certificate name or IP address the sending server presents.",
         MS_5764,
     )
     .steps(&[HCW, CONNECTORS]),
+    // ATTR35 is not attribution: the sender reached the wrong Office 365 region.
+    TextRule::new(
+        &["#attr35", "wrong office 365 region"],
+        ConnectorOrRouting,
+        "The message reached the wrong Office 365 region: the MX record or the smart host used (mail.messaging.microsoft.com, mail.global.frontbridge.com or an Office 365 IP) is not the tenant's own endpoint; use the domain's MX, for example <tenant>.mail.protection.outlook.com.",
+        MS_ATTR35,
+    )
+    .steps(&[CONNECTORS]),
+    // Sendmail words a client whose reverse DNS failed as a relay denial; the PTR is the fault.
+    TextRule::new(
+        &["ip name lookup failed", "ip name possibly forged", "cannot resolve ptr record"],
+        DnsFailure,
+        "The server looked up the sending IP's reverse DNS (PTR) and it failed or did not resolve back to the IP, so it would not accept or relay for this client.",
+        SENDMAIL_PROTO,
+    )
+    .layer(Layer::Dns)
+    .steps(&[PTR]),
+    TextRule::new(
+        &["host unknown (name server"],
+        RecipientUnknown,
+        "The recipient's domain does not resolve (the name server says host not found), so the address cannot be delivered.",
+        SENDMAIL_PROTO,
+    )
+    .layer(Layer::Dns)
+    .at(NOT_MAIL),
+    // Courier: 513 for a recipient it will not relay to, 517 for a bad envelope sender.
+    TextRule::new(
+        &["relaying denied"],
+        RelayDenied,
+        "Courier refused to relay: the recipient domain is not in its acceptmailfor / hosteddomains and this client has no RELAYCLIENT permission.",
+        COURIER,
+    )
+    .code(513)
+    .steps(&[CONNECTORS]),
+    TextRule::new(
+        &["syntax error"],
+        SenderRejected,
+        "Courier refused the envelope sender: the MAIL FROM address is not a valid address.",
+        COURIER,
+    )
+    .code(517)
+    .at(MAIL),
+    TextRule::new(
+        &["user unknown."],
+        RecipientUnknown,
+        "The recipient address has no mailbox on the receiving server (Courier words it \"User unknown.\").",
+        COURIER,
+    )
+    .code(550)
+    .at(NOT_MAIL),
+    TextRule::new(
+        &["sender is not authorized to send from"],
+        SenderRejected,
+        "The relay does not let this account send with that sender domain (the domain has not authorized it).",
+        MAILCHANNELS,
+    ),
+    TextRule::new(
+        &["temporary server error"],
+        ServiceUnavailable,
+        "Exchange Online had a temporary internal error; it accepts the message on a later retry.",
+        MS_TEMP_ERROR,
+    )
+    .only(Classes::Transient)
+    .steps(&[RETRY]),
+    TextRule::new(
+        &["rejected by destination domain", "delivery restricted by policy"],
+        PolicyOrTransportRule,
+        "The recipient domain's own mail filters at Zoho refuse this message; only the recipient's administrator can change them.",
+        ZOHO,
+    )
+    .steps(&[RECIPIENT_ADMIN]),
+    TextRule::new(
+        &["too many messages on the server", "exhausted allowed storage space"],
+        MailboxDisabledOrFull,
+        "The recipient mailbox is full (too much mail or too many messages stored).",
+        WEBDE,
+    ),
+    TextRule::new(
+        &["received too much email in a short period"],
+        ReputationOrRateLimited,
+        "The recipient mailbox is receiving mail faster than the provider allows, so it defers for a while.",
+        RACKSPACE,
+    )
+    .steps(&[RETRY]),
     // Tenant allow/block list before the generic "block list" marker.
     TextRule::new(
         &["tenant allow block list", "tenant allow/block list"],
@@ -306,7 +400,7 @@ pub static MARKERS: &[TextRule] = &[
     )
     .unless(&["submission quota"]),
     TextRule::new(
-        &["account that you tried to reach is disabled", "account is disabled", "mailbox is disabled", "mailbox disabled", "account has been disabled", "account is inactive", "mailbox is inactive", "account has been suspended", "no longer active"],
+        &["account that you tried to reach is disabled", "account is disabled", "mailbox is disabled", "mailbox disabled", "account has been disabled", "account is inactive", "mailbox is inactive", "account has been suspended", "no longer active", "account closed"],
         MailboxDisabledOrFull,
         "The recipient account exists but is disabled or inactive, so it does not accept mail.",
         RFC3463,
@@ -366,7 +460,7 @@ pub static MARKERS: &[TextRule] = &[
     .layer(Layer::Dns)
     .steps(&[PTR]),
     TextRule::new(
-        &["temporary lookup failure", "name service error", "dns query failed", "dns lookup failed"],
+        &["temporary lookup failure", "name service error", "dns query failed", "dns lookup failed", "dns lookup failure"],
         DnsFailure,
         "The receiving server could not complete a DNS lookup it needs (for the sender, recipient or client); usually temporary.",
         ONPREM,
@@ -452,6 +546,18 @@ pub static MICROSOFT: &[CodeRule] = &[
     CodeRule::new(7, 501, "Access denied, spam abuse detected / banned sender", Some(ReputationOrRateLimited),
         "Exchange Online banned the sending account for detected spam; it usually means a compromised account.",
         MS_NDR).to(503),
+    CodeRule::new(7, 504, "Recipient address rejected: Access denied", Some(RecipientUnknown),
+        "The recipient address is not valid in the receiving Exchange Online organization.",
+        MS_NDR),
+    CodeRule::new(7, 505, "Access denied, banned recipient", Some(RecipientUnknown),
+        "Exchange Online refuses this recipient address as not valid.",
+        MS_NDR),
+    CodeRule::new(7, 507, "Access denied, rejected by recipient", Some(IpBlocklisted),
+        "The recipient's organization blocks the sending IP with its own block list; only that organization can lift it.",
+        MS_NDR).steps(&[RECIPIENT_ADMIN]),
+    CodeRule::new(7, 513, "Client host blocked using Customer Block list", Some(IpBlocklisted),
+        "The recipient domain put the sending IP on its own custom block list in Exchange Online; only that organization can remove it.",
+        MS_NDR).steps(&[RECIPIENT_ADMIN]),
     CodeRule::new(7, 506, "Access Denied, Bad HELO", Some(PolicyOrTransportRule),
         "Exchange Online refused the HELO/EHLO name the sending server presented.",
         MS_NDR).layer(Layer::SmtpSession),
@@ -509,9 +615,24 @@ pub static MICROSOFT: &[CodeRule] = &[
     CodeRule::new(2, 1, "Does not accept email over IPv6", Some(PolicyOrTransportRule),
         "The recipient's Exchange Online organization has not opted in to anonymous inbound mail over IPv6, so mail must come over IPv4.",
         MS_IPV6).text(&["over ipv6"]),
-    CodeRule::new(7, 321, "starttls-not-supported: destination mail server must support TLS", Some(TlsRequired),
-        "The connector requires TLS, but the destination server did not offer STARTTLS or the TLS negotiation failed.",
-        MS_NDR),
+    CodeRule::new(7, 321, "starttls-not-supported: destination mail server must support TLS", Some(TlsFailed),
+        "Exchange Online requires TLS to this destination (DANE or a TLS connector), but the destination server did not offer STARTTLS or the TLS handshake failed.",
+        MS_DANE).layer(Layer::Tls),
+    CodeRule::new(7, 322, "certificate-expired: destination mail server's certificate is expired", Some(TlsFailed),
+        "The destination server presented an expired certificate, so Exchange Online's DANE-validated delivery stops.",
+        MS_DANE).layer(Layer::Tls),
+    CodeRule::new(7, 323, "tlsa-invalid: the domain failed DANE validation", Some(TlsFailed),
+        "The destination server's certificate does not match the domain's DNSSEC-signed TLSA record (or the record is wrong), so DANE validation failed.",
+        MS_DANE).layer(Layer::Tls),
+    CodeRule::new(7, 324, "dnssec-invalid: destination domain returned invalid DNSSEC records", Some(DnsFailure),
+        "The destination domain's DNSSEC records did not validate, so Exchange Online will not deliver to it with DANE.",
+        MS_DANE).layer(Layer::Dns),
+    CodeRule::new(7, 13, "STOREDRV.Deliver: recipient account disabled", Some(MailboxDisabledOrFull),
+        "The recipient's Exchange account is disabled (AccountDisabledException), so the store will not deliver to its mailbox.",
+        MS_STOREDRV).text(&["accountdisabled", "userdisabled"]),
+    CodeRule::new(7, 13, "Sender was not authenticated for public folder", Some(PolicyOrTransportRule),
+        "The recipient is a public folder set to accept mail only from authenticated internal senders.",
+        MS_NDR).text(&["public folder", "resolver.rst"]),
     CodeRule::new(4, 316, "Connection refused (socket error)", Some(ConnectorOrRouting),
         "Exchange Online could not connect to the destination server: it refused the connection (network problem at the receiving side).",
         MS_NDR).layer(Layer::Network),
@@ -557,6 +678,12 @@ pub static MICROSOFT: &[CodeRule] = &[
     CodeRule::new(3, 2, "STOREDRV.Deliver; recipient thread limit exceeded", Some(ReputationOrRateLimited),
         "The recipient mailbox is receiving too many messages at once; Exchange throttles it by design.",
         MS_NDR).text(&["thread limit", "storedrv"]),
+    CodeRule::new(3, 1, "STOREDRV.Submit; disk is full", Some(ServiceUnavailable),
+        "The Exchange server's disk (the system TMP folder) is full, so the store driver cannot submit the message; free disk space there.",
+        MS_STOREDRV).text(&["storedrv"]),
+    CodeRule::new(2, 0, "STOREDRV.Deliver exception", Some(Other),
+        "Exchange's store driver failed while delivering into the recipient's mailbox (an exception on the receiving Exchange server, not a refusal of this sender); the exception name says which.",
+        MS_STOREDRV).text(&["storedrv.deliver.exception"]),
     CodeRule::new(3, 190, "Journaling on-premises messages not supported when Journaling Archive disabled", Some(PolicyOrTransportRule),
         "On-premises journal reports are sent to Microsoft 365 while journaling archive is disabled.",
         MS_NDR),
