@@ -6,9 +6,10 @@
                         reply waits for the client's ACK of the first (RFC 896), the peer behind
                         the delayed-ACK stall of issue 11
   sinks.py proxy PORT HOST:PORT DELAY_MS   a TCP proxy to HOST:PORT (loopback) that delays
-                                every chunk DELAY_MS in each direction (no netem on this kernel)
+                                every chunk DELAY_MS in each direction (no netem on this kernel);
+                                PROXY_LOG=1 logs each chunk's arrival and how late it left
 """
-import asyncio, socket, ssl, sys
+import asyncio, os, queue, socket, ssl, sys, threading, time
 
 async def tls_session(reader, writer, ctx):
     if ctx is None:
@@ -42,31 +43,62 @@ async def tls_session(reader, writer, ctx):
     finally:
         writer.close()
 
-async def delayed_copy(reader, writer, delay):
-    loop = asyncio.get_running_loop()
-    queue = asyncio.Queue()
-    async def pump():
-        while True:
-            due, data = await queue.get()
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            if data is None:
-                writer.close()
-                return
-            writer.write(data)
-            await writer.drain()
-    task = asyncio.create_task(pump())
-    while True:
-        data = await reader.read(65536)
-        await queue.put((loop.time() + delay, data or None))
-        if not data:
-            break
-    await task
+def quickack(sock):
+    """Acknowledge at once what was read: a delay line must not add delayed-ACK stalls (a
+    sender with Nagle on waits for that ACK before its next small segment)."""
+    if hasattr(socket, "TCP_QUICKACK"):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        except OSError:
+            pass
 
-async def proxy_session(reader, writer, upstream, delay):
-    host, port = upstream.rsplit(":", 1)
-    ur, uw = await asyncio.open_connection(host, int(port))
-    await asyncio.gather(delayed_copy(reader, uw, delay), delayed_copy(ur, writer, delay),
-                         return_exceptions=True)
+def delay_line(src, dst, delay, name, log):
+    """Copies src to dst, every chunk leaving `delay` after it arrived (its own deadline, not
+    queued behind the previous chunk's delay), in order. Threads and time.sleep, not asyncio:
+    epoll's millisecond timeouts made every chunk up to 1 ms late."""
+    q = queue.Queue()
+    def pump():
+        while True:
+            due, data = q.get()
+            time.sleep(max(0.0, due - time.monotonic()))
+            if not data:
+                try:
+                    dst.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                return
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+            if log:
+                late = (time.monotonic() - due) * 1000
+                print(f"{time.monotonic():.4f} {name} sent {len(data)} B, {late:.2f} ms late",
+                      file=sys.stderr, flush=True)
+    threading.Thread(target=pump, daemon=True).start()
+    while True:
+        try:
+            data = src.recv(65536)
+        except OSError:
+            data = b""
+        quickack(src)
+        if log and data:
+            print(f"{time.monotonic():.4f} {name} read {len(data)} B", file=sys.stderr, flush=True)
+        q.put((time.monotonic() + delay, data))
+        if not data:
+            return
+
+def proxy(port, upstream, delay):
+    host, uport = upstream.rsplit(":", 1)
+    log = bool(os.environ.get("PROXY_LOG"))
+    lsock = socket.create_server(("127.0.0.1", port), backlog=128)
+    while True:
+        client, _ = lsock.accept()
+        server = socket.create_connection((host, int(uport)))
+        for s in (client, server):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for args in ((client, server, delay, "c->s", log), (server, client, delay, "s->c", log)):
+            threading.Thread(target=delay_line, args=args, daemon=True).start()
 
 async def main():
     mode, port = sys.argv[1], int(sys.argv[2])
@@ -79,11 +111,12 @@ async def main():
         handler = lambda r, w: tls_session(r, w, None)
         host = "127.0.0.1"
     else:
-        upstream, delay = sys.argv[3], float(sys.argv[4]) / 1000
-        handler = lambda r, w: proxy_session(r, w, upstream, delay)
-        host = "127.0.0.1"
+        raise SystemExit(f"unknown mode {mode}")
     server = await asyncio.start_server(handler, host, port, backlog=4096)
     async with server:
         await server.serve_forever()
 
-asyncio.run(main())
+if sys.argv[1] == "proxy":
+    proxy(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]) / 1000)
+else:
+    asyncio.run(main())

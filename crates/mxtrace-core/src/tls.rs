@@ -13,7 +13,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -520,7 +520,7 @@ fn provider(classic_groups: bool) -> CryptoProvider {
 /// The system's roots, read once per process (about 150 certificates to parse). Unreadable
 /// entries are skipped: the Mozilla roots still apply.
 fn system_roots() -> &'static [CertificateDer<'static>] {
-    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
     ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
 }
 
@@ -547,31 +547,61 @@ fn ca_file_certs(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, TlsConf
     Ok(certs)
 }
 
-/// One verifier per trust store, in the order they are tried: Mozilla's, the system's (when
-/// it has any root), the `--tls-ca-file` certificates.
-fn store_verifiers(
-    anchors: &[CertificateDer<'static>],
-    provider: &Arc<CryptoProvider>,
-) -> Result<Vec<(TrustStore, Arc<WebPkiServerVerifier>)>, TlsConfigError> {
+/// The provider and the verifiers of the built-in trust stores (Mozilla's, the system's, when
+/// it has any root), built once per process for each key-exchange choice: parsing their ~300
+/// roots for every probe was most of a `sweep`'s CPU (README "Timings and benchmarks").
+struct BuiltIn {
+    provider: Arc<CryptoProvider>,
+    stores: Vec<(TrustStore, Arc<WebPkiServerVerifier>)>,
+}
+
+fn built_in(classic_groups: bool) -> Result<&'static BuiltIn, TlsConfigError> {
+    static DEFAULT: OnceLock<BuiltIn> = OnceLock::new();
+    static CLASSIC: OnceLock<BuiltIn> = OnceLock::new();
+    let cell = if classic_groups { &CLASSIC } else { &DEFAULT };
+    if let Some(b) = cell.get() {
+        return Ok(b);
+    }
+    let provider = Arc::new(provider(classic_groups));
     let mut mozilla = RootCertStore::empty();
     mozilla.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let mut system = RootCertStore::empty();
     system.add_parsable_certificates(system_roots().iter().cloned());
-    let mut ca_file = RootCertStore::empty();
-    ca_file.add_parsable_certificates(anchors.iter().cloned());
-    let mut out = Vec::new();
-    for (store, roots) in [
-        (TrustStore::Mozilla, mozilla),
-        (TrustStore::System, system),
-        (TrustStore::CaFile, ca_file),
-    ] {
-        if roots.is_empty() {
-            continue;
+    let mut stores = Vec::new();
+    for (store, roots) in [(TrustStore::Mozilla, mozilla), (TrustStore::System, system)] {
+        if !roots.is_empty() {
+            stores.push((store, webpki_verifier(roots, &provider)?));
         }
-        let v = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(TlsConfigError::Verifier)?;
-        out.push((store, v));
+    }
+    // A racing thread may have set it meanwhile: both built the same thing.
+    Ok(cell.get_or_init(|| BuiltIn { provider, stores }))
+}
+
+fn webpki_verifier(
+    roots: RootCertStore,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<WebPkiServerVerifier>, TlsConfigError> {
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(TlsConfigError::Verifier)
+}
+
+/// One verifier per trust store, in the order they are tried: the built-in ones, then the
+/// `--tls-ca-file` certificates (read for every configuration: the file may change).
+fn store_verifiers(
+    anchors: &[CertificateDer<'static>],
+    built_in: &BuiltIn,
+) -> Result<Vec<(TrustStore, Arc<WebPkiServerVerifier>)>, TlsConfigError> {
+    let mut out = built_in.stores.clone();
+    if !anchors.is_empty() {
+        let mut ca_file = RootCertStore::empty();
+        ca_file.add_parsable_certificates(anchors.iter().cloned());
+        if !ca_file.is_empty() {
+            out.push((
+                TrustStore::CaFile,
+                webpki_verifier(ca_file, &built_in.provider)?,
+            ));
+        }
     }
     Ok(out)
 }
@@ -581,12 +611,13 @@ fn store_verifiers(
 pub fn client_config(
     opts: &TlsOptions,
 ) -> Result<(Arc<ClientConfig>, SharedRecord), TlsConfigError> {
-    let provider = Arc::new(provider(opts.classic_groups));
+    let built_in = built_in(opts.classic_groups)?;
+    let provider = built_in.provider.clone();
     let anchors = match &opts.ca_file {
         Some(path) => ca_file_certs(path)?,
         None => Vec::new(),
     };
-    let stores = store_verifiers(&anchors, &provider)?;
+    let stores = store_verifiers(&anchors, built_in)?;
     let record = SharedRecord::default();
     let verifier = Arc::new(RecordingVerifier {
         stores,
@@ -887,6 +918,31 @@ mod tests {
         assert_eq!(alert_name(A::InternalError), "internal_error");
         assert_eq!(alert_name(A::UnknownCA), "unknown_ca");
         assert_eq!(alert_name(A::HandshakeFailure), "handshake_failure");
+    }
+
+    #[test]
+    fn built_in_stores_are_shared_and_the_ca_file_is_read_again() {
+        let a = built_in(false).unwrap();
+        assert!(std::ptr::eq(a, built_in(false).unwrap()));
+        assert!(!std::ptr::eq(a, built_in(true).unwrap()));
+        let path = std::env::temp_dir().join(format!("mxtrace-ca-{}.pem", std::process::id()));
+        let pki = crate::lab::pki::LabPki::new().unwrap();
+        std::fs::write(&path, pki.ca_pem()).unwrap();
+        let opts = TlsOptions {
+            verify: VerifyMode::Report,
+            ca_file: Some(path.clone()),
+            client_cert: None,
+            client_key: None,
+            classic_groups: false,
+        };
+        assert!(client_config(&opts).is_ok());
+        std::fs::write(&path, "").unwrap();
+        let second = client_config(&opts);
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            second,
+            Err(TlsConfigError::NoCaCertificate { .. })
+        ));
     }
 
     #[tokio::test]

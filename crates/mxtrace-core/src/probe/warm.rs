@@ -1,14 +1,12 @@
 //! One-time costs paid before any stage's clock starts.
 //!
-//! AWS-LC seeds its random generator at the first random number a process draws, and its
-//! default build adds CPU-jitter entropy to the OS seed: 35-50 ms of CPU on a 2-core machine
-//! (perf: `jent_*`, `tree_jitter_initialize_once`). rustls draws its first random number for
-//! the ClientHello, so without this the first `tls_handshake` of a process measured mxtrace,
-//! not the server. Of the two ways out that aws-lc-rs documents ("entropy configuration" in
-//! its README: pay it early, or build with `AWS_LC_SYS_NO_JITTER_ENTROPY`), this pays it
-//! early: the build keeps AWS-LC's default seeding (OS entropy plus jitter, no weaker), no
-//! environment variable is needed at build time, and the cost is paid once per process,
-//! before the first probe starts timing.
+//! AWS-LC seeds its random generator at the first random number a process draws; rustls draws
+//! it for the ClientHello, inside the first `tls_handshake`. The repository's build removes the
+//! large part: `.cargo/config.toml` sets `AWS_LC_SYS_NO_JITTER_ENTROPY`, so the seed comes
+//! from getrandom(2) alone, not from 35-50 ms of CPU-jitter collection (aws-lc-rs's "Entropy
+//! Configuration"). This warm-up stays for what is left (microseconds), and for builds that
+//! do not read that file (`cargo install mxtrace` from a registry): there it keeps the jitter
+//! cost out of the stage timings, though not out of the process's run time.
 
 use std::sync::OnceLock;
 use std::time::SystemTime;
