@@ -506,6 +506,7 @@ fn trace_hop(out: &mut String, hop: &TraceHop, style: Style) {
     if let Some(spf) = &hop.spf {
         spf_line(out, spf, style);
     }
+    super::trace_policy::render(out, hop, style);
     if let Some(e) = &hop.error {
         dns_error(out, e, style, usize::MAX);
     }
