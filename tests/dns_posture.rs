@@ -677,4 +677,18 @@ async fn mta_sts_cache_fallback_refetch_and_expiry() {
     assert!(err.contains("not 200"), "{err}");
     let r = lab.posture(Some(&cache)).await;
     assert_eq!(r.mta_sts.policy_source, None);
+    // The flag on `dns`.
+    use clap::Parser;
+    let cli = mxtrace::cli::Cli::try_parse_from([
+        "mxtrace",
+        "dns",
+        "sts.test",
+        "--mta-sts-cache",
+        "c.json",
+    ])
+    .unwrap();
+    let mxtrace::cli::Command::Dns(d) = cli.command else {
+        panic!("not dns")
+    };
+    assert_eq!(d.to_options().mta_sts.cache, Some("c.json".into()));
 }

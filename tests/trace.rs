@@ -1027,6 +1027,10 @@ async fn an_mx_with_a_and_aaaa_gets_a_verdict_per_family() {
     );
     let human = human(&r);
     assert!(
+        human.contains("not tried by the walk; per-family probe: transient at rcpt_to 451"),
+        "{human}"
+    );
+    assert!(
         human.contains("\nIPv6: FAIL no address accepted"),
         "{human}"
     );

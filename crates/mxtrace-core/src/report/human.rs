@@ -654,7 +654,19 @@ fn mx_line(out: &mut String, hop: &TraceHop, m: &MxHost, last: bool, style: Styl
                 }
             }
             None if hop.error.is_none() => {
-                let _ = writeln!(out, "{prefix}not tried (decided before)");
+                let family = hop
+                    .family_probes
+                    .iter()
+                    .find(|p| p.ip == a.ip && p.mx == m.host);
+                let _ = match family {
+                    Some(p) => writeln!(
+                        out,
+                        "{prefix}not tried by the walk; per-family probe: {} ({:.1} ms)",
+                        probe_brief(&p.report, style),
+                        p.report.elapsed_ms
+                    ),
+                    None => writeln!(out, "{prefix}not tried (decided before)"),
+                };
             }
             None => {}
         }
