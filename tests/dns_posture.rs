@@ -10,12 +10,18 @@ mod bin;
 mod certs;
 #[path = "support/dns.rs"]
 mod dns_support;
+#[path = "support/policy.rs"]
+mod policy;
 
 use dns_support::TestDns;
-use mxtrace_core::dns::ResolverChoice;
+use mxtrace_core::dns::{Dns, ResolverChoice};
 use mxtrace_core::lab::dns::zone_text as zone;
+use mxtrace_core::posture::model::PolicySource;
 use mxtrace_core::posture::model::{PostureReport, Severity, Status};
+use mxtrace_core::posture::mta_sts::{sender_policy, FetchOptions, SenderPolicy};
+use mxtrace_core::posture::mta_sts_cache::{self, CachedPolicy};
 use mxtrace_core::posture::{posture, PostureOptions};
+use policy::{not_found, ok_policy, policy_server, PolicyServer};
 
 /// A 2048-bit RSA public key (SubjectPublicKeyInfo, base64), made with openssl for these tests.
 const KEY_2048: &str = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAnAqDlqJ/jX+XSB+YB8RfnclH/YjkO5Vc91X86gH8OpQywoEzwfxRZEr5NdBJXzfEtjNl+LjRMQ4ElJR8Yzm8YU2rW/1U3jlR9Vk2xIUdupZuNcH2Gz/Ixk7Cp3MTCGt2Mczo9ls1janE/JWm/IIcznL3bYdBJCFgM8LjPOW39cZKM0Zgg6no6tfwssivsguGfDOhhP2UqacMUHbMzRekdxfpjEwKPU2hvkZXZOIpn0SRI0hCU9rCipHyoaqQs2IwaA++jbygkj3jn80EqJSwYtPEEQhIzHuMqZz6B4y/sF8i9muwrFjuUEWm1r9v9VRLoEU81JV4gI1C1e609RzZawIDAQAB";
@@ -202,6 +208,22 @@ fn edge_zones() -> Vec<String> {
                  gone._domainkey TXT \"v=DKIM1; p=\""
             ),
         ),
+        // DKIM selector aliases: two hops to a key, a dangling chain, a loop, nine hops.
+        zone(
+            "chain.test",
+            &format!(
+                "two._domainkey CNAME a.keys.chain.test.\na.keys CNAME b.keys.chain.test.\n\
+                 b.keys TXT \"v=DKIM1; k=rsa; \" {}\n\
+                 dangle._domainkey CNAME x.keys.chain.test.\nx.keys CNAME y.keys.chain.test.\n\
+                 loop._domainkey CNAME l1.keys.chain.test.\nl1.keys CNAME l2.keys.chain.test.\n\
+                 l2.keys CNAME l1.keys.chain.test.\n\
+                 deep._domainkey CNAME d1.keys.chain.test.\n{}",
+                split_txt(KEY_2048),
+                (1..=9)
+                    .map(|i| format!("d{i}.keys CNAME d{}.keys.chain.test.\n", i + 1))
+                    .collect::<String>()
+            ),
+        ),
     ]
 }
 
@@ -303,6 +325,59 @@ async fn eop_mx_without_eop_include_and_weak_dkim_keys() {
         "{}",
         causes(&r.dkim.section.findings)
     );
+}
+
+#[tokio::test]
+async fn dkim_cname_chains_are_followed_with_loops_and_depth_bounded() {
+    let r = edge("chain.test", |o| {
+        o.dkim_selectors = ["two", "dangle", "loop", "deep"].map(String::from).to_vec();
+    })
+    .await;
+    let f = causes(&r.dkim.section.findings);
+    let got: Vec<(&str, &str, usize)> = r
+        .dkim
+        .selectors
+        .iter()
+        .map(|d| (d.selector.as_str(), d.state.as_str(), d.chain.len()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("selector1", "missing", 0),
+            ("selector2", "missing", 0),
+            ("two", "found", 2),
+            ("dangle", "dangling", 2),
+            ("loop", "cname_loop", 3),
+            ("deep", "cname_too_deep", 9),
+        ],
+        "{f}"
+    );
+    let two = &r.dkim.selectors[2];
+    assert_eq!(two.chain, ["a.keys.chain.test", "b.keys.chain.test"]);
+    assert_eq!(two.cname.as_deref(), Some("a.keys.chain.test"));
+    assert_eq!(two.key_bits, Some(2048));
+    assert_eq!(
+        r.dkim.selectors[4].chain.last().unwrap(),
+        "l1.keys.chain.test"
+    );
+    let errors = |text: &str| has(&r.dkim.section.findings, Severity::Error, text);
+    assert!(
+        errors("(through x.keys.chain.test -> y.keys.chain.test)"),
+        "{f}"
+    );
+    assert!(errors("loops back"), "{f}");
+    assert!(errors("longer than 8 aliases"), "{f}");
+    assert_eq!(r.dkim.section.status, Some(Status::Fail));
+    // The human output shows the whole chain.
+    let human = human(&r);
+    assert!(
+        human.contains("two._domainkey.chain.test -> a.keys.chain.test -> b.keys.chain.test: found, rsa 2048 bits"),
+        "{human}"
+    );
+}
+
+fn human(r: &PostureReport) -> String {
+    mxtrace_core::posture::render::render_human(r, mxtrace_core::report::human::Style::new(false))
 }
 
 /// Runs the binary (blocking) while the test's DNS server keeps answering on this runtime.
@@ -412,59 +487,15 @@ async fn human_output_json_shape_and_exit_codes() {
     assert!(r.stderr.contains("--tls-ca-file"), "{}", r.stderr);
 }
 
-/// An HTTPS server on 127.0.0.1 that answers every request with `answer` (status line,
-/// headers and body), with a certificate for `name` from the test CA. Stops when dropped.
-struct PolicyServer {
-    port: u16,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for PolicyServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn policy_server(pki: &certs::TestPki, name: &str, answer: Vec<u8>) -> PolicyServer {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let acceptor =
-        tokio_rustls::TlsAcceptor::from(pki.server_config(&certs::CertKind::Valid(name.into())));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let task = tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, answer) = (acceptor.clone(), answer.clone());
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut buf = vec![0u8; 4096];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") && got.len() < 4096 {
-                    match tls.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = tls.write_all(&answer).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    PolicyServer { port, task }
-}
-
-fn ok_policy(body: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
 /// sts.test: an Exchange Online MX and both MX forms of Microsoft's migration; `id` is the
-/// `_mta-sts` record's id.
-async fn sts(id: &str, answer: Vec<u8>) -> PostureReport {
+/// `_mta-sts` record's id. The policy host answers `answer`.
+struct StsLab {
+    dns: TestDns,
+    pki: certs::TestPki,
+    server: PolicyServer,
+}
+
+async fn sts_lab(id: &str, answer: Vec<u8>) -> StsLab {
     let z = zone(
         "sts.test",
         &format!(
@@ -476,12 +507,36 @@ async fn sts(id: &str, answer: Vec<u8>) -> PostureReport {
     let dns = TestDns::start(&[&z], &[]).await;
     let pki = certs::TestPki::new();
     let server = policy_server(&pki, "mta-sts.sts.test", answer).await;
-    let ca = pki.ca_file().to_path_buf();
-    run(&dns, "sts.test", |o| {
-        o.mta_sts.https_port = server.port;
-        o.mta_sts.ca_file = Some(ca);
-    })
-    .await
+    StsLab { dns, pki, server }
+}
+
+impl StsLab {
+    fn fetch(&self, cache: Option<&std::path::Path>) -> FetchOptions {
+        FetchOptions {
+            https_port: self.server.port,
+            ca_file: Some(self.pki.ca_file().to_path_buf()),
+            cache: cache.map(|c| c.to_path_buf()),
+            ..Default::default()
+        }
+    }
+
+    async fn posture(&self, cache: Option<&std::path::Path>) -> PostureReport {
+        run(&self.dns, "sts.test", |o| o.mta_sts = self.fetch(cache)).await
+    }
+
+    /// What a sending MTA applies (the trace's view).
+    async fn sender(&self, cache: &std::path::Path) -> Result<Option<SenderPolicy>, String> {
+        let dns = Dns::new(
+            ResolverChoice::Server(self.dns.addr),
+            std::time::Duration::from_secs(2),
+        )
+        .unwrap();
+        sender_policy(&dns, "sts.test", &self.fetch(Some(cache))).await
+    }
+}
+
+async fn sts(id: &str, answer: Vec<u8>) -> PostureReport {
+    sts_lab(id, answer).await.posture(None).await
 }
 
 /// A wildcard covers one label (RFC 8461 4.1): `*.mx.microsoft` would not match
@@ -549,71 +604,91 @@ async fn mta_sts_redirect_size_cap_and_bad_id_fail() {
     ));
 }
 
-/// `trace` of walk.test (MX 10 mx1 = 127.0.77.2, MX 20 mx2 = 127.0.77.3, nothing listening on
-/// port 9: each address is refused) under an MTA-STS policy.
-async fn trace_under(policy: &str) -> mxtrace_core::model::TraceReport {
-    use clap::Parser;
-    let z = zone(
-        "walk.test",
-        "@ MX 10 mx1\n@ MX 20 mx2\nmx1 A 127.0.77.2\nmx2 A 127.0.77.3\n\
-         _mta-sts TXT \"v=STSv1; id=1\"\nmta-sts A 127.0.0.1",
-    );
-    let dns = TestDns::start(&[&z], &[]).await;
+/// RFC 8461 5.1 with `--mta-sts-cache`: a fetched policy is stored; a failed fetch falls
+/// back on the valid cached one; the same id uses the cache; a new id is fetched; an
+/// expired entry is ignored.
+#[tokio::test]
+async fn mta_sts_cache_fallback_refetch_and_expiry() {
     let pki = certs::TestPki::new();
-    let server = policy_server(&pki, "mta-sts.walk.test", ok_policy(policy)).await;
-    let resolver = dns.resolver();
-    let argv = [
-        "mxtrace",
-        "trace",
-        "walk.test",
-        "--resolver",
-        &resolver,
-        "--port",
-        "9",
-        "--connect-timeout",
-        "3s",
-        "--dns-timeout",
-        "2s",
-    ];
-    let cli = mxtrace::cli::Cli::try_parse_from(argv).unwrap();
-    let mxtrace::cli::Command::Trace(t) = cli.command else {
-        panic!("not trace")
-    };
-    let mut opts = t.to_options().unwrap();
-    opts.mta_sts.https_port = server.port;
-    opts.mta_sts.ca_file = Some(pki.ca_file().to_path_buf());
-    mxtrace_core::trace::trace(&opts).await.unwrap()
-}
-
-fn probed_ips(r: &mxtrace_core::model::TraceReport) -> Vec<String> {
-    r.hops[0].probes.iter().map(|p| p.ip.clone()).collect()
-}
-
-#[tokio::test]
-async fn trace_walks_only_mx_hosts_an_enforced_policy_matches() {
-    let r = trace_under("version: STSv1\nmode: enforce\nmx: mx2.walk.test\nmax_age: 86400\n").await;
-    assert_eq!(probed_ips(&r), ["127.0.77.3"]);
-    let w = r.hops[0].verdict.warnings.join("\n");
-    assert!(w.contains("MX mx1.walk.test not matched"), "{w}");
-    assert!(w.contains("STARTTLS required"), "{w}");
-    let r =
-        trace_under("version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n").await;
-    assert!(probed_ips(&r).is_empty());
-    assert!(!r.verdict.passed);
+    let cache = pki.dir().join("mta-sts-cache.json");
+    // Fetched and stored.
+    let lab = sts_lab("1", ok_policy(BOTH_MX)).await;
+    let r = lab.posture(Some(&cache)).await;
+    assert_eq!(r.mta_sts.policy_source, Some(PolicySource::Fetched));
+    let stored = mta_sts_cache::lookup(&cache, "sts.test").unwrap().unwrap();
+    assert_eq!((stored.id.as_str(), stored.max_age), ("1", 604800));
+    // The fetch fails: the cached policy is shown (and still judged), the failure reported.
+    let lab = sts_lab("1", not_found()).await;
+    let r = lab.posture(Some(&cache)).await;
+    let f = causes(&r.mta_sts.section.findings);
+    assert_eq!(r.mta_sts.policy_source, Some(PolicySource::Cache), "{f}");
+    assert_eq!(r.mta_sts.policy.as_ref().unwrap().mode, "enforce");
     assert!(
-        r.hops[0].verdict.summary.starts_with("MTA-STS failure"),
-        "{}",
-        r.hops[0].verdict.summary
+        has(&r.mta_sts.section.findings, Severity::Error, "not 200"),
+        "{f}"
     );
-}
-
-#[tokio::test]
-async fn trace_ignores_a_testing_policy() {
-    let r = trace_under("version: STSv1\nmode: testing\nmx: mx2.walk.test\nmax_age: 86400\n").await;
-    assert_eq!(probed_ips(&r), ["127.0.77.2", "127.0.77.3"]);
-    assert!(r.hops[0]
-        .verdict
-        .warnings
-        .iter()
-        .any(|w| w.contains("testing mode")));
+    assert!(
+        has(
+            &r.mta_sts.section.findings,
+            Severity::Info,
+            "using the cached policy (id 1"
+        ),
+        "{f}"
+    );
+    let human = human(&r);
+    assert!(
+        human.contains("policy (from the cache): mode enforce"),
+        "{human}"
+    );
+    // A sender: same id, fetch failing: the cache, without complaint.
+    let p = lab.sender(&cache).await.unwrap().unwrap();
+    assert!(p.cached.is_some() && p.notes.is_empty(), "{:?}", p.notes);
+    // A sender: a new id with its fetch failing: the cached policy, with the failure noted.
+    let lab = sts_lab("2", not_found()).await;
+    let p = lab.sender(&cache).await.unwrap().unwrap();
+    assert_eq!(p.cached.as_ref().map(|c| c.id.as_str()), Some("1"));
+    assert!(
+        p.notes[0].contains("the policy fetch failed"),
+        "{:?}",
+        p.notes
+    );
+    // A new id that fetches: the new policy replaces the cached one.
+    let testing = BOTH_MX.replace("enforce", "testing");
+    let lab = sts_lab("2", ok_policy(&testing)).await;
+    let p = lab.sender(&cache).await.unwrap().unwrap();
+    assert!(p.cached.is_none());
+    assert_eq!(
+        (p.policy.mode.as_str(), p.id.as_deref()),
+        ("testing", Some("2"))
+    );
+    let stored = mta_sts_cache::lookup(&cache, "sts.test").unwrap().unwrap();
+    assert_eq!(
+        (stored.id.as_str(), stored.policy.mode.as_str()),
+        ("2", "testing")
+    );
+    // Expired (fetched in 1970): ignored, so a failed fetch means no policy.
+    let old = CachedPolicy {
+        fetched_at: 1000,
+        ..stored
+    };
+    mta_sts_cache::store(&cache, "sts.test", old).unwrap();
+    let lab = sts_lab("3", not_found()).await;
+    let err = lab.sender(&cache).await.unwrap_err();
+    assert!(err.contains("not 200"), "{err}");
+    let r = lab.posture(Some(&cache)).await;
+    assert_eq!(r.mta_sts.policy_source, None);
+    // The flag on `dns`.
+    use clap::Parser;
+    let cli = mxtrace::cli::Cli::try_parse_from([
+        "mxtrace",
+        "dns",
+        "sts.test",
+        "--mta-sts-cache",
+        "c.json",
+    ])
+    .unwrap();
+    let mxtrace::cli::Command::Dns(d) = cli.command else {
+        panic!("not dns")
+    };
+    assert_eq!(d.to_options().mta_sts.cache, Some("c.json".into()));
 }

@@ -2,8 +2,13 @@
 //! loopback. Each test uses its own 127.0.N.0/24 so that an address with no listener (a
 //! "refused" host) is not taken by another test running in parallel.
 
+#[path = "support/certs.rs"]
+#[allow(unused_imports)]
+mod certs;
 #[path = "support/dns.rs"]
 mod dns_support;
+#[path = "support/policy.rs"]
+mod policy;
 
 use clap::Parser;
 use dns_support::{SilentDns, TestDns};
@@ -184,11 +189,20 @@ async fn trace_args(args: &[&str]) -> TraceReport {
     if !args.contains(&"--dns-timeout") {
         argv.extend_from_slice(&["--dns-timeout", "2s"]);
     }
+    trace_with(argv, |_| {}).await
+}
+
+/// Runs `argv` (from `mxtrace trace`) with options the command line does not have set by `f`.
+async fn trace_with(
+    argv: Vec<&str>,
+    f: impl FnOnce(&mut mxtrace_core::trace::TraceOptions),
+) -> TraceReport {
     let cli = Cli::try_parse_from(argv).unwrap();
     let Command::Trace(t) = cli.command else {
         panic!("not trace")
     };
-    let opts = t.to_options().unwrap();
+    let mut opts = t.to_options().unwrap();
+    f(&mut opts);
     timeout(Duration::from_secs(60), mxtrace_core::trace::trace(&opts))
         .await
         .expect("trace finished")
@@ -914,10 +928,7 @@ async fn spf_record_hints_at_the_outbound_scenarios() {
     );
     assert!(spf.hints.sends_via_eop && spf.hints.own_servers && !spf.multiple);
     assert_eq!(spf.hints.candidates, [Scenario::C, Scenario::D]);
-    let human = mxtrace_core::report::human::render_trace(
-        &r,
-        mxtrace_core::report::human::Style::new(false),
-    );
+    let human = human(&r);
     assert!(human.contains("scenario C, or D"), "{human}");
 
     let fabrikam = zone(
@@ -927,4 +938,378 @@ async fn spf_record_hints_at_the_outbound_scenarios() {
     let dns = TestDns::start(&[&fabrikam], &[]).await;
     let r = trace("fabrikam.test", &dns.resolver(), p.port, &[]).await;
     assert!(r.hops[0].spf.as_ref().unwrap().multiple);
+}
+
+fn human(r: &TraceReport) -> String {
+    mxtrace_core::report::human::render_trace(r, mxtrace_core::report::human::Style::new(false))
+}
+
+/// Whether ::1 can be bound here. Without it the IPv6 tests cannot run: they say so, and
+/// fail under CI=true.
+fn ipv6_loopback() -> bool {
+    match std::net::TcpListener::bind("[::1]:0") {
+        Ok(_) => true,
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("::1 is not available ({e}): the IPv6 tests need it in CI")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: ::1 is not available ({e}); the per-family tests need it");
+            false
+        }
+    }
+}
+
+/// A lab peer on 127.0.`net`.2 and, on ::1 at the same port, a scripted one (the lab listens
+/// on 127.0.0.0/8 only): 451 at RCPT.
+async fn dual_stack(net: u8, v4: Peer) -> Peers {
+    for _ in 0..50 {
+        let v6 = TcpListener::bind("[::1]:0").await.unwrap();
+        let port = v6.local_addr().unwrap().port();
+        let c4 = role_config(SocketAddr::new(ip(net, 2), port), 2, v4).unwrap();
+        let Ok(s4) = RoleServer::start(c4).await else {
+            continue;
+        };
+        let task = tokio::spawn(serve(v6, "peer6.test".into(), Peer::Rcpt451));
+        return Peers {
+            port,
+            _servers: vec![s4],
+            tasks: vec![task],
+        };
+    }
+    panic!("no common free port");
+}
+
+#[tokio::test]
+async fn an_mx_with_a_and_aaaa_gets_a_verdict_per_family() {
+    if !ipv6_loopback() {
+        return;
+    }
+    // IPv4 accepts, IPv6 defers at RCPT: the walk (IPv4 first) passes, IPv6 is probed too.
+    let p = dual_stack(79, Peer::Accept).await;
+    let z = zone("contoso.test", "@ MX 10 mx\nmx A 127.0.79.2\nmx AAAA ::1");
+    let dns = TestDns::start(&[&z], &[]).await;
+    let r = trace(
+        "contoso.test",
+        &dns.resolver(),
+        p.port,
+        &["--rcpt", "user@contoso.test"],
+    )
+    .await;
+    let hop = &r.hops[0];
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+    assert_eq!(probed(&r), ["127.0.79.2"]);
+    assert_eq!(hop.family_probes.len(), 1);
+    assert_eq!(hop.family_probes[0].ip, "::1");
+    let fam: Vec<(&str, bool)> = hop
+        .families
+        .iter()
+        .map(|f| (f.family.as_str(), f.passed))
+        .collect();
+    assert_eq!(fam, [("ipv6", false), ("ipv4", true)]);
+    let v6 = &hop.families[0];
+    assert_eq!(v6.outcome, Outcome::Transient);
+    assert_eq!(v6.addresses, ["::1"]);
+    assert_eq!(v6.decided_by, None);
+    assert!(
+        v6.summary
+            .starts_with("no address accepted (1 tried). Last: mx.contoso.test [::1]"),
+        "{}",
+        v6.summary
+    );
+    assert!(v6.notes.is_empty(), "not Exchange Online: {:?}", v6.notes);
+    assert!(
+        r.verdict
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("IPv6 fails while the other family passes")),
+        "{:?}",
+        r.verdict.warnings
+    );
+    let human = human(&r);
+    assert!(
+        human.contains("not tried by the walk; per-family probe: transient at rcpt_to 451"),
+        "{human}"
+    );
+    assert!(
+        human.contains("\nIPv6: FAIL no address accepted"),
+        "{human}"
+    );
+    assert!(
+        human.contains("\nIPv4: PASS accepted by mx.contoso.test [127.0.79.2]"),
+        "{human}"
+    );
+    // JSON: the additive keys, and a round trip.
+    let j = serde_json::to_value(&r).unwrap();
+    assert_eq!(j["hops"][0]["families"][0]["family"], "ipv6");
+    assert_eq!(j["hops"][0]["family_probes"][0]["ip"], "::1");
+    let back: TraceReport = serde_json::from_value(j).unwrap();
+    assert_eq!(back.hops[0].families.len(), 2);
+}
+
+#[tokio::test]
+async fn exchange_online_ipv6_rules_are_noted_per_family() {
+    if !ipv6_loopback() {
+        return;
+    }
+    // The MX is Exchange Online's with AAAA (the domain opted in).
+    let p = dual_stack(80, Peer::Exo).await;
+    let z = zone(
+        "contoso.test",
+        "@ MX 10 contoso-test.mail.protection.outlook.com.",
+    );
+    let eop = zone(
+        "outlook.com",
+        "contoso-test.mail.protection A 127.0.80.2\ncontoso-test.mail.protection AAAA ::1",
+    );
+    let dns = TestDns::start(&[&z, &eop], &[]).await;
+    let r = trace(
+        "contoso.test",
+        &dns.resolver(),
+        p.port,
+        &["--rcpt", "user@contoso.test"],
+    )
+    .await;
+    let hop = &r.hops[0];
+    assert!(hop.families[1].passed, "{:?}", hop.families);
+    let notes = hop.families[0].notes.join("\n");
+    assert!(
+        notes.starts_with("contoso-test.mail.protection.outlook.com: Exchange Online accepts anonymous mail over IPv6"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("4.7.25") && notes.contains("4.7.26"),
+        "{notes}"
+    );
+    assert!(hop.families[1].notes.is_empty());
+}
+
+#[tokio::test]
+async fn an_ipv4_only_mx_has_no_family_verdicts() {
+    let p = peers(81, &[(2, Peer::Accept)]).await;
+    let z = zone("contoso.test", "@ MX 10 mx\nmx A 127.0.81.2");
+    let dns = TestDns::start(&[&z], &[]).await;
+    let r = trace("contoso.test", &dns.resolver(), p.port, &[]).await;
+    assert!(r.hops[0].families.is_empty() && r.hops[0].family_probes.is_empty());
+    let j = serde_json::to_value(&r).unwrap();
+    assert!(j["hops"][0].get("families").is_none());
+}
+
+/// walk.test under MTA-STS: mx1 (127.0.82.2) and mx2 (127.0.82.3) offer STARTTLS with the
+/// certificates given; the policy host serves `policy` under id 1.
+async fn trace_sts(
+    mx1: certs::CertKind,
+    mx2: certs::CertKind,
+    policy: &str,
+    extra: &[&str],
+) -> TraceReport {
+    let pki = certs::TestPki::new();
+    let mut servers = Vec::new();
+    let mut port = 0;
+    for _ in 0..50 {
+        port = std::net::TcpListener::bind("127.0.82.2:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        servers.clear();
+        for (h, kind) in [(2u8, &mx1), (3, &mx2)] {
+            let mut c = role_config(SocketAddr::new(ip(82, h), port), h, Peer::Accept).unwrap();
+            c.tls = Some(pki.server_config(kind));
+            if let Ok(s) = RoleServer::start(c).await {
+                servers.push(s);
+            }
+        }
+        if servers.len() == 2 {
+            break;
+        }
+    }
+    let z = zone(
+        "walk.test",
+        "@ MX 10 mx1\n@ MX 20 mx2\nmx1 A 127.0.82.2\nmx2 A 127.0.82.3\n\
+         _mta-sts TXT \"v=STSv1; id=1\"\nmta-sts A 127.0.0.1",
+    );
+    let dns = TestDns::start(&[&z], &[]).await;
+    let host = policy::policy_server(&pki, "mta-sts.walk.test", policy::ok_policy(policy)).await;
+    let (resolver, port) = (dns.resolver(), port.to_string());
+    let ca = pki.ca_file().to_str().unwrap().to_string();
+    let mut argv = vec![
+        "mxtrace",
+        "trace",
+        "walk.test",
+        "--resolver",
+        &resolver,
+        "--port",
+        &port,
+        "--tls-ca-file",
+        &ca,
+        "--rcpt",
+        "user@contoso.test",
+        "--connect-timeout",
+        "3s",
+        "--stage-timeout",
+        "5s",
+        "--dns-timeout",
+        "2s",
+    ];
+    argv.extend_from_slice(extra);
+    trace_with(argv, |o| o.mta_sts.https_port = host.port).await
+}
+
+const STS_ENFORCE: &str = "version: STSv1\nmode: enforce\nmx: *.walk.test\nmax_age: 86400\n";
+
+#[tokio::test]
+async fn mta_sts_enforce_makes_an_unverified_certificate_an_mta_sts_failure() {
+    use certs::CertKind::{SelfSigned, Valid, WrongName};
+    // mx1's certificate names another host: a compliant sender moves on to mx2.
+    let r = trace_sts(
+        WrongName("mx1.walk.test".into()),
+        Valid("mx2.walk.test".into()),
+        STS_ENFORCE,
+        &[],
+    )
+    .await;
+    let hop = &r.hops[0];
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+    assert_eq!(probed(&r), ["127.0.82.2", "127.0.82.3"]);
+    let first = &hop.probes[0].report;
+    let s = &first.verdict.summary;
+    assert!(s.starts_with("MTA-STS failure: mx1.walk.test [127.0.82.2] matched mx pattern *.walk.test of the policy id 1 (mode enforce, mx: *.walk.test)"), "{s}");
+    let tls_stage = first
+        .stages
+        .iter()
+        .find(|st| Some(st.stage) == first.verdict.failed_stage)
+        .unwrap();
+    let d = tls_stage.diagnosis.as_ref().unwrap();
+    assert!(d.cause.starts_with("MTA-STS failure"), "{}", d.cause);
+    let sts = hop.mta_sts.as_ref().unwrap();
+    assert_eq!(sts.mode, "enforce");
+    assert_eq!(
+        sts.source,
+        mxtrace_core::posture::model::PolicySource::Fetched
+    );
+    // Both fail verification: the hop fails as an MTA-STS failure, not a generic TLS one.
+    let r = trace_sts(
+        SelfSigned("mx1.walk.test".into()),
+        WrongName("mx2.walk.test".into()),
+        STS_ENFORCE,
+        &[],
+    )
+    .await;
+    assert!(!r.verdict.passed);
+    assert!(
+        r.verdict
+            .summary
+            .starts_with("MTA-STS failure (policy id 1 (mode enforce, mx: *.walk.test))"),
+        "{}",
+        r.verdict.summary
+    );
+    let human = human(&r);
+    assert!(
+        human.contains("\nMTA-STS: policy id 1 (mode enforce, mx: *.walk.test)\n"),
+        "{human}"
+    );
+}
+
+#[tokio::test]
+async fn mta_sts_testing_reports_what_enforce_would_refuse_and_delivers() {
+    use certs::CertKind::{Valid, WrongName};
+    let testing = STS_ENFORCE.replace("enforce", "testing");
+    let r = trace_sts(
+        WrongName("mx1.walk.test".into()),
+        Valid("mx2.walk.test".into()),
+        &testing,
+        &[],
+    )
+    .await;
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+    assert_eq!(probed(&r), ["127.0.82.2"]);
+    let w = r.verdict.warnings.join("\n");
+    assert!(
+        w.contains("MTA-STS testing: mx1.walk.test [127.0.82.2]: certificate not verified"),
+        "{w}"
+    );
+    assert!(
+        w.contains("under enforce compliant senders would not deliver to it"),
+        "{w}"
+    );
+}
+
+#[tokio::test]
+async fn mta_sts_cache_is_used_by_trace_and_shown() {
+    use certs::CertKind::Valid;
+    let dir = certs::TestPki::new();
+    let cache = dir.dir().join("sts-cache.json");
+    let cache_arg = cache.to_str().unwrap().to_string();
+    let flags = ["--mta-sts-cache", cache_arg.as_str()];
+    let r = trace_sts(
+        Valid("mx1.walk.test".into()),
+        Valid("mx2.walk.test".into()),
+        STS_ENFORCE,
+        &flags,
+    )
+    .await;
+    assert_eq!(
+        r.hops[0].mta_sts.as_ref().unwrap().source,
+        mxtrace_core::posture::model::PolicySource::Fetched
+    );
+    // Same id, the policy host now broken: the cached policy is enforced.
+    let r = trace_sts(
+        Valid("mx1.walk.test".into()),
+        Valid("mx2.walk.test".into()),
+        "garbage",
+        &flags,
+    )
+    .await;
+    let sts = r.hops[0].mta_sts.as_ref().unwrap();
+    assert_eq!(
+        sts.source,
+        mxtrace_core::posture::model::PolicySource::Cache
+    );
+    assert!(sts.fetched_at.is_some());
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+    let human = human(&r);
+    assert!(
+        human.contains(
+            "MTA-STS: policy id 1 (mode enforce, mx: *.walk.test, from the cache), fetched "
+        ),
+        "{human}"
+    );
+    let j = serde_json::to_value(&r).unwrap();
+    assert_eq!(j["hops"][0]["mta_sts"]["source"], "cache");
+}
+
+#[tokio::test]
+async fn mta_sts_enforce_walks_only_the_mx_hosts_it_matches() {
+    use certs::CertKind::Valid;
+    let (mx1, mx2) = (Valid("mx1.walk.test".into()), Valid("mx2.walk.test".into()));
+    let only_mx2 = "version: STSv1\nmode: enforce\nmx: mx2.walk.test\nmax_age: 86400\n";
+    let r = trace_sts(mx1.clone(), mx2.clone(), only_mx2, &[]).await;
+    assert_eq!(probed(&r), ["127.0.82.3"]);
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+    assert_eq!(
+        r.hops[0].mta_sts.as_ref().unwrap().unmatched_mx,
+        ["mx1.walk.test"]
+    );
+    let w = r.verdict.warnings.join("\n");
+    assert!(w.contains("MX mx1.walk.test not matched"), "{w}");
+    assert!(w.contains("STARTTLS required"), "{w}");
+    // No MX matches: nothing is contacted, the hop is an MTA-STS failure.
+    let elsewhere = "version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n";
+    let r = trace_sts(mx1.clone(), mx2.clone(), elsewhere, &[]).await;
+    assert!(probed(&r).is_empty());
+    assert!(!r.verdict.passed);
+    assert!(
+        r.hops[0].verdict.summary.starts_with("MTA-STS failure: no MX host matches the policy id 1 (mode enforce, mx: *.elsewhere.test)"),
+        "{}",
+        r.hops[0].verdict.summary
+    );
+    // Testing: the walk is unchanged, the unmatched MX reported.
+    let r = trace_sts(mx1, mx2, &only_mx2.replace("enforce", "testing"), &[]).await;
+    assert_eq!(probed(&r), ["127.0.82.2"]);
+    let w = r.verdict.warnings.join("\n");
+    assert!(w.contains("in testing mode: not enforced"), "{w}");
+    assert!(
+        w.contains("MTA-STS testing: MX mx1.walk.test not matched"),
+        "{w}"
+    );
 }

@@ -59,6 +59,10 @@ pub struct DnsArgs {
     /// HTTPS port of the MTA-STS policy host (443; other values for labs and tests).
     #[arg(long, value_name = "N", default_value_t = 443, value_parser = clap::value_parser!(u16).range(1..), help_heading = "MTA-STS")]
     pub https_port: u16,
+    /// Keep MTA-STS policies in this JSON file (RFC 8461 5.1): a policy fetched is stored,
+    /// and a valid cached one is shown when the fetch fails.
+    #[arg(long, value_name = "FILE", help_heading = "MTA-STS")]
+    pub mta_sts_cache: Option<PathBuf>,
 }
 
 fn resolver(s: &str) -> Result<SocketAddr, spec::ValueError> {
@@ -78,6 +82,7 @@ impl DnsArgs {
         o.dnsbl_zones.clone_from(&self.dnsbl_zones);
         o.mta_sts.ca_file.clone_from(&self.tls_ca_file);
         o.mta_sts.https_port = self.https_port;
+        o.mta_sts.cache.clone_from(&self.mta_sts_cache);
         o
     }
 }

@@ -330,6 +330,10 @@ pub struct TraceArgs {
     /// of <tenant>.mail.onmicrosoft.com with each --rcpt's remote routing address.
     #[arg(long, value_name = "TENANT", help_heading = "Scenario")]
     pub tenant: Option<String>,
+    /// Keep MTA-STS policies in this JSON file between runs, as a sending MTA does (RFC 8461
+    /// 5.1): used while valid when the id is unchanged or the fetch fails.
+    #[arg(long, value_name = "FILE", help_heading = "MTA-STS")]
+    pub mta_sts_cache: Option<PathBuf>,
     #[command(flatten)]
     pub session: SessionArgs,
     #[command(flatten)]
@@ -583,12 +587,9 @@ impl TraceArgs {
         s.all = Some(self.all);
         s.port = Some(self.port);
         s.max_mx = self.max_mx;
-        Ok(TraceOptions::new(
-            &self.domain,
-            &s,
-            self.scenario,
-            self.tenant.as_deref(),
-        )?)
+        let mut o = TraceOptions::new(&self.domain, &s, self.scenario, self.tenant.as_deref())?;
+        o.mta_sts.cache.clone_from(&self.mta_sts_cache);
+        Ok(o)
     }
 }
 

@@ -364,7 +364,51 @@ pub struct TraceHop {
     /// The domain's SPF record and what it says about the outbound path (hop 1 only; null when
     /// the domain publishes none or the lookup failed).
     pub spf: Option<SpfRecord>,
+    /// The MTA-STS policy the walk applied (RFC 8461); absent when the domain has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mta_sts: Option<TraceMtaSts>,
+    /// The walk judged per address family (IPv6, then IPv4), when the hop has addresses in
+    /// both; absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub families: Vec<FamilyVerdict>,
+    /// Probes made only for `families`: addresses of a family the walk did not reach.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub family_probes: Vec<TraceProbe>,
     pub verdict: Verdict,
+}
+
+/// A sending MTA's result over one address family.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FamilyVerdict {
+    /// `ipv6` or `ipv4`.
+    pub family: String,
+    /// The addresses of that family, in the order walked.
+    pub addresses: Vec<String>,
+    pub passed: bool,
+    pub outcome: Outcome,
+    /// `MX [IP]` of the probe that decided; null when every address failed.
+    pub decided_by: Option<String>,
+    pub summary: String,
+    /// What the receiver's published rules say about this family (Exchange Online's IPv6).
+    pub notes: Vec<String>,
+}
+
+/// An MTA-STS policy as the walk applied it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TraceMtaSts {
+    /// enforce, testing, none.
+    pub mode: String,
+    /// The policy's `mx:` patterns.
+    pub mx: Vec<String>,
+    pub max_age: u64,
+    /// The `_mta-sts` record's id.
+    pub id: Option<String>,
+    /// fetched now, or from `--mta-sts-cache`.
+    pub source: crate::posture::model::PolicySource,
+    /// When the cached policy was fetched (RFC 3339), with source `cache`.
+    pub fetched_at: Option<String>,
+    /// MX hosts no pattern matches: left out under enforce.
+    pub unmatched_mx: Vec<String>,
 }
 
 /// Findings about an MX record.

@@ -28,6 +28,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+mod family;
+mod sts;
+pub use family::label as family_label;
+use sts::apply_mta_sts;
+pub use sts::describe as describe_mta_sts;
+
 /// Probes (and DNS lookups) in flight at once with `--all`: enough to cover the address set
 /// Exchange Online publishes for one MX name in one round, few enough not to look like a scan.
 pub const DEFAULT_CONCURRENCY: usize = 8;
@@ -291,6 +297,9 @@ async fn walk_hop(
     let w = Walking {
         hop: TraceHop {
             spf: None,
+            mta_sts: None,
+            families: Vec::new(),
+            family_probes: Vec::new(),
             hop: plan.hop,
             domain: plan.domain.clone(),
             scenario: plan.scenario,
@@ -340,66 +349,9 @@ async fn walk_hop(
 
     run_probes(opts, &plan, &mut hop, &candidates).await?;
     hop.verdict = probe_verdict(&hop, opts.all, warnings);
+    family::per_family(opts, &plan, &mut hop, &candidates).await?;
+    sts::explain_failures(&mut hop);
     Ok(hop)
-}
-
-/// MTA-STS (RFC 8461 4.2 and 5): with a policy in `enforce` mode a compliant sender delivers
-/// only to MX hosts matching its `mx:` patterns, and only over TLS that verifies. The walk does
-/// the same: the other hosts are left out, STARTTLS is required and verification strict.
-/// Returns the decided hop when no MX host matches (the MTA-STS failure).
-async fn apply_mta_sts(
-    dns: &Dns,
-    opts: &TraceOptions,
-    plan: &mut HopPlan,
-    w: &mut Walking,
-) -> Option<TraceHop> {
-    use crate::posture::mta_sts::{mx_matches, sender_policy};
-    if w.hop.mx_source != MxSource::Mx {
-        return None;
-    }
-    let policy = match sender_policy(dns, &plan.domain, &opts.mta_sts).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return None,
-        Err(why) => {
-            w.warnings.push(format!(
-                "MTA-STS: the domain publishes a policy record, but no valid policy was fetched ({why}); delivering as without MTA-STS (RFC 8461 5)"
-            ));
-            return None;
-        }
-    };
-    if policy.mode != "enforce" {
-        w.warnings.push(format!(
-            "MTA-STS policy in {} mode: not enforced",
-            policy.mode
-        ));
-        return None;
-    }
-    let (kept, left): (Vec<MxHost>, Vec<MxHost>) = std::mem::take(&mut w.hop.mx)
-        .into_iter()
-        .partition(|m| mx_matches(&policy.mx, &m.host));
-    w.hop.mx = kept;
-    plan.probe.starttls = crate::spec::StartTls::Require;
-    plan.probe.tls.verify = crate::tls::VerifyMode::Strict;
-    let left: Vec<String> = left.into_iter().map(|m| m.host).collect();
-    let patterns = policy.mx.join(", ");
-    if !left.is_empty() {
-        w.warnings.push(format!(
-            "MTA-STS enforce: MX {} not matched by the policy ({patterns}): not used",
-            left.join(", ")
-        ));
-    }
-    w.warnings
-        .push("MTA-STS enforce: STARTTLS required and the certificate must verify".to_string());
-    if !w.hop.mx.is_empty() {
-        return None;
-    }
-    let mut hop = w.hop.clone();
-    hop.verdict = fail_verdict(
-        Outcome::Error,
-        format!("MTA-STS failure: no MX host matches the enforced policy's mx patterns ({patterns}); compliant senders do not deliver"),
-        std::mem::take(&mut w.warnings),
-    );
-    Some(hop)
 }
 
 /// The MX records: a null MX or a DNS failure decides the hop here.

@@ -20,6 +20,10 @@ const M365_TARGETS: [&str; 2] = [".onmicrosoft.com", ".dkim.mail.microsoft"];
 /// RFC 8301 3.2: signers use at least 1024 bits; Microsoft 365 rotates to 2048.
 const MIN_RSA_BITS: usize = 1024;
 const GOOD_RSA_BITS: usize = 2048;
+/// Aliases followed from a selector name. RFC 1034 3.6.2: resolvers follow CNAME chains and
+/// must detect loops, and each caps the length it follows; a key further than this is not
+/// reliably reachable by every verifier.
+const MAX_CNAME_HOPS: usize = 8;
 const DKIM_STEP: &str = "In the Microsoft Defender portal (Email authentication settings, DKIM) \
                          or with New-DkimSigningConfig, create the keys and publish the CNAMEs \
                          it shows; for other signers publish the key their admin console gives.";
@@ -72,8 +76,21 @@ async fn selector(dns: &Dns, domain: &str, sel: &str, s: &mut DkimSection) -> Dk
         state: "missing".to_string(),
         ..DkimSelector::default()
     };
-    match dns.cname(&name).await {
-        Ok(c) => d.cname = c,
+    match follow_chain(dns, &name).await {
+        Ok(Chain::Ends(hops)) => {
+            d.cname = hops.first().cloned();
+            d.chain = hops;
+        }
+        Ok(Chain::Broken(hops, why)) => {
+            d.state = why.state().to_string();
+            s.section.push(ADVICE.finding(
+                Severity::Error,
+                format!("{name}: {} ({name} -> {}): receivers cannot reach the key, mail signed with {sel} fails DKIM", why.cause(), hops.join(" -> ")),
+            ));
+            d.cname = hops.first().cloned();
+            d.chain = hops;
+            return d;
+        }
         Err(e) if is_absent(&e) => return d,
         Err(e) => {
             s.section
@@ -86,14 +103,18 @@ async fn selector(dns: &Dns, domain: &str, sel: &str, s: &mut DkimSection) -> Dk
         microsoft_target(domain, sel, c, s);
     }
     // The target itself: an authoritative server need not chase a CNAME into another zone.
-    let records = match dns.txt(d.cname.as_deref().unwrap_or(&name)).await {
+    let records = match dns.txt(d.chain.last().unwrap_or(&name)).await {
         Ok(r) => r,
         Err(e) if is_absent(&e) => {
-            if let Some(c) = &d.cname {
+            if let Some(c) = d.chain.last() {
                 d.state = "dangling".to_string();
+                let via = match d.chain.as_slice() {
+                    [_] => String::new(),
+                    more => format!(" (through {})", more.join(" -> ")),
+                };
                 s.section.push(ADVICE.finding(
                     Severity::Error,
-                    format!("{name} is a CNAME to {c}, which has no key record: mail signed with {sel} fails DKIM"),
+                    format!("{name} is a CNAME to {c}{via}, which has no key record: mail signed with {sel} fails DKIM"),
                 ));
             }
             return d;
@@ -107,6 +128,66 @@ async fn selector(dns: &Dns, domain: &str, sel: &str, s: &mut DkimSection) -> Dk
     d.record = records.first().cloned();
     key(&mut d, s);
     d
+}
+
+/// Where a selector's CNAMEs lead: the names after the selector's own, in order.
+enum Chain {
+    /// The last name is not an alias (its TXT is the key record, if any).
+    Ends(Vec<String>),
+    /// Followed no further, and why.
+    Broken(Vec<String>, ChainBreak),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ChainBreak {
+    Loop,
+    TooDeep,
+}
+
+impl ChainBreak {
+    fn state(self) -> &'static str {
+        match self {
+            ChainBreak::Loop => "cname_loop",
+            ChainBreak::TooDeep => "cname_too_deep",
+        }
+    }
+
+    fn cause(self) -> String {
+        match self {
+            ChainBreak::Loop => "the CNAME chain loops back to a name already in it".to_string(),
+            ChainBreak::TooDeep => format!(
+                "the CNAME chain is longer than {MAX_CNAME_HOPS} aliases, where resolvers give up"
+            ),
+        }
+    }
+}
+
+/// Follows the aliases from `name` one CNAME lookup at a time (the lab's and many
+/// authoritative servers do not chase an alias into another zone), up to `MAX_CNAME_HOPS`.
+/// A failed lookup after the first alias ends the chain there: the TXT lookup reports it.
+async fn follow_chain(dns: &Dns, name: &str) -> Result<Chain, crate::model::DnsFailure> {
+    let mut hops: Vec<String> = Vec::new();
+    let mut at = name.to_string();
+    loop {
+        let next = match dns.cname(&at).await {
+            Ok(n) => n,
+            Err(e) if hops.is_empty() => return Err(e),
+            Err(_) => None,
+        };
+        let Some(next) = next else {
+            return Ok(Chain::Ends(hops));
+        };
+        let seen =
+            next.eq_ignore_ascii_case(name) || hops.iter().any(|h| h.eq_ignore_ascii_case(&next));
+        hops.push(next.clone());
+        if seen {
+            return Ok(Chain::Broken(hops, ChainBreak::Loop));
+        }
+        if hops.len() > MAX_CNAME_HOPS {
+            return Ok(Chain::Broken(hops, ChainBreak::TooDeep));
+        }
+        at = next;
+    }
 }
 
 /// A Microsoft 365 CNAME should name this domain in its first label.

@@ -11,6 +11,7 @@ pub mod dmarc;
 pub mod dnsbl;
 pub mod model;
 pub mod mta_sts;
+pub mod mta_sts_cache;
 pub mod rdns;
 pub mod render;
 pub mod spf;

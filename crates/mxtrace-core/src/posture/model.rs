@@ -172,11 +172,15 @@ pub struct DkimSelector {
     pub name: String,
     /// The CNAME target, as Microsoft 365 publishes the selectors.
     pub cname: Option<String>,
+    /// Every alias followed from `name`, in order (the first is `cname`); empty without one.
+    #[serde(default)]
+    pub chain: Vec<String>,
     pub record: Option<String>,
     /// `rsa` or `ed25519`.
     pub key_type: Option<String>,
     pub key_bits: Option<usize>,
-    /// found, missing, dangling (a CNAME to nothing), revoked (empty p=), invalid.
+    /// found, missing, dangling (a CNAME to nothing), cname_loop, cname_too_deep, revoked
+    /// (empty p=), invalid, error.
     pub state: String,
 }
 
@@ -189,8 +193,18 @@ pub struct MtaStsSection {
     /// `https://mta-sts.DOMAIN/.well-known/mta-sts.txt`.
     pub policy_url: Option<String>,
     pub policy: Option<MtaStsPolicy>,
+    /// Where `policy` came from: fetched now, or `--mta-sts-cache` after a failed fetch.
+    #[serde(default)]
+    pub policy_source: Option<PolicySource>,
     /// MX hosts the policy's `mx:` patterns do not match (RFC 8461 4.1).
     pub unmatched_mx: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicySource {
+    Fetched,
+    Cache,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

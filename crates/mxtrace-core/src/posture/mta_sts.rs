@@ -6,7 +6,8 @@
 //! out chunked framing, so the body is the bytes up to the close, read with a cap; redirects
 //! are refused by looking at the status (RFC 8461 3.3 forbids following them).
 
-use super::model::{Advice, MtaStsPolicy, MtaStsSection, Severity};
+use super::model::{Advice, MtaStsPolicy, MtaStsSection, PolicySource, Severity};
+use super::mta_sts_cache::{self as cache, CachedPolicy};
 use super::{section_records, tag, tag_list, versioned_txt};
 use crate::dns::Dns;
 use crate::model::{Category, Layer};
@@ -35,6 +36,8 @@ pub struct FetchOptions {
     pub timeout: Duration,
     /// Extra trust anchors (PEM) beside the public roots, as `--tls-ca-file` for probes.
     pub ca_file: Option<PathBuf>,
+    /// `--mta-sts-cache FILE`: policies kept between runs (`mta_sts_cache`).
+    pub cache: Option<PathBuf>,
 }
 
 impl Default for FetchOptions {
@@ -43,6 +46,7 @@ impl Default for FetchOptions {
             https_port: 443,
             timeout: Duration::from_secs(10),
             ca_file: None,
+            cache: None,
         }
     }
 }
@@ -92,37 +96,170 @@ pub async fn check(dns: &Dns, domain: &str, mx: &[String], fetch: &FetchOptions)
     }
     let host = format!("mta-sts.{domain}");
     s.policy_url = Some(format!("https://{host}/.well-known/mta-sts.txt"));
-    match fetch_policy(dns, &host, fetch).await.and_then(|b| parse_policy(&b)) {
+    let mut notes = Vec::new();
+    match fetch_policy(dns, &host, fetch)
+        .await
+        .and_then(|b| parse_policy(&b))
+    {
         Ok(p) => {
             judge_policy(&mut s, &p, mx);
+            remember(fetch, domain, &p, s.id.as_deref(), cache::now(), &mut notes);
             s.policy = Some(p);
+            s.policy_source = Some(PolicySource::Fetched);
         }
-        Err(why) => s.section.push(ADVICE.finding(
-            Severity::Error,
-            format!("the MTA-STS policy at https://{host}/.well-known/mta-sts.txt: {why}; senders that cached an enforce policy keep it, new ones use none"),
-        )),
+        Err(why) => {
+            s.section.push(ADVICE.finding(
+                Severity::Error,
+                format!("the MTA-STS policy at https://{host}/.well-known/mta-sts.txt: {why}; senders that cached an enforce policy keep it, new ones use none"),
+            ));
+            use_cached(&mut s, fetch, domain, mx, &mut notes);
+        }
+    }
+    for n in notes {
+        s.section.push(ADVICE.finding(Severity::Warning, n));
     }
     s.section.close(false);
     s
 }
 
-/// The policy a sending MTA applies (RFC 8461 5): None without a `_mta-sts` record; an error
-/// when the record exists but no valid policy was fetched (the sender then delivers as if
-/// there were no policy, having no cached one).
+/// After a failed fetch: the valid cached policy, judged and shown as from the cache.
+fn use_cached(
+    s: &mut MtaStsSection,
+    fetch: &FetchOptions,
+    domain: &str,
+    mx: &[String],
+    notes: &mut Vec<String>,
+) {
+    let Some(c) = cached_entry(fetch, domain, notes).filter(|c| c.valid_at(cache::now())) else {
+        return;
+    };
+    s.section.push(ADVICE.finding(
+        Severity::Info,
+        format!("using the cached policy (id {}, fetched {}), as senders that cached it do until it expires (RFC 8461 5.1)", c.id, c.fetched_at_text()),
+    ));
+    judge_policy(s, &c.policy, mx);
+    s.policy = Some(c.policy);
+    s.policy_source = Some(PolicySource::Cache);
+}
+
+/// The policy a sending MTA applies (RFC 8461 5), and where it came from.
+#[derive(Debug, Clone)]
+pub struct SenderPolicy {
+    pub policy: MtaStsPolicy,
+    /// The `_mta-sts` TXT id (of the cached entry, when the record is gone).
+    pub id: Option<String>,
+    /// The cached entry used, when the policy came from `--mta-sts-cache`.
+    pub cached: Option<CachedPolicy>,
+    /// What happened with the cache and the fetch, for the warnings.
+    pub notes: Vec<String>,
+}
+
+/// The policy a sending MTA applies (RFC 8461 5.1): None without a `_mta-sts` record and no
+/// valid cached policy; a valid cached policy under the same id without fetching; else the
+/// policy fetched now (and cached), or the cached one when the fetch fails; an error when
+/// the record exists but no valid policy was fetched and none is cached (the sender then
+/// delivers as if there were no policy, RFC 8461 3.3).
 pub async fn sender_policy(
     dns: &Dns,
     domain: &str,
     fetch: &FetchOptions,
-) -> Result<Option<MtaStsPolicy>, String> {
-    let records = versioned_txt(dns, &format!("_mta-sts.{domain}"), "v=STSv1")
-        .await
-        .map_err(|e| e.message)?;
+) -> Result<Option<SenderPolicy>, String> {
+    let mut notes = Vec::new();
+    let now = cache::now();
+    let cached = cached_entry(fetch, domain, &mut notes).filter(|c| c.valid_at(now));
+    let records = match versioned_txt(dns, &format!("_mta-sts.{domain}"), "v=STSv1").await {
+        Ok(r) => r,
+        Err(e) => {
+            let c = cached.ok_or(e.message.clone())?;
+            notes.push(format!(
+                "the _mta-sts lookup failed ({}): using the cached policy (id {})",
+                e.message, c.id
+            ));
+            return Ok(Some(from_cache(c, notes)));
+        }
+    };
     if records.is_empty() {
-        return Ok(None);
+        // RFC 8461 8.3: removing the record does not revoke a cached policy.
+        return Ok(cached.map(|c| {
+            notes.push(format!("no _mta-sts record now: the cached policy (id {}) stays in force until it expires (RFC 8461 8.3)", c.id));
+            from_cache(c, notes)
+        }));
     }
-    let host = format!("mta-sts.{domain}");
-    let body = fetch_policy(dns, &host, fetch).await?;
-    parse_policy(&body).map(Some)
+    let id = match records.as_slice() {
+        [one] => record_id(one),
+        _ => None,
+    };
+    if let Some(c) = cached
+        .clone()
+        .filter(|c| id.as_deref() == Some(c.id.as_str()))
+    {
+        return Ok(Some(from_cache(c, notes)));
+    }
+    let fetched = fetch_policy(dns, &format!("mta-sts.{domain}"), fetch)
+        .await
+        .and_then(|b| parse_policy(&b));
+    match (fetched, cached) {
+        (Ok(policy), _) => {
+            remember(fetch, domain, &policy, id.as_deref(), now, &mut notes);
+            Ok(Some(SenderPolicy {
+                policy,
+                id,
+                cached: None,
+                notes,
+            }))
+        }
+        (Err(why), Some(c)) => {
+            notes.push(format!("the policy fetch failed ({why}): using the cached policy (id {}, fetched {}) as RFC 8461 5.1 says", c.id, c.fetched_at_text()));
+            Ok(Some(from_cache(c, notes)))
+        }
+        (Err(why), None) => Err(why),
+    }
+}
+
+fn from_cache(c: CachedPolicy, notes: Vec<String>) -> SenderPolicy {
+    SenderPolicy {
+        policy: c.policy.clone(),
+        id: Some(c.id.clone()),
+        cached: Some(c),
+        notes,
+    }
+}
+
+/// The cache entry for `domain`; a cache that cannot be read is a note, not a failure.
+fn cached_entry(
+    fetch: &FetchOptions,
+    domain: &str,
+    notes: &mut Vec<String>,
+) -> Option<CachedPolicy> {
+    let path = fetch.cache.as_deref()?;
+    cache::lookup(path, domain)
+        .map_err(|e| notes.push(e.to_string()))
+        .ok()
+        .flatten()
+}
+
+/// Stores a policy fetched now under its record's id (a policy without an id is not cached:
+/// it could never be matched to a record).
+fn remember(
+    fetch: &FetchOptions,
+    domain: &str,
+    policy: &MtaStsPolicy,
+    id: Option<&str>,
+    now: u64,
+    notes: &mut Vec<String>,
+) {
+    let (Some(path), Some(id)) = (fetch.cache.as_deref(), id) else {
+        return;
+    };
+    let entry = CachedPolicy {
+        policy: policy.clone(),
+        id: id.to_string(),
+        fetched_at: now,
+        max_age: policy.max_age,
+    };
+    if let Err(e) = cache::store(path, domain, entry) {
+        notes.push(e.to_string());
+    }
 }
 
 /// Mode and max_age judged, and every MX matched against the `mx:` patterns.
@@ -161,16 +298,24 @@ fn judge_policy(s: &mut MtaStsSection, p: &MtaStsPolicy, mx: &[String]) {
 
 /// An `mx:` pattern (RFC 8461 4.1): an exact host, or `*.` and one more label on the left.
 pub fn mx_matches(patterns: &[String], host: &str) -> bool {
+    matching_pattern(patterns, host).is_some()
+}
+
+/// The first pattern that matches `host`.
+pub fn matching_pattern<'a>(patterns: &'a [String], host: &str) -> Option<&'a str> {
     let h = host.trim_end_matches('.').to_ascii_lowercase();
-    patterns.iter().any(|p| {
-        let p = p.trim_end_matches('.').to_ascii_lowercase();
-        match p.strip_prefix("*.") {
-            Some(suffix) => h
-                .split_once('.')
-                .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
-            None => h == p,
-        }
-    })
+    patterns
+        .iter()
+        .find(|p| {
+            let p = p.trim_end_matches('.').to_ascii_lowercase();
+            match p.strip_prefix("*.") {
+                Some(suffix) => h
+                    .split_once('.')
+                    .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+                None => h == p,
+            }
+        })
+        .map(String::as_str)
 }
 
 /// The policy body (RFC 8461 3.2): `version: STSv1`, `mode`, `max_age`, `mx` lines.

@@ -168,11 +168,13 @@ fn list(v: &[String]) -> String {
 fn dkim(out: &mut String, s: &DkimSection, style: Style) {
     header(out, "DKIM", &s.section, style);
     for d in &s.selectors {
-        let cname = d
-            .cname
-            .as_deref()
-            .map(|c| format!(" -> {c}"))
-            .unwrap_or_default();
+        // A result saved before chains were recorded has only `cname`.
+        let hops = if d.chain.is_empty() {
+            d.cname.as_slice()
+        } else {
+            d.chain.as_slice()
+        };
+        let cname: String = hops.iter().map(|c| format!(" -> {c}")).collect();
         let key = match (&d.key_type, d.key_bits) {
             (Some(t), Some(b)) => format!(", {t} {b} bits"),
             _ => String::new(),
@@ -189,9 +191,13 @@ fn mta_sts(out: &mut String, s: &MtaStsSection, style: Style) {
         let _ = writeln!(out, "  id: {id}");
     }
     if let Some(p) = &s.policy {
+        let from = match s.policy_source {
+            Some(super::model::PolicySource::Cache) => " (from the cache)",
+            _ => "",
+        };
         let _ = writeln!(
             out,
-            "  policy: mode {}, max_age {}, mx {}",
+            "  policy{from}: mode {}, max_age {}, mx {}",
             p.mode,
             p.max_age,
             list(&p.mx)

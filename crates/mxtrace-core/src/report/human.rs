@@ -506,6 +506,7 @@ fn trace_hop(out: &mut String, hop: &TraceHop, style: Style) {
     if let Some(spf) = &hop.spf {
         spf_line(out, spf, style);
     }
+    super::trace_policy::render(out, hop, style);
     if let Some(e) = &hop.error {
         dns_error(out, e, style, usize::MAX);
     }
@@ -653,7 +654,19 @@ fn mx_line(out: &mut String, hop: &TraceHop, m: &MxHost, last: bool, style: Styl
                 }
             }
             None if hop.error.is_none() => {
-                let _ = writeln!(out, "{prefix}not tried (decided before)");
+                let family = hop
+                    .family_probes
+                    .iter()
+                    .find(|p| p.ip == a.ip && p.mx == m.host);
+                let _ = match family {
+                    Some(p) => writeln!(
+                        out,
+                        "{prefix}not tried by the walk; per-family probe: {} ({:.1} ms)",
+                        probe_brief(&p.report, style),
+                        p.report.elapsed_ms
+                    ),
+                    None => writeln!(out, "{prefix}not tried (decided before)"),
+                };
             }
             None => {}
         }

@@ -5,6 +5,7 @@ pub mod human;
 pub mod json;
 pub mod junit;
 pub mod nagios;
+pub mod trace_policy;
 
 /// Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
 pub fn use_color() -> bool {
