@@ -18,8 +18,9 @@ Examples:
 
 Checks SPF (include tree, 10 DNS lookups, 2 void lookups), DMARC (the domain, then the
 organisational domain taken as its last two labels), DKIM (selector1/selector2 of Microsoft 365
-and any --dkim-selector), MTA-STS (record, policy over HTTPS, MX patterns), TLS-RPT, reverse
-DNS of every MX address, and blocklists. Spamhaus refuses queries from public resolvers
+and any --dkim-selector), MTA-STS (record, policy over HTTPS, MX patterns), TLS-RPT, DANE
+(TLSA at _25._tcp.MX and the DNSSEC status of the MX and TLSA answers; the certificate match
+is `trace`'s), reverse DNS of every MX address, and blocklists. Spamhaus refuses queries from public resolvers
 (answers 127.255.255.x): those are shown as \"refused\", not as listed.
 
 Exit codes:
@@ -59,6 +60,10 @@ pub struct DnsArgs {
     /// HTTPS port of the MTA-STS policy host (443; other values for labs and tests).
     #[arg(long, value_name = "N", default_value_t = 443, value_parser = clap::value_parser!(u16).range(1..), help_heading = "MTA-STS")]
     pub https_port: u16,
+    /// Validate DANE's DNSSEC answers from the DNSKEY records in FILE (zone-file form)
+    /// instead of the IANA root keys.
+    #[arg(long, value_name = "FILE", help_heading = "DANE")]
+    pub dnssec_trust_anchor: Option<PathBuf>,
 }
 
 fn resolver(s: &str) -> Result<SocketAddr, spec::ValueError> {
@@ -78,6 +83,7 @@ impl DnsArgs {
         o.dnsbl_zones.clone_from(&self.dnsbl_zones);
         o.mta_sts.ca_file.clone_from(&self.tls_ca_file);
         o.mta_sts.https_port = self.https_port;
+        o.dnssec_trust_anchor.clone_from(&self.dnssec_trust_anchor);
         o
     }
 }

@@ -310,6 +310,10 @@ pub struct TraceArgs {
     /// Time allowed for one DNS request (one retry follows a timeout).
     #[arg(long, value_name = "DURATION", default_value_t = HumanDuration(spec::DEFAULT_DNS_TIMEOUT), value_parser = duration, help_heading = "DNS")]
     pub dns_timeout: HumanDuration,
+    /// Validate DANE's DNSSEC answers from the DNSKEY records in FILE (zone-file form)
+    /// instead of the IANA root keys.
+    #[arg(long, value_name = "FILE", help_heading = "DNS")]
+    pub dnssec_trust_anchor: Option<std::path::PathBuf>,
     /// Probe every MX host and address (at most 8 at once) instead of stopping at the first
     /// definitive answer: shows which front ends fail.
     #[arg(long)]
@@ -583,12 +587,9 @@ impl TraceArgs {
         s.all = Some(self.all);
         s.port = Some(self.port);
         s.max_mx = self.max_mx;
-        Ok(TraceOptions::new(
-            &self.domain,
-            &s,
-            self.scenario,
-            self.tenant.as_deref(),
-        )?)
+        let mut o = TraceOptions::new(&self.domain, &s, self.scenario, self.tenant.as_deref())?;
+        o.dnssec_trust_anchor.clone_from(&self.dnssec_trust_anchor);
+        Ok(o)
     }
 }
 
