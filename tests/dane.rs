@@ -8,10 +8,10 @@
 #[allow(dead_code)]
 mod bin;
 #[path = "support/certs.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod certs;
 #[path = "support/scripted.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod scripted;
 
 use certs::{CertKind, TestPki};
