@@ -341,3 +341,10 @@ async fn trace_leaves_a_bogus_mx_out_and_ignores_insecure_tlsa() {
     let tls = r.hops[0].probes[0].report.tls.as_ref().unwrap();
     assert_ne!(tls.trust_store.as_deref(), Some("dane"));
 }
+
+#[test]
+fn dns_help_is_pinned() {
+    let r = bin::mxtrace(&["dns", "--help"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    insta::assert_snapshot!("dns_help", r.stdout);
+}

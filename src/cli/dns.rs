@@ -20,8 +20,8 @@ Checks SPF (include tree, 10 DNS lookups, 2 void lookups), DMARC (the domain, th
 organisational domain taken as its last two labels), DKIM (selector1/selector2 of Microsoft 365
 and any --dkim-selector), MTA-STS (record, policy over HTTPS, MX patterns), TLS-RPT, DANE
 (TLSA at _25._tcp.MX and the DNSSEC status of the MX and TLSA answers; the certificate match
-is `trace`'s), reverse DNS of every MX address, and blocklists. Spamhaus refuses queries from public resolvers
-(answers 127.255.255.x): those are shown as \"refused\", not as listed.
+is `trace`'s), reverse DNS of every MX address, and blocklists. Spamhaus refuses queries from
+public resolvers (answers 127.255.255.x): those are shown as \"refused\", not as listed.
 
 Exit codes:
   0  no errors (warnings such as p=none or ~all may be listed)

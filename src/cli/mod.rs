@@ -102,7 +102,7 @@ pub enum Command {
     /// anti-spam stamps, each failed recipient explained, and the commands to test the path.
     #[command(after_help = headers::HEADERS_EXAMPLES)]
     Headers(headers::HeadersArgs),
-    /// A domain's mail posture: SPF, DMARC, DKIM, MTA-STS, TLS-RPT, reverse DNS and
+    /// A domain's mail posture: SPF, DMARC, DKIM, MTA-STS, TLS-RPT, DANE, reverse DNS and
     /// blocklists, each judged with next steps.
     #[command(after_help = dns::DNS_EXAMPLES)]
     Dns(Box<dns::DnsArgs>),
