@@ -348,3 +348,30 @@ fn dns_help_is_pinned() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     insta::assert_snapshot!("dns_help", r.stdout);
 }
+
+#[tokio::test]
+async fn trace_fails_when_the_mx_answer_is_bogus() {
+    let lab = lab(vec![
+        (
+            zone("bogusmx.test", "@ MX 10 mx.dane.test."),
+            Signing::WrongKey,
+        ),
+        (
+            zone(
+                "dane.test",
+                &format!("mx A 127.0.0.1\n_25._tcp.mx TLSA 3 1 1 {ZEROS}"),
+            ),
+            Signing::Signed,
+        ),
+    ])
+    .await;
+    // Port 9: nothing listens, and nothing must be contacted anyway.
+    let r = trace(&lab, "bogusmx.test", 9).await;
+    assert!(!r.verdict.passed);
+    assert!(r.hops[0].probes.is_empty());
+    let summary = &r.hops[0].verdict.summary;
+    assert!(
+        summary.starts_with("DANE failure: the MX answer of bogusmx.test is DNSSEC-bogus"),
+        "{summary}"
+    );
+}
