@@ -435,6 +435,7 @@ async fn human_output_json_shape_and_exit_codes() {
         "dkim",
         "mta_sts",
         "tls_rpt",
+        "dane",
         "rdns",
         "dnsbl",
         "verdict",

@@ -110,6 +110,7 @@ fn opts(pki: &Pki, role: Role, addr: SocketAddr, rcpt: &str) -> ProbeOptions {
             client_cert: None,
             client_key: None,
             classic_groups: false,
+            dane: Vec::new(),
         },
         tls_name: None,
         ehlo: Some("probe.fabrikam.test".to_string()),

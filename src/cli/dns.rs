@@ -18,9 +18,10 @@ Examples:
 
 Checks SPF (include tree, 10 DNS lookups, 2 void lookups), DMARC (the domain, then the
 organisational domain taken as its last two labels), DKIM (selector1/selector2 of Microsoft 365
-and any --dkim-selector), MTA-STS (record, policy over HTTPS, MX patterns), TLS-RPT, reverse
-DNS of every MX address, and blocklists. Spamhaus refuses queries from public resolvers
-(answers 127.255.255.x): those are shown as \"refused\", not as listed.
+and any --dkim-selector), MTA-STS (record, policy over HTTPS, MX patterns), TLS-RPT, DANE
+(TLSA at _25._tcp.MX and the DNSSEC status of the MX and TLSA answers; the certificate match
+is `trace`'s), reverse DNS of every MX address, and blocklists. Spamhaus refuses queries from
+public resolvers (answers 127.255.255.x): those are shown as \"refused\", not as listed.
 
 Exit codes:
   0  no errors (warnings such as p=none or ~all may be listed)
@@ -63,6 +64,10 @@ pub struct DnsArgs {
     /// and a valid cached one is shown when the fetch fails.
     #[arg(long, value_name = "FILE", help_heading = "MTA-STS")]
     pub mta_sts_cache: Option<PathBuf>,
+    /// Validate DANE's DNSSEC answers from the DNSKEY records in FILE (zone-file form)
+    /// instead of the IANA root keys.
+    #[arg(long, value_name = "FILE", help_heading = "DANE")]
+    pub dnssec_trust_anchor: Option<PathBuf>,
 }
 
 fn resolver(s: &str) -> Result<SocketAddr, spec::ValueError> {
@@ -83,6 +88,7 @@ impl DnsArgs {
         o.mta_sts.ca_file.clone_from(&self.tls_ca_file);
         o.mta_sts.https_port = self.https_port;
         o.mta_sts.cache.clone_from(&self.mta_sts_cache);
+        o.dnssec_trust_anchor.clone_from(&self.dnssec_trust_anchor);
         o
     }
 }

@@ -102,7 +102,7 @@ pub enum Command {
     /// anti-spam stamps, each failed recipient explained, and the commands to test the path.
     #[command(after_help = headers::HEADERS_EXAMPLES)]
     Headers(headers::HeadersArgs),
-    /// A domain's mail posture: SPF, DMARC, DKIM, MTA-STS, TLS-RPT, reverse DNS and
+    /// A domain's mail posture: SPF, DMARC, DKIM, MTA-STS, TLS-RPT, DANE, reverse DNS and
     /// blocklists, each judged with next steps.
     #[command(after_help = dns::DNS_EXAMPLES)]
     Dns(Box<dns::DnsArgs>),
@@ -310,6 +310,10 @@ pub struct TraceArgs {
     /// Time allowed for one DNS request (one retry follows a timeout).
     #[arg(long, value_name = "DURATION", default_value_t = HumanDuration(spec::DEFAULT_DNS_TIMEOUT), value_parser = duration, help_heading = "DNS")]
     pub dns_timeout: HumanDuration,
+    /// Validate DANE's DNSSEC answers from the DNSKEY records in FILE (zone-file form)
+    /// instead of the IANA root keys.
+    #[arg(long, value_name = "FILE", help_heading = "DNS")]
+    pub dnssec_trust_anchor: Option<std::path::PathBuf>,
     /// Probe every MX host and address (at most 8 at once) instead of stopping at the first
     /// definitive answer: shows which front ends fail.
     #[arg(long)]
@@ -589,6 +593,7 @@ impl TraceArgs {
         s.max_mx = self.max_mx;
         let mut o = TraceOptions::new(&self.domain, &s, self.scenario, self.tenant.as_deref())?;
         o.mta_sts.cache.clone_from(&self.mta_sts_cache);
+        o.dnssec_trust_anchor.clone_from(&self.dnssec_trust_anchor);
         Ok(o)
     }
 }

@@ -24,6 +24,7 @@ pub fn opts(addr: SocketAddr) -> ProbeOptions {
             client_cert: None,
             client_key: None,
             classic_groups: false,
+            dane: Vec::new(),
         },
         tls_name: None,
         ehlo: Some("probe.fabrikam.test".to_string()),

@@ -12,9 +12,12 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
-use hickory_resolver::TokioResolver;
+use hickory_resolver::{ResolverBuilder, TokioResolver};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+
+mod secure;
+pub use secure::{DnssecStatus, SecureDns, Tlsa, TlsaAnswer};
 
 /// Retries after a failed request (hickory's `attempts`): one, so a lost UDP packet is not a
 /// failure, and a dead resolver costs at most two timeouts.
@@ -59,6 +62,9 @@ pub enum SetupError {
     SystemConfig(#[source] hickory_resolver::net::NetError),
     #[error("cannot build the resolver: {0}")]
     Build(#[source] hickory_resolver::net::NetError),
+    /// `--dnssec-trust-anchor` does not load (a usage error: the user's file).
+    #[error("--dnssec-trust-anchor {path}: {message}")]
+    TrustAnchor { path: String, message: String },
 }
 
 /// An MX record as published.
@@ -95,30 +101,8 @@ impl Dns {
     /// Builds the resolver. `timeout` is the per-request timeout; a lookup (with its retry and
     /// a TCP fallback) is cut off at about three times that.
     pub fn new(choice: ResolverChoice, timeout: Duration) -> Result<Dns, SetupError> {
-        let provider = TokioRuntimeProvider::default();
-        let mut builder = match &choice {
-            ResolverChoice::System => {
-                TokioResolver::builder(provider).map_err(SetupError::SystemConfig)?
-            }
-            ResolverChoice::Server(addr) => {
-                let mut udp = ConnectionConfig::udp();
-                udp.port = addr.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = addr.port();
-                let ns = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
-                TokioResolver::builder_with_config(
-                    ResolverConfig::from_name_servers(vec![ns]),
-                    provider,
-                )
-            }
-        };
-        let opts = builder.options_mut();
-        opts.timeout = timeout;
-        opts.attempts = ATTEMPTS;
-        // The mail path is DNS: a sending MTA does not read /etc/hosts for MX targets.
-        opts.use_hosts_file = ResolveHosts::Never;
-        opts.preserve_intermediates = true;
-        opts.cache_size = 256;
+        let mut builder = builder(&choice, timeout)?;
+        builder.options_mut().cache_size = 256;
         let resolver = builder.build().map_err(SetupError::Build)?;
         Ok(Dns {
             resolver,
@@ -245,6 +229,56 @@ impl Dns {
         Ok(names)
     }
 
+    /// The TLSA records at `name` (RFC 6698 2), at most 32.
+    pub async fn tlsa(&self, name: &str) -> Result<Vec<Tlsa>, DnsFailure> {
+        const MAX_RECORDS: usize = 32;
+        let fq = fqdn(name, "TLSA")?;
+        let lookup = self.bounded(&fq, RecordType::TLSA).await?;
+        Ok(lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::TLSA(t) => Some(Tlsa::from(t)),
+                _ => None,
+            })
+            .take(MAX_RECORDS)
+            .collect())
+    }
+
+    /// Whether the zone holding `name` publishes a DNSKEY: the zone apex is the owner of the
+    /// SOA that the answer for `name` SOA carries (in the answer or the authority section).
+    pub(crate) async fn zone_has_dnskey(&self, name: &str) -> Result<bool, DnsFailure> {
+        let fq = fqdn(name, "SOA")?;
+        let apex = match tokio::time::timeout(
+            self.limit,
+            self.resolver.lookup(fq.clone(), RecordType::SOA),
+        )
+        .await
+        {
+            Ok(Ok(l)) => l.answers().first().map(|r| r.name.clone()),
+            Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr)))) => nr.soa.map(|s| s.name.clone()),
+            Ok(Err(e)) => return Err(classify(&e, format!("{fq} SOA"))),
+            Err(_) => return Err(self.timed_out(format!("{fq} SOA"))),
+        };
+        let apex = apex.unwrap_or(fq);
+        match self.bounded(&apex, RecordType::DNSKEY).await {
+            Ok(l) => Ok(!l.answers().is_empty()),
+            Err(e) if matches!(e.reason, DnsReason::NoRecords | DnsReason::Nxdomain) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn timed_out(&self, query: String) -> DnsFailure {
+        DnsFailure::new(
+            DnsReason::Timeout,
+            query,
+            format!(
+                "no answer within {}",
+                humantime::format_duration(self.limit)
+            ),
+        )
+    }
+
     async fn bounded(
         &self,
         name: &Name,
@@ -254,20 +288,45 @@ impl Dns {
         match tokio::time::timeout(self.limit, self.resolver.lookup(name.clone(), rtype)).await {
             Ok(Ok(l)) => Ok(l),
             Ok(Err(e)) => Err(classify(&e, query)),
-            Err(_) => Err(DnsFailure::new(
-                DnsReason::Timeout,
-                query,
-                format!(
-                    "no answer within {}",
-                    humantime::format_duration(self.limit)
-                ),
-            )),
+            Err(_) => Err(self.timed_out(query)),
         }
     }
 }
 
+/// A resolver builder for `choice` with the bounds every lookup has (shared by `Dns` and the
+/// validating `SecureDns`).
+fn builder(
+    choice: &ResolverChoice,
+    timeout: Duration,
+) -> Result<ResolverBuilder<TokioRuntimeProvider>, SetupError> {
+    let provider = TokioRuntimeProvider::default();
+    let mut builder = match choice {
+        ResolverChoice::System => {
+            TokioResolver::builder(provider).map_err(SetupError::SystemConfig)?
+        }
+        ResolverChoice::Server(addr) => {
+            let mut udp = ConnectionConfig::udp();
+            udp.port = addr.port();
+            let mut tcp = ConnectionConfig::tcp();
+            tcp.port = addr.port();
+            let ns = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(vec![ns]),
+                provider,
+            )
+        }
+    };
+    let opts = builder.options_mut();
+    opts.timeout = timeout;
+    opts.attempts = ATTEMPTS;
+    // The mail path is DNS: a sending MTA does not read /etc/hosts for MX targets.
+    opts.use_hosts_file = ResolveHosts::Never;
+    opts.preserve_intermediates = true;
+    Ok(builder)
+}
+
 /// A name as an absolute DNS name (trailing dot), so no search list is applied.
-fn fqdn(s: &str, rtype: &str) -> Result<Name, DnsFailure> {
+pub(crate) fn fqdn(s: &str, rtype: &str) -> Result<Name, DnsFailure> {
     let t = s.trim().trim_end_matches('.');
     Name::from_ascii(format!("{t}.")).map_err(|e| {
         DnsFailure::new(
@@ -283,7 +342,7 @@ fn strip_dot(n: &Name) -> String {
     s.strip_suffix('.').unwrap_or(&s).to_string()
 }
 
-fn rtype_str(t: RecordType) -> &'static str {
+pub(crate) fn rtype_str(t: RecordType) -> &'static str {
     match t {
         RecordType::MX => "MX",
         RecordType::A => "A",
@@ -291,6 +350,9 @@ fn rtype_str(t: RecordType) -> &'static str {
         RecordType::PTR => "PTR",
         RecordType::CNAME => "CNAME",
         RecordType::TXT => "TXT",
+        RecordType::TLSA => "TLSA",
+        RecordType::SOA => "SOA",
+        RecordType::DNSKEY => "DNSKEY",
         _ => "?",
     }
 }
@@ -298,7 +360,7 @@ fn rtype_str(t: RecordType) -> &'static str {
 /// Tells the DNS failure modes apart. hickory 0.26: NXDOMAIN and NODATA arrive as
 /// `DnsError::NoRecordsFound` with the response code; other error codes as
 /// `DnsError::ResponseCode`; a request that got no answer as `NetError::Timeout`.
-fn classify(e: &NetError, query: String) -> DnsFailure {
+pub(crate) fn classify(e: &NetError, query: String) -> DnsFailure {
     let (reason, message) = match e {
         NetError::Dns(DnsError::NoRecordsFound(nr))
             if nr.response_code == ResponseCode::NXDomain =>

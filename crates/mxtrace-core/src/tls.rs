@@ -19,6 +19,8 @@ use std::time::SystemTime;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+pub mod dane;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyMode {
     /// Record why verification failed and what was presented, then carry on.
@@ -41,6 +43,9 @@ pub struct TlsOptions {
     /// server asks for it (HelloRetryRequest); this drops X25519MLKEM768 from the list, for
     /// servers or middleboxes that fail on that retry. Pinned by tests/tls_auth_findings.rs.
     pub classic_groups: bool,
+    /// The MX host's secure, usable TLSA records: when not empty, the certificate is
+    /// authenticated by DANE (RFC 7672 3.1) instead of the trust stores.
+    pub dane: Vec<crate::dns::Tlsa>,
 }
 
 /// The trust store whose roots verified the server's chain.
@@ -53,6 +58,8 @@ pub enum TrustStore {
     System,
     /// The certificates given with `--tls-ca-file`.
     CaFile,
+    /// The MX host's TLSA records (DANE, RFC 7672).
+    Dane,
 }
 
 impl TrustStore {
@@ -61,6 +68,7 @@ impl TrustStore {
             TrustStore::Mozilla => "mozilla",
             TrustStore::System => "system",
             TrustStore::CaFile => "ca-file",
+            TrustStore::Dane => "dane",
         }
     }
 }
@@ -89,6 +97,9 @@ struct RecordingVerifier {
     anchors: Vec<CertificateDer<'static>>,
     mode: VerifyMode,
     record: SharedRecord,
+    /// TLSA records that replace the stores (DANE) when not empty.
+    dane: Vec<crate::dns::Tlsa>,
+    provider: Arc<CryptoProvider>,
 }
 
 impl RecordingVerifier {
@@ -174,19 +185,34 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let result = self.check(end_entity, intermediates, server_name, ocsp, now);
+        let (result, described) = if self.dane.is_empty() {
+            let r = self.check(end_entity, intermediates, server_name, ocsp, now);
+            let d = r
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| describe_verify_error(e, end_entity, intermediates));
+            (r, d)
+        } else {
+            let d = dane::verify(
+                &self.dane,
+                end_entity,
+                intermediates,
+                server_name,
+                now,
+                &self.provider,
+            );
+            let r = d.clone().map(|()| TrustStore::Dane).map_err(|_| {
+                rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
+            });
+            (r, d)
+        };
         if let Ok(mut rec) = self.record.lock() {
             rec.presented = std::iter::once(end_entity)
                 .chain(intermediates)
                 .map(|c| c.clone().into_owned())
                 .collect();
             rec.trust_store = result.as_ref().ok().copied();
-            rec.result = Some(
-                result
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| describe_verify_error(e, end_entity, intermediates)),
-            );
+            rec.result = Some(described);
         }
         match (result, self.mode) {
             (Ok(_), _) | (Err(_), VerifyMode::Report) => Ok(ServerCertVerified::assertion()),
@@ -624,6 +650,8 @@ pub fn client_config(
         anchors,
         mode: opts.verify,
         record: record.clone(),
+        dane: opts.dane.clone(),
+        provider: provider.clone(),
     });
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -934,6 +962,7 @@ mod tests {
             client_cert: None,
             client_key: None,
             classic_groups: false,
+            dane: Vec::new(),
         };
         assert!(client_config(&opts).is_ok());
         std::fs::write(&path, "").unwrap();

@@ -16,6 +16,8 @@ use crate::model::{
     Stage, TraceHop, TraceProbe, TraceReport, Verdict,
 };
 use crate::probe;
+
+mod dane;
 use crate::spec::{check_domain, Family, ProbeOptions, SessionSpec, SpecError, ValueError};
 use crate::tls::TlsConfigError;
 use std::future::Future;
@@ -67,6 +69,9 @@ pub struct TraceOptions {
     pub tenant: Option<String>,
     /// The MTA-STS policy fetch (`apply_mta_sts`); its CA file is the probes'.
     pub mta_sts: crate::posture::mta_sts::FetchOptions,
+    /// DNSKEY records (zone-file form) to validate DANE's answers from, instead of the IANA
+    /// root keys (`apply_dane`).
+    pub dnssec_trust_anchor: Option<std::path::PathBuf>,
 }
 
 /// One hop to walk: the domain, where it is in the path, and the probe template (recipients
@@ -76,6 +81,9 @@ struct HopPlan {
     domain: String,
     scenario: Option<Scenario>,
     probe: ProbeOptions,
+    /// MX hosts with secure TLSA answers: their usable records (empty: none usable, STARTTLS
+    /// still required).
+    dane: std::collections::HashMap<String, Vec<crate::dns::Tlsa>>,
 }
 
 /// A configuration the user must fix (exit 2): the resolver, a TLS file.
@@ -124,6 +132,7 @@ impl TraceOptions {
                 ca_file: probe.tls.ca_file.clone(),
                 ..Default::default()
             },
+            dnssec_trust_anchor: None,
             probe,
         })
     }
@@ -133,6 +142,12 @@ pub async fn trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
     let t0 = Instant::now();
     let started_at = SystemTime::now();
     let dns = Dns::new(opts.resolver.clone(), opts.dns_timeout)?;
+    let secure = crate::dns::SecureDns::new(
+        dns.clone(),
+        opts.dns_timeout,
+        opts.dnssec_trust_anchor.as_deref(),
+    )?;
+    let dns = (dns, secure);
     let domain = opts
         .domain
         .trim()
@@ -160,6 +175,7 @@ pub async fn trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
         domain: domain.clone(),
         scenario,
         probe: opts.probe.clone(),
+        dane: Default::default(),
     };
     let hop1 = walk_hop(&dns, opts, first).await?;
     let mut hops = vec![hop1];
@@ -180,6 +196,7 @@ pub async fn trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
             domain: target,
             scenario: Some(Scenario::B),
             probe,
+            dane: Default::default(),
         };
         let mut hop2 = walk_hop(&dns, opts, plan).await?;
         hop2.verdict.warnings.insert(
@@ -290,7 +307,7 @@ struct Walking {
 }
 
 async fn walk_hop(
-    dns: &Dns,
+    (dns, secure): &(Dns, crate::dns::SecureDns),
     opts: &TraceOptions,
     mut plan: HopPlan,
 ) -> Result<TraceHop, TraceError> {
@@ -320,6 +337,9 @@ async fn walk_hop(
     };
     name_scenario(opts, &mut plan, &mut w);
     if let Some(failed) = apply_mta_sts(dns, opts, &mut plan, &mut w).await {
+        return Ok(failed);
+    }
+    if let Some(failed) = dane::apply(secure, &mut plan.dane, &mut w).await {
         return Ok(failed);
     }
     if plan.hop == 1 {
@@ -728,6 +748,13 @@ fn probe_options(plan: &HopPlan, host: &str, ip: IpAddr) -> ProbeOptions {
     let mut o = plan.probe.clone();
     o.host = host.to_string();
     o.addrs = Some(vec![ip]);
+    if let Some(records) = plan.dane.get(host) {
+        // RFC 7672 2.2: a secure TLSA answer makes TLS mandatory; usable records replace the
+        // trust stores (tls::dane) and a mismatch ends the session.
+        o.starttls = crate::spec::StartTls::Require;
+        o.tls.verify = crate::tls::VerifyMode::Strict;
+        o.tls.dane.clone_from(records);
+    }
     o.ctx = PathContext {
         scenario: plan.scenario,
         hop: plan.scenario.map(|_| plan.hop),

@@ -7,7 +7,11 @@
 //! `MAX_SILENT_HELD` connections. Only 127.0.0.0/8 is served.
 
 use crate::lab::check_loopback;
+use hickory_server::dnssec::NxProofKind;
 use hickory_server::net::runtime::{Time, TokioRuntimeProvider};
+use hickory_server::proto::dnssec::crypto::Ed25519SigningKey;
+use hickory_server::proto::dnssec::rdata::DNSKEY;
+use hickory_server::proto::dnssec::{DnssecSigner, SigningKey};
 use hickory_server::proto::op::{Header, HeaderCounts, Metadata, ResponseCode};
 use hickory_server::proto::rr::{LowerName, Name};
 use hickory_server::proto::serialize::txt::Parser;
@@ -49,8 +53,28 @@ impl DnsServer {
         zones: &[String],
         servfail: &[String],
     ) -> io::Result<DnsServer> {
+        let zones: Vec<(String, Signing)> = zones
+            .iter()
+            .map(|z| (z.clone(), Signing::Unsigned))
+            .collect();
+        DnsServer::serve(bind, Handler::new(&zones, servfail, None)?).await
+    }
+
+    /// Serves `zones` as `start` does, each signed as its `Signing` says with one Ed25519 key
+    /// made now. Returns the server and its trust anchor: a DNSKEY line (zone-file form) per
+    /// signed zone, the form `--dnssec-trust-anchor` reads.
+    pub async fn start_signed(
+        bind: SocketAddr,
+        zones: &[(String, Signing)],
+    ) -> io::Result<(DnsServer, String)> {
+        let keys = LabKeys::new()?;
+        let handler = Handler::new(zones, &[], Some(&keys))?;
+        let anchor = handler.anchor.clone();
+        Ok((DnsServer::serve(bind, handler).await?, anchor))
+    }
+
+    async fn serve(bind: SocketAddr, handler: Handler) -> io::Result<DnsServer> {
         check_loopback(bind.ip())?;
-        let handler = Handler::new(zones, servfail)?;
         let (udp, tcp) = bind_pair(bind).await?;
         let addr = udp.local_addr()?;
         let mut server = Server::new(handler);
@@ -67,34 +91,125 @@ impl DnsServer {
     }
 }
 
+/// How `DnsServer::start_signed` publishes a zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signing {
+    /// No DNSKEY, no RRSIG: DNSSEC-insecure once the validator sees no key (RFC 4033 5).
+    Unsigned,
+    /// Signed with the lab key, which the trust anchor names: secure.
+    Signed,
+    /// Signed with another key while the trust anchor names the lab key for this zone: every
+    /// signature fails to chain to the anchor, so the answers are bogus (RFC 4033 5).
+    WrongKey,
+}
+
+/// The anchored key and the wrong one, as PKCS#8 (a signer is made per zone from them).
+struct LabKeys {
+    good: Vec<u8>,
+    wrong: Vec<u8>,
+}
+
+impl LabKeys {
+    fn new() -> io::Result<LabKeys> {
+        let make = || {
+            Ed25519SigningKey::generate_pkcs8()
+                .map(|k| k.secret_pkcs8_der().to_vec())
+                .map_err(|e| bad(format!("DNSSEC key: {e}")))
+        };
+        Ok(LabKeys {
+            good: make()?,
+            wrong: make()?,
+        })
+    }
+
+    fn key(pkcs8: &[u8]) -> io::Result<Ed25519SigningKey> {
+        Ed25519SigningKey::from_pkcs8(&pkcs8.to_vec().into())
+            .map_err(|e| bad(format!("DNSSEC key: {e}")))
+    }
+
+    fn dnskey(pkcs8: &[u8]) -> io::Result<DNSKEY> {
+        let public = Self::key(pkcs8)?
+            .to_public_key()
+            .map_err(|e| bad(format!("DNSSEC key: {e}")))?;
+        Ok(DNSKEY::from_key(&public))
+    }
+
+    /// Adds the key `signing` chooses to `zone` and signs it (NSEC for denials).
+    fn sign(
+        &self,
+        zone: &mut InMemoryZoneHandler,
+        origin: &Name,
+        signing: Signing,
+    ) -> io::Result<()> {
+        let pkcs8 = match signing {
+            Signing::Unsigned => return Ok(()),
+            Signing::Signed => &self.good,
+            Signing::WrongKey => &self.wrong,
+        };
+        let signer = DnssecSigner::new(
+            Self::dnskey(pkcs8)?,
+            Box::new(Self::key(pkcs8)?),
+            origin.clone(),
+            SIGNATURE_VALIDITY,
+        );
+        zone.add_zone_signing_key_mut(signer)
+            .and_then(|()| zone.secure_zone_mut())
+            .map_err(|e| bad(format!("signing {origin}: {e}")))
+    }
+
+    /// The trust-anchor line for `origin`: always the good key.
+    fn anchor(&self, origin: &Name) -> io::Result<String> {
+        Ok(format!(
+            "{origin} IN DNSKEY {}\n",
+            Self::dnskey(&self.good)?
+        ))
+    }
+}
+
+/// RRSIG validity of the lab's signatures (a test is over long before).
+const SIGNATURE_VALIDITY: Duration = Duration::from_secs(86400);
+
 /// The zones, and the names that fail.
 pub struct Handler {
     catalog: Catalog,
     servfail: Vec<LowerName>,
+    /// The trust anchor of the signed zones (empty when none is).
+    anchor: String,
 }
 
 impl Handler {
-    fn new(zones: &[String], servfail: &[String]) -> io::Result<Handler> {
+    fn new(
+        zones: &[(String, Signing)],
+        servfail: &[String],
+        keys: Option<&LabKeys>,
+    ) -> io::Result<Handler> {
         if zones.len() > MAX_ZONES || servfail.len() > MAX_SERVFAIL_NAMES {
             return Err(bad(format!(
                 "at most {MAX_ZONES} zones and {MAX_SERVFAIL_NAMES} SERVFAIL names"
             )));
         }
         let mut catalog = Catalog::new();
-        for text in zones {
+        let mut anchor = String::new();
+        for (text, signing) in zones {
             if text.len() > MAX_ZONE_TEXT {
                 return Err(bad(format!("a zone is over {MAX_ZONE_TEXT} bytes")));
             }
             let (origin, records) = Parser::new(text.as_str(), None, None)
                 .parse()
                 .map_err(|e| bad(format!("zone does not parse: {e}\n{text}")))?;
-            let zone = InMemoryZoneHandler::<TokioRuntimeProvider>::new(
+            let signed = *signing != Signing::Unsigned;
+            let mut zone = InMemoryZoneHandler::<TokioRuntimeProvider>::new(
                 origin.clone(),
                 records,
                 ZoneType::Primary,
                 AxfrPolicy::Deny,
+                signed.then_some(NxProofKind::Nsec),
             )
             .map_err(|e| bad(format!("zone {origin}: {e}")))?;
+            if let (Some(keys), true) = (keys, signed) {
+                keys.sign(&mut zone, &origin, *signing)?;
+                anchor.push_str(&keys.anchor(&origin)?);
+            }
             catalog.upsert(LowerName::new(&origin), vec![Arc::new(zone)]);
         }
         let servfail = servfail
@@ -105,7 +220,11 @@ impl Handler {
                     .map_err(|e| bad(format!("SERVFAIL name {n:?}: {e}")))
             })
             .collect::<io::Result<Vec<_>>>()?;
-        Ok(Handler { catalog, servfail })
+        Ok(Handler {
+            catalog,
+            servfail,
+            anchor,
+        })
     }
 }
 

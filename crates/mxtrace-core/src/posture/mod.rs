@@ -1,11 +1,12 @@
 //! `mxtrace dns DOMAIN`: the domain's mail posture. One file per check (SPF, DMARC, DKIM,
-//! MTA-STS, TLS-RPT, reverse DNS, blocklists), each filling its section of `PostureReport`
+//! MTA-STS, TLS-RPT, DANE, reverse DNS, blocklists), each filling its section of `PostureReport`
 //! with findings in the diagnosis vocabulary (category, layer, cause, next steps).
 //!
 //! Exit codes: the posture fails (exit 1) when any section has an error-severity finding (a
 //! record that breaks delivery or authentication, a listed address, a lookup that failed);
 //! warnings (weak but working settings such as `p=none` or `~all`) pass.
 
+pub mod dane;
 pub mod dkim;
 pub mod dmarc;
 pub mod dnsbl;
@@ -17,10 +18,11 @@ pub mod render;
 pub mod spf;
 pub mod tls_rpt;
 
-use crate::dns::{Dns, ResolverChoice, SetupError};
+use crate::dns::{Dns, ResolverChoice, SecureDns, SetupError};
 use crate::model::{Category, DnsFailure, DnsReason, Layer};
 use model::{Finding, PostureReport, PostureVerdict, Section, Severity};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// What `mxtrace dns` was asked.
@@ -39,6 +41,9 @@ pub struct PostureOptions {
     pub dnsbl_zones: Vec<String>,
     /// The MTA-STS policy fetch (HTTPS).
     pub mta_sts: mta_sts::FetchOptions,
+    /// DNSKEY records (zone-file form) to validate DANE's answers from, instead of the IANA
+    /// root keys.
+    pub dnssec_trust_anchor: Option<PathBuf>,
 }
 
 impl PostureOptions {
@@ -52,6 +57,7 @@ impl PostureOptions {
             dnsbl: false,
             dnsbl_zones: Vec::new(),
             mta_sts: mta_sts::FetchOptions::default(),
+            dnssec_trust_anchor: None,
         }
     }
 }
@@ -79,6 +85,11 @@ pub async fn posture(opts: &PostureOptions) -> Result<PostureReport, PostureErro
         mta_sts::tls_config(&opts.mta_sts)?;
     }
     let dns = Dns::new(opts.resolver.clone(), opts.dns_timeout)?;
+    let secure = SecureDns::new(
+        dns.clone(),
+        opts.dns_timeout,
+        opts.dnssec_trust_anchor.as_deref(),
+    )?;
     let (mx, mx_error) = match dns.mx(&domain).await {
         Ok(mut records) => {
             records.sort_by_key(|m| m.preference);
@@ -88,12 +99,13 @@ pub async fn posture(opts: &PostureOptions) -> Result<PostureReport, PostureErro
         Err(e) if is_absent(&e) => (Vec::new(), None),
         Err(e) => (Vec::new(), Some(e.message)),
     };
-    let (spf, dmarc, dkim, mta_sts, tls_rpt, rdns, dnsbl) = tokio::join!(
+    let (spf, dmarc, dkim, mta_sts, tls_rpt, dane, rdns, dnsbl) = tokio::join!(
         spf::check(&dns, &domain, &mx, opts.sending_ip),
         dmarc::check(&dns, &domain),
         dkim::check(&dns, &domain, &mx, &opts.dkim_selectors),
         mta_sts::check(&dns, &domain, &mx, &opts.mta_sts),
         tls_rpt::check(&dns, &domain),
+        dane::check(&secure, &domain, &mx),
         rdns::check(&dns, &mx, opts.sending_ip),
         dnsbl::check(&dns, &mx, opts),
     );
@@ -107,6 +119,7 @@ pub async fn posture(opts: &PostureOptions) -> Result<PostureReport, PostureErro
         dkim,
         mta_sts,
         tls_rpt,
+        dane,
         rdns,
         dnsbl,
         verdict: PostureVerdict {
@@ -128,6 +141,7 @@ pub fn sections(r: &PostureReport) -> Vec<(&'static str, &Section)> {
         ("DKIM", &r.dkim.section),
         ("MTA-STS", &r.mta_sts.section),
         ("TLS-RPT", &r.tls_rpt.section),
+        ("DANE", &r.dane.section),
         ("Reverse DNS", &r.rdns.section),
     ];
     if let Some(b) = &r.dnsbl {

@@ -2,6 +2,7 @@
 //! envelope as the other results (`schema_version`, `command`, `version` first, report/json.rs)
 //! and read back with serde.
 
+use crate::dns::DnssecStatus;
 use crate::model::{AddressInfo, Category, Diagnosis, Layer};
 use serde::{Deserialize, Serialize};
 
@@ -223,6 +224,41 @@ pub struct TlsRptSection {
     pub rua: Vec<String>,
 }
 
+/// DANE (RFC 7672): the DNSSEC status of the MX answer and each MX host's TLSA records.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DaneSection {
+    #[serde(flatten)]
+    pub section: Section,
+    /// The DNSSEC status of the MX answer (None without MX).
+    pub mx_dnssec: Option<DnssecStatus>,
+    pub hosts: Vec<DaneHost>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaneHost {
+    pub mx: String,
+    /// `_25._tcp.MX`.
+    pub name: String,
+    /// The DNSSEC status of the TLSA answer (None: no TLSA published).
+    pub dnssec: Option<DnssecStatus>,
+    pub tlsa: Vec<TlsaRecord>,
+    /// dane (secure, usable records: STARTTLS and a match required), unusable (secure, no
+    /// usable record), insecure (not trusted: DANE does not apply), bogus (the MX must not be
+    /// used), none (no TLSA).
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsaRecord {
+    /// Presentation form: `3 1 1 <hex>`.
+    pub record: String,
+    /// Mnemonics (RFC 7218): `DANE-EE SPKI SHA2-256`.
+    pub meaning: String,
+    pub usable: bool,
+    /// Why an SMTP client cannot use it.
+    pub problem: Option<String>,
+}
+
 /// Reverse DNS of every MX address and of `--sending-ip`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RdnsSection {
@@ -281,6 +317,7 @@ pub struct PostureReport {
     pub dkim: DkimSection,
     pub mta_sts: MtaStsSection,
     pub tls_rpt: TlsRptSection,
+    pub dane: DaneSection,
     pub rdns: RdnsSection,
     /// Present with `--dnsbl` or `--sending-ip`.
     pub dnsbl: Option<DnsblSection>,

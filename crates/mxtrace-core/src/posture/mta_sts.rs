@@ -377,6 +377,7 @@ pub fn tls_config(
         client_cert: None,
         client_key: None,
         classic_groups: false,
+        dane: Vec::new(),
     })
 }
 

@@ -3,8 +3,8 @@
 //! string from DNS or HTTP goes through the report's terminal guard.
 
 use super::model::{
-    DkimSection, DmarcSection, DnsblSection, Finding, MtaStsSection, PostureReport, RdnsSection,
-    Section, Severity, SpfNode, SpfSection, Status,
+    DaneSection, DkimSection, DmarcSection, DnsblSection, Finding, MtaStsSection, PostureReport,
+    RdnsSection, Section, Severity, SpfNode, SpfSection, Status,
 };
 use crate::report::human::{guard, pass_fail, Style};
 use std::fmt::Write;
@@ -34,6 +34,7 @@ pub fn render_human(r: &PostureReport, style: Style) -> String {
     header(&mut out, "TLS-RPT", &r.tls_rpt.section, style);
     records(&mut out, &r.tls_rpt.section);
     findings(&mut out, &r.tls_rpt.section, style);
+    dane(&mut out, &r.dane, style);
     rdns(&mut out, &r.rdns, style);
     if let Some(b) = &r.dnsbl {
         dnsbl(&mut out, b, style);
@@ -202,6 +203,28 @@ fn mta_sts(out: &mut String, s: &MtaStsSection, style: Style) {
             p.max_age,
             list(&p.mx)
         );
+    }
+    findings(out, &s.section, style);
+}
+
+fn dane(out: &mut String, s: &DaneSection, style: Style) {
+    header(out, "DANE", &s.section, style);
+    if let Some(st) = s.mx_dnssec {
+        let _ = writeln!(out, "  MX answer: DNSSEC {st}");
+    }
+    for h in &s.hosts {
+        let Some(st) = h.dnssec else {
+            let _ = writeln!(out, "  {}: no TLSA", h.name);
+            continue;
+        };
+        let _ = writeln!(out, "  {}: DNSSEC {st}, {}", h.name, h.state);
+        for t in &h.tlsa {
+            let why = t
+                .problem
+                .as_deref()
+                .map_or("usable".to_string(), |p| format!("unusable: {p}"));
+            let _ = writeln!(out, "    TLSA {} ({}; {why})", t.record, t.meaning);
+        }
     }
     findings(out, &s.section, style);
 }

@@ -152,6 +152,9 @@ impl ProbeSession<'_> {
                 // With no chain, verify_error says "no certificate received" (tls.rs).
                 let report = tls::report_from_record(&record, client_cert);
                 let msg = match (&report.verify_error, self.opts.tls.verify) {
+                    (Some(why), _) if !self.opts.tls.dane.is_empty() => {
+                        format!("DANE authentication failed ({}): {why}", start.as_str())
+                    }
                     (Some(why), VerifyMode::Strict) if !report.chain.is_empty() => format!(
                         "certificate verification failed (--tls-verify strict, {}): {why}",
                         start.as_str()

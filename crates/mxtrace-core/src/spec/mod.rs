@@ -404,6 +404,7 @@ impl SessionSpec {
                 client_cert: self.tls_client_cert.clone(),
                 client_key: self.tls_client_key.clone(),
                 classic_groups: self.tls_classic_groups.unwrap_or(false),
+                dane: Vec::new(),
             },
             tls_name: self.tls_name.clone(),
             ehlo: self.ehlo.clone(),
