@@ -183,28 +183,43 @@ async fn the_ca_file_store_is_reported_when_it_verified() {
     assert_eq!(json["trust_store"], "ca-file");
 }
 
-/// The system store (rustls-native-certs honours SSL_CERT_FILE) verifies a CA installed there.
-/// Runs in a child process: the variable must not leak into other tests, and the store is read
-/// once per process.
-#[test]
-fn the_system_store_is_trusted_and_named() {
+/// The JSON's `tls.trust_store` of a probe, in a child process whose system store
+/// (rustls-native-certs honours SSL_CERT_FILE) holds the test CA; `--tls-ca-file` names it too
+/// when `ca_file`. A child process: the variable must not leak into other tests, and the store
+/// is read once per process.
+fn store_with_ca_in_system_store(ca_file: bool) -> serde_json::Value {
     let pki = TestPki::new();
     let server = ScriptedServer::spawn_thread(tls_session(
         pki.server_config(&CertKind::Valid(NAME.into())),
     ));
     let ca = pki.ca_file().to_string_lossy().into_owned();
-    let r = mxtrace_probe(
-        &server,
-        &["--json"],
-        &[
-            ("SSL_CERT_FILE", ca.as_str()),
-            ("SSL_CERT_DIR", "/nonexistent"),
-        ],
-    );
+    let mut args = vec!["--json"];
+    if ca_file {
+        args.extend(["--tls-ca-file", ca.as_str()]);
+    }
+    let env = [
+        ("SSL_CERT_FILE", ca.as_str()),
+        ("SSL_CERT_DIR", "/nonexistent"),
+    ];
+    let r = mxtrace_probe(&server, &args, &env);
     server.finish_blocking().assert_ok();
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect(&r.stdout);
     assert_eq!(v["tls"]["verified"], true, "{}", r.stdout);
-    assert_eq!(v["tls"]["trust_store"], "system", "{}", r.stdout);
+    v["tls"]["trust_store"].clone()
+}
+
+/// The system store verifies a CA installed there.
+#[test]
+fn the_system_store_is_trusted_and_named() {
+    assert_eq!(store_with_ca_in_system_store(false), "system");
+}
+
+/// `--tls-ca-file` is tried before the system store, which is read in the background and
+/// waited for only when neither Mozilla's roots nor the CA file verify: a CA in both is named
+/// `ca-file`.
+#[test]
+fn the_ca_file_is_tried_before_the_system_store() {
+    assert_eq!(store_with_ca_in_system_store(true), "ca-file");
 }
 
 /// The human TLS line names the store that verified.

@@ -82,6 +82,9 @@ pub struct VerifyRecord {
     pub trust_store: Option<TrustStore>,
     /// The chain as presented, leaf first; kept even when the handshake then fails.
     pub presented: Vec<CertificateDer<'static>>,
+    /// Time the verifier waited for the system store's background read to finish: mxtrace's
+    /// own, left out of the `tls_handshake` stage's time.
+    pub store_wait: std::time::Duration,
 }
 
 pub type SharedRecord = Arc<Mutex<VerifyRecord>>;
@@ -91,7 +94,7 @@ pub type SharedRecord = Arc<Mutex<VerifyRecord>>;
 /// WebPKI verifier, so a server still has to hold the key of the certificate it presents.
 #[derive(Debug)]
 struct RecordingVerifier {
-    /// Tried in order; never empty (Mozilla's roots are always there).
+    /// Tried in order, then the system store; never empty (Mozilla's roots are always there).
     stores: Vec<(TrustStore, Arc<WebPkiServerVerifier>)>,
     /// The `--tls-ca-file` certificates: a leaf equal to one of them is its own anchor.
     anchors: Vec<CertificateDer<'static>>,
@@ -103,6 +106,24 @@ struct RecordingVerifier {
 }
 
 impl RecordingVerifier {
+    /// The system store's verifier, tried last: it is needed only when neither Mozilla's roots
+    /// nor `--tls-ca-file` verify. A wait for its background read is recorded.
+    fn system(&self) -> Option<(TrustStore, Arc<WebPkiServerVerifier>)> {
+        let waited = std::time::Instant::now();
+        let ready = SYSTEM_STORE.get().is_some();
+        let roots = system_store().clone();
+        if !ready {
+            if let Ok(mut rec) = self.record.lock() {
+                rec.store_wait = waited.elapsed();
+            }
+        }
+        if roots.is_empty() {
+            return None;
+        }
+        let v = WebPkiServerVerifier::builder_with_provider(roots, self.provider.clone()).build();
+        v.ok().map(|v| (TrustStore::System, v))
+    }
+
     fn signatures(&self) -> Result<&WebPkiServerVerifier, rustls::Error> {
         self.stores
             .first()
@@ -121,9 +142,14 @@ impl RecordingVerifier {
         now: UnixTime,
     ) -> Result<TrustStore, rustls::Error> {
         let mut best: Option<rustls::Error> = None;
-        for (store, v) in &self.stores {
+        for (store, v) in self
+            .stores
+            .iter()
+            .cloned()
+            .chain(std::iter::once_with(|| self.system()).flatten())
+        {
             match v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
-                Ok(_) => return Ok(*store),
+                Ok(_) => return Ok(store),
                 Err(e) => {
                     let unknown = matches!(
                         best,
@@ -543,11 +569,32 @@ fn provider(classic_groups: bool) -> CryptoProvider {
     p
 }
 
-/// The system's roots, read once per process (about 150 certificates to parse). Unreadable
-/// entries are skipped: the Mozilla roots still apply.
-fn system_roots() -> &'static [CertificateDer<'static>] {
-    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+static SYSTEM_STORE: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+
+/// The system's roots, read once per process. Unreadable entries are skipped: the Mozilla
+/// roots still apply. Reading them (Debian: the bundle and the ~300 files of /etc/ssl/certs,
+/// decoded from PEM) took about 4 ms, 40% of a whole probe process (README "Timings and
+/// benchmarks"), so it is started on a thread of its own (`prefetch_system_store`) and waited
+/// for only when a chain needs it.
+fn system_store() -> &'static Arc<RootCertStore> {
+    SYSTEM_STORE.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        Arc::new(roots)
+    })
+}
+
+/// Starts reading the system store in the background, once per process. If the thread cannot
+/// be started, the verifier reads the store itself when it needs it.
+fn prefetch_system_store() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let _ = std::thread::Builder::new()
+            .name("mxtrace-system-roots".into())
+            .spawn(|| {
+                system_store();
+            });
+    });
 }
 
 /// The `--tls-ca-file` certificates, each checked to be usable as a trust anchor.
@@ -573,9 +620,10 @@ fn ca_file_certs(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, TlsConf
     Ok(certs)
 }
 
-/// The provider and the verifiers of the built-in trust stores (Mozilla's, the system's, when
-/// it has any root), built once per process for each key-exchange choice: parsing their ~300
-/// roots for every probe was most of a `sweep`'s CPU (README "Timings and benchmarks").
+/// The provider and the verifier of Mozilla's roots, built once per process for each
+/// key-exchange choice: parsing the built-in roots for every probe was most of a `sweep`'s CPU
+/// (README "Timings and benchmarks"). The system store is read in the background
+/// (`system_store`).
 struct BuiltIn {
     provider: Arc<CryptoProvider>,
     stores: Vec<(TrustStore, Arc<WebPkiServerVerifier>)>,
@@ -591,14 +639,7 @@ fn built_in(classic_groups: bool) -> Result<&'static BuiltIn, TlsConfigError> {
     let provider = Arc::new(provider(classic_groups));
     let mut mozilla = RootCertStore::empty();
     mozilla.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let mut system = RootCertStore::empty();
-    system.add_parsable_certificates(system_roots().iter().cloned());
-    let mut stores = Vec::new();
-    for (store, roots) in [(TrustStore::Mozilla, mozilla), (TrustStore::System, system)] {
-        if !roots.is_empty() {
-            stores.push((store, webpki_verifier(roots, &provider)?));
-        }
-    }
+    let stores = vec![(TrustStore::Mozilla, webpki_verifier(mozilla, &provider)?)];
     // A racing thread may have set it meanwhile: both built the same thing.
     Ok(cell.get_or_init(|| BuiltIn { provider, stores }))
 }
@@ -612,8 +653,8 @@ fn webpki_verifier(
         .map_err(TlsConfigError::Verifier)
 }
 
-/// One verifier per trust store, in the order they are tried: the built-in ones, then the
-/// `--tls-ca-file` certificates (read for every configuration: the file may change).
+/// The verifiers tried before the system store's: Mozilla's, then the `--tls-ca-file`
+/// certificates (read for every configuration: the file may change).
 fn store_verifiers(
     anchors: &[CertificateDer<'static>],
     built_in: &BuiltIn,
@@ -637,6 +678,7 @@ fn store_verifiers(
 pub fn client_config(
     opts: &TlsOptions,
 ) -> Result<(Arc<ClientConfig>, SharedRecord), TlsConfigError> {
+    prefetch_system_store();
     let built_in = built_in(opts.classic_groups)?;
     let provider = built_in.provider.clone();
     let anchors = match &opts.ca_file {

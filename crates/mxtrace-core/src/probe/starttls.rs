@@ -127,7 +127,10 @@ impl ProbeSession<'_> {
         let connect = connector
             .connect(server_name, tls::Sniffed::new(tcp))
             .into_fallible();
-        match timeout_at(deadline, connect).await {
+        let outcome = timeout_at(deadline, connect).await;
+        // A wait for the system store's background read is mxtrace's time, not the peer's.
+        let started = started + record.lock().map(|r| r.store_wait).unwrap_or_default();
+        match outcome {
             Ok(Ok(stream)) => {
                 let report = tls::report(stream.get_ref().1, &record, client_cert);
                 self.conn = Some(SmtpConn::new(Transport::Tls(Box::new(stream))));
