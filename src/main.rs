@@ -7,7 +7,7 @@
 )]
 
 use mxtrace::cli;
-use mxtrace_core::exit;
+use mxtrace_proto::exit;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -16,10 +16,10 @@ mod scripted;
 
 use certs::{CertKind, TestPki};
 use clap::Parser;
-use mxtrace_core::lab::dns::{zone_text as zone, DnsServer, Signing};
-use mxtrace_core::model::{Category, TraceReport};
-use mxtrace_core::posture::model::{PostureReport, Status};
-use mxtrace_core::tls::dane::spki_sha256;
+use mxtrace_lab::dns::{zone_text as zone, DnsServer, Signing};
+use mxtrace_net::tls::dane::spki_sha256;
+use mxtrace_proto::model::posture::{PostureReport, Status};
+use mxtrace_proto::model::{Category, TraceReport};
 use scripted::{expect, line, quit, starttls_dialogue, ScriptedServer};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -14,13 +14,13 @@ mod dns_support;
 mod policy;
 
 use dns_support::TestDns;
-use mxtrace_core::dns::{Dns, ResolverChoice};
-use mxtrace_core::lab::dns::zone_text as zone;
-use mxtrace_core::posture::model::PolicySource;
-use mxtrace_core::posture::model::{PostureReport, Severity, Status};
 use mxtrace_core::posture::mta_sts::{sender_policy, FetchOptions, SenderPolicy};
 use mxtrace_core::posture::mta_sts_cache::{self, CachedPolicy};
 use mxtrace_core::posture::{posture, PostureOptions};
+use mxtrace_lab::dns::zone_text as zone;
+use mxtrace_net::dns::{Dns, ResolverChoice};
+use mxtrace_proto::model::posture::PolicySource;
+use mxtrace_proto::model::posture::{PostureReport, Severity, Status};
 use policy::{not_found, ok_policy, policy_server, PolicyServer};
 
 /// A 2048-bit RSA public key (SubjectPublicKeyInfo, base64), made with openssl for these tests.
@@ -94,7 +94,7 @@ async fn run(dns: &TestDns, domain: &str, f: impl FnOnce(&mut PostureOptions)) -
     posture(&o).await.unwrap()
 }
 
-fn causes(findings: &[mxtrace_core::posture::model::Finding]) -> String {
+fn causes(findings: &[mxtrace_proto::model::posture::Finding]) -> String {
     findings
         .iter()
         .map(|f| format!("{:?}: {}", f.severity, f.diagnosis.cause))
@@ -102,7 +102,7 @@ fn causes(findings: &[mxtrace_core::posture::model::Finding]) -> String {
         .join("\n")
 }
 
-fn has(findings: &[mxtrace_core::posture::model::Finding], sev: Severity, text: &str) -> bool {
+fn has(findings: &[mxtrace_proto::model::posture::Finding], sev: Severity, text: &str) -> bool {
     findings
         .iter()
         .any(|f| f.severity == sev && f.diagnosis.cause.contains(text))
@@ -377,7 +377,7 @@ async fn dkim_cname_chains_are_followed_with_loops_and_depth_bounded() {
 }
 
 fn human(r: &PostureReport) -> String {
-    mxtrace_core::posture::render::render_human(r, mxtrace_core::report::human::Style::new(false))
+    mxtrace_render::posture::render_human(r, mxtrace_render::human::Style::new(false))
 }
 
 /// Runs the binary (blocking) while the test's DNS server keeps answering on this runtime.

@@ -4,7 +4,7 @@
 
 mod support;
 
-use mxtrace_core::lab::topology::{
+use mxtrace_lab::topology::{
     EOP_FRONT_END, EOP_OUTBOUND_EHLO, ONPREM_HOST, THIRD_PARTY_HOST, THIRD_PARTY_SENDER_EHLO,
 };
 use serde_json::Value;
@@ -310,9 +310,9 @@ fn truncated_and_corrupted_messages_do_not_panic() {
         let bytes = std::fs::read(&path).unwrap();
         for cut in (0..bytes.len()).step_by(41) {
             if let Ok(r) = mxtrace_core::headers::analyze("cut", &bytes[..cut]) {
-                let _ = mxtrace_core::headers::render::render_human(
+                let _ = mxtrace_render::headers::render_human(
                     &r,
-                    mxtrace_core::report::human::Style::new(true),
+                    mxtrace_render::human::Style::new(true),
                 );
             }
         }

@@ -17,8 +17,8 @@ mod support;
 
 use chromium::{assert_renders, Chromium};
 use lab::{Lab, FABRIKAM};
-use mxtrace_core::lab::pki::LabPki;
-use mxtrace_core::lab::smtp::Fault;
+use mxtrace_lab::pki::LabPki;
+use mxtrace_lab::smtp::Fault;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use support::bin::{mxtrace, redact_ports, Run};

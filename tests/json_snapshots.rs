@@ -10,8 +10,8 @@ mod lab;
 mod support;
 
 use lab::{Lab, FABRIKAM};
-use mxtrace_core::model::Document;
-use mxtrace_core::report::json::render;
+use mxtrace_proto::model::Document;
+use mxtrace_render::json::render;
 use serde_json::Value;
 use std::path::Path;
 use support::bin::{mxtrace, redact_ports, Run};

@@ -1,15 +1,15 @@
-//! The lab (`mxtrace_core::lab::Lab`) driven through the command line as a user types it (clap ->
+//! The lab (`mxtrace_lab::Lab`) driven through the command line as a user types it (clap ->
 //! `trace::trace` / `probe::probe`): the healthy path of all four scenarios, and every fault
 //! with the category and layer mxtrace reports for it, written out here rather than read from
 //! the lab's own table so that the table is checked too. Each test has its own 127.1.N.0/24.
 
 use clap::Parser;
 use mxtrace::cli::{self, Cli};
-use mxtrace_core::diagnose::Scenario;
 use mxtrace_core::job::{execute, JobReport as Report};
-use mxtrace_core::lab::topology::Client;
-use mxtrace_core::lab::{Endpoint, Lab, LabFault, LabOptions};
-use mxtrace_core::model::{Outcome, ProbeReport, Stage, StageRecord};
+use mxtrace_knowledge::Scenario;
+use mxtrace_lab::topology::Client;
+use mxtrace_lab::{Endpoint, Lab, LabFault, LabOptions};
+use mxtrace_proto::model::{Outcome, ProbeReport, Stage, StageRecord};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use tokio::time::timeout;
@@ -309,7 +309,7 @@ async fn attribution_fails_b_hop_2_with_5_7_64() {
 /// Every fault of the table is exercised above; this keeps the list and the table in step.
 #[test]
 fn every_fault_is_tested_here() {
-    assert_eq!(mxtrace_core::lab::FAULTS.len(), 12);
+    assert_eq!(mxtrace_lab::FAULTS.len(), 12);
 }
 
 // ---- The lab itself ----------------------------------------------------------------------------

@@ -2,15 +2,15 @@
 //! wording, each SMTP-level fault, the network-level faults, and what the classifier makes of
 //! them (category and layer), plus concurrency and hostile clients. Loopback only.
 
-use mxtrace_core::diagnose::PathContext;
-use mxtrace_core::lab::pki::{CertValidity, LabPki};
-use mxtrace_core::lab::smtp::{
+use mxtrace_core::probe::{self, ProbeOptions, StartTls};
+use mxtrace_knowledge::PathContext;
+use mxtrace_lab::pki::{CertValidity, LabPki};
+use mxtrace_lab::smtp::{
     refused_listener_addr, Blackhole, Fault, Role, RoleConfig, RoleServer, RunningServer,
     SessionEnd,
 };
-use mxtrace_core::model::{ErrorKind, ProbeReport, Stage, StageRecord};
-use mxtrace_core::probe::{self, ProbeOptions, StartTls};
-use mxtrace_core::tls::{TlsOptions, VerifyMode};
+use mxtrace_net::tls::{TlsOptions, VerifyMode};
+use mxtrace_proto::model::{ErrorKind, ProbeReport, Stage, StageRecord};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -510,7 +510,7 @@ async fn certificate_faults() {
         // The handshake completed (report mode): its stage stays ok, the certificate finding
         // goes with the TLS report.
         let hs = stage(&r, Stage::TlsHandshake);
-        assert_eq!(hs.outcome, mxtrace_core::model::Outcome::Ok);
+        assert_eq!(hs.outcome, mxtrace_proto::model::Outcome::Ok);
         assert!(hs.diagnosis.is_none(), "{:?}", hs.diagnosis);
         let v = serde_json::to_value(tls.verification.as_ref().expect("a finding")).unwrap();
         assert_eq!(

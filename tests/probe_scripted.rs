@@ -3,11 +3,11 @@
 
 mod support;
 
-use mxtrace_core::diagnose::Category;
-use mxtrace_core::model::{ErrorKind, Outcome, ProbeReport, RecipientStatus, Stage};
 use mxtrace_core::probe::{AuthMech, AuthOptions, ProbeOptions, StartTls};
-use mxtrace_core::secret::Secret;
-use mxtrace_core::tls::VerifyMode;
+use mxtrace_knowledge::Category;
+use mxtrace_net::tls::VerifyMode;
+use mxtrace_proto::model::{ErrorKind, Outcome, ProbeReport, RecipientStatus, Stage};
+use mxtrace_proto::secret::Secret;
 use std::net::SocketAddr;
 use std::time::Duration;
 use support::certs::{CertKind, TestPki};
@@ -275,10 +275,7 @@ fn assert_no_secret(r: &ProbeReport) {
     // base64 of "\0me@contoso.test\0s3cr3t-P@ss" and of "s3cr3t-P@ss"
     assert!(!json.contains("czNjcjN0"), "encoded password in JSON");
     assert!(!json.contains("AG1lQGNvbnRvc28udGVzdABzM2NyM3Qt"));
-    let human = mxtrace_core::report::human::render_probe(
-        r,
-        mxtrace_core::report::human::Style::new(false),
-    );
+    let human = mxtrace_render::human::render_probe(r, mxtrace_render::human::Style::new(false));
     assert!(!human.contains("s3cr3t") && !human.contains("czNjcjN0"));
 }
 
@@ -389,10 +386,8 @@ async fn certificate_problems_are_reported_and_the_probe_goes_on() {
             finding.next_steps
         );
         // The transcript explains it under the TLS report, not under the handshake stage.
-        let human = mxtrace_core::report::human::render_probe(
-            &r,
-            mxtrace_core::report::human::Style::new(false),
-        );
+        let human =
+            mxtrace_render::human::render_probe(&r, mxtrace_render::human::Style::new(false));
         let tls_at = human.find("TLS: ").expect("a TLS section");
         let explained = human.find("tls_failed layer tls").expect("explained");
         assert!(explained > tls_at, "{human}");
@@ -556,7 +551,7 @@ async fn starttls_not_offered_is_explained() {
 
 #[tokio::test]
 async fn exchange_online_host_is_tagged_scenario_a_and_given_scenarios_are_kept() {
-    use mxtrace_core::diagnose::{PathContext, Scenario};
+    use mxtrace_knowledge::{PathContext, Scenario};
     let reject = || {
         script(vec![
             greeting(&["PIPELINING"]),
@@ -1377,7 +1372,7 @@ async fn pipelined_commands_are_recorded_in_send_order_and_time() {
     );
     for pair in env.windows(2) {
         assert!(pair[1].started_ms >= pair[0].started_ms);
-        let end = |s: &mxtrace_core::model::StageRecord| s.started_ms + s.elapsed_ms;
+        let end = |s: &mxtrace_proto::model::StageRecord| s.started_ms + s.elapsed_ms;
         // When each reply was read: never earlier than the one before it.
         assert!(
             end(pair[1]) >= end(pair[0]),
@@ -1405,10 +1400,8 @@ async fn control_characters_from_the_server_never_reach_the_terminal() {
     let r = run(&opts(server.addr)).await;
     server.finish().await.assert_ok();
     for color in [false, true] {
-        let human = mxtrace_core::report::human::render_probe(
-            &r,
-            mxtrace_core::report::human::Style::new(color),
-        );
+        let human =
+            mxtrace_render::human::render_probe(&r, mxtrace_render::human::Style::new(color));
         assert!(
             !human.contains('\u{7}') && !human.contains('\0'),
             "{human:?}"

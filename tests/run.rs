@@ -11,10 +11,10 @@ mod lab;
 mod support;
 
 use lab::{Lab, TempDir, EOP_CONTOSO, EOP_TENANT, FABRIKAM, MAIL, MAIL2};
-use mxtrace_core::lab::pki::LabPki;
-use mxtrace_core::lab::smtp::Fault;
 use mxtrace_core::scenario_file::{self, HopTarget};
-use mxtrace_core::spec::SessionSpec as Overrides;
+use mxtrace_lab::pki::LabPki;
+use mxtrace_lab::smtp::Fault;
+use mxtrace_proto::spec::SessionSpec as Overrides;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use support::bin::mxtrace;

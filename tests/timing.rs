@@ -2,9 +2,9 @@
 //! stage, and no delayed-ACK stall on mxtrace's side against a server that holds its next
 //! pipelined reply until the previous one is acknowledged. Loopback only.
 
-use mxtrace_core::model::{ProbeReport, Stage, StageRecord};
 use mxtrace_core::probe::{self, warm, StartTls};
-use mxtrace_core::spec::SessionSpec;
+use mxtrace_proto::model::{ProbeReport, Stage, StageRecord};
+use mxtrace_proto::spec::SessionSpec;
 use std::net::SocketAddr;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -94,7 +94,7 @@ async fn the_random_generator_is_seeded_before_the_probe_starts_timing() {
 /// time it arrived: the times down the page never go back.
 #[tokio::test]
 async fn the_transcript_never_goes_back_in_time() {
-    use mxtrace_core::report::human::{render_probe, Style};
+    use mxtrace_render::human::{render_probe, Style};
     let addr = nagle_server().await;
     let r = probe::probe(&options(addr, StartTls::Never)).await.unwrap();
     let text = render_probe(&r, Style::new(false));

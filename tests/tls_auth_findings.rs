@@ -5,10 +5,10 @@
 
 mod support;
 
-use mxtrace_core::model::{Category, Diagnosis, ErrorKind, Layer, Outcome, ProbeReport, Stage};
 use mxtrace_core::probe::{AuthOptions, StartTls};
-use mxtrace_core::secret::Secret;
-use mxtrace_core::tls::VerifyMode;
+use mxtrace_net::tls::VerifyMode;
+use mxtrace_proto::model::{Category, Diagnosis, ErrorKind, Layer, Outcome, ProbeReport, Stage};
+use mxtrace_proto::secret::Secret;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::sync::Arc;

@@ -14,8 +14,8 @@ use clap::Parser;
 use dns_support::{SilentDns, TestDns};
 
 use mxtrace::cli::{Cli, Command};
-use mxtrace_core::lab::smtp::{Fault, Role, RoleConfig, RoleServer, RunningServer};
-use mxtrace_core::model::{DnsReason, ErrorKind, MxFlag, MxSource, Outcome, TraceReport};
+use mxtrace_lab::smtp::{Fault, Role, RoleConfig, RoleServer, RunningServer};
+use mxtrace_proto::model::{DnsReason, ErrorKind, MxFlag, MxSource, Outcome, TraceReport};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-/// How a peer behaves. The lab's role servers (`mxtrace_core::lab::smtp`, the one simulator the
+/// How a peer behaves. The lab's role servers (`mxtrace_lab::smtp`, the one simulator the
 /// demo and the lab tests use too) play every behaviour they have: accept, 550 at RCPT, 421 at
 /// the greeting (Postfix's connection limit), an Exchange Online front end. A 554 greeting and a
 /// 4xx at RCPT are not lab behaviours (no runbook root cause calls for them), so a few lines of
@@ -611,8 +611,8 @@ async fn reverse_dns_and_forward_confirmation() {
         "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0 PTR mx6.contoso.test.",
     );
     let dns = TestDns::start(&[&fwd, &rev, &rev6], &[]).await;
-    let resolver = mxtrace_core::dns::Dns::new(
-        mxtrace_core::dns::ResolverChoice::Server(dns.addr),
+    let resolver = mxtrace_net::dns::Dns::new(
+        mxtrace_net::dns::ResolverChoice::Server(dns.addr),
         Duration::from_secs(2),
     )
     .unwrap();
@@ -728,18 +728,18 @@ async fn binary_exit_codes_and_json() {
 }
 
 /// Stage names and the RCPT lines a probe sent.
-fn rcpts_sent(p: &mxtrace_core::model::TraceProbe) -> Vec<String> {
+fn rcpts_sent(p: &mxtrace_proto::model::TraceProbe) -> Vec<String> {
     p.report
         .stages
         .iter()
-        .filter(|s| s.stage == mxtrace_core::model::Stage::RcptTo)
+        .filter(|s| s.stage == mxtrace_proto::model::Stage::RcptTo)
         .flat_map(|s| s.sent.clone())
         .collect()
 }
 
 #[tokio::test]
 async fn eop_mx_is_scenario_a_and_a_fallback_mx_is_flagged() {
-    use mxtrace_core::diagnose::Scenario;
+    use mxtrace_knowledge::Scenario;
     let p = peers(30, &[(2, Peer::Exo), (3, Peer::Accept)]).await;
     let contoso = zone(
         "contoso.test",
@@ -761,7 +761,7 @@ async fn eop_mx_is_scenario_a_and_a_fallback_mx_is_flagged() {
         .report
         .stages
         .iter()
-        .find(|s| s.stage == mxtrace_core::model::Stage::RcptTo)
+        .find(|s| s.stage == mxtrace_proto::model::Stage::RcptTo)
         .unwrap();
     let d = rcpt.diagnosis.as_ref().unwrap();
     assert_eq!((d.scenario, d.hop), (Some(Scenario::A), Some(1)));
@@ -774,7 +774,7 @@ async fn eop_mx_is_scenario_a_and_a_fallback_mx_is_flagged() {
 
 #[tokio::test]
 async fn hybrid_with_tenant_walks_hop_2_to_the_remote_routing_address() {
-    use mxtrace_core::diagnose::Scenario;
+    use mxtrace_knowledge::Scenario;
     let p = peers(31, &[(2, Peer::Accept), (3, Peer::Exo)]).await;
     let contoso = zone(
         "contoso.test",
@@ -820,7 +820,7 @@ async fn hybrid_with_tenant_walks_hop_2_to_the_remote_routing_address() {
 
 #[tokio::test]
 async fn hybrid_hop_2_failure_fails_the_trace_with_a_scenario_b_hop_2_diagnosis() {
-    use mxtrace_core::diagnose::Scenario;
+    use mxtrace_knowledge::Scenario;
     let p = peers(32, &[(2, Peer::Accept), (3, Peer::Rcpt550)]).await;
     let contoso = zone(
         "contoso.test",
@@ -852,7 +852,7 @@ async fn hybrid_hop_2_failure_fails_the_trace_with_a_scenario_b_hop_2_diagnosis(
         .report
         .stages
         .iter()
-        .find(|s| s.stage == mxtrace_core::model::Stage::RcptTo)
+        .find(|s| s.stage == mxtrace_proto::model::Stage::RcptTo)
         .unwrap();
     let d = rcpt.diagnosis.as_ref().unwrap();
     assert_eq!((d.scenario, d.hop), (Some(Scenario::B), Some(2)));
@@ -861,7 +861,7 @@ async fn hybrid_hop_2_failure_fails_the_trace_with_a_scenario_b_hop_2_diagnosis(
 
 #[tokio::test]
 async fn named_outbound_scenarios_tag_their_hop() {
-    use mxtrace_core::diagnose::Scenario;
+    use mxtrace_knowledge::Scenario;
     let p = peers(33, &[(2, Peer::Accept)]).await;
     let fabrikam = zone(
         "fabrikam.test",
@@ -910,7 +910,7 @@ fn a_bad_tenant_is_a_usage_error() {
 
 #[tokio::test]
 async fn spf_record_hints_at_the_outbound_scenarios() {
-    use mxtrace_core::diagnose::Scenario;
+    use mxtrace_knowledge::Scenario;
     let p = peers(34, &[(2, Peer::Accept)]).await;
     let contoso = zone(
         "contoso.test",
@@ -941,7 +941,7 @@ async fn spf_record_hints_at_the_outbound_scenarios() {
 }
 
 fn human(r: &TraceReport) -> String {
-    mxtrace_core::report::human::render_trace(r, mxtrace_core::report::human::Style::new(false))
+    mxtrace_render::human::render_trace(r, mxtrace_render::human::Style::new(false))
 }
 
 /// Whether ::1 can be bound here. Without it the IPv6 tests cannot run: they say so, and
@@ -1185,7 +1185,7 @@ async fn mta_sts_enforce_makes_an_unverified_certificate_an_mta_sts_failure() {
     assert_eq!(sts.mode, "enforce");
     assert_eq!(
         sts.source,
-        mxtrace_core::posture::model::PolicySource::Fetched
+        mxtrace_proto::model::posture::PolicySource::Fetched
     );
     // Both fail verification: the hop fails as an MTA-STS failure, not a generic TLS one.
     let r = trace_sts(
@@ -1250,7 +1250,7 @@ async fn mta_sts_cache_is_used_by_trace_and_shown() {
     .await;
     assert_eq!(
         r.hops[0].mta_sts.as_ref().unwrap().source,
-        mxtrace_core::posture::model::PolicySource::Fetched
+        mxtrace_proto::model::posture::PolicySource::Fetched
     );
     // Same id, the policy host now broken: the cached policy is enforced.
     let r = trace_sts(
@@ -1263,7 +1263,7 @@ async fn mta_sts_cache_is_used_by_trace_and_shown() {
     let sts = r.hops[0].mta_sts.as_ref().unwrap();
     assert_eq!(
         sts.source,
-        mxtrace_core::posture::model::PolicySource::Cache
+        mxtrace_proto::model::posture::PolicySource::Cache
     );
     assert!(sts.fetched_at.is_some());
     assert!(r.verdict.passed, "{}", r.verdict.summary);

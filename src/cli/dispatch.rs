@@ -3,9 +3,11 @@
 
 use super::{job, Cli, CliError, Command, Format, LabCommand, LabServeArgs};
 use clap::CommandFactory;
-use mxtrace_core::exit;
-use mxtrace_core::job::{execute, JobReport};
-use mxtrace_core::report::{self, human::Style};
+use mxtrace_core::job::execute;
+use mxtrace_proto::exit;
+use mxtrace_proto::model::JobReport;
+use mxtrace_render as report;
+use mxtrace_render::style::Style;
 use std::io::Write;
 
 pub fn run(cli: &Cli) -> Result<u8, CliError> {
@@ -57,30 +59,31 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
             })
         }
         Command::Headers(args) => {
-            use mxtrace_core::headers::{analyze, read_input, render::render_human};
+            use mxtrace_core::headers::{analyze, read_input};
+            use mxtrace_render::headers::render_human;
             let report = analyze(&args.file.display().to_string(), &read_input(&args.file)?)?;
             output(format, "headers", &report, report.verdict.passed, |style| {
                 render_human(&report, style)
             })
         }
         Command::Dns(args) => {
-            use mxtrace_core::posture::{posture, render::render_human};
+            use mxtrace_core::posture::posture;
+            use mxtrace_render::posture::render_human;
             let report = runtime()?.block_on(posture(&args.to_options()))?;
             output(format, "dns", &report, report.verdict.passed, |style| {
                 render_human(&report, style)
             })
         }
         Command::Demo(args) => {
-            let opts = mxtrace_core::demo::DemoOptions {
+            let opts = crate::cli::demo::DemoOptions {
                 scenario: args.scenario,
                 fault: args.fault,
                 base: args.bind,
             };
-            let report =
-                runtime()?.block_on(mxtrace_core::demo::run(&opts, &super::ClapInterpreter))?;
+            let report = runtime()?.block_on(crate::cli::demo::run(&opts))?;
             write_html(html, || report::html::render_demo(&report))?;
             output(format, "demo", &report, report.passed, |style| {
-                mxtrace_core::demo::render_human(&report, style, args.verbose)
+                report::demo::render_human(&report, style, args.verbose)
             })
         }
         Command::Lab(LabCommand::Serve(args)) => runtime()?.block_on(lab_serve(args, format)),
@@ -93,10 +96,10 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
             )?;
             let text = match format {
                 Format::Human => {
-                    mxtrace_core::explain::render_human(&reply, stage, &e, report::use_color())
+                    report::explain::render_human(&reply, stage, &e, report::use_color())
                 }
                 // --format nagios was refused above for every command but the checks.
-                Format::Json | Format::Nagios => mxtrace_core::explain::render_json(&e)?,
+                Format::Json | Format::Nagios => report::explain::render_json(&e)?,
             };
             emit(text.as_bytes())?;
             Ok(exit::PASS)
@@ -204,7 +207,7 @@ fn emit_nagios(r: &report::nagios::Rendered) -> Result<u8, CliError> {
 /// `lab serve`: start, describe, wait for Ctrl-C or SIGTERM (the one wait without a deadline:
 /// serving until told to stop is the point), stop cleanly.
 async fn lab_serve(args: &LabServeArgs, format: Format) -> Result<u8, CliError> {
-    use mxtrace_core::lab::{Lab, LabOptions};
+    use mxtrace_lab::{Lab, LabOptions};
     let opts = LabOptions {
         base: args.bind,
         port: args.port,

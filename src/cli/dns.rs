@@ -3,9 +3,9 @@
 
 use super::{duration, HumanDuration};
 use clap::Args;
-use mxtrace_core::dns::ResolverChoice;
 use mxtrace_core::posture::PostureOptions;
-use mxtrace_core::spec::{self, parse_resolver};
+use mxtrace_net::dns::ResolverChoice;
+use mxtrace_proto::spec::{self, parse_resolver};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 

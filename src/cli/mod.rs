@@ -2,6 +2,7 @@
 //! `SessionSpec` and jobs. Binary-only: the engine (the `mxtrace` library) does not know clap.
 //! Anything the user typed wrong is a usage error (exit 2); `CliError::exit_code` decides.
 
+pub mod demo;
 pub mod dispatch;
 pub mod dns;
 pub mod headers;
@@ -10,15 +11,16 @@ pub mod nagios;
 pub mod serve;
 pub mod sweep;
 
+use crate::cli::demo::DemoError;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mxtrace_core::demo::DemoError;
-use mxtrace_core::diagnose::{PathContext, Scenario};
 use mxtrace_core::job::Job;
-use mxtrace_core::lab::{LabFault, FAULTS};
+use mxtrace_core::probe::ProbeOptions;
 use mxtrace_core::run::RunError;
 use mxtrace_core::scenario_file::{FileError, PrepareError};
-use mxtrace_core::spec::{self, SessionSpec, SpecError, TargetError, ValueError};
 use mxtrace_core::trace::{TraceError, TraceOptions};
+use mxtrace_lab::{LabFault, FAULTS};
+use mxtrace_proto::model::{PathContext, Scenario};
+use mxtrace_proto::spec::{self, SessionSpec, SpecError, TargetError, ValueError};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -192,8 +194,8 @@ pub struct DiffArgs {
     pub after: PathBuf,
     /// A stage slower by more than this is a regression (faster: an improvement): a
     /// percentage of the earlier time (changes under 10 ms are ignored) or a duration.
-    #[arg(long, value_name = "PERCENT|DURATION", default_value = "100%", value_parser = mxtrace_core::diff::parse_threshold)]
-    pub latency_threshold: mxtrace_core::diff::Threshold,
+    #[arg(long, value_name = "PERCENT|DURATION", default_value = "100%", value_parser = mxtrace_proto::spec::parse_threshold)]
+    pub latency_threshold: mxtrace_proto::model::diff::Threshold,
     #[command(flatten)]
     pub html: HtmlArgs,
 }
@@ -244,7 +246,7 @@ pub struct DemoArgs {
     #[arg(long, short)]
     pub verbose: bool,
     /// First of the lab's four consecutive loopback addresses (127.0.0.0/8 only).
-    #[arg(long, value_name = "IP", default_value_t = mxtrace_core::lab::DEFAULT_BASE)]
+    #[arg(long, value_name = "IP", default_value_t = mxtrace_lab::DEFAULT_BASE)]
     pub bind: std::net::Ipv4Addr,
     #[command(flatten)]
     pub html: HtmlArgs,
@@ -264,7 +266,7 @@ pub struct LabServeArgs {
     #[arg(long, value_name = "NAME", value_parser = fault_parser())]
     pub fault: Vec<LabFault>,
     /// First of the lab's four consecutive loopback addresses (127.0.0.0/8 only).
-    #[arg(long, value_name = "IP", default_value_t = mxtrace_core::lab::DEFAULT_BASE)]
+    #[arg(long, value_name = "IP", default_value_t = mxtrace_lab::DEFAULT_BASE)]
     pub bind: std::net::Ipv4Addr,
     /// The port of every endpoint (DNS too); default: one free on all of them.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -568,10 +570,10 @@ impl SessionArgs {
 
 impl ProbeArgs {
     /// Validates the flags and builds the probe options (target, session, path context).
-    pub fn to_options(&self) -> Result<spec::ProbeOptions, CliError> {
+    pub fn to_options(&self) -> Result<ProbeOptions, CliError> {
         let session = self.session.spec();
         let (host, port) = spec::parse_target(&self.target, session.default_port())?;
-        let mut opts = session.probe_options(host, port)?;
+        let mut opts = ProbeOptions::from_spec(&session, host, port)?;
         opts.ctx = self.path_context()?;
         Ok(opts)
     }
@@ -621,16 +623,6 @@ pub fn job(command: &Command) -> Result<Option<Job>, CliError> {
         Command::Trace(a) => Some(Job::Trace(Box::new(a.to_options()?))),
         _ => None,
     })
-}
-
-/// The demo's command lines, parsed as typed.
-pub struct ClapInterpreter;
-
-impl mxtrace_core::demo::Interpreter for ClapInterpreter {
-    fn job(&self, argv: &[String]) -> Result<Job, mxtrace_core::demo::InterpreterError> {
-        let cli = Cli::try_parse_from(argv)?;
-        Ok(job(&cli.command)?.ok_or("not a trace or probe")?)
-    }
 }
 
 /// Everything a command can fail with; the exit code is chosen here, from the type.
@@ -689,7 +681,7 @@ pub enum CliError {
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
-        use mxtrace_core::exit::{INTERNAL, USAGE};
+        use mxtrace_proto::exit::{INTERNAL, USAGE};
         match self {
             CliError::Demo(DemoError::FaultNotPlayed { .. }) => USAGE,
             CliError::Demo(_) | CliError::Io { .. } | CliError::Json(_) => INTERNAL,
@@ -700,7 +692,7 @@ impl CliError {
 
     /// Internal errors are labelled as such.
     pub fn is_internal(&self) -> bool {
-        self.exit_code() == mxtrace_core::exit::INTERNAL
+        self.exit_code() == mxtrace_proto::exit::INTERNAL
     }
 }
 
@@ -721,7 +713,7 @@ mod tests {
         }
         for v in CliVerify::value_variants() {
             assert!(
-                engine::<mxtrace_core::tls::VerifyMode>(*v).is_some(),
+                engine::<mxtrace_net::tls::VerifyMode>(*v).is_some(),
                 "{v:?}"
             );
         }

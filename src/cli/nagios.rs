@@ -4,7 +4,7 @@
 
 use super::{Cli, CliError, Command, Format};
 use clap::{Args, Parser};
-use mxtrace_core::report::nagios::{self, parse_days, Limit, Thresholds};
+use mxtrace_render::nagios::{self, parse_days, Limit, Thresholds};
 
 const HEADING: &str = "Monitoring (--format nagios)";
 

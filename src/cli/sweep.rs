@@ -6,9 +6,9 @@ use super::{scenario_letter, CliError, SessionArgs};
 use clap::builder::TypedValueParser;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mxtrace_core::diagnose::Scenario;
-use mxtrace_core::report;
 use mxtrace_core::sweep::{self, Record, Shard, Summary, SweepError, SweepOptions};
+use mxtrace_knowledge::Scenario;
+use mxtrace_render as report;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -160,7 +160,7 @@ pub fn run(args: &SweepArgs) -> Result<u8, CliError> {
         // `| head`: the reader has gone, so the rest of the sweep has no one to go to. Not an
         // internal error, and not a pass: the sweep did not finish.
         Err(SweepError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            return Ok(mxtrace_core::exit::FAIL)
+            return Ok(mxtrace_proto::exit::FAIL)
         }
         Err(e) => return Err(e.into()),
     };

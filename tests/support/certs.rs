@@ -1,4 +1,4 @@
-//! The tests' PKI is the lab's (`mxtrace_core::lab::pki::LabPki`): this adds the leaf kinds by the
+//! The tests' PKI is the lab's (`mxtrace_lab::pki::LabPki`): this adds the leaf kinds by the
 //! name the client connects with, rustls client configs, and a temp directory for the PEM files
 //! the mxtrace binary reads (CA bundle, client certificate and key), removed on drop.
 #![allow(dead_code)]
@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use mxtrace_core::lab::pki::LabPki;
-pub use mxtrace_core::lab::pki::{CertValidity, Identity, CA_NAME, WRONG_NAME};
+use mxtrace_lab::pki::LabPki;
+pub use mxtrace_lab::pki::{CertValidity, Identity, CA_NAME, WRONG_NAME};
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::CertificateDer;

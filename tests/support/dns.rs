@@ -1,10 +1,10 @@
-//! The tests' DNS server: a thin wrapper over the lab's (`mxtrace_core::lab::dns`, one simulator for
+//! The tests' DNS server: a thin wrapper over the lab's (`mxtrace_lab::dns`, one simulator for
 //! the product and the tests) on 127.0.0.1, keeping the API the test files use. Self-contained
 //! so a test file can include it with `#[path]`.
 
 #![allow(dead_code)]
 
-use mxtrace_core::lab::dns::{DnsServer, SilentDns as LabSilentDns};
+use mxtrace_lab::dns::{DnsServer, SilentDns as LabSilentDns};
 use std::net::SocketAddr;
 
 const LOCAL: &str = "127.0.0.1:0";

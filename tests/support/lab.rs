@@ -1,9 +1,9 @@
-//! A hermetic lab for the scenario files, built from the product lab (`mxtrace_core::lab`, one
+//! A hermetic lab for the scenario files, built from the product lab (`mxtrace_lab`, one
 //! simulator for the product and the tests): its DNS server (through `dns.rs`) answering for
 //! contoso.com, fabrikam.com, the tenant domain and EOP names, and its SMTP role servers
-//! (`mxtrace_core::lab::smtp::RoleServer`: EOP front end, on-premises Exchange, third-party Postfix,
+//! (`mxtrace_lab::smtp::RoleServer`: EOP front end, on-premises Exchange, third-party Postfix,
 //! with the replies those systems give) on 127.0.N.x, with certificates from the lab CA
-//! (`mxtrace_core::lab::pki::LabPki`, its PEM written to a temp file for `--tls-ca-file`).
+//! (`mxtrace_lab::pki::LabPki`, its PEM written to a temp file for `--tls-ca-file`).
 //! Everything on 127.0.0.0/8; no name is ever asked of the system resolver (the binary gets
 //! `--resolver`). Include with
 //! `#[path = "support/dns.rs"] mod dns_support; #[path = "support/lab.rs"] mod lab; mod support;`
@@ -11,9 +11,9 @@
 
 use crate::dns_support::TestDns;
 use crate::support::bin::{mxtrace, Run};
-use mxtrace_core::lab::pki::{CertValidity, LabPki};
-use mxtrace_core::lab::smtp::{Role, RoleConfig, RoleServer, RunningServer, SessionRecord};
-use mxtrace_core::lab::topology::EOP_FRONT_END;
+use mxtrace_lab::pki::{CertValidity, LabPki};
+use mxtrace_lab::smtp::{Role, RoleConfig, RoleServer, RunningServer, SessionRecord};
+use mxtrace_lab::topology::EOP_FRONT_END;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

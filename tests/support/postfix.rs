@@ -28,9 +28,9 @@ const TLS_NAME: &str = "mx.contoso.test";
 /// `ca.pem`, `server.pem` (leaf + CA) and `server.key` in a directory beside the lab's (which
 /// lab.sh wants empty), for lab.sh to copy.
 fn write_certs(dir: &Path) -> (PathBuf, String) {
-    let pki = mxtrace_core::lab::pki::LabPki::new().expect("lab CA");
+    let pki = mxtrace_lab::pki::LabPki::new().expect("lab CA");
     let (chain, key) = pki
-        .server_identity_pem(&[TLS_NAME], mxtrace_core::lab::pki::CertValidity::Valid)
+        .server_identity_pem(&[TLS_NAME], mxtrace_lab::pki::CertValidity::Valid)
         .expect("Postfix certificate");
     let certs = dir.with_extension("certs");
     std::fs::create_dir_all(&certs).expect("certificate dir");

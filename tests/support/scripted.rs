@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mxtrace_core::smtp::line::{take_line, trim_eol, LineTooLong};
+use mxtrace_proto::smtp::line::{take_line, trim_eol, LineTooLong};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
@@ -773,7 +773,7 @@ fn subject_of(der: &[u8]) -> String {
 /// A 127.0.0.1 address where nothing listens: connecting is refused. (Bound then released;
 /// another process could in theory take the port in between.)
 pub fn refused_addr() -> SocketAddr {
-    mxtrace_core::lab::smtp::refused_listener_addr(Ipv4Addr::LOCALHOST).expect("bind 127.0.0.1:0")
+    mxtrace_lab::smtp::refused_listener_addr(Ipv4Addr::LOCALHOST).expect("bind 127.0.0.1:0")
 }
 
 /// A 127.0.0.1 address where a TCP connect hangs (SYN dropped) until the client gives up: the
@@ -781,7 +781,7 @@ pub fn refused_addr() -> SocketAddr {
 pub struct Blackhole {
     /// The address whose connects hang.
     pub addr: SocketAddr,
-    _hole: mxtrace_core::lab::smtp::Blackhole,
+    _hole: mxtrace_lab::smtp::Blackhole,
 }
 
 /// Creates a `Blackhole` (the lab checks that a connect really hangs); panics if this kernel
@@ -794,7 +794,7 @@ pub fn blackhole() -> Blackhole {
             .enable_all()
             .build()
             .expect("scratch runtime");
-        rt.block_on(mxtrace_core::lab::smtp::Blackhole::new(Ipv4Addr::LOCALHOST))
+        rt.block_on(mxtrace_lab::smtp::Blackhole::new(Ipv4Addr::LOCALHOST))
     })
     .join()
     .expect("blackhole thread")

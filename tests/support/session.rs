@@ -2,10 +2,10 @@
 //! endpoint named `NAME` on the scripted server's address, a Postfix-like greeting, QUIT.
 
 use super::scripted::{ehlo_reply, line, Step};
-use mxtrace_core::diagnose::PathContext;
-use mxtrace_core::model::{ProbeReport, Stage, StageRecord};
 use mxtrace_core::probe::{self, ProbeOptions, StartTls};
-use mxtrace_core::tls::{TlsOptions, VerifyMode};
+use mxtrace_knowledge::PathContext;
+use mxtrace_net::tls::{TlsOptions, VerifyMode};
+use mxtrace_proto::model::{ProbeReport, Stage, StageRecord};
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -4,212 +4,13 @@
 //! plus `run`'s expectations keyed by id. Each change is a regression (exit 1), an improvement
 //! or a plain change.
 
-use crate::model::{Document, ExpectationResult, Outcome, ProbeReport, Stage, StageRecord};
-use crate::model::{TlsReport, TraceReport};
-use serde::Serialize;
+use mxtrace_proto::model::diff::{
+    Change, DiffReport, DiffSummary, DiffVerdict, DocInfo, Kind, Threshold, EXPIRY_WARNING_DAYS,
+};
+use mxtrace_proto::model::{Document, ExpectationResult, Outcome, ProbeReport, StageRecord};
+use mxtrace_proto::model::{Stage, TlsReport};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::time::Duration;
-
-/// A certificate with fewer days left than this is about to expire (a renewal that did not
-/// happen, the usual cause of a connector's certificate expiring).
-pub const EXPIRY_WARNING_DAYS: i64 = 14;
-
-/// Latency changes smaller than this are timer noise, whatever the percentage.
-const NOISE_MS: f64 = 10.0;
-
-/// When a slower stage counts.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Threshold {
-    /// Slower by more than this percentage of the earlier time (and by at least 10 ms).
-    Percent(f64),
-    /// Slower by more than this.
-    Absolute(Duration),
-}
-
-impl std::fmt::Display for Threshold {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Threshold::Percent(p) => write!(f, "{p}%"),
-            Threshold::Absolute(d) => write!(f, "{}", humantime::format_duration(*d)),
-        }
-    }
-}
-
-impl Serialize for Threshold {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-/// `50%` or a duration (`200ms`).
-pub fn parse_threshold(s: &str) -> Result<Threshold, String> {
-    let s = s.trim();
-    if let Some(p) = s.strip_suffix('%') {
-        return match p.trim().parse::<f64>() {
-            Ok(v) if v.is_finite() && v > 0.0 => Ok(Threshold::Percent(v)),
-            _ => Err(format!("{s:?}: expected a positive percentage such as 50%")),
-        };
-    }
-    crate::spec::parse_duration(s)
-        .map(Threshold::Absolute)
-        .map_err(|e| e.to_string())
-}
-
-impl Threshold {
-    /// Whether going from `before` to `after` ms crosses the threshold.
-    fn exceeded(self, before: f64, after: f64) -> bool {
-        let grew = after - before;
-        match self {
-            Threshold::Percent(p) => grew >= NOISE_MS && grew > before * p / 100.0,
-            Threshold::Absolute(d) => grew > d.as_secs_f64() * 1000.0,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Regression,
-    Improvement,
-    Change,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Regression => "regression",
-            Kind::Improvement => "improvement",
-            Kind::Change => "change",
-        }
-    }
-}
-
-/// One difference between the two results.
-#[derive(Debug, Clone, Serialize)]
-pub struct Change {
-    pub kind: Kind,
-    /// `reachability`, `tls_version`, `tls_verified`, `tls_cipher`, `certificate`,
-    /// `certificate_expiry`, `capability`, `reply`, `latency`, `verdict`, `probe_set`,
-    /// `expectation`.
-    pub what: &'static str,
-    /// The hop: its name in a `run`, `hop N DOMAIN` in a `trace`, empty for a `probe`.
-    pub hop: String,
-    /// `host ip:port`, or the expectation id.
-    pub subject: String,
-    pub stage: Option<Stage>,
-    pub before: Option<String>,
-    pub after: Option<String>,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct DiffSummary {
-    pub regressions: usize,
-    pub improvements: usize,
-    pub changes: usize,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct DiffVerdict {
-    /// True when there is no regression (exit 0).
-    pub passed: bool,
-    pub summary: String,
-}
-
-/// `diff --json` (after `command` and `version`).
-#[derive(Debug, Clone, Serialize)]
-pub struct DiffReport {
-    pub before: DocInfo,
-    pub after: DocInfo,
-    pub latency_threshold: Threshold,
-    pub findings: Vec<Change>,
-    pub summary: DiffSummary,
-    pub verdict: DiffVerdict,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct DocInfo {
-    pub file: String,
-    /// `run`, `probe` or `trace`.
-    pub command: String,
-    pub started_at: Option<String>,
-}
-
-/// Reads one result file: a usage error naming the file when it is not a result this version
-/// reads.
-pub fn read(path: &Path) -> Result<Document, DiffError> {
-    Ok(Document::read(path)?)
-}
-
-/// Every probe of a result as `diff` matches them: (hop label, `host ip:port`, report). The
-/// HTML report shows the two results side by side in these terms.
-pub fn labelled_probes(doc: &Document) -> Vec<(String, String, &ProbeReport)> {
-    normalize(doc)
-        .probes
-        .into_iter()
-        .map(|r| (r.hop, r.subject, r.report))
-        .collect()
-}
-
-/// One probe of a result, keyed for matching.
-struct Rec<'a> {
-    hop: String,
-    subject: String,
-    report: &'a ProbeReport,
-}
-
-/// A result normalized for comparison.
-struct Doc<'a> {
-    probes: Vec<Rec<'a>>,
-    expectations: Vec<&'a ExpectationResult>,
-}
-
-fn probe_rec(hop: String, report: &ProbeReport) -> Rec<'_> {
-    let t = &report.target;
-    Rec {
-        hop,
-        subject: format!("{} {}:{}", t.host, t.ip.as_deref().unwrap_or("-"), t.port),
-        report,
-    }
-}
-
-/// A trace's probes; in a `run` every one is labelled with the hop's name.
-fn trace_recs<'a>(out: &mut Vec<Rec<'a>>, hop_name: Option<&str>, trace: &'a TraceReport) {
-    for h in &trace.hops {
-        let hop = match hop_name {
-            Some(name) => name.to_string(),
-            None => format!("hop {} {}", h.hop, h.domain),
-        };
-        for p in &h.probes {
-            out.push(probe_rec(hop.clone(), &p.report));
-        }
-    }
-}
-
-fn normalize(doc: &Document) -> Doc<'_> {
-    let mut probes = Vec::new();
-    let mut expectations = Vec::new();
-    match doc {
-        Document::Probe(p) => probes.push(probe_rec(String::new(), p)),
-        Document::Trace(t) => trace_recs(&mut probes, None, t),
-        Document::Run(r) => {
-            for h in &r.hops {
-                match &h.result {
-                    crate::model::HopData::Probes(list) => {
-                        probes.extend(list.iter().map(|p| probe_rec(h.name.clone(), p)));
-                    }
-                    crate::model::HopData::Trace(t) => trace_recs(&mut probes, Some(&h.name), t),
-                }
-                expectations.extend(h.expectations.iter());
-            }
-        }
-    }
-    Doc {
-        probes,
-        expectations,
-    }
-}
 
 /// Inputs `diff` cannot compare (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -217,7 +18,7 @@ fn normalize(doc: &Document) -> Doc<'_> {
 pub enum DiffError {
     /// Not a result file, or of an unknown schema (the error names the file).
     #[error(transparent)]
-    Read(#[from] crate::model::DocumentError),
+    Read(#[from] mxtrace_proto::model::DocumentError),
     #[error(
         "{} is a {before} result and {} a {after} result: compare results of the same command",
         before_file.display(),
@@ -229,6 +30,12 @@ pub enum DiffError {
         after_file: std::path::PathBuf,
         after: &'static str,
     },
+}
+
+/// Reads one result file: a usage error naming the file when it is not a result this version
+/// reads.
+pub fn read(path: &Path) -> Result<Document, DiffError> {
+    Ok(Document::read(path)?)
 }
 
 /// Compares two results already read.
@@ -247,7 +54,10 @@ pub fn diff(
             after: after.command(),
         });
     }
-    let (b, a) = (normalize(before), normalize(after));
+    let (b, a) = (
+        mxtrace_proto::model::diff::normalize(before),
+        mxtrace_proto::model::diff::normalize(after),
+    );
     let mut findings = Vec::new();
     compare_probe_sets(&mut findings, &b.probes, &a.probes, threshold);
     compare_expectations(&mut findings, &b.expectations, &a.expectations);
@@ -299,20 +109,27 @@ fn report(
 }
 
 /// Probes matched by (hop, subject); one on a single side means the walk took another path.
-fn compare_probe_sets(out: &mut Vec<Change>, before: &[Rec<'_>], after: &[Rec<'_>], t: Threshold) {
-    let key = |r: &Rec<'_>| (r.hop.clone(), r.subject.clone());
-    let after_by: HashMap<(String, String), &Rec<'_>> = after.iter().map(|r| (key(r), r)).collect();
+fn compare_probe_sets(
+    out: &mut Vec<Change>,
+    before: &[mxtrace_proto::model::diff::Rec<'_>],
+    after: &[mxtrace_proto::model::diff::Rec<'_>],
+    t: Threshold,
+) {
+    let key = |r: &mxtrace_proto::model::diff::Rec<'_>| (r.hop.clone(), r.subject.clone());
+    let after_by: HashMap<(String, String), &mxtrace_proto::model::diff::Rec<'_>> =
+        after.iter().map(|r| (key(r), r)).collect();
     let before_keys: HashSet<(String, String)> = before.iter().map(key).collect();
-    let moved = |r: &Rec<'_>, was: &str, now: &str, message: &str| Change {
-        kind: Kind::Change,
-        what: "probe_set",
-        hop: r.hop.clone(),
-        subject: r.subject.clone(),
-        stage: None,
-        before: Some(was.into()),
-        after: Some(now.into()),
-        message: message.into(),
-    };
+    let moved =
+        |r: &mxtrace_proto::model::diff::Rec<'_>, was: &str, now: &str, message: &str| Change {
+            kind: Kind::Change,
+            what: "probe_set",
+            hop: r.hop.clone(),
+            subject: r.subject.clone(),
+            stage: None,
+            before: Some(was.into()),
+            after: Some(now.into()),
+            message: message.into(),
+        };
     for rb in before {
         match after_by.get(&key(rb)) {
             Some(ra) => compare_probe(out, rb, ra.report, t),
@@ -390,7 +207,7 @@ fn compare_expectations(
 
 /// Changes about one probe, pushed with its hop and subject.
 struct Out<'a> {
-    rec: &'a Rec<'a>,
+    rec: &'a mxtrace_proto::model::diff::Rec<'a>,
     findings: &'a mut Vec<Change>,
 }
 
@@ -442,7 +259,12 @@ fn stage_text(s: &StageRecord) -> String {
     out
 }
 
-fn compare_probe(findings: &mut Vec<Change>, rec: &Rec<'_>, a: &ProbeReport, t: Threshold) {
+fn compare_probe(
+    findings: &mut Vec<Change>,
+    rec: &mxtrace_proto::model::diff::Rec<'_>,
+    a: &ProbeReport,
+    t: Threshold,
+) {
     let b = rec.report;
     let mut out = Out { rec, findings };
     let start = out.findings.len();
@@ -632,7 +454,11 @@ fn compare_verified(out: &mut Out<'_>, b: &TlsReport, a: &TlsReport) {
 }
 
 /// The server's certificate: replaced, expired, about to expire or renewed.
-fn compare_leaf(out: &mut Out<'_>, lb: &crate::model::CertInfo, la: &crate::model::CertInfo) {
+fn compare_leaf(
+    out: &mut Out<'_>,
+    lb: &mxtrace_proto::model::CertInfo,
+    la: &mxtrace_proto::model::CertInfo,
+) {
     let (na, nb) = (&la.not_after, &lb.not_after);
     if lb.sha256 != la.sha256 {
         let message = format!(
@@ -669,7 +495,7 @@ fn short(fp: &str) -> String {
 }
 
 /// Keyword name -> the line as advertised.
-fn keywords(c: &crate::smtp::ehlo::Capabilities) -> Vec<(String, String)> {
+fn keywords(c: &mxtrace_proto::smtp::ehlo::Capabilities) -> Vec<(String, String)> {
     c.keywords
         .iter()
         .map(|k| {
@@ -683,8 +509,8 @@ fn keywords(c: &crate::smtp::ehlo::Capabilities) -> Vec<(String, String)> {
 /// improvement.
 fn compare_capabilities(
     out: &mut Out<'_>,
-    b: &Option<crate::smtp::ehlo::Capabilities>,
-    a: &Option<crate::smtp::ehlo::Capabilities>,
+    b: &Option<mxtrace_proto::smtp::ehlo::Capabilities>,
+    a: &Option<mxtrace_proto::smtp::ehlo::Capabilities>,
     stage: Stage,
 ) {
     let (Some(b), Some(a)) = (b, a) else {
@@ -791,24 +617,6 @@ fn compare_latency(out: &mut Out<'_>, sb: &StageRecord, sa: &StageRecord, t: Thr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn thresholds() {
-        assert_eq!(parse_threshold("50%"), Ok(Threshold::Percent(50.0)));
-        assert_eq!(
-            parse_threshold("200ms"),
-            Ok(Threshold::Absolute(Duration::from_millis(200)))
-        );
-        assert!(parse_threshold("-5%").is_err());
-        assert!(parse_threshold("fast").is_err());
-        let p = Threshold::Percent(50.0);
-        assert!(p.exceeded(100.0, 151.0));
-        assert!(!p.exceeded(100.0, 149.0));
-        assert!(!p.exceeded(1.0, 5.0), "under 10 ms is noise");
-        let a = Threshold::Absolute(Duration::from_millis(200));
-        assert!(a.exceeded(100.0, 301.0));
-        assert!(!a.exceeded(100.0, 299.0));
-    }
 
     #[test]
     fn tls_versions_rank() {

@@ -1,15 +1,10 @@
 //! `mxtrace explain "REPLY" [--stage STAGE] [--peer PEER]`: classify a pasted reply offline. The CLI layer
 //! parses flags and calls these; nothing here touches the network or the terminal.
 
-use crate::diagnose::{explain_reply, fit_next_steps, Class, Explanation, Peer};
-use crate::model::Stage;
-use crate::smtp::reply::{Reply, ReplyError};
+use mxtrace_knowledge::{explain_reply, fit_next_steps, Explanation, Peer};
+use mxtrace_proto::model::Stage;
+use mxtrace_proto::smtp::reply::{Reply, ReplyError};
 use std::fmt;
-
-/// The short stage names admins use (`explain --stage`, see its help).
-pub const SHORT_STAGE_NAMES: [&str; 10] = [
-    "connect", "banner", "ehlo", "helo", "starttls", "auth", "mail", "rcpt", "data", "eod",
-];
 
 /// Why the input to `explain` is unusable (exit code 2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +26,7 @@ impl fmt::Display for ExplainInputError {
                     f,
                     "unknown stage {:?}: use one of {} (or the JSON names {})",
                     truncate(s),
-                    SHORT_STAGE_NAMES.join(", "),
+                    Stage::SHORT_NAMES.join(", "),
                     json.join(", ")
                 )
             }
@@ -75,77 +70,6 @@ pub fn explain_text(
     Ok((parsed, stage, explanation))
 }
 
-const BOLD: &str = "\x1b[1m";
-const RED: &str = "\x1b[31m";
-const GREEN: &str = "\x1b[32m";
-const YELLOW: &str = "\x1b[33m";
-const RESET: &str = "\x1b[0m";
-
-/// Concise human output: codes, class, category and layer on one line, then cause and
-/// numbered next steps.
-pub fn render_human(reply: &Reply, stage: Option<Stage>, e: &Explanation, color: bool) -> String {
-    let paint = |code: &str, s: &str| {
-        if color {
-            format!("{code}{s}{RESET}")
-        } else {
-            s.to_string()
-        }
-    };
-    let class_color = match e.class {
-        Class::Success => GREEN,
-        Class::Transient => YELLOW,
-        Class::Permanent => RED,
-    };
-    let mut codes = reply.code.to_string();
-    if let Some(en) = reply.enhanced {
-        codes.push(' ');
-        codes.push_str(&en.to_string());
-    }
-    let mut out = String::new();
-    out.push_str(&format!(
-        "{}  {}  {}  layer {}",
-        paint(BOLD, &codes),
-        paint(class_color, class_name(e.class)),
-        paint(BOLD, &json_name(&e.category)),
-        json_name(&e.layer),
-    ));
-    if let Some(s) = stage {
-        out.push_str(&format!("  (at {s})"));
-    }
-    out.push('\n');
-    out.push_str(&format!("{} {}\n", paint(BOLD, "cause:"), e.cause));
-    if !e.next_steps.is_empty() {
-        out.push_str(&format!("{}\n", paint(BOLD, "next steps:")));
-        for (i, step) in e.next_steps.iter().enumerate() {
-            out.push_str(&format!("  {}. {step}\n", i + 1));
-        }
-    }
-    out
-}
-
-/// `explain --json`: `schema_version`, then exactly
-/// `{ "class", "category", "layer", "cause", "next_steps" }` in that order (the struct's),
-/// pretty-printed with a final newline.
-pub fn render_json(e: &Explanation) -> Result<String, serde_json::Error> {
-    crate::report::json::render_bare(e)
-}
-
-fn class_name(c: Class) -> &'static str {
-    match c {
-        Class::Success => "success",
-        Class::Transient => "transient",
-        Class::Permanent => "permanent",
-    }
-}
-
-/// The serde name of a unit enum variant (the names the JSON output uses).
-fn json_name<T: serde::Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
-}
-
 fn truncate(s: &str) -> String {
     s.chars().take(40).collect()
 }
@@ -153,7 +77,7 @@ fn truncate(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnose::{Category, Layer};
+    use mxtrace_knowledge::{Category, Layer};
 
     #[test]
     fn explains_with_and_without_stage() {
@@ -169,7 +93,7 @@ mod tests {
         .unwrap();
         assert_eq!(s, None);
         assert_eq!(e.category, Category::TlsRequired);
-        for name in SHORT_STAGE_NAMES {
+        for name in Stage::SHORT_NAMES {
             assert!(explain_text("250 ok", Some(name), None).is_ok(), "{name}");
         }
         for st in Stage::ALL {
@@ -184,7 +108,7 @@ mod tests {
     fn input_errors_say_what_is_accepted() {
         let err = explain_text("250 ok", Some("bogus"), None).unwrap_err();
         let msg = err.to_string();
-        for name in SHORT_STAGE_NAMES
+        for name in Stage::SHORT_NAMES
             .iter()
             .chain(["rcpt_to", "end_of_data"].iter())
         {
@@ -203,7 +127,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let obj = v.as_object().unwrap();
         assert_eq!(obj.len(), 6);
-        assert_eq!(v["schema_version"], crate::model::SCHEMA_VERSION);
+        assert_eq!(v["schema_version"], mxtrace_proto::model::SCHEMA_VERSION);
         // The documented order, as printed.
         let at = |k: &str| text.find(&format!("\"{k}\"")).unwrap();
         assert!(at("schema_version") < at("class"));

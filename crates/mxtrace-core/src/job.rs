@@ -1,10 +1,11 @@
 //! One check as every front end runs it (the command line, the demo, the tests): a probe of
 //! one endpoint or a trace of a domain, its options already resolved from a `SessionSpec`.
 
-use crate::model::{ProbeReport, TraceReport};
-use crate::spec::ProbeOptions;
+use crate::limits::Limits;
+use crate::probe::ProbeOptions;
 use crate::trace::{TraceError, TraceOptions};
-use serde::Serialize;
+use mxtrace_proto::model::JobReport;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub enum Job {
@@ -12,28 +13,14 @@ pub enum Job {
     Trace(Box<TraceOptions>),
 }
 
-/// The report of a job, serialized as the report itself.
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
-pub enum JobReport {
-    Trace(Box<TraceReport>),
-    Probe(Box<ProbeReport>),
-}
-
-impl JobReport {
-    pub fn passed(&self) -> bool {
-        match self {
-            JobReport::Trace(t) => t.verdict.passed,
-            JobReport::Probe(p) => p.verdict.passed,
+impl Job {
+    /// The job with its sessions held to `limits` (a sweep's per-destination slots).
+    pub fn with_limits(mut self, limits: Arc<Limits>) -> Job {
+        match &mut self {
+            Job::Probe(o) => o.limits = Some(limits),
+            Job::Trace(o) => o.probe.limits = Some(limits),
         }
-    }
-
-    /// The command name in the JSON envelope.
-    pub fn command(&self) -> &'static str {
-        match self {
-            JobReport::Trace(_) => "trace",
-            JobReport::Probe(_) => "probe",
-        }
+        self
     }
 }
 

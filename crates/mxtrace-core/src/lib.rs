@@ -14,26 +14,16 @@
     )
 )]
 
-pub mod date;
-pub mod demo;
-pub mod diagnose;
 pub mod diff;
-pub mod dns;
-pub mod exit;
 pub mod explain;
 pub mod exporter;
 pub mod headers;
 pub mod job;
-pub mod lab;
-pub mod model;
+pub mod limits;
+pub mod mta_sts;
 pub mod posture;
 pub mod probe;
-pub mod report;
 pub mod run;
 pub mod scenario_file;
-pub mod secret;
-pub mod smtp;
-pub mod spec;
 pub mod sweep;
-pub mod tls;
 pub mod trace;

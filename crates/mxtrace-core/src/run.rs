@@ -4,22 +4,23 @@
 //! without AUTH must be refused) and "STARTTLS required" (a plaintext session must be refused).
 //! Neither ever sends DATA.
 
-use crate::diagnose::{self, Category};
-use crate::dns::{Dns, ResolverChoice};
-use crate::job::JobReport;
-use crate::model::{Outcome, ProbeReport, Stage, StageRecord, TraceReport};
 use crate::probe;
+use crate::probe::ProbeOptions;
 use crate::scenario_file::{
     cert_name_matches, glob_match, Expectations, HopSpec, HopTarget, LatencyKey, Prepared,
     ReplyExpect, ScenarioFile, StartTlsExpect,
 };
-use crate::spec::{ProbeOptions, StartTls, ValueError};
 use crate::trace::TraceError;
+use mxtrace_knowledge::Category;
+use mxtrace_net::dns::{Dns, ResolverChoice};
+use mxtrace_proto::model::JobReport;
+use mxtrace_proto::model::{Outcome, ProbeReport, Stage, StageRecord, TraceReport};
+use mxtrace_proto::spec::{StartTls, ValueError};
 use std::net::IpAddr;
 use std::time::SystemTime;
 use tokio::time::Instant;
 
-pub use crate::model::{
+pub use mxtrace_proto::model::{
     CheckReport, ExpectationResult, HopData, HopResult, RunReport, RunSummary, RunVerdict,
 };
 
@@ -146,7 +147,7 @@ async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, RunError> 
         path: spec
             .ctx
             .scenario
-            .map(|s| diagnose::path_label(s, spec.hop).to_string()),
+            .map(|s| mxtrace_proto::model::path_label(s, spec.hop).to_string()),
         kind: kind.to_string(),
         target,
         result: data,
@@ -346,7 +347,7 @@ fn trace_expectations(
     }
 }
 
-fn hop_cause(h: &crate::model::TraceHop) -> Option<String> {
+fn hop_cause(h: &mxtrace_proto::model::TraceHop) -> Option<String> {
     if let Some(e) = &h.error {
         return e.diagnosis.as_ref().map(|d| d.cause.clone());
     }
@@ -964,4 +965,28 @@ fn required_result(id: &str, r: &ProbeReport) -> ExpectationResult {
 
 fn ms(t0: Instant) -> f64 {
     t0.elapsed().as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_does_not_meet_the_walks_own_expectations() {
+        let p: ProbeReport = snapshot(include_str!(
+            "../../../tests/snapshots/json_snapshots__probe_json.snap"
+        ));
+        let e = crate::scenario_file::Expectations {
+            passes: Some(true),
+            mx_matches: Some("*".into()),
+            ..Default::default()
+        };
+        let ex = evaluate(
+            &e,
+            false,
+            &mxtrace_proto::model::JobReport::Probe(Box::new(p)),
+        );
+        let got: Vec<(&str, bool)> = ex.iter().map(|x| (x.id.as_str(), x.passed)).collect();
+        assert_eq!(got, [("mx_matches", false), ("passes", true)]);
+    }
 }

@@ -1,6 +1,6 @@
 //! Scenario files (`mxtrace run FILE.toml`): the hops of a delivery path and what must be true
 //! of each, in TOML. See `scenarios/` for commented examples and README "Scenario files" for
-//! the reference. (A "scenario" alone is one of the delivery scenarios A-D, `diagnose::Scenario`;
+//! the reference. (A "scenario" alone is one of the delivery scenarios A-D, `mxtrace_knowledge::Scenario`;
 //! hence the module's name.)
 //!
 //! Loading is all-or-nothing and happens before anything touches the network: syntax, unknown
@@ -9,14 +9,15 @@
 //! Values are validated while TOML deserializes them, so the parser's span points at the value;
 //! checks that need several keys run afterwards and point at the key they are about.
 
-use crate::diagnose::{self, Category, PathContext, Scenario};
-use crate::model::Stage;
-use crate::smtp::reply::EnhancedCode;
-use crate::spec::{
-    check_domain, parse_scenario, parse_target, path_context, Field, Naming, ProbeOptions,
-    SessionSpec, SpecError, COMMAND_LINE_ONLY,
-};
+use crate::probe::ProbeOptions;
 use crate::trace::TraceOptions;
+use mxtrace_knowledge::{Category, PathContext, Scenario};
+use mxtrace_proto::model::Stage;
+use mxtrace_proto::smtp::reply::EnhancedCode;
+use mxtrace_proto::spec::{
+    check_domain, parse_scenario, parse_target, path_context, Field, Naming, SessionSpec,
+    SpecError, COMMAND_LINE_ONLY,
+};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
@@ -381,7 +382,7 @@ pub fn parse(
 
 /// A `tenant` key (scenario files, exporter modules): the tenant's routing domain.
 pub(crate) fn tenant_key(at: &Locator<'_>, t: &Spanned<String>) -> Result<String, FileError> {
-    diagnose::tenant_routing_domain(t.get_ref()).ok_or_else(|| {
+    mxtrace_knowledge::tenant_routing_domain(t.get_ref()).ok_or_else(|| {
         at.error(
             &t.span(),
             format!(
@@ -610,14 +611,15 @@ fn check_session(s: &HopSettings<'_>, session: &SessionSpec) -> Result<(), FileE
     }
     session.validate(None).map_err(|e| s.spec_error(e))?;
     if session.tls_ca_file.is_some() || session.tls_client_cert.is_some() {
-        let probe = SessionSpec {
+        let spec = SessionSpec {
             auth_user: None,
             ..session.clone()
-        }
-        .probe_options("mxtrace.invalid".to_string(), session.port_or_default())
-        .map_err(|e| s.spec_error(e))?;
-        crate::tls::client_config(&probe.tls).map_err(|e| {
-            use crate::tls::TlsConfigError as E;
+        };
+        let probe =
+            ProbeOptions::from_spec(&spec, "mxtrace.invalid".to_string(), spec.port_or_default())
+                .map_err(|e| s.spec_error(e))?;
+        mxtrace_net::tls::client_config(&probe.tls).map_err(|e| {
+            use mxtrace_net::tls::TlsConfigError as E;
             let field = match &e {
                 E::CaFile { .. } | E::NotCa { .. } | E::NoCaCertificate { .. } => Field::TlsCaFile,
                 E::ClientKey { .. } => Field::TlsClientKey,
@@ -725,10 +727,8 @@ pub fn prepare(hop: &HopSpec) -> Result<Prepared, PrepareError> {
         HopTarget::Hosts(hosts) => {
             let mut list = Vec::new();
             for (host, port) in hosts {
-                let mut o = hop
-                    .session
-                    .probe_options(host.clone(), *port)
-                    .map_err(err)?;
+                let mut o =
+                    ProbeOptions::from_spec(&hop.session, host.clone(), *port).map_err(err)?;
                 o.ctx = hop.ctx;
                 list.push(o);
             }
@@ -813,7 +813,7 @@ from_str_value!(ScenarioLetter(Scenario), |s| parse_scenario(&s)
 
 #[derive(Debug, Clone, Copy)]
 struct Dur(Duration);
-from_str_value!(Dur(Duration), |s| crate::spec::parse_duration(&s)
+from_str_value!(Dur(Duration), |s| mxtrace_proto::spec::parse_duration(&s)
     .map_err(|e| format!("invalid duration {s:?}: {e}")));
 
 #[derive(Debug, Clone)]

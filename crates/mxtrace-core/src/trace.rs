@@ -7,19 +7,20 @@
 //! DNS is looked up first and completely (MX, A/AAAA, PTR and its forward check), then the
 //! probes run; a DNS failure that leaves nothing to probe is the hop's result.
 
-use crate::diagnose::{
+use crate::probe;
+use mxtrace_knowledge::{
     self, Category, Class, Diagnosis, Explanation, Layer, PathContext, Scenario,
 };
-use crate::dns::{Dns, Mx, ResolverChoice};
-use crate::model::{
+use mxtrace_net::dns::{Dns, Mx, ResolverChoice};
+use mxtrace_proto::model::{
     AddressInfo, DnsFailure, DnsReason, MxFlag, MxHost, MxSource, Outcome, ProbeReport, SpfRecord,
     Stage, TraceHop, TraceProbe, TraceReport, Verdict,
 };
-use crate::probe;
 
 mod dane;
-use crate::spec::{check_domain, Family, ProbeOptions, SessionSpec, SpecError, ValueError};
-use crate::tls::TlsConfigError;
+use crate::probe::ProbeOptions;
+use mxtrace_net::tls::TlsConfigError;
+use mxtrace_proto::spec::{check_domain, Family, SessionSpec, SpecError, ValueError};
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
@@ -32,16 +33,11 @@ use tokio::time::Instant;
 
 mod family;
 mod sts;
-pub use family::label as family_label;
 use sts::apply_mta_sts;
-pub use sts::describe as describe_mta_sts;
 
 /// Probes (and DNS lookups) in flight at once with `--all`: enough to cover the address set
 /// Exchange Online publishes for one MX name in one round, few enough not to look like a scan.
 pub const DEFAULT_CONCURRENCY: usize = 8;
-
-/// PTR names checked forward per address: a PTR set is normally one name.
-const MAX_PTR_NAMES: usize = 4;
 
 /// The reply text suffix of Exchange Online front-end server names (`BN8NAM12FT053.mail.
 /// protection.outlook.com`, `DM3NAM03FT051.eop-NAM03.prod.protection.outlook.com`).
@@ -68,7 +64,7 @@ pub struct TraceOptions {
     /// walks the MX of `<tenant>.mail.onmicrosoft.com` as the on-premises server does.
     pub tenant: Option<String>,
     /// The MTA-STS policy fetch (`apply_mta_sts`); its CA file is the probes'.
-    pub mta_sts: crate::posture::mta_sts::FetchOptions,
+    pub mta_sts: crate::mta_sts::FetchOptions,
     /// DNSKEY records (zone-file form) to validate DANE's answers from, instead of the IANA
     /// root keys (`apply_dane`).
     pub dnssec_trust_anchor: Option<std::path::PathBuf>,
@@ -83,7 +79,7 @@ struct HopPlan {
     probe: ProbeOptions,
     /// MX hosts with secure TLSA answers: their usable records (empty: none usable, STARTTLS
     /// still required).
-    dane: std::collections::HashMap<String, Vec<crate::dns::Tlsa>>,
+    dane: std::collections::HashMap<String, Vec<mxtrace_net::dns::Tlsa>>,
 }
 
 /// A configuration the user must fix (exit 2): the resolver, a TLS file.
@@ -91,7 +87,7 @@ struct HopPlan {
 #[non_exhaustive]
 pub enum TraceError {
     #[error(transparent)]
-    Resolver(#[from] crate::dns::SetupError),
+    Resolver(#[from] mxtrace_net::dns::SetupError),
     #[error(transparent)]
     Tls(#[from] TlsConfigError),
 }
@@ -108,12 +104,12 @@ impl TraceOptions {
         let domain = check_domain(domain)?;
         let resolver =
             ResolverChoice::parse(spec.resolver.as_deref()).map_err(|source| SpecError::Value {
-                field: crate::spec::Field::Resolver,
+                field: mxtrace_proto::spec::Field::Resolver,
                 source,
             })?;
-        let probe = spec.probe_options(domain.clone(), spec.port_or_default())?;
+        let probe = ProbeOptions::from_spec(spec, domain.clone(), spec.port_or_default())?;
         if let Some(t) = tenant {
-            if diagnose::tenant_routing_domain(t).is_none() {
+            if mxtrace_knowledge::tenant_routing_domain(t).is_none() {
                 return Err(SpecError::Tenant(ValueError::Tenant {
                     value: t.to_string(),
                 }));
@@ -128,7 +124,7 @@ impl TraceOptions {
             all: spec.all.unwrap_or(false),
             max_mx: spec.max_mx.map(usize::from),
             concurrency: DEFAULT_CONCURRENCY,
-            mta_sts: crate::posture::mta_sts::FetchOptions {
+            mta_sts: crate::mta_sts::FetchOptions {
                 ca_file: probe.tls.ca_file.clone(),
                 ..Default::default()
             },
@@ -142,7 +138,7 @@ pub async fn trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
     let t0 = Instant::now();
     let started_at = SystemTime::now();
     let dns = Dns::new(opts.resolver.clone(), opts.dns_timeout)?;
-    let secure = crate::dns::SecureDns::new(
+    let secure = mxtrace_net::dns::SecureDns::new(
         dns.clone(),
         opts.dns_timeout,
         opts.dnssec_trust_anchor.as_deref(),
@@ -183,7 +179,7 @@ pub async fn trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
     let target = opts
         .tenant
         .as_deref()
-        .and_then(diagnose::tenant_routing_domain);
+        .and_then(mxtrace_knowledge::tenant_routing_domain);
     if let (true, Some(target)) = (hybrid, target) {
         let mut probe = opts.probe.clone();
         probe.rcpts = probe
@@ -257,7 +253,7 @@ async fn spf_record(dns: &Dns, domain: &str) -> Option<SpfRecord> {
     });
     let record = spf.next()?;
     Some(SpfRecord {
-        hints: diagnose::hints_from_spf(&record),
+        hints: mxtrace_knowledge::hints_from_spf(&record),
         multiple: spf.next().is_some(),
         record,
     })
@@ -307,7 +303,7 @@ struct Walking {
 }
 
 async fn walk_hop(
-    (dns, secure): &(Dns, crate::dns::SecureDns),
+    (dns, secure): &(Dns, mxtrace_net::dns::SecureDns),
     opts: &TraceOptions,
     mut plan: HopPlan,
 ) -> Result<TraceHop, TraceError> {
@@ -432,9 +428,9 @@ fn name_scenario(opts: &TraceOptions, plan: &mut HopPlan, w: &mut Walking) {
     if hop_no == 1 || plan.scenario.is_none() {
         let hosts: Vec<String> = hop.mx.iter().map(|m| m.host.clone()).collect();
         let tenant = opts.tenant.as_deref();
-        let detected = diagnose::scenario_for_mx(&hosts, tenant);
+        let detected = mxtrace_knowledge::scenario_for_mx(&hosts, tenant);
         for flag in &detected.flags {
-            if *flag != diagnose::MxSetWarning::NoMx {
+            if *flag != mxtrace_knowledge::MxSetWarning::NoMx {
                 warnings.push(flag.message().to_string());
             }
         }
@@ -518,7 +514,7 @@ async fn resolve_mx_hosts(dns: &Dns, opts: &TraceOptions, w: &mut Walking) -> Ve
         .iter()
         .map(|&(_, ip)| {
             let dns = dns.clone();
-            async move { reverse_check(&dns, ip).await }
+            async move { dns.reverse_check(ip).await }
         })
         .collect();
     let infos = run_bounded(futs, opts.concurrency).await;
@@ -701,49 +697,6 @@ async fn resolve_host(dns: &Dns, host: &str, families: &[Family]) -> HostLookup 
     (addrs, cname, error)
 }
 
-/// Reverse DNS of `ip` and whether a PTR name resolves back to it (FCrDNS).
-pub async fn reverse_check(dns: &Dns, ip: IpAddr) -> AddressInfo {
-    let mut info = AddressInfo {
-        ip: ip.to_string(),
-        ptr: Vec::new(),
-        fcrdns: None,
-        ptr_error: None,
-    };
-    match dns.ptr(ip).await {
-        Ok(names) => {
-            let family = if ip.is_ipv4() { Family::V4 } else { Family::V6 };
-            let mut unknown = false;
-            let mut confirmed = false;
-            for name in names.iter().take(MAX_PTR_NAMES) {
-                match dns.addresses(name, family).await {
-                    Ok(a) if a.addrs.contains(&ip) => {
-                        confirmed = true;
-                        break;
-                    }
-                    Ok(_) => {}
-                    Err(e) if matches!(e.reason, DnsReason::Nxdomain | DnsReason::NoRecords) => {}
-                    Err(_) => unknown = true,
-                }
-            }
-            info.fcrdns = if confirmed {
-                Some(true)
-            } else if unknown {
-                None
-            } else {
-                Some(false)
-            };
-            info.ptr = names;
-        }
-        Err(e) => {
-            if matches!(e.reason, DnsReason::Nxdomain | DnsReason::NoRecords) {
-                info.fcrdns = Some(false);
-            }
-            info.ptr_error = Some(e);
-        }
-    }
-    info
-}
-
 fn probe_options(plan: &HopPlan, host: &str, ip: IpAddr) -> ProbeOptions {
     let mut o = plan.probe.clone();
     o.host = host.to_string();
@@ -751,8 +704,8 @@ fn probe_options(plan: &HopPlan, host: &str, ip: IpAddr) -> ProbeOptions {
     if let Some(records) = plan.dane.get(host) {
         // RFC 7672 2.2: a secure TLSA answer makes TLS mandatory; usable records replace the
         // trust stores (tls::dane) and a mismatch ends the session.
-        o.starttls = crate::spec::StartTls::Require;
-        o.tls.verify = crate::tls::VerifyMode::Strict;
+        o.starttls = mxtrace_proto::spec::StartTls::Require;
+        o.tls.verify = mxtrace_net::tls::VerifyMode::Strict;
         o.tls.dane.clone_from(records);
     }
     o.ctx = PathContext {
@@ -1099,18 +1052,12 @@ where
     let n = jobs.len();
     let sem = Arc::new(Semaphore::new(limit.max(1)));
     let mut set = JoinSet::new();
-    // A sweep's per-destination limits follow the probes into their tasks.
-    let limits = crate::sweep::limits::current();
     for (i, job) in jobs.into_iter().enumerate() {
         let sem = sem.clone();
-        let task = async move {
+        set.spawn(async move {
             let _permit = sem.acquire_owned().await;
             (i, job.await)
-        };
-        match limits.clone() {
-            Some(l) => set.spawn(l.scope(task)),
-            None => set.spawn(task),
-        };
+        });
     }
     let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
     while let Some(res) = set.join_next().await {
@@ -1168,8 +1115,8 @@ mod tests {
 
     #[test]
     fn exo_front_end_names() {
-        use crate::model::*;
-        use crate::smtp::reply::Reply;
+        use mxtrace_proto::model::*;
+        use mxtrace_proto::smtp::reply::Reply;
         let stage = |lines: &[&str]| StageRecord {
             stage: Stage::Banner,
             sent: vec![],

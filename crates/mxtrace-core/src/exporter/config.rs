@@ -19,18 +19,19 @@
 //! ```
 
 use super::allow::Allowlist;
-use crate::diagnose::PathContext;
 use crate::job::Job;
-use crate::job::JobReport;
+use crate::probe::ProbeOptions;
 use crate::run::ExpectationResult;
 use crate::scenario_file::{
     expectations, read_small, take_layer, tenant_key, Expectations, FileError, HopTarget, Layer,
     Locator, RawExpect, StartTlsExpect,
 };
-use crate::spec::{
+use crate::trace::TraceOptions;
+use mxtrace_knowledge::PathContext;
+use mxtrace_proto::model::JobReport;
+use mxtrace_proto::spec::{
     parse_scenario, parse_target, path_context, Field, Naming, SessionSpec, SpecError, TargetError,
 };
-use crate::trace::TraceOptions;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -146,7 +147,7 @@ impl Module {
                 0 => spec.port_or_default(),
                 p => p,
             };
-            let mut o = spec.probe_options(host, port).map_err(err)?;
+            let mut o = ProbeOptions::from_spec(&spec, host, port).map_err(err)?;
             o.ctx = self.ctx;
             return Ok(Job::Probe(Box::new(o)));
         }
@@ -328,11 +329,10 @@ fn module_expect(at: &Locator<'_>, e: &Spanned<RawExpect>) -> Result<Expectation
 /// Every check a probe would make, at load: values, the password (read once, then dropped)
 /// and the TLS files. The error names the setting it is about, when it is one.
 fn check_spec(spec: &SessionSpec) -> Result<(), (Option<Field>, String)> {
-    let o = spec
-        .probe_options("mxtrace.invalid".to_string(), spec.port_or_default())
+    let o = ProbeOptions::from_spec(spec, "mxtrace.invalid".to_string(), spec.port_or_default())
         .map_err(|e| (e.field(), e.describe(Naming::Key)))?;
     if spec.tls_ca_file.is_some() || spec.tls_client_cert.is_some() {
-        crate::tls::client_config(&o.tls).map_err(|e| {
+        mxtrace_net::tls::client_config(&o.tls).map_err(|e| {
             let field = match spec.tls_client_cert {
                 Some(_) => Field::TlsClientCert,
                 None => Field::TlsCaFile,
@@ -365,7 +365,7 @@ struct RawModule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::StartTls;
+    use mxtrace_proto::spec::StartTls;
 
     fn load(text: &str) -> Result<ExporterConfig, FileError> {
         parse(text, Path::new("exp.toml"), Path::new("/etc/mxtrace"))

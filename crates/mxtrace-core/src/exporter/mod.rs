@@ -4,4 +4,3 @@
 
 pub mod allow;
 pub mod config;
-pub mod metrics;

@@ -3,7 +3,7 @@
 //! DKIM-Signature (RFC 6376 section 3.5). Read tolerantly: Microsoft 365 omits the authserv-id
 //! and stamps stray tokens between results; every part is optional.
 
-use serde::Serialize;
+use mxtrace_proto::model::headers::{AuthResult, Authentication, DkimSignature, ReceivedSpf};
 use std::collections::BTreeMap;
 
 /// At most this many results per header and headers per kind are read.
@@ -27,58 +27,6 @@ const COMPAUTH_REASONS: &[(&str, &str)] = &[
     ("9", "bypassed composite authentication (compauth=none)"),
     ("6", "failed implicit authentication, and the sending domain is one of the organization's accepted domains (intra-org spoofing)"),
 ];
-
-/// One `method=result` of an Authentication-Results header.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AuthResult {
-    /// `Authentication-Results` or `ARC-Authentication-Results`.
-    pub header: &'static str,
-    pub authserv_id: Option<String>,
-    /// ARC instance (`i=`), for ARC-Authentication-Results.
-    pub instance: Option<String>,
-    pub method: String,
-    pub result: String,
-    pub comment: Option<String>,
-    /// `reason=`, `action=`, `smtp.mailfrom=`, `header.d=` and the like.
-    pub properties: BTreeMap<String, String>,
-    /// For compauth: what its reason code means.
-    pub meaning: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReceivedSpf {
-    pub result: String,
-    pub comment: Option<String>,
-    pub client_ip: Option<String>,
-    pub helo: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DkimSignature {
-    pub domain: Option<String>,
-    pub selector: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Authentication {
-    /// Every result, topmost header first (the one the last receiving server wrote).
-    pub results: Vec<AuthResult>,
-    pub received_spf: Vec<ReceivedSpf>,
-    pub dkim_signatures: Vec<DkimSignature>,
-}
-
-impl Authentication {
-    pub fn is_empty(&self) -> bool {
-        self.results.is_empty() && self.received_spf.is_empty() && self.dkim_signatures.is_empty()
-    }
-
-    /// The first result of this method in the topmost Authentication-Results.
-    pub fn verdict(&self, method: &str) -> Option<&AuthResult> {
-        self.results
-            .iter()
-            .find(|r| r.header == "Authentication-Results" && r.method.eq_ignore_ascii_case(method))
-    }
-}
 
 /// Reads the authentication headers among `headers` (name, unfolded value), in order.
 pub fn read(headers: &[(String, String)]) -> Authentication {

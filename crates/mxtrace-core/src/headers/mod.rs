@@ -10,15 +10,14 @@
 pub mod auth;
 pub mod ndr;
 pub mod received;
-pub mod render;
 pub mod stamps;
 
-use auth::Authentication;
 use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders, PartType};
-use ndr::{Ndr, NdrInput};
-use received::{Hop, PathSummary};
-use serde::Serialize;
-use stamps::ExchangeStamps;
+use mxtrace_proto::model::headers::{
+    HeadersReport, HeadersVerdict, MessageFacts, MessageKind, NdrReport,
+};
+use mxtrace_proto::text::{clip_to, ellipsis};
+use ndr::NdrInput;
 use std::io::Read;
 use std::path::Path;
 
@@ -45,55 +44,6 @@ pub enum HeadersError {
         "{0}: no message header fields found (expected a message, an .eml file or pasted headers)"
     )]
     NotAMessage(String),
-}
-
-/// Whether the input is a delivered message or a non-delivery report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MessageKind {
-    Message,
-    Ndr,
-}
-
-/// One message's evidence: the outer message, or the original an NDR returns.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MessageFacts {
-    pub subject: Option<String>,
-    pub from: Option<String>,
-    pub to: Vec<String>,
-    pub date: Option<String>,
-    pub message_id: Option<String>,
-    pub hops: Vec<Hop>,
-    pub path: PathSummary,
-    pub authentication: Authentication,
-    pub exchange: ExchangeStamps,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NdrReport {
-    #[serde(flatten)]
-    pub ndr: Ndr,
-    /// The returned message (its headers), when the NDR carries it.
-    pub original: Option<MessageFacts>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HeadersVerdict {
-    /// False when the message shows a failure (an NDR with failed recipients): exit 1.
-    pub passed: bool,
-    pub summary: String,
-}
-
-/// The `headers` result (`--json` prints it after `command` and `version`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HeadersReport {
-    pub source: String,
-    pub kind: MessageKind,
-    pub message: MessageFacts,
-    pub ndr: Option<NdrReport>,
-    /// `mxtrace probe`/`trace` commands that test the same path now.
-    pub next_steps: Vec<String>,
-    pub verdict: HeadersVerdict,
 }
 
 /// Reads a file, or standard input for `-`, up to `MAX_INPUT` bytes.
@@ -377,7 +327,9 @@ fn next_steps(message: &MessageFacts, ndr: Option<&NdrReport>) -> Vec<String> {
         let by = message
             .hops
             .iter()
-            .find(|h| h.index == leg.at && h.zone != received::Zone::ExchangeOnline)
+            .find(|h| {
+                h.index == leg.at && h.zone != mxtrace_proto::model::headers::Zone::ExchangeOnline
+            })
             .and_then(|h| h.by.as_deref())
             .filter(|h| is_host(h));
         // Only the last receiver takes the recipient: to an earlier one it is a relay test.
@@ -414,19 +366,4 @@ fn is_host(h: &str) -> bool {
 
 fn clip(s: &str) -> String {
     clip_to(s, MAX_TEXT)
-}
-
-/// `s` in at most `n` characters, the last one `…` when it was cut.
-pub(crate) fn ellipsis(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        return s.to_string();
-    }
-    let mut out = clip_to(s, n.saturating_sub(1));
-    out.push('…');
-    out
-}
-
-/// At most `n` characters of `s`: every text taken from a message is bounded.
-pub(crate) fn clip_to(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }

@@ -5,9 +5,10 @@
 //! optional); this module only interprets what it found.
 
 use super::clip_to;
-use crate::diagnose::{is_eop_host, path_label, Scenario};
 use mail_parser::{Host, Received};
-use serde::Serialize;
+use mxtrace_knowledge::is_eop_host;
+use mxtrace_proto::model::headers::{Hop, HopTls, Leg, PathSummary, Zone};
+use mxtrace_proto::model::{path_label, Scenario};
 
 /// At most this many Received fields are read (a real chain has a dozen at most).
 pub const MAX_HOPS: usize = 100;
@@ -30,84 +31,6 @@ const EXCHANGE_ONLINE_SUFFIXES: &[&str] = &[
 /// `with Microsoft SMTP Server (version=TLS1_2, cipher=...) id 15.2.x.y` (Exchange 2007 and
 /// later), `with Microsoft SMTPSVC(6.0.x)` (Exchange 2003 on IIS SMTP).
 const EXCHANGE_SERVER_WITH: &[&str] = &["microsoft smtp server", "microsoft smtpsvc"];
-
-/// Where a hop's receiving server sits in the delivery path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Zone {
-    ExchangeOnline,
-    OnPremisesExchange,
-    ThirdParty,
-    Unknown,
-}
-
-impl Zone {
-    pub fn label(self) -> &'static str {
-        match self {
-            Zone::ExchangeOnline => "Exchange Online",
-            Zone::OnPremisesExchange => "on-premises Exchange",
-            Zone::ThirdParty => "third party",
-            Zone::Unknown => "unknown",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HopTls {
-    pub version: Option<String>,
-    pub cipher: Option<String>,
-}
-
-/// One Received field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Hop {
-    /// 1 for the oldest stamp (nearest the sender).
-    pub index: usize,
-    pub from: Option<String>,
-    pub from_ip: Option<String>,
-    pub from_rdns: Option<String>,
-    pub helo: Option<String>,
-    pub by: Option<String>,
-    /// The protocol (`ESMTPS`, `ESMTPSA`, ...) or the server's own words (`Microsoft SMTP
-    /// Server`).
-    pub with: Option<String>,
-    pub tls: Option<HopTls>,
-    pub id: Option<String>,
-    #[serde(rename = "for")]
-    pub for_: Option<String>,
-    pub via: Option<String>,
-    /// The stamp's time in UTC (RFC 3339).
-    pub time: Option<String>,
-    #[serde(skip)]
-    pub timestamp: Option<i64>,
-    /// Seconds since the previous hop's stamp.
-    pub delay_s: Option<i64>,
-    /// This hop's time is earlier than the previous hop's: one of the two clocks is wrong.
-    pub clock_skew: bool,
-    pub zone: Zone,
-    pub raw: String,
-}
-
-/// A leg of a delivery scenario, found where the zone changes along the chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Leg {
-    pub hop: u8,
-    pub label: &'static str,
-    /// The Received hop (index) where the message entered the leg's receiving side.
-    pub at: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PathSummary {
-    /// The zones the message went through, sender first, repeats and unknowns dropped.
-    pub zones: Vec<Zone>,
-    pub scenario: Option<Scenario>,
-    pub legs: Vec<Leg>,
-    pub total_delay_s: Option<i64>,
-    /// The hop (index) with the longest delay, when any delay is positive.
-    pub slowest_hop: Option<usize>,
-    pub clock_skew: bool,
-}
 
 /// The scenarios as zone sequences (the four Microsoft 365 delivery scenarios, README "Scenarios": A
 /// third party -> Office 365; B third party -> on-premises MX -> Office 365; C Office 365 ->
@@ -343,7 +266,7 @@ const MAX_TIMESTAMP: i64 = 253_402_300_799;
 
 /// `2026-11-23T08:54:49Z` from seconds since the epoch (clamped to 1970..=9999).
 pub fn rfc3339_utc(ts: i64) -> String {
-    crate::date::rfc3339(ts.clamp(0, MAX_TIMESTAMP))
+    mxtrace_proto::date::rfc3339(ts.clamp(0, MAX_TIMESTAMP))
 }
 
 fn clip(s: &str) -> String {

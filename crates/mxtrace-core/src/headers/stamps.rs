@@ -10,7 +10,7 @@
 //! - [DIRECTION]: Microsoft Learn, `MailDirectionality` enumeration
 //!   (Microsoft.Exchange.Data.Transport), <https://learn.microsoft.com/previous-versions/office/exchange-server-api/jj939227(v=exchg.150)>
 
-use serde::Serialize;
+use mxtrace_proto::model::headers::{ExchangeStamps, StampField};
 
 pub const SOURCE_ANTISPAM: &str =
     "https://learn.microsoft.com/defender-office-365/message-headers-eop-mdo";
@@ -76,8 +76,6 @@ const FOREFRONT_VALUES: &[(&str, &str, &str)] = &[
 
 /// Fields Microsoft documents only as diagnostics for its anti-spam team (SFS rule ids and
 /// the like): shown raw, with that said, rather than guessed at [ANTISPAM note].
-const DIAGNOSTIC_ONLY: &str =
-    "not documented: used by Microsoft's anti-spam team for diagnostics (shown raw)";
 
 /// The Exchange organization headers this tool decodes [FIREWALL], [DIRECTION].
 const ORGANIZATION_HEADERS: &[(&str, &str)] = &[
@@ -90,37 +88,6 @@ const ORGANIZATION_HEADERS: &[(&str, &str)] = &[
     ("x-ms-exchange-organization-originalarrivaltime", "when the message first entered the Exchange organization"),
     ("x-ms-exchange-organization-pcl", "phishing confidence level, 1-8 (larger is more suspicious)"),
 ];
-
-/// One decoded `field:value` pair or header.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StampField {
-    pub field: String,
-    pub value: String,
-    /// Microsoft's meaning; None when the documentation does not describe it.
-    pub meaning: Option<String>,
-}
-
-/// What the Exchange stamps of one message say.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ExchangeStamps {
-    /// X-Forefront-Antispam-Report, field by field, in the order stamped.
-    pub forefront: Vec<StampField>,
-    /// X-Microsoft-Antispam's documented field (BCL), and the rest raw.
-    pub microsoft_antispam: Vec<StampField>,
-    /// X-MS-Exchange-Organization-* headers.
-    pub organization: Vec<StampField>,
-    /// X-MS-Exchange-Organization-Network-Message-Id (message trace key), when stamped.
-    pub network_message_id: Option<String>,
-    pub sources: Vec<&'static str>,
-}
-
-impl ExchangeStamps {
-    pub fn is_empty(&self) -> bool {
-        self.forefront.is_empty()
-            && self.microsoft_antispam.is_empty()
-            && self.organization.is_empty()
-    }
-}
 
 /// Decodes the stamps found among `headers` (name, unfolded value).
 pub fn decode(headers: &[(String, String)]) -> ExchangeStamps {
@@ -234,11 +201,6 @@ fn antispam(field: &str, value: &str) -> StampField {
         value: cut(value),
         meaning,
     }
-}
-
-/// Marks a value no table describes.
-pub fn unknown_meaning() -> &'static str {
-    DIAGNOSTIC_ONLY
 }
 
 fn cut(s: &str) -> String {

@@ -4,31 +4,12 @@
 //! (`tls::dane`).
 
 use super::dns_finding;
-use super::model::{Advice, DaneHost, DaneSection, Severity, TlsaRecord};
-use crate::dns::{DnssecStatus, SecureDns, Tlsa, TlsaAnswer};
-use crate::model::{Category, Layer};
 use hickory_resolver::proto::rr::RecordType;
-
-/// Certificate usages (RFC 6698 2.1.1, names from RFC 7218 2.1) and whether an SMTP client
-/// uses them: DANE-TA(2) and DANE-EE(3) (RFC 7672 3.1.1, 3.1.2); PKIX-TA(0) and PKIX-EE(1)
-/// rely on public CAs SMTP does not use, and are unusable (RFC 7672 3.1.3).
-const USAGES: &[(u8, &str, bool)] = &[
-    (0, "PKIX-TA", false),
-    (1, "PKIX-EE", false),
-    (2, "DANE-TA", true),
-    (3, "DANE-EE", true),
-];
-
-/// Selectors (RFC 6698 2.1.2): what of the certificate is matched.
-const SELECTORS: &[(u8, &str)] = &[(0, "Cert"), (1, "SPKI")];
-
-/// Matching types (RFC 6698 2.1.3) and the data length each implies (None: the whole
-/// selected content).
-const MATCHINGS: &[(u8, &str, Option<usize>)] = &[
-    (0, "Full", None),
-    (1, "SHA2-256", Some(32)),
-    (2, "SHA2-512", Some(64)),
-];
+use mxtrace_net::dns::{SecureDns, TlsaAnswer};
+use mxtrace_net::tls::dane::judge_record;
+use mxtrace_proto::model::posture::DnssecStatus;
+use mxtrace_proto::model::posture::{Advice, DaneHost, DaneSection, Severity, TlsaRecord};
+use mxtrace_proto::model::{Category, Layer};
 
 const NOT_TRUSTED: Advice = Advice {
     category: Category::TlsFailed,
@@ -169,73 +150,5 @@ fn finding(
             ));
             "dane"
         }
-    }
-}
-
-/// One record against the tables: its mnemonic and whether an SMTP client can use it.
-pub fn judge_record(t: &Tlsa) -> TlsaRecord {
-    let usage = USAGES.iter().find(|u| u.0 == t.usage);
-    let selector = SELECTORS.iter().find(|x| x.0 == t.selector);
-    let matching = MATCHINGS.iter().find(|m| m.0 == t.matching);
-    let name = |n: Option<&str>, v: u8| n.map_or(format!("unknown({v})"), str::to_string);
-    let mut problem = None;
-    if !usage.is_some_and(|u| u.2) {
-        problem = Some("usage not for SMTP (RFC 7672 3.1.3)");
-    } else if selector.is_none() || matching.is_none() {
-        problem = Some("unknown selector or matching type (RFC 6698 2.1)");
-    } else if matching
-        .and_then(|m| m.2)
-        .is_some_and(|len| len != t.data.len())
-    {
-        problem = Some("data length does not fit the matching type (RFC 6698 2.1.3)");
-    }
-    TlsaRecord {
-        record: t.to_string(),
-        meaning: format!(
-            "{} {} {}",
-            name(usage.map(|u| u.1), t.usage),
-            name(selector.map(|x| x.1), t.selector),
-            name(matching.map(|m| m.1), t.matching)
-        ),
-        usable: problem.is_none(),
-        problem: problem.map(str::to_string),
-    }
-}
-
-/// The records an SMTP client uses (the usable ones of a secure answer).
-pub fn usable(records: &[Tlsa]) -> Vec<Tlsa> {
-    records
-        .iter()
-        .filter(|t| judge_record(t).usable)
-        .cloned()
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(usage: u8, selector: u8, matching: u8, len: usize) -> TlsaRecord {
-        judge_record(&Tlsa {
-            usage,
-            selector,
-            matching,
-            data: vec![0xab; len],
-        })
-    }
-
-    #[test]
-    fn records_judged_by_the_tables() {
-        let ok = t(3, 1, 1, 32);
-        assert!(ok.usable);
-        assert_eq!(ok.meaning, "DANE-EE SPKI SHA2-256");
-        assert!(ok.record.starts_with("3 1 1 abab"));
-        assert!(t(2, 0, 2, 64).usable);
-        assert!(t(3, 0, 0, 500).usable);
-        assert!(!t(1, 1, 1, 32).usable);
-        assert!(!t(0, 0, 1, 32).usable);
-        assert!(!t(3, 1, 1, 31).usable);
-        assert!(!t(3, 2, 1, 32).usable);
-        assert_eq!(t(9, 1, 1, 32).meaning, "unknown(9) SPKI SHA2-256");
     }
 }

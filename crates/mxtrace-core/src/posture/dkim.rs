@@ -4,12 +4,13 @@
 //! sign mail from your Microsoft 365 domain"), then any `--dkim-selector`. Selectors cannot
 //! be listed from DNS: only those named are checked.
 
-use super::model::{Advice, DkimSection, DkimSelector, Severity};
-use super::{dns_finding, is_absent, tag, tag_list};
-use crate::diagnose::is_eop_host;
-use crate::dns::Dns;
-use crate::model::{Category, Layer};
+use super::dns_finding;
 use base64::Engine;
+use mxtrace_knowledge::is_eop_host;
+use mxtrace_net::dns::Dns;
+use mxtrace_proto::model::posture::{Advice, DkimSection, DkimSelector, Severity};
+use mxtrace_proto::model::{Category, Layer};
+use mxtrace_proto::record::{tag, tag_list};
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
@@ -91,7 +92,7 @@ async fn selector(dns: &Dns, domain: &str, sel: &str, s: &mut DkimSection) -> Dk
             d.chain = hops;
             return d;
         }
-        Err(e) if is_absent(&e) => return d,
+        Err(e) if e.is_absent() => return d,
         Err(e) => {
             s.section
                 .push(dns_finding(&e, &format!("DKIM selector {name}")));
@@ -105,7 +106,7 @@ async fn selector(dns: &Dns, domain: &str, sel: &str, s: &mut DkimSection) -> Dk
     // The target itself: an authoritative server need not chase a CNAME into another zone.
     let records = match dns.txt(d.chain.last().unwrap_or(&name)).await {
         Ok(r) => r,
-        Err(e) if is_absent(&e) => {
+        Err(e) if e.is_absent() => {
             if let Some(c) = d.chain.last() {
                 d.state = "dangling".to_string();
                 let via = match d.chain.as_slice() {
@@ -165,7 +166,7 @@ impl ChainBreak {
 /// Follows the aliases from `name` one CNAME lookup at a time (the lab's and many
 /// authoritative servers do not chase an alias into another zone), up to `MAX_CNAME_HOPS`.
 /// A failed lookup after the first alias ends the chain there: the TXT lookup reports it.
-async fn follow_chain(dns: &Dns, name: &str) -> Result<Chain, crate::model::DnsFailure> {
+async fn follow_chain(dns: &Dns, name: &str) -> Result<Chain, mxtrace_proto::model::DnsFailure> {
     let mut hops: Vec<String> = Vec::new();
     let mut at = name.to_string();
     loop {
@@ -213,7 +214,7 @@ fn key(d: &mut DkimSelector, s: &mut DkimSection) {
     };
     let tags = match tag_list(&record) {
         Ok(t) => t,
-        Err(e) => return invalid(d, s, &e),
+        Err(e) => return invalid(d, s, &e.to_string()),
     };
     let k = tag(&tags, "k").unwrap_or("rsa").to_ascii_lowercase();
     let Some(p) = tag(&tags, "p") else {

@@ -3,10 +3,11 @@
 //! downloaded, so under a multi-label suffix (`contoso.co.uk`) this looks one level too high
 //! and the report says which name it read.
 
-use super::model::{Advice, DmarcSection, Finding, Severity};
-use super::{dns_finding, tag, tag_list, versioned_txt};
-use crate::dns::Dns;
-use crate::model::{Category, Layer};
+use super::dns_finding;
+use mxtrace_net::dns::Dns;
+use mxtrace_proto::model::posture::{Advice, DmarcSection, Finding, Severity};
+use mxtrace_proto::model::{Category, Layer};
+use mxtrace_proto::record::{tag, tag_list};
 
 const DMARC_STEP: &str = "Publish v=DMARC1 with p=quarantine or p=reject at _dmarc.DOMAIN once \
                           SPF and DKIM pass for every sender (Microsoft Learn, \"Set up DMARC to \
@@ -33,7 +34,7 @@ pub async fn check(dns: &Dns, domain: &str) -> DmarcSection {
         names.push((format!("_dmarc.{org}"), "organizational_domain"));
     }
     for (name, source) in names {
-        match versioned_txt(dns, &name, "v=DMARC1").await {
+        match dns.versioned_txt(&name, "v=DMARC1").await {
             Ok(r) if r.is_empty() => continue,
             Ok(records) => {
                 s.found_at = Some(name.clone());
@@ -74,7 +75,7 @@ fn judge(s: &mut DmarcSection, name: &str, records: Vec<String>) {
     let tags = match tag_list(record) {
         Ok(t) => t,
         Err(e) => {
-            s.section.push(syntax(name, &e));
+            s.section.push(syntax(name, &e.to_string()));
             return;
         }
     };

@@ -5,11 +5,11 @@
 //! Spamhaus, "Using our public mirrors? Check your return codes now"): those are reported
 //! as "refused", never as "listed".
 
-use super::model::{DnsblResult, DnsblSection, Finding, Severity};
-use super::{is_absent, rdns, PostureOptions};
-use crate::dns::Dns;
-use crate::model::{Category, Layer};
-use crate::spec::Family;
+use super::PostureOptions;
+use mxtrace_net::dns::Dns;
+use mxtrace_proto::model::posture::{DnsblResult, DnsblSection, Finding, Severity};
+use mxtrace_proto::model::{Category, Layer};
+use mxtrace_proto::spec::Family;
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -23,7 +23,7 @@ pub async fn check(dns: &Dns, mx: &[String], opts: &PostureOptions) -> Option<Dn
     let mut ips: Vec<IpAddr> = opts.sending_ip.into_iter().collect();
     if opts.dnsbl {
         for host in mx {
-            ips.extend(rdns::addresses(dns, host).await);
+            ips.extend(dns.all_addresses(host).await);
         }
     }
     ips.dedup();
@@ -82,7 +82,7 @@ async fn query(dns: &Dns, ip: IpAddr, zone: &str) -> DnsblResult {
             r.codes = a.addrs.iter().map(IpAddr::to_string).collect();
             r.state = state(&a.addrs).to_string();
         }
-        Err(e) if is_absent(&e) => {}
+        Err(e) if e.is_absent() => {}
         Err(e) => {
             r.state = "error".to_string();
             r.codes = vec![e.message];

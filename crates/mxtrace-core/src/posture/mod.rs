@@ -10,17 +10,14 @@ pub mod dane;
 pub mod dkim;
 pub mod dmarc;
 pub mod dnsbl;
-pub mod model;
 pub mod mta_sts;
-pub mod mta_sts_cache;
 pub mod rdns;
-pub mod render;
 pub mod spf;
 pub mod tls_rpt;
 
-use crate::dns::{Dns, ResolverChoice, SecureDns, SetupError};
-use crate::model::{Category, DnsFailure, DnsReason, Layer};
-use model::{Finding, PostureReport, PostureVerdict, Section, Severity};
+use mxtrace_net::dns::{Dns, ResolverChoice, SecureDns, SetupError};
+use mxtrace_proto::model::posture::{Finding, PostureReport, PostureVerdict, Section, Severity};
+use mxtrace_proto::model::{Category, DnsFailure, Layer};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -40,7 +37,7 @@ pub struct PostureOptions {
     /// Blocklist zones; empty means `dnsbl::DEFAULT_ZONES`.
     pub dnsbl_zones: Vec<String>,
     /// The MTA-STS policy fetch (HTTPS).
-    pub mta_sts: mta_sts::FetchOptions,
+    pub mta_sts: crate::mta_sts::FetchOptions,
     /// DNSKEY records (zone-file form) to validate DANE's answers from, instead of the IANA
     /// root keys.
     pub dnssec_trust_anchor: Option<PathBuf>,
@@ -56,7 +53,7 @@ impl PostureOptions {
             dkim_selectors: Vec::new(),
             dnsbl: false,
             dnsbl_zones: Vec::new(),
-            mta_sts: mta_sts::FetchOptions::default(),
+            mta_sts: crate::mta_sts::FetchOptions::default(),
             dnssec_trust_anchor: None,
         }
     }
@@ -71,7 +68,7 @@ pub enum PostureError {
     BadDomain(String),
     /// The CA file for the MTA-STS policy host does not load.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsConfigError),
+    Tls(#[from] mxtrace_net::tls::TlsConfigError),
 }
 
 /// Runs every check. Lookups go only to the resolver chosen.
@@ -82,7 +79,7 @@ pub async fn posture(opts: &PostureOptions) -> Result<PostureReport, PostureErro
     }
     if opts.mta_sts.ca_file.is_some() {
         // A bad --tls-ca-file is the user's error (exit 2), not a finding about the domain.
-        mta_sts::tls_config(&opts.mta_sts)?;
+        crate::mta_sts::tls_config(&opts.mta_sts)?;
     }
     let dns = Dns::new(opts.resolver.clone(), opts.dns_timeout)?;
     let secure = SecureDns::new(
@@ -96,7 +93,7 @@ pub async fn posture(opts: &PostureOptions) -> Result<PostureReport, PostureErro
             let hosts = records.into_iter().filter(|m| !m.is_null());
             (hosts.map(|m| m.exchange).collect::<Vec<_>>(), None)
         }
-        Err(e) if is_absent(&e) => (Vec::new(), None),
+        Err(e) if e.is_absent() => (Vec::new(), None),
         Err(e) => (Vec::new(), Some(e.message)),
     };
     let (spf, dmarc, dkim, mta_sts, tls_rpt, dane, rdns, dnsbl) = tokio::join!(
@@ -182,29 +179,6 @@ fn count(s: &Section, sev: Severity) -> usize {
     s.findings.iter().filter(|f| f.severity == sev).count()
 }
 
-/// NXDOMAIN or no data: the record is not published (not a failure of the lookup).
-pub fn is_absent(e: &DnsFailure) -> bool {
-    matches!(e.reason, DnsReason::Nxdomain | DnsReason::NoRecords)
-}
-
-/// The TXT records at `name` that start with `version` (case-insensitive, then `;`, a space
-/// or the end); none when the name or type does not exist.
-pub async fn versioned_txt(
-    dns: &Dns,
-    name: &str,
-    version: &str,
-) -> Result<Vec<String>, DnsFailure> {
-    let records = match dns.txt(name).await {
-        Ok(r) => r,
-        Err(e) if is_absent(&e) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    Ok(records
-        .into_iter()
-        .filter(|r| starts_with_version(r, version))
-        .collect())
-}
-
 /// `versioned_txt` into a section: the records are stored; a failed lookup becomes the
 /// section's finding and closes it (None: the check stops there).
 pub async fn section_records(
@@ -214,7 +188,7 @@ pub async fn section_records(
     version: &str,
     what: &str,
 ) -> Option<Vec<String>> {
-    match versioned_txt(dns, name, version).await {
+    match dns.versioned_txt(name, version).await {
         Ok(r) => {
             s.records.clone_from(&r);
             Some(r)
@@ -225,14 +199,6 @@ pub async fn section_records(
             None
         }
     }
-}
-
-fn starts_with_version(record: &str, version: &str) -> bool {
-    let t = record.trim_start();
-    let head = t.get(..version.len());
-    let rest = t.get(version.len()..).unwrap_or("");
-    head.is_some_and(|h| h.eq_ignore_ascii_case(version))
-        && (rest.is_empty() || rest.starts_with([';', ' ', '\t']))
 }
 
 /// A lookup that failed (not an absent record): the check cannot conclude.
@@ -247,49 +213,4 @@ pub fn dns_finding(e: &DnsFailure, what: &str) -> Finding {
                 .to_string(),
         ],
     )
-}
-
-/// A tag=value list (RFC 6376 3.2, used by DMARC, DKIM keys, MTA-STS and TLS-RPT records):
-/// names lower-cased, values trimmed; an error names the first malformed tag.
-pub fn tag_list(record: &str) -> Result<Vec<(String, String)>, String> {
-    const MAX_TAGS: usize = 64;
-    let mut out = Vec::new();
-    for part in record.split(';').take(MAX_TAGS) {
-        let part = part.trim();
-        if part.is_empty() {
-            continue;
-        }
-        let Some((name, value)) = part.split_once('=') else {
-            return Err(format!("{part:?} is not a tag=value pair"));
-        };
-        let name = name.trim();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("{name:?} is not a tag name"));
-        }
-        out.push((name.to_ascii_lowercase(), value.trim().to_string()));
-    }
-    Ok(out)
-}
-
-/// The value of tag `name` in a parsed list.
-pub fn tag<'a>(tags: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    tags.iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tag_lists_and_versions() {
-        let t = tag_list("v=DMARC1; p=reject ; rua=mailto:a@b.c;").unwrap();
-        assert_eq!(tag(&t, "p"), Some("reject"));
-        assert_eq!(tag(&t, "rua"), Some("mailto:a@b.c"));
-        assert!(tag_list("v=DMARC1; p reject").is_err());
-        assert!(starts_with_version("v=DMARC1; p=none", "v=DMARC1"));
-        assert!(starts_with_version("V=spf1 -all", "v=spf1"));
-        assert!(!starts_with_version("v=spf10 -all", "v=spf1"));
-    }
 }

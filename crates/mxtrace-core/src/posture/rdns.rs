@@ -3,33 +3,18 @@
 //! senders over IPv6 (Microsoft Learn, "Support for anonymous inbound email messages over IPv6
 //! in Exchange Online").
 
-use super::model::{Finding, RdnsEntry, RdnsSection, Severity};
-use crate::dns::Dns;
-use crate::model::{AddressInfo, Category, Layer};
-use crate::spec::Family;
-use crate::trace::reverse_check;
+use mxtrace_net::dns::Dns;
+use mxtrace_proto::model::posture::{Finding, RdnsEntry, RdnsSection, Severity};
+use mxtrace_proto::model::{AddressInfo, Category, Layer};
 use std::net::IpAddr;
 
 const MAX_HOSTS: usize = 10;
-const MAX_ADDRS: usize = 8;
-
-/// The addresses of `host` in both families, IPv4 first (at most `MAX_ADDRS`).
-pub async fn addresses(dns: &Dns, host: &str) -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    for f in [Family::V4, Family::V6] {
-        if let Ok(a) = dns.addresses(host, f).await {
-            out.extend(a.addrs);
-        }
-    }
-    out.truncate(MAX_ADDRS);
-    out
-}
 
 pub async fn check(dns: &Dns, mx: &[String], sending_ip: Option<IpAddr>) -> RdnsSection {
     let mut s = RdnsSection::default();
     for host in mx.iter().take(MAX_HOSTS) {
-        for ip in addresses(dns, host).await {
-            let address = reverse_check(dns, ip).await;
+        for ip in dns.all_addresses(host).await {
+            let address = dns.reverse_check(ip).await;
             judge(&mut s, host, &address, Severity::Warning);
             s.addresses.push(RdnsEntry {
                 of: host.clone(),
@@ -38,7 +23,7 @@ pub async fn check(dns: &Dns, mx: &[String], sending_ip: Option<IpAddr>) -> Rdns
         }
     }
     if let Some(ip) = sending_ip {
-        let address = reverse_check(dns, ip).await;
+        let address = dns.reverse_check(ip).await;
         judge(&mut s, "sending-ip", &address, Severity::Error);
         s.addresses.push(RdnsEntry {
             of: "sending-ip".to_string(),

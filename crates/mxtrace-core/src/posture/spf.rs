@@ -4,16 +4,16 @@
 //! that cost a DNS lookup (limit 10) and the lookups that found nothing (limit 2), both from
 //! RFC 7208 4.6.4, and catching include loops.
 
-use super::model::{Advice, Finding, Severity, SpfIpResult, SpfNode, SpfSection};
-use super::{dns_finding, is_absent, versioned_txt};
-use crate::diagnose::is_eop_host;
-use crate::dns::Dns;
-use crate::model::{Category, Layer};
-use crate::spec::Family;
+use super::dns_finding;
 use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::spf::{Macro, Mechanism, Qualifier, Spf};
 use mail_auth::{MessageAuthenticator, SpfResult};
+use mxtrace_knowledge::is_eop_host;
+use mxtrace_net::dns::Dns;
+use mxtrace_proto::model::posture::{Advice, Finding, Severity, SpfIpResult, SpfNode, SpfSection};
+use mxtrace_proto::model::{Category, Layer};
+use mxtrace_proto::spec::Family;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -45,7 +45,7 @@ struct Walk<'a> {
 
 pub async fn check(dns: &Dns, domain: &str, mx: &[String], ip: Option<IpAddr>) -> SpfSection {
     let mut s = SpfSection::default();
-    let records = match versioned_txt(dns, domain, "v=spf1").await {
+    let records = match dns.versioned_txt(domain, "v=spf1").await {
         Ok(r) => r,
         Err(e) => {
             s.section.push(dns_finding(&e, "SPF record"));
@@ -169,7 +169,7 @@ fn walk<'a>(
             via: via.to_string(),
             ..SpfNode::default()
         };
-        let records = match versioned_txt(w.dns, &domain, "v=spf1").await {
+        let records = match w.dns.versioned_txt(&domain, "v=spf1").await {
             Ok(r) => r,
             Err(e) => {
                 node.error = Some(format!("temperror: {}", e.message));
@@ -233,7 +233,7 @@ async fn terms(w: &mut Walk<'_>, spf: &Spf, node: &mut SpfNode, stack: &[String]
                 if let Some(t) = target {
                     let v4 = w.dns.addresses(&t, Family::V4).await;
                     let v6 = w.dns.addresses(&t, Family::V6).await;
-                    if v4.is_err_and(|e| is_absent(&e)) && v6.is_err_and(|e| is_absent(&e)) {
+                    if v4.is_err_and(|e| e.is_absent()) && v6.is_err_and(|e| e.is_absent()) {
                         w.voids += 1;
                     }
                 }
@@ -241,7 +241,7 @@ async fn terms(w: &mut Walk<'_>, spf: &Spf, node: &mut SpfNode, stack: &[String]
             Mechanism::Mx { macro_string, .. } => {
                 count(w, node);
                 if let Some(t) = literal(macro_string, &domain) {
-                    if w.dns.mx(&t).await.is_err_and(|e| is_absent(&e)) {
+                    if w.dns.mx(&t).await.is_err_and(|e| e.is_absent()) {
                         w.voids += 1;
                     }
                 }
@@ -250,7 +250,7 @@ async fn terms(w: &mut Walk<'_>, spf: &Spf, node: &mut SpfNode, stack: &[String]
                 count(w, node);
                 if let Some(t) = literal(macro_string, &domain) {
                     let r = w.dns.addresses(&t, Family::V4).await;
-                    if r.is_err_and(|e| is_absent(&e)) {
+                    if r.is_err_and(|e| e.is_absent()) {
                         w.voids += 1;
                     }
                 }

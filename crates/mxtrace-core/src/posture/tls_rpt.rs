@@ -1,10 +1,11 @@
 //! TLS-RPT (RFC 8460): `_smtp._tls.DOMAIN`, `v=TLSRPTv1; rua=...` where senders report TLS
 //! failures (MTA-STS and DANE ones included). Optional: its absence is information.
 
-use super::model::{Advice, Severity, TlsRptSection};
-use super::{section_records, tag, tag_list};
-use crate::dns::Dns;
-use crate::model::{Category, Layer};
+use super::section_records;
+use mxtrace_net::dns::Dns;
+use mxtrace_proto::model::posture::{Advice, Severity, TlsRptSection};
+use mxtrace_proto::model::{Category, Layer};
+use mxtrace_proto::record::{tag, tag_list};
 
 const STEP: &str = "Publish _smtp._tls.DOMAIN TXT \"v=TLSRPTv1; rua=mailto:tls-reports@DOMAIN\" \
                     to receive the TLS failure reports of senders (RFC 8460 3).";

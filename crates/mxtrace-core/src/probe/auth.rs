@@ -4,12 +4,12 @@
 use super::expect::{self, Fit};
 use super::session::{Answer, ProbeSession};
 use super::{AuthMech, AuthOptions};
-use crate::model::{ErrorKind, Stage};
-use crate::secret::REDACTED;
-use crate::smtp::conn::ConnError;
-use crate::smtp::ehlo::Capabilities;
-use crate::smtp::reply::Reply;
 use base64::Engine;
+use mxtrace_net::conn::ConnError;
+use mxtrace_proto::model::{ErrorKind, Stage};
+use mxtrace_proto::secret::REDACTED;
+use mxtrace_proto::smtp::ehlo::Capabilities;
+use mxtrace_proto::smtp::reply::Reply;
 use tokio::time::Instant;
 
 impl ProbeSession<'_> {

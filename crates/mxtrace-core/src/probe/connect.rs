@@ -3,8 +3,8 @@
 
 use super::session::ProbeSession;
 use super::Family;
-use crate::model::{ErrorKind, Stage};
-use crate::smtp::conn::{ConnError, SmtpConn, Transport};
+use mxtrace_net::conn::{ConnError, SmtpConn, Transport};
+use mxtrace_proto::model::{ErrorKind, Stage};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
@@ -46,7 +46,10 @@ impl ProbeSession<'_> {
             // The last address's slot goes first: it may be the one this address needs.
             self.permit = None;
             let waiting = Instant::now();
-            self.permit = crate::sweep::limits::permit_for(ip).await;
+            self.permit = match &self.opts.limits {
+                Some(l) => Some(l.acquire(ip).await),
+                None => None,
+            };
             started += waiting.elapsed();
             match connect_one(addr, self.opts.source, self.opts.connect_timeout).await {
                 Ok(tcp) => {

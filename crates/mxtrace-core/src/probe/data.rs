@@ -2,7 +2,7 @@
 
 use super::envelope::angle;
 use super::session::{Answer, ProbeSession};
-use crate::model::Stage;
+use mxtrace_proto::model::Stage;
 use std::time::SystemTime;
 use tokio::time::Instant;
 
@@ -48,7 +48,10 @@ impl ProbeSession<'_> {
             m.push_str(&h);
             m.push_str("\r\n");
         };
-        header(format!("Date: {}", crate::date::rfc5322(SystemTime::now())));
+        header(format!(
+            "Date: {}",
+            mxtrace_proto::date::rfc5322(SystemTime::now())
+        ));
         header(format!(
             "From: {}",
             if from.is_empty() {

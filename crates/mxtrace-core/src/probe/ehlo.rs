@@ -2,9 +2,9 @@
 //! after TLS. The capabilities it returns drive STARTTLS, AUTH and pipelining.
 
 use super::session::{Answer, ProbeSession};
-use crate::diagnose;
-use crate::model::Stage;
-use crate::smtp::ehlo::Capabilities;
+use mxtrace_knowledge as knowledge;
+use mxtrace_proto::model::Stage;
+use mxtrace_proto::smtp::ehlo::Capabilities;
 use std::net::IpAddr;
 
 impl ProbeSession<'_> {
@@ -26,7 +26,7 @@ impl ProbeSession<'_> {
         };
         let idx = self.log.last();
         let caps = Capabilities::parse(&reply);
-        if let Some(obs) = diagnose::observe_ehlo(&reply) {
+        if let Some(obs) = knowledge::observe_ehlo(&reply) {
             let note = format!(
                 "EHLO keywords masked ({}): a firewall inspecting SMTP (e.g. Cisco ASA/PIX \
                  'inspect esmtp') is removing extensions such as STARTTLS",

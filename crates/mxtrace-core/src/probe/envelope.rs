@@ -2,8 +2,8 @@
 //! PIPELINING (RFC 2920), one at a time otherwise; then DATA when asked.
 
 use super::session::{Answer, ProbeSession};
-use crate::model::Stage;
-use crate::smtp::ehlo::Capabilities;
+use mxtrace_proto::model::Stage;
+use mxtrace_proto::smtp::ehlo::Capabilities;
 use tokio::time::Instant;
 
 /// How the envelope ended.

@@ -1,8 +1,8 @@
 //! What each stage expects back: one table for every command, so that a reply other than the
 //! one a stage asks for (even a 2xx) fails the stage instead of passing for success.
 
-use crate::model::Stage;
-use crate::smtp::reply::Reply;
+use mxtrace_proto::model::Stage;
+use mxtrace_proto::smtp::reply::Reply;
 
 /// The positive replies of one stage.
 struct Expectation {

@@ -2,8 +2,8 @@
 //! refusal is answered with QUIT; anything else ends the probe here.
 
 use super::session::{Answer, ProbeSession};
-use crate::diagnose;
-use crate::model::{ErrorKind, Stage};
+use mxtrace_knowledge as knowledge;
+use mxtrace_proto::model::{ErrorKind, Stage};
 use tokio::time::Instant;
 
 impl ProbeSession<'_> {
@@ -29,7 +29,7 @@ impl ProbeSession<'_> {
                 return false;
             }
         };
-        if let Some(obs) = diagnose::observe_banner(&reply) {
+        if let Some(obs) = knowledge::observe_banner(&reply) {
             let note = "banner masked with asterisks: a firewall inspecting SMTP (e.g. Cisco \
                         ASA/PIX 'inspect esmtp') is rewriting the session";
             self.log.observe(idx, obs, note);

@@ -17,6 +17,7 @@ mod ehlo;
 mod envelope;
 mod expect;
 mod greeting;
+mod options;
 mod quit;
 mod session;
 mod starttls;
@@ -24,11 +25,12 @@ mod transcript;
 mod verdict;
 pub mod warm;
 
-use crate::model::{ErrorKind, ProbeReport, Stage};
-use crate::tls::{self, TlsConfigError};
+use mxtrace_net::tls::{self, TlsConfigError};
+use mxtrace_proto::model::{ErrorKind, ProbeReport, Stage};
 use session::ProbeSession;
 
-pub use crate::spec::{AuthMech, AuthOptions, Family, ProbeOptions, StartTls};
+pub use mxtrace_proto::spec::{AuthMech, Family, StartTls};
+pub use options::{AuthOptions, ProbeOptions};
 
 /// Runs one probe. Network failures are in the report; only a bad TLS configuration (files the
 /// user named) is an error.

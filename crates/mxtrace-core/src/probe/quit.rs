@@ -2,7 +2,7 @@
 //! verdict; both are recorded.
 
 use super::session::ProbeSession;
-use crate::model::Stage;
+use mxtrace_proto::model::Stage;
 use std::time::Duration;
 use tokio::time::Instant;
 

@@ -3,11 +3,11 @@
 
 use super::transcript::{ms, Transcript};
 use super::{expect, verdict, ProbeOptions};
-use crate::diagnose::{self, PathContext};
-use crate::model::{CapabilitySet, ErrorKind, ProbeReport, Stage, Target, TlsReport};
-use crate::smtp::conn::{ConnError, SmtpConn};
-use crate::smtp::reply::Reply;
-use crate::tls::SharedRecord;
+use mxtrace_knowledge::PathContext;
+use mxtrace_net::conn::{ConnError, SmtpConn};
+use mxtrace_net::tls::SharedRecord;
+use mxtrace_proto::model::{CapabilitySet, ErrorKind, ProbeReport, Stage, Target, TlsReport};
+use mxtrace_proto::smtp::reply::Reply;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -41,7 +41,7 @@ pub(super) struct ProbeSession<'a> {
     pub(super) local: Option<SocketAddr>,
     pub(super) probe_id: Option<String>,
     /// The sweep's slot to this destination, held until the session ends.
-    pub(super) permit: Option<crate::sweep::limits::Permit>,
+    pub(super) permit: Option<crate::limits::Permit>,
 }
 
 impl<'a> ProbeSession<'a> {
@@ -49,7 +49,10 @@ impl<'a> ProbeSession<'a> {
         opts: &'a ProbeOptions,
         tls_config: Option<(Arc<rustls::ClientConfig>, SharedRecord)>,
     ) -> Self {
-        let ctx = match (opts.ctx.scenario, diagnose::scenario_for_host(&opts.host)) {
+        let ctx = match (
+            opts.ctx.scenario,
+            mxtrace_knowledge::scenario_for_host(&opts.host),
+        ) {
             (None, Some((scenario, hop))) => PathContext {
                 scenario: Some(scenario),
                 hop: Some(hop),

@@ -4,11 +4,11 @@
 
 use super::session::{Answer, ProbeSession};
 use super::StartTls;
-use crate::diagnose::Observation;
-use crate::model::{ErrorKind, Stage};
-use crate::smtp::conn::{SmtpConn, Transport};
-use crate::smtp::ehlo::Capabilities;
-use crate::tls::{self, TlsStart, VerifyMode};
+use mxtrace_knowledge::Observation;
+use mxtrace_net::conn::{SmtpConn, Transport};
+use mxtrace_net::tls::{self, TlsStart, VerifyMode};
+use mxtrace_proto::model::{ErrorKind, Stage};
+use mxtrace_proto::smtp::ehlo::Capabilities;
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::TlsConnector;
 
@@ -121,7 +121,7 @@ impl ProbeSession<'_> {
             return false;
         };
         let client_cert = self.opts.tls.client_cert.is_some();
-        crate::smtp::conn::quick_ack(&tcp);
+        mxtrace_net::conn::quick_ack(&tcp);
         let connector = TlsConnector::from(config);
         let deadline = self.stage_deadline();
         let connect = connector
@@ -165,14 +165,14 @@ impl ProbeSession<'_> {
                     _ => tls::describe_handshake_error(&e, start, io.plaintext_start().as_deref()),
                 };
                 self.tls = Some(report);
-                let err = crate::smtp::conn::ConnError::new(ErrorKind::Tls, msg);
+                let err = mxtrace_net::conn::ConnError::new(ErrorKind::Tls, msg);
                 self.log
                     .error(Stage::TlsHandshake, Vec::new(), started, false, err);
                 false
             }
             Err(_) => {
                 let msg = format!("timed out during the {}", start.as_str());
-                let err = crate::smtp::conn::ConnError::new(ErrorKind::Timeout, msg);
+                let err = mxtrace_net::conn::ConnError::new(ErrorKind::Timeout, msg);
                 self.log
                     .error(Stage::TlsHandshake, Vec::new(), started, false, err);
                 false

@@ -3,11 +3,11 @@
 //! codes; explanations come later, from `verdict`, over the finished record.
 
 use super::expect::{self, Fit};
-use crate::diagnose::Observation;
-use crate::model::Stage;
-use crate::model::{ErrorKind, Outcome, StageError, StageRecord};
-use crate::smtp::conn::ConnError;
-use crate::smtp::reply::Reply;
+use mxtrace_knowledge::Observation;
+use mxtrace_net::conn::ConnError;
+use mxtrace_proto::model::Stage;
+use mxtrace_proto::model::{ErrorKind, Outcome, StageError, StageRecord};
+use mxtrace_proto::smtp::reply::Reply;
 use std::time::Duration;
 use tokio::time::Instant;
 

@@ -13,8 +13,8 @@
 //! recipient fails the probe, but the delivery to the others is still reported.
 
 use super::{ProbeOptions, StartTls};
-use crate::diagnose::{self, Diagnosis, Observation, Observed, PathContext};
-use crate::model::{
+use mxtrace_knowledge::{Diagnosis, Observation, Observed, PathContext};
+use mxtrace_proto::model::{
     CapabilitySet, Outcome, RecipientResult, RecipientStatus, Stage, StageRecord, TlsReport,
     Verdict,
 };
@@ -40,9 +40,12 @@ pub(super) fn explain(
         let replace = s.reply.is_none()
             || s.diagnosis
                 .as_ref()
-                .is_none_or(|d| d.category == diagnose::Category::Accepted);
+                .is_none_or(|d| d.category == mxtrace_proto::model::Category::Accepted);
         if replace {
-            s.diagnosis = Some(Diagnosis::new(diagnose::explain_observation(*obs), ctx));
+            s.diagnosis = Some(Diagnosis::new(
+                mxtrace_knowledge::explain_observation(*obs),
+                ctx,
+            ));
         }
     }
     // Steps for the server that answered: a known non-Microsoft server gets no Exchange Online
@@ -52,14 +55,14 @@ pub(super) fn explain(
         .find(|s| s.stage == Stage::Banner)
         .and_then(|s| s.reply.as_ref());
     let seen = caps.after_tls.as_ref().or(caps.before_tls.as_ref());
-    let peer = diagnose::identify_peer(host, banner, seen);
+    let peer = mxtrace_knowledge::identify_peer(host, banner, seen);
     // A handshake that completed shows that both ends share a TLS version and cipher.
     let negotiated = tls.as_ref().is_some_and(|t| t.version.is_some());
     for s in stages.iter_mut() {
         if let Some(d) = s.diagnosis.as_mut() {
-            diagnose::fit_steps(d, peer);
+            mxtrace_knowledge::fit_steps(d, peer);
             if negotiated {
-                diagnose::drop_cipher_advice(d);
+                mxtrace_knowledge::drop_cipher_advice(d);
             }
         }
     }
@@ -70,9 +73,9 @@ pub(super) fn explain(
         .any(|s| s.stage == Stage::TlsHandshake && s.outcome == Outcome::Ok);
     if let Some(t) = tls.filter(|_| handshake_ok) {
         t.verification = t.verify_error.as_deref().map(|why| {
-            let mut d = Diagnosis::new(diagnose::explain_tls_verification(why), ctx);
-            diagnose::fit_steps(&mut d, peer);
-            diagnose::drop_cipher_advice(&mut d);
+            let mut d = Diagnosis::new(mxtrace_knowledge::explain_tls_verification(why), ctx);
+            mxtrace_knowledge::fit_steps(&mut d, peer);
+            mxtrace_knowledge::drop_cipher_advice(&mut d);
             d
         });
     }
@@ -84,10 +87,14 @@ fn stage_diagnosis(s: &StageRecord, ctx: PathContext) -> Option<Diagnosis> {
             kind: e.kind,
             detail: &e.message,
         };
-        return Some(diagnose::diagnose(s.stage, observed, ctx));
+        return Some(mxtrace_knowledge::diagnose(s.stage, observed, ctx));
     }
     let r = s.reply.as_ref()?;
-    Some(diagnose::diagnose(s.stage, Observed::Reply(r), ctx))
+    Some(mxtrace_knowledge::diagnose(
+        s.stage,
+        Observed::Reply(r),
+        ctx,
+    ))
 }
 
 /// Whether a failed stage at `idx` is passed over (see the module comment).

@@ -8,15 +8,14 @@
 //! channel of lines), results are written as they complete, and the only per-target state is
 //! one 64-bit hash per distinct target seen (dedup) and per target in the `--resume` file.
 
-pub mod limits;
 mod runner;
 pub mod target;
 
 pub use runner::{resume_keys, sweep, Record, RecordError, Summary, SweepError};
 pub use target::{stable_hash, LineError, SweepTarget};
 
-use crate::diagnose::Scenario;
-use crate::spec::SessionSpec;
+use mxtrace_knowledge::Scenario;
+use mxtrace_proto::spec::SessionSpec;
 use std::collections::HashSet;
 
 /// Everything a sweep runs with.

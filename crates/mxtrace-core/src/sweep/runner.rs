@@ -1,16 +1,19 @@
 //! The streaming runner: lines in, one `Record` out per target as it completes.
 
-use super::limits::Limits;
 use super::target::{stable_hash, LineError, SweepTarget, MAX_LINE};
 use super::SweepOptions;
-use crate::job::{execute, Job, JobReport};
-use crate::model::{Outcome, ProbeReport};
+use crate::job::{execute, Job};
+use crate::limits::Limits;
+use crate::probe::ProbeOptions;
 use crate::trace::TraceOptions;
+use mxtrace_proto::model::JobReport;
+use mxtrace_proto::model::{Outcome, ProbeReport};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::io::{self, BufRead};
 use std::path::Path;
+use std::sync::Arc;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -78,7 +81,7 @@ impl Summary {
     /// 0 every target passed; 1 a target failed, or the sweep was interrupted; 2 a line was
     /// not a target (the others still ran).
     pub fn exit_code(&self) -> u8 {
-        use crate::exit::{FAIL, PASS, USAGE};
+        use mxtrace_proto::exit::{FAIL, PASS, USAGE};
         if self.invalid > 0 {
             USAGE
         } else if self.failed > 0 || self.interrupted {
@@ -227,8 +230,7 @@ where
                 match item {
                     None => input_done = true,
                     Some(Item::Run(t)) => {
-                        let task = run_one(t, opts.clone());
-                        running.spawn(limits.clone().scope(task));
+                        running.spawn(run_one(t, opts.clone(), limits.clone()));
                     }
                     Some(Item::Invalid(line, e)) => {
                         let rec = error_record(line, "input", e.to_string());
@@ -267,19 +269,20 @@ fn error_record(input: String, kind: &'static str, message: String) -> Record {
     }
 }
 
-/// One target, as `probe` or `trace` would run it with the sweep's session settings.
-async fn run_one(target: SweepTarget, opts: SweepOptions) -> Record {
+/// One target, as `probe` or `trace` would run it with the sweep's session settings, its
+/// sessions held to the sweep's per-destination `limits`.
+async fn run_one(target: SweepTarget, opts: SweepOptions, limits: Arc<Limits>) -> Record {
     let key = target.key();
     let job = match (&opts.module, target) {
         (Some(m), t) => m.job(&t.target_text()).map_err(|e| e.to_string()),
-        (None, SweepTarget::Probe { host, port }) => opts
-            .spec
-            .probe_options(host, port)
-            .map(|mut o| {
-                o.ctx.scenario = opts.scenario;
-                Job::Probe(Box::new(o))
-            })
-            .map_err(|e| e.to_string()),
+        (None, SweepTarget::Probe { host, port }) => {
+            ProbeOptions::from_spec(&opts.spec, host, port)
+                .map(|mut o| {
+                    o.ctx.scenario = opts.scenario;
+                    Job::Probe(Box::new(o))
+                })
+                .map_err(|e| e.to_string())
+        }
         (None, SweepTarget::Trace { domain }) => {
             TraceOptions::new(&domain, &opts.spec, opts.scenario, opts.tenant.as_deref())
                 .map(|o| Job::Trace(Box::new(o)))
@@ -287,7 +290,7 @@ async fn run_one(target: SweepTarget, opts: SweepOptions) -> Record {
         }
     };
     let job = match job {
-        Ok(j) => j,
+        Ok(j) => j.with_limits(limits),
         Err(e) => return error_record(key, "input", e),
     };
     match execute(&job).await {

@@ -1,7 +1,7 @@
 //! One line of a target list: `host[:port]` (probed), `domain` (traced), or either with an
 //! explicit `probe ` / `trace ` in front. Blank lines and `#` comments are skipped.
 
-use crate::spec::{self, TargetError};
+use mxtrace_proto::spec::{self, TargetError};
 use std::net::IpAddr;
 
 /// What a line asks for, normalised (lower case, no trailing dot, the port filled in), so

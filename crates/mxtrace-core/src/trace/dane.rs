@@ -5,10 +5,11 @@
 //! or the MX answer itself): the host is not used.
 
 use super::{fail_verdict, Walking};
-use crate::dns::{DnssecStatus, SecureDns, Tlsa};
-use crate::model::{MxSource, Outcome, TraceHop};
-use crate::posture::dane::usable;
 use hickory_resolver::proto::rr::RecordType;
+use mxtrace_net::dns::{SecureDns, Tlsa};
+use mxtrace_net::tls::dane::usable;
+use mxtrace_proto::model::posture::DnssecStatus;
+use mxtrace_proto::model::{MxSource, Outcome, TraceHop};
 use std::collections::HashMap;
 
 /// Fills `dane` (host -> usable records) and leaves bogus hosts out of `w.hop.mx`. Returns the

@@ -7,9 +7,9 @@
 use super::{
     last_answer, probe_options, step, trace_probe, HopPlan, Step, TraceError, TraceOptions,
 };
-use crate::diagnose::is_eop_host;
-use crate::model::{FamilyVerdict, Outcome, TraceHop, TraceProbe};
 use crate::probe;
+use mxtrace_knowledge::is_eop_host;
+use mxtrace_proto::model::{FamilyVerdict, Outcome, TraceHop, TraceProbe};
 use std::net::IpAddr;
 
 /// Exchange Online's rules for inbound IPv6, by what its MX host publishes. Source: Microsoft
@@ -182,20 +182,11 @@ fn warn_on_split(hop: &mut TraceHop) {
         .map(|f| {
             format!(
                 "{} fails while the other family passes: senders that use {} see this ({})",
-                label(&f.family),
-                label(&f.family),
+                mxtrace_proto::model::family_label(&f.family),
+                mxtrace_proto::model::family_label(&f.family),
                 f.summary
             )
         })
         .collect();
     hop.verdict.warnings.extend(warnings);
-}
-
-/// `IPv6` / `IPv4` for `ipv6` / `ipv4`.
-pub fn label(family: &str) -> &'static str {
-    if family == "ipv6" {
-        "IPv6"
-    } else {
-        "IPv4"
-    }
 }

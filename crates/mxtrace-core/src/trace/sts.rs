@@ -6,10 +6,10 @@
 //! deliver and report via TLS-RPT).
 
 use super::{fail_verdict, HopPlan, TraceOptions, Walking};
-use crate::dns::Dns;
-use crate::model::{MxSource, Outcome, ProbeReport, Stage, TraceHop, TraceMtaSts};
-use crate::posture::model::PolicySource;
-use crate::posture::mta_sts::{matching_pattern, sender_policy, SenderPolicy};
+use crate::mta_sts::{matching_pattern, sender_policy, SenderPolicy};
+use mxtrace_net::dns::Dns;
+use mxtrace_proto::model::posture::PolicySource;
+use mxtrace_proto::model::{MxSource, Outcome, ProbeReport, Stage, TraceHop, TraceMtaSts};
 
 const ENFORCE: &str = "enforce";
 const TESTING: &str = "testing";
@@ -45,7 +45,7 @@ pub(super) async fn apply_mta_sts(
         .map(|m| m.host.clone())
         .collect();
     let summary = record(&sp, unmatched.clone());
-    let policy = describe(&summary);
+    let policy = summary.describe();
     w.hop.mta_sts = Some(summary);
     if sp.policy.mode != ENFORCE {
         w.warnings.push(format!(
@@ -71,8 +71,8 @@ fn enforce(
     policy: &str,
 ) -> Option<TraceHop> {
     w.hop.mx.retain(|m| !unmatched.contains(&m.host));
-    plan.probe.starttls = crate::spec::StartTls::Require;
-    plan.probe.tls.verify = crate::tls::VerifyMode::Strict;
+    plan.probe.starttls = mxtrace_proto::spec::StartTls::Require;
+    plan.probe.tls.verify = mxtrace_net::tls::VerifyMode::Strict;
     if !unmatched.is_empty() {
         w.warnings.push(format!(
             "MTA-STS enforce: MX {} not matched by the {policy}: not used",
@@ -111,22 +111,6 @@ fn record(sp: &SenderPolicy, unmatched_mx: Vec<String>) -> TraceMtaSts {
     }
 }
 
-/// `policy id 20261129 (mode enforce, mx: *.a.test, from the cache)`.
-pub fn describe(p: &TraceMtaSts) -> String {
-    let from = match p.source {
-        PolicySource::Cache => ", from the cache",
-        PolicySource::Fetched => "",
-    };
-    format!(
-        "policy{} (mode {}, mx: {}{from})",
-        p.id.as_deref()
-            .map(|i| format!(" id {i}"))
-            .unwrap_or_default(),
-        p.mode,
-        p.mx.join(", ")
-    )
-}
-
 /// After the probes: under enforce, a probe that failed for want of verified TLS is an
 /// MTA-STS failure (its own explanation, and the hop's summary says so when the hop failed);
 /// under testing, TLS that enforce would refuse is a warning.
@@ -134,7 +118,7 @@ pub(super) fn explain_failures(hop: &mut TraceHop) {
     let Some(p) = hop.mta_sts.clone() else {
         return;
     };
-    let policy = describe(&p);
+    let policy = p.describe();
     let mut testing = Vec::new();
     for probe in hop.probes.iter_mut().chain(hop.family_probes.iter_mut()) {
         let pattern = matching_pattern(&p.mx, &probe.mx)

@@ -1,0 +1,71 @@
+//! Explaining replies and errors: a reply's class (RFC 5321/3463), its category from the fixed
+//! vocabulary (README "Reply categories"), the failure layer, the likely cause and next steps, tagged with the
+//! delivery scenario and hop.
+
+// Input from the network, files and the command line is hostile: outside tests, nothing may
+// panic on it. Enforced here rather than by grep.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::panic
+    )
+)]
+
+mod advice;
+mod classify;
+mod errors;
+mod peer;
+mod rules;
+mod scenario;
+mod tables;
+
+pub use classify::{classify_reply, Finding, Tier};
+pub use errors::{
+    explain_observation, explain_tls_verification, observe_banner, observe_ehlo, Observation,
+};
+pub use peer::{drop_cipher_advice, fit_next_steps, fit_steps, identify as identify_peer, Peer};
+pub use scenario::{
+    diagnose, hints_from_spf, is_eop_host, scenario_for_host, scenario_for_mx,
+    tenant_routing_domain, MxSetWarning, Observed, ScenarioDetection,
+};
+
+pub use mxtrace_proto::model::{
+    Category, Class, Diagnosis, Explanation, Layer, PathContext, Scenario, SpfHints,
+};
+use mxtrace_proto::model::{ErrorKind, Stage};
+use mxtrace_proto::smtp::reply::Reply;
+
+/// Class from the basic code (RFC 5321 4.2.1): 2xx and 3xx are positive, 4xx transient,
+/// 5xx permanent.
+pub fn class_of(reply: &Reply) -> Class {
+    match reply.first_digit() {
+        2 | 3 => Class::Success,
+        4 => Class::Transient,
+        _ => Class::Permanent,
+    }
+}
+
+/// Explains one reply received at `stage` (None when the stage is unknown, as with a pasted
+/// reply without `--stage`).
+pub fn explain_reply(stage: Option<Stage>, reply: &Reply) -> Explanation {
+    let f = classify_reply(stage, reply);
+    Explanation {
+        class: f.class,
+        category: f.category,
+        layer: f.layer,
+        cause: f.cause,
+        next_steps: f.next_steps,
+    }
+}
+
+/// Explains a stage that ended without a usable reply (see errors.rs for the category rule).
+pub fn explain_error(stage: Stage, kind: ErrorKind, detail: &str) -> Explanation {
+    errors::explain_error(stage, kind, detail)
+}
+
+#[cfg(test)]
+mod tests;
