@@ -14,8 +14,8 @@ mod dns_support;
 mod policy;
 
 use dns_support::TestDns;
-use mxtrace_core::posture::mta_sts::{sender_policy, FetchOptions, SenderPolicy};
-use mxtrace_core::posture::mta_sts_cache::{self, CachedPolicy};
+use mxtrace_core::mta_sts::cache::{self as mta_sts_cache, CachedPolicy};
+use mxtrace_core::mta_sts::{sender_policy, FetchOptions, SenderPolicy};
 use mxtrace_core::posture::{posture, PostureOptions};
 use mxtrace_lab::dns::zone_text as zone;
 use mxtrace_net::dns::{Dns, ResolverChoice};
@@ -377,7 +377,7 @@ async fn dkim_cname_chains_are_followed_with_loops_and_depth_bounded() {
 }
 
 fn human(r: &PostureReport) -> String {
-    mxtrace_render::posture::render_human(r, mxtrace_render::human::Style::new(false))
+    mxtrace_render::posture::render_human(r, mxtrace_render::style::Style::new(false))
 }
 
 /// Runs the binary (blocking) while the test's DNS server keeps answering on this runtime.

@@ -312,7 +312,7 @@ fn truncated_and_corrupted_messages_do_not_panic() {
             if let Ok(r) = mxtrace_core::headers::analyze("cut", &bytes[..cut]) {
                 let _ = mxtrace_render::headers::render_human(
                     &r,
-                    mxtrace_render::human::Style::new(true),
+                    mxtrace_render::style::Style::new(true),
                 );
             }
         }

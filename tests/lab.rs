@@ -5,10 +5,11 @@
 
 use clap::Parser;
 use mxtrace::cli::{self, Cli};
-use mxtrace_core::job::{execute, JobReport as Report};
+use mxtrace_core::job::execute;
 use mxtrace_knowledge::Scenario;
 use mxtrace_lab::topology::Client;
 use mxtrace_lab::{Endpoint, Lab, LabFault, LabOptions};
+use mxtrace_proto::model::JobReport as Report;
 use mxtrace_proto::model::{Outcome, ProbeReport, Stage, StageRecord};
 use std::net::Ipv4Addr;
 use std::time::Duration;

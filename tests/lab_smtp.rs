@@ -125,6 +125,7 @@ fn opts(pki: &Pki, role: Role, addr: SocketAddr, rcpt: &str) -> ProbeOptions {
         source: None,
         family: None,
         ctx: PathContext::default(),
+        limits: None,
     }
 }
 

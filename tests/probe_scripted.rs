@@ -275,7 +275,7 @@ fn assert_no_secret(r: &ProbeReport) {
     // base64 of "\0me@contoso.test\0s3cr3t-P@ss" and of "s3cr3t-P@ss"
     assert!(!json.contains("czNjcjN0"), "encoded password in JSON");
     assert!(!json.contains("AG1lQGNvbnRvc28udGVzdABzM2NyM3Qt"));
-    let human = mxtrace_render::human::render_probe(r, mxtrace_render::human::Style::new(false));
+    let human = mxtrace_render::human::render_probe(r, mxtrace_render::style::Style::new(false));
     assert!(!human.contains("s3cr3t") && !human.contains("czNjcjN0"));
 }
 
@@ -387,7 +387,7 @@ async fn certificate_problems_are_reported_and_the_probe_goes_on() {
         );
         // The transcript explains it under the TLS report, not under the handshake stage.
         let human =
-            mxtrace_render::human::render_probe(&r, mxtrace_render::human::Style::new(false));
+            mxtrace_render::human::render_probe(&r, mxtrace_render::style::Style::new(false));
         let tls_at = human.find("TLS: ").expect("a TLS section");
         let explained = human.find("tls_failed layer tls").expect("explained");
         assert!(explained > tls_at, "{human}");
@@ -1401,7 +1401,7 @@ async fn control_characters_from_the_server_never_reach_the_terminal() {
     server.finish().await.assert_ok();
     for color in [false, true] {
         let human =
-            mxtrace_render::human::render_probe(&r, mxtrace_render::human::Style::new(color));
+            mxtrace_render::human::render_probe(&r, mxtrace_render::style::Style::new(color));
         assert!(
             !human.contains('\u{7}') && !human.contains('\0'),
             "{human:?}"

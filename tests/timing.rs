@@ -39,9 +39,9 @@ async fn nagle_server() -> SocketAddr {
 }
 
 fn options(addr: SocketAddr, starttls: StartTls) -> probe::ProbeOptions {
-    let mut o = SessionSpec::default()
-        .probe_options(addr.ip().to_string(), addr.port())
-        .unwrap();
+    let mut o =
+        probe::ProbeOptions::from_spec(&SessionSpec::default(), addr.ip().to_string(), addr.port())
+            .unwrap();
     o.starttls = starttls;
     o.ehlo = Some("probe.fabrikam.test".into());
     o.from = Some("a@fabrikam.test".into());
@@ -94,7 +94,8 @@ async fn the_random_generator_is_seeded_before_the_probe_starts_timing() {
 /// time it arrived: the times down the page never go back.
 #[tokio::test]
 async fn the_transcript_never_goes_back_in_time() {
-    use mxtrace_render::human::{render_probe, Style};
+    use mxtrace_render::human::render_probe;
+    use mxtrace_render::style::Style;
     let addr = nagle_server().await;
     let r = probe::probe(&options(addr, StartTls::Never)).await.unwrap();
     let text = render_probe(&r, Style::new(false));

@@ -619,7 +619,7 @@ async fn reverse_dns_and_forward_confirmation() {
     let check = |s: &str| {
         let resolver = resolver.clone();
         let ip: IpAddr = s.parse().unwrap();
-        async move { mxtrace_core::trace::reverse_check(&resolver, ip).await }
+        async move { resolver.reverse_check(ip).await }
     };
 
     let ok = check("192.0.2.10").await;
@@ -941,7 +941,7 @@ async fn spf_record_hints_at_the_outbound_scenarios() {
 }
 
 fn human(r: &TraceReport) -> String {
-    mxtrace_render::human::render_trace(r, mxtrace_render::human::Style::new(false))
+    mxtrace_render::human::render_trace(r, mxtrace_render::style::Style::new(false))
 }
 
 /// Whether ::1 can be bound here. Without it the IPv6 tests cannot run: they say so, and

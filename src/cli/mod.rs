@@ -535,36 +535,37 @@ fn fault_parser() -> impl clap::builder::TypedValueParser<Value = LabFault> {
 impl SessionArgs {
     /// The command line's layer of session settings.
     pub fn spec(&self) -> SessionSpec {
-        let mut s = SessionSpec::default();
-        // clap rejects --starttls with --tls-implicit; its default is not a choice.
-        s.starttls = engine(self.starttls).filter(|_| !self.tls_implicit);
-        s.tls_implicit = Some(self.tls_implicit);
-        s.tls_verify = engine(self.tls_verify);
-        s.tls_name = self.tls_name.clone();
-        s.tls_ca_file = self.tls_ca_file.clone();
-        s.tls_client_cert = self.tls_client_cert.clone();
-        s.tls_client_key = self.tls_client_key.clone();
-        s.tls_classic_groups = Some(self.tls_classic_groups);
-        s.ehlo = self.ehlo.clone();
-        s.from = self.from.clone();
-        s.rcpt = Some(self.rcpt.clone());
-        s.data = Some(self.data);
-        s.header = Some(self.header.clone());
-        s.pipelining = Some(!self.no_pipelining);
-        s.auth_user = self.auth_user.clone();
-        s.auth_password_env = self.auth_password_env.clone();
-        s.auth_password_file = self.auth_password_file.clone();
-        s.auth_mech = self.auth_mech.and_then(engine);
-        s.auth_plaintext = Some(self.auth_plaintext);
-        s.connect_timeout = Some(self.connect_timeout.0);
-        s.stage_timeout = Some(self.stage_timeout.0);
-        s.source = self.source;
-        s.ip_version = match (self.ipv4, self.ipv6) {
-            (true, _) => Some(spec::Family::V4),
-            (_, true) => Some(spec::Family::V6),
-            _ => None,
-        };
-        s
+        SessionSpec {
+            // clap rejects --starttls with --tls-implicit; its default is not a choice.
+            starttls: engine(self.starttls).filter(|_| !self.tls_implicit),
+            tls_implicit: Some(self.tls_implicit),
+            tls_verify: engine(self.tls_verify),
+            tls_name: self.tls_name.clone(),
+            tls_ca_file: self.tls_ca_file.clone(),
+            tls_client_cert: self.tls_client_cert.clone(),
+            tls_client_key: self.tls_client_key.clone(),
+            tls_classic_groups: Some(self.tls_classic_groups),
+            ehlo: self.ehlo.clone(),
+            from: self.from.clone(),
+            rcpt: Some(self.rcpt.clone()),
+            data: Some(self.data),
+            header: Some(self.header.clone()),
+            pipelining: Some(!self.no_pipelining),
+            auth_user: self.auth_user.clone(),
+            auth_password_env: self.auth_password_env.clone(),
+            auth_password_file: self.auth_password_file.clone(),
+            auth_mech: self.auth_mech.and_then(engine),
+            auth_plaintext: Some(self.auth_plaintext),
+            connect_timeout: Some(self.connect_timeout.0),
+            stage_timeout: Some(self.stage_timeout.0),
+            source: self.source,
+            ip_version: match (self.ipv4, self.ipv6) {
+                (true, _) => Some(spec::Family::V4),
+                (_, true) => Some(spec::Family::V6),
+                _ => None,
+            },
+            ..SessionSpec::default()
+        }
     }
 }
 
@@ -603,16 +604,17 @@ impl TraceArgs {
 impl RunArgs {
     /// The values that replace the file's in every hop.
     pub fn overrides(&self) -> SessionSpec {
-        let mut s = SessionSpec::default();
-        s.resolver = self.resolver.clone();
-        s.port = self.port;
-        s.dns_timeout = self.dns_timeout.map(|d| d.0);
-        s.connect_timeout = self.connect_timeout.map(|d| d.0);
-        s.stage_timeout = self.stage_timeout.map(|d| d.0);
-        s.ehlo = self.ehlo.clone();
-        s.tls_ca_file = self.tls_ca_file.clone();
-        s.source = self.source;
-        s
+        SessionSpec {
+            resolver: self.resolver.clone(),
+            port: self.port,
+            dns_timeout: self.dns_timeout.map(|d| d.0),
+            connect_timeout: self.connect_timeout.map(|d| d.0),
+            stage_timeout: self.stage_timeout.map(|d| d.0),
+            ehlo: self.ehlo.clone(),
+            tls_ca_file: self.tls_ca_file.clone(),
+            source: self.source,
+            ..SessionSpec::default()
+        }
     }
 }
 

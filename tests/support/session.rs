@@ -39,6 +39,7 @@ pub fn opts(addr: SocketAddr) -> ProbeOptions {
         source: None,
         family: None,
         ctx: PathContext::default(),
+        limits: None,
     }
 }
 

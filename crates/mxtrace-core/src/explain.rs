@@ -78,6 +78,7 @@ fn truncate(s: &str) -> String {
 mod tests {
     use super::*;
     use mxtrace_knowledge::{Category, Layer};
+    use mxtrace_render::explain::{render_human, render_json};
 
     #[test]
     fn explains_with_and_without_stage() {

@@ -74,9 +74,6 @@ const FOREFRONT_VALUES: &[(&str, &str, &str)] = &[
     ("CAT", "UIMP", "user impersonation"),
 ];
 
-/// Fields Microsoft documents only as diagnostics for its anti-spam team (SFS rule ids and
-/// the like): shown raw, with that said, rather than guessed at [ANTISPAM note].
-
 /// The Exchange organization headers this tool decodes [FIREWALL], [DIRECTION].
 const ORGANIZATION_HEADERS: &[(&str, &str)] = &[
     ("x-ms-exchange-organization-scl", "spam confidence level, 0-9 (higher is more suspicious); -1 exempts the message from content filtering"),

@@ -268,7 +268,9 @@ impl ExchangeStamps {
     }
 }
 
-/// Marks a value no table describes.
+/// Marks a value no table describes: fields Microsoft documents only as diagnostics for its
+/// anti-spam team (SFS rule ids and the like) are shown raw, with that said, rather than
+/// guessed at (Microsoft Learn, "Anti-spam message headers").
 pub fn unknown_meaning() -> &'static str {
     "not documented: used by Microsoft's anti-spam team for diagnostics (shown raw)"
 }
