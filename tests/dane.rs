@@ -180,9 +180,10 @@ async fn trace(lab: &Lab, domain: &str, port: u16) -> TraceReport {
     let mxtrace::cli::Command::Trace(t) = cli.command else {
         panic!("not trace")
     };
-    mxtrace_core::trace::trace(&t.to_options().unwrap())
-        .await
-        .unwrap()
+    let mxtrace_core::job::Job::Trace(opts) = t.to_job().unwrap() else {
+        panic!("not a trace job")
+    };
+    mxtrace_core::trace::trace(&opts).await.unwrap()
 }
 
 /// A STARTTLS server presenting `config`, accepting one recipient.

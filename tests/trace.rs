@@ -201,7 +201,9 @@ async fn trace_with(
     let Command::Trace(t) = cli.command else {
         panic!("not trace")
     };
-    let mut opts = t.to_options().unwrap();
+    let mxtrace_core::job::Job::Trace(mut opts) = t.to_job().unwrap() else {
+        panic!("not a trace job")
+    };
     f(&mut opts);
     timeout(Duration::from_secs(60), mxtrace_core::trace::trace(&opts))
         .await
@@ -905,7 +907,7 @@ fn a_bad_tenant_is_a_usage_error() {
     let Command::Trace(t) = cli.command else {
         panic!("not trace")
     };
-    assert!(t.to_options().is_err());
+    assert!(t.to_job().is_err());
 }
 
 #[tokio::test]

@@ -13,11 +13,10 @@ pub mod sweep;
 
 use crate::cli::demo::DemoError;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mxtrace_core::job::Job;
-use mxtrace_core::probe::ProbeOptions;
+use mxtrace_core::job::{Job, Target};
 use mxtrace_core::run::RunError;
 use mxtrace_core::scenario_file::{FileError, PrepareError};
-use mxtrace_core::trace::{TraceError, TraceOptions};
+use mxtrace_core::trace::TraceError;
 use mxtrace_lab::{LabFault, FAULTS};
 use mxtrace_proto::model::{PathContext, Scenario};
 use mxtrace_proto::spec::{self, SessionSpec, SpecError, TargetError, ValueError};
@@ -570,13 +569,11 @@ impl SessionArgs {
 }
 
 impl ProbeArgs {
-    /// Validates the flags and builds the probe options (target, session, path context).
-    pub fn to_options(&self) -> Result<ProbeOptions, CliError> {
+    /// Validates the flags and builds the probe (target, session, path context).
+    pub fn to_job(&self) -> Result<Job, CliError> {
         let session = self.session.spec();
-        let (host, port) = spec::parse_target(&self.target, session.default_port())?;
-        let mut opts = ProbeOptions::from_spec(&session, host, port)?;
-        opts.ctx = self.path_context()?;
-        Ok(opts)
+        let target = Target::probe(&self.target, session.default_port())?;
+        Ok(Job::new(&target, &session, self.path_context()?, None)?)
     }
 
     /// The path context the user named, checked: hop 2 exists only in B and D.
@@ -586,18 +583,25 @@ impl ProbeArgs {
 }
 
 impl TraceArgs {
-    /// Validates the flags and builds the trace options.
-    pub fn to_options(&self) -> Result<TraceOptions, CliError> {
+    /// Validates the flags and builds the trace.
+    pub fn to_job(&self) -> Result<Job, CliError> {
         let mut s = self.session.spec();
         s.resolver = self.resolver.clone();
         s.dns_timeout = Some(self.dns_timeout.0);
         s.all = Some(self.all);
         s.port = Some(self.port);
         s.max_mx = self.max_mx;
-        let mut o = TraceOptions::new(&self.domain, &s, self.scenario, self.tenant.as_deref())?;
-        o.mta_sts.cache.clone_from(&self.mta_sts_cache);
-        o.dnssec_trust_anchor.clone_from(&self.dnssec_trust_anchor);
-        Ok(o)
+        let ctx = PathContext {
+            scenario: self.scenario,
+            hop: None,
+        };
+        let target = Target::trace(&self.domain)?;
+        let mut job = Job::new(&target, &s, ctx, self.tenant.as_deref())?;
+        if let Job::Trace(o) = &mut job {
+            o.mta_sts.cache.clone_from(&self.mta_sts_cache);
+            o.dnssec_trust_anchor.clone_from(&self.dnssec_trust_anchor);
+        }
+        Ok(job)
     }
 }
 
@@ -621,8 +625,8 @@ impl RunArgs {
 /// The job a `probe` or `trace` command stands for; None for the other commands.
 pub fn job(command: &Command) -> Result<Option<Job>, CliError> {
     Ok(match command {
-        Command::Probe(a) => Some(Job::Probe(Box::new(a.to_options()?))),
-        Command::Trace(a) => Some(Job::Trace(Box::new(a.to_options()?))),
+        Command::Probe(a) => Some(a.to_job()?),
+        Command::Trace(a) => Some(a.to_job()?),
         _ => None,
     })
 }

@@ -9,6 +9,7 @@
 //! Values are validated while TOML deserializes them, so the parser's span points at the value;
 //! checks that need several keys run afterwards and point at the key they are about.
 
+use crate::job::{Job, Target};
 use crate::probe::ProbeOptions;
 use crate::trace::TraceOptions;
 use mxtrace_knowledge::{Category, PathContext, Scenario};
@@ -720,17 +721,22 @@ pub fn prepare(hop: &HopSpec) -> Result<Prepared, PrepareError> {
     };
     match &hop.target {
         HopTarget::Domain(d) => {
-            let mut o = TraceOptions::new(d, &hop.session, None, None).map_err(err)?;
-            o.probe.ctx = hop.ctx;
-            Ok(Prepared::Trace(Box::new(o)))
+            let t = Target::trace(d).map_err(|e| err(e.into()))?;
+            match Job::new(&t, &hop.session, hop.ctx, None).map_err(err)? {
+                Job::Trace(o) => Ok(Prepared::Trace(o)),
+                Job::Probe(o) => Ok(Prepared::Hosts(vec![*o])),
+            }
         }
         HopTarget::Hosts(hosts) => {
             let mut list = Vec::new();
             for (host, port) in hosts {
-                let mut o =
-                    ProbeOptions::from_spec(&hop.session, host.clone(), *port).map_err(err)?;
-                o.ctx = hop.ctx;
-                list.push(o);
+                let t = Target::Probe {
+                    host: host.clone(),
+                    port: *port,
+                };
+                if let Job::Probe(o) = Job::new(&t, &hop.session, hop.ctx, None).map_err(err)? {
+                    list.push(*o);
+                }
             }
             Ok(Prepared::Hosts(list))
         }

@@ -19,18 +19,17 @@
 //! ```
 
 use super::allow::Allowlist;
-use crate::job::Job;
+use crate::job::{Job, Target};
 use crate::probe::ProbeOptions;
 use crate::run::ExpectationResult;
 use crate::scenario_file::{
     expectations, read_small, take_layer, tenant_key, Expectations, FileError, HopTarget, Layer,
     Locator, RawExpect, StartTlsExpect,
 };
-use crate::trace::TraceOptions;
 use mxtrace_knowledge::PathContext;
 use mxtrace_proto::model::JobReport;
 use mxtrace_proto::spec::{
-    parse_scenario, parse_target, path_context, Field, Naming, SessionSpec, SpecError, TargetError,
+    parse_scenario, path_context, Field, Naming, SessionSpec, SpecError, TargetError,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -125,36 +124,26 @@ impl Module {
 
     /// As `job`, every timeout capped at `budget` (the scrape's deadline).
     pub fn job_within(&self, target: &str, budget: Option<Duration>) -> Result<Job, JobError> {
-        // Default port 0 (never valid as written) tells "no port given" apart.
-        let (host, port) = parse_target(target, 0)?;
-        if !self.allowed_targets.allows(&host) {
+        let t = Target::parse(target, self.spec.port_or_default())?;
+        self.job_for(&t, budget)
+    }
+
+    /// The check for a target already parsed (a sweep's line), as `job_within`.
+    pub fn job_for(&self, target: &Target, budget: Option<Duration>) -> Result<Job, JobError> {
+        if !self.allowed_targets.allows(target.host()) {
             return Err(JobError::NotAllowed {
                 module: self.name.clone(),
-                target: target.to_string(),
+                target: target.text(),
             });
         }
         let spec = match budget {
             Some(b) => capped(&self.spec, b),
             None => self.spec.clone(),
         };
-        let err = |source| JobError::Spec {
+        Job::new(target, &spec, self.ctx, self.tenant.as_deref()).map_err(|source| JobError::Spec {
             module: self.name.clone(),
             source,
-        };
-        let is_ip = host.parse::<std::net::IpAddr>().is_ok();
-        if port != 0 || is_ip {
-            let port = match port {
-                0 => spec.port_or_default(),
-                p => p,
-            };
-            let mut o = ProbeOptions::from_spec(&spec, host, port).map_err(err)?;
-            o.ctx = self.ctx;
-            return Ok(Job::Probe(Box::new(o)));
-        }
-        let mut o = TraceOptions::new(&host, &spec, self.ctx.scenario, self.tenant.as_deref())
-            .map_err(err)?;
-        o.probe.ctx = self.ctx;
-        Ok(Job::Trace(Box::new(o)))
+        })
     }
 }
 

@@ -12,7 +12,7 @@ mod runner;
 pub mod target;
 
 pub use runner::{resume_keys, sweep, Record, RecordError, Summary, SweepError};
-pub use target::{stable_hash, LineError, SweepTarget};
+pub use target::{parse_line, stable_hash, LineError};
 
 use mxtrace_knowledge::Scenario;
 use mxtrace_proto::spec::SessionSpec;

@@ -1,13 +1,11 @@
 //! The streaming runner: lines in, one `Record` out per target as it completes.
 
-use super::target::{stable_hash, LineError, SweepTarget, MAX_LINE};
+use super::target::{parse_line, stable_hash, LineError, MAX_LINE};
 use super::SweepOptions;
-use crate::job::{execute, Job};
+use crate::job::{execute, Job, Target};
 use crate::limits::Limits;
-use crate::probe::ProbeOptions;
-use crate::trace::TraceOptions;
 use mxtrace_proto::model::JobReport;
-use mxtrace_proto::model::{Outcome, ProbeReport};
+use mxtrace_proto::model::{Outcome, PathContext, ProbeReport};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -171,7 +169,7 @@ pub enum SweepError {
 
 /// What the reader hands the runner.
 enum Item {
-    Run(SweepTarget),
+    Run(Target),
     Invalid(String, LineError),
     Skipped(Skip),
     Failed(io::Error),
@@ -271,22 +269,16 @@ fn error_record(input: String, kind: &'static str, message: String) -> Record {
 
 /// One target, as `probe` or `trace` would run it with the sweep's session settings, its
 /// sessions held to the sweep's per-destination `limits`.
-async fn run_one(target: SweepTarget, opts: SweepOptions, limits: Arc<Limits>) -> Record {
+async fn run_one(target: Target, opts: SweepOptions, limits: Arc<Limits>) -> Record {
     let key = target.key();
-    let job = match (&opts.module, target) {
-        (Some(m), t) => m.job(&t.target_text()).map_err(|e| e.to_string()),
-        (None, SweepTarget::Probe { host, port }) => {
-            ProbeOptions::from_spec(&opts.spec, host, port)
-                .map(|mut o| {
-                    o.ctx.scenario = opts.scenario;
-                    Job::Probe(Box::new(o))
-                })
-                .map_err(|e| e.to_string())
-        }
-        (None, SweepTarget::Trace { domain }) => {
-            TraceOptions::new(&domain, &opts.spec, opts.scenario, opts.tenant.as_deref())
-                .map(|o| Job::Trace(Box::new(o)))
-                .map_err(|e| e.to_string())
+    let job = match &opts.module {
+        Some(m) => m.job_for(&target, None).map_err(|e| e.to_string()),
+        None => {
+            let ctx = PathContext {
+                scenario: opts.scenario,
+                hop: None,
+            };
+            Job::new(&target, &opts.spec, ctx, opts.tenant.as_deref()).map_err(|e| e.to_string())
         }
     };
     let job = match job {
@@ -317,7 +309,7 @@ async fn read_targets<R: AsyncBufRead + Unpin>(
             Ok(None) => return,
             Err(e) => Item::Failed(e),
             Ok(Some(Err(e))) => Item::Invalid(String::new(), e),
-            Ok(Some(Ok(line))) => match SweepTarget::parse(&line, default_port) {
+            Ok(Some(Ok(line))) => match parse_line(&line, default_port) {
                 None => continue,
                 Some(Err(e)) => Item::Invalid(line.trim().to_string(), e),
                 Some(Ok(t)) => {
