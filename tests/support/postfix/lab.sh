@@ -10,6 +10,16 @@
 #
 # start prints "ready" and writes DIR/lab.env once all three ports accept
 # connections; on failure it prints the maillog tail to stderr and exits 1.
+#
+# Opt-ins (environment of start):
+#   MXTRACE_LAB_SUBMISSION=PORT   submission listener, SASL by Dovecot (dovecot/sasl.sh)
+#   MXTRACE_LAB_IMAP=PORT MXTRACE_LAB_IMAPS=PORT
+#                                 Dovecot IMAP (STARTTLS) and IMAPS on ADDR, delivery by LMTP with
+#                                 Sieve (dovecot/imap.sh), plus the recipients held@ (stays
+#                                 queued: mailbox over quota), bounce@ (NDR after queueing: no
+#                                 mailbox behind LMTP), ndr@ (NDR mailbox)
+#   MXTRACE_LAB_OAUTH=OAUTHDIR    XOAUTH2/OAUTHBEARER in both Dovecots, validated by the running
+#                                 OAuth server of tests/support/oauth/server.sh
 set -euo pipefail
 
 PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
@@ -21,7 +31,9 @@ die() {
 
 usage() {
     echo "usage: lab.sh start DIR ADDR PORT_SMTP PORT_TLSREQ PORT_SMTPS" >&2
-    echo "       (MXTRACE_LAB_SUBMISSION=PORT adds a submission listener with Dovecot SASL)" >&2
+    echo "       (MXTRACE_LAB_SUBMISSION=PORT adds a submission listener with Dovecot SASL;" >&2
+    echo "        MXTRACE_LAB_IMAP=PORT MXTRACE_LAB_IMAPS=PORT add Dovecot IMAP/IMAPS with LMTP delivery;" >&2
+    echo "        MXTRACE_LAB_OAUTH=OAUTHDIR adds XOAUTH2/OAUTHBEARER to both)" >&2
     echo "       lab.sh stop DIR" >&2
     exit 2
 }
@@ -29,6 +41,14 @@ usage() {
 TLS_NAME=mx.contoso.test
 DOMAIN=contoso.test
 VALID_RCPT=user@contoso.test
+# With MXTRACE_LAB_IMAP only, all accepted at RCPT (listed in vmailbox): HELD_RCPT's mailbox is
+# over quota, Dovecot's LMTP answers 452 4.2.2 and the message stays in the deferred queue;
+# BOUNCE_RCPT has no mailbox in Dovecot, LMTP answers 550 5.1.1 and Postfix sends an NDR to the
+# sender; NDR_RCPT is a mailbox for such NDRs (postmaster@ is an alias of it). (Postfix's own
+# error:/retry: transports cannot do this: smtpd already refuses their recipients at RCPT.)
+HELD_RCPT=held@contoso.test
+BOUNCE_RCPT=bounce@contoso.test
+NDR_RCPT=ndr@contoso.test
 
 # Prints the pid from DIR's master.pid (empty if none).
 master_pid() {
@@ -61,6 +81,7 @@ fail_start() {
     fi
     stop_instance "$dir" >/dev/null 2>&1 || true
     if [ -d "$dir/dovecot" ]; then bash "$(sasl_script)" stop "$dir/dovecot" >/dev/null 2>&1 || true; fi
+    if [ -d "$dir/imap" ]; then bash "$(imap_script)" stop "$dir/imap" >/dev/null 2>&1 || true; fi
     exit 1
 }
 
@@ -170,6 +191,19 @@ EOF
 
     # Maildir delivery (trailing slash) to DIR/mail/contoso.test/user/.
     printf '%s\t%s\n' "$VALID_RCPT" "$DOMAIN/user/" >"$etc/vmailbox"
+    if [ -n "${MXTRACE_LAB_IMAP:-}" ]; then
+        # Delivery by LMTP to the Dovecot of dovecot/imap.sh (Sieve runs there), into the same
+        # Maildirs.
+        cat >>"$etc/main.cf" <<EOF
+
+# MXTRACE_LAB_IMAP: mailboxes served by Dovecot (tests/support/dovecot/imap.sh).
+virtual_transport = lmtp:unix:$dir/imap/lmtp
+virtual_alias_maps = texthash:$etc/valias
+EOF
+        printf '%s\t%s\n' "$NDR_RCPT" "$DOMAIN/${NDR_RCPT%@*}/" "$HELD_RCPT" "$DOMAIN/${HELD_RCPT%@*}/" \
+            "$BOUNCE_RCPT" "$DOMAIN/${BOUNCE_RCPT%@*}/" >>"$etc/vmailbox"
+        printf '%s\t%s\n' "postmaster@$DOMAIN" "$NDR_RCPT" >"$etc/valias"
+    fi
 
     cat >"$etc/master.cf" <<EOF
 # service type  private unpriv  chroot  wakeup  maxproc command + args
@@ -226,6 +260,10 @@ sasl_script() {
     echo "$(dirname "${BASH_SOURCE[0]}")/../dovecot/sasl.sh"
 }
 
+imap_script() {
+    echo "$(dirname "${BASH_SOURCE[0]}")/../dovecot/imap.sh"
+}
+
 start() {
     [ $# -eq 5 ] || usage
     local dir="$1" addr="$2" p_smtp="$3" p_tlsreq="$4" p_smtps="$5" p
@@ -235,6 +273,14 @@ start() {
         || die "ADDR must be an IPv4 address in 127.0.0.0/8, got '$addr'"
     local ports=("$p_smtp" "$p_tlsreq" "$p_smtps")
     if [ -n "${MXTRACE_LAB_SUBMISSION:-}" ]; then ports+=("$MXTRACE_LAB_SUBMISSION"); fi
+    if [ -n "${MXTRACE_LAB_IMAP:-}" ] || [ -n "${MXTRACE_LAB_IMAPS:-}" ]; then
+        [ -n "${MXTRACE_LAB_IMAP:-}" ] && [ -n "${MXTRACE_LAB_IMAPS:-}" ] \
+            || die "MXTRACE_LAB_IMAP and MXTRACE_LAB_IMAPS go together (the IMAP and IMAPS ports)"
+        # Not in "ports": Dovecot listens on them, and imap.sh has waited for them.
+        for p in "$MXTRACE_LAB_IMAP" "$MXTRACE_LAB_IMAPS"; do
+            case "$p" in '' | *[!0-9]*) die "bad port '$p'" ;; esac
+        done
+    fi
     for p in "${ports[@]}"; do
         case "$p" in
             '' | *[!0-9]*) die "bad port '$p'" ;;
@@ -269,11 +315,16 @@ start() {
     if [ -n "${MXTRACE_LAB_SUBMISSION:-}" ]; then
         bash "$(sasl_script)" start "$dir/dovecot" || fail_start "$dir" "dovecot did not start"
     fi
+    if [ -n "${MXTRACE_LAB_IMAP:-}" ]; then
+        bash "$(imap_script)" start "$dir/imap" "$dir" "$addr" "$MXTRACE_LAB_IMAP" "$MXTRACE_LAB_IMAPS" \
+            || fail_start "$dir" "dovecot (imap) did not start"
+    fi
     write_config "$dir" "$addr" "$p_smtp" "$p_tlsreq" "$p_smtps"
     # Postfix's load_file() sleeps while a file it reads (main.cf, texthash
     # maps) was modified within the last ~2 s, which made every start take ~2 s
     # and could stall the first SMTP session. Backdate the generated files.
     touch -d '-1 minute' "$dir/etc/main.cf" "$dir/etc/master.cf" "$dir/etc/vmailbox"
+    if [ -n "${MXTRACE_LAB_IMAP:-}" ]; then touch -d '-1 minute' "$dir/etc/valias"; fi
 
     # "postfix -c" is all a root-run instance needs: the alternate_config_directories
     # list in the default /etc/postfix/main.cf is only consulted by the set-gid
@@ -313,6 +364,16 @@ EOF
     if [ -n "${MXTRACE_LAB_SUBMISSION:-}" ]; then
         echo "PORT_SUBMISSION=$MXTRACE_LAB_SUBMISSION" >>"$dir/lab.env.tmp"
         cat "$dir/dovecot/sasl.env" >>"$dir/lab.env.tmp"
+    fi
+    if [ -n "${MXTRACE_LAB_IMAP:-}" ]; then
+        cat "$dir/imap/imap.env" >>"$dir/lab.env.tmp"
+        printf '%s\n' "HELD_RCPT=$HELD_RCPT" "BOUNCE_RCPT=$BOUNCE_RCPT" "NDR_RCPT=$NDR_RCPT" \
+            "JUNK_SUBJECT_TAG=[junk-me]" "JUNK_HEADER=X-Spam-Flag" "JUNK_HEADER_VALUE=YES" \
+            >>"$dir/lab.env.tmp"
+        # sasl.sh has added the OAUTH_* lines when there is a submission listener.
+        if [ -n "${MXTRACE_LAB_OAUTH:-}" ] && [ -z "${MXTRACE_LAB_SUBMISSION:-}" ]; then
+            grep '^OAUTH_' "${MXTRACE_LAB_OAUTH%/}/oauth.env" >>"$dir/lab.env.tmp"
+        fi
     fi
     mv "$dir/lab.env.tmp" "$dir/lab.env"
     echo ready
@@ -370,7 +431,13 @@ stop() {
     [ -d "$dir" ] || return 0
     dir="$(cd "$dir" && pwd -P)"
     stop_instance "$dir"
-    if [ -d "$dir/dovecot" ]; then bash "$(sasl_script)" stop "$dir/dovecot"; fi
+    # Each Dovecot master sleeps 1 s while shutting down (after telling its children to close
+    # their listeners): stop both at once.
+    local waits=()
+    if [ -d "$dir/dovecot" ]; then bash "$(sasl_script)" stop "$dir/dovecot" & waits+=($!); fi
+    if [ -d "$dir/imap" ]; then bash "$(imap_script)" stop "$dir/imap" & waits+=($!); fi
+    local w
+    for w in "${waits[@]}"; do wait "$w"; done
 }
 
 [ $# -ge 1 ] || usage
