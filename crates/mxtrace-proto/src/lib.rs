@@ -20,6 +20,7 @@ pub mod date;
 pub mod exit;
 pub mod model;
 pub mod record;
+pub mod sasl;
 pub mod secret;
 pub mod smtp;
 pub mod spec;

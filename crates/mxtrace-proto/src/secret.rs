@@ -1,5 +1,5 @@
-//! Passwords: read from an environment variable, a file or a prompt, never from argv, and never
-//! printed: `Debug` and `Display` show `<redacted>`.
+//! Passwords, access tokens and client secrets: read from an environment variable, a file or a
+//! prompt, never from argv, and never printed: `Debug` and `Display` show `<redacted>`.
 
 use std::fmt;
 use std::path::Path;
@@ -34,13 +34,21 @@ impl Secret {
 
     /// The first line of the file (a trailing newline is not part of the password).
     pub fn from_file(path: &Path) -> Result<Secret, SecretError> {
+        Secret::from_file_as(path, "password")
+    }
+
+    /// The first line of a file holding `what` (a password, a token, a client secret), which
+    /// the error names.
+    pub fn from_file_as(path: &Path, what: &'static str) -> Result<Secret, SecretError> {
         let text = std::fs::read_to_string(path).map_err(|e| SecretError::File {
+            what,
             path: path.to_path_buf(),
             kind: e.kind(),
         })?;
         let first = text.lines().next().unwrap_or("");
         if first.is_empty() {
             return Err(SecretError::EmptyFile {
+                what,
                 path: path.to_path_buf(),
             });
         }
@@ -66,13 +74,17 @@ impl Secret {
 pub enum SecretError {
     #[error("environment variable {var} {why}")]
     Variable { var: String, why: &'static str },
-    #[error("password file {}: {kind}", path.display())]
+    #[error("{what} file {}: {kind}", path.display())]
     File {
+        what: &'static str,
         path: std::path::PathBuf,
         kind: std::io::ErrorKind,
     },
-    #[error("password file {} is empty", path.display())]
-    EmptyFile { path: std::path::PathBuf },
+    #[error("{what} file {} is empty", path.display())]
+    EmptyFile {
+        what: &'static str,
+        path: std::path::PathBuf,
+    },
     #[error(
         "no password given: use --auth-password-env VAR or --auth-password-file FILE (no \
          terminal to prompt on)"

@@ -32,6 +32,12 @@ pub enum ValueError {
     Hop { value: u8 },
     #[error("control characters")]
     ControlCharacters,
+    #[error("{value:?}: {why}")]
+    Url { value: String, why: &'static str },
+    #[error("{value:?}: expected an Entra ID tenant ID (a GUID) or domain (contoso.onmicrosoft.com)")]
+    EntraTenant { value: String },
+    #[error("{value:?}: not a valid OAuth client ID or scope")]
+    OAuthValue { value: String },
 }
 
 /// A target or domain that cannot be one.

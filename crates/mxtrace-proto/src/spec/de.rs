@@ -2,7 +2,7 @@
 //! position with the message.
 
 use super::check::parse_duration;
-use super::options::{AuthMech, Family, StartTls, UnknownName, VerifyMode};
+use super::options::{AuthMech, Family, OAuthGrant, StartTls, UnknownName, VerifyMode};
 use serde::de::Error;
 use serde::{Deserialize, Deserializer};
 use std::net::IpAddr;
@@ -30,6 +30,10 @@ pub fn tls_verify<'de, D: Deserializer<'de>>(d: D) -> Result<Option<VerifyMode>,
 
 pub fn auth_mech<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AuthMech>, D::Error> {
     named(d, "auth_mech")
+}
+
+pub fn oauth_grant<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OAuthGrant>, D::Error> {
+    named(d, "oauth_grant")
 }
 
 pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

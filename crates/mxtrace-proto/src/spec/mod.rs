@@ -7,6 +7,7 @@
 
 mod check;
 mod de;
+mod oauth;
 mod options;
 
 pub use check::{
@@ -14,7 +15,8 @@ pub use check::{
     parse_threshold, path_context, DurationError, TargetError, ThresholdError, UnknownScenario,
     ValueError,
 };
-pub use options::{AuthMech, Family, StartTls, UnknownName, VerifyMode};
+pub use oauth::{check_url, ENTRA_SCOPE, ENTRA_SMTP_DELEGATED_SCOPE};
+pub use options::{AuthMech, Family, OAuthGrant, StartTls, UnknownName, VerifyMode};
 
 use crate::secret::SecretError;
 use serde::Deserialize;
@@ -126,6 +128,25 @@ session_spec! {
     #[serde(deserialize_with = "de::auth_mech")]
     auth_mech: AuthMech => AuthMech, "--auth-mech";
     auth_plaintext: bool => AuthPlaintext, "--auth-plaintext";
+    /// An OAuth 2.0 access token from this environment variable.
+    oauth_token_env: String => OAuthTokenEnv, "--oauth-token-env";
+    /// An OAuth 2.0 access token from the first line of this file.
+    oauth_token_file: PathBuf => OAuthTokenFile, "--oauth-token-file";
+    #[serde(deserialize_with = "de::oauth_grant")]
+    oauth_grant: OAuthGrant => OAuthGrant, "--oauth-grant";
+    /// Microsoft Entra ID tenant (ID or domain): the token endpoints under login.microsoftonline.com.
+    oauth_tenant: String => OAuthTenant, "--oauth-tenant";
+    /// Any other authorization server's token endpoint.
+    oauth_token_url: String => OAuthTokenUrl, "--oauth-token-url";
+    /// Its device authorization endpoint (RFC 8628).
+    oauth_device_url: String => OAuthDeviceUrl, "--oauth-device-url";
+    oauth_client_id: String => OAuthClientId, "--oauth-client-id";
+    oauth_client_secret_env: String => OAuthClientSecretEnv, "--oauth-client-secret-env";
+    oauth_client_secret_file: PathBuf => OAuthClientSecretFile, "--oauth-client-secret-file";
+    /// A certificate (PEM) whose key signs the client assertion (RFC 7523).
+    oauth_client_cert: PathBuf => OAuthClientCert, "--oauth-client-cert";
+    oauth_client_key: PathBuf => OAuthClientKey, "--oauth-client-key";
+    oauth_scope: String => OAuthScope, "--oauth-scope";
     #[serde(deserialize_with = "de::duration")]
     connect_timeout: Duration => ConnectTimeout, "--connect-timeout";
     #[serde(deserialize_with = "de::duration")]
@@ -150,6 +171,8 @@ pub const COMMAND_LINE_ONLY: &[Field] = &[
     Field::Data,
     Field::Header,
     Field::AuthPasswordFile,
+    Field::OAuthTokenFile,
+    Field::OAuthClientSecretFile,
     Field::AuthMech,
     Field::AuthPlaintext,
 ];
@@ -196,6 +219,21 @@ pub enum SpecError {
     Target(#[from] TargetError),
     #[error("--tenant {0}")]
     Tenant(#[source] ValueError),
+    #[error("{} needs {}", .field.flag(), any_of(.needs, Naming::Flag))]
+    Needs {
+        field: Field,
+        needs: &'static [Field],
+    },
+}
+
+/// `--a`, `--a or --b`, `--a, --b or --c`.
+fn any_of(fields: &[Field], naming: Naming) -> String {
+    let names: Vec<&str> = fields.iter().map(|f| f.name(naming)).collect();
+    match names.split_last() {
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 fn describe_value(field: Field, e: &ValueError, naming: Naming) -> String {
@@ -212,7 +250,8 @@ impl SpecError {
         match self {
             SpecError::Value { field, .. }
             | SpecError::Exclusive { field, .. }
-            | SpecError::Together { field, .. } => Some(*field),
+            | SpecError::Together { field, .. }
+            | SpecError::Needs { field, .. } => Some(*field),
             SpecError::DataWithoutRcpt => Some(Field::Data),
             SpecError::SourceFamily { .. } => Some(Field::Source),
             SpecError::TargetFamily { .. } => Some(Field::IpVersion),
@@ -239,6 +278,9 @@ impl SpecError {
             }
             (SpecError::Together { field, other }, Naming::Key) => {
                 format!("{} and {} go together", field.key(), other.key())
+            }
+            (SpecError::Needs { field, needs }, Naming::Key) => {
+                format!("{} needs {}", field.key(), any_of(needs, naming))
             }
             (e, Naming::Key) => e.to_string(),
         }
@@ -281,6 +323,7 @@ impl SessionSpec {
         self.validate_smtp()?;
         self.validate_tls()?;
         self.validate_network(host)?;
+        self.validate_oauth()?;
         if let Some(user) = &self.auth_user {
             if user.bytes().any(|b| b.is_ascii_control()) {
                 value(Field::AuthUser, Err(ValueError::ControlCharacters))?;
