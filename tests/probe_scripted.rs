@@ -3,7 +3,7 @@
 
 mod support;
 
-use mxtrace_core::probe::{AuthMech, AuthOptions, ProbeOptions, StartTls};
+use mxtrace_core::probe::{AuthMech, AuthOptions, Credential, ProbeOptions, StartTls};
 use mxtrace_knowledge::Category;
 use mxtrace_net::tls::VerifyMode;
 use mxtrace_proto::model::{ErrorKind, Outcome, ProbeReport, RecipientStatus, Stage};
@@ -261,7 +261,7 @@ async fn auth_session(mech: AuthMech, steps: Vec<Step>) -> (ProbeReport, ServerL
     o.starttls = StartTls::Require;
     o.auth = Some(AuthOptions {
         user: "me@contoso.test".into(),
-        password: Secret::new("s3cr3t-P@ss".into()),
+        credential: Credential::Password(Secret::new("s3cr3t-P@ss".into())),
         mech: Some(mech),
         allow_plaintext: false,
     });
@@ -325,7 +325,7 @@ async fn credentials_are_never_sent_in_clear() {
     o.starttls = StartTls::Never;
     o.auth = Some(AuthOptions {
         user: "me@contoso.test".into(),
-        password: Secret::new("s3cr3t-P@ss".into()),
+        credential: Credential::Password(Secret::new("s3cr3t-P@ss".into())),
         mech: None,
         allow_plaintext: false,
     });

@@ -5,7 +5,7 @@
 
 mod support;
 
-use mxtrace_core::probe::{AuthOptions, StartTls};
+use mxtrace_core::probe::{AuthOptions, Credential, StartTls};
 use mxtrace_net::tls::VerifyMode;
 use mxtrace_proto::model::{Category, Diagnosis, ErrorKind, Layer, Outcome, ProbeReport, Stage};
 use mxtrace_proto::secret::Secret;
@@ -314,7 +314,7 @@ async fn auth_not_offered(caps: &[&str], starttls: StartTls) -> ProbeReport {
     o.starttls = starttls;
     o.auth = Some(AuthOptions {
         user: "user@contoso.test".into(),
-        password: Secret::new("not-sent".into()),
+        credential: Credential::Password(Secret::new("not-sent".into())),
         mech: None,
         allow_plaintext: true,
     });

@@ -423,7 +423,8 @@ pub struct SessionArgs {
     #[arg(long, help_heading = "SMTP")]
     pub no_pipelining: bool,
 
-    /// User name for SMTP AUTH (PLAIN or LOGIN).
+    /// User name for SMTP AUTH: the mailbox (with an OAuth token, the account the token is for,
+    /// or the mailbox an app sends as).
     #[arg(long, value_name = "USER", help_heading = "AUTH")]
     pub auth_user: Option<String>,
     /// Read the password from this environment variable (passwords are never taken from the
@@ -444,12 +445,65 @@ pub struct SessionArgs {
         help_heading = "AUTH"
     )]
     pub auth_password_file: Option<PathBuf>,
-    /// AUTH mechanism (default: PLAIN when offered, else LOGIN).
+    /// AUTH mechanism (default with a password: PLAIN when offered, else LOGIN; with an OAuth
+    /// token: XOAUTH2 when offered, else OAUTHBEARER).
     #[arg(long, value_enum, requires = "auth_user", help_heading = "AUTH")]
     pub auth_mech: Option<CliAuthMech>,
     /// Allow sending credentials over an unencrypted connection.
     #[arg(long, requires = "auth_user", help_heading = "AUTH")]
     pub auth_plaintext: bool,
+
+    /// Read an OAuth 2.0 access token from this environment variable (tokens and secrets are
+    /// never taken from the command line).
+    #[arg(long, value_name = "VAR", help_heading = "OAuth")]
+    pub oauth_token_env: Option<String>,
+    /// Read an OAuth 2.0 access token from the first line of this file (read at each use).
+    #[arg(long, value_name = "FILE", help_heading = "OAuth")]
+    pub oauth_token_file: Option<PathBuf>,
+    /// Get the token from Microsoft Entra ID for this tenant (ID or domain): the endpoints under
+    /// login.microsoftonline.com, scope https://outlook.office365.com/.default.
+    #[arg(long, value_name = "TENANT", help_heading = "OAuth")]
+    pub oauth_tenant: Option<String>,
+    /// Get the token from this token endpoint (another authorization server).
+    #[arg(long, value_name = "URL", help_heading = "OAuth")]
+    pub oauth_token_url: Option<String>,
+    /// The device authorization endpoint, for --oauth-grant device with --oauth-token-url.
+    #[arg(long, value_name = "URL", help_heading = "OAuth")]
+    pub oauth_device_url: Option<String>,
+    /// The grant: client-credentials (the application's own token, unattended) or device
+    /// (a person signs in in a browser with the code shown on stderr).
+    #[arg(long, value_enum, value_name = "GRANT", help_heading = "OAuth")]
+    pub oauth_grant: Option<CliOAuthGrant>,
+    /// The application (client) ID.
+    #[arg(long, value_name = "ID", help_heading = "OAuth")]
+    pub oauth_client_id: Option<String>,
+    /// Read the client secret from this environment variable.
+    #[arg(long, value_name = "VAR", help_heading = "OAuth")]
+    pub oauth_client_secret_env: Option<String>,
+    /// Read the client secret from the first line of this file.
+    #[arg(long, value_name = "FILE", help_heading = "OAuth")]
+    pub oauth_client_secret_file: Option<PathBuf>,
+    /// Authenticate the client with a certificate (PEM) instead of a secret: a client assertion
+    /// signed with --oauth-client-key (RSA), as Entra ID takes it.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "oauth_client_key",
+        help_heading = "OAuth"
+    )]
+    pub oauth_client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --oauth-client-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "oauth_client_cert",
+        help_heading = "OAuth"
+    )]
+    pub oauth_client_key: Option<PathBuf>,
+    /// Scope to ask for (default with --oauth-tenant: https://outlook.office365.com/.default,
+    /// or SMTP.Send and offline_access with the device grant).
+    #[arg(long, value_name = "SCOPE", help_heading = "OAuth")]
+    pub oauth_scope: Option<String>,
 
     /// Time allowed for the TCP connection (humantime: 500ms, 10s, 1m).
     #[arg(long, value_name = "DURATION", default_value_t = HumanDuration(spec::DEFAULT_CONNECT_TIMEOUT), value_parser = duration, help_heading = "Network")]
@@ -492,6 +546,19 @@ pub enum CliVerify {
 pub enum CliAuthMech {
     Plain,
     Login,
+    /// OAuth 2.0 bearer token, as Exchange Online and Gmail take it.
+    Xoauth2,
+    /// OAuth 2.0 bearer token, RFC 7628.
+    Oauthbearer,
+}
+
+/// `--oauth-grant` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CliOAuthGrant {
+    /// The application's own token (RFC 6749 4.4), for unattended probes.
+    ClientCredentials,
+    /// A person signs in in a browser (RFC 8628).
+    Device,
 }
 
 /// The engine's value of the same name: both spell it the same (`auto`, `strict`, `plain`).
@@ -555,6 +622,18 @@ impl SessionArgs {
             auth_password_file: self.auth_password_file.clone(),
             auth_mech: self.auth_mech.and_then(engine),
             auth_plaintext: Some(self.auth_plaintext),
+            oauth_token_env: self.oauth_token_env.clone(),
+            oauth_token_file: self.oauth_token_file.clone(),
+            oauth_grant: self.oauth_grant.and_then(engine),
+            oauth_tenant: self.oauth_tenant.clone(),
+            oauth_token_url: self.oauth_token_url.clone(),
+            oauth_device_url: self.oauth_device_url.clone(),
+            oauth_client_id: self.oauth_client_id.clone(),
+            oauth_client_secret_env: self.oauth_client_secret_env.clone(),
+            oauth_client_secret_file: self.oauth_client_secret_file.clone(),
+            oauth_client_cert: self.oauth_client_cert.clone(),
+            oauth_client_key: self.oauth_client_key.clone(),
+            oauth_scope: self.oauth_scope.clone(),
             connect_timeout: Some(self.connect_timeout.0),
             stage_timeout: Some(self.stage_timeout.0),
             source: self.source,
@@ -722,6 +801,9 @@ mod tests {
                 engine::<mxtrace_net::tls::VerifyMode>(*v).is_some(),
                 "{v:?}"
             );
+        }
+        for v in CliOAuthGrant::value_variants() {
+            assert!(engine::<spec::OAuthGrant>(*v).is_some(), "{v:?}");
         }
         for v in CliAuthMech::value_variants() {
             assert!(engine::<spec::AuthMech>(*v).is_some(), "{v:?}");

@@ -21,6 +21,7 @@ pub mod headers;
 pub mod job;
 pub mod limits;
 pub mod mta_sts;
+pub mod oauth;
 pub mod posture;
 pub mod probe;
 pub mod run;

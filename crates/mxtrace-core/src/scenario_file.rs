@@ -577,14 +577,22 @@ fn hop_target(
     })
 }
 
-/// TLS files named in the file are relative to it and must exist (a `--tls-ca-file` override
+/// TLS and OAuth certificate files named in the file are relative to it and must exist (a `--tls-ca-file` override
 /// is taken as given).
 fn resolve_files(s: &HopSettings<'_>, session: &mut SessionSpec) -> Result<(), FileError> {
-    let fields = [Field::TlsCaFile, Field::TlsClientCert, Field::TlsClientKey];
+    let fields = [
+        Field::TlsCaFile,
+        Field::TlsClientCert,
+        Field::TlsClientKey,
+        Field::OAuthClientCert,
+        Field::OAuthClientKey,
+    ];
     for field in fields {
         let slot = match field {
             Field::TlsCaFile => &mut session.tls_ca_file,
             Field::TlsClientCert => &mut session.tls_client_cert,
+            Field::OAuthClientCert => &mut session.oauth_client_cert,
+            Field::OAuthClientKey => &mut session.oauth_client_key,
             _ => &mut session.tls_client_key,
         };
         let from_command_line = field == Field::TlsCaFile && s.file.overrides.tls_ca_file.is_some();
@@ -602,11 +610,12 @@ fn resolve_files(s: &HopSettings<'_>, session: &mut SessionSpec) -> Result<(), F
 /// The checks `probe` makes of its flags, without reading the password yet, and the TLS files
 /// loaded once; errors point at the key.
 fn check_session(s: &HopSettings<'_>, session: &SessionSpec) -> Result<(), FileError> {
-    if let (Some(_), None) = (&session.auth_user, &session.auth_password_env) {
+    let secret_source = session.auth_password_env.is_some() || session.oauth_source().is_some();
+    if session.auth_user.is_some() && !secret_source {
         return Err(s.error(
             Field::AuthUser,
             "auth_user needs auth_password_env (the variable holding the password; passwords \
-             are never written in scenario files)"
+             are never written in scenario files) or an OAuth token source"
                 .to_string(),
         ));
     }

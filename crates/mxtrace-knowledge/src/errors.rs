@@ -259,8 +259,13 @@ fn protocol(stage: Stage, d: &str, raw: &str) -> (Category, Layer, String, Vec<&
 /// on the submission port and only after STARTTLS (Postfix `smtpd_tls_auth_only`, Exim
 /// `auth_advertise_hosts`).
 fn auth_unavailable(d: &str) -> (Category, Layer, String, Vec<&'static str>) {
-    let cause = if d.contains("no mechanism") {
-        "The server offers AUTH, but none of the mechanisms mxtrace supports (PLAIN, LOGIN)."
+    if d.contains("no oauth access token") {
+        return super::oauth::explain_token_error(d);
+    }
+    let cause = if d.contains("no mechanism") && d.contains("oauth token") {
+        "The server offers AUTH, but neither XOAUTH2 nor OAUTHBEARER, so it cannot take an OAuth token (Exchange Online offers XOAUTH2 on smtp.office365.com:587)."
+    } else if d.contains("no mechanism") {
+        "The server offers AUTH, but none of the mechanisms mxtrace supports (PLAIN, LOGIN, XOAUTH2, OAUTHBEARER)."
     } else if d.contains("before starttls") {
         "The server does not offer AUTH before STARTTLS: it advertises AUTH only on an encrypted session, so no credentials were sent."
     } else {
@@ -386,14 +391,18 @@ pub enum Observation {
     BannerMasked,
     /// 454 in reply to STARTTLS: the server cannot start TLS now.
     TlsNotAvailable,
+    /// A password accepted by Exchange Online SMTP AUTH, whose basic authentication is
+    /// being retired (MC786329).
+    BasicAuthRetiring,
 }
 
 impl Observation {
-    pub const ALL: [Observation; 4] = [
+    pub const ALL: [Observation; 5] = [
         Observation::StarttlsNotOffered,
         Observation::EhloMasked,
         Observation::BannerMasked,
         Observation::TlsNotAvailable,
+        Observation::BasicAuthRetiring,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -402,6 +411,7 @@ impl Observation {
             Observation::EhloMasked => "ehlo_masked",
             Observation::BannerMasked => "banner_masked",
             Observation::TlsNotAvailable => "tls_not_available",
+            Observation::BasicAuthRetiring => "basic_auth_retiring",
         }
     }
 
@@ -444,13 +454,31 @@ pub fn explain_observation(obs: Observation) -> Explanation {
                 SMTP_CERT_BOUND,
             ],
         ),
+        // Accepted today: the finding is about what comes (MS_BASIC_AUTH).
+        Observation::BasicAuthRetiring => (
+            Category::Accepted,
+            Layer::Auth,
+            "Exchange Online accepted a password (basic authentication) for SMTP AUTH. Microsoft disables basic authentication for SMTP AUTH by default for existing tenants at the end of December 2026, and tenants created after that do not have it (Microsoft 365 message center MC786329): this sender will then get 535 5.7.139 unless it moves to OAuth 2.0.",
+            &[
+                super::oauth::MOVE_TO_OAUTH,
+                super::oauth::APP_PERMISSION,
+                super::oauth::SERVICE_PRINCIPAL,
+            ],
+        ),
     };
     Explanation {
-        class: Class::Transient,
+        // An accepted stage with a finding: only the finding's own steps apply.
+        class: match category {
+            Category::Accepted => Class::Success,
+            _ => Class::Transient,
+        },
         category,
         layer,
         cause: cause.to_string(),
-        next_steps: merge_steps(category, steps, false),
+        next_steps: match category {
+            Category::Accepted => steps.iter().map(|s| s.to_string()).collect(),
+            _ => merge_steps(category, steps, false),
+        },
     }
 }
 

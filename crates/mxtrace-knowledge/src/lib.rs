@@ -18,6 +18,7 @@
 mod advice;
 mod classify;
 mod errors;
+mod oauth;
 mod peer;
 mod rules;
 mod scenario;
@@ -26,6 +27,9 @@ mod tables;
 pub use classify::{classify_reply, Finding, Tier};
 pub use errors::{
     explain_observation, explain_tls_verification, observe_banner, observe_ehlo, Observation,
+};
+pub use oauth::{
+    aadsts, explain_challenge, is_exchange_online_submission, AadRow, AADSTS, BASIC_AUTH_RETIRING,
 };
 pub use peer::{drop_cipher_advice, fit_next_steps, fit_steps, identify as identify_peer, Peer};
 pub use scenario::{

@@ -75,6 +75,10 @@ const MICROSOFT_ONLY_STEPS: &[&str] = &[
     EXCHANGE_CERT,
     QUARANTINE,
     DELIVERY_RESTRICTIONS,
+    super::oauth::APP_PERMISSION,
+    super::oauth::SERVICE_PRINCIPAL,
+    super::oauth::SMTP_AUTH_ENABLED,
+    super::oauth::SEND_AS,
 ];
 
 /// Steps worded for Microsoft that have a plain equivalent for any other server.

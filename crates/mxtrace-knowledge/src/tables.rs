@@ -10,6 +10,7 @@ use super::advice::{
     AUTH_POSTURE, CONNECTORS, DELIST_MS, DELIST_PUBLIC, DIRSYNC, HCW, LICENSING, PTR,
     RECIPIENT_ADMIN, RETRY, RULES, SERVICE_HEALTH,
 };
+use super::oauth;
 use super::rules::{
     BasicRule, Classes, CodeRule, Stages, TextRule, AUTH, BANNER, DATA, MAIL, RCPT, TLS,
 };
@@ -522,6 +523,28 @@ pub static MICROSOFT: &[CodeRule] = &[
     CodeRule::new(7, 54, "Unable to relay recipient in non-accepted domain", Some(RelayDenied),
         "Exchange Online refused to relay to a domain that is not an accepted domain, because no connector authorizes this sending server to relay.",
         MS_NDR).steps(&[CONNECTORS, HCW]),
+    // SMTP AUTH to Exchange Online, passwords and OAuth (issue 26): sources and steps in oauth.rs.
+    CodeRule::new(7, 139, "Authentication unsuccessful, SmtpClientAuthentication is disabled for the tenant or mailbox", Some(AuthFailed),
+        "SMTP AUTH (authenticated client submission) is turned off for this mailbox or for the whole tenant (SmtpClientAuthenticationDisabled): Exchange Online refuses every SMTP AUTH, a password or an OAuth token alike.",
+        oauth::MS_SMTP_AUTH).text(&["smtpclientauthentication is disabled"]).steps(&[oauth::SMTP_AUTH_ENABLED]),
+    CodeRule::new(7, 139, "Authentication unsuccessful, basic authentication is disabled", Some(AuthFailed),
+        "Exchange Online no longer takes a password (basic authentication) for SMTP AUTH from this tenant (disabled by the tenant, by security defaults, or by Microsoft's retirement of basic authentication, MC786329): only OAuth 2.0 (XOAUTH2) works.",
+        oauth::MS_BASIC_AUTH).text(&["basic authentication is disabled"]).steps(&[oauth::MOVE_TO_OAUTH, oauth::APP_PERMISSION, oauth::SERVICE_PRINCIPAL]),
+    CodeRule::new(7, 139, "Authentication unsuccessful, the user credentials were incorrect", Some(AuthFailed),
+        "Exchange Online refused the user name and password: a wrong password, an expired one, or a user name that is not the mailbox's sign-in name (UPN).",
+        oauth::MS_SMTP_AUTH).text(&["credentials were incorrect"]).steps(&[oauth::MOVE_TO_OAUTH]),
+    CodeRule::new(7, 139, "Authentication unsuccessful, the request did not meet the criteria (security defaults, Conditional Access)", Some(AuthFailed),
+        "Security defaults or a Conditional Access policy of the tenant block this sign-in (legacy authentication is blocked, or the account is locked by security defaults).",
+        oauth::MS_SMTP_AUTH).text(&["did not meet the criteria", "security defaults", "locked"]).steps(&[oauth::MOVE_TO_OAUTH]),
+    CodeRule::new(7, 3, "Authentication unsuccessful", Some(AuthFailed),
+        "Exchange Online refused the credentials. With a password: wrong user name or password. With an OAuth token: a token for another audience than https://outlook.office365.com, an expired token, an app without the SMTP.SendAsApp permission (or admin consent), a service principal not registered in Exchange Online, or no FullAccess for it on the mailbox named as the user.",
+        oauth::MS_SMTP_OAUTH).text(&["authentication unsuccessful"]).at(AUTH).steps(&[oauth::SERVICE_PRINCIPAL, oauth::APP_PERMISSION, oauth::NEW_TOKEN, oauth::SMTP_AUTH_ENABLED]),
+    CodeRule::new(7, 57, "Client not authenticated to send mail", Some(AuthRequired),
+        "Exchange Online's submission endpoint (smtp.office365.com:587) takes mail only after SMTP AUTH: the client sent MAIL FROM without authenticating, or its AUTH failed before.",
+        MS_557).text(&["not authenticated"]).steps(&[super::advice::AUTH_OR_CONNECTOR, oauth::SMTP_AUTH_ENABLED, oauth::MOVE_TO_OAUTH]),
+    CodeRule::new(7, 60, "Client does not have permissions to send as this sender", Some(SenderRejected),
+        "The authenticated mailbox (or, with an app-only OAuth token, the app's service principal) may not send as this sender address: it needs Send As on it, or the sender must be the authenticated mailbox.",
+        oauth::MS_SMTP_OAUTH).layer(Layer::Auth).steps(&[oauth::SEND_AS, oauth::SERVICE_PRINCIPAL]),
     CodeRule::new(7, 57, "Client was not authenticated to send anonymous mail during MAIL FROM", Some(AuthRequired),
         "The client submitted mail (typically to smtp.office365.com on 587) without authenticating, or the recipient does not accept anonymous senders.",
         MS_557),

@@ -150,7 +150,10 @@ impl Target {
         if authority.as_str().contains('@') {
             return Err(bad());
         }
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         Ok(Target {
             https,
             host: host.to_string(),
@@ -169,11 +172,7 @@ impl Target {
     }
 }
 
-async fn exchange(
-    t: &Target,
-    req: Request<'_>,
-    opts: &HttpOptions,
-) -> Result<Response, HttpError> {
+async fn exchange(t: &Target, req: Request<'_>, opts: &HttpOptions) -> Result<Response, HttpError> {
     // A secret must not cross a network in clear: plain HTTP only to this machine.
     if !t.https && !t.loopback() {
         return Err(HttpError::Insecure { url: t.url.clone() });
@@ -190,9 +189,8 @@ async fn exchange(
         classic_groups: false,
         dane: Vec::new(),
     })?;
-    let name = ServerName::try_from(t.host.clone()).map_err(|_| HttpError::Url {
-        url: t.url.clone(),
-    })?;
+    let name =
+        ServerName::try_from(t.host.clone()).map_err(|_| HttpError::Url { url: t.url.clone() })?;
     let stream = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
@@ -227,7 +225,12 @@ async fn connect(t: &Target, opts: &HttpOptions) -> Result<TcpStream, HttpError>
                 let _ = tcp.set_nodelay(true);
                 return Ok(tcp);
             }
-            Err(e) => last = Some(HttpError::Connect { addr, kind: e.kind() }),
+            Err(e) => {
+                last = Some(HttpError::Connect {
+                    addr,
+                    kind: e.kind(),
+                })
+            }
         }
     }
     Err(last.unwrap_or_else(|| HttpError::Resolve {
@@ -348,7 +351,10 @@ mod tests {
         ))
         .await;
         let r = request(
-            Request::post_form(&url, &[("grant_type", "client_credentials"), ("scope", "a b&c")]),
+            Request::post_form(
+                &url,
+                &[("grant_type", "client_credentials"), ("scope", "a b&c")],
+            ),
             &opts(2000),
         )
         .await
@@ -357,12 +363,18 @@ mod tests {
         assert_eq!(r.content_type.as_deref(), Some("application/json"));
         let sent = String::from_utf8(h.await.unwrap()).unwrap();
         assert!(sent.starts_with("POST /token?x=1 HTTP/1.1\r\n"), "{sent}");
-        assert!(sent.ends_with("\r\n\r\ngrant_type=client_credentials&scope=a+b%26c"), "{sent}");
+        assert!(
+            sent.ends_with("\r\n\r\ngrant_type=client_credentials&scope=a+b%26c"),
+            "{sent}"
+        );
     }
 
     #[tokio::test]
     async fn redirects_caps_and_deadlines() {
-        let (url, _h) = server(Some(b"HTTP/1.1 302 Found\r\nLocation: https://elsewhere.test/\r\nContent-Length: 0\r\n\r\n")).await;
+        let (url, _h) = server(Some(
+            b"HTTP/1.1 302 Found\r\nLocation: https://elsewhere.test/\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .await;
         let e = request(Request::get(&url), &opts(2000)).await.unwrap_err();
         assert!(matches!(e, HttpError::Redirect { status: 302, .. }), "{e}");
         let (url, _h) = server(Some(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789")).await;
@@ -371,9 +383,13 @@ mod tests {
         let (url, _h) = server(None).await;
         let e = request(Request::get(&url), &opts(200)).await.unwrap_err();
         assert_eq!(e.to_string(), "no complete answer within 200ms");
-        let e = request(Request::get("http://192.0.2.1/t"), &opts(200)).await.unwrap_err();
+        let e = request(Request::get("http://192.0.2.1/t"), &opts(200))
+            .await
+            .unwrap_err();
         assert!(matches!(e, HttpError::Insecure { .. }), "{e}");
-        let e = request(Request::get("ftp://a.test/"), &opts(200)).await.unwrap_err();
+        let e = request(Request::get("ftp://a.test/"), &opts(200))
+            .await
+            .unwrap_err();
         assert!(matches!(e, HttpError::Url { .. }), "{e}");
     }
 }

@@ -129,7 +129,12 @@ mod tests {
             "n,a=a=2Cb=3Dc@contoso.test,\x01host=mx.contoso.test\x01port=587\x01auth=Bearer ya29.TOKEN\x01\x01"
         );
         assert!(initial_response(AuthMech::Plain, "u", "h", 1, &t).is_none());
-        assert_eq!(STANDARD.decode(error_response(AuthMech::OAuthBearer)).unwrap(), b"\x01");
+        assert_eq!(
+            STANDARD
+                .decode(error_response(AuthMech::OAuthBearer))
+                .unwrap(),
+            b"\x01"
+        );
         assert_eq!(error_response(AuthMech::Xoauth2), "");
         assert_eq!(format!("{:?}", xoauth2("u", &t)), "<redacted>");
     }
@@ -144,10 +149,16 @@ mod tests {
         assert_eq!(c.status, "401");
         assert_eq!(c.schemes.as_deref(), Some("bearer"));
         assert_eq!(c.scope.as_deref(), Some("mail"));
-        assert_eq!(c.json, r#"{"status":"401","schemes":"bearer","scope":"mail"}"#);
+        assert_eq!(
+            c.json,
+            r#"{"status":"401","schemes":"bearer","scope":"mail"}"#
+        );
         let c = decode_error_challenge("eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=").unwrap();
         assert_eq!((c.status.as_str(), c.scope), ("invalid_token", None));
-        assert!(decode_error_challenge("VXNlcm5hbWU6").is_none(), "LOGIN's Username:");
+        assert!(
+            decode_error_challenge("VXNlcm5hbWU6").is_none(),
+            "LOGIN's Username:"
+        );
         assert!(decode_error_challenge("").is_none());
         assert!(decode_error_challenge("e30=").is_none(), "no status");
     }

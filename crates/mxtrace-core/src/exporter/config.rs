@@ -269,20 +269,33 @@ fn module(
         &mut spec.tls_client_cert,
         &mut spec.tls_client_key,
         &mut spec.auth_password_file,
+        &mut spec.oauth_token_file,
+        &mut spec.oauth_client_secret_file,
+        &mut spec.oauth_client_cert,
+        &mut spec.oauth_client_key,
     ]
     .into_iter()
     .flatten()
     {
         *slot = base.join(&*slot);
     }
+    if spec.oauth_grant == Some(mxtrace_proto::spec::OAuthGrant::Device) {
+        return Err(at.error(
+            &span_of(Some(Field::OAuthGrant)),
+            "oauth_grant = \"device\" needs a person at a terminal, which the exporter has not: \
+             use the client-credentials grant"
+                .to_string(),
+        ));
+    }
     if spec.auth_user.is_some()
         && spec.auth_password_env.is_none()
         && spec.auth_password_file.is_none()
+        && spec.oauth_source().is_none()
     {
         return Err(at.error(
             &span_of(Some(Field::AuthUser)),
-            "auth_user needs auth_password_env or auth_password_file (the exporter never \
-             prompts, and passwords are never written in its config)"
+            "auth_user needs auth_password_env or auth_password_file, or an OAuth token source \
+             (the exporter never prompts, and passwords are never written in its config)"
                 .to_string(),
         ));
     }

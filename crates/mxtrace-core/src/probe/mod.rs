@@ -30,7 +30,7 @@ use mxtrace_proto::model::{ErrorKind, ProbeReport, Stage};
 use session::ProbeSession;
 
 pub use mxtrace_proto::spec::{AuthMech, Family, StartTls};
-pub use options::{AuthOptions, ProbeOptions};
+pub use options::{AuthOptions, Credential, ProbeOptions};
 
 /// Runs one probe. Network failures are in the report; only a bad TLS configuration (files the
 /// user named) is an error.
@@ -44,7 +44,14 @@ pub async fn probe(opts: &ProbeOptions) -> Result<ProbeReport, TlsConfigError> {
         // Before the session's clock starts: the first random number costs AWS-LC its seeding.
         warm::warm_up();
     }
+    // Before the session: a token endpoint (or a person approving a device code) is not the
+    // SMTP server's time, and the server would drop an idle session meanwhile.
+    let token = match opts.auth.as_ref().map(|a| &a.credential) {
+        Some(Credential::OAuth(o)) => Some(crate::oauth::token(o).await),
+        _ => None,
+    };
     let mut s = ProbeSession::new(opts, tls_config);
+    s.token = token;
     s.run().await;
     Ok(s.finish())
 }

@@ -2,6 +2,7 @@
 //! turned into what the probe runs with, defaults filled in and the password read.
 
 use crate::limits::Limits;
+use crate::oauth::OAuthOptions;
 use mxtrace_net::tls::{TlsOptions, VerifyMode};
 use mxtrace_proto::model::PathContext;
 use mxtrace_proto::secret::Secret;
@@ -13,11 +14,20 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct AuthOptions {
     pub user: String,
-    pub password: Secret,
-    /// None: PLAIN when offered, else LOGIN.
+    pub credential: Credential,
+    /// None: with a password PLAIN when offered, else LOGIN; with a token XOAUTH2 when
+    /// offered, else OAUTHBEARER.
     pub mech: Option<AuthMech>,
     /// Send credentials without TLS (refused by default).
     pub allow_plaintext: bool,
+}
+
+/// What AUTH proves the user with.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Password(Secret),
+    /// An OAuth 2.0 access token, had before the session starts (`oauth::token`).
+    OAuth(OAuthOptions),
 }
 
 /// Everything one probe needs: a `SessionSpec` resolved for one host (or built by `trace` for
@@ -122,19 +132,23 @@ impl ProbeOptions {
     }
 }
 
-/// The password for `auth_user`: from the variable, the file, or asked for on the terminal.
+/// The credential for `auth_user`: an OAuth token source, else the password from the
+/// variable, the file, or asked for on the terminal.
 fn auth(spec: &SessionSpec) -> Result<Option<AuthOptions>, SpecError> {
     let Some(user) = &spec.auth_user else {
         return Ok(None);
     };
-    let password = match (&spec.auth_password_env, &spec.auth_password_file) {
-        (Some(var), _) => Secret::from_env(var),
-        (None, Some(file)) => Secret::from_file(file),
-        (None, None) => Secret::prompt(user),
-    }?;
+    let credential = match OAuthOptions::from_spec(spec)? {
+        Some(o) => Credential::OAuth(o),
+        None => Credential::Password(match (&spec.auth_password_env, &spec.auth_password_file) {
+            (Some(var), _) => Secret::from_env(var),
+            (None, Some(file)) => Secret::from_file(file),
+            (None, None) => Secret::prompt(user),
+        }?),
+    };
     Ok(Some(AuthOptions {
         user: user.clone(),
-        password,
+        credential,
         mech: spec.auth_mech,
         allow_plaintext: spec.auth_plaintext.unwrap_or(false),
     }))

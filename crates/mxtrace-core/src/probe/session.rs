@@ -3,10 +3,12 @@
 
 use super::transcript::{ms, Transcript};
 use super::{expect, verdict, ProbeOptions};
+use crate::oauth::OAuthError;
 use mxtrace_knowledge::PathContext;
 use mxtrace_net::conn::{ConnError, SmtpConn};
 use mxtrace_net::tls::SharedRecord;
 use mxtrace_proto::model::{CapabilitySet, ErrorKind, ProbeReport, Stage, Target, TlsReport};
+use mxtrace_proto::secret::Secret;
 use mxtrace_proto::smtp::reply::Reply;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -42,6 +44,8 @@ pub(super) struct ProbeSession<'a> {
     pub(super) probe_id: Option<String>,
     /// The sweep's slot to this destination, held until the session ends.
     pub(super) permit: Option<crate::limits::Permit>,
+    /// The OAuth access token AUTH presents, or why there is none (had before connecting).
+    pub(super) token: Option<Result<Secret, OAuthError>>,
 }
 
 impl<'a> ProbeSession<'a> {
@@ -75,6 +79,7 @@ impl<'a> ProbeSession<'a> {
             local: None,
             probe_id: None,
             permit: None,
+            token: None,
         }
     }
 
@@ -200,6 +205,7 @@ impl<'a> ProbeSession<'a> {
         verdict::explain(
             &mut stages,
             &self.log.observations,
+            &self.log.challenges,
             self.tls.as_mut(),
             &self.caps,
             &self.opts.host,

@@ -7,6 +7,7 @@ use mxtrace_knowledge::Observation;
 use mxtrace_net::conn::ConnError;
 use mxtrace_proto::model::Stage;
 use mxtrace_proto::model::{ErrorKind, Outcome, StageError, StageRecord};
+use mxtrace_proto::sasl::ErrorChallenge;
 use mxtrace_proto::smtp::reply::Reply;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -18,6 +19,8 @@ pub(super) struct Transcript {
     /// Findings at a stage that a reply alone does not show (a masked banner, STARTTLS not
     /// offered), explained by the diagnosis pass.
     pub(super) observations: Vec<(usize, Observation)>,
+    /// OAuth error challenges (RFC 7628 3.2.2) at a stage, decoded, for the diagnosis.
+    pub(super) challenges: Vec<(usize, ErrorChallenge)>,
 }
 
 impl Transcript {
@@ -26,6 +29,7 @@ impl Transcript {
             t0,
             stages: Vec::new(),
             observations: Vec::new(),
+            challenges: Vec::new(),
         }
     }
 

@@ -18,11 +18,13 @@ use mxtrace_proto::model::{
     CapabilitySet, Outcome, RecipientResult, RecipientStatus, Stage, StageRecord, TlsReport,
     Verdict,
 };
+use mxtrace_proto::sasl::ErrorChallenge;
 
 /// Gives every stage its diagnosis, with next steps fitted to the server that answered.
 pub(super) fn explain(
     stages: &mut [StageRecord],
     observations: &[(usize, Observation)],
+    challenges: &[(usize, ErrorChallenge)],
     tls: Option<&mut TlsReport>,
     caps: &CapabilitySet,
     host: &str,
@@ -46,6 +48,21 @@ pub(super) fn explain(
                 mxtrace_knowledge::explain_observation(*obs),
                 ctx,
             ));
+        }
+    }
+    // An OAuth error challenge says why the token was refused: first in the cause and steps.
+    for (idx, ch) in challenges {
+        if let Some(d) = stages.get_mut(*idx).and_then(|s| s.diagnosis.as_mut()) {
+            let (why, steps) =
+                mxtrace_knowledge::explain_challenge(&ch.status, ch.scope.as_deref());
+            d.cause = format!("{} {why}", d.cause);
+            let mut first: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+            first.extend(
+                d.next_steps
+                    .drain(..)
+                    .filter(|s| !steps.contains(&s.as_str())),
+            );
+            d.next_steps = first;
         }
     }
     // Steps for the server that answered: a known non-Microsoft server gets no Exchange Online

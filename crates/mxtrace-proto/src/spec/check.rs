@@ -34,7 +34,9 @@ pub enum ValueError {
     ControlCharacters,
     #[error("{value:?}: {why}")]
     Url { value: String, why: &'static str },
-    #[error("{value:?}: expected an Entra ID tenant ID (a GUID) or domain (contoso.onmicrosoft.com)")]
+    #[error(
+        "{value:?}: expected an Entra ID tenant ID (a GUID) or domain (contoso.onmicrosoft.com)"
+    )]
     EntraTenant { value: String },
     #[error("{value:?}: not a valid OAuth client ID or scope")]
     OAuthValue { value: String },

@@ -56,8 +56,16 @@ impl SessionSpec {
                 _ => Ok(()),
             }
         };
-        exclusive(&[Field::OAuthTokenEnv, Field::OAuthTokenFile, Field::OAuthTenant])?;
-        exclusive(&[Field::OAuthTokenEnv, Field::OAuthTokenFile, Field::OAuthTokenUrl])?;
+        exclusive(&[
+            Field::OAuthTokenEnv,
+            Field::OAuthTokenFile,
+            Field::OAuthTenant,
+        ])?;
+        exclusive(&[
+            Field::OAuthTokenEnv,
+            Field::OAuthTokenFile,
+            Field::OAuthTokenUrl,
+        ])?;
         exclusive(&[Field::OAuthTenant, Field::OAuthTokenUrl])?;
         exclusive(CLIENT_CREDENTIALS)?;
         let source = first(TOKEN_SOURCES);
@@ -161,7 +169,9 @@ pub fn check_url(url: &str) -> Result<(), ValueError> {
         return err("expected https://HOST[:PORT]/PATH (no user information)");
     }
     if !https && !is_loopback(authority) {
-        return err("http:// is allowed only to this machine (127.0.0.1, [::1], localhost); use https://");
+        return err(
+            "http:// is allowed only to this machine (127.0.0.1, [::1], localhost); use https://",
+        );
     }
     Ok(())
 }
@@ -171,14 +181,16 @@ fn is_loopback(authority: &str) -> bool {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => authority.split(':').next().unwrap_or(""),
     };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// An Entra tenant: a GUID or a verified domain (both letters, digits, `-` and `.`).
 fn check_tenant(t: &str) -> Result<(), ValueError> {
     let ok = !t.is_empty()
         && t.len() <= 253
-        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     ok.then_some(()).ok_or(ValueError::EntraTenant {
         value: t.to_string(),
     })
@@ -206,7 +218,9 @@ mod tests {
         let ok = spec("auth_user = \"a@b.test\"\noauth_token_env = \"T\"\n");
         assert_eq!(ok.validate(None).ok(), Some(()));
         assert_eq!(ok.oauth_source(), Some(Field::OAuthTokenEnv));
-        let e = spec("oauth_token_env = \"T\"\n").validate(None).unwrap_err();
+        let e = spec("oauth_token_env = \"T\"\n")
+            .validate(None)
+            .unwrap_err();
         assert_eq!(e.to_string(), "--oauth-token-env needs --auth-user");
         assert_eq!(e.describe(Naming::Key), "oauth_token_env needs auth_user");
         let e = spec("auth_user = \"a\"\noauth_tenant = \"contoso.onmicrosoft.com\"\n")
@@ -233,13 +247,22 @@ mod tests {
         let e = spec("auth_user = \"a\"\nauth_mech = \"xoauth2\"\nauth_password_env = \"P\"\n")
             .validate(None)
             .unwrap_err();
-        assert!(e.to_string().starts_with("--auth-mech needs --oauth-token-env"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("--auth-mech needs --oauth-token-env"),
+            "{e}"
+        );
         let e = spec("auth_user = \"a\"\nauth_mech = \"plain\"\noauth_token_env = \"T\"\n")
             .validate(None)
             .unwrap_err();
         assert!(matches!(e, SpecError::Exclusive { .. }), "{e}");
-        let e = spec("auth_user = \"a\"\noauth_client_id = \"x\"\n").validate(None).unwrap_err();
-        assert_eq!(e.to_string(), "--oauth-client-id needs --oauth-tenant or --oauth-token-url");
+        let e = spec("auth_user = \"a\"\noauth_client_id = \"x\"\n")
+            .validate(None)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--oauth-client-id needs --oauth-tenant or --oauth-token-url"
+        );
     }
 
     #[test]
