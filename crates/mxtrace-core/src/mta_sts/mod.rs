@@ -3,9 +3,8 @@
 //! verified) or taken from the `--mta-sts-cache` file (`cache`), and its `mx:` patterns.
 //! `trace` applies it to the MX walk; `dns` (the posture) judges it.
 //!
-//! The fetch is one HTTP/1.0 GET written here rather than an HTTP client crate: HTTP/1.0 rules
-//! out chunked framing, so the body is the bytes up to the close, read with a cap; redirects
-//! are refused by looking at the status (RFC 8461 3.3 forbids following them).
+//! The fetch goes through the engine's one HTTPS client (`mxtrace_net::http`, hyper), with
+//! the token endpoints' guarantees: strict verification, no redirects, a cap, a deadline.
 
 pub mod cache;
 
@@ -14,18 +13,15 @@ use mxtrace_net::dns::Dns;
 use mxtrace_net::tls::{client_config, SharedRecord, TlsConfigError, TlsOptions, VerifyMode};
 use mxtrace_proto::model::posture::MtaStsPolicy;
 use mxtrace_proto::record::{tag, tag_list};
+use mxtrace_net::http::{self, HttpError, HttpOptions, Request};
 use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// RFC 8461 3.3: senders may limit the policy's size; 64 KiB is the cap the RFC suggests.
 pub const MAX_POLICY: usize = 64 * 1024;
-const MAX_HEAD: usize = 16 * 1024;
 /// RFC 8461 3.2: max_age is at most 31557600 seconds (about a year).
 const MAX_AGE_LIMIT: u64 = 31_557_600;
 
@@ -229,25 +225,44 @@ pub fn parse_policy(body: &str) -> Result<MtaStsPolicy, String> {
     Ok(p)
 }
 
-/// GET the policy: resolve the host with `dns`, connect, verify the certificate strictly
-/// (RFC 8461 3.3), one request, the body capped at `MAX_POLICY`; all within `opts.timeout`.
+/// GET the policy: resolve the host with `dns`, then one request through the engine's HTTPS
+/// client (`mxtrace_net::http`): the certificate verified strictly (RFC 8461 3.3), no
+/// redirect followed (3.3 forbids it), the body capped at `MAX_POLICY`, all within
+/// `opts.timeout`.
 pub async fn fetch_policy(dns: &Dns, host: &str, opts: &FetchOptions) -> Result<String, String> {
     let addrs = dns.all_addresses(host).await;
     let ip = addrs
         .first()
         .copied()
         .ok_or(format!("{host} has no address"))?;
-    match tokio::time::timeout(opts.timeout, get(host, ip, opts)).await {
-        Ok(r) => r,
-        Err(_) => Err(format!(
-            "no complete answer within {}",
-            humantime::format_duration(opts.timeout)
+    let url = match opts.https_port {
+        443 => format!("https://{host}/.well-known/mta-sts.txt"),
+        port => format!("https://{host}:{port}/.well-known/mta-sts.txt"),
+    };
+    let http = HttpOptions {
+        timeout: opts.timeout,
+        max_body: MAX_POLICY,
+        ca_file: opts.ca_file.clone(),
+        connect_to: Some(SocketAddr::new(ip, opts.https_port)),
+    };
+    match http::request(Request::get(&url), &http).await {
+        Ok(r) if r.status == 200 => Ok(String::from_utf8_lossy(&r.body).into_owned()),
+        Ok(r) => Err(format!("answered {}, not 200", r.status)),
+        Err(HttpError::Redirect { status, location }) => Err(format!(
+            "answered with a redirect ({status}, to {location:?}), which senders must not follow (RFC 8461 3.3)"
         )),
+        Err(HttpError::TooLarge { .. }) => Err(format!(
+            "the policy is over the {} KiB size cap",
+            MAX_POLICY / 1024
+        )),
+        Err(HttpError::Tls { why, .. }) => Err(format!("TLS failed: {why}")),
+        Err(e) => Err(e.to_string()),
     }
 }
 
 /// The probes' TLS configuration with strict verification (RFC 8461 3.3: the policy host's
-/// certificate must be valid for its name and chain to a trusted root).
+/// certificate must be valid for its name and chain to a trusted root); checked once before
+/// the posture's fetches, so a bad `--tls-ca-file` is a usage error.
 pub fn tls_config(
     opts: &FetchOptions,
 ) -> Result<(Arc<ClientConfig>, SharedRecord), TlsConfigError> {
@@ -259,75 +274,6 @@ pub fn tls_config(
         classic_groups: false,
         dane: Vec::new(),
     })
-}
-
-async fn get(host: &str, ip: IpAddr, opts: &FetchOptions) -> Result<String, String> {
-    let (config, record) = tls_config(opts).map_err(|e| e.to_string())?;
-    let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-    let tcp = TcpStream::connect(SocketAddr::new(ip, opts.https_port))
-        .await
-        .map_err(|e| format!("cannot connect to {ip} port {}: {e}", opts.https_port))?;
-    let mut stream = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| {
-            let why = record
-                .lock()
-                .ok()
-                .and_then(|r| r.result.clone())
-                .and_then(Result::err);
-            format!("TLS failed: {}", why.unwrap_or_else(|| e.to_string()))
-        })?;
-    let request = format!(
-        "GET /.well-known/mta-sts.txt HTTP/1.0\r\nHost: {host}\r\nUser-Agent: mxtrace\r\nConnection: close\r\n\r\n"
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    let limit = (MAX_HEAD + MAX_POLICY + 1) as u64;
-    match (&mut stream).take(limit).read_to_end(&mut buf).await {
-        Ok(_) => {}
-        // Servers often close without close_notify after a complete answer.
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => {}
-        Err(e) => return Err(format!("reading the answer: {e}")),
-    }
-    response_body(&buf)
-}
-
-/// The body of a 200 answer; a redirect, another status or an oversized body is an error.
-fn response_body(buf: &[u8]) -> Result<String, String> {
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .filter(|p| *p <= MAX_HEAD)
-        .ok_or("not an HTTP answer (no end of headers within 16 KiB)")?;
-    let head = String::from_utf8_lossy(buf.get(..split).unwrap_or_default());
-    let body = buf.get(split + 4..).unwrap_or_default();
-    let status = head.lines().next().unwrap_or("");
-    let code = status.split_whitespace().nth(1).unwrap_or("");
-    if code.starts_with('3') {
-        let to = head
-            .lines()
-            .find_map(|l| {
-                l.split_once(':')
-                    .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
-            })
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default();
-        return Err(format!("answered with a redirect ({status}, to {to:?}), which senders must not follow (RFC 8461 3.3)"));
-    }
-    if code != "200" {
-        return Err(format!("answered {status:?}, not 200"));
-    }
-    if body.len() > MAX_POLICY {
-        return Err(format!(
-            "the policy is over the {} KiB size cap",
-            MAX_POLICY / 1024
-        ));
-    }
-    Ok(String::from_utf8_lossy(body).into_owned())
 }
 
 /// The `id=` of a `v=STSv1` record: 1 to 32 letters and digits (RFC 8461 3.1).
@@ -365,14 +311,5 @@ mod tests {
         assert!(parse_policy("version: STSv1\nmode: enforce\nmax_age: 1\n").is_err());
         assert!(parse_policy("mode: enforce\nmx: a\nmax_age: 1\n").is_err());
         assert!(parse_policy("version: STSv1\nmode: on\nmx: a\nmax_age: 1\n").is_err());
-        assert_eq!(
-            response_body(b"HTTP/1.1 200 OK\r\n\r\nbody").unwrap(),
-            "body"
-        );
-        assert!(response_body(b"HTTP/1.1 302 Found\r\nLocation: x\r\n\r\n")
-            .unwrap_err()
-            .contains("redirect"));
-        assert!(response_body(b"HTTP/1.1 404 Not Found\r\n\r\n").is_err());
-        assert!(response_body(b"garbage").is_err());
     }
 }
