@@ -48,16 +48,22 @@ impl PostfixLab {
     /// Starts the lab, or returns None (with the reason printed) when Postfix is not installed
     /// and this is not CI. In CI (CI=true) a missing Postfix is a failure, never a skip.
     pub fn start() -> Option<PostfixLab> {
-        PostfixLab::start_with(false)
+        PostfixLab::start_with(false, None)
     }
 
     /// Also a submission listener (`PORT_SUBMISSION`: TLS required, AUTH inside TLS only)
     /// with Dovecot as its SASL server (`SASL_USER`, `SASL_PASSWORD` in lab.env).
     pub fn start_with_submission() -> Option<PostfixLab> {
-        PostfixLab::start_with(true)
+        PostfixLab::start_with(true, None)
     }
 
-    fn start_with(submission: bool) -> Option<PostfixLab> {
+    /// The submission listener offering XOAUTH2 and OAUTHBEARER too, validated by the OAuth
+    /// server in `oauth_dir` (tests/support/oauth/README.md).
+    pub fn start_with_oauth(oauth_dir: &Path) -> Option<PostfixLab> {
+        PostfixLab::start_with(true, Some(oauth_dir))
+    }
+
+    fn start_with(submission: bool, oauth: Option<&Path>) -> Option<PostfixLab> {
         let missing = if !Path::new("/usr/sbin/postfix").exists() {
             Some("Postfix is not installed (run tests/support/postfix/install.sh as root)")
         } else if submission && !Path::new("/usr/sbin/dovecot").exists() {
@@ -90,6 +96,9 @@ impl PostfixLab {
             .env("MXTRACE_LAB_CERTS", &certs);
         if submission {
             cmd.env("MXTRACE_LAB_SUBMISSION", free_port().to_string());
+        }
+        if let Some(dir) = oauth {
+            cmd.env("MXTRACE_LAB_OAUTH", dir);
         }
         let out = cmd.output().expect("run lab.sh");
         // lab.sh copied them into its directory.

@@ -10,10 +10,10 @@ pub mod cache;
 
 use cache::CachedPolicy;
 use mxtrace_net::dns::Dns;
+use mxtrace_net::http::{self, HttpError, HttpOptions, Request};
 use mxtrace_net::tls::{client_config, SharedRecord, TlsConfigError, TlsOptions, VerifyMode};
 use mxtrace_proto::model::posture::MtaStsPolicy;
 use mxtrace_proto::record::{tag, tag_list};
-use mxtrace_net::http::{self, HttpError, HttpOptions, Request};
 use rustls::ClientConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;

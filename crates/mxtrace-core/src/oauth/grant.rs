@@ -120,14 +120,17 @@ fn http_options(opts: &OAuthOptions) -> HttpOptions {
     }
 }
 
-/// The client's identity and proof, added to a form (RFC 6749 2.3.1, RFC 7523 2.2).
-fn authenticate(
+/// The client's identity and proof (RFC 6749 2.3.1, RFC 7523 2.2): in the form, or a secret in
+/// an HTTP Basic header (`Grant::secret_in_header`).
+fn authenticate<'a>(
     g: &Grant,
-    url: &str,
+    url: &'a str,
     form: &mut Vec<(&'static str, String)>,
-) -> Result<(), OAuthError> {
+) -> Result<Request<'a>, OAuthError> {
     form.push(("client_id", g.client_id.clone()));
+    let mut basic = None;
     match &g.credential {
+        Some(ClientCredential::Secret(s)) if g.secret_in_header => basic = Some(s),
         Some(ClientCredential::Secret(s)) => form.push(("client_secret", s.expose().to_string())),
         Some(ClientCredential::Certificate { cert, key }) => {
             let jwt = assertion::client_assertion(cert, key, &g.client_id, url)?;
@@ -136,7 +139,12 @@ fn authenticate(
         }
         None => {}
     }
-    Ok(())
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let req = Request::post_form(url, &pairs).header("accept", "application/json".to_string());
+    Ok(match basic {
+        Some(s) => req.basic_auth(&g.client_id, s.expose()),
+        None => req,
+    })
 }
 
 /// POSTs a form with the client's credentials to `url` and reads the JSON answer.
@@ -146,9 +154,7 @@ async fn post(
     url: &str,
     form: &mut Vec<(&'static str, String)>,
 ) -> Result<(u16, TokenAnswer), OAuthError> {
-    authenticate(g, url, form)?;
-    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let req = Request::post_form(url, &pairs).header("accept", "application/json".to_string());
+    let req = authenticate(g, url, form)?;
     let resp = http::request(req, &http_options(opts))
         .await
         .map_err(|source| OAuthError::Http {
@@ -302,9 +308,7 @@ async fn device_request(
     url: &str,
     form: &mut Vec<(&'static str, String)>,
 ) -> Result<DeviceAnswer, OAuthError> {
-    authenticate(g, url, form)?;
-    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let req = Request::post_form(url, &pairs).header("accept", "application/json".to_string());
+    let req = authenticate(g, url, form)?;
     let resp = http::request(req, &http_options(opts))
         .await
         .map_err(|source| OAuthError::Http {

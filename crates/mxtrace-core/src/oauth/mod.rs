@@ -61,6 +61,11 @@ pub struct Grant {
     pub credential: Option<ClientCredential>,
     /// Space-separated, as RFC 6749 3.3 writes it.
     pub scope: String,
+    /// Send a client secret with HTTP Basic (RFC 6749 2.3.1: every server must take it; some,
+    /// Glewlwyd 2.7 among them, issue tokens for a secret in the body that their own
+    /// introspection then calls inactive), else in the body (`client_secret_post`, the form
+    /// Entra ID documents).
+    pub secret_in_header: bool,
 }
 
 /// How the client proves who it is to the token endpoint.
@@ -139,6 +144,7 @@ fn grant_from_spec(spec: &SessionSpec) -> Result<Grant, SpecError> {
             .oauth_scope
             .clone()
             .unwrap_or_else(|| scope.to_string()),
+        secret_in_header: spec.oauth_tenant.is_none(),
     })
 }
 

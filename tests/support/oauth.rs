@@ -1,0 +1,159 @@
+//! The OAuth 2.0 lab server (tests/support/oauth/server.sh: Glewlwyd on loopback) from Rust:
+//! started in a fresh directory on a free port, stopped by its pid (server.sh stop checks the
+//! pid's command line) when the guard drops. And a canned HTTP responder for what no real
+//! server here does: Entra ID's AADSTS error JSON, a token endpoint that hangs or fails.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+pub struct OAuthServer {
+    pub dir: PathBuf,
+    pub env: HashMap<String, String>,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/oauth/server.sh")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl OAuthServer {
+    /// Starts Glewlwyd (HTTPS with `tls`), or None with "SKIPPED" on stderr when it is not
+    /// installed; with CI=true a missing server is a failure.
+    pub fn start(tls: bool) -> Option<OAuthServer> {
+        if !Path::new("/usr/bin/glewlwyd").exists() {
+            let why = "Glewlwyd is not installed (run tests/support/oauth/install.sh as root)";
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{why}: CI must run the OAuth tests");
+            }
+            eprintln!("SKIPPED OAuth real-server test: {why}");
+            return None;
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("mxtrace-oauth-{}-{nanos}", std::process::id()));
+        let mut cmd = Command::new("bash");
+        cmd.arg(script())
+            .arg("start")
+            .arg(&dir)
+            .arg(free_port().to_string());
+        if tls {
+            cmd.env("MXTRACE_OAUTH_TLS", "1");
+        }
+        let out = cmd.output().expect("run server.sh");
+        let mut server = OAuthServer {
+            dir,
+            env: HashMap::new(),
+        };
+        assert!(
+            out.status.success(),
+            "server.sh start failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = std::fs::read_to_string(server.dir.join("oauth.env")).expect("oauth.env");
+        server.env = env
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    v.trim_matches('"').trim_matches('\'').to_string(),
+                )
+            })
+            .collect();
+        Some(server)
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("oauth.env has no {key}"))
+    }
+
+    /// `server.sh ARGS...`, its stdout trimmed.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("bash")
+            .arg(script())
+            .arg(args[0])
+            .arg(&self.dir)
+            .args(&args[1..])
+            .output()
+            .expect("run server.sh");
+        assert!(
+            out.status.success(),
+            "server.sh {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A fresh access token: `user` (password grant) or `client` (client credentials).
+    pub fn token(&self, kind: &str) -> String {
+        self.run(&["token", kind])
+    }
+}
+
+impl Drop for OAuthServer {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What the responder does with each connection, in turn.
+#[derive(Clone)]
+pub enum Answer {
+    /// Reads the request and writes these bytes, then closes.
+    Raw(&'static [u8]),
+    /// Reads the request and never answers (until the test ends).
+    Hang,
+}
+
+/// A loopback HTTP responder on a thread: `http://127.0.0.1:PORT/token`.
+pub struct Responder {
+    pub url: String,
+}
+
+impl Responder {
+    pub fn start(answers: Vec<Answer>) -> Responder {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/token", l.local_addr().expect("addr"));
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for answer in answers {
+                let Ok((mut s, _)) = l.accept() else { return };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 8192];
+                let _ = s.read(&mut buf);
+                match answer {
+                    Answer::Raw(bytes) => {
+                        let _ = s.write_all(bytes);
+                    }
+                    Answer::Hang => held.push(s),
+                }
+            }
+            // Kept open until the process ends, as a hung server would.
+            std::thread::sleep(Duration::from_secs(60));
+            drop(held);
+        });
+        Responder { url }
+    }
+}
