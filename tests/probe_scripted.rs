@@ -6,7 +6,7 @@ mod support;
 use mxtrace_core::probe::{AuthMech, AuthOptions, Credential, ProbeOptions, StartTls};
 use mxtrace_knowledge::Category;
 use mxtrace_net::tls::VerifyMode;
-use mxtrace_proto::model::{ErrorKind, Outcome, ProbeReport, RecipientStatus, Stage};
+use mxtrace_proto::model::{ErrorKind, Layer, Outcome, ProbeReport, RecipientStatus, Stage};
 use mxtrace_proto::secret::Secret;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -1672,5 +1672,120 @@ async fn each_recipient_is_reported_even_when_the_session_ends_early() {
         ),
         "{}",
         r.verdict.summary
+    );
+}
+
+/// A password accepted by Exchange Online (told by its banner and EHLO name): the probe
+/// passes, the auth stage carries the basic-authentication retirement finding, and the
+/// verdict a warning (MC786329).
+#[tokio::test]
+async fn a_password_accepted_by_exchange_online_is_a_finding_not_a_failure() {
+    let pki = TestPki::new();
+    let exo = "AM0PR02CA0012.outlook.office365.com";
+    let server = ScriptedServer::start(script(vec![
+        vec![
+            line(&format!(
+                "220 {exo} Microsoft ESMTP MAIL Service ready at Mon, 7 Dec 2026 10:00:00 +0000"
+            )),
+            Step::Expect("EHLO probe.fabrikam.test".into()),
+            ehlo_reply(exo, &["STARTTLS"]),
+        ],
+        starttls_steps(&pki, CertKind::Valid(NAME.into()), &["AUTH LOGIN XOAUTH2"]),
+        vec![Step::Expect("AUTH LOGIN".into()), line("334 VXNlcm5hbWU6")],
+        vec![
+            Step::Expect("bWVAY29udG9zby50ZXN0".into()),
+            line("334 UGFzc3dvcmQ6"),
+        ],
+        vec![
+            Step::Expect("czNjcjN0LVBAc3M=".into()),
+            line("235 2.7.0 Authentication successful"),
+        ],
+        quit(),
+    ]))
+    .await;
+    let mut o = ca_opts(server.addr, &pki);
+    o.starttls = StartTls::Require;
+    o.auth = Some(AuthOptions {
+        user: "me@contoso.test".into(),
+        credential: Credential::Password(Secret::new("s3cr3t-P@ss".into())),
+        mech: None,
+        allow_plaintext: false,
+    });
+    let r = run(&o).await;
+    server.finish().await.assert_ok();
+    assert!(r.verdict.passed, "{}", r.verdict.summary);
+    let w = r.verdict.warnings.join("\n");
+    assert!(
+        w.contains("end of December 2026") && w.contains("MC786329"),
+        "{w}"
+    );
+    let d = stage(&r, Stage::Auth).diagnosis.as_ref().unwrap();
+    assert_eq!((d.category, d.layer), (Category::Accepted, Layer::Auth));
+    assert!(d.cause.contains("basic authentication"), "{}", d.cause);
+    assert!(
+        d.next_steps.iter().any(|s| s.contains("SMTP.SendAsApp")),
+        "{:?}",
+        d.next_steps
+    );
+    assert_no_secret(&r);
+}
+
+/// XOAUTH2's exact bytes on the wire (the token from a file), the error challenge answered
+/// with an empty line, decoded in the notes, and the token nowhere in the report.
+#[tokio::test]
+async fn xoauth2_sends_the_documented_bytes_and_answers_the_error_challenge() {
+    let pki = TestPki::new();
+    let dir = std::env::temp_dir().join(format!("mxtrace-xoauth2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("token");
+    std::fs::write(&file, "ya29.tok3n\n").unwrap();
+    // base64("user=me@contoso.test\x01auth=Bearer ya29.tok3n\x01\x01")
+    let ir = "dXNlcj1tZUBjb250b3NvLnRlc3QBYXV0aD1CZWFyZXIgeWEyOS50b2szbgEB";
+    let server = ScriptedServer::start(script(vec![
+        greeting(&["STARTTLS"]),
+        starttls_steps(&pki, CertKind::Valid(NAME.into()), &["AUTH PLAIN XOAUTH2"]),
+        vec![
+            Step::Expect(format!("AUTH XOAUTH2 {ir}")),
+            line("334 eyJzdGF0dXMiOiI0MDAiLCJzY2hlbWVzIjoiQmVhcmVyIiwic2NvcGUiOiJodHRwczovL21haWwuZ29vZ2xlLmNvbS8ifQ=="),
+            Step::Expect(String::new()),
+            line("535 5.7.8 Username and Password not accepted."),
+        ],
+        quit(),
+    ]))
+    .await;
+    let mut o = ca_opts(server.addr, &pki);
+    o.starttls = StartTls::Require;
+    o.auth = Some(AuthOptions {
+        user: "me@contoso.test".into(),
+        credential: Credential::OAuth(mxtrace_core::oauth::OAuthOptions {
+            source: mxtrace_core::oauth::TokenSource::File(file),
+            timeout: Duration::from_secs(5),
+            ca_file: None,
+        }),
+        mech: None,
+        allow_plaintext: false,
+    });
+    let r = mxtrace_core::probe::probe(&o).await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    server.finish().await.assert_ok();
+    let auth = stage(&r, Stage::Auth);
+    assert_eq!(auth.sent, vec!["AUTH XOAUTH2 <redacted>", ""]);
+    let notes = auth.notes.join("\n");
+    assert!(
+        notes.contains(
+            r#"decoded: {"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}"#
+        ),
+        "{notes}"
+    );
+    let d = auth.diagnosis.as_ref().unwrap();
+    assert!(
+        d.cause.contains("says 400: the request was malformed"),
+        "{}",
+        d.cause
+    );
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(
+        !json.contains("tok3n") && !json.contains(ir),
+        "token in JSON"
     );
 }

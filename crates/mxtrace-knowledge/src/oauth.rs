@@ -209,3 +209,111 @@ pub fn is_exchange_online_submission(
             .and_then(|c| c.server_name.clone())
             .is_some_and(|n| exo(&n))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{classify_reply, explain_error, Tier};
+    use mxtrace_proto::model::{ErrorKind, Stage};
+
+    fn at_auth(text: &str) -> crate::Finding {
+        classify_reply(Some(Stage::Auth), &Reply::parse_text(text).unwrap())
+    }
+
+    #[test]
+    fn exchange_online_auth_replies_in_microsofts_terms() {
+        // Reply texts as Microsoft Learn quotes them (MS_SMTP_AUTH, MS_SMTP_OAUTH).
+        for (text, words, step) in [
+            ("535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. [AM0PR02CA0012.eurprd02.prod.outlook.com]", "SmtpClientAuthenticationDisabled", "Set-CASMailbox"),
+            ("535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information.", "for this mailbox or for the whole tenant", "Set-CASMailbox"),
+            ("535 5.7.139 Authentication unsuccessful, basic authentication is disabled. [BN9PR03CA0123.namprd03.prod.outlook.com]", "only OAuth 2.0", "SMTP.SendAsApp"),
+            ("535 5.7.139 Authentication unsuccessful, the user credentials were incorrect. [x.prod.outlook.com]", "wrong password", "XOAUTH2"),
+            ("535 5.7.139 Authentication unsuccessful, the request did not meet the criteria to be authenticated successfully. Contact your administrator. [x]", "Conditional Access", "OAuth"),
+            ("535 5.7.3 Authentication unsuccessful [YQZPR01CA0021.CANPRD01.PROD.OUTLOOK.COM 2024-04-13T15:44:48.786Z 08DC5BA2C153C1D0]", "SMTP.SendAsApp", "New-ServicePrincipal"),
+        ] {
+            let f = at_auth(text);
+            assert_eq!((f.category, f.tier), (Category::AuthFailed, Tier::Microsoft), "{text}");
+            assert!(f.cause.contains(words), "{text}: {}", f.cause);
+            assert!(f.next_steps.iter().any(|s| s.contains(step)), "{text}: {:?}", f.next_steps);
+        }
+        let f = classify_reply(
+            Some(Stage::MailFrom),
+            &Reply::parse_text(
+                "530 5.7.57 Client not authenticated to send mail. [x.prod.outlook.com]",
+            )
+            .unwrap(),
+        );
+        assert_eq!(f.category, Category::AuthRequired);
+        assert!(f
+            .next_steps
+            .iter()
+            .any(|s| s.contains("SmtpClientAuthenticationDisabled")));
+        let f = classify_reply(
+            Some(Stage::MailFrom),
+            &Reply::parse_text(
+                "550 5.7.60 SMTP; Client does not have permissions to send as this sender",
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            (f.category, f.layer),
+            (Category::SenderRejected, Layer::Auth)
+        );
+        assert!(f
+            .next_steps
+            .iter()
+            .any(|s| s.contains("Add-RecipientPermission")));
+    }
+
+    #[test]
+    fn token_endpoint_errors_are_explained() {
+        let e = explain_error(Stage::Auth, ErrorKind::Auth, "no OAuth access token, so no AUTH was sent: token endpoint https://login.microsoftonline.com/contoso/oauth2/v2.0/token answered 400 invalid_request: AADSTS90002: Tenant 'contoso' not found.");
+        assert_eq!(e.category, Category::AuthFailed);
+        assert!(
+            e.cause.contains("AADSTS90002 (tenant not found)"),
+            "{}",
+            e.cause
+        );
+        let e = explain_error(Stage::Auth, ErrorKind::Auth, "no OAuth access token, so no AUTH was sent: token endpoint https://a.test/t answered 400 invalid_scope");
+        assert!(e.cause.contains("(invalid_scope, RFC 6749"), "{}", e.cause);
+        for row in AADSTS {
+            assert!(
+                !row.steps.is_empty() && row.source == MS_ERROR_CODES,
+                "{}",
+                row.code
+            );
+            assert_eq!(
+                aadsts(&format!("AADSTS{}: x", row.code)).map(|r| r.code),
+                Some(row.code)
+            );
+        }
+        assert!(aadsts("AADSTS1: unknown").is_none());
+    }
+
+    #[test]
+    fn exchange_online_submission_by_name_banner_or_ehlo() {
+        assert!(is_exchange_online_submission(
+            "smtp.office365.com.",
+            None,
+            None
+        ));
+        assert!(!is_exchange_online_submission("smtp.gmail.com", None, None));
+        let banner = Reply::parse_text(
+            "220 AM0PR02CA0012.outlook.office365.com Microsoft ESMTP MAIL Service ready",
+        )
+        .unwrap();
+        assert!(is_exchange_online_submission(
+            "192.0.2.1",
+            Some(&banner),
+            None
+        ));
+        let (s, _) = explain_challenge(
+            "insufficient_scope",
+            Some("https://outlook.office365.com/.default\u{1b}"),
+        );
+        assert!(
+            s.contains("lacks the scope") && !s.contains('\u{1b}'),
+            "{s}"
+        );
+    }
+}
