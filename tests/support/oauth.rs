@@ -64,16 +64,7 @@ impl OAuthServer {
             String::from_utf8_lossy(&out.stderr)
         );
         let env = std::fs::read_to_string(server.dir.join("oauth.env")).expect("oauth.env");
-        server.env = env
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    v.trim_matches('"').trim_matches('\'').to_string(),
-                )
-            })
-            .collect();
+        server.env = super::postfix::parse_env(&env);
         Some(server)
     }
 

@@ -120,16 +120,7 @@ impl PostfixLab {
             "Postfix serves a certificate of the lab CA"
         );
         let env = std::fs::read_to_string(lab.dir.join("lab.env")).expect("lab.env");
-        lab.env = env
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    v.trim_matches('"').trim_matches('\'').to_string(),
-                )
-            })
-            .collect();
+        lab.env = parse_env(&env);
         Some(lab)
     }
 
@@ -143,6 +134,19 @@ impl PostfixLab {
     pub fn target(&self, port_key: &str) -> String {
         format!("{}:{}", self.get("ADDR"), self.get(port_key))
     }
+}
+
+/// A shell-sourceable `KEY=value` file (lab.env, oauth.env) as a map.
+pub fn parse_env(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.trim_matches('"').trim_matches('\'').to_string(),
+            )
+        })
+        .collect()
 }
 
 impl Drop for PostfixLab {

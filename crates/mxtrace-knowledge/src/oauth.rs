@@ -227,7 +227,7 @@ mod tests {
             ("535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. [AM0PR02CA0012.eurprd02.prod.outlook.com]", "SmtpClientAuthenticationDisabled", "Set-CASMailbox"),
             ("535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information.", "for this mailbox or for the whole tenant", "Set-CASMailbox"),
             ("535 5.7.139 Authentication unsuccessful, basic authentication is disabled. [BN9PR03CA0123.namprd03.prod.outlook.com]", "only OAuth 2.0", "SMTP.SendAsApp"),
-            ("535 5.7.139 Authentication unsuccessful, the user credentials were incorrect. [x.prod.outlook.com]", "wrong password", "XOAUTH2"),
+            ("535 5.7.139 Authentication unsuccessful, the user credentials were incorrect. [x.prod.outlook.com]", "wrong password", "OAuth"),
             ("535 5.7.139 Authentication unsuccessful, the request did not meet the criteria to be authenticated successfully. Contact your administrator. [x]", "Conditional Access", "OAuth"),
             ("535 5.7.3 Authentication unsuccessful [YQZPR01CA0021.CANPRD01.PROD.OUTLOOK.COM 2024-04-13T15:44:48.786Z 08DC5BA2C153C1D0]", "SMTP.SendAsApp", "New-ServicePrincipal"),
         ] {

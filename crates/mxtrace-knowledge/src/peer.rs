@@ -79,10 +79,12 @@ const MICROSOFT_ONLY_STEPS: &[&str] = &[
     super::oauth::SERVICE_PRINCIPAL,
     super::oauth::SMTP_AUTH_ENABLED,
     super::oauth::SEND_AS,
+    super::oauth::MOVE_TO_OAUTH,
 ];
 
 /// Steps worded for Microsoft that have a plain equivalent for any other server.
 const GENERIC_WORDING: &[(&str, &str)] = &[
+    (super::oauth::NEW_TOKEN, "Get a new access token (a cached or pasted one may have expired) and check it was issued for this server (its audience) and for this account."),
     (SERVICE_HEALTH, "Check the receiving provider's status page (or ask its admin) for an incident before changing configuration."),
     (ESCALATE, "If every check above is clean, escalate to the receiving domain's admin (postmaster) with evidence: the full reply text, the time in UTC, the sending IP and the mxtrace transcript (--json)."),
     (CIPHERS, "Compare the TLS versions and ciphers both ends offer: mxtrace speaks TLS 1.2 and 1.3 only."),

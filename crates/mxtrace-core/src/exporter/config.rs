@@ -492,6 +492,14 @@ allowed_targets = ["mail.contoso.com"]
                 "exp.toml:3:13: auth_user needs",
             ),
             (
+                "[modules.m]\nallowed_targets = [\"a.example\"]\nauth_user = \"u\"\noauth_grant = \"device\"\n",
+                "exp.toml:4:15: oauth_grant = \"device\" needs a person at a terminal",
+            ),
+            (
+                "[modules.m]\nallowed_targets = [\"a.example\"]\noauth_token_env = \"T\"\n",
+                "exp.toml:3:19: module \"m\": oauth_token_env needs auth_user",
+            ),
+            (
                 "[modules.m]\nallowed_targets = [\"a.example\"]\nrelay_test_rcpt = \"a@b.c\"\n",
                 "exp.toml:3:1:",
             ),

@@ -70,7 +70,7 @@ pub(super) struct Issued {
     pub refresh_token: Option<Secret>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct TokenAnswer {
     access_token: Option<String>,
     token_type: Option<String>,
@@ -147,6 +147,22 @@ fn authenticate<'a>(
     })
 }
 
+/// POSTs a form with the client's credentials to `url`.
+async fn send(
+    g: &Grant,
+    opts: &OAuthOptions,
+    url: &str,
+    form: &mut Vec<(&'static str, String)>,
+) -> Result<http::Response, OAuthError> {
+    let req = authenticate(g, url, form)?;
+    http::request(req, &http_options(opts))
+        .await
+        .map_err(|source| OAuthError::Http {
+            url: url.to_string(),
+            source,
+        })
+}
+
 /// POSTs a form with the client's credentials to `url` and reads the JSON answer.
 async fn post(
     g: &Grant,
@@ -154,25 +170,10 @@ async fn post(
     url: &str,
     form: &mut Vec<(&'static str, String)>,
 ) -> Result<(u16, TokenAnswer), OAuthError> {
-    let req = authenticate(g, url, form)?;
-    let resp = http::request(req, &http_options(opts))
-        .await
-        .map_err(|source| OAuthError::Http {
-            url: url.to_string(),
-            source,
-        })?;
-    let empty = TokenAnswer {
-        access_token: None,
-        token_type: None,
-        expires_in: None,
-        refresh_token: None,
-        error: None,
-        error_description: None,
-        error_codes: Vec::new(),
-    };
+    let resp = send(g, opts, url, form).await?;
     let answer = match serde_json::from_slice::<TokenAnswer>(&resp.body) {
         Ok(a) => a,
-        Err(_) if resp.status != 200 => empty,
+        Err(_) if resp.status != 200 => TokenAnswer::default(),
         Err(_) => {
             return Err(OAuthError::Answer {
                 url: url.to_string(),
@@ -199,13 +200,7 @@ fn issued(url: &str, status: u16, a: TokenAnswer) -> Result<Issued, OAuthError> 
         why,
     };
     if status != 200 || a.error.is_some() {
-        return Err(OAuthError::Refused {
-            url: url.to_string(),
-            status,
-            error: a.error.map(|e| printable(&e, 64)),
-            description: a.error_description.map(|d| first_line(&d)),
-            codes: a.error_codes,
-        });
+        return Err(refused(url, status, a));
     }
     let token = a
         .access_token
@@ -228,6 +223,17 @@ fn issued(url: &str, status: u16, a: TokenAnswer) -> Result<Issued, OAuthError> 
         lifetime: lifetime.map(Duration::from_secs),
         refresh_token: a.refresh_token.filter(|t| !t.is_empty()).map(Secret::new),
     })
+}
+
+/// RFC 6749 5.2's error, its description's first line, and Entra's codes.
+fn refused(url: &str, status: u16, a: TokenAnswer) -> OAuthError {
+    OAuthError::Refused {
+        url: url.to_string(),
+        status,
+        error: a.error.map(|e| printable(&e, 64)),
+        description: a.error_description.map(|d| first_line(&d)),
+        codes: a.error_codes,
+    }
 }
 
 /// Entra's description's first line (its "Trace ID", "Correlation ID" and "Timestamp"
@@ -308,28 +314,10 @@ async fn device_request(
     url: &str,
     form: &mut Vec<(&'static str, String)>,
 ) -> Result<DeviceAnswer, OAuthError> {
-    let req = authenticate(g, url, form)?;
-    let resp = http::request(req, &http_options(opts))
-        .await
-        .map_err(|source| OAuthError::Http {
-            url: url.to_string(),
-            source,
-        })?;
+    let resp = send(g, opts, url, form).await?;
     if resp.status != 200 {
-        let a: Option<TokenAnswer> = serde_json::from_slice(&resp.body).ok();
-        return Err(OAuthError::Refused {
-            url: url.to_string(),
-            status: resp.status,
-            error: a
-                .as_ref()
-                .and_then(|a| a.error.clone())
-                .map(|e| printable(&e, 64)),
-            description: a
-                .as_ref()
-                .and_then(|a| a.error_description.as_deref())
-                .map(first_line),
-            codes: a.map(|a| a.error_codes).unwrap_or_default(),
-        });
+        let a = serde_json::from_slice(&resp.body).unwrap_or_default();
+        return Err(refused(url, resp.status, a));
     }
     serde_json::from_slice(&resp.body).map_err(|_| OAuthError::Answer {
         url: url.to_string(),
