@@ -544,7 +544,9 @@ pub enum CliVerify {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CliAuthMech {
+    /// A password in one line (RFC 4616).
     Plain,
+    /// A password over two 334 challenges.
     Login,
     /// OAuth 2.0 bearer token, as Exchange Online and Gmail take it.
     Xoauth2,
