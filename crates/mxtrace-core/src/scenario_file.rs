@@ -1181,6 +1181,10 @@ mod tests {
             ("name = \"x\"\n[defaults]\nstarttls = \"require\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\ntls_implicit = true\n", "t.toml:3:12: starttls and tls_implicit exclude each other"),
             ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\nrelay_test_rcpt = \"x\"\n", "t.toml:5:19: relay_test_rcpt \"x\""),
             ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\nresolver = \"dns.example\"\n", "t.toml:5:12: resolver \"dns.example\": expected IP"),
+            // OAuth: tokens and secrets only from variables in a file; the checks name the key.
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\noauth_token_file = \"t\"\n", "t.toml:5:1: unknown field `oauth_token_file`"),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\nauth_user = \"u\"\noauth_tenant = \"contoso.onmicrosoft.com\"\n", "oauth_tenant needs oauth_client_id"),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\nauth_user = \"u\"\noauth_token_env = \"T\"\nauth_password_env = \"P\"\n", "oauth_token_env and auth_password_env exclude each other"),
         ];
         for (text, want) in cases {
             let e = parse_str(text).expect_err(text);
