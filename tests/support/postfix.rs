@@ -72,18 +72,10 @@ impl PostfixLab {
             None
         };
         if let Some(why) = missing {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{why}: CI must run the real-peer tests");
-            }
-            eprintln!("SKIPPED real-peer test: {why}");
+            skip(why);
             return None;
         }
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("mxtrace-postfix-{}-{nanos}", std::process::id()));
+        let dir = fresh_dir("postfix");
         std::fs::create_dir_all(&dir).expect("lab dir");
         let ports = [free_port(), free_port(), free_port()].map(|p| p.to_string());
         let (certs, ca_pem) = write_certs(&dir);
@@ -134,6 +126,23 @@ impl PostfixLab {
     pub fn target(&self, port_key: &str) -> String {
         format!("{}:{}", self.get("ADDR"), self.get(port_key))
     }
+}
+
+/// A real peer that is not installed: "SKIPPED" on stderr, or a failure under CI=true.
+pub fn skip(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why}: CI must run the real-peer tests");
+    }
+    eprintln!("SKIPPED real-peer test: {why}");
+}
+
+/// A directory name in the temp dir, unique to this process and moment (not created).
+pub fn fresh_dir(what: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    std::env::temp_dir().join(format!("mxtrace-{what}-{}-{nanos}", std::process::id()))
 }
 
 /// A shell-sourceable `KEY=value` file (lab.env, oauth.env) as a map.
