@@ -10,7 +10,6 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::io::{self, BufRead};
-use std::path::Path;
 use std::sync::Arc;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio::sync::mpsc;
@@ -74,19 +73,6 @@ pub struct Summary {
 impl Summary {
     pub fn done(&self) -> usize {
         self.passed + self.failed + self.invalid
-    }
-
-    /// 0 every target passed; 1 a target failed, or the sweep was interrupted; 2 a line was
-    /// not a target (the others still ran).
-    pub fn exit_code(&self) -> u8 {
-        use mxtrace_proto::exit::{FAIL, PASS, USAGE};
-        if self.invalid > 0 {
-            USAGE
-        } else if self.failed > 0 || self.interrupted {
-            FAIL
-        } else {
-            PASS
-        }
     }
 
     fn count(&mut self, rec: &Record) {
@@ -159,12 +145,6 @@ pub enum SweepError {
     Input(#[source] io::Error),
     #[error("writing a result: {0}")]
     Output(#[source] io::Error),
-    #[error("reading the --resume file {path}: {source}")]
-    Resume {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
 }
 
 /// What the reader hands the runner.
@@ -371,16 +351,11 @@ async fn read_line<R: AsyncBufRead + Unpin>(
 
 /// The keys (hashed) of the targets a previous, possibly interrupted, run wrote: every line
 /// that is a complete JSON object with an `input`. A torn last line does not count, so that
-/// target runs again.
-pub fn resume_keys(path: &Path) -> Result<HashSet<u64>, SweepError> {
-    let err = |source| SweepError::Resume {
-        path: path.display().to_string(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(err)?;
+/// target runs again. The front end opens the `--resume` file.
+pub fn resume_keys(file: impl BufRead) -> io::Result<HashSet<u64>> {
     let mut keys = HashSet::new();
-    for line in io::BufReader::new(file).split(b'\n') {
-        let line = line.map_err(err)?;
+    for line in file.split(b'\n') {
+        let line = line?;
         #[derive(serde::Deserialize)]
         struct Input {
             input: String,
