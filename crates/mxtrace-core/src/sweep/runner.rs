@@ -4,9 +4,9 @@ use super::target::{parse_line, stable_hash, LineError, MAX_LINE};
 use super::SweepOptions;
 use crate::job::{execute, Job, Target};
 use crate::limits::Limits;
+use mxtrace_proto::model::sweep::{Record, RecordBody, RecordError, RecordErrorKind};
 use mxtrace_proto::model::JobReport;
 use mxtrace_proto::model::{Outcome, PathContext, ProbeReport};
-use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::io::{self, BufRead};
@@ -20,41 +20,8 @@ const READ_AHEAD: usize = 64;
 /// Slowest targets kept for the summary.
 const SLOWEST: usize = 5;
 
-/// One line of output: the normalised target and its report, or why it did not run.
-#[derive(Debug, Serialize)]
-pub struct Record {
-    pub input: String,
-    #[serde(flatten)]
-    pub body: RecordBody,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-pub enum RecordBody {
-    Report(JobReport),
-    Error { error: RecordError },
-}
-
-/// A target that could not run: a line that is not a target (`input`), or settings that do
-/// not fit it (`config`: a TLS file, the resolver).
-#[derive(Debug, Clone, Serialize)]
-pub struct RecordError {
-    pub kind: &'static str,
-    pub message: String,
-}
-
-impl Record {
-    /// The command name of its JSONL envelope.
-    pub fn command(&self) -> &'static str {
-        match &self.body {
-            RecordBody::Report(r) => r.command(),
-            RecordBody::Error { .. } => "sweep",
-        }
-    }
-}
-
 /// What the sweep did, for the summary and the exit code.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone)]
 pub struct Summary {
     pub passed: usize,
     pub failed: usize,
@@ -211,7 +178,7 @@ where
                         running.spawn(run_one(t, opts.clone(), limits.clone()));
                     }
                     Some(Item::Invalid(line, e)) => {
-                        let rec = error_record(line, "input", e.to_string());
+                        let rec = error_record(line, RecordErrorKind::Input, e.to_string());
                         record(rec, &mut summary)?;
                     }
                     Some(Item::Skipped(Skip::Duplicate)) => summary.duplicates += 1,
@@ -238,7 +205,7 @@ where
     Ok(summary)
 }
 
-fn error_record(input: String, kind: &'static str, message: String) -> Record {
+fn error_record(input: String, kind: RecordErrorKind, message: String) -> Record {
     Record {
         input,
         body: RecordBody::Error {
@@ -263,14 +230,14 @@ async fn run_one(target: Target, opts: SweepOptions, limits: Arc<Limits>) -> Rec
     };
     let job = match job {
         Ok(j) => j.with_limits(limits),
-        Err(e) => return error_record(key, "input", e),
+        Err(e) => return error_record(key, RecordErrorKind::Input, e),
     };
     match execute(&job).await {
         Ok(report) => Record {
             input: key,
             body: RecordBody::Report(report),
         },
-        Err(e) => error_record(key, "config", e.to_string()),
+        Err(e) => error_record(key, RecordErrorKind::Config, e.to_string()),
     }
 }
 
