@@ -41,11 +41,18 @@ fn headers_stdin(input: &[u8], json: bool) -> Run {
     let _ = stdin.write_all(input);
     drop(stdin);
     let out = child.wait_with_output().expect("wait");
-    Run {
+    let run = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    };
+    let args: &[&str] = if json {
+        &["headers", "-", "--json"]
+    } else {
+        &["headers", "-"]
+    };
+    support::bin::schema::check_output(args, &run.stdout);
+    run
 }
 
 #[test]

@@ -207,6 +207,7 @@ async fn ctrl_c_mid_run_leaves_valid_jsonl() {
         stdout: format!("{first}{rest}"),
         stderr,
     };
+    support::bin::schema::check_output(&["sweep"], &run.stdout);
     let out = lines(&run);
     assert_eq!(inputs(&out), BTreeSet::from([format!("probe {mx}")]));
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -242,6 +243,7 @@ async fn a_reader_that_goes_away_is_not_an_internal_error() {
         serde_json::from_str::<serde_json::Value>(&first).is_ok(),
         "{first}"
     );
+    support::bin::schema::check_output(&["sweep"], &first);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("internal error"), "{stderr}");
     assert_eq!(out.status.code(), Some(1), "{stderr}");

@@ -2,6 +2,9 @@
 //! loopback. Each test uses its own 127.0.N.0/24 so that an address with no listener (a
 //! "refused" host) is not taken by another test running in parallel.
 
+#[path = "support/bin.rs"]
+#[allow(dead_code)]
+mod bin;
 #[path = "support/certs.rs"]
 #[allow(unused_imports)]
 mod certs;
@@ -653,20 +656,14 @@ async fn binary_exit_codes_and_json() {
         let out = timeout(
             Duration::from_secs(60),
             tokio::task::spawn_blocking(move || {
-                std::process::Command::new(env!("CARGO_BIN_EXE_mxtrace"))
-                    .args(&args)
-                    .env("NO_COLOR", "1")
-                    .output()
-                    .unwrap()
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                bin::mxtrace(&args, &[])
             }),
         )
         .await
         .expect("mxtrace finished")
         .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-        )
+        (Some(out.code), out.stdout)
     };
     let args = |domain: &str, extra: &[&str]| {
         let mut v: Vec<String> = [

@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mxtrace_core::smtp::ehlo::Capabilities;
-use mxtrace_core::smtp::reply::ReplyAccumulator;
+use mxtrace_proto::smtp::ehlo::Capabilities;
+use mxtrace_proto::smtp::reply::ReplyAccumulator;
 
 fuzz_target!(|data: &[u8]| {
     let mut acc = ReplyAccumulator::new();

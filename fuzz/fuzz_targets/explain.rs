@@ -2,9 +2,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mxtrace_core::diagnose;
-use mxtrace_core::model::Stage;
-use mxtrace_core::smtp::reply::Reply;
+use mxtrace_knowledge as diagnose;
+use mxtrace_proto::model::Stage;
+use mxtrace_proto::smtp::reply::Reply;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

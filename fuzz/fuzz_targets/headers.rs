@@ -3,12 +3,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mxtrace_core::headers::{analyze, render::render_human};
-use mxtrace_core::report::human::Style;
+use mxtrace_core::headers::analyze;
+use mxtrace_render::headers::render_human;
+use mxtrace_render::style::Style;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(report) = analyze("fuzz", data) {
         let _ = render_human(&report, Style::new(false));
-        let _ = mxtrace_core::report::json::render("headers", &report);
+        let _ = mxtrace_render::json::render("headers", &report);
     }
 });

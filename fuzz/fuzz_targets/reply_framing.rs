@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mxtrace_core::smtp::reply::{ReplyAccumulator, MAX_LINE, MAX_REPLY_LINES};
+use mxtrace_proto::smtp::reply::{ReplyAccumulator, MAX_LINE, MAX_REPLY_LINES};
 
 fuzz_target!(|data: &[u8]| {
     let mut acc = ReplyAccumulator::new();

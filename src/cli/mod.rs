@@ -761,6 +761,12 @@ pub enum CliError {
     Nagios(#[from] nagios::NagiosUsage),
     #[error(transparent)]
     Sweep(#[from] mxtrace_core::sweep::SweepError),
+    #[error("reading the --resume file {path}: {source}")]
+    Resume {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// `sweep --module` names no module of the file.
     #[error("{0}")]
     SweepModule(String),

@@ -106,7 +106,13 @@ impl SweepArgs {
         };
         spec.validate(None)?;
         let done = match &self.resume {
-            Some(p) => sweep::resume_keys(p)?,
+            Some(p) => std::fs::File::open(p)
+                .map(std::io::BufReader::new)
+                .and_then(sweep::resume_keys)
+                .map_err(|source| CliError::Resume {
+                    path: p.display().to_string(),
+                    source,
+                })?,
             None => Default::default(),
         };
         Ok(SweepOptions {
@@ -165,7 +171,20 @@ pub fn run(args: &SweepArgs) -> Result<u8, CliError> {
         Err(e) => return Err(e.into()),
     };
     eprint!("{}", render_summary(&summary));
-    Ok(summary.exit_code())
+    Ok(exit_code(&summary))
+}
+
+/// 0 every target passed; 1 a target failed, or the sweep was interrupted; 2 a line was not a
+/// target (the others still ran).
+fn exit_code(summary: &Summary) -> u8 {
+    use mxtrace_proto::exit::{FAIL, PASS, USAGE};
+    if summary.invalid > 0 {
+        USAGE
+    } else if summary.failed > 0 || summary.interrupted {
+        FAIL
+    } else {
+        PASS
+    }
 }
 
 type Input = Box<dyn tokio::io::AsyncBufRead + Unpin + Send>;

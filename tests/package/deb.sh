@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The two host installs of README "Install", checked as an admin would use them:
+# The two host installs of docs/install.md, checked as an admin would use them:
 # - from source: `cargo install --locked --path .` (into a scratch root), then `--version`;
 # - the Debian package: built by cargo-deb from that same release build, installed with
 #   `apt-get install ./mxtrace_*.deb`, then `mxtrace demo`, `man mxtrace`, the bash completion,
@@ -72,7 +72,7 @@ cargo deb --no-build --locked >/dev/null
 deb=$(ls target/debian/mxtrace_*.deb)
 dpkg-deb --contents "$deb" >"$scratch/contents"
 for f in /usr/bin/mxtrace /usr/share/man/man1/mxtrace.1.gz \
-    /usr/share/bash-completion/completions/mxtrace /usr/share/doc/mxtrace/README.md \
+    /usr/share/bash-completion/completions/mxtrace /usr/share/doc/mxtrace/README.md /usr/share/doc/mxtrace/docs/probe.md \
     /usr/share/doc/mxtrace/scenarios/a-inbound-eop.toml /usr/share/doc/mxtrace/copyright \
     /lib/systemd/system/mxtrace-exporter.service \
     /usr/share/doc/mxtrace/examples/mxtrace-exporter.toml; do

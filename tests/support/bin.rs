@@ -2,6 +2,10 @@
 
 use std::process::{Command, Stdio};
 
+// By path: this file is also included on its own (`#[path = "support/bin.rs"] mod bin;`).
+#[path = "schema.rs"]
+pub mod schema;
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -19,7 +23,8 @@ impl Run {
     }
 }
 
-/// Runs `mxtrace ARGS` with no terminal, no colour, the given extra environment.
+/// Runs `mxtrace ARGS` with no terminal, no colour, the given extra environment. JSON output
+/// (`--json`, `sweep`) is checked against its published schema (docs/schema).
 pub fn mxtrace(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mxtrace"));
     cmd.args(args)
@@ -32,11 +37,13 @@ pub fn mxtrace(args: &[&str], env: &[(&str, &str)]) -> Run {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run mxtrace");
-    Run {
+    let run = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    };
+    schema::check_output(args, &run.stdout);
+    run
 }
 
 /// The stage objects of a probe's JSON with this name.

@@ -10,6 +10,9 @@ mod document;
 pub mod headers;
 pub mod posture;
 mod run;
+#[cfg(feature = "schema")]
+pub mod schema;
+pub mod sweep;
 
 pub use crate::smtp::ErrorKind;
 pub use diagnosis::{
@@ -27,6 +30,7 @@ use std::fmt;
 
 /// The stages of one SMTP transaction, in the order they can happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Connect,
@@ -118,6 +122,7 @@ impl fmt::Display for Stage {
 
 /// How a stage ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// 2xx/3xx reply, or a non-reply stage (connect, handshake) that succeeded.
@@ -143,6 +148,7 @@ impl Outcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StageError {
     pub kind: ErrorKind,
     pub message: String,
@@ -150,6 +156,7 @@ pub struct StageError {
 
 /// One stage of a probe: what was sent (redacted), what came back, how long it took.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StageRecord {
     pub stage: Stage,
     /// Command lines sent, secrets replaced by `<redacted>`.
@@ -169,6 +176,7 @@ pub struct StageRecord {
 
 /// The endpoint probed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Target {
     pub host: String,
     pub ip: Option<String>,
@@ -181,6 +189,7 @@ pub struct Target {
 
 /// EHLO capabilities before and after TLS.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CapabilitySet {
     pub before_tls: Option<Capabilities>,
     pub after_tls: Option<Capabilities>,
@@ -188,6 +197,7 @@ pub struct CapabilitySet {
 
 /// What the TLS handshake negotiated and what the server presented.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TlsReport {
     pub version: Option<String>,
     pub cipher: Option<String>,
@@ -211,6 +221,7 @@ pub struct TlsReport {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CertInfo {
     pub subject: String,
     pub sans: Vec<String>,
@@ -225,6 +236,7 @@ pub struct CertInfo {
 
 /// The run's overall result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Verdict {
     /// True when the check passed (exit 0).
     pub passed: bool,
@@ -240,6 +252,7 @@ pub struct Verdict {
 
 /// One endpoint from connect to QUIT.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ProbeReport {
     pub target: Target,
     pub stages: Vec<StageRecord>,
@@ -258,6 +271,7 @@ pub struct ProbeReport {
 /// One recipient of the probe's transaction: its RCPT answer and, with `--data`, whether the
 /// message reached it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RecipientResult {
     pub address: String,
     pub status: RecipientStatus,
@@ -273,6 +287,7 @@ pub struct RecipientResult {
 
 /// `accepted`, `refused`, or `not_tried` when the session ended before its RCPT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RecipientStatus {
     Accepted,
@@ -282,6 +297,7 @@ pub enum RecipientStatus {
 
 /// Which DNS failure it was (the `reason` of an error of kind `dns`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DnsReason {
     /// NXDOMAIN: the name does not exist.
@@ -312,6 +328,7 @@ impl DnsReason {
 
 /// A DNS lookup that failed: an error of kind `dns` with its reason.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DnsFailure {
     /// Always `dns`.
     pub kind: ErrorKind,
@@ -342,6 +359,7 @@ impl DnsFailure {
 
 /// `trace`: one domain's mail path.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TraceReport {
     pub domain: String,
     /// The DNS server asked: `system (/etc/resolv.conf)` or `IP:PORT`.
@@ -358,6 +376,7 @@ pub struct TraceReport {
 
 /// Where the MX list came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MxSource {
     /// MX records.
@@ -372,6 +391,7 @@ pub enum MxSource {
 
 /// One hop: a domain, its MX hosts and their addresses, and the probes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TraceHop {
     pub hop: u8,
     pub domain: String,
@@ -405,6 +425,7 @@ pub struct TraceHop {
 
 /// A sending MTA's result over one address family.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FamilyVerdict {
     /// `ipv6` or `ipv4`.
     pub family: String,
@@ -421,6 +442,7 @@ pub struct FamilyVerdict {
 
 /// An MTA-STS policy as the walk applied it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TraceMtaSts {
     /// enforce, testing, none.
     pub mode: String,
@@ -439,6 +461,7 @@ pub struct TraceMtaSts {
 
 /// Findings about an MX record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MxFlag {
     /// No MX: the domain itself, preference 0 (RFC 5321 5.1).
@@ -456,6 +479,7 @@ pub enum MxFlag {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MxHost {
     pub preference: u16,
     pub host: String,
@@ -468,6 +492,7 @@ pub struct MxHost {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AddressInfo {
     pub ip: String,
     /// PTR names (reverse DNS).
@@ -480,6 +505,7 @@ pub struct AddressInfo {
 
 /// One probe of one address, with the names the server gave.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TraceProbe {
     pub mx: String,
     pub ip: String,
@@ -495,6 +521,7 @@ pub struct TraceProbe {
 /// A domain's SPF record (RFC 7208) and its scenario hints: `include:spf.protection.outlook.com`
 /// means the domain sends through Exchange Online (scenario C; D when its own servers send too).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SpfRecord {
     pub record: String,
     pub hints: SpfHints,
@@ -505,6 +532,7 @@ pub struct SpfRecord {
 
 /// The report of a job, serialized as the report itself.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum JobReport {
     Trace(Box<TraceReport>),

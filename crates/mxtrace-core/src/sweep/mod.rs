@@ -11,7 +11,8 @@
 mod runner;
 pub mod target;
 
-pub use runner::{resume_keys, sweep, Record, RecordError, Summary, SweepError};
+pub use mxtrace_proto::model::sweep::{Record, RecordBody, RecordError, RecordErrorKind};
+pub use runner::{resume_keys, sweep, Summary, SweepError};
 pub use target::{parse_line, stable_hash, LineError};
 
 use mxtrace_knowledge::Scenario;

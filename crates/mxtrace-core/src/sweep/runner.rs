@@ -4,13 +4,12 @@ use super::target::{parse_line, stable_hash, LineError, MAX_LINE};
 use super::SweepOptions;
 use crate::job::{execute, Job, Target};
 use crate::limits::Limits;
+use mxtrace_proto::model::sweep::{Record, RecordBody, RecordError, RecordErrorKind};
 use mxtrace_proto::model::JobReport;
 use mxtrace_proto::model::{Outcome, PathContext, ProbeReport};
-use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::io::{self, BufRead};
-use std::path::Path;
 use std::sync::Arc;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio::sync::mpsc;
@@ -21,41 +20,8 @@ const READ_AHEAD: usize = 64;
 /// Slowest targets kept for the summary.
 const SLOWEST: usize = 5;
 
-/// One line of output: the normalised target and its report, or why it did not run.
-#[derive(Debug, Serialize)]
-pub struct Record {
-    pub input: String,
-    #[serde(flatten)]
-    pub body: RecordBody,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-pub enum RecordBody {
-    Report(JobReport),
-    Error { error: RecordError },
-}
-
-/// A target that could not run: a line that is not a target (`input`), or settings that do
-/// not fit it (`config`: a TLS file, the resolver).
-#[derive(Debug, Clone, Serialize)]
-pub struct RecordError {
-    pub kind: &'static str,
-    pub message: String,
-}
-
-impl Record {
-    /// The command name of its JSONL envelope.
-    pub fn command(&self) -> &'static str {
-        match &self.body {
-            RecordBody::Report(r) => r.command(),
-            RecordBody::Error { .. } => "sweep",
-        }
-    }
-}
-
 /// What the sweep did, for the summary and the exit code.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone)]
 pub struct Summary {
     pub passed: usize,
     pub failed: usize,
@@ -74,19 +40,6 @@ pub struct Summary {
 impl Summary {
     pub fn done(&self) -> usize {
         self.passed + self.failed + self.invalid
-    }
-
-    /// 0 every target passed; 1 a target failed, or the sweep was interrupted; 2 a line was
-    /// not a target (the others still ran).
-    pub fn exit_code(&self) -> u8 {
-        use mxtrace_proto::exit::{FAIL, PASS, USAGE};
-        if self.invalid > 0 {
-            USAGE
-        } else if self.failed > 0 || self.interrupted {
-            FAIL
-        } else {
-            PASS
-        }
     }
 
     fn count(&mut self, rec: &Record) {
@@ -159,12 +112,6 @@ pub enum SweepError {
     Input(#[source] io::Error),
     #[error("writing a result: {0}")]
     Output(#[source] io::Error),
-    #[error("reading the --resume file {path}: {source}")]
-    Resume {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
 }
 
 /// What the reader hands the runner.
@@ -231,7 +178,7 @@ where
                         running.spawn(run_one(t, opts.clone(), limits.clone()));
                     }
                     Some(Item::Invalid(line, e)) => {
-                        let rec = error_record(line, "input", e.to_string());
+                        let rec = error_record(line, RecordErrorKind::Input, e.to_string());
                         record(rec, &mut summary)?;
                     }
                     Some(Item::Skipped(Skip::Duplicate)) => summary.duplicates += 1,
@@ -258,7 +205,7 @@ where
     Ok(summary)
 }
 
-fn error_record(input: String, kind: &'static str, message: String) -> Record {
+fn error_record(input: String, kind: RecordErrorKind, message: String) -> Record {
     Record {
         input,
         body: RecordBody::Error {
@@ -283,14 +230,14 @@ async fn run_one(target: Target, opts: SweepOptions, limits: Arc<Limits>) -> Rec
     };
     let job = match job {
         Ok(j) => j.with_limits(limits),
-        Err(e) => return error_record(key, "input", e),
+        Err(e) => return error_record(key, RecordErrorKind::Input, e),
     };
     match execute(&job).await {
         Ok(report) => Record {
             input: key,
             body: RecordBody::Report(report),
         },
-        Err(e) => error_record(key, "config", e.to_string()),
+        Err(e) => error_record(key, RecordErrorKind::Config, e.to_string()),
     }
 }
 
@@ -371,16 +318,11 @@ async fn read_line<R: AsyncBufRead + Unpin>(
 
 /// The keys (hashed) of the targets a previous, possibly interrupted, run wrote: every line
 /// that is a complete JSON object with an `input`. A torn last line does not count, so that
-/// target runs again.
-pub fn resume_keys(path: &Path) -> Result<HashSet<u64>, SweepError> {
-    let err = |source| SweepError::Resume {
-        path: path.display().to_string(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(err)?;
+/// target runs again. The front end opens the `--resume` file.
+pub fn resume_keys(file: impl BufRead) -> io::Result<HashSet<u64>> {
     let mut keys = HashSet::new();
-    for line in io::BufReader::new(file).split(b'\n') {
-        let line = line.map_err(err)?;
+    for line in file.split(b'\n') {
+        let line = line?;
         #[derive(serde::Deserialize)]
         struct Input {
             input: String,

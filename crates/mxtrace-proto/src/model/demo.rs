@@ -6,6 +6,7 @@ use serde::Serialize;
 
 /// The demo's result; `--json` prints it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DemoReport {
     pub passed: bool,
     pub checks: Vec<DemoCheck>,
@@ -14,11 +15,12 @@ pub struct DemoReport {
 
 /// One run of `trace` or `probe` against the lab.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DemoCheck {
     pub scenario: Scenario,
     /// The hop the check is about (B's healthy trace: 1, and it covers hop 2).
     pub hop: u8,
-    /// The fault's name (`--fault NAME`), None for a healthy path.
+    /// The fault's name (`--fault NAME`), null for a healthy path.
     pub fault: Option<String>,
     pub runbook: Option<String>,
     pub lab_does: Option<String>,
@@ -33,6 +35,7 @@ pub struct DemoCheck {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Expected {
     /// True for a healthy path; a fault expects a failure with this category and layer.
     pub pass: bool,
@@ -41,6 +44,7 @@ pub struct Expected {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DemoObserved {
     pub passed: bool,
     pub category: Option<Category>,

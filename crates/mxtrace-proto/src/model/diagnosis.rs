@@ -6,6 +6,7 @@ use std::fmt;
 
 /// The class of a reply, from its basic code and enhanced status code (RFC 5321 4.2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Class {
     Success,
@@ -16,6 +17,7 @@ pub enum Class {
 /// Reply categories: a fixed vocabulary that scripts match on (README, "Output"). Names
 /// are exact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     Accepted,
@@ -107,6 +109,7 @@ impl fmt::Display for Category {
 
 /// Where a failure sits, from the network up to the recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Layer {
     Dns,
@@ -121,8 +124,11 @@ pub enum Layer {
     Service,
 }
 
-/// The four Microsoft 365 delivery scenarios (src/diagnose/scenario.rs tells them apart).
+/// The four Microsoft 365 delivery scenarios (README, "Scenarios"): A third party -> Office 365,
+/// B third party -> hybrid on-premises MX, C Office 365 -> third party, D hybrid centralized
+/// mail flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Scenario {
     A,
     B,
@@ -151,6 +157,7 @@ pub struct PathContext {
 
 /// What `explain` prints, and the core of a stage's diagnosis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Explanation {
     pub class: Class,
     pub category: Category,
@@ -161,6 +168,7 @@ pub struct Explanation {
 
 /// A stage's diagnosis: the explanation placed in the delivery path.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Diagnosis {
     pub category: Category,
     pub layer: Layer,
@@ -185,6 +193,7 @@ impl Diagnosis {
 
 /// What a domain's SPF record (RFC 7208) hints about its outbound path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SpfHints {
     /// The text starts with `v=spf1`.
     pub is_spf: bool,

@@ -37,6 +37,23 @@ impl Serialize for Threshold {
     }
 }
 
+/// Serialized as its text (above): `50%` or a humantime duration such as `200ms`.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Threshold {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Threshold".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "When a slower stage counts: a percentage of the earlier time \
+                (`50%`) or a duration (`200ms`, `1s 500ms`).",
+            "type": "string",
+            "minLength": 1
+        })
+    }
+}
+
 impl Threshold {
     /// Whether going from `before` to `after` ms crosses the threshold.
     pub fn exceeded(self, before: f64, after: f64) -> bool {
@@ -49,6 +66,7 @@ impl Threshold {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Regression,
@@ -68,6 +86,7 @@ impl Kind {
 
 /// One difference between the two results.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Change {
     pub kind: Kind,
     /// `reachability`, `tls_version`, `tls_verified`, `tls_cipher`, `certificate`,
@@ -85,6 +104,7 @@ pub struct Change {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DiffSummary {
     pub regressions: usize,
     pub improvements: usize,
@@ -92,6 +112,7 @@ pub struct DiffSummary {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DiffVerdict {
     /// True when there is no regression (exit 0).
     pub passed: bool,
@@ -100,6 +121,7 @@ pub struct DiffVerdict {
 
 /// `diff --json` (after `command` and `version`).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DiffReport {
     pub before: DocInfo,
     pub after: DocInfo,
@@ -110,6 +132,7 @@ pub struct DiffReport {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DocInfo {
     pub file: String,
     /// `run`, `probe` or `trace`.

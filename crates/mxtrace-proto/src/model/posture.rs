@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// How bad a finding is. Errors fail the posture (exit 1); warnings are shown with their next
 /// steps but pass; info is context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -18,6 +19,7 @@ pub enum Severity {
 /// A section's verdict: the worst of its findings (`missing` when the record is absent and
 /// that is only informational, as for an optional record).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Pass,
@@ -29,6 +31,7 @@ pub enum Status {
 /// One thing a check found, explained in the diagnosis vocabulary (category, layer, cause,
 /// next steps).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Finding {
     pub severity: Severity,
     pub diagnosis: Diagnosis,
@@ -78,6 +81,7 @@ impl Advice {
 
 /// What every section has: its verdict, the records it read, and its findings.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Section {
     pub status: Option<Status>,
     /// The records as published (TXT strings joined).
@@ -105,6 +109,7 @@ impl Section {
 
 /// SPF (RFC 7208): the include tree, the lookup counts, and the result for `--sending-ip`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SpfSection {
     #[serde(flatten)]
     pub section: Section,
@@ -120,6 +125,7 @@ pub struct SpfSection {
 
 /// One record of the include tree.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SpfNode {
     pub domain: String,
     /// How it was reached: `top`, `include` or `redirect`.
@@ -133,6 +139,7 @@ pub struct SpfNode {
 
 /// `check_host()` for one address (RFC 7208 2.6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SpfIpResult {
     pub ip: String,
     /// pass, fail, softfail, neutral, none, temperror, permerror.
@@ -141,6 +148,7 @@ pub struct SpfIpResult {
 
 /// DMARC (RFC 7489): where the record was found and its tags.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DmarcSection {
     #[serde(flatten)]
     pub section: Section,
@@ -159,6 +167,7 @@ pub struct DmarcSection {
 
 /// DKIM (RFC 6376): each selector tried.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DkimSection {
     #[serde(flatten)]
     pub section: Section,
@@ -166,6 +175,7 @@ pub struct DkimSection {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DkimSelector {
     pub selector: String,
     /// `SELECTOR._domainkey.DOMAIN`.
@@ -186,6 +196,7 @@ pub struct DkimSelector {
 
 /// MTA-STS (RFC 8461): the TXT record, the policy fetched over HTTPS, and the MX match.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MtaStsSection {
     #[serde(flatten)]
     pub section: Section,
@@ -201,6 +212,7 @@ pub struct MtaStsSection {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PolicySource {
     Fetched,
@@ -208,6 +220,7 @@ pub enum PolicySource {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MtaStsPolicy {
     /// enforce, testing, none.
     pub mode: String,
@@ -217,6 +230,7 @@ pub struct MtaStsPolicy {
 
 /// TLS-RPT (RFC 8460).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TlsRptSection {
     #[serde(flatten)]
     pub section: Section,
@@ -225,20 +239,22 @@ pub struct TlsRptSection {
 
 /// DANE (RFC 7672): the DNSSEC status of the MX answer and each MX host's TLSA records.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DaneSection {
     #[serde(flatten)]
     pub section: Section,
-    /// The DNSSEC status of the MX answer (None without MX).
+    /// The DNSSEC status of the MX answer (null without MX).
     pub mx_dnssec: Option<DnssecStatus>,
     pub hosts: Vec<DaneHost>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DaneHost {
     pub mx: String,
     /// `_25._tcp.MX`.
     pub name: String,
-    /// The DNSSEC status of the TLSA answer (None: no TLSA published).
+    /// The DNSSEC status of the TLSA answer (null: no TLSA published).
     pub dnssec: Option<DnssecStatus>,
     pub tlsa: Vec<TlsaRecord>,
     /// dane (secure, usable records: STARTTLS and a match required), unusable (secure, no
@@ -248,6 +264,7 @@ pub struct DaneHost {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TlsaRecord {
     /// Presentation form: `3 1 1 <hex>`.
     pub record: String,
@@ -260,6 +277,7 @@ pub struct TlsaRecord {
 
 /// Reverse DNS of every MX address and of `--sending-ip`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RdnsSection {
     #[serde(flatten)]
     pub section: Section,
@@ -267,6 +285,7 @@ pub struct RdnsSection {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RdnsEntry {
     /// The MX host, or `sending-ip`.
     pub of: String,
@@ -276,6 +295,7 @@ pub struct RdnsEntry {
 
 /// Blocklists: each address against each zone.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DnsblSection {
     #[serde(flatten)]
     pub section: Section,
@@ -284,6 +304,7 @@ pub struct DnsblSection {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DnsblResult {
     pub ip: String,
     pub zone: String,
@@ -295,6 +316,7 @@ pub struct DnsblResult {
 
 /// The verdict: passed when no section failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PostureVerdict {
     pub passed: bool,
     pub errors: usize,
@@ -304,6 +326,7 @@ pub struct PostureVerdict {
 
 /// `mxtrace dns DOMAIN`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PostureReport {
     pub domain: String,
     /// The DNS server asked.
@@ -325,6 +348,7 @@ pub struct PostureReport {
 
 /// The DNSSEC status of an answer, in RFC 4033 section 5's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DnssecStatus {
     /// Validated from a trust anchor.

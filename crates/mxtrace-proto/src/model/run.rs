@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// The whole run (`run --json`, after `command` and `version`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RunReport {
     pub file: String,
     pub name: String,
@@ -21,6 +22,7 @@ pub struct RunReport {
 
 /// How many expectations were checked, passed and failed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RunSummary {
     pub total: usize,
     pub passed: usize,
@@ -28,6 +30,7 @@ pub struct RunSummary {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RunVerdict {
     /// True when every expectation passed (exit 0).
     pub passed: bool,
@@ -35,6 +38,7 @@ pub struct RunVerdict {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HopResult {
     pub name: String,
     pub hop: u8,
@@ -56,6 +60,7 @@ pub struct HopResult {
 
 /// A trace is an object and a list of probes an array, so the JSON tells them apart.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum HopData {
     Trace(Box<TraceReport>),
@@ -64,6 +69,7 @@ pub enum HopData {
 
 /// An extra session an expectation needed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CheckReport {
     /// `open_relay` or `starttls_required`.
     pub check: String,
@@ -73,6 +79,7 @@ pub struct CheckReport {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ExpectationResult {
     /// Stable across runs (`diff` matches on it): `HOP NAME/[SUBJECT/]KEY`, KEY as in the file
     /// (`reachable`, `stage.rcpt_to`, `latency.connect`).

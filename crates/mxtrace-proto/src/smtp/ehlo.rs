@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 const MAX_CAPABILITIES: usize = 100;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Capabilities {
     /// The domain the server named in the first line of its EHLO reply.
     pub server_name: Option<String>,

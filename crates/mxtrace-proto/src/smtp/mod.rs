@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// The kind of a stage error (`error.kind` in the JSON): what went wrong reaching or talking to
 /// the server. Defined here, below the model, because the connection classifies OS errors into it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     Timeout,

@@ -60,6 +60,22 @@ impl Serialize for EnhancedCode {
     }
 }
 
+/// Serialized as its text (above), so its schema is a string of that form.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for EnhancedCode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "EnhancedCode".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An RFC 3463 enhanced status code, `class.subject.detail`: `5.1.1`.",
+            "type": "string",
+            "pattern": "^[245]\\.[0-9]{1,3}\\.[0-9]{1,3}$"
+        })
+    }
+}
+
 /// Read back from a stored result (`diff`): the text form, checked as on the wire.
 impl<'de> Deserialize<'de> for EnhancedCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -73,6 +89,7 @@ impl<'de> Deserialize<'de> for EnhancedCode {
 /// One complete SMTP reply. `lines` are the raw lines as received (codes included, CRLF
 /// stripped, non-UTF-8 bytes replaced), so the transcript shows exactly what the server said.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Reply {
     pub code: u16,
     pub enhanced: Option<EnhancedCode>,
