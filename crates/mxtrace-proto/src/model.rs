@@ -10,6 +10,7 @@ mod document;
 pub mod headers;
 pub mod posture;
 mod run;
+pub mod watch;
 
 pub use crate::smtp::ErrorKind;
 pub use diagnosis::{
