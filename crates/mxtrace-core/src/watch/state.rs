@@ -328,9 +328,10 @@ impl TargetState {
         let Some(prev) = &self.last else {
             let (stage, answer) = failure_point(s);
             return Some(if s.passed {
-                base(EventKind::First, None, None, None, None, "up".into())
+                let msg = "first probe passed".to_string();
+                base(EventKind::First, None, None, None, None, msg)
             } else {
-                let msg = format!("down: {}", words(stage, None, &answer, s));
+                let msg = format!("first probe failed: {}", words(stage, None, &answer, s));
                 base(EventKind::First, stage, None, Some(answer), s.category, msg)
             });
         };
@@ -481,7 +482,7 @@ impl WatchState {
             .collect()
     }
 
-    pub fn events(&self) -> impl Iterator<Item = &WatchEvent> {
+    pub fn events(&self) -> impl DoubleEndedIterator<Item = &WatchEvent> + ExactSizeIterator {
         self.events.iter()
     }
 

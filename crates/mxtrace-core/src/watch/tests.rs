@@ -195,7 +195,7 @@ async fn a_break_and_its_recovery_are_events_and_one_outage() {
     assert_eq!(
         msgs,
         [
-            (1, 0.0, EventKind::First, "up"),
+            (1, 0.0, EventKind::First, "first probe passed"),
             (
                 3,
                 10_000.0,
@@ -273,7 +273,7 @@ async fn a_change_during_an_outage_and_an_open_outage_at_the_end() {
     assert_eq!(
         msgs,
         [
-            "up",
+            "first probe passed",
             "connect ok -> error refused other",
             "rcpt_to not reached -> 554 5.7.1 relay_denied"
         ]
@@ -344,7 +344,7 @@ async fn until_fail_and_until_pass() {
     assert_eq!(sink.probes.len(), 3);
     assert_eq!(
         sink.events[0].message,
-        "down: rcpt_to 554 5.7.1 relay_denied"
+        "first probe failed: rcpt_to 554 5.7.1 relay_denied"
     );
     assert_eq!(r.targets[0].outages[0].start_ms, 0.0);
 }
