@@ -109,9 +109,11 @@ fn timeline(out: &mut String, t: &WatchTarget, i: usize, total_ms: f64) {
         let _ = writeln!(
             out,
             "<line class=\"grid\" x1=\"{x:.1}\" y1=\"{AXIS}\" x2=\"{x:.1}\" y2=\"{b}\"/>\
-             <text class=\"dim\" x=\"{x:.1}\" y=\"12\" text-anchor=\"middle\">{}</text>",
+             <text class=\"dim\" x=\"{tx:.1}\" y=\"12\" text-anchor=\"middle\">{}</text>",
             duration_words(ms),
-            x = x(ms).min(W - 20.0),
+            x = x(ms),
+            // The label stays on the page at both ends.
+            tx = x(ms).clamp(14.0, W - 20.0),
             b = H + AXIS
         );
         ms += step;
@@ -217,7 +219,11 @@ fn stages(out: &mut String, t: &WatchTarget) {
             (Some(c), None) => c.to_string(),
             (None, _) => s.outcome.as_str().to_string(),
         };
-        let category = s.category.map(|c| format!(" {c}")).unwrap_or_default();
+        let category = s
+            .category
+            .filter(|_| s.outcome != mxtrace_proto::model::Outcome::Ok)
+            .map(|c| format!(" {c}"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
             "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{} ({:.0}%)</td><td>{:.1} ms</td>\
