@@ -194,21 +194,8 @@ pub async fn run<C: Clock, P: Prober, S: Sink>(
 ) -> Result<WatchReport, TraceError> {
     let mut state = WatchState::new(targets.iter().map(|t| (t.target.text(), t.kind())));
     let names: Vec<String> = targets.iter().map(|t| t.target.text()).collect();
-    let (tx, mut rx) = mpsc::channel::<Done>(targets.len().max(1));
     let (pause_tx, pause_rx) = watch::channel(false);
-    let mut tasks = JoinSet::new();
-    for (index, t) in targets.into_iter().enumerate() {
-        let schedule = Schedule {
-            index,
-            interval: opts.interval,
-            count: opts.count,
-        };
-        let job = Arc::new(t.job);
-        let (clock, prober, tx, pause) =
-            (clock.clone(), prober.clone(), tx.clone(), pause_rx.clone());
-        tasks.spawn(target_loop(schedule, job, clock, prober, tx, pause));
-    }
-    drop(tx);
+    let (mut tasks, mut rx) = spawn_targets(targets, opts, &clock, &prober, pause_rx);
     let mut controls_open = true;
     let stopped_by = loop {
         tokio::select! {
@@ -252,6 +239,35 @@ pub async fn run<C: Clock, P: Prober, S: Sink>(
         opts.interval,
         stopped_by,
     ))
+}
+
+/// A task per target, each sending its results to the one receiver returned.
+fn spawn_targets<C: Clock, P: Prober>(
+    targets: Vec<WatchTarget>,
+    opts: &WatchOptions,
+    clock: &Arc<C>,
+    prober: &Arc<P>,
+    pause: watch::Receiver<bool>,
+) -> (JoinSet<()>, mpsc::Receiver<Done>) {
+    let (tx, rx) = mpsc::channel::<Done>(targets.len().max(1));
+    let mut tasks = JoinSet::new();
+    for (index, t) in targets.into_iter().enumerate() {
+        let schedule = Schedule {
+            index,
+            interval: opts.interval,
+            count: opts.count,
+        };
+        let job = Arc::new(t.job);
+        tasks.spawn(target_loop(
+            schedule,
+            job,
+            clock.clone(),
+            prober.clone(),
+            tx.clone(),
+            pause.clone(),
+        ));
+    }
+    (tasks, rx)
 }
 
 /// The report at the end of the watch (or at any instant `end`).
