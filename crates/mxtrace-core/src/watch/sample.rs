@@ -24,7 +24,7 @@ pub fn sample(report: &JobReport, stamp: Stamp<'_>) -> ProbeSample {
 }
 
 fn from_probe(p: &ProbeReport, stamp: Stamp<'_>) -> ProbeSample {
-    let stages: Vec<SampleStage> = p.stages.iter().map(stage).collect();
+    let stages = merged(p.stages.iter().map(stage));
     let failed_stage = p.verdict.failed_stage.filter(|_| !p.verdict.passed);
     let category = failed_stage.and_then(|f| {
         stages
@@ -46,6 +46,26 @@ fn from_probe(p: &ProbeReport, stamp: Stamp<'_>) -> ProbeSample {
         summary: p.verdict.summary.clone(),
         stages,
     }
+}
+
+/// One entry per stage: a stage that ran more than once (one RCPT per `--rcpt`) counts once,
+/// with the longest time (pipelined commands overlap) and the answer of its first failure, else
+/// of its last record.
+fn merged(records: impl Iterator<Item = SampleStage>) -> Vec<SampleStage> {
+    let mut out: Vec<SampleStage> = Vec::new();
+    for r in records {
+        match out.iter_mut().find(|s| s.stage == r.stage) {
+            None => out.push(r),
+            Some(s) => {
+                let elapsed_ms = s.elapsed_ms.max(r.elapsed_ms);
+                if s.outcome == Outcome::Ok {
+                    *s = r;
+                }
+                s.elapsed_ms = elapsed_ms;
+            }
+        }
+    }
+    out
 }
 
 fn stage(r: &StageRecord) -> SampleStage {
@@ -117,4 +137,36 @@ fn from_trace(t: &TraceReport, stamp: Stamp<'_>) -> ProbeSample {
 fn deciding_probe(h: &TraceHop) -> Option<&ProbeReport> {
     let i = h.decided_by.or_else(|| h.probes.len().checked_sub(1))?;
     h.probes.get(i).map(|p| &p.report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mxtrace_proto::model::Stage;
+
+    fn rcpt(code: u16, ms: f64) -> SampleStage {
+        SampleStage {
+            stage: Stage::RcptTo,
+            elapsed_ms: ms,
+            outcome: if code < 400 {
+                Outcome::Ok
+            } else {
+                Outcome::Permanent
+            },
+            code: Some(code),
+            enhanced: None,
+            error: None,
+            category: None,
+            text: None,
+        }
+    }
+
+    #[test]
+    fn a_stage_run_twice_counts_once_with_its_failure() {
+        let m = merged([rcpt(250, 3.0), rcpt(550, 2.0), rcpt(250, 1.0)].into_iter());
+        assert_eq!(m.len(), 1);
+        assert_eq!((m[0].code, m[0].elapsed_ms), (Some(550), 3.0));
+        let m = merged([rcpt(250, 1.0), rcpt(251, 4.0)].into_iter());
+        assert_eq!((m[0].code, m[0].elapsed_ms), (Some(251), 4.0));
+    }
 }
