@@ -347,9 +347,15 @@ impl TargetState {
         let (stage, from, to) = match change {
             _ if failure_moved => {
                 let (stage, to) = failure_point(s);
-                let from = stage
-                    .and_then(|f| prev.stages.iter().find(|x| x.stage == f))
-                    .map_or_else(|| "not reached".to_string(), SampleStage::answer);
+                // DNS decided (no stage): the verdict before is what changed.
+                let from = match stage {
+                    None => verdict(prev),
+                    Some(f) => prev
+                        .stages
+                        .iter()
+                        .find(|x| x.stage == f)
+                        .map_or_else(|| "not reached".to_string(), SampleStage::answer),
+                };
                 (stage, from, to)
             }
             Some((stage, from, to)) => (Some(stage), from, to),

@@ -3,7 +3,7 @@
 //! reset and the stop conditions.
 
 use super::*;
-use mxtrace_proto::model::watch::{EventKind, State};
+use mxtrace_proto::model::watch::{EventKind, State, TargetKind};
 use mxtrace_proto::model::{ProbeReport, Stage};
 use serde_json::json;
 use std::sync::Mutex;
@@ -347,6 +347,46 @@ async fn until_fail_and_until_pass() {
         "first probe failed: rcpt_to 554 5.7.1 relay_denied"
     );
     assert_eq!(r.targets[0].outages[0].start_ms, 0.0);
+}
+
+#[test]
+fn a_failure_dns_decided_has_no_stage() {
+    use mxtrace_proto::model::{Category, Outcome};
+    let mut st = WatchState::new([("contoso.test".to_string(), TargetKind::Trace)]);
+    let s = |seq: u64, passed: bool| ProbeSample {
+        target: "contoso.test".into(),
+        seq,
+        at: format!("t{seq}"),
+        at_ms: seq as f64 * 1000.0,
+        elapsed_ms: 5.0,
+        passed,
+        outcome: if passed { Outcome::Ok } else { Outcome::Error },
+        failed_stage: None,
+        category: (!passed).then_some(Category::DnsFailure),
+        summary: String::new(),
+        stages: vec![],
+    };
+    assert_eq!(
+        st.observe(0, s(1, true)).unwrap().message,
+        "first probe passed"
+    );
+    let e = st.observe(0, s(2, false)).unwrap();
+    assert_eq!(
+        (e.kind, e.message.as_str()),
+        (EventKind::Down, "passed -> dns dns_failure")
+    );
+    assert!(
+        st.observe(0, s(3, false)).is_none(),
+        "the same failure again"
+    );
+    let t = &st.targets(3_500.0, false)[0];
+    let o = &t.outages[0];
+    assert_eq!(
+        (o.stage, o.reply.as_str(), o.probes_failed),
+        (None, "dns", 2)
+    );
+    assert_eq!(o.duration_ms, 1_500.0, "open: up to now");
+    assert_eq!(t.status.since.as_deref(), Some("t2"));
 }
 
 #[test]
