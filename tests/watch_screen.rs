@@ -163,6 +163,16 @@ fn the_screen_renders_takes_keys_and_gives_the_terminal_back() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // r resets the statistics: the counts start again from the next probe.
+    let counted = probes_of(&t.screen(), &targets[0]);
+    assert!(counted >= 2, "{counted} probes so far");
+    t.keys("r");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while probes_of(&t.screen(), &targets[0]) >= counted {
+        assert!(Instant::now() < deadline, "counts reset after r");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     // q quits: the summary on the main screen, the cursor back.
     t.keys("q");
     let s = t.wait_for("EXIT=0");
