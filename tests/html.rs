@@ -431,3 +431,46 @@ fn demo_report_shows_every_check() {
     assert!(html.contains("recipient_unknown / recipient"));
     assert!(html.contains("Verdict: PASS"));
 }
+
+/// A saved watch report (tests/data/watch/window.json: one target that broke and recovered, one
+/// traced domain still down on DNS, server text with markup) through `mxtrace report`: pinned
+/// as a snapshot, self-contained, escaped, and read in Chromium.
+#[test]
+fn watch_report_renders_the_change_window() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/watch/window.json");
+    let out = chromium::artifacts().join("watch.html");
+    let r = run(&strings(&[
+        "report",
+        &file.display().to_string(),
+        "--html",
+        &out.display().to_string(),
+    ]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert_self_contained(&html);
+    assert!(!html.contains("<script>alert"), "server text escaped");
+    assert!(html.contains("Relay access denied &lt;script&gt;alert(1)&lt;/script&gt;"));
+    let stable = html.replace(
+        &format!("mxtrace {}", env!("CARGO_PKG_VERSION")),
+        "mxtrace [version]",
+    );
+    insta::assert_snapshot!("watch_html", stable);
+    let Some(chromium) = Chromium::find("watch_report_renders_the_change_window") else {
+        return;
+    };
+    let text = rendered_text(&chromium, &out, "watch");
+    for fact in [
+        "mx1.contoso.test:2525: UP since",
+        "contoso.test: DOWN since",
+        "Outage windows",
+        "4 s",
+        "still down",
+        "5 s so far",
+        "relay_denied",
+        "dns_failure",
+        "during (first failure to last recovery)",
+        "recovered after 4 s: rcpt_to 554 5.7.1",
+    ] {
+        assert!(text.contains(fact), "watch: {fact:?} not rendered:\n{text}");
+    }
+}

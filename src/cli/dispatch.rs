@@ -42,6 +42,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
             Ok(exit::PASS)
         }
         Command::Sweep(args) => super::sweep::run(args),
+        Command::Watch(args) => super::watch::run(args, format, html),
         Command::Diff(args) => {
             let before = mxtrace_core::diff::read(&args.before)?;
             let after = mxtrace_core::diff::read(&args.after)?;

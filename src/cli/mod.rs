@@ -10,6 +10,7 @@ pub mod help;
 pub mod nagios;
 pub mod serve;
 pub mod sweep;
+pub mod watch;
 
 use crate::cli::demo::DemoError;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -95,8 +96,9 @@ pub enum Command {
     /// latency beyond --latency-threshold, and (for `run`) each expectation.
     #[command(after_help = help::DIFF_EXAMPLES)]
     Diff(DiffArgs),
-    /// Turn a saved JSON result (`run`, `probe` or `trace --json`) into a self-contained HTML
-    /// report: the path diagram, stage timings, certificates, diagnoses and transcripts.
+    /// Turn a saved JSON result (`run`, `probe` or `trace --json`, a `watch --report`) into a
+    /// self-contained HTML report: the path diagram, stage timings, certificates, diagnoses
+    /// and transcripts (a watch: timelines, outage windows, statistics).
     #[command(after_help = help::REPORT_EXAMPLES)]
     Report(ReportArgs),
     /// Read a delivered message or an NDR: hops, delays, TLS, authentication, Exchange
@@ -131,6 +133,16 @@ pub enum Command {
     /// destination, shards, resume.
     #[command(after_help = sweep::SWEEP_EXAMPLES)]
     Sweep(Box<sweep::SweepArgs>),
+    /// Probe or trace targets every few seconds through a change window: a live screen on a
+    /// terminal, one line per event otherwise, and a report of the outages at the end.
+    ///
+    /// Each target is probed (or traced) every --interval with the session settings given,
+    /// until Ctrl-C, --count or --until. Per target and stage: last, average, best and worst
+    /// time, jitter, the share of probes that failed there, the current reply; every change
+    /// (a reply that changed, a break, a recovery) is an event with its time; --report and
+    /// --html keep the outage windows and the statistics before, during and after.
+    #[command(after_help = watch::WATCH_EXAMPLES)]
+    Watch(Box<watch::WatchArgs>),
     /// Print a shell completion script (bash, elvish, fish, powershell, zsh).
     Completions(CompletionsArgs),
     /// Print the manual page (roff): `mxtrace man | man -l -`.
@@ -210,7 +222,7 @@ pub struct HtmlArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A saved result: the JSON of `run`, `probe` or `trace`.
+    /// A saved result: the JSON of `run`, `probe` or `trace`, or a `watch --report` file.
     #[arg(value_name = "RESULT.json")]
     pub file: PathBuf,
     /// Write the HTML report here.
@@ -227,6 +239,7 @@ impl Command {
             Command::Run(a) => a.html.html.as_deref(),
             Command::Diff(a) => a.html.html.as_deref(),
             Command::Demo(a) => a.html.html.as_deref(),
+            Command::Watch(a) => a.html.html.as_deref(),
             Command::Report(a) => Some(&a.html),
             _ => None,
         }
@@ -767,6 +780,9 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// `watch --interval` under the floor.
+    #[error("--interval {0}")]
+    Interval(#[source] mxtrace_core::watch::IntervalTooShort),
     /// `sweep --module` names no module of the file.
     #[error("{0}")]
     SweepModule(String),

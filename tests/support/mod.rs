@@ -8,7 +8,8 @@ pub mod scripted;
 pub use certs::{CertKind, TestPki, WRONG_NAME};
 pub use scripted::{
     accept_envelope_then_quit, blackhole, ehlo_reply, esmtp_greeting, expect, line, multiline,
-    quit, refused_addr, send, starttls_dialogue, Blackhole, ScriptedServer, ServerLog, Step,
+    quit, refused_addr, send, starttls_dialogue, Blackhole, ScriptedPeer, ScriptedServer,
+    ServerLog, Step,
 };
 pub mod bin;
 pub mod oauth;

@@ -126,6 +126,23 @@ impl PostfixLab {
     pub fn target(&self, port_key: &str) -> String {
         format!("{}:{}", self.get("ADDR"), self.get(port_key))
     }
+
+    /// Makes exactly these addresses the lab's recipients (`lab.sh recipients`: the vmailbox
+    /// table rewritten, `postfix reload`); the next session sees the new table.
+    pub fn set_recipients(&self, addresses: &[&str]) {
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("recipients")
+            .arg(&self.dir)
+            .args(addresses)
+            .output()
+            .expect("run lab.sh recipients");
+        assert!(
+            out.status.success(),
+            "lab.sh recipients failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// A real peer that is not installed: "SKIPPED" on stderr, or a failure under CI=true.

@@ -360,6 +360,11 @@ async fn serve(listener: TcpListener, steps: Vec<Step>, log: &Mutex<ServerLog>) 
     };
     // Exactly one connection: later connects are refused.
     drop(listener);
+    play_connection(stream, steps, log).await;
+}
+
+/// Plays `steps` on one accepted connection, recording into `log`.
+async fn play_connection(stream: TcpStream, steps: Vec<Step>, log: &Mutex<ServerLog>) {
     log.lock().expect("log lock").connected = true;
     let mut conn = Conn {
         io: Io::Plain(stream),
@@ -384,6 +389,98 @@ async fn serve(listener: TcpListener, steps: Vec<Step>, log: &Mutex<ServerLog>) 
             format!("connection exceeded the {CONNECTION_CAP:?} cap; aborted"),
         ),
     }
+}
+
+/// How long a `ScriptedPeer` accepts connections.
+pub const PEER_CAP: Duration = Duration::from_secs(120);
+
+/// A server on 127.0.0.1 for clients that come back (`watch`): connection N (0-based) plays
+/// `script(N)`, so a test cues a failure and a recovery by connection number. Connections are
+/// served at once, each on its own task with its own log; accepting stops after `max`
+/// connections or 120 s, and when the peer is dropped (its own thread and runtime).
+pub struct ScriptedPeer {
+    pub addr: SocketAddr,
+    logs: Arc<Mutex<Vec<Arc<Mutex<ServerLog>>>>>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ScriptedPeer {
+    pub fn spawn_thread<F>(max: usize, script: F) -> ScriptedPeer
+    where
+        F: Fn(usize) -> Vec<Step> + Send + 'static,
+    {
+        let listener =
+            std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("local addr");
+        let logs: Arc<Mutex<Vec<Arc<Mutex<ServerLog>>>>> = Arc::default();
+        let (stop, stopped) = oneshot::channel();
+        let task_logs = logs.clone();
+        let thread = std::thread::Builder::new()
+            .name("scripted-peer".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime for scripted peer");
+                rt.block_on(async move {
+                    let listener = TcpListener::from_std(listener).expect("tokio listener");
+                    let accept = accept_loop(listener, max, script, task_logs);
+                    tokio::select! {
+                        _ = timeout(PEER_CAP, accept) => {}
+                        _ = stopped => {}
+                    }
+                });
+            })
+            .expect("spawn scripted peer thread");
+        ScriptedPeer {
+            addr,
+            logs,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Every connection's log so far, in the order accepted.
+    pub fn logs(&self) -> Vec<ServerLog> {
+        let logs = self.logs.lock().expect("logs lock");
+        logs.iter()
+            .map(|l| l.lock().expect("log lock").clone())
+            .collect()
+    }
+}
+
+impl Drop for ScriptedPeer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn accept_loop<F>(
+    listener: TcpListener,
+    max: usize,
+    script: F,
+    logs: Arc<Mutex<Vec<Arc<Mutex<ServerLog>>>>>,
+) where
+    F: Fn(usize) -> Vec<Step>,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..max {
+        let Ok((stream, _)) = listener.accept().await else {
+            break;
+        };
+        let log = Arc::new(Mutex::new(ServerLog::default()));
+        logs.lock().expect("logs lock").push(log.clone());
+        let steps = script(n);
+        tasks.spawn(async move { play_connection(stream, steps, &log).await });
+    }
+    while tasks.join_next().await.is_some() {}
 }
 
 fn fail(log: &Mutex<ServerLog>, msg: String) {

@@ -30,6 +30,13 @@ pub enum DiffError {
         after_file: std::path::PathBuf,
         after: &'static str,
     },
+    /// A watch report is the change window itself: it has no before and after to compare.
+    #[error(
+        "{} is a watch report: diff compares the results of run, probe or trace taken before \
+         and after a change (`mxtrace report` renders a watch report)",
+        file.display()
+    )]
+    Watch { file: std::path::PathBuf },
 }
 
 /// Reads one result file: a usage error naming the file when it is not a result this version
@@ -46,6 +53,13 @@ pub fn diff(
     after: &Document,
     threshold: Threshold,
 ) -> Result<DiffReport, DiffError> {
+    for (file, doc) in [(before_file, before), (after_file, after)] {
+        if matches!(doc, Document::Watch(_)) {
+            return Err(DiffError::Watch {
+                file: file.to_path_buf(),
+            });
+        }
+    }
     if before.command() != after.command() {
         return Err(DiffError::DifferentCommands {
             before_file: before_file.to_path_buf(),

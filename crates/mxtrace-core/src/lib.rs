@@ -28,3 +28,4 @@ pub mod run;
 pub mod scenario_file;
 pub mod sweep;
 pub mod trace;
+pub mod watch;

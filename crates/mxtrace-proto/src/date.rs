@@ -14,6 +14,16 @@ pub fn rfc3339(unix_secs: i64) -> String {
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string())
 }
 
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-11-23T08:54:49.250Z` (`watch` times its
+/// probes to the millisecond); a time before the epoch is shown as the epoch.
+pub fn rfc3339_ms(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = i64::try_from(d.as_secs()).unwrap_or(0);
+    let whole = rfc3339(secs);
+    let stem = whole.strip_suffix('Z').unwrap_or(&whole);
+    format!("{stem}.{:03}Z", d.subsec_millis())
+}
+
 /// Seconds since the epoch of an RFC 3339 time (certificate dates in the reports).
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     OffsetDateTime::parse(s, &Rfc3339)
@@ -33,6 +43,12 @@ pub fn rfc5322(t: SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn rfc3339_with_milliseconds() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_424_089_250);
+        assert_eq!(rfc3339_ms(t), "2026-11-23T08:54:49.250Z");
+    }
 
     #[test]
     fn rfc5322_dates() {

@@ -13,6 +13,7 @@ mod run;
 #[cfg(feature = "schema")]
 pub mod schema;
 pub mod sweep;
+pub mod watch;
 
 pub use crate::smtp::ErrorKind;
 pub use diagnosis::{

@@ -25,6 +25,7 @@ pub mod nagios;
 pub mod posture;
 pub mod style;
 pub mod trace_policy;
+pub mod watch;
 
 /// Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
 pub fn use_color() -> bool {

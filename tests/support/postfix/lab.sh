@@ -7,6 +7,11 @@
 # Usage:
 #   lab.sh start DIR ADDR PORT_SMTP PORT_TLSREQ PORT_SMTPS
 #   lab.sh stop DIR
+#   lab.sh recipients DIR [ADDRESS...]
+#
+# recipients rewrites the instance's recipient table (vmailbox) to exactly the addresses given
+# (none: every recipient is unknown, 550 5.1.1) and runs "postfix reload", so a test can break
+# and mend the path while a client watches it.
 #
 # start prints "ready" and writes DIR/lab.env once all three ports accept
 # connections; on failure it prints the maillog tail to stderr and exits 1.
@@ -35,6 +40,7 @@ usage() {
     echo "        MXTRACE_LAB_IMAP=PORT MXTRACE_LAB_IMAPS=PORT add Dovecot IMAP/IMAPS with LMTP delivery;" >&2
     echo "        MXTRACE_LAB_OAUTH=OAUTHDIR adds XOAUTH2/OAUTHBEARER to both)" >&2
     echo "       lab.sh stop DIR" >&2
+    echo "       lab.sh recipients DIR [ADDRESS...]" >&2
     exit 2
 }
 
@@ -440,11 +446,32 @@ stop() {
     for w in "${waits[@]}"; do wait "$w"; done
 }
 
+recipients() {
+    [ $# -ge 1 ] || usage
+    local dir="$1" a
+    shift
+    [ -f "$dir/etc/main.cf" ] || die "no lab instance in '$dir'"
+    dir="$(cd "$dir" && pwd -P)"
+    [ -n "$(instance_pid "$dir")" ] || die "the instance in $dir is not running"
+    : >"$dir/etc/vmailbox.tmp"
+    for a in "$@"; do
+        [[ "$a" =~ ^[A-Za-z0-9._+-]+@$DOMAIN$ ]] || die "'$a' is not an address of $DOMAIN"
+        printf '%s\t%s\n' "$a" "$DOMAIN/${a%@*}/" >>"$dir/etc/vmailbox.tmp"
+    done
+    # Backdated, as at start: Postfix waits while a table it reads is younger than ~2 s.
+    touch -d '-1 minute' "$dir/etc/vmailbox.tmp"
+    mv "$dir/etc/vmailbox.tmp" "$dir/etc/vmailbox"
+    # Each smtpd reads the table when it starts; reload makes every one restart after its
+    # current session, so the next session sees the new table.
+    postfix -c "$dir/etc" reload >/dev/null 2>&1 || die "postfix reload failed"
+}
+
 [ $# -ge 1 ] || usage
 cmd="$1"
 shift
 case "$cmd" in
     start) start "$@" ;;
     stop) stop "$@" ;;
+    recipients) recipients "$@" ;;
     *) usage ;;
 esac

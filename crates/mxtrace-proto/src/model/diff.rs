@@ -192,6 +192,8 @@ pub fn normalize(doc: &Document) -> Keyed<'_> {
     match doc {
         Document::Probe(p) => probes.push(probe_rec(String::new(), p)),
         Document::Trace(t) => trace_recs(&mut probes, None, t),
+        // A watch keeps statistics, not probes: `diff` refuses it before this.
+        Document::Watch(_) => {}
         Document::Run(r) => {
             for h in &r.hops {
                 match &h.result {

@@ -1,6 +1,7 @@
-//! A result as stored on disk: the JSON `probe`, `trace` or `run` printed, read back (by
-//! `diff`). The envelope (`schema_version`, `command`, `version`) says what the body is.
+//! A result as stored on disk: the JSON `probe`, `trace` or `run` printed, or a `watch`
+//! report, read back (by `diff` and `report`). The envelope (`schema_version`, `command`, `version`) says what the body is.
 
+use super::watch::WatchReport;
 use super::{ProbeReport, RunReport, TraceReport};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ pub enum Document {
     Probe(Box<ProbeReport>),
     Trace(Box<TraceReport>),
     Run(Box<RunReport>),
+    Watch(Box<WatchReport>),
 }
 
 /// Why a file is not a result this version can read. Each names the file.
@@ -31,7 +33,7 @@ pub enum DocumentError {
         file: PathBuf,
         source: serde_json::Error,
     },
-    #[error("{}: not an mxtrace result (expected the JSON of run, probe or trace)", file.display())]
+    #[error("{}: not an mxtrace result (expected the JSON of run, probe, trace or a watch report)", file.display())]
     NotResult { file: PathBuf },
     #[error(
         "{}: no schema_version: written by an older mxtrace; produce it again with this one",
@@ -52,12 +54,13 @@ pub enum DocumentError {
 }
 
 impl Document {
-    /// `probe`, `trace` or `run`.
+    /// `probe`, `trace`, `run` or `watch`.
     pub fn command(&self) -> &'static str {
         match self {
             Document::Probe(_) => "probe",
             Document::Trace(_) => "trace",
             Document::Run(_) => "run",
+            Document::Watch(_) => "watch",
         }
     }
 
@@ -67,6 +70,7 @@ impl Document {
             Document::Probe(p) => &p.started_at,
             Document::Trace(t) => &t.started_at,
             Document::Run(r) => &r.started_at,
+            Document::Watch(w) => &w.started_at,
         }
     }
 
@@ -93,6 +97,7 @@ impl Document {
             Some("probe") => "probe",
             Some("trace") => "trace",
             Some("run") => "run",
+            Some("watch") => "watch",
             _ => return Err(not_result()),
         };
         match value.get("schema_version") {
@@ -117,7 +122,8 @@ impl Document {
         Ok(match command {
             "probe" => Document::Probe(serde_json::from_value(value).map_err(invalid)?),
             "trace" => Document::Trace(serde_json::from_value(value).map_err(invalid)?),
-            _ => Document::Run(serde_json::from_value(value).map_err(invalid)?),
+            "run" => Document::Run(serde_json::from_value(value).map_err(invalid)?),
+            _ => Document::Watch(serde_json::from_value(value).map_err(invalid)?),
         })
     }
 }

@@ -9,11 +9,13 @@ mod page;
 mod path;
 mod probe;
 mod views;
+mod watch;
 
 use mxtrace_proto::model::{Document, Outcome, ProbeReport, TraceReport};
 use std::fmt::{self, Write};
 
 pub use views::{render_demo, render_diff, render_run};
+pub use watch::render_watch;
 
 /// Escapes text for HTML element content and double- or single-quoted attribute values: the
 /// five characters HTML gives meaning to (`& < > " '`, per the OWASP XSS prevention cheat
@@ -62,6 +64,7 @@ pub fn render_document(doc: &Document) -> String {
         Document::Probe(p) => render_probe(p),
         Document::Trace(t) => render_trace(t),
         Document::Run(r) => render_run(r),
+        Document::Watch(w) => render_watch(w),
     }
 }
 

@@ -50,7 +50,7 @@ border-left:5px solid var(--ok)}tr.change td:first-child{border-left:5px solid v
 .side{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
 svg{max-width:100%;height:auto}svg text{font:11px system-ui,sans-serif;fill:var(--fg)}
 svg .bar{fill:var(--bar)}svg .bar.slow{fill:var(--slow)}svg .bar.fail{fill:var(--fail)}
-svg .bar.warn{fill:var(--warn)}svg .grid{stroke:var(--line)}svg .dim{fill:var(--muted)}
+svg .bar.warn{fill:var(--warn)}svg .outage{fill:var(--failbg)}svg .grid{stroke:var(--line)}svg .dim{fill:var(--muted)}
 summary{cursor:pointer;font-weight:600}
 @media print{:root{--bg:#fff;--fg:#000;--card:#fff;--line:#999}body{max-width:none}
 details>summary{list-style:none}a{color:inherit;text-decoration:none}

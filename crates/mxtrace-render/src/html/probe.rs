@@ -104,7 +104,7 @@ fn waterfall(out: &mut String, r: &ProbeReport, anchor: &str) {
 }
 
 /// A round tick interval (1, 2 or 5 times a power of ten) giving at most six ticks.
-fn tick_step(total: f64) -> f64 {
+pub(super) fn tick_step(total: f64) -> f64 {
     let raw = total / 5.0;
     let magnitude = 10f64.powf(raw.log10().floor());
     [1.0, 2.0, 5.0, 10.0]
