@@ -23,6 +23,7 @@ pub mod limits;
 pub mod mta_sts;
 pub mod posture;
 pub mod probe;
+pub mod roundtrip;
 pub mod run;
 pub mod scenario_file;
 pub mod sweep;

@@ -17,4 +17,5 @@
 
 pub mod conn;
 pub mod dns;
+pub mod imap;
 pub mod tls;

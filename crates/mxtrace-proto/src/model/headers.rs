@@ -57,7 +57,7 @@ pub struct HeadersReport {
 }
 
 /// Where a hop's receiving server sits in the delivery path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Zone {
     ExchangeOnline,
