@@ -203,6 +203,8 @@ pub struct ImapConn {
     pub log: Vec<ImapStep>,
     label: String,
     t0: Instant,
+    /// After LOGOUT, `* BYE` is the expected goodbye, not an error.
+    bye_expected: bool,
 }
 
 impl ImapConn {
@@ -225,6 +227,7 @@ impl ImapConn {
             log: Vec::new(),
             label: label.to_string(),
             t0,
+            bye_expected: false,
         };
         match connect_tcp(opts).await {
             Ok(tcp) => conn.io = Some(Transport::Plain(tcp)),
@@ -615,7 +618,7 @@ impl ImapConn {
 
     fn keep_untagged(&self, list: &mut Vec<Response>, r: Response) -> Result<(), ImapError> {
         if let Kind::Untagged(rest) = r.kind() {
-            if strip_word(rest, "BYE").is_some() {
+            if strip_word(rest, "BYE").is_some() && !self.bye_expected {
                 return Err(ImapError::Bye(clip(rest)));
             }
         }

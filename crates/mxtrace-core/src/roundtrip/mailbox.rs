@@ -13,7 +13,7 @@ use tokio::time::Instant;
 /// The header every probe message carries its id in (probe/data.rs).
 pub const ID_HEADER: &str = "X-Mxtrace-Probe";
 /// The first wait between two looks; doubled each time up to `MAX_STEP`.
-const FIRST_STEP: Duration = Duration::from_millis(500);
+const FIRST_STEP: Duration = Duration::from_millis(250);
 /// The longest wait between two looks: a message filed in Junk (not watched by IDLE) or a
 /// bounce is seen at most this late.
 const MAX_STEP: Duration = Duration::from_secs(8);

@@ -157,8 +157,9 @@ impl ImapConn {
         self.run("NOOP", &[Arg::Raw("NOOP")]).await.map(|_| ())
     }
 
-    /// LOGOUT; errors do not matter any more.
+    /// LOGOUT (its `* BYE` is expected here); errors do not matter any more.
     pub async fn logout(&mut self) {
+        self.bye_expected = true;
         let _ = self.run("LOGOUT", &[Arg::Raw("LOGOUT")]).await;
     }
 

@@ -169,6 +169,11 @@ pub fn normalize(doc: &Document) -> Keyed<'_> {
     match doc {
         Document::Probe(p) => probes.push(probe_rec(String::new(), p)),
         Document::Trace(t) => trace_recs(&mut probes, None, t),
+        // A round trip compares as the session that sent its message.
+        Document::Roundtrip(r) => match &r.sent.report {
+            super::JobReport::Probe(p) => probes.push(probe_rec(String::new(), p)),
+            super::JobReport::Trace(t) => trace_recs(&mut probes, None, t),
+        },
         Document::Run(r) => {
             for h in &r.hops {
                 match &h.result {

@@ -1,6 +1,7 @@
 //! A result as stored on disk: the JSON `probe`, `trace` or `run` printed, read back (by
 //! `diff`). The envelope (`schema_version`, `command`, `version`) says what the body is.
 
+use super::roundtrip::RoundtripReport;
 use super::{ProbeReport, RunReport, TraceReport};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ pub enum Document {
     Probe(Box<ProbeReport>),
     Trace(Box<TraceReport>),
     Run(Box<RunReport>),
+    Roundtrip(Box<RoundtripReport>),
 }
 
 /// Why a file is not a result this version can read. Each names the file.
@@ -31,7 +33,7 @@ pub enum DocumentError {
         file: PathBuf,
         source: serde_json::Error,
     },
-    #[error("{}: not an mxtrace result (expected the JSON of run, probe or trace)", file.display())]
+    #[error("{}: not an mxtrace result (expected the JSON of run, probe, trace or roundtrip)", file.display())]
     NotResult { file: PathBuf },
     #[error(
         "{}: no schema_version: written by an older mxtrace; produce it again with this one",
@@ -58,6 +60,7 @@ impl Document {
             Document::Probe(_) => "probe",
             Document::Trace(_) => "trace",
             Document::Run(_) => "run",
+            Document::Roundtrip(_) => "roundtrip",
         }
     }
 
@@ -67,6 +70,7 @@ impl Document {
             Document::Probe(p) => &p.started_at,
             Document::Trace(t) => &t.started_at,
             Document::Run(r) => &r.started_at,
+            Document::Roundtrip(r) => &r.started_at,
         }
     }
 
@@ -93,6 +97,7 @@ impl Document {
             Some("probe") => "probe",
             Some("trace") => "trace",
             Some("run") => "run",
+            Some("roundtrip") => "roundtrip",
             _ => return Err(not_result()),
         };
         match value.get("schema_version") {
@@ -117,6 +122,7 @@ impl Document {
         Ok(match command {
             "probe" => Document::Probe(serde_json::from_value(value).map_err(invalid)?),
             "trace" => Document::Trace(serde_json::from_value(value).map_err(invalid)?),
+            "roundtrip" => Document::Roundtrip(serde_json::from_value(value).map_err(invalid)?),
             _ => Document::Run(serde_json::from_value(value).map_err(invalid)?),
         })
     }

@@ -8,11 +8,13 @@
 mod page;
 mod path;
 mod probe;
+mod roundtrip;
 mod views;
 
 use mxtrace_proto::model::{Document, Outcome, ProbeReport, TraceReport};
 use std::fmt::{self, Write};
 
+pub use roundtrip::render_roundtrip;
 pub use views::{render_demo, render_diff, render_run};
 
 /// Escapes text for HTML element content and double- or single-quoted attribute values: the
@@ -62,6 +64,7 @@ pub fn render_document(doc: &Document) -> String {
         Document::Probe(p) => render_probe(p),
         Document::Trace(t) => render_trace(t),
         Document::Run(r) => render_run(r),
+        Document::Roundtrip(r) => render_roundtrip(r),
     }
 }
 
