@@ -11,5 +11,6 @@ pub use scripted::{
     quit, refused_addr, send, starttls_dialogue, Blackhole, ScriptedServer, ServerLog, Step,
 };
 pub mod bin;
+pub mod imap;
 pub mod postfix;
 pub mod session;

@@ -57,10 +57,21 @@ impl PostfixLab {
         PostfixLab::start_with(true)
     }
 
+    /// Also Dovecot serving the lab's mailboxes over IMAP (STARTTLS, `PORT_IMAP`) and IMAPS
+    /// (`PORT_IMAPS`), Postfix delivering to it by LMTP with Sieve filing junk
+    /// (tests/support/postfix/README.md, "Mailboxes over IMAP").
+    pub fn start_with_imap() -> Option<PostfixLab> {
+        PostfixLab::start_opts(false, true)
+    }
+
     fn start_with(submission: bool) -> Option<PostfixLab> {
+        PostfixLab::start_opts(submission, false)
+    }
+
+    fn start_opts(submission: bool, imap: bool) -> Option<PostfixLab> {
         let missing = if !Path::new("/usr/sbin/postfix").exists() {
             Some("Postfix is not installed (run tests/support/postfix/install.sh as root)")
-        } else if submission && !Path::new("/usr/sbin/dovecot").exists() {
+        } else if (submission || imap) && !Path::new("/usr/sbin/dovecot").exists() {
             Some("Dovecot is not installed (run tests/support/dovecot/install.sh as root)")
         } else {
             None
@@ -90,6 +101,10 @@ impl PostfixLab {
             .env("MXTRACE_LAB_CERTS", &certs);
         if submission {
             cmd.env("MXTRACE_LAB_SUBMISSION", free_port().to_string());
+        }
+        if imap {
+            cmd.env("MXTRACE_LAB_IMAP", free_port().to_string())
+                .env("MXTRACE_LAB_IMAPS", free_port().to_string());
         }
         let out = cmd.output().expect("run lab.sh");
         // lab.sh copied them into its directory.
