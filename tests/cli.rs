@@ -19,6 +19,9 @@ fn help_is_pinned() {
     let r = mxtrace(&["explain", "--help"], &[]);
     assert_eq!(r.code, 0);
     insta::assert_snapshot!("explain_help", r.stdout);
+    let r = mxtrace(&["roundtrip", "--help"], &[]);
+    assert_eq!(r.code, 0);
+    insta::assert_snapshot!("roundtrip_help", r.stdout);
 }
 
 #[test]
