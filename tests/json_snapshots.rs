@@ -32,6 +32,7 @@ fn round_trips(text: &str) {
         Document::Probe(p) => render(doc.command(), p),
         Document::Trace(t) => render(doc.command(), t),
         Document::Run(r) => render(doc.command(), r),
+        Document::Roundtrip(r) => render(doc.command(), r),
     };
     let again: Value = serde_json::from_str(&again.unwrap()).unwrap();
     assert_eq!(

@@ -207,6 +207,15 @@ async fn delivered_to_the_inbox_and_the_mailbox_left_as_it_was() {
     assert!(r.stdout.contains("AUTHENTICATE PLAIN <redacted>"));
     // Only the probe was deleted: every other message keeps its UID and flags.
     assert_eq!(mailbox_state(&lab).await, before);
+    // The result model reads every field back: read, written again, the same JSON.
+    let doc = mxtrace_proto::model::Document::from_value(std::path::Path::new("stdout"), j.clone())
+        .unwrap();
+    let mxtrace_proto::model::Document::Roundtrip(back) = &doc else {
+        panic!("{}", doc.command())
+    };
+    let again: serde_json::Value =
+        serde_json::from_str(&mxtrace_render::json::render("roundtrip", back).unwrap()).unwrap();
+    assert_eq!(again, j);
     // The HTML page, and `report` of the saved JSON, give the same bytes.
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(

@@ -62,7 +62,7 @@ pub fn render_human(r: &RoundtripReport, style: Style) -> String {
 
 fn sent(out: &mut String, r: &RoundtripReport) {
     let s = &r.sent;
-    let _ = writeln!(out, "\n{}", "Sent");
+    let _ = writeln!(out, "\nSent");
     match (&s.host, s.accepted) {
         (Some(h), true) => {
             let _ = writeln!(
