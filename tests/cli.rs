@@ -22,6 +22,9 @@ fn help_is_pinned() {
     let r = mxtrace(&["watch", "--help"], &[]);
     assert_eq!(r.code, 0);
     insta::assert_snapshot!("watch_help", r.stdout);
+    let r = mxtrace(&["roundtrip", "--help"], &[]);
+    assert_eq!(r.code, 0);
+    insta::assert_snapshot!("roundtrip_help", r.stdout);
 }
 
 #[test]

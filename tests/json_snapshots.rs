@@ -33,6 +33,7 @@ fn round_trips(text: &str) {
         Document::Trace(t) => render(doc.command(), t),
         Document::Run(r) => render(doc.command(), r),
         Document::Watch(w) => render(doc.command(), w),
+        Document::Roundtrip(r) => render(doc.command(), r),
     };
     let again: Value = serde_json::from_str(&again.unwrap()).unwrap();
     assert_eq!(

@@ -204,13 +204,20 @@ async fn data_only_when_asked_and_message_identifies_itself() {
     o.rcpts = vec!["user@contoso.test".into()];
     o.data = true;
     o.headers = vec!["X-Change: CHG0042".into()];
+    // `roundtrip` chooses the id, to find the message again.
+    o.probe_id = Some("mxt-0123456789abcdef".into());
     let r = run(&o).await;
     let log = server.finish().await;
     log.assert_ok();
     assert!(r.verdict.passed, "{}", r.verdict.summary);
     let id = r.probe_id.clone().expect("probe id");
+    assert_eq!(id, "mxt-0123456789abcdef");
     let has = |p: &str| log.received.iter().any(|l| l.starts_with(p));
     assert!(has(&format!("X-Mxtrace-Probe: {id}")));
+    assert!(has(&format!("Subject: mxtrace probe {id}")));
+    assert!(has(&format!("Message-ID: <{id}@")));
+    // RFC 3834: no auto-responder answers it.
+    assert!(has("Auto-Submitted: auto-generated"));
     assert!(has("Message-ID: <") && has("Date: ") && has("X-Change: CHG0042"));
     assert_eq!(log.received.last().map(String::as_str), Some("QUIT"));
     // A completed transaction needs no RSET.

@@ -696,3 +696,79 @@ fn promtool_checks_the_monitoring_files() {
         );
     }
 }
+
+/// `[roundtrips.NAME]`: a round trip through the real Postfix into the real Dovecot, run on
+/// its own schedule; `/metrics` shows its last result, and no password appears anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roundtrips_run_on_their_schedule_and_show_in_metrics() {
+    let Some(lab) = PostfixLab::start_with_imap() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("mxtrace-serve-rt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = format!(
+        "[roundtrips.lab]\ninterval = \"10s\"\nvia = \"{}\"\nfrom = \"probe@fabrikam.test\"\n\
+         rcpt = \"{}\"\nmailbox = \"imaps://{}@{}:{}\"\nmailbox_password_env = \"MBOX_PW\"\n\
+         mailbox_ca_file = \"{ca}\"\nmailbox_tls_name = \"{name}\"\ntls_ca_file = \"{ca}\"\n\
+         tls_name = \"{name}\"\nwithin = \"20s\"\n",
+        lab.target("PORT_SMTP"),
+        lab.get("VALID_RCPT"),
+        lab.get("IMAP_USER"),
+        lab.get("ADDR"),
+        lab.get("PORT_IMAPS"),
+        ca = lab.get("CA_FILE"),
+        name = lab.get("TLS_NAME"),
+    );
+    let path = write(&dir, "exporter.toml", &config);
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let exp = Exporter::start(&path, &[("MBOX_PW", lab.get("IMAP_PASSWORD"))]);
+    let mut text = String::new();
+    for _ in 0..300 {
+        text = http(exp.addr, "GET", "/metrics", &[]).await.1;
+        if text.contains("mxtrace_roundtrip_runs_total{roundtrip=\"lab\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let get = |s: &str| value(&text, s).unwrap_or_else(|| panic!("no {s} in\n{text}"));
+    assert_eq!(
+        get("mxtrace_roundtrip_runs_total{roundtrip=\"lab\",result=\"success\"}"),
+        "1"
+    );
+    assert_eq!(get("mxtrace_roundtrip_success{roundtrip=\"lab\"}"), "1");
+    assert_eq!(get("mxtrace_roundtrip_delivered{roundtrip=\"lab\"}"), "1");
+    assert_eq!(get("mxtrace_roundtrip_in_junk{roundtrip=\"lab\"}"), "0");
+    let secs: f64 = get("mxtrace_roundtrip_delivery_seconds{roundtrip=\"lab\"}")
+        .parse()
+        .unwrap();
+    assert!((0.0..20.0).contains(&secs), "{secs}");
+    let hop1 = format!(
+        "mxtrace_roundtrip_hop_delay_seconds{{roundtrip=\"lab\",hop=\"1\",by=\"{}\"}}",
+        lab.get("TLS_NAME")
+    );
+    get(&hop1);
+    assert!(
+        text.contains("mxtrace_roundtrip_path_info{roundtrip=\"lab\",path=\""),
+        "{text}"
+    );
+    let last: f64 = get("mxtrace_roundtrip_last_success_timestamp_seconds{roundtrip=\"lab\"}")
+        .parse()
+        .unwrap();
+    assert!(last >= started, "{last} < {started}");
+    assert_eq!(
+        get("mxtrace_roundtrip_findings{roundtrip=\"lab\",severity=\"error\"}"),
+        "0"
+    );
+    let log = exp.stop();
+    assert!(
+        log.contains("roundtrip=\"lab\" success=true delivered to INBOX"),
+        "{log}"
+    );
+    for out in [&text, &log] {
+        assert!(!out.contains(lab.get("IMAP_PASSWORD")));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -43,6 +43,18 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         }
         Command::Sweep(args) => super::sweep::run(args),
         Command::Watch(args) => super::watch::run(args, format, html),
+        Command::Roundtrip(args) => {
+            let opts = args.to_options()?;
+            let report = runtime()?.block_on(mxtrace_core::roundtrip::roundtrip(&opts))?;
+            write_html(html, || report::html::render_roundtrip(&report))?;
+            output(
+                format,
+                "roundtrip",
+                &report,
+                report.verdict.passed,
+                |style| report::roundtrip::render_human(&report, style),
+            )
+        }
         Command::Diff(args) => {
             let before = mxtrace_core::diff::read(&args.before)?;
             let after = mxtrace_core::diff::read(&args.after)?;

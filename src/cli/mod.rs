@@ -8,6 +8,7 @@ pub mod dns;
 pub mod headers;
 pub mod help;
 pub mod nagios;
+pub mod roundtrip;
 pub mod serve;
 pub mod sweep;
 pub mod watch;
@@ -129,6 +130,10 @@ pub enum Command {
     /// match the module's allowed_targets; at most max_concurrency probes run at once (more
     /// get 503). Also /metrics, /-/healthy, /-/ready, POST /-/reload; SIGHUP rereads the config.
     Serve(serve::ServeArgs),
+    /// Send a probe message and confirm it arrived in a mailbox over IMAP: delivered or not,
+    /// in the inbox or Junk, how long it took, the hops it took, what the receiver concluded.
+    #[command(after_help = roundtrip::ROUNDTRIP_EXAMPLES)]
+    Roundtrip(Box<roundtrip::RoundtripArgs>),
     /// Probe or trace many targets at once: streaming JSONL, bounded concurrency, limits per
     /// destination, shards, resume.
     #[command(after_help = sweep::SWEEP_EXAMPLES)]
@@ -240,6 +245,7 @@ impl Command {
             Command::Diff(a) => a.html.html.as_deref(),
             Command::Demo(a) => a.html.html.as_deref(),
             Command::Watch(a) => a.html.html.as_deref(),
+            Command::Roundtrip(a) => a.html.html.as_deref(),
             Command::Report(a) => Some(&a.html),
             _ => None,
         }
@@ -377,9 +383,22 @@ pub struct ExplainArgs {
     pub peer: String,
 }
 
-/// How to talk to a server: shared by every subcommand that opens SMTP sessions.
+/// How to talk to a server: shared by every subcommand that opens SMTP sessions. In parts,
+/// so `roundtrip` takes all but the message flags (it always sends one).
 #[derive(Debug, Args, Clone)]
 pub struct SessionArgs {
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
+    pub smtp: SmtpArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TlsArgs {
     /// STARTTLS: auto (when offered), require (fail without it), never.
     #[arg(long, value_enum, default_value_t = CliStartTls::Auto, help_heading = "TLS")]
     pub starttls: CliStartTls,
@@ -416,7 +435,10 @@ pub struct SessionArgs {
     /// its large key share sent only if the server asks for it); classic X25519, P-256, P-384.
     #[arg(long, help_heading = "TLS")]
     pub tls_classic_groups: bool,
+}
 
+#[derive(Debug, Args, Clone)]
+pub struct SmtpArgs {
     /// EHLO name (default: this machine's FQDN, else its address literal).
     #[arg(long, value_name = "NAME", help_heading = "SMTP")]
     pub ehlo: Option<String>,
@@ -435,7 +457,10 @@ pub struct SessionArgs {
     /// Do not pipeline MAIL and RCPT even when the server offers PIPELINING.
     #[arg(long, help_heading = "SMTP")]
     pub no_pipelining: bool,
+}
 
+#[derive(Debug, Args, Clone)]
+pub struct AuthArgs {
     /// User name for SMTP AUTH: the mailbox (with an OAuth token, the account the token is for,
     /// or the mailbox an app sends as).
     #[arg(long, value_name = "USER", help_heading = "AUTH")]
@@ -465,7 +490,6 @@ pub struct SessionArgs {
     /// Allow sending credentials over an unencrypted connection.
     #[arg(long, requires = "auth_user", help_heading = "AUTH")]
     pub auth_plaintext: bool,
-
     /// Read an OAuth 2.0 access token from this environment variable (tokens and secrets are
     /// never taken from the command line).
     #[arg(long, value_name = "VAR", help_heading = "OAuth")]
@@ -517,7 +541,10 @@ pub struct SessionArgs {
     /// or SMTP.Send and offline_access with the device grant).
     #[arg(long, value_name = "SCOPE", help_heading = "OAuth")]
     pub oauth_scope: Option<String>,
+}
 
+#[derive(Debug, Args, Clone)]
+pub struct NetArgs {
     /// Time allowed for the TCP connection (humantime: 500ms, 10s, 1m).
     #[arg(long, value_name = "DURATION", default_value_t = HumanDuration(spec::DEFAULT_CONNECT_TIMEOUT), value_parser = duration, help_heading = "Network")]
     pub connect_timeout: HumanDuration,
@@ -616,6 +643,19 @@ fn fault_parser() -> impl clap::builder::TypedValueParser<Value = LabFault> {
 impl SessionArgs {
     /// The command line's layer of session settings.
     pub fn spec(&self) -> SessionSpec {
+        let mut spec = self.tls.spec().or(&self.auth.spec()).or(&self.net.spec());
+        spec.ehlo = self.smtp.ehlo.clone();
+        spec.from = self.smtp.from.clone();
+        spec.rcpt = Some(self.smtp.rcpt.clone());
+        spec.data = Some(self.smtp.data);
+        spec.header = Some(self.smtp.header.clone());
+        spec.pipelining = Some(!self.smtp.no_pipelining);
+        spec
+    }
+}
+
+impl TlsArgs {
+    pub fn spec(&self) -> SessionSpec {
         SessionSpec {
             // clap rejects --starttls with --tls-implicit; its default is not a choice.
             starttls: engine(self.starttls).filter(|_| !self.tls_implicit),
@@ -626,12 +666,14 @@ impl SessionArgs {
             tls_client_cert: self.tls_client_cert.clone(),
             tls_client_key: self.tls_client_key.clone(),
             tls_classic_groups: Some(self.tls_classic_groups),
-            ehlo: self.ehlo.clone(),
-            from: self.from.clone(),
-            rcpt: Some(self.rcpt.clone()),
-            data: Some(self.data),
-            header: Some(self.header.clone()),
-            pipelining: Some(!self.no_pipelining),
+            ..SessionSpec::default()
+        }
+    }
+}
+
+impl AuthArgs {
+    pub fn spec(&self) -> SessionSpec {
+        SessionSpec {
             auth_user: self.auth_user.clone(),
             auth_password_env: self.auth_password_env.clone(),
             auth_password_file: self.auth_password_file.clone(),
@@ -649,6 +691,14 @@ impl SessionArgs {
             oauth_client_cert: self.oauth_client_cert.clone(),
             oauth_client_key: self.oauth_client_key.clone(),
             oauth_scope: self.oauth_scope.clone(),
+            ..SessionSpec::default()
+        }
+    }
+}
+
+impl NetArgs {
+    pub fn spec(&self) -> SessionSpec {
+        SessionSpec {
             connect_timeout: Some(self.connect_timeout.0),
             stage_timeout: Some(self.stage_timeout.0),
             source: self.source,
@@ -786,6 +836,27 @@ pub enum CliError {
     /// `sweep --module` names no module of the file.
     #[error("{0}")]
     SweepModule(String),
+    #[error("{flag}: {source}")]
+    MailboxUrl {
+        flag: &'static str,
+        #[source]
+        source: mxtrace_proto::mailbox::MailboxUrlError,
+    },
+    #[error("{flag} password: {source}")]
+    MailboxPassword {
+        flag: &'static str,
+        #[source]
+        source: mxtrace_proto::secret::SecretError,
+    },
+    #[error(
+        "{flag}: no password given: use {flag}-password-env VAR or {flag}-password-file FILE \
+         (no terminal to prompt on)"
+    )]
+    NoMailboxPassword { flag: &'static str },
+    #[error("--rcpt {0:?}: expected an address, user@domain")]
+    RcptAddress(String),
+    #[error(transparent)]
+    Roundtrip(#[from] mxtrace_core::roundtrip::RoundtripError),
 }
 
 impl CliError {

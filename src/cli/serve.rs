@@ -10,6 +10,8 @@
 //! pile up scrapes); every refusal is counted. Passwords never reach a response or a log line:
 //! transcripts carry `<redacted>` and only the config's variable or file name is ever shown.
 
+mod roundtrips;
+
 use super::CliError;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -144,6 +146,7 @@ impl OwnMetrics {
 
 struct AppState {
     config: RwLock<Arc<ExporterConfig>>,
+    roundtrips: Arc<roundtrips::RoundtripMetrics>,
     path: PathBuf,
     limit: Semaphore,
     metrics: OwnMetrics,
@@ -164,6 +167,7 @@ impl AppState {
         let label = |r: &str| vec![("result".to_string(), r.to_string())];
         match result {
             Ok(c) => {
+                self.roundtrips.schedule(&c);
                 match self.config.write() {
                     Ok(mut g) => *g = Arc::new(c),
                     Err(poisoned) => *poisoned.into_inner() = Arc::new(c),
@@ -199,9 +203,14 @@ pub async fn run(args: &ServeArgs) -> Result<u8, CliError> {
         what: "binding the exporter's address",
         source,
     })?;
+    let rt = Arc::new(roundtrips::RoundtripMetrics::default());
+    let mut metrics = OwnMetrics::new(config.max_concurrency);
+    rt.register(&mut metrics.registry);
+    rt.schedule(&config);
     let state = Arc::new(AppState {
         limit: Semaphore::new(config.max_concurrency),
-        metrics: OwnMetrics::new(config.max_concurrency),
+        metrics,
+        roundtrips: rt,
         config: RwLock::new(Arc::new(config)),
         path: args.config.clone(),
     });

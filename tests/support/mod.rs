@@ -12,6 +12,7 @@ pub use scripted::{
     ServerLog, Step,
 };
 pub mod bin;
+pub mod imap;
 pub mod oauth;
 pub mod postfix;
 pub mod session;

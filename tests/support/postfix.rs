@@ -60,13 +60,24 @@ impl PostfixLab {
     /// The submission listener offering XOAUTH2 and OAUTHBEARER too, validated by the OAuth
     /// server in `oauth_dir` (tests/support/oauth/README.md).
     pub fn start_with_oauth(oauth_dir: &Path) -> Option<PostfixLab> {
-        PostfixLab::start_with(true, Some(oauth_dir))
+        PostfixLab::start_opts(true, Some(oauth_dir), false)
+    }
+
+    /// Also Dovecot serving the lab's mailboxes over IMAP (STARTTLS, `PORT_IMAP`) and IMAPS
+    /// (`PORT_IMAPS`), Postfix delivering to it by LMTP with Sieve filing junk
+    /// (tests/support/postfix/README.md, "Mailboxes over IMAP").
+    pub fn start_with_imap() -> Option<PostfixLab> {
+        PostfixLab::start_opts(false, None, true)
     }
 
     fn start_with(submission: bool, oauth: Option<&Path>) -> Option<PostfixLab> {
+        PostfixLab::start_opts(submission, oauth, false)
+    }
+
+    fn start_opts(submission: bool, oauth: Option<&Path>, imap: bool) -> Option<PostfixLab> {
         let missing = if !Path::new("/usr/sbin/postfix").exists() {
             Some("Postfix is not installed (run tests/support/postfix/install.sh as root)")
-        } else if submission && !Path::new("/usr/sbin/dovecot").exists() {
+        } else if (submission || imap) && !Path::new("/usr/sbin/dovecot").exists() {
             Some("Dovecot is not installed (run tests/support/dovecot/install.sh as root)")
         } else {
             None
@@ -91,6 +102,10 @@ impl PostfixLab {
         }
         if let Some(dir) = oauth {
             cmd.env("MXTRACE_LAB_OAUTH", dir);
+        }
+        if imap {
+            cmd.env("MXTRACE_LAB_IMAP", free_port().to_string())
+                .env("MXTRACE_LAB_IMAPS", free_port().to_string());
         }
         let out = cmd.output().expect("run lab.sh");
         // lab.sh copied them into its directory.

@@ -24,6 +24,7 @@ pub mod mta_sts;
 pub mod oauth;
 pub mod posture;
 pub mod probe;
+pub mod roundtrip;
 pub mod run;
 pub mod scenario_file;
 pub mod sweep;

@@ -9,6 +9,8 @@
 //! Values are validated while TOML deserializes them, so the parser's span points at the value;
 //! checks that need several keys run afterwards and point at the key they are about.
 
+pub mod roundtrip;
+
 use crate::job::{Job, Target};
 use crate::probe::ProbeOptions;
 use crate::trace::TraceOptions;
@@ -822,12 +824,12 @@ macro_rules! from_str_value {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct ScenarioLetter(Scenario);
+pub(crate) struct ScenarioLetter(pub(crate) Scenario);
 from_str_value!(ScenarioLetter(Scenario), |s| parse_scenario(&s)
     .map_err(|e| format!("scenario {s:?}: {e}")));
 
 #[derive(Debug, Clone, Copy)]
-struct Dur(Duration);
+pub(crate) struct Dur(pub(crate) Duration);
 from_str_value!(Dur(Duration), |s| mxtrace_proto::spec::parse_duration(&s)
     .map_err(|e| format!("invalid duration {s:?}: {e}")));
 

@@ -19,4 +19,5 @@
 pub mod conn;
 pub mod dns;
 pub mod http;
+pub mod imap;
 pub mod tls;

@@ -18,6 +18,7 @@
 
 pub mod date;
 pub mod exit;
+pub mod mailbox;
 pub mod model;
 pub mod record;
 pub mod sasl;

@@ -9,6 +9,7 @@ pub mod diff;
 mod document;
 pub mod headers;
 pub mod posture;
+pub mod roundtrip;
 mod run;
 #[cfg(feature = "schema")]
 pub mod schema;
@@ -531,8 +532,9 @@ pub struct SpfRecord {
     pub multiple: bool,
 }
 
-/// The report of a job, serialized as the report itself.
-#[derive(Debug, Clone, Serialize)]
+/// The report of a job, serialized as the report itself (a trace has `domain` and `hops`,
+/// which a probe has not, so reading one back tells them apart).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum JobReport {

@@ -23,6 +23,7 @@ pub mod junit;
 pub mod metrics;
 pub mod nagios;
 pub mod posture;
+pub mod roundtrip;
 pub mod style;
 pub mod trace_policy;
 pub mod watch;

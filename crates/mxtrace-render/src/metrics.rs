@@ -23,7 +23,7 @@ use mxtrace_proto::model::{
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
 
-/// Every metric of `/probe`: name, help, and labels. README "Metrics" documents each; a test
+/// Every metric of `/probe`: name, help, and labels. docs/serve.md "Probe metrics" documents each; a test
 /// keeps them in step.
 pub const PROBE_METRICS: &[(&str, &str, &[&str])] = &[
     ("mxtrace_probe_success", "1 when the probe or trace passed, as the exit code 0 of `mxtrace probe`/`trace`, and every expectation of the module was met", &[]),
@@ -480,13 +480,13 @@ mod tests {
 #[cfg(test)]
 mod doc_tests {
     #[test]
-    fn readme_documents_every_metric() {
-        let readme = include_str!("../../../README.md");
+    fn docs_document_every_metric() {
+        let doc = include_str!("../../../docs/serve.md");
         for (name, _, labels) in super::PROBE_METRICS {
-            let row = readme
+            let row = doc
                 .lines()
                 .find(|l| l.starts_with(&format!("| `{name}` |")))
-                .unwrap_or_else(|| panic!("README has no row for {name}"));
+                .unwrap_or_else(|| panic!("docs/serve.md has no row for {name}"));
             for l in *labels {
                 assert!(
                     row.contains(&format!("`{l}`")),

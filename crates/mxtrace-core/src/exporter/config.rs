@@ -22,6 +22,7 @@ use super::allow::Allowlist;
 use crate::job::{Job, Target};
 use crate::probe::ProbeOptions;
 use crate::run::ExpectationResult;
+use crate::scenario_file::roundtrip::{self as rt, RawRoundtrip, RoundtripSpec};
 use crate::scenario_file::{
     expectations, read_small, take_layer, tenant_key, Expectations, FileError, HopTarget, Layer,
     Locator, RawExpect, StartTlsExpect,
@@ -53,6 +54,21 @@ pub struct ExporterConfig {
     pub listen: Option<SocketAddr>,
     pub max_concurrency: usize,
     pub modules: BTreeMap<String, Module>,
+    /// `[roundtrips.NAME]`: round trips run on their own schedule (they take longer than a
+    /// scrape); `/metrics` shows the last result of each.
+    pub roundtrips: BTreeMap<String, RoundtripEntry>,
+}
+
+/// How often a round trip runs when its table does not say.
+pub const DEFAULT_ROUNDTRIP_INTERVAL: Duration = Duration::from_secs(300);
+
+/// One scheduled round trip.
+#[derive(Debug, Clone)]
+pub struct RoundtripEntry {
+    pub name: String,
+    /// From the start of one run to the start of the next.
+    pub interval: Duration,
+    pub spec: RoundtripSpec,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +198,17 @@ pub fn parse(text: &str, path: &Path, base: &Path) -> Result<ExporterConfig, Fil
             }
         }
     }
+    let mut rt_layers = BTreeMap::new();
+    if let Some(v) = doc.get_mut().get_mut("roundtrips") {
+        if let DeValue::Table(t) = v.get_mut() {
+            for (name, m) in t.iter_mut() {
+                rt_layers.insert(
+                    name.get_ref().to_string(),
+                    take_layer(m, &rt::session_keys).map_err(terr)?,
+                );
+            }
+        }
+    }
     let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc)).map_err(terr)?;
     let listen = match &raw.listen {
         None => None,
@@ -205,11 +232,17 @@ pub fn parse(text: &str, path: &Path, base: &Path) -> Result<ExporterConfig, Fil
             ))
         }
     };
-    if raw.modules.is_empty() {
+    if raw.modules.is_empty() && raw.roundtrips.is_empty() {
         return Err(at.error(
             &(0..0),
-            "no [modules.NAME]: the exporter needs at least one module".to_string(),
+            "no [modules.NAME]: the exporter needs at least one module (or [roundtrips.NAME])"
+                .to_string(),
         ));
+    }
+    let mut roundtrips = BTreeMap::new();
+    for (name, r) in &raw.roundtrips {
+        let layer = rt_layers.remove(name).unwrap_or_default();
+        roundtrips.insert(name.clone(), roundtrip_entry(&at, base, name, r, layer)?);
     }
     let mut modules = BTreeMap::new();
     for (name, rm) in raw.modules {
@@ -222,6 +255,43 @@ pub fn parse(text: &str, path: &Path, base: &Path) -> Result<ExporterConfig, Fil
         listen,
         max_concurrency,
         modules,
+        roundtrips,
+    })
+}
+
+fn roundtrip_entry(
+    at: &Locator<'_>,
+    base: &Path,
+    name: &str,
+    raw: &RawRoundtrip,
+    layer: Layer,
+) -> Result<RoundtripEntry, FileError> {
+    let mut spec = layer.spec;
+    for slot in [
+        &mut spec.tls_ca_file,
+        &mut spec.tls_client_cert,
+        &mut spec.tls_client_key,
+        &mut spec.auth_password_file,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *slot = base.join(&*slot);
+    }
+    let interval = match &raw.interval {
+        Some(i) if i.get_ref().0 < Duration::from_secs(10) => {
+            return Err(at.error(
+                &i.span(),
+                format!("roundtrip {name:?}: interval is at least 10s"),
+            ))
+        }
+        Some(i) => i.get_ref().0,
+        None => DEFAULT_ROUNDTRIP_INTERVAL,
+    };
+    Ok(RoundtripEntry {
+        name: name.to_string(),
+        interval,
+        spec: rt::read(at, base, raw, spec)?,
     })
 }
 
@@ -352,6 +422,8 @@ struct RawConfig {
     max_concurrency: Option<Spanned<usize>>,
     #[serde(default)]
     modules: BTreeMap<String, RawModule>,
+    #[serde(default)]
+    roundtrips: BTreeMap<String, RawRoundtrip>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,7 +16,7 @@ impl ProbeSession<'_> {
         ) {
             return false;
         }
-        let id = probe_id();
+        let id = self.opts.probe_id.clone().unwrap_or_else(new_probe_id);
         let message = self.test_message(&id);
         self.probe_id = Some(id);
         let started = Instant::now();
@@ -72,6 +72,8 @@ impl ProbeSession<'_> {
         header(format!("Subject: mxtrace probe {id}"));
         header(format!("Message-ID: <{id}@{domain}>"));
         header(format!("X-Mxtrace-Probe: {id}"));
+        // RFC 3834 5: sent by a program, so no auto-responder answers it.
+        header("Auto-Submitted: auto-generated".to_string());
         header("MIME-Version: 1.0".to_string());
         header("Content-Type: text/plain; charset=us-ascii".to_string());
         for h in &self.opts.headers {
@@ -95,7 +97,7 @@ impl ProbeSession<'_> {
 }
 
 /// A probe id unique enough to find the message again: time, process and a random hash key.
-fn probe_id() -> String {
+pub fn new_probe_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     let nanos = SystemTime::now()

@@ -29,6 +29,7 @@ use mxtrace_net::tls::{self, TlsConfigError};
 use mxtrace_proto::model::{ErrorKind, ProbeReport, Stage};
 use session::ProbeSession;
 
+pub use data::new_probe_id;
 pub use mxtrace_proto::spec::{AuthMech, Family, StartTls};
 pub use options::{AuthOptions, Credential, ProbeOptions};
 

@@ -63,6 +63,9 @@ pub struct ProbeOptions {
     /// A sweep's per-destination session limits: the connect stage waits for a slot to the
     /// address before connecting, and holds it until the session ends. None: no limit.
     pub limits: Option<Arc<Limits>>,
+    /// The id the `--data` message carries (`roundtrip` chooses it, to find the message
+    /// again); None: a fresh one.
+    pub probe_id: Option<String>,
 }
 
 impl ProbeOptions {
@@ -106,6 +109,7 @@ impl ProbeOptions {
             family: spec.ip_version,
             ctx: PathContext::default(),
             limits: None,
+            probe_id: None,
         })
     }
 

@@ -194,6 +194,11 @@ pub fn normalize(doc: &Document) -> Keyed<'_> {
         Document::Trace(t) => trace_recs(&mut probes, None, t),
         // A watch keeps statistics, not probes: `diff` refuses it before this.
         Document::Watch(_) => {}
+        // A round trip compares as the session that sent its message.
+        Document::Roundtrip(r) => match &r.sent.report {
+            super::JobReport::Probe(p) => probes.push(probe_rec(String::new(), p)),
+            super::JobReport::Trace(t) => trace_recs(&mut probes, None, t),
+        },
         Document::Run(r) => {
             for h in &r.hops {
                 match &h.result {

@@ -1,6 +1,7 @@
 //! A result as stored on disk: the JSON `probe`, `trace` or `run` printed, or a `watch`
 //! report, read back (by `diff` and `report`). The envelope (`schema_version`, `command`, `version`) says what the body is.
 
+use super::roundtrip::RoundtripReport;
 use super::watch::WatchReport;
 use super::{ProbeReport, RunReport, TraceReport};
 use serde_json::Value;
@@ -17,6 +18,7 @@ pub enum Document {
     Trace(Box<TraceReport>),
     Run(Box<RunReport>),
     Watch(Box<WatchReport>),
+    Roundtrip(Box<RoundtripReport>),
 }
 
 /// Why a file is not a result this version can read. Each names the file.
@@ -33,7 +35,7 @@ pub enum DocumentError {
         file: PathBuf,
         source: serde_json::Error,
     },
-    #[error("{}: not an mxtrace result (expected the JSON of run, probe, trace or a watch report)", file.display())]
+    #[error("{}: not an mxtrace result (expected the JSON of run, probe, trace, roundtrip or a watch report)", file.display())]
     NotResult { file: PathBuf },
     #[error(
         "{}: no schema_version: written by an older mxtrace; produce it again with this one",
@@ -61,6 +63,7 @@ impl Document {
             Document::Trace(_) => "trace",
             Document::Run(_) => "run",
             Document::Watch(_) => "watch",
+            Document::Roundtrip(_) => "roundtrip",
         }
     }
 
@@ -71,6 +74,7 @@ impl Document {
             Document::Trace(t) => &t.started_at,
             Document::Run(r) => &r.started_at,
             Document::Watch(w) => &w.started_at,
+            Document::Roundtrip(r) => &r.started_at,
         }
     }
 
@@ -98,6 +102,7 @@ impl Document {
             Some("trace") => "trace",
             Some("run") => "run",
             Some("watch") => "watch",
+            Some("roundtrip") => "roundtrip",
             _ => return Err(not_result()),
         };
         match value.get("schema_version") {
@@ -123,6 +128,7 @@ impl Document {
             "probe" => Document::Probe(serde_json::from_value(value).map_err(invalid)?),
             "trace" => Document::Trace(serde_json::from_value(value).map_err(invalid)?),
             "run" => Document::Run(serde_json::from_value(value).map_err(invalid)?),
+            "roundtrip" => Document::Roundtrip(serde_json::from_value(value).map_err(invalid)?),
             _ => Document::Watch(serde_json::from_value(value).map_err(invalid)?),
         })
     }

@@ -8,12 +8,14 @@
 mod page;
 mod path;
 mod probe;
+mod roundtrip;
 mod views;
 mod watch;
 
 use mxtrace_proto::model::{Document, Outcome, ProbeReport, TraceReport};
 use std::fmt::{self, Write};
 
+pub use roundtrip::render_roundtrip;
 pub use views::{render_demo, render_diff, render_run};
 pub use watch::render_watch;
 
@@ -65,6 +67,7 @@ pub fn render_document(doc: &Document) -> String {
         Document::Trace(t) => render_trace(t),
         Document::Run(r) => render_run(r),
         Document::Watch(w) => render_watch(w),
+        Document::Roundtrip(r) => render_roundtrip(r),
     }
 }
 

@@ -1,0 +1,176 @@
+//! `roundtrip --html`: the verdict, delivery and its times, the hops of the delivered copy,
+//! the receiving side's verdicts, the bounce, the findings, and the sending session in full.
+
+use super::{json_name, page, pass_fail, probe, trace_body, verdict_banner, Esc};
+use mxtrace_proto::model::posture::Severity;
+use mxtrace_proto::model::roundtrip::{RoundtripPath, RoundtripReport};
+use mxtrace_proto::model::JobReport;
+use std::fmt::Write;
+
+pub fn render_roundtrip(r: &RoundtripReport) -> String {
+    let title = format!("mxtrace roundtrip {}", r.rcpt);
+    let mut out = String::new();
+    verdict_banner(&mut out, r.verdict.passed, &r.verdict.summary);
+    let d = &r.delivery;
+    let _ = writeln!(
+        out,
+        "<p class=\"meta\">{} &rarr; <b>{}</b>, mailbox <span class=\"mono\">{}</span>, id \
+         <span class=\"mono\">{}</span></p>",
+        Esc(r.from.as_deref().unwrap_or("<>")),
+        Esc(&r.rcpt),
+        Esc(&r.mailbox.url),
+        Esc(&r.probe_id)
+    );
+    let secs = |s: Option<f64>| s.map_or("-".into(), |s| format!("{s:.3} s"));
+    let _ = writeln!(
+        out,
+        "<h2>Delivery</h2>\n<table><tr><th>status</th><th>folder</th><th>end of DATA &rarr; \
+         mailbox</th><th>Received chain</th><th>accepted by</th></tr>\n<tr><td>{}</td><td>{}</td>\
+         <td>{}</td><td>{}</td><td class=\"mono\">{} {}</td></tr>\n</table>",
+        Esc(d.status.as_str()),
+        Esc(d.folder_name.as_deref().unwrap_or("-")),
+        secs(d.seconds),
+        d.header_seconds.map_or("-".into(), |s| format!("{s} s")),
+        Esc(r.sent.host.as_deref().unwrap_or("-")),
+        Esc(r.sent.at.as_deref().unwrap_or(""))
+    );
+    if let Some(p) = &r.path {
+        path(&mut out, p);
+    }
+    receiver(&mut out, r);
+    findings(&mut out, r);
+    out.push_str("<h2>Sending session</h2>\n");
+    match &r.sent.report {
+        JobReport::Probe(p) => probe::section(&mut out, p, "send", None),
+        JobReport::Trace(t) => trace_body(&mut out, t, "send"),
+    }
+    imap(&mut out, r);
+    page::wrap(&title, Some(&r.started_at), &out)
+}
+
+fn path(out: &mut String, p: &RoundtripPath) {
+    let _ = writeln!(
+        out,
+        "<h2>Path</h2>\n<p class=\"meta\">scenario shown: {}{}</p>\n<table><tr><th>hop</th>\
+         <th>delay</th><th>from</th><th>by</th><th>with</th><th>TLS</th><th>zone</th></tr>",
+        p.scenario.map_or("none".into(), |s| s.to_string()),
+        p.expected_scenario
+            .map(|s| format!(", expected {s}"))
+            .unwrap_or_default()
+    );
+    for h in &p.hops {
+        let tls = match (&h.tls_version, &h.cipher) {
+            (None, None) => "none".to_string(),
+            (v, c) => format!(
+                "{} {}",
+                v.as_deref().unwrap_or(""),
+                c.as_deref().unwrap_or("")
+            ),
+        };
+        let class = if p.slowest_hop == Some(h.index) {
+            " class=\"warn\""
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "<tr{class}><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td>\
+             <td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
+            h.index,
+            h.delay_s.map_or("-".into(), |d| format!("{d} s")),
+            Esc(h.from.as_deref().or(h.from_ip.as_deref()).unwrap_or("?")),
+            Esc(h.by.as_deref().unwrap_or("?")),
+            Esc(h.with.as_deref().unwrap_or("?")),
+            Esc(tls.trim()),
+            h.zone.label()
+        );
+    }
+    out.push_str("</table>\n");
+}
+
+fn receiver(out: &mut String, r: &RoundtripReport) {
+    let Some(v) = &r.receiver else { return };
+    out.push_str("<h2>What the receiving side concluded</h2>\n<table><tr><th>check</th><th>result</th><th>detail</th></tr>\n");
+    for a in &v.auth {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            Esc(&a.method),
+            Esc(&a.result),
+            Esc(a.detail.as_deref().unwrap_or(""))
+        );
+    }
+    if let Some(scl) = v.scl {
+        let _ = writeln!(out, "<tr><td>SCL</td><td>{scl}</td><td></td></tr>");
+    }
+    if let Some(s) = &v.spam_verdict {
+        let _ = writeln!(
+            out,
+            "<tr><td>SFV</td><td>{}</td><td>{}</td></tr>",
+            Esc(s),
+            Esc(v.spam_verdict_meaning.as_deref().unwrap_or(""))
+        );
+    }
+    if let Some(f) = &v.spam_flag {
+        let _ = writeln!(
+            out,
+            "<tr><td>X-Spam-Flag</td><td>{}</td><td></td></tr>",
+            Esc(f)
+        );
+    }
+    out.push_str("</table>\n");
+    if let Some(b) = &r.bounce {
+        let _ = writeln!(out, "<h2>Bounce</h2>\n<p>{}</p>", Esc(&b.summary));
+        for x in &b.recipients {
+            let _ = writeln!(
+                out,
+                "<p class=\"mono\">{} {} {}</p>",
+                Esc(&x.recipient),
+                Esc(x.status.as_deref().unwrap_or("")),
+                Esc(x.diagnostic_code.as_deref().unwrap_or(""))
+            );
+        }
+    }
+}
+
+fn findings(out: &mut String, r: &RoundtripReport) {
+    if r.findings.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<h2>Findings</h2>\n<table><tr><th>severity</th><th>finding</th><th>source</th></tr>\n",
+    );
+    for f in &r.findings {
+        let (class, _) = pass_fail(f.severity != Severity::Error);
+        let class = if f.severity == Severity::Warning {
+            "warn"
+        } else {
+            class
+        };
+        let _ = writeln!(
+            out,
+            "<tr class=\"{class}\"><td class=\"{class}\"><b>{}</b></td><td><span class=\"mono\">{}\
+             </span><br>{}</td><td>{}</td></tr>",
+            json_name(&f.severity),
+            Esc(&f.code),
+            Esc(&f.message),
+            Esc(&f.source)
+        );
+    }
+    out.push_str("</table>\n");
+}
+
+fn imap(out: &mut String, r: &RoundtripReport) {
+    out.push_str("<h2>Mailbox dialogue</h2>\n<details><summary>IMAP commands (credentials redacted)</summary>\n<pre>");
+    for s in &r.imap {
+        let _ = writeln!(
+            out,
+            "{:>9.1} ms {:<11} {} -&gt; {}",
+            s.elapsed_ms,
+            Esc(&s.mailbox),
+            Esc(&s.command),
+            Esc(&s.reply)
+        );
+    }
+    out.push_str("</pre></details>\n");
+}
