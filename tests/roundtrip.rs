@@ -87,7 +87,7 @@ async fn mailbox_state(lab: &PostfixLab) -> Vec<String> {
         .await
         .map_err(|(e, _)| e)
         .unwrap();
-    c.login(&o.credentials).await.unwrap();
+    c.login(&o.credentials().await.unwrap()).await.unwrap();
     let mut out = Vec::new();
     for folder in ["INBOX", "Junk"] {
         c.open_folder(folder, false).await.unwrap();
@@ -255,7 +255,7 @@ async fn set_flags(lab: &PostfixLab) {
         .await
         .map_err(|(e, _)| e)
         .unwrap();
-    c.login(&o.credentials).await.unwrap();
+    c.login(&o.credentials().await.unwrap()).await.unwrap();
     c.open_folder("INBOX", true).await.unwrap();
     c.run(
         "STORE",

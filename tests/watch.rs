@@ -110,6 +110,9 @@ fn line_mode_prints_each_event_once_and_the_outage_window() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(saved["schema_version"], 1);
     assert_eq!(saved["command"], "watch");
+    // The report line of `--json`, pretty: the same schema.
+    assert_eq!(saved["type"], "report");
+    support::bin::schema::check("watch", &saved, "the --report file");
     let o = &saved["targets"][0]["outages"][0];
     assert_eq!(o["stage"], "rcpt_to");
     assert_eq!(o["reply"], "554 5.7.1");
@@ -127,8 +130,9 @@ fn line_mode_prints_each_event_once_and_the_outage_window() {
     let mxtrace_proto::model::Document::Watch(w) = &doc else {
         panic!("a watch report: {}", doc.command());
     };
+    let line = mxtrace_proto::model::watch::WatchLine::Report(w.as_ref().clone());
     let again: serde_json::Value =
-        serde_json::from_str(&mxtrace_render::json::render("watch", w).unwrap()).unwrap();
+        serde_json::from_str(&mxtrace_render::json::render("watch", &line).unwrap()).unwrap();
     assert_eq!(again, saved, "the watch report reads back unchanged");
 
     // `report` renders it; `diff` has nothing to compare in it.
@@ -319,12 +323,18 @@ impl Child {
         }
     }
 
+    /// A line read, checked against the published schema as `mxtrace()` checks its output.
+    fn keep(&mut self, v: serde_json::Value) {
+        support::bin::schema::check("watch", &v, "a line of a running watch --json");
+        self.seen.push(v);
+    }
+
     /// The probes printed so far: the lines already written are given 100 ms to reach the
     /// reader (probes are a second apart), then read without waiting.
     fn probes_settled(&mut self) -> u64 {
         std::thread::sleep(std::time::Duration::from_millis(100));
         while let Ok(v) = self.lines.try_recv() {
-            self.seen.push(v);
+            self.keep(v);
         }
         self.seen.iter().filter(|l| l["type"] == "probe").count() as u64
     }
@@ -341,7 +351,7 @@ impl Child {
                 .lines
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("no {what} within 30 s: {:#?}", self.seen));
-            self.seen.push(v.clone());
+            self.keep(v.clone());
             if hit(&v) {
                 return v;
             }

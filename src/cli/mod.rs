@@ -849,10 +849,26 @@ pub enum CliError {
         source: mxtrace_proto::secret::SecretError,
     },
     #[error(
-        "{flag}: no password given: use {flag}-password-env VAR or {flag}-password-file FILE \
-         (no terminal to prompt on)"
+        "{flag}: no password given: use {flag}-password-env VAR or {flag}-password-file FILE, \
+         or a token ({flag}-oauth, {flag}-oauth-token-env, {flag}-oauth-token-file) (no \
+         terminal to prompt on)"
     )]
     NoMailboxPassword { flag: &'static str },
+    #[error(
+        "{flag}-oauth needs the OAuth settings to take the token from: --oauth-tenant or \
+         --oauth-token-url (a grant), or --oauth-token-env / --oauth-token-file"
+    )]
+    MailboxOAuthSource { flag: &'static str },
+    #[error(
+        "--mailbox-auth-mech needs a token for the mailbox (--mailbox-oauth, \
+         --mailbox-oauth-token-env or --mailbox-oauth-token-file)"
+    )]
+    MailboxMechWithoutToken,
+    #[error(
+        "{flag} is for SMTP AUTH (with --auth-user) or a mailbox's login (--mailbox-oauth, \
+         --ndr-mailbox-oauth): give one of them"
+    )]
+    OAuthUnused { flag: &'static str },
     #[error("--rcpt {0:?}: expected an address, user@domain")]
     RcptAddress(String),
     #[error(transparent)]
@@ -902,6 +918,10 @@ mod tests {
         }
         for v in CliAuthMech::value_variants() {
             assert!(engine::<spec::AuthMech>(*v).is_some(), "{v:?}");
+        }
+        for v in roundtrip::TokenMech::value_variants() {
+            let m = engine::<spec::AuthMech>(*v);
+            assert!(m.is_some_and(spec::AuthMech::is_oauth), "{v:?}");
         }
     }
 }

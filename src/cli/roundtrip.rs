@@ -3,11 +3,13 @@
 //! engine (`mxtrace_core::roundtrip`) does the rest.
 
 use super::{
-    duration, scenario_letter, AuthArgs, CliError, HtmlArgs, HumanDuration, NetArgs, TlsArgs,
+    duration, engine, scenario_letter, AuthArgs, CliError, HtmlArgs, HumanDuration, NetArgs,
+    TlsArgs,
 };
-use clap::Args;
+use clap::{Args, ValueEnum};
 use mxtrace_core::job::{Job, Target};
-use mxtrace_core::roundtrip::{self, MailboxOptions, RoundtripOptions};
+use mxtrace_core::oauth::TokenSource;
+use mxtrace_core::roundtrip::{self, MailboxLogin, MailboxOptions, RoundtripOptions};
 use mxtrace_proto::mailbox::MailboxUrl;
 use mxtrace_proto::model::{PathContext, Scenario};
 use mxtrace_proto::secret::{Secret, SecretError};
@@ -23,19 +25,49 @@ Examples:
   # Without --via: the recipient domain's MX, walked as `trace` walks it; expect scenario A:
   mxtrace roundtrip --rcpt probe@contoso.com --mailbox imaps://probe@contoso.com@imap.contoso.com \\
       --scenario A --within 2m --json
+  # Microsoft 365: the mailbox over IMAP with an app's token (IMAP.AccessAsApp), no password:
+  CLIENT_SECRET=... mxtrace roundtrip --from probe@fabrikam.com --rcpt probe@contoso.com \\
+      --mailbox imaps://probe@contoso.com@outlook.office365.com --mailbox-oauth \\
+      --oauth-tenant contoso.onmicrosoft.com --oauth-client-id ID --oauth-client-secret-env CLIENT_SECRET
   # Bounces to the sender's mailbox are read and explained:
   mxtrace roundtrip --via 127.0.0.1:25 --from ndr@contoso.test --rcpt bounce@contoso.test \\
       --mailbox imaps://user@contoso.test@127.0.0.1 --ndr-mailbox imaps://ndr@contoso.test@127.0.0.1
 
-The mailboxes are logged in to before anything is sent, so a wrong password leaves no message
-behind. The probe is found by its X-Mxtrace-Probe header in INBOX and Junk, and deleted by UID
+The mailboxes are logged in to before anything is sent, so a wrong password or token leaves no
+message behind. --mailbox-oauth takes the token from the --oauth-* settings (one app with
+SMTP.SendAsApp and IMAP.AccessAsApp gets one token for both); without --auth-user they are the
+mailbox's only and the message is sent without AUTH. The probe is found by its X-Mxtrace-Probe header in INBOX and Junk, and deleted by UID
 (UID EXPUNGE, RFC 4315) unless --keep; nothing else in the mailbox is touched.
 
 Exit codes:
   0  delivered to the inbox, no finding that would hurt real mail
   1  not delivered (not accepted, not seen in time, bounced), in Junk, or an error finding
-  2  usage error, or the mailbox could not be logged in to (nothing was sent)
+  2  usage error, or the mailbox could not be logged in to, or no token for it (nothing was sent)
   3  internal error";
+
+/// A mailbox's password flags, which exclude its token flags.
+const MAILBOX_PASSWORD: [&str; 2] = ["mailbox_password_env", "mailbox_password_file"];
+const NDR_PASSWORD: [&str; 2] = ["ndr_mailbox_password_env", "ndr_mailbox_password_file"];
+
+/// `--mailbox-auth-mech` values: the SASL mechanisms of a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenMech {
+    /// Google's and Microsoft's bearer-token mechanism.
+    Xoauth2,
+    /// RFC 7628.
+    Oauthbearer,
+}
+
+/// One mailbox's login flags, as given.
+struct LoginFlags<'a> {
+    flag: &'static str,
+    password_env: Option<&'a str>,
+    password_file: Option<&'a std::path::Path>,
+    oauth: bool,
+    token_env: Option<&'a str>,
+    token_file: Option<&'a std::path::Path>,
+    mech: Option<TokenMech>,
+}
 
 #[derive(Debug, Args)]
 pub struct RoundtripArgs {
@@ -74,8 +106,23 @@ pub struct RoundtripArgs {
         help_heading = "Mailbox"
     )]
     pub mailbox_password_file: Option<PathBuf>,
+    /// Log in to the mailbox with an OAuth 2.0 token from the --oauth-* settings (XOAUTH2 or
+    /// OAUTHBEARER), the same token request as SMTP AUTH's; without --auth-user they are the
+    /// mailbox's only.
+    #[arg(long, help_heading = "Mailbox", conflicts_with_all = MAILBOX_PASSWORD)]
+    pub mailbox_oauth: bool,
+    /// Log in to the mailbox with the OAuth 2.0 access token in this environment variable.
+    #[arg(long, value_name = "VAR", help_heading = "Mailbox", conflicts_with_all = MAILBOX_PASSWORD)]
+    pub mailbox_oauth_token_env: Option<String>,
+    /// Log in to the mailbox with the OAuth 2.0 access token on the first line of this file.
+    #[arg(long, value_name = "FILE", help_heading = "Mailbox", conflicts_with_all = MAILBOX_PASSWORD)]
+    pub mailbox_oauth_token_file: Option<PathBuf>,
+    /// The mailbox's SASL mechanism for a token (default: XOAUTH2 when offered, else
+    /// OAUTHBEARER).
+    #[arg(long, value_enum, value_name = "MECH", help_heading = "Mailbox")]
+    pub mailbox_auth_mech: Option<TokenMech>,
     /// Also trust the CA certificates in this PEM file for the IMAP servers (verification is
-    /// always strict: a password goes only to a verified server).
+    /// always strict: a password or token goes only to a verified server).
     #[arg(long, value_name = "FILE", help_heading = "Mailbox")]
     pub mailbox_ca_file: Option<PathBuf>,
     /// Name to verify the IMAP server's certificate against (default: the URL's host).
@@ -104,6 +151,32 @@ pub struct RoundtripArgs {
         help_heading = "Mailbox"
     )]
     pub ndr_mailbox_password_file: Option<PathBuf>,
+    /// Log in to the NDR mailbox with a token from the --oauth-* settings.
+    #[arg(
+        long,
+        requires = "ndr_mailbox",
+        conflicts_with_all = NDR_PASSWORD,
+        help_heading = "Mailbox"
+    )]
+    pub ndr_mailbox_oauth: bool,
+    /// Log in to the NDR mailbox with the OAuth 2.0 access token in this environment variable.
+    #[arg(
+        long,
+        value_name = "VAR",
+        requires = "ndr_mailbox",
+        conflicts_with_all = NDR_PASSWORD,
+        help_heading = "Mailbox"
+    )]
+    pub ndr_mailbox_oauth_token_env: Option<String>,
+    /// Log in to the NDR mailbox with the OAuth 2.0 access token on the first line of this file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "ndr_mailbox",
+        conflicts_with_all = NDR_PASSWORD,
+        help_heading = "Mailbox"
+    )]
+    pub ndr_mailbox_oauth_token_file: Option<PathBuf>,
 
     /// How long to wait for the message.
     #[arg(long, value_name = "DURATION", default_value_t = HumanDuration(roundtrip::DEFAULT_WITHIN), value_parser = duration, help_heading = "Round trip")]
@@ -151,20 +224,40 @@ impl RoundtripArgs {
         session.data = Some(true);
         session.header = Some(self.header.clone());
         session.pipelining = Some(!self.no_pipelining);
-        let mut job = self.job(session)?;
+        let shared = self.mailbox_oauth || self.ndr_mailbox_oauth;
+        if let Some(field) = session.oauth_source() {
+            if session.auth_user.is_none() && !shared {
+                return Err(CliError::OAuthUnused { flag: field.flag() });
+            }
+        }
+        let mut job = self.job(roundtrip::sending_session(session.clone(), shared))?;
         roundtrip::prepare(&mut job, &probe_id);
         let mailbox = self.mailbox_options(
             &self.mailbox,
-            "--mailbox",
-            self.mailbox_password_env.as_deref(),
-            self.mailbox_password_file.as_deref(),
+            &session,
+            LoginFlags {
+                flag: "--mailbox",
+                password_env: self.mailbox_password_env.as_deref(),
+                password_file: self.mailbox_password_file.as_deref(),
+                oauth: self.mailbox_oauth,
+                token_env: self.mailbox_oauth_token_env.as_deref(),
+                token_file: self.mailbox_oauth_token_file.as_deref(),
+                mech: self.mailbox_auth_mech,
+            },
         )?;
         let ndr_mailbox = match &self.ndr_mailbox {
             Some(url) => Some(self.mailbox_options(
                 url,
-                "--ndr-mailbox",
-                self.ndr_mailbox_password_env.as_deref(),
-                self.ndr_mailbox_password_file.as_deref(),
+                &session,
+                LoginFlags {
+                    flag: "--ndr-mailbox",
+                    password_env: self.ndr_mailbox_password_env.as_deref(),
+                    password_file: self.ndr_mailbox_password_file.as_deref(),
+                    oauth: self.ndr_mailbox_oauth,
+                    token_env: self.ndr_mailbox_oauth_token_env.as_deref(),
+                    token_file: self.ndr_mailbox_oauth_token_file.as_deref(),
+                    mech: None,
+                },
             )?),
             None => None,
         };
@@ -206,26 +299,54 @@ impl RoundtripArgs {
     fn mailbox_options(
         &self,
         url: &str,
-        flag: &'static str,
-        env: Option<&str>,
-        file: Option<&std::path::Path>,
+        session: &SessionSpec,
+        f: LoginFlags<'_>,
     ) -> Result<MailboxOptions, CliError> {
+        let flag = f.flag;
         let url = MailboxUrl::parse(url).map_err(|source| CliError::MailboxUrl { flag, source })?;
-        let password = match (env, file) {
-            (Some(var), _) => Secret::from_env(var),
-            (None, Some(f)) => Secret::from_file(f),
-            (None, None) => Secret::prompt(&url.user),
-        }
-        .map_err(|e| match e {
-            SecretError::NoTerminal => CliError::NoMailboxPassword { flag },
-            e => CliError::MailboxPassword { flag, source: e },
-        })?;
-        Ok(MailboxOptions::with_password(
+        let login = mailbox_login(&url, session, &f)?;
+        Ok(MailboxOptions::new(
             url,
-            password,
+            login,
             self.mailbox_ca_file.clone(),
             self.mailbox_tls_name.clone(),
             self.mailbox_timeout.0,
         ))
     }
+}
+
+/// A mailbox's login: a token (the shared settings', a variable's or a file's), else the
+/// password from a variable, a file or the terminal.
+fn mailbox_login(
+    url: &MailboxUrl,
+    session: &SessionSpec,
+    f: &LoginFlags<'_>,
+) -> Result<MailboxLogin, CliError> {
+    let flag = f.flag;
+    let mech = f.mech.and_then(engine);
+    if f.oauth {
+        return MailboxLogin::shared(session, &url.user, mech)?
+            .ok_or(CliError::MailboxOAuthSource { flag });
+    }
+    let source = match (f.token_env, f.token_file) {
+        (Some(var), _) => Some(TokenSource::Env(var.to_string())),
+        (None, Some(path)) => Some(TokenSource::File(path.to_path_buf())),
+        (None, None) => None,
+    };
+    if let Some(source) = source {
+        return Ok(MailboxLogin::token(source, mech, session)?);
+    }
+    if f.mech.is_some() {
+        return Err(CliError::MailboxMechWithoutToken);
+    }
+    let password = match (f.password_env, f.password_file) {
+        (Some(var), _) => Secret::from_env(var),
+        (None, Some(file)) => Secret::from_file(file),
+        (None, None) => Secret::prompt(&url.user),
+    }
+    .map_err(|e| match e {
+        SecretError::NoTerminal => CliError::NoMailboxPassword { flag },
+        e => CliError::MailboxPassword { flag, source: e },
+    })?;
+    Ok(MailboxLogin::Password(password))
 }

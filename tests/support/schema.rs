@@ -12,8 +12,18 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// The commands whose output has a schema: docs/schema/COMMAND.schema.json.
-pub const COMMANDS: [&str; 9] = [
-    "probe", "trace", "run", "diff", "demo", "sweep", "dns", "headers", "explain",
+pub const COMMANDS: [&str; 11] = [
+    "probe",
+    "trace",
+    "run",
+    "diff",
+    "demo",
+    "sweep",
+    "watch",
+    "roundtrip",
+    "dns",
+    "headers",
+    "explain",
 ];
 
 pub fn dir() -> PathBuf {
@@ -78,13 +88,14 @@ pub fn check_field(command: &str, field: &str, value: &Value, what: &str) {
 }
 
 /// What the binary printed for `args`, checked when it is JSON: `--json` or `--format json`
-/// (one object), or `sweep` (one object a line). Other output, and no output, pass.
+/// (one object), or `sweep` and `watch --json` (one object a line). Other output, and no
+/// output, pass.
 pub fn check_output(args: &[&str], stdout: &str) {
     let Some(command) = json_command(args) else {
         return;
     };
     let what = format!("mxtrace {}", args.join(" "));
-    if command == "sweep" {
+    if command == "sweep" || command == "watch" {
         for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
             check(command, &parse(line, &what), &what);
         }

@@ -7,8 +7,8 @@
 use crate::probe;
 use crate::probe::ProbeOptions;
 use crate::scenario_file::{
-    cert_name_matches, glob_match, Expectations, HopSpec, HopTarget, LatencyKey, Prepared,
-    ReplyExpect, ScenarioFile, StartTlsExpect,
+    cert_name_matches, glob_match, Expectations, HopJob, HopSpec, HopTarget, LatencyKey,
+    Prepared, ReplyExpect, ScenarioFile, StartTlsExpect,
 };
 use crate::trace::TraceError;
 use mxtrace_knowledge::Category;
@@ -20,8 +20,11 @@ use std::net::IpAddr;
 use std::time::SystemTime;
 use tokio::time::Instant;
 
+mod roundtrip;
+
 pub use mxtrace_proto::model::{
-    CheckReport, ExpectationResult, HopData, HopResult, RunReport, RunSummary, RunVerdict,
+    CheckReport, ExpectationResult, HopData, HopResult, HopRoundtrip, RunReport, RunSummary,
+    RunVerdict,
 };
 
 /// A hop that could not run as configured (exit 2).
@@ -107,8 +110,8 @@ async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, RunError> 
     };
     let t0 = Instant::now();
     let mut ex = Vec::new();
-    let (kind, target, data, subjects) = match prep {
-        Prepared::Trace(opts) => {
+    let (kind, target, data, subjects) = match prep.job {
+        HopJob::Trace(opts) => {
             let report = crate::trace::trace(&opts).await.map_err(hop_err)?;
             trace_expectations(&spec.expect, opts.all, &report, &mut ex);
             let subjects = trace_subjects(Some(&opts.probe), &report, opts.all);
@@ -119,7 +122,7 @@ async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, RunError> 
                 subjects,
             )
         }
-        Prepared::Hosts(list) => {
+        HopJob::Hosts(list) => {
             let (target, data, subjects) = probe_hosts(spec, list).await?;
             ("probe", target, data, subjects)
         }
@@ -129,6 +132,13 @@ async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, RunError> 
         let hosts = matches!(spec.target, HopTarget::Hosts(_));
         subject_expectations(&spec.expect, hosts, s, &mut ex);
         extra_checks(spec, s, &mut checks, &mut ex).await;
+    }
+    let rt = match prep.roundtrip {
+        Some(o) => Some(roundtrip::run(&o).await),
+        None => None,
+    };
+    if let Some(rt) = &rt {
+        roundtrip::expectations(&spec.expect.roundtrip, rt, &mut ex);
     }
     let expectations: Vec<ExpectationResult> = ex
         .into_iter()
@@ -152,6 +162,7 @@ async fn run_hop(spec: &HopSpec, prep: Prepared) -> Result<HopResult, RunError> 
         target,
         result: data,
         checks,
+        roundtrip: rt,
         expectations,
         passed,
         elapsed_ms: ms(t0),

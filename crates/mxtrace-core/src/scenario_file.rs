@@ -13,8 +13,10 @@ pub mod roundtrip;
 
 use crate::job::{Job, Target};
 use crate::probe::ProbeOptions;
+use crate::roundtrip::RoundtripOptions;
 use crate::trace::TraceOptions;
 use mxtrace_knowledge::{Category, PathContext, Scenario};
+use mxtrace_proto::model::roundtrip::FolderKind;
 use mxtrace_proto::model::Stage;
 use mxtrace_proto::smtp::reply::EnhancedCode;
 use mxtrace_proto::spec::{
@@ -72,6 +74,8 @@ pub struct HopSpec {
     /// The outside address of the open-relay check.
     pub relay_test_rcpt: String,
     pub expect: Expectations,
+    /// `[hop.roundtrip]`: a message sent and looked for in a mailbox, after the hop's probes.
+    pub roundtrip: Option<roundtrip::RoundtripSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +102,28 @@ pub struct Expectations {
     pub latency: Vec<(LatencyKey, Duration)>,
     /// Only `false` (must not be an open relay) is accepted.
     pub open_relay: Option<bool>,
+    /// About the hop's round trip (`roundtrip.KEY`), checked after it.
+    pub roundtrip: RoundtripExpect,
+}
+
+/// What must be true of a hop's round trip. A hop with a round trip and none of these checks
+/// that the round trip passes (delivered to the inbox, no error finding).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoundtripExpect {
+    pub passes: Option<bool>,
+    /// Found in the mailbox, inbox or Junk (or, with false, not found).
+    pub delivered: Option<bool>,
+    pub folder: Option<FolderKind>,
+    /// Found within this time of the end of DATA (by mxtrace's clock).
+    pub within: Option<Duration>,
+    /// The scenario (A-D) the delivered copy's Received chain shows.
+    pub scenario: Option<Scenario>,
+}
+
+impl RoundtripExpect {
+    fn is_empty(&self) -> bool {
+        *self == RoundtripExpect::default()
+    }
 }
 
 impl Expectations {
@@ -266,8 +292,15 @@ pub(crate) struct Layer {
     pub(crate) spans: BTreeMap<Field, Range<usize>>,
 }
 
+/// A hop's setting layers: its own, and its `[hop.roundtrip]`'s.
+#[derive(Debug, Default)]
+struct HopLayers {
+    hop: Layer,
+    roundtrip: Option<Layer>,
+}
+
 /// The file's own keys, and its setting layers: `[defaults]`, then one per `[[hop]]`.
-type Parsed = (RawFile, Layer, Vec<Layer>);
+type Parsed = (RawFile, Layer, Vec<HopLayers>);
 
 /// Parses the TOML, moving each table's setting keys into a `SessionSpec` layer (the rest,
 /// unknown keys included, is for `RawFile`). Values keep their position in errors.
@@ -285,7 +318,15 @@ fn read_toml(at: &Locator<'_>, text: &str) -> Result<Parsed, FileError> {
     if let Some(v) = doc.get_mut().get_mut("hop") {
         if let DeValue::Array(list) = v.get_mut() {
             for h in list.iter_mut() {
-                hops.push(take_layer(h, FILE_KEYS).map_err(terr)?);
+                let hop = take_layer(h, FILE_KEYS).map_err(terr)?;
+                let roundtrip = match h.get_mut() {
+                    DeValue::Table(t) => match t.get_mut("roundtrip") {
+                        Some(rt) => Some(take_layer(rt, RT_FILE_KEYS).map_err(terr)?),
+                        None => None,
+                    },
+                    _ => None,
+                };
+                hops.push(HopLayers { hop, roundtrip });
             }
         }
     }
@@ -298,6 +339,12 @@ fn file_keys(f: Field) -> bool {
     !COMMAND_LINE_ONLY.contains(&f)
 }
 const FILE_KEYS: &dyn Fn(Field) -> bool = &file_keys;
+
+/// The settings a `[hop.roundtrip]` may write: a file's, and headers (it sends a message).
+fn roundtrip_file_keys(f: Field) -> bool {
+    roundtrip::session_keys(f) && (file_keys(f) || f == Field::Header)
+}
+const RT_FILE_KEYS: &dyn Fn(Field) -> bool = &roundtrip_file_keys;
 
 /// Moves the setting keys `keep` accepts out of the table `v` into a layer (the exporter's
 /// modules use it too, with their own list of keys).
@@ -350,7 +397,7 @@ pub fn parse(
     }
     let mut names = HashSet::new();
     let mut hops = Vec::new();
-    for (h, layer) in raw.hop.iter().zip(layers) {
+    for (h, layers) in raw.hop.iter().zip(layers) {
         let name = h.name.get_ref().trim().to_string();
         if name.is_empty() {
             return Err(at.error(&h.name.span(), "hop name is empty".to_string()));
@@ -371,7 +418,7 @@ pub fn parse(
             overrides,
             defaults: &defaults,
         };
-        hops.push(hop_spec(&file, h, &name, layer)?);
+        hops.push(hop_spec(&file, h, &name, layers)?);
     }
     Ok(ScenarioFile {
         path: path.to_path_buf(),
@@ -443,23 +490,31 @@ struct FileContext<'a> {
     defaults: &'a Layer,
 }
 
-/// One hop's settings: the layers merged, and where each value was written.
+/// One hop's settings (or its round trip's): the layers merged, and where each value was
+/// written.
 struct HopSettings<'a> {
     file: &'a FileContext<'a>,
+    /// `[hop.roundtrip]`'s own layer, over the hop's, for the round trip's settings.
+    roundtrip: Option<&'a Layer>,
     hop: &'a Layer,
     name_span: Range<usize>,
 }
 
 impl HopSettings<'_> {
-    /// Where `field`'s value was written: the hop, else `[defaults]`, else the hop's name
-    /// (a value from the command line).
+    /// Where `field`'s value was written: the round trip's table, the hop, else
+    /// `[defaults]`, else the hop's name (a value from the command line).
     fn span(&self, field: Field) -> Range<usize> {
-        self.hop
-            .spans
-            .get(&field)
+        self.written(field)
+            .unwrap_or_else(|| self.name_span.clone())
+    }
+
+    /// Where `field`'s value was written in the file, when it was.
+    fn written(&self, field: Field) -> Option<Range<usize>> {
+        self.roundtrip
+            .and_then(|r| r.spans.get(&field))
+            .or_else(|| self.hop.spans.get(&field))
             .or_else(|| self.file.defaults.spans.get(&field))
             .cloned()
-            .unwrap_or_else(|| self.name_span.clone())
     }
 
     fn error(&self, field: Field, message: String) -> FileError {
@@ -486,7 +541,7 @@ fn hop_spec(
     file: &FileContext<'_>,
     h: &RawHop,
     name: &str,
-    layer: Layer,
+    layers: HopLayers,
 ) -> Result<HopSpec, FileError> {
     let at = file.at;
     let name_span = h.name.span();
@@ -501,8 +556,10 @@ fn hop_spec(
     if file.scenario.is_none() && hop_no.is_some_and(|n| !(1..=2).contains(&n)) {
         return Err(at.error(&hop_span, "hop: 1 or 2".to_string()));
     }
+    let layer = layers.hop;
     let settings = HopSettings {
         file,
+        roundtrip: None,
         hop: &layer,
         name_span: name_span.clone(),
     };
@@ -517,7 +574,19 @@ fn hop_spec(
         .relay_test_rcpt
         .clone()
         .unwrap_or_else(|| DEFAULT_RELAY_TEST_RCPT.to_string());
+    let roundtrip = match &h.roundtrip {
+        Some(raw) => {
+            let rt_layer = layers.roundtrip.unwrap_or_default();
+            let settings = HopSettings {
+                roundtrip: Some(&rt_layer),
+                ..settings
+            };
+            Some(hop_roundtrip(&settings, raw, &target, &h.expect)?)
+        }
+        None => None,
+    };
     let expect = expectations(at, &h.expect, &target)?;
+    let expect = roundtrip_expectations(at, &h.expect, roundtrip.as_ref(), expect)?;
     Ok(HopSpec {
         name: name.to_string(),
         hop: ctx.hop.or(hop_no).unwrap_or(1),
@@ -526,7 +595,70 @@ fn hop_spec(
         session,
         relay_test_rcpt,
         expect,
+        roundtrip,
     })
+}
+
+/// A hop's `[hop.roundtrip]`: its settings over the hop's (the command line over both), sent
+/// where the hop probes unless it says `via`, waiting `within` (else the `roundtrip.within`
+/// expectation, else 5 minutes). Secrets from variables only, as everywhere in the file.
+fn hop_roundtrip(
+    s: &HopSettings<'_>,
+    raw: &roundtrip::RawRoundtrip,
+    target: &HopTarget,
+    expect: &RawExpect,
+) -> Result<roundtrip::RoundtripSpec, FileError> {
+    let at = s.file.at;
+    if let Some(i) = &raw.interval {
+        return Err(at.error(
+            &i.span(),
+            "interval: a scenario file's round trip runs once per run (interval is for \
+             `serve`'s [roundtrips.NAME])"
+                .to_string(),
+        ));
+    }
+    for (key, f) in [
+        ("mailbox_password_file", &raw.mailbox_password_file),
+        ("mailbox_oauth_token_file", &raw.mailbox_oauth_token_file),
+        ("ndr_mailbox_password_file", &raw.ndr_mailbox_password_file),
+        ("ndr_mailbox_oauth_token_file", &raw.ndr_mailbox_oauth_token_file),
+    ] {
+        if let Some(f) = f {
+            let env = key.replace("_file", "_env");
+            return Err(at.error(
+                &f.span(),
+                format!("{key}: in a scenario file secrets come from variables ({env})"),
+            ));
+        }
+    }
+    let rt = s.roundtrip.map(|r| &r.spec).cloned().unwrap_or_default();
+    let hop = s.hop.spec.clone().or(&s.file.defaults.spec);
+    let mut session = s.file.overrides.clone().or(&rt.or(&hop));
+    // The hop's recipients are its probes'; the round trip has its own.
+    session.rcpt = None;
+    resolve_files(s, &mut session)?;
+    let default_via = match target {
+        HopTarget::Domain(d) => Target::trace(d).ok(),
+        HopTarget::Hosts(list) => list.first().map(|(host, port)| Target::Probe {
+            host: host.clone(),
+            port: *port,
+        }),
+    };
+    let span_of = |f: Field| s.written(f);
+    let cx = roundtrip::TableContext {
+        at,
+        base: s.file.base,
+        span_of: &span_of,
+        default_via,
+    };
+    let sending = crate::roundtrip::sending_session(session.clone(), raw.shares_oauth());
+    check_session(s, &sending)?;
+    let mut spec = roundtrip::read(&cx, raw, session)?;
+    let budget = expect.roundtrip.as_ref().and_then(|r| r.get_ref().within);
+    if let (None, Some(b)) = (&raw.within, budget) {
+        spec.within = b.0;
+    }
+    Ok(spec)
 }
 
 /// The domain to walk or the hosts to probe. `--port` replaces every port, those written as
@@ -699,6 +831,7 @@ pub(crate) fn expectations(
         stages,
         latency,
         open_relay,
+        roundtrip: RoundtripExpect::default(),
     };
     // A hop with nothing to check checks that it passes, as `probe`/`trace` would.
     if out.is_empty() {
@@ -707,35 +840,97 @@ pub(crate) fn expectations(
     Ok(out)
 }
 
-/// Builds the engine options of every hop, reading passwords; called once before any hop
-/// runs, so a missing password variable stops the run before it touches the network.
+/// The `roundtrip.KEY` expectations of a hop whose round trip is `rt` (None: the table has
+/// none, or an exporter module, which has none either).
+pub(crate) fn roundtrip_expectations(
+    at: &Locator<'_>,
+    e: &RawExpect,
+    rt: Option<&roundtrip::RoundtripSpec>,
+    mut out: Expectations,
+) -> Result<Expectations, FileError> {
+    let raw = e.roundtrip.as_ref();
+    let Some(rt) = rt else {
+        return match raw {
+            Some(r) => Err(at.error(
+                &r.span(),
+                "roundtrip.* expectations need a [hop.roundtrip] table in the hop (serve runs \
+                 round trips as [roundtrips.NAME])"
+                    .to_string(),
+            )),
+            None => Ok(out),
+        };
+    };
+    if let Some(r) = raw {
+        let x = r.get_ref();
+        if let Some(w) = x.within.filter(|w| w.0 > rt.within) {
+            return Err(at.error(
+                &r.span(),
+                format!(
+                    "roundtrip.within {} is longer than the round trip waits ([hop.roundtrip] \
+                     within = {}): the message could not be seen in time",
+                    humantime::format_duration(w.0),
+                    humantime::format_duration(rt.within)
+                ),
+            ));
+        }
+        out.roundtrip = RoundtripExpect {
+            passes: x.passes,
+            delivered: x.delivered,
+            folder: x.folder.map(|f| f.0),
+            within: x.within.map(|w| w.0),
+            scenario: x.scenario.map(|s| s.0),
+        };
+    }
+    if out.roundtrip.is_empty() {
+        out.roundtrip.passes = Some(true);
+    }
+    Ok(out)
+}
+
+/// A hop's engine options, passwords read: built for every hop before any runs, so a
+/// missing password variable stops the run before it touches the network.
 #[derive(Debug, Clone)]
-pub enum Prepared {
+pub struct Prepared {
+    pub job: HopJob,
+    /// The round trip's options, its passwords read (its tokens are had when it runs).
+    pub roundtrip: Option<Box<RoundtripOptions>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum HopJob {
     Trace(Box<TraceOptions>),
     Hosts(Vec<ProbeOptions>),
 }
 
 /// A hop whose options could not be built (a password variable not set, most often): exit 2.
 #[derive(Debug, thiserror::Error)]
-#[error("hop {hop:?}: {source}")]
 #[non_exhaustive]
-pub struct PrepareError {
-    pub hop: String,
-    #[source]
-    pub source: SpecError,
+pub enum PrepareError {
+    #[error("hop {hop:?}: {source}")]
+    Session {
+        hop: String,
+        #[source]
+        source: SpecError,
+    },
+    #[error("hop {hop:?}: round trip: {source}")]
+    Roundtrip {
+        hop: String,
+        #[source]
+        source: roundtrip::RunSetupError,
+    },
 }
 
 pub fn prepare(hop: &HopSpec) -> Result<Prepared, PrepareError> {
-    let err = |source| PrepareError {
+    let err = |source| PrepareError::Session {
         hop: hop.name.clone(),
         source,
     };
-    match &hop.target {
+    let job = match &hop.target {
         HopTarget::Domain(d) => {
             let t = Target::trace(d).map_err(|e| err(e.into()))?;
             match Job::new(&t, &hop.session, hop.ctx, None).map_err(err)? {
-                Job::Trace(o) => Ok(Prepared::Trace(o)),
-                Job::Probe(o) => Ok(Prepared::Hosts(vec![*o])),
+                Job::Trace(o) => HopJob::Trace(o),
+                Job::Probe(o) => HopJob::Hosts(vec![*o]),
             }
         }
         HopTarget::Hosts(hosts) => {
@@ -749,9 +944,19 @@ pub fn prepare(hop: &HopSpec) -> Result<Prepared, PrepareError> {
                     list.push(*o);
                 }
             }
-            Ok(Prepared::Hosts(list))
+            HopJob::Hosts(list)
         }
-    }
+    };
+    let roundtrip = match &hop.roundtrip {
+        Some(rt) => Some(Box::new(rt.options().map_err(|source| {
+            PrepareError::Roundtrip {
+                hop: hop.name.clone(),
+                source,
+            }
+        })?)),
+        None => None,
+    };
+    Ok(Prepared { job, roundtrip })
 }
 
 // ---- The TOML shape ------------------------------------------------------------------------
@@ -785,6 +990,7 @@ struct RawHop {
     hosts: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     expect: RawExpect,
+    roundtrip: Option<roundtrip::RawRoundtrip>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -802,6 +1008,18 @@ pub(crate) struct RawExpect {
     #[serde(default)]
     latency: BTreeMap<Spanned<LatencyKeyName>, Dur>,
     open_relay: Option<Spanned<bool>>,
+    roundtrip: Option<Spanned<RawRoundtripExpect>>,
+}
+
+/// `roundtrip.passes`, `.delivered`, `.folder`, `.within`, `.scenario` in `[hop.expect]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoundtripExpect {
+    passes: Option<bool>,
+    delivered: Option<bool>,
+    folder: Option<FolderName>,
+    within: Option<Dur>,
+    scenario: Option<ScenarioLetter>,
 }
 
 // ---- Values checked while they are read (the parser then reports their position) -----------
@@ -832,6 +1050,14 @@ from_str_value!(ScenarioLetter(Scenario), |s| parse_scenario(&s)
 pub(crate) struct Dur(pub(crate) Duration);
 from_str_value!(Dur(Duration), |s| mxtrace_proto::spec::parse_duration(&s)
     .map_err(|e| format!("invalid duration {s:?}: {e}")));
+
+#[derive(Debug, Clone, Copy)]
+struct FolderName(FolderKind);
+from_str_value!(FolderName(FolderKind), |s| match s.as_str() {
+    "inbox" => Ok(FolderKind::Inbox),
+    "junk" => Ok(FolderKind::Junk),
+    _ => Err(format!("roundtrip.folder {s:?}: inbox or junk")),
+});
 
 #[derive(Debug, Clone)]
 struct Glob(String);

@@ -29,7 +29,9 @@ pub use errors::{
     explain_observation, explain_tls_verification, observe_banner, observe_ehlo, Observation,
 };
 pub use oauth::{
-    aadsts, explain_challenge, is_exchange_online_submission, AadRow, AADSTS, BASIC_AUTH_RETIRING,
+    aadsts, explain_challenge, explain_challenge_for, explain_imap_token_refusal,
+    explain_mailbox_token_error, is_exchange_online_submission, AadRow, TokenUse, AADSTS,
+    BASIC_AUTH_RETIRING,
 };
 pub use peer::{drop_cipher_advice, fit_next_steps, fit_steps, identify as identify_peer, Peer};
 pub use scenario::{

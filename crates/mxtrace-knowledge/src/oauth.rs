@@ -25,6 +25,11 @@ pub const CLIENT_SECRET: &str = "In App registrations > your app > Certificates 
 pub const APP_AND_TENANT: &str = "Check --oauth-client-id against the app's Application (client) ID and --oauth-tenant against the tenant it is registered in (Overview page of the app registration).";
 pub const NEW_TOKEN: &str = "Get a new access token (a cached or pasted one may have expired) and check it was issued for this server: for Exchange Online the audience is https://outlook.office365.com.";
 pub const SCOPE_STEP: &str = "Ask for the scope the server names: for Exchange Online https://outlook.office365.com/.default with client credentials, https://outlook.office365.com/SMTP.Send for a user's token.";
+// The same for a mailbox read over IMAP (MS_SMTP_OAUTH covers IMAP; Google's XOAUTH2 page the
+// Gmail scope).
+pub const IMAP_APP_PERMISSION: &str = "In the Entra admin center, App registrations > your app > API permissions: add Office 365 Exchange Online > Application permissions > IMAP.AccessAsApp, then Grant admin consent for the tenant.";
+pub const IMAP_SCOPE_STEP: &str = "Ask for the scope the server names: for Exchange Online https://outlook.office365.com/.default with client credentials, https://outlook.office365.com/IMAP.AccessAsUser.All for a user's token; for Gmail https://mail.google.com/.";
+pub const IMAP_MAILBOX: &str = "Check the user in --mailbox: the mailbox the token may open (for an app's token, the mailbox its service principal has FullAccess on), with IMAP on for it (Exchange Online: Set-CASMailbox -Identity <mailbox> -ImapEnabled $true).";
 pub const MOVE_TO_OAUTH: &str = "Move this sender to OAuth: register an app in Entra ID with SMTP.SendAsApp (or SMTP.Send for a user), then probe with --auth-mech xoauth2 and --oauth-tenant/--oauth-client-id (docs/oauth.md); or send through a connector or Azure Communication Services instead.";
 const ENDPOINT_REACH: &str = "Check that this machine reaches the token endpoint over HTTPS (login.microsoftonline.com for Entra ID): proxy, firewall, DNS; raise --stage-timeout for a slow one.";
 const ENDPOINT_CERT: &str = "The token endpoint's certificate must verify: add an internal CA with --tls-ca-file, or install it in the system store (SSL_CERT_FILE / SSL_CERT_DIR); a TLS-inspecting proxy needs its CA there too.";
@@ -98,10 +103,32 @@ const OAUTH_ERRORS: &[(&str, &str, &[&str])] = &[
 
 /// Explains a failure to get a token (the auth stage's error message).
 pub(crate) fn explain_token_error(d: &str) -> (Category, Layer, String, Vec<&'static str>) {
-    let (cause, steps): (String, Vec<&'static str>) = if let Some(row) = aadsts(d) {
-        (format!("Microsoft Entra ID refused the token request with AADSTS{} ({}): {} No SMTP AUTH was attempted.", row.code, row.meaning, row.cause), row.steps.to_vec())
+    let (cause, steps) = token_error(d, "SMTP AUTH");
+    (Category::AuthFailed, Layer::Auth, cause, steps)
+}
+
+/// Explains a failure to get the token a mailbox logs in with (the round trip's IMAP login):
+/// (cause, steps).
+pub fn explain_mailbox_token_error(detail: &str) -> (String, Vec<&'static str>) {
+    let (cause, steps) = token_error(&detail.to_ascii_lowercase(), "IMAP login");
+    // The same rows, with IMAP's permission and scope.
+    let steps = steps
+        .into_iter()
+        .map(|s| match s {
+            APP_PERMISSION => IMAP_APP_PERMISSION,
+            SCOPE_STEP => IMAP_SCOPE_STEP,
+            s => s,
+        })
+        .collect();
+    (cause, steps)
+}
+
+/// Why no token was had (`d` lower-case), and that `what` was therefore not attempted.
+fn token_error(d: &str, what: &str) -> (String, Vec<&'static str>) {
+    if let Some(row) = aadsts(d) {
+        (format!("Microsoft Entra ID refused the token request with AADSTS{} ({}): {} No {what} was attempted.", row.code, row.meaning, row.cause), row.steps.to_vec())
     } else if let Some((code, cause, steps)) = OAUTH_ERRORS.iter().find(|(c, _, _)| d.contains(c)) {
-        (format!("The authorization server refused the token request ({code}, {RFC6749}): {cause} No SMTP AUTH was attempted."), steps.to_vec())
+        (format!("The authorization server refused the token request ({code}, {RFC6749}): {cause} No {what} was attempted."), steps.to_vec())
     } else if d.contains("tls with") {
         ("The token endpoint's TLS certificate did not verify, so no token was requested (mxtrace verifies token endpoints strictly, against the same trust stores as SMTP).".to_string(), vec![ENDPOINT_CERT])
     } else if d.contains("no complete answer within")
@@ -120,11 +147,10 @@ pub(crate) fn explain_token_error(d: &str) -> (Category, Layer, String, Vec<&'st
         )
     } else {
         (
-            "No OAuth access token could be had, so no SMTP AUTH was attempted.".to_string(),
+            format!("No OAuth access token could be had, so no {what} was attempted."),
             vec![NEW_TOKEN],
         )
-    };
-    (Category::AuthFailed, Layer::Auth, cause, steps)
+    }
 }
 
 /// The AADSTS row a message names (`AADSTS7000215: ...` in Entra's error description).
@@ -140,28 +166,62 @@ pub fn aadsts(d: &str) -> Option<&'static AadRow> {
     AADSTS.iter().find(|r| r.code == code)
 }
 
-/// A SASL error challenge's status: (statuses, what it means, steps, source).
+/// A SASL error challenge's status: (statuses, what it means, steps for SMTP AUTH, steps
+/// for an IMAP login, source).
 type ChallengeRow = (
     &'static [&'static str],
     &'static str,
+    &'static [&'static str],
     &'static [&'static str],
     &'static str,
 );
 
 static CHALLENGES: &[ChallengeRow] = &[
-    (&["invalid_token", "401"], "the token is expired, revoked, or not valid for this server or this user (a token issued to another account or audience)", &[NEW_TOKEN, SERVICE_PRINCIPAL], RFC7628),
-    (&["insufficient_scope", "403"], "the token is valid but lacks the scope or permission this server needs", &[SCOPE_STEP, APP_PERMISSION], RFC7628),
-    (&["invalid_request", "400"], "the request was malformed: the user name and the token's account differ, or the token is not a bearer token", &[NEW_TOKEN], RFC7628),
+    (&["invalid_token", "401"], "the token is expired, revoked, or not valid for this server or this user (a token issued to another account or audience)", &[NEW_TOKEN, SERVICE_PRINCIPAL], &[NEW_TOKEN, SERVICE_PRINCIPAL, IMAP_MAILBOX], RFC7628),
+    (&["insufficient_scope", "403"], "the token is valid but lacks the scope or permission this server needs", &[SCOPE_STEP, APP_PERMISSION], &[IMAP_SCOPE_STEP, IMAP_APP_PERMISSION], RFC7628),
+    (&["invalid_request", "400"], "the request was malformed: the user name and the token's account differ, or the token is not a bearer token", &[NEW_TOKEN], &[NEW_TOKEN, IMAP_MAILBOX], RFC7628),
 ];
 
-/// What a SASL error challenge's status means: (sentence, steps).
+/// Which login a token was refused at: the steps name its permission and scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    SmtpAuth,
+    Imap,
+}
+
+/// What a SASL error challenge's status means at SMTP AUTH: (sentence, steps).
 pub fn explain_challenge(status: &str, scope: Option<&str>) -> (String, Vec<&'static str>) {
+    explain_challenge_for(TokenUse::SmtpAuth, status, scope)
+}
+
+/// What an IMAP server's refusal of a token means, with the error challenge it sent when it
+/// sent one (status, scope): (sentence, steps). Exchange Online sends none (`NO AUTHENTICATE
+/// failed.`), so without one every usual cause is a step.
+pub fn explain_imap_token_refusal(challenge: Option<(&str, Option<&str>)>) -> (String, Vec<&'static str>) {
+    match challenge {
+        Some((status, scope)) => explain_challenge_for(TokenUse::Imap, status, scope),
+        None => (
+            "The IMAP server refused the OAuth token without an error challenge that says why: the token may be expired or for another audience, the app may lack IMAP.AccessAsApp, its service principal may not be registered or lack FullAccess on the mailbox, or IMAP may be off for the mailbox.".to_string(),
+            vec![NEW_TOKEN, IMAP_APP_PERMISSION, SERVICE_PRINCIPAL, IMAP_MAILBOX],
+        ),
+    }
+}
+
+/// What a SASL error challenge's status means: (sentence, steps for `at`).
+pub fn explain_challenge_for(
+    at: TokenUse,
+    status: &str,
+    scope: Option<&str>,
+) -> (String, Vec<&'static str>) {
     let (what, steps) = CHALLENGES
         .iter()
-        .find(|(names, _, _, _)| names.contains(&status))
+        .find(|(names, ..)| names.contains(&status))
         .map_or(
             ("the server refused the token", &[NEW_TOKEN][..]),
-            |(_, w, s, _)| (*w, *s),
+            |(_, w, smtp, imap, _)| match at {
+                TokenUse::SmtpAuth => (*w, *smtp),
+                TokenUse::Imap => (*w, *imap),
+            },
         );
     let clean = |s: &str| {
         s.chars()

@@ -20,7 +20,9 @@ use crate::tls::{self, TlsOptions};
 use base64::Engine as _;
 use mxtrace_proto::mailbox::MailboxSecurity;
 use mxtrace_proto::model::roundtrip::ImapStep;
+use mxtrace_proto::sasl::{self, ErrorChallenge};
 use mxtrace_proto::secret::{Secret, REDACTED};
+use mxtrace_proto::spec::AuthMech;
 use parse::{Kind, Response, Status};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -67,49 +69,84 @@ pub struct ImapOptions {
     pub limits: Limits,
 }
 
-/// The login: a password now; an OAuth 2.0 token is one more variant, whose `sasl` arm calls
-/// the token's SASL initial-response builder (XOAUTH2 or OAUTHBEARER, RFC 7628) and whose
-/// `login_fallback` is None.
+/// The login: a password, or an OAuth 2.0 access token presented in a SASL mechanism of its
+/// own (XOAUTH2 or OAUTHBEARER, RFC 7628), whose initial response `mxtrace_proto::sasl`
+/// builds, the same bytes as SMTP AUTH sends. A token is never sent with LOGIN or PLAIN.
 #[derive(Debug, Clone)]
 pub enum Credentials {
     /// AUTHENTICATE PLAIN (RFC 4616) when offered, else LOGIN.
     Password { user: String, password: Secret },
+    /// AUTHENTICATE XOAUTH2 when offered, else OAUTHBEARER; `mech` chooses one of the two.
+    Token {
+        user: String,
+        token: Secret,
+        mech: Option<AuthMech>,
+    },
 }
 
 /// The first message of an AUTHENTICATE exchange: the mechanism and its initial response,
 /// already base64-encoded (RFC 4959 SASL-IR, or sent after the first `+`).
 pub struct SaslStart {
-    pub mechanism: &'static str,
+    pub mechanism: AuthMech,
     pub initial_response: Secret,
 }
+
+/// The OAuth mechanisms in the order a token tries them.
+const OAUTH_MECHS: [AuthMech; 2] = [AuthMech::Xoauth2, AuthMech::OAuthBearer];
 
 impl Credentials {
     pub fn user(&self) -> &str {
         match self {
-            Credentials::Password { user, .. } => user,
+            Credentials::Password { user, .. } | Credentials::Token { user, .. } => user,
         }
     }
 
-    /// The SASL exchange for a server offering `caps`; None when none applies.
-    pub fn sasl(&self, caps: &[String]) -> Option<SaslStart> {
+    /// The SASL exchange for a server offering `caps`, reached as `host` and `port` (which
+    /// OAUTHBEARER names); None when none applies.
+    pub fn sasl(&self, caps: &[String], host: &str, port: u16) -> Option<SaslStart> {
         match self {
             Credentials::Password { user, password } if offers(caps, "AUTH=PLAIN") => {
                 let raw = format!("\0{user}\0{}", password.expose());
                 Some(SaslStart {
-                    mechanism: "PLAIN",
+                    mechanism: AuthMech::Plain,
                     initial_response: Secret::new(
                         base64::engine::general_purpose::STANDARD.encode(raw),
                     ),
                 })
             }
             Credentials::Password { .. } => None,
+            Credentials::Token { user, token, mech } => {
+                let wanted: &[AuthMech] = match mech {
+                    Some(m) => std::slice::from_ref(m),
+                    None => &OAUTH_MECHS,
+                };
+                let m = wanted
+                    .iter()
+                    .copied()
+                    .find(|m| offers(caps, &format!("AUTH={}", m.sasl_name())))?;
+                let initial_response = sasl::initial_response(m, user, host, port, token)?;
+                Some(SaslStart {
+                    mechanism: m,
+                    initial_response,
+                })
+            }
         }
     }
 
-    /// User and password for LOGIN when no SASL mechanism applies.
+    /// User and password for LOGIN when no SASL mechanism applies; never for a token.
     fn login_fallback(&self) -> Option<(&str, &Secret)> {
         match self {
             Credentials::Password { user, password } => Some((user, password)),
+            Credentials::Token { .. } => None,
+        }
+    }
+
+    /// What a server must offer for these credentials, as `NoMechanism` says it.
+    fn wanted(&self) -> String {
+        match self {
+            Credentials::Password { .. } => "AUTH=PLAIN or LOGIN".to_string(),
+            Credentials::Token { mech: Some(m), .. } => format!("AUTH={}", m.sasl_name()),
+            Credentials::Token { mech: None, .. } => "AUTH=XOAUTH2 or AUTH=OAUTHBEARER".to_string(),
         }
     }
 }
@@ -147,10 +184,17 @@ pub enum ImapError {
         status: String,
         text: String,
     },
-    #[error("login as {user} refused: {text}")]
-    Login { user: String, text: String },
-    #[error("the server offers neither a SASL mechanism for these credentials nor LOGIN")]
-    NoMechanism,
+    /// The server refused the login; `challenge` is the OAuth error challenge it sent before
+    /// (RFC 7628 3.2.2), decoded.
+    #[error("login as {user} refused ({how}): {text}{}", challenge_text(.challenge))]
+    Login {
+        user: String,
+        how: String,
+        text: String,
+        challenge: Option<ErrorChallenge>,
+    },
+    #[error("the server offers no login for these credentials: it needs {wanted} (it offers: {offered})")]
+    NoMechanism { wanted: String, offered: String },
     #[error("the server does not offer STARTTLS (imap://); use imaps:// if it has IMAPS")]
     NoStartTls,
     #[error("the server said goodbye: {0}")]
@@ -394,27 +438,37 @@ impl ImapConn {
     }
 
     /// Logs in: the credentials' SASL mechanism when the server offers it (initial response
-    /// on the command line with SASL-IR), else LOGIN. The capabilities are read again after.
+    /// on the command line with SASL-IR), else LOGIN (a password only). The capabilities are
+    /// read again after. Returns how it logged in (`AUTHENTICATE XOAUTH2`, `LOGIN`).
     pub async fn login(&mut self, creds: &Credentials) -> Result<String, ImapError> {
         let user = creds.user().to_string();
-        let refused = |e: ImapError| match e {
+        let refused = |how: &str, e: ImapError, challenge: Option<ErrorChallenge>| match e {
             ImapError::Refused { text, .. } => ImapError::Login {
                 user: user.clone(),
+                how: how.to_string(),
                 text,
+                challenge,
             },
             e => e,
         };
-        let (how, done) = match creds.sasl(&self.capabilities) {
+        let name = self.opts.tls_name.clone().unwrap_or(self.opts.host.clone());
+        let (how, done) = match creds.sasl(&self.capabilities, &name, self.opts.port) {
             Some(sasl) => {
-                let d = self.authenticate(&sasl).await.map_err(refused)?;
-                (format!("AUTHENTICATE {}", sasl.mechanism), d)
+                let how = format!("AUTHENTICATE {}", sasl.mechanism.sasl_name());
+                let (result, challenge) = self.authenticate(&sasl).await;
+                let d = result.map_err(|e| refused(&how, e, challenge))?;
+                (how, d)
             }
             None => {
+                let no_mechanism = || ImapError::NoMechanism {
+                    wanted: creds.wanted(),
+                    offered: self.auth_offered(),
+                };
                 let Some((u, password)) = creds.login_fallback() else {
-                    return Err(ImapError::NoMechanism);
+                    return Err(no_mechanism());
                 };
                 if self.offers("LOGINDISABLED") {
-                    return Err(ImapError::NoMechanism);
+                    return Err(no_mechanism());
                 }
                 let shown = format!("LOGIN {} {REDACTED}", quoted_or_shown(u));
                 let args = [
@@ -422,7 +476,10 @@ impl ImapConn {
                     Arg::Str(u.as_bytes()),
                     Arg::Str(password.expose().as_bytes()),
                 ];
-                let d = self.run(&shown, &args).await.map_err(refused)?;
+                let d = self
+                    .run(&shown, &args)
+                    .await
+                    .map_err(|e| refused("LOGIN", e, None))?;
                 ("LOGIN".to_string(), d)
             }
         };
@@ -433,34 +490,64 @@ impl ImapConn {
         Ok(how)
     }
 
-    async fn authenticate(&mut self, sasl: &SaslStart) -> Result<Completed, ImapError> {
+    /// The login capabilities offered (`AUTH=...`, `LOGINDISABLED`), for an error.
+    fn auth_offered(&self) -> String {
+        let list: Vec<&str> = self
+            .capabilities
+            .iter()
+            .map(String::as_str)
+            .filter(|c| c.starts_with("AUTH=") || *c == "LOGINDISABLED")
+            .collect();
+        if list.is_empty() {
+            "no AUTH= capability".to_string()
+        } else {
+            list.join(" ")
+        }
+    }
+
+    /// One AUTHENTICATE exchange; the OAuth error challenge it met, decoded, comes back beside
+    /// the result and is added to the log.
+    async fn authenticate(
+        &mut self,
+        sasl: &SaslStart,
+    ) -> (Result<Completed, ImapError>, Option<ErrorChallenge>) {
         let started = Instant::now();
         let deadline = self.deadline();
         let tag = self.tag();
         let ir = self.offers("SASL-IR");
-        let shown = format!("AUTHENTICATE {} {REDACTED}", sasl.mechanism);
+        let name = sasl.mechanism.sasl_name();
+        let shown = format!("AUTHENTICATE {name} {REDACTED}");
         let first = if ir {
             format!(
-                "{tag} AUTHENTICATE {} {}\r\n",
-                sasl.mechanism,
+                "{tag} AUTHENTICATE {name} {}\r\n",
                 sasl.initial_response.expose()
             )
         } else {
-            format!("{tag} AUTHENTICATE {}\r\n", sasl.mechanism)
+            format!("{tag} AUTHENTICATE {name}\r\n")
         };
+        let mut challenge = None;
         let result = self
-            .sasl_exchange(&tag, first, (!ir).then_some(sasl), deadline)
+            .sasl_exchange(&tag, first, sasl, !ir, &mut challenge, deadline)
             .await;
-        self.finish(&shown, result, started)
+        let result = self.finish(&shown, result, started);
+        if let (Some(c), Some(step)) = (&challenge, self.log.last_mut()) {
+            step.reply = clip(&format!("{} (error challenge: {})", step.reply, c.json));
+        }
+        (result, challenge)
     }
 
-    /// Sends the first line; the initial response after the first `+` when not on it; any
-    /// further challenge (an OAuth error, RFC 7628 3.2.2) is answered with `*` (cancel).
+    /// Sends the first line, and the initial response after the first `+` when it was not on
+    /// it. A further challenge of an OAuth mechanism is its error (RFC 7628 3.2.2): decoded
+    /// into `challenge` and answered as the mechanism says (an empty line for XOAUTH2, `^A`
+    /// for OAUTHBEARER), after which the server sends its NO; anything else is cancelled
+    /// with `*` (RFC 9051 6.2.2).
     async fn sasl_exchange(
         &mut self,
         tag: &str,
         first: String,
-        mut pending: Option<&SaslStart>,
+        sasl: &SaslStart,
+        mut pending: bool,
+        challenge: &mut Option<ErrorChallenge>,
         deadline: Instant,
     ) -> Result<Completed, ImapError> {
         self.send(first.as_bytes(), deadline).await?;
@@ -468,12 +555,19 @@ impl ImapConn {
         loop {
             let r = self.read_response(deadline).await?;
             match r.kind() {
-                Kind::Continuation(_) => {
-                    let answer = match pending.take() {
-                        Some(s) => format!("{}\r\n", s.initial_response.expose()),
-                        None => "*\r\n".to_string(),
+                Kind::Continuation(text) => {
+                    let error = sasl::decode_error_challenge(text)
+                        .filter(|_| sasl.mechanism.is_oauth() && challenge.is_none());
+                    let answer = if std::mem::take(&mut pending) {
+                        sasl.initial_response.expose().to_string()
+                    } else if let Some(e) = error {
+                        *challenge = Some(e);
+                        sasl::error_response(sasl.mechanism).to_string()
+                    } else {
+                        "*".to_string()
                     };
-                    self.send(answer.as_bytes(), deadline).await?;
+                    self.send(format!("{answer}\r\n").as_bytes(), deadline)
+                        .await?;
                 }
                 Kind::Tagged(t, rest) if t == tag => {
                     return Ok(Completed {
@@ -777,6 +871,17 @@ async fn connect_tcp(opts: &ImapOptions) -> Result<TcpStream, ImapError> {
         port: opts.port,
         reason: last,
     })
+}
+
+/// `; the server's error challenge: {...}` when there was one.
+fn challenge_text(c: &Option<ErrorChallenge>) -> String {
+    c.as_ref()
+        .map(|c| {
+            // Server text on a terminal: no control characters.
+            let json: String = c.json.chars().filter(|c| !c.is_control()).collect();
+            format!("; its OAuth error challenge: {json}")
+        })
+        .unwrap_or_default()
 }
 
 fn status_line(s: &Status) -> String {

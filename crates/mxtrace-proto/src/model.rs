@@ -22,7 +22,8 @@ pub use diagnosis::{
 };
 pub use document::{Document, DocumentError, SCHEMA_VERSION};
 pub use run::{
-    CheckReport, ExpectationResult, HopData, HopResult, RunReport, RunSummary, RunVerdict,
+    CheckReport, ExpectationResult, HopData, HopResult, HopRoundtrip, RunReport, RunSummary,
+    RunVerdict,
 };
 
 use crate::smtp::ehlo::Capabilities;

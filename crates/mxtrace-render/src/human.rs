@@ -659,6 +659,9 @@ pub fn render_run(r: &mxtrace_proto::model::RunReport, style: Style) -> String {
             "hop {} {}: {} {}{scenario}",
             h.hop, h.name, h.kind, h.target
         );
+        if let Some(rt) = &h.roundtrip {
+            let _ = writeln!(out, "     {}", hop_roundtrip(rt));
+        }
         for e in &h.expectations {
             let mark = if e.passed {
                 style.paint("32", "PASS")
@@ -689,6 +692,26 @@ pub fn render_run(r: &mxtrace_proto::model::RunReport, style: Style) -> String {
     let verdict = pass_fail(r.verdict.passed, style);
     let _ = writeln!(out, "Verdict: {verdict} {}", r.verdict.summary);
     guard(out, style)
+}
+
+/// A hop's round trip in one line: where the message went and what became of it.
+fn hop_roundtrip(rt: &mxtrace_proto::model::HopRoundtrip) -> String {
+    match (&rt.report, &rt.error) {
+        (Some(r), _) => format!(
+            "round trip {} -> {} (mailbox {}): {}",
+            r.from.as_deref().unwrap_or("<>"),
+            r.rcpt,
+            r.mailbox.url,
+            r.verdict.summary
+        ),
+        (None, e) => {
+            let e = e.as_deref().unwrap_or("");
+            format!(
+                "round trip could not start: {}",
+                e.lines().next().unwrap_or(e)
+            )
+        }
+    }
 }
 
 /// `diff`: one line per finding, regressions first, then the summary and verdict.

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use mxtrace_core::job::{Job, Target};
 use mxtrace_core::watch::{self, Control, TokioClock, Until, WatchOptions, WatchTarget};
 use mxtrace_proto::exit;
-use mxtrace_proto::model::watch::WatchReport;
+use mxtrace_proto::model::watch::{WatchLine, WatchReport};
 use mxtrace_proto::model::PathContext;
 use mxtrace_render as report;
 use std::io::IsTerminal;
@@ -169,14 +169,14 @@ pub fn run(
     })
 }
 
-/// `--report` and `--html`.
+/// `--report` (the report line of `--json`, pretty: one schema for both) and `--html`.
 fn save(
     r: &WatchReport,
     json: Option<report::junit::Pending>,
     html: Option<report::junit::Pending>,
 ) -> Result<(), CliError> {
     if let Some(j) = json {
-        j.commit(&report::json::render("watch", r)?)
+        j.commit(&report::json::render("watch", &WatchLine::Report(r.clone()))?)
             .map_err(CliError::Html)?;
     }
     if let Some(h) = html {

@@ -24,8 +24,8 @@ use crate::probe::ProbeOptions;
 use crate::run::ExpectationResult;
 use crate::scenario_file::roundtrip::{self as rt, RawRoundtrip, RoundtripSpec};
 use crate::scenario_file::{
-    expectations, read_small, take_layer, tenant_key, Expectations, FileError, HopTarget, Layer,
-    Locator, RawExpect, StartTlsExpect,
+    expectations, read_small, roundtrip_expectations, take_layer, tenant_key, Expectations,
+    FileError, HopTarget, Layer, Locator, RawExpect, StartTlsExpect,
 };
 use mxtrace_knowledge::PathContext;
 use mxtrace_proto::model::JobReport;
@@ -266,17 +266,25 @@ fn roundtrip_entry(
     raw: &RawRoundtrip,
     layer: Layer,
 ) -> Result<RoundtripEntry, FileError> {
-    let mut spec = layer.spec;
+    let Layer { mut spec, spans } = layer;
     for slot in [
         &mut spec.tls_ca_file,
         &mut spec.tls_client_cert,
         &mut spec.tls_client_key,
         &mut spec.auth_password_file,
+        &mut spec.oauth_token_file,
+        &mut spec.oauth_client_secret_file,
+        &mut spec.oauth_client_cert,
+        &mut spec.oauth_client_key,
     ]
     .into_iter()
     .flatten()
     {
         *slot = base.join(&*slot);
+    }
+    if spec.oauth_grant == Some(mxtrace_proto::spec::OAuthGrant::Device) {
+        let span = spans.get(&Field::OAuthGrant).cloned().unwrap_or(0..0);
+        return Err(at.error(&span, NO_DEVICE_GRANT.to_string()));
     }
     let interval = match &raw.interval {
         Some(i) if i.get_ref().0 < Duration::from_secs(10) => {
@@ -288,12 +296,23 @@ fn roundtrip_entry(
         Some(i) => i.get_ref().0,
         None => DEFAULT_ROUNDTRIP_INTERVAL,
     };
+    let span_of = |f: Field| spans.get(&f).cloned();
+    let cx = rt::TableContext {
+        at,
+        base,
+        span_of: &span_of,
+        default_via: None,
+    };
     Ok(RoundtripEntry {
         name: name.to_string(),
         interval,
-        spec: rt::read(at, base, raw, spec)?,
+        spec: rt::read(&cx, raw, spec)?,
     })
 }
+
+/// The exporter runs unattended: nobody completes a device sign-in.
+const NO_DEVICE_GRANT: &str = "oauth_grant = \"device\" needs a person at a terminal, which the \
+     exporter has not: use the client-credentials grant";
 
 fn module(
     at: &Locator<'_>,
@@ -352,9 +371,7 @@ fn module(
     if spec.oauth_grant == Some(mxtrace_proto::spec::OAuthGrant::Device) {
         return Err(at.error(
             &span_of(Some(Field::OAuthGrant)),
-            "oauth_grant = \"device\" needs a person at a terminal, which the exporter has not: \
-             use the client-credentials grant"
-                .to_string(),
+            NO_DEVICE_GRANT.to_string(),
         ));
     }
     if spec.auth_user.is_some()
@@ -387,6 +404,7 @@ fn module(
 /// (a scrape runs one probe or trace): `mxtrace run` makes them.
 fn module_expect(at: &Locator<'_>, e: &Spanned<RawExpect>) -> Result<Expectations, FileError> {
     let x = expectations(at, e.get_ref(), &HopTarget::Domain(String::new()))?;
+    let x = roundtrip_expectations(at, e.get_ref(), None, x)?;
     if x.open_relay.is_some() || x.starttls == Some(StartTlsExpect::Required) {
         return Err(at.error(
             &e.span(),

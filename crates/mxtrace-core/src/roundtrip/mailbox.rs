@@ -3,7 +3,7 @@
 //! polled), and cleaned of mxtrace's own message only.
 
 use super::MailboxOptions;
-use mxtrace_net::imap::{IdleEnd, ImapConn, ImapError};
+use mxtrace_net::imap::{Credentials, IdleEnd, ImapConn, ImapError};
 use mxtrace_proto::model::roundtrip::{
     Cleanup, CleanupAction, FolderKind, ImapStep, MailboxSummary,
 };
@@ -35,15 +35,16 @@ pub struct Mailbox {
 }
 
 impl Mailbox {
-    /// Connects and logs in; the Junk folder is looked up at once. The log comes back with
-    /// the error too.
+    /// Connects and logs in with `creds`; the Junk folder is looked up at once. The log comes
+    /// back with the error too.
     pub async fn open(
         opts: &MailboxOptions,
+        creds: &Credentials,
         label: &str,
         t0: Instant,
     ) -> Result<Mailbox, (ImapError, Vec<ImapStep>)> {
         let mut conn = ImapConn::connect(&opts.imap, label, t0).await?;
-        let login = match conn.login(&opts.credentials).await {
+        let login = match conn.login(creds).await {
             Ok(l) => l,
             Err(e) => return Err((e, std::mem::take(&mut conn.log))),
         };

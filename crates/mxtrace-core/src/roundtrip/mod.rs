@@ -9,13 +9,15 @@
 
 mod assemble;
 mod findings;
+mod login;
 pub mod mailbox;
 mod reading;
 
 use crate::job::Job;
 use crate::trace::TraceError;
 use mailbox::{Location, Mailbox, ID_HEADER};
-use mxtrace_net::imap::{Credentials, ImapError, ImapOptions};
+use crate::oauth::OAuthError;
+use mxtrace_net::imap::{ImapError, ImapOptions};
 use mxtrace_net::tls::TlsOptions;
 use mxtrace_proto::mailbox::MailboxUrl;
 use mxtrace_proto::model::roundtrip::{RoundtripReport, Sent};
@@ -25,6 +27,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 pub use findings::finding;
+pub use login::{sending_session, MailboxLogin};
 
 /// How long to wait for the message when nothing says: a few minutes, as mail usually takes.
 pub const DEFAULT_WITHIN: Duration = Duration::from_secs(300);
@@ -36,16 +39,16 @@ pub const DEFAULT_IMAP_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct MailboxOptions {
     pub url: MailboxUrl,
-    pub credentials: Credentials,
+    pub login: MailboxLogin,
     pub imap: ImapOptions,
 }
 
 impl MailboxOptions {
-    /// A mailbox logged in to with a password; TLS verified strictly, `ca_file` trusted besides
-    /// the public roots.
-    pub fn with_password(
+    /// A mailbox of `url` logged in to with `login`; TLS verified strictly, `ca_file` trusted
+    /// besides the public roots.
+    pub fn new(
         url: MailboxUrl,
-        password: Secret,
+        login: MailboxLogin,
         ca_file: Option<std::path::PathBuf>,
         tls_name: Option<String>,
         timeout: Duration,
@@ -67,14 +70,19 @@ impl MailboxOptions {
             command_timeout: timeout,
             limits: mxtrace_net::imap::Limits::default(),
         };
-        MailboxOptions {
-            credentials: Credentials::Password {
-                user: url.user.clone(),
-                password,
-            },
-            url,
-            imap,
-        }
+        MailboxOptions { url, login, imap }
+    }
+
+    /// A mailbox logged in to with a password.
+    pub fn with_password(
+        url: MailboxUrl,
+        password: Secret,
+        ca_file: Option<std::path::PathBuf>,
+        tls_name: Option<String>,
+        timeout: Duration,
+    ) -> MailboxOptions {
+        let login = MailboxLogin::Password(password);
+        MailboxOptions::new(url, login, ca_file, tls_name, timeout)
     }
 }
 
@@ -93,15 +101,24 @@ pub struct RoundtripOptions {
     pub slow_hop: Duration,
 }
 
-/// A round trip that could not start (exit 2): nothing was sent.
+/// A round trip that could not start (exit 2): nothing was sent. `hint` explains a refused
+/// token or a token that could not be had: the cause, then numbered steps.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RoundtripError {
-    #[error("mailbox {url}: {source} (nothing was sent)")]
+    #[error("mailbox {url}: {source} (nothing was sent){}", indented(.hint))]
     Mailbox {
         url: String,
         #[source]
         source: ImapError,
+        hint: Vec<String>,
+    },
+    #[error("mailbox {url}: no OAuth access token to log in with: {source} (nothing was sent){}", indented(.hint))]
+    MailboxToken {
+        url: String,
+        #[source]
+        source: OAuthError,
+        hint: Vec<String>,
     },
     #[error(transparent)]
     Send(#[from] TraceError),
@@ -182,13 +199,29 @@ pub async fn roundtrip(o: &RoundtripOptions) -> Result<RoundtripReport, Roundtri
     })
 }
 
+/// Logs in to one mailbox: the token had first (a token that cannot be had is explained),
+/// then the login (a refused token is explained).
 async fn open(o: &MailboxOptions, label: &str, t0: Instant) -> Result<Mailbox, RoundtripError> {
-    Mailbox::open(o, label, t0)
+    let creds = o
+        .credentials()
+        .await
+        .map_err(|source| RoundtripError::MailboxToken {
+            url: o.url.to_string(),
+            hint: login::token_hint(&source),
+            source,
+        })?;
+    Mailbox::open(o, &creds, label, t0)
         .await
         .map_err(|(source, _log)| RoundtripError::Mailbox {
             url: o.url.to_string(),
+            hint: login::login_hint(&source, &o.login),
             source,
         })
+}
+
+/// Lines under an error message, indented.
+fn indented(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("\n  {l}")).collect()
 }
 
 /// What the wait ended with.

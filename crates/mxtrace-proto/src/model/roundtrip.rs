@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// The whole round trip (`roundtrip --json`, after `command` and `version`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RoundtripReport {
     /// The id in the message's `X-Mxtrace-Probe` header, Message-ID and Subject.
     pub probe_id: String,
@@ -42,6 +43,7 @@ pub struct RoundtripReport {
 
 /// A mailbox as used: its address (never a password) and what the server offered.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MailboxSummary {
     /// `imaps://USER@HOST:PORT`.
     pub url: String,
@@ -61,6 +63,7 @@ pub struct MailboxSummary {
 
 /// The probe message as it was handed over.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Sent {
     /// True when a server accepted the end of DATA.
     pub accepted: bool,
@@ -76,6 +79,7 @@ pub struct Sent {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Found in the mailbox.
@@ -103,6 +107,7 @@ impl DeliveryStatus {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FolderKind {
     Inbox,
@@ -119,6 +124,7 @@ impl FolderKind {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Delivery {
     pub status: DeliveryStatus,
     pub folder: Option<FolderKind>,
@@ -138,6 +144,7 @@ pub struct Delivery {
 
 /// The last place the message is known to have been.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LastSeen {
     pub host: String,
     pub ip: Option<String>,
@@ -147,6 +154,7 @@ pub struct LastSeen {
 
 /// One Received hop of the delivered copy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PathHop {
     /// 1 for the oldest stamp (nearest the sender).
     pub index: usize,
@@ -165,6 +173,7 @@ pub struct PathHop {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RoundtripPath {
     pub hops: Vec<PathHop>,
     /// The zones passed through, sender first.
@@ -179,6 +188,7 @@ pub struct RoundtripPath {
 
 /// One authentication verdict of the receiving side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuthVerdict {
     /// `spf`, `dkim`, `dmarc`, `compauth`, ...
     pub method: String,
@@ -190,6 +200,7 @@ pub struct AuthVerdict {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReceiverVerdicts {
     /// The topmost Authentication-Results (the last receiving server's).
     pub auth: Vec<AuthVerdict>,
@@ -204,6 +215,7 @@ pub struct ReceiverVerdicts {
 
 /// A bounce that came back for the probe.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Bounce {
     pub folder_name: String,
     pub uid: u32,
@@ -215,6 +227,7 @@ pub struct Bounce {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BounceRecipient {
     pub recipient: String,
     pub action: Option<String>,
@@ -228,6 +241,7 @@ pub struct BounceRecipient {
 
 /// Something about the delivered copy (or its absence) that would hurt real mail.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RoundtripFinding {
     /// Stable: `not_delivered`, `bounced`, `landed_in_junk`, `spam_verdict`, `dmarc_fail`,
     /// `compauth_fail`, `spf_fail`, `dkim_fail`, `hop_without_tls`, `slow_hop`,
@@ -240,6 +254,7 @@ pub struct RoundtripFinding {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CleanupAction {
     /// Flagged \Deleted and removed by UID EXPUNGE (RFC 4315).
@@ -253,6 +268,7 @@ pub enum CleanupAction {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Cleanup {
     /// `probe` or `bounce`.
     pub message: String,
@@ -264,6 +280,7 @@ pub struct Cleanup {
 
 /// One IMAP command and its tagged answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ImapStep {
     /// `mailbox` or `ndr_mailbox`.
     pub mailbox: String,
@@ -278,6 +295,7 @@ pub struct ImapStep {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RoundtripVerdict {
     /// Delivered to the inbox with no error finding (exit 0).
     pub passed: bool,

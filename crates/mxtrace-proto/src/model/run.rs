@@ -1,6 +1,7 @@
 //! `run FILE.toml`'s result: the hops of a scenario file, each a trace or probes, the extra
 //! sessions some expectations need, and every expectation checked.
 
+use super::roundtrip::RoundtripReport;
 use super::{ProbeReport, Scenario, TraceReport};
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +54,9 @@ pub struct HopResult {
     pub result: HopData,
     /// The extra sessions some expectations need.
     pub checks: Vec<CheckReport>,
+    /// The hop's round trip (`[hop.roundtrip]`), run after its probes; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roundtrip: Option<HopRoundtrip>,
     pub expectations: Vec<ExpectationResult>,
     pub passed: bool,
     pub elapsed_ms: f64,
@@ -65,6 +69,16 @@ pub struct HopResult {
 pub enum HopData {
     Trace(Box<TraceReport>),
     Probes(Vec<ProbeReport>),
+}
+
+/// A hop's round trip: its result, or why it could not start (nothing was sent then).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct HopRoundtrip {
+    /// The round trip as `roundtrip --json` reports it; null when it could not start.
+    pub report: Option<Box<RoundtripReport>>,
+    /// Why it could not start (a mailbox login refused, no token): null when it ran.
+    pub error: Option<String>,
 }
 
 /// An extra session an expectation needed.

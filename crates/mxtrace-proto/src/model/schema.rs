@@ -11,7 +11,9 @@ use super::demo::DemoReport;
 use super::diff::DiffReport;
 use super::headers::HeadersReport;
 use super::posture::PostureReport;
+use super::roundtrip::RoundtripReport;
 use super::sweep::Record;
+use super::watch::WatchLine;
 use super::{Explanation, ProbeReport, RunReport, TraceReport, SCHEMA_VERSION};
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema};
@@ -34,7 +36,7 @@ struct Output {
     body: fn() -> Schema,
 }
 
-const OUTPUTS: [Output; 9] = [
+const OUTPUTS: [Output; 11] = [
     Output {
         command: "probe",
         envelope: Envelope::Result(&["probe"]),
@@ -77,6 +79,22 @@ const OUTPUTS: [Output; 9] = [
             `input` with the `probe` or `trace` result (`command` says which), or, with \
             `command` `sweep`, the `error` that kept the target from running.",
         body: root::<Record>,
+    },
+    Output {
+        command: "watch",
+        envelope: Envelope::Result(&["watch"]),
+        description: "One line of `mxtrace watch --json`: a probe (`type` `probe`), a change \
+            (`type` `event`) or, last, the change-window report (`type` `report`), which is \
+            also what `--report FILE` writes.",
+        body: root::<WatchLine>,
+    },
+    Output {
+        command: "roundtrip",
+        envelope: Envelope::Result(&["roundtrip"]),
+        description: "`mxtrace roundtrip --json`: a probe message sent, looked for in a mailbox \
+            over IMAP, and what its delivered copy (or bounce) says: delivery and its times, \
+            the path, the receiving side's verdicts, findings, cleanup and the IMAP dialogue.",
+        body: root::<RoundtripReport>,
     },
     Output {
         command: "dns",

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// The whole change window: every target's statistics, outages and timeline, and every event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WatchReport {
     /// When the first probe started (RFC 3339, UTC).
     pub started_at: String,
@@ -24,6 +25,7 @@ pub struct WatchReport {
 
 /// Why the watch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     /// Every target was probed `--count` times.
@@ -38,6 +40,7 @@ pub enum StopReason {
 
 /// Exit 0 when the last probe of every target passed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WatchVerdict {
     pub passed: bool,
     pub summary: String,
@@ -45,6 +48,7 @@ pub struct WatchVerdict {
 
 /// A probe of `host:port` or a trace of a domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TargetKind {
     Probe,
@@ -53,6 +57,7 @@ pub enum TargetKind {
 
 /// One target through the window.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WatchTarget {
     /// As `probe` or `trace` takes it: `host:port` or a domain.
     pub target: String,
@@ -74,6 +79,7 @@ pub struct WatchTarget {
 
 /// Up or down, and since when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TargetStatus {
     pub state: State,
     /// When the state began (the start of the probe that showed it); null before any probe.
@@ -83,6 +89,7 @@ pub struct TargetStatus {
 
 /// `up` (the last probe passed), `down`, or `unknown` before the first probe ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     Unknown,
@@ -102,6 +109,7 @@ impl State {
 
 /// One stage's numbers over the probes that reached it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StageStats {
     pub stage: Stage,
     /// Probes that reached this stage.
@@ -127,6 +135,7 @@ pub struct StageStats {
 
 /// Numbers of a stretch of probes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PhaseStats {
     pub probes: u64,
     pub failed: u64,
@@ -142,6 +151,7 @@ pub struct PhaseStats {
 /// `during` and `after` are empty when the target never failed; `after` is empty while it is
 /// still down.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Phases {
     pub before: PhaseStats,
     pub during: PhaseStats,
@@ -151,6 +161,7 @@ pub struct Phases {
 /// A stretch of failed probes: from the start of the first to the start of the probe that
 /// passed again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Outage {
     pub start: String,
     pub start_ms: f64,
@@ -171,6 +182,7 @@ pub struct Outage {
 
 /// One probe in the timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TimelinePoint {
     pub at_ms: f64,
     pub elapsed_ms: f64,
@@ -180,6 +192,7 @@ pub struct TimelinePoint {
 
 /// One probe of one target, as `--json` streams it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ProbeSample {
     pub target: String,
     /// 1 for the target's first probe.
@@ -200,6 +213,7 @@ pub struct ProbeSample {
 
 /// One stage of a probe, reduced to what the watch compares and times.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SampleStage {
     pub stage: Stage,
     pub elapsed_ms: f64,
@@ -238,6 +252,7 @@ impl SampleStage {
 
 /// A change seen between two consecutive probes of a target (or its first probe).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WatchEvent {
     pub target: String,
     /// The probe that showed the change.
@@ -260,6 +275,7 @@ pub struct WatchEvent {
 /// `first` (the first probe's state), `down`, `up` (recovered) or `changed` (an answer
 /// changed without passing or failing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     First,
@@ -281,6 +297,7 @@ impl EventKind {
 
 /// One line of `watch --json`: a probe, an event, or the report at the end.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WatchLine {
     Probe(ProbeSample),

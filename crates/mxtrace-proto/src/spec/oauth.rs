@@ -13,6 +13,9 @@ pub const ENTRA_SCOPE: &str = "https://outlook.office365.com/.default";
 /// The delegated permission a person grants in the device flow, and a refresh token.
 pub const ENTRA_SMTP_DELEGATED_SCOPE: &str =
     "https://outlook.office365.com/SMTP.Send offline_access";
+/// The same for reading a mailbox over IMAP (the round trip's mailbox).
+pub const ENTRA_IMAP_DELEGATED_SCOPE: &str =
+    "https://outlook.office365.com/IMAP.AccessAsUser.All offline_access";
 
 /// Settings that ask for a grant against a token endpoint.
 const GRANT_FIELDS: &[Field] = &[

@@ -11,6 +11,13 @@ pub fn render_roundtrip(r: &RoundtripReport) -> String {
     let title = format!("mxtrace roundtrip {}", r.rcpt);
     let mut out = String::new();
     verdict_banner(&mut out, r.verdict.passed, &r.verdict.summary);
+    body(&mut out, r, "send", "h2");
+    page::wrap(&title, Some(&r.started_at), &out)
+}
+
+/// Everything but the banner, its headings `h` (`h2` on a page of its own, lower inside a
+/// `run` page); the sending session's anchors start with `anchor`.
+pub(super) fn body(out: &mut String, r: &RoundtripReport, anchor: &str, h: &str) {
     let d = &r.delivery;
     let _ = writeln!(
         out,
@@ -24,7 +31,7 @@ pub fn render_roundtrip(r: &RoundtripReport) -> String {
     let secs = |s: Option<f64>| s.map_or("-".into(), |s| format!("{s:.3} s"));
     let _ = writeln!(
         out,
-        "<h2>Delivery</h2>\n<table><tr><th>status</th><th>folder</th><th>end of DATA &rarr; \
+        "<{h}>Delivery</{h}>\n<table><tr><th>status</th><th>folder</th><th>end of DATA &rarr; \
          mailbox</th><th>Received chain</th><th>accepted by</th></tr>\n<tr><td>{}</td><td>{}</td>\
          <td>{}</td><td>{}</td><td class=\"mono\">{} {}</td></tr>\n</table>",
         Esc(d.status.as_str()),
@@ -35,23 +42,22 @@ pub fn render_roundtrip(r: &RoundtripReport) -> String {
         Esc(r.sent.at.as_deref().unwrap_or(""))
     );
     if let Some(p) = &r.path {
-        path(&mut out, p);
+        path(out, p, h);
     }
-    receiver(&mut out, r);
-    findings(&mut out, r);
-    out.push_str("<h2>Sending session</h2>\n");
+    receiver(out, r, h);
+    findings(out, r, h);
+    let _ = writeln!(out, "<{h}>Sending session</{h}>");
     match &r.sent.report {
-        JobReport::Probe(p) => probe::section(&mut out, p, "send", None),
-        JobReport::Trace(t) => trace_body(&mut out, t, "send"),
+        JobReport::Probe(p) => probe::section(out, p, anchor, None),
+        JobReport::Trace(t) => trace_body(out, t, anchor),
     }
-    imap(&mut out, r);
-    page::wrap(&title, Some(&r.started_at), &out)
+    imap(out, r, h);
 }
 
-fn path(out: &mut String, p: &RoundtripPath) {
+fn path(out: &mut String, p: &RoundtripPath, h: &str) {
     let _ = writeln!(
         out,
-        "<h2>Path</h2>\n<p class=\"meta\">scenario shown: {}{}</p>\n<table><tr><th>hop</th>\
+        "<{h}>Path</{h}>\n<p class=\"meta\">scenario shown: {}{}</p>\n<table><tr><th>hop</th>\
          <th>delay</th><th>from</th><th>by</th><th>with</th><th>TLS</th><th>zone</th></tr>",
         p.scenario.map_or("none".into(), |s| s.to_string()),
         p.expected_scenario
@@ -88,9 +94,9 @@ fn path(out: &mut String, p: &RoundtripPath) {
     out.push_str("</table>\n");
 }
 
-fn receiver(out: &mut String, r: &RoundtripReport) {
+fn receiver(out: &mut String, r: &RoundtripReport, h: &str) {
     let Some(v) = &r.receiver else { return };
-    out.push_str("<h2>What the receiving side concluded</h2>\n<table><tr><th>check</th><th>result</th><th>detail</th></tr>\n");
+    let _ = writeln!(out, "<{h}>What the receiving side concluded</{h}>\n<table><tr><th>check</th><th>result</th><th>detail</th></tr>");
     for a in &v.auth {
         let _ = writeln!(
             out,
@@ -120,7 +126,7 @@ fn receiver(out: &mut String, r: &RoundtripReport) {
     }
     out.push_str("</table>\n");
     if let Some(b) = &r.bounce {
-        let _ = writeln!(out, "<h2>Bounce</h2>\n<p>{}</p>", Esc(&b.summary));
+        let _ = writeln!(out, "<{h}>Bounce</{h}>\n<p>{}</p>", Esc(&b.summary));
         for x in &b.recipients {
             let _ = writeln!(
                 out,
@@ -133,12 +139,13 @@ fn receiver(out: &mut String, r: &RoundtripReport) {
     }
 }
 
-fn findings(out: &mut String, r: &RoundtripReport) {
+fn findings(out: &mut String, r: &RoundtripReport, h: &str) {
     if r.findings.is_empty() {
         return;
     }
-    out.push_str(
-        "<h2>Findings</h2>\n<table><tr><th>severity</th><th>finding</th><th>source</th></tr>\n",
+    let _ = writeln!(
+        out,
+        "<{h}>Findings</{h}>\n<table><tr><th>severity</th><th>finding</th><th>source</th></tr>",
     );
     for f in &r.findings {
         let (class, _) = pass_fail(f.severity != Severity::Error);
@@ -160,8 +167,8 @@ fn findings(out: &mut String, r: &RoundtripReport) {
     out.push_str("</table>\n");
 }
 
-fn imap(out: &mut String, r: &RoundtripReport) {
-    out.push_str("<h2>Mailbox dialogue</h2>\n<details><summary>IMAP commands (credentials redacted)</summary>\n<pre>");
+fn imap(out: &mut String, r: &RoundtripReport, h: &str) {
+    let _ = write!(out, "<{h}>Mailbox dialogue</{h}>\n<details><summary>IMAP commands (credentials redacted)</summary>\n<pre>");
     for s in &r.imap {
         let _ = writeln!(
             out,

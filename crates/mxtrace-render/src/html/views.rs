@@ -5,7 +5,7 @@ use super::{json_name, page, pass_fail, probe, probe_anchor, trace_body, verdict
 use mxtrace_proto::model::demo::{DemoCheck, DemoReport};
 use mxtrace_proto::model::diff::{labelled_probes, DiffReport, Kind};
 use mxtrace_proto::model::JobReport;
-use mxtrace_proto::model::{Document, HopData, HopResult, RunReport};
+use mxtrace_proto::model::{Document, ExpectationResult, HopData, HopResult, RunReport};
 use std::fmt::Write;
 
 /// `run`: the verdict, one pass/fail row per expectation linked to its probe, then every hop.
@@ -40,7 +40,7 @@ pub fn render_run(r: &RunReport) -> String {
                 out,
                 "<tr class=\"{class}\"><td class=\"{class}\"><b>{word}</b></td><td><a href=\"#{}\" \
                  class=\"mono\">{}</a><br>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                Esc(&expectation_anchor(i, h, e.subject.as_deref())),
+                Esc(&expectation_anchor(i, h, e)),
                 Esc(&e.id),
                 Esc(&e.description),
                 Esc(&e.expected),
@@ -68,8 +68,19 @@ fn hop_probe_anchor(i: usize, p: usize) -> String {
     format!("hop{i}-p{p}")
 }
 
-/// The probe an expectation is about (`host:port`, `mx ip`, or the hop's deciding probe).
-fn expectation_anchor(i: usize, h: &HopResult, subject: Option<&str>) -> String {
+/// The round trip section of hop `i`.
+fn roundtrip_anchor(i: usize) -> String {
+    format!("hop{i}-rt")
+}
+
+/// What an expectation is about: the hop's round trip (`roundtrip.KEY`), else its probe
+/// (`host:port`, `mx ip`, or the hop's deciding probe).
+fn expectation_anchor(i: usize, h: &HopResult, e: &ExpectationResult) -> String {
+    let key = e.id.rsplit('/').next().unwrap_or("");
+    if key.starts_with("roundtrip.") {
+        return roundtrip_anchor(i);
+    }
+    let subject = e.subject.as_deref();
     match &h.result {
         HopData::Probes(list) => {
             let found = list.iter().position(|p| match subject {
@@ -140,6 +151,28 @@ fn run_hop(out: &mut String, i: usize, h: &HopResult) {
             Esc(subject)
         );
         probe::section(out, &check.report, &anchor, None);
+    }
+    if let Some(rt) = &h.roundtrip {
+        let anchor = roundtrip_anchor(i);
+        let _ = writeln!(out, "<h3 id=\"{anchor}\">Round trip</h3>");
+        match (&rt.report, &rt.error) {
+            (Some(r), _) => {
+                let (class, word) = pass_fail(r.verdict.passed);
+                let _ = writeln!(
+                    out,
+                    "<p><b class=\"{class}\">{word}</b> {}</p>",
+                    Esc(&r.verdict.summary)
+                );
+                super::roundtrip::body(out, r, &anchor, "h4");
+            }
+            (None, error) => {
+                let _ = writeln!(
+                    out,
+                    "<p class=\"fail\"><b>could not start</b> (nothing was sent)</p>\n<pre>{}</pre>",
+                    Esc(error.as_deref().unwrap_or(""))
+                );
+            }
+        }
     }
 }
 

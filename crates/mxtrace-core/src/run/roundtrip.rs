@@ -1,0 +1,130 @@
+//! A hop's round trip (`[hop.roundtrip]`): run after the hop's probes, then its
+//! `roundtrip.KEY` expectations checked against what it saw. A round trip that could not
+//! start (a mailbox login refused, no token) is a result, not a usage error: every
+//! expectation about it fails, saying why.
+
+use super::{result, ExpectationResult, HopRoundtrip};
+use crate::roundtrip::RoundtripOptions;
+use crate::scenario_file::RoundtripExpect;
+use mxtrace_proto::model::posture::Severity;
+use mxtrace_proto::model::roundtrip::{DeliveryStatus, RoundtripReport};
+
+pub(super) async fn run(o: &RoundtripOptions) -> HopRoundtrip {
+    match crate::roundtrip::roundtrip(o).await {
+        Ok(r) => HopRoundtrip {
+            report: Some(Box::new(r)),
+            error: None,
+        },
+        Err(e) => HopRoundtrip {
+            report: None,
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+/// One result per expectation set, in the order of `RoundtripExpect`'s fields.
+pub(super) fn expectations(
+    e: &RoundtripExpect,
+    rt: &HopRoundtrip,
+    ex: &mut Vec<ExpectationResult>,
+) {
+    let checks: [(&str, Option<String>, Option<String>); 5] = [
+        (
+            "passes",
+            e.passes.map(|w| w.to_string()),
+            e.passes.map(|w| if w { "round trip passes" } else { "round trip fails" }.into()),
+        ),
+        (
+            "delivered",
+            e.delivered.map(|w| w.to_string()),
+            e.delivered.map(|w| {
+                if w { "message delivered to the mailbox" } else { "message not delivered" }
+                    .into()
+            }),
+        ),
+        (
+            "folder",
+            e.folder.map(|f| f.as_str().to_string()),
+            e.folder.map(|f| format!("message delivered to {}", f.as_str())),
+        ),
+        (
+            "within",
+            e.within.map(|w| format!("<= {}", humantime::format_duration(w))),
+            e.within
+                .map(|w| format!("message delivered within {}", humantime::format_duration(w))),
+        ),
+        (
+            "scenario",
+            e.scenario.map(|s| s.to_string()),
+            e.scenario.map(|s| format!("path shows scenario {s}")),
+        ),
+    ];
+    for (key, expected, description) in checks {
+        let (Some(expected), Some(description)) = (expected, description) else {
+            continue;
+        };
+        let id = format!("roundtrip.{key}");
+        let x = match (&rt.report, &rt.error) {
+            (Some(r), _) => {
+                let (passed, observed) = observe(e, key, r);
+                let mut x = result(&id, description, passed, expected, observed);
+                if !x.passed {
+                    x.cause = cause(r);
+                }
+                x
+            }
+            (None, error) => {
+                let why = error.as_deref().unwrap_or("the round trip did not run");
+                let first = why.lines().next().unwrap_or(why);
+                let mut x = result(
+                    &id,
+                    description,
+                    false,
+                    expected,
+                    format!("not run: {first}"),
+                );
+                x.cause = Some(why.to_string());
+                x
+            }
+        };
+        ex.push(x);
+    }
+}
+
+/// Whether the round trip `r` meets the expectation `key`, and what it showed.
+fn observe(e: &RoundtripExpect, key: &str, r: &RoundtripReport) -> (bool, String) {
+    let d = &r.delivery;
+    let delivered = d.status == DeliveryStatus::Delivered;
+    let summary = r.verdict.summary.clone();
+    match key {
+        "passes" => (e.passes == Some(r.verdict.passed), summary),
+        "delivered" => (e.delivered == Some(delivered), summary),
+        "folder" => (delivered && d.folder == e.folder, summary),
+        "within" => {
+            let budget = e.within.map_or(0.0, |w| w.as_secs_f64());
+            match d.seconds.filter(|_| delivered) {
+                Some(s) => (s <= budget, format!("{s:.1} s ({summary})")),
+                None => (false, summary),
+            }
+        }
+        _ => match &r.path {
+            Some(p) => {
+                let zones: Vec<&str> = p.zones.iter().map(|z| z.label()).collect();
+                let shown = p.scenario.map_or("no scenario".to_string(), |s| s.to_string());
+                (
+                    p.scenario.is_some() && p.scenario == e.scenario,
+                    format!("{shown} (zones: {})", zones.join(" -> ")),
+                )
+            }
+            None => (false, format!("no delivered copy to read: {summary}")),
+        },
+    }
+}
+
+/// Why a round trip did not meet an expectation: its first error finding.
+fn cause(r: &RoundtripReport) -> Option<String> {
+    r.findings
+        .iter()
+        .find(|f| f.severity == Severity::Error)
+        .map(|f| format!("{}: {}", f.code, f.message))
+}
