@@ -70,6 +70,13 @@ impl PostfixLab {
         PostfixLab::start_opts(false, None, true)
     }
 
+    /// IMAP and IMAPS taking XOAUTH2 and OAUTHBEARER too, validated by the OAuth server in
+    /// `oauth_dir`: a user's token as `IMAP_USER`, the client's own as `IMAP_CLIENT_USER`
+    /// (opening `IMAP_USER`'s mailbox).
+    pub fn start_with_imap_oauth(oauth_dir: &Path) -> Option<PostfixLab> {
+        PostfixLab::start_opts(false, Some(oauth_dir), true)
+    }
+
     fn start_with(submission: bool, oauth: Option<&Path>) -> Option<PostfixLab> {
         PostfixLab::start_opts(submission, oauth, false)
     }

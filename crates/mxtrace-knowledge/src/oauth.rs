@@ -136,6 +136,10 @@ fn token_error(d: &str, what: &str) -> (String, Vec<&'static str>) {
         || d.contains("cannot resolve")
     {
         ("The token endpoint could not be reached or did not answer in time, so there was no token to authenticate with.".to_string(), vec![ENDPOINT_REACH])
+    } else if d.contains("answered 401") || d.contains("answered 403") {
+        // RFC 6749 5.2: a client that fails to authenticate may get 401; Glewlwyd answers a
+        // wrong secret with a bare 403.
+        (format!("The token endpoint refused the client without an OAuth error (HTTP 401/403): a wrong client ID or secret, or a client not allowed this grant or scope. No {what} was attempted."), vec![APP_AND_TENANT, CLIENT_SECRET])
     } else if d.contains("answered 5") {
         ("The token endpoint failed on its side (a 5xx answer): the authorization server is down or overloaded.".to_string(), vec!["Retry later; for Entra ID check Microsoft 365 Service Health."])
     } else if d.contains("device code") || d.contains("declined") {

@@ -17,7 +17,9 @@
 # mailbox over quota (LMTP: 452 4.2.2, so Postfix defers); any other recipient, such as the lab's
 # bounce@, has no mailbox (LMTP: 550 5.1.1, so Postfix bounces). With
 # MXTRACE_LAB_OAUTH=OAUTHDIR (tests/support/oauth/server.sh) also AUTHENTICATE XOAUTH2 and
-# OAUTHBEARER, validated by the OAuth server's introspection (dovecot/oauth2.sh).
+# OAUTHBEARER, validated by the OAuth server's introspection (dovecot/oauth2.sh): a user's token
+# as IMAP_USER, the client's own token as IMAP_CLIENT_USER (= OAUTH_CLIENT_ID), which opens
+# IMAP_USER's mailbox.
 # Sieve, before any user script: a message with "X-Spam-Flag: YES" or a Subject containing
 # "[junk-me]" goes to Junk. Root required (Dovecot drops to uid/gid 65534 for mail access).
 set -euo pipefail
@@ -110,6 +112,12 @@ EOF
         mechs="plain login xoauth2 oauthbearer"
         passwd_mechs=$'\n  mechanisms = plain login'
         oauth_conf="$(oauth2_passdbs "$dir")"
+        # The OAuth client's own token (client credentials, SASL user OAUTH_CLIENT_ID) opens
+        # IMAP_USER's mailbox, as an Exchange Online app's service principal with FullAccess on
+        # one mailbox does. A userdb entry only: no password, so no PLAIN or LOGIN for it.
+        printf '%s:*:%s:%s::%s\n' "$OAUTH_CLIENT_ID" "$MAIL_UID" "$MAIL_GID" \
+            "$lab/mail/$DOMAIN/${IMAP_USER%@*}" >>"$dir/users"
+        echo "IMAP_CLIENT_USER=$OAUTH_CLIENT_ID" >>"$dir/imap.env"
     fi
 
     cat >"$dir/dovecot.conf" <<CONF
