@@ -10,7 +10,7 @@ use mxtrace_net::imap::{Arg, ImapConn};
 use mxtrace_proto::mailbox::MailboxUrl;
 use mxtrace_proto::secret::Secret;
 use std::time::Duration;
-use support::bin::{mxtrace, Run};
+use support::bin::{mxtrace, redact_ports, Run};
 use support::postfix::PostfixLab;
 
 const FROM: &str = "probe@fabrikam.test";
@@ -412,4 +412,206 @@ fn a_wrong_mailbox_password_sends_nothing() {
         "{}",
         String::from_utf8_lossy(&q.stdout)
     );
+}
+
+/// A scenario file whose hops ask for round trips (`[hop.roundtrip]`, `roundtrip.*`
+/// expectations) through the lab: delivered to the inbox in time (pass), filed in Junk (the
+/// folder expectation fails), held past the hop's deadline (fails), and a mailbox that refuses
+/// the password (the round trip does not start; its expectation fails saying why). Every
+/// output of `run` reports them: human, JSON, JUnit, HTML; `diff` of two runs compares them.
+#[test]
+fn a_scenario_file_hop_asks_for_a_round_trip() {
+    let Some(lab) = PostfixLab::start_with_imap() else {
+        return;
+    };
+    let dir = support::postfix::fresh_dir("rt-run");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("roundtrips.toml");
+    std::fs::write(&file, scenario(&lab, true)).unwrap();
+    let file_s = file.display().to_string();
+    let junit = dir.join("junit.xml");
+    let html = dir.join("run.html");
+    let env = [
+        ("MBOX_PW", lab.get("IMAP_PASSWORD")),
+        ("BAD_PW", "not-the-password"),
+    ];
+    let (junit_s, html_s) = (junit.display().to_string(), html.display().to_string());
+    let args = [
+        "run", &file_s, "--json", "--junit", &junit_s, "--html", &html_s,
+    ];
+    let r = mxtrace(&args, &env);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let before = dir.join("before.json");
+    std::fs::write(&before, &r.stdout).unwrap();
+    let j = r.json();
+    let results: Vec<(String, bool)> = j["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|h| h["expectations"].as_array().unwrap().iter())
+        .map(|e| {
+            let id = e["id"].as_str().unwrap();
+            (
+                id.replace(&lab.target("PORT_SMTP"), "HOST"),
+                e["passed"] == true,
+            )
+        })
+        .collect();
+    let want = [
+        ("inbound/HOST/reachable", true),
+        ("inbound/roundtrip.delivered", true),
+        ("inbound/roundtrip.folder", true),
+        ("inbound/roundtrip.within", true),
+        ("junk/HOST/passes", true),
+        ("junk/roundtrip.delivered", true),
+        ("junk/roundtrip.folder", false),
+        ("held/HOST/passes", true),
+        ("held/roundtrip.delivered", false),
+        ("wrong password/HOST/passes", true),
+        ("wrong password/roundtrip.passes", false),
+    ];
+    let want: Vec<(String, bool)> = want.iter().map(|(i, p)| (i.to_string(), *p)).collect();
+    assert_eq!(results, want);
+    let hop = |i: usize| &j["hops"][i];
+    let inbound = &hop(0)["roundtrip"]["report"];
+    assert_eq!(inbound["delivery"]["folder"], "inbox");
+    assert_eq!(inbound["rcpt"], lab.get("VALID_RCPT"));
+    assert_eq!(inbound["cleanup"][0]["action"], "deleted");
+    let folder = &hop(1)["expectations"][2];
+    assert_eq!(
+        folder["observed"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .take(3)
+            .collect::<Vec<_>>(),
+        ["delivered", "to", "Junk"]
+    );
+    assert!(
+        folder["cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("landed_in_junk: "),
+        "{folder}"
+    );
+    let held = &hop(2)["expectations"][1];
+    assert!(
+        held["observed"]
+            .as_str()
+            .unwrap()
+            .starts_with("not delivered within 2s: last seen accepted by"),
+        "{held}"
+    );
+    let wrong = &hop(3)["roundtrip"];
+    assert!(wrong["report"].is_null());
+    let error = wrong["error"].as_str().unwrap();
+    assert!(
+        error.contains("login as user@contoso.test refused") && error.contains("nothing was sent"),
+        "{error}"
+    );
+    assert!(!r.stdout.contains("not-the-password") && !r.stdout.contains(lab.get("IMAP_PASSWORD")));
+
+    // JUnit: a test case per expectation, the round trip's among them.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains(r#"<testcase name="message delivered to inbox" classname="roundtrips.junk">"#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("expected inbox, observed delivered to Junk"),
+        "{xml}"
+    );
+    // HTML: each round trip in its hop, its expectations linked to it.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains(r#"<h3 id="hop0-rt">Round trip</h3>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r##"<a href="#hop1-rt" class="mono">junk/roundtrip.folder</a>"##),
+        "{page}"
+    );
+    assert!(page.contains("could not start"), "{page}");
+    // Human: a line per round trip, and one per expectation.
+    let human = mxtrace(&["run", &file_s], &env);
+    assert_eq!(human.code, 1);
+    let out = redact_ports(&human.stdout);
+    for line in [
+        "     round trip probe@fabrikam.test -> user@contoso.test (mailbox imaps://user@contoso.test@127.0.0.1:PORT): delivered to INBOX in ",
+        "FAIL hop 1 junk: message delivered to inbox (observed: delivered to Junk in ",
+        "     why: landed_in_junk: ",
+        "FAIL hop 1 held: message delivered to the mailbox (observed: not delivered within 2s: ",
+        "     round trip could not start: mailbox imaps://user@contoso.test@127.0.0.1:PORT: login as user@contoso.test refused (AUTHENTICATE PLAIN): ",
+        "FAIL hop 1 wrong password: round trip passes (observed: not run: mailbox ",
+    ] {
+        assert!(out.contains(line), "{line:?} not in:\n{out}");
+    }
+
+    // `diff` of two runs: without the junk header the folder expectation passes.
+    std::fs::write(&file, scenario(&lab, false)).unwrap();
+    let r = mxtrace(&["run", &file_s, "--json"], &env);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let after = dir.join("after.json");
+    std::fs::write(&after, &r.stdout).unwrap();
+    let (b, a) = (before.display().to_string(), after.display().to_string());
+    let d = mxtrace(&["diff", &b, &a], &[]);
+    assert_eq!(d.code, 0, "{}{}", d.stdout, d.stderr);
+    assert!(
+        d.stdout.contains("IMPROVEMENT junk: message delivered to inbox now passes (observed: delivered to INBOX in "),
+        "{}",
+        d.stdout
+    );
+    let d = mxtrace(&["diff", &a, &b, "--json"], &[]);
+    assert_eq!(d.code, 1, "{}{}", d.stdout, d.stderr);
+    let dj = d.json();
+    let f = &dj["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["what"] == "expectation")
+        .unwrap();
+    assert_eq!(
+        (f["kind"].as_str(), f["subject"].as_str()),
+        (Some("regression"), Some("junk/roundtrip.folder"))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The scenario file of the test above; `junk` adds the header Sieve files into Junk.
+fn scenario(lab: &PostfixLab, junk: bool) -> String {
+    let hosts = format!("hosts = [\"{}\"]", lab.target("PORT_SMTP"));
+    let tls = format!(
+        "tls_ca_file = {:?}\ntls_name = \"{}\"",
+        lab.get("CA_FILE"),
+        lab.get("TLS_NAME")
+    );
+    let mailbox = |pw: &str| {
+        format!(
+            "mailbox = \"{}\"\nmailbox_password_env = \"{pw}\"\nmailbox_ca_file = {:?}\nmailbox_tls_name = \"{}\"",
+            imaps(lab, "IMAP_USER"),
+            lab.get("CA_FILE"),
+            lab.get("TLS_NAME")
+        )
+    };
+    let rcpt = lab.get("VALID_RCPT");
+    let header = if junk {
+        "header = [\"X-Spam-Flag: YES\"]"
+    } else {
+        ""
+    };
+    format!(
+        "name = \"lab round trips\"\n[defaults]\nfrom = \"{FROM}\"\n{tls}\n\
+         [[hop]]\nname = \"inbound\"\n{hosts}\n[hop.roundtrip]\nrcpt = \"{rcpt}\"\n{}\nwithin = \"20s\"\n\
+         [hop.expect]\nreachable = true\nroundtrip.delivered = true\nroundtrip.folder = \"inbox\"\nroundtrip.within = \"15s\"\n\
+         [[hop]]\nname = \"junk\"\n{hosts}\n[hop.roundtrip]\nrcpt = \"{rcpt}\"\n{}\n{header}\nwithin = \"20s\"\n\
+         [hop.expect]\nroundtrip.delivered = true\nroundtrip.folder = \"inbox\"\n\
+         [[hop]]\nname = \"held\"\n{hosts}\n[hop.roundtrip]\nrcpt = \"{}\"\n{}\nwithin = \"2s\"\n\
+         [hop.expect]\nroundtrip.delivered = true\n\
+         [[hop]]\nname = \"wrong password\"\n{hosts}\n[hop.roundtrip]\nrcpt = \"{rcpt}\"\n{}\n",
+        mailbox("MBOX_PW"),
+        mailbox("MBOX_PW"),
+        lab.get("HELD_RCPT"),
+        mailbox("MBOX_PW"),
+        mailbox("BAD_PW"),
+    )
 }

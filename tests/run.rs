@@ -50,7 +50,8 @@ fn every_shipped_scenario_file_parses() {
             "b-hybrid-inbound.toml",
             "c-outbound-third-party.toml",
             "d-centralized-mail-flow.toml",
-            "firewall-change.toml"
+            "firewall-change.toml",
+            "roundtrip-hybrid-inbound.toml"
         ]
     );
     for f in &files {
@@ -58,7 +59,20 @@ fn every_shipped_scenario_file_parses() {
             .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         assert!(!s.hops.is_empty());
         for h in &s.hops {
-            scenario_file::prepare(h).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            match (scenario_file::prepare(h), &h.roundtrip) {
+                (Ok(_), _) => {}
+                // A round trip's secrets are read when the run is prepared: here, only the
+                // variable the file names is missing.
+                (Err(e @ scenario_file::PrepareError::Roundtrip { .. }), Some(_)) => {
+                    let e = e.to_string();
+                    assert!(
+                        e.contains("variable MXTRACE_") && e.contains("is not set"),
+                        "{}: {e}",
+                        f.display()
+                    );
+                }
+                (Err(e), _) => panic!("{}: {e}", f.display()),
+            }
         }
         let text = std::fs::read_to_string(f).unwrap();
         assert!(

@@ -7,8 +7,8 @@
 use crate::probe;
 use crate::probe::ProbeOptions;
 use crate::scenario_file::{
-    cert_name_matches, glob_match, Expectations, HopJob, HopSpec, HopTarget, LatencyKey,
-    Prepared, ReplyExpect, ScenarioFile, StartTlsExpect,
+    cert_name_matches, glob_match, Expectations, HopJob, HopSpec, HopTarget, LatencyKey, Prepared,
+    ReplyExpect, ScenarioFile, StartTlsExpect,
 };
 use crate::trace::TraceError;
 use mxtrace_knowledge::Category;

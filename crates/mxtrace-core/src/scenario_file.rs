@@ -621,7 +621,10 @@ fn hop_roundtrip(
         ("mailbox_password_file", &raw.mailbox_password_file),
         ("mailbox_oauth_token_file", &raw.mailbox_oauth_token_file),
         ("ndr_mailbox_password_file", &raw.ndr_mailbox_password_file),
-        ("ndr_mailbox_oauth_token_file", &raw.ndr_mailbox_oauth_token_file),
+        (
+            "ndr_mailbox_oauth_token_file",
+            &raw.ndr_mailbox_oauth_token_file,
+        ),
     ] {
         if let Some(f) = f {
             let env = key.replace("_file", "_env");
@@ -650,6 +653,7 @@ fn hop_roundtrip(
         base: s.file.base,
         span_of: &span_of,
         default_via,
+        read_secrets: false,
     };
     let sending = crate::roundtrip::sending_session(session.clone(), raw.shares_oauth());
     check_session(s, &sending)?;
@@ -1380,6 +1384,93 @@ mod tests {
             e.source.as_ref().and_then(SpecError::field),
             Some(Field::Ehlo)
         ));
+    }
+
+    /// A hop with a round trip; `PATH` stands in for a password variable that is set.
+    const RT: &str = "name = \"x\"\n[defaults]\nfrom = \"probe@fabrikam.test\"\n\
+        [[hop]]\nname = \"in\"\nhosts = [\"mx.contoso.test:2525\"]\nehlo = \"probe.test\"\n\
+        [hop.roundtrip]\nrcpt = \"user@contoso.test\"\n\
+        mailbox = \"imaps://user@contoso.test@imap.contoso.test\"\nmailbox_password_env = \"PATH\"\n";
+
+    #[test]
+    fn a_hop_round_trip_sends_where_the_hop_probes() {
+        let f = parse_str(&format!(
+            "{RT}within = \"2m\"\nheader = [\"X-Test: 1\"]\n[hop.expect]\nreachable = true\n\
+             roundtrip.delivered = true\nroundtrip.folder = \"inbox\"\nroundtrip.within = \"90s\"\n\
+             roundtrip.scenario = \"B\"\n"
+        ))
+        .unwrap();
+        let h = &f.hops[0];
+        let rt = h.roundtrip.as_ref().unwrap();
+        assert_eq!(
+            rt.via,
+            Some(Target::Probe {
+                host: "mx.contoso.test".into(),
+                port: 2525
+            })
+        );
+        assert_eq!(rt.within, Duration::from_secs(120));
+        // The hop's settings and [defaults] under the table's own.
+        assert_eq!(rt.session.ehlo.as_deref(), Some("probe.test"));
+        assert_eq!(rt.session.from.as_deref(), Some("probe@fabrikam.test"));
+        assert_eq!(
+            rt.session.header.as_deref(),
+            Some(&["X-Test: 1".to_string()][..])
+        );
+        let e = &h.expect.roundtrip;
+        assert_eq!(e.delivered, Some(true));
+        assert_eq!(e.folder, Some(FolderKind::Inbox));
+        assert_eq!(e.within, Some(Duration::from_secs(90)));
+        assert_eq!(e.scenario, Some(Scenario::B));
+        assert_eq!(e.passes, None);
+        assert_eq!(h.expect.reachable, Some(true));
+        // Without roundtrip.* keys: the round trip passes; the wait is the expectation's.
+        let f = parse_str(RT).unwrap();
+        assert_eq!(f.hops[0].expect.roundtrip.passes, Some(true));
+        assert_eq!(f.hops[0].expect.passes, Some(true));
+        let f = parse_str(&format!("{RT}[hop.expect]\nroundtrip.within = \"45s\"\n")).unwrap();
+        let rt = f.hops[0].roundtrip.as_ref().unwrap();
+        assert_eq!(rt.within, Duration::from_secs(45));
+        // A domain hop's round trip walks that domain's MX.
+        let f = parse_str(&RT.replace(
+            "hosts = [\"mx.contoso.test:2525\"]",
+            "domain = \"contoso.test\"",
+        ))
+        .unwrap();
+        let rt = f.hops[0].roundtrip.as_ref().unwrap();
+        assert_eq!(
+            rt.via,
+            Some(Target::Trace {
+                domain: "contoso.test".into()
+            })
+        );
+    }
+
+    #[test]
+    fn round_trip_errors_point_at_the_line() {
+        let cases = [
+            (format!("{RT}bogus = 1\n"), "t.toml:12:1: unknown field `bogus`"),
+            (format!("{RT}interval = \"5m\"\n"), "t.toml:12:12: interval: a scenario file's round trip runs once"),
+            (RT.replace("mailbox_password_env = \"PATH\"", "mailbox_password_file = \"pw\""), "t.toml:11:25: mailbox_password_file: in a scenario file secrets come from variables (mailbox_password_env)"),
+            (RT.replace("mailbox_password_env = \"PATH\"\n", ""), "t.toml:10:11: mailbox needs one of mailbox_password_env"),
+            (RT.replace("user@contoso.test\"\nmailbox", "nobody\"\nmailbox"), "t.toml:9:8: rcpt \"nobody\": expected user@domain"),
+            (RT.replace("imaps://", "pop3://"), "t.toml:10:11: mailbox \"pop3://"),
+            (format!("{RT}ehlo = \"a b\"\n"), "t.toml:12:8: ehlo \"a b\": not a valid EHLO name"),
+            (format!("{RT}mailbox_auth_mech = \"plain\"\n"), "t.toml:12:21: mailbox_auth_mech \"plain\": xoauth2 or oauthbearer"),
+            (format!("{RT}mailbox_auth_mech = \"xoauth2\"\n"), "t.toml:10:11: mailbox_auth_mech needs a token for the mailbox"),
+            (RT.replace("mailbox_password_env = \"PATH\"", "mailbox_oauth = true"), "mailbox_oauth needs oauth_tenant or oauth_token_url"),
+            (RT.replace("mailbox_password_env = \"PATH\"", "mailbox_oauth = true\noauth_tenant = \"contoso.onmicrosoft.com\""), "t.toml:12:16: oauth_tenant needs oauth_client_id"),
+            (format!("{RT}oauth_tenant = \"contoso.onmicrosoft.com\"\n"), "t.toml:12:16: oauth_tenant needs auth_user"),
+            (format!("{RT}data = true\n"), "t.toml:12:1: unknown field `data`"),
+            (format!("{RT}[hop.expect]\nroundtrip.folder = \"spam\"\n"), "t.toml:13:20: roundtrip.folder \"spam\": inbox or junk"),
+            (format!("{RT}[hop.expect]\nroundtrip.deliverd = true\n"), "t.toml:13:11: unknown field `deliverd`"),
+            (format!("{RT}within = \"1m\"\n[hop.expect]\nroundtrip.within = \"2m\"\n"), "t.toml:14:1: roundtrip.within 2m is longer than the round trip waits ([hop.roundtrip] within = 1m)"),
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\n[hop.expect]\nroundtrip.delivered = true\n".to_string(), "t.toml:6:1: roundtrip.* expectations need a [hop.roundtrip] table"),
+        ];
+        for (text, want) in cases {
+            let e = parse_str(&text).expect_err(&text);
+            assert!(e.contains(want), "{text}\n got: {e}\nwant: {want}");
+        }
     }
 
     #[test]

@@ -201,7 +201,9 @@ pub fn explain_challenge(status: &str, scope: Option<&str>) -> (String, Vec<&'st
 /// What an IMAP server's refusal of a token means, with the error challenge it sent when it
 /// sent one (status, scope): (sentence, steps). Exchange Online sends none (`NO AUTHENTICATE
 /// failed.`), so without one every usual cause is a step.
-pub fn explain_imap_token_refusal(challenge: Option<(&str, Option<&str>)>) -> (String, Vec<&'static str>) {
+pub fn explain_imap_token_refusal(
+    challenge: Option<(&str, Option<&str>)>,
+) -> (String, Vec<&'static str>) {
     match challenge {
         Some((status, scope)) => explain_challenge_for(TokenUse::Imap, status, scope),
         None => (

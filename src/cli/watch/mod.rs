@@ -176,8 +176,11 @@ fn save(
     html: Option<report::junit::Pending>,
 ) -> Result<(), CliError> {
     if let Some(j) = json {
-        j.commit(&report::json::render("watch", &WatchLine::Report(r.clone()))?)
-            .map_err(CliError::Html)?;
+        j.commit(&report::json::render(
+            "watch",
+            &WatchLine::Report(r.clone()),
+        )?)
+        .map_err(CliError::Html)?;
     }
     if let Some(h) = html {
         h.commit(&report::html::render_watch(r))

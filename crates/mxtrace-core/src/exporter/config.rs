@@ -302,6 +302,7 @@ fn roundtrip_entry(
         base,
         span_of: &span_of,
         default_via: None,
+        read_secrets: true,
     };
     Ok(RoundtripEntry {
         name: name.to_string(),
@@ -610,11 +611,50 @@ allowed_targets = ["mail.contoso.com"]
                 "exp.toml:1:1: no [modules.NAME]",
             ),
             ("[modules.m]\nfrom = \"a@b.example\"\n", "exp.toml:1:1:"),
+            (
+                "[modules.m]\nallowed_targets = [\"a.example\"]\n[modules.m.expect]\n\
+                 roundtrip.delivered = true\n",
+                "exp.toml:4:1: roundtrip.* expectations need a [hop.roundtrip] table",
+            ),
+            // A round trip's mailbox logs in with a token from the table's OAuth settings;
+            // without auth_user they are the mailbox's alone, so the grant must be whole.
+            (
+                "[roundtrips.r]\nrcpt = \"u@contoso.test\"\nmailbox = \"imaps://u@contoso.test@h\"\n\
+                 mailbox_oauth = true\noauth_tenant = \"contoso.onmicrosoft.com\"\n\
+                 oauth_client_id = \"id\"\n",
+                "exp.toml:5:16: oauth_tenant needs oauth_client_secret_env",
+            ),
+            (
+                "[roundtrips.r]\nrcpt = \"u@contoso.test\"\nmailbox = \"imaps://u@contoso.test@h\"\n\
+                 mailbox_oauth_token_env = \"PATH\"\noauth_grant = \"device\"\n",
+                "exp.toml:5:15: oauth_grant = \"device\" needs a person",
+            ),
         ];
         for (text, want) in cases {
             let e = load(text).unwrap_err().to_string();
             assert!(e.starts_with(want), "{text:?}\n got {e}\nwant {want}");
         }
+    }
+
+    #[test]
+    fn a_round_trip_mailbox_takes_the_tables_grant() {
+        use crate::roundtrip::MailboxLogin;
+        use crate::scenario_file::roundtrip::LoginSpec;
+        let c = load(
+            "[roundtrips.r]\nrcpt = \"u@contoso.test\"\nmailbox = \"imaps://u@contoso.test@h\"\n\
+             mailbox_oauth = true\noauth_tenant = \"contoso.onmicrosoft.com\"\n\
+             oauth_client_id = \"id\"\noauth_client_secret_env = \"PATH\"\n",
+        )
+        .unwrap();
+        let spec = &c.roundtrips["r"].spec;
+        assert!(matches!(spec.mailbox.login, LoginSpec::Shared));
+        let o = spec.options().unwrap();
+        assert!(matches!(o.mailbox.login, MailboxLogin::OAuth { .. }));
+        // No auth_user: the message goes without AUTH; the grant is the mailbox's.
+        let crate::job::Job::Trace(t) = &o.send else {
+            panic!("no via: the recipient domain's MX");
+        };
+        assert!(t.probe.auth.is_none());
     }
 
     #[test]

@@ -64,19 +64,30 @@ impl MailboxLogin {
         user: &str,
         mech: Option<AuthMech>,
     ) -> Result<Option<MailboxLogin>, SpecError> {
-        let mut spec = oauth_settings(session);
-        spec.auth_user = Some(user.to_string());
-        let device = spec.oauth_grant == Some(OAuthGrant::Device);
-        if device && spec.oauth_tenant.is_some() && spec.oauth_scope.is_none() {
-            spec.oauth_scope = Some(ENTRA_IMAP_DELEGATED_SCOPE.to_string());
-        }
-        spec.validate(None)?;
+        let spec = shared_spec(session, user)?;
         Ok(OAuthOptions::from_spec(&spec)?.map(|token| MailboxLogin::OAuth { token, mech }))
+    }
+
+    /// `shared`'s checks without reading a secret: true when the session has a token source.
+    pub fn check_shared(session: &SessionSpec, user: &str) -> Result<bool, SpecError> {
+        Ok(shared_spec(session, user)?.oauth_source().is_some())
     }
 
     pub fn is_oauth(&self) -> bool {
         matches!(self, MailboxLogin::OAuth { .. })
     }
+}
+
+/// The OAuth settings of `session` as the mailbox `user`'s, checked.
+fn shared_spec(session: &SessionSpec, user: &str) -> Result<SessionSpec, SpecError> {
+    let mut spec = oauth_settings(session);
+    spec.auth_user = Some(user.to_string());
+    let device = spec.oauth_grant == Some(OAuthGrant::Device);
+    if device && spec.oauth_tenant.is_some() && spec.oauth_scope.is_none() {
+        spec.oauth_scope = Some(ENTRA_IMAP_DELEGATED_SCOPE.to_string());
+    }
+    spec.validate(None)?;
+    Ok(spec)
 }
 
 /// The OAuth settings of a session (and what their requests use: the CA file, the timeout).

@@ -14,9 +14,9 @@ pub mod mailbox;
 mod reading;
 
 use crate::job::Job;
+use crate::oauth::OAuthError;
 use crate::trace::TraceError;
 use mailbox::{Location, Mailbox, ID_HEADER};
-use crate::oauth::OAuthError;
 use mxtrace_net::imap::{ImapError, ImapOptions};
 use mxtrace_net::tls::TlsOptions;
 use mxtrace_proto::mailbox::MailboxUrl;

@@ -32,24 +32,37 @@ pub(super) fn expectations(
         (
             "passes",
             e.passes.map(|w| w.to_string()),
-            e.passes.map(|w| if w { "round trip passes" } else { "round trip fails" }.into()),
+            e.passes.map(|w| {
+                if w {
+                    "round trip passes"
+                } else {
+                    "round trip fails"
+                }
+                .into()
+            }),
         ),
         (
             "delivered",
             e.delivered.map(|w| w.to_string()),
             e.delivered.map(|w| {
-                if w { "message delivered to the mailbox" } else { "message not delivered" }
-                    .into()
+                if w {
+                    "message delivered to the mailbox"
+                } else {
+                    "message not delivered"
+                }
+                .into()
             }),
         ),
         (
             "folder",
             e.folder.map(|f| f.as_str().to_string()),
-            e.folder.map(|f| format!("message delivered to {}", f.as_str())),
+            e.folder
+                .map(|f| format!("message delivered to {}", f.as_str())),
         ),
         (
             "within",
-            e.within.map(|w| format!("<= {}", humantime::format_duration(w))),
+            e.within
+                .map(|w| format!("<= {}", humantime::format_duration(w))),
             e.within
                 .map(|w| format!("message delivered within {}", humantime::format_duration(w))),
         ),
@@ -83,7 +96,9 @@ pub(super) fn expectations(
                     expected,
                     format!("not run: {first}"),
                 );
-                x.cause = Some(why.to_string());
+                // The lines under the error explain it (a refused or missing token).
+                let rest: Vec<&str> = why.lines().skip(1).map(str::trim).collect();
+                x.cause = (!rest.is_empty()).then(|| rest.join(" "));
                 x
             }
         };
@@ -110,7 +125,9 @@ fn observe(e: &RoundtripExpect, key: &str, r: &RoundtripReport) -> (bool, String
         _ => match &r.path {
             Some(p) => {
                 let zones: Vec<&str> = p.zones.iter().map(|z| z.label()).collect();
-                let shown = p.scenario.map_or("no scenario".to_string(), |s| s.to_string());
+                let shown = p
+                    .scenario
+                    .map_or("no scenario".to_string(), |s| s.to_string());
                 (
                     p.scenario.is_some() && p.scenario == e.scenario,
                     format!("{shown} (zones: {})", zones.join(" -> ")),

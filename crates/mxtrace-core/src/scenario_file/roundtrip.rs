@@ -8,8 +8,8 @@ use super::{Dur, FileError, Locator, ScenarioLetter};
 use crate::job::{Job, Target};
 use crate::oauth::TokenSource;
 use crate::roundtrip::{
-    prepare, sending_session, MailboxLogin, MailboxOptions, RoundtripOptions,
-    DEFAULT_IMAP_TIMEOUT, DEFAULT_SLOW_HOP, DEFAULT_WITHIN,
+    prepare, sending_session, MailboxLogin, MailboxOptions, RoundtripOptions, DEFAULT_IMAP_TIMEOUT,
+    DEFAULT_SLOW_HOP, DEFAULT_WITHIN,
 };
 use mxtrace_proto::mailbox::MailboxUrl;
 use mxtrace_proto::model::{PathContext, Scenario};
@@ -177,6 +177,23 @@ impl RoundtripSpec {
         })
     }
 
+    /// What `options` checks, without reading a password or secret (a scenario file's are
+    /// read when the run is prepared).
+    fn check(&self) -> Result<(), RunSetupError> {
+        let mailboxes = [
+            Some((&self.mailbox, "mailbox")),
+            self.ndr_mailbox.as_ref().map(|m| (m, "ndr_mailbox")),
+        ];
+        for (m, key) in mailboxes.into_iter().flatten() {
+            if let LoginSpec::Shared = m.login {
+                if !MailboxLogin::check_shared(&self.session, &m.url.user)? {
+                    return Err(RunSetupError::NoTokenSource { key });
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn login(&self, m: &MailboxSpec, key: &'static str) -> Result<MailboxLogin, RunSetupError> {
         Ok(match &m.login {
             LoginSpec::Password(p) => MailboxLogin::Password(p.read()?),
@@ -195,6 +212,9 @@ pub(crate) struct TableContext<'a> {
     pub(crate) span_of: &'a dyn Fn(Field) -> Option<Range<usize>>,
     /// Without `via`: the hop's domain or first host (None: the recipient domain's MX).
     pub(crate) default_via: Option<Target>,
+    /// Read the passwords and secrets now, to check them (the exporter); a scenario file
+    /// reads them when the run is prepared, as its hops' own.
+    pub(crate) read_secrets: bool,
 }
 
 /// Checks a round trip table; `session` is its layer (merged with a hop's).
@@ -254,20 +274,24 @@ pub(crate) fn read(
         ca_file: raw.mailbox_ca_file.as_ref().map(|p| cx.base.join(p)),
         tls_name: raw.mailbox_tls_name.clone(),
         imap_timeout: raw.mailbox_timeout.map_or(DEFAULT_IMAP_TIMEOUT, |d| d.0),
-        within: raw.within.as_ref().map_or(DEFAULT_WITHIN, |d| d.get_ref().0),
+        within: raw
+            .within
+            .as_ref()
+            .map_or(DEFAULT_WITHIN, |d| d.get_ref().0),
         keep: raw.keep.unwrap_or(false),
         slow_hop: raw.slow_hop.map_or(DEFAULT_SLOW_HOP, |d| d.0),
         scenario: raw.scenario.map(|s| s.0),
         session,
     };
-    // Everything a run checks, once now (the passwords read and dropped); a setting's error
-    // points at the setting.
-    spec.options().map_err(|e| {
+    // Everything a run checks, once now (with `read_secrets`, the passwords read and dropped);
+    // a setting's error points at the setting.
+    let checked = match cx.read_secrets {
+        true => spec.options().map(|_| ()),
+        false => spec.check(),
+    };
+    checked.map_err(|e| {
         let (span, message) = match &e {
-            RunSetupError::Spec(s) => (
-                s.field().and_then(cx.span_of),
-                s.describe(Naming::Key),
-            ),
+            RunSetupError::Spec(s) => (s.field().and_then(cx.span_of), s.describe(Naming::Key)),
             _ => (None, e.to_string()),
         };
         at.error(&span.unwrap_or(raw.rcpt.span()), message)
@@ -309,7 +333,13 @@ fn mailbox_spec(
     let parsed = MailboxUrl::parse(url.get_ref())
         .map_err(|e| at.error(&url.span(), format!("{key} {:?}: {e}", url.get_ref())))?;
     let file = |f: &Spanned<PathBuf>| cx.base.join(f.get_ref());
-    let login = match (l.password_env, l.password_file, l.oauth, l.token_env, l.token_file) {
+    let login = match (
+        l.password_env,
+        l.password_file,
+        l.oauth,
+        l.token_env,
+        l.token_file,
+    ) {
         (Some(v), None, false, None, None) => LoginSpec::Password(PasswordSource::Env(v.clone())),
         (None, Some(f), false, None, None) => LoginSpec::Password(PasswordSource::File(file(f))),
         (None, None, true, None, None) => LoginSpec::Shared,

@@ -15,9 +15,7 @@ pub use check::{
     parse_threshold, path_context, DurationError, TargetError, ThresholdError, UnknownScenario,
     ValueError,
 };
-pub use oauth::{
-    check_url, ENTRA_IMAP_DELEGATED_SCOPE, ENTRA_SCOPE, ENTRA_SMTP_DELEGATED_SCOPE,
-};
+pub use oauth::{check_url, ENTRA_IMAP_DELEGATED_SCOPE, ENTRA_SCOPE, ENTRA_SMTP_DELEGATED_SCOPE};
 pub use options::{AuthMech, Family, OAuthGrant, StartTls, UnknownName, VerifyMode};
 
 use crate::secret::SecretError;
