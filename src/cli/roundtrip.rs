@@ -26,9 +26,9 @@ Examples:
   mxtrace roundtrip --rcpt probe@contoso.com --mailbox imaps://probe@contoso.com@imap.contoso.com \\
       --scenario A --within 2m --json
   # Microsoft 365: the mailbox over IMAP with an app's token (IMAP.AccessAsApp), no password:
-  CLIENT_SECRET=... mxtrace roundtrip --from probe@fabrikam.com --rcpt probe@contoso.com \\
+  SECRET=... mxtrace roundtrip --from probe@fabrikam.com --rcpt probe@contoso.com \\
       --mailbox imaps://probe@contoso.com@outlook.office365.com --mailbox-oauth \\
-      --oauth-tenant contoso.onmicrosoft.com --oauth-client-id ID --oauth-client-secret-env CLIENT_SECRET
+      --oauth-tenant contoso.onmicrosoft.com --oauth-client-id ID --oauth-client-secret-env SECRET
   # Bounces to the sender's mailbox are read and explained:
   mxtrace roundtrip --via 127.0.0.1:25 --from ndr@contoso.test --rcpt bounce@contoso.test \\
       --mailbox imaps://user@contoso.test@127.0.0.1 --ndr-mailbox imaps://ndr@contoso.test@127.0.0.1
