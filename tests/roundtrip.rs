@@ -444,6 +444,15 @@ fn a_scenario_file_hop_asks_for_a_round_trip() {
     let before = dir.join("before.json");
     std::fs::write(&before, &r.stdout).unwrap();
     let j = r.json();
+    check_run_json(&lab, &j, &r.stdout);
+    check_junit_and_html(&junit, &html);
+    check_human(&file_s, &env);
+    check_diff(&lab, &file, &before, &env);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The run's JSON: each expectation's result, the round trips' reports and the error.
+fn check_run_json(lab: &PostfixLab, j: &serde_json::Value, stdout: &str) {
     let results: Vec<(String, bool)> = j["hops"]
         .as_array()
         .unwrap()
@@ -509,10 +518,14 @@ fn a_scenario_file_hop_asks_for_a_round_trip() {
         error.contains("login as user@contoso.test refused") && error.contains("nothing was sent"),
         "{error}"
     );
-    assert!(!r.stdout.contains("not-the-password") && !r.stdout.contains(lab.get("IMAP_PASSWORD")));
+    assert!(!stdout.contains("not-the-password") && !stdout.contains(lab.get("IMAP_PASSWORD")));
+}
 
+/// JUnit: a test case per expectation, the round trip's among them; HTML: each round trip in
+/// its hop, its expectations linked to it.
+fn check_junit_and_html(junit: &std::path::Path, html: &std::path::Path) {
     // JUnit: a test case per expectation, the round trip's among them.
-    let xml = std::fs::read_to_string(&junit).unwrap();
+    let xml = std::fs::read_to_string(junit).unwrap();
     assert!(
         xml.contains(r#"<testcase name="message delivered to inbox" classname="roundtrips.junk">"#),
         "{xml}"
@@ -522,7 +535,7 @@ fn a_scenario_file_hop_asks_for_a_round_trip() {
         "{xml}"
     );
     // HTML: each round trip in its hop, its expectations linked to it.
-    let page = std::fs::read_to_string(&html).unwrap();
+    let page = std::fs::read_to_string(html).unwrap();
     assert!(
         page.contains(r#"<h3 id="hop0-rt">Round trip</h3>"#),
         "{page}"
@@ -532,8 +545,12 @@ fn a_scenario_file_hop_asks_for_a_round_trip() {
         "{page}"
     );
     assert!(page.contains("could not start"), "{page}");
+}
+
+/// Human: a line per round trip, and one per expectation.
+fn check_human(file: &str, env: &[(&str, &str)]) {
     // Human: a line per round trip, and one per expectation.
-    let human = mxtrace(&["run", &file_s], &env);
+    let human = mxtrace(&["run", file], env);
     assert_eq!(human.code, 1);
     let out = redact_ports(&human.stdout);
     for line in [
@@ -546,12 +563,21 @@ fn a_scenario_file_hop_asks_for_a_round_trip() {
     ] {
         assert!(out.contains(line), "{line:?} not in:\n{out}");
     }
+}
 
+/// `diff` of two runs: without the junk header the folder expectation passes.
+fn check_diff(
+    lab: &PostfixLab,
+    file: &std::path::Path,
+    before: &std::path::Path,
+    env: &[(&str, &str)],
+) {
     // `diff` of two runs: without the junk header the folder expectation passes.
-    std::fs::write(&file, scenario(&lab, false)).unwrap();
-    let r = mxtrace(&["run", &file_s, "--json"], &env);
+    std::fs::write(file, scenario(lab, false)).unwrap();
+    let file_s = file.display().to_string();
+    let r = mxtrace(&["run", &file_s, "--json"], env);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    let after = dir.join("after.json");
+    let after = before.with_file_name("after.json");
     std::fs::write(&after, &r.stdout).unwrap();
     let (b, a) = (before.display().to_string(), after.display().to_string());
     let d = mxtrace(&["diff", &b, &a], &[]);
@@ -574,7 +600,6 @@ fn a_scenario_file_hop_asks_for_a_round_trip() {
         (f["kind"].as_str(), f["subject"].as_str()),
         (Some("regression"), Some("junk/roundtrip.folder"))
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The scenario file of the test above; `junk` adds the header Sieve files into Junk.

@@ -871,8 +871,15 @@ pub enum CliError {
     OAuthUnused { flag: &'static str },
     #[error("--rcpt {0:?}: expected an address, user@domain")]
     RcptAddress(String),
+    /// Boxed: it carries an IMAP or OAuth error and its explanation.
     #[error(transparent)]
-    Roundtrip(#[from] mxtrace_core::roundtrip::RoundtripError),
+    Roundtrip(Box<mxtrace_core::roundtrip::RoundtripError>),
+}
+
+impl From<mxtrace_core::roundtrip::RoundtripError> for CliError {
+    fn from(e: mxtrace_core::roundtrip::RoundtripError) -> CliError {
+        CliError::Roundtrip(Box::new(e))
+    }
 }
 
 impl CliError {

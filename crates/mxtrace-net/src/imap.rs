@@ -191,7 +191,7 @@ pub enum ImapError {
         user: String,
         how: String,
         text: String,
-        challenge: Option<ErrorChallenge>,
+        challenge: Option<Box<ErrorChallenge>>,
     },
     #[error("the server offers no login for these credentials: it needs {wanted} (it offers: {offered})")]
     NoMechanism { wanted: String, offered: String },
@@ -447,7 +447,7 @@ impl ImapConn {
                 user: user.clone(),
                 how: how.to_string(),
                 text,
-                challenge,
+                challenge: challenge.map(Box::new),
             },
             e => e,
         };
@@ -874,7 +874,7 @@ async fn connect_tcp(opts: &ImapOptions) -> Result<TcpStream, ImapError> {
 }
 
 /// `; the server's error challenge: {...}` when there was one.
-fn challenge_text(c: &Option<ErrorChallenge>) -> String {
+fn challenge_text(c: &Option<Box<ErrorChallenge>>) -> String {
     c.as_ref()
         .map(|c| {
             // Server text on a terminal: no control characters.

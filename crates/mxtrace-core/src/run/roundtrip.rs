@@ -28,54 +28,7 @@ pub(super) fn expectations(
     rt: &HopRoundtrip,
     ex: &mut Vec<ExpectationResult>,
 ) {
-    let checks: [(&str, Option<String>, Option<String>); 5] = [
-        (
-            "passes",
-            e.passes.map(|w| w.to_string()),
-            e.passes.map(|w| {
-                if w {
-                    "round trip passes"
-                } else {
-                    "round trip fails"
-                }
-                .into()
-            }),
-        ),
-        (
-            "delivered",
-            e.delivered.map(|w| w.to_string()),
-            e.delivered.map(|w| {
-                if w {
-                    "message delivered to the mailbox"
-                } else {
-                    "message not delivered"
-                }
-                .into()
-            }),
-        ),
-        (
-            "folder",
-            e.folder.map(|f| f.as_str().to_string()),
-            e.folder
-                .map(|f| format!("message delivered to {}", f.as_str())),
-        ),
-        (
-            "within",
-            e.within
-                .map(|w| format!("<= {}", humantime::format_duration(w))),
-            e.within
-                .map(|w| format!("message delivered within {}", humantime::format_duration(w))),
-        ),
-        (
-            "scenario",
-            e.scenario.map(|s| s.to_string()),
-            e.scenario.map(|s| format!("path shows scenario {s}")),
-        ),
-    ];
-    for (key, expected, description) in checks {
-        let (Some(expected), Some(description)) = (expected, description) else {
-            continue;
-        };
+    for (key, expected, description) in wanted(e) {
         let id = format!("roundtrip.{key}");
         let x = match (&rt.report, &rt.error) {
             (Some(r), _) => {
@@ -89,13 +42,8 @@ pub(super) fn expectations(
             (None, error) => {
                 let why = error.as_deref().unwrap_or("the round trip did not run");
                 let first = why.lines().next().unwrap_or(why);
-                let mut x = result(
-                    &id,
-                    description,
-                    false,
-                    expected,
-                    format!("not run: {first}"),
-                );
+                let observed = format!("not run: {first}");
+                let mut x = result(&id, description, false, expected, observed);
                 // The lines under the error explain it (a refused or missing token).
                 let rest: Vec<&str> = why.lines().skip(1).map(str::trim).collect();
                 x.cause = (!rest.is_empty()).then(|| rest.join(" "));
@@ -104,6 +52,47 @@ pub(super) fn expectations(
         };
         ex.push(x);
     }
+}
+
+/// The expectations set: (key, expected, description).
+fn wanted(e: &RoundtripExpect) -> Vec<(&'static str, String, String)> {
+    let words = |yes: bool, a: &str, b: &str| if yes { a } else { b }.to_string();
+    let within = e.within.map(humantime::format_duration);
+    [
+        e.passes.map(|w| {
+            let d = words(w, "round trip passes", "round trip fails");
+            ("passes", w.to_string(), d)
+        }),
+        e.delivered.map(|w| {
+            let d = words(
+                w,
+                "message delivered to the mailbox",
+                "message not delivered",
+            );
+            ("delivered", w.to_string(), d)
+        }),
+        e.folder.map(|f| {
+            let d = format!("message delivered to {}", f.as_str());
+            ("folder", f.as_str().to_string(), d)
+        }),
+        within.map(|w| {
+            (
+                "within",
+                format!("<= {w}"),
+                format!("message delivered within {w}"),
+            )
+        }),
+        e.scenario.map(|s| {
+            (
+                "scenario",
+                s.to_string(),
+                format!("path shows scenario {s}"),
+            )
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Whether the round trip `r` meets the expectation `key`, and what it showed.

@@ -231,34 +231,7 @@ pub(crate) fn read(
             format!("rcpt {rcpt:?}: expected user@domain"),
         ));
     }
-    let mech = match &raw.mailbox_auth_mech {
-        None => None,
-        Some(m) => Some(token_mech(at, m)?),
-    };
-    let main = Logins {
-        key: "mailbox",
-        password_env: raw.mailbox_password_env.as_ref(),
-        password_file: raw.mailbox_password_file.as_ref(),
-        oauth: raw.mailbox_oauth.unwrap_or(false),
-        token_env: raw.mailbox_oauth_token_env.as_ref(),
-        token_file: raw.mailbox_oauth_token_file.as_ref(),
-    };
-    let mailbox = mailbox_spec(cx, &raw.mailbox, &main, mech)?;
-    let ndr_mailbox = raw
-        .ndr_mailbox
-        .as_ref()
-        .map(|m| {
-            let ndr = Logins {
-                key: "ndr_mailbox",
-                password_env: raw.ndr_mailbox_password_env.as_ref(),
-                password_file: raw.ndr_mailbox_password_file.as_ref(),
-                oauth: raw.ndr_mailbox_oauth.unwrap_or(false),
-                token_env: raw.ndr_mailbox_oauth_token_env.as_ref(),
-                token_file: raw.ndr_mailbox_oauth_token_file.as_ref(),
-            };
-            mailbox_spec(cx, m, &ndr, None)
-        })
-        .transpose()?;
+    let (mailbox, ndr_mailbox) = mailboxes(cx, raw)?;
     let via = match &raw.via {
         Some(v) => Some(
             Target::probe(v.get_ref(), session.default_port())
@@ -297,6 +270,40 @@ pub(crate) fn read(
         at.error(&span.unwrap_or(raw.rcpt.span()), message)
     })?;
     Ok(spec)
+}
+
+/// The mailbox and the NDR mailbox, each with its login.
+fn mailboxes(
+    cx: &TableContext<'_>,
+    raw: &RawRoundtrip,
+) -> Result<(MailboxSpec, Option<MailboxSpec>), FileError> {
+    let mech = match &raw.mailbox_auth_mech {
+        None => None,
+        Some(m) => Some(token_mech(cx.at, m)?),
+    };
+    let main = Logins {
+        key: "mailbox",
+        password_env: raw.mailbox_password_env.as_ref(),
+        password_file: raw.mailbox_password_file.as_ref(),
+        oauth: raw.mailbox_oauth.unwrap_or(false),
+        token_env: raw.mailbox_oauth_token_env.as_ref(),
+        token_file: raw.mailbox_oauth_token_file.as_ref(),
+    };
+    let ndr = Logins {
+        key: "ndr_mailbox",
+        password_env: raw.ndr_mailbox_password_env.as_ref(),
+        password_file: raw.ndr_mailbox_password_file.as_ref(),
+        oauth: raw.ndr_mailbox_oauth.unwrap_or(false),
+        token_env: raw.ndr_mailbox_oauth_token_env.as_ref(),
+        token_file: raw.ndr_mailbox_oauth_token_file.as_ref(),
+    };
+    Ok((
+        mailbox_spec(cx, &raw.mailbox, &main, mech)?,
+        raw.ndr_mailbox
+            .as_ref()
+            .map(|m| mailbox_spec(cx, m, &ndr, None))
+            .transpose()?,
+    ))
 }
 
 /// One mailbox's login keys.
