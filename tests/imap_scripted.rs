@@ -1,7 +1,9 @@
 //! The IMAP client and the round trip against scripted IMAP servers (tests/support/imap.rs):
 //! a server that stalls hits the command deadline, a huge literal or an endless line is
 //! refused before it is read, and a server without IDLE, UIDPLUS or SPECIAL-USE is polled, its
-//! Junk found by name, and the probe left in place (and said so).
+//! Junk found by name, and the probe left in place (and said so). A token goes after the
+//! first `+` without SASL-IR, its error challenge is decoded and answered, and a token is never
+//! sent to a server without an OAuth mechanism.
 
 mod support;
 
@@ -298,4 +300,105 @@ fn without_uidplus_the_probe_stays_and_the_receivers_verdicts_are_read() {
     imap.finish_blocking().assert_completed();
     // The transcript says why the probe stays.
     assert!(!r.stdout.contains("\"pw\""));
+}
+
+fn token(mech: Option<mxtrace_proto::spec::AuthMech>) -> Credentials {
+    Credentials::Token {
+        user: "u@contoso.test".into(),
+        token: Secret::new("tok-123".into()),
+        mech,
+    }
+}
+
+/// A server without SASL-IR: the token's initial response follows the first `+`; its error
+/// challenge is decoded and answered with OAUTHBEARER's `^A` (RFC 7628 3.2.3), then NO.
+#[tokio::test]
+async fn a_refused_token_without_sasl_ir_is_answered_and_decoded() {
+    let pki = TestPki::new();
+    let caps = "AUTH=PLAIN AUTH=OAUTHBEARER";
+    let mut steps = imaps_greeting(&pki, caps);
+    steps.extend([
+        expect("a1 AUTHENTICATE OAUTHBEARER"),
+        line("+ "),
+        Step::ReadLine,
+        line("+ eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIiwic2NvcGUiOiJtYWlsIn0="),
+        expect("AQ=="),
+        line("a1 NO [AUTHENTICATIONFAILED] Authentication failed."),
+    ]);
+    let server = ScriptedServer::start(steps).await;
+    let o = options(&pki, server.addr.port());
+    let mut c = ImapConn::connect(&o, "mailbox", tokio::time::Instant::now())
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    let e = c.login(&token(None)).await.unwrap_err();
+    let ImapError::Login { how, challenge, .. } = &e else {
+        panic!("{e}");
+    };
+    assert_eq!(how, "AUTHENTICATE OAUTHBEARER");
+    let ch = challenge.as_ref().unwrap();
+    assert_eq!(
+        (ch.status.as_str(), ch.scope.as_deref()),
+        ("invalid_token", Some("mail"))
+    );
+    assert!(
+        e.to_string().ends_with(
+            "its OAuth error challenge: {\"status\":\"invalid_token\",\"scope\":\"mail\"}"
+        ),
+        "{e}"
+    );
+    // The log: the command and the challenge, never the token.
+    let step = c
+        .log
+        .iter()
+        .find(|s| s.command.starts_with("AUTHENTICATE"))
+        .unwrap();
+    assert_eq!(step.command, "AUTHENTICATE OAUTHBEARER <redacted>");
+    assert!(step.reply.contains("(error challenge: {"), "{}", step.reply);
+    drop(c);
+    let log = server.finish().await;
+    log.assert_ok();
+    // The initial response came after the `+`, as RFC 9051 6.2.2 says without SASL-IR; its
+    // host and port are those OAUTHBEARER names.
+    let sent = log.received.get(1).unwrap();
+    let port = o.port;
+    let want = mxtrace_proto::sasl::oauthbearer(
+        "u@contoso.test",
+        NAME,
+        port,
+        &Secret::new("tok-123".into()),
+    );
+    assert_eq!(sent, want.expose());
+}
+
+/// A token and a server that offers no OAuth mechanism: no AUTHENTICATE, no LOGIN, and the
+/// error says what was needed and what was offered.
+#[tokio::test]
+async fn a_token_is_never_sent_with_plain_or_login() {
+    let pki = TestPki::new();
+    let mut steps = imaps_greeting(&pki, CAPS);
+    steps.push(Step::ReadUntilClose);
+    let server = ScriptedServer::start(steps).await;
+    let o = options(&pki, server.addr.port());
+    let mut c = ImapConn::connect(&o, "mailbox", tokio::time::Instant::now())
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    let e = c.login(&token(None)).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the server offers no login for these credentials: it needs AUTH=XOAUTH2 or \
+         AUTH=OAUTHBEARER (it offers: AUTH=PLAIN)"
+    );
+    let e = c
+        .login(&token(Some(mxtrace_proto::spec::AuthMech::Xoauth2)))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("it needs AUTH=XOAUTH2 (it offers"),
+        "{e}"
+    );
+    drop(c);
+    let log = server.finish().await;
+    assert!(log.received.is_empty(), "{:?}", log.received);
 }
