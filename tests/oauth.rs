@@ -84,13 +84,9 @@ fn oauth_smtp_auth_against_glewlwyd_postfix_and_dovecot() {
     let Some(lab) = PostfixLab::start_with_oauth(&oauth.dir) else {
         return;
     };
-    let both_ca = oauth.dir.join("both-ca.pem");
-    let pems = std::fs::read_to_string(oauth.get("OAUTH_CA_FILE")).unwrap()
-        + &std::fs::read_to_string(lab.get("CA_FILE")).unwrap();
-    std::fs::write(&both_ca, pems).unwrap();
     let mut t = Lab {
         target: lab.target("PORT_SUBMISSION"),
-        both_ca,
+        both_ca: oauth.ca_with(lab.get("CA_FILE")),
         lab_ca: lab.get("CA_FILE").to_string(),
         dir: oauth.dir.clone(),
         outputs: Vec::new(),

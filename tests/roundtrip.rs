@@ -318,11 +318,7 @@ fn deferred_past_within_says_where_it_was_last_seen() {
     assert_eq!(j["findings"][0]["code"], "not_delivered");
     assert!(j["cleanup"].as_array().unwrap().is_empty());
     // Postfix holds it in its deferred queue, as the lab's README says.
-    let q = std::process::Command::new("postqueue")
-        .args(["-c", &lab.dir.join("etc").display().to_string(), "-j"])
-        .output()
-        .unwrap();
-    let q = String::from_utf8_lossy(&q.stdout);
+    let q = lab.queue();
     assert!(q.contains(queue_id) && q.contains("\"deferred\""), "{q}");
     // Human output: the verdict line says it.
     let human = roundtrip(&lab, FROM, lab.get("HELD_RCPT"), &["--within", "1s"]);
@@ -401,17 +397,10 @@ fn a_wrong_mailbox_password_sends_nothing() {
     assert!(!r.stderr.contains("not-the-password"));
     // Postfix never saw the sender: no connection reached MAIL FROM, nothing is queued.
     std::thread::sleep(Duration::from_millis(300));
-    let log = std::fs::read_to_string(lab.dir.join("maillog")).unwrap_or_default();
+    let log = lab.maillog();
     assert!(!log.contains(FROM), "{log}");
-    let q = std::process::Command::new("postqueue")
-        .args(["-c", &lab.dir.join("etc").display().to_string(), "-j"])
-        .output()
-        .unwrap();
-    assert!(
-        q.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&q.stdout)
-    );
+    let q = lab.queue();
+    assert!(q.is_empty(), "{q}");
 }
 
 /// A scenario file whose hops ask for round trips (`[hop.roundtrip]`, `roundtrip.*`

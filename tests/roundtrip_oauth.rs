@@ -80,24 +80,15 @@ impl Lab<'_> {
     /// Postfix never saw the sender since `mark` bytes of its log, and queued nothing.
     fn nothing_sent(&self, mark: usize) {
         std::thread::sleep(std::time::Duration::from_millis(300));
-        let log = std::fs::read_to_string(self.lab.dir.join("maillog")).unwrap_or_default();
+        let log = self.lab.maillog();
         let new = log.get(mark..).unwrap_or("");
         assert!(!new.contains(FROM), "{new}");
-        let q = std::process::Command::new("postqueue")
-            .args(["-c", &self.lab.dir.join("etc").display().to_string(), "-j"])
-            .output()
-            .unwrap();
-        assert!(
-            q.stdout.is_empty(),
-            "{}",
-            String::from_utf8_lossy(&q.stdout)
-        );
+        let q = self.lab.queue();
+        assert!(q.is_empty(), "{q}");
     }
 
     fn log_len(&self) -> usize {
-        std::fs::read_to_string(self.lab.dir.join("maillog"))
-            .map(|l| l.len())
-            .unwrap_or(0)
+        self.lab.maillog().len()
     }
 }
 
@@ -119,13 +110,9 @@ fn a_mailbox_logged_in_to_with_oauth_tokens() {
     let Some(lab) = PostfixLab::start_with_imap_oauth(&oauth.dir) else {
         return;
     };
-    let both_ca = oauth.dir.join("both-ca.pem");
-    let pems = std::fs::read_to_string(oauth.get("OAUTH_CA_FILE")).unwrap()
-        + &std::fs::read_to_string(lab.get("CA_FILE")).unwrap();
-    std::fs::write(&both_ca, pems).unwrap();
     let mut t = Lab {
         lab: &lab,
-        both_ca,
+        both_ca: oauth.ca_with(lab.get("CA_FILE")),
         dir: oauth.dir.clone(),
         outputs: Vec::new(),
     };

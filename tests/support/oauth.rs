@@ -85,6 +85,16 @@ impl OAuthServer {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// A file in the server's directory with its CA and `lab_ca` (PEM): one `--tls-ca-file`
+    /// for the token endpoint and the lab's TLS.
+    pub fn ca_with(&self, lab_ca: &str) -> PathBuf {
+        let both = self.dir.join("both-ca.pem");
+        let pems = std::fs::read_to_string(self.get("OAUTH_CA_FILE")).expect("OAuth CA")
+            + &std::fs::read_to_string(lab_ca).expect("lab CA");
+        std::fs::write(&both, pems).expect("write both-ca.pem");
+        both
+    }
+
     /// A fresh access token: `user` (password grant) or `client` (client credentials).
     pub fn token(&self, kind: &str) -> String {
         self.run(&["token", kind])

@@ -149,6 +149,20 @@ impl PostfixLab {
         format!("{}:{}", self.get("ADDR"), self.get(port_key))
     }
 
+    /// Postfix's queue (`postqueue -j`: one JSON object a line), empty when nothing waits.
+    pub fn queue(&self) -> String {
+        let q = Command::new("postqueue")
+            .args(["-c", &self.dir.join("etc").display().to_string(), "-j"])
+            .output()
+            .expect("run postqueue");
+        String::from_utf8_lossy(&q.stdout).into_owned()
+    }
+
+    /// Postfix's log (`maillog`) so far.
+    pub fn maillog(&self) -> String {
+        std::fs::read_to_string(self.dir.join("maillog")).unwrap_or_default()
+    }
+
     /// Makes exactly these addresses the lab's recipients (`lab.sh recipients`: the vmailbox
     /// table rewritten, `postfix reload`); the next session sees the new table.
     pub fn set_recipients(&self, addresses: &[&str]) {
