@@ -495,3 +495,73 @@ fn explain_peer_fits_the_advice() {
     let bad = mxtrace(&["explain", reply, "--peer", "postfix"], &[]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
 }
+
+/// The mailbox's login flags of `roundtrip`, refused before anything connects (exit 2), each
+/// naming what to give instead; no secret on argv is ever possible.
+#[test]
+fn roundtrip_mailbox_login_usage_errors() {
+    let base = [
+        "roundtrip",
+        "--via",
+        "127.0.0.1:9",
+        "--rcpt",
+        "u@contoso.test",
+        "--mailbox",
+        "imaps://u@contoso.test@127.0.0.1:9",
+    ];
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--mailbox-oauth"],
+            "mxtrace: --mailbox-oauth needs the OAuth settings to take the token from: \
+             --oauth-tenant or --oauth-token-url (a grant), or --oauth-token-env / \
+             --oauth-token-file",
+        ),
+        (
+            &[
+                "--mailbox-password-env",
+                "PW",
+                "--mailbox-auth-mech",
+                "xoauth2",
+            ],
+            "mxtrace: --mailbox-auth-mech needs a token for the mailbox (--mailbox-oauth, \
+             --mailbox-oauth-token-env or --mailbox-oauth-token-file)",
+        ),
+        (
+            &["--mailbox-oauth-token-env", "MXTRACE_TEST_UNSET_TOKEN"],
+            "mxtrace: environment variable MXTRACE_TEST_UNSET_TOKEN is not set",
+        ),
+        (
+            &[
+                "--mailbox-oauth",
+                "--oauth-tenant",
+                "contoso.onmicrosoft.com",
+            ],
+            "mxtrace: --oauth-tenant needs --oauth-client-id",
+        ),
+        (
+            &["--mailbox-password-env", "PW", "--oauth-token-env", "T"],
+            "mxtrace: --oauth-token-env is for SMTP AUTH (with --auth-user) or a mailbox's \
+             login (--mailbox-oauth, --ndr-mailbox-oauth): give one of them",
+        ),
+    ];
+    for (extra, want) in cases {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let r = mxtrace(&args, &[("PW", "pw"), ("T", "t")]);
+        assert_eq!(r.code, 2, "{extra:?}: {}", r.stderr);
+        assert_eq!(r.stderr.trim_end(), want, "{extra:?}");
+    }
+    let r = mxtrace(
+        &[
+            &base[..],
+            &["--mailbox-oauth", "--mailbox-password-env", "PW"],
+        ]
+        .concat(),
+        &[],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("'--mailbox-oauth' cannot be used with"),
+        "{}",
+        r.stderr
+    );
+}

@@ -45,10 +45,6 @@ Exit codes:
   2  usage error, or the mailbox could not be logged in to, or no token for it (nothing was sent)
   3  internal error";
 
-/// A mailbox's password flags, which exclude its token flags.
-const MAILBOX_PASSWORD: [&str; 2] = ["mailbox_password_env", "mailbox_password_file"];
-const NDR_PASSWORD: [&str; 2] = ["ndr_mailbox_password_env", "ndr_mailbox_password_file"];
-
 /// `--mailbox-auth-mech` values: the SASL mechanisms of a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TokenMech {
@@ -69,7 +65,16 @@ struct LoginFlags<'a> {
     mech: Option<TokenMech>,
 }
 
+/// Each mailbox logs in one way: a password or a token, from one place.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("mailbox_login").multiple(false).args([
+    "mailbox_password_env", "mailbox_password_file", "mailbox_oauth",
+    "mailbox_oauth_token_env", "mailbox_oauth_token_file",
+])))]
+#[command(group(clap::ArgGroup::new("ndr_mailbox_login").multiple(false).args([
+    "ndr_mailbox_password_env", "ndr_mailbox_password_file", "ndr_mailbox_oauth",
+    "ndr_mailbox_oauth_token_env", "ndr_mailbox_oauth_token_file",
+])))]
 pub struct RoundtripArgs {
     /// The recipient: its mailbox is the one --mailbox opens.
     #[arg(long, value_name = "ADDRESS", help_heading = "SMTP")]
@@ -109,13 +114,13 @@ pub struct RoundtripArgs {
     /// Log in to the mailbox with an OAuth 2.0 token from the --oauth-* settings (XOAUTH2 or
     /// OAUTHBEARER), the same token request as SMTP AUTH's; without --auth-user they are the
     /// mailbox's only.
-    #[arg(long, help_heading = "Mailbox", conflicts_with_all = MAILBOX_PASSWORD)]
+    #[arg(long, help_heading = "Mailbox")]
     pub mailbox_oauth: bool,
     /// Log in to the mailbox with the OAuth 2.0 access token in this environment variable.
-    #[arg(long, value_name = "VAR", help_heading = "Mailbox", conflicts_with_all = MAILBOX_PASSWORD)]
+    #[arg(long, value_name = "VAR", help_heading = "Mailbox")]
     pub mailbox_oauth_token_env: Option<String>,
     /// Log in to the mailbox with the OAuth 2.0 access token on the first line of this file.
-    #[arg(long, value_name = "FILE", help_heading = "Mailbox", conflicts_with_all = MAILBOX_PASSWORD)]
+    #[arg(long, value_name = "FILE", help_heading = "Mailbox")]
     pub mailbox_oauth_token_file: Option<PathBuf>,
     /// The mailbox's SASL mechanism for a token (default: XOAUTH2 when offered, else
     /// OAUTHBEARER).
@@ -152,19 +157,13 @@ pub struct RoundtripArgs {
     )]
     pub ndr_mailbox_password_file: Option<PathBuf>,
     /// Log in to the NDR mailbox with a token from the --oauth-* settings.
-    #[arg(
-        long,
-        requires = "ndr_mailbox",
-        conflicts_with_all = NDR_PASSWORD,
-        help_heading = "Mailbox"
-    )]
+    #[arg(long, requires = "ndr_mailbox", help_heading = "Mailbox")]
     pub ndr_mailbox_oauth: bool,
     /// Log in to the NDR mailbox with the OAuth 2.0 access token in this environment variable.
     #[arg(
         long,
         value_name = "VAR",
         requires = "ndr_mailbox",
-        conflicts_with_all = NDR_PASSWORD,
         help_heading = "Mailbox"
     )]
     pub ndr_mailbox_oauth_token_env: Option<String>,
@@ -173,7 +172,6 @@ pub struct RoundtripArgs {
         long,
         value_name = "FILE",
         requires = "ndr_mailbox",
-        conflicts_with_all = NDR_PASSWORD,
         help_heading = "Mailbox"
     )]
     pub ndr_mailbox_oauth_token_file: Option<PathBuf>,

@@ -1452,7 +1452,7 @@ mod tests {
             (format!("{RT}bogus = 1\n"), "t.toml:12:1: unknown field `bogus`"),
             (format!("{RT}interval = \"5m\"\n"), "t.toml:12:12: interval: a scenario file's round trip runs once"),
             (RT.replace("mailbox_password_env = \"PATH\"", "mailbox_password_file = \"pw\""), "t.toml:11:25: mailbox_password_file: in a scenario file secrets come from variables (mailbox_password_env)"),
-            (RT.replace("mailbox_password_env = \"PATH\"\n", ""), "t.toml:10:11: mailbox needs one of mailbox_password_env"),
+            (RT.replace("mailbox_password_env = \"PATH\"\n", ""), "t.toml:10:11: mailbox needs exactly one of mailbox_password_env"),
             (RT.replace("user@contoso.test\"\nmailbox", "nobody\"\nmailbox"), "t.toml:9:8: rcpt \"nobody\": expected user@domain"),
             (RT.replace("imaps://", "pop3://"), "t.toml:10:11: mailbox \"pop3://"),
             (format!("{RT}ehlo = \"a b\"\n"), "t.toml:12:8: ehlo \"a b\": not a valid EHLO name"),

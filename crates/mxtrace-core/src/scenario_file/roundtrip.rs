@@ -356,7 +356,7 @@ fn mailbox_spec(
             return Err(at.error(
                 &url.span(),
                 format!(
-                    "{key} needs one of {key}_password_env, {key}_password_file, \
+                    "{key} needs exactly one of {key}_password_env, {key}_password_file, \
                      {key}_oauth = true, {key}_oauth_token_env, {key}_oauth_token_file (a \
                      password or token is never written here)"
                 ),
