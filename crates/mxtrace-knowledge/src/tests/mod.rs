@@ -3,8 +3,8 @@ use mxtrace_proto::model::{ErrorKind, Stage};
 use mxtrace_proto::smtp::reply::Reply;
 use std::collections::HashSet;
 
-const CORPUS: &str = include_str!("corpus.tsv");
-const HELDOUT: &str = include_str!("heldout.tsv");
+const CORPUS: &str = include_str!("../corpus.tsv");
+const HELDOUT: &str = include_str!("../heldout.tsv");
 
 struct Case {
     line: usize,
@@ -972,3 +972,4 @@ fn certificate_advice_fits_the_peer_and_the_handshake() {
         .all(|s| !s.to_lowercase().contains("cipher")));
     assert!(d.next_steps.iter().any(|s| s.contains("certificate")));
 }
+mod generalisation;
