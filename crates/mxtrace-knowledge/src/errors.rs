@@ -15,7 +15,7 @@ use super::advice::{
     CONNECTORS, ENABLE_STARTTLS, EXCHANGE_CERT, SERVER_TLS_VERSIONS, SMTP_CERT_BOUND, TELNET_EOP,
 };
 use super::classify::merge_steps;
-use super::{Category, Class, Explanation, Layer};
+use super::{Category, Class, Confidence, Explanation, Layer};
 use mxtrace_proto::model::{ErrorKind, Stage};
 use mxtrace_proto::smtp::reply::Reply;
 
@@ -85,6 +85,8 @@ pub fn explain_error(stage: Stage, kind: ErrorKind, detail: &str) -> Explanation
     Explanation {
         class: Class::Transient,
         category,
+        confidence: Confidence::High,
+        runner_up: None,
         layer,
         cause,
         next_steps: merge_steps(category, &steps, false),
@@ -356,6 +358,8 @@ pub fn explain_tls_verification(error: &str) -> Explanation {
     Explanation {
         class: Class::Permanent,
         category: Category::TlsFailed,
+        confidence: Confidence::High,
+        runner_up: None,
         layer: Layer::Tls,
         cause: format!("{what}{HYBRID}"),
         next_steps: merge_steps(
@@ -448,6 +452,8 @@ pub fn explain_observation(obs: Observation) -> Explanation {
     Explanation {
         class: Class::Transient,
         category,
+        confidence: Confidence::High,
+        runner_up: None,
         layer,
         cause: cause.to_string(),
         next_steps: merge_steps(category, steps, false),

@@ -18,12 +18,14 @@
 mod advice;
 mod classify;
 mod errors;
+mod families;
 mod peer;
+mod registry;
 mod rules;
 mod scenario;
 mod tables;
 
-pub use classify::{classify_reply, Finding, Tier};
+pub use classify::{classify_in, classify_reply, Finding, SessionFacts, Tier};
 pub use errors::{
     explain_observation, explain_tls_verification, observe_banner, observe_ehlo, Observation,
 };
@@ -34,7 +36,7 @@ pub use scenario::{
 };
 
 pub use mxtrace_proto::model::{
-    Category, Class, Diagnosis, Explanation, Layer, PathContext, Scenario, SpfHints,
+    Category, Class, Confidence, Diagnosis, Explanation, Layer, PathContext, Scenario, SpfHints,
 };
 use mxtrace_proto::model::{ErrorKind, Stage};
 use mxtrace_proto::smtp::reply::Reply;
@@ -52,10 +54,17 @@ pub fn class_of(reply: &Reply) -> Class {
 /// Explains one reply received at `stage` (None when the stage is unknown, as with a pasted
 /// reply without `--stage`).
 pub fn explain_reply(stage: Option<Stage>, reply: &Reply) -> Explanation {
-    let f = classify_reply(stage, reply);
+    explain_reply_in(stage, reply, SessionFacts::default())
+}
+
+/// Explains one reply with what the session knows about the server (see `SessionFacts`).
+pub fn explain_reply_in(stage: Option<Stage>, reply: &Reply, facts: SessionFacts) -> Explanation {
+    let f = classify_in(stage, reply, facts);
     Explanation {
         class: f.class,
         category: f.category,
+        confidence: f.confidence,
+        runner_up: f.runner_up,
         layer: f.layer,
         cause: f.cause,
         next_steps: f.next_steps,

@@ -56,6 +56,7 @@ pub const AUTH: Stages = Stages::on(&[Stage::Auth]);
 pub const MAIL: Stages = Stages::on(&[Stage::MailFrom]);
 pub const RCPT: Stages = Stages::on(&[Stage::RcptTo]);
 pub const DATA: Stages = Stages::on(&[Stage::Data, Stage::EndOfData]);
+pub const HELO: Stages = Stages::on(&[Stage::Ehlo, Stage::Helo, Stage::EhloTls]);
 
 /// Which reply classes a row applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +174,9 @@ pub struct CodeRule {
     pub cause: &'static str,
     pub steps: &'static [&'static str],
     pub source: &'static str,
+    /// An "other or undefined" code or a catch-all servers reuse for anything (X.7.1): its
+    /// category, if any, yields to words that name a cause (docs/diagnosis.md "Conflicts").
+    pub generic: bool,
 }
 
 impl CodeRule {
@@ -197,6 +201,13 @@ impl CodeRule {
             cause,
             steps: &[],
             source,
+            generic: false,
+        }
+    }
+    pub const fn generic(self) -> CodeRule {
+        CodeRule {
+            generic: true,
+            ..self
         }
     }
     pub const fn to(self, detail_hi: u16) -> CodeRule {
@@ -250,6 +261,9 @@ pub struct BasicRule {
     pub cause: &'static str,
     pub steps: &'static [&'static str],
     pub source: &'static str,
+    /// The code means this at this stage by definition (RFC 4954's AUTH replies, RFC 3207's
+    /// STARTTLS replies): decides with high confidence, not "probably".
+    pub sure: bool,
 }
 
 impl BasicRule {
@@ -270,7 +284,11 @@ impl BasicRule {
             cause,
             steps: &[],
             source,
+            sure: false,
         }
+    }
+    pub const fn sure(self) -> BasicRule {
+        BasicRule { sure: true, ..self }
     }
     pub const fn steps(self, steps: &'static [&'static str]) -> BasicRule {
         BasicRule { steps, ..self }

@@ -62,7 +62,7 @@ fn score(rows: &[Row]) -> Score {
             entry.0 += 1;
             continue;
         }
-        let confident = f.category != Category::Other;
+        let confident = f.confidence == Confidence::High;
         if confident {
             s.confident_wrong += 1;
         }
