@@ -48,9 +48,14 @@ fn read_row(row: &Row) -> Got {
     let report = analyze(&row.file, &raw).unwrap();
     let ndr = report.ndr.map(|n| n.ndr.recipients).unwrap_or_default();
     let want = row.recipient.to_ascii_lowercase();
+    let names = |r: &NdrRecipient| {
+        let mut v = vec![r.recipient.to_ascii_lowercase()];
+        v.extend(r.original_recipient.iter().map(|o| o.to_ascii_lowercase()));
+        v
+    };
     let found: Option<&NdrRecipient> = ndr
         .iter()
-        .find(|r| r.recipient.to_ascii_lowercase() == want)
+        .find(|r| names(r).contains(&want))
         .or_else(|| {
             ndr.iter()
                 .find(|r| r.recipient.to_ascii_lowercase().contains(&want))
@@ -66,8 +71,12 @@ fn read_row(row: &Row) -> Got {
         .explanation
         .as_ref()
         .map_or("(none)".to_string(), |e| e.category.as_str().to_string());
+    let high = r
+        .explanation
+        .as_ref()
+        .is_some_and(|e| e.confidence == mxtrace_proto::model::Confidence::High);
     Got {
-        confident: category != "other" && !category.starts_with('('),
+        confident: high,
         category,
         status: r.status.clone().unwrap_or_else(|| "-".into()),
     }

@@ -160,22 +160,72 @@ fn classify_with(
     if class == Class::Success {
         return accepted(class, stage, reply.code, basic);
     }
-    let text = lowered(&reply.text());
+    let input = Input {
+        stage,
+        code: reply.code,
+        enhanced,
+        basic,
+    };
+    decide(class, &input, &lowered(&reply.text()), facts)
+}
+
+/// Classifies what a bounce says without an SMTP reply: its status code (RFC 3464 `Status:`,
+/// or None when it gives none) and its prose. The class comes from the status; without one the
+/// failure is taken as permanent (the bounce says the message was not delivered).
+pub fn classify_status(stage: Option<Stage>, status: Option<EnhancedCode>, text: &str) -> Finding {
+    let class = match status.map(|s| s.class) {
+        Some(2) => Class::Success,
+        Some(4) => Class::Transient,
+        _ => Class::Permanent,
+    };
+    let code = match class {
+        Class::Success => 250,
+        Class::Transient => 450,
+        Class::Permanent => 550,
+    };
+    if class == Class::Success {
+        return accepted(class, stage, code, None);
+    }
+    // No reply code was given, so no RFC 5321 row speaks: `basic` stays empty.
+    let input = Input {
+        stage,
+        code,
+        enhanced: status,
+        basic: None,
+    };
+    decide(class, &input, &lowered(text), SessionFacts::default())
+}
+
+/// What one classification reads besides the text.
+struct Input {
+    stage: Option<Stage>,
+    code: u16,
+    enhanced: Option<EnhancedCode>,
+    basic: Option<&'static BasicRule>,
+}
+
+fn decide(class: Class, input: &Input, text: &str, facts: SessionFacts) -> Finding {
+    let Input {
+        stage,
+        code,
+        enhanced,
+        basic,
+    } = *input;
     let vendor = MARKERS
         .iter()
-        .find(|r| r.matches(&text, stage, reply.code))
+        .find(|r| r.matches(text, stage, code))
         .map(|r| Evidence::Text(r, Tier::Marker))
         .or_else(|| {
             let e = enhanced?;
-            let r = code_row(MICROSOFT, e, &text, stage).filter(|r| r.category.is_some())?;
+            let r = code_row(MICROSOFT, e, text, stage).filter(|r| r.category.is_some())?;
             Some(Evidence::Code(r, e, Tier::Microsoft))
         });
     let mut verdict = match vendor {
         Some(v) => Verdict::new(v, Confidence::High, None),
-        None => weigh(stage, reply.code, enhanced, &text, basic),
+        None => weigh(stage, code, enhanced, text, basic),
     };
     apply_facts(&mut verdict, stage, facts);
-    render(class, stage, reply.code, enhanced, basic, verdict)
+    render(class, stage, code, enhanced, basic, verdict)
 }
 
 /// Steps 2 to 4 of the precedence, with the conflict rule (module docs).

@@ -98,12 +98,12 @@ pub static PHRASES: &[TextRule] = &[
     .unless(&["header"]),
     // Header format is content (RFC 5322); header size is size.
     TextRule::new(
-        &["header"],
+        &["header", " field", "resent-"],
         ContentRejected,
         "The message's header does not follow RFC 5322 (a required field missing, a field that must be unique repeated, or a malformed field), so the server refused it.",
         RFC5322,
     )
-    .also(&["missing", "duplicate", "only one", "multiple", "more than one", "invalid", "malformed", "required", "future", "in the past", "too far", "line is too long", "line too long", "not allowed", "bad ", "syntax", "non-compliant", "not compliant", "rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "rfc 822", "rfc822", "8-bit", "8bit", "8 bit", "specify no", " no ", "must ", "empty", "forged", "broken", "not valid", "unparsable", "non-ascii"])
+    .also(&["missing", "duplicate", "only one", "multiple", "more than one", "invalid", "malformed", "required", "future", "in the past", "too far", "line is too long", "line too long", "not allowed", "bad ", "syntax", "non-compliant", "not compliant", "rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "rfc 822", "rfc822", "8-bit", "8bit", "8 bit", "specify no", " no ", "must ", "empty", "forged", "broken", "not valid", "unparsable", "non-ascii", "given"])
     .unless(&["too large", "too big", "size", "exceeds", "ridiculously", "too many headers"]),
     TextRule::new(
         &["smtplf", "bare lf", "bare line", "bare cr", "bare <lf>", "bare newline", "line feed", "line-feed", "linefeed", "lone lf", "lone cr"],

@@ -25,7 +25,7 @@ mod rules;
 mod scenario;
 mod tables;
 
-pub use classify::{classify_in, classify_reply, Finding, SessionFacts, Tier};
+pub use classify::{classify_in, classify_reply, classify_status, Finding, SessionFacts, Tier};
 pub use errors::{
     explain_observation, explain_tls_verification, observe_banner, observe_ehlo, Observation,
 };
@@ -59,7 +59,10 @@ pub fn explain_reply(stage: Option<Stage>, reply: &Reply) -> Explanation {
 
 /// Explains one reply with what the session knows about the server (see `SessionFacts`).
 pub fn explain_reply_in(stage: Option<Stage>, reply: &Reply, facts: SessionFacts) -> Explanation {
-    let f = classify_in(stage, reply, facts);
+    explanation(classify_in(stage, reply, facts))
+}
+
+fn explanation(f: Finding) -> Explanation {
     Explanation {
         class: f.class,
         category: f.category,
@@ -69,6 +72,15 @@ pub fn explain_reply_in(stage: Option<Stage>, reply: &Reply, facts: SessionFacts
         cause: f.cause,
         next_steps: f.next_steps,
     }
+}
+
+/// Explains what a bounce says when it gives no SMTP reply: its status code and its prose.
+pub fn explain_status(
+    stage: Option<Stage>,
+    status: Option<mxtrace_proto::smtp::reply::EnhancedCode>,
+    text: &str,
+) -> Explanation {
+    explanation(classify_status(stage, status, text))
 }
 
 /// Explains a stage that ended without a usable reply (see errors.rs for the category rule).
