@@ -1101,6 +1101,28 @@ async fn starttls_answered_250_fails_in_every_mode_that_sends_it() {
     }
 }
 
+/// Under --starttls require, a failure before TLS says the session was never encrypted; in
+/// auto mode the same failure does not (issue 29).
+#[tokio::test]
+async fn a_failure_before_tls_under_require_says_never_encrypted() {
+    for mode in [StartTls::Auto, StartTls::Require] {
+        let steps = script(vec![
+            greeting(&["STARTTLS", "PIPELINING"]),
+            vec![
+                Step::Expect("STARTTLS".into()),
+                line("503 5.5.1 Error: send EHLO first"),
+            ],
+            quit(),
+        ]);
+        let (r, _log) = envelope_session(steps, mode, None, false).await;
+        let said = r.verdict.summary.contains("never encrypted");
+        assert_eq!(said, mode == StartTls::Require, "{mode:?}: {}", r.verdict.summary);
+        let d = r.stages.iter().find(|s| s.stage == Stage::Starttls).unwrap();
+        let d = d.diagnosis.as_ref().unwrap();
+        assert_eq!(d.category, Category::ProtocolError, "{mode:?}");
+    }
+}
+
 #[tokio::test]
 async fn ehlo_answered_220_fails_in_every_mode() {
     for mode in MODES {

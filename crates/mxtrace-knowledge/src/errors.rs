@@ -82,6 +82,13 @@ pub fn explain_error(stage: Stage, kind: ErrorKind, detail: &str) -> Explanation
             ErrorKind::Dns => dns(&d),
             ErrorKind::Auth => auth_unavailable(&d),
         };
+    // A plaintext greeting on an implicit-TLS probe is a port mix-up: the port advice is the
+    // whole answer (no cipher, certificate or middlebox to look at).
+    let next_steps = if kind == ErrorKind::Tls && d.contains(PLAINTEXT_GREETING) {
+        steps.iter().map(|s| (*s).to_string()).collect()
+    } else {
+        merge_steps(category, &steps, false)
+    };
     Explanation {
         class: Class::Transient,
         category,
@@ -89,9 +96,13 @@ pub fn explain_error(stage: Stage, kind: ErrorKind, detail: &str) -> Explanation
         runner_up: None,
         layer,
         cause,
-        next_steps: merge_steps(category, &steps, false),
+        next_steps,
     }
 }
+
+/// The TLS error text for a server that sent its plain SMTP greeting where a ServerHello was
+/// expected (`--tls-implicit` on a STARTTLS or plain port).
+const PLAINTEXT_GREETING: &str = "answered in plaintext";
 
 fn timeout(stage: Stage) -> (Category, Layer, String, Vec<&'static str>) {
     match stage {
@@ -149,7 +160,7 @@ const TLS_FAILURES: &[(&str, &str, &str)] = &[
         "Check whether a firewall with SMTP/ESMTP inspection sits on the path, and the server's STARTTLS configuration.",
     ),
     (
-        "answered in plaintext",
+        PLAINTEXT_GREETING,
         "The server answered in plaintext where a TLS ServerHello was expected (with --tls-implicit, TLS from the first byte): this port speaks plain SMTP and sent its greeting. No STARTTLS was involved.",
         "Check the port's mode: 465 is implicit TLS, 25 and 587 start plain and use STARTTLS (drop --tls-implicit there).",
     ),

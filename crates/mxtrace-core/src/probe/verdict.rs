@@ -264,6 +264,9 @@ pub(super) fn verdict(
         if let Some(d) = &s.diagnosis {
             summary.push_str(&format!(" ({})", d.category.as_str()));
         }
+        if never_encrypted(opts, stages) {
+            summary.push_str("; the session was never encrypted (--starttls require)");
+        }
         summary.push_str(&clause);
         return Verdict {
             passed: false,
@@ -308,6 +311,16 @@ pub(super) fn verdict(
         summary,
         warnings: warnings.to_vec(),
     }
+}
+
+/// Under `--starttls require`, a failure before the TLS handshake completed means nothing of
+/// the session was encrypted: the verdict says so, so nobody reads the failure as a TLS one.
+fn never_encrypted(opts: &ProbeOptions, stages: &[StageRecord]) -> bool {
+    opts.starttls == StartTls::Require
+        && !opts.implicit_tls
+        && !stages
+            .iter()
+            .any(|s| s.stage == Stage::TlsHandshake && s.outcome == Outcome::Ok)
 }
 
 /// `250 2.1.5` or `refused (why)`, for summaries.

@@ -939,7 +939,7 @@ fn a_peer_known_not_to_be_microsoft_gets_no_exchange_step() {
         "the check can fail"
     );
     let mut fitted = all.clone();
-    fit_next_steps(&mut fitted, None, Peer::Other);
+    fit_next_steps(&mut fitted, None, Category::Other, Peer::Other);
     let kept: Vec<&String> = fitted
         .iter()
         .filter(|s| exchange_specific(s).is_some())
@@ -948,14 +948,65 @@ fn a_peer_known_not_to_be_microsoft_gets_no_exchange_step() {
     // Every category still says what to do.
     for c in Category::ALL {
         let mut steps = classify::merge_steps(c, &[], true);
-        fit_next_steps(&mut steps, None, Peer::Other);
+        fit_next_steps(&mut steps, None, Category::Other, Peer::Other);
         assert!(!steps.is_empty(), "{c:?}");
     }
-    // Microsoft and unknown peers keep every step.
-    for peer in [Peer::Microsoft, Peer::Unknown] {
-        let mut same = all.clone();
-        fit_next_steps(&mut same, None, peer);
-        assert_eq!(same, all);
+    // A Microsoft peer keeps every step; an unknown one every step but the escalation.
+    let mut same = all.clone();
+    fit_next_steps(&mut same, None, Category::Other, Peer::Microsoft);
+    assert_eq!(same, all);
+    let mut unknown = all.clone();
+    fit_next_steps(&mut unknown, None, Category::Other, Peer::Unknown);
+    assert_eq!(unknown.len(), all.len());
+    assert!(!unknown.iter().any(|s| s == advice::ESCALATE));
+}
+
+/// Escalation names Microsoft support only when the peer is Microsoft.
+#[test]
+fn escalation_names_microsoft_only_for_a_microsoft_peer() {
+    let reply = Reply::parse_text("550 5.1.1 <a@b.test>: Recipient address rejected: User unknown").unwrap();
+    for (peer, microsoft) in [
+        (Peer::Microsoft, true),
+        (Peer::Other, false),
+        (Peer::Unknown, false),
+    ] {
+        let mut d = Diagnosis::new(explain_reply(Some(Stage::RcptTo), &reply), Default::default());
+        fit_steps(&mut d, peer);
+        let last = d.next_steps.last().unwrap();
+        assert!(last.contains("escalate"), "{peer:?}: {last}");
+        assert_eq!(last.contains("Microsoft"), microsoft, "{peer:?}: {last}");
+    }
+}
+
+/// A TLS finding on a third-party server says who decides its TLS setup, not its recipient
+/// tables.
+#[test]
+fn a_third_party_tls_finding_has_no_recipient_table_step() {
+    let e = explain_tls_verification("invalid peer certificate: Expired");
+    let mut d = Diagnosis::new(e, Default::default());
+    fit_steps(&mut d, Peer::Other);
+    assert!(d.next_steps.iter().any(|s| s.contains("TLS setup")), "{:#?}", d.next_steps);
+    assert!(!d.next_steps.iter().any(|s| s.contains("recipient tables")), "{:#?}", d.next_steps);
+    // A refusal at RCPT on the same server keeps the recipient-table step.
+    let reply = Reply::parse_text("550 5.1.1 <a@b.test>: Recipient address rejected: User unknown").unwrap();
+    let mut d = Diagnosis::new(explain_reply(Some(Stage::RcptTo), &reply), Default::default());
+    fit_steps(&mut d, Peer::Other);
+    assert!(d.next_steps.iter().any(|s| s.contains("recipient tables")));
+}
+
+/// An implicit-TLS probe that met a plaintext greeting gets the port advice and nothing else.
+#[test]
+fn a_plaintext_greeting_on_implicit_tls_stops_at_the_port_advice() {
+    let e = explain_error(
+        Stage::TlsHandshake,
+        ErrorKind::Tls,
+        "the server answered in plaintext (220 mx.example ESMTP) where a TLS ServerHello was expected",
+    );
+    assert_eq!(e.category, Category::TlsFailed);
+    assert_eq!(e.next_steps.len(), 1, "{:#?}", e.next_steps);
+    assert!(e.next_steps[0].contains("465 is implicit TLS"));
+    for word in ["cipher", "certificate", "inspection", "escalate"] {
+        assert!(!e.next_steps[0].to_lowercase().contains(word), "{word}");
     }
 }
 
