@@ -248,6 +248,10 @@ fn weigh(
     let word = first(WORDS, &words, stage, code).map(|r| Evidence::Text(r, Tier::Keyword));
     let stage_alone = basic.map(Evidence::Basic).filter(|b| b.category().is_some());
     let fallback = coded.or(stage_alone).and_then(Evidence::category);
+    // A basic code that means one thing at this stage by definition (RFC 4954, RFC 3207)
+    // counts as a specific code.
+    let sure = stage_alone.filter(|b| matches!(b, Evidence::Basic(r) if r.sure));
+    let specific = specific.or(sure);
     match (phrase, specific, word) {
         (Some(p), Some(c), _) if p.category() != c.category() => {
             Verdict::new(p, Confidence::Medium, c.category())
@@ -271,15 +275,17 @@ fn weigh(
 }
 
 /// What the session knows, at RCPT: a server that does not claim the recipient's domain and
-/// refuses without a clear reason is probably refusing to relay; one that claims it and says
-/// "relay" is probably missing the domain from its own accepted domains.
+/// refuses without giving a reason is probably refusing to relay; one that claims it and says
+/// "relay" is probably missing the domain from its own accepted domains (medium confidence,
+/// recipient_unknown as the runner-up).
 fn apply_facts(v: &mut Verdict, stage: Option<Stage>, facts: SessionFacts) {
     if stage != Some(Stage::RcptTo) {
         return;
     }
     let category = v.evidence.and_then(Evidence::category);
     match facts.recipient_domain_claimed {
-        Some(false) if v.confidence != Confidence::High || category.is_none() => {
+        // Only a reply that gave no reason: a hosted domain's MX rarely carries its name.
+        Some(false) if category.is_none() => {
             v.runner_up = category.or(v.runner_up);
             v.evidence = Some(Evidence::Text(&super::tables::RELAY_BY_FACTS, Tier::Keyword));
             v.confidence = Confidence::Medium;

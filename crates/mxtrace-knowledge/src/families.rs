@@ -137,6 +137,7 @@ pub static PHRASES: &[TextRule] = &[
         "The server requires SMTP authentication (AUTH) before it accepts this command or relays for this client.",
         RFC4954_AUTH,
     )
+    .unless(&["relaying denied", "relay access denied", "relay denied"])
     .at(NOT_AUTH)
     .layer(Layer::Auth),
     TextRule::new(
@@ -224,7 +225,7 @@ pub static PHRASES: &[TextRule] = &[
     .unless(&["tenant allow"])
     .steps(&[DELIST_PUBLIC, DELIST_MS, PTR]),
     TextRule::new(
-        &["your ip", "ip address", "client ip", "sending ip", "connecting ip", "source ip", "your host", "your server", "client address", "sending host", "connecting host", "your network", "ip blocked", "ip is blocked", "ip banned"],
+        &["your ip", "ip address", "client ip", "sending ip", "connecting ip", "source ip", "#your host", "your server", "client address", "sending host", "connecting host", "your network", "ip blocked", "ip is blocked", "ip banned"],
         IpBlocklisted,
         "The receiving server blocks the sending IP (or its network).",
         DNSBL,
@@ -232,6 +233,13 @@ pub static PHRASES: &[TextRule] = &[
     .also(&["blocked", "banned", "blacklisted", "blocklisted", "listed", "not welcome", "refused", "rejected", "denied", "not allowed"])
     .unless(&["ehlo", "helo", "reverse", "ptr", "dns"])
     .steps(&[DELIST_PUBLIC, PTR]),
+    // Reputation, named as such.
+    TextRule::new(
+        &["reputation", "complaints", "#spammer"],
+        ReputationOrRateLimited,
+        "The receiving server is limiting or refusing this sender for its reputation.",
+        RFC3463,
+    ),
     // Content and spam.
     TextRule::new(
         &["#virus", "malware", "infected", "#phish", "phishing", "trojan", "banned attachment", "attachment", "executable", "banned file", "prohibited file", "dangerous", "credential leak", "impersonat"],
@@ -262,7 +270,7 @@ pub static PHRASES: &[TextRule] = &[
     .only(Classes::Transient),
     // DNS: the client's reverse DNS and EHLO name, a domain that does not resolve.
     TextRule::new(
-        &["reverse dns", "rdns", "#ptr", "ptr record", "cannot find your hostname", "cannot find your reverse hostname", "reverse hostname", "fcrdns", "forward-confirmed", "does not resolve", "doesn't resolve", "did not resolve", "could not resolve", "cannot resolve", "can't resolve", "unable to resolve", "not resolvable", "unresolvable", "host not found", "host unknown", "unknown host", "domain not found", "no such domain", "domain does not exist", "domain doesn't exist", "nxdomain", "servfail", "name server", "nameserver", "lookup fail", "lookup error", "temporary lookup", "name service error", "dns query", "dns lookup", "dns error", "dns failure", "no mx", "mx lookup", "domain is not reachable", "domain not reachable", "valid sender domain", "not the same as the actual client", "helo command rejected", "invalid helo", "bad helo", "helo name", "ehlo name", "helo host", "fully-qualified hostname", "fully qualified hostname", "fqdn"],
+        &["reverse dns", "rdns", "#ptr", "ptr record", "cannot find your hostname", "cannot find your reverse hostname", "reverse hostname", "fcrdns", "forward-confirmed", "does not resolve", "doesn't resolve", "did not resolve", "could not resolve", "cannot resolve", "can't resolve", "unable to resolve", "not resolvable", "unresolvable", "host not found", "host unknown", "unknown host", "nonexistent domain", "non-existent domain", "domain not found", "no such domain", "domain does not exist", "domain doesn't exist", "nxdomain", "servfail", "name server", "nameserver", "lookup fail", "lookup error", "temporary lookup", "name service error", "dns query", "dns lookup", "dns error", "dns failure", "no mx", "mx lookup", "domain is not reachable", "domain not reachable", "valid sender domain", "not the same as the actual client", "helo command rejected", "invalid helo", "bad helo", "helo name", "ehlo name", "helo host name", "fully-qualified hostname", "fully qualified hostname", "fqdn"],
         DnsFailure,
         "A DNS check failed: the sending IP's reverse DNS, the EHLO name, or the sender or recipient domain does not resolve (or the lookup itself failed).",
         HELO_DNS,
@@ -271,7 +279,7 @@ pub static PHRASES: &[TextRule] = &[
     .steps(&[PTR]),
     // The recipient's own rules.
     TextRule::new(
-        &["recipient preferences", "recipient's preferences", "blocked by recipient", "blocked by the recipient", "recipient has blocked", "user has blocked", "rejected by recipient", "recipient does not accept mail from", "restricted by policy", "rejected by policy", "policy violation", "violates policy", "transport rule", "mail flow rule", "sieve", "administratively denied", "administrative prohibition", "not authorized to receive", "not allowed to receive", "only accepts mail from"],
+        &["recipient preferences", "recipient's preferences", "blocked by recipient", "blocked by the recipient", "recipient has blocked", "user has blocked", "rejected by recipient", "recipient does not accept mail from", "restricted by policy", "rejected by policy", "policy violation", "violates policy", "transport rule", "mail flow rule", "sieve", "administratively denied", "administrative prohibition", "rejected: access denied", "local policy", "due to policy", "policy reasons", "not authorized to receive", "not allowed to receive", "only accepts mail from"],
         PolicyOrTransportRule,
         "A policy of the recipient or its organization (a mail flow rule, a sender restriction or the recipient's own block settings) refused this message.",
         RFC3463,
@@ -315,13 +323,6 @@ pub static PHRASES: &[TextRule] = &[
         EXIM,
     )
     .also(&["rejected", "denied", "invalid", "not allowed", "not authorized", "not permitted", "refused", "unknown", "verification", "spoof"]),
-    // Reputation, named as such.
-    TextRule::new(
-        &["reputation", "complaints", "#spammer"],
-        ReputationOrRateLimited,
-        "The receiving server is limiting or refusing this sender for its reputation.",
-        RFC3463,
-    ),
     TextRule::new(
         &["i/o error", "io error", "internal error", "server error", "system error", "local error", "local problem", "system problem", "temporary failure", "temporary problem", "mail system full", "system full", "disk full", "out of memory", "write error", "error writing", "database error", "service unavailable", "service not available", "temporarily unavailable", "server busy", "too busy", "overloaded", "high load", "maintenance", "shutting down", "insufficient system storage", "resources temporarily", "configuration error", "configuration problem", "error processing", "processing error", "unexpected failure", "internal failure", "backend failure"],
         ServiceUnavailable,
@@ -411,7 +412,7 @@ pub static WORDS: &[TextRule] = &[
         RFC3463,
     ),
     TextRule::new(
-        &["#dns", "lookup", "resolve", "hostname"],
+        &["#dns", "lookup", "#resolve", "unresolved", "resolution"],
         DnsFailure,
         "A DNS lookup on the receiving side failed or found no record.",
         ONPREM,
@@ -426,7 +427,7 @@ pub static WORDS: &[TextRule] = &[
     .unless(&["recipients"])
     .at(CONTENT_STAGES),
     TextRule::new(
-        &["does not exist", "not exist", "unknown", "not found", "invalid", "no such", "not valid", "undeliverable", "unavailable"],
+        &["does not exist", "not exist", "unknown", "not found", "invalid", "no such", "not valid", "undeliverable"],
         RecipientUnknown,
         "The recipient address is probably not known to the receiving server.",
         RFC3463,

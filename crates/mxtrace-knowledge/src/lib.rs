@@ -31,7 +31,7 @@ pub use errors::{
 };
 pub use peer::{drop_cipher_advice, fit_next_steps, fit_steps, identify as identify_peer, Peer};
 pub use scenario::{
-    diagnose, hints_from_spf, is_eop_host, scenario_for_host, scenario_for_mx,
+    diagnose, diagnose_in, hints_from_spf, is_eop_host, scenario_for_host, scenario_for_mx,
     tenant_routing_domain, MxSetWarning, Observed, ScenarioDetection,
 };
 

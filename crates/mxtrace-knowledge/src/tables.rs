@@ -100,7 +100,7 @@ pub static MARKERS: &[TextRule] = &[
         "The Exchange mailbox store could not find the mailbox object it was asked to deliver to or submit from (a deleted, moved or not yet provisioned mailbox).",
         MS_STOREDRV_SUBMIT,
     )
-    .also(&["storedrv", "mapi"]),
+    .also(&["storedrv.submission", "storedrv.submit"]),
     // Hotmail names two causes in one reply; it is honest to say neither.
     TextRule::new(
         &["larger than the current system limit or the recipient's mailbox is full"],
@@ -281,7 +281,8 @@ pub static MARKERS: &[TextRule] = &[
         ReputationOrRateLimited,
         "Outlook.com limits or blocks this IP because of its sending reputation (volume, complaints or policy).",
         MS_OUTLOOK_PM,
-    ),
+    )
+    .unless(&["block list", "blocklist"]),
     // Exchange Server receive connector MessageRateLimit: the 4.4.2 code alone reads as a
     // dropped connection, the wording says rate limit.
     TextRule::new(
