@@ -244,8 +244,14 @@ fn weigh(
     // Words are read without the codes' own documented meanings: a server that just repeats
     // "Delivery not authorized, message refused" for 5.7.1 has said nothing more.
     let words = strip_meanings(text.to_string(), enhanced, basic);
-    let phrase = first(PHRASES, &words, stage, code).map(|r| Evidence::Text(r, Tier::Phrase));
-    let word = first(WORDS, &words, stage, code).map(|r| Evidence::Text(r, Tier::Keyword));
+    // A PHRASES row that matched on a single word counts as a word (it still comes before
+    // the WORDS table).
+    let (phrase, word) = match first(PHRASES, &words, stage, code) {
+        Some(r) if r.names_a_cause(&words) => (Some(Evidence::Text(r, Tier::Phrase)), None),
+        Some(r) => (None, Some(r)),
+        None => (None, first(WORDS, &words, stage, code)),
+    };
+    let word = word.map(|r| Evidence::Text(r, Tier::Keyword));
     let stage_alone = basic.map(Evidence::Basic).filter(|b| b.category().is_some());
     let fallback = coded.or(stage_alone).and_then(Evidence::category);
     // A basic code that means one thing at this stage by definition (RFC 4954, RFC 3207)

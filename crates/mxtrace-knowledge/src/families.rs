@@ -45,7 +45,7 @@ pub static PHRASES: &[TextRule] = &[
     // The client's own sequence or syntax, wherever it happens (STARTTLS before EHLO is not a
     // TLS failure).
     TextRule::new(
-        &["send ehlo first", "send helo first", "send helo/ehlo first", "send hello first", "say helo first", "ehlo first", "helo first", "need mail command", "need rcpt command", "mail first", "need mail before", "bad sequence", "out of sequence", "nested mail command", "introduce yourself", "use ehlo", "use helo", "before mail", "before rcpt", "needed first", "rcpt first", "already given", "already specified", "already established", "talk too soon", "talked too soon", "early talker", "pregreet", "already authenticated", "already secured", "already active", "already running", "already in tls", "tls already", "already started"],
+        &["send ehlo first", "send helo first", "send helo/ehlo first", "send hello first", "say helo first", "ehlo first", "helo first", "need mail command", "need rcpt command", "mail first", "need mail before", "bad sequence", "out of sequence", "nested mail command", "introduce yourself", "use ehlo", "use helo", "before mail", "before rcpt", "needed first", "rcpt first", "already given", "already specified", "already established", "talk too soon", "talked too soon", "early talker", "pregreet", "no mail transaction", "transaction in progress", "not in a transaction", "no transaction", "not allowed during", "not permitted during", "during a mail transaction", "at this point", "in this state", "duplicate helo", "duplicate ehlo", "already authenticated", "already secured", "already active", "already running", "already in tls", "tls already", "already started"],
         ProtocolError,
         "The server received a command out of sequence (RFC 5321 section 4.1.4): the client did not greet first, repeated a command, or skipped MAIL or RCPT.",
         POSTFIX_SMTPD,
@@ -67,6 +67,7 @@ pub static PHRASES: &[TextRule] = &[
         RFC3207,
     )
     .at(TLS)
+    .names()
     .layer(Layer::Tls),
     TextRule::new(
         &["non-ssl", "non-tls", "ssl attempted", "tls attempted", "tls handshake on a plain", "ssl/tls on a plain"],
@@ -129,6 +130,7 @@ pub static PHRASES: &[TextRule] = &[
         "The message failed sender authentication (SPF, DKIM or DMARC) at the receiving server.",
         RFC7372,
     )
+    .names()
     .steps(&[AUTH_POSTURE]),
     // Authentication asked for before relaying: MessageLabs and Postfix word it with "relay".
     TextRule::new(
@@ -201,6 +203,7 @@ pub static PHRASES: &[TextRule] = &[
         "TLS could not be established (handshake, certificate or TLS policy such as DANE or MTA-STS failed, or TLS is unavailable).",
         RFC3207,
     )
+    .names()
     .layer(Layer::Tls),
     TextRule::new(
         &["must issue a starttls", "issue starttls first", "starttls first", "starttls is required", "starttls required", "must use starttls", "must encrypt", "encryption required", "encryption is required", "encryption needed", "tls required", "tls is required", "requires tls", "tls encryption required", "secure connection required", "requires a secure connection", "must use tls", "only over tls", "only with tls", "plaintext", "cleartext", "unencrypted"],
@@ -215,7 +218,8 @@ pub static PHRASES: &[TextRule] = &[
         ReputationOrRateLimited,
         "A domain in the sender address or the message is on a domain block list (RHSBL/URIBL such as the Spamhaus DBL), which the receiving server checks.",
         DNSBL,
-    ),
+    )
+    .names(),
     TextRule::new(
         &["barracudacentral", "barracuda reputation", "spamcop", "#sorbs", "uceprotect", "abuseat", "psbl", "#dnsbl", "dnsbls", "#rbl", "blocked using", "blacklist", "blocklist", "blocklisted", "black list", "block list", "denylist", "deny list", "is listed", "listed at", "listed on", "listed in", "listed by", "found on one", "dynamic ip", "dynamic address", "residential", "dial-up", "dialup"],
         IpBlocklisted,
@@ -223,6 +227,7 @@ pub static PHRASES: &[TextRule] = &[
         DNSBLS,
     )
     .unless(&["tenant allow"])
+    .names()
     .steps(&[DELIST_PUBLIC, DELIST_MS, PTR]),
     TextRule::new(
         &["your ip", "ip address", "client ip", "sending ip", "connecting ip", "source ip", "#your host", "your server", "client address", "sending host", "connecting host", "your network", "ip blocked", "ip is blocked", "ip banned"],
@@ -246,13 +251,15 @@ pub static PHRASES: &[TextRule] = &[
         ContentRejected,
         "The receiving filter refused the message content (malware, phishing or a forbidden attachment).",
         RFC3463,
-    ),
+    )
+    .names(),
     TextRule::new(
-        &["#spam", "spammy", "unsolicited", "#junk", "#uce", "bulk mail", "spam score", "content filter", "content policy", "message content", "too many mime parts", "mime parts", "mime structure", "#mime"],
+        &["identified as spam", "classified as spam", "detected as spam", "marked as spam", "considered spam", "#spam", "spammy", "unsolicited", "#junk", "#uce", "bulk mail", "spam score", "content filter", "content policy", "message content", "too many mime parts", "mime parts", "mime structure", "#mime"],
         ContentRejected,
         "The receiving filter classified the message as spam, or refused its content.",
         RFC3463,
     )
+    .names()
     .at(CONTENT_STAGES),
     TextRule::new(
         &["spoof", "spoofed"],
@@ -267,6 +274,7 @@ pub static PHRASES: &[TextRule] = &[
         "The server is greylisting: it defers the first delivery attempt from an unknown sender and IP, expecting a real MTA to retry.",
         POSTGREY,
     )
+    .names()
     .only(Classes::Transient),
     // DNS: the client's reverse DNS and EHLO name, a domain that does not resolve.
     TextRule::new(
@@ -279,7 +287,7 @@ pub static PHRASES: &[TextRule] = &[
     .steps(&[PTR]),
     // The recipient's own rules.
     TextRule::new(
-        &["recipient preferences", "recipient's preferences", "blocked by recipient", "blocked by the recipient", "recipient has blocked", "user has blocked", "rejected by recipient", "recipient does not accept mail from", "restricted by policy", "rejected by policy", "policy violation", "violates policy", "transport rule", "mail flow rule", "sieve", "administratively denied", "administrative prohibition", "rejected: access denied", "local policy", "due to policy", "policy reasons", "not authorized to receive", "not allowed to receive", "only accepts mail from"],
+        &["recipient preferences", "recipient's preferences", "blocked by recipient", "blocked by the recipient", "recipient has blocked", "user has blocked", "rejected by recipient", "recipient does not accept mail from", "restricted by policy", "rejected by policy", "policy violation", "violates policy", "transport rule", "mail flow rule", "sieve", "administratively denied", "administrative prohibition", "client host rejected: access denied", "recipient address rejected: access denied", "local policy", "due to policy", "policy reasons", "not authorized to receive", "not allowed to receive", "only accepts mail from"],
         PolicyOrTransportRule,
         "A policy of the recipient or its organization (a mail flow rule, a sender restriction or the recipient's own block settings) refused this message.",
         RFC3463,
@@ -287,7 +295,7 @@ pub static PHRASES: &[TextRule] = &[
     .steps(&[RULES, RECIPIENT_ADMIN]),
     // Unknown recipients.
     TextRule::new(
-        &["user unknown", "unknown user", "no such user", "no such recipient", "no such mailbox", "no such address", "unknown recipient", "recipient unknown", "recipient not found", "invalid recipient", "recipient invalid", "mailbox not found", "mailbox unknown", "mailbox does not exist", "user does not exist", "address does not exist", "account does not exist", "does not exist", "doesn't exist", "nonexistent", "non-existent", "no mailbox", "unknown address", "address unknown", "address not found", "invalid mailbox", "bad destination", "undeliverable address", "not our customer", "no longer valid", "addressee unknown", "unknown local", "marked as invalid", "not a valid recipient", "not a known user", "user not found", "no valid recipients", "unrouteable address", "unroutable address", "user invalid", "invalid user", "recipient address must", "address must contain", "bad recipient", "recipient address syntax", "not listed in", "no such person"],
+        &["user unknown", "unknown user", "no such user", "no such recipient", "no such mailbox", "no such address", "unknown recipient", "recipient unknown", "recipient not found", "invalid recipient", "recipient invalid", "mailbox not found", "mailbox unknown", "mailbox does not exist", "user does not exist", "address does not exist", "account does not exist", "does not exist", "doesn't exist", "nonexistent", "non-existent", "no mailbox", "unknown address", "address unknown", "address not found", "invalid mailbox", "bad destination", "undeliverable address", "not our customer", "no longer valid", "addressee unknown", "unknown local", "marked as invalid", "not a valid recipient", "not a valid mailbox", "not a valid address", "invalid email address", "no such account", "no such alias", "unknown alias", "unknown local part", "not a known user", "user not found", "no valid recipients", "unrouteable address", "unroutable address", "user invalid", "invalid user", "recipient address must", "address must contain", "bad recipient", "recipient address syntax", "not listed in", "no such person"],
         RecipientUnknown,
         "The recipient address is not known to the receiving server.",
         RFC3463,
@@ -311,7 +319,7 @@ pub static PHRASES: &[TextRule] = &[
     .steps(&[CONNECTORS, HCW]),
     // Senders.
     TextRule::new(
-        &["sender address rejected", "sender rejected", "sender verify", "sender denied", "invalid sender", "bad sender", "sender not allowed", "sender is not allowed", "sender blocked", "sender unknown", "unknown sender", "envelope sender", "must match authenticated", "does not match authenticated", "not owned by", "not authorized to send as", "send as", "sendas", "address is not verified", "identities failed", "is not verified", "sender domain", "reverse path", "return path", "return-path", "from address", "mail from address"],
+        &["sender address rejected", "sender rejected", "sender verify", "sender denied", "invalid sender", "bad sender", "sender not allowed", "sender is not allowed", "sender blocked", "sender unknown", "unknown sender", "envelope sender", "must match authenticated", "does not match authenticated", "not owned by", "not authorized to send as", "send as", "sendas", "address is not verified", "identities failed", "is not verified", "sender domain", "reverse path", "return path", "return-path", "from address", "mail from address", "null sender", "empty sender", "null reverse-path", "must match"],
         SenderRejected,
         "The receiving server refused the sender address.",
         EXIM,
@@ -324,7 +332,7 @@ pub static PHRASES: &[TextRule] = &[
     )
     .also(&["rejected", "denied", "invalid", "not allowed", "not authorized", "not permitted", "refused", "unknown", "verification", "spoof"]),
     TextRule::new(
-        &["i/o error", "io error", "internal error", "server error", "system error", "local error", "local problem", "system problem", "temporary failure", "temporary problem", "mail system full", "system full", "disk full", "out of memory", "write error", "error writing", "database error", "service unavailable", "service not available", "temporarily unavailable", "server busy", "too busy", "overloaded", "high load", "maintenance", "shutting down", "insufficient system storage", "resources temporarily", "configuration error", "configuration problem", "error processing", "processing error", "unexpected failure", "internal failure", "backend failure"],
+        &["i/o error", "io error", "internal error", "server error", "system error", "local error", "local problem", "system problem", "temporary failure", "temporary problem", "mail system full", "system full", "disk full", "out of memory", "error in processing", "write error", "error writing", "database error", "service unavailable", "service not available", "temporarily unavailable", "server busy", "too busy", "overloaded", "high load", "maintenance", "shutting down", "insufficient system storage", "resources temporarily", "configuration error", "configuration problem", "error processing", "processing error", "unexpected failure", "internal failure", "backend failure"],
         ServiceUnavailable,
         "The receiving server reports a temporary inability to provide service (load, maintenance or an internal error).",
         RFC5321,
@@ -419,7 +427,7 @@ pub static WORDS: &[TextRule] = &[
     )
     .layer(Layer::Dns),
     TextRule::new(
-        &["#virus", "content", "#mime", "message rejected", "message refused", "not accepted", "filter", "message body", "body contains", "message format", "malicious"],
+        &["#virus", "content", "#mime", "message rejected", "message refused", "not accepted", "filter", "message body", "body contains", "message format", "malicious", "#url", "rfc compliant", "rfc-compliant", "invalid message", "malformed message"],
         ContentRejected,
         "The receiving filter refused the message content.",
         RFC3463,
@@ -441,7 +449,7 @@ pub static WORDS: &[TextRule] = &[
     )
     .at(MAIL),
     TextRule::new(
-        &["#loop", "unable to route", "no route", "routing", "connector", "unable to connect", "connection refused", "connection timed out", "connection dropped", "could not connect", "unreachable", "expired"],
+        &["#loop", "unable to route", "no route", "routing", "connector", "next hop", "unable to connect", "connection refused", "connection timed out", "connection dropped", "could not connect", "unreachable", "expired"],
         ConnectorOrRouting,
         "The message could not be routed or delivered to the next hop.",
         RFC3463,
@@ -471,7 +479,7 @@ pub static WORDS: &[TextRule] = &[
     .only(Classes::Transient)
     .steps(&[SERVICE_HEALTH, RETRY]),
     TextRule::new(
-        &["syntax", "unrecognized", "unrecognised", "not recognized", "not implemented", "unimplemented", "not supported", "unsupported", "line too long", "pipelining", "protocol", "invalid command", "unknown command", "command not", "parameter", "argument", "expected"],
+        &["syntax", "unrecognized", "unrecognised", "not recognized", "not implemented", "unimplemented", "not supported", "unsupported", "line too long", "pipelining", "protocol", "invalid command", "unknown command", "command not", "parameter", "argument", "expected", "#bdat", "chunking", "binarymime", "xclient", "xforward", "#notify", "orcpt", "envid", "#dsn"],
         ProtocolError,
         "The server did not accept the command as valid SMTP at this point.",
         RFC5321,

@@ -167,7 +167,8 @@ pub static REGISTRY: &[CodeRule] = &[
     // A temporary failure of an authentication check is a failed lookup, not a failed check.
     CodeRule::new(7, 20, "Email authentication check failed temporarily", Some(DnsFailure),
         "A sender authentication check (SPF, DKIM or DMARC) could not be completed because a DNS lookup failed; it is retried.", RFC7208)
-        .to(26).only(Classes::Transient).layer(Layer::Dns),
+        .to(26).only(Classes::Transient).layer(Layer::Dns)
+        .text(&["temporary", "temperror", "tempfail", "timeout", "timed out", "dns", "lookup"]),
     CodeRule::new(7, 20, "No passing DKIM signature found", Some(SpfDkimDmarcFailure),
         "The message has no DKIM signature the receiver accepts.", RFC7372),
     CodeRule::new(7, 21, "No acceptable DKIM signature found", Some(SpfDkimDmarcFailure),

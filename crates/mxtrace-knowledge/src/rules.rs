@@ -94,6 +94,9 @@ pub struct TextRule {
     pub cause: &'static str,
     pub steps: &'static [&'static str],
     pub source: &'static str,
+    /// Every needle names the cause, single words included (greylisting, a DNSBL's name,
+    /// "certificate"): see `names_a_cause`.
+    pub names: bool,
 }
 
 impl TextRule {
@@ -115,6 +118,13 @@ impl TextRule {
             cause,
             steps: &[],
             source,
+            names: false,
+        }
+    }
+    pub const fn names(self) -> TextRule {
+        TextRule {
+            names: true,
+            ..self
         }
     }
     pub const fn code(self, code: u16) -> TextRule {
@@ -152,6 +162,17 @@ impl TextRule {
             && (self.any.is_empty() || self.any.iter().any(|n| has(text, n)))
             && (self.also.is_empty() || self.also.iter().any(|n| has(text, n)))
             && !self.unless.iter().any(|n| has(text, n))
+    }
+
+    /// True when what matched names a cause: a row marked `names`, a needle of several words,
+    /// or a needle with a condition (`also`). A single word only leans (classify.rs weighs it as a word).
+    pub fn names_a_cause(&self, text: &str) -> bool {
+        self.names
+            || !self.also.is_empty()
+            || self
+                .any
+                .iter()
+                .any(|n| n.trim_start_matches('#').trim().contains(' ') && has(text, n))
     }
 }
 
