@@ -101,6 +101,15 @@ pub static MARKERS: &[TextRule] = &[
         MS_STOREDRV_SUBMIT,
     )
     .also(&["storedrv.submission", "storedrv.submit"]),
+    // Exchange's recipient resolver refusing a sender the recipient does not accept
+    // (RESOLVER.RST.AuthRequired, NotAuthorized, ...): a delivery restriction, not AUTH.
+    TextRule::new(
+        &["resolver.rst.authrequired", "resolver.rst.notauthorized", "resolver.rst.restricted", "resolver.rst.dlexpansionblocked"],
+        PolicyOrTransportRule,
+        "The recipient (a mailbox, group or public folder) accepts mail only from authenticated internal senders or from a list of senders, and this sender is not one of them (Exchange delivery restriction).",
+        MS_NDR,
+    )
+    .steps(&[RECIPIENT_ADMIN]),
     // Hotmail names two causes in one reply; it is honest to say neither.
     TextRule::new(
         &["larger than the current system limit or the recipient's mailbox is full"],

@@ -226,12 +226,14 @@ fn field_groups(text: &str) -> Vec<Vec<(String, String)>> {
     groups
 }
 
-/// `rfc822; user@example.com` -> `user@example.com` (RFC 3464 address-type / MTA-name-type).
+/// `rfc822; user@example.com` -> `user@example.com` (RFC 3464 address-type / MTA-name-type),
+/// without the angle brackets some MTAs add.
 fn without_type(v: &str) -> String {
-    match v.split_once(';') {
-        Some((_, rest)) => rest.trim().to_string(),
-        None => v.trim().to_string(),
-    }
+    let value = match v.split_once(';') {
+        Some((_, rest)) => rest,
+        None => v,
+    };
+    value.trim().trim_start_matches('<').trim_end_matches('>').to_string()
 }
 
 /// The host of an MTA-name, without the comment or trailing dot some MTAs add
