@@ -505,9 +505,18 @@ pub(crate) fn merge_steps(
     out
 }
 
-/// Removes the registry meaning of the enhanced code and the RFC 5321 meaning of the basic code
-/// from the (lower-cased) text.
-fn strip_meanings(mut text: String, e: Option<EnhancedCode>, basic: Option<&BasicRule>) -> String {
+/// The prose of a reply, for the word families: without the registry meaning of the enhanced
+/// code, the RFC 5321 meaning of the basic code, and the identifiers a server echoes
+/// (addresses, `<...>` and `[...]` tokens, a URL's query), whose letters are not words
+/// ("spam@", "?ip=", "<unknown[192.0.2.1]>"). Vendor rows read the whole text.
+fn strip_meanings(text: String, e: Option<EnhancedCode>, basic: Option<&BasicRule>) -> String {
+    // A URL's host and path can name who refused (a blocklist's site); its query is data.
+    let mut text = text
+        .split_whitespace()
+        .filter(|t| !is_identifier(t))
+        .map(|t| t.split('?').next().unwrap_or(t))
+        .collect::<Vec<_>>()
+        .join(" ");
     let registry = e.and_then(|e| registry::meaning(e.subject, e.detail));
     for meaning in [registry.map(|r| r.meaning), basic.map(|b| b.meaning)]
         .into_iter()
@@ -519,6 +528,12 @@ fn strip_meanings(mut text: String, e: Option<EnhancedCode>, basic: Option<&Basi
         }
     }
     text
+}
+
+fn is_identifier(token: &str) -> bool {
+    token.contains('@')
+        || (token.starts_with('<') && token.trim_end_matches([':', ',', '.', ';']).ends_with('>'))
+        || (token.starts_with('[') && token.trim_end_matches([':', ',', '.', ';']).ends_with(']'))
 }
 
 /// Lower-cased copy of at most MAX_TEXT bytes, cut on a character boundary.

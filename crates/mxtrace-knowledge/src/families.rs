@@ -420,7 +420,7 @@ pub static WORDS: &[TextRule] = &[
         RFC3463,
     ),
     TextRule::new(
-        &["#dns", "lookup", "#resolve", "unresolved", "resolution"],
+        &["#dns", "lookup", "#resolve", "unresolved", "resolution", "mx record"],
         DnsFailure,
         "A DNS lookup on the receiving side failed or found no record.",
         ONPREM,
@@ -442,7 +442,7 @@ pub static WORDS: &[TextRule] = &[
     )
     .at(RCPT),
     TextRule::new(
-        &["sender", "from", "does not exist", "not exist", "unknown", "not found", "invalid", "no such", "not valid", "not allowed", "denied", "rejected"],
+        &["sender", "does not exist", "not exist", "unknown", "not found", "invalid", "no such", "not valid", "not allowed", "denied", "rejected"],
         SenderRejected,
         "The receiving server refused the sender address given at MAIL FROM.",
         RFC5321,
