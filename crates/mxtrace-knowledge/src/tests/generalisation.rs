@@ -109,11 +109,26 @@ fn dev_replies() {
     }
 }
 
-/// Aggregate figures only: the held-out rows are never printed.
+/// What the held-out part must reach (issue 29), and "near zero" confident wrong answers:
+/// at most 1 % of the part.
+const HELDOUT_GOAL: f64 = 95.0;
+
+/// Aggregate figures only: the held-out rows are never printed, and a failure says the
+/// figures, not the rows.
 #[test]
 fn heldout_replies() {
     let s = score(&rows(HELDOUT));
     print_aggregate("replies held-out", &s);
+    let accuracy = pct(s.right, s.total);
+    assert!(
+        accuracy >= HELDOUT_GOAL,
+        "replies held-out: {accuracy:.1}% right, below {HELDOUT_GOAL}%"
+    );
+    assert!(
+        s.confident_wrong * 100 <= s.total,
+        "replies held-out: {} confident wrong answers",
+        s.confident_wrong
+    );
 }
 
 fn finding(stage: Option<Stage>, text: &str) -> Finding {
