@@ -17,7 +17,7 @@
 //! into it.
 
 use super::advice::{self, ESCALATE, RETRY};
-use super::families::{PHRASES, VAGUE, WORDS};
+use super::families::{at_home, PHRASES, VAGUE, WORDS};
 use super::registry::{self, REGISTRY};
 use super::rules::{BasicRule, CodeRule, TextRule};
 use super::tables::{MARKERS, MICROSOFT, RFC5321_TABLE};
@@ -222,7 +222,7 @@ fn decide(class: Class, input: &Input, text: &str, facts: SessionFacts) -> Findi
         });
     let mut verdict = match vendor {
         Some(v) => Verdict::new(v, Confidence::High, None),
-        None => weigh(stage, code, enhanced, text, basic),
+        None => corroborate(weigh(stage, code, enhanced, text, basic), stage, enhanced, text),
     };
     apply_facts(&mut verdict, stage, facts);
     render(class, stage, code, enhanced, basic, verdict)
@@ -278,6 +278,37 @@ fn weigh(
             },
         },
     }
+}
+
+/// Words decide with high confidence only when something corroborates them: the enhanced
+/// code says the same, or the reply answered a stage where that cause is normally given
+/// (families.rs `HOME`). Otherwise they are "probably" right (medium), the code's reading, if
+/// any, the runner-up.
+fn corroborate(
+    mut v: Verdict,
+    stage: Option<Stage>,
+    enhanced: Option<EnhancedCode>,
+    text: &str,
+) -> Verdict {
+    let words = v.evidence.filter(|e| {
+        matches!(e, Evidence::Text(_, Tier::Phrase | Tier::Keyword))
+            && v.confidence == Confidence::High
+    });
+    let Some(e) = words else {
+        return v;
+    };
+    let Some(category) = e.category() else {
+        return v;
+    };
+    let code = enhanced
+        .and_then(|c| code_row(REGISTRY, c, text, stage))
+        .and_then(|r| r.category);
+    if code == Some(category) || at_home(category, stage) {
+        return v;
+    }
+    v.confidence = Confidence::Medium;
+    v.runner_up = v.runner_up.or(code).filter(|r| *r != category);
+    v
 }
 
 /// What the session knows, at RCPT: a server that does not claim the recipient's domain and

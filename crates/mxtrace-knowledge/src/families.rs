@@ -24,6 +24,7 @@ use super::tables::{
 };
 use super::Category::*;
 use super::Layer;
+use mxtrace_proto::model::Stage;
 
 const RFC5322: &str = "RFC 5322 section 3.6 (header fields: exactly one From and Date, required and unique fields) and RFC 5321 section 2.3.8 (lines end in CRLF; a bare LF is not allowed)";
 const RFC6531: &str =
@@ -495,3 +496,36 @@ pub static VAGUE: &[TextRule] = &[TextRule::new(
     RFC3463,
 )
 .steps(&[RULES, RECIPIENT_ADMIN])];
+
+/// Where each cause is answered: the stages at which a server that has that reason says so
+/// (RFC 5321 section 3.3: recipients are judged at RCPT, the message at end of data, the
+/// sender at MAIL; RFC 3207 and RFC 4954 for STARTTLS and AUTH). A phrase read at another
+/// stage, or with the stage unknown, is only "probably" its cause unless the code agrees.
+pub static HOME: &[(super::Category, Stages)] = &[
+    (RecipientUnknown, RCPT.and(DATA)),
+    (MailboxDisabledOrFull, RCPT.and(DATA)),
+    (SenderRejected, MAIL),
+    (RelayDenied, RCPT),
+    (AuthRequired, MAIL.and(RCPT).and(AUTH).and(DATA)),
+    (AuthFailed, AUTH),
+    (TlsRequired, HELO.and(MAIL).and(RCPT).and(AUTH).and(DATA)),
+    (TlsFailed, TLS),
+    (IpBlocklisted, SESSION.and(DATA)),
+    (ReputationOrRateLimited, SESSION.and(DATA)),
+    (Greylisted, MAIL.and(RCPT).and(DATA)),
+    (PolicyOrTransportRule, SESSION.and(DATA)),
+    (SpfDkimDmarcFailure, MAIL.and(RCPT).and(DATA)),
+    (MessageTooLarge, MAIL.and(DATA)),
+    (ContentRejected, DATA),
+    (DnsFailure, SESSION.and(DATA)),
+    (ConnectorOrRouting, SESSION.and(DATA)),
+    (ServiceUnavailable, Stages::ANY),
+    (ProtocolError, Stages::ANY),
+];
+
+/// True when `stage` is one where `category` is normally answered (see `HOME`).
+pub fn at_home(category: super::Category, stage: Option<Stage>) -> bool {
+    HOME.iter()
+        .find(|(c, _)| *c == category)
+        .is_some_and(|(_, stages)| stage.is_some() && stages.contains(stage))
+}
