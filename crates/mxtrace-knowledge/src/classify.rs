@@ -262,6 +262,8 @@ fn weigh(
         (Some(p), Some(c), _) if p.category() != c.category() => {
             Verdict::new(p, Confidence::Medium, c.category())
         }
+        // Agreement: the code's row says it with the code's documented meaning.
+        (Some(_), Some(c), _) => Verdict::new(c, Confidence::High, None),
         (Some(p), _, _) => Verdict::new(p, Confidence::High, fallback),
         (None, Some(c), w) => Verdict::new(c, Confidence::High, w.and_then(Evidence::category)),
         (None, None, Some(w)) if w.category() == coded.and_then(Evidence::category) => {
