@@ -189,7 +189,7 @@ pub fn drop_cipher_advice(d: &mut Diagnosis) {
 }
 
 const THIRD_PARTY: &str = "The receiving server is a third-party MTA: its administrator decides this (recipient tables, relay and access rules); give them the full reply text, the time in UTC and the sending IP.";
-const THIRD_PARTY_TLS: &str = "The receiving server is a third-party MTA: its administrator decides its TLS setup (certificate, TLS versions and ciphers, STARTTLS); give them the mxtrace transcript with the TLS details and the time in UTC.";
+const THIRD_PARTY_TLS: &str = "The receiving server is a third-party MTA: its administrator decides its TLS setup (certificate, TLS versions, STARTTLS); give them the mxtrace transcript with the TLS details and the time in UTC.";
 
 #[cfg(test)]
 mod tests {
