@@ -1116,8 +1116,17 @@ async fn a_failure_before_tls_under_require_says_never_encrypted() {
         ]);
         let (r, _log) = envelope_session(steps, mode, None, false).await;
         let said = r.verdict.summary.contains("never encrypted");
-        assert_eq!(said, mode == StartTls::Require, "{mode:?}: {}", r.verdict.summary);
-        let d = r.stages.iter().find(|s| s.stage == Stage::Starttls).unwrap();
+        assert_eq!(
+            said,
+            mode == StartTls::Require,
+            "{mode:?}: {}",
+            r.verdict.summary
+        );
+        let d = r
+            .stages
+            .iter()
+            .find(|s| s.stage == Stage::Starttls)
+            .unwrap();
         let d = d.diagnosis.as_ref().unwrap();
         assert_eq!(d.category, Category::ProtocolError, "{mode:?}");
     }

@@ -66,7 +66,12 @@ pub fn explain_text(
     };
     let parsed = Reply::parse_text(reply).map_err(ExplainInputError::BadReply)?;
     let mut explanation = explain_reply(stage, &parsed);
-    fit_next_steps(&mut explanation.next_steps, None, explanation.category, peer);
+    fit_next_steps(
+        &mut explanation.next_steps,
+        None,
+        explanation.category,
+        peer,
+    );
     Ok((parsed, stage, explanation))
 }
 

@@ -53,10 +53,8 @@ fn read_row(row: &Row) -> Got {
         v.extend(r.original_recipient.iter().map(|o| o.to_ascii_lowercase()));
         v
     };
-    let found: Option<&NdrRecipient> = ndr
-        .iter()
-        .find(|r| names(r).contains(&want))
-        .or_else(|| {
+    let found: Option<&NdrRecipient> =
+        ndr.iter().find(|r| names(r).contains(&want)).or_else(|| {
             ndr.iter()
                 .find(|r| r.recipient.to_ascii_lowercase().contains(&want))
         });
@@ -174,8 +172,18 @@ fn heldout_bounces() {
 fn dev_bounces_are_explained() {
     let rows = manifest("bounces-dev.tsv");
     let s = score(&rows);
-    let unexplained: Vec<&String> = s.misses.iter().filter(|m| m.contains("got (none)")).collect();
+    let unexplained: Vec<&String> = s
+        .misses
+        .iter()
+        .filter(|m| m.contains("got (none)"))
+        .collect();
     assert!(unexplained.is_empty(), "{unexplained:#?}");
-    assert!(s.right * 10 >= s.total * 9, "{}/{}: {:#?}", s.right, s.total, s.misses);
+    assert!(
+        s.right * 10 >= s.total * 9,
+        "{}/{}: {:#?}",
+        s.right,
+        s.total,
+        s.misses
+    );
     assert_eq!(s.confident_wrong, 0, "{:#?}", s.misses);
 }

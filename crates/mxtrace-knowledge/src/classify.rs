@@ -222,7 +222,12 @@ fn decide(class: Class, input: &Input, text: &str, facts: SessionFacts) -> Findi
         });
     let mut verdict = match vendor {
         Some(v) => Verdict::new(v, Confidence::High, None),
-        None => corroborate(weigh(stage, code, enhanced, text, basic), stage, enhanced, text),
+        None => corroborate(
+            weigh(stage, code, enhanced, text, basic),
+            stage,
+            enhanced,
+            text,
+        ),
     };
     apply_facts(&mut verdict, stage, facts);
     render(class, stage, code, enhanced, basic, verdict)
@@ -252,7 +257,9 @@ fn weigh(
         None => (None, first(WORDS, &words, stage, code)),
     };
     let word = word.map(|r| Evidence::Text(r, Tier::Keyword));
-    let stage_alone = basic.map(Evidence::Basic).filter(|b| b.category().is_some());
+    let stage_alone = basic
+        .map(Evidence::Basic)
+        .filter(|b| b.category().is_some());
     let fallback = coded.or(stage_alone).and_then(Evidence::category);
     // A basic code that means one thing at this stage by definition (RFC 4954, RFC 3207)
     // counts as a specific code.
@@ -267,12 +274,22 @@ fn weigh(
         (Some(p), _, _) => Verdict::new(p, Confidence::High, fallback),
         (None, Some(c), w) => Verdict::new(c, Confidence::High, w.and_then(Evidence::category)),
         (None, None, Some(w)) if w.category() == coded.and_then(Evidence::category) => {
-            Verdict::new(w, Confidence::High, stage_alone.and_then(Evidence::category))
+            Verdict::new(
+                w,
+                Confidence::High,
+                stage_alone.and_then(Evidence::category),
+            )
         }
         (None, None, Some(w)) => Verdict::new(w, Confidence::Medium, fallback),
         (None, None, None) => match coded.or(stage_alone) {
-            Some(Evidence::Basic(b)) if b.sure => Verdict::new(Evidence::Basic(b), Confidence::High, None),
-            Some(e) => Verdict::new(e, Confidence::Medium, stage_alone.and_then(Evidence::category)),
+            Some(Evidence::Basic(b)) if b.sure => {
+                Verdict::new(Evidence::Basic(b), Confidence::High, None)
+            }
+            Some(e) => Verdict::new(
+                e,
+                Confidence::Medium,
+                stage_alone.and_then(Evidence::category),
+            ),
             None => Verdict {
                 evidence: None,
                 confidence: Confidence::Low,
@@ -326,7 +343,10 @@ fn apply_facts(v: &mut Verdict, stage: Option<Stage>, facts: SessionFacts) {
         // Only a reply that gave no reason: a hosted domain's MX rarely carries its name.
         Some(false) if category.is_none() => {
             v.runner_up = category.or(v.runner_up);
-            v.evidence = Some(Evidence::Text(&super::tables::RELAY_BY_FACTS, Tier::Keyword));
+            v.evidence = Some(Evidence::Text(
+                &super::tables::RELAY_BY_FACTS,
+                Tier::Keyword,
+            ));
             v.confidence = Confidence::Medium;
         }
         Some(true) if category == Some(Category::RelayDenied) => {
@@ -410,7 +430,9 @@ fn from_evidence(class: Class, stage: Option<Stage>, e: Evidence) -> Option<Find
             } else {
                 format!("{code} ({}): {}", r.meaning, r.cause)
             };
-            finding(class, category, r.layer, stage, cause, r.steps, r.source, tier)
+            finding(
+                class, category, r.layer, stage, cause, r.steps, r.source, tier,
+            )
         }
         Evidence::Basic(b) => {
             let cause = if b.cause.is_empty() {
@@ -419,7 +441,9 @@ fn from_evidence(class: Class, stage: Option<Stage>, e: Evidence) -> Option<Find
                 b.cause.to_string()
             };
             let tier = Tier::BasicCode;
-            finding(class, category, b.layer, stage, cause, b.steps, b.source, tier)
+            finding(
+                class, category, b.layer, stage, cause, b.steps, b.source, tier,
+            )
         }
     };
     Some(f)

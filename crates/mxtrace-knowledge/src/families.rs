@@ -490,7 +490,16 @@ pub static WORDS: &[TextRule] = &[
 /// Bare refusal words: they say the server refused, not why. They never decide; they only
 /// name the most common reading as the runner-up of an `other`.
 pub static VAGUE: &[TextRule] = &[TextRule::new(
-    &["denied", "rejected", "refused", "not allowed", "blocked", "access", "failure", "failed"],
+    &[
+        "denied",
+        "rejected",
+        "refused",
+        "not allowed",
+        "blocked",
+        "access",
+        "failure",
+        "failed",
+    ],
     PolicyOrTransportRule,
     "The server refused without saying why; an access rule or policy is the most common reason.",
     RFC3463,

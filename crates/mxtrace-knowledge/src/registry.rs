@@ -18,11 +18,14 @@ use super::Layer;
 
 const RFC3886: &str = "RFC 3886 / IANA SMTP Enhanced Status Codes registry (X.1.9)";
 const RFC4468: &str = "RFC 4468 / IANA SMTP Enhanced Status Codes registry (X.6.6)";
-const RFC5248: &str = "RFC 5248 / IANA SMTP Enhanced Status Codes registry (X.7.10, X.7.13, X.7.14)";
-const RFC6531: &str = "RFC 6531 section 3.7.4 / IANA SMTP Enhanced Status Codes registry (X.6.7-X.6.10, SMTPUTF8)";
+const RFC5248: &str =
+    "RFC 5248 / IANA SMTP Enhanced Status Codes registry (X.7.10, X.7.13, X.7.14)";
+const RFC6531: &str =
+    "RFC 6531 section 3.7.4 / IANA SMTP Enhanced Status Codes registry (X.6.7-X.6.10, SMTPUTF8)";
 const RFC6710: &str = "RFC 6710 / IANA SMTP Enhanced Status Codes registry (X.3.6, X.7.15, X.7.16)";
 const RFC7293: &str = "RFC 7293 / IANA SMTP Enhanced Status Codes registry (X.7.17-X.7.19)";
-const RFC7505: &str = "RFC 7505 / IANA SMTP Enhanced Status Codes registry (X.1.10, X.1.11, X.7.27)";
+const RFC7505: &str =
+    "RFC 7505 / IANA SMTP Enhanced Status Codes registry (X.1.10, X.1.11, X.7.27)";
 const RFC8617: &str = "RFC 8617 / IANA SMTP Enhanced Status Codes registry (X.7.29)";
 const RFC8689: &str = "RFC 8689 / IANA SMTP Enhanced Status Codes registry (X.7.30)";
 const IANA: &str = "IANA SMTP Enhanced Status Codes registry (X.7.28 mail flood detected)";

@@ -7,12 +7,10 @@
 //! Within a table the first matching row wins, so specific rows come before general ones.
 
 use super::advice::{
-    RELAY_WHICH_SIDE, AUTH_POSTURE, CONNECTORS, DELIST_MS, DELIST_PUBLIC, DIRSYNC, HCW, LICENSING, PTR,
-    RECIPIENT_ADMIN, RETRY, RULES,
+    AUTH_POSTURE, CONNECTORS, DELIST_MS, DELIST_PUBLIC, DIRSYNC, HCW, LICENSING, PTR,
+    RECIPIENT_ADMIN, RELAY_WHICH_SIDE, RETRY, RULES,
 };
-use super::rules::{
-    BasicRule, Classes, CodeRule, Stages, TextRule, AUTH, BANNER, MAIL, RCPT, TLS,
-};
+use super::rules::{BasicRule, Classes, CodeRule, Stages, TextRule, AUTH, BANNER, MAIL, RCPT, TLS};
 use super::Category::*;
 use super::Layer;
 

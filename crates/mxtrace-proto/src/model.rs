@@ -13,8 +13,8 @@ mod run;
 
 pub use crate::smtp::ErrorKind;
 pub use diagnosis::{
-    Confidence,
-    path_label, Category, Class, Diagnosis, Explanation, Layer, PathContext, Scenario, SpfHints,
+    path_label, Category, Class, Confidence, Diagnosis, Explanation, Layer, PathContext, Scenario,
+    SpfHints,
 };
 pub use document::{Document, DocumentError, SCHEMA_VERSION};
 pub use run::{

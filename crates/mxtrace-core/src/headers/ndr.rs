@@ -49,8 +49,18 @@ const ORIGINAL_MARKERS: &[&str] = &[
 /// Header-like labels in a bounce's prose whose addresses are not failed recipients (the
 /// bounced message's own sender and headers).
 const NOT_RECIPIENT_LABELS: &[&str] = &[
-    "from:", "sender:", "return-path:", "reply-to:", "errors-to:", "message-id:", "message-id:",
-    "to:", "cc:", "subject:", "date:", "sent:",
+    "from:",
+    "sender:",
+    "return-path:",
+    "reply-to:",
+    "errors-to:",
+    "message-id:",
+    "message-id:",
+    "to:",
+    "cc:",
+    "subject:",
+    "date:",
+    "sent:",
 ];
 
 /// Phrases MTAs put next to a rejection to say which command it answered, lower-case with
@@ -233,7 +243,11 @@ fn without_type(v: &str) -> String {
         Some((_, rest)) => rest,
         None => v,
     };
-    value.trim().trim_start_matches('<').trim_end_matches('>').to_string()
+    value
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string()
 }
 
 /// The host of an MTA-name, without the comment or trailing dot some MTAs add
@@ -442,7 +456,9 @@ impl<'a> Prose<'a> {
             }
             for address in line.split_whitespace().filter_map(address_token) {
                 if out.len() >= MAX_RECIPIENTS
-                    || out.iter().any(|r| r.recipient.eq_ignore_ascii_case(&address))
+                    || out
+                        .iter()
+                        .any(|r| r.recipient.eq_ignore_ascii_case(&address))
                 {
                     continue;
                 }

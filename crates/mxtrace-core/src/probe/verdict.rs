@@ -112,12 +112,22 @@ fn claimed_names(stages: &[StageRecord], tls: Option<&TlsReport>, host: &str) ->
         .filter_map(first_word);
     let certified = tls
         .and_then(|t| t.chain.first())
-        .map(|c| c.sans.iter().chain(std::iter::once(&c.subject)).cloned().collect::<Vec<_>>())
+        .map(|c| {
+            c.sans
+                .iter()
+                .chain(std::iter::once(&c.subject))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     std::iter::once(host.to_string())
         .chain(greeted)
         .chain(certified)
-        .map(|n| n.trim_start_matches("CN=").trim_end_matches('.').to_ascii_lowercase())
+        .map(|n| {
+            n.trim_start_matches("CN=")
+                .trim_end_matches('.')
+                .to_ascii_lowercase()
+        })
         .filter(|n| n.contains('.'))
         .collect()
 }

@@ -140,7 +140,10 @@ fn finding(stage: Option<Stage>, text: &str) -> Finding {
 #[test]
 fn conflicts_are_settled_by_one_rule() {
     // A generic 5.7.1 whose text says spam: the words decide, nothing disagrees.
-    let f = finding(Some(Stage::EndOfData), "550 5.7.1 Message identified as spam");
+    let f = finding(
+        Some(Stage::EndOfData),
+        "550 5.7.1 Message identified as spam",
+    );
     assert_eq!(f.category, Category::ContentRejected);
     assert_eq!(f.confidence, Confidence::High);
     // A specific code against a phrase naming another cause: the phrase wins, unsure.
@@ -148,7 +151,11 @@ fn conflicts_are_settled_by_one_rule() {
     assert_eq!(f.category, Category::MailboxDisabledOrFull);
     assert_eq!(f.confidence, Confidence::Medium);
     assert_eq!(f.runner_up, Some(Category::RecipientUnknown));
-    assert!(f.cause.starts_with("Probably mailbox_disabled_or_full"), "{}", f.cause);
+    assert!(
+        f.cause.starts_with("Probably mailbox_disabled_or_full"),
+        "{}",
+        f.cause
+    );
     // A specific code against a word that merely leans: the code wins.
     let f = finding(Some(Stage::RcptTo), "550 5.1.1 <a@b.test>... prohibited");
     assert_eq!(f.category, Category::RecipientUnknown);
@@ -160,15 +167,30 @@ fn conflicts_are_settled_by_one_rule() {
 #[test]
 fn the_stage_weighs_the_words() {
     let quota = "452 4.3.1 Queue quota exceeded for this organization";
-    assert_eq!(finding(Some(Stage::RcptTo), quota).category, Category::ReputationOrRateLimited);
+    assert_eq!(
+        finding(Some(Stage::RcptTo), quota).category,
+        Category::ReputationOrRateLimited
+    );
     let full = "452 4.2.2 Over quota";
-    assert_eq!(finding(Some(Stage::RcptTo), full).category, Category::MailboxDisabledOrFull);
+    assert_eq!(
+        finding(Some(Stage::RcptTo), full).category,
+        Category::MailboxDisabledOrFull
+    );
     let seq = "503 5.5.1 Error: send EHLO first";
-    assert_eq!(finding(Some(Stage::Starttls), seq).category, Category::ProtocolError);
+    assert_eq!(
+        finding(Some(Stage::Starttls), seq).category,
+        Category::ProtocolError
+    );
     let unauth = "530 5.7.0 Unauthenticated senders not allowed";
-    assert_eq!(finding(Some(Stage::MailFrom), unauth).category, Category::AuthRequired);
+    assert_eq!(
+        finding(Some(Stage::MailFrom), unauth).category,
+        Category::AuthRequired
+    );
     let loop_ = "554 5.4.0 Hop count exceeded - possible mail loop";
-    assert_eq!(finding(Some(Stage::EndOfData), loop_).category, Category::ConnectorOrRouting);
+    assert_eq!(
+        finding(Some(Stage::EndOfData), loop_).category,
+        Category::ConnectorOrRouting
+    );
 }
 
 /// Unsure says `other`, low, with the closest reading as the runner-up.
@@ -178,7 +200,9 @@ fn an_unsure_classifier_says_other() {
     assert_eq!(f.category, Category::Other);
     assert_eq!(f.confidence, Confidence::Low);
     assert_eq!(f.runner_up, Some(Category::PolicyOrTransportRule));
-    assert!(f.cause.contains("closest reading is policy_or_transport_rule"));
+    assert!(f
+        .cause
+        .contains("closest reading is policy_or_transport_rule"));
 }
 
 /// What the session knows: a server that does not claim the recipient's domain and refuses
@@ -196,21 +220,36 @@ fn session_facts_weigh_a_refusal_at_rcpt() {
     let ours = SessionFacts {
         recipient_domain_claimed: Some(true),
     };
-    assert_eq!(classify_in(Some(Stage::RcptTo), &bare, ours).category, Category::Other);
+    assert_eq!(
+        classify_in(Some(Stage::RcptTo), &bare, ours).category,
+        Category::Other
+    );
     let relay = Reply::parse_text("554 5.7.1 <a@b.test>: Relay access denied").unwrap();
     let f = classify_in(Some(Stage::RcptTo), &relay, ours);
     assert_eq!(f.category, Category::RelayDenied);
     assert_eq!(f.confidence, Confidence::Medium);
     assert_eq!(f.runner_up, Some(Category::RecipientUnknown));
     // Knowing nothing changes nothing.
-    assert_eq!(classify_reply(Some(Stage::RcptTo), &relay).confidence, Confidence::High);
+    assert_eq!(
+        classify_reply(Some(Stage::RcptTo), &relay).confidence,
+        Confidence::High
+    );
 }
 
 /// The registry table covers every subject of RFC 3463 and names its source.
 #[test]
 fn the_registry_is_whole() {
     use super::super::registry::{meaning, REGISTRY};
-    for (subject, details) in [(0, 0), (1, 11), (2, 4), (3, 6), (4, 7), (5, 6), (6, 10), (7, 30)] {
+    for (subject, details) in [
+        (0, 0),
+        (1, 11),
+        (2, 4),
+        (3, 6),
+        (4, 7),
+        (5, 6),
+        (6, 10),
+        (7, 30),
+    ] {
         for detail in 0..=details {
             if subject == 0 && detail > 0 {
                 continue;
@@ -218,5 +257,7 @@ fn the_registry_is_whole() {
             assert!(meaning(subject, detail).is_some(), "X.{subject}.{detail}");
         }
     }
-    assert!(REGISTRY.iter().all(|r| r.source.contains("RFC") || r.source.contains("IANA")));
+    assert!(REGISTRY
+        .iter()
+        .all(|r| r.source.contains("RFC") || r.source.contains("IANA")));
 }

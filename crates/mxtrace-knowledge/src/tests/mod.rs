@@ -404,7 +404,8 @@ fn every_table_row_names_its_source() {
         .iter()
         .chain(families::PHRASES)
         .chain(families::WORDS)
-        .chain(families::VAGUE) {
+        .chain(families::VAGUE)
+    {
         assert!(!r.source.is_empty() && !r.cause.is_empty());
     }
     for r in tables::MICROSOFT.iter().chain(registry::REGISTRY) {
@@ -890,7 +891,8 @@ fn every_step() -> Vec<String> {
         .iter()
         .chain(families::PHRASES)
         .chain(families::WORDS)
-        .chain(families::VAGUE) {
+        .chain(families::VAGUE)
+    {
         add(&owned(r.steps));
     }
     for r in tables::MICROSOFT.iter().chain(registry::REGISTRY) {
@@ -968,13 +970,17 @@ fn a_peer_known_not_to_be_microsoft_gets_no_exchange_step() {
 /// Escalation names Microsoft support only when the peer is Microsoft.
 #[test]
 fn escalation_names_microsoft_only_for_a_microsoft_peer() {
-    let reply = Reply::parse_text("550 5.1.1 <a@b.test>: Recipient address rejected: User unknown").unwrap();
+    let reply = Reply::parse_text("550 5.1.1 <a@b.test>: Recipient address rejected: User unknown")
+        .unwrap();
     for (peer, microsoft) in [
         (Peer::Microsoft, true),
         (Peer::Other, false),
         (Peer::Unknown, false),
     ] {
-        let mut d = Diagnosis::new(explain_reply(Some(Stage::RcptTo), &reply), Default::default());
+        let mut d = Diagnosis::new(
+            explain_reply(Some(Stage::RcptTo), &reply),
+            Default::default(),
+        );
         fit_steps(&mut d, peer);
         let last = d.next_steps.last().unwrap();
         assert!(last.contains("escalate"), "{peer:?}: {last}");
@@ -989,11 +995,23 @@ fn a_third_party_tls_finding_has_no_recipient_table_step() {
     let e = explain_tls_verification("invalid peer certificate: Expired");
     let mut d = Diagnosis::new(e, Default::default());
     fit_steps(&mut d, Peer::Other);
-    assert!(d.next_steps.iter().any(|s| s.contains("TLS setup")), "{:#?}", d.next_steps);
-    assert!(!d.next_steps.iter().any(|s| s.contains("recipient tables")), "{:#?}", d.next_steps);
+    assert!(
+        d.next_steps.iter().any(|s| s.contains("TLS setup")),
+        "{:#?}",
+        d.next_steps
+    );
+    assert!(
+        !d.next_steps.iter().any(|s| s.contains("recipient tables")),
+        "{:#?}",
+        d.next_steps
+    );
     // A refusal at RCPT on the same server keeps the recipient-table step.
-    let reply = Reply::parse_text("550 5.1.1 <a@b.test>: Recipient address rejected: User unknown").unwrap();
-    let mut d = Diagnosis::new(explain_reply(Some(Stage::RcptTo), &reply), Default::default());
+    let reply = Reply::parse_text("550 5.1.1 <a@b.test>: Recipient address rejected: User unknown")
+        .unwrap();
+    let mut d = Diagnosis::new(
+        explain_reply(Some(Stage::RcptTo), &reply),
+        Default::default(),
+    );
     fit_steps(&mut d, Peer::Other);
     assert!(d.next_steps.iter().any(|s| s.contains("recipient tables")));
 }
