@@ -20,7 +20,7 @@ use super::advice::{
 use super::rules::{Classes, Stages, TextRule, AUTH, BANNER, DATA, HELO, MAIL, RCPT, TLS};
 use super::tables::{
     DNSBLS, EXIM, ONPREM, POSTFIX, POSTFIX_SMTPD, POSTFIX_TLS, POSTGREY, RFC3207, RFC3463, RFC4954,
-    RFC5321, RFC7372, SENDMAIL,
+    RFC5321, RFC7208, RFC7372, SENDMAIL,
 };
 use super::Category::*;
 use super::Layer;
@@ -29,7 +29,6 @@ use mxtrace_proto::model::Stage;
 const RFC5322: &str = "RFC 5322 section 3.6 (header fields: exactly one From and Date, required and unique fields) and RFC 5321 section 2.3.8 (lines end in CRLF; a bare LF is not allowed)";
 const RFC6531: &str =
     "RFC 6531 (SMTPUTF8) and RFC 6152 (8BITMIME): non-ASCII addresses or data need the extension";
-const RFC7208: &str = "RFC 7208 section 2.6.6 (SPF temperror: a transient error, generally DNS) and RFC 6376 section 6.1.2 (DKIM key retrieval TEMPFAIL)";
 const RFC5321_QUOTA: &str = "RFC 3463 X.2.2 (mailbox full) and X.4.5/X.7.28 (system congestion, mail flood): a quota on the recipient's mailbox is a full mailbox; a quota on the sender's queue or submissions is a rate limit";
 const RFC4954_AUTH: &str = "RFC 4954 sections 4 and 6 (530 authentication required; 535 credentials invalid; 501 for a response that is not valid base64)";
 const DNSBL: &str = "RFC 5782 (DNS blacklists and whitelists): IP lists (DNSBL) name the client's address; domain lists (RHSBL, URIBL, Spamhaus DBL) name a domain in the sender or the message";

@@ -12,7 +12,7 @@
 //! category, if any, yields to words that name a cause (docs/diagnosis.md "Conflicts").
 
 use super::rules::{Classes, CodeRule, Stages, AUTH};
-use super::tables::{RFC3463, RFC4954, RFC7372};
+use super::tables::{RFC3463, RFC4954, RFC7208, RFC7372};
 use super::Category::*;
 use super::Layer;
 
@@ -29,7 +29,6 @@ const RFC7505: &str =
 const RFC8617: &str = "RFC 8617 / IANA SMTP Enhanced Status Codes registry (X.7.29)";
 const RFC8689: &str = "RFC 8689 / IANA SMTP Enhanced Status Codes registry (X.7.30)";
 const IANA: &str = "IANA SMTP Enhanced Status Codes registry (X.7.28 mail flood detected)";
-const RFC7208: &str = "RFC 7208 section 2.6.6 (SPF temperror: a transient error, generally DNS) and RFC 6376 section 6.1.2 (DKIM key retrieval TEMPFAIL)";
 
 /// The security codes RFC 4954 defined for AUTH mean something else at other stages (Yahoo's
 /// 554 5.7.9 "policy reasons"), so they decide only at AUTH or with the stage unknown.

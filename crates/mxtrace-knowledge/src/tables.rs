@@ -68,6 +68,7 @@ pub const SPAMHAUS: &str = "Spamhaus: ZEN, SBL, XBL, PBL DNSBL documentation (sp
 pub const DNSBLS: &str = "Blocklist operators' documentation: Barracuda Reputation Block List (b.barracudacentral.org), SpamCop (bl.spamcop.net), SORBS, UCEPROTECT, PSBL";
 pub const MS_RATE: &str = "Microsoft Learn: Message rate limits and throttling in Exchange Server (receive connector MessageRateLimit: 421 4.4.2 Message submission rate for this client has exceeded the configured limit)";
 pub const POSTFIX_SMTPD: &str = "Postfix smtpd(8) and anvil(8) reply texts (\"send HELO/EHLO first\", \"too much mail from\", smtpd_client_message_rate_limit)";
+pub const RFC7208: &str = "RFC 7208 section 2.6.6 (SPF temperror: a transient error, generally DNS) and RFC 6376 section 6.1.2 (DKIM key retrieval TEMPFAIL)";
 pub const MS_STOREDRV_SUBMIT: &str = "Exchange store driver submission exceptions as reported in Microsoft Learn Q&A and MicrosoftDocs/OfficeDocs-Support issues (554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException, QuotaExceededException, ObjectNotFoundException)";
 pub const MIMECAST: &str = "Mimecast: SMTP error codes (community.mimecast.com, \"451 Internal resource temporarily unavailable\": greylisting)";
 pub const ONPREM: &str =
