@@ -6,9 +6,7 @@ mod support;
 use mxtrace_core::probe::{AuthMech, AuthOptions, ProbeOptions, StartTls};
 use mxtrace_knowledge::Category;
 use mxtrace_net::tls::VerifyMode;
-use mxtrace_proto::model::{
-    Confidence, ErrorKind, Outcome, ProbeReport, RecipientStatus, Stage,
-};
+use mxtrace_proto::model::{Confidence, ErrorKind, Outcome, ProbeReport, RecipientStatus, Stage};
 use mxtrace_proto::secret::Secret;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -137,7 +135,11 @@ async fn without_pipelining_commands_go_one_at_a_time() {
 #[tokio::test]
 async fn a_bare_refusal_at_rcpt_is_weighed_by_the_domains_the_server_claims() {
     for (rcpt, want, confidence) in [
-        ("user@example.org", Category::RelayDenied, Confidence::Medium),
+        (
+            "user@example.org",
+            Category::RelayDenied,
+            Confidence::Medium,
+        ),
         ("user@contoso.test", Category::Other, Confidence::Low),
     ] {
         let server = ScriptedServer::start(script(vec![

@@ -1,6 +1,8 @@
 //! Explaining replies and errors: a reply's class (RFC 5321/3463), its category from the fixed
-//! vocabulary (README "Reply categories"), the failure layer, the likely cause and next steps, tagged with the
-//! delivery scenario and hop.
+//! vocabulary (README "Reply categories") with how sure the classifier is (confidence and the
+//! runner-up), the failure layer, the likely cause and next steps, tagged with the delivery
+//! scenario and hop. How a reply is weighed: classify.rs (precedence and the conflict rule),
+//! tables.rs, registry.rs and families.rs (the data), docs/diagnosis.md.
 
 // Input from the network, files and the command line is hostile: outside tests, nothing may
 // panic on it. Enforced here rather than by grep.

@@ -1,10 +1,11 @@
 //! The diagnosis knowledge, as data: one table per kind of source, each row naming its
 //! document. Causes are written here in our own words from the documented facts.
 //!
-//! Precedence (classify.rs): MARKERS (vendor-specific wording and tags, blocklist names) >
-//! MICROSOFT (Exchange Online / EOP enhanced codes) > RFC3463 (IANA enhanced status code
-//! registry) > KEYWORDS (generic wording) > RFC5321 (basic code and stage) > `other`.
-//! Within a table the first matching row wins, so specific rows come before general ones.
+//! Precedence (classify.rs, docs/diagnosis.md): MARKERS (a vendor's own wording or tag) >
+//! MICROSOFT (Exchange Online / EOP enhanced codes) > the IANA registry (registry.rs) > word
+//! families weighed by stage (families.rs) > RFC5321_TABLE (basic code and stage) > `other`,
+//! with one conflict rule between the code and the words. Within a table the first matching
+//! row wins, so specific rows come before general ones.
 
 use super::advice::{
     AUTH_POSTURE, CONNECTORS, DELIST_MS, DELIST_PUBLIC, DIRSYNC, HCW, LICENSING, PTR,
