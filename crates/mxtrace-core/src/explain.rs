@@ -162,6 +162,21 @@ mod tests {
         assert!(!plain.contains('\x1b'));
         let colored = render_human(&r, s, &e, true);
         assert!(colored.contains("\x1b[33mtransient\x1b[0m"));
+        assert!(
+            !plain.contains("confidence:"),
+            "high confidence goes unsaid"
+        );
+        // Unsure: the confidence and the runner-up are said, and the cause says "probably".
+        let (r, s, e) = explain_text("550 5.1.1 Mailbox is full", Some("rcpt"), None).unwrap();
+        let plain = render_human(&r, s, &e, false);
+        assert!(
+            plain.contains("\nconfidence: medium (runner-up: recipient_unknown)\n"),
+            "{plain}"
+        );
+        assert!(
+            plain.contains("cause: Probably mailbox_disabled_or_full"),
+            "{plain}"
+        );
     }
 
     #[test]
