@@ -639,8 +639,9 @@ pub static RFC5321_TABLE: &[BasicRule] = &[
         .at(AUTH).sure(),
     BasicRule::new(432, "A password transition is needed", Some(AuthFailed),
         "The account must change its password before it can authenticate.", RFC4954).at(AUTH),
+    // Not `sure`: RFC 3207 gives 530 to "Must issue a STARTTLS command first" too.
     BasicRule::new(530, "Authentication required", Some(AuthRequired),
-        "The server requires authentication before this command.", RFC4954).sure(),
+        "The server requires authentication before this command.", RFC4954),
     BasicRule::new(534, "Authentication mechanism is too weak", Some(AuthFailed),
         "The server requires a stronger authentication mechanism.", RFC4954),
     BasicRule::new(535, "Authentication credentials invalid", Some(AuthFailed),
