@@ -926,6 +926,8 @@ fn explain_dns(f: &DnsFailure, subject: Subject, domain: &str) -> Explanation {
     Explanation {
         class,
         category: Category::DnsFailure,
+        confidence: mxtrace_proto::model::Confidence::High,
+        runner_up: None,
         layer: Layer::Dns,
         cause,
         next_steps: steps.into_iter().map(str::to_string).collect(),

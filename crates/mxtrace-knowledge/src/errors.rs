@@ -15,7 +15,7 @@ use super::advice::{
     CONNECTORS, ENABLE_STARTTLS, EXCHANGE_CERT, SERVER_TLS_VERSIONS, SMTP_CERT_BOUND, TELNET_EOP,
 };
 use super::classify::merge_steps;
-use super::{Category, Class, Explanation, Layer};
+use super::{Category, Class, Confidence, Explanation, Layer};
 use mxtrace_proto::model::{ErrorKind, Stage};
 use mxtrace_proto::smtp::reply::Reply;
 
@@ -82,14 +82,27 @@ pub fn explain_error(stage: Stage, kind: ErrorKind, detail: &str) -> Explanation
             ErrorKind::Dns => dns(&d),
             ErrorKind::Auth => auth_unavailable(&d),
         };
+    // A plaintext greeting on an implicit-TLS probe is a port mix-up: the port advice is the
+    // whole answer (no cipher, certificate or middlebox to look at).
+    let next_steps = if kind == ErrorKind::Tls && d.contains(PLAINTEXT_GREETING) {
+        steps.iter().map(|s| (*s).to_string()).collect()
+    } else {
+        merge_steps(category, &steps, false)
+    };
     Explanation {
         class: Class::Transient,
         category,
+        confidence: Confidence::High,
+        runner_up: None,
         layer,
         cause,
-        next_steps: merge_steps(category, &steps, false),
+        next_steps,
     }
 }
+
+/// The TLS error text for a server that sent its plain SMTP greeting where a ServerHello was
+/// expected (`--tls-implicit` on a STARTTLS or plain port).
+const PLAINTEXT_GREETING: &str = "answered in plaintext";
 
 fn timeout(stage: Stage) -> (Category, Layer, String, Vec<&'static str>) {
     match stage {
@@ -147,7 +160,7 @@ const TLS_FAILURES: &[(&str, &str, &str)] = &[
         "Check whether a firewall with SMTP/ESMTP inspection sits on the path, and the server's STARTTLS configuration.",
     ),
     (
-        "answered in plaintext",
+        PLAINTEXT_GREETING,
         "The server answered in plaintext where a TLS ServerHello was expected (with --tls-implicit, TLS from the first byte): this port speaks plain SMTP and sent its greeting. No STARTTLS was involved.",
         "Check the port's mode: 465 is implicit TLS, 25 and 587 start plain and use STARTTLS (drop --tls-implicit there).",
     ),
@@ -361,6 +374,8 @@ pub fn explain_tls_verification(error: &str) -> Explanation {
     Explanation {
         class: Class::Permanent,
         category: Category::TlsFailed,
+        confidence: Confidence::High,
+        runner_up: None,
         layer: Layer::Tls,
         cause: format!("{what}{HYBRID}"),
         next_steps: merge_steps(
@@ -473,6 +488,8 @@ pub fn explain_observation(obs: Observation) -> Explanation {
             _ => Class::Transient,
         },
         category,
+        confidence: Confidence::High,
+        runner_up: None,
         layer,
         cause: cause.to_string(),
         next_steps: match category {

@@ -18,7 +18,8 @@ pub mod watch;
 
 pub use crate::smtp::ErrorKind;
 pub use diagnosis::{
-    path_label, Category, Class, Diagnosis, Explanation, Layer, PathContext, Scenario, SpfHints,
+    path_label, Category, Class, Confidence, Diagnosis, Explanation, Layer, PathContext, Scenario,
+    SpfHints,
 };
 pub use document::{Document, DocumentError, SCHEMA_VERSION};
 pub use run::{

@@ -384,6 +384,8 @@ mod tests {
         let e = Explanation {
             class: Class::Permanent,
             category: Category::RecipientUnknown,
+            confidence: mxtrace_proto::model::Confidence::High,
+            runner_up: None,
             layer: Layer::Recipient,
             cause: "x".into(),
             next_steps: vec![],
