@@ -6,6 +6,7 @@ use clap::CommandFactory;
 use mxtrace_core::job::execute;
 use mxtrace_proto::exit;
 use mxtrace_proto::model::JobReport;
+use mxtrace_proto::spec::Naming;
 use mxtrace_render as report;
 use mxtrace_render::style::Style;
 use std::io::Write;
@@ -15,7 +16,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
     let thresholds = super::nagios::thresholds(cli)?;
     // Claimed before anything runs: an unwritable path is a usage error, found first.
     let html = match cli.command.html_file() {
-        Some(p) => Some(report::junit::Pending::open_for("--html", p).map_err(CliError::Html)?),
+        Some(p) => Some(report::junit::Pending::open(p).map_err(CliError::Html)?),
         None => None,
     };
     if let Some(j) = job(&cli.command)? {
@@ -133,7 +134,7 @@ fn output_job(format: Format, report: &JobReport) -> Result<u8, CliError> {
         report.passed(),
         |style| match report {
             JobReport::Probe(p) => report::human::render_probe(p, style),
-            JobReport::Trace(t) => report::human::render_trace(t, style),
+            JobReport::Trace(t) => report::human::render_trace(t, style, Naming::Flag),
         },
     )
 }

@@ -15,7 +15,7 @@ use mxtrace_knowledge::Category;
 use mxtrace_net::dns::{Dns, ResolverChoice};
 use mxtrace_proto::model::JobReport;
 use mxtrace_proto::model::{Outcome, ProbeReport, Stage, StageRecord, TraceReport};
-use mxtrace_proto::spec::{StartTls, ValueError};
+use mxtrace_proto::spec::{Field, Naming, StartTls, ValueError};
 use std::net::IpAddr;
 use std::time::SystemTime;
 use tokio::time::Instant;
@@ -28,13 +28,13 @@ pub use mxtrace_proto::model::{
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
-    #[error("hop {hop:?}: {source}")]
+    #[error("hop {hop:?}: {}", .source.describe(Naming::Key))]
     Hop {
         hop: String,
         #[source]
         source: TraceError,
     },
-    #[error("hop {hop:?}: resolver {source}")]
+    #[error("hop {hop:?}: {} {source}", Field::Resolver.key())]
     Resolver {
         hop: String,
         #[source]

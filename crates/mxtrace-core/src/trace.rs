@@ -20,7 +20,9 @@ use mxtrace_proto::model::{
 mod dane;
 use crate::probe::ProbeOptions;
 use mxtrace_net::tls::TlsConfigError;
-use mxtrace_proto::spec::{check_domain, Family, SessionSpec, SpecError, ValueError};
+use mxtrace_proto::spec::{
+    check_domain, Family, Field, Naming, SessionSpec, SpecError, ValueError,
+};
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
@@ -92,6 +94,16 @@ pub enum TraceError {
     Tls(#[from] TlsConfigError),
 }
 
+impl TraceError {
+    /// The message, naming settings as the front end does (`Display`: as flags).
+    pub fn describe(&self, naming: Naming) -> String {
+        match self {
+            TraceError::Resolver(e) => e.describe(naming),
+            TraceError::Tls(e) => e.describe(naming),
+        }
+    }
+}
+
 impl TraceOptions {
     /// The options of `trace DOMAIN` (and of a scenario file's domain hop): the session
     /// settings validated and resolved, the probe template aimed at the domain.
@@ -104,7 +116,7 @@ impl TraceOptions {
         let domain = check_domain(domain)?;
         let resolver =
             ResolverChoice::parse(spec.resolver.as_deref()).map_err(|source| SpecError::Value {
-                field: mxtrace_proto::spec::Field::Resolver,
+                field: Field::Resolver,
                 source,
             })?;
         let probe = ProbeOptions::from_spec(spec, domain.clone(), spec.port_or_default())?;
@@ -300,6 +312,8 @@ struct Walking {
     hop: TraceHop,
     warnings: Vec<String>,
     t0: Instant,
+    /// How advice names settings (`ProbeOptions::naming`).
+    naming: Naming,
 }
 
 async fn walk_hop(
@@ -326,6 +340,7 @@ async fn walk_hop(
         },
         warnings: Vec::new(),
         t0: Instant::now(),
+        naming: opts.probe.naming,
     };
     let mut w = match look_up_mx(dns, w).await {
         ControlFlow::Break(done) => return Ok(done),
@@ -345,7 +360,7 @@ async fn walk_hop(
     w.hop.dns_elapsed_ms = ms(w.t0.elapsed());
     if candidates.is_empty() {
         let (failure, subject) = no_address_failure(&w.hop, &plan.domain);
-        return Ok(dns_decided(w.hop, failure, subject, w.warnings));
+        return Ok(dns_decided(w, failure, subject));
     }
     let Walking {
         mut hop,
@@ -413,7 +428,7 @@ async fn look_up_mx(dns: &Dns, mut w: Walking) -> ControlFlow<TraceHop, Walking>
         Err(f) if f.reason == DnsReason::NoRecords => implicit(hop, domain),
         Err(f) => {
             hop.dns_elapsed_ms = ms(t0.elapsed());
-            return ControlFlow::Break(dns_decided(w.hop, f, Subject::Domain, w.warnings));
+            return ControlFlow::Break(dns_decided(w, f, Subject::Domain));
         }
     }
 
@@ -833,17 +848,18 @@ fn no_address_failure(hop: &TraceHop, domain: &str) -> (DnsFailure, Subject) {
     )
 }
 
-fn dns_decided(
-    mut hop: TraceHop,
-    mut f: DnsFailure,
-    subject: Subject,
-    warnings: Vec<String>,
-) -> TraceHop {
+fn dns_decided(w: Walking, mut f: DnsFailure, subject: Subject) -> TraceHop {
+    let Walking {
+        mut hop,
+        warnings,
+        naming,
+        ..
+    } = w;
     let ctx = PathContext {
         scenario: hop.scenario,
         hop: hop.scenario.map(|_| hop.hop),
     };
-    let e = explain_dns(&f, subject, &hop.domain);
+    let e = explain_dns(&f, subject, &hop.domain, naming);
     let summary = format!("DNS: {} ({}: {})", e.cause, f.query, f.reason.as_str());
     f.diagnosis = Some(Diagnosis::new(e, ctx));
     hop.error = Some(f);
@@ -854,73 +870,83 @@ fn dns_decided(
 /// The DNS failure modes in words, with what to check. Sources: RFC 1035 4.1.1 (RCODEs),
 /// RFC 2308 (NXDOMAIN vs NODATA), RFC 5321 5.1 (MX and implicit MX), RFC 3463 (4.4.3 "directory
 /// server failure", 5.1.2 "bad destination system address" in the bounces senders produce).
-fn explain_dns(f: &DnsFailure, subject: Subject, domain: &str) -> Explanation {
+fn explain_dns(f: &DnsFailure, subject: Subject, domain: &str, naming: Naming) -> Explanation {
     let q = &f.query;
-    let (class, cause, steps): (Class, String, Vec<&str>) = match (f.reason, subject) {
+    let resolver = Field::Resolver.mention(naming);
+    let (class, cause, steps): (Class, String, Vec<String>) = match (f.reason, subject) {
         (DnsReason::Nxdomain, Subject::Domain) => (
             Class::Permanent,
             format!("{domain} does not exist in DNS (NXDOMAIN): senders bounce with 5.1.2 / \"host or domain name not found\""),
-            vec![
+            steps(&[
                 "Check the spelling of the domain.",
                 "If the domain is yours: check its registration and its delegation (NS records at the parent zone), and that the zone is loaded on its name servers.",
                 "For Microsoft 365: the domain must be added and verified in the admin center (Settings > Domains) and its MX published at the DNS host.",
-            ],
+            ]),
         ),
         (DnsReason::Nxdomain, Subject::MxHost) => (
             Class::Permanent,
             format!("the MX of {domain} points at a name that does not exist ({q}: NXDOMAIN)"),
-            vec![
+            steps(&[
                 "Fix the MX record: a typo in the host name, or a host record that was removed.",
                 "For Microsoft 365 the MX must be exactly the value the admin center shows (<domain>.mail.protection.outlook.com).",
-            ],
+            ]),
         ),
         (DnsReason::NoRecords, Subject::Domain) => (
             Class::Permanent,
             format!("{domain} has neither MX nor A/AAAA records: there is nowhere to deliver (RFC 5321 5.1)"),
-            vec![
+            steps(&[
                 "Publish an MX record; for Microsoft 365 the value is in the admin center (Settings > Domains), of the form <domain>.mail.protection.outlook.com.",
                 "If the domain should receive no mail, publish a null MX (\"0 .\", RFC 7505) so that senders fail at once.",
-            ],
+            ]),
         ),
         (DnsReason::NoRecords, Subject::MxHost) => (
             Class::Permanent,
             format!("no MX host of {domain} has a usable address: {}", f.message),
-            vec![
+            steps(&[
                 "Publish A (and AAAA) records for the MX host, or point the MX at a host that has them.",
-                "With -4 or -6 only that family is looked up: try without it.",
-            ],
+                &format!(
+                    "With {} only that family is looked up: try without it.",
+                    Field::IpVersion.mention(naming)
+                ),
+            ]),
         ),
         (DnsReason::Servfail, _) => (
             Class::Transient,
             format!("the resolver could not get an answer for {q} (SERVFAIL): the authoritative servers are unreachable or broken (lame delegation), or DNSSEC validation failed; senders defer (4.4.3) and retry"),
-            vec![
+            steps(&[
                 "Ask the authoritative servers directly (dig +norecurse @<ns> <name> MX) and check the delegation at the parent zone.",
                 "If the zone is signed, check DS and DNSKEY: a validation failure shows as SERVFAIL.",
-                "Try another resolver with --resolver to tell a local resolver problem from the domain's.",
-            ],
+                &format!("Try another resolver with {resolver} to tell a local resolver problem from the domain's."),
+            ]),
         ),
         (DnsReason::Timeout, _) => (
             Class::Transient,
             format!("no answer for {q} in time: the resolver or the domain's name servers do not answer; senders defer and retry"),
-            vec![
+            steps(&[
                 "Check that the resolver is reachable from here (UDP and TCP port 53); a firewall may drop DNS.",
-                "Try another resolver with --resolver, or a longer --dns-timeout.",
-            ],
+                &format!(
+                    "Try another resolver with {resolver}, or a longer {}.",
+                    Field::DnsTimeout.mention(naming)
+                ),
+            ]),
         ),
         (DnsReason::Refused, _) => (
             Class::Transient,
             format!("the resolver refused the query for {q}: it does not answer (or recurse) for this client"),
-            vec!["Use a resolver that serves this machine (--resolver IP)."],
+            steps(&[&format!(
+                "Use a resolver that serves this machine ({}).",
+                Field::Resolver.set_to("IP").word(naming)
+            )]),
         ),
         (DnsReason::Network, _) => (
             Class::Transient,
             format!("the resolver could not be reached: {}", f.message),
-            vec!["Check the resolver address (--resolver or /etc/resolv.conf) and that UDP/TCP port 53 is allowed."],
+            steps(&[&format!("Check the resolver address ({resolver} or /etc/resolv.conf) and that UDP/TCP port 53 is allowed.")]),
         ),
         (DnsReason::Other, _) => (
             Class::Transient,
             format!("DNS lookup {q} failed: {}", f.message),
-            vec!["Repeat the lookup with dig against the same resolver to see the full answer."],
+            steps(&["Repeat the lookup with dig against the same resolver to see the full answer."]),
         ),
     };
     Explanation {
@@ -928,8 +954,12 @@ fn explain_dns(f: &DnsFailure, subject: Subject, domain: &str) -> Explanation {
         category: Category::DnsFailure,
         layer: Layer::Dns,
         cause,
-        next_steps: steps.into_iter().map(str::to_string).collect(),
+        next_steps: steps,
     }
+}
+
+fn steps(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
 }
 
 /// The hop's verdict from its probes.

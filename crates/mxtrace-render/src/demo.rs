@@ -5,6 +5,7 @@ use crate::human;
 use crate::style::{pass_fail, Style};
 use mxtrace_proto::model::demo::{failure, DemoCheck, DemoReport, Failure};
 use mxtrace_proto::model::{path_label, JobReport, Scenario};
+use mxtrace_proto::spec::Naming;
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -58,7 +59,7 @@ pub fn render_human(r: &DemoReport, style: Style, verbose: bool) -> String {
         let _ = writeln!(out, "   $ {}", c.command);
         if verbose {
             let full = match &c.report {
-                JobReport::Trace(t) => human::render_trace(t, style),
+                JobReport::Trace(t) => human::render_trace(t, style, Naming::Flag),
                 JobReport::Probe(p) => human::render_probe(p, style),
             };
             for line in full.lines() {

@@ -11,9 +11,13 @@ pub mod cache;
 
 use cache::CachedPolicy;
 use mxtrace_net::dns::Dns;
-use mxtrace_net::tls::{client_config, SharedRecord, TlsConfigError, TlsOptions, VerifyMode};
+use mxtrace_net::tls::{
+    client_config, SharedRecord, TlsConfigError, TlsOptions, VerifyFailure, VerifyMode,
+};
 use mxtrace_proto::model::posture::MtaStsPolicy;
+use mxtrace_proto::model::DnsFailure;
 use mxtrace_proto::record::{tag, tag_list};
+use mxtrace_proto::spec::Naming;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use std::net::{IpAddr, SocketAddr};
@@ -53,6 +57,91 @@ impl Default for FetchOptions {
     }
 }
 
+/// A policy body that is not a valid policy (RFC 8461 3.2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    #[error("no \"version: STSv1\" line")]
+    NoVersion,
+    #[error("mode {0:?} is not enforce, testing or none")]
+    Mode(String),
+    #[error("no valid max_age (0 to 31557600 seconds)")]
+    MaxAge,
+    #[error("no mx: line")]
+    NoMx,
+}
+
+/// Why no valid policy was had (RFC 8461 3.3): the sender then goes on as without one.
+/// `Display` names settings as flags; `describe` as the front end does.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The `_mta-sts` lookup failed (and nothing is cached).
+    #[error("{}", .0.message)]
+    Record(DnsFailure),
+    #[error("{host} has no address")]
+    NoAddress { host: String },
+    #[error("no complete answer within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+    #[error(transparent)]
+    Name(#[from] rustls_pki_types::InvalidDnsNameError),
+    #[error("cannot connect to {ip} port {port}: {source}")]
+    Connect {
+        ip: IpAddr,
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The handshake failed; `verify` says why when the certificate was the reason.
+    #[error("TLS failed: {}", describe_handshake(.verify.as_ref(), .source, Naming::Flag))]
+    Handshake {
+        verify: Option<VerifyFailure>,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Write(std::io::Error),
+    #[error("reading the answer: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("not an HTTP answer (no end of headers within 16 KiB)")]
+    NotHttp,
+    #[error(
+        "answered with a redirect ({status}, to {to:?}), which senders must not follow (RFC \
+         8461 3.3)"
+    )]
+    Redirect { status: String, to: String },
+    #[error("answered {0:?}, not 200")]
+    Status(String),
+    #[error("the policy is over the {} KiB size cap", MAX_POLICY / 1024)]
+    TooLarge,
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+impl FetchError {
+    /// The message, naming settings (the CA file) as the front end does.
+    pub fn describe(&self, naming: Naming) -> String {
+        match self {
+            FetchError::Tls(e) => e.describe(naming),
+            FetchError::Handshake { verify, source } => format!(
+                "TLS failed: {}",
+                describe_handshake(verify.as_ref(), source, naming)
+            ),
+            e => e.to_string(),
+        }
+    }
+}
+
+fn describe_handshake(
+    verify: Option<&VerifyFailure>,
+    e: &std::io::Error,
+    naming: Naming,
+) -> String {
+    verify.map_or_else(|| e.to_string(), |v| v.describe(naming))
+}
+
 /// The policy a sending MTA applies (RFC 8461 5), and where it came from.
 #[derive(Debug, Clone)]
 pub struct SenderPolicy {
@@ -74,7 +163,7 @@ pub async fn sender_policy(
     dns: &Dns,
     domain: &str,
     fetch: &FetchOptions,
-) -> Result<Option<SenderPolicy>, String> {
+) -> Result<Option<SenderPolicy>, FetchError> {
     let mut notes = Vec::new();
     let now = cache::now();
     let cached = cached_entry(fetch, domain, &mut notes).filter(|c| c.valid_at(now));
@@ -84,7 +173,9 @@ pub async fn sender_policy(
     {
         Ok(r) => r,
         Err(e) => {
-            let c = cached.ok_or(e.message.clone())?;
+            let Some(c) = cached else {
+                return Err(FetchError::Record(e));
+            };
             notes.push(format!(
                 "the _mta-sts lookup failed ({}): using the cached policy (id {})",
                 e.message, c.id
@@ -111,7 +202,7 @@ pub async fn sender_policy(
     }
     let fetched = fetch_policy(dns, &format!("mta-sts.{domain}"), fetch)
         .await
-        .and_then(|b| parse_policy(&b));
+        .and_then(|b| Ok(parse_policy(&b)?));
     match (fetched, cached) {
         (Ok(policy), _) => {
             remember(fetch, domain, &policy, id.as_deref(), now, &mut notes);
@@ -199,7 +290,7 @@ pub fn matching_pattern<'a>(patterns: &'a [String], host: &str) -> Option<&'a st
 }
 
 /// The policy body (RFC 8461 3.2): `version: STSv1`, `mode`, `max_age`, `mx` lines.
-pub fn parse_policy(body: &str) -> Result<MtaStsPolicy, String> {
+pub fn parse_policy(body: &str) -> Result<MtaStsPolicy, PolicyError> {
     let mut p = MtaStsPolicy::default();
     let mut version = false;
     let mut max_age = None;
@@ -217,32 +308,35 @@ pub fn parse_policy(body: &str) -> Result<MtaStsPolicy, String> {
         }
     }
     if !version {
-        return Err("no \"version: STSv1\" line".to_string());
+        return Err(PolicyError::NoVersion);
     }
     if !matches!(p.mode.as_str(), "enforce" | "testing" | "none") {
-        return Err(format!("mode {:?} is not enforce, testing or none", p.mode));
+        return Err(PolicyError::Mode(p.mode));
     }
-    p.max_age = max_age.ok_or("no valid max_age (0 to 31557600 seconds)")?;
+    p.max_age = max_age.ok_or(PolicyError::MaxAge)?;
     if p.mx.is_empty() && p.mode != "none" {
-        return Err("no mx: line".to_string());
+        return Err(PolicyError::NoMx);
     }
     Ok(p)
 }
 
 /// GET the policy: resolve the host with `dns`, connect, verify the certificate strictly
 /// (RFC 8461 3.3), one request, the body capped at `MAX_POLICY`; all within `opts.timeout`.
-pub async fn fetch_policy(dns: &Dns, host: &str, opts: &FetchOptions) -> Result<String, String> {
+pub async fn fetch_policy(
+    dns: &Dns,
+    host: &str,
+    opts: &FetchOptions,
+) -> Result<String, FetchError> {
     let addrs = dns.all_addresses(host).await;
     let ip = addrs
         .first()
         .copied()
-        .ok_or(format!("{host} has no address"))?;
+        .ok_or_else(|| FetchError::NoAddress {
+            host: host.to_string(),
+        })?;
     match tokio::time::timeout(opts.timeout, get(host, ip, opts)).await {
         Ok(r) => r,
-        Err(_) => Err(format!(
-            "no complete answer within {}",
-            humantime::format_duration(opts.timeout)
-        )),
+        Err(_) => Err(FetchError::Timeout(opts.timeout)),
     }
 }
 
@@ -261,22 +355,23 @@ pub fn tls_config(
     })
 }
 
-async fn get(host: &str, ip: IpAddr, opts: &FetchOptions) -> Result<String, String> {
-    let (config, record) = tls_config(opts).map_err(|e| e.to_string())?;
-    let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-    let tcp = TcpStream::connect(SocketAddr::new(ip, opts.https_port))
+async fn get(host: &str, ip: IpAddr, opts: &FetchOptions) -> Result<String, FetchError> {
+    let (config, record) = tls_config(opts)?;
+    let name = ServerName::try_from(host.to_string())?;
+    let port = opts.https_port;
+    let tcp = TcpStream::connect(SocketAddr::new(ip, port))
         .await
-        .map_err(|e| format!("cannot connect to {ip} port {}: {e}", opts.https_port))?;
+        .map_err(|source| FetchError::Connect { ip, port, source })?;
     let mut stream = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|e| {
-            let why = record
+        .map_err(|source| FetchError::Handshake {
+            verify: record
                 .lock()
                 .ok()
                 .and_then(|r| r.result.clone())
-                .and_then(Result::err);
-            format!("TLS failed: {}", why.unwrap_or_else(|| e.to_string()))
+                .and_then(Result::err),
+            source,
         })?;
     let request = format!(
         "GET /.well-known/mta-sts.txt HTTP/1.0\r\nHost: {host}\r\nUser-Agent: mxtrace\r\nConnection: close\r\n\r\n"
@@ -284,25 +379,25 @@ async fn get(host: &str, ip: IpAddr, opts: &FetchOptions) -> Result<String, Stri
     stream
         .write_all(request.as_bytes())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(FetchError::Write)?;
     let mut buf = Vec::new();
     let limit = (MAX_HEAD + MAX_POLICY + 1) as u64;
     match (&mut stream).take(limit).read_to_end(&mut buf).await {
         Ok(_) => {}
         // Servers often close without close_notify after a complete answer.
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => {}
-        Err(e) => return Err(format!("reading the answer: {e}")),
+        Err(e) => return Err(FetchError::Read(e)),
     }
     response_body(&buf)
 }
 
 /// The body of a 200 answer; a redirect, another status or an oversized body is an error.
-fn response_body(buf: &[u8]) -> Result<String, String> {
+fn response_body(buf: &[u8]) -> Result<String, FetchError> {
     let split = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .filter(|p| *p <= MAX_HEAD)
-        .ok_or("not an HTTP answer (no end of headers within 16 KiB)")?;
+        .ok_or(FetchError::NotHttp)?;
     let head = String::from_utf8_lossy(buf.get(..split).unwrap_or_default());
     let body = buf.get(split + 4..).unwrap_or_default();
     let status = head.lines().next().unwrap_or("");
@@ -316,16 +411,16 @@ fn response_body(buf: &[u8]) -> Result<String, String> {
             })
             .map(|(_, v)| v.trim().to_string())
             .unwrap_or_default();
-        return Err(format!("answered with a redirect ({status}, to {to:?}), which senders must not follow (RFC 8461 3.3)"));
+        return Err(FetchError::Redirect {
+            status: status.to_string(),
+            to,
+        });
     }
     if code != "200" {
-        return Err(format!("answered {status:?}, not 200"));
+        return Err(FetchError::Status(status.to_string()));
     }
     if body.len() > MAX_POLICY {
-        return Err(format!(
-            "the policy is over the {} KiB size cap",
-            MAX_POLICY / 1024
-        ));
+        return Err(FetchError::TooLarge);
     }
     Ok(String::from_utf8_lossy(body).into_owned())
 }
@@ -371,6 +466,7 @@ mod tests {
         );
         assert!(response_body(b"HTTP/1.1 302 Found\r\nLocation: x\r\n\r\n")
             .unwrap_err()
+            .to_string()
             .contains("redirect"));
         assert!(response_body(b"HTTP/1.1 404 Not Found\r\n\r\n").is_err());
         assert!(response_body(b"garbage").is_err());

@@ -10,6 +10,7 @@ use mxtrace_proto::model::{ErrorKind, Stage};
 use mxtrace_proto::secret::REDACTED;
 use mxtrace_proto::smtp::ehlo::Capabilities;
 use mxtrace_proto::smtp::reply::Reply;
+use mxtrace_proto::spec::Field;
 use tokio::time::Instant;
 
 impl ProbeSession<'_> {
@@ -18,9 +19,14 @@ impl ProbeSession<'_> {
             return true;
         };
         if !self.encrypted() && !auth.allow_plaintext {
-            let msg = "refusing to send credentials over an unencrypted connection (use \
-                       --starttls require or --tls-implicit; --auth-plaintext overrides)"
-                .to_string();
+            let n = self.opts.naming;
+            let msg = format!(
+                "refusing to send credentials over an unencrypted connection (use {} or {}; {} \
+                 overrides)",
+                Field::StartTls.set_to("require").word(n),
+                Field::TlsImplicit.on().word(n),
+                Field::AuthPlaintext.on().word(n)
+            );
             self.fail_without_reply(Stage::Auth, Vec::new(), ErrorKind::Tls, msg);
             return false;
         }

@@ -5,7 +5,7 @@ use crate::limits::Limits;
 use mxtrace_net::tls::{TlsOptions, VerifyMode};
 use mxtrace_proto::model::PathContext;
 use mxtrace_proto::secret::Secret;
-use mxtrace_proto::spec::{AuthMech, Family, SessionSpec, SpecError, StartTls};
+use mxtrace_proto::spec::{AuthMech, Family, Naming, SessionSpec, SpecError, StartTls};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +53,9 @@ pub struct ProbeOptions {
     /// A sweep's per-destination session limits: the connect stage waits for a slot to the
     /// address before connecting, and holds it until the session ends. None: no limit.
     pub limits: Option<Arc<Limits>>,
+    /// How the report's advice names settings: as flags (the command line, by default) or as
+    /// keys (a scenario file, an exporter module).
+    pub naming: Naming,
 }
 
 impl ProbeOptions {
@@ -96,6 +99,7 @@ impl ProbeOptions {
             family: spec.ip_version,
             ctx: PathContext::default(),
             limits: None,
+            naming: Naming::Flag,
         })
     }
 

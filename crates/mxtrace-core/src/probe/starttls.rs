@@ -9,6 +9,7 @@ use mxtrace_net::conn::{SmtpConn, Transport};
 use mxtrace_net::tls::{self, TlsStart, VerifyMode};
 use mxtrace_proto::model::{ErrorKind, Stage};
 use mxtrace_proto::smtp::ehlo::Capabilities;
+use mxtrace_proto::spec::Field;
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::TlsConnector;
 
@@ -65,8 +66,10 @@ impl ProbeSession<'_> {
     async fn starttls_not_offered(&mut self, caps: Capabilities) -> Option<Capabilities> {
         let masked = !caps.masked_keywords().is_empty();
         if self.opts.starttls == StartTls::Require {
-            let mut msg =
-                "the server did not offer STARTTLS (required by --starttls require)".to_string();
+            let mut msg = format!(
+                "the server did not offer STARTTLS (required by {})",
+                Field::StartTls.set_to("require").word(self.opts.naming)
+            );
             if masked {
                 msg.push_str("; its EHLO keywords were masked by a middlebox");
             }
@@ -132,7 +135,8 @@ impl ProbeSession<'_> {
         let started = started + record.lock().map(|r| r.store_wait).unwrap_or_default();
         match outcome {
             Ok(Ok(stream)) => {
-                let report = tls::report(stream.get_ref().1, &record, client_cert);
+                let report =
+                    tls::report(stream.get_ref().1, &record, client_cert, self.opts.naming);
                 self.conn = Some(SmtpConn::new(Transport::Tls(Box::new(stream))));
                 let idx = self.log.done(Stage::TlsHandshake, started, true);
                 let summary = format!(
@@ -153,16 +157,21 @@ impl ProbeSession<'_> {
             }
             Ok(Err((e, io))) => {
                 // With no chain, verify_error says "no certificate received" (tls.rs).
-                let report = tls::report_from_record(&record, client_cert);
+                let naming = self.opts.naming;
+                let report = tls::report_from_record(&record, client_cert, naming);
                 let msg = match (&report.verify_error, self.opts.tls.verify) {
                     (Some(why), _) if !self.opts.tls.dane.is_empty() => {
                         format!("DANE authentication failed ({}): {why}", start.as_str())
                     }
                     (Some(why), VerifyMode::Strict) if !report.chain.is_empty() => format!(
-                        "certificate verification failed (--tls-verify strict, {}): {why}",
+                        "certificate verification failed ({}, {}): {why}",
+                        Field::TlsVerify.set_to("strict").word(naming),
                         start.as_str()
                     ),
-                    _ => tls::describe_handshake_error(&e, start, io.plaintext_start().as_deref()),
+                    _ => {
+                        let plaintext = io.plaintext_start();
+                        tls::describe_handshake_error(&e, start, plaintext.as_deref(), naming)
+                    }
                 };
                 self.tls = Some(report);
                 let err = mxtrace_net::conn::ConnError::new(ErrorKind::Tls, msg);

@@ -2,10 +2,13 @@
 
 use super::target::{parse_line, stable_hash, LineError, MAX_LINE};
 use super::SweepOptions;
+use crate::exporter::config::JobError;
 use crate::job::{execute, Job, Target};
 use crate::limits::Limits;
+use crate::trace::TraceError;
 use mxtrace_proto::model::JobReport;
 use mxtrace_proto::model::{Outcome, PathContext, ProbeReport};
+use mxtrace_proto::spec::{Naming, SpecError};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -36,12 +39,44 @@ pub enum RecordBody {
     Error { error: RecordError },
 }
 
-/// A target that could not run: a line that is not a target (`input`), or settings that do
-/// not fit it (`config`: a TLS file, the resolver).
-#[derive(Debug, Clone, Serialize)]
-pub struct RecordError {
-    pub kind: &'static str,
-    pub message: String,
+/// A target that could not run: a line that is not a target, or settings that do not fit it
+/// (`input`), or a configuration that does not load (`config`: a TLS file, the resolver).
+/// Its JSON is `{"kind": ..., "message": ...}`; settings are named as they were written
+/// (flags, or an exporter module's keys).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    #[error(transparent)]
+    Line(#[from] LineError),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Module(#[from] JobError),
+    #[error("{}", .source.describe(*.naming))]
+    Config {
+        #[source]
+        source: TraceError,
+        naming: Naming,
+    },
+}
+
+impl RecordError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RecordError::Line(_) | RecordError::Spec(_) | RecordError::Module(_) => "input",
+            RecordError::Config { .. } => "config",
+        }
+    }
+}
+
+impl Serialize for RecordError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("RecordError", 2)?;
+        st.serialize_field("kind", self.kind())?;
+        st.serialize_field("message", &self.to_string())?;
+        st.end()
+    }
 }
 
 impl Record {
@@ -231,8 +266,7 @@ where
                         running.spawn(run_one(t, opts.clone(), limits.clone()));
                     }
                     Some(Item::Invalid(line, e)) => {
-                        let rec = error_record(line, "input", e.to_string());
-                        record(rec, &mut summary)?;
+                        record(error_record(line, e.into()), &mut summary)?;
                     }
                     Some(Item::Skipped(Skip::Duplicate)) => summary.duplicates += 1,
                     Some(Item::Skipped(Skip::OtherShard)) => summary.other_shards += 1,
@@ -258,12 +292,10 @@ where
     Ok(summary)
 }
 
-fn error_record(input: String, kind: &'static str, message: String) -> Record {
+fn error_record(input: String, error: RecordError) -> Record {
     Record {
         input,
-        body: RecordBody::Error {
-            error: RecordError { kind, message },
-        },
+        body: RecordBody::Error { error },
     }
 }
 
@@ -271,26 +303,31 @@ fn error_record(input: String, kind: &'static str, message: String) -> Record {
 /// sessions held to the sweep's per-destination `limits`.
 async fn run_one(target: Target, opts: SweepOptions, limits: Arc<Limits>) -> Record {
     let key = target.key();
-    let job = match &opts.module {
-        Some(m) => m.job_for(&target, None).map_err(|e| e.to_string()),
+    let (job, naming) = match &opts.module {
+        Some(m) => (
+            m.job_for(&target, None).map_err(RecordError::from),
+            Naming::Key,
+        ),
         None => {
             let ctx = PathContext {
                 scenario: opts.scenario,
                 hop: None,
             };
-            Job::new(&target, &opts.spec, ctx, opts.tenant.as_deref()).map_err(|e| e.to_string())
+            let tenant = opts.tenant.as_deref();
+            let job = Job::new(&target, &opts.spec, ctx, tenant, Naming::Flag);
+            (job.map_err(RecordError::from), Naming::Flag)
         }
     };
     let job = match job {
         Ok(j) => j.with_limits(limits),
-        Err(e) => return error_record(key, "input", e),
+        Err(e) => return error_record(key, e),
     };
     match execute(&job).await {
         Ok(report) => Record {
             input: key,
             body: RecordBody::Report(report),
         },
-        Err(e) => error_record(key, "config", e.to_string()),
+        Err(source) => error_record(key, RecordError::Config { source, naming }),
     }
 }
 

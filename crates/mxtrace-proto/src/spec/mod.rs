@@ -8,6 +8,7 @@
 mod check;
 mod de;
 mod options;
+mod words;
 
 pub use check::{
     check_address, check_domain, parse_duration, parse_resolver, parse_scenario, parse_target,
@@ -15,6 +16,7 @@ pub use check::{
     ValueError,
 };
 pub use options::{AuthMech, Family, StartTls, UnknownName, VerifyMode};
+pub use words::{RunSetting, Suggestion, Worded};
 
 use crate::secret::SecretError;
 use serde::Deserialize;
@@ -170,39 +172,39 @@ impl Field {
     }
 }
 
-/// A session setting that cannot be used as written.
+/// A session setting that cannot be used as written. `Display` words it for the command line;
+/// `describe` for a file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpecError {
-    #[error("{}", describe_value(*field, source, Naming::Flag))]
     Value {
         field: Field,
         #[source]
         source: ValueError,
     },
-    #[error("--data needs at least one --rcpt")]
     DataWithoutRcpt,
-    #[error("--source {addr} does not match -4/-6")]
-    SourceFamily { addr: IpAddr },
-    #[error("{ip} does not match -4/-6")]
-    TargetFamily { ip: IpAddr },
-    #[error("{} and {} exclude each other", .field.flag(), .other.flag())]
-    Exclusive { field: Field, other: Field },
-    #[error("{} and {} go together", .field.flag(), .other.flag())]
-    Together { field: Field, other: Field },
-    #[error(transparent)]
+    SourceFamily {
+        addr: IpAddr,
+    },
+    TargetFamily {
+        ip: IpAddr,
+    },
+    Exclusive {
+        field: Field,
+        other: Field,
+    },
+    Together {
+        field: Field,
+        other: Field,
+    },
     Password(#[from] SecretError),
-    #[error(transparent)]
     Target(#[from] TargetError),
-    #[error("--tenant {0}")]
     Tenant(#[source] ValueError),
 }
 
-fn describe_value(field: Field, e: &ValueError, naming: Naming) -> String {
-    let name = field.name(naming);
-    match e {
-        ValueError::ControlCharacters => format!("{name}: {e}"),
-        _ => format!("{name} {e}"),
+impl std::fmt::Display for SpecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe(Naming::Flag))
     }
 }
 
@@ -223,24 +225,42 @@ impl SpecError {
 
     /// The message, naming settings as the front end does.
     pub fn describe(&self, naming: Naming) -> String {
-        match (self, naming) {
-            (_, Naming::Flag) => self.to_string(),
-            (SpecError::Value { field, source }, Naming::Key) => {
-                describe_value(*field, source, naming)
+        let name = |f: Field| f.name(naming);
+        match self {
+            SpecError::Value { field, source } => {
+                let name = name(*field);
+                match source {
+                    ValueError::ControlCharacters => format!("{name}: {source}"),
+                    _ => format!("{name} {source}"),
+                }
             }
-            (SpecError::SourceFamily { addr }, Naming::Key) => {
-                format!("source {addr} does not match ip_version")
+            SpecError::DataWithoutRcpt => format!(
+                "{} needs at least one {}",
+                name(Field::Data),
+                name(Field::Rcpt)
+            ),
+            SpecError::SourceFamily { addr } => format!(
+                "{} {addr} does not match {}",
+                name(Field::Source),
+                name(Field::IpVersion)
+            ),
+            SpecError::TargetFamily { ip } => {
+                format!("{ip} does not match {}", name(Field::IpVersion))
             }
-            (SpecError::TargetFamily { ip }, Naming::Key) => {
-                format!("{ip} does not match ip_version")
+            SpecError::Exclusive { field, other } => {
+                format!("{} and {} exclude each other", name(*field), name(*other))
             }
-            (SpecError::Exclusive { field, other }, Naming::Key) => {
-                format!("{} and {} exclude each other", field.key(), other.key())
+            SpecError::Together { field, other } => {
+                format!("{} and {} go together", name(*field), name(*other))
             }
-            (SpecError::Together { field, other }, Naming::Key) => {
-                format!("{} and {} go together", field.key(), other.key())
-            }
-            (e, Naming::Key) => e.to_string(),
+            SpecError::Password(SecretError::NoTerminal) => format!(
+                "no password given: use {} or {} (no terminal to prompt on)",
+                Field::AuthPasswordEnv.set_to("VAR").word(naming),
+                Field::AuthPasswordFile.set_to("FILE").word(naming)
+            ),
+            SpecError::Password(e) => e.to_string(),
+            SpecError::Target(e) => e.to_string(),
+            SpecError::Tenant(e) => format!("{} {e}", RunSetting::Tenant.name(naming)),
         }
     }
 }
