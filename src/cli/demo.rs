@@ -228,7 +228,7 @@ async fn check(
         hop,
         fault: case.map(|(s, _)| s.fault.to_string()),
         runbook: case.map(|(s, _)| s.runbook.to_string()),
-        lab_does: case.map(|(s, _)| s.lab_does.to_string()),
+        lab_does: case.map(|(s, _)| s.lab_does()),
         command,
         argv,
         expected,

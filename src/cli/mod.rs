@@ -682,8 +682,12 @@ pub enum CliError {
     #[error(transparent)]
     Sweep(#[from] mxtrace_core::sweep::SweepError),
     /// `sweep --module` names no module of the file.
-    #[error("{0}")]
-    SweepModule(String),
+    #[error("{}: no module {module:?} (modules: {})", .path.display(), .modules.join(", "))]
+    SweepModule {
+        path: std::path::PathBuf,
+        module: String,
+        modules: Vec<String>,
+    },
 }
 
 impl CliError {

@@ -8,7 +8,7 @@ use crate::limits::Limits;
 use crate::trace::TraceError;
 use mxtrace_proto::model::JobReport;
 use mxtrace_proto::model::{Outcome, PathContext, ProbeReport};
-use mxtrace_proto::spec::{Naming, SpecError};
+use mxtrace_proto::spec::{Naming, RunSetting, SpecError};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -194,7 +194,7 @@ pub enum SweepError {
     Input(#[source] io::Error),
     #[error("writing a result: {0}")]
     Output(#[source] io::Error),
-    #[error("reading the --resume file {path}: {source}")]
+    #[error("reading the {} file {path}: {source}", RunSetting::Resume.flag())]
     Resume {
         path: String,
         #[source]

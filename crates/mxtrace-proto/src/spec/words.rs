@@ -16,7 +16,7 @@ impl Field {
     }
 
     /// A switch turned on, as advice suggests it: `--tls-implicit`, `tls_implicit = true`.
-    pub fn on(self) -> Suggestion {
+    pub const fn on(self) -> Suggestion {
         Suggestion {
             field: self,
             value: None,
@@ -25,7 +25,7 @@ impl Field {
 
     /// The setting with a value, as advice suggests it: `--starttls require`,
     /// `starttls = "require"`.
-    pub fn set_to(self, value: &'static str) -> Suggestion {
+    pub const fn set_to(self, value: &'static str) -> Suggestion {
         Suggestion {
             field: self,
             value: Some(value),
