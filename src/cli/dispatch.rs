@@ -20,19 +20,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         None => None,
     };
     if let Some(j) = job(&cli.command)? {
-        let report = runtime()?.block_on(execute(&j))?;
-        write_html(html, || match &report {
-            JobReport::Probe(p) => report::html::render_probe(p),
-            JobReport::Trace(t) => report::html::render_trace(t),
-        })?;
-        if format == Format::Nagios {
-            let r = match &report {
-                JobReport::Probe(p) => report::nagios::render_probe(p, &thresholds),
-                JobReport::Trace(t) => report::nagios::render_trace(t, &thresholds),
-            };
-            return emit_nagios(&r);
-        }
-        return output_job(format, &report);
+        return run_job(&j, format, &thresholds, html);
     }
     match &cli.command {
         Command::Probe(_) | Command::Trace(_) => Ok(exit::INTERNAL),
@@ -43,30 +31,8 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
             Ok(exit::PASS)
         }
         Command::Sweep(args) => super::sweep::run(args),
-        Command::Diff(args) => {
-            let before = mxtrace_core::diff::read(&args.before)?;
-            let after = mxtrace_core::diff::read(&args.after)?;
-            let report = mxtrace_core::diff::diff(
-                &args.before,
-                &before,
-                &args.after,
-                &after,
-                args.latency_threshold,
-            )?;
-            write_html(html, || report::html::render_diff(&report, &before, &after))?;
-            let passed = report.verdict.passed;
-            output(format, "diff", &report, passed, |style| {
-                report::human::render_diff(&report, style)
-            })
-        }
-        Command::Headers(args) => {
-            use mxtrace_core::headers::{analyze, read_input};
-            use mxtrace_render::headers::render_human;
-            let report = analyze(&args.file.display().to_string(), &read_input(&args.file)?)?;
-            output(format, "headers", &report, report.verdict.passed, |style| {
-                render_human(&report, style)
-            })
-        }
+        Command::Diff(args) => diff(args, format, html),
+        Command::Headers(args) => headers(args, format),
         Command::Dns(args) => {
             use mxtrace_core::posture::posture;
             use mxtrace_render::posture::render_human;
@@ -75,36 +41,10 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
                 render_human(&report, style)
             })
         }
-        Command::Demo(args) => {
-            let opts = crate::cli::demo::DemoOptions {
-                scenario: args.scenario,
-                fault: args.fault,
-                base: args.bind,
-            };
-            let report = runtime()?.block_on(crate::cli::demo::run(&opts))?;
-            write_html(html, || report::html::render_demo(&report))?;
-            output(format, "demo", &report, report.passed, |style| {
-                report::demo::render_human(&report, style, args.verbose)
-            })
-        }
+        Command::Demo(args) => demo(args, format, html),
         Command::Lab(LabCommand::Serve(args)) => runtime()?.block_on(lab_serve(args, format)),
         Command::Serve(args) => runtime()?.block_on(super::serve::run(args)),
-        Command::Explain(args) => {
-            let (reply, stage, e) = mxtrace_core::explain::explain_text(
-                &args.reply,
-                args.stage.as_deref(),
-                Some(args.peer.as_str()),
-            )?;
-            let text = match format {
-                Format::Human => {
-                    report::explain::render_human(&reply, stage, &e, report::use_color())
-                }
-                // --format nagios was refused above for every command but the checks.
-                Format::Json | Format::Nagios => report::explain::render_json(&e)?,
-            };
-            emit(text.as_bytes())?;
-            Ok(exit::PASS)
-        }
+        Command::Explain(args) => explain(args, format),
         Command::Completions(args) => {
             // Into a buffer first: clap_complete panics when stdout is a closed pipe.
             let mut buf = Vec::new();
@@ -112,18 +52,104 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
             emit(&buf)?;
             Ok(exit::PASS)
         }
-        Command::Man => {
-            let mut buf = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut buf)
-                .map_err(|source| CliError::Io {
-                    what: "rendering the manual page",
-                    source,
-                })?;
-            emit(&buf)?;
-            Ok(exit::PASS)
-        }
+        Command::Man => man(),
     }
+}
+
+/// `probe` and `trace`: the job, then its report in every format asked for.
+fn run_job(
+    j: &mxtrace_core::job::Job,
+    format: Format,
+    thresholds: &report::nagios::Thresholds,
+    html: Option<report::junit::Pending>,
+) -> Result<u8, CliError> {
+    let report = runtime()?.block_on(execute(j))?;
+    write_html(html, || match &report {
+        JobReport::Probe(p) => report::html::render_probe(p),
+        JobReport::Trace(t) => report::html::render_trace(t),
+    })?;
+    if format == Format::Nagios {
+        let r = match &report {
+            JobReport::Probe(p) => report::nagios::render_probe(p, thresholds),
+            JobReport::Trace(t) => report::nagios::render_trace(t, thresholds),
+        };
+        return emit_nagios(&r);
+    }
+    output_job(format, &report)
+}
+
+fn diff(
+    args: &super::DiffArgs,
+    format: Format,
+    html: Option<report::junit::Pending>,
+) -> Result<u8, CliError> {
+    let before = mxtrace_core::diff::read(&args.before)?;
+    let after = mxtrace_core::diff::read(&args.after)?;
+    let report = mxtrace_core::diff::diff(
+        &args.before,
+        &before,
+        &args.after,
+        &after,
+        args.latency_threshold,
+    )?;
+    write_html(html, || report::html::render_diff(&report, &before, &after))?;
+    let passed = report.verdict.passed;
+    output(format, "diff", &report, passed, |style| {
+        report::human::render_diff(&report, style)
+    })
+}
+
+fn headers(args: &super::headers::HeadersArgs, format: Format) -> Result<u8, CliError> {
+    use mxtrace_core::headers::{analyze, read_input};
+    use mxtrace_render::headers::render_human;
+    let report = analyze(&args.file.display().to_string(), &read_input(&args.file)?)?;
+    output(format, "headers", &report, report.verdict.passed, |style| {
+        render_human(&report, style)
+    })
+}
+
+fn demo(
+    args: &super::DemoArgs,
+    format: Format,
+    html: Option<report::junit::Pending>,
+) -> Result<u8, CliError> {
+    let opts = crate::cli::demo::DemoOptions {
+        scenario: args.scenario,
+        fault: args.fault,
+        base: args.bind,
+    };
+    let report = runtime()?.block_on(crate::cli::demo::run(&opts))?;
+    write_html(html, || report::html::render_demo(&report))?;
+    output(format, "demo", &report, report.passed, |style| {
+        report::demo::render_human(&report, style, args.verbose)
+    })
+}
+
+fn explain(args: &super::ExplainArgs, format: Format) -> Result<u8, CliError> {
+    let (reply, stage, e) = mxtrace_core::explain::explain_text(
+        &args.reply,
+        args.stage.as_deref(),
+        Some(args.peer.as_str()),
+    )?;
+    let text = match format {
+        Format::Human => report::explain::render_human(&reply, stage, &e, report::use_color()),
+        // --format nagios was refused above for every command but the checks.
+        Format::Json | Format::Nagios => report::explain::render_json(&e)?,
+    };
+    emit(text.as_bytes())?;
+    Ok(exit::PASS)
+}
+
+fn man() -> Result<u8, CliError> {
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut buf)
+        .map_err(|source| CliError::Io {
+            what: "rendering the manual page",
+            source,
+        })?;
+    emit(&buf)?;
+    Ok(exit::PASS)
 }
 
 fn output_job(format: Format, report: &JobReport) -> Result<u8, CliError> {

@@ -739,7 +739,31 @@ fn describe(
     ip_of: &impl Fn(Endpoint) -> Ipv4Addr,
     opts: &LabOptions,
 ) -> LabInfo {
-    let endpoints = Endpoint::ALL
+    let endpoints = endpoints(routing, effects, ip_of);
+    let domains = domains(routing, effects);
+    let mut faults = opts.faults.clone();
+    faults.dedup();
+    LabInfo {
+        dns: SocketAddr::new(IpAddr::V4(ip_of(Endpoint::Dns)), port),
+        port,
+        tenant: TENANT.to_string(),
+        tenant_routing_domain: routing.to_string(),
+        ca_file: files.ca.clone(),
+        eop_client_cert: files.client_cert.clone(),
+        eop_client_key: files.client_key.clone(),
+        endpoints,
+        domains,
+        faults,
+    }
+}
+
+/// Each endpoint: where it listens, the names it answers for, and what its faults do to it.
+fn endpoints(
+    routing: &str,
+    effects: &Effects,
+    ip_of: &impl Fn(Endpoint) -> Ipv4Addr,
+) -> Vec<EndpointInfo> {
+    Endpoint::ALL
         .iter()
         .map(|&ep| {
             let mine: Vec<&(Endpoint, Effect, LabFault)> =
@@ -772,9 +796,13 @@ fn describe(
                 faults: mine.iter().map(|(_, _, f)| *f).collect(),
             }
         })
-        .collect();
+        .collect()
+}
+
+/// The lab's domains, their MX and the scenarios they play.
+fn domains(routing: &str, effects: &Effects) -> Vec<DomainInfo> {
     let wrong_mx = effects.iter().any(|(_, e, _)| *e == Effect::WrongMx);
-    let domains = vec![
+    vec![
         DomainInfo {
             domain: DOMAIN_CLOUD.to_string(),
             mx: if wrong_mx { STALE_MX } else { EOP_MX_CLOUD }.to_string(),
@@ -795,21 +823,7 @@ fn describe(
             mx: THIRD_PARTY_HOST.to_string(),
             scenarios: "C (Office 365 -> third party), D hop 2",
         },
-    ];
-    let mut faults = opts.faults.clone();
-    faults.dedup();
-    LabInfo {
-        dns: SocketAddr::new(IpAddr::V4(ip_of(Endpoint::Dns)), port),
-        port,
-        tenant: TENANT.to_string(),
-        tenant_routing_domain: routing.to_string(),
-        ca_file: files.ca.clone(),
-        eop_client_cert: files.client_cert.clone(),
-        eop_client_key: files.client_key.clone(),
-        endpoints,
-        domains,
-        faults,
-    }
+    ]
 }
 
 /// A command line that runs one scenario hop against the lab: `args` say what is checked,

@@ -22,8 +22,9 @@ pub struct FileError<P: std::error::Error + 'static = FileProblem> {
     /// 1-based; 0 when the error is about the whole file (unreadable).
     pub line: usize,
     pub col: usize,
+    /// Boxed: the problems carry whole errors, and a `Result` should stay small.
     #[source]
-    pub problem: P,
+    pub problem: Box<P>,
 }
 
 impl<P: std::error::Error> std::fmt::Display for FileError<P> {
@@ -47,7 +48,7 @@ impl<P: std::error::Error> FileError<P> {
             path: self.path,
             line: self.line,
             col: self.col,
-            problem: self.problem.into(),
+            problem: Box::new((*self.problem).into()),
         }
     }
 }
@@ -55,7 +56,7 @@ impl<P: std::error::Error> FileError<P> {
 impl FileError {
     /// The setting the mistake is about, when it is a session setting.
     pub fn spec_error(&self) -> Option<&SpecError> {
-        match &self.problem {
+        match &*self.problem {
             FileProblem::Setting(e) => Some(e),
             _ => None,
         }
@@ -139,7 +140,7 @@ impl Locator<'_> {
             path: self.path.clone(),
             line,
             col,
-            problem: problem.into(),
+            problem: Box::new(problem.into()),
         }
     }
 
@@ -177,7 +178,7 @@ pub(crate) fn read_small(path: &Path, what: &'static str) -> Result<String, File
         path: path.display().to_string(),
         line: 0,
         col: 0,
-        problem,
+        problem: Box::new(problem),
     };
     let meta = std::fs::metadata(path).map_err(|e| whole(FileProblem::Read(e)))?;
     if meta.len() > MAX_FILE_BYTES {
