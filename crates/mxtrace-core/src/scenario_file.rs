@@ -1,6 +1,6 @@
 //! Scenario files (`mxtrace run FILE.toml`): the hops of a delivery path and what must be true
-//! of each, in TOML. See `scenarios/` for commented examples and README "Scenario files" for
-//! the reference. (A "scenario" alone is one of the delivery scenarios A-D, `mxtrace_knowledge::Scenario`;
+//! of each, in TOML. See `scenarios/` for commented examples and docs/run.md#scenario-files
+//! for the reference. (A "scenario" alone is one of the delivery scenarios A-D, `mxtrace_knowledge::Scenario`;
 //! hence the module's name.)
 //!
 //! Loading is all-or-nothing and happens before anything touches the network: syntax, unknown

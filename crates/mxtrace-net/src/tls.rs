@@ -675,8 +675,8 @@ static SYSTEM_STORE: OnceLock<Arc<RootCertStore>> = OnceLock::new();
 
 /// The system's roots, read once per process. Unreadable entries are skipped: the Mozilla
 /// roots still apply. Reading them (Debian: the bundle and the ~300 files of /etc/ssl/certs,
-/// decoded from PEM) took about 4 ms, 40% of a whole probe process (README "Timings and
-/// benchmarks"), so it is started on a thread of its own (`prefetch_system_store`) and waited
+/// decoded from PEM) took about 4 ms, 40% of a whole probe process (docs/benchmarks.md "Where the
+/// time goes"), so it is started on a thread of its own (`prefetch_system_store`) and waited
 /// for only when a chain needs it.
 fn system_store() -> &'static Arc<RootCertStore> {
     SYSTEM_STORE.get_or_init(|| {
@@ -724,7 +724,7 @@ fn ca_file_certs(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, TlsConf
 
 /// The provider and the verifier of Mozilla's roots, built once per process for each
 /// key-exchange choice: parsing the built-in roots for every probe was most of a `sweep`'s CPU
-/// (README "Timings and benchmarks"). The system store is read in the background
+/// (docs/benchmarks.md). The system store is read in the background
 /// (`system_store`).
 struct BuiltIn {
     provider: Arc<CryptoProvider>,

@@ -223,3 +223,64 @@ impl ProbeSession<'_> {
         msg
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mxtrace_proto::spec::Naming;
+    use rustls::{AlertDescription as A, CertificateError as C};
+
+    /// The classifier reads mxtrace's own words: a setting named by its key instead of its
+    /// flag must not change what the failure is said to be.
+    #[test]
+    fn key_wording_classifies_as_flag_wording() {
+        let io = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let not_tls = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        let handshakes = [
+            (
+                io(rustls::Error::AlertReceived(A::HandshakeFailure)),
+                TlsStart::Starttls,
+                None,
+            ),
+            (
+                io(rustls::Error::AlertReceived(A::CertificateRequired)),
+                TlsStart::Starttls,
+                None,
+            ),
+            (
+                io(not_tls.clone()),
+                TlsStart::Implicit,
+                Some("220 mx.contoso.test ESMTP"),
+            ),
+            (io(not_tls), TlsStart::Implicit, None),
+            (io(C::NotValidForName.into()), TlsStart::Starttls, None),
+        ];
+        for (e, start, plaintext) in &handshakes {
+            let [flag, key] = [Naming::Flag, Naming::Key]
+                .map(|n| tls::describe_handshake_error(e, *start, *plaintext, n));
+            assert_ne!(flag, key, "a setting is named");
+            assert!(!key.contains("--"), "{key}");
+            let [a, b] = [&flag, &key]
+                .map(|d| mxtrace_knowledge::explain_error(Stage::TlsHandshake, ErrorKind::Tls, d));
+            assert_eq!(
+                (a.category, a.layer),
+                (b.category, b.layer),
+                "{flag}\n{key}"
+            );
+            assert_eq!(a.cause, b.cause, "{flag}\n{key}");
+        }
+        for error in [C::UnknownIssuer, C::NotValidForName] {
+            for self_signed in [true, false] {
+                let v = tls::VerifyFailure::Stores {
+                    error: error.clone().into(),
+                    self_signed,
+                    issuer: "issuer CN=Contoso CA".to_string(),
+                };
+                let [flag, key] = [Naming::Flag, Naming::Key].map(|n| v.describe(n));
+                assert!(key.contains("tls_") && !key.contains("--"), "{key}");
+                let [a, b] = [&flag, &key].map(|d| mxtrace_knowledge::explain_tls_verification(d));
+                assert_eq!(a.cause, b.cause, "{flag}\n{key}");
+            }
+        }
+    }
+}

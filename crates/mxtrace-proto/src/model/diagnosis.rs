@@ -13,7 +13,7 @@ pub enum Class {
     Permanent,
 }
 
-/// Reply categories: a fixed vocabulary that scripts match on (README, "Output"). Names
+/// Reply categories: a fixed vocabulary that scripts match on (docs/diagnosis.md "Reply categories"). Names
 /// are exact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -441,6 +441,51 @@ mod tests {
     }
 
     #[test]
+    fn every_error_names_settings_as_the_front_end_writes_them() {
+        let cases = [
+            (
+                SpecError::DataWithoutRcpt,
+                "--data needs at least one --rcpt",
+                "data needs at least one rcpt",
+            ),
+            (
+                SpecError::SourceFamily {
+                    addr: "192.0.2.1".parse().unwrap(),
+                },
+                "--source 192.0.2.1 does not match -4/-6",
+                "source 192.0.2.1 does not match ip_version",
+            ),
+            (
+                SpecError::Exclusive {
+                    field: Field::StartTls,
+                    other: Field::TlsImplicit,
+                },
+                "--starttls and --tls-implicit exclude each other",
+                "starttls and tls_implicit exclude each other",
+            ),
+            (
+                SpecError::Password(SecretError::NoTerminal),
+                "no password given: use --auth-password-env VAR or --auth-password-file FILE (no \
+                 terminal to prompt on)",
+                "no password given: use auth_password_env = \"VAR\" or auth_password_file = \
+                 \"FILE\" (no terminal to prompt on)",
+            ),
+            (
+                SpecError::Tenant(ValueError::Tenant { value: "x y".into() }),
+                "--tenant \"x y\": expected a tenant name such as contoso, contoso.onmicrosoft.com \
+                 or contoso.mail.onmicrosoft.com",
+                "tenant \"x y\": expected a tenant name such as contoso, contoso.onmicrosoft.com \
+                 or contoso.mail.onmicrosoft.com",
+            ),
+        ];
+        for (e, flag, key) in cases {
+            assert_eq!(e.to_string(), flag);
+            assert_eq!(e.describe(Naming::Flag), flag);
+            assert_eq!(e.describe(Naming::Key), key);
+        }
+    }
+
+    #[test]
     fn a_toml_table_deserializes_into_a_layer() {
         let s: SessionSpec = toml::from_str(
             "port = 2525\nstarttls = \"require\"\nconnect_timeout = \"2s\"\nip_version = 6\n",
