@@ -409,7 +409,7 @@ fn trace_args(scenario: Scenario) -> Vec<String> {
     let (domain, named, ehlo, from, rcpt) = match scenario {
         Scenario::A => (
             DOMAIN_CLOUD,
-            ["--scenario", "A"],
+            [RunSetting::Scenario.flag(), "A"],
             THIRD_PARTY_SENDER_EHLO,
             DOMAIN_THIRD_PARTY,
             DOMAIN_CLOUD,
@@ -423,14 +423,14 @@ fn trace_args(scenario: Scenario) -> Vec<String> {
         ),
         Scenario::C => (
             DOMAIN_THIRD_PARTY,
-            ["--scenario", "C"],
+            [RunSetting::Scenario.flag(), "C"],
             EOP_OUTBOUND_EHLO,
             DOMAIN_CLOUD,
             DOMAIN_THIRD_PARTY,
         ),
         Scenario::D => (
             DOMAIN_THIRD_PARTY,
-            ["--scenario", "D"],
+            [RunSetting::Scenario.flag(), "D"],
             ONPREM_HOST,
             DOMAIN_HYBRID,
             DOMAIN_THIRD_PARTY,
@@ -936,9 +936,9 @@ impl LabInfo {
             &target,
             Field::TlsName.flag(),
             ONPREM_HOST,
-            "--scenario",
+            RunSetting::Scenario.flag(),
             "D",
-            "--hop",
+            RunSetting::Hop.flag(),
             "1",
             Field::StartTls.flag(),
             "require",

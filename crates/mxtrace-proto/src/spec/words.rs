@@ -63,13 +63,18 @@ impl fmt::Display for Worded {
     }
 }
 
-/// Settings outside `SessionSpec` that the engine names in its errors. They organise one run
-/// of a command (its place in a delivery path, files it reads or keeps between runs) rather
-/// than say how to talk to a server, so a scenario file or an exporter module has no key for
-/// most of them; those are named by their flag whatever the front end.
+/// Settings outside `SessionSpec` that the engine names. They organise one run of a command
+/// (its place in a delivery path, files it reads or keeps between runs) rather than say how
+/// to talk to a server; a file writes the first three as keys of its own, and the others
+/// (`--dnssec-trust-anchor`, `--resume`) only the command line has, so they are named by
+/// their flag whatever the front end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RunSetting {
+    /// The delivery scenario A-D and the hop in it (`probe`, `trace`; keys of scenario files
+    /// and modules).
+    Scenario,
+    Hop,
     /// The Microsoft 365 tenant (`trace`, `sweep`; a key of scenario files and modules).
     Tenant,
     /// DNSKEY records DANE validates from (`trace`, `dns`).
@@ -81,6 +86,8 @@ pub enum RunSetting {
 impl RunSetting {
     pub fn flag(self) -> &'static str {
         match self {
+            RunSetting::Scenario => "--scenario",
+            RunSetting::Hop => "--hop",
             RunSetting::Tenant => "--tenant",
             RunSetting::DnssecTrustAnchor => "--dnssec-trust-anchor",
             RunSetting::Resume => "--resume",
@@ -90,6 +97,8 @@ impl RunSetting {
     /// The key in a scenario file or an exporter module, when one has it.
     pub fn key(self) -> Option<&'static str> {
         match self {
+            RunSetting::Scenario => Some("scenario"),
+            RunSetting::Hop => Some("hop"),
             RunSetting::Tenant => Some("tenant"),
             RunSetting::DnssecTrustAnchor | RunSetting::Resume => None,
         }
