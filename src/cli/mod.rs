@@ -21,7 +21,7 @@ use mxtrace_core::scenario_file::{FileError, PrepareError};
 use mxtrace_core::trace::TraceError;
 use mxtrace_lab::{LabFault, FAULTS};
 use mxtrace_proto::model::{PathContext, Scenario};
-use mxtrace_proto::spec::{self, SessionSpec, SpecError, TargetError, ValueError};
+use mxtrace_proto::spec::{self, Naming, SessionSpec, SpecError, TargetError, ValueError};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -717,7 +717,8 @@ impl ProbeArgs {
     pub fn to_job(&self) -> Result<Job, CliError> {
         let session = self.session.spec();
         let target = Target::probe(&self.target, session.default_port())?;
-        Ok(Job::new(&target, &session, self.path_context()?, None)?)
+        let ctx = self.path_context()?;
+        Ok(Job::new(&target, &session, ctx, None, Naming::Flag)?)
     }
 
     /// The path context the user named, checked: hop 2 exists only in B and D.
@@ -740,7 +741,7 @@ impl TraceArgs {
             hop: None,
         };
         let target = Target::trace(&self.domain)?;
-        let mut job = Job::new(&target, &s, ctx, self.tenant.as_deref())?;
+        let mut job = Job::new(&target, &s, ctx, self.tenant.as_deref(), Naming::Flag)?;
         if let Job::Trace(o) = &mut job {
             o.mta_sts.cache.clone_from(&self.mta_sts_cache);
             o.dnssec_trust_anchor.clone_from(&self.dnssec_trust_anchor);
@@ -788,6 +789,8 @@ pub enum CliError {
     #[error(transparent)]
     ScenarioFile(#[from] FileError),
     #[error(transparent)]
+    ExporterConfig(#[from] mxtrace_core::exporter::config::ConfigError),
+    #[error(transparent)]
     Prepare(#[from] PrepareError),
     #[error(transparent)]
     Trace(#[from] TraceError),
@@ -803,12 +806,13 @@ pub enum CliError {
     Headers(#[from] mxtrace_core::headers::HeadersError),
     #[error(transparent)]
     Dns(#[from] mxtrace_core::posture::PostureError),
-    /// The `--junit` file.
-    #[error("{0}")]
-    Junit(String),
-    /// The `--html` file.
-    #[error("{0}")]
-    Html(String),
+    #[error("--junit {0}")]
+    Junit(#[source] mxtrace_render::junit::PendingError),
+    #[error("--html {0}")]
+    Html(#[source] mxtrace_render::junit::PendingError),
+    /// `watch --report`.
+    #[error("--report {0}")]
+    ReportFile(#[source] mxtrace_render::junit::PendingError),
     /// The lab refused its options (not loopback, conflicting faults).
     #[error("{0}")]
     LabOptions(#[source] std::io::Error),
@@ -834,8 +838,12 @@ pub enum CliError {
     #[error("--interval {0}")]
     Interval(#[source] mxtrace_core::watch::IntervalTooShort),
     /// `sweep --module` names no module of the file.
-    #[error("{0}")]
-    SweepModule(String),
+    #[error("{}: no module {module:?} (modules: {})", .path.display(), .modules.join(", "))]
+    SweepModule {
+        path: std::path::PathBuf,
+        module: String,
+        modules: Vec<String>,
+    },
     #[error("{flag}: {source}")]
     MailboxUrl {
         flag: &'static str,

@@ -19,10 +19,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use clap::Args;
-use mxtrace_core::exporter::config::{ExporterConfig, JobError};
+use mxtrace_core::exporter::config::{ConfigError, ExporterConfig, JobError};
 use mxtrace_core::job::{execute, Job};
 use mxtrace_proto::exit;
 use mxtrace_proto::model::JobReport;
+use mxtrace_proto::spec::Naming;
 use mxtrace_render::human::{render_probe, render_trace};
 use mxtrace_render::metrics;
 use mxtrace_render::style::Style;
@@ -162,7 +163,7 @@ impl AppState {
 
     /// Rereads the config; on a mistake the running one stays. The number of probes allowed
     /// at once is fixed at start.
-    fn reload(&self) -> Result<(), String> {
+    fn reload(&self) -> Result<(), ConfigError> {
         let result = ExporterConfig::read(&self.path);
         let label = |r: &str| vec![("result".to_string(), r.to_string())];
         match result {
@@ -184,7 +185,7 @@ impl AppState {
                 self.metrics.reloads.get_or_create(&label("failure")).inc();
                 self.metrics.reload_ok.set(0);
                 eprintln!("mxtrace serve: reload failed, keeping the running config: {e}");
-                Err(e.to_string())
+                Err(e)
             }
         }
     }
@@ -390,7 +391,8 @@ fn transcript(report: &JobReport) -> String {
     let style = Style::new(false);
     match report {
         JobReport::Probe(p) => render_probe(p, style),
-        JobReport::Trace(t) => render_trace(t, style),
+        // A module's settings are its keys.
+        JobReport::Trace(t) => render_trace(t, style, Naming::Key),
     }
 }
 

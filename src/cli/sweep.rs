@@ -87,18 +87,14 @@ impl SweepArgs {
         let module = match (&self.config, &self.module) {
             (Some(path), Some(name)) => {
                 let config = mxtrace_core::exporter::config::ExporterConfig::read(path)?;
-                let m = config.module(name).cloned().ok_or_else(|| {
-                    CliError::SweepModule(format!(
-                        "{}: no module {name:?} (modules: {})",
-                        path.display(),
-                        config
-                            .modules
-                            .keys()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })?;
+                let m = config
+                    .module(name)
+                    .cloned()
+                    .ok_or_else(|| CliError::SweepModule {
+                        path: path.clone(),
+                        module: name.clone(),
+                        modules: config.modules.keys().cloned().collect(),
+                    })?;
                 spec = m.spec().clone();
                 Some(Arc::new(m))
             }

@@ -41,6 +41,7 @@ pub fn opts(addr: SocketAddr) -> ProbeOptions {
         ctx: PathContext::default(),
         limits: None,
         probe_id: None,
+        naming: mxtrace_proto::spec::Naming::Flag,
     }
 }
 

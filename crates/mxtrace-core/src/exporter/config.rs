@@ -18,23 +18,26 @@
 //! starttls = "require"
 //! ```
 
-use super::allow::Allowlist;
+use super::allow::{AllowError, Allowlist};
 use crate::job::{Job, Target};
 use crate::probe::ProbeOptions;
 use crate::run::ExpectationResult;
 use crate::scenario_file::roundtrip::{self as rt, RawRoundtrip, RoundtripSpec};
 use crate::scenario_file::{
-    expectations, read_small, take_layer, tenant_key, Expectations, FileError, HopTarget, Layer,
-    Locator, RawExpect, StartTlsExpect,
+    expectations, read_small, take_layer, tenant_key, Expectations, FileError, FileProblem,
+    HopTarget, Layer, Locator, RawExpect, StartTlsExpect,
 };
 use mxtrace_knowledge::PathContext;
+use mxtrace_net::tls::TlsConfigError;
 use mxtrace_proto::model::JobReport;
 use mxtrace_proto::spec::{
     parse_scenario, path_context, Field, Naming, SessionSpec, SpecError, TargetError,
+    UnknownScenario,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::de::{DeTable, DeValue};
@@ -101,8 +104,8 @@ pub enum JobError {
 }
 
 impl ExporterConfig {
-    pub fn read(path: &Path) -> Result<ExporterConfig, FileError> {
-        let text = read_small(path, "an exporter config")?;
+    pub fn read(path: &Path) -> Result<ExporterConfig, ConfigError> {
+        let text = read_small(path, "an exporter config").map_err(FileError::widen)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         parse(&text, path, &base)
     }
@@ -156,7 +159,8 @@ impl Module {
             Some(b) => capped(&self.spec, b),
             None => self.spec.clone(),
         };
-        Job::new(target, &spec, self.ctx, self.tenant.as_deref()).map_err(|source| JobError::Spec {
+        let tenant = self.tenant.as_deref();
+        Job::new(target, &spec, self.ctx, tenant, Naming::Key).map_err(|source| JobError::Spec {
             module: self.name.clone(),
             source,
         })
@@ -177,15 +181,87 @@ fn module_keys(f: Field) -> bool {
     f != Field::RelayTestRcpt
 }
 
-pub fn parse(text: &str, path: &Path, base: &Path) -> Result<ExporterConfig, FileError> {
+/// What an exporter config can get wrong: a scenario file's mistakes (a module's settings and
+/// `expect` are read as a hop's), and its own. Settings are named by their keys.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigProblem {
+    #[error(transparent)]
+    File(#[from] FileProblem),
+    #[error("listen {0:?}: expected IP:PORT, e.g. {DEFAULT_LISTEN}")]
+    Listen(String),
+    #[error("max_concurrency: 1-{MAX_CONCURRENCY_LIMIT}")]
+    MaxConcurrency,
+    #[error(
+        "oauth_grant = \"device\" needs a person at a terminal, which the exporter has not: use \
+         the client-credentials grant"
+    )]
+    DeviceGrant,
+    #[error("no [modules.NAME]: the exporter needs at least one module (or [roundtrips.NAME])")]
+    NoModule,
+    #[error("module {0:?}: allowed_targets is empty (the exporter is not an open proxy)")]
+    EmptyAllowlist(String),
+    #[error("allowed_targets: {0}")]
+    Allowlist(#[source] AllowError),
+    #[error("scenario {value:?}: {source}")]
+    Scenario {
+        value: String,
+        #[source]
+        source: UnknownScenario,
+    },
+    #[error(
+        "auth_user needs auth_password_env or auth_password_file, or an OAuth token source \
+         (the exporter never prompts, and passwords are never written in its config)"
+    )]
+    NoPassword,
+    #[error("module {module:?}: {}", .source.describe(Naming::Key))]
+    Setting {
+        module: String,
+        #[source]
+        source: SettingError,
+    },
+    #[error(
+        "expect: open_relay and starttls = \"required\" need a session of their own, which a \
+         scrape does not run (check them with `mxtrace run`)"
+    )]
+    ExpectNeedsSession,
+}
+
+/// A module's settings that a probe could not run with: a value, the password, a TLS file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+}
+
+impl SettingError {
+    pub fn field(&self) -> Option<Field> {
+        match self {
+            SettingError::Spec(e) => e.field(),
+            SettingError::Tls(e) => e.field(),
+        }
+    }
+
+    pub fn describe(&self, naming: Naming) -> String {
+        match self {
+            SettingError::Spec(e) => e.describe(naming),
+            SettingError::Tls(e) => e.describe(naming),
+        }
+    }
+}
+
+/// A mistake in an exporter config, with where.
+pub type ConfigError = FileError<ConfigProblem>;
+
+pub fn parse(text: &str, path: &Path, base: &Path) -> Result<ExporterConfig, ConfigError> {
     let at = Locator {
         text,
         path: path.display().to_string(),
     };
-    let terr = |e: toml::de::Error| {
-        let span = e.span().unwrap_or(0..0);
-        at.error(&span, e.message().trim_end().to_string())
-    };
+    let terr = |e| at.toml(e);
     let mut doc = DeTable::parse(text).map_err(terr)?;
     let mut layers = BTreeMap::new();
     if let Some(v) = doc.get_mut().get_mut("modules") {
@@ -210,39 +286,15 @@ pub fn parse(text: &str, path: &Path, base: &Path) -> Result<ExporterConfig, Fil
         }
     }
     let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc)).map_err(terr)?;
-    let listen = match &raw.listen {
-        None => None,
-        Some(l) => Some(l.get_ref().parse::<SocketAddr>().map_err(|_| {
-            at.error(
-                &l.span(),
-                format!(
-                    "listen {:?}: expected IP:PORT, e.g. {DEFAULT_LISTEN}",
-                    l.get_ref()
-                ),
-            )
-        })?),
-    };
-    let max_concurrency = match &raw.max_concurrency {
-        None => DEFAULT_MAX_CONCURRENCY,
-        Some(n) if (1..=MAX_CONCURRENCY_LIMIT).contains(n.get_ref()) => *n.get_ref(),
-        Some(n) => {
-            return Err(at.error(
-                &n.span(),
-                format!("max_concurrency: 1-{MAX_CONCURRENCY_LIMIT}"),
-            ))
-        }
-    };
+    let (listen, max_concurrency) = server_keys(&at, &raw)?;
     if raw.modules.is_empty() && raw.roundtrips.is_empty() {
-        return Err(at.error(
-            &(0..0),
-            "no [modules.NAME]: the exporter needs at least one module (or [roundtrips.NAME])"
-                .to_string(),
-        ));
+        return Err(at.error(&(0..0), ConfigProblem::NoModule));
     }
     let mut roundtrips = BTreeMap::new();
     for (name, r) in &raw.roundtrips {
         let layer = rt_layers.remove(name).unwrap_or_default();
-        roundtrips.insert(name.clone(), roundtrip_entry(&at, base, name, r, layer)?);
+        let entry = roundtrip_entry(&at, base, name, r, layer).map_err(FileError::widen)?;
+        roundtrips.insert(name.clone(), entry);
     }
     let mut modules = BTreeMap::new();
     for (name, rm) in raw.modules {
@@ -280,10 +332,7 @@ fn roundtrip_entry(
     }
     let interval = match &raw.interval {
         Some(i) if i.get_ref().0 < Duration::from_secs(10) => {
-            return Err(at.error(
-                &i.span(),
-                format!("roundtrip {name:?}: interval is at least 10s"),
-            ))
+            return Err(at.error(&i.span(), FileProblem::RoundtripInterval(name.to_string())))
         }
         Some(i) => i.get_ref().0,
         None => DEFAULT_ROUNDTRIP_INTERVAL,
@@ -295,40 +344,89 @@ fn roundtrip_entry(
     })
 }
 
+/// `listen` and `max_concurrency`, checked.
+fn server_keys(
+    at: &Locator<'_>,
+    raw: &RawConfig,
+) -> Result<(Option<SocketAddr>, usize), ConfigError> {
+    let listen = match &raw.listen {
+        None => None,
+        Some(l) => Some(
+            l.get_ref()
+                .parse::<SocketAddr>()
+                .map_err(|_| at.error(&l.span(), ConfigProblem::Listen(l.get_ref().clone())))?,
+        ),
+    };
+    let max_concurrency = match &raw.max_concurrency {
+        None => DEFAULT_MAX_CONCURRENCY,
+        Some(n) if (1..=MAX_CONCURRENCY_LIMIT).contains(n.get_ref()) => *n.get_ref(),
+        Some(n) => return Err(at.error(&n.span(), ConfigProblem::MaxConcurrency)),
+    };
+    Ok((listen, max_concurrency))
+}
+
 fn module(
     at: &Locator<'_>,
     base: &Path,
     name: String,
     rm: RawModule,
     layer: Layer,
-) -> Result<Module, FileError> {
+) -> Result<Module, ConfigError> {
     let targets_span = rm.allowed_targets.span();
     if rm.allowed_targets.get_ref().is_empty() {
-        return Err(at.error(
-            &targets_span,
-            format!(
-                "module {name:?}: allowed_targets is empty (the exporter is not an open proxy)"
-            ),
-        ));
+        return Err(at.error(&targets_span, ConfigProblem::EmptyAllowlist(name)));
     }
     let allowed_targets = Allowlist::parse(rm.allowed_targets.get_ref())
-        .map_err(|e| at.error(&targets_span, format!("allowed_targets: {e}")))?;
-    let scenario = match &rm.scenario {
-        None => None,
-        Some(s) => Some(
-            parse_scenario(s.get_ref())
-                .map_err(|e| at.error(&s.span(), format!("scenario {:?}: {e}", s.get_ref())))?,
-        ),
-    };
-    let hop = rm.hop.as_ref().map(|h| *h.get_ref());
-    let hop_span = rm.hop.as_ref().map_or(targets_span.clone(), Spanned::span);
-    let ctx = path_context(scenario, hop).map_err(|e| at.error(&hop_span, format!("hop = {e}")))?;
-    let tenant = rm.tenant.as_ref().map(|t| tenant_key(at, t)).transpose()?;
+        .map_err(|e| at.error(&targets_span, ConfigProblem::Allowlist(e)))?;
+    let ctx = module_context(at, &rm)?;
+    let tenant = rm
+        .tenant
+        .as_ref()
+        .map(|t| tenant_key(at, t))
+        .transpose()
+        .map_err(FileError::widen)?;
     let expect = rm
         .expect
         .as_ref()
         .map(|e| module_expect(at, e))
         .transpose()?;
+    let spec = module_spec(at, base, &name, layer, &targets_span)?;
+    Ok(Module {
+        name,
+        allowed_targets,
+        ctx,
+        tenant,
+        expect,
+        spec,
+    })
+}
+
+/// The module's place in a delivery path (`scenario`, `hop`).
+fn module_context(at: &Locator<'_>, rm: &RawModule) -> Result<PathContext, ConfigError> {
+    let scenario = match &rm.scenario {
+        None => None,
+        Some(s) => Some(parse_scenario(s.get_ref()).map_err(|source| {
+            let value = s.get_ref().clone();
+            at.error(&s.span(), ConfigProblem::Scenario { value, source })
+        })?),
+    };
+    let hop = rm.hop.as_ref().map(|h| *h.get_ref());
+    let hop_span = rm
+        .hop
+        .as_ref()
+        .map_or(rm.allowed_targets.span(), Spanned::span);
+    path_context(scenario, hop).map_err(|e| at.error(&hop_span, FileProblem::Hop(e)))
+}
+
+/// The module's session settings: TLS and password files relative to the config, then
+/// every check a probe would make. A mistake points at the key (else at `allowed_targets`).
+fn module_spec(
+    at: &Locator<'_>,
+    base: &Path,
+    name: &str,
+    layer: Layer,
+    targets_span: &Range<usize>,
+) -> Result<SessionSpec, ConfigError> {
     let Layer { mut spec, spans } = layer;
     let span_of = |f: Option<Field>| {
         f.and_then(|f| spans.get(&f).cloned())
@@ -352,9 +450,7 @@ fn module(
     if spec.oauth_grant == Some(mxtrace_proto::spec::OAuthGrant::Device) {
         return Err(at.error(
             &span_of(Some(Field::OAuthGrant)),
-            "oauth_grant = \"device\" needs a person at a terminal, which the exporter has not: \
-             use the client-credentials grant"
-                .to_string(),
+            ConfigProblem::DeviceGrant,
         ));
     }
     if spec.auth_user.is_some()
@@ -362,55 +458,34 @@ fn module(
         && spec.auth_password_file.is_none()
         && spec.oauth_source().is_none()
     {
-        return Err(at.error(
-            &span_of(Some(Field::AuthUser)),
-            "auth_user needs auth_password_env or auth_password_file, or an OAuth token source \
-             (the exporter never prompts, and passwords are never written in its config)"
-                .to_string(),
-        ));
+        return Err(at.error(&span_of(Some(Field::AuthUser)), ConfigProblem::NoPassword));
     }
-    check_spec(&spec).map_err(|(field, message)| {
-        at.error(&span_of(field), format!("module {name:?}: {message}"))
+    check_spec(&spec).map_err(|source| {
+        let span = span_of(source.field());
+        let module = name.to_string();
+        at.error(&span, ConfigProblem::Setting { module, source })
     })?;
-    Ok(Module {
-        name,
-        allowed_targets,
-        ctx,
-        tenant,
-        expect,
-        spec,
-    })
+    Ok(spec)
 }
 
 /// A module's `expect`, read as a scenario file hop's. A scrape's target may be a domain, so
 /// the walk's keys are accepted; the two checks that need a session of their own are not
 /// (a scrape runs one probe or trace): `mxtrace run` makes them.
-fn module_expect(at: &Locator<'_>, e: &Spanned<RawExpect>) -> Result<Expectations, FileError> {
-    let x = expectations(at, e.get_ref(), &HopTarget::Domain(String::new()))?;
+fn module_expect(at: &Locator<'_>, e: &Spanned<RawExpect>) -> Result<Expectations, ConfigError> {
+    let x = expectations(at, e.get_ref(), &HopTarget::Domain(String::new()))
+        .map_err(FileError::widen)?;
     if x.open_relay.is_some() || x.starttls == Some(StartTlsExpect::Required) {
-        return Err(at.error(
-            &e.span(),
-            "expect: open_relay and starttls = \"required\" need a session of their own, which \
-             a scrape does not run (check them with `mxtrace run`)"
-                .to_string(),
-        ));
+        return Err(at.error(&e.span(), ConfigProblem::ExpectNeedsSession));
     }
     Ok(x)
 }
 
 /// Every check a probe would make, at load: values, the password (read once, then dropped)
-/// and the TLS files. The error names the setting it is about, when it is one.
-fn check_spec(spec: &SessionSpec) -> Result<(), (Option<Field>, String)> {
-    let o = ProbeOptions::from_spec(spec, "mxtrace.invalid".to_string(), spec.port_or_default())
-        .map_err(|e| (e.field(), e.describe(Naming::Key)))?;
+/// and the TLS files. A TLS file's error names the file's own setting when it has one.
+fn check_spec(spec: &SessionSpec) -> Result<(), SettingError> {
+    let o = ProbeOptions::from_spec(spec, "mxtrace.invalid".to_string(), spec.port_or_default())?;
     if spec.tls_ca_file.is_some() || spec.tls_client_cert.is_some() {
-        mxtrace_net::tls::client_config(&o.tls).map_err(|e| {
-            let field = match spec.tls_client_cert {
-                Some(_) => Field::TlsClientCert,
-                None => Field::TlsCaFile,
-            };
-            (Some(field), e.to_string())
-        })?;
+        mxtrace_net::tls::client_config(&o.tls)?;
     }
     Ok(())
 }
@@ -441,7 +516,7 @@ mod tests {
     use super::*;
     use mxtrace_proto::spec::StartTls;
 
-    fn load(text: &str) -> Result<ExporterConfig, FileError> {
+    fn load(text: &str) -> Result<ExporterConfig, ConfigError> {
         parse(text, Path::new("exp.toml"), Path::new("/etc/mxtrace"))
     }
 
@@ -555,9 +630,19 @@ allowed_targets = ["mail.contoso.com"]
                 "[modules.m]\nallowed_targets = [\"a.example\"]\nrcpt = [\"x\"]\n",
                 "exp.toml:3:8: module \"m\": rcpt \"x\"",
             ),
+            // Settings are named by their keys, as the config writes them.
             (
                 "[modules.m]\nallowed_targets = [\"a.example\"]\ndata = true\n",
-                "exp.toml:3:8: module \"m\": --data needs",
+                "exp.toml:3:8: module \"m\": data needs at least one rcpt",
+            ),
+            (
+                "[modules.m]\nallowed_targets = [\"a.example\"]\nstarttls = \"require\"\n\
+                 tls_implicit = true\n",
+                "exp.toml:3:12: module \"m\": starttls and tls_implicit exclude each other",
+            ),
+            (
+                "[modules.m]\nallowed_targets = [\"a.example\"]\ntls_ca_file = \"none.pem\"\n",
+                "exp.toml:3:15: module \"m\": tls_ca_file /etc/mxtrace/none.pem: ",
             ),
             (
                 "[modules.m]\nallowed_targets = [\"a.example\"]\nauth_user = \"u\"\n",

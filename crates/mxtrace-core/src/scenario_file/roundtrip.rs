@@ -4,6 +4,7 @@
 //! table's own setting keys, taken out first as for a module; the rest is here. Passwords
 //! come from a variable or a file, never the file itself, and are read at each run.
 
+use super::problem::FileProblem;
 use super::{Dur, FileError, Locator, ScenarioLetter};
 use crate::job::{Job, Target};
 use crate::roundtrip::{
@@ -13,6 +14,7 @@ use crate::roundtrip::{
 use mxtrace_proto::mailbox::MailboxUrl;
 use mxtrace_proto::model::{PathContext, Scenario};
 use mxtrace_proto::secret::{Secret, SecretError};
+use mxtrace_proto::spec::Naming;
 use mxtrace_proto::spec::{Field, SessionSpec, SpecError, TargetError};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -111,7 +113,8 @@ impl RoundtripSpec {
             Some(v) => Target::probe(v, session.default_port())?,
             None => Target::trace(self.rcpt.rsplit_once('@').map_or("", |(_, d)| d))?,
         };
-        let mut send = Job::new(&target, &session, PathContext::default(), None)?;
+        // A round trip's settings come from a file (an exporter's, a scenario's): keys.
+        let mut send = Job::new(&target, &session, PathContext::default(), None, Naming::Key)?;
         prepare(&mut send, &probe_id);
         let mailbox = |m: &MailboxSpec| -> Result<MailboxOptions, RunSetupError> {
             Ok(MailboxOptions::with_password(
@@ -146,10 +149,7 @@ pub(crate) fn read(
 ) -> Result<RoundtripSpec, FileError> {
     let rcpt = raw.rcpt.get_ref().trim().to_string();
     if !rcpt.contains('@') {
-        return Err(at.error(
-            &raw.rcpt.span(),
-            format!("rcpt {rcpt:?}: expected user@domain"),
-        ));
+        return Err(at.error(&raw.rcpt.span(), FileProblem::RoundtripRcpt(rcpt)));
     }
     let mailbox = mailbox_spec(
         at,
@@ -184,7 +184,7 @@ pub(crate) fn read(
     };
     // Everything a run checks, once now (the passwords read and dropped).
     spec.options()
-        .map_err(|e| at.error(&raw.rcpt.span(), e.to_string()))?;
+        .map_err(|e| at.error(&raw.rcpt.span(), FileProblem::RoundtripSetup(e)))?;
     Ok(spec)
 }
 
@@ -192,24 +192,18 @@ fn mailbox_spec(
     at: &Locator<'_>,
     base: &Path,
     url: &Spanned<String>,
-    key: &str,
+    key: &'static str,
     env: Option<&String>,
     file: Option<&PathBuf>,
 ) -> Result<MailboxSpec, FileError> {
-    let parsed = MailboxUrl::parse(url.get_ref())
-        .map_err(|e| at.error(&url.span(), format!("{key} {:?}: {e}", url.get_ref())))?;
+    let parsed = MailboxUrl::parse(url.get_ref()).map_err(|source| {
+        let value = url.get_ref().clone();
+        at.error(&url.span(), FileProblem::MailboxUrl { key, value, source })
+    })?;
     let password = match (env, file) {
         (Some(v), None) => PasswordSource::Env(v.clone()),
         (None, Some(f)) => PasswordSource::File(base.join(f)),
-        _ => {
-            return Err(at.error(
-                &url.span(),
-                format!(
-                    "{key} needs {key}_password_env or {key}_password_file (one of them; the \
-                     password is never written here)"
-                ),
-            ))
-        }
+        _ => return Err(at.error(&url.span(), FileProblem::MailboxPassword { key })),
     };
     Ok(MailboxSpec {
         url: parsed,

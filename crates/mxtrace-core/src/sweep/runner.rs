@@ -7,6 +7,7 @@ use crate::limits::Limits;
 use mxtrace_proto::model::sweep::{Record, RecordBody, RecordError, RecordErrorKind};
 use mxtrace_proto::model::JobReport;
 use mxtrace_proto::model::{Outcome, PathContext, ProbeReport};
+use mxtrace_proto::spec::Naming;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::io::{self, BufRead};
@@ -218,14 +219,19 @@ fn error_record(input: String, kind: RecordErrorKind, message: String) -> Record
 /// sessions held to the sweep's per-destination `limits`.
 async fn run_one(target: Target, opts: SweepOptions, limits: Arc<Limits>) -> Record {
     let key = target.key();
-    let job = match &opts.module {
-        Some(m) => m.job_for(&target, None).map_err(|e| e.to_string()),
+    let (job, naming) = match &opts.module {
+        Some(m) => (
+            m.job_for(&target, None).map_err(|e| e.to_string()),
+            Naming::Key,
+        ),
         None => {
             let ctx = PathContext {
                 scenario: opts.scenario,
                 hop: None,
             };
-            Job::new(&target, &opts.spec, ctx, opts.tenant.as_deref()).map_err(|e| e.to_string())
+            let tenant = opts.tenant.as_deref();
+            let job = Job::new(&target, &opts.spec, ctx, tenant, Naming::Flag);
+            (job.map_err(|e| e.describe(Naming::Flag)), Naming::Flag)
         }
     };
     let job = match job {
@@ -237,7 +243,8 @@ async fn run_one(target: Target, opts: SweepOptions, limits: Arc<Limits>) -> Rec
             input: key,
             body: RecordBody::Report(report),
         },
-        Err(e) => error_record(key, RecordErrorKind::Config, e.to_string()),
+        // The record is output: its message is the error in the words of the front end.
+        Err(source) => error_record(key, RecordErrorKind::Config, source.describe(naming)),
     }
 }
 

@@ -14,7 +14,7 @@ pub enum Class {
     Permanent,
 }
 
-/// Reply categories: a fixed vocabulary that scripts match on (README, "Output"). Names
+/// Reply categories: a fixed vocabulary that scripts match on (docs/diagnosis.md "Reply categories"). Names
 /// are exact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -5,6 +5,7 @@ use super::{json_name, page, pass_fail, probe, trace_body, verdict_banner, Esc};
 use mxtrace_proto::model::posture::Severity;
 use mxtrace_proto::model::roundtrip::{RoundtripPath, RoundtripReport};
 use mxtrace_proto::model::JobReport;
+use mxtrace_proto::spec::Naming;
 use std::fmt::Write;
 
 pub fn render_roundtrip(r: &RoundtripReport) -> String {
@@ -42,7 +43,7 @@ pub fn render_roundtrip(r: &RoundtripReport) -> String {
     out.push_str("<h2>Sending session</h2>\n");
     match &r.sent.report {
         JobReport::Probe(p) => probe::section(&mut out, p, "send", None),
-        JobReport::Trace(t) => trace_body(&mut out, t, "send"),
+        JobReport::Trace(t) => trace_body(&mut out, t, "send", Naming::Flag),
     }
     imap(&mut out, r);
     page::wrap(&title, Some(&r.started_at), &out)
