@@ -9,6 +9,7 @@ pub mod headers;
 pub mod help;
 pub mod nagios;
 pub mod serve;
+mod serve_conn;
 pub mod sweep;
 
 use crate::cli::demo::DemoError;

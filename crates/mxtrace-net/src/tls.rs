@@ -75,9 +75,17 @@ pub struct VerifyRecord {
     pub trust_store: Option<TrustStore>,
     /// The chain as presented, leaf first; kept even when the handshake then fails.
     pub presented: Vec<CertificateDer<'static>>,
-    /// Time the verifier waited for the system store's background read to finish: mxtrace's
-    /// own, left out of the `tls_handshake` stage's time.
-    pub store_wait: std::time::Duration,
+    /// The system store was read during this handshake (the first chain in the process that
+    /// neither Mozilla's roots nor `--tls-ca-file` verified): how long, and how many roots.
+    /// That time is mxtrace's own: the probe leaves it out of `tls_handshake` and says so.
+    pub system_store_read: Option<SystemStoreRead>,
+}
+
+/// One read of the operating system's trust store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SystemStoreRead {
+    pub took: std::time::Duration,
+    pub roots: usize,
 }
 
 pub type SharedRecord = Arc<Mutex<VerifyRecord>>;
@@ -100,21 +108,14 @@ struct RecordingVerifier {
 
 impl RecordingVerifier {
     /// The system store's verifier, tried last: it is needed only when neither Mozilla's roots
-    /// nor `--tls-ca-file` verify. A wait for its background read is recorded.
+    /// nor `--tls-ca-file` verify, so it is read then, once per process, and the read is
+    /// recorded for the probe to show.
     fn system(&self) -> Option<(TrustStore, Arc<WebPkiServerVerifier>)> {
-        let waited = std::time::Instant::now();
-        let ready = SYSTEM_STORE.get().is_some();
-        let roots = system_store().clone();
-        if !ready {
-            if let Ok(mut rec) = self.record.lock() {
-                rec.store_wait = waited.elapsed();
-            }
+        let (store, read) = system_store();
+        if let (Some(read), Ok(mut rec)) = (read, self.record.lock()) {
+            rec.system_store_read = Some(read);
         }
-        if roots.is_empty() {
-            return None;
-        }
-        let v = WebPkiServerVerifier::builder_with_provider(roots, self.provider.clone()).build();
-        v.ok().map(|v| (TrustStore::System, v))
+        Some((TrustStore::System, store?.clone()))
     }
 
     fn signatures(&self) -> Result<&WebPkiServerVerifier, rustls::Error> {
@@ -562,32 +563,37 @@ fn provider(classic_groups: bool) -> CryptoProvider {
     p
 }
 
-static SYSTEM_STORE: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+/// The system's roots as a verifier; None when the store is empty or unreadable. A chain's
+/// check uses only the provider's signature algorithms, the same with `--tls-classic-groups`.
+static SYSTEM_STORE: OnceLock<Option<Arc<WebPkiServerVerifier>>> = OnceLock::new();
 
-/// The system's roots, read once per process. Unreadable entries are skipped: the Mozilla
-/// roots still apply. Reading them (Debian: the bundle and the ~300 files of /etc/ssl/certs,
-/// decoded from PEM) took about 4 ms, 40% of a whole probe process (README "Timings and
-/// benchmarks"), so it is started on a thread of its own (`prefetch_system_store`) and waited
-/// for only when a chain needs it.
-fn system_store() -> &'static Arc<RootCertStore> {
-    SYSTEM_STORE.get_or_init(|| {
+/// The system's roots, read the first time a chain needs them (Debian: the bundle and the
+/// ~300 files of /etc/ssl/certs, decoded from PEM: about 4 ms, 40% of a probe process, so
+/// never read when Mozilla's roots or `--tls-ca-file` verify). Unreadable entries are
+/// skipped: the Mozilla roots still apply. Returns the read when this call made it.
+fn system_store() -> (
+    Option<&'static Arc<WebPkiServerVerifier>>,
+    Option<SystemStoreRead>,
+) {
+    let mut read = None;
+    let store = SYSTEM_STORE.get_or_init(|| {
+        let t0 = std::time::Instant::now();
         let mut roots = RootCertStore::empty();
         roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        Arc::new(roots)
-    })
-}
-
-/// Starts reading the system store in the background, once per process. If the thread cannot
-/// be started, the verifier reads the store itself when it needs it.
-fn prefetch_system_store() {
-    static STARTED: std::sync::Once = std::sync::Once::new();
-    STARTED.call_once(|| {
-        let _ = std::thread::Builder::new()
-            .name("mxtrace-system-roots".into())
-            .spawn(|| {
-                system_store();
-            });
+        let n = roots.len();
+        let verifier = (n > 0)
+            .then(|| {
+                let p = Arc::new(provider(false));
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), p).build()
+            })
+            .and_then(Result::ok);
+        read = Some(SystemStoreRead {
+            took: t0.elapsed(),
+            roots: n,
+        });
+        verifier
     });
+    (store.as_ref(), read)
 }
 
 /// The `--tls-ca-file` certificates, each checked to be usable as a trust anchor.
@@ -615,7 +621,7 @@ fn ca_file_certs(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, TlsConf
 
 /// The provider and the verifier of Mozilla's roots, built once per process for each
 /// key-exchange choice: parsing the built-in roots for every probe was most of a `sweep`'s CPU
-/// (README "Timings and benchmarks"). The system store is read in the background
+/// (docs/benchmarks.md). The system store is read only when a chain needs it
 /// (`system_store`).
 struct BuiltIn {
     provider: Arc<CryptoProvider>,
@@ -671,7 +677,6 @@ fn store_verifiers(
 pub fn client_config(
     opts: &TlsOptions,
 ) -> Result<(Arc<ClientConfig>, SharedRecord), TlsConfigError> {
-    prefetch_system_store();
     let built_in = built_in(opts.classic_groups)?;
     let provider = built_in.provider.clone();
     let anchors = match &opts.ca_file {

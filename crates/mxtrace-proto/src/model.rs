@@ -10,6 +10,7 @@ mod document;
 pub mod headers;
 pub mod posture;
 mod run;
+mod time;
 
 pub use crate::smtp::ErrorKind;
 pub use diagnosis::{
@@ -19,6 +20,7 @@ pub use document::{Document, DocumentError, SCHEMA_VERSION};
 pub use run::{
     CheckReport, ExpectationResult, HopData, HopResult, RunReport, RunSummary, RunVerdict,
 };
+pub use time::{micros, micros_of, ms, ms_from_micros};
 
 use crate::smtp::ehlo::Capabilities;
 use crate::smtp::reply::Reply;

@@ -13,6 +13,20 @@ use tokio::time::{timeout_at, Instant};
 use tokio_rustls::TlsConnector;
 
 impl ProbeSession<'_> {
+    /// Says that this handshake read the system trust store, and how long that took.
+    fn note_store_read(&mut self, idx: usize, read: Option<tls::SystemStoreRead>) {
+        if let Some(r) = read {
+            let note = format!(
+                "read the system trust store ({} roots) in {:.1} ms: neither Mozilla's roots \
+                 nor --tls-ca-file verified the chain; that time is mxtrace's, left out of \
+                 this stage",
+                r.roots,
+                r.took.as_secs_f64() * 1000.0
+            );
+            self.log.note(idx, note);
+        }
+    }
+
     /// STARTTLS as the mode asks. Returns the capabilities to go on with (after TLS when it
     /// happened), or None when the probe ends here.
     pub(super) async fn starttls(&mut self, caps: Capabilities) -> Option<Capabilities> {
@@ -128,13 +142,16 @@ impl ProbeSession<'_> {
             .connect(server_name, tls::Sniffed::new(tcp))
             .into_fallible();
         let outcome = timeout_at(deadline, connect).await;
-        // A wait for the system store's background read is mxtrace's time, not the peer's.
-        let started = started + record.lock().map(|r| r.store_wait).unwrap_or_default();
+        // Reading the system store is mxtrace's time, not the peer's: left out of the stage
+        // (its start moves by it) and said in a note.
+        let store_read = record.lock().ok().and_then(|r| r.system_store_read);
+        let started = started + store_read.map(|r| r.took).unwrap_or_default();
         match outcome {
             Ok(Ok(stream)) => {
                 let report = tls::report(stream.get_ref().1, &record, client_cert);
                 self.conn = Some(SmtpConn::new(Transport::Tls(Box::new(stream))));
                 let idx = self.log.done(Stage::TlsHandshake, started, true);
+                self.note_store_read(idx, store_read);
                 let summary = format!(
                     "{} {} {}",
                     report.version.as_deref().unwrap_or("?"),
@@ -166,8 +183,10 @@ impl ProbeSession<'_> {
                 };
                 self.tls = Some(report);
                 let err = mxtrace_net::conn::ConnError::new(ErrorKind::Tls, msg);
-                self.log
+                let idx = self
+                    .log
                     .error(Stage::TlsHandshake, Vec::new(), started, false, err);
+                self.note_store_read(idx, store_read);
                 false
             }
             Err(_) => {
