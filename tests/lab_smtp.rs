@@ -126,6 +126,7 @@ fn opts(pki: &Pki, role: Role, addr: SocketAddr, rcpt: &str) -> ProbeOptions {
         family: None,
         ctx: PathContext::default(),
         limits: None,
+        tls_cache: None,
     }
 }
 

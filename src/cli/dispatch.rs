@@ -19,7 +19,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         None => None,
     };
     if let Some(j) = job(&cli.command)? {
-        let report = runtime()?.block_on(execute(&j))?;
+        let report = one_job_runtime()?.block_on(execute(&j))?;
         write_html(html, || match &report {
             JobReport::Probe(p) => report::html::render_probe(p),
             JobReport::Trace(t) => report::html::render_trace(t),
@@ -41,7 +41,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
             write_html(html, || report::html::render_document(&doc))?;
             Ok(exit::PASS)
         }
-        Command::Sweep(args) => super::sweep::run(args),
+        Command::Sweep(args) => super::sweep::run(args, format),
         Command::Diff(args) => {
             let before = mxtrace_core::diff::read(&args.before)?;
             let after = mxtrace_core::diff::read(&args.after)?;
@@ -272,6 +272,20 @@ pub(super) async fn wait_for_stop() -> Result<(), CliError> {
 #[cfg(not(unix))]
 pub(super) async fn wait_for_stop() -> Result<(), CliError> {
     tokio::signal::ctrl_c().await.map_err(signal_error)
+}
+
+/// One probe or trace: its sessions are a few sockets that wait on the network, so one thread
+/// runs them. The worker threads of the multi-threaded runtime cost start-up time and a
+/// cross-thread wake-up per event (`perf stat` on a probe: 38 context switches a run, see
+/// docs/benchmarks.md).
+fn one_job_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Io {
+            what: "starting the runtime",
+            source,
+        })
 }
 
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {

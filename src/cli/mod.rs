@@ -684,6 +684,13 @@ pub enum CliError {
     /// `sweep --module` names no module of the file.
     #[error("{0}")]
     SweepModule(String),
+    /// `sweep --shard job-index/N` outside a pod of an indexed Job of N completions.
+    #[error(
+        "--shard job-index/{count}: {} must be 0 to {} (the pod's completion index), got {found:?}",
+        sweep::JOB_INDEX_VAR,
+        count - 1
+    )]
+    SweepJobIndex { count: u64, found: String },
 }
 
 impl CliError {

@@ -40,6 +40,7 @@ pub fn opts(addr: SocketAddr) -> ProbeOptions {
         family: None,
         ctx: PathContext::default(),
         limits: None,
+        tls_cache: None,
     }
 }
 

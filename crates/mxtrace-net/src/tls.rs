@@ -100,20 +100,48 @@ struct RecordingVerifier {
     /// The `--tls-ca-file` certificates: a leaf equal to one of them is its own anchor.
     anchors: Vec<CertificateDer<'static>>,
     mode: VerifyMode,
-    record: SharedRecord,
+    /// The record of a configuration made for one connection; None in a shared one
+    /// (`ConfigCache`), which writes to the record of the handshake in progress (`recorded`).
+    record: Option<SharedRecord>,
     /// TLSA records that replace the stores (DANE) when not empty.
     dane: Vec<crate::dns::Tlsa>,
     provider: Arc<CryptoProvider>,
 }
 
+tokio::task_local! {
+    /// The record of the handshake this task is making with a shared configuration.
+    static RECORD: SharedRecord;
+}
+
+/// Runs a handshake (`fut`) so that a shared configuration's verifier writes to `record`. The
+/// verifier is called while the handshake is polled, on this task, so a task-local reaches it.
+pub async fn recorded<F: std::future::Future>(record: SharedRecord, fut: F) -> F::Output {
+    RECORD.scope(record, fut).await
+}
+
 impl RecordingVerifier {
+    /// Writes to this connection's record: the configuration's own, or the handshake's.
+    fn write(&self, f: impl FnOnce(&mut VerifyRecord)) {
+        let write = |r: &SharedRecord| {
+            if let Ok(mut rec) = r.lock() {
+                f(&mut rec);
+            }
+        };
+        match &self.record {
+            Some(r) => write(r),
+            None => {
+                let _ = RECORD.try_with(write);
+            }
+        }
+    }
+
     /// The system store's verifier, tried last: it is needed only when neither Mozilla's roots
     /// nor `--tls-ca-file` verify, so it is read then, once per process, and the read is
     /// recorded for the probe to show.
     fn system(&self) -> Option<(TrustStore, Arc<WebPkiServerVerifier>)> {
         let (store, read) = system_store();
-        if let (Some(read), Ok(mut rec)) = (read, self.record.lock()) {
-            rec.system_store_read = Some(read);
+        if let Some(read) = read {
+            self.write(|rec| rec.system_store_read = Some(read));
         }
         Some((TrustStore::System, store?.clone()))
     }
@@ -226,14 +254,14 @@ impl ServerCertVerifier for RecordingVerifier {
             });
             (r, d)
         };
-        if let Ok(mut rec) = self.record.lock() {
+        self.write(|rec| {
             rec.presented = std::iter::once(end_entity)
                 .chain(intermediates)
                 .map(|c| c.clone().into_owned())
                 .collect();
             rec.trust_store = result.as_ref().ok().copied();
             rec.result = Some(described);
-        }
+        });
         match (result, self.mode) {
             (Ok(_), _) | (Err(_), VerifyMode::Report) => Ok(ServerCertVerified::assertion()),
             (Err(e), VerifyMode::Strict) => Err(e),
@@ -673,10 +701,72 @@ fn store_verifiers(
 }
 
 /// Builds the client configuration and the record its verifier fills in. One per connection,
-/// so each probe's record is its own.
+/// so each probe's record is its own (`ConfigCache` shares one among many).
 pub fn client_config(
     opts: &TlsOptions,
 ) -> Result<(Arc<ClientConfig>, SharedRecord), TlsConfigError> {
+    let record = SharedRecord::default();
+    Ok((build(opts, Some(record.clone()))?, record))
+}
+
+/// Client configurations built once and shared by every connection with the same settings (a
+/// sweep's targets): the `--tls-ca-file` and client certificate files are read once, and no
+/// verifier, provider or buffer is built per target. Each handshake still gets a record of its
+/// own, through `recorded`. DANE's TLSA records differ per host: such a configuration is not
+/// shared.
+#[derive(Debug, Default)]
+pub struct ConfigCache {
+    built: Mutex<Vec<(TlsKey, Arc<ClientConfig>)>>,
+}
+
+/// The settings a shared configuration is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TlsKey {
+    verify: VerifyMode,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+    classic_groups: bool,
+}
+
+impl ConfigCache {
+    /// The configuration for `opts` and a fresh record for one handshake: run the handshake
+    /// inside `recorded(record, ...)`.
+    pub fn get(
+        &self,
+        opts: &TlsOptions,
+    ) -> Result<(Arc<ClientConfig>, SharedRecord), TlsConfigError> {
+        if !opts.dane.is_empty() {
+            return client_config(opts);
+        }
+        let key = TlsKey {
+            verify: opts.verify,
+            ca_file: opts.ca_file.clone(),
+            client_cert: opts.client_cert.clone(),
+            client_key: opts.client_key.clone(),
+            classic_groups: opts.classic_groups,
+        };
+        let mut built = match self.built.lock() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let config = match built.iter().find(|(k, _)| *k == key) {
+            Some((_, c)) => c.clone(),
+            None => {
+                let c = build(opts, None)?;
+                built.push((key, c.clone()));
+                c
+            }
+        };
+        Ok((config, SharedRecord::default()))
+    }
+}
+
+/// The configuration; its verifier writes to `record`, or with None to the handshake's.
+fn build(
+    opts: &TlsOptions,
+    record: Option<SharedRecord>,
+) -> Result<Arc<ClientConfig>, TlsConfigError> {
     let built_in = built_in(opts.classic_groups)?;
     let provider = built_in.provider.clone();
     let anchors = match &opts.ca_file {
@@ -684,12 +774,11 @@ pub fn client_config(
         None => Vec::new(),
     };
     let stores = store_verifiers(&anchors, built_in)?;
-    let record = SharedRecord::default();
     let verifier = Arc::new(RecordingVerifier {
         stores,
         anchors,
         mode: opts.verify,
-        record: record.clone(),
+        record,
         dane: opts.dane.clone(),
         provider: provider.clone(),
     });
@@ -698,7 +787,7 @@ pub fn client_config(
         .map_err(TlsConfigError::Config)?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let config = match (&opts.client_cert, &opts.client_key) {
+    let mut config = match (&opts.client_cert, &opts.client_key) {
         (Some(cert), Some(key)) => {
             let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
                 .and_then(|it| it.collect::<Result<_, _>>())
@@ -719,7 +808,10 @@ pub fn client_config(
         (None, None) => builder.with_no_client_auth(),
         _ => return Err(TlsConfigError::CertWithoutKey),
     };
-    Ok((Arc::new(config), record))
+    // Every probe makes a full handshake and sees the certificate: a resumed session would
+    // skip the verifier. No session cache is kept, which also saves its memory per config.
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(config))
 }
 
 /// The TLS section of the report, from the established connection and the verifier's record.

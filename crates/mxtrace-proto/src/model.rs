@@ -10,6 +10,7 @@ mod document;
 pub mod headers;
 pub mod posture;
 mod run;
+mod summary;
 mod time;
 
 pub use crate::smtp::ErrorKind;

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod nagios;
 pub mod posture;
 pub mod style;
+pub mod sweep;
 pub mod trace_policy;
 
 /// Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).

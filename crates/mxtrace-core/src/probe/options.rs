@@ -53,6 +53,9 @@ pub struct ProbeOptions {
     /// A sweep's per-destination session limits: the connect stage waits for a slot to the
     /// address before connecting, and holds it until the session ends. None: no limit.
     pub limits: Option<Arc<Limits>>,
+    /// TLS configurations shared with other probes of the same settings (a sweep's). None:
+    /// this probe builds its own.
+    pub tls_cache: Option<Arc<mxtrace_net::tls::ConfigCache>>,
 }
 
 impl ProbeOptions {
@@ -96,6 +99,7 @@ impl ProbeOptions {
             family: spec.ip_version,
             ctx: PathContext::default(),
             limits: None,
+            tls_cache: None,
         })
     }
 

@@ -141,7 +141,7 @@ impl ProbeSession<'_> {
         let connect = connector
             .connect(server_name, tls::Sniffed::new(tcp))
             .into_fallible();
-        let outcome = timeout_at(deadline, connect).await;
+        let outcome = timeout_at(deadline, tls::recorded(record.clone(), connect)).await;
         // Reading the system store is mxtrace's time, not the peer's: left out of the stage
         // (its start moves by it) and said in a note.
         let store_read = record.lock().ok().and_then(|r| r.system_store_read);
