@@ -216,6 +216,67 @@ async fn human_format_prints_a_readable_line_per_target() {
     insta::assert_snapshot!("sweep_human_lines", out.join("\n"));
 }
 
+/// `mxtrace report` over two shards' JSON lines: the fleet's summary on stdout (pinned), and its
+/// HTML table with a row per target, failures first.
+#[tokio::test]
+async fn report_summarises_the_shards_of_a_sweep() {
+    let lab = fabrikam_lab(217).await;
+    let (mx, refused) = (
+        format!("127.0.217.{FABRIKAM}:{}", lab.port),
+        format!("127.0.217.{RELAY}:{}", lab.port),
+    );
+    let list = format!("{mx}\nfabrikam.com\n{refused}\nnot a host!\n");
+    let mut files = Vec::new();
+    for i in 1..=2 {
+        let run = sweep(&lab, &list, &["--shard", &format!("{i}/2")]).await;
+        files.push(lab.write(&format!("shard{i}.jsonl"), &run.stdout));
+    }
+    let html = lab.write("fleet.html", "");
+    let mut args: Vec<String> = vec!["report".into()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    args.extend(["--html".into(), html.display().to_string()]);
+    let run = lab::mxtrace_blocking(args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dir = lab.write("x", "");
+    let dir = dir.parent().unwrap().display().to_string();
+    let text = run
+        .stdout
+        .split(", ")
+        .map(|c| match c.split_once(" (") {
+            Some((t, rest)) if rest.ends_with("ms)") || rest.ends_with("ms)\n") => {
+                format!(
+                    "{t} (<time>){}",
+                    if rest.ends_with('\n') { "\n" } else { "" }
+                )
+            }
+            _ => c.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+        .replace(&dir, "<dir>")
+        .replace(&lab.port.to_string(), "<port>");
+    // The slowest come in the order of their times: sorted here.
+    let text: Vec<String> = text
+        .lines()
+        .map(|l| match l.strip_prefix("slowest: ") {
+            Some(items) => {
+                let mut v: Vec<&str> = items.split(", ").collect();
+                v.sort();
+                format!("slowest: {}", v.join(", "))
+            }
+            None => l.to_string(),
+        })
+        .collect();
+    insta::assert_snapshot!("report_of_sweep_shards", text.join("\n"));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(page.matches("<tr class=").count(), 4, "{page}");
+    let fail = page.find("<td>FAIL</td>").unwrap();
+    assert!(fail < page.find("<td>PASS</td>").unwrap(), "failures first");
+    assert!(page.contains("<td>connector_or_routing</td>"));
+    assert!(page.contains("not a host name or IP address"));
+    assert!(page.contains("TLSv1.3, verified"));
+}
+
 #[tokio::test]
 async fn resume_skips_what_a_partial_run_wrote() {
     let lab = fabrikam_lab(213).await;

@@ -9,6 +9,7 @@ use mxtrace_proto::model::JobReport;
 use mxtrace_render as report;
 use mxtrace_render::style::Style;
 use std::io::Write;
+use std::path::PathBuf;
 
 pub fn run(cli: &Cli) -> Result<u8, CliError> {
     let format = cli.format();
@@ -36,11 +37,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
     match &cli.command {
         Command::Probe(_) | Command::Trace(_) => Ok(exit::INTERNAL),
         Command::Run(args) => run_file(args, format, &thresholds, html),
-        Command::Report(args) => {
-            let doc = mxtrace_core::diff::read(&args.file)?;
-            write_html(html, || report::html::render_document(&doc))?;
-            Ok(exit::PASS)
-        }
+        Command::Report(args) => report_files(args, format, html),
         Command::Sweep(args) => super::sweep::run(args, format),
         Command::Diff(args) => {
             let before = mxtrace_core::diff::read(&args.before)?;
@@ -272,6 +269,37 @@ pub(super) async fn wait_for_stop() -> Result<(), CliError> {
 #[cfg(not(unix))]
 pub(super) async fn wait_for_stop() -> Result<(), CliError> {
     tokio::signal::ctrl_c().await.map_err(signal_error)
+}
+
+/// `mxtrace report`: a sweep's JSON lines give the fleet's summary (stdout) and table (--html);
+/// a saved result its HTML report.
+fn report_files(
+    args: &super::ReportArgs,
+    format: Format,
+    html: Option<report::junit::Pending>,
+) -> Result<u8, CliError> {
+    use mxtrace_core::fleet;
+    let first = args.files.first().map(PathBuf::as_path);
+    if first.is_some_and(fleet::is_sweep_output) {
+        let fleet = fleet::read(&args.files)?;
+        write_html(html, || report::fleet::render_html(&fleet))?;
+        return output(format, "report", &fleet, true, |style| {
+            report::fleet::render_human(&fleet, style)
+        });
+    }
+    let [file] = args.files.as_slice() else {
+        return Err(CliError::ReportUsage(
+            "report reads one saved result, or the JSON lines of `sweep --json` (any number of files)",
+        ));
+    };
+    if html.is_none() {
+        return Err(CliError::ReportUsage(
+            "report of a saved result needs --html OUT",
+        ));
+    }
+    let doc = mxtrace_core::diff::read(file)?;
+    write_html(html, || report::html::render_document(&doc))?;
+    Ok(exit::PASS)
 }
 
 /// One probe or trace: its sessions are a few sockets that wait on the network, so one thread

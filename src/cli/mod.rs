@@ -211,12 +211,14 @@ pub struct HtmlArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A saved result: the JSON of `run`, `probe` or `trace`.
-    #[arg(value_name = "RESULT.json")]
-    pub file: PathBuf,
-    /// Write the HTML report here.
+    /// A saved result (the JSON of `run`, `probe` or `trace`), or one or more files of a
+    /// sweep's JSON lines (`sweep --json`: one shard's, or every shard's).
+    #[arg(value_name = "RESULT.json|SWEEP.jsonl", required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// Write the HTML report here (required for a saved result; for a sweep, the fleet's
+    /// table, its summary going to stdout either way).
     #[arg(long, value_name = "OUT")]
-    pub html: PathBuf,
+    pub html: Option<PathBuf>,
 }
 
 impl Command {
@@ -228,7 +230,7 @@ impl Command {
             Command::Run(a) => a.html.html.as_deref(),
             Command::Diff(a) => a.html.html.as_deref(),
             Command::Demo(a) => a.html.html.as_deref(),
-            Command::Report(a) => Some(&a.html),
+            Command::Report(a) => a.html.as_deref(),
             _ => None,
         }
     }
@@ -684,6 +686,11 @@ pub enum CliError {
     /// `sweep --module` names no module of the file.
     #[error("{0}")]
     SweepModule(String),
+    /// `report` of a saved result without `--html`, or of several saved results.
+    #[error("{0}")]
+    ReportUsage(&'static str),
+    #[error(transparent)]
+    Fleet(#[from] mxtrace_core::fleet::FleetError),
     /// `sweep --shard job-index/N` outside a pod of an indexed Job of N completions.
     #[error(
         "--shard job-index/{count}: {} must be 0 to {} (the pod's completion index), got {found:?}",

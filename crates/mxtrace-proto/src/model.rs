@@ -7,6 +7,7 @@ pub mod demo;
 mod diagnosis;
 pub mod diff;
 mod document;
+pub mod fleet;
 pub mod headers;
 pub mod posture;
 mod run;

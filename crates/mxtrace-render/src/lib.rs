@@ -15,6 +15,7 @@
 
 pub mod demo;
 pub mod explain;
+pub mod fleet;
 pub mod headers;
 pub mod html;
 pub mod human;

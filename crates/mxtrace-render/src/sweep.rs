@@ -1,7 +1,7 @@
 //! `sweep --format human`: one readable line per target, written as each completes.
 //!
-//! `PASS  probe 127.0.0.1:25  6.1 ms  <the verdict's summary>`; a failure adds its category
-//! in brackets; a line that could not run says why (`INVALID`).
+//! `PASS  probe 127.0.0.1:25  6.1 ms  <the verdict's summary>`; a failure whose summary does
+//! not name its category adds it in brackets; a line that could not run says why (`INVALID`).
 
 use crate::style::{guard, pass_fail, Style};
 use mxtrace_proto::model::JobReport;
@@ -15,8 +15,9 @@ pub fn render_line(input: &str, report: &JobReport, style: Style) -> String {
         duration(report.elapsed_ms()),
         report.summary()
     );
-    if !passed {
-        line.push_str(&format!(" [{}]", report.failure_category()));
+    let category = report.failure_category();
+    if !passed && !report.summary().contains(category) {
+        line.push_str(&format!(" [{category}]"));
     }
     guard(line, style)
 }

@@ -13,6 +13,7 @@ mod views;
 use mxtrace_proto::model::{Document, Outcome, ProbeReport, TraceReport};
 use std::fmt::{self, Write};
 
+pub use page::wrap as page_wrap;
 pub use views::{render_demo, render_diff, render_run};
 
 /// Escapes text for HTML element content and double- or single-quoted attribute values: the
