@@ -767,10 +767,11 @@ async fn slow_clients_are_closed_by_the_deadlines_while_scrapes_are_answered() {
     let exp = Exporter::start(&config, &[]);
     let mut slow = Vec::new();
     for _ in 0..1000 {
+        // Before the connect: the exporter's deadline runs from its accept, which is later.
+        let opened = Instant::now();
         let mut s = tokio::net::TcpStream::connect(exp.addr)
             .await
             .expect("connect");
-        let opened = Instant::now();
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: slow\r\n")
             .await
             .expect("one header line");

@@ -134,21 +134,25 @@ pub fn run(args: &SweepArgs, format: super::Format) -> Result<u8, CliError> {
     let json = format == super::Format::Json;
     let style = report::style::Style::new(report::use_color());
     let rt = super::dispatch::runtime()?;
-    let summary = rt.block_on(async {
-        let input = open(&args.targets).await?;
+    let targets = args.targets.clone();
+    // The sweep runs as a task, not on the thread that blocks on it: each finished target
+    // then wakes it on a worker (often the same one), not across threads (docs/benchmarks.md).
+    let task = rt.spawn(async move {
+        let input = open(&targets).await?;
         let bar = progress_bar();
-        let mut out = std::io::stdout().lock();
+        let mut out = std::io::stdout();
         let emit = |rec: &Record| -> std::io::Result<()> {
-            let line = match &rec.body {
+            let mut line = match &rec.body {
                 _ if json => report::json::render_line(rec.command(), rec)?,
                 RecordBody::Report(r) => report::sweep::render_line(&rec.input, r, style),
                 RecordBody::Error { error } => {
                     report::sweep::render_error_line(&rec.input, error.kind, &error.message, style)
                 }
             };
+            line.push('\n');
+            // One write, flushed per result: a reader (or a Ctrl-C) sees every finished one.
+            let mut out = out.lock();
             out.write_all(line.as_bytes())?;
-            out.write_all(b"\n")?;
-            // Flushed per result: a reader (or a Ctrl-C) sees every finished one.
             out.flush()
         };
         let progress = |s: &Summary| {
@@ -168,6 +172,10 @@ pub fn run(args: &SweepArgs, format: super::Format) -> Result<u8, CliError> {
         }
         r
     });
+    let summary = rt.block_on(task).map_err(|e| CliError::Io {
+        what: "running the sweep",
+        source: std::io::Error::other(e),
+    })?;
     let summary = match summary {
         Ok(s) => s,
         // `| head`: the reader has gone, so the rest of the sweep has no one to go to. Not an
