@@ -140,7 +140,7 @@ pub fn run(args: &SweepArgs, format: super::Format) -> Result<u8, CliError> {
     let task = rt.spawn(async move {
         let input = open(&targets).await?;
         let bar = progress_bar();
-        let mut out = std::io::stdout();
+        let out = std::io::stdout();
         let emit = |rec: &Record| -> std::io::Result<()> {
             let mut line = match &rec.body {
                 _ if json => report::json::render_line(rec.command(), rec)?,
