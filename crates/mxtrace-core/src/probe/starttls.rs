@@ -151,7 +151,6 @@ impl ProbeSession<'_> {
                 let report = tls::report(stream.get_ref().1, &record, client_cert);
                 self.conn = Some(SmtpConn::new(Transport::Tls(Box::new(stream))));
                 let idx = self.log.done(Stage::TlsHandshake, started, true);
-                self.note_store_read(idx, store_read);
                 let summary = format!(
                     "{} {} {}",
                     report.version.as_deref().unwrap_or("?"),
@@ -159,6 +158,7 @@ impl ProbeSession<'_> {
                     report.key_exchange_group.as_deref().unwrap_or("")
                 );
                 self.log.note(idx, summary.trim_end());
+                self.note_store_read(idx, store_read);
                 if let Some(why) = &report.verify_error {
                     self.log
                         .note(idx, format!("certificate not verified: {why}"));
