@@ -94,10 +94,9 @@ async fn http(
             .and_then(|c| c.parse().ok())
             .expect("status");
         // axum sends short bodies with Content-Length; chunked only when streaming.
-        if status == 200 && !path.contains("debug=true") {
-            if path.starts_with("/metrics") || path.starts_with("/probe") {
-                promtool_clean(path, body);
-            }
+        let exposition = path.starts_with("/metrics") || path.starts_with("/probe");
+        if status == 200 && exposition && !path.contains("debug=true") {
+            promtool_clean(path, body);
         }
         (status, body.to_string())
     };
