@@ -97,7 +97,8 @@ pub enum Command {
     #[command(after_help = help::DIFF_EXAMPLES)]
     Diff(DiffArgs),
     /// Turn a saved JSON result (`run`, `probe` or `trace --json`) into a self-contained HTML
-    /// report: the path diagram, stage timings, certificates, diagnoses and transcripts.
+    /// report: the path diagram, stage timings, certificates, diagnoses and transcripts; or a
+    /// sweep's JSON lines (`sweep --json`, any shards) into the fleet's summary and table.
     #[command(after_help = help::REPORT_EXAMPLES)]
     Report(ReportArgs),
     /// Read a delivered message or an NDR: hops, delays, TLS, authentication, Exchange
