@@ -128,6 +128,7 @@ fn opts(pki: &Pki, role: Role, addr: SocketAddr, rcpt: &str) -> ProbeOptions {
         limits: None,
         probe_id: None,
         naming: mxtrace_proto::spec::Naming::Flag,
+        tls_cache: None,
     }
 }
 

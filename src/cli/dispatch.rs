@@ -10,6 +10,7 @@ use mxtrace_proto::spec::Naming;
 use mxtrace_render as report;
 use mxtrace_render::style::Style;
 use std::io::Write;
+use std::path::PathBuf;
 
 pub fn run(cli: &Cli) -> Result<u8, CliError> {
     let format = cli.format();
@@ -25,12 +26,8 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
     match &cli.command {
         Command::Probe(_) | Command::Trace(_) => Ok(exit::INTERNAL),
         Command::Run(args) => run_file(args, format, &thresholds, html),
-        Command::Report(args) => {
-            let doc = mxtrace_core::diff::read(&args.file)?;
-            write_html(html, || report::html::render_document(&doc))?;
-            Ok(exit::PASS)
-        }
-        Command::Sweep(args) => super::sweep::run(args),
+        Command::Report(args) => report_files(args, format, html),
+        Command::Sweep(args) => super::sweep::run(args, format),
         Command::Watch(args) => super::watch::run(args, format, html),
         Command::Roundtrip(args) => roundtrip(args, format, html),
         Command::Diff(args) => diff(args, format, html),
@@ -65,7 +62,7 @@ fn run_job(
     thresholds: &report::nagios::Thresholds,
     html: Option<report::junit::Pending>,
 ) -> Result<u8, CliError> {
-    let report = runtime()?.block_on(execute(j))?;
+    let report = one_job_runtime()?.block_on(execute(j))?;
     write_html(html, || match &report {
         JobReport::Probe(p) => report::html::render_probe(p),
         JobReport::Trace(t) => report::html::render_trace(t),
@@ -318,6 +315,51 @@ pub(super) async fn wait_for_stop() -> Result<(), CliError> {
 #[cfg(not(unix))]
 pub(super) async fn wait_for_stop() -> Result<(), CliError> {
     tokio::signal::ctrl_c().await.map_err(signal_error)
+}
+
+/// `mxtrace report`: a sweep's JSON lines give the fleet's summary (stdout) and table (--html);
+/// a saved result its HTML report.
+fn report_files(
+    args: &super::ReportArgs,
+    format: Format,
+    html: Option<report::junit::Pending>,
+) -> Result<u8, CliError> {
+    use mxtrace_core::fleet;
+    let first = args.files.first().map(PathBuf::as_path);
+    if first.is_some_and(fleet::is_sweep_output) {
+        let fleet = fleet::read(&args.files)?;
+        write_html(html, || report::fleet::render_html(&fleet))?;
+        return output(format, "report", &fleet, true, |style| {
+            report::fleet::render_human(&fleet, style)
+        });
+    }
+    let [file] = args.files.as_slice() else {
+        return Err(CliError::ReportUsage(
+            "report reads one saved result, or the JSON lines of `sweep --json` (any number of files)",
+        ));
+    };
+    if html.is_none() {
+        return Err(CliError::ReportUsage(
+            "report of a saved result needs --html OUT",
+        ));
+    }
+    let doc = mxtrace_core::diff::read(file)?;
+    write_html(html, || report::html::render_document(&doc))?;
+    Ok(exit::PASS)
+}
+
+/// One probe or trace: its sessions are a few sockets that wait on the network, so one thread
+/// runs them. The worker threads of the multi-threaded runtime cost start-up time and a
+/// cross-thread wake-up per event (`perf stat` on a probe: 38 context switches a run, see
+/// docs/benchmarks.md).
+fn one_job_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Io {
+            what: "starting the runtime",
+            source,
+        })
 }
 
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {

@@ -10,6 +10,7 @@ pub mod help;
 pub mod nagios;
 pub mod roundtrip;
 pub mod serve;
+mod serve_conn;
 pub mod sweep;
 pub mod watch;
 
@@ -99,7 +100,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Turn a saved JSON result (`run`, `probe` or `trace --json`, a `watch --report`) into a
     /// self-contained HTML report: the path diagram, stage timings, certificates, diagnoses
-    /// and transcripts (a watch: timelines, outage windows, statistics).
+    /// and transcripts (a watch: timelines, outage windows, statistics); or a sweep's JSON
+    /// lines (`sweep --json`, any shards) into the fleet's summary and table.
     #[command(after_help = help::REPORT_EXAMPLES)]
     Report(ReportArgs),
     /// Read a delivered message or an NDR: hops, delays, TLS, authentication, Exchange
@@ -227,12 +229,15 @@ pub struct HtmlArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A saved result: the JSON of `run`, `probe` or `trace`, or a `watch --report` file.
-    #[arg(value_name = "RESULT.json")]
-    pub file: PathBuf,
-    /// Write the HTML report here.
+    /// A saved result (the JSON of `run`, `probe`, `trace` or `roundtrip`, or a `watch --report`
+    /// file), or one or more files of a sweep's JSON lines (`sweep --json`: one shard's, or
+    /// every shard's).
+    #[arg(value_name = "RESULT.json|SWEEP.jsonl", required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// Write the HTML report here (required for a saved result; for a sweep, the fleet's
+    /// table, its summary going to stdout either way).
     #[arg(long, value_name = "OUT")]
-    pub html: PathBuf,
+    pub html: Option<PathBuf>,
 }
 
 impl Command {
@@ -246,7 +251,7 @@ impl Command {
             Command::Demo(a) => a.html.html.as_deref(),
             Command::Watch(a) => a.html.html.as_deref(),
             Command::Roundtrip(a) => a.html.html.as_deref(),
-            Command::Report(a) => Some(&a.html),
+            Command::Report(a) => a.html.as_deref(),
             _ => None,
         }
     }
@@ -844,6 +849,18 @@ pub enum CliError {
         module: String,
         modules: Vec<String>,
     },
+    /// `report` of a saved result without `--html`, or of several saved results.
+    #[error("{0}")]
+    ReportUsage(&'static str),
+    #[error(transparent)]
+    Fleet(#[from] mxtrace_core::fleet::FleetError),
+    /// `sweep --shard job-index/N` outside a pod of an indexed Job of N completions.
+    #[error(
+        "--shard job-index/{count}: {} must be 0 to {} (the pod's completion index), got {found:?}",
+        sweep::JOB_INDEX_VAR,
+        count - 1
+    )]
+    SweepJobIndex { count: u64, found: String },
     #[error("{flag}: {source}")]
     MailboxUrl {
         flag: &'static str,

@@ -66,11 +66,24 @@ pub fn redact(transcript: &str) -> String {
                 }
                 _ => l.to_string(),
             };
-            redact_ports(&l)
+            redact_roots(&redact_ports(&l))
         })
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
+}
+
+/// `system trust store (145 roots)` -> `(# roots)`: the count is the machine's store's.
+pub fn redact_roots(l: &str) -> String {
+    const AT: &str = "system trust store (";
+    match l.find(AT) {
+        Some(i) => {
+            let rest = &l[i + AT.len()..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            format!("{}#{}", &l[..i + AT.len()], &rest[digits..])
+        }
+        None => l.to_string(),
+    }
 }
 
 /// `127.0.0.1:NNNNN` -> `127.0.0.1:PORT`.

@@ -42,6 +42,7 @@ pub fn opts(addr: SocketAddr) -> ProbeOptions {
         limits: None,
         probe_id: None,
         naming: mxtrace_proto::spec::Naming::Flag,
+        tls_cache: None,
     }
 }
 

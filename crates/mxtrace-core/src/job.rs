@@ -132,6 +132,15 @@ impl Job {
         })
     }
 
+    /// The job's probes sharing TLS configurations through `cache` (a sweep's targets).
+    pub fn with_tls_cache(mut self, cache: Arc<mxtrace_net::tls::ConfigCache>) -> Job {
+        match &mut self {
+            Job::Probe(o) => o.tls_cache = Some(cache),
+            Job::Trace(o) => o.probe.tls_cache = Some(cache),
+        }
+        self
+    }
+
     /// The job with its sessions held to `limits` (a sweep's per-destination slots).
     pub fn with_limits(mut self, limits: Arc<Limits>) -> Job {
         match &mut self {

@@ -17,6 +17,7 @@
 pub mod diff;
 pub mod explain;
 pub mod exporter;
+pub mod fleet;
 pub mod headers;
 pub mod job;
 pub mod limits;

@@ -976,7 +976,7 @@ fn required_result(id: &str, r: &ProbeReport) -> ExpectationResult {
 }
 
 fn ms(t0: Instant) -> f64 {
-    t0.elapsed().as_secs_f64() * 1000.0
+    mxtrace_proto::model::ms(t0.elapsed())
 }
 
 #[cfg(test)]

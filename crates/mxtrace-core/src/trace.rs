@@ -12,6 +12,7 @@ use mxtrace_knowledge::{
     self, Category, Class, Diagnosis, Explanation, Layer, PathContext, Scenario,
 };
 use mxtrace_net::dns::{Dns, Mx, ResolverChoice};
+use mxtrace_proto::model::ms;
 use mxtrace_proto::model::{
     AddressInfo, DnsFailure, DnsReason, MxFlag, MxHost, MxSource, Outcome, ProbeReport, SpfRecord,
     Stage, TraceHop, TraceProbe, TraceReport, Verdict,
@@ -1165,10 +1166,6 @@ where
         }
     }
     out
-}
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
 #[cfg(test)]

@@ -76,9 +76,17 @@ pub struct VerifyRecord {
     pub trust_store: Option<TrustStore>,
     /// The chain as presented, leaf first; kept even when the handshake then fails.
     pub presented: Vec<CertificateDer<'static>>,
-    /// Time the verifier waited for the system store's background read to finish: mxtrace's
-    /// own, left out of the `tls_handshake` stage's time.
-    pub store_wait: std::time::Duration,
+    /// The system store was read during this handshake (the first chain in the process that
+    /// neither Mozilla's roots nor `--tls-ca-file` verified): how long, and how many roots.
+    /// That time is mxtrace's own: the probe leaves it out of `tls_handshake` and says so.
+    pub system_store_read: Option<SystemStoreRead>,
+}
+
+/// One read of the operating system's trust store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SystemStoreRead {
+    pub took: std::time::Duration,
+    pub roots: usize,
 }
 
 pub type SharedRecord = Arc<Mutex<VerifyRecord>>;
@@ -93,29 +101,50 @@ struct RecordingVerifier {
     /// The `--tls-ca-file` certificates: a leaf equal to one of them is its own anchor.
     anchors: Vec<CertificateDer<'static>>,
     mode: VerifyMode,
-    record: SharedRecord,
+    /// The record of a configuration made for one connection; None in a shared one
+    /// (`ConfigCache`), which writes to the record of the handshake in progress (`recorded`).
+    record: Option<SharedRecord>,
     /// TLSA records that replace the stores (DANE) when not empty.
     dane: Vec<crate::dns::Tlsa>,
     provider: Arc<CryptoProvider>,
 }
 
+tokio::task_local! {
+    /// The record of the handshake this task is making with a shared configuration.
+    static RECORD: SharedRecord;
+}
+
+/// Runs a handshake (`fut`) so that a shared configuration's verifier writes to `record`. The
+/// verifier is called while the handshake is polled, on this task, so a task-local reaches it.
+pub async fn recorded<F: std::future::Future>(record: SharedRecord, fut: F) -> F::Output {
+    RECORD.scope(record, fut).await
+}
+
 impl RecordingVerifier {
-    /// The system store's verifier, tried last: it is needed only when neither Mozilla's roots
-    /// nor `--tls-ca-file` verify. A wait for its background read is recorded.
-    fn system(&self) -> Option<(TrustStore, Arc<WebPkiServerVerifier>)> {
-        let waited = std::time::Instant::now();
-        let ready = SYSTEM_STORE.get().is_some();
-        let roots = system_store().clone();
-        if !ready {
-            if let Ok(mut rec) = self.record.lock() {
-                rec.store_wait = waited.elapsed();
+    /// Writes to this connection's record: the configuration's own, or the handshake's.
+    fn write(&self, f: impl FnOnce(&mut VerifyRecord)) {
+        let write = |r: &SharedRecord| {
+            if let Ok(mut rec) = r.lock() {
+                f(&mut rec);
+            }
+        };
+        match &self.record {
+            Some(r) => write(r),
+            None => {
+                let _ = RECORD.try_with(write);
             }
         }
-        if roots.is_empty() {
-            return None;
+    }
+
+    /// The system store's verifier, tried last: it is needed only when neither Mozilla's roots
+    /// nor `--tls-ca-file` verify, so it is read then, once per process, and the read is
+    /// recorded for the probe to show.
+    fn system(&self) -> Option<(TrustStore, Arc<WebPkiServerVerifier>)> {
+        let (store, read) = system_store();
+        if let Some(read) = read {
+            self.write(|rec| rec.system_store_read = Some(read));
         }
-        let v = WebPkiServerVerifier::builder_with_provider(roots, self.provider.clone()).build();
-        v.ok().map(|v| (TrustStore::System, v))
+        Some((TrustStore::System, store?.clone()))
     }
 
     fn signatures(&self) -> Result<&WebPkiServerVerifier, rustls::Error> {
@@ -226,14 +255,14 @@ impl ServerCertVerifier for RecordingVerifier {
             });
             (r, d.map_err(VerifyFailure::Dane))
         };
-        if let Ok(mut rec) = self.record.lock() {
+        self.write(|rec| {
             rec.presented = std::iter::once(end_entity)
                 .chain(intermediates)
                 .map(|c| c.clone().into_owned())
                 .collect();
             rec.trust_store = result.as_ref().ok().copied();
             rec.result = Some(failure);
-        }
+        });
         match (result, self.mode) {
             (Ok(_), _) | (Err(_), VerifyMode::Report) => Ok(ServerCertVerified::assertion()),
             (Err(e), VerifyMode::Strict) => Err(e),
@@ -671,32 +700,37 @@ fn provider(classic_groups: bool) -> CryptoProvider {
     p
 }
 
-static SYSTEM_STORE: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+/// The system's roots as a verifier; None when the store is empty or unreadable. A chain's
+/// check uses only the provider's signature algorithms, the same with `--tls-classic-groups`.
+static SYSTEM_STORE: OnceLock<Option<Arc<WebPkiServerVerifier>>> = OnceLock::new();
 
-/// The system's roots, read once per process. Unreadable entries are skipped: the Mozilla
-/// roots still apply. Reading them (Debian: the bundle and the ~300 files of /etc/ssl/certs,
-/// decoded from PEM) took about 4 ms, 40% of a whole probe process (docs/benchmarks.md "Where the
-/// time goes"), so it is started on a thread of its own (`prefetch_system_store`) and waited
-/// for only when a chain needs it.
-fn system_store() -> &'static Arc<RootCertStore> {
-    SYSTEM_STORE.get_or_init(|| {
+/// The system's roots, read the first time a chain needs them (Debian: the bundle and the
+/// ~300 files of /etc/ssl/certs, decoded from PEM: about 4 ms, 40% of a probe process, so
+/// never read when Mozilla's roots or `--tls-ca-file` verify). Unreadable entries are
+/// skipped: the Mozilla roots still apply. Returns the read when this call made it.
+fn system_store() -> (
+    Option<&'static Arc<WebPkiServerVerifier>>,
+    Option<SystemStoreRead>,
+) {
+    let mut read = None;
+    let store = SYSTEM_STORE.get_or_init(|| {
+        let t0 = std::time::Instant::now();
         let mut roots = RootCertStore::empty();
         roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        Arc::new(roots)
-    })
-}
-
-/// Starts reading the system store in the background, once per process. If the thread cannot
-/// be started, the verifier reads the store itself when it needs it.
-fn prefetch_system_store() {
-    static STARTED: std::sync::Once = std::sync::Once::new();
-    STARTED.call_once(|| {
-        let _ = std::thread::Builder::new()
-            .name("mxtrace-system-roots".into())
-            .spawn(|| {
-                system_store();
-            });
+        let n = roots.len();
+        let verifier = (n > 0)
+            .then(|| {
+                let p = Arc::new(provider(false));
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), p).build()
+            })
+            .and_then(Result::ok);
+        read = Some(SystemStoreRead {
+            took: t0.elapsed(),
+            roots: n,
+        });
+        verifier
     });
+    (store.as_ref(), read)
 }
 
 /// The `--tls-ca-file` certificates, each checked to be usable as a trust anchor.
@@ -724,7 +758,7 @@ fn ca_file_certs(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, TlsConf
 
 /// The provider and the verifier of Mozilla's roots, built once per process for each
 /// key-exchange choice: parsing the built-in roots for every probe was most of a `sweep`'s CPU
-/// (docs/benchmarks.md). The system store is read in the background
+/// (docs/benchmarks.md). The system store is read only when a chain needs it
 /// (`system_store`).
 struct BuiltIn {
     provider: Arc<CryptoProvider>,
@@ -774,11 +808,72 @@ fn store_verifiers(
 }
 
 /// Builds the client configuration and the record its verifier fills in. One per connection,
-/// so each probe's record is its own.
+/// so each probe's record is its own (`ConfigCache` shares one among many).
 pub fn client_config(
     opts: &TlsOptions,
 ) -> Result<(Arc<ClientConfig>, SharedRecord), TlsConfigError> {
-    prefetch_system_store();
+    let record = SharedRecord::default();
+    Ok((build(opts, Some(record.clone()))?, record))
+}
+
+/// Client configurations built once and shared by every connection with the same settings (a
+/// sweep's targets): the `--tls-ca-file` and client certificate files are read once, and no
+/// verifier, provider or buffer is built per target. Each handshake still gets a record of its
+/// own, through `recorded`. DANE's TLSA records differ per host: such a configuration is not
+/// shared.
+#[derive(Debug, Default)]
+pub struct ConfigCache {
+    built: Mutex<Vec<(TlsKey, Arc<ClientConfig>)>>,
+}
+
+/// The settings a shared configuration is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TlsKey {
+    verify: VerifyMode,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+    classic_groups: bool,
+}
+
+impl ConfigCache {
+    /// The configuration for `opts` and a fresh record for one handshake: run the handshake
+    /// inside `recorded(record, ...)`.
+    pub fn get(
+        &self,
+        opts: &TlsOptions,
+    ) -> Result<(Arc<ClientConfig>, SharedRecord), TlsConfigError> {
+        if !opts.dane.is_empty() {
+            return client_config(opts);
+        }
+        let key = TlsKey {
+            verify: opts.verify,
+            ca_file: opts.ca_file.clone(),
+            client_cert: opts.client_cert.clone(),
+            client_key: opts.client_key.clone(),
+            classic_groups: opts.classic_groups,
+        };
+        let mut built = match self.built.lock() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let config = match built.iter().find(|(k, _)| *k == key) {
+            Some((_, c)) => c.clone(),
+            None => {
+                let c = build(opts, None)?;
+                built.push((key, c.clone()));
+                c
+            }
+        };
+        Ok((config, SharedRecord::default()))
+    }
+}
+
+/// The configuration; its verifier writes to `record`, or with None to the handshake's.
+fn build(
+    opts: &TlsOptions,
+    record: Option<SharedRecord>,
+) -> Result<Arc<ClientConfig>, TlsConfigError> {
     let built_in = built_in(opts.classic_groups)?;
     let provider = built_in.provider.clone();
     let anchors = match &opts.ca_file {
@@ -786,12 +881,11 @@ pub fn client_config(
         None => Vec::new(),
     };
     let stores = store_verifiers(&anchors, built_in)?;
-    let record = SharedRecord::default();
     let verifier = Arc::new(RecordingVerifier {
         stores,
         anchors,
         mode: opts.verify,
-        record: record.clone(),
+        record,
         dane: opts.dane.clone(),
         provider: provider.clone(),
     });
@@ -800,7 +894,7 @@ pub fn client_config(
         .map_err(TlsConfigError::Config)?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let config = match (&opts.client_cert, &opts.client_key) {
+    let mut config = match (&opts.client_cert, &opts.client_key) {
         (Some(cert), Some(key)) => {
             let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
                 .and_then(|it| it.collect::<Result<_, _>>())
@@ -821,7 +915,10 @@ pub fn client_config(
         (None, None) => builder.with_no_client_auth(),
         _ => return Err(TlsConfigError::CertWithoutKey),
     };
-    Ok((Arc::new(config), record))
+    // Every probe makes a full handshake and sees the certificate: a resumed session would
+    // skip the verifier. No session cache is kept, which also saves its memory per config.
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(config))
 }
 
 /// The TLS section of the report, from the established connection and the verifier's record.

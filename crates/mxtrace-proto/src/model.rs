@@ -7,13 +7,16 @@ pub mod demo;
 mod diagnosis;
 pub mod diff;
 mod document;
+pub mod fleet;
 pub mod headers;
 pub mod posture;
 pub mod roundtrip;
 mod run;
 #[cfg(feature = "schema")]
 pub mod schema;
+mod summary;
 pub mod sweep;
+mod time;
 pub mod watch;
 
 pub use crate::smtp::ErrorKind;
@@ -25,6 +28,7 @@ pub use document::{Document, DocumentError, SCHEMA_VERSION};
 pub use run::{
     CheckReport, ExpectationResult, HopData, HopResult, RunReport, RunSummary, RunVerdict,
 };
+pub use time::{micros, micros_of, ms, ms_from_micros};
 
 use crate::smtp::ehlo::Capabilities;
 use crate::smtp::reply::Reply;

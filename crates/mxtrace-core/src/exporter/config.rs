@@ -11,6 +11,10 @@
 //! ```toml
 //! listen = "127.0.0.1:9125"
 //! max_concurrency = 8
+//! header_timeout = "10s"      # the HTTP front end's limits (`HttpLimits`)
+//! idle_timeout = "90s"
+//! max_connections = 512
+//! max_request_bytes = 16384
 //! [modules.eop_inbound]
 //! allowed_targets = ["contoso.com", "*.contoso.com", "192.0.2.0/24"]
 //! from = "probe@fabrikam.com"
@@ -50,12 +54,49 @@ pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
 /// A higher limit is a typo: every probe holds a socket and a task for up to its timeouts.
 const MAX_CONCURRENCY_LIMIT: usize = 1024;
 
+/// The HTTP front end's limits, so that clients that open connections and send nothing, or
+/// half a request, cannot hold the exporter's sockets or memory (docs/serve.md "Limits").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A request's line and headers must have arrived this long after the connection opened
+    /// or its first byte came; otherwise the connection is closed.
+    pub header_timeout: Duration,
+    /// A connection with no request in progress is closed after this long without one.
+    pub idle_timeout: Duration,
+    /// Connections open at once; one beyond it is closed at accept (and counted).
+    pub max_connections: usize,
+    /// Largest request line plus headers (bytes): a larger head gets 431, a larger declared
+    /// body 413.
+    pub max_request_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> HttpLimits {
+        HttpLimits {
+            // Generous for any HTTP client on a real network, short for a slowloris.
+            header_timeout: Duration::from_secs(10),
+            // Longer than Prometheus's default 1 min scrape interval: its connection is reused.
+            idle_timeout: Duration::from_secs(90),
+            // Under the usual 1,024 open files a process gets, leaving room for the probes.
+            max_connections: 512,
+            // A scrape's request is well under 1 KB; hyper's floor is 8 KiB.
+            max_request_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// hyper's smallest read buffer: a head limit under it is refused at load.
+const MIN_REQUEST_BYTES: usize = 8192;
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+const MAX_CONNECTIONS_LIMIT: usize = 65_536;
+
 #[derive(Debug, Clone)]
 pub struct ExporterConfig {
     pub path: PathBuf,
     /// From the file; `--listen` overrides it; `DEFAULT_LISTEN` when neither says.
     pub listen: Option<SocketAddr>,
     pub max_concurrency: usize,
+    pub http: HttpLimits,
     pub modules: BTreeMap<String, Module>,
     /// `[roundtrips.NAME]`: round trips run on their own schedule (they take longer than a
     /// scrape); `/metrics` shows the last result of each.
@@ -192,6 +233,19 @@ pub enum ConfigProblem {
     Listen(String),
     #[error("max_concurrency: 1-{MAX_CONCURRENCY_LIMIT}")]
     MaxConcurrency,
+    #[error("{key} {value:?}: {source}")]
+    Duration {
+        key: &'static str,
+        value: String,
+        #[source]
+        source: mxtrace_proto::spec::DurationError,
+    },
+    #[error("{key}: {lo}-{hi}")]
+    Range {
+        key: &'static str,
+        lo: usize,
+        hi: usize,
+    },
     #[error(
         "oauth_grant = \"device\" needs a person at a terminal, which the exporter has not: use \
          the client-credentials grant"
@@ -287,6 +341,7 @@ pub fn parse(text: &str, path: &Path, base: &Path) -> Result<ExporterConfig, Con
     }
     let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc)).map_err(terr)?;
     let (listen, max_concurrency) = server_keys(&at, &raw)?;
+    let http = http_limits(&at, &raw)?;
     if raw.modules.is_empty() && raw.roundtrips.is_empty() {
         return Err(at.error(&(0..0), ConfigProblem::NoModule));
     }
@@ -306,9 +361,42 @@ pub fn parse(text: &str, path: &Path, base: &Path) -> Result<ExporterConfig, Con
         path: path.to_path_buf(),
         listen,
         max_concurrency,
+        http,
         modules,
         roundtrips,
     })
+}
+
+/// The HTTP limits: each key the file sets, checked; the defaults for the others.
+fn http_limits(at: &Locator<'_>, raw: &RawConfig) -> Result<HttpLimits, ConfigError> {
+    let mut l = HttpLimits::default();
+    let duration = |key: &'static str, v: &Spanned<String>| {
+        // Zero is refused there: a connection that may not wait at all serves nothing.
+        mxtrace_proto::spec::parse_duration(v.get_ref()).map_err(|source| {
+            let value = v.get_ref().clone();
+            at.error(&v.span(), ConfigProblem::Duration { key, value, source })
+        })
+    };
+    let count = |key: &'static str, v: &Spanned<usize>, lo: usize, hi: usize| {
+        if (lo..=hi).contains(v.get_ref()) {
+            Ok(*v.get_ref())
+        } else {
+            Err(at.error(&v.span(), ConfigProblem::Range { key, lo, hi }))
+        }
+    };
+    if let Some(v) = &raw.header_timeout {
+        l.header_timeout = duration("header_timeout", v)?;
+    }
+    if let Some(v) = &raw.idle_timeout {
+        l.idle_timeout = duration("idle_timeout", v)?;
+    }
+    if let Some(v) = &raw.max_connections {
+        l.max_connections = count("max_connections", v, 1, MAX_CONNECTIONS_LIMIT)?;
+    }
+    if let Some(v) = &raw.max_request_bytes {
+        l.max_request_bytes = count("max_request_bytes", v, MIN_REQUEST_BYTES, MAX_REQUEST_BYTES)?;
+    }
+    Ok(l)
 }
 
 fn roundtrip_entry(
@@ -495,6 +583,10 @@ fn check_spec(spec: &SessionSpec) -> Result<(), SettingError> {
 struct RawConfig {
     listen: Option<Spanned<String>>,
     max_concurrency: Option<Spanned<usize>>,
+    header_timeout: Option<Spanned<String>>,
+    idle_timeout: Option<Spanned<String>>,
+    max_connections: Option<Spanned<usize>>,
+    max_request_bytes: Option<Spanned<usize>>,
     #[serde(default)]
     modules: BTreeMap<String, RawModule>,
     #[serde(default)]
@@ -557,6 +649,41 @@ allowed_targets = ["mail.contoso.com"]
                 .listen_addr(None),
             DEFAULT_LISTEN.parse().unwrap()
         );
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_are_checked() {
+        let m = "[modules.m]\nallowed_targets = [\"a.example\"]\n";
+        assert_eq!(load(m).unwrap().http, HttpLimits::default());
+        let set = format!(
+            "header_timeout = \"2s\"\nidle_timeout = \"500ms\"\nmax_connections = 3\n\
+             max_request_bytes = 9000\n{m}"
+        );
+        let l = load(&set).unwrap().http;
+        assert_eq!(l.header_timeout, Duration::from_secs(2));
+        assert_eq!(l.idle_timeout, Duration::from_millis(500));
+        assert_eq!((l.max_connections, l.max_request_bytes), (3, 9000));
+        for (bad, want) in [
+            (
+                "header_timeout = \"0s\"",
+                "exp.toml:1:18: header_timeout \"0s\": must be more than zero",
+            ),
+            (
+                "idle_timeout = \"soon\"",
+                "exp.toml:1:16: idle_timeout \"soon\": ",
+            ),
+            (
+                "max_connections = 0",
+                "exp.toml:1:19: max_connections: 1-65536",
+            ),
+            (
+                "max_request_bytes = 100",
+                "exp.toml:1:21: max_request_bytes: 8192-1048576",
+            ),
+        ] {
+            let e = load(&format!("{bad}\n{m}")).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub struct ProbeOptions {
     /// How the report's advice names settings: as flags (the command line, by default) or as
     /// keys (a scenario file, an exporter module).
     pub naming: Naming,
+    /// TLS configurations shared with other probes of the same settings (a sweep's). None:
+    /// this probe builds its own.
+    pub tls_cache: Option<Arc<mxtrace_net::tls::ConfigCache>>,
 }
 
 impl ProbeOptions {
@@ -114,6 +117,7 @@ impl ProbeOptions {
             limits: None,
             probe_id: None,
             naming: Naming::Flag,
+            tls_cache: None,
         })
     }
 

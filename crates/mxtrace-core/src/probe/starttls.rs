@@ -20,6 +20,20 @@ use tokio_rustls::TlsConnector;
 type TlsTcp = TlsStream<tls::Sniffed>;
 
 impl ProbeSession<'_> {
+    /// Says that this handshake read the system trust store, and how long that took.
+    fn note_store_read(&mut self, idx: usize, read: Option<tls::SystemStoreRead>) {
+        if let Some(r) = read {
+            let note = format!(
+                "read the system trust store ({} roots) in {:.1} ms: neither Mozilla's roots \
+                 nor --tls-ca-file verified the chain; that time is mxtrace's, left out of \
+                 this stage",
+                r.roots,
+                r.took.as_secs_f64() * 1000.0
+            );
+            self.log.note(idx, note);
+        }
+    }
+
     /// STARTTLS as the mode asks. Returns the capabilities to go on with (after TLS when it
     /// happened), or None when the probe ends here.
     pub(super) async fn starttls(&mut self, caps: Capabilities) -> Option<Capabilities> {
@@ -116,19 +130,23 @@ impl ProbeSession<'_> {
         let connect = connector
             .connect(server_name, tls::Sniffed::new(tcp))
             .into_fallible();
-        let outcome = timeout_at(deadline, connect).await;
-        // A wait for the system store's background read is mxtrace's time, not the peer's.
-        let started = started + record.lock().map(|r| r.store_wait).unwrap_or_default();
+        let outcome = timeout_at(deadline, tls::recorded(record.clone(), connect)).await;
+        // Reading the system store is mxtrace's time, not the peer's: left out of the stage
+        // (its start moves by it) and said in a note.
+        let store_read = record.lock().ok().and_then(|r| r.system_store_read);
+        let started = started + store_read.map(|r| r.took).unwrap_or_default();
         match outcome {
             Ok(Ok(stream)) => {
-                self.handshake_done(stream, &record, started);
+                self.handshake_done(stream, &record, started, store_read);
                 true
             }
             Ok(Err((e, io))) => {
                 let msg = self.handshake_failure(&e, &io, &record, start);
                 let err = mxtrace_net::conn::ConnError::new(ErrorKind::Tls, msg);
-                self.log
+                let idx = self
+                    .log
                     .error(Stage::TlsHandshake, Vec::new(), started, false, err);
+                self.note_store_read(idx, store_read);
                 false
             }
             Err(_) => {
@@ -171,7 +189,13 @@ impl ProbeSession<'_> {
 
     /// The session goes on encrypted; the TLS report is kept, a certificate that did not
     /// verify noted.
-    fn handshake_done(&mut self, stream: TlsTcp, record: &SharedRecord, started: Instant) {
+    fn handshake_done(
+        &mut self,
+        stream: TlsTcp,
+        record: &SharedRecord,
+        started: Instant,
+        store_read: Option<tls::SystemStoreRead>,
+    ) {
         let client_cert = self.opts.tls.client_cert.is_some();
         let report = tls::report(stream.get_ref().1, record, client_cert, self.opts.naming);
         self.conn = Some(SmtpConn::new(Transport::Tls(Box::new(stream))));
@@ -183,6 +207,7 @@ impl ProbeSession<'_> {
             report.key_exchange_group.as_deref().unwrap_or("")
         );
         self.log.note(idx, summary.trim_end());
+        self.note_store_read(idx, store_read);
         if let Some(why) = &report.verify_error {
             self.log
                 .note(idx, format!("certificate not verified: {why}"));

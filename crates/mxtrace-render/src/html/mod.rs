@@ -16,6 +16,7 @@ use mxtrace_proto::model::{Document, Outcome, ProbeReport, TraceReport};
 use mxtrace_proto::spec::{Field, Naming};
 use std::fmt::{self, Write};
 
+pub use page::wrap as page_wrap;
 pub use roundtrip::render_roundtrip;
 pub use views::{render_demo, render_diff, render_run};
 pub use watch::render_watch;
