@@ -43,6 +43,14 @@ pub fn mxtrace(args: &[&str], env: &[(&str, &str)]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
     schema::check_output(args, &run.stdout);
+    // A data table's `{setting:...}` token is worded before anything is shown.
+    for out in [&run.stdout, &run.stderr] {
+        assert!(
+            !out.contains("{setting:"),
+            "mxtrace {}: an unworded setting token in the output:\n{out}",
+            args.join(" ")
+        );
+    }
     run
 }
 

@@ -4,6 +4,7 @@
 use mxtrace_knowledge::{explain_reply, fit_next_steps, Explanation, Peer};
 use mxtrace_proto::model::Stage;
 use mxtrace_proto::smtp::reply::{Reply, ReplyError};
+use mxtrace_proto::spec::Naming;
 use std::fmt;
 
 /// Why the input to `explain` is unusable (exit code 2).
@@ -72,6 +73,8 @@ pub fn explain_text(
         explanation.category,
         peer,
     );
+    // `explain` is a command-line command: settings are named as flags.
+    mxtrace_knowledge::word_explanation(&mut explanation, Naming::Flag);
     Ok((parsed, stage, explanation))
 }
 

@@ -135,13 +135,13 @@ fn timeout(stage: Stage) -> (Category, Layer, String, Vec<&'static str>) {
             Category::ServiceUnavailable,
             Layer::SmtpSession,
             "No reply after the end of the message: the server (or its content scanning) took longer than the stage deadline. A sending MTA would retry and may deliver a duplicate.".to_string(),
-            vec!["Check the receiving server's load and content-filter latency; raise --stage-timeout to see whether a reply comes eventually."],
+            vec!["Check the receiving server's load and content-filter latency; raise {setting:stage_timeout} to see whether a reply comes eventually."],
         ),
         _ => (
             Category::ServiceUnavailable,
             Layer::SmtpSession,
             format!("The server stopped answering at {stage}: overloaded, tarpitting this client, or a middlebox holding the session."),
-            vec!["Repeat the probe and compare timings; raise --stage-timeout to see whether a reply comes eventually."],
+            vec!["Repeat the probe and compare timings; raise {setting:stage_timeout} to see whether a reply comes eventually."],
         ),
     }
 }
@@ -161,8 +161,8 @@ const TLS_FAILURES: &[(&str, &str, &str)] = &[
     ),
     (
         PLAINTEXT_GREETING,
-        "The server answered in plaintext where a TLS ServerHello was expected (with --tls-implicit, TLS from the first byte): this port speaks plain SMTP and sent its greeting. No STARTTLS was involved.",
-        "Check the port's mode: 465 is implicit TLS, 25 and 587 start plain and use STARTTLS (drop --tls-implicit there).",
+        "The server answered in plaintext where a TLS ServerHello was expected (with {setting:tls_implicit=on}, TLS from the first byte): this port speaks plain SMTP and sent its greeting. No STARTTLS was involved.",
+        "Check the port's mode: 465 is implicit TLS, 25 and 587 start plain and use STARTTLS (drop {setting:tls_implicit=on} there).",
     ),
     (
         "aborted the tls handshake",
@@ -172,7 +172,7 @@ const TLS_FAILURES: &[(&str, &str, &str)] = &[
     (
         "rejected the client's certificate",
         "The server requires a client certificate and rejected the one offered, or none was offered (mutual TLS).",
-        "Present a client certificate the server trusts (--tls-client-cert and --tls-client-key), or check the server's client-certificate settings.",
+        "Present a client certificate the server trusts ({setting:tls_client_cert} and {setting:tls_client_key}), or check the server's client-certificate settings.",
     ),
 ];
 
@@ -243,7 +243,7 @@ fn protocol(stage: Stage, d: &str, raw: &str) -> (Category, Layer, String, Vec<&
         "The server answered with HTTP, not SMTP: this port is a web service, not a mail server."
             .to_string()
     } else if d.contains("\\x16\\x03") || d.contains("\u{16}\u{3}") || d.contains("tls record") {
-        "The server spoke TLS immediately: this port expects implicit TLS (465); use --tls-implicit.".to_string()
+        "The server spoke TLS immediately: this port expects implicit TLS (465); use {setting:tls_implicit=on}.".to_string()
     } else if ["too long", "longer than", "more than", "larger than"]
         .iter()
         .any(|n| d.contains(n))
@@ -289,7 +289,7 @@ fn auth_unavailable(d: &str) -> (Category, Layer, String, Vec<&'static str>) {
         Layer::Auth,
         cause.to_string(),
         vec![
-            "Submit on the submission port with TLS (587 with --starttls require, or 465 with --tls-implicit), where servers offer AUTH.",
+            "Submit on the submission port with TLS (587 with {setting:starttls=require}, or 465 with {setting:tls_implicit=on}), where servers offer AUTH.",
             "On the server, enable SASL authentication on that listener (Postfix: smtpd_sasl_auth_enable; Exim: an authenticator and auth_advertise_hosts).",
         ],
     )

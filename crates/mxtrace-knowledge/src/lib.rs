@@ -96,3 +96,20 @@ pub fn explain_error(stage: Stage, kind: ErrorKind, detail: &str) -> Explanation
 
 #[cfg(test)]
 mod tests;
+
+/// The settings a diagnosis names (`{setting:...}` in the tables), worded for the front end
+/// that shows it: flags for the command line, keys for a scenario file or an exporter module.
+pub fn word_settings(d: &mut Diagnosis, naming: mxtrace_proto::spec::Naming) {
+    d.cause = mxtrace_proto::spec::reword(&d.cause, naming);
+    for s in &mut d.next_steps {
+        *s = mxtrace_proto::spec::reword(s, naming);
+    }
+}
+
+/// As `word_settings`, for an explanation not yet placed in a path.
+pub fn word_explanation(e: &mut Explanation, naming: mxtrace_proto::spec::Naming) {
+    e.cause = mxtrace_proto::spec::reword(&e.cause, naming);
+    for s in &mut e.next_steps {
+        *s = mxtrace_proto::spec::reword(s, naming);
+    }
+}

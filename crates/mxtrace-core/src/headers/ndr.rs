@@ -141,6 +141,13 @@ pub fn read(input: &NdrInput) -> Option<Ndr> {
 /// and it says something; otherwise the status code with the report's prose about the
 /// recipient (`other` with low confidence at worst).
 fn explain(r: &NdrRecipient, context: &str) -> Explanation {
+    let mut e = explain_unworded(r, context);
+    // A bounce is read for a person at the command line (`headers`, `roundtrip`): flags.
+    mxtrace_knowledge::word_explanation(&mut e, mxtrace_proto::spec::Naming::Flag);
+    e
+}
+
+fn explain_unworded(r: &NdrRecipient, context: &str) -> Explanation {
     let reply = r.diagnostic_code.as_deref().and_then(smtp_reply);
     let status = r.status.as_deref().and_then(status_code);
     if let Some(reply) = &reply {

@@ -211,6 +211,7 @@ impl<'a> ProbeSession<'a> {
             &self.caps,
             &self.opts.host,
             self.ctx,
+            self.opts.naming,
         );
         let recipients = verdict::recipients(self.opts, &stages);
         let verdict = verdict::verdict(self.opts, &stages, &recipients, &self.warnings);

@@ -19,6 +19,7 @@ use mxtrace_proto::model::{
     Verdict,
 };
 use mxtrace_proto::sasl::ErrorChallenge;
+use mxtrace_proto::spec::Naming;
 
 /// Gives every stage its diagnosis, with next steps fitted to the server that answered.
 pub(super) fn explain(
@@ -29,6 +30,7 @@ pub(super) fn explain(
     caps: &CapabilitySet,
     host: &str,
     ctx: PathContext,
+    naming: Naming,
 ) {
     let names = claimed_names(stages, tls.as_deref(), host);
     for s in stages.iter_mut() {
@@ -82,6 +84,7 @@ pub(super) fn explain(
             if negotiated {
                 mxtrace_knowledge::drop_cipher_advice(d);
             }
+            mxtrace_knowledge::word_settings(d, naming);
         }
     }
     // A certificate that did not verify after a handshake that completed (report mode) is a
@@ -94,6 +97,7 @@ pub(super) fn explain(
             let mut d = Diagnosis::new(mxtrace_knowledge::explain_tls_verification(why), ctx);
             mxtrace_knowledge::fit_steps(&mut d, peer);
             mxtrace_knowledge::drop_cipher_advice(&mut d);
+            mxtrace_knowledge::word_settings(&mut d, naming);
             d
         });
     }

@@ -1054,3 +1054,40 @@ fn certificate_advice_fits_the_peer_and_the_handshake() {
     assert!(d.next_steps.iter().any(|s| s.contains("certificate")));
 }
 mod generalisation;
+
+/// Every `{setting:...}` token the tables write names a session setting, so `reword` words it.
+#[test]
+fn setting_tokens_name_settings() {
+    let sources = [
+        include_str!("../advice.rs"),
+        include_str!("../errors.rs"),
+        include_str!("../families.rs"),
+        include_str!("../oauth.rs"),
+        include_str!("../peer.rs"),
+        include_str!("../registry.rs"),
+        include_str!("../tables.rs"),
+    ];
+    for text in sources {
+        assert_eq!(
+            mxtrace_proto::spec::unknown_settings(text),
+            Vec::<String>::new()
+        );
+    }
+    assert!(include_str!("../errors.rs").contains("{setting:stage_timeout}"));
+}
+
+/// A timeout's advice names the stage timeout as the front end writes it.
+#[test]
+fn advice_names_settings_for_each_front_end() {
+    use mxtrace_proto::model::{Diagnosis, ErrorKind, PathContext, Stage};
+    use mxtrace_proto::spec::Naming;
+    let e = crate::explain_error(Stage::RcptTo, ErrorKind::Timeout, "no reply within 30s");
+    let worded = |naming| {
+        let mut d = Diagnosis::new(e.clone(), PathContext::default());
+        crate::word_settings(&mut d, naming);
+        d.next_steps.join(" ")
+    };
+    assert!(worded(Naming::Flag).contains("raise --stage-timeout"));
+    assert!(worded(Naming::Key).contains("raise stage_timeout"));
+    assert!(!worded(Naming::Key).contains("{setting:"));
+}

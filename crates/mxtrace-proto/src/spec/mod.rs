@@ -18,7 +18,7 @@ pub use check::{
 };
 pub use oauth::{check_url, ENTRA_SCOPE, ENTRA_SMTP_DELEGATED_SCOPE};
 pub use options::{AuthMech, Family, OAuthGrant, StartTls, UnknownName, VerifyMode};
-pub use words::{RunSetting, Suggestion, Worded};
+pub use words::{reword, unknown_settings, RunSetting, Suggestion, Worded};
 
 use crate::secret::SecretError;
 use serde::Deserialize;

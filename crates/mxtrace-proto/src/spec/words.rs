@@ -63,6 +63,83 @@ impl fmt::Display for Worded {
     }
 }
 
+/// Where a data table's sentence names a setting, it writes `{setting:KEY}` (the setting),
+/// `{setting:KEY=on}` (a switch turned on) or `{setting:KEY=VALUE}` (a value to give it), KEY
+/// being the setting's key; `reword` words each for the front end that shows the sentence.
+/// A token naming no setting is left as written (a test of the tables keeps them valid).
+pub fn reword(text: &str, naming: Naming) -> String {
+    const OPEN: &str = "{setting:";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(OPEN) {
+        let (before, token) = rest.split_at(at);
+        out.push_str(before);
+        let Some(end) = token.find('}') else {
+            out.push_str(token);
+            return out;
+        };
+        let inner = token.get(OPEN.len()..end).unwrap_or("");
+        match setting(inner) {
+            Some(words) => out.push_str(&words.word(naming).to_string()),
+            None => out.push_str(token.get(..=end).unwrap_or(token)),
+        }
+        rest = token.get(end + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A token's inside (`KEY`, `KEY=on`, `KEY=VALUE`) as what it suggests.
+fn setting(inner: &str) -> Option<Tokened<'_>> {
+    let (key, value) = match inner.split_once('=') {
+        Some((k, v)) => (k, Some(v)),
+        None => (inner, None),
+    };
+    let field = Field::ALL.iter().copied().find(|f| f.key() == key)?;
+    Some(Tokened { field, value })
+}
+
+/// A setting named by a table's token.
+struct Tokened<'a> {
+    field: Field,
+    /// None: the setting itself; `on`: a switch turned on; else the value to give it.
+    value: Option<&'a str>,
+}
+
+impl Tokened<'_> {
+    fn word(&self, naming: Naming) -> String {
+        match self.value {
+            None => self.field.mention(naming).to_string(),
+            Some("on") => self.field.on().word(naming).to_string(),
+            Some(v) => match naming {
+                Naming::Flag => format!("{} {v}", self.field.flag()),
+                Naming::Key => format!("{} = {v:?}", self.field.key()),
+            },
+        }
+    }
+
+    /// Whether the token names a setting (for the tables' test).
+    pub fn is_known(inner: &str) -> bool {
+        setting(inner).is_some()
+    }
+}
+
+/// Every `{setting:...}` token of `text` that names no setting (for the tables' tests).
+pub fn unknown_settings(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("{setting:") {
+        let token = rest.get(at..).unwrap_or("");
+        let end = token.find('}').unwrap_or(token.len());
+        let inner = token.get("{setting:".len()..end).unwrap_or("");
+        if !Tokened::is_known(inner) {
+            out.push(inner.to_string());
+        }
+        rest = token.get(end..).unwrap_or("");
+    }
+    out
+}
+
 /// Settings outside `SessionSpec` that the engine names. They organise one run of a command
 /// (its place in a delivery path, files it reads or keeps between runs) rather than say how
 /// to talk to a server; a file writes the first three as keys of its own, and the others
@@ -144,5 +221,23 @@ mod tests {
         assert_eq!(Field::IpVersion.mention(Naming::Key), "ip_version");
         assert_eq!(RunSetting::Tenant.name(Naming::Key), "tenant");
         assert_eq!(RunSetting::Resume.name(Naming::Key), "--resume");
+    }
+
+    #[test]
+    fn table_tokens_are_worded_for_the_front_end() {
+        let text = "raise {setting:stage_timeout}; use {setting:tls_implicit=on} or {setting:starttls=require}; {setting:nope} stays";
+        assert_eq!(
+            reword(text, Naming::Flag),
+            "raise --stage-timeout; use --tls-implicit or --starttls require; {setting:nope} stays"
+        );
+        assert_eq!(
+            reword(text, Naming::Key),
+            "raise stage_timeout; use tls_implicit = true or starttls = \"require\"; {setting:nope} stays"
+        );
+        assert_eq!(unknown_settings(text), ["nope"]);
+        assert_eq!(
+            reword("no token {setting:from", Naming::Flag),
+            "no token {setting:from"
+        );
     }
 }
