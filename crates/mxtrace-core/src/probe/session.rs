@@ -209,9 +209,8 @@ impl<'a> ProbeSession<'a> {
             &self.log.challenges,
             self.tls.as_mut(),
             &self.caps,
-            &self.opts.host,
+            self.opts,
             self.ctx,
-            self.opts.naming,
         );
         let recipients = verdict::recipients(self.opts, &stages);
         let verdict = verdict::verdict(self.opts, &stages, &recipients, &self.warnings);

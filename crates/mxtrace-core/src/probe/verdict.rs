@@ -19,7 +19,6 @@ use mxtrace_proto::model::{
     Verdict,
 };
 use mxtrace_proto::sasl::ErrorChallenge;
-use mxtrace_proto::spec::Naming;
 
 /// Gives every stage its diagnosis, with next steps fitted to the server that answered.
 pub(super) fn explain(
@@ -28,10 +27,10 @@ pub(super) fn explain(
     challenges: &[(usize, ErrorChallenge)],
     tls: Option<&mut TlsReport>,
     caps: &CapabilitySet,
-    host: &str,
+    opts: &ProbeOptions,
     ctx: PathContext,
-    naming: Naming,
 ) {
+    let (host, naming) = (opts.host.as_str(), opts.naming);
     let names = claimed_names(stages, tls.as_deref(), host);
     for s in stages.iter_mut() {
         s.diagnosis = stage_diagnosis(s, ctx, facts_for(s, &names));
