@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # What the benchmarks compare against: swaks with its TLS modules (without them swaks has no
-# STARTTLS), Postfix (smtp-source, smtp-sink, the real peer), GNU time for peak RSS.
+# STARTTLS), Postfix (smtp-source, smtp-sink, the real peer), GNU time for peak RSS, Debian's
+# prometheus-blackbox-exporter (its service is not started: the bench runs its own).
 set -euo pipefail
 bash "$(dirname "$0")/../tests/support/postfix/install.sh"
 need=()
-for p in swaks libnet-ssleay-perl libio-socket-ssl-perl time; do
+for p in swaks libnet-ssleay-perl libio-socket-ssl-perl time prometheus-blackbox-exporter; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
-# Benchmarks of issue 11, run by hand (not by CI), on loopback and in a private network
-# namespace only. Needs root (Postfix, ip netns) and benches/install.sh.
+# Benchmarks of issues 11 and 30, run by hand (not by CI), on loopback and in a private network
+# namespace only. Needs root (Postfix, ip netns) and benches/install.sh. Side by side, in one
+# script: swaks (a), smtp-source (b), swaks in parallel (t), prometheus-blackbox-exporter (e).
 #
-#   benches/run.sh [a|b|c|d ...]        default: all four
+#   benches/run.sh [a|b|t|c|d|e ...]    default: a b t c d
 #
 # MXTRACE=path picks the binary (default target/release/mxtrace, else target/debug/mxtrace).
-# N_B (targets per rate run, default 2000), N_C (targets of the RSS run, default 10000),
-# N_D (probes each way in (d), default 5).
+# N_A (runs per repetition of (a), default 30), REPS (repetitions of (a), (b) and (t): the
+# tables give the median and the range, default 3), N_B (targets per rate run, default 2000),
+# N_T (targets of the STARTTLS rate run, default 1000), N_C (targets of the RSS run, default
+# 100000) and C_C (its concurrency, default 5000), N_D (probes each way in (d), default 5),
+# N_E (targets of the exporter run, default 1000), E_SECS (its length, default 600, one
+# scrape of every target each 15 s).
 # Prints a Markdown table per benchmark; every ratio is measured in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HERE=benches
 BIN=${MXTRACE:-}
 [ -n "$BIN" ] || { [ -x target/release/mxtrace ] && BIN=target/release/mxtrace || BIN=target/debug/mxtrace; }
+N_A=${N_A:-30}
+REPS=${REPS:-3}
 N_B=${N_B:-2000}
-N_C=${N_C:-10000}
+N_T=${N_T:-1000}
+N_C=${N_C:-100000}
+C_C=${C_C:-5000}
+N_E=${N_E:-1000}
+E_SECS=${E_SECS:-600}
 WORK=$(mktemp -d /tmp/mxbench.XXXXXX)
 NS=mxbench$$
 PIDS=()
@@ -79,93 +90,165 @@ bench_a() {
     local args=("$ADDR:$PORT_SMTP" --tls-ca-file "$CA_FILE" --tls-name "$TLS_NAME" --ehlo bench.test
         --from a@bench.test --rcpt "$VALID_RCPT" --json)
     "$BIN" probe "${args[@]}" >/dev/null || true  # a first run: Postfix starts its processes
-    local t0 t1 t2
-    t0=$(now)
-    for i in $(seq 30); do "$BIN" probe "${args[@]}" >"$WORK/a$i.json"; done
-    t1=$(now)
-    for _ in $(seq 30); do
-        swaks --server "$ADDR" --port "$PORT_SMTP" --tls --helo bench.test --from a@bench.test \
-            --to "$VALID_RCPT" --quit-after RCPT --silent 2 >/dev/null
+    local t0 t1 t2 r
+    : >"$WORK/a.times"
+    for r in $(seq "$REPS"); do
+        t0=$(now)
+        for i in $(seq "$N_A"); do "$BIN" probe "${args[@]}" >"$WORK/a$r-$i.json"; done
+        t1=$(now)
+        for _ in $(seq "$N_A"); do
+            swaks --server "$ADDR" --port "$PORT_SMTP" --tls --helo bench.test --from a@bench.test \
+                --to "$VALID_RCPT" --quit-after RCPT --silent 2 >/dev/null
+        done
+        t2=$(now)
+        echo "$(secs "$t0" "$t1") $(secs "$t1" "$t2") $(cut -d' ' -f1 /proc/loadavg)" >>"$WORK/a.times"
     done
-    t2=$(now)
-    local m s
-    m=$(secs "$t0" "$t1"); s=$(secs "$t1" "$t2")
-    echo "### (a) 30 sequential STARTTLS transactions to RCPT, Postfix on loopback"
-    echo "| tool | total s | ms per transaction | speed-up |"
-    echo "|---|---|---|---|"
-    python3 - "$m" "$s" "$WORK" <<'PY'
-import json, statistics, sys
-m, s, work = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
-print(f"| mxtrace probe (a process each) | {m:.2f} | {m/30*1000:.1f} | {s/m:.2f}x |")
-print(f"| swaks --tls --quit-after RCPT | {s:.2f} | {s/30*1000:.1f} | 1x |")
-# Where mxtrace's wall time goes: the probe's own clock (connect to QUIT, which is the network
-# and Postfix) against the whole process. Any client waits the probe's time, so swaks's time
-# over it is the most a process a transaction can reach against this server.
-runs = [json.load(open(f"{work}/a{i}.json")) for i in range(1, 31)]
-probe = statistics.median(r["elapsed_ms"] for r in runs)
+    echo "### (a) $N_A sequential STARTTLS transactions to RCPT, Postfix on loopback, $REPS times"
+    python3 - "$N_A" "$WORK" <<'PY'
+import glob, json, statistics, sys
+n, work = int(sys.argv[1]), sys.argv[2]
+reps = [tuple(map(float, l.split())) for l in open(f"{work}/a.times")]
+ratio = sorted(s / m for m, s, _ in reps)
+med = lambda xs: statistics.median(xs)
+print("| tool | ms per transaction (median, range) | speed-up |\n|---|---|---|")
+mx = [m / n * 1000 for m, _, _ in reps]; sw = [s / n * 1000 for _, s, _ in reps]
+print(f"| mxtrace probe (a process each) | {med(mx):.1f} ({min(mx):.1f}-{max(mx):.1f}) | "
+      f"**{med(ratio):.1f}x** ({ratio[0]:.1f}-{ratio[-1]:.1f}) |")
+print(f"| swaks --tls --quit-after RCPT | {med(sw):.1f} ({min(sw):.1f}-{max(sw):.1f}) | 1x |")
+print(f"\nload average (1 min) at the end of each repetition: {', '.join(f'{l:.2f}' for _, _, l in reps)}")
+# The probe's own clock against its stages: the total is connect to QUIT's reply; the stages
+# cover it but for what mxtrace does between them. Pipelined MAIL and RCPT overlap (each starts
+# when the group was written), so the stages' sum is the union of their intervals.
+def covered(stages):
+    spans = sorted((s["started_ms"], s["started_ms"] + s["elapsed_ms"]) for s in stages)
+    total, end = 0.0, 0.0
+    for a, b in spans:
+        total += max(0.0, b - max(a, end)); end = max(end, b)
+    return total
+runs = [json.load(open(f)) for f in glob.glob(f"{work}/a*-*.json")]
+gap = sorted(100 * (r["elapsed_ms"] / covered(r["stages"]) - 1) for r in runs)
+probe = med([r["elapsed_ms"] for r in runs])
+print(f"median probe (connect to QUIT's reply): {probe:.2f} ms; total over the sum of its stages (overlaps once): "
+      f"median {med(gap):+.1f}%, 90th percentile {gap[int(len(gap) * 0.9)]:+.1f}%, max {gap[-1]:+.1f}%")
 stages = {}
 for r in runs:
     for x in r["stages"]:
         stages.setdefault(x["stage"], []).append(x["elapsed_ms"])
-per = m / 30 * 1000
-print(f"\nmedian of 30 probes: {probe:.1f} ms from connect to QUIT's reply, of {per:.1f} ms a process"
-      f" ({per - probe:.1f} ms start-up, set-up and exit); ceiling for this server,"
-      f" swaks's time over the probe's: {s / 30 * 1000 / probe:.1f}x")
-print("median stage times (ms): " + ", ".join(f"{k} {statistics.median(v):.1f}" for k, v in stages.items()))
+print("median stage times (ms): " + ", ".join(f"{k} {med(v):.2f}" for k, v in stages.items()))
+PY
+}
+
+# Medians and ranges of sessions/s from the "tool c n seconds" lines of $1.
+rate_table() {
+    python3 - "$1" "$2" <<'PY'
+import statistics, sys
+rows = {}
+for l in open(sys.argv[1]):
+    tool, c, n, secs = l.split()
+    rows.setdefault((int(c), int(n)), {}).setdefault(tool, []).append(int(n) / float(secs))
+ref = sys.argv[2]
+print(f"| concurrency | targets | {ref} s/s (median, range) | mxtrace sweep s/s (median, range) | ratio (median, range) |")
+print("|---|---|---|---|---|")
+for (c, n), t in sorted(rows.items()):
+    a, m = t[ref], t["mxtrace"]
+    r = sorted(x / y for x, y in zip(m, a))
+    f = lambda v: f"{statistics.median(v):.0f} ({min(v):.0f}-{max(v):.0f})"
+    print(f"| {c} | {n} | {f(a)} | {f(m)} | **{statistics.median(r):.2f}x** ({r[0]:.2f}-{r[-1]:.2f}) |")
 PY
 }
 
 bench_b() {
-    netns
+    [ -e "/var/run/netns/$NS" ] || netns
     inns smtp-sink -u nobody 0.0.0.0:2525 4096 & PIDS+=($!)
     wait_port 127.0.0.1 2525 "$NS"
-    echo "### (b) sessions/s, sweep vs smtp-source against smtp-sink (no TLS, with DATA: the same stages)"
-    echo "| concurrency | targets | smtp-source s/s | mxtrace sweep s/s | ratio |"
-    echo "|---|---|---|---|---|"
+    echo "### (b) sessions/s, sweep vs smtp-source against smtp-sink (no TLS, with DATA: the same stages), $REPS runs each"
+    : >"$WORK/b.rates"
+    local c n r t0 t1 t2
     for c in 1 100 1000; do
-        local n=$N_B
+        n=$N_B
         [ "$c" = 1 ] && n=$((N_B / 4))
         targets "$n" 2525 >"$WORK/b.txt"
-        local t0 t1 t2
-        t0=$(now)
-        inns smtp-source -s "$c" -m "$n" -f a@bench.test -t b@bench.test 127.0.0.1:2525
-        t1=$(now)
-        inns "$BIN" sweep "$WORK/b.txt" --concurrency "$c" --per-ip "$c" --per-subnet "$c" \
-            --starttls never --ehlo bench.test --from a@bench.test --rcpt b@bench.test --data \
-            >"$WORK/b.jsonl" 2>"$WORK/b.err" || true
-        t2=$(now)
-        python3 - "$c" "$n" "$(secs "$t0" "$t1")" "$(secs "$t1" "$t2")" "$WORK/b.jsonl" <<'PY'
-import json, sys
-c, n, src, mx = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-ok = sum(1 for l in open(sys.argv[5]) if json.loads(l).get("verdict", {}).get("passed"))
-print(f"| {c} | {n} ({ok} passed) | {n/src:.0f} | {n/mx:.0f} | {src/mx:.2f}x |")
-PY
+        for r in $(seq "$REPS"); do
+            t0=$(now)
+            inns smtp-source -s "$c" -m "$n" -f a@bench.test -t b@bench.test 127.0.0.1:2525
+            t1=$(now)
+            inns "$BIN" sweep "$WORK/b.txt" --concurrency "$c" --per-ip "$c" --per-subnet "$c" \
+                --starttls never --ehlo bench.test --from a@bench.test --rcpt b@bench.test --data \
+                --json >"$WORK/b.jsonl" 2>"$WORK/b.err" || true
+            t2=$(now)
+            grep -q "$n target(s): $n passed" "$WORK/b.err" || { cat "$WORK/b.err" >&2; return 1; }
+            echo "smtp-source $c $n $(secs "$t0" "$t1")" >>"$WORK/b.rates"
+            echo "mxtrace $c $n $(secs "$t1" "$t2")" >>"$WORK/b.rates"
+        done
     done
+    rate_table "$WORK/b.rates" smtp-source
+    echo; echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
-bench_c() {
+# A STARTTLS sink (benches/sinks.py tls) in the namespace, once.
+tls_sink() {
     [ -e "/var/run/netns/$NS" ] || netns
+    [ -s "$WORK/c.pem" ] && return 0
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
         -subj /CN=sink.test -keyout "$WORK/k.pem" -out "$WORK/c.pem" 2>/dev/null
     inns python3 "$HERE/sinks.py" tls 2587 "$WORK/c.pem" "$WORK/k.pem" 0.0.0.0 & PIDS+=($!)
     wait_port 127.0.0.1 2587 "$NS"
+}
+
+# (t) The same transaction with STARTTLS (EHLO, STARTTLS, handshake, EHLO, MAIL, RCPT, QUIT):
+# sweep against what a user would pick for TLS load, swaks (its TLS modules) run in parallel
+# by xargs -P, against the same STARTTLS sink. Neither verifies the sink's certificate.
+bench_t() {
+    tls_sink
+    echo "### (t) STARTTLS sessions/s, sweep vs swaks in parallel (xargs -P) against a STARTTLS sink, $REPS runs each"
+    : >"$WORK/t.rates"
+    local c r t0 t1 t2
+    for c in 10 100; do
+        targets "$N_T" 2587 >"$WORK/t.txt"
+        for r in $(seq "$REPS"); do
+            t0=$(now)
+            inns xargs -P "$c" -I{} sh -c 'h={}; swaks --server "${h%:*}" --port "${h##*:}" --tls \
+                --helo bench.test --from a@bench.test --to b@bench.test --quit-after RCPT \
+                --silent 2 >/dev/null' <"$WORK/t.txt" || true
+            t1=$(now)
+            inns "$BIN" sweep "$WORK/t.txt" --concurrency "$c" --per-ip "$c" --per-subnet "$c" \
+                --starttls require --ehlo bench.test --from a@bench.test --rcpt b@bench.test \
+                --json >"$WORK/t.jsonl" 2>"$WORK/t.err" || true
+            t2=$(now)
+            grep -q "$N_T target(s): $N_T passed" "$WORK/t.err" || { cat "$WORK/t.err" >&2; return 1; }
+            echo "swaks $c $N_T $(secs "$t0" "$t1")" >>"$WORK/t.rates"
+            echo "mxtrace $c $N_T $(secs "$t1" "$t2")" >>"$WORK/t.rates"
+        done
+    done
+    rate_table "$WORK/t.rates" swaks
+    echo; echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# (c) Peak RSS: the JSON lines are counted as they come, not stored (100,000 are ~800 MB).
+bench_c() {
+    tls_sink
     targets "$N_C" 2587 >"$WORK/c.txt"
     local t0 t1
     t0=$(now)
-    inns /usr/bin/time -v "$BIN" sweep "$WORK/c.txt" --concurrency 1000 --per-ip 1000 \
-        --per-subnet 1000 --ehlo bench.test --from a@bench.test --rcpt b@bench.test \
-        >"$WORK/c.jsonl" 2>"$WORK/c.err" || true
+    inns /usr/bin/time -v -o "$WORK/c.err" "$BIN" sweep "$WORK/c.txt" --concurrency "$C_C" \
+        --per-ip "$C_C" --per-subnet "$C_C" --ehlo bench.test --from a@bench.test \
+        --rcpt b@bench.test --json 2>/dev/null | python3 -c '
+import json, sys
+n = tls = ok = 0
+for l in sys.stdin:
+    l = json.loads(l); n += 1
+    tls += bool(l.get("tls") and l["tls"].get("version"))
+    ok += bool(l.get("verdict", {}).get("passed"))
+print(n, tls, ok)' >"$WORK/c.counts" || true
     t1=$(now)
-    echo "### (c) peak RSS of sweep: $N_C targets, 1,000 concurrent STARTTLS sessions"
-    python3 - "$WORK/c.err" "$WORK/c.jsonl" "$(secs "$t0" "$t1")" <<'PY'
+    echo "### (c) peak RSS of sweep: $N_C targets, $C_C concurrent STARTTLS sessions"
+    python3 - "$WORK/c.err" "$WORK/c.counts" "$(secs "$t0" "$t1")" <<'PY'
 import json, re, sys
 err = open(sys.argv[1]).read()
 rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err).group(1))
-lines = [json.loads(l) for l in open(sys.argv[2])]
-tls = sum(1 for l in lines if l.get("tls") and l["tls"].get("version"))
-ok = sum(1 for l in lines if l.get("verdict", {}).get("passed"))
-print(f"| targets | results | with TLS | passed | peak RSS | wall s |\n|---|---|---|---|---|---|")
-print(f"| {len(lines)} | {len(lines)} | {tls} | {ok} | {rss/1024:.1f} MB | {float(sys.argv[3]):.1f} |")
+n, tls, ok = map(int, open(sys.argv[2]).read().split())
+print(f"| results | with TLS | passed | peak RSS | wall s |\n|---|---|---|---|---|")
+print(f"| {n} | {tls} | {ok} | {rss/1024:.1f} MB | {float(sys.argv[3]):.1f} |")
 PY
 }
 
@@ -219,7 +302,47 @@ print(f"\nprobe elapsed_ms (median): {dtot} without the proxy, {ptot} through it
 PY
 }
 
+# (e) The exporter under sustained load, side by side with Debian's prometheus-blackbox-exporter
+# (its tcp prober with query_response, the SMTP example of its documentation), each alone for
+# E_SECS: N_E targets (smtp-sink in the namespace, plain SMTP to RCPT, no TLS) scraped every
+# 15 s by benches/scrape.py. RSS is sampled each round (flat memory: the end against the
+# first round after warm-up); CPU per probe is the exporter's CPU time over the probes answered.
+bench_e() {
+    [ -e "/var/run/netns/$NS" ] || netns
+    command -v prometheus-blackbox-exporter >/dev/null ||
+        { echo "(e) needs prometheus-blackbox-exporter (benches/install.sh)" >&2; return 1; }
+    inns smtp-sink -u nobody 0.0.0.0:2526 4096 & PIDS+=($!)
+    wait_port 127.0.0.1 2526 "$NS"
+    targets "$N_E" 2526 >"$WORK/e.txt"
+    printf '%s\n' 'listen = "127.0.0.1:9125"' 'max_concurrency = 256' '[modules.smtp]' \
+        'allowed_targets = ["127.0.0.0/8"]' 'starttls = "never"' 'ehlo = "bench.test"' \
+        'from = "a@bench.test"' 'rcpt = ["b@bench.test"]' >"$WORK/e.toml"
+    printf '%s\n' 'modules:' '  smtp:' '    prober: tcp' '    timeout: 5s' '    tcp:' \
+        '      query_response:' '        - expect: "^220"' '        - send: "EHLO bench.test\r"' \
+        '        - expect: "^250 "' '        - send: "MAIL FROM:<a@bench.test>\r"' \
+        '        - expect: "^250"' '        - send: "RCPT TO:<b@bench.test>\r"' \
+        '        - expect: "^250"' '        - send: "QUIT\r"' >"$WORK/e.yml"
+    echo "### (e) exporters under sustained load: $N_E targets scraped every 15 s for $E_SECS s each"
+    echo "| exporter | probes answered | failed | CPU ms per probe | RSS after warm-up -> end (MB) | peak RSS (MB) |"
+    echo "|---|---|---|---|---|---|"
+    local pid
+    inns "$BIN" serve --config "$WORK/e.toml" >/dev/null 2>"$WORK/e-mx.log" & PIDS+=($!)
+    wait_port 127.0.0.1 9125 "$NS"
+    pid=$(pgrep -n -f "serve --config $WORK/e.toml")
+    inns python3 "$HERE/scrape.py" mxtrace "http://127.0.0.1:9125/probe?module=smtp&target=" \
+        "$WORK/e.txt" "$E_SECS" "$pid"
+    kill "$pid"
+    inns prometheus-blackbox-exporter --config.file "$WORK/e.yml" \
+        --web.listen-address 127.0.0.1:9115 >/dev/null 2>"$WORK/e-bb.log" & PIDS+=($!)
+    wait_port 127.0.0.1 9115 "$NS"
+    pid=$(pgrep -n -f "config.file $WORK/e.yml")
+    inns python3 "$HERE/scrape.py" blackbox_exporter \
+        "http://127.0.0.1:9115/probe?module=smtp&target=" "$WORK/e.txt" "$E_SECS" "$pid"
+    kill "$pid"
+    echo; echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg); binary $BIN"
-for b in "${@:-a b c d}"; do
+for b in "${@:-a b t c d}"; do
     for x in $b; do "bench_$x"; echo; done
 done

@@ -15,7 +15,7 @@ mod policy;
 
 use dns_support::TestDns;
 use mxtrace_core::mta_sts::cache::{self as mta_sts_cache, CachedPolicy};
-use mxtrace_core::mta_sts::{sender_policy, FetchOptions, SenderPolicy};
+use mxtrace_core::mta_sts::{sender_policy, FetchError, FetchOptions, SenderPolicy};
 use mxtrace_core::posture::{posture, PostureOptions};
 use mxtrace_lab::dns::zone_text as zone;
 use mxtrace_net::dns::{Dns, ResolverChoice};
@@ -526,7 +526,7 @@ impl StsLab {
     }
 
     /// What a sending MTA applies (the trace's view).
-    async fn sender(&self, cache: &std::path::Path) -> Result<Option<SenderPolicy>, String> {
+    async fn sender(&self, cache: &std::path::Path) -> Result<Option<SenderPolicy>, FetchError> {
         let dns = Dns::new(
             ResolverChoice::Server(self.dns.addr),
             std::time::Duration::from_secs(2),
@@ -675,7 +675,8 @@ async fn mta_sts_cache_fallback_refetch_and_expiry() {
     mta_sts_cache::store(&cache, "sts.test", old).unwrap();
     let lab = sts_lab("3", not_found()).await;
     let err = lab.sender(&cache).await.unwrap_err();
-    assert!(err.contains("not 200"), "{err}");
+    assert!(matches!(err, FetchError::Status(_)), "{err}");
+    assert!(err.to_string().contains("not 200"), "{err}");
     let r = lab.posture(Some(&cache)).await;
     assert_eq!(r.mta_sts.policy_source, None);
     // The flag on `dns`.

@@ -220,7 +220,11 @@ fn the_commands_that_print_json_are_recognised() {
         Some("trace")
     );
     assert_eq!(json_command(&["dns", "d", "--format=json"]), Some("dns"));
-    assert_eq!(json_command(&["sweep", "list.txt"]), Some("sweep"));
+    assert_eq!(json_command(&["sweep", "list.txt"]), None, "readable lines");
+    assert_eq!(
+        json_command(&["sweep", "list.txt", "--json"]),
+        Some("sweep")
+    );
     assert_eq!(json_command(&["probe", "h"]), None);
     assert_eq!(json_command(&["probe", "--help", "--json"]), None);
     assert_eq!(json_command(&["probe", "h", "--format", "nagios"]), None);

@@ -127,6 +127,8 @@ fn opts(pki: &Pki, role: Role, addr: SocketAddr, rcpt: &str) -> ProbeOptions {
         ctx: PathContext::default(),
         limits: None,
         probe_id: None,
+        naming: mxtrace_proto::spec::Naming::Flag,
+        tls_cache: None,
     }
 }
 

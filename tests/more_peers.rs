@@ -810,8 +810,6 @@ fn courier_tls() {
 
 /// "550 User <nosuchuser> unknown" (no enhanced code): authdaemond has no such account.
 #[test]
-#[ignore = "classifier: Courier's \"550 User <nosuchuser> unknown\" (no enhanced status code) \
-            is classified other, not recipient_unknown"]
 fn courier_unknown_user() {
     if courier_dir().is_none() {
         return;

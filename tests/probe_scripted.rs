@@ -6,7 +6,9 @@ mod support;
 use mxtrace_core::probe::{AuthMech, AuthOptions, Credential, ProbeOptions, StartTls};
 use mxtrace_knowledge::Category;
 use mxtrace_net::tls::VerifyMode;
-use mxtrace_proto::model::{ErrorKind, Layer, Outcome, ProbeReport, RecipientStatus, Stage};
+use mxtrace_proto::model::{
+    Confidence, ErrorKind, Layer, Outcome, ProbeReport, RecipientStatus, Stage,
+};
 use mxtrace_proto::secret::Secret;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -127,6 +129,43 @@ async fn without_pipelining_commands_go_one_at_a_time() {
     // Auto mode without STARTTLS offered: passes, with a warning.
     assert_eq!(r.verdict.warnings.len(), 1, "{:?}", r.verdict.warnings);
     assert!(r.tls.is_none());
+}
+
+/// What the session knows weighs a refusal at RCPT (issue 29): mx.contoso.test does not claim
+/// example.org, so a bare "Access denied" for it is probably a relay refusal; for its own
+/// domain the same words stay `other`, unsure.
+#[tokio::test]
+async fn a_bare_refusal_at_rcpt_is_weighed_by_the_domains_the_server_claims() {
+    for (rcpt, want, confidence) in [
+        (
+            "user@example.org",
+            Category::RelayDenied,
+            Confidence::Medium,
+        ),
+        ("user@contoso.test", Category::Other, Confidence::Low),
+    ] {
+        let server = ScriptedServer::start(script(vec![
+            greeting(&["PIPELINING"]),
+            vec![
+                Step::Expect("MAIL FROM:<probe@fabrikam.test>".into()),
+                Step::Expect(format!("RCPT TO:<{rcpt}>")),
+                line("250 2.1.0 Ok"),
+                line("550 5.7.1 Access denied"),
+                Step::Expect("RSET".into()),
+                line("250 2.0.0 Ok"),
+            ],
+            quit(),
+        ]))
+        .await;
+        let mut o = opts(server.addr);
+        o.from = Some("probe@fabrikam.test".into());
+        o.rcpts = vec![rcpt.into()];
+        let r = run(&o).await;
+        server.finish().await.assert_ok();
+        let d = stage(&r, Stage::RcptTo).diagnosis.clone().unwrap();
+        assert_eq!(d.category, want, "{rcpt}: {}", d.cause);
+        assert_eq!(d.confidence, confidence, "{rcpt}");
+    }
 }
 
 #[tokio::test]
@@ -1105,6 +1144,37 @@ async fn starttls_answered_250_fails_in_every_mode_that_sends_it() {
         let mail = log.received.iter().any(|l| l.starts_with("MAIL"));
         assert!(!mail, "{mode:?}");
         assert!(r.verdict.summary.starts_with("failed at starttls"));
+    }
+}
+
+/// Under --starttls require, a failure before TLS says the session was never encrypted; in
+/// auto mode the same failure does not (issue 29).
+#[tokio::test]
+async fn a_failure_before_tls_under_require_says_never_encrypted() {
+    for mode in [StartTls::Auto, StartTls::Require] {
+        let steps = script(vec![
+            greeting(&["STARTTLS", "PIPELINING"]),
+            vec![
+                Step::Expect("STARTTLS".into()),
+                line("503 5.5.1 Error: send EHLO first"),
+            ],
+            quit(),
+        ]);
+        let (r, _log) = envelope_session(steps, mode, None, false).await;
+        let said = r.verdict.summary.contains("never encrypted");
+        assert_eq!(
+            said,
+            mode == StartTls::Require,
+            "{mode:?}: {}",
+            r.verdict.summary
+        );
+        let d = r
+            .stages
+            .iter()
+            .find(|s| s.stage == Stage::Starttls)
+            .unwrap();
+        let d = d.diagnosis.as_ref().unwrap();
+        assert_eq!(d.category, Category::ProtocolError, "{mode:?}");
     }
 }
 

@@ -529,6 +529,50 @@ fn bad_files_exit_2_with_file_and_line() {
     );
 }
 
+/// A scenario file's user reads the file's keys, not the command line's flags: in the
+/// advice of a report, and in the error for a TLS file that does not load.
+#[test]
+fn a_scenario_file_names_settings_by_their_keys() {
+    use support::{esmtp_greeting, quit, ScriptedServer};
+    let dir = TempDir::new();
+    let mut steps = esmtp_greeting("mx.test", &["PIPELINING"]);
+    steps.extend(quit());
+    let server = ScriptedServer::spawn_thread(steps);
+    let f = dir.write(
+        "require.toml",
+        &format!(
+            "name = \"k\"\n[[hop]]\nname = \"a\"\nhosts = [\"{}\"]\nstarttls = \"require\"\n",
+            server.addr
+        ),
+    );
+    let r = mxtrace(&["run", f.to_str().unwrap(), "--json"], &[]);
+    server.finish_blocking().assert_ok();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let json = r.json();
+    let report = &json["hops"][0]["result"][0];
+    let starttls = support::bin::stages(report, "starttls");
+    assert_eq!(
+        starttls[0]["error"]["message"],
+        "the server did not offer STARTTLS (required by starttls = \"require\")",
+        "{report}"
+    );
+
+    let empty = dir.write("empty.pem", "");
+    let f = dir.write(
+        "ca.toml",
+        "name = \"k\"\n[[hop]]\nname = \"a\"\nhosts = [\"127.0.46.2\"]\ntls_ca_file = \"empty.pem\"\n",
+    );
+    let r = mxtrace(&["run", f.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let want = format!(
+        "{}:5:15: tls_ca_file {}: no PEM certificate found",
+        f.display(),
+        empty.display()
+    );
+    assert!(r.stderr.contains(&want), "got: {}\nwant: {want}", r.stderr);
+    assert!(r.stdout.is_empty(), "nothing ran");
+}
+
 #[test]
 fn unwritable_junit_path_is_a_usage_error_before_running() {
     let dir = TempDir::new();

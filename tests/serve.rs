@@ -94,11 +94,48 @@ async fn http(
             .and_then(|c| c.parse().ok())
             .expect("status");
         // axum sends short bodies with Content-Length; chunked only when streaming.
+        let exposition = path.starts_with("/metrics") || path.starts_with("/probe");
+        if status == 200 && exposition && !path.contains("debug=true") {
+            promtool_clean(path, body);
+        }
         (status, body.to_string())
     };
     tokio::time::timeout(Duration::from_secs(60), fut)
         .await
         .expect("HTTP deadline")
+}
+
+/// Every exposition a test reads (`/metrics`, `/probe`) passes `promtool check metrics`: the
+/// text format and Prometheus's naming rules (base units, counters ending in `_total`).
+fn promtool_clean(path: &str, body: &str) {
+    use std::io::Write;
+    static SAID: std::sync::Once = std::sync::Once::new();
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        let why =
+            "promtool not installed (tests/support/prometheus/install.sh): expositions unchecked";
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{why}");
+        SAID.call_once(|| eprintln!("SKIPPED: {why}"));
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .expect("promtool stdin")
+        .write_all(body.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics on {path}:\n{}{}\n--- exposition:\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn value<'a>(text: &'a str, series: &str) -> Option<&'a str> {
@@ -151,7 +188,7 @@ async fn probes_the_lab_refuses_what_it_must_and_reloads() {
     let (code, m) = http(a, "GET", "/probe?module=fab&target=fabrikam.com", &[]).await;
     assert_eq!(code, 200, "{m}");
     assert_eq!(value(&m, "mxtrace_probe_success"), Some("1"), "{m}");
-    assert_eq!(value(&m, "mxtrace_mx_count{hop=\"1\"}"), Some("1"), "{m}");
+    assert_eq!(value(&m, "mxtrace_mx_hosts{hop=\"1\"}"), Some("1"), "{m}");
     assert_eq!(
         value(&m, "mxtrace_tls_verified{hop=\"1\"}"),
         Some("1"),
@@ -771,4 +808,170 @@ async fn roundtrips_run_on_their_schedule_and_show_in_metrics() {
         assert!(!out.contains(lab.get("IMAP_PASSWORD")));
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A connection that opened and sent one header line, kept open until closed from the other
+/// side; returns when it was closed (EOF or reset), or None if still open at `until`.
+async fn closed_within(mut s: tokio::net::TcpStream, until: Instant) -> Option<Instant> {
+    let mut buf = [0u8; 512];
+    loop {
+        let left = until.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(Instant::now()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Slowloris: 1,000 connections that never finish their request head are closed by
+/// `header_timeout` while scrapes of `/metrics` and `/probe` are answered; an idle keep-alive
+/// connection is closed by `idle_timeout`; heads and bodies over `max_request_bytes` are
+/// refused; a connection over `max_connections` is closed at once. Small limits, loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_closed_by_the_deadlines_while_scrapes_are_answered() {
+    let dir = lab::TempDir::new();
+    let refused = support::refused_addr();
+    let config = write(
+        dir.path(),
+        "limits.toml",
+        "header_timeout = \"2s\"\nidle_timeout = \"1s\"\nmax_connections = 1100\n\
+         max_request_bytes = 8192\n[modules.m]\nallowed_targets = [\"127.0.0.0/8\"]\n\
+         starttls = \"never\"\nconnect_timeout = \"2s\"\n",
+    );
+    let exp = Exporter::start(&config, &[]);
+    let mut slow = Vec::new();
+    for _ in 0..1000 {
+        // Before the connect: the exporter's deadline runs from its accept, which is later.
+        let opened = Instant::now();
+        let mut s = tokio::net::TcpStream::connect(exp.addr)
+            .await
+            .expect("connect");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: slow\r\n")
+            .await
+            .expect("one header line");
+        slow.push((s, opened));
+    }
+    // Scrapes are answered while they wait: every slow connection is open or was closed by
+    // the deadline (opening 1,000 can take longer than the deadline on a loaded machine).
+    let (status, own) = http(exp.addr, "GET", "/metrics", &[]).await;
+    assert_eq!(status, 200);
+    let count =
+        |own: &str, series: &str| -> u32 { value(own, series).map_or(0, |v| v.parse().unwrap()) };
+    let timed_out = "mxtrace_exporter_connections_closed_total{reason=\"header_timeout\"}";
+    let seen = count(&own, "mxtrace_exporter_connections") + count(&own, timed_out);
+    assert!(seen > 1000, "{own}");
+    let target = format!("/probe?module=m&target={refused}");
+    let (status, probe) = http(exp.addr, "GET", &target, &[]).await;
+    assert_eq!(
+        (status, value(&probe, "mxtrace_probe_success")),
+        (200, Some("0"))
+    );
+    // Every slow connection is closed by its deadline (2 s after it opened; 3 s of slack for
+    // a loaded machine), none before it.
+    let closes: Vec<_> = slow
+        .into_iter()
+        .map(|(s, opened)| {
+            let closed = closed_within(s, opened + Duration::from_secs(5));
+            tokio::spawn(async move { (opened, closed.await) })
+        })
+        .collect();
+    for (i, c) in closes.into_iter().enumerate() {
+        let (opened, closed) = c.await.unwrap();
+        let at = closed.unwrap_or_else(|| panic!("slow connection {i} still open after 5 s"));
+        assert!(
+            at >= opened + Duration::from_secs(2),
+            "connection {i} closed early"
+        );
+    }
+    let (_, own) = http(exp.addr, "GET", "/metrics", &[]).await;
+    assert!(count(&own, timed_out) >= 1000, "{own}");
+
+    // An idle keep-alive connection: answered, then closed after idle_timeout.
+    let mut keep = tokio::net::TcpStream::connect(exp.addr).await.unwrap();
+    keep.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: k\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = keep.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let idle_from = Instant::now();
+    let closed = closed_within(keep, idle_from + Duration::from_secs(4)).await;
+    assert!(closed.is_some_and(|t| t >= idle_from + Duration::from_millis(900)));
+
+    // A head over max_request_bytes: 431; a body declared over it: 413.
+    let big = "x".repeat(9000);
+    let (status, _) = http(exp.addr, "GET", "/-/healthy", &[("X-Big", &big)]).await;
+    assert_eq!(status, 431);
+    let mut s = tokio::net::TcpStream::connect(exp.addr).await.unwrap();
+    s.write_all(b"POST /-/reload HTTP/1.1\r\nHost: b\r\nContent-Length: 100000\r\n\r\n")
+        .await
+        .unwrap();
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 413"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let (_, own) = http(exp.addr, "GET", "/metrics", &[]).await;
+    assert_eq!(
+        value(
+            &own,
+            "mxtrace_exporter_rejected_total{reason=\"request_too_large\"}"
+        ),
+        Some("1")
+    );
+    exp.stop();
+}
+
+/// One connection over `max_connections` is closed at accept and counted; the slots come back
+/// when connections close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_over_max_connections_is_closed_at_once() {
+    let dir = lab::TempDir::new();
+    let config = write(
+        dir.path(),
+        "cap.toml",
+        "header_timeout = \"3s\"\nmax_connections = 2\n[modules.m]\n\
+         allowed_targets = [\"127.0.0.1\"]\n",
+    );
+    let exp = Exporter::start(&config, &[]);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(exp.addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        held.push(s);
+    }
+    // Accepted by the kernel, then closed by the exporter before the deadline of the others.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let third = tokio::net::TcpStream::connect(exp.addr).await.unwrap();
+    let closed = closed_within(third, Instant::now() + Duration::from_secs(2)).await;
+    assert!(closed.is_some(), "the third connection was held");
+    drop(held);
+    // Slots free again: a scrape is answered and the refusal was counted.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let own = loop {
+        if let Ok(Ok((200, own))) = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::spawn(http(exp.addr, "GET", "/metrics", &[])),
+        )
+        .await
+        {
+            break own;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scrape answered after the slots came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        value(
+            &own,
+            "mxtrace_exporter_rejected_total{reason=\"connection_limit\"}"
+        ),
+        Some("1"),
+        "{own}"
+    );
+    exp.stop();
 }

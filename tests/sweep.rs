@@ -14,10 +14,12 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use support::bin::Run;
 
-/// `mxtrace sweep FILE <lab settings> EXTRA`, off the runtime's threads.
+/// `mxtrace sweep FILE <lab settings> --json EXTRA`, off the runtime's threads.
 async fn sweep(lab: &Lab, list: &str, extra: &[&str]) -> Run {
     let file = lab.write("targets.txt", list);
-    lab.command("sweep", &file, extra).await
+    let mut with_json = vec!["--json"];
+    with_json.extend_from_slice(extra);
+    lab.command("sweep", &file, &with_json).await
 }
 
 /// The lab's settings with one of them changed.
@@ -133,6 +135,148 @@ async fn shards_cover_every_target_exactly_once() {
     assert_eq!(bad.code, 2);
 }
 
+/// `--shard job-index/N` in a pod of a Kubernetes indexed Job: JOB_COMPLETION_INDEX i (0-based)
+/// runs exactly shard i+1 of N; outside such a pod it is a usage error.
+#[tokio::test]
+async fn a_kubernetes_job_index_picks_the_shard() {
+    let lab = fabrikam_lab(215).await;
+    let list = refused_list(215, lab.port, 9).join("\n");
+    let file = lab.write("targets.txt", &list);
+    let run = |shard: String, index: Option<&'static str>| {
+        let mut args = vec![
+            "sweep".to_string(),
+            file.display().to_string(),
+            "--json".into(),
+        ];
+        args.extend(lab.args());
+        args.extend(["--shard".into(), shard]);
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let env: Vec<(&str, &str)> = index
+                .map(|i| ("JOB_COMPLETION_INDEX", i))
+                .into_iter()
+                .collect();
+            support::bin::mxtrace(&refs, &env)
+        })
+    };
+    for (i, index) in ["0", "1", "2"].into_iter().enumerate() {
+        let by_index = run("job-index/3".into(), Some(index)).await.unwrap();
+        let fixed = run(format!("{}/3", i + 1), None).await.unwrap();
+        assert_eq!(
+            inputs(&lines(&by_index)),
+            inputs(&lines(&fixed)),
+            "index {index}"
+        );
+    }
+    for index in [None, Some("3"), Some("x")] {
+        let bad = run("job-index/3".into(), index).await.unwrap();
+        assert_eq!(bad.code, 2, "{index:?}: {}", bad.stderr);
+        assert!(
+            bad.stderr
+                .contains("--shard job-index/3: JOB_COMPLETION_INDEX must be 0 to 2"),
+            "{}",
+            bad.stderr
+        );
+    }
+}
+
+/// `--format human` (the default): one readable line per target, as each completes.
+#[tokio::test]
+async fn human_format_prints_a_readable_line_per_target() {
+    let lab = fabrikam_lab(216).await;
+    let (mx, refused) = (
+        format!("127.0.216.{FABRIKAM}:{}", lab.port),
+        format!("127.0.216.{RELAY}:{}", lab.port),
+    );
+    let file = lab.write(
+        "targets.txt",
+        &format!("{mx}\nfabrikam.com\n{refused}\nnot a host!\n"),
+    );
+    let run = lab.command("sweep", &file, &[]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    // Completion order varies: sorted; times vary: the column that ends in ms is masked.
+    let mut out: Vec<String> = run
+        .stdout
+        .lines()
+        .map(|l| {
+            l.split("  ")
+                .map(|c| {
+                    if c.ends_with(" ms") || c.ends_with(" s") {
+                        "<time>"
+                    } else {
+                        c
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("  ")
+                .replace(&lab.port.to_string(), "<port>")
+        })
+        .collect();
+    out.sort();
+    insta::assert_snapshot!("sweep_human_lines", out.join("\n"));
+}
+
+/// `mxtrace report` over two shards' JSON lines: the fleet's summary on stdout (pinned), and its
+/// HTML table with a row per target, failures first.
+#[tokio::test]
+async fn report_summarises_the_shards_of_a_sweep() {
+    let lab = fabrikam_lab(217).await;
+    let (mx, refused) = (
+        format!("127.0.217.{FABRIKAM}:{}", lab.port),
+        format!("127.0.217.{RELAY}:{}", lab.port),
+    );
+    let list = format!("{mx}\nfabrikam.com\n{refused}\nnot a host!\n");
+    let mut files = Vec::new();
+    for i in 1..=2 {
+        let run = sweep(&lab, &list, &["--shard", &format!("{i}/2")]).await;
+        files.push(lab.write(&format!("shard{i}.jsonl"), &run.stdout));
+    }
+    let html = lab.write("fleet.html", "");
+    let mut args: Vec<String> = vec!["report".into()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    args.extend(["--html".into(), html.display().to_string()]);
+    let run = lab::mxtrace_blocking(args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dir = lab.write("x", "");
+    let dir = dir.parent().unwrap().display().to_string();
+    let text = run
+        .stdout
+        .split(", ")
+        .map(|c| match c.split_once(" (") {
+            Some((t, rest)) if rest.ends_with("ms)") || rest.ends_with("ms)\n") => {
+                format!(
+                    "{t} (<time>){}",
+                    if rest.ends_with('\n') { "\n" } else { "" }
+                )
+            }
+            _ => c.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+        .replace(&dir, "<dir>")
+        .replace(&lab.port.to_string(), "<port>");
+    // The slowest come in the order of their times: sorted here.
+    let text: Vec<String> = text
+        .lines()
+        .map(|l| match l.strip_prefix("slowest: ") {
+            Some(items) => {
+                let mut v: Vec<&str> = items.split(", ").collect();
+                v.sort();
+                format!("slowest: {}", v.join(", "))
+            }
+            None => l.to_string(),
+        })
+        .collect();
+    insta::assert_snapshot!("report_of_sweep_shards", text.join("\n"));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(page.matches("<tr class=").count(), 4, "{page}");
+    let fail = page.find("<td>FAIL</td>").unwrap();
+    assert!(fail < page.find("<td>PASS</td>").unwrap(), "failures first");
+    assert!(page.contains("<td>connector_or_routing</td>"));
+    assert!(page.contains("not a host name or IP address"));
+    assert!(page.contains("TLSv1.3, verified"));
+}
+
 #[tokio::test]
 async fn resume_skips_what_a_partial_run_wrote() {
     let lab = fabrikam_lab(213).await;
@@ -166,7 +310,7 @@ async fn ctrl_c_mid_run_leaves_valid_jsonl() {
     let mx = format!("127.0.214.{FABRIKAM}:{}", lab.port);
     let list = format!("{mx}\n{}\n", hang.local_addr().unwrap());
     let file = lab.write("targets.txt", &list);
-    let mut args: Vec<String> = vec!["sweep".into(), file.display().to_string()];
+    let mut args: Vec<String> = vec!["sweep".into(), file.display().to_string(), "--json".into()];
     // The hanging target must still be waiting when Ctrl-C comes.
     args.extend(lab_args_with(&lab, "--stage-timeout", "60s"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_mxtrace"))
@@ -218,7 +362,7 @@ async fn ctrl_c_mid_run_leaves_valid_jsonl() {
 async fn a_reader_that_goes_away_is_not_an_internal_error() {
     let lab = fabrikam_lab(215).await;
     let file = lab.write("targets.txt", &refused_list(215, lab.port, 200).join("\n"));
-    let mut args: Vec<String> = vec!["sweep".into(), file.display().to_string()];
+    let mut args: Vec<String> = vec!["sweep".into(), file.display().to_string(), "--json".into()];
     args.extend(lab.args());
     let mut child = Command::new(env!("CARGO_BIN_EXE_mxtrace"))
         .args(&args)
@@ -259,7 +403,7 @@ async fn per_ip_limits_hold_the_second_session_until_the_first_ends() {
         "targets.txt",
         &format!("{}\n{mx}\n", hang.local_addr().unwrap()),
     );
-    let mut args: Vec<String> = vec!["sweep".into(), file.display().to_string()];
+    let mut args: Vec<String> = vec!["sweep".into(), file.display().to_string(), "--json".into()];
     args.extend(lab_args_with(&lab, "--stage-timeout", "1s"));
     args.extend(["--per-ip".into(), "1".into()]);
     let run = tokio::task::spawn_blocking(move || {

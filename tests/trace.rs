@@ -940,7 +940,11 @@ async fn spf_record_hints_at_the_outbound_scenarios() {
 }
 
 fn human(r: &TraceReport) -> String {
-    mxtrace_render::human::render_trace(r, mxtrace_render::style::Style::new(false))
+    mxtrace_render::human::render_trace(
+        r,
+        mxtrace_render::style::Style::new(false),
+        mxtrace_proto::spec::Naming::Flag,
+    )
 }
 
 /// Whether ::1 can be bound here. Without it the IPv6 tests cannot run: they say so, and

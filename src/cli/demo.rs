@@ -183,29 +183,7 @@ async fn check(
             command: command.clone(),
             source,
         })?;
-    // A healthy check passes as a whole (B: both hops); a fault is judged at its hop.
-    let (passed, summary) = match (&report, case) {
-        (Report::Trace(t), Some(_)) => match t.hops.iter().find(|h| h.hop == hop) {
-            Some(h) => (h.verdict.passed, h.verdict.summary.clone()),
-            None => (
-                false,
-                format!("hop {hop} was not walked: {}", t.verdict.summary),
-            ),
-        },
-        (Report::Trace(t), None) => (t.verdict.passed, t.verdict.summary.clone()),
-        (Report::Probe(p), _) => (p.verdict.passed, p.verdict.summary.clone()),
-    };
-    let (category, layer) = match failure(&report, hop) {
-        Some(Failure::Stage { record, .. }) => record
-            .diagnosis
-            .as_ref()
-            .map_or((None, None), |d| (Some(d.category), Some(d.layer))),
-        Some(Failure::Dns(e)) => e
-            .diagnosis
-            .as_ref()
-            .map_or((None, None), |d| (Some(d.category), Some(d.layer))),
-        None => (None, None),
-    };
+    let observed = observe(&report, hop, case.is_some());
     let expected = match case {
         None => Expected {
             pass: true,
@@ -219,28 +197,52 @@ async fn check(
         },
     };
     let ok = if expected.pass {
-        passed
+        observed.passed
     } else {
-        !passed && category == expected.category && layer == expected.layer
+        !observed.passed
+            && observed.category == expected.category
+            && observed.layer == expected.layer
     };
     Ok(DemoCheck {
         scenario,
         hop,
         fault: case.map(|(s, _)| s.fault.to_string()),
         runbook: case.map(|(s, _)| s.runbook.to_string()),
-        lab_does: case.map(|(s, _)| s.lab_does.to_string()),
+        lab_does: case.map(|(s, _)| s.lab_does()),
         command,
         argv,
         expected,
-        observed: DemoObserved {
-            passed,
-            category,
-            layer,
-            summary,
-        },
+        observed,
         ok,
         report,
     })
+}
+
+/// What the check found: a healthy check passes as a whole (B: both hops); a fault is
+/// judged at its hop, by the category and layer of the failure there.
+fn observe(report: &Report, hop: u8, fault: bool) -> DemoObserved {
+    let (passed, summary) = match report {
+        Report::Trace(t) if fault => match t.hops.iter().find(|h| h.hop == hop) {
+            Some(h) => (h.verdict.passed, h.verdict.summary.clone()),
+            None => (
+                false,
+                format!("hop {hop} was not walked: {}", t.verdict.summary),
+            ),
+        },
+        Report::Trace(t) => (t.verdict.passed, t.verdict.summary.clone()),
+        Report::Probe(p) => (p.verdict.passed, p.verdict.summary.clone()),
+    };
+    let diagnosis = match failure(report, hop) {
+        Some(Failure::Stage { record, .. }) => record.diagnosis.as_ref(),
+        Some(Failure::Dns(e)) => e.diagnosis.as_ref(),
+        None => None,
+    };
+    DemoObserved {
+        passed,
+        category: diagnosis.map(|d| d.category),
+        layer: diagnosis.map(|d| d.layer),
+        summary,
+    }
 }
 
 #[cfg(test)]

@@ -126,6 +126,7 @@ Examples:
   mxtrace trace contoso.com --rcpt user@contoso.com --json > path.json
   mxtrace report path.json --html path.html      # the same page as `trace ... --html path.html`
   mxtrace report before.json --html before.html  # any saved run, probe or trace result
+  mxtrace report shard*.jsonl --html fleet.html  # a sweep's JSON lines: summary and table
 
 The page is one file: inline CSS and SVG, no script, nothing fetched.
 

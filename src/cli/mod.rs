@@ -10,6 +10,7 @@ pub mod help;
 pub mod nagios;
 pub mod roundtrip;
 pub mod serve;
+mod serve_conn;
 pub mod sweep;
 pub mod watch;
 
@@ -21,7 +22,7 @@ use mxtrace_core::scenario_file::{FileError, PrepareError};
 use mxtrace_core::trace::TraceError;
 use mxtrace_lab::{LabFault, FAULTS};
 use mxtrace_proto::model::{PathContext, Scenario};
-use mxtrace_proto::spec::{self, SessionSpec, SpecError, TargetError, ValueError};
+use mxtrace_proto::spec::{self, Naming, SessionSpec, SpecError, TargetError, ValueError};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -99,7 +100,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Turn a saved JSON result (`run`, `probe` or `trace --json`, a `watch --report`) into a
     /// self-contained HTML report: the path diagram, stage timings, certificates, diagnoses
-    /// and transcripts (a watch: timelines, outage windows, statistics).
+    /// and transcripts (a watch: timelines, outage windows, statistics); or a sweep's JSON
+    /// lines (`sweep --json`, any shards) into the fleet's summary and table.
     #[command(after_help = help::REPORT_EXAMPLES)]
     Report(ReportArgs),
     /// Read a delivered message or an NDR: hops, delays, TLS, authentication, Exchange
@@ -227,12 +229,15 @@ pub struct HtmlArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A saved result: the JSON of `run`, `probe` or `trace`, or a `watch --report` file.
-    #[arg(value_name = "RESULT.json")]
-    pub file: PathBuf,
-    /// Write the HTML report here.
+    /// A saved result (the JSON of `run`, `probe`, `trace` or `roundtrip`, or a `watch --report`
+    /// file), or one or more files of a sweep's JSON lines (`sweep --json`: one shard's, or
+    /// every shard's).
+    #[arg(value_name = "RESULT.json|SWEEP.jsonl", required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// Write the HTML report here (required for a saved result; for a sweep, the fleet's
+    /// table, its summary going to stdout either way).
     #[arg(long, value_name = "OUT")]
-    pub html: PathBuf,
+    pub html: Option<PathBuf>,
 }
 
 impl Command {
@@ -246,7 +251,7 @@ impl Command {
             Command::Demo(a) => a.html.html.as_deref(),
             Command::Watch(a) => a.html.html.as_deref(),
             Command::Roundtrip(a) => a.html.html.as_deref(),
-            Command::Report(a) => Some(&a.html),
+            Command::Report(a) => a.html.as_deref(),
             _ => None,
         }
     }
@@ -717,7 +722,8 @@ impl ProbeArgs {
     pub fn to_job(&self) -> Result<Job, CliError> {
         let session = self.session.spec();
         let target = Target::probe(&self.target, session.default_port())?;
-        Ok(Job::new(&target, &session, self.path_context()?, None)?)
+        let ctx = self.path_context()?;
+        Ok(Job::new(&target, &session, ctx, None, Naming::Flag)?)
     }
 
     /// The path context the user named, checked: hop 2 exists only in B and D.
@@ -740,7 +746,7 @@ impl TraceArgs {
             hop: None,
         };
         let target = Target::trace(&self.domain)?;
-        let mut job = Job::new(&target, &s, ctx, self.tenant.as_deref())?;
+        let mut job = Job::new(&target, &s, ctx, self.tenant.as_deref(), Naming::Flag)?;
         if let Job::Trace(o) = &mut job {
             o.mta_sts.cache.clone_from(&self.mta_sts_cache);
             o.dnssec_trust_anchor.clone_from(&self.dnssec_trust_anchor);
@@ -788,6 +794,8 @@ pub enum CliError {
     #[error(transparent)]
     ScenarioFile(#[from] FileError),
     #[error(transparent)]
+    ExporterConfig(#[from] mxtrace_core::exporter::config::ConfigError),
+    #[error(transparent)]
     Prepare(#[from] PrepareError),
     #[error(transparent)]
     Trace(#[from] TraceError),
@@ -803,12 +811,13 @@ pub enum CliError {
     Headers(#[from] mxtrace_core::headers::HeadersError),
     #[error(transparent)]
     Dns(#[from] mxtrace_core::posture::PostureError),
-    /// The `--junit` file.
-    #[error("{0}")]
-    Junit(String),
-    /// The `--html` file.
-    #[error("{0}")]
-    Html(String),
+    #[error("--junit {0}")]
+    Junit(#[source] mxtrace_render::junit::PendingError),
+    #[error("--html {0}")]
+    Html(#[source] mxtrace_render::junit::PendingError),
+    /// `watch --report`.
+    #[error("--report {0}")]
+    ReportFile(#[source] mxtrace_render::junit::PendingError),
     /// The lab refused its options (not loopback, conflicting faults).
     #[error("{0}")]
     LabOptions(#[source] std::io::Error),
@@ -834,8 +843,24 @@ pub enum CliError {
     #[error("--interval {0}")]
     Interval(#[source] mxtrace_core::watch::IntervalTooShort),
     /// `sweep --module` names no module of the file.
+    #[error("{}: no module {module:?} (modules: {})", .path.display(), .modules.join(", "))]
+    SweepModule {
+        path: std::path::PathBuf,
+        module: String,
+        modules: Vec<String>,
+    },
+    /// `report` of a saved result without `--html`, or of several saved results.
     #[error("{0}")]
-    SweepModule(String),
+    ReportUsage(&'static str),
+    #[error(transparent)]
+    Fleet(#[from] mxtrace_core::fleet::FleetError),
+    /// `sweep --shard job-index/N` outside a pod of an indexed Job of N completions.
+    #[error(
+        "--shard job-index/{count}: {} must be 0 to {} (the pod's completion index), got {found:?}",
+        sweep::JOB_INDEX_VAR,
+        count - 1
+    )]
+    SweepJobIndex { count: u64, found: String },
     #[error("{flag}: {source}")]
     MailboxUrl {
         flag: &'static str,

@@ -8,7 +8,7 @@ use mxtrace_render::nagios::{self, parse_days, Limit, Thresholds};
 
 const HEADING: &str = "Monitoring (--format nagios)";
 
-/// Thresholds of the Nagios format; see README "Nagios and Icinga".
+/// Thresholds of the Nagios format; see docs/output-formats.md "Nagios and Icinga".
 #[derive(Debug, Args, Clone, Default)]
 pub struct NagiosArgs {
     /// WARNING when the check takes longer than DURATION, or STAGE=DURATION when that stage

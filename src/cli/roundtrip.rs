@@ -13,6 +13,7 @@ use mxtrace_core::roundtrip::{self, MailboxLogin, MailboxOptions, RoundtripOptio
 use mxtrace_proto::mailbox::MailboxUrl;
 use mxtrace_proto::model::{PathContext, Scenario};
 use mxtrace_proto::secret::{Secret, SecretError};
+use mxtrace_proto::spec::Naming;
 use mxtrace_proto::spec::SessionSpec;
 use std::path::PathBuf;
 
@@ -278,7 +279,7 @@ impl RoundtripArgs {
         match &self.via {
             Some(via) => {
                 let target = Target::probe(via, session.default_port())?;
-                Ok(Job::new(&target, &session, ctx, None)?)
+                Ok(Job::new(&target, &session, ctx, None, Naming::Flag)?)
             }
             None => {
                 let domain = self
@@ -289,7 +290,7 @@ impl RoundtripArgs {
                 session.resolver = self.resolver.clone();
                 session.port = self.port;
                 let target = Target::trace(domain)?;
-                Ok(Job::new(&target, &session, ctx, None)?)
+                Ok(Job::new(&target, &session, ctx, None, Naming::Flag)?)
             }
         }
     }

@@ -7,7 +7,8 @@
 //!
 //! Safety: targets outside the module's allowlist get 400; at most `max_concurrency` probes
 //! run at once and a scrape beyond it gets 503 at once (not queued, so a stuck target cannot
-//! pile up scrapes); every refusal is counted. Passwords never reach a response or a log line:
+//! pile up scrapes); every refusal is counted. Connections are held to the config's HTTP
+//! limits (`serve_conn`): a head deadline, an idle timeout, a cap on connections and sizes. Passwords never reach a response or a log line:
 //! transcripts carry `<redacted>` and only the config's variable or file name is ever shown.
 
 mod roundtrips;
@@ -19,10 +20,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use clap::Args;
-use mxtrace_core::exporter::config::{ExporterConfig, JobError};
+use mxtrace_core::exporter::config::{ConfigError, ExporterConfig, HttpLimits, JobError};
 use mxtrace_core::job::{execute, Job};
 use mxtrace_proto::exit;
 use mxtrace_proto::model::JobReport;
+use mxtrace_proto::spec::Naming;
 use mxtrace_render::human::{render_probe, render_trace};
 use mxtrace_render::metrics;
 use mxtrace_render::style::Style;
@@ -71,6 +73,8 @@ struct OwnMetrics {
     reloads: Family<Labels, Counter>,
     reload_ok: Gauge,
     in_flight: Gauge,
+    connections: Gauge,
+    closed: Family<Labels, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -79,7 +83,7 @@ fn duration_histogram() -> Histogram {
 }
 
 impl OwnMetrics {
-    fn new(max_concurrency: usize) -> OwnMetrics {
+    fn new(max_concurrency: usize, http: &HttpLimits) -> OwnMetrics {
         let mut registry = Registry::default();
         let probes = Family::<Labels, Counter>::default();
         let durations =
@@ -90,6 +94,10 @@ impl OwnMetrics {
         let in_flight = Gauge::default();
         let limit = Gauge::<i64>::default();
         limit.set(i64::try_from(max_concurrency).unwrap_or(i64::MAX));
+        let connections = Gauge::default();
+        let max_connections = Gauge::<i64>::default();
+        max_connections.set(i64::try_from(http.max_connections).unwrap_or(i64::MAX));
+        let closed = Family::<Labels, Counter>::default();
         registry.register(
             "mxtrace_exporter_probes",
             "Probes run, by module and result (success or failure)",
@@ -102,7 +110,7 @@ impl OwnMetrics {
         );
         registry.register(
             "mxtrace_exporter_rejected",
-            "Scrapes refused, by reason (target_not_allowed, unknown_module, bad_request, concurrency_limit)",
+            "Scrapes refused, by reason (target_not_allowed, unknown_module, bad_request, concurrency_limit, request_too_large, connection_limit)",
             rejected.clone(),
         );
         registry.register(
@@ -125,6 +133,21 @@ impl OwnMetrics {
             "Probes allowed at once (max_concurrency at start)",
             limit,
         );
+        registry.register(
+            "mxtrace_exporter_connections",
+            "HTTP connections open now",
+            connections.clone(),
+        );
+        registry.register(
+            "mxtrace_exporter_max_connections",
+            "HTTP connections allowed at once (max_connections at start)",
+            max_connections,
+        );
+        registry.register(
+            "mxtrace_exporter_connections_closed",
+            "HTTP connections closed by a limit, by reason (header_timeout, idle_timeout)",
+            closed.clone(),
+        );
         reload_ok.set(1);
         OwnMetrics {
             registry,
@@ -134,6 +157,8 @@ impl OwnMetrics {
             reloads,
             reload_ok,
             in_flight,
+            connections,
+            closed,
         }
     }
 
@@ -162,7 +187,7 @@ impl AppState {
 
     /// Rereads the config; on a mistake the running one stays. The number of probes allowed
     /// at once is fixed at start.
-    fn reload(&self) -> Result<(), String> {
+    fn reload(&self) -> Result<(), ConfigError> {
         let result = ExporterConfig::read(&self.path);
         let label = |r: &str| vec![("result".to_string(), r.to_string())];
         match result {
@@ -184,7 +209,7 @@ impl AppState {
                 self.metrics.reloads.get_or_create(&label("failure")).inc();
                 self.metrics.reload_ok.set(0);
                 eprintln!("mxtrace serve: reload failed, keeping the running config: {e}");
-                Err(e.to_string())
+                Err(e)
             }
         }
     }
@@ -203,8 +228,9 @@ pub async fn run(args: &ServeArgs) -> Result<u8, CliError> {
         what: "binding the exporter's address",
         source,
     })?;
+    let http = config.http;
     let rt = Arc::new(roundtrips::RoundtripMetrics::default());
-    let mut metrics = OwnMetrics::new(config.max_concurrency);
+    let mut metrics = OwnMetrics::new(config.max_concurrency, &http);
     rt.register(&mut metrics.registry);
     rt.schedule(&config);
     let state = Arc::new(AppState {
@@ -221,22 +247,63 @@ pub async fn run(args: &ServeArgs) -> Result<u8, CliError> {
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(|| async { "Ready\n" }))
         .route("/-/reload", post(reload))
-        .with_state(state);
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), http.max_request_bytes),
+            refuse_large_bodies,
+        ))
+        .with_state(state.clone());
     // The first line says where it listens (port 0 picks one): scripts and tests read it.
     super::dispatch::emit(format!("mxtrace serve: listening on http://{bound}\n").as_bytes())?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            if let Err(e) = super::dispatch::wait_for_stop().await {
-                eprintln!("mxtrace serve: {e}");
-            }
-        })
-        .await
-        .map_err(|source| CliError::Io {
-            what: "serving",
-            source,
-        })?;
+    let events: Arc<dyn super::serve_conn::ConnEvents> = Arc::new(MetricsOf(state));
+    let stop = async {
+        if let Err(e) = super::dispatch::wait_for_stop().await {
+            eprintln!("mxtrace serve: {e}");
+        }
+    };
+    super::serve_conn::serve(listener, app, http, events, stop).await;
     eprintln!("mxtrace serve: stopped");
     Ok(exit::PASS)
+}
+
+/// The front end's events go to the exporter's own metrics.
+struct MetricsOf(Arc<AppState>);
+
+impl super::serve_conn::ConnEvents for MetricsOf {
+    fn refused(&self) {
+        self.0.metrics.reject("connection_limit");
+    }
+
+    fn open(&self, delta: i64) {
+        self.0.metrics.connections.inc_by(delta);
+    }
+
+    fn closed_by(&self, limit: &'static str) {
+        let reason = vec![("reason".to_string(), limit.to_string())];
+        self.0.metrics.closed.get_or_create(&reason).inc();
+    }
+}
+
+/// No handler reads a body: one declared larger than `max_request_bytes` is refused (413)
+/// before it is sent (the head itself is capped by hyper's buffer: 431).
+async fn refuse_large_bodies(
+    State((state, max)): State<(Arc<AppState>, usize)>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        state.metrics.reject("request_too_large");
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large (max_request_bytes)\n",
+        )
+            .into_response();
+    }
+    next.run(req).await
 }
 
 #[cfg(unix)]
@@ -261,12 +328,51 @@ async fn reload(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn own_metrics(State(state): State<Arc<AppState>>) -> Response {
+/// OpenMetrics when the scraper asks for it (Prometheus does), else the text format 0.0.4
+/// that every other client and `promtool check metrics` read.
+async fn own_metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let mut text = String::new();
     if encode(&mut text, &state.metrics.registry).is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response()
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    if openmetrics {
+        return ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response();
+    }
+    ([(header::CONTENT_TYPE, TEXT_FORMAT)], text_format(&text)).into_response()
+}
+
+/// prometheus-client writes OpenMetrics only. In the text format a counter's HELP and TYPE
+/// name its sample (`_total`), and there is no `# EOF` or `# UNIT`; the rest is the same.
+fn text_format(openmetrics: &str) -> String {
+    let mut counters = std::collections::HashSet::new();
+    for l in openmetrics.lines() {
+        if let Some(name) = l
+            .strip_prefix("# TYPE ")
+            .and_then(|r| r.strip_suffix(" counter"))
+        {
+            counters.insert(name);
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for l in openmetrics.lines() {
+        if l == "# EOF" || l.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "].into_iter().find_map(|p| {
+            let rest = l.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{p}{name}_total {tail}"))
+        });
+        out.push_str(meta.as_deref().unwrap_or(l));
+        out.push('\n');
+    }
+    out
 }
 
 /// The probe's deadline: the scrape timeout Prometheus sends, less the margin.
@@ -343,7 +449,8 @@ async fn run_job(
     let t0 = Instant::now();
     let outcome = tokio::time::timeout(budget, execute(job)).await;
     m.in_flight.dec();
-    let secs = t0.elapsed().as_secs_f64();
+    let took = t0.elapsed();
+    let secs = took.as_secs_f64();
     let (metrics_text, transcript, passed) = match outcome {
         Ok(Ok(report)) => {
             // The module's expectations, each a metric; one not met fails the scrape.
@@ -359,12 +466,12 @@ async fn run_job(
             )
         }
         Ok(Err(e)) => (
-            metrics::render_failure(secs),
+            metrics::render_failure(took),
             format!("the probe could not run: {e}\n"),
             false,
         ),
         Err(_) => (
-            metrics::render_failure(secs),
+            metrics::render_failure(took),
             format!("deadline of {budget:?} (scrape timeout less margin) reached\n"),
             false,
         ),
@@ -390,13 +497,25 @@ fn transcript(report: &JobReport) -> String {
     let style = Style::new(false);
     match report {
         JobReport::Probe(p) => render_probe(p, style),
-        JobReport::Trace(t) => render_trace(t, style),
+        // A module's settings are its keys.
+        JobReport::Trace(t) => render_trace(t, style, Naming::Key),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_metrics_in_the_text_format_name_counters_by_their_samples() {
+        let om = "# HELP a_probes Probes.\n# TYPE a_probes counter\na_probes_total{r=\"x\"} 1\n\
+                  # HELP a_up Up.\n# TYPE a_up gauge\na_up 1\n# EOF\n";
+        assert_eq!(
+            text_format(om),
+            "# HELP a_probes_total Probes.\n# TYPE a_probes_total counter\n\
+             a_probes_total{r=\"x\"} 1\n# HELP a_up Up.\n# TYPE a_up gauge\na_up 1\n"
+        );
+    }
 
     #[test]
     fn the_deadline_is_the_scrape_timeout_less_the_margin() {

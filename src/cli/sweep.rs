@@ -6,7 +6,7 @@ use super::{scenario_letter, CliError, SessionArgs};
 use clap::builder::TypedValueParser;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mxtrace_core::sweep::{self, Record, Shard, Summary, SweepError, SweepOptions};
+use mxtrace_core::sweep::{self, Record, RecordBody, Shard, Summary, SweepError, SweepOptions};
 use mxtrace_knowledge::Scenario;
 use mxtrace_render as report;
 use std::io::{IsTerminal, Write};
@@ -17,17 +17,21 @@ use std::time::Duration;
 pub const SWEEP_EXAMPLES: &str = "\
 Target lines: HOST[:PORT] or an IP address is probed (as `probe`), a bare DOMAIN is traced (as
 `trace`); `probe NAME` / `trace NAME` say which. Blank lines and # comments are skipped;
-repeats are collapsed. Each result is one JSON line on stdout, written as it completes, with
-the normalised target in `input`; the summary goes to stderr.
+repeats are collapsed. Each result is one line on stdout, written as it completes: readable
+(PASS/FAIL, the normalised target, its time and summary), or with --json one JSON object with
+the normalised target in `input` (what --resume and `mxtrace report` read); the summary goes
+to stderr.
 
 Exit: 0 every target passed; 1 a target failed, or the sweep was interrupted (Ctrl-C: the
 results already finished are written); 2 a line is not a target (the others still run).
 
 Examples:
-  mxtrace sweep mx-hosts.txt --rcpt postmaster@contoso.com > results.jsonl
-  cat domains.txt | mxtrace sweep - --concurrency 64 --per-ip 2 >> results.jsonl
-  mxtrace sweep fleet.txt --shard 2/8 > shard2.jsonl
-  mxtrace sweep fleet.txt --resume shard2.jsonl >> shard2.jsonl
+  mxtrace sweep mx-hosts.txt --rcpt postmaster@contoso.com
+  cat domains.txt | mxtrace sweep - --json --concurrency 64 --per-ip 2 >> results.jsonl
+  mxtrace sweep fleet.txt --json --shard 2/8 > shard2.jsonl
+  mxtrace sweep fleet.txt --json --shard job-index/8 > shard.jsonl   # Kubernetes indexed Job
+  mxtrace sweep fleet.txt --json --resume shard2.jsonl >> shard2.jsonl
+  mxtrace report shard*.jsonl --html fleet.html
   mxtrace sweep hosts.txt --config exporter.toml --module eop";
 
 #[derive(Debug, Args)]
@@ -45,9 +49,10 @@ pub struct SweepArgs {
     #[arg(long, value_name = "N", default_value_t = sweep::DEFAULT_PER_SUBNET, value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
     pub per_subnet: usize,
     /// Run only the targets of shard I of N (1-based; a stable hash of the normalised
-    /// target), so that N jobs split one list.
-    #[arg(long, value_name = "I/N")]
-    pub shard: Option<Shard>,
+    /// target), so that N jobs split one list. `job-index/N` takes I from a Kubernetes indexed
+    /// Job's JOB_COMPLETION_INDEX (0-based: index 0 runs shard 1).
+    #[arg(long, value_name = "I/N|job-index/N")]
+    pub shard: Option<ShardArg>,
     /// Skip the targets already in this JSONL output of an earlier, partial run.
     #[arg(long, value_name = "FILE")]
     pub resume: Option<PathBuf>,
@@ -87,18 +92,14 @@ impl SweepArgs {
         let module = match (&self.config, &self.module) {
             (Some(path), Some(name)) => {
                 let config = mxtrace_core::exporter::config::ExporterConfig::read(path)?;
-                let m = config.module(name).cloned().ok_or_else(|| {
-                    CliError::SweepModule(format!(
-                        "{}: no module {name:?} (modules: {})",
-                        path.display(),
-                        config
-                            .modules
-                            .keys()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })?;
+                let m = config
+                    .module(name)
+                    .cloned()
+                    .ok_or_else(|| CliError::SweepModule {
+                        path: path.clone(),
+                        module: name.clone(),
+                        modules: config.modules.keys().cloned().collect(),
+                    })?;
                 spec = m.spec().clone();
                 Some(Arc::new(m))
             }
@@ -123,25 +124,40 @@ impl SweepArgs {
             concurrency: self.concurrency,
             per_ip: self.per_ip,
             per_subnet: self.per_subnet,
-            shard: self.shard,
+            shard: self.shard.map(ShardArg::resolve).transpose()?,
             done,
         })
     }
 }
 
 /// Runs the sweep; the exit code follows the summary.
-pub fn run(args: &SweepArgs) -> Result<u8, CliError> {
+pub fn run(args: &SweepArgs, format: super::Format) -> Result<u8, CliError> {
     let opts = args.options()?;
+    let json = format == super::Format::Json;
+    let style = report::style::Style::new(report::use_color());
     let rt = super::dispatch::runtime()?;
-    let summary = rt.block_on(async {
-        let input = open(&args.targets).await?;
+    let targets = args.targets.clone();
+    // The sweep runs as a task, not on the thread that blocks on it: each finished target
+    // then wakes it on a worker (often the same one), not across threads (docs/benchmarks.md).
+    let task = rt.spawn(async move {
+        let input = open(&targets).await?;
         let bar = progress_bar();
-        let mut out = std::io::stdout().lock();
+        let out = std::io::stdout();
         let emit = |rec: &Record| -> std::io::Result<()> {
-            let line = report::json::render_line(rec.command(), rec)?;
+            let mut line = match &rec.body {
+                _ if json => report::json::render_line(rec.command(), rec)?,
+                RecordBody::Report(r) => report::sweep::render_line(&rec.input, r, style),
+                RecordBody::Error { error } => report::sweep::render_error_line(
+                    &rec.input,
+                    error.kind.as_str(),
+                    &error.message,
+                    style,
+                ),
+            };
+            line.push('\n');
+            // One write, flushed per result: a reader (or a Ctrl-C) sees every finished one.
+            let mut out = out.lock();
             out.write_all(line.as_bytes())?;
-            out.write_all(b"\n")?;
-            // Flushed per result: a reader (or a Ctrl-C) sees every finished one.
             out.flush()
         };
         let progress = |s: &Summary| {
@@ -161,6 +177,10 @@ pub fn run(args: &SweepArgs) -> Result<u8, CliError> {
         }
         r
     });
+    let summary = rt.block_on(task).map_err(|e| CliError::Io {
+        what: "running the sweep",
+        source: std::io::Error::other(e),
+    })?;
     let summary = match summary {
         Ok(s) => s,
         // `| head`: the reader has gone, so the rest of the sweep has no one to go to. Not an
@@ -184,6 +204,47 @@ fn exit_code(summary: &Summary) -> u8 {
         FAIL
     } else {
         PASS
+    }
+}
+
+/// `--shard`: a fixed shard, or the one a Kubernetes indexed Job's pod is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardArg {
+    Fixed(Shard),
+    /// `job-index/N`: shard JOB_COMPLETION_INDEX + 1 of N, read when the sweep starts.
+    JobIndex(u64),
+}
+
+/// The variable Kubernetes sets in each pod of an indexed Job (`completionMode: Indexed`).
+pub const JOB_INDEX_VAR: &str = "JOB_COMPLETION_INDEX";
+
+impl std::str::FromStr for ShardArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ShardArg, String> {
+        if let Some(n) = s.strip_prefix("job-index/") {
+            return match n.trim().parse::<u64>() {
+                Ok(count) if count >= 1 => Ok(ShardArg::JobIndex(count)),
+                _ => Err(format!("expected job-index/N with N >= 1, got {s:?}")),
+            };
+        }
+        s.parse()
+            .map(ShardArg::Fixed)
+            .map_err(|e: sweep::ShardError| e.to_string())
+    }
+}
+
+impl ShardArg {
+    fn resolve(self) -> Result<Shard, CliError> {
+        let count = match self {
+            ShardArg::Fixed(s) => return Ok(s),
+            ShardArg::JobIndex(count) => count,
+        };
+        let raw = std::env::var(JOB_INDEX_VAR).unwrap_or_default();
+        raw.trim()
+            .parse::<u64>()
+            .ok()
+            .and_then(|i| Shard::new(i.checked_add(1)?, count))
+            .ok_or(CliError::SweepJobIndex { count, found: raw })
     }
 }
 

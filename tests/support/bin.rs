@@ -43,6 +43,14 @@ pub fn mxtrace(args: &[&str], env: &[(&str, &str)]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
     schema::check_output(args, &run.stdout);
+    // A data table's `{setting:...}` token is worded before anything is shown.
+    for out in [&run.stdout, &run.stderr] {
+        assert!(
+            !out.contains("{setting:"),
+            "mxtrace {}: an unworded setting token in the output:\n{out}",
+            args.join(" ")
+        );
+    }
     run
 }
 
@@ -66,11 +74,24 @@ pub fn redact(transcript: &str) -> String {
                 }
                 _ => l.to_string(),
             };
-            redact_ports(&l)
+            redact_roots(&redact_ports(&l))
         })
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
+}
+
+/// `system trust store (145 roots)` -> `(# roots)`: the count is the machine's store's.
+pub fn redact_roots(l: &str) -> String {
+    const AT: &str = "system trust store (";
+    match l.find(AT) {
+        Some(i) => {
+            let rest = &l[i + AT.len()..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            format!("{}#{}", &l[..i + AT.len()], &rest[digits..])
+        }
+        None => l.to_string(),
+    }
 }
 
 /// `127.0.0.1:NNNNN` -> `127.0.0.1:PORT`.

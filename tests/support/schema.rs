@@ -121,7 +121,8 @@ pub fn json_command(args: &[&str]) -> Option<&'static str> {
             || *a == "--format=json"
             || (*a == "--format" && args.get(i + 1) == Some(&"json"))
     });
-    (json || command == "sweep").then_some(command)
+    // `sweep` prints readable lines unless asked for JSON, as every other command.
+    json.then_some(command)
 }
 
 fn parse(text: &str, what: &str) -> Value {

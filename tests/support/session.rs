@@ -41,6 +41,8 @@ pub fn opts(addr: SocketAddr) -> ProbeOptions {
         ctx: PathContext::default(),
         limits: None,
         probe_id: None,
+        naming: mxtrace_proto::spec::Naming::Flag,
+        tls_cache: None,
     }
 }
 

@@ -4,6 +4,7 @@
 use mxtrace_knowledge::{explain_reply, fit_next_steps, Explanation, Peer};
 use mxtrace_proto::model::Stage;
 use mxtrace_proto::smtp::reply::{Reply, ReplyError};
+use mxtrace_proto::spec::Naming;
 use std::fmt;
 
 /// Why the input to `explain` is unusable (exit code 2).
@@ -66,7 +67,14 @@ pub fn explain_text(
     };
     let parsed = Reply::parse_text(reply).map_err(ExplainInputError::BadReply)?;
     let mut explanation = explain_reply(stage, &parsed);
-    fit_next_steps(&mut explanation.next_steps, None, peer);
+    fit_next_steps(
+        &mut explanation.next_steps,
+        None,
+        explanation.category,
+        peer,
+    );
+    // `explain` is a command-line command: settings are named as flags.
+    mxtrace_knowledge::word_explanation(&mut explanation, Naming::Flag);
     Ok((parsed, stage, explanation))
 }
 
@@ -122,17 +130,20 @@ mod tests {
     }
 
     #[test]
-    fn json_has_the_schema_version_and_exactly_the_five_fields() {
+    fn json_has_the_schema_version_and_exactly_the_seven_fields() {
         let (_, _, e) = explain_text("554 5.7.1 Relay access denied", Some("rcpt"), None).unwrap();
         let text = render_json(&e).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let obj = v.as_object().unwrap();
-        assert_eq!(obj.len(), 6);
+        assert_eq!(obj.len(), 8);
         assert_eq!(v["schema_version"], mxtrace_proto::model::SCHEMA_VERSION);
         // The documented order, as printed.
         let at = |k: &str| text.find(&format!("\"{k}\"")).unwrap();
         assert!(at("schema_version") < at("class"));
-        assert!(at("class") < at("category") && at("category") < at("layer"));
+        assert!(at("class") < at("category") && at("category") < at("confidence"));
+        assert!(at("confidence") < at("runner_up") && at("runner_up") < at("layer"));
+        assert_eq!(v["confidence"], "high");
+        assert!(v["runner_up"].is_null());
         assert!(at("layer") < at("cause") && at("cause") < at("next_steps"));
         assert_eq!(v["category"], "relay_denied");
         assert_eq!(v["layer"], "connector");
@@ -154,6 +165,21 @@ mod tests {
         assert!(!plain.contains('\x1b'));
         let colored = render_human(&r, s, &e, true);
         assert!(colored.contains("\x1b[33mtransient\x1b[0m"));
+        assert!(
+            !plain.contains("confidence:"),
+            "high confidence goes unsaid"
+        );
+        // Unsure: the confidence and the runner-up are said, and the cause says "probably".
+        let (r, s, e) = explain_text("550 5.1.1 Mailbox is full", Some("rcpt"), None).unwrap();
+        let plain = render_human(&r, s, &e, false);
+        assert!(
+            plain.contains("\nconfidence: medium (runner-up: recipient_unknown)\n"),
+            "{plain}"
+        );
+        assert!(
+            plain.contains("cause: Probably mailbox_disabled_or_full"),
+            "{plain}"
+        );
     }
 
     #[test]
@@ -162,7 +188,12 @@ mod tests {
         let (_, _, unknown) = explain_text(reply, Some("rcpt"), None).unwrap();
         let (_, _, ms) = explain_text(reply, Some("rcpt"), Some("microsoft")).unwrap();
         let (_, _, other) = explain_text(reply, Some("rcpt"), Some("Other")).unwrap();
-        assert_eq!(unknown, ms, "unknown keeps every step, as for Microsoft");
+        // An unknown peer keeps every step; only the escalation names Microsoft for a
+        // Microsoft peer alone.
+        let n = ms.next_steps.len();
+        assert_eq!(unknown.next_steps[..n - 1], ms.next_steps[..n - 1]);
+        assert!(ms.next_steps[n - 1].contains("Microsoft support"));
+        assert!(!unknown.next_steps[n - 1].contains("Microsoft"));
         assert!(ms.next_steps.iter().any(|s| s.contains("Get-Mailbox")));
         assert!(other
             .next_steps

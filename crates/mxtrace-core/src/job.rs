@@ -6,7 +6,7 @@ use crate::limits::Limits;
 use crate::probe::ProbeOptions;
 use crate::trace::{TraceError, TraceOptions};
 use mxtrace_proto::model::{JobReport, PathContext};
-use mxtrace_proto::spec::{self, SessionSpec, SpecError, TargetError};
+use mxtrace_proto::spec::{self, Naming, SessionSpec, SpecError, TargetError};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -103,17 +103,20 @@ pub enum Job {
 
 impl Job {
     /// The job `target` stands for with these settings: validated, the password read, the
-    /// path context (scenario, hop) and the tenant (scenario B's hop 2) applied.
+    /// path context (scenario, hop) and the tenant (scenario B's hop 2) applied. `naming` is
+    /// how the settings were written (flags or keys): the report's advice names them so.
     pub fn new(
         target: &Target,
         spec: &SessionSpec,
         ctx: PathContext,
         tenant: Option<&str>,
+        naming: Naming,
     ) -> Result<Job, SpecError> {
         Ok(match target {
             Target::Probe { host, port } => {
                 let mut o = ProbeOptions::from_spec(spec, host.clone(), *port)?;
                 o.ctx = ctx;
+                o.naming = naming;
                 Job::Probe(Box::new(o))
             }
             Target::Trace { domain } => {
@@ -123,9 +126,19 @@ impl Job {
                 let named = ctx.scenario.filter(|_| ctx.hop.is_none());
                 let mut o = TraceOptions::new(domain, spec, named, tenant)?;
                 o.probe.ctx = ctx;
+                o.probe.naming = naming;
                 Job::Trace(Box::new(o))
             }
         })
+    }
+
+    /// The job's probes sharing TLS configurations through `cache` (a sweep's targets).
+    pub fn with_tls_cache(mut self, cache: Arc<mxtrace_net::tls::ConfigCache>) -> Job {
+        match &mut self {
+            Job::Probe(o) => o.tls_cache = Some(cache),
+            Job::Trace(o) => o.probe.tls_cache = Some(cache),
+        }
+        self
     }
 
     /// The job with its sessions held to `limits` (a sweep's per-destination slots).

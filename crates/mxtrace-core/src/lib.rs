@@ -1,5 +1,5 @@
 //! mxtrace: an SMTP path tracer that explains every reply in terms of where the message is in
-//! its path. See README.md for the vocabulary and the layout.
+//! its path. The vocabulary is in docs/diagnosis.md, the layout in ARCHITECTURE.md.
 
 // Input from the network, files and the command line is hostile: outside tests, nothing may
 // panic on it. Enforced here rather than by grep.
@@ -17,6 +17,7 @@
 pub mod diff;
 pub mod explain;
 pub mod exporter;
+pub mod fleet;
 pub mod headers;
 pub mod job;
 pub mod limits;

@@ -15,7 +15,7 @@ use mxtrace_knowledge::Category;
 use mxtrace_net::dns::{Dns, ResolverChoice};
 use mxtrace_proto::model::JobReport;
 use mxtrace_proto::model::{Outcome, ProbeReport, Stage, StageRecord, TraceReport};
-use mxtrace_proto::spec::{StartTls, ValueError};
+use mxtrace_proto::spec::{Field, Naming, StartTls, ValueError};
 use std::net::IpAddr;
 use std::time::SystemTime;
 use tokio::time::Instant;
@@ -31,13 +31,13 @@ pub use mxtrace_proto::model::{
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
-    #[error("hop {hop:?}: {source}")]
+    #[error("hop {hop:?}: {}", .source.describe(Naming::Key))]
     Hop {
         hop: String,
         #[source]
         source: TraceError,
     },
-    #[error("hop {hop:?}: resolver {source}")]
+    #[error("hop {hop:?}: {} {source}", Field::Resolver.key())]
     Resolver {
         hop: String,
         #[source]
@@ -298,56 +298,10 @@ fn trace_expectations(
         ex.push(x);
     }
     if let Some(pattern) = &e.mx_matches {
-        let hosts: Vec<String> = hop
-            .map(|h| h.mx.iter().map(|m| m.host.clone()).collect())
-            .unwrap_or_default();
-        let ok = !hosts.is_empty() && hosts.iter().all(|h| glob_match(pattern, h));
-        let observed = if hosts.is_empty() {
-            format!("no MX host: {}", r.verdict.summary)
-        } else {
-            hosts.join(", ")
-        };
-        ex.push(result(
-            "mx_matches",
-            format!("MX matches {pattern}"),
-            ok,
-            pattern.clone(),
-            observed,
-        ));
+        ex.push(mx_matches(pattern, r));
     }
     if let Some(want) = e.reachable {
-        let probes: Vec<&ProbeReport> = hop
-            .map(|h| h.probes.iter().map(|p| &p.report).collect())
-            .unwrap_or_default();
-        let connected: Vec<&ProbeReport> =
-            probes.iter().copied().filter(|p| connected(p)).collect();
-        // As a sender sees it: one reachable MX is enough; with `all`, every address.
-        let reachable = if all {
-            !probes.is_empty() && connected.len() == probes.len()
-        } else {
-            !connected.is_empty()
-        };
-        let observed = if probes.is_empty() {
-            format!("nothing probed: {}", r.verdict.summary)
-        } else {
-            format!(
-                "{} of {} address(es) connected{}",
-                connected.len(),
-                probes.len(),
-                connected
-                    .first()
-                    .and_then(|p| p.target.ip.as_ref())
-                    .map(|ip| format!(", first {ip}"))
-                    .unwrap_or_default()
-            )
-        };
-        ex.push(result(
-            "reachable",
-            if want { "reachable" } else { "not reachable" }.to_string(),
-            reachable == want,
-            want.to_string(),
-            observed,
-        ));
+        ex.push(walk_reachable(want, all, r));
     }
     for (key, budget) in &e.latency {
         if *key != LatencyKey::Dns {
@@ -356,6 +310,64 @@ fn trace_expectations(
         let took = hop.map(|h| h.dns_elapsed_ms).unwrap_or(0.0);
         ex.push(latency_result(*key, *budget, Some(took), String::new()));
     }
+}
+
+/// Every MX host of the first hop matches the pattern.
+fn mx_matches(pattern: &str, r: &TraceReport) -> ExpectationResult {
+    let hosts: Vec<String> = r
+        .hops
+        .first()
+        .map(|h| h.mx.iter().map(|m| m.host.clone()).collect())
+        .unwrap_or_default();
+    let ok = !hosts.is_empty() && hosts.iter().all(|h| glob_match(pattern, h));
+    let observed = if hosts.is_empty() {
+        format!("no MX host: {}", r.verdict.summary)
+    } else {
+        hosts.join(", ")
+    };
+    result(
+        "mx_matches",
+        format!("MX matches {pattern}"),
+        ok,
+        pattern.to_string(),
+        observed,
+    )
+}
+
+/// As a sender sees it: one reachable MX is enough; with `all`, every address.
+fn walk_reachable(want: bool, all: bool, r: &TraceReport) -> ExpectationResult {
+    let probes: Vec<&ProbeReport> = r
+        .hops
+        .first()
+        .map(|h| h.probes.iter().map(|p| &p.report).collect())
+        .unwrap_or_default();
+    let connected: Vec<&ProbeReport> = probes.iter().copied().filter(|p| connected(p)).collect();
+    let reachable = if all {
+        !probes.is_empty() && connected.len() == probes.len()
+    } else {
+        !connected.is_empty()
+    };
+    let observed = if probes.is_empty() {
+        format!("nothing probed: {}", r.verdict.summary)
+    } else {
+        format!(
+            "{} of {} address(es) connected{}",
+            connected.len(),
+            probes.len(),
+            connected
+                .first()
+                .and_then(|p| p.target.ip.as_ref())
+                .map(|ip| format!(", first {ip}"))
+                .unwrap_or_default()
+        )
+    };
+    result(
+        "reachable",
+        if want { "reachable" } else { "not reachable" }.to_string(),
+        reachable == want,
+        want.to_string(),
+        observed,
+    )
 }
 
 fn hop_cause(h: &mxtrace_proto::model::TraceHop) -> Option<String> {
@@ -975,7 +987,7 @@ fn required_result(id: &str, r: &ProbeReport) -> ExpectationResult {
 }
 
 fn ms(t0: Instant) -> f64 {
-    t0.elapsed().as_secs_f64() * 1000.0
+    mxtrace_proto::model::ms(t0.elapsed())
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Scenario files (`mxtrace run FILE.toml`): the hops of a delivery path and what must be true
-//! of each, in TOML. See `scenarios/` for commented examples and README "Scenario files" for
-//! the reference. (A "scenario" alone is one of the delivery scenarios A-D, `mxtrace_knowledge::Scenario`;
+//! of each, in TOML. See `scenarios/` for commented examples and docs/run.md#scenario-files
+//! for the reference. (A "scenario" alone is one of the delivery scenarios A-D, `mxtrace_knowledge::Scenario`;
 //! hence the module's name.)
 //!
 //! Loading is all-or-nothing and happens before anything touches the network: syntax, unknown
@@ -32,12 +32,14 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+mod problem;
+use problem::ValueProblem;
+pub use problem::{line_col, FileError, FileProblem};
+pub(crate) use problem::{read_small, Locator};
+
 /// The outside address of the open-relay check when the file names none: `.invalid` (RFC
 /// 2606) can never be delivered to, so a relay that accepts it still sends nothing.
 pub const DEFAULT_RELAY_TEST_RCPT: &str = "mxtrace-relay-test@example.invalid";
-
-/// A scenario file is small; a bigger one is a mistake (a log file named by accident).
-const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// A loaded, checked scenario file.
 #[derive(Debug, Clone)]
@@ -230,59 +232,12 @@ fn parse_stage(s: &str) -> Option<Stage> {
         .or_else(|| Stage::from_user(s))
 }
 
-/// Everything a file can get wrong, with where.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub struct FileError {
-    pub path: String,
-    /// 1-based; 0 when the error is about the whole file (unreadable).
-    pub line: usize,
-    pub col: usize,
-    pub message: String,
-    /// The setting the error is about, when it is one.
-    #[source]
-    pub source: Option<SpecError>,
-}
-
-impl std::fmt::Display for FileError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.path, self.message)
-        } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.path, self.line, self.col, self.message
-            )
-        }
-    }
-}
-
 /// Reads, parses and checks a scenario file; `overrides` (the command line) replace the
 /// file's settings in every hop.
 pub fn load(path: &Path, overrides: &SessionSpec) -> Result<ScenarioFile, FileError> {
     let text = read_small(path, "a scenario file")?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     parse(&text, path, &base, overrides)
-}
-
-/// Reads a small TOML file (`what`, for the message): a bigger one is a mistake.
-pub(crate) fn read_small(path: &Path, what: &str) -> Result<String, FileError> {
-    let whole = |message: String| FileError {
-        path: path.display().to_string(),
-        line: 0,
-        col: 0,
-        message,
-        source: None,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| whole(format!("cannot read: {e}")))?;
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(whole(format!(
-            "{} bytes: {what} is at most {MAX_FILE_BYTES}",
-            meta.len()
-        )));
-    }
-    std::fs::read_to_string(path).map_err(|e| whole(format!("cannot read: {e}")))
 }
 
 /// One layer of settings as written (`[defaults]` or a `[[hop]]`), with where each value is.
@@ -305,10 +260,7 @@ type Parsed = (RawFile, Layer, Vec<HopLayers>);
 /// Parses the TOML, moving each table's setting keys into a `SessionSpec` layer (the rest,
 /// unknown keys included, is for `RawFile`). Values keep their position in errors.
 fn read_toml(at: &Locator<'_>, text: &str) -> Result<Parsed, FileError> {
-    let terr = |e: toml::de::Error| {
-        let span = e.span().unwrap_or(0..0);
-        at.error(&span, e.message().trim_end().to_string())
-    };
+    let terr = |e| at.toml(e);
     let mut doc = DeTable::parse(text).map_err(terr)?;
     let defaults = match doc.get_mut().get_mut("defaults") {
         Some(v) => take_layer(v, FILE_KEYS).map_err(terr)?,
@@ -390,25 +342,17 @@ pub fn parse(
         .map(|t| tenant_key(&at, t))
         .transpose()?;
     if raw.hop.is_empty() {
-        return Err(at.error(
-            &(0..0),
-            "no [[hop]]: a scenario file lists at least one hop".to_string(),
-        ));
+        return Err(at.error(&(0..0), FileProblem::NoHop));
     }
     let mut names = HashSet::new();
     let mut hops = Vec::new();
     for (h, layers) in raw.hop.iter().zip(layers) {
         let name = h.name.get_ref().trim().to_string();
         if name.is_empty() {
-            return Err(at.error(&h.name.span(), "hop name is empty".to_string()));
+            return Err(at.error(&h.name.span(), FileProblem::EmptyHopName));
         }
         if !names.insert(name.clone()) {
-            return Err(at.error(
-                &h.name.span(),
-                format!(
-                    "two hops are named {name:?}: names identify expectations, make them unique"
-                ),
-            ));
+            return Err(at.error(&h.name.span(), FileProblem::DuplicateHop(name)));
         }
         let file = FileContext {
             at: &at,
@@ -432,52 +376,8 @@ pub fn parse(
 
 /// A `tenant` key (scenario files, exporter modules): the tenant's routing domain.
 pub(crate) fn tenant_key(at: &Locator<'_>, t: &Spanned<String>) -> Result<String, FileError> {
-    mxtrace_knowledge::tenant_routing_domain(t.get_ref()).ok_or_else(|| {
-        at.error(
-            &t.span(),
-            format!(
-                "tenant {:?}: expected the tenant name, e.g. contoso, contoso.onmicrosoft.com \
-                 or contoso.mail.onmicrosoft.com",
-                t.get_ref()
-            ),
-        )
-    })
-}
-
-pub(crate) struct Locator<'a> {
-    pub(crate) text: &'a str,
-    pub(crate) path: String,
-}
-
-impl Locator<'_> {
-    pub(crate) fn error(&self, span: &Range<usize>, message: String) -> FileError {
-        let (line, col) = line_col(self.text, span.start);
-        FileError {
-            path: self.path.clone(),
-            line,
-            col,
-            message,
-            source: None,
-        }
-    }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut line = 1;
-    let mut col = 1;
-    for (i, c) in text.char_indices() {
-        if i >= offset {
-            break;
-        }
-        if c == '\n' {
-            line += 1;
-            col = 1;
-        } else {
-            col += 1;
-        }
-    }
-    (line, col)
+    mxtrace_knowledge::tenant_routing_domain(t.get_ref())
+        .ok_or_else(|| at.error(&t.span(), FileProblem::Tenant(t.get_ref().clone())))
 }
 
 /// What every hop of a file shares.
@@ -517,23 +417,13 @@ impl HopSettings<'_> {
             .cloned()
     }
 
-    fn error(&self, field: Field, message: String) -> FileError {
-        self.file.at.error(&self.span(field), message)
+    fn error(&self, field: Field, problem: FileProblem) -> FileError {
+        self.file.at.error(&self.span(field), problem)
     }
 
     fn spec_error(&self, e: SpecError) -> FileError {
         let span = e.field().map_or(self.name_span.clone(), |f| self.span(f));
-        self.file
-            .at
-            .error(&span, e.describe(Naming::Key))
-            .with_source(e)
-    }
-}
-
-impl FileError {
-    fn with_source(mut self, e: SpecError) -> FileError {
-        self.source = Some(e);
-        self
+        self.file.at.error(&span, FileProblem::Setting(e))
     }
 }
 
@@ -552,9 +442,9 @@ fn hop_spec(
         .map(Spanned::span)
         .unwrap_or(name_span.clone());
     let ctx = path_context(file.scenario, hop_no)
-        .map_err(|e| at.error(&hop_span, format!("hop = {e}")))?;
+        .map_err(|e| at.error(&hop_span, FileProblem::Hop(e)))?;
     if file.scenario.is_none() && hop_no.is_some_and(|n| !(1..=2).contains(&n)) {
-        return Err(at.error(&hop_span, "hop: 1 or 2".to_string()));
+        return Err(at.error(&hop_span, FileProblem::HopNumber));
     }
     let layer = layers.hop;
     let settings = HopSettings {
@@ -610,28 +500,32 @@ fn hop_roundtrip(
 ) -> Result<roundtrip::RoundtripSpec, FileError> {
     let at = s.file.at;
     if let Some(i) = &raw.interval {
-        return Err(at.error(
-            &i.span(),
-            "interval: a scenario file's round trip runs once per run (interval is for \
-             `serve`'s [roundtrips.NAME])"
-                .to_string(),
-        ));
+        return Err(at.error(&i.span(), FileProblem::RoundtripIntervalInFile));
     }
-    for (key, f) in [
-        ("mailbox_password_file", &raw.mailbox_password_file),
-        ("mailbox_oauth_token_file", &raw.mailbox_oauth_token_file),
-        ("ndr_mailbox_password_file", &raw.ndr_mailbox_password_file),
+    for (key, key_env, f) in [
+        (
+            "mailbox_password_file",
+            "mailbox_password_env",
+            &raw.mailbox_password_file,
+        ),
+        (
+            "mailbox_oauth_token_file",
+            "mailbox_oauth_token_env",
+            &raw.mailbox_oauth_token_file,
+        ),
+        (
+            "ndr_mailbox_password_file",
+            "ndr_mailbox_password_env",
+            &raw.ndr_mailbox_password_file,
+        ),
         (
             "ndr_mailbox_oauth_token_file",
+            "ndr_mailbox_oauth_token_env",
             &raw.ndr_mailbox_oauth_token_file,
         ),
     ] {
         if let Some(f) = f {
-            let env = key.replace("_file", "_env");
-            return Err(at.error(
-                &f.span(),
-                format!("{key}: in a scenario file secrets come from variables ({env})"),
-            ));
+            return Err(at.error(&f.span(), FileProblem::SecretFile { key, key_env }));
         }
     }
     let rt = s.roundtrip.map(|r| &r.spec).cloned().unwrap_or_default();
@@ -679,22 +573,19 @@ fn hop_target(
     Ok(match (&h.domain, &h.hosts) {
         (Some(d), Some(hs)) => {
             let span = hs.span().start.max(d.span().start);
-            return Err(at.error(
-                &(span..span),
-                "a hop has domain (walk its MX) or hosts (probe them), not both".to_string(),
-            ));
+            return Err(at.error(&(span..span), FileProblem::DomainAndHosts));
         }
         (Some(d), None) => HopTarget::Domain(
-            check_domain(d.get_ref()).map_err(|e| at.error(&d.span(), e.to_string()))?,
+            check_domain(d.get_ref()).map_err(|e| at.error(&d.span(), FileProblem::Target(e)))?,
         ),
         (None, Some(hs)) => {
             if hs.get_ref().is_empty() {
-                return Err(at.error(&hs.span(), "hosts is empty".to_string()));
+                return Err(at.error(&hs.span(), FileProblem::NoHosts));
             }
             let mut list = Vec::new();
             for t in hs.get_ref() {
-                let (host, p) =
-                    parse_target(t, port).map_err(|e| at.error(&hs.span(), e.to_string()))?;
+                let (host, p) = parse_target(t, port)
+                    .map_err(|e| at.error(&hs.span(), FileProblem::Target(e)))?;
                 list.push((host, s.file.overrides.port.unwrap_or(p)));
             }
             HopTarget::Hosts(list)
@@ -702,15 +593,7 @@ fn hop_target(
         (None, None) => match (s.file.scenario, ctx.hop, s.file.tenant) {
             // Scenario B hop 2 goes to the tenant's routing domain by definition.
             (Some(Scenario::B), Some(2), Some(t)) => HopTarget::Domain(t.to_string()),
-            _ => {
-                return Err(at.error(
-                    &s.name_span,
-                    format!(
-                        "hop {name:?} needs domain = \"contoso.com\" (walk its MX) or hosts = \
-                         [\"mail.contoso.com:25\"] (probe them)"
-                    ),
-                ))
-            }
+            _ => return Err(at.error(&s.name_span, FileProblem::NoTarget(name.to_string()))),
         },
     })
 }
@@ -737,7 +620,7 @@ fn resolve_files(s: &HopSettings<'_>, session: &mut SessionSpec) -> Result<(), F
         if let (Some(p), false) = (slot.as_mut(), from_command_line) {
             let full: PathBuf = s.file.base.join(&*p);
             if !full.is_file() {
-                return Err(s.error(field, format!("{}: no such file", full.display())));
+                return Err(s.error(field, FileProblem::NoSuchFile(full)));
             }
             *p = full;
         }
@@ -750,12 +633,7 @@ fn resolve_files(s: &HopSettings<'_>, session: &mut SessionSpec) -> Result<(), F
 fn check_session(s: &HopSettings<'_>, session: &SessionSpec) -> Result<(), FileError> {
     let secret_source = session.auth_password_env.is_some() || session.oauth_source().is_some();
     if session.auth_user.is_some() && !secret_source {
-        return Err(s.error(
-            Field::AuthUser,
-            "auth_user needs auth_password_env (the variable holding the password; passwords \
-             are never written in scenario files) or an OAuth token source"
-                .to_string(),
-        ));
+        return Err(s.error(Field::AuthUser, FileProblem::NoPasswordVariable));
     }
     session.validate(None).map_err(|e| s.spec_error(e))?;
     if session.tls_ca_file.is_some() || session.tls_client_cert.is_some() {
@@ -767,14 +645,11 @@ fn check_session(s: &HopSettings<'_>, session: &SessionSpec) -> Result<(), FileE
             ProbeOptions::from_spec(&spec, "mxtrace.invalid".to_string(), spec.port_or_default())
                 .map_err(|e| s.spec_error(e))?;
         mxtrace_net::tls::client_config(&probe.tls).map_err(|e| {
-            use mxtrace_net::tls::TlsConfigError as E;
-            let field = match &e {
-                E::CaFile { .. } | E::NotCa { .. } | E::NoCaCertificate { .. } => Field::TlsCaFile,
-                E::ClientKey { .. } => Field::TlsClientKey,
-                _ if session.tls_client_cert.is_some() => Field::TlsClientCert,
-                _ => Field::TlsCaFile,
-            };
-            s.error(field, e.to_string())
+            let field = e.field().unwrap_or(match session.tls_client_cert {
+                Some(_) => Field::TlsClientCert,
+                None => Field::TlsCaFile,
+            });
+            s.error(field, FileProblem::TlsFile(e))
         })?;
     }
     Ok(())
@@ -790,25 +665,16 @@ pub(crate) fn expectations(
         None => None,
         Some(g) => {
             if !matches!(target, HopTarget::Domain(_)) {
-                return Err(at.error(
-                    &g.span(),
-                    "mx_matches needs a domain hop (hosts are not looked up as MX)".to_string(),
-                ));
+                return Err(at.error(&g.span(), FileProblem::MxMatchesNeedsDomain));
             }
             Some(g.get_ref().0.clone())
         }
     };
-    let open_relay =
-        match &e.open_relay {
-            None => None,
-            Some(v) if !*v.get_ref() => Some(false),
-            Some(v) => return Err(at.error(
-                &v.span(),
-                "open_relay = true is not something to expect: write open_relay = false (RCPT to \
-                 an outside domain without AUTH must be refused) or leave it out"
-                    .to_string(),
-            )),
-        };
+    let open_relay = match &e.open_relay {
+        None => None,
+        Some(v) if !*v.get_ref() => Some(false),
+        Some(v) => return Err(at.error(&v.span(), FileProblem::OpenRelayExpected)),
+    };
     let mut stages: Vec<(Stage, ReplyExpect)> =
         e.stage.iter().map(|(k, v)| (k.1, v.clone())).collect();
     stages.sort_by_key(|(s, _)| stage_order(*s));
@@ -816,10 +682,7 @@ pub(crate) fn expectations(
     for (k, v) in &e.latency {
         let key = k.get_ref().0;
         if key == LatencyKey::Dns && !matches!(target, HopTarget::Domain(_)) {
-            return Err(at.error(
-                &k.span(),
-                "latency.dns: only a domain hop looks up DNS".to_string(),
-            ));
+            return Err(at.error(&k.span(), FileProblem::LatencyDnsNeedsDomain));
         }
         latency.push((key, v.0));
     }
@@ -855,27 +718,18 @@ pub(crate) fn roundtrip_expectations(
     let raw = e.roundtrip.as_ref();
     let Some(rt) = rt else {
         return match raw {
-            Some(r) => Err(at.error(
-                &r.span(),
-                "roundtrip.* expectations need a [hop.roundtrip] table in the hop (serve runs \
-                 round trips as [roundtrips.NAME])"
-                    .to_string(),
-            )),
+            Some(r) => Err(at.error(&r.span(), FileProblem::RoundtripExpectWithoutTable)),
             None => Ok(out),
         };
     };
     if let Some(r) = raw {
         let x = r.get_ref();
         if let Some(w) = x.within.filter(|w| w.0 > rt.within) {
-            return Err(at.error(
-                &r.span(),
-                format!(
-                    "roundtrip.within {} is longer than the round trip waits ([hop.roundtrip] \
-                     within = {}): the message could not be seen in time",
-                    humantime::format_duration(w.0),
-                    humantime::format_duration(rt.within)
-                ),
-            ));
+            let problem = FileProblem::RoundtripWithinTooLong {
+                budget: humantime::format_duration(w.0).to_string(),
+                wait: humantime::format_duration(rt.within).to_string(),
+            };
+            return Err(at.error(&r.span(), problem));
         }
         out.roundtrip = RoundtripExpect {
             passes: x.passes,
@@ -910,7 +764,7 @@ pub enum HopJob {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PrepareError {
-    #[error("hop {hop:?}: {source}")]
+    #[error("hop {hop:?}: {}", .source.describe(Naming::Key))]
     Session {
         hop: String,
         #[source]
@@ -932,7 +786,7 @@ pub fn prepare(hop: &HopSpec) -> Result<Prepared, PrepareError> {
     let job = match &hop.target {
         HopTarget::Domain(d) => {
             let t = Target::trace(d).map_err(|e| err(e.into()))?;
-            match Job::new(&t, &hop.session, hop.ctx, None).map_err(err)? {
+            match Job::new(&t, &hop.session, hop.ctx, None, Naming::Key).map_err(err)? {
                 Job::Trace(o) => HopJob::Trace(o),
                 Job::Probe(o) => HopJob::Hosts(vec![*o]),
             }
@@ -944,7 +798,8 @@ pub fn prepare(hop: &HopSpec) -> Result<Prepared, PrepareError> {
                     host: host.clone(),
                     port: *port,
                 };
-                if let Job::Probe(o) = Job::new(&t, &hop.session, hop.ctx, None).map_err(err)? {
+                let job = Job::new(&t, &hop.session, hop.ctx, None, Naming::Key).map_err(err)?;
+                if let Job::Probe(o) = job {
                     list.push(*o);
                 }
             }
@@ -1028,17 +883,18 @@ struct RawRoundtripExpect {
 
 // ---- Values checked while they are read (the parser then reports their position) -----------
 
-fn custom<E: de::Error>(msg: String) -> E {
-    E::custom(msg)
+/// The problem as the TOML parser reports it (it adds the position).
+fn custom<E: de::Error>(problem: ValueProblem) -> E {
+    E::custom(problem)
 }
 
-/// Deserializes a string and converts it, or fails with the converter's message.
+/// Deserializes a string and converts it, or fails with the converter's problem.
 macro_rules! from_str_value {
     ($name:ident($inner:ty), |$s:ident| $body:expr) => {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let $s = String::deserialize(d)?;
-                let r: Result<$inner, String> = $body;
+                let r: Result<$inner, ValueProblem> = $body;
                 r.map($name).map_err(custom)
             }
         }
@@ -1048,19 +904,19 @@ macro_rules! from_str_value {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ScenarioLetter(pub(crate) Scenario);
 from_str_value!(ScenarioLetter(Scenario), |s| parse_scenario(&s)
-    .map_err(|e| format!("scenario {s:?}: {e}")));
+    .map_err(|source| ValueProblem::Scenario { value: s, source }));
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Dur(pub(crate) Duration);
 from_str_value!(Dur(Duration), |s| mxtrace_proto::spec::parse_duration(&s)
-    .map_err(|e| format!("invalid duration {s:?}: {e}")));
+    .map_err(|source| ValueProblem::Duration { value: s, source }));
 
 #[derive(Debug, Clone, Copy)]
 struct FolderName(FolderKind);
 from_str_value!(FolderName(FolderKind), |s| match s.as_str() {
     "inbox" => Ok(FolderKind::Inbox),
     "junk" => Ok(FolderKind::Junk),
-    _ => Err(format!("roundtrip.folder {s:?}: inbox or junk")),
+    _ => Err(ValueProblem::Folder(s)),
 });
 
 #[derive(Debug, Clone)]
@@ -1072,10 +928,7 @@ from_str_value!(Glob(String), |s| {
     if ok {
         Ok(s.to_ascii_lowercase())
     } else {
-        Err(format!(
-            "mx_matches {s:?}: a host name pattern, * for any characters and ? for one \
-             (e.g. \"*.mail.protection.outlook.com\")"
-        ))
+        Err(ValueProblem::Glob(s))
     }
 });
 
@@ -1089,9 +942,7 @@ from_str_value!(CertName(String), |s| {
     if ok {
         Ok(s.to_ascii_lowercase())
     } else {
-        Err(format!(
-            "certificate_name {s:?}: expected a host name such as mail.contoso.com"
-        ))
+        Err(ValueProblem::CertName(s))
     }
 });
 
@@ -1115,14 +966,9 @@ impl<'de> Deserialize<'de> for StageKey {
         let s = String::deserialize(d)?;
         match parse_stage(&s) {
             Some(st) => Ok(StageKey(stage_order(st), st)),
-            None => Err(custom(format!("unknown stage {s:?}: {}", stage_names()))),
+            None => Err(custom(ValueProblem::Stage(s))),
         }
     }
-}
-
-fn stage_names() -> String {
-    let names: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
-    format!("expected one of {} (or mail, rcpt, eod)", names.join(", "))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1144,7 +990,7 @@ from_str_value!(LatencyKeyName(LatencyKey), |s| match s.as_str() {
     "total" => Ok(LatencyKey::Total),
     other => parse_stage(other)
         .map(LatencyKey::Stage)
-        .ok_or_else(|| format!("unknown latency key {s:?}: {}, dns or total", stage_names())),
+        .ok_or(ValueProblem::LatencyKey(s)),
 });
 
 #[derive(Debug, Clone, Copy)]
@@ -1157,14 +1003,8 @@ impl<'de> Deserialize<'de> for CategoryName {
     }
 }
 
-fn category(s: &str) -> Result<Category, String> {
-    Category::from_name(s).ok_or_else(|| {
-        let names: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
-        format!(
-            "unknown category {s:?}: expected one of {}",
-            names.join(", ")
-        )
-    })
+fn category(s: &str) -> Result<Category, ValueProblem> {
+    Category::from_name(s).ok_or_else(|| ValueProblem::Category(s.to_string()))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -1177,7 +1017,7 @@ impl<'de> Deserialize<'de> for ReplyCode {
             .ok()
             .filter(|c| (200..=599).contains(c))
             .map(ReplyCode)
-            .ok_or_else(|| custom(format!("code {n}: an SMTP reply code is 200-599")))
+            .ok_or_else(|| custom(ValueProblem::Code(n)))
     }
 }
 
@@ -1185,9 +1025,7 @@ impl<'de> Deserialize<'de> for ReplyCode {
 struct Enhanced(String);
 from_str_value!(Enhanced(String), |s| match EnhancedCode::parse(&s) {
     Some(e) => Ok(e.to_string()),
-    None => Err(format!(
-        "enhanced {s:?}: an enhanced status code such as \"2.1.5\" or \"5.7.1\""
-    )),
+    None => Err(ValueProblem::Enhanced(s)),
 });
 
 #[derive(Debug, Deserialize)]
@@ -1287,14 +1125,13 @@ pub fn cert_name_matches(san: &str, name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn parse_str(text: &str) -> Result<ScenarioFile, String> {
+    fn parse_str(text: &str) -> Result<ScenarioFile, FileError> {
         parse(
             text,
             Path::new("t.toml"),
             Path::new("."),
             &SessionSpec::default(),
         )
-        .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -1381,7 +1218,7 @@ mod tests {
             "t.toml:5:8: ehlo \"bad name\": not a valid EHLO name"
         );
         assert!(matches!(
-            e.source.as_ref().and_then(SpecError::field),
+            e.spec_error().and_then(SpecError::field),
             Some(Field::Ehlo)
         ));
     }
@@ -1468,7 +1305,7 @@ mod tests {
             ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\n[hop.expect]\nroundtrip.delivered = true\n".to_string(), "t.toml:6:1: roundtrip.* expectations need a [hop.roundtrip] table"),
         ];
         for (text, want) in cases {
-            let e = parse_str(&text).expect_err(&text);
+            let e = parse_str(&text).expect_err(&text).to_string();
             assert!(e.contains(want), "{text}\n got: {e}\nwant: {want}");
         }
     }
@@ -1490,6 +1327,8 @@ mod tests {
             ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\n[hop.expect]\nmx_matches = \"*.c.com\"\n", "t.toml:6:14: mx_matches needs a domain hop"),
             ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\n[hop.expect]\nstage.rcpt = { code = 250, color = 1 }\n", "unknown field `color`"),
             ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\ntls_ca_file = \"nope.pem\"\n", "t.toml:5:15: ./nope.pem: no such file"),
+            // A TLS file that does not load is named by its key.
+            ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\ntls_ca_file = \"Cargo.toml\"\n", "t.toml:5:15: tls_ca_file ./Cargo.toml: no PEM certificate found"),
             ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\nauth_user = \"u\"\n", "t.toml:5:13: auth_user needs auth_password_env"),
             ("name = \"x\"\n[[hop]\n", "t.toml:2:"),
             ("name = \"x\"\n", "no [[hop]]"),
@@ -1506,7 +1345,7 @@ mod tests {
             ("name = \"x\"\n[[hop]]\nname = \"a\"\nhosts = [\"mx\"]\nauth_user = \"u\"\noauth_token_env = \"T\"\nauth_password_env = \"P\"\n", "oauth_token_env and auth_password_env exclude each other"),
         ];
         for (text, want) in cases {
-            let e = parse_str(text).expect_err(text);
+            let e = parse_str(text).expect_err(text).to_string();
             assert!(e.contains(want), "{text:?}\n got: {e}\nwant: {want}");
         }
     }

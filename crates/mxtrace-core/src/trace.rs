@@ -12,6 +12,7 @@ use mxtrace_knowledge::{
     self, Category, Class, Diagnosis, Explanation, Layer, PathContext, Scenario,
 };
 use mxtrace_net::dns::{Dns, Mx, ResolverChoice};
+use mxtrace_proto::model::ms;
 use mxtrace_proto::model::{
     AddressInfo, DnsFailure, DnsReason, MxFlag, MxHost, MxSource, Outcome, ProbeReport, SpfRecord,
     Stage, TraceHop, TraceProbe, TraceReport, Verdict,
@@ -20,7 +21,9 @@ use mxtrace_proto::model::{
 mod dane;
 use crate::probe::ProbeOptions;
 use mxtrace_net::tls::TlsConfigError;
-use mxtrace_proto::spec::{check_domain, Family, SessionSpec, SpecError, ValueError};
+use mxtrace_proto::spec::{
+    check_domain, Family, Field, Naming, SessionSpec, SpecError, ValueError,
+};
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
@@ -92,6 +95,16 @@ pub enum TraceError {
     Tls(#[from] TlsConfigError),
 }
 
+impl TraceError {
+    /// The message, naming settings as the front end does (`Display`: as flags).
+    pub fn describe(&self, naming: Naming) -> String {
+        match self {
+            TraceError::Resolver(e) => e.describe(naming),
+            TraceError::Tls(e) => e.describe(naming),
+        }
+    }
+}
+
 impl TraceOptions {
     /// The options of `trace DOMAIN` (and of a scenario file's domain hop): the session
     /// settings validated and resolved, the probe template aimed at the domain.
@@ -104,7 +117,7 @@ impl TraceOptions {
         let domain = check_domain(domain)?;
         let resolver =
             ResolverChoice::parse(spec.resolver.as_deref()).map_err(|source| SpecError::Value {
-                field: mxtrace_proto::spec::Field::Resolver,
+                field: Field::Resolver,
                 source,
             })?;
         let probe = ProbeOptions::from_spec(spec, domain.clone(), spec.port_or_default())?;
@@ -149,23 +162,7 @@ pub async fn trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
         .trim()
         .trim_end_matches('.')
         .to_ascii_lowercase();
-    // Scenario D's MX walk is its hop 2 (on-premises -> third party); hop 1, EOP -> the
-    // on-premises smart host, is a `probe` of that host.
-    // The first hop's place in the path: named on the command line (`--scenario`; D's MX
-    // walk is its hop 2), or by a scenario file through the probe template's context (e.g.
-    // B hop 2, on-premises -> EOP); else detected from the MX below.
-    let (scenario, hop) = match (opts.scenario, opts.probe.ctx) {
-        (Some(Scenario::D), _) => (Some(Scenario::D), 2),
-        (Some(s), _) => (Some(s), 1),
-        (
-            None,
-            PathContext {
-                scenario: Some(s),
-                hop,
-            },
-        ) => (Some(s), hop.unwrap_or(1)),
-        (None, _) => (None, 1),
-    };
+    let (scenario, hop) = first_hop(opts);
     let first = HopPlan {
         hop,
         domain: domain.clone(),
@@ -175,25 +172,7 @@ pub async fn trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
     };
     let hop1 = walk_hop(&dns, opts, first).await?;
     let mut hops = vec![hop1];
-    let hybrid = hops.first().and_then(|h| h.scenario) == Some(Scenario::B);
-    let target = opts
-        .tenant
-        .as_deref()
-        .and_then(mxtrace_knowledge::tenant_routing_domain);
-    if let (true, Some(target)) = (hybrid, target) {
-        let mut probe = opts.probe.clone();
-        probe.rcpts = probe
-            .rcpts
-            .iter()
-            .map(|r| remote_routing_address(r, &target))
-            .collect();
-        let plan = HopPlan {
-            hop: 2,
-            domain: target,
-            scenario: Some(Scenario::B),
-            probe,
-            dane: Default::default(),
-        };
+    if let Some(plan) = hybrid_hop(opts, &hops) {
         let mut hop2 = walk_hop(&dns, opts, plan).await?;
         hop2.verdict.warnings.insert(
             0,
@@ -213,6 +192,49 @@ pub async fn trace(opts: &TraceOptions) -> Result<TraceReport, TraceError> {
         verdict,
         started_at: humantime::format_rfc3339_millis(started_at).to_string(),
         elapsed_ms: ms(t0.elapsed()),
+    })
+}
+
+/// The first hop's place in the path: named on the command line (`--scenario`; D's MX walk
+/// is its hop 2, hop 1 being EOP -> the on-premises smart host, a `probe` of that host), or
+/// by a scenario file through the probe template's context (e.g. B hop 2, on-premises ->
+/// EOP); else detected from the MX.
+fn first_hop(opts: &TraceOptions) -> (Option<Scenario>, u8) {
+    match (opts.scenario, opts.probe.ctx) {
+        (Some(Scenario::D), _) => (Some(Scenario::D), 2),
+        (Some(s), _) => (Some(s), 1),
+        (
+            None,
+            PathContext {
+                scenario: Some(s),
+                hop,
+            },
+        ) => (Some(s), hop.unwrap_or(1)),
+        (None, _) => (None, 1),
+    }
+}
+
+/// Scenario B with a tenant: hop 2 walks the tenant's routing domain, as the on-premises
+/// server does, the recipients turned into their remote routing addresses.
+fn hybrid_hop(opts: &TraceOptions, hops: &[TraceHop]) -> Option<HopPlan> {
+    let hybrid = hops.first().and_then(|h| h.scenario) == Some(Scenario::B);
+    let target = opts
+        .tenant
+        .as_deref()
+        .and_then(mxtrace_knowledge::tenant_routing_domain)
+        .filter(|_| hybrid)?;
+    let mut probe = opts.probe.clone();
+    probe.rcpts = probe
+        .rcpts
+        .iter()
+        .map(|r| remote_routing_address(r, &target))
+        .collect();
+    Some(HopPlan {
+        hop: 2,
+        domain: target,
+        scenario: Some(Scenario::B),
+        probe,
+        dane: Default::default(),
     })
 }
 
@@ -300,6 +322,8 @@ struct Walking {
     hop: TraceHop,
     warnings: Vec<String>,
     t0: Instant,
+    /// How advice names settings (`ProbeOptions::naming`).
+    naming: Naming,
 }
 
 async fn walk_hop(
@@ -308,24 +332,10 @@ async fn walk_hop(
     mut plan: HopPlan,
 ) -> Result<TraceHop, TraceError> {
     let w = Walking {
-        hop: TraceHop {
-            spf: None,
-            mta_sts: None,
-            families: Vec::new(),
-            family_probes: Vec::new(),
-            hop: plan.hop,
-            domain: plan.domain.clone(),
-            scenario: plan.scenario,
-            mx_source: MxSource::None,
-            mx: Vec::new(),
-            error: None,
-            dns_elapsed_ms: 0.0,
-            probes: Vec::new(),
-            decided_by: None,
-            verdict: fail_verdict(Outcome::Error, String::new(), Vec::new()),
-        },
+        hop: empty_hop(&plan),
         warnings: Vec::new(),
         t0: Instant::now(),
+        naming: opts.probe.naming,
     };
     let mut w = match look_up_mx(dns, w).await {
         ControlFlow::Break(done) => return Ok(done),
@@ -345,7 +355,7 @@ async fn walk_hop(
     w.hop.dns_elapsed_ms = ms(w.t0.elapsed());
     if candidates.is_empty() {
         let (failure, subject) = no_address_failure(&w.hop, &plan.domain);
-        return Ok(dns_decided(w.hop, failure, subject, w.warnings));
+        return Ok(dns_decided(w, failure, subject));
     }
     let Walking {
         mut hop,
@@ -368,6 +378,26 @@ async fn walk_hop(
     family::per_family(opts, &plan, &mut hop, &candidates).await?;
     sts::explain_failures(&mut hop);
     Ok(hop)
+}
+
+/// The record of a hop before its walk.
+fn empty_hop(plan: &HopPlan) -> TraceHop {
+    TraceHop {
+        spf: None,
+        mta_sts: None,
+        families: Vec::new(),
+        family_probes: Vec::new(),
+        hop: plan.hop,
+        domain: plan.domain.clone(),
+        scenario: plan.scenario,
+        mx_source: MxSource::None,
+        mx: Vec::new(),
+        error: None,
+        dns_elapsed_ms: 0.0,
+        probes: Vec::new(),
+        decided_by: None,
+        verdict: fail_verdict(Outcome::Error, String::new(), Vec::new()),
+    }
 }
 
 /// The MX records: a null MX or a DNS failure decides the hop here.
@@ -413,7 +443,7 @@ async fn look_up_mx(dns: &Dns, mut w: Walking) -> ControlFlow<TraceHop, Walking>
         Err(f) if f.reason == DnsReason::NoRecords => implicit(hop, domain),
         Err(f) => {
             hop.dns_elapsed_ms = ms(t0.elapsed());
-            return ControlFlow::Break(dns_decided(w.hop, f, Subject::Domain, w.warnings));
+            return ControlFlow::Break(dns_decided(w, f, Subject::Domain));
         }
     }
 
@@ -456,6 +486,17 @@ fn name_scenario(opts: &TraceOptions, plan: &mut HopPlan, w: &mut Walking) {
 /// Looks up every usable MX host's addresses, then each address's reverse DNS, all bounded;
 /// returns the (MX index, address) pairs to probe, in order.
 async fn resolve_mx_hosts(dns: &Dns, opts: &TraceOptions, w: &mut Walking) -> Vec<(usize, IpAddr)> {
+    let addresses = look_up_addresses(dns, opts, w).await;
+    reverse_dns(dns, opts, &mut w.hop, addresses).await
+}
+
+/// The addresses of every usable MX host, (MX index, address) in order; the hosts that are
+/// IP literals, beyond `max_mx`, aliases or without an address are flagged.
+async fn look_up_addresses(
+    dns: &Dns,
+    opts: &TraceOptions,
+    w: &mut Walking,
+) -> Vec<(usize, IpAddr)> {
     let families = families(&opts.probe);
     let (hop, warnings) = (&mut w.hop, &mut w.warnings);
     // Which hosts get looked up: IP literals never (a sending MTA does not use them), hosts
@@ -508,8 +549,17 @@ async fn resolve_mx_hosts(dns: &Dns, opts: &TraceOptions, w: &mut Walking) -> Ve
             to_reverse.push((i, ip));
         }
     }
+    to_reverse
+}
 
-    // Reverse DNS and its forward confirmation, every address at once (bounded).
+/// Reverse DNS and its forward confirmation, every address at once (bounded), recorded under
+/// its MX host; returns the addresses to probe.
+async fn reverse_dns(
+    dns: &Dns,
+    opts: &TraceOptions,
+    hop: &mut TraceHop,
+    to_reverse: Vec<(usize, IpAddr)>,
+) -> Vec<(usize, IpAddr)> {
     let futs: Vec<_> = to_reverse
         .iter()
         .map(|&(_, ip)| {
@@ -833,17 +883,18 @@ fn no_address_failure(hop: &TraceHop, domain: &str) -> (DnsFailure, Subject) {
     )
 }
 
-fn dns_decided(
-    mut hop: TraceHop,
-    mut f: DnsFailure,
-    subject: Subject,
-    warnings: Vec<String>,
-) -> TraceHop {
+fn dns_decided(w: Walking, mut f: DnsFailure, subject: Subject) -> TraceHop {
+    let Walking {
+        mut hop,
+        warnings,
+        naming,
+        ..
+    } = w;
     let ctx = PathContext {
         scenario: hop.scenario,
         hop: hop.scenario.map(|_| hop.hop),
     };
-    let e = explain_dns(&f, subject, &hop.domain);
+    let e = explain_dns(&f, subject, &hop.domain, naming);
     let summary = format!("DNS: {} ({}: {})", e.cause, f.query, f.reason.as_str());
     f.diagnosis = Some(Diagnosis::new(e, ctx));
     hop.error = Some(f);
@@ -854,135 +905,121 @@ fn dns_decided(
 /// The DNS failure modes in words, with what to check. Sources: RFC 1035 4.1.1 (RCODEs),
 /// RFC 2308 (NXDOMAIN vs NODATA), RFC 5321 5.1 (MX and implicit MX), RFC 3463 (4.4.3 "directory
 /// server failure", 5.1.2 "bad destination system address" in the bounces senders produce).
-fn explain_dns(f: &DnsFailure, subject: Subject, domain: &str) -> Explanation {
+fn explain_dns(f: &DnsFailure, subject: Subject, domain: &str, naming: Naming) -> Explanation {
     let q = &f.query;
-    let (class, cause, steps): (Class, String, Vec<&str>) = match (f.reason, subject) {
+    let (class, cause, steps): (Class, String, Vec<String>) = match (f.reason, subject) {
         (DnsReason::Nxdomain, Subject::Domain) => (
             Class::Permanent,
             format!("{domain} does not exist in DNS (NXDOMAIN): senders bounce with 5.1.2 / \"host or domain name not found\""),
-            vec![
+            steps(&[
                 "Check the spelling of the domain.",
                 "If the domain is yours: check its registration and its delegation (NS records at the parent zone), and that the zone is loaded on its name servers.",
                 "For Microsoft 365: the domain must be added and verified in the admin center (Settings > Domains) and its MX published at the DNS host.",
-            ],
+            ]),
         ),
         (DnsReason::Nxdomain, Subject::MxHost) => (
             Class::Permanent,
             format!("the MX of {domain} points at a name that does not exist ({q}: NXDOMAIN)"),
-            vec![
+            steps(&[
                 "Fix the MX record: a typo in the host name, or a host record that was removed.",
                 "For Microsoft 365 the MX must be exactly the value the admin center shows (<domain>.mail.protection.outlook.com).",
-            ],
+            ]),
         ),
         (DnsReason::NoRecords, Subject::Domain) => (
             Class::Permanent,
             format!("{domain} has neither MX nor A/AAAA records: there is nowhere to deliver (RFC 5321 5.1)"),
-            vec![
+            steps(&[
                 "Publish an MX record; for Microsoft 365 the value is in the admin center (Settings > Domains), of the form <domain>.mail.protection.outlook.com.",
                 "If the domain should receive no mail, publish a null MX (\"0 .\", RFC 7505) so that senders fail at once.",
-            ],
+            ]),
         ),
         (DnsReason::NoRecords, Subject::MxHost) => (
             Class::Permanent,
             format!("no MX host of {domain} has a usable address: {}", f.message),
-            vec![
+            steps(&[
                 "Publish A (and AAAA) records for the MX host, or point the MX at a host that has them.",
-                "With -4 or -6 only that family is looked up: try without it.",
-            ],
+                &format!(
+                    "With {} only that family is looked up: try without it.",
+                    Field::IpVersion.mention(naming)
+                ),
+            ]),
         ),
-        (DnsReason::Servfail, _) => (
-            Class::Transient,
-            format!("the resolver could not get an answer for {q} (SERVFAIL): the authoritative servers are unreachable or broken (lame delegation), or DNSSEC validation failed; senders defer (4.4.3) and retry"),
-            vec![
-                "Ask the authoritative servers directly (dig +norecurse @<ns> <name> MX) and check the delegation at the parent zone.",
-                "If the zone is signed, check DS and DNSKEY: a validation failure shows as SERVFAIL.",
-                "Try another resolver with --resolver to tell a local resolver problem from the domain's.",
-            ],
-        ),
-        (DnsReason::Timeout, _) => (
-            Class::Transient,
-            format!("no answer for {q} in time: the resolver or the domain's name servers do not answer; senders defer and retry"),
-            vec![
-                "Check that the resolver is reachable from here (UDP and TCP port 53); a firewall may drop DNS.",
-                "Try another resolver with --resolver, or a longer --dns-timeout.",
-            ],
-        ),
-        (DnsReason::Refused, _) => (
-            Class::Transient,
-            format!("the resolver refused the query for {q}: it does not answer (or recurse) for this client"),
-            vec!["Use a resolver that serves this machine (--resolver IP)."],
-        ),
-        (DnsReason::Network, _) => (
-            Class::Transient,
-            format!("the resolver could not be reached: {}", f.message),
-            vec!["Check the resolver address (--resolver or /etc/resolv.conf) and that UDP/TCP port 53 is allowed."],
-        ),
-        (DnsReason::Other, _) => (
-            Class::Transient,
-            format!("DNS lookup {q} failed: {}", f.message),
-            vec!["Repeat the lookup with dig against the same resolver to see the full answer."],
-        ),
+        (reason, _) => resolver_failure(f, reason, naming),
     };
     Explanation {
         class,
         category: Category::DnsFailure,
+        confidence: mxtrace_proto::model::Confidence::High,
+        runner_up: None,
         layer: Layer::Dns,
         cause,
-        next_steps: steps.into_iter().map(str::to_string).collect(),
+        next_steps: steps,
     }
+}
+
+/// The failures of the resolver or of the domain's name servers: class, cause, steps.
+fn resolver_failure(
+    f: &DnsFailure,
+    reason: DnsReason,
+    naming: Naming,
+) -> (Class, String, Vec<String>) {
+    let q = &f.query;
+    let resolver = Field::Resolver.mention(naming);
+    match reason {
+        DnsReason::Servfail => (
+            Class::Transient,
+            format!("the resolver could not get an answer for {q} (SERVFAIL): the authoritative servers are unreachable or broken (lame delegation), or DNSSEC validation failed; senders defer (4.4.3) and retry"),
+            steps(&[
+                "Ask the authoritative servers directly (dig +norecurse @<ns> <name> MX) and check the delegation at the parent zone.",
+                "If the zone is signed, check DS and DNSKEY: a validation failure shows as SERVFAIL.",
+                &format!("Try another resolver with {resolver} to tell a local resolver problem from the domain's."),
+            ]),
+        ),
+        DnsReason::Timeout => (
+            Class::Transient,
+            format!("no answer for {q} in time: the resolver or the domain's name servers do not answer; senders defer and retry"),
+            steps(&[
+                "Check that the resolver is reachable from here (UDP and TCP port 53); a firewall may drop DNS.",
+                &format!(
+                    "Try another resolver with {resolver}, or a longer {}.",
+                    Field::DnsTimeout.mention(naming)
+                ),
+            ]),
+        ),
+        DnsReason::Refused => (
+            Class::Transient,
+            format!("the resolver refused the query for {q}: it does not answer (or recurse) for this client"),
+            steps(&[&format!(
+                "Use a resolver that serves this machine ({}).",
+                Field::Resolver.set_to("IP").word(naming)
+            )]),
+        ),
+        DnsReason::Network => (
+            Class::Transient,
+            format!("the resolver could not be reached: {}", f.message),
+            steps(&[&format!("Check the resolver address ({resolver} or /etc/resolv.conf) and that UDP/TCP port 53 is allowed.")]),
+        ),
+        _ => (
+            Class::Transient,
+            format!("DNS lookup {q} failed: {}", f.message),
+            steps(&["Repeat the lookup with dig against the same resolver to see the full answer."]),
+        ),
+    }
+}
+
+fn steps(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
 }
 
 /// The hop's verdict from its probes.
 fn probe_verdict(hop: &TraceHop, all: bool, mut warnings: Vec<String>) -> Verdict {
-    let at = |p: &TraceProbe| format!("{} [{}]", p.mx, p.ip);
     let decided = hop
         .decided_by
         .and_then(|i| hop.probes.get(i).map(|p| (i, p)));
     match decided {
         Some((i, p)) if p.report.verdict.passed => {
             warnings.extend(p.report.verdict.warnings.iter().cloned());
-            let failing: Vec<&TraceProbe> = hop
-                .probes
-                .iter()
-                .filter(|p| !p.report.verdict.passed)
-                .collect();
-            if all && !failing.is_empty() {
-                let first = failing.first().map(|p| p.report.verdict.clone());
-                let list: Vec<String> = failing
-                    .iter()
-                    .map(|p| format!("{}: {}", at(p), p.report.verdict.summary))
-                    .collect();
-                return Verdict {
-                    passed: false,
-                    outcome: worst(failing.iter().map(|p| p.report.verdict.outcome)),
-                    failed_stage: first.and_then(|v| v.failed_stage),
-                    summary: format!(
-                        "{} of {} addresses failed (a sending MTA still gets through, via {}): {}",
-                        failing.len(),
-                        hop.probes.len(),
-                        at(p),
-                        list.join("; ")
-                    ),
-                    warnings,
-                };
-            }
-            let before = if i > 0 && !all {
-                format!(" after {i} failed attempt(s)")
-            } else {
-                String::new()
-            };
-            let summary = if all {
-                format!("all {} addresses passed", hop.probes.len())
-            } else {
-                format!("accepted by {}{before}: {}", at(p), last_answer(&p.report))
-            };
-            Verdict {
-                passed: true,
-                outcome: Outcome::Ok,
-                failed_stage: None,
-                summary,
-                warnings,
-            }
+            accepted_verdict(hop, all, i, p, warnings)
         }
         Some((_, p)) => Verdict {
             passed: false,
@@ -990,7 +1027,7 @@ fn probe_verdict(hop: &TraceHop, all: bool, mut warnings: Vec<String>) -> Verdic
             failed_stage: p.report.verdict.failed_stage,
             summary: format!(
                 "rejected by {} (definitive: a sending MTA bounces and tries no other MX): {}",
-                at(p),
+                probe_at(p),
                 p.report.verdict.summary
             ),
             warnings,
@@ -1005,12 +1042,73 @@ fn probe_verdict(hop: &TraceHop, all: bool, mut warnings: Vec<String>) -> Verdic
                     "no MX host accepted: all {} address(es) failed; a sending MTA would queue \
                      the message and retry later. Last: {}",
                     hop.probes.len(),
-                    last.map(|p| format!("{}: {}", at(p), p.report.verdict.summary))
+                    last.map(|p| format!("{}: {}", probe_at(p), p.report.verdict.summary))
                         .unwrap_or_default()
                 ),
                 warnings,
             }
         }
+    }
+}
+
+/// `mx [ip]`.
+fn probe_at(p: &TraceProbe) -> String {
+    format!("{} [{}]", p.mx, p.ip)
+}
+
+/// Probe `i` accepted: the hop passes, unless `--all` found addresses that fail.
+fn accepted_verdict(
+    hop: &TraceHop,
+    all: bool,
+    i: usize,
+    p: &TraceProbe,
+    warnings: Vec<String>,
+) -> Verdict {
+    let failing: Vec<&TraceProbe> = hop
+        .probes
+        .iter()
+        .filter(|p| !p.report.verdict.passed)
+        .collect();
+    if all && !failing.is_empty() {
+        let first = failing.first().map(|p| p.report.verdict.clone());
+        let list: Vec<String> = failing
+            .iter()
+            .map(|p| format!("{}: {}", probe_at(p), p.report.verdict.summary))
+            .collect();
+        return Verdict {
+            passed: false,
+            outcome: worst(failing.iter().map(|p| p.report.verdict.outcome)),
+            failed_stage: first.and_then(|v| v.failed_stage),
+            summary: format!(
+                "{} of {} addresses failed (a sending MTA still gets through, via {}): {}",
+                failing.len(),
+                hop.probes.len(),
+                probe_at(p),
+                list.join("; ")
+            ),
+            warnings,
+        };
+    }
+    let before = if i > 0 && !all {
+        format!(" after {i} failed attempt(s)")
+    } else {
+        String::new()
+    };
+    let summary = if all {
+        format!("all {} addresses passed", hop.probes.len())
+    } else {
+        format!(
+            "accepted by {}{before}: {}",
+            probe_at(p),
+            last_answer(&p.report)
+        )
+    };
+    Verdict {
+        passed: true,
+        outcome: Outcome::Ok,
+        failed_stage: None,
+        summary,
+        warnings,
     }
 }
 
@@ -1068,10 +1166,6 @@ where
         }
     }
     out
-}
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
 #[cfg(test)]

@@ -1,11 +1,27 @@
-//! The classifier: walks the tables of tables.rs in order of specificity and turns the first
-//! decisive row into a finding. Replies are hostile input: the text is bounded before matching
-//! and nothing here indexes into it.
+//! The classifier: weighs the evidence a reply carries, in a fixed precedence, and says how sure
+//! it is (docs/diagnosis.md "How a reply is classified").
+//!
+//! 1. A vendor row (tables.rs MARKERS, then MICROSOFT's enhanced codes): high confidence.
+//! 2. The enhanced status code, by class, subject and detail (registry.rs, the IANA registry).
+//! 3. Word families (families.rs): PHRASES that name one cause, then WORDS that lean one way,
+//!    each row weighed by the stage the reply answered; then what the session knows
+//!    (`SessionFacts`: whether the server claims the recipient's domain).
+//! 4. The basic code and the stage alone (tables.rs RFC5321_TABLE).
+//!
+//! Conflicts, one rule: **a phrase that names one cause overrides the code; a code overrides
+//! single words unless the code is generic (X.0.0, X.7.1 ...), and any disagreement lowers the
+//! confidence to medium with the loser as the runner-up.** Nothing decisive: `other`, low
+//! confidence, the most common reading of the bare refusal as the runner-up.
+//!
+//! Replies are hostile input: the text is bounded before matching and nothing here indexes
+//! into it.
 
 use super::advice::{self, ESCALATE, RETRY};
-use super::rules::{BasicRule, CodeRule};
-use super::tables::{KEYWORDS, MARKERS, MICROSOFT, RFC3463_TABLE, RFC5321_TABLE};
-use super::{class_of, Category, Class, Layer};
+use super::families::{at_home, PHRASES, VAGUE, WORDS};
+use super::registry::{self, REGISTRY};
+use super::rules::{BasicRule, CodeRule, TextRule};
+use super::tables::{MARKERS, MICROSOFT, RFC5321_TABLE};
+use super::{class_of, Category, Class, Confidence, Layer};
 use mxtrace_proto::model::Stage;
 use mxtrace_proto::smtp::reply::{EnhancedCode, Reply};
 use serde::Serialize;
@@ -26,9 +42,11 @@ pub enum Tier {
     Marker,
     /// Microsoft Exchange Online / EOP enhanced code.
     Microsoft,
-    /// RFC 3463 / IANA enhanced status code registry.
+    /// The IANA enhanced status code registry.
     Registry,
-    /// Generic wording in the text.
+    /// A phrase that names one cause.
+    Phrase,
+    /// A word that leans one way.
     Keyword,
     /// Basic code and stage (RFC 5321).
     BasicCode,
@@ -36,11 +54,21 @@ pub enum Tier {
     Unknown,
 }
 
+/// What the session knows beyond the reply, passed by the probe (probe/verdict.rs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionFacts {
+    /// Whether the recipient's domain is one the server claims: a name in its banner or EHLO
+    /// reply, in its certificate, or the domain whose MX led here. None: not known.
+    pub recipient_domain_claimed: Option<bool>,
+}
+
 /// The classifier's verdict on one reply, with the document behind it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
     pub class: Class,
     pub category: Category,
+    pub confidence: Confidence,
+    pub runner_up: Option<Category>,
     pub layer: Layer,
     pub cause: String,
     pub next_steps: Vec<String>,
@@ -48,10 +76,15 @@ pub struct Finding {
     pub tier: Tier,
 }
 
-/// Classifies one reply received at `stage` (None when unknown).
+/// Classifies one reply received at `stage` (None when unknown), knowing nothing else.
 pub fn classify_reply(stage: Option<Stage>, reply: &Reply) -> Finding {
+    classify_in(stage, reply, SessionFacts::default())
+}
+
+/// Classifies one reply with what the session knows.
+pub fn classify_in(stage: Option<Stage>, reply: &Reply, facts: SessionFacts) -> Finding {
     let Some(odd) = mismatched_enhanced(reply) else {
-        return classify_with(stage, reply, reply.enhanced);
+        return classify_with(stage, reply, reply.enhanced, facts);
     };
     // Kept, read under the basic code's class (which decides, RFC 5321 4.2.1), and flagged.
     let digit = u8::try_from(reply.first_digit()).unwrap_or(odd.class);
@@ -59,7 +92,7 @@ pub fn classify_reply(stage: Option<Stage>, reply: &Reply) -> Finding {
         class: digit,
         ..odd
     };
-    let mut f = classify_with(stage, reply, Some(kept));
+    let mut f = classify_with(stage, reply, Some(kept), facts);
     f.cause = format!(
         "The enhanced code {odd} contradicts the basic code {} (RFC 2034 section 4: its class must match the basic code's first digit); the basic code decides, so this is read as {kept}. {}",
         reply.code, f.cause
@@ -79,70 +112,341 @@ pub fn mismatched_enhanced(reply: &Reply) -> Option<EnhancedCode> {
     (u16::from(e.class) != reply.first_digit()).then_some(e)
 }
 
-fn classify_with(stage: Option<Stage>, reply: &Reply, enhanced: Option<EnhancedCode>) -> Finding {
+/// One piece of evidence that can decide.
+#[derive(Clone, Copy)]
+enum Evidence {
+    Text(&'static TextRule, Tier),
+    Code(&'static CodeRule, EnhancedCode, Tier),
+    Basic(&'static BasicRule),
+}
+
+impl Evidence {
+    fn category(self) -> Option<Category> {
+        match self {
+            Evidence::Text(r, _) => Some(r.category),
+            Evidence::Code(r, ..) => r.category,
+            Evidence::Basic(b) => b.category,
+        }
+        .filter(|c| *c != Category::Accepted)
+    }
+}
+
+/// The evidence that decided, how sure, and the next reading.
+struct Verdict {
+    evidence: Option<Evidence>,
+    confidence: Confidence,
+    runner_up: Option<Category>,
+}
+
+impl Verdict {
+    fn new(evidence: Evidence, confidence: Confidence, runner_up: Option<Category>) -> Verdict {
+        let runner_up = runner_up.filter(|r| Some(*r) != evidence.category());
+        Verdict {
+            evidence: Some(evidence),
+            confidence,
+            runner_up,
+        }
+    }
+}
+
+fn classify_with(
+    stage: Option<Stage>,
+    reply: &Reply,
+    enhanced: Option<EnhancedCode>,
+    facts: SessionFacts,
+) -> Finding {
     let class = class_of(reply);
     let basic = basic_row(reply.code, stage);
     if class == Class::Success {
-        let meaning = basic.map_or("positive reply", |b| b.meaning);
-        let what = stage.map_or_else(|| "the command".to_string(), |s| s.to_string());
-        return finding(
-            class,
-            Category::Accepted,
-            None,
-            stage,
-            format!("The server accepted {what} ({} {meaning}).", reply.code),
-            &[],
-            basic.map_or(super::tables::RFC5321, |b| b.source),
-            Tier::Positive,
-        );
+        return accepted(class, stage, reply.code, basic);
     }
+    let input = Input {
+        stage,
+        code: reply.code,
+        enhanced,
+        basic,
+    };
+    decide(class, &input, &lowered(&reply.text()), facts)
+}
 
-    let text = lowered(&reply.text());
+/// Classifies what a bounce says without an SMTP reply: its status code (RFC 3464 `Status:`,
+/// or None when it gives none) and its prose. The class comes from the status; without one the
+/// failure is taken as permanent (the bounce says the message was not delivered).
+pub fn classify_status(stage: Option<Stage>, status: Option<EnhancedCode>, text: &str) -> Finding {
+    let class = match status.map(|s| s.class) {
+        Some(2) => Class::Success,
+        Some(4) => Class::Transient,
+        _ => Class::Permanent,
+    };
+    let code = match class {
+        Class::Success => 250,
+        Class::Transient => 450,
+        Class::Permanent => 550,
+    };
+    if class == Class::Success {
+        return accepted(class, stage, code, None);
+    }
+    // No reply code was given, so no RFC 5321 row speaks: `basic` stays empty.
+    let input = Input {
+        stage,
+        code,
+        enhanced: status,
+        basic: None,
+    };
+    decide(class, &input, &lowered(text), SessionFacts::default())
+}
 
-    if let Some(r) = MARKERS.iter().find(|r| r.matches(&text, stage, reply.code)) {
-        return from_text(class, stage, r, Tier::Marker);
-    }
-    if let Some(e) = enhanced {
-        if let Some(r) = code_row(MICROSOFT, e, &text, stage) {
-            if let Some(f) = from_code(class, stage, e, r, Tier::Microsoft) {
-                return f;
-            }
-        }
-        if let Some(r) = code_row(RFC3463_TABLE, e, &text, stage) {
-            if let Some(f) = from_code(class, stage, e, r, Tier::Registry) {
-                return f;
-            }
-        }
-    }
-    // Generic wording is matched without the codes' own documented meanings: a server that
-    // just repeats "Delivery not authorized, message refused" for 5.7.1 has said nothing more.
-    let text = strip_meanings(text, enhanced, basic);
-    if let Some(r) = KEYWORDS
+/// What one classification reads besides the text.
+struct Input {
+    stage: Option<Stage>,
+    code: u16,
+    enhanced: Option<EnhancedCode>,
+    basic: Option<&'static BasicRule>,
+}
+
+fn decide(class: Class, input: &Input, text: &str, facts: SessionFacts) -> Finding {
+    let Input {
+        stage,
+        code,
+        enhanced,
+        basic,
+    } = *input;
+    let vendor = MARKERS
         .iter()
-        .find(|r| r.matches(&text, stage, reply.code))
-    {
-        return from_text(class, stage, r, Tier::Keyword);
+        .find(|r| r.matches(text, stage, code))
+        .map(|r| Evidence::Text(r, Tier::Marker))
+        .or_else(|| {
+            let e = enhanced?;
+            let r = code_row(MICROSOFT, e, text, stage).filter(|r| r.category.is_some())?;
+            Some(Evidence::Code(r, e, Tier::Microsoft))
+        });
+    let mut verdict = match vendor {
+        Some(v) => Verdict::new(v, Confidence::High, None),
+        None => corroborate(
+            weigh(stage, code, enhanced, text, basic),
+            stage,
+            enhanced,
+            text,
+        ),
+    };
+    apply_facts(&mut verdict, stage, facts);
+    render(class, stage, code, enhanced, basic, verdict)
+}
+
+/// Steps 2 to 4 of the precedence, with the conflict rule (module docs).
+fn weigh(
+    stage: Option<Stage>,
+    code: u16,
+    enhanced: Option<EnhancedCode>,
+    text: &str,
+    basic: Option<&'static BasicRule>,
+) -> Verdict {
+    let registry = enhanced.and_then(|e| Some((code_row(REGISTRY, e, text, stage)?, e)));
+    let coded = registry
+        .map(|(r, e)| Evidence::Code(r, e, Tier::Registry))
+        .filter(|c| c.category().is_some());
+    let specific = coded.filter(|_| registry.is_some_and(|(r, _)| !r.generic));
+    // Words are read without the codes' own documented meanings: a server that just repeats
+    // "Delivery not authorized, message refused" for 5.7.1 has said nothing more.
+    let words = strip_meanings(text.to_string(), enhanced, basic);
+    // A PHRASES row that matched on a single word counts as a word (it still comes before
+    // the WORDS table).
+    let (phrase, word) = match first(PHRASES, &words, stage, code) {
+        Some(r) if r.names_a_cause(&words) => (Some(Evidence::Text(r, Tier::Phrase)), None),
+        Some(r) => (None, Some(r)),
+        None => (None, first(WORDS, &words, stage, code)),
+    };
+    let word = word.map(|r| Evidence::Text(r, Tier::Keyword));
+    let stage_alone = basic
+        .map(Evidence::Basic)
+        .filter(|b| b.category().is_some());
+    let fallback = coded.or(stage_alone).and_then(Evidence::category);
+    // A basic code that means one thing at this stage by definition (RFC 4954, RFC 3207)
+    // counts as a specific code.
+    let sure = stage_alone.filter(|b| matches!(b, Evidence::Basic(r) if r.sure));
+    let specific = specific.or(sure);
+    match (phrase, specific, word) {
+        (Some(p), Some(c), _) if p.category() != c.category() => {
+            Verdict::new(p, Confidence::Medium, c.category())
+        }
+        // Agreement: the code's row says it with the code's documented meaning.
+        (Some(_), Some(c), _) => Verdict::new(c, Confidence::High, None),
+        (Some(p), _, _) => Verdict::new(p, Confidence::High, fallback),
+        (None, Some(c), w) => Verdict::new(c, Confidence::High, w.and_then(Evidence::category)),
+        (None, None, Some(w)) if w.category() == coded.and_then(Evidence::category) => {
+            Verdict::new(
+                w,
+                Confidence::High,
+                stage_alone.and_then(Evidence::category),
+            )
+        }
+        (None, None, Some(w)) => Verdict::new(w, Confidence::Medium, fallback),
+        (None, None, None) => match coded.or(stage_alone) {
+            Some(Evidence::Basic(b)) if b.sure => {
+                Verdict::new(Evidence::Basic(b), Confidence::High, None)
+            }
+            Some(e) => Verdict::new(
+                e,
+                Confidence::Medium,
+                stage_alone.and_then(Evidence::category),
+            ),
+            None => Verdict {
+                evidence: None,
+                confidence: Confidence::Low,
+                runner_up: first(VAGUE, &words, stage, code).map(|r| r.category),
+            },
+        },
     }
-    if let Some(b) = basic {
-        if let Some(category) = b.category.filter(|c| *c != Category::Accepted) {
+}
+
+/// Words decide with high confidence only when something corroborates them: the enhanced
+/// code says the same, or the reply answered a stage where that cause is normally given
+/// (families.rs `HOME`). Otherwise they are "probably" right (medium), the code's reading, if
+/// any, the runner-up.
+fn corroborate(
+    mut v: Verdict,
+    stage: Option<Stage>,
+    enhanced: Option<EnhancedCode>,
+    text: &str,
+) -> Verdict {
+    let words = v.evidence.filter(|e| {
+        matches!(e, Evidence::Text(_, Tier::Phrase | Tier::Keyword))
+            && v.confidence == Confidence::High
+    });
+    let Some(e) = words else {
+        return v;
+    };
+    let Some(category) = e.category() else {
+        return v;
+    };
+    let code = enhanced
+        .and_then(|c| code_row(REGISTRY, c, text, stage))
+        .and_then(|r| r.category);
+    if code == Some(category) || at_home(category, stage) {
+        return v;
+    }
+    v.confidence = Confidence::Medium;
+    v.runner_up = v.runner_up.or(code).filter(|r| *r != category);
+    v
+}
+
+/// What the session knows, at RCPT: a server that does not claim the recipient's domain and
+/// refuses without giving a reason is probably refusing to relay; one that claims it and says
+/// "relay" is probably missing the domain from its own accepted domains (medium confidence,
+/// recipient_unknown as the runner-up).
+fn apply_facts(v: &mut Verdict, stage: Option<Stage>, facts: SessionFacts) {
+    if stage != Some(Stage::RcptTo) {
+        return;
+    }
+    let category = v.evidence.and_then(Evidence::category);
+    match facts.recipient_domain_claimed {
+        // Only a reply that gave no reason: a hosted domain's MX rarely carries its name.
+        Some(false) if category.is_none() => {
+            v.runner_up = category.or(v.runner_up);
+            v.evidence = Some(Evidence::Text(
+                &super::tables::RELAY_BY_FACTS,
+                Tier::Keyword,
+            ));
+            v.confidence = Confidence::Medium;
+        }
+        Some(true) if category == Some(Category::RelayDenied) => {
+            v.confidence = Confidence::Medium;
+            v.runner_up = Some(Category::RecipientUnknown);
+        }
+        _ => {}
+    }
+}
+
+fn first(
+    table: &'static [TextRule],
+    text: &str,
+    stage: Option<Stage>,
+    code: u16,
+) -> Option<&'static TextRule> {
+    table.iter().find(|r| r.matches(text, stage, code))
+}
+
+fn accepted(class: Class, stage: Option<Stage>, code: u16, basic: Option<&BasicRule>) -> Finding {
+    let meaning = basic.map_or("positive reply", |b| b.meaning);
+    let what = stage.map_or_else(|| "the command".to_string(), |s| s.to_string());
+    finding(
+        class,
+        Category::Accepted,
+        None,
+        stage,
+        format!("The server accepted {what} ({code} {meaning})."),
+        &[],
+        basic.map_or(super::tables::RFC5321, |b| b.source),
+        Tier::Positive,
+    )
+}
+
+/// Turns the verdict into words: "probably" and the runner-up when not sure.
+fn render(
+    class: Class,
+    stage: Option<Stage>,
+    code: u16,
+    enhanced: Option<EnhancedCode>,
+    basic: Option<&BasicRule>,
+    v: Verdict,
+) -> Finding {
+    let Some(mut f) = v.evidence.and_then(|e| from_evidence(class, stage, e)) else {
+        let mut f = unknown(class, stage, code, enhanced, basic);
+        if let Some(r) = v.runner_up {
+            f.cause.push_str(&format!(
+                " The closest reading is {r}, but the reply does not say so clearly."
+            ));
+        }
+        f.runner_up = v.runner_up;
+        return f;
+    };
+    f.confidence = v.confidence;
+    f.runner_up = v.runner_up;
+    if v.confidence != Confidence::High {
+        f.cause = format!("Probably {}: {}", f.category, f.cause);
+        if let Some(r) = v.runner_up {
+            f.cause.push_str(&format!(" Less likely: {r}."));
+        }
+    }
+    f
+}
+
+fn from_evidence(class: Class, stage: Option<Stage>, e: Evidence) -> Option<Finding> {
+    let category = e.category()?;
+    let f = match e {
+        Evidence::Text(r, tier) => finding(
+            class,
+            category,
+            r.layer,
+            stage,
+            r.cause.to_string(),
+            r.steps,
+            r.source,
+            tier,
+        ),
+        Evidence::Code(r, code, tier) => {
+            let cause = if r.cause.is_empty() {
+                advice::generic_cause(category).to_string()
+            } else {
+                format!("{code} ({}): {}", r.meaning, r.cause)
+            };
+            finding(
+                class, category, r.layer, stage, cause, r.steps, r.source, tier,
+            )
+        }
+        Evidence::Basic(b) => {
             let cause = if b.cause.is_empty() {
                 advice::generic_cause(category).to_string()
             } else {
                 b.cause.to_string()
             };
-            return finding(
-                class,
-                category,
-                b.layer,
-                stage,
-                cause,
-                b.steps,
-                b.source,
-                Tier::BasicCode,
-            );
+            let tier = Tier::BasicCode;
+            finding(
+                class, category, b.layer, stage, cause, b.steps, b.source, tier,
+            )
         }
-    }
-    unknown(class, stage, reply.code, enhanced, basic)
+    };
+    Some(f)
 }
 
 /// Nothing decisive: say what the codes mean and that the reason is not given.
@@ -156,10 +460,7 @@ fn unknown(
     let mut cause = String::new();
     let mut source = super::tables::RFC5321;
     if let Some(e) = enhanced {
-        if let Some(r) = RFC3463_TABLE
-            .iter()
-            .find(|r| r.subject == e.subject && (r.detail_lo..=r.detail_hi).contains(&e.detail))
-        {
+        if let Some(r) = registry::meaning(e.subject, e.detail) {
             cause.push_str(&format!("{e} means \"{}\" (RFC 3463). ", r.meaning));
             source = r.source;
         }
@@ -180,7 +481,7 @@ fn unknown(
         None => {}
     }
     cause.push_str(advice::generic_cause(Category::Other));
-    finding(
+    let mut f = finding(
         class,
         Category::Other,
         None,
@@ -189,52 +490,17 @@ fn unknown(
         &[],
         source,
         Tier::Unknown,
-    )
+    );
+    f.confidence = Confidence::Low;
+    f
 }
 
-fn from_text(
-    class: Class,
-    stage: Option<Stage>,
-    r: &super::rules::TextRule,
-    tier: Tier,
-) -> Finding {
-    finding(
-        class,
-        r.category,
-        r.layer,
-        stage,
-        r.cause.to_string(),
-        r.steps,
-        r.source,
-        tier,
-    )
-}
-
-/// A code row decides only when it names a category; `None` rows only carry the meaning.
-fn from_code(
-    class: Class,
-    stage: Option<Stage>,
-    e: EnhancedCode,
-    r: &CodeRule,
-    tier: Tier,
-) -> Option<Finding> {
-    let category = r.category.filter(|c| *c != Category::Accepted)?;
-    let cause = if r.cause.is_empty() {
-        advice::generic_cause(category).to_string()
-    } else {
-        format!("{e} ({}): {}", r.meaning, r.cause)
-    };
-    Some(finding(
-        class, category, r.layer, stage, cause, r.steps, r.source, tier,
-    ))
-}
-
-fn code_row<'a>(
-    table: &'a [CodeRule],
+fn code_row(
+    table: &'static [CodeRule],
     e: EnhancedCode,
     text: &str,
     stage: Option<Stage>,
-) -> Option<&'a CodeRule> {
+) -> Option<&'static CodeRule> {
     table
         .iter()
         .find(|r| r.matches(e.class, e.subject, e.detail, text, stage))
@@ -258,6 +524,8 @@ fn finding(
     Finding {
         class,
         category,
+        confidence: Confidence::High,
+        runner_up: None,
         layer: layer.unwrap_or_else(|| advice::layer_of(category, stage)),
         cause,
         next_steps: merge_steps(category, row_steps, class == Class::Permanent),
@@ -294,14 +562,19 @@ pub(crate) fn merge_steps(
     out
 }
 
-/// Removes the registry meaning of the enhanced code and the RFC 5321 meaning of the basic code
-/// from the (lower-cased) text.
-fn strip_meanings(mut text: String, e: Option<EnhancedCode>, basic: Option<&BasicRule>) -> String {
-    let registry = e.and_then(|e| {
-        RFC3463_TABLE
-            .iter()
-            .find(|r| r.subject == e.subject && (r.detail_lo..=r.detail_hi).contains(&e.detail))
-    });
+/// The prose of a reply, for the word families: without the registry meaning of the enhanced
+/// code, the RFC 5321 meaning of the basic code, and the identifiers a server echoes
+/// (addresses, `<...>` and `[...]` tokens, a URL's query), whose letters are not words
+/// ("spam@", "?ip=", "<unknown[192.0.2.1]>"). Vendor rows read the whole text.
+fn strip_meanings(text: String, e: Option<EnhancedCode>, basic: Option<&BasicRule>) -> String {
+    // A URL's host and path can name who refused (a blocklist's site); its query is data.
+    let mut text = text
+        .split_whitespace()
+        .filter(|t| !is_identifier(t))
+        .map(|t| t.split('?').next().unwrap_or(t))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let registry = e.and_then(|e| registry::meaning(e.subject, e.detail));
     for meaning in [registry.map(|r| r.meaning), basic.map(|b| b.meaning)]
         .into_iter()
         .flatten()
@@ -312,6 +585,12 @@ fn strip_meanings(mut text: String, e: Option<EnhancedCode>, basic: Option<&Basi
         }
     }
     text
+}
+
+fn is_identifier(token: &str) -> bool {
+    token.contains('@')
+        || (token.starts_with('<') && token.trim_end_matches([':', ',', '.', ';']).ends_with('>'))
+        || (token.starts_with('[') && token.trim_end_matches([':', ',', '.', ';']).ends_with(']'))
 }
 
 /// Lower-cased copy of at most MAX_TEXT bytes, cut on a character boundary.

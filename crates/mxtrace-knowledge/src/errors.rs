@@ -15,7 +15,7 @@ use super::advice::{
     CONNECTORS, ENABLE_STARTTLS, EXCHANGE_CERT, SERVER_TLS_VERSIONS, SMTP_CERT_BOUND, TELNET_EOP,
 };
 use super::classify::merge_steps;
-use super::{Category, Class, Explanation, Layer};
+use super::{Category, Class, Confidence, Explanation, Layer};
 use mxtrace_proto::model::{ErrorKind, Stage};
 use mxtrace_proto::smtp::reply::Reply;
 
@@ -82,14 +82,27 @@ pub fn explain_error(stage: Stage, kind: ErrorKind, detail: &str) -> Explanation
             ErrorKind::Dns => dns(&d),
             ErrorKind::Auth => auth_unavailable(&d),
         };
+    // A plaintext greeting on an implicit-TLS probe is a port mix-up: the port advice is the
+    // whole answer (no cipher, certificate or middlebox to look at).
+    let next_steps = if kind == ErrorKind::Tls && d.contains(PLAINTEXT_GREETING) {
+        steps.iter().map(|s| (*s).to_string()).collect()
+    } else {
+        merge_steps(category, &steps, false)
+    };
     Explanation {
         class: Class::Transient,
         category,
+        confidence: Confidence::High,
+        runner_up: None,
         layer,
         cause,
-        next_steps: merge_steps(category, &steps, false),
+        next_steps,
     }
 }
+
+/// The TLS error text for a server that sent its plain SMTP greeting where a ServerHello was
+/// expected (`--tls-implicit` on a STARTTLS or plain port).
+const PLAINTEXT_GREETING: &str = "answered in plaintext";
 
 fn timeout(stage: Stage) -> (Category, Layer, String, Vec<&'static str>) {
     match stage {
@@ -122,13 +135,13 @@ fn timeout(stage: Stage) -> (Category, Layer, String, Vec<&'static str>) {
             Category::ServiceUnavailable,
             Layer::SmtpSession,
             "No reply after the end of the message: the server (or its content scanning) took longer than the stage deadline. A sending MTA would retry and may deliver a duplicate.".to_string(),
-            vec!["Check the receiving server's load and content-filter latency; raise --stage-timeout to see whether a reply comes eventually."],
+            vec!["Check the receiving server's load and content-filter latency; raise {setting:stage_timeout} to see whether a reply comes eventually."],
         ),
         _ => (
             Category::ServiceUnavailable,
             Layer::SmtpSession,
             format!("The server stopped answering at {stage}: overloaded, tarpitting this client, or a middlebox holding the session."),
-            vec!["Repeat the probe and compare timings; raise --stage-timeout to see whether a reply comes eventually."],
+            vec!["Repeat the probe and compare timings; raise {setting:stage_timeout} to see whether a reply comes eventually."],
         ),
     }
 }
@@ -147,9 +160,9 @@ const TLS_FAILURES: &[(&str, &str, &str)] = &[
         "Check whether a firewall with SMTP/ESMTP inspection sits on the path, and the server's STARTTLS configuration.",
     ),
     (
-        "answered in plaintext",
-        "The server answered in plaintext where a TLS ServerHello was expected (with --tls-implicit, TLS from the first byte): this port speaks plain SMTP and sent its greeting. No STARTTLS was involved.",
-        "Check the port's mode: 465 is implicit TLS, 25 and 587 start plain and use STARTTLS (drop --tls-implicit there).",
+        PLAINTEXT_GREETING,
+        "The server answered in plaintext where a TLS ServerHello was expected (with {setting:tls_implicit=on}, TLS from the first byte): this port speaks plain SMTP and sent its greeting. No STARTTLS was involved.",
+        "Check the port's mode: 465 is implicit TLS, 25 and 587 start plain and use STARTTLS (drop {setting:tls_implicit=on} there).",
     ),
     (
         "aborted the tls handshake",
@@ -159,7 +172,7 @@ const TLS_FAILURES: &[(&str, &str, &str)] = &[
     (
         "rejected the client's certificate",
         "The server requires a client certificate and rejected the one offered, or none was offered (mutual TLS).",
-        "Present a client certificate the server trusts (--tls-client-cert and --tls-client-key), or check the server's client-certificate settings.",
+        "Present a client certificate the server trusts ({setting:tls_client_cert} and {setting:tls_client_key}), or check the server's client-certificate settings.",
     ),
 ];
 
@@ -230,7 +243,7 @@ fn protocol(stage: Stage, d: &str, raw: &str) -> (Category, Layer, String, Vec<&
         "The server answered with HTTP, not SMTP: this port is a web service, not a mail server."
             .to_string()
     } else if d.contains("\\x16\\x03") || d.contains("\u{16}\u{3}") || d.contains("tls record") {
-        "The server spoke TLS immediately: this port expects implicit TLS (465); use --tls-implicit.".to_string()
+        "The server spoke TLS immediately: this port expects implicit TLS (465); use {setting:tls_implicit=on}.".to_string()
     } else if ["too long", "longer than", "more than", "larger than"]
         .iter()
         .any(|n| d.contains(n))
@@ -276,7 +289,7 @@ fn auth_unavailable(d: &str) -> (Category, Layer, String, Vec<&'static str>) {
         Layer::Auth,
         cause.to_string(),
         vec![
-            "Submit on the submission port with TLS (587 with --starttls require, or 465 with --tls-implicit), where servers offer AUTH.",
+            "Submit on the submission port with TLS (587 with {setting:starttls=require}, or 465 with {setting:tls_implicit=on}), where servers offer AUTH.",
             "On the server, enable SASL authentication on that listener (Postfix: smtpd_sasl_auth_enable; Exim: an authenticator and auth_advertise_hosts).",
         ],
     )
@@ -361,6 +374,8 @@ pub fn explain_tls_verification(error: &str) -> Explanation {
     Explanation {
         class: Class::Permanent,
         category: Category::TlsFailed,
+        confidence: Confidence::High,
+        runner_up: None,
         layer: Layer::Tls,
         cause: format!("{what}{HYBRID}"),
         next_steps: merge_steps(
@@ -473,6 +488,8 @@ pub fn explain_observation(obs: Observation) -> Explanation {
             _ => Class::Transient,
         },
         category,
+        confidence: Confidence::High,
+        runner_up: None,
         layer,
         cause: cause.to_string(),
         next_steps: match category {

@@ -20,19 +20,19 @@ pub const RFC7628: &str = "RFC 7628 section 3.2.2 (OAUTHBEARER server error resp
 pub const APP_PERMISSION: &str = "In the Entra admin center, App registrations > your app > API permissions: add Office 365 Exchange Online > Application permissions > SMTP.SendAsApp, then Grant admin consent for the tenant.";
 pub const SERVICE_PRINCIPAL: &str = "In Exchange Online PowerShell, register the app's service principal (New-ServicePrincipal -AppId <client id> -ObjectId <object id of the Enterprise application>) and give it the mailbox (Add-MailboxPermission -Identity <mailbox> -User <service principal id> -AccessRights FullAccess).";
 pub const SMTP_AUTH_ENABLED: &str = "Let the mailbox use SMTP AUTH: Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false (and, tenant-wide, Set-TransportConfig -SmtpClientAuthenticationDisabled $false, or leave it on and enable only this mailbox).";
-pub const SEND_AS: &str = "Give the authenticated mailbox (or the app's service principal) Send As on the sender: Add-RecipientPermission -Identity <sender> -Trustee <mailbox or service principal> -AccessRights SendAs; or use the authenticated mailbox as --from.";
+pub const SEND_AS: &str = "Give the authenticated mailbox (or the app's service principal) Send As on the sender: Add-RecipientPermission -Identity <sender> -Trustee <mailbox or service principal> -AccessRights SendAs; or use the authenticated mailbox as {setting:from}.";
 pub const CLIENT_SECRET: &str = "In App registrations > your app > Certificates & secrets, create a new client secret (or upload a certificate) and give mxtrace the secret's Value, not its Secret ID.";
-pub const APP_AND_TENANT: &str = "Check --oauth-client-id against the app's Application (client) ID and --oauth-tenant against the tenant it is registered in (Overview page of the app registration).";
+pub const APP_AND_TENANT: &str = "Check {setting:oauth_client_id} against the app's Application (client) ID and {setting:oauth_tenant} against the tenant it is registered in (Overview page of the app registration).";
 pub const NEW_TOKEN: &str = "Get a new access token (a cached or pasted one may have expired) and check it was issued for this server: for Exchange Online the audience is https://outlook.office365.com.";
 pub const SCOPE_STEP: &str = "Ask for the scope the server names: for Exchange Online https://outlook.office365.com/.default with client credentials, https://outlook.office365.com/SMTP.Send for a user's token.";
 // The same for a mailbox read over IMAP (MS_SMTP_OAUTH covers IMAP; Google's XOAUTH2 page the
 // Gmail scope).
 pub const IMAP_APP_PERMISSION: &str = "In the Entra admin center, App registrations > your app > API permissions: add Office 365 Exchange Online > Application permissions > IMAP.AccessAsApp, then Grant admin consent for the tenant.";
 pub const IMAP_SCOPE_STEP: &str = "Ask for the scope the server names: for Exchange Online https://outlook.office365.com/.default with client credentials, https://outlook.office365.com/IMAP.AccessAsUser.All for a user's token; for Gmail https://mail.google.com/.";
-pub const IMAP_MAILBOX: &str = "Check the user in --mailbox: the mailbox the token may open (for an app's token, the mailbox its service principal has FullAccess on), with IMAP on for it (Exchange Online: Set-CASMailbox -Identity <mailbox> -ImapEnabled $true).";
-pub const MOVE_TO_OAUTH: &str = "Move this sender to OAuth: register an app in Entra ID with SMTP.SendAsApp (or SMTP.Send for a user), then probe with --auth-mech xoauth2 and --oauth-tenant/--oauth-client-id (docs/oauth.md); or send through a connector or Azure Communication Services instead.";
-const ENDPOINT_REACH: &str = "Check that this machine reaches the token endpoint over HTTPS (login.microsoftonline.com for Entra ID): proxy, firewall, DNS; raise --stage-timeout for a slow one.";
-const ENDPOINT_CERT: &str = "The token endpoint's certificate must verify: add an internal CA with --tls-ca-file, or install it in the system store (SSL_CERT_FILE / SSL_CERT_DIR); a TLS-inspecting proxy needs its CA there too.";
+pub const IMAP_MAILBOX: &str = "Check the mailbox's user (the USER of its imaps://USER@HOST): the mailbox the token may open (for an app's token, the mailbox its service principal has FullAccess on), with IMAP on for it (Exchange Online: Set-CASMailbox -Identity <mailbox> -ImapEnabled $true).";
+pub const MOVE_TO_OAUTH: &str = "Move this sender to OAuth: register an app in Entra ID with SMTP.SendAsApp (or SMTP.Send for a user), then probe with {setting:auth_mech=xoauth2} and {setting:oauth_tenant}/{setting:oauth_client_id} (docs/oauth.md); or send through a connector or Azure Communication Services instead.";
+const ENDPOINT_REACH: &str = "Check that this machine reaches the token endpoint over HTTPS (login.microsoftonline.com for Entra ID): proxy, firewall, DNS; raise {setting:stage_timeout} for a slow one.";
+const ENDPOINT_CERT: &str = "The token endpoint's certificate must verify: add an internal CA with {setting:tls_ca_file}, or install it in the system store (SSL_CERT_FILE / SSL_CERT_DIR); a TLS-inspecting proxy needs its CA there too.";
 
 /// The finding for a password accepted by Exchange Online.
 pub const BASIC_AUTH_RETIRING: &str = "basic authentication (a password) to Exchange Online SMTP AUTH: Microsoft disables it by default for existing tenants at the end of December 2026 and new tenants created after that do not have it (MC786329); move this sender to OAuth (XOAUTH2 with an Entra ID app and SMTP.SendAsApp)";
@@ -48,7 +48,7 @@ pub struct AadRow {
 
 pub static AADSTS: &[AadRow] = &[
     AadRow { code: 700016, meaning: "application not found in the directory",
-        cause: "Entra ID has no application with this client ID in this tenant: a wrong --oauth-client-id, the app registered in another tenant, or no admin of this tenant consented to it.",
+        cause: "Entra ID has no application with this client ID in this tenant: a wrong {setting:oauth_client_id}, the app registered in another tenant, or no admin of this tenant consented to it.",
         steps: &[APP_AND_TENANT, APP_PERMISSION], source: MS_ERROR_CODES },
     AadRow { code: 7000215, meaning: "invalid client secret provided",
         cause: "The client secret is wrong: often the secret's ID was copied instead of its Value, or the secret belongs to another app.",
@@ -60,7 +60,7 @@ pub static AADSTS: &[AadRow] = &[
         cause: "The tenant has not consented to the permissions the app asks for, so Entra ID issues no token for them.",
         steps: &[APP_PERMISSION], source: MS_ERROR_CODES },
     AadRow { code: 90002, meaning: "tenant not found",
-        cause: "No Entra ID tenant has this name or ID: a typo in --oauth-tenant, or a tenant with no active subscription.",
+        cause: "No Entra ID tenant has this name or ID: a typo in {setting:oauth_tenant}, or a tenant with no active subscription.",
         steps: &[APP_AND_TENANT], source: MS_ERROR_CODES },
     AadRow { code: 900023, meaning: "tenant identifier neither a DNS name nor a GUID",
         cause: "The tenant is neither a domain of the tenant (contoso.onmicrosoft.com) nor its tenant ID (a GUID).",
@@ -70,7 +70,7 @@ pub static AADSTS: &[AadRow] = &[
         steps: &[SCOPE_STEP], source: MS_ERROR_CODES },
     AadRow { code: 700027, meaning: "client assertion failed signature validation",
         cause: "The client assertion's signature did not verify: the certificate whose key signed it is not the one uploaded to the app registration.",
-        steps: &["Upload the certificate (public part) under App registrations > your app > Certificates & secrets > Certificates, and sign with its private key (--oauth-client-cert, --oauth-client-key)."], source: MS_ERROR_CODES },
+        steps: &["Upload the certificate (public part) under App registrations > your app > Certificates & secrets > Certificates, and sign with its private key ({setting:oauth_client_cert}, {setting:oauth_client_key})."], source: MS_ERROR_CODES },
     AadRow { code: 700024, meaning: "client assertion is not within its valid time range",
         cause: "The client assertion's time claims are outside what Entra ID accepts: this machine's clock is wrong.",
         steps: &["Synchronize this machine's clock (NTP); assertions are valid for ten minutes."], source: MS_ERROR_CODES },
@@ -85,7 +85,7 @@ pub static AADSTS: &[AadRow] = &[
         steps: &["Review the sign-in in Entra ID > Sign-in logs (Conditional Access tab) and exclude or satisfy the policy that blocked it."], source: MS_ERROR_CODES },
     AadRow { code: 50076, meaning: "multifactor authentication required",
         cause: "The sign-in needs multifactor authentication, which this grant cannot do.",
-        steps: &["Use the device grant (--oauth-grant device) so the person completes MFA in a browser, or client credentials for an unattended probe."], source: MS_ERROR_CODES },
+        steps: &["Use the device grant ({setting:oauth_grant=device}) so the person completes MFA in a browser, or client credentials for an unattended probe."], source: MS_ERROR_CODES },
     AadRow { code: 50126, meaning: "invalid username or password",
         cause: "The user's sign-in failed: wrong user name or password.",
         steps: &["Sign in again with the right account in the device flow."], source: MS_ERROR_CODES },

@@ -5,7 +5,7 @@
 //! to be Microsoft. An unrecognised server keeps every step: unsure means no change.
 
 use super::advice::*;
-use super::{is_eop_host, Diagnosis, Scenario};
+use super::{is_eop_host, Category, Diagnosis, Scenario};
 use mxtrace_proto::smtp::ehlo::Capabilities;
 use mxtrace_proto::smtp::reply::Reply;
 
@@ -132,29 +132,55 @@ pub fn identify(host: &str, banner: Option<&Reply>, ehlo: Option<&Capabilities>)
 
 /// Fits a diagnosis's next steps to the server that answered (see `fit_next_steps`).
 pub fn fit_steps(d: &mut Diagnosis, peer: Peer) {
-    fit_next_steps(&mut d.next_steps, d.scenario, peer);
+    fit_next_steps(&mut d.next_steps, d.scenario, d.category, peer);
 }
 
 /// For a server known not to be Microsoft: drops the Microsoft-only steps, words the others
-/// for any server, and says who can act instead. A message trace stays where the sender is
-/// Microsoft 365 (scenarios C and D). Microsoft and unknown servers keep every step.
-pub fn fit_next_steps(steps: &mut Vec<String>, scenario: Option<Scenario>, peer: Peer) {
-    if peer != Peer::Other {
+/// for any server, and says who can act instead (for this category: a TLS finding is about
+/// the server's TLS setup, not its recipient tables). A message trace stays where the sender
+/// is Microsoft 365 (scenarios C and D). Microsoft keeps every step; an unknown server keeps
+/// every step but the escalation, which names Microsoft only for a Microsoft peer.
+pub fn fit_next_steps(
+    steps: &mut Vec<String>,
+    scenario: Option<Scenario>,
+    category: Category,
+    peer: Peer,
+) {
+    if peer == Peer::Microsoft {
+        return;
+    }
+    if peer == Peer::Unknown {
+        reword(steps, &[ESCALATE]);
         return;
     }
     let keep_trace = matches!(scenario, Some(Scenario::C | Scenario::D));
     let before = steps.len();
     steps.retain(|s| !MICROSOFT_ONLY_STEPS.contains(&s.as_str()) && (keep_trace || s != TRACE));
     let dropped = steps.len() < before;
-    for s in steps.iter_mut() {
-        if let Some((_, plain)) = GENERIC_WORDING.iter().find(|(ms, _)| s == ms) {
-            *s = (*plain).to_string();
-        }
-    }
-    if dropped && !steps.iter().any(|s| s == THIRD_PARTY) {
+    reword(steps, &[]);
+    let who = if matches!(category, Category::TlsFailed | Category::TlsRequired) {
+        THIRD_PARTY_TLS
+    } else {
+        THIRD_PARTY
+    };
+    if dropped && !steps.iter().any(|s| s == who) {
         // In place of the Microsoft-side checks: who can act on this receiver.
         let at = steps.len().saturating_sub(1);
-        steps.insert(at, THIRD_PARTY.to_string());
+        steps.insert(at, who.to_string());
+    }
+}
+
+/// Replaces Microsoft-worded steps by their plain wording (only those in `only` when it is
+/// not empty).
+fn reword(steps: &mut [String], only: &[&str]) {
+    for s in steps.iter_mut() {
+        let generic = GENERIC_WORDING
+            .iter()
+            .filter(|(ms, _)| only.is_empty() || only.contains(ms))
+            .find(|(ms, _)| s == ms);
+        if let Some((_, plain)) = generic {
+            *s = (*plain).to_string();
+        }
     }
 }
 
@@ -169,6 +195,7 @@ pub fn drop_cipher_advice(d: &mut Diagnosis) {
 }
 
 const THIRD_PARTY: &str = "The receiving server is a third-party MTA: its administrator decides this (recipient tables, relay and access rules); give them the full reply text, the time in UTC and the sending IP.";
+const THIRD_PARTY_TLS: &str = "The receiving server is a third-party MTA: its administrator decides its TLS setup (certificate, TLS versions, STARTTLS); give them the mxtrace transcript with the TLS details and the time in UTC.";
 
 #[cfg(test)]
 mod tests {

@@ -56,6 +56,7 @@ pub const AUTH: Stages = Stages::on(&[Stage::Auth]);
 pub const MAIL: Stages = Stages::on(&[Stage::MailFrom]);
 pub const RCPT: Stages = Stages::on(&[Stage::RcptTo]);
 pub const DATA: Stages = Stages::on(&[Stage::Data, Stage::EndOfData]);
+pub const HELO: Stages = Stages::on(&[Stage::Ehlo, Stage::Helo, Stage::EhloTls]);
 
 /// Which reply classes a row applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +94,9 @@ pub struct TextRule {
     pub cause: &'static str,
     pub steps: &'static [&'static str],
     pub source: &'static str,
+    /// Every needle names the cause, single words included (greylisting, a DNSBL's name,
+    /// "certificate"): see `names_a_cause`.
+    pub names: bool,
 }
 
 impl TextRule {
@@ -114,6 +118,13 @@ impl TextRule {
             cause,
             steps: &[],
             source,
+            names: false,
+        }
+    }
+    pub const fn names(self) -> TextRule {
+        TextRule {
+            names: true,
+            ..self
         }
     }
     pub const fn code(self, code: u16) -> TextRule {
@@ -152,6 +163,17 @@ impl TextRule {
             && (self.also.is_empty() || self.also.iter().any(|n| has(text, n)))
             && !self.unless.iter().any(|n| has(text, n))
     }
+
+    /// True when what matched names a cause: a row marked `names`, a needle of several words,
+    /// or a needle with a condition (`also`). A single word only leans (classify.rs weighs it as a word).
+    pub fn names_a_cause(&self, text: &str) -> bool {
+        self.names
+            || !self.also.is_empty()
+            || self
+                .any
+                .iter()
+                .any(|n| n.trim_start_matches('#').trim().contains(' ') && has(text, n))
+    }
 }
 
 /// A row keyed on the enhanced status code `class.subject.detail` with `detail` in
@@ -173,6 +195,9 @@ pub struct CodeRule {
     pub cause: &'static str,
     pub steps: &'static [&'static str],
     pub source: &'static str,
+    /// An "other or undefined" code or a catch-all servers reuse for anything (X.7.1): its
+    /// category, if any, yields to words that name a cause (docs/diagnosis.md "Conflicts").
+    pub generic: bool,
 }
 
 impl CodeRule {
@@ -197,6 +222,13 @@ impl CodeRule {
             cause,
             steps: &[],
             source,
+            generic: false,
+        }
+    }
+    pub const fn generic(self) -> CodeRule {
+        CodeRule {
+            generic: true,
+            ..self
         }
     }
     pub const fn to(self, detail_hi: u16) -> CodeRule {
@@ -250,6 +282,9 @@ pub struct BasicRule {
     pub cause: &'static str,
     pub steps: &'static [&'static str],
     pub source: &'static str,
+    /// The code means this at this stage by definition (RFC 4954's AUTH replies, RFC 3207's
+    /// STARTTLS replies): decides with high confidence, not "probably".
+    pub sure: bool,
 }
 
 impl BasicRule {
@@ -270,7 +305,11 @@ impl BasicRule {
             cause,
             steps: &[],
             source,
+            sure: false,
         }
+    }
+    pub const fn sure(self) -> BasicRule {
+        BasicRule { sure: true, ..self }
     }
     pub const fn steps(self, steps: &'static [&'static str]) -> BasicRule {
         BasicRule { steps, ..self }

@@ -4,7 +4,10 @@
 
 use super::advice::{CONNECTORS, DELIST_MS, DIRSYNC, HCW, LICENSING, MX_CHECK, TELNET_EOP};
 use super::classify::merge_steps;
-use super::{explain_error, explain_reply, Category, Diagnosis, PathContext, Scenario, SpfHints};
+use super::{
+    explain_error, explain_reply_in, Category, Diagnosis, PathContext, Scenario, SessionFacts,
+    SpfHints,
+};
 use mxtrace_proto::model::{path_label, ErrorKind, Stage};
 use mxtrace_proto::smtp::reply::Reply;
 use serde::Serialize;
@@ -290,8 +293,18 @@ static SCENARIO_RULES: &[ScenarioRule] = &[
 /// a scenario-specific cause and steps where the scenario knowledge has them, and the cause
 /// prefixed with where in the path it happened.
 pub fn diagnose(stage: Stage, observed: Observed<'_>, ctx: PathContext) -> Diagnosis {
+    diagnose_in(stage, observed, ctx, SessionFacts::default())
+}
+
+/// `diagnose` with what the session knows about the server (classify.rs `SessionFacts`).
+pub fn diagnose_in(
+    stage: Stage,
+    observed: Observed<'_>,
+    ctx: PathContext,
+    facts: SessionFacts,
+) -> Diagnosis {
     let e = match observed {
-        Observed::Reply(r) => explain_reply(Some(stage), r),
+        Observed::Reply(r) => explain_reply_in(Some(stage), r, facts),
         Observed::Error { kind, detail } => explain_error(stage, kind, detail),
     };
     let (Some(scenario), Some(hop)) = (ctx.scenario, ctx.hop) else {

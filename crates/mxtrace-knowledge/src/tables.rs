@@ -1,19 +1,18 @@
 //! The diagnosis knowledge, as data: one table per kind of source, each row naming its
 //! document. Causes are written here in our own words from the documented facts.
 //!
-//! Precedence (classify.rs): MARKERS (vendor-specific wording and tags, blocklist names) >
-//! MICROSOFT (Exchange Online / EOP enhanced codes) > RFC3463 (IANA enhanced status code
-//! registry) > KEYWORDS (generic wording) > RFC5321 (basic code and stage) > `other`.
-//! Within a table the first matching row wins, so specific rows come before general ones.
+//! Precedence (classify.rs, docs/diagnosis.md): MARKERS (a vendor's own wording or tag) >
+//! MICROSOFT (Exchange Online / EOP enhanced codes) > the IANA registry (registry.rs) > word
+//! families weighed by stage (families.rs) > RFC5321_TABLE (basic code and stage) > `other`,
+//! with one conflict rule between the code and the words. Within a table the first matching
+//! row wins, so specific rows come before general ones.
 
 use super::advice::{
     AUTH_POSTURE, CONNECTORS, DELIST_MS, DELIST_PUBLIC, DIRSYNC, HCW, LICENSING, PTR,
-    RECIPIENT_ADMIN, RETRY, RULES, SERVICE_HEALTH,
+    RECIPIENT_ADMIN, RELAY_WHICH_SIDE, RETRY, RULES,
 };
 use super::oauth;
-use super::rules::{
-    BasicRule, Classes, CodeRule, Stages, TextRule, AUTH, BANNER, DATA, MAIL, RCPT, TLS,
-};
+use super::rules::{BasicRule, Classes, CodeRule, Stages, TextRule, AUTH, BANNER, MAIL, RCPT, TLS};
 use super::Category::*;
 use super::Layer;
 
@@ -71,24 +70,69 @@ pub const SPAMHAUS: &str = "Spamhaus: ZEN, SBL, XBL, PBL DNSBL documentation (sp
 pub const DNSBLS: &str = "Blocklist operators' documentation: Barracuda Reputation Block List (b.barracudacentral.org), SpamCop (bl.spamcop.net), SORBS, UCEPROTECT, PSBL";
 pub const MS_RATE: &str = "Microsoft Learn: Message rate limits and throttling in Exchange Server (receive connector MessageRateLimit: 421 4.4.2 Message submission rate for this client has exceeded the configured limit)";
 pub const POSTFIX_SMTPD: &str = "Postfix smtpd(8) and anvil(8) reply texts (\"send HELO/EHLO first\", \"too much mail from\", smtpd_client_message_rate_limit)";
+pub const RFC7208: &str = "RFC 7208 section 2.6.6 (SPF temperror: a transient error, generally DNS) and RFC 6376 section 6.1.2 (DKIM key retrieval TEMPFAIL)";
+pub const MS_STOREDRV_SUBMIT: &str = "Exchange store driver submission exceptions as reported in Microsoft Learn Q&A and MicrosoftDocs/OfficeDocs-Support issues (554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException, QuotaExceededException, ObjectNotFoundException)";
+pub const MIMECAST: &str = "Mimecast: SMTP error codes (community.mimecast.com, \"451 Internal resource temporarily unavailable\": greylisting)";
 pub const ONPREM: &str =
     "Microsoft Learn: Queues and messages in queues in Exchange Server (queue LastError texts such as 451 4.4.0 DNS query failed, 421 4.2.1 Unable to connect)";
 
 const NOT_MAIL: Stages = Stages::ANY.except(MAIL);
-const NOT_AUTH: Stages = Stages::ANY.except(AUTH);
 
 // ---- Tier 1: vendor markers ------------------------------------------------------------------
 
 pub static MARKERS: &[TextRule] = &[
-    // Any permanent reply to STARTTLS means the server will not start TLS, whatever the text.
+    // Exchange mailbox-store submission exceptions name their cause in the exception.
     TextRule::new(
-        &[],
-        TlsFailed,
-        "The server refused the STARTTLS command (not supported, not enabled, or its TLS set-up is broken), so the session cannot be encrypted.",
-        RFC3207,
+        &["sendasdenied", "send as denied", "sendasdeniedexception"],
+        PolicyOrTransportRule,
+        "The Exchange mailbox store refused to submit the message: the sending account has no Send As (or Send on Behalf) permission for the address in From, a permission the mailbox's administrator grants.",
+        MS_STOREDRV_SUBMIT,
     )
-    .at(TLS)
-    .only(Classes::Permanent),
+    .steps(&[RULES]),
+    TextRule::new(
+        &["storedrv.submission.exception:quotaexceeded", "storedrv.submit.exception:quotaexceeded", "mapiexceptionquotaexceeded"],
+        MailboxDisabledOrFull,
+        "The sender's Exchange mailbox is over its storage quota (ProhibitSendQuota), so the store will not submit new mail from it until items are deleted or archived.",
+        MS_STOREDRV_SUBMIT,
+    ),
+    TextRule::new(
+        &["objectnotfound", "object not found"],
+        RecipientUnknown,
+        "The Exchange mailbox store could not find the mailbox object it was asked to deliver to or submit from (a deleted, moved or not yet provisioned mailbox).",
+        MS_STOREDRV_SUBMIT,
+    )
+    .also(&["storedrv.submission", "storedrv.submit"]),
+    // Exchange's recipient resolver refusing a sender the recipient does not accept
+    // (RESOLVER.RST.AuthRequired, NotAuthorized, ...): a delivery restriction, not AUTH.
+    TextRule::new(
+        &["resolver.rst.authrequired", "resolver.rst.notauthorized", "resolver.rst.restricted", "resolver.rst.dlexpansionblocked"],
+        PolicyOrTransportRule,
+        "The recipient (a mailbox, group or public folder) accepts mail only from authenticated internal senders or from a list of senders, and this sender is not one of them (Exchange delivery restriction).",
+        MS_NDR,
+    )
+    .steps(&[RECIPIENT_ADMIN]),
+    // Hotmail names two causes in one reply; it is honest to say neither.
+    TextRule::new(
+        &["larger than the current system limit or the recipient's mailbox is full"],
+        Other,
+        "Outlook.com says the message is either larger than its limit or the recipient's mailbox is full, without saying which.",
+        MS_OUTLOOK_PM,
+    ),
+    // Mimecast's greylisting reply does not say greylist.
+    TextRule::new(
+        &["internal resource temporarily unavailable"],
+        Greylisted,
+        "Mimecast is greylisting this sender: it defers the first attempt and accepts a retry after a few minutes.",
+        MIMECAST,
+    )
+    .only(Classes::Transient),
+    // Domain block lists before the Spamhaus row: the DBL lists domains, not IPs.
+    TextRule::new(
+        &["dbl.spamhaus", "#dbl", "uribl", "surbl", "rhsbl"],
+        ReputationOrRateLimited,
+        "A domain in the sender address or the message is on a domain block list (Spamhaus DBL, URIBL, SURBL), which the receiving server checks.",
+        SPAMHAUS,
+    ),
     // Exchange Online connector attribution (hybrid / relay through EOP).
     TextRule::new(
         &["#attr36", "tenantattribution"],
@@ -188,27 +232,6 @@ pub static MARKERS: &[TextRule] = &[
         "The sender's organization blocks this recipient or domain with its Tenant Allow/Block List.",
         MS_5770X,
     ),
-    TextRule::new(
-        &["relay access denied", "relaying denied", "relay denied", "relaying not allowed", "relay prohibited", "unable to relay", "not permitted to relay", "relaying mail to", "we do not relay"],
-        RelayDenied,
-        "The server refused to relay: the recipient domain is not one it accepts mail for, and this connection is not authorized to relay (no matching connector, IP or authentication).",
-        POSTFIX,
-    )
-    .steps(&[CONNECTORS, HCW]),
-    TextRule::new(
-        &["relay traffic prohibited"],
-        RelayDenied,
-        "The server refused to relay: the recipient domain is not local to it and this client is not allowed to relay through it.",
-        SENDMAIL,
-    )
-    .steps(&[CONNECTORS]),
-    TextRule::new(
-        &["relay not permitted"],
-        RelayDenied,
-        "The server refused to relay: the recipient domain is not local to it and this host is not allowed to relay through it.",
-        EXIM,
-    )
-    .steps(&[CONNECTORS]),
     // OpenSMTPD answers a recipient its tables cannot expand (an unknown virtual user) with
     // the registry's words for X.2.4, which read as a mailing-list fault.
     TextRule::new(
@@ -219,12 +242,6 @@ pub static MARKERS: &[TextRule] = &[
     )
     .at(RCPT)
     .only(Classes::Permanent),
-    TextRule::new(
-        &["too many hops"],
-        ConnectorOrRouting,
-        "A mail loop: the message passed through more hops than the server allows (Sendmail MaxHopCount), usually forwarding or routing that sends it back and forth.",
-        SENDMAIL,
-    ),
     TextRule::new(
         &["addressee unknown"],
         RecipientUnknown,
@@ -239,13 +256,6 @@ pub static MARKERS: &[TextRule] = &[
         "The server does not accept mail for this recipient domain (not in its rcpthosts) and will not relay for this client.",
         QMAIL,
     ),
-    TextRule::new(
-        &["greylist", "graylist", "grey-list", "gray-list", "grey list", "gray list", "postgrey"],
-        Greylisted,
-        "The server is greylisting: it defers the first delivery attempt from an unknown sender and IP, expecting a real MTA to retry.",
-        POSTGREY,
-    )
-    .only(Classes::Transient),
     // Public and provider blocklists.
     TextRule::new(
         &["spamhaus", "[bl21]", "[bl22]", "[bl23]"],
@@ -269,14 +279,6 @@ pub static MARKERS: &[TextRule] = &[
         "Yahoo/AOL does not accept connections from this IP (blocked for its reputation or volume).",
         YAHOO,
     ),
-    TextRule::new(
-        &["barracudacentral", "barracuda reputation", "spamcop", "#sorbs", "uceprotect", "abuseat", "psbl.surriel", "#dnsbl", "#rbl", "blocked using", "blacklist", "blocklisted", "black list", "block list", "banned sending ip", "(s3140)", "(s3150)", "is listed", "listed at", "listed on", "listed by"],
-        IpBlocklisted,
-        "The sending IP address is on a blocklist (DNSBL or the provider's own list) the receiving server checks, so it refuses the connection or the message.",
-        DNSBLS,
-    )
-    .unless(&["tenant allow"])
-    .steps(&[DELIST_PUBLIC, DELIST_MS, PTR]),
     // Outlook.com / Hotmail consumer postmaster codes.
     TextRule::new(
         &["#dy-001", "#dy-002"],
@@ -289,14 +291,8 @@ pub static MARKERS: &[TextRule] = &[
         ReputationOrRateLimited,
         "Outlook.com limits or blocks this IP because of its sending reputation (volume, complaints or policy).",
         MS_OUTLOOK_PM,
-    ),
-    TextRule::new(
-        &["rate limit", "ratelimit", "rate-limit", "too many connections", "too many concurrent", "concurrent connections", "throttl"],
-        ReputationOrRateLimited,
-        "The receiving server is rate limiting this sender or IP (too many messages or connections in a period).",
-        RFC3463,
     )
-    .steps(&[RETRY]),
+    .unless(&["block list", "blocklist"]),
     // Exchange Server receive connector MessageRateLimit: the 4.4.2 code alone reads as a
     // dropped connection, the wording says rate limit.
     TextRule::new(
@@ -313,14 +309,6 @@ pub static MARKERS: &[TextRule] = &[
         POSTFIX_SMTPD,
     )
     .steps(&[RETRY]),
-    // A command out of sequence: the client's fault, not a policy.
-    TextRule::new(
-        &["send helo/ehlo first", "send hello first", "polite people say helo first", "need mail command", "need rcpt command", "bad sequence of commands"],
-        ProtocolError,
-        "The server received a command out of sequence (RFC 5321 4.1.4): the client did not greet first, or skipped MAIL or RCPT.",
-        POSTFIX_SMTPD,
-    )
-    .layer(Layer::SmtpSession),
     TextRule::new(
         &["#s77719", "server busy. please try again later"],
         ReputationOrRateLimited,
@@ -369,12 +357,6 @@ pub static MARKERS: &[TextRule] = &[
         GMAIL,
     ),
     TextRule::new(
-        &["detected as spam", "message is spam", "looks like spam"],
-        ContentRejected,
-        "The receiving filter judged this message's content to be spam.",
-        MS_NDR,
-    ),
-    TextRule::new(
         &["not authorized to send email directly"],
         IpBlocklisted,
         "The receiving provider does not accept direct delivery from this IP (typically a dynamic or residential range); mail must go through a proper relay.",
@@ -393,20 +375,6 @@ pub static MARKERS: &[TextRule] = &[
         GMAIL,
     )
     .steps(&[RECIPIENT_ADMIN]),
-    TextRule::new(
-        &["out of storage space", "over quota", "overquota", "mailbox is full", "mailbox full", "full mailbox", "quota exceeded", "mailbox exceeds", "storage quota"],
-        MailboxDisabledOrFull,
-        "The recipient mailbox is full (over its storage quota).",
-        RFC3463,
-    )
-    .unless(&["submission quota"]),
-    TextRule::new(
-        &["account that you tried to reach is disabled", "account is disabled", "mailbox is disabled", "mailbox disabled", "account has been disabled", "account is inactive", "mailbox is inactive", "account has been suspended", "no longer active", "account closed"],
-        MailboxDisabledOrFull,
-        "The recipient account exists but is disabled or inactive, so it does not accept mail.",
-        RFC3463,
-    )
-    .at(NOT_AUTH),
     TextRule::new(
         &["sender verify failed", "sender verify", "sender address rejected: not owned by user"],
         SenderRejected,
@@ -439,55 +407,12 @@ pub static MARKERS: &[TextRule] = &[
         "The recipient address does not exist at Yahoo.",
         YAHOO,
     ),
-    // Postfix / Exim session-level wording.
-    TextRule::new(
-        &["must issue a starttls command first", "encryption required", "starttls is required", "must use starttls", "tls is required"],
-        TlsRequired,
-        "The server accepts this command only inside TLS: the client must issue STARTTLS first.",
-        POSTFIX_TLS,
-    ),
     TextRule::new(
         &["tls required for rcpt domain"],
         TlsRequired,
         "The recipient domain requires TLS for incoming mail and this session is not encrypted.",
         GMAIL,
     ),
-    TextRule::new(
-        &["cannot find your hostname", "cannot find your reverse hostname", "reverse dns", "does not have a ptr", "no ptr record", "ptr record"],
-        DnsFailure,
-        "The receiving server checks the sending IP's reverse DNS (PTR) and found none, or a name that does not resolve back to the IP.",
-        POSTFIX,
-    )
-    .layer(Layer::Dns)
-    .steps(&[PTR]),
-    TextRule::new(
-        &["temporary lookup failure", "name service error", "dns query failed", "dns lookup failed", "dns lookup failure"],
-        DnsFailure,
-        "The receiving server could not complete a DNS lookup it needs (for the sender, recipient or client); usually temporary.",
-        ONPREM,
-    )
-    .layer(Layer::Dns),
-    TextRule::new(
-        &["sender address rejected: domain not found"],
-        SenderRejected,
-        "The sender's domain does not resolve (no MX or A record), so the server refuses the sender address.",
-        POSTFIX,
-    )
-    .layer(Layer::Dns),
-    TextRule::new(
-        &["recipient address rejected: domain not found"],
-        RecipientUnknown,
-        "The recipient's domain does not resolve (no MX or A record).",
-        POSTFIX,
-    )
-    .layer(Layer::Dns),
-    TextRule::new(
-        &["helo command rejected", "bad helo", "invalid helo", "helo/ehlo"],
-        PolicyOrTransportRule,
-        "The server refused the HELO/EHLO name the client gave (not a fully-qualified name, does not resolve, or not allowed).",
-        POSTFIX,
-    )
-    .layer(Layer::SmtpSession),
     TextRule::new(
         &["synchronization error", "too many syntax or protocol errors"],
         ProtocolError,
@@ -499,12 +424,6 @@ pub static MARKERS: &[TextRule] = &[
         ProtocolError,
         "The client broke SMTP: it pipelined commands the server did not allow, or made too many protocol errors.",
         POSTFIX,
-    ),
-    TextRule::new(
-        &["exceeded storage allocation", "message size exceeds", "message file too big", "message too large", "exceeded google's message size", "message size limit", "size limit exceeded"],
-        MessageTooLarge,
-        "The message is larger than the receiving server's size limit.",
-        RFC5321,
     ),
     TextRule::new(
         &["administrative prohibition"],
@@ -712,290 +631,6 @@ pub static MICROSOFT: &[CodeRule] = &[
         MS_NDR),
 ];
 
-// ---- Tier 2b: RFC 3463 / IANA enhanced status codes ------------------------------------------
-
-pub static RFC3463_TABLE: &[CodeRule] = &[
-    CodeRule::new(0, 0, "Other undefined status", None, "", RFC3463),
-    CodeRule::new(1, 0, "Other address status", None, "", RFC3463),
-    CodeRule::new(1, 1, "Bad destination mailbox address", Some(RecipientUnknown),
-        "The recipient mailbox does not exist at the receiving server.", RFC3463),
-    CodeRule::new(1, 2, "Bad destination system address", Some(RecipientUnknown),
-        "The recipient's domain or system does not exist or cannot accept mail.", RFC3463),
-    CodeRule::new(1, 3, "Bad destination mailbox address syntax", Some(RecipientUnknown),
-        "The recipient address is syntactically invalid.", RFC3463),
-    CodeRule::new(1, 4, "Destination mailbox address ambiguous", Some(RecipientUnknown),
-        "The recipient address matches more than one mailbox (in Exchange: duplicate proxy addresses).", RFC3463),
-    CodeRule::new(1, 5, "Destination mailbox address valid", Some(Accepted), "", RFC3463),
-    CodeRule::new(1, 6, "Destination mailbox has moved, no forwarding address", Some(RecipientUnknown),
-        "The recipient has moved and left no forwarding address.", RFC3463),
-    CodeRule::new(1, 7, "Bad sender's mailbox address syntax", Some(SenderRejected),
-        "The sender address is syntactically invalid.", RFC3463),
-    CodeRule::new(1, 8, "Bad sender's system address", Some(SenderRejected),
-        "The sender's domain does not exist or cannot accept replies.", RFC3463),
-    CodeRule::new(1, 10, "Recipient address has null MX", Some(RecipientUnknown),
-        "The recipient domain publishes a null MX: it accepts no mail.", "RFC 7505 / IANA SMTP Enhanced Status Codes registry (X.1.10)"),
-    CodeRule::new(1, 11, "Sender address has null MX", Some(SenderRejected),
-        "The sender domain publishes a null MX, so replies could not be delivered.", "RFC 7505 / IANA SMTP Enhanced Status Codes registry (X.1.11)"),
-    CodeRule::new(2, 0, "Other or undefined mailbox status", None, "", RFC3463),
-    CodeRule::new(2, 1, "Mailbox disabled, not accepting messages", Some(MailboxDisabledOrFull),
-        "The recipient mailbox exists but is disabled or not accepting messages.", RFC3463),
-    CodeRule::new(2, 2, "Mailbox full", Some(MailboxDisabledOrFull),
-        "The recipient mailbox is full.", RFC3463),
-    CodeRule::new(2, 3, "Message length exceeds administrative limit", Some(MessageTooLarge),
-        "The message is larger than the recipient's or system's administrative size limit.", RFC3463),
-    CodeRule::new(2, 4, "Mailing list expansion problem", None, "", RFC3463),
-    CodeRule::new(3, 0, "Other or undefined mail system status", None, "", RFC3463),
-    CodeRule::new(3, 1, "Mail system full", Some(ServiceUnavailable),
-        "The receiving system is out of storage.", RFC3463),
-    CodeRule::new(3, 2, "System not accepting network messages", Some(ServiceUnavailable),
-        "The receiving system is not accepting network messages right now (shutting down, maintenance or overload).", RFC3463),
-    CodeRule::new(3, 3, "System not capable of selected features", Some(ProtocolError),
-        "The message requires a feature the receiving system does not support.", RFC3463),
-    CodeRule::new(3, 4, "Message too big for system", Some(MessageTooLarge),
-        "The message is larger than the receiving system accepts.", RFC3463),
-    CodeRule::new(3, 5, "System incorrectly configured", Some(ConnectorOrRouting),
-        "The receiving system reports that it is misconfigured for this mail.", RFC3463),
-    CodeRule::new(4, 0, "Other or undefined network or routing status", Some(ConnectorOrRouting),
-        "A network or routing problem prevented delivery.", RFC3463),
-    CodeRule::new(4, 1, "No answer from host", Some(ConnectorOrRouting),
-        "The next-hop host did not answer.", RFC3463).layer(Layer::Network),
-    CodeRule::new(4, 2, "Bad connection", Some(ConnectorOrRouting),
-        "The connection to the next hop was dropped or broke during the transaction.", RFC3463).layer(Layer::Network),
-    CodeRule::new(4, 3, "Directory server failure", Some(DnsFailure),
-        "A directory (usually DNS) lookup needed for routing failed.", RFC3463),
-    CodeRule::new(4, 4, "Unable to route", Some(ConnectorOrRouting),
-        "No route to the destination: DNS has no usable MX/A for the domain, or no connector covers it.", RFC3463),
-    CodeRule::new(4, 5, "Mail system congestion", Some(ServiceUnavailable),
-        "The receiving mail system is congested.", RFC3463),
-    CodeRule::new(4, 6, "Routing loop detected", Some(ConnectorOrRouting),
-        "The message is looping between servers (connectors or accepted domains point at each other).", RFC3463),
-    CodeRule::new(4, 7, "Delivery time expired", Some(ConnectorOrRouting),
-        "The message expired in a queue before the next hop accepted it.", RFC3463).layer(Layer::Network),
-    CodeRule::new(5, 0, "Other or undefined protocol status", None, "", RFC3463),
-    CodeRule::new(5, 1, "Invalid command", Some(ProtocolError),
-        "The server did not accept the command (invalid or out of sequence).", RFC3463),
-    CodeRule::new(5, 2, "Syntax error", Some(ProtocolError),
-        "The command had a syntax error.", RFC3463),
-    CodeRule::new(5, 3, "Too many recipients", Some(ReputationOrRateLimited),
-        "The message has more recipients than the server accepts in one transaction; the rest must be sent in another.", RFC3463)
-        .layer(Layer::Policy),
-    CodeRule::new(5, 4, "Invalid command arguments", Some(ProtocolError),
-        "The command's arguments or parameters were not valid.", RFC3463),
-    CodeRule::new(5, 5, "Wrong protocol version", Some(ProtocolError),
-        "The two ends disagree on the protocol version.", RFC3463),
-    CodeRule::new(5, 6, "Authentication exchange line is too long", Some(ProtocolError),
-        "An AUTH exchange line exceeded the server's limit.", RFC4954),
-    CodeRule::new(6, 0, "Other or undefined media error", Some(ContentRejected),
-        "The server refused the message content or format.", RFC3463),
-    CodeRule::new(6, 1, "Media not supported / conversion problems / non-ASCII addresses", Some(ContentRejected),
-        "The message content, encoding or format is not acceptable to the receiving server.", RFC3463).to(999),
-    CodeRule::new(7, 0, "Other or undefined security status", None, "", RFC3463),
-    CodeRule::new(7, 1, "Delivery not authorized, message refused", None, "", RFC3463),
-    CodeRule::new(7, 2, "Mailing list expansion prohibited", Some(PolicyOrTransportRule),
-        "The sender may not send to this mailing list.", RFC3463),
-    CodeRule::new(7, 3, "Security conversion required but not possible", None, "", RFC3463),
-    CodeRule::new(7, 4, "Security features not supported", None, "", RFC3463),
-    CodeRule::new(7, 5, "Cryptographic failure", None, "", RFC3463),
-    CodeRule::new(7, 6, "Cryptographic algorithm not supported", None, "", RFC3463),
-    CodeRule::new(7, 7, "Message integrity failure", Some(ContentRejected),
-        "The message failed an integrity check.", RFC3463),
-    // X.7.8-X.7.13 are SMTP AUTH codes; other servers reuse some of them at other stages with
-    // other meanings (Yahoo's 554 5.7.9 "policy reasons"), so they only count at AUTH.
-    CodeRule::new(7, 8, "Authentication credentials invalid", Some(AuthFailed),
-        "The server rejected the credentials.", RFC4954).at(AUTH.or_unknown()),
-    CodeRule::new(7, 9, "Authentication mechanism is too weak", Some(AuthFailed),
-        "The server requires a stronger authentication mechanism.", RFC4954).at(AUTH),
-    CodeRule::new(7, 10, "Encryption needed", Some(TlsRequired),
-        "The server requires TLS for this operation.", RFC3463),
-    CodeRule::new(7, 11, "Encryption required for requested authentication mechanism", Some(TlsRequired),
-        "This authentication mechanism is only allowed inside TLS.", RFC4954),
-    CodeRule::new(7, 12, "A password transition is needed", Some(AuthFailed),
-        "The account must change its password before it can authenticate.", RFC4954).at(AUTH),
-    CodeRule::new(7, 13, "User account disabled", Some(AuthFailed),
-        "The account used to authenticate is disabled.", "RFC 5248 / IANA SMTP Enhanced Status Codes registry (X.7.13)").at(AUTH.or_unknown()),
-    CodeRule::new(7, 14, "Trust relationship required", Some(AuthRequired),
-        "The server requires an established trust relationship (authentication) for this.", "RFC 5248 / IANA SMTP Enhanced Status Codes registry (X.7.14)"),
-    CodeRule::new(7, 15, "Priority level is too low / message too big for priority", Some(PolicyOrTransportRule),
-        "The server refused the message at its priority level.", "RFC 6710 / IANA SMTP Enhanced Status Codes registry (X.7.15-X.7.16)").to(16),
-    CodeRule::new(7, 17, "Mailbox owner has changed / domain owner has changed", Some(RecipientUnknown),
-        "The recipient address now belongs to someone else (require-recipient-valid-since).", "RFC 7293 / IANA SMTP Enhanced Status Codes registry (X.7.17-X.7.19)").to(18),
-    CodeRule::new(7, 20, "No passing DKIM signature found", Some(SpfDkimDmarcFailure),
-        "The message has no DKIM signature the receiver accepts.", RFC7372).to(22),
-    CodeRule::new(7, 23, "SPF validation failed", Some(SpfDkimDmarcFailure),
-        "The sending IP is not authorized by the sender domain's SPF record.", RFC7372),
-    CodeRule::new(7, 24, "SPF validation error", Some(SpfDkimDmarcFailure),
-        "The sender domain's SPF record could not be evaluated (syntax error, too many DNS lookups, or DNS failure).", RFC7372),
-    CodeRule::new(7, 25, "Reverse DNS validation failed", Some(DnsFailure),
-        "The sending IP has no valid reverse DNS (PTR) record, or it does not resolve back.", RFC7372).layer(Layer::Dns),
-    CodeRule::new(7, 26, "Multiple authentication checks failed", Some(SpfDkimDmarcFailure),
-        "The message failed sender authentication: neither SPF nor DKIM passed (aligned), so DMARC or the receiver's authentication requirement failed.", RFC7372),
-    CodeRule::new(7, 27, "Sender address has null MX", Some(SenderRejected),
-        "The sender domain publishes a null MX.", RFC7372),
-    CodeRule::new(7, 28, "Mail flood detected", Some(ReputationOrRateLimited),
-        "The receiver detected a flood of mail (unusual rate) from this sender or IP.", "IANA SMTP Enhanced Status Codes registry (X.7.28)"),
-    CodeRule::new(7, 29, "ARC validation failure", Some(SpfDkimDmarcFailure),
-        "The message's ARC chain failed validation.", "RFC 8617 / IANA SMTP Enhanced Status Codes registry (X.7.29)"),
-    CodeRule::new(7, 30, "REQUIRETLS support required", Some(TlsRequired),
-        "The message requires TLS on every hop, and this hop cannot guarantee it.", "RFC 8689 / IANA SMTP Enhanced Status Codes registry (X.7.30)"),
-];
-
-// ---- Tier 3: generic wording -----------------------------------------------------------------
-
-pub static KEYWORDS: &[TextRule] = &[
-    TextRule::new(
-        &["unrecognized", "not recognized", "not implemented", "unknown command", "not supported", "not available", "command not"],
-        TlsFailed,
-        "The server refused the STARTTLS command (not supported or not enabled), so the session cannot be encrypted.",
-        RFC3207,
-    )
-    .at(TLS),
-    TextRule::new(
-        &["#spf", "#dkim", "#dmarc", "sender policy framework", "unauthenticated email", "sender is unauthenticated", "authentication checks"],
-        SpfDkimDmarcFailure,
-        "The message failed sender authentication (SPF, DKIM or DMARC) at the receiving server.",
-        RFC7372,
-    )
-    .steps(&[AUTH_POSTURE]),
-    TextRule::new(
-        &["relay"],
-        RelayDenied,
-        "The server refused to relay for this connection.",
-        POSTFIX,
-    )
-    .also(&["denied", "not ", "prohibit", "unable", "refus", "reject", "forbidden", "permission"]),
-    TextRule::new(
-        &["starttls", "#tls", "encryption", "secure connection"],
-        TlsRequired,
-        "The server requires TLS before this command.",
-        RFC3207,
-    )
-    .also(&["required", "must", "first", "mandatory", "need"]),
-    TextRule::new(
-        &["security subsystem", "tls not available", "tls is not available", "tls negotiation failed", "tls handshake", "ssl handshake", "certificate"],
-        TlsFailed,
-        "TLS could not be started on the server side (certificate or TLS configuration problem, or TLS unavailable).",
-        RFC3207,
-    ),
-    TextRule::new(
-        &["authentication required", "authentication is required", "auth required", "must authenticate", "authenticate first", "not authenticated", "requires authentication", "please authenticate", "login required"],
-        AuthRequired,
-        "The server requires SMTP authentication before accepting this command.",
-        RFC4954,
-    ),
-    TextRule::new(
-        &["authentication failed", "authentication failure", "authentication unsuccessful", "unrecognized authentication", "authentication type", "authentication mechanism", "too many login attempts", "auth failed", "invalid credentials", "bad credentials", "credentials invalid", "password not accepted", "incorrect password", "invalid password", "login failed", "logon failure", "authentication credentials"],
-        AuthFailed,
-        "The server rejected the authentication attempt.",
-        RFC4954,
-    ),
-    TextRule::new(
-        &["rate limit", "ratelimit", "rate-limit", "too many messages", "per connection", "too many connections", "too many concurrent", "throttl", "sending limit", "limit exceeded", "exceeded the maximum number", "unusual traffic", "excessive", "complaint", "reputation", "too fast", "too quickly", "slow down"],
-        ReputationOrRateLimited,
-        "The receiving server is limiting this sender or IP (rate, volume or reputation).",
-        RFC3463,
-    ),
-    TextRule::new(
-        &["too many recipients"],
-        ReputationOrRateLimited,
-        "The message has more recipients than the server accepts in one transaction.",
-        RFC5321,
-    )
-    .layer(Layer::Policy),
-    TextRule::new(
-        &["#spam", "unsolicited", "#junk", "#uce", "bulk mail"],
-        ContentRejected,
-        "The receiving filter classified the message as spam.",
-        RFC3463,
-    )
-    .at(DATA.or_unknown()),
-    TextRule::new(
-        &["#spam", "unsolicited", "#junk", "#uce", "bulk mail"],
-        ReputationOrRateLimited,
-        "The receiving server treats this sender or IP as a spam source (reputation).",
-        RFC3463,
-    ),
-    TextRule::new(
-        &["#phish", "#virus", "malware", "infected", "attachment", "banned file", "prohibited file", "content"],
-        ContentRejected,
-        "The receiving filter refused the message content.",
-        RFC3463,
-    ),
-    TextRule::new(
-        &["too large", "too big", "exceeds size", "maximum size", "size exceeds", "exceeds maximum", "message length exceeds"],
-        MessageTooLarge,
-        "The message is larger than a size limit on the receiving side.",
-        RFC3463,
-    ),
-    TextRule::new(
-        &["quota", "storage"],
-        MailboxDisabledOrFull,
-        "The recipient mailbox is over its storage quota.",
-        RFC3463,
-    )
-    .unless(&["system storage", "submission"])
-    .at(NOT_MAIL),
-    TextRule::new(
-        &["disabled", "inactive", "suspended", "deactivated"],
-        MailboxDisabledOrFull,
-        "The recipient mailbox is disabled or not accepting mail.",
-        RFC3463,
-    )
-    .unless(&["auth", "tls", "login", "#ip"])
-    .at(RCPT.and(DATA).or_unknown()),
-    TextRule::new(
-        &["sender address rejected", "sender rejected", "sender verify", "sender denied", "invalid sender", "bad sender", "sender domain", "sender not allowed", "sender is not allowed", "sender blocked", "envelope sender", "from address"],
-        SenderRejected,
-        "The receiving server refused the sender address.",
-        POSTFIX,
-    ),
-    TextRule::new(
-        &["does not exist", "doesn't exist", "not exist", "unknown", "not found", "invalid address", "no such", "not valid", "undeliverable", "not allowed", "denied", "rejected"],
-        SenderRejected,
-        "The receiving server refused the sender address given at MAIL FROM.",
-        RFC5321,
-    )
-    .at(MAIL),
-    TextRule::new(
-        &["user unknown", "unknown user", "no such user", "no such recipient", "no such mailbox", "unknown recipient", "recipient unknown", "recipient not found", "invalid recipient", "recipient invalid", "mailbox not found", "does not exist", "doesn't exist", "not exist", "no mailbox", "unknown address", "address unknown", "invalid address", "bad destination", "undeliverable address", "not our customer", "no longer valid", "mailbox unknown", "address not found", "addressee unknown"],
-        RecipientUnknown,
-        "The recipient address is not known to the receiving server.",
-        RFC3463,
-    )
-    .at(NOT_MAIL),
-    TextRule::new(
-        &["#dns", "lookup fail", "host not found", "domain not found", "nxdomain", "servfail", "could not resolve", "cannot resolve", "unresolvable"],
-        DnsFailure,
-        "A DNS lookup on the receiving side failed or found no record.",
-        ONPREM,
-    ),
-    TextRule::new(
-        &["#loop", "hop count", "unable to route", "no route", "routing", "connector", "unable to connect", "connection refused", "connection timed out", "connection dropped", "could not connect", "unreachable", "expired"],
-        ConnectorOrRouting,
-        "The message could not be routed or delivered to the next hop.",
-        RFC3463,
-    ),
-    TextRule::new(
-        &["policy", "not authorized", "not authorised", "prohibited", "not permitted", "restricted", "access denied", "not allowed", "forbidden", "administrative", "denied", "blocked", "rejected by", "#rule"],
-        PolicyOrTransportRule,
-        "A policy on the receiving side refused the message (access rule, transport rule or restriction).",
-        RFC3463,
-    )
-    .steps(&[RULES, RECIPIENT_ADMIN]),
-    TextRule::new(
-        &["service unavailable", "service not available", "temporarily unavailable", "try again later", "try later", "server busy", "too busy", "overloaded", "maintenance", "shutting down", "closing transmission channel", "temporary failure", "temporary problem", "local error", "local problem", "system problem", "resources temporarily", "not available", "please retry", "insufficient system storage"],
-        ServiceUnavailable,
-        "The receiving server reports a temporary inability to provide service.",
-        RFC5321,
-    )
-    .steps(&[SERVICE_HEALTH, RETRY]),
-    TextRule::new(
-        &["syntax", "unrecognized", "unrecognised", "not recognized", "not implemented", "bad sequence", "out of sequence", "need mail command", "need rcpt command", "line too long", "bare lf", "bare line feed", "pipelining", "protocol", "invalid command", "unknown command"],
-        ProtocolError,
-        "The server did not accept the command as valid SMTP at this point.",
-        RFC5321,
-    ),
-];
-
 // ---- Tier 4: RFC 5321 basic codes, with the stage --------------------------------------------
 
 pub static RFC5321_TABLE: &[BasicRule] = &[
@@ -1016,26 +651,33 @@ pub static RFC5321_TABLE: &[BasicRule] = &[
     BasicRule::new(454, "TLS not available due to temporary reason", Some(TlsFailed),
         "The server advertises or accepts STARTTLS but cannot start TLS now (certificate or TLS configuration problem on the server).", RFC3207)
         .at(TLS.or_unknown()),
+    // A 503 to STARTTLS is a command out of sequence (STARTTLS before EHLO, or twice).
+    BasicRule::new(503, "Bad sequence of commands", Some(ProtocolError),
+        "STARTTLS came out of sequence (before EHLO, or inside TLS already).", RFC5321).at(TLS),
     BasicRule::new(400, "STARTTLS refused", Some(TlsFailed),
         "The server refused STARTTLS, so the session cannot be encrypted.", RFC3207)
-        .to(599).at(TLS),
+        .to(599).at(TLS).sure(),
     BasicRule::new(454, "Temporary authentication failure", Some(AuthFailed),
         "Authentication failed for a temporary reason on the server (its directory or authentication back end).", RFC4954)
-        .at(AUTH),
+        .at(AUTH).sure(),
     BasicRule::new(432, "A password transition is needed", Some(AuthFailed),
         "The account must change its password before it can authenticate.", RFC4954).at(AUTH),
+    // Not `sure`: RFC 3207 gives 530 to "Must issue a STARTTLS command first" too.
     BasicRule::new(530, "Authentication required", Some(AuthRequired),
         "The server requires authentication before this command.", RFC4954),
     BasicRule::new(534, "Authentication mechanism is too weak", Some(AuthFailed),
         "The server requires a stronger authentication mechanism.", RFC4954),
     BasicRule::new(535, "Authentication credentials invalid", Some(AuthFailed),
-        "The server rejected the credentials.", RFC4954),
+        "The server rejected the credentials.", RFC4954).sure(),
     BasicRule::new(538, "Encryption required for requested authentication mechanism", Some(TlsRequired),
         "This authentication mechanism is only allowed inside TLS.", RFC4954),
     BasicRule::new(503, "Bad sequence of commands", Some(ProtocolError),
-        "A command came out of order (for example AUTH when already authenticated, or RCPT before MAIL).", RFC5321),
+        "A command came out of order (for example AUTH when already authenticated, or RCPT before MAIL).", RFC5321).sure(),
+    // RFC 4954 section 4: a client response that is not valid base64 gets 501.
     BasicRule::new(500, "Authentication refused", Some(AuthFailed),
-        "The server refused the authentication attempt.", RFC4954).to(599).at(AUTH),
+        "The server refused the authentication attempt.", RFC4954).to(599).at(AUTH).sure(),
+    BasicRule::new(400, "Authentication temporarily refused", Some(AuthFailed),
+        "The server could not authenticate the client now (a temporary failure of its authentication back end).", RFC4954).to(499).at(AUTH),
     BasicRule::new(450, "Requested mail action not taken: mailbox unavailable (busy or temporarily blocked for policy reasons)", None, "", RFC5321),
     BasicRule::new(451, "Requested action aborted: local error in processing", Some(ServiceUnavailable),
         "The receiving server hit a local error while processing the command; it is temporary by definition.", RFC5321),
@@ -1046,13 +688,13 @@ pub static RFC5321_TABLE: &[BasicRule] = &[
     BasicRule::new(455, "Server unable to accommodate parameters", Some(ProtocolError),
         "The server could not accept the MAIL or RCPT parameters.", RFC5321),
     BasicRule::new(500, "Syntax error, command unrecognized", Some(ProtocolError),
-        "The server did not recognize the command.", RFC5321),
+        "The server did not recognize the command.", RFC5321).sure(),
     BasicRule::new(501, "Syntax error in parameters or arguments", Some(ProtocolError),
-        "The command's parameters were not valid.", RFC5321),
+        "The command's parameters were not valid.", RFC5321).sure(),
     BasicRule::new(502, "Command not implemented", Some(ProtocolError),
-        "The server does not implement this command.", RFC5321),
+        "The server does not implement this command.", RFC5321).sure(),
     BasicRule::new(504, "Command parameter not implemented", Some(ProtocolError),
-        "The server does not implement this command parameter.", RFC5321),
+        "The server does not implement this command parameter.", RFC5321).sure(),
     BasicRule::new(521, "Host does not accept mail", Some(ServiceUnavailable),
         "This host does not accept mail at all.", RFC7504),
     BasicRule::new(550, "Requested action not taken: mailbox unavailable", None, "", RFC5321),
@@ -1068,9 +710,19 @@ pub static RFC5321_TABLE: &[BasicRule] = &[
 .at(BANNER).layer(Layer::Service).steps(&[DELIST_PUBLIC, PTR]),
     BasicRule::new(554, "Transaction failed", None, "", RFC5321),
     BasicRule::new(555, "MAIL FROM/RCPT TO parameters not recognized or not implemented", Some(ProtocolError),
-        "The server did not accept the MAIL or RCPT parameters.", RFC5321),
+        "The server did not accept the MAIL or RCPT parameters.", RFC5321).sure(),
     BasicRule::new(556, "Domain does not accept mail", Some(RecipientUnknown),
         "The recipient domain does not accept mail (null MX).", RFC7504),
     BasicRule::new(400, "Transient negative completion", None, "", RFC5321).to(499),
     BasicRule::new(500, "Permanent negative completion", None, "", RFC5321).to(599),
 ];
+
+/// The reading `SessionFacts` gives a refusal at RCPT that says no clear reason, when the
+/// server does not claim the recipient's domain (classify.rs `apply_facts`).
+pub static RELAY_BY_FACTS: TextRule = TextRule::new(
+    &[],
+    RelayDenied,
+    "The server does not claim the recipient's domain (not in its banner, EHLO or certificate names, nor the MX it was reached through), so a refusal at RCPT is most likely a refusal to relay for a domain it does not serve.",
+    POSTFIX,
+)
+.steps(&[RELAY_WHICH_SIDE, CONNECTORS]);

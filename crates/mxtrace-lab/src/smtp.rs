@@ -1123,66 +1123,17 @@ impl Session {
         };
         match verb.to_ascii_uppercase().as_str() {
             "EHLO" | "HELO" if arg.is_empty() => self.say_error(out, Text::BadSyntax),
-            "EHLO" => {
-                self.greet(arg);
-                let hello = render(template(self.role(), Text::Hello), &self.vars("", "", 0));
-                let mut lines = vec![hello];
-                let offer_tls = self.shared.acceptor.is_some() && !self.tls;
-                let keywords = EHLO_KEYWORDS
-                    .iter()
-                    .find(|(r, _, _)| *r == self.role())
-                    .map(|(_, k, _)| *k)
-                    .unwrap_or(&[]);
-                lines.extend(
-                    keywords
-                        .iter()
-                        .filter(|k| offer_tls || **k != "STARTTLS")
-                        .map(|k| k.to_string()),
-                );
-                let n = lines.len();
-                for (i, l) in lines.into_iter().enumerate() {
-                    let sep = if i + 1 == n { ' ' } else { '-' };
-                    self.say_raw(out, format!("250{sep}{l}"));
-                }
-                Action::Continue
-            }
+            "EHLO" => self.ehlo(arg, out),
             "HELO" => {
                 self.greet(arg);
                 let hello = render(template(self.role(), Text::Hello), &self.vars("", "", 0));
                 self.say_raw(out, format!("250 {hello}"));
                 Action::Continue
             }
-            "STARTTLS" => {
-                if self.shared.acceptor.is_none() || self.tls {
-                    return self.say_error(out, Text::Unknown);
-                }
-                if !arg.is_empty() {
-                    return self.say_error(out, Text::BadSyntax);
-                }
-                if buffered {
-                    // Bytes after STARTTLS would be read as if they came inside TLS
-                    // (CVE-2011-0411 style injection): refuse and close.
-                    self.say(out, Text::PipelinedAfterStartTls);
-                    return Action::Close(SessionEnd::PipelinedAfterStartTls);
-                }
-                self.say(out, Text::StartTlsGo);
-                Action::StartTls
-            }
+            "STARTTLS" => self.starttls(arg, buffered, out),
             "MAIL" => self.mail(arg, out),
             "RCPT" => self.rcpt(arg, out),
-            "DATA" => {
-                if self.mail_from.is_none() {
-                    return self.say_error(out, Text::NeedMail);
-                }
-                if self.rcpts.is_empty() {
-                    return self.say_error(out, Text::NeedRcpt);
-                }
-                if !arg.is_empty() {
-                    return self.say_error(out, Text::BadSyntax);
-                }
-                self.say(out, Text::StartData);
-                Action::Data
-            }
+            "DATA" => self.data(arg, out),
             "BDAT" => self.bdat(arg, out),
             "RSET" => {
                 self.reset_transaction();
@@ -1201,6 +1152,62 @@ impl Session {
             }
             _ => self.say_error(out, Text::Unknown),
         }
+    }
+
+    /// The role's EHLO keywords; STARTTLS only where TLS can still start.
+    fn ehlo(&mut self, arg: &str, out: &mut Vec<u8>) -> Action {
+        self.greet(arg);
+        let hello = render(template(self.role(), Text::Hello), &self.vars("", "", 0));
+        let mut lines = vec![hello];
+        let offer_tls = self.shared.acceptor.is_some() && !self.tls;
+        let keywords = EHLO_KEYWORDS
+            .iter()
+            .find(|(r, _, _)| *r == self.role())
+            .map(|(_, k, _)| *k)
+            .unwrap_or(&[]);
+        lines.extend(
+            keywords
+                .iter()
+                .filter(|k| offer_tls || **k != "STARTTLS")
+                .map(|k| k.to_string()),
+        );
+        let n = lines.len();
+        for (i, l) in lines.into_iter().enumerate() {
+            let sep = if i + 1 == n { ' ' } else { '-' };
+            self.say_raw(out, format!("250{sep}{l}"));
+        }
+        Action::Continue
+    }
+
+    fn starttls(&mut self, arg: &str, buffered: bool, out: &mut Vec<u8>) -> Action {
+        if self.shared.acceptor.is_none() || self.tls {
+            return self.say_error(out, Text::Unknown);
+        }
+        if !arg.is_empty() {
+            return self.say_error(out, Text::BadSyntax);
+        }
+        if buffered {
+            // Bytes after STARTTLS would be read as if they came inside TLS
+            // (CVE-2011-0411 style injection): refuse and close.
+            self.say(out, Text::PipelinedAfterStartTls);
+            return Action::Close(SessionEnd::PipelinedAfterStartTls);
+        }
+        self.say(out, Text::StartTlsGo);
+        Action::StartTls
+    }
+
+    fn data(&mut self, arg: &str, out: &mut Vec<u8>) -> Action {
+        if self.mail_from.is_none() {
+            return self.say_error(out, Text::NeedMail);
+        }
+        if self.rcpts.is_empty() {
+            return self.say_error(out, Text::NeedRcpt);
+        }
+        if !arg.is_empty() {
+            return self.say_error(out, Text::BadSyntax);
+        }
+        self.say(out, Text::StartData);
+        Action::Data
     }
 
     fn greet(&mut self, name: &str) {

@@ -20,6 +20,7 @@ use crate::dns::{zone_text, DnsServer};
 use crate::pki::LabPki;
 use crate::smtp::{Blackhole, Fault, Role, RoleConfig, RoleServer, RunningServer};
 use mxtrace_knowledge::{tenant_routing_domain, Category, Layer, Scenario};
+use mxtrace_proto::spec::{Field, Naming, RunSetting, Suggestion};
 use serde::Serialize;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -202,9 +203,23 @@ pub struct FaultSpec {
     /// The root cause as mail-flow runbooks name it.
     pub runbook: &'static str,
     pub effects: &'static [(Endpoint, Effect)],
-    /// What the lab does, in words (README, `lab serve`, the demo).
-    pub lab_does: &'static str,
+    /// What the lab does, in words (docs/lab.md, `lab serve`, the demo); `{setting}` stands
+    /// for `setting`, worded as the demo's command line passes it (`lab_does()`).
+    lab_does: &'static str,
+    setting: Option<Suggestion>,
     pub cases: &'static [FaultCase],
+}
+
+impl FaultSpec {
+    /// What the lab does, in words.
+    pub fn lab_does(&self) -> String {
+        match self.setting {
+            Some(s) => self
+                .lab_does
+                .replace("{setting}", &s.word(Naming::Flag).to_string()),
+            None => self.lab_does.to_string(),
+        }
+    }
 }
 
 const fn case(
@@ -223,6 +238,9 @@ const fn case(
     }
 }
 
+/// The sender that does not use TLS (`Client::NoStartTls`).
+const NO_STARTTLS: Suggestion = Field::StartTls.set_to("never");
+
 use Category as C;
 use Client::{Data, NoStartTls, Normal};
 use Endpoint::{Eop, OnPrem, ThirdParty};
@@ -235,51 +253,51 @@ use Scenario::{A, B, D};
 pub static FAULTS: &[FaultSpec] = &[
     FaultSpec { fault: LabFault::ConnectorOffline, runbook: "Connector offline: the on-premises mail server is down",
         effects: &[(OnPrem, Effect::Refused)],
-        lab_does: "nothing listens on the on-premises Exchange address: connections are refused",
+        setting: None, lab_does: "nothing listens on the on-premises Exchange address: connections are refused",
         cases: &[case(B, 1, Normal, C::ConnectorOrRouting, L::Network), case(D, 1, Normal, C::ConnectorOrRouting, L::Network)] },
     FaultSpec { fault: LabFault::FirewallDrop, runbook: "Network/firewall block: telnet to EOP on 25 fails from the hybrid server",
         effects: &[(Eop, Effect::Dropped)],
-        lab_does: "SYNs to the EOP front end are dropped: connections time out",
+        setting: None, lab_does: "SYNs to the EOP front end are dropped: connections time out",
         cases: &[case(B, 2, Normal, C::ConnectorOrRouting, L::Network)] },
     FaultSpec { fault: LabFault::WrongMx, runbook: "Wrong MX records: MX not pointing to mail.protection.outlook.com",
         effects: &[(Endpoint::Dns, Effect::WrongMx)],
-        lab_does: "contoso.test's MX is mail.contoso.test, the on-premises server, which no longer accepts the domain",
+        setting: None, lab_does: "contoso.test's MX is mail.contoso.test, the on-premises server, which no longer accepts the domain",
         cases: &[case(A, 1, Normal, C::RelayDenied, L::Connector)] },
     FaultSpec { fault: LabFault::TransportRule, runbook: "Transport rule rejecting all",
         effects: &[(Eop, Effect::Smtp(Fault::TransportRuleRejectAll))],
-        lab_does: "EOP rejects every message at end of data (550 5.7.1 TRANSPORT.RULES.RejectMessage); seen with --data",
+        setting: Some(Field::Data.on()), lab_does: "EOP rejects every message at end of data (550 5.7.1 TRANSPORT.RULES.RejectMessage); seen with {setting}",
         cases: &[case(A, 1, Data, C::PolicyOrTransportRule, L::Policy)] },
     FaultSpec { fault: LabFault::RecipientNotProvisioned, runbook: "Mailbox not licensed/provisioned",
         effects: &[(Eop, Effect::Smtp(Fault::RecipientNotProvisioned)), (ThirdParty, Effect::Smtp(Fault::RecipientNotProvisioned))],
-        lab_does: "EOP answers 550 5.4.1 for the mailbox, the third party 550 5.1.1",
+        setting: None, lab_does: "EOP answers 550 5.4.1 for the mailbox, the third party 550 5.1.1",
         cases: &[case(A, 1, Normal, C::RecipientUnknown, L::Recipient), case(Scenario::C, 1, Normal, C::RecipientUnknown, L::Recipient)] },
     FaultSpec { fault: LabFault::TlsRequired, runbook: "550 5.7.1 TLS required",
         effects: &[(ThirdParty, Effect::Smtp(Fault::TlsRequired))],
-        lab_does: "the third party refuses MAIL before STARTTLS (530 5.7.0); the sender does not use TLS (--starttls never)",
+        setting: Some(NO_STARTTLS), lab_does: "the third party refuses MAIL before STARTTLS (530 5.7.0); the sender does not use TLS ({setting})",
         cases: &[case(Scenario::C, 1, NoStartTls, C::TlsRequired, L::Tls)] },
     FaultSpec { fault: LabFault::CertExpired, runbook: "Connector certificate expiry",
         effects: &[(OnPrem, Effect::Smtp(Fault::CertExpired))],
-        lab_does: "the on-premises server presents an expired certificate; EOP's outbound connector verifies it (--tls-verify strict)",
+        setting: Some(Field::TlsVerify.set_to("strict")), lab_does: "the on-premises server presents an expired certificate; EOP's outbound connector verifies it ({setting})",
         cases: &[case(D, 1, Normal, C::TlsFailed, L::Tls)] },
     FaultSpec { fault: LabFault::CertWrongName, runbook: "The certificate name the outbound connector expects (scenario D hop 1)",
         effects: &[(OnPrem, Effect::Smtp(Fault::CertWrongName))],
-        lab_does: "the on-premises server presents a certificate for another name (mail.wrong-name.invalid)",
+        setting: None, lab_does: "the on-premises server presents a certificate for another name (mail.wrong-name.invalid)",
         cases: &[case(D, 1, Normal, C::TlsFailed, L::Tls)] },
     FaultSpec { fault: LabFault::IpBlocklisted, runbook: "Sending IP on a block list (scenario A step 3; D hop 2)",
         effects: &[(Eop, Effect::Smtp(Fault::IpBlocklisted)), (ThirdParty, Effect::Smtp(Fault::IpBlocklisted))],
-        lab_does: "EOP answers 550 5.7.606 banned sending IP; the third party rejects with a Spamhaus listing",
+        setting: None, lab_does: "EOP answers 550 5.7.606 banned sending IP; the third party rejects with a Spamhaus listing",
         cases: &[case(A, 1, Normal, C::IpBlocklisted, L::Reputation), case(D, 2, Normal, C::IpBlocklisted, L::Reputation)] },
     FaultSpec { fault: LabFault::Throttling, runbook: "Throttling (EOP 4.7.500-699)",
         effects: &[(Eop, Effect::Smtp(Fault::Throttling))],
-        lab_does: "EOP defers MAIL with 451 4.7.500 Server busy",
+        setting: None, lab_does: "EOP defers MAIL with 451 4.7.500 Server busy",
         cases: &[case(A, 1, Normal, C::ReputationOrRateLimited, L::Reputation)] },
     FaultSpec { fault: LabFault::DirsyncStale, runbook: "Directory sync stopped",
         effects: &[(Eop, Effect::Smtp(Fault::DirSyncStale))],
-        lab_does: "EOP does not know the remote routing address user@contoso.mail.onmicrosoft.com (550 5.4.1)",
+        setting: None, lab_does: "EOP does not know the remote routing address user@contoso.mail.onmicrosoft.com (550 5.4.1)",
         cases: &[case(B, 2, Normal, C::RecipientUnknown, L::Recipient)] },
     FaultSpec { fault: LabFault::Attribution, runbook: "Hybrid connector errors: 5.7.64 TenantAttribution",
         effects: &[(Eop, Effect::Smtp(Fault::AttributionFailure))],
-        lab_does: "EOP cannot attribute the on-premises connection to the tenant (550 5.7.64 ATTR36)",
+        setting: None, lab_does: "EOP cannot attribute the on-premises connection to the tenant (550 5.7.64 ATTR36)",
         cases: &[case(B, 2, Normal, C::RelayDenied, L::Connector)] },
 ];
 
@@ -391,28 +409,28 @@ fn trace_args(scenario: Scenario) -> Vec<String> {
     let (domain, named, ehlo, from, rcpt) = match scenario {
         Scenario::A => (
             DOMAIN_CLOUD,
-            ["--scenario", "A"],
+            [RunSetting::Scenario.flag(), "A"],
             THIRD_PARTY_SENDER_EHLO,
             DOMAIN_THIRD_PARTY,
             DOMAIN_CLOUD,
         ),
         Scenario::B => (
             DOMAIN_HYBRID,
-            ["--tenant", TENANT],
+            [RunSetting::Tenant.flag(), TENANT],
             THIRD_PARTY_SENDER_EHLO,
             DOMAIN_THIRD_PARTY,
             DOMAIN_HYBRID,
         ),
         Scenario::C => (
             DOMAIN_THIRD_PARTY,
-            ["--scenario", "C"],
+            [RunSetting::Scenario.flag(), "C"],
             EOP_OUTBOUND_EHLO,
             DOMAIN_CLOUD,
             DOMAIN_THIRD_PARTY,
         ),
         Scenario::D => (
             DOMAIN_THIRD_PARTY,
-            ["--scenario", "D"],
+            [RunSetting::Scenario.flag(), "D"],
             ONPREM_HOST,
             DOMAIN_HYBRID,
             DOMAIN_THIRD_PARTY,
@@ -421,7 +439,16 @@ fn trace_args(scenario: Scenario) -> Vec<String> {
     let (from, rcpt) = (mailbox(from), mailbox(rcpt));
     let [flag, value] = named;
     strings(&[
-        "trace", domain, flag, value, "--ehlo", ehlo, "--from", &from, "--rcpt", &rcpt,
+        "trace",
+        domain,
+        flag,
+        value,
+        Field::Ehlo.flag(),
+        ehlo,
+        Field::From.flag(),
+        &from,
+        Field::Rcpt.flag(),
+        &rcpt,
     ])
 }
 
@@ -712,7 +739,31 @@ fn describe(
     ip_of: &impl Fn(Endpoint) -> Ipv4Addr,
     opts: &LabOptions,
 ) -> LabInfo {
-    let endpoints = Endpoint::ALL
+    let endpoints = endpoints(routing, effects, ip_of);
+    let domains = domains(routing, effects);
+    let mut faults = opts.faults.clone();
+    faults.dedup();
+    LabInfo {
+        dns: SocketAddr::new(IpAddr::V4(ip_of(Endpoint::Dns)), port),
+        port,
+        tenant: TENANT.to_string(),
+        tenant_routing_domain: routing.to_string(),
+        ca_file: files.ca.clone(),
+        eop_client_cert: files.client_cert.clone(),
+        eop_client_key: files.client_key.clone(),
+        endpoints,
+        domains,
+        faults,
+    }
+}
+
+/// Each endpoint: where it listens, the names it answers for, and what its faults do to it.
+fn endpoints(
+    routing: &str,
+    effects: &Effects,
+    ip_of: &impl Fn(Endpoint) -> Ipv4Addr,
+) -> Vec<EndpointInfo> {
+    Endpoint::ALL
         .iter()
         .map(|&ep| {
             let mine: Vec<&(Endpoint, Effect, LabFault)> =
@@ -745,9 +796,13 @@ fn describe(
                 faults: mine.iter().map(|(_, _, f)| *f).collect(),
             }
         })
-        .collect();
+        .collect()
+}
+
+/// The lab's domains, their MX and the scenarios they play.
+fn domains(routing: &str, effects: &Effects) -> Vec<DomainInfo> {
     let wrong_mx = effects.iter().any(|(_, e, _)| *e == Effect::WrongMx);
-    let domains = vec![
+    vec![
         DomainInfo {
             domain: DOMAIN_CLOUD.to_string(),
             mx: if wrong_mx { STALE_MX } else { EOP_MX_CLOUD }.to_string(),
@@ -768,21 +823,7 @@ fn describe(
             mx: THIRD_PARTY_HOST.to_string(),
             scenarios: "C (Office 365 -> third party), D hop 2",
         },
-    ];
-    let mut faults = opts.faults.clone();
-    faults.dedup();
-    LabInfo {
-        dns: SocketAddr::new(IpAddr::V4(ip_of(Endpoint::Dns)), port),
-        port,
-        tenant: TENANT.to_string(),
-        tenant_routing_domain: routing.to_string(),
-        ca_file: files.ca.clone(),
-        eop_client_cert: files.client_cert.clone(),
-        eop_client_key: files.client_key.clone(),
-        endpoints,
-        domains,
-        faults,
-    }
+    ]
 }
 
 /// A command line that runs one scenario hop against the lab: `args` say what is checked,
@@ -851,30 +892,34 @@ impl LabInfo {
             (Scenario::D, 1) => (
                 self.onprem_probe_args(),
                 vec![
-                    "--tls-ca-file".to_string(),
+                    Field::TlsCaFile.flag().to_string(),
                     ca,
-                    "--tls-client-cert".to_string(),
+                    Field::TlsClientCert.flag().to_string(),
                     self.eop_client_cert.display().to_string(),
-                    "--tls-client-key".to_string(),
+                    Field::TlsClientKey.flag().to_string(),
                     self.eop_client_key.display().to_string(),
                 ],
             ),
             (scenario, _) => (
                 trace_args(scenario),
                 vec![
-                    "--resolver".to_string(),
+                    Field::Resolver.flag().to_string(),
                     self.dns.to_string(),
-                    "--port".to_string(),
+                    Field::Port.flag().to_string(),
                     self.port.to_string(),
-                    "--tls-ca-file".to_string(),
+                    Field::TlsCaFile.flag().to_string(),
                     ca,
                 ],
             ),
         };
-        match client {
-            Client::Normal => {}
-            Client::Data => args.push("--data".to_string()),
-            Client::NoStartTls => args.extend(strings(&["--starttls", "never"])),
+        let setting = match client {
+            Client::Normal => None,
+            Client::Data => Some(Field::Data.on()),
+            Client::NoStartTls => Some(NO_STARTTLS),
+        };
+        if let Some(s) = setting {
+            let words = s.word(Naming::Flag).to_string();
+            args.extend(words.split(' ').map(str::to_string));
         }
         Invocation { args, lab_args }
     }
@@ -889,21 +934,21 @@ impl LabInfo {
         strings(&[
             "probe",
             &target,
-            "--tls-name",
+            Field::TlsName.flag(),
             ONPREM_HOST,
-            "--scenario",
+            RunSetting::Scenario.flag(),
             "D",
-            "--hop",
+            RunSetting::Hop.flag(),
             "1",
-            "--starttls",
+            Field::StartTls.flag(),
             "require",
-            "--tls-verify",
+            Field::TlsVerify.flag(),
             "strict",
-            "--ehlo",
+            Field::Ehlo.flag(),
             EOP_OUTBOUND_EHLO,
-            "--from",
+            Field::From.flag(),
             &mailbox(DOMAIN_HYBRID),
-            "--rcpt",
+            Field::Rcpt.flag(),
             &mailbox(DOMAIN_THIRD_PARTY),
         ])
     }
@@ -985,7 +1030,7 @@ impl LabInfo {
         }
         for f in &self.faults {
             if let Some(spec) = f.spec() {
-                let _ = writeln!(out, "  {f}: {}", spec.lab_does);
+                let _ = writeln!(out, "  {f}: {}", spec.lab_does());
             }
         }
         let _ = writeln!(out, "\nTry:");

@@ -40,7 +40,7 @@ impl ConnError {
         ConnError::new(ErrorKind::Timeout, format!("timed out {what}"))
     }
 
-    /// Classifies an OS-level socket error into the error kinds of the JSON output (README "JSON output").
+    /// Classifies an OS-level socket error into the error kinds of the JSON output (docs/output-formats.md "JSON output").
     pub fn from_io(e: &io::Error, doing: &str) -> ConnError {
         use io::ErrorKind as K;
         let kind = match e.kind() {

@@ -12,7 +12,7 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::{ResolverBuilder, TokioResolver};
 use mxtrace_proto::model::{AddressInfo, DnsFailure, DnsReason};
-use mxtrace_proto::spec::{parse_resolver, Family, ValueError};
+use mxtrace_proto::spec::{parse_resolver, Family, Field, Naming, RunSetting, ValueError};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -51,20 +51,43 @@ impl ResolverChoice {
     }
 }
 
-/// The resolver could not be set up.
+/// The resolver could not be set up. `Display` names settings as flags; `describe` as the
+/// front end does.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SetupError {
-    #[error(
-        "cannot read the system resolver configuration (/etc/resolv.conf): {0}; name a server \
-         with --resolver IP"
-    )]
     SystemConfig(#[source] hickory_resolver::net::NetError),
-    #[error("cannot build the resolver: {0}")]
     Build(#[source] hickory_resolver::net::NetError),
-    /// `--dnssec-trust-anchor` does not load (a usage error: the user's file).
-    #[error("--dnssec-trust-anchor {path}: {message}")]
-    TrustAnchor { path: String, message: String },
+    /// The DNSSEC trust anchor file does not load (a usage error: the user's file).
+    TrustAnchor {
+        path: std::path::PathBuf,
+        #[source]
+        source: hickory_resolver::proto::serialize::txt::ParseError,
+    },
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe(Naming::Flag))
+    }
+}
+
+impl SetupError {
+    pub fn describe(&self, naming: Naming) -> String {
+        match self {
+            SetupError::SystemConfig(e) => format!(
+                "cannot read the system resolver configuration (/etc/resolv.conf): {e}; name a \
+                 server with {}",
+                Field::Resolver.set_to("IP").word(naming)
+            ),
+            SetupError::Build(e) => format!("cannot build the resolver: {e}"),
+            SetupError::TrustAnchor { path, source } => format!(
+                "{} {}: {source}",
+                RunSetting::DnssecTrustAnchor.name(naming),
+                path.display()
+            ),
+        }
+    }
 }
 
 /// An MX record as published.

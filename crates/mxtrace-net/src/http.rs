@@ -214,7 +214,8 @@ async fn exchange(t: &Target, req: Request<'_>, opts: &HttpOptions) -> Result<Re
 
 /// The verifier's words for a certificate it refused (the probe's wording).
 fn verify_error(record: &SharedRecord) -> Option<String> {
-    record.lock().ok()?.result.clone()?.err()
+    let failure = record.lock().ok()?.result.clone()?.err()?;
+    Some(failure.describe(mxtrace_proto::spec::Naming::Flag))
 }
 
 /// TCP to `connect_to`, else to each address of the host in turn.

@@ -22,7 +22,7 @@ use mxtrace_proto::mailbox::MailboxSecurity;
 use mxtrace_proto::model::roundtrip::ImapStep;
 use mxtrace_proto::sasl::{self, ErrorChallenge};
 use mxtrace_proto::secret::{Secret, REDACTED};
-use mxtrace_proto::spec::AuthMech;
+use mxtrace_proto::spec::{AuthMech, Naming};
 use parse::{Kind, Response, Status};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -417,9 +417,14 @@ impl ImapConn {
         let stream = match timeout_at(self.deadline(), connect).await {
             Ok(Ok(s)) => s,
             Ok(Err((e, sniffed))) => {
-                let how =
-                    tls::describe_handshake_error(&e, start, sniffed.plaintext_start().as_deref());
-                let verify = tls::report_from_record(&record, false).verify_error;
+                // The mailbox is named by `--mailbox` wherever it is set: flag wording.
+                let how = tls::describe_handshake_error(
+                    &e,
+                    start,
+                    sniffed.plaintext_start().as_deref(),
+                    Naming::Flag,
+                );
+                let verify = tls::report_from_record(&record, false, Naming::Flag).verify_error;
                 return Err(ImapError::Tls(match verify {
                     Some(v) if v != tls::NO_CERTIFICATE => format!("{how}; certificate: {v}"),
                     _ => how,
@@ -427,7 +432,7 @@ impl ImapConn {
             }
             Err(_) => return Err(ImapError::Timeout(format!("during the {}", start.as_str()))),
         };
-        let rep = tls::report(stream.get_ref().1, &record, false);
+        let rep = tls::report(stream.get_ref().1, &record, false, Naming::Flag);
         self.tls = Some(format!(
             "{} {}",
             rep.version.as_deref().unwrap_or("?"),

@@ -4,6 +4,7 @@
 
 use mxtrace_proto::model::{CertInfo, TlsReport};
 pub use mxtrace_proto::spec::VerifyMode;
+use mxtrace_proto::spec::{Field, Naming};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{aws_lc_rs as rustls_aws, CryptoProvider};
@@ -70,14 +71,22 @@ impl TrustStore {
 #[derive(Debug, Default)]
 pub struct VerifyRecord {
     /// None until the server's certificate was checked.
-    pub result: Option<Result<(), String>>,
+    pub result: Option<Result<(), VerifyFailure>>,
     /// Which store verified the chain, when one did.
     pub trust_store: Option<TrustStore>,
     /// The chain as presented, leaf first; kept even when the handshake then fails.
     pub presented: Vec<CertificateDer<'static>>,
-    /// Time the verifier waited for the system store's background read to finish: mxtrace's
-    /// own, left out of the `tls_handshake` stage's time.
-    pub store_wait: std::time::Duration,
+    /// The system store was read during this handshake (the first chain in the process that
+    /// neither Mozilla's roots nor `--tls-ca-file` verified): how long, and how many roots.
+    /// That time is mxtrace's own: the probe leaves it out of `tls_handshake` and says so.
+    pub system_store_read: Option<SystemStoreRead>,
+}
+
+/// One read of the operating system's trust store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SystemStoreRead {
+    pub took: std::time::Duration,
+    pub roots: usize,
 }
 
 pub type SharedRecord = Arc<Mutex<VerifyRecord>>;
@@ -92,29 +101,50 @@ struct RecordingVerifier {
     /// The `--tls-ca-file` certificates: a leaf equal to one of them is its own anchor.
     anchors: Vec<CertificateDer<'static>>,
     mode: VerifyMode,
-    record: SharedRecord,
+    /// The record of a configuration made for one connection; None in a shared one
+    /// (`ConfigCache`), which writes to the record of the handshake in progress (`recorded`).
+    record: Option<SharedRecord>,
     /// TLSA records that replace the stores (DANE) when not empty.
     dane: Vec<crate::dns::Tlsa>,
     provider: Arc<CryptoProvider>,
 }
 
+tokio::task_local! {
+    /// The record of the handshake this task is making with a shared configuration.
+    static RECORD: SharedRecord;
+}
+
+/// Runs a handshake (`fut`) so that a shared configuration's verifier writes to `record`. The
+/// verifier is called while the handshake is polled, on this task, so a task-local reaches it.
+pub async fn recorded<F: std::future::Future>(record: SharedRecord, fut: F) -> F::Output {
+    RECORD.scope(record, fut).await
+}
+
 impl RecordingVerifier {
-    /// The system store's verifier, tried last: it is needed only when neither Mozilla's roots
-    /// nor `--tls-ca-file` verify. A wait for its background read is recorded.
-    fn system(&self) -> Option<(TrustStore, Arc<WebPkiServerVerifier>)> {
-        let waited = std::time::Instant::now();
-        let ready = SYSTEM_STORE.get().is_some();
-        let roots = system_store().clone();
-        if !ready {
-            if let Ok(mut rec) = self.record.lock() {
-                rec.store_wait = waited.elapsed();
+    /// Writes to this connection's record: the configuration's own, or the handshake's.
+    fn write(&self, f: impl FnOnce(&mut VerifyRecord)) {
+        let write = |r: &SharedRecord| {
+            if let Ok(mut rec) = r.lock() {
+                f(&mut rec);
+            }
+        };
+        match &self.record {
+            Some(r) => write(r),
+            None => {
+                let _ = RECORD.try_with(write);
             }
         }
-        if roots.is_empty() {
-            return None;
+    }
+
+    /// The system store's verifier, tried last: it is needed only when neither Mozilla's roots
+    /// nor `--tls-ca-file` verify, so it is read then, once per process, and the read is
+    /// recorded for the probe to show.
+    fn system(&self) -> Option<(TrustStore, Arc<WebPkiServerVerifier>)> {
+        let (store, read) = system_store();
+        if let Some(read) = read {
+            self.write(|rec| rec.system_store_read = Some(read));
         }
-        let v = WebPkiServerVerifier::builder_with_provider(roots, self.provider.clone()).build();
-        v.ok().map(|v| (TrustStore::System, v))
+        Some((TrustStore::System, store?.clone()))
     }
 
     fn signatures(&self) -> Result<&WebPkiServerVerifier, rustls::Error> {
@@ -204,12 +234,12 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let (result, described) = if self.dane.is_empty() {
+        let (result, failure) = if self.dane.is_empty() {
             let r = self.check(end_entity, intermediates, server_name, ocsp, now);
             let d = r
                 .as_ref()
                 .map(|_| ())
-                .map_err(|e| describe_verify_error(e, end_entity, intermediates));
+                .map_err(|e| VerifyFailure::stores(e, end_entity, intermediates));
             (r, d)
         } else {
             let d = dane::verify(
@@ -223,16 +253,16 @@ impl ServerCertVerifier for RecordingVerifier {
             let r = d.clone().map(|()| TrustStore::Dane).map_err(|_| {
                 rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
             });
-            (r, d)
+            (r, d.map_err(VerifyFailure::Dane))
         };
-        if let Ok(mut rec) = self.record.lock() {
+        self.write(|rec| {
             rec.presented = std::iter::once(end_entity)
                 .chain(intermediates)
                 .map(|c| c.clone().into_owned())
                 .collect();
             rec.trust_store = result.as_ref().ok().copied();
-            rec.result = Some(described);
-        }
+            rec.result = Some(failure);
+        });
         match (result, self.mode) {
             (Ok(_), _) | (Err(_), VerifyMode::Report) => Ok(ServerCertVerified::assertion()),
             (Err(e), VerifyMode::Strict) => Err(e),
@@ -266,38 +296,73 @@ impl ServerCertVerifier for RecordingVerifier {
     }
 }
 
-/// A short reason an admin can act on, instead of rustls' enum names; the library's words
-/// follow in parentheses as the detail. The chain tells a self-signed certificate from one
-/// issued by a CA that is not trusted here.
-fn describe_verify_error(
-    e: &rustls::Error,
-    end_entity: &CertificateDer<'_>,
-    intermediates: &[CertificateDer<'_>],
-) -> String {
-    let self_signed = intermediates.is_empty() && is_self_issued(end_entity);
-    let reason = match e {
-        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) if self_signed => {
-            "self-signed certificate, not issued by a CA: no trust store has it (pass this \
-             certificate with --tls-ca-file to trust it)"
-                .to_string()
+/// Why the presented chain was not trusted, kept as it was found until a report words it
+/// for its front end (`describe`).
+#[derive(Debug, Clone)]
+pub enum VerifyFailure {
+    /// No trust store verified the chain: the verifier's error, and what the leaf is.
+    Stores {
+        error: rustls::Error,
+        /// The leaf names itself as issuer and came alone.
+        self_signed: bool,
+        /// `issuer CN=...` of the leaf.
+        issuer: String,
+    },
+    /// The chain matches none of the TLSA records (DANE).
+    Dane(dane::DaneMismatch),
+}
+
+impl VerifyFailure {
+    fn stores(
+        e: &rustls::Error,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> VerifyFailure {
+        VerifyFailure::Stores {
+            error: e.clone(),
+            self_signed: intermediates.is_empty() && is_self_issued(end_entity),
+            issuer: issuer_of(end_entity),
         }
-        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
-            "issued by an untrusted CA ({}): a private CA, or intermediates the server does \
-             not send (pass the CA's certificate with --tls-ca-file to trust it)",
-            issuer_of(end_entity)
-        ),
-        _ if is_ca_used_as_end_entity(e) && self_signed => "self-signed certificate marked as \
-             a CA (basicConstraints CA:TRUE, the default of openssl req -x509), not trusted \
-             here: pass this same certificate with --tls-ca-file to trust it as its own anchor"
-            .to_string(),
-        _ if is_ca_used_as_end_entity(e) => "the server presents a CA certificate \
-             (basicConstraints CA:TRUE) as its own: issue it a server certificate (CA:FALSE) \
-             from that CA"
-            .to_string(),
-        rustls::Error::InvalidCertificate(c) => certificate_reason(c),
-        _ => return e.to_string(),
-    };
-    format!("{reason} ({e})")
+    }
+
+    /// A short reason an admin can act on, instead of rustls' enum names; the library's words
+    /// follow in parentheses as the detail. The chain tells a self-signed certificate from
+    /// one issued by a CA that is not trusted here. Settings are named as `naming` says.
+    pub fn describe(&self, naming: Naming) -> String {
+        let (e, self_signed, issuer) = match self {
+            VerifyFailure::Dane(d) => return d.to_string(),
+            VerifyFailure::Stores {
+                error,
+                self_signed,
+                issuer,
+            } => (error, *self_signed, issuer),
+        };
+        let ca_file = Field::TlsCaFile.name(naming);
+        let reason = match e {
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) if self_signed => {
+                format!(
+                    "self-signed certificate, not issued by a CA: no trust store has it (pass \
+                     this certificate with {ca_file} to trust it)"
+                )
+            }
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
+                "issued by an untrusted CA ({issuer}): a private CA, or intermediates the \
+                 server does not send (pass the CA's certificate with {ca_file} to trust it)"
+            ),
+            _ if is_ca_used_as_end_entity(e) && self_signed => format!(
+                "self-signed certificate marked as a CA (basicConstraints CA:TRUE, the default \
+                 of openssl req -x509), not trusted here: pass this same certificate with \
+                 {ca_file} to trust it as its own anchor"
+            ),
+            _ if is_ca_used_as_end_entity(e) => "the server presents a CA certificate \
+                 (basicConstraints CA:TRUE) as its own: issue it a server certificate \
+                 (CA:FALSE) from that CA"
+                .to_string(),
+            rustls::Error::InvalidCertificate(c) => certificate_reason(c, naming),
+            _ => return e.to_string(),
+        };
+        format!("{reason} ({e})")
+    }
 }
 
 /// Subject equals issuer: the certificate names itself as its issuer.
@@ -335,11 +400,14 @@ const PATH_LIMITS: &[(&str, &str)] = &[
 ];
 
 /// What is wrong with the certificate, and what to do about it.
-fn certificate_reason(c: &CertificateError) -> String {
+fn certificate_reason(c: &CertificateError, naming: Naming) -> String {
     let text = match c {
         CertificateError::UnknownIssuer => {
-            "not issued by a trusted CA (unknown CA: a private CA, a certificate that signed \
-             itself, or missing intermediates; pass --tls-ca-file to trust a private CA)"
+            return format!(
+                "not issued by a trusted CA (unknown CA: a private CA, a certificate that \
+                 signed itself, or missing intermediates; pass {} to trust a private CA)",
+                Field::TlsCaFile.name(naming)
+            )
         }
         CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
             "certificate expired: renew it on the server"
@@ -348,8 +416,11 @@ fn certificate_reason(c: &CertificateError) -> String {
             "certificate not valid yet: its start date is in the future, or a clock is wrong"
         }
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-            "certificate does not match the name (name mismatch: no SAN covers the host name; \
-             --tls-name sets the name checked)"
+            return format!(
+                "certificate does not match the name (name mismatch: no SAN covers the host \
+                 name; {} sets the name checked)",
+                Field::TlsName.name(naming)
+            )
         }
         CertificateError::Revoked => "certificate revoked by its CA",
         CertificateError::BadSignature => "certificate signature does not verify",
@@ -398,36 +469,38 @@ pub fn describe_handshake_error(
     e: &std::io::Error,
     start: TlsStart,
     plaintext: Option<&str>,
+    naming: Naming,
 ) -> String {
     let reason = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         Some(err @ rustls::Error::InvalidMessage(_)) => match plaintext {
-            Some(line) => not_tls(start, line),
-            None => rustls_reason(err, start),
+            Some(line) => not_tls(start, line, naming),
+            None => rustls_reason(err, start, naming),
         },
-        Some(err) => rustls_reason(err, start),
+        Some(err) => rustls_reason(err, start, naming),
         None => io_reason(e),
     };
     format!("{} failed: {reason} (detail: {e})", start.as_str())
 }
 
 /// The server sent text where TLS was due: quoted, so the admin sees what the port speaks.
-fn not_tls(start: TlsStart, line: &str) -> String {
+fn not_tls(start: TlsStart, line: &str, naming: Naming) -> String {
     match start {
         TlsStart::Starttls => format!(
             "the server did not answer with TLS after agreeing to STARTTLS: it sent {line:?}"
         ),
         TlsStart::Implicit => format!(
             "the server answered in plaintext: it sent {line:?} where a TLS ServerHello was \
-             expected, so this port does not do implicit TLS; drop --tls-implicit (use \
-             STARTTLS, or port 465)"
+             expected, so this port does not do implicit TLS; drop {} (use STARTTLS, or port \
+             465)",
+            Field::TlsImplicit.name(naming)
         ),
     }
 }
 
-fn rustls_reason(e: &rustls::Error, start: TlsStart) -> String {
+fn rustls_reason(e: &rustls::Error, start: TlsStart, naming: Naming) -> String {
     use rustls::{AlertDescription as A, InvalidMessage as M};
     match e {
-        rustls::Error::InvalidCertificate(c) => certificate_reason(c),
+        rustls::Error::InvalidCertificate(c) => certificate_reason(c, naming),
         rustls::Error::InvalidMessage(
             M::HandshakePayloadTooLarge | M::CertificatePayloadTooLarge | M::MessageTooLarge,
         )
@@ -441,21 +514,23 @@ fn rustls_reason(e: &rustls::Error, start: TlsStart) -> String {
              (it sent something that is not a TLS record)"
                 .to_string(),
             // A plain SMTP port greets first: its "220 ..." arrives where a ServerHello was due.
-            TlsStart::Implicit => "the server answered in plaintext where a TLS ServerHello was \
-             expected (a plain SMTP port sends its 220 greeting first): this port does not do \
-             implicit TLS; drop --tls-implicit (use STARTTLS, or port 465)"
-                .to_string(),
+            TlsStart::Implicit => format!(
+                "the server answered in plaintext where a TLS ServerHello was expected (a plain \
+                 SMTP port sends its 220 greeting first): this port does not do implicit TLS; \
+                 drop {} (use STARTTLS, or port 465)",
+                Field::TlsImplicit.name(naming)
+            ),
         },
         rustls::Error::PeerIncompatible(_) | rustls::Error::AlertReceived(A::ProtocolVersion) => {
             "TLS incompatible: no protocol version in common (mxtrace speaks TLS 1.2 and 1.3; \
              the server may be limited to TLS 1.0/1.1)"
                 .to_string()
         }
-        rustls::Error::AlertReceived(A::HandshakeFailure | A::InsufficientSecurity) => {
+        rustls::Error::AlertReceived(A::HandshakeFailure | A::InsufficientSecurity) => format!(
             "the server refused the handshake (handshake failure alert: no shared cipher or \
-             group; try --tls-classic-groups, and check the server's TLS settings)"
-                .to_string()
-        }
+             group; try {}, and check the server's TLS settings)",
+            Field::TlsClassicGroups.on().word(naming)
+        ),
         rustls::Error::AlertReceived(
             a @ (A::BadCertificate
             | A::CertificateRequired
@@ -467,8 +542,10 @@ fn rustls_reason(e: &rustls::Error, start: TlsStart) -> String {
             | A::CertificateRevoked),
         ) => format!(
             "the server rejected the client's certificate (alert {}): it requires a client \
-             certificate it trusts (--tls-client-cert / --tls-client-key)",
-            alert_name(*a)
+             certificate it trusts ({} / {})",
+            alert_name(*a),
+            Field::TlsClientCert.name(naming),
+            Field::TlsClientKey.name(naming)
         ),
         // internal_error and the like: nothing the client offered is refused, the server
         // gives up on its own side (no usable key or certificate, a library fault).
@@ -511,43 +588,104 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// Errors building the TLS configuration: bad files the user named (exit 2).
+/// Errors building the TLS configuration: bad files the user named (exit 2). `Display` names
+/// the setting as a flag; `describe` as the front end does.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsConfigError {
-    #[error("--tls-ca-file {}: {source}", path.display())]
     CaFile {
         path: PathBuf,
         #[source]
         source: rustls_pki_types::pem::Error,
     },
-    #[error("--tls-ca-file {}: not a CA certificate: {source}", path.display())]
     NotCa {
         path: PathBuf,
         #[source]
         source: rustls::Error,
     },
-    #[error("--tls-ca-file {}: no PEM certificate found", path.display())]
-    NoCaCertificate { path: PathBuf },
-    #[error("building the certificate verifier: {0}")]
+    NoCaCertificate {
+        path: PathBuf,
+    },
     Verifier(#[source] rustls::client::VerifierBuilderError),
-    #[error("TLS configuration: {0}")]
     Config(#[source] rustls::Error),
-    #[error("--tls-client-cert {}: {source}", path.display())]
     ClientCert {
         path: PathBuf,
         #[source]
         source: rustls_pki_types::pem::Error,
     },
-    #[error("--tls-client-cert {}: no PEM certificate found", path.display())]
-    NoClientCertificate { path: PathBuf },
+    NoClientCertificate {
+        path: PathBuf,
+    },
     /// The key's own error text can quote file content: only the file is named.
-    #[error("--tls-client-key {}: no readable PEM private key", path.display())]
-    ClientKey { path: PathBuf },
-    #[error("client certificate and key: {0}")]
+    ClientKey {
+        path: PathBuf,
+    },
     ClientAuth(#[source] rustls::Error),
-    #[error("--tls-client-cert and --tls-client-key go together")]
     CertWithoutKey,
+}
+
+impl std::fmt::Display for TlsConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe(Naming::Flag))
+    }
+}
+
+impl TlsConfigError {
+    /// The setting whose file is wrong, when one is.
+    pub fn field(&self) -> Option<Field> {
+        use TlsConfigError as E;
+        match self {
+            E::CaFile { .. } | E::NotCa { .. } | E::NoCaCertificate { .. } => {
+                Some(Field::TlsCaFile)
+            }
+            E::ClientCert { .. } | E::NoClientCertificate { .. } | E::CertWithoutKey => {
+                Some(Field::TlsClientCert)
+            }
+            E::ClientKey { .. } => Some(Field::TlsClientKey),
+            E::ClientAuth(_) => Some(Field::TlsClientCert),
+            E::Verifier(_) | E::Config(_) => None,
+        }
+    }
+
+    /// The message, naming the setting as the front end does.
+    pub fn describe(&self, naming: Naming) -> String {
+        use TlsConfigError as E;
+        let name = |f: Field| f.name(naming);
+        let file = |f: Field, path: &PathBuf| format!("{} {}", name(f), path.display());
+        match self {
+            E::CaFile { path, source } => format!("{}: {source}", file(Field::TlsCaFile, path)),
+            E::NotCa { path, source } => {
+                format!(
+                    "{}: not a CA certificate: {source}",
+                    file(Field::TlsCaFile, path)
+                )
+            }
+            E::NoCaCertificate { path } => {
+                format!("{}: no PEM certificate found", file(Field::TlsCaFile, path))
+            }
+            E::Verifier(e) => format!("building the certificate verifier: {e}"),
+            E::Config(e) => format!("TLS configuration: {e}"),
+            E::ClientCert { path, source } => {
+                format!("{}: {source}", file(Field::TlsClientCert, path))
+            }
+            E::NoClientCertificate { path } => {
+                format!(
+                    "{}: no PEM certificate found",
+                    file(Field::TlsClientCert, path)
+                )
+            }
+            E::ClientKey { path } => format!(
+                "{}: no readable PEM private key",
+                file(Field::TlsClientKey, path)
+            ),
+            E::ClientAuth(e) => format!("client certificate and key: {e}"),
+            E::CertWithoutKey => format!(
+                "{} and {} go together",
+                name(Field::TlsClientCert),
+                name(Field::TlsClientKey)
+            ),
+        }
+    }
 }
 
 fn provider(classic_groups: bool) -> CryptoProvider {
@@ -562,32 +700,37 @@ fn provider(classic_groups: bool) -> CryptoProvider {
     p
 }
 
-static SYSTEM_STORE: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+/// The system's roots as a verifier; None when the store is empty or unreadable. A chain's
+/// check uses only the provider's signature algorithms, the same with `--tls-classic-groups`.
+static SYSTEM_STORE: OnceLock<Option<Arc<WebPkiServerVerifier>>> = OnceLock::new();
 
-/// The system's roots, read once per process. Unreadable entries are skipped: the Mozilla
-/// roots still apply. Reading them (Debian: the bundle and the ~300 files of /etc/ssl/certs,
-/// decoded from PEM) took about 4 ms, 40% of a whole probe process (README "Timings and
-/// benchmarks"), so it is started on a thread of its own (`prefetch_system_store`) and waited
-/// for only when a chain needs it.
-fn system_store() -> &'static Arc<RootCertStore> {
-    SYSTEM_STORE.get_or_init(|| {
+/// The system's roots, read the first time a chain needs them (Debian: the bundle and the
+/// ~300 files of /etc/ssl/certs, decoded from PEM: about 4 ms, 40% of a probe process, so
+/// never read when Mozilla's roots or `--tls-ca-file` verify). Unreadable entries are
+/// skipped: the Mozilla roots still apply. Returns the read when this call made it.
+fn system_store() -> (
+    Option<&'static Arc<WebPkiServerVerifier>>,
+    Option<SystemStoreRead>,
+) {
+    let mut read = None;
+    let store = SYSTEM_STORE.get_or_init(|| {
+        let t0 = std::time::Instant::now();
         let mut roots = RootCertStore::empty();
         roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        Arc::new(roots)
-    })
-}
-
-/// Starts reading the system store in the background, once per process. If the thread cannot
-/// be started, the verifier reads the store itself when it needs it.
-fn prefetch_system_store() {
-    static STARTED: std::sync::Once = std::sync::Once::new();
-    STARTED.call_once(|| {
-        let _ = std::thread::Builder::new()
-            .name("mxtrace-system-roots".into())
-            .spawn(|| {
-                system_store();
-            });
+        let n = roots.len();
+        let verifier = (n > 0)
+            .then(|| {
+                let p = Arc::new(provider(false));
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), p).build()
+            })
+            .and_then(Result::ok);
+        read = Some(SystemStoreRead {
+            took: t0.elapsed(),
+            roots: n,
+        });
+        verifier
     });
+    (store.as_ref(), read)
 }
 
 /// The `--tls-ca-file` certificates, each checked to be usable as a trust anchor.
@@ -615,7 +758,7 @@ fn ca_file_certs(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, TlsConf
 
 /// The provider and the verifier of Mozilla's roots, built once per process for each
 /// key-exchange choice: parsing the built-in roots for every probe was most of a `sweep`'s CPU
-/// (README "Timings and benchmarks"). The system store is read in the background
+/// (docs/benchmarks.md). The system store is read only when a chain needs it
 /// (`system_store`).
 struct BuiltIn {
     provider: Arc<CryptoProvider>,
@@ -632,7 +775,8 @@ fn built_in(classic_groups: bool) -> Result<&'static BuiltIn, TlsConfigError> {
     let provider = Arc::new(provider(classic_groups));
     let mut mozilla = RootCertStore::empty();
     mozilla.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let stores = vec![(TrustStore::Mozilla, webpki_verifier(mozilla, &provider)?)];
+    let mozilla = webpki_verifier(mozilla, &provider).map_err(TlsConfigError::Verifier)?;
+    let stores = vec![(TrustStore::Mozilla, mozilla)];
     // A racing thread may have set it meanwhile: both built the same thing.
     Ok(cell.get_or_init(|| BuiltIn { provider, stores }))
 }
@@ -640,10 +784,8 @@ fn built_in(classic_groups: bool) -> Result<&'static BuiltIn, TlsConfigError> {
 fn webpki_verifier(
     roots: RootCertStore,
     provider: &Arc<CryptoProvider>,
-) -> Result<Arc<WebPkiServerVerifier>, TlsConfigError> {
-    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(TlsConfigError::Verifier)
+) -> Result<Arc<WebPkiServerVerifier>, rustls::client::VerifierBuilderError> {
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()
 }
 
 /// The verifiers tried before the system store's: Mozilla's, then the `--tls-ca-file`
@@ -657,21 +799,81 @@ fn store_verifiers(
         let mut ca_file = RootCertStore::empty();
         ca_file.add_parsable_certificates(anchors.iter().cloned());
         if !ca_file.is_empty() {
-            out.push((
-                TrustStore::CaFile,
-                webpki_verifier(ca_file, &built_in.provider)?,
-            ));
+            let v =
+                webpki_verifier(ca_file, &built_in.provider).map_err(TlsConfigError::Verifier)?;
+            out.push((TrustStore::CaFile, v));
         }
     }
     Ok(out)
 }
 
 /// Builds the client configuration and the record its verifier fills in. One per connection,
-/// so each probe's record is its own.
+/// so each probe's record is its own (`ConfigCache` shares one among many).
 pub fn client_config(
     opts: &TlsOptions,
 ) -> Result<(Arc<ClientConfig>, SharedRecord), TlsConfigError> {
-    prefetch_system_store();
+    let record = SharedRecord::default();
+    Ok((build(opts, Some(record.clone()))?, record))
+}
+
+/// Client configurations built once and shared by every connection with the same settings (a
+/// sweep's targets): the `--tls-ca-file` and client certificate files are read once, and no
+/// verifier, provider or buffer is built per target. Each handshake still gets a record of its
+/// own, through `recorded`. DANE's TLSA records differ per host: such a configuration is not
+/// shared.
+#[derive(Debug, Default)]
+pub struct ConfigCache {
+    built: Mutex<Vec<(TlsKey, Arc<ClientConfig>)>>,
+}
+
+/// The settings a shared configuration is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TlsKey {
+    verify: VerifyMode,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+    classic_groups: bool,
+}
+
+impl ConfigCache {
+    /// The configuration for `opts` and a fresh record for one handshake: run the handshake
+    /// inside `recorded(record, ...)`.
+    pub fn get(
+        &self,
+        opts: &TlsOptions,
+    ) -> Result<(Arc<ClientConfig>, SharedRecord), TlsConfigError> {
+        if !opts.dane.is_empty() {
+            return client_config(opts);
+        }
+        let key = TlsKey {
+            verify: opts.verify,
+            ca_file: opts.ca_file.clone(),
+            client_cert: opts.client_cert.clone(),
+            client_key: opts.client_key.clone(),
+            classic_groups: opts.classic_groups,
+        };
+        let mut built = match self.built.lock() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let config = match built.iter().find(|(k, _)| *k == key) {
+            Some((_, c)) => c.clone(),
+            None => {
+                let c = build(opts, None)?;
+                built.push((key, c.clone()));
+                c
+            }
+        };
+        Ok((config, SharedRecord::default()))
+    }
+}
+
+/// The configuration; its verifier writes to `record`, or with None to the handshake's.
+fn build(
+    opts: &TlsOptions,
+    record: Option<SharedRecord>,
+) -> Result<Arc<ClientConfig>, TlsConfigError> {
     let built_in = built_in(opts.classic_groups)?;
     let provider = built_in.provider.clone();
     let anchors = match &opts.ca_file {
@@ -679,12 +881,11 @@ pub fn client_config(
         None => Vec::new(),
     };
     let stores = store_verifiers(&anchors, built_in)?;
-    let record = SharedRecord::default();
     let verifier = Arc::new(RecordingVerifier {
         stores,
         anchors,
         mode: opts.verify,
-        record: record.clone(),
+        record,
         dane: opts.dane.clone(),
         provider: provider.clone(),
     });
@@ -693,7 +894,7 @@ pub fn client_config(
         .map_err(TlsConfigError::Config)?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let config = match (&opts.client_cert, &opts.client_key) {
+    let mut config = match (&opts.client_cert, &opts.client_key) {
         (Some(cert), Some(key)) => {
             let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
                 .and_then(|it| it.collect::<Result<_, _>>())
@@ -714,7 +915,10 @@ pub fn client_config(
         (None, None) => builder.with_no_client_auth(),
         _ => return Err(TlsConfigError::CertWithoutKey),
     };
-    Ok((Arc::new(config), record))
+    // Every probe makes a full handshake and sees the certificate: a resumed session would
+    // skip the verifier. No session cache is kept, which also saves its memory per config.
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(config))
 }
 
 /// The TLS section of the report, from the established connection and the verifier's record.
@@ -722,8 +926,9 @@ pub fn report(
     conn: &rustls::ClientConnection,
     record: &SharedRecord,
     client_cert: bool,
+    naming: Naming,
 ) -> TlsReport {
-    let mut rep = report_from_record(record, client_cert);
+    let mut rep = report_from_record(record, client_cert, naming);
     rep.version = conn
         .protocol_version()
         .map(|v| tls_version_name(v).to_string());
@@ -748,12 +953,13 @@ pub fn report(
 pub const NO_CERTIFICATE: &str = "no certificate received";
 
 /// What is known when the handshake failed: the verifier may still have seen the chain.
-pub fn report_from_record(record: &SharedRecord, client_cert: bool) -> TlsReport {
+/// A verification failure names settings as `naming` says.
+pub fn report_from_record(record: &SharedRecord, client_cert: bool, naming: Naming) -> TlsReport {
     let (verified, verify_error, trust_store, chain) = match record.lock() {
         Ok(rec) => {
             let (verified, err) = match &rec.result {
                 Some(Ok(())) => (true, None),
-                Some(Err(e)) => (false, Some(e.clone())),
+                Some(Err(e)) => (false, Some(e.describe(naming))),
                 None => (false, Some(NO_CERTIFICATE.to_string())),
             };
             (

@@ -7,24 +7,29 @@ pub mod demo;
 mod diagnosis;
 pub mod diff;
 mod document;
+pub mod fleet;
 pub mod headers;
 pub mod posture;
 pub mod roundtrip;
 mod run;
 #[cfg(feature = "schema")]
 pub mod schema;
+mod summary;
 pub mod sweep;
+mod time;
 pub mod watch;
 
 pub use crate::smtp::ErrorKind;
 pub use diagnosis::{
-    path_label, Category, Class, Diagnosis, Explanation, Layer, PathContext, Scenario, SpfHints,
+    path_label, Category, Class, Confidence, Diagnosis, Explanation, Layer, PathContext, Scenario,
+    SpfHints,
 };
 pub use document::{Document, DocumentError, SCHEMA_VERSION};
 pub use run::{
     CheckReport, ExpectationResult, HopData, HopResult, HopRoundtrip, RunReport, RunSummary,
     RunVerdict,
 };
+pub use time::{micros, micros_of, ms, ms_from_micros};
 
 use crate::smtp::ehlo::Capabilities;
 use crate::smtp::reply::Reply;

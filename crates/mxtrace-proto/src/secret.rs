@@ -85,10 +85,8 @@ pub enum SecretError {
         what: &'static str,
         path: std::path::PathBuf,
     },
-    #[error(
-        "no password given: use --auth-password-env VAR or --auth-password-file FILE (no \
-         terminal to prompt on)"
-    )]
+    /// `SpecError` says which settings give one, worded for the front end.
+    #[error("no password given (no terminal to prompt on)")]
     NoTerminal,
     #[error("reading the password: {kind}")]
     Prompt { kind: std::io::ErrorKind },

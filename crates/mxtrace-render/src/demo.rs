@@ -5,6 +5,7 @@ use crate::human;
 use crate::style::{pass_fail, Style};
 use mxtrace_proto::model::demo::{failure, DemoCheck, DemoReport, Failure};
 use mxtrace_proto::model::{path_label, JobReport, Scenario};
+use mxtrace_proto::spec::Naming;
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -33,89 +34,99 @@ fn hop_label(c: &DemoCheck) -> String {
 /// (the full output with `verbose`), and a summary table.
 pub fn render_human(r: &DemoReport, style: Style, verbose: bool) -> String {
     let mut out = String::new();
-    let steps = if verbose { usize::MAX } else { STEPS_SHOWN };
     let _ = writeln!(
         out,
         "{} the four delivery scenarios and the runbooks' faults, on a lab on loopback\n",
         style.paint("1", "mxtrace demo:")
     );
     for c in &r.checks {
-        let what = match &c.fault {
-            None => "healthy".to_string(),
-            Some(f) => format!("fault {f}"),
-        };
-        let _ = writeln!(
-            out,
-            "{}",
-            style.paint(
-                "1",
-                &format!("== Scenario {} {}: {what}", c.scenario, hop_label(c))
-            )
-        );
-        if let (Some(rb), Some(lab)) = (&c.runbook, &c.lab_does) {
-            let _ = writeln!(out, "   runbook: {rb}\n   lab:     {lab}");
-        }
-        let _ = writeln!(out, "   $ {}", c.command);
-        if verbose {
-            let full = match &c.report {
-                JobReport::Trace(t) => human::render_trace(t, style),
-                JobReport::Probe(p) => human::render_probe(p, style),
-            };
-            for line in full.lines() {
-                let _ = writeln!(out, "   | {line}");
-            }
-        }
-        match failure(&c.report, c.hop) {
-            Some(Failure::Stage { record, host, ip }) if !c.observed.passed => {
-                let at = if host == ip {
-                    host
-                } else {
-                    format!("{host} [{ip}]")
-                };
-                let _ = writeln!(out, "   failed at {} on {at}:", record.stage);
-                out.push_str(&human::render_stage(record, style, steps));
-            }
-            Some(Failure::Dns(e)) => {
-                let _ = writeln!(out, "   failed in DNS:");
-                out.push_str(&human::render_dns_failure(e, style, steps));
-            }
-            _ => {}
-        }
-        let warnings = match &c.report {
-            JobReport::Trace(t) => &t.verdict.warnings,
-            JobReport::Probe(p) => &p.verdict.warnings,
-        };
-        for w in warnings {
-            let _ = writeln!(out, "   {} {w}", style.paint("33", "warning:"));
-        }
-        let verdict = if c.observed.passed { "PASS" } else { "FAIL" };
-        let _ = writeln!(out, "   {verdict}: {}", c.observed.summary);
-        let judgement = match (c.expected.pass, c.ok) {
-            (true, true) => style.paint("32", "ok: the path accepts"),
-            (true, false) => style.paint("1;31", "NOT OK: the healthy path failed"),
-            (false, true) => style.paint(
-                "32",
-                &format!(
-                    "ok: diagnosed as {} / {}, as the runbooks expect",
-                    name(c.observed.category),
-                    name(c.observed.layer)
-                ),
-            ),
-            (false, false) => style.paint(
-                "1;31",
-                &format!(
-                    "NOT OK: expected {} / {}, got {} / {}",
-                    name(c.expected.category),
-                    name(c.expected.layer),
-                    name(c.observed.category),
-                    name(c.observed.layer)
-                ),
-            ),
-        };
-        let _ = writeln!(out, "   {judgement}\n");
+        check(&mut out, c, style, verbose);
     }
     summary(&mut out, r, style);
     out
+}
+
+/// One check: what was run, where it failed, and whether that is what the runbooks expect.
+fn check(out: &mut String, c: &DemoCheck, style: Style, verbose: bool) {
+    let steps = if verbose { usize::MAX } else { STEPS_SHOWN };
+    let what = match &c.fault {
+        None => "healthy".to_string(),
+        Some(f) => format!("fault {f}"),
+    };
+    let _ = writeln!(
+        out,
+        "{}",
+        style.paint(
+            "1",
+            &format!("== Scenario {} {}: {what}", c.scenario, hop_label(c))
+        )
+    );
+    if let (Some(rb), Some(lab)) = (&c.runbook, &c.lab_does) {
+        let _ = writeln!(out, "   runbook: {rb}\n   lab:     {lab}");
+    }
+    let _ = writeln!(out, "   $ {}", c.command);
+    if verbose {
+        // The demo runs the command line: settings are its flags.
+        let full = match &c.report {
+            JobReport::Trace(t) => human::render_trace(t, style, Naming::Flag),
+            JobReport::Probe(p) => human::render_probe(p, style),
+        };
+        for line in full.lines() {
+            let _ = writeln!(out, "   | {line}");
+        }
+    }
+    match failure(&c.report, c.hop) {
+        Some(Failure::Stage { record, host, ip }) if !c.observed.passed => {
+            let at = if host == ip {
+                host
+            } else {
+                format!("{host} [{ip}]")
+            };
+            let _ = writeln!(out, "   failed at {} on {at}:", record.stage);
+            out.push_str(&human::render_stage(record, style, steps));
+        }
+        Some(Failure::Dns(e)) => {
+            let _ = writeln!(out, "   failed in DNS:");
+            out.push_str(&human::render_dns_failure(e, style, steps));
+        }
+        _ => {}
+    }
+    let warnings = match &c.report {
+        JobReport::Trace(t) => &t.verdict.warnings,
+        JobReport::Probe(p) => &p.verdict.warnings,
+    };
+    for w in warnings {
+        let _ = writeln!(out, "   {} {w}", style.paint("33", "warning:"));
+    }
+    let verdict = if c.observed.passed { "PASS" } else { "FAIL" };
+    let _ = writeln!(out, "   {verdict}: {}", c.observed.summary);
+    let _ = writeln!(out, "   {}\n", judgement(c, style));
+}
+
+/// Whether the check came out as the runbooks expect.
+fn judgement(c: &DemoCheck, style: Style) -> String {
+    match (c.expected.pass, c.ok) {
+        (true, true) => style.paint("32", "ok: the path accepts"),
+        (true, false) => style.paint("1;31", "NOT OK: the healthy path failed"),
+        (false, true) => style.paint(
+            "32",
+            &format!(
+                "ok: diagnosed as {} / {}, as the runbooks expect",
+                name(c.observed.category),
+                name(c.observed.layer)
+            ),
+        ),
+        (false, false) => style.paint(
+            "1;31",
+            &format!(
+                "NOT OK: expected {} / {}, got {} / {}",
+                name(c.expected.category),
+                name(c.expected.layer),
+                name(c.observed.category),
+                name(c.observed.layer)
+            ),
+        ),
+    }
 }
 
 fn summary(out: &mut String, r: &DemoReport, style: Style) {

@@ -1,7 +1,7 @@
 //! `mxtrace explain`'s output: the classified reply in words (codes, class, category and
 //! layer, cause, numbered next steps), or the bare JSON explanation.
 
-use mxtrace_proto::model::{Class, Explanation, Stage};
+use mxtrace_proto::model::{Class, Confidence, Explanation, Stage};
 use mxtrace_proto::smtp::reply::Reply;
 
 const BOLD: &str = "\x1b[1m";
@@ -10,8 +10,8 @@ const GREEN: &str = "\x1b[32m";
 const YELLOW: &str = "\x1b[33m";
 const RESET: &str = "\x1b[0m";
 
-/// Concise human output: codes, class, category and layer on one line, then cause and
-/// numbered next steps.
+/// Concise human output: codes, class, category and layer on one line, the confidence when it
+/// is not high, then cause and numbered next steps.
 pub fn render_human(reply: &Reply, stage: Option<Stage>, e: &Explanation, color: bool) -> String {
     let paint = |code: &str, s: &str| {
         if color {
@@ -42,6 +42,13 @@ pub fn render_human(reply: &Reply, stage: Option<Stage>, e: &Explanation, color:
         out.push_str(&format!("  (at {s})"));
     }
     out.push('\n');
+    if e.confidence != Confidence::High {
+        out.push_str(&format!("{} {}", paint(BOLD, "confidence:"), e.confidence));
+        if let Some(r) = e.runner_up {
+            out.push_str(&format!(" (runner-up: {r})"));
+        }
+        out.push('\n');
+    }
     out.push_str(&format!("{} {}\n", paint(BOLD, "cause:"), e.cause));
     if !e.next_steps.is_empty() {
         out.push_str(&format!("{}\n", paint(BOLD, "next steps:")));
@@ -52,9 +59,9 @@ pub fn render_human(reply: &Reply, stage: Option<Stage>, e: &Explanation, color:
     out
 }
 
-/// `explain --json`: `schema_version`, then exactly
-/// `{ "class", "category", "layer", "cause", "next_steps" }` in that order (the struct's),
-/// pretty-printed with a final newline.
+/// `explain --json`: `schema_version`, then exactly `{ "class", "category", "confidence",
+/// "runner_up", "layer", "cause", "next_steps" }` in that order (the struct's), pretty-printed
+/// with a final newline.
 pub fn render_json(e: &Explanation) -> Result<String, serde_json::Error> {
     crate::json::render_bare(e)
 }

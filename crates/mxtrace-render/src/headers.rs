@@ -309,6 +309,7 @@ fn recipient(out: &mut String, r: &NdrRecipient, style: &Style) {
         Source::ExchangeText => "Exchange's diagnostic information",
         Source::EximText => "Exim's report text",
         Source::FailedRecipientsHeader => "X-Failed-Recipients",
+        Source::ProseText => "the report's text",
     };
     let stage = r.stage.map(|s| s.as_str()).unwrap_or("not stated");
     let _ = writeln!(out, "    stage: {stage}  (from the {source})");

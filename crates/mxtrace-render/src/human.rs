@@ -12,6 +12,7 @@ use mxtrace_proto::model::{
     TlsReport, TraceHop, TraceReport,
 };
 use mxtrace_proto::model::{Category, Diagnosis};
+use mxtrace_proto::spec::{Field, Naming};
 use std::fmt::Write;
 
 /// Width of the time column, e.g. `   12.3 ms`.
@@ -355,13 +356,14 @@ fn tls_section(out: &mut String, t: &TlsReport, style: Style) {
 }
 
 /// `trace`: each hop as a small tree (domain -> MX hosts -> addresses -> probe outcome), the
-/// transcript of the probe that decided, and the verdict.
-pub fn render_trace(r: &TraceReport, style: Style) -> String {
+/// transcript of the probe that decided, and the verdict. Settings are named as `naming` says
+/// (flags for the command line; keys for an exporter module's trace).
+pub fn render_trace(r: &TraceReport, style: Style, naming: Naming) -> String {
     let mut out = String::new();
     let mode = if r.mode == "all" {
-        "every address probed (--all)"
+        format!("every address probed ({})", Field::All.name(naming))
     } else {
-        "walked as a sending MTA"
+        "walked as a sending MTA".to_string()
     };
     let _ = writeln!(
         out,
@@ -372,7 +374,7 @@ pub fn render_trace(r: &TraceReport, style: Style) -> String {
         r.port
     );
     for hop in &r.hops {
-        trace_hop(&mut out, hop, style);
+        trace_hop(&mut out, hop, style, naming);
     }
     for w in &r.verdict.warnings {
         let _ = writeln!(out, "{} {w}", style.paint("33", "warning:"));
@@ -386,7 +388,7 @@ pub fn render_trace(r: &TraceReport, style: Style) -> String {
     guard(out, style)
 }
 
-fn trace_hop(out: &mut String, hop: &TraceHop, style: Style) {
+fn trace_hop(out: &mut String, hop: &TraceHop, style: Style, naming: Naming) {
     let source = match hop.mx_source {
         MxSource::Mx => format!("MX ({} record(s))", hop.mx.len()),
         MxSource::Implicit => "no MX: implicit MX, the domain's own address (RFC 5321 5.1)".into(),
@@ -401,7 +403,7 @@ fn trace_hop(out: &mut String, hop: &TraceHop, style: Style) {
     let n = hop.mx.len();
     for (i, m) in hop.mx.iter().enumerate() {
         let last = i + 1 == n;
-        mx_line(out, hop, m, last, style);
+        mx_line(out, hop, m, last, style, naming);
     }
     if let Some(spf) = &hop.spf {
         spf_line(out, spf, style);
@@ -471,33 +473,18 @@ fn spf_line(out: &mut String, spf: &mxtrace_proto::model::SpfRecord, style: Styl
     }
 }
 
-fn mx_line(out: &mut String, hop: &TraceHop, m: &MxHost, last: bool, style: Style) {
+fn mx_line(out: &mut String, hop: &TraceHop, m: &MxHost, last: bool, style: Style, naming: Naming) {
     let (branch, indent) = if last {
         ("`-- ", "    ")
     } else {
         ("|-- ", "|   ")
     };
     let mut line = format!("{branch}{} {}", m.preference, m.host);
-    let mut notes = Vec::new();
-    for f in &m.flags {
-        notes.push(match f {
-            MxFlag::Implicit => "implicit".to_string(),
-            MxFlag::EqualPreference => "equal preference: order chosen at random".to_string(),
-            MxFlag::Cname => style.paint(
-                "33",
-                &format!(
-                    "CNAME to {}: misconfiguration (RFC 2181 10.3)",
-                    m.cname_target.as_deref().unwrap_or("?")
-                ),
-            ),
-            MxFlag::IpLiteral => style.paint(
-                "31",
-                "IP address, not a host name: misconfiguration (RFC 5321 5.1), not used",
-            ),
-            MxFlag::NoAddress => style.paint("31", "no address"),
-            MxFlag::BeyondMaxMx => "not used (--max-mx)".to_string(),
-        });
-    }
+    let notes: Vec<String> = m
+        .flags
+        .iter()
+        .map(|f| mx_note(*f, m, style, naming))
+        .collect();
     if !notes.is_empty() {
         let _ = write!(line, "  [{}]", notes.join("; "));
     }
@@ -519,57 +506,90 @@ fn mx_line(out: &mut String, hop: &TraceHop, m: &MxHost, last: bool, style: Styl
             ("|-- ", "|   ")
         };
         let _ = writeln!(out, "{indent}{branch}{}  {}", a.ip, ptr_text(a, style));
-        let probe = hop
-            .probes
-            .iter()
-            .enumerate()
-            .find(|(_, p)| p.ip == a.ip && p.mx == m.host);
-        let prefix = format!("{indent}{sub}    ");
-        match probe {
-            Some((pi, p)) => {
-                let decided = if hop.decided_by == Some(pi) {
-                    style.paint("1", "  <= decided")
-                } else {
-                    String::new()
-                };
-                let _ = writeln!(
+        address_probe(out, hop, m, a, &format!("{indent}{sub}    "), style);
+    }
+}
+
+/// What an MX flag means, in a few words.
+fn mx_note(f: MxFlag, m: &MxHost, style: Style, naming: Naming) -> String {
+    match f {
+        MxFlag::Implicit => "implicit".to_string(),
+        MxFlag::EqualPreference => "equal preference: order chosen at random".to_string(),
+        MxFlag::Cname => style.paint(
+            "33",
+            &format!(
+                "CNAME to {}: misconfiguration (RFC 2181 10.3)",
+                m.cname_target.as_deref().unwrap_or("?")
+            ),
+        ),
+        MxFlag::IpLiteral => style.paint(
+            "31",
+            "IP address, not a host name: misconfiguration (RFC 5321 5.1), not used",
+        ),
+        MxFlag::NoAddress => style.paint("31", "no address"),
+        MxFlag::BeyondMaxMx => format!("not used ({})", Field::MaxMx.name(naming)),
+    }
+}
+
+/// Under an address: the walk's probe of it (and the names it gave), its per-family probe, or
+/// that it was not tried.
+fn address_probe(
+    out: &mut String,
+    hop: &TraceHop,
+    m: &MxHost,
+    a: &AddressInfo,
+    prefix: &str,
+    style: Style,
+) {
+    let probe = hop
+        .probes
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.ip == a.ip && p.mx == m.host);
+    match probe {
+        Some((pi, p)) => {
+            let decided = if hop.decided_by == Some(pi) {
+                style.paint("1", "  <= decided")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "{prefix}#{} {} ({:.1} ms){decided}",
+                pi + 1,
+                probe_brief(&p.report, style),
+                p.report.elapsed_ms
+            );
+            let mut names = Vec::new();
+            if let Some(b) = &p.banner_name {
+                names.push(format!("banner {b}"));
+            }
+            if let Some(e) = &p.ehlo_name {
+                names.push(format!("EHLO {e}"));
+            }
+            if !p.front_end.is_empty() {
+                names.push(format!("front end {}", p.front_end.join(", ")));
+            }
+            if !names.is_empty() {
+                let _ = writeln!(out, "{prefix}   {}", names.join("; "));
+            }
+        }
+        None if hop.error.is_none() => {
+            let family = hop
+                .family_probes
+                .iter()
+                .find(|p| p.ip == a.ip && p.mx == m.host);
+            let _ = match family {
+                Some(p) => writeln!(
                     out,
-                    "{prefix}#{} {} ({:.1} ms){decided}",
-                    pi + 1,
+                    "{prefix}not tried by the walk; per-family probe: {} ({:.1} ms)",
                     probe_brief(&p.report, style),
                     p.report.elapsed_ms
-                );
-                let mut names = Vec::new();
-                if let Some(b) = &p.banner_name {
-                    names.push(format!("banner {b}"));
-                }
-                if let Some(e) = &p.ehlo_name {
-                    names.push(format!("EHLO {e}"));
-                }
-                if !p.front_end.is_empty() {
-                    names.push(format!("front end {}", p.front_end.join(", ")));
-                }
-                if !names.is_empty() {
-                    let _ = writeln!(out, "{prefix}   {}", names.join("; "));
-                }
-            }
-            None if hop.error.is_none() => {
-                let family = hop
-                    .family_probes
-                    .iter()
-                    .find(|p| p.ip == a.ip && p.mx == m.host);
-                let _ = match family {
-                    Some(p) => writeln!(
-                        out,
-                        "{prefix}not tried by the walk; per-family probe: {} ({:.1} ms)",
-                        probe_brief(&p.report, style),
-                        p.report.elapsed_ms
-                    ),
-                    None => writeln!(out, "{prefix}not tried (decided before)"),
-                };
-            }
-            None => {}
+                ),
+                None => writeln!(out, "{prefix}not tried (decided before)"),
+            };
         }
+        None => {}
     }
 }
 

@@ -88,44 +88,63 @@ pub fn esc(s: &str) -> String {
 
 /// The JUnit file, claimed before the run (an unwritable path is a usage error found before
 /// anything touches the network) and written at the end: into a temp file next to it, then
-/// renamed, so CI never reads half a report.
-/// `--html` files are claimed the same way (`open_for`).
+/// renamed, so CI never reads half a report. `--html` files are claimed the same way.
 pub struct Pending {
     tmp: PathBuf,
     dest: PathBuf,
-    /// The option that named the file, for the messages.
-    flag: &'static str,
+}
+
+/// A report file that cannot be written. The front end says which option named it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PendingError {
+    #[error("{}: not a file name", .0.display())]
+    NotAFileName(PathBuf),
+    #[error("{}: is a directory", .0.display())]
+    Directory(PathBuf),
+    #[error("{}: cannot write: {source}", .path.display())]
+    Claim {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Pending {
-    pub fn open(dest: &Path) -> Result<Pending, String> {
-        Pending::open_for("--junit", dest)
-    }
-
-    /// Claims `dest` for the option `flag`.
-    pub fn open_for(flag: &'static str, dest: &Path) -> Result<Pending, String> {
+    /// Claims `dest`: a temp file next to it is created now.
+    pub fn open(dest: &Path) -> Result<Pending, PendingError> {
         let name = dest
             .file_name()
-            .ok_or_else(|| format!("{flag} {}: not a file name", dest.display()))?;
+            .ok_or_else(|| PendingError::NotAFileName(dest.to_path_buf()))?;
         if dest.is_dir() {
-            return Err(format!("{flag} {}: is a directory", dest.display()));
+            return Err(PendingError::Directory(dest.to_path_buf()));
         }
         let tmp = dest.with_file_name(format!(
             ".{}.{}.tmp",
             name.to_string_lossy(),
             std::process::id()
         ));
-        std::fs::File::create(&tmp)
-            .map_err(|e| format!("{flag} {}: cannot write: {e}", dest.display()))?;
+        std::fs::File::create(&tmp).map_err(|source| PendingError::Claim {
+            path: dest.to_path_buf(),
+            source,
+        })?;
         Ok(Pending {
             tmp,
             dest: dest.to_path_buf(),
-            flag,
         })
     }
 
-    pub fn commit(self, text: &str) -> Result<(), String> {
-        let err = |e: std::io::Error| format!("{} {}: {e}", self.flag, self.dest.display());
+    pub fn commit(self, text: &str) -> Result<(), PendingError> {
+        let err = |source| PendingError::Write {
+            path: self.dest.clone(),
+            source,
+        };
         std::fs::write(&self.tmp, text).map_err(err)?;
         std::fs::rename(&self.tmp, &self.dest).map_err(err)
     }

@@ -15,6 +15,7 @@
 
 pub mod demo;
 pub mod explain;
+pub mod fleet;
 pub mod headers;
 pub mod html;
 pub mod human;
@@ -25,6 +26,7 @@ pub mod nagios;
 pub mod posture;
 pub mod roundtrip;
 pub mod style;
+pub mod sweep;
 pub mod trace_policy;
 pub mod watch;
 

@@ -40,10 +40,9 @@ pub const PROBE_METRICS: &[(&str, &str, &[&str])] = &[
     ("mxtrace_tls_info", "1 with the negotiated TLS version and cipher suite", &["hop", "version", "cipher"]),
     ("mxtrace_tls_verified", "1 when the certificate chain verified for the TLS name", &["hop"]),
     ("mxtrace_tls_cert_not_after_timestamp_seconds", "The leaf certificate's notAfter, seconds since the epoch", &["hop"]),
-    ("mxtrace_tls_cert_days_left", "Whole days until the leaf certificate expires (negative: expired)", &["hop"]),
     ("mxtrace_dns_lookup_duration_seconds", "Time the DNS lookups of a traced hop took (MX, addresses, PTR)", &["hop"]),
     ("mxtrace_dns_error", "1 when DNS alone decided a traced hop, with the reason", &["hop", "reason"]),
-    ("mxtrace_mx_count", "MX hosts of a traced hop (1 for an implicit MX, 0 for a null MX)", &["hop"]),
+    ("mxtrace_mx_hosts", "MX hosts of a traced hop (1 for an implicit MX, 0 for a null MX)", &["hop"]),
     ("mxtrace_address_reachable", "1 when a traced address accepted the TCP connection (every address with all = true)", &["hop", "mx", "ip"]),
     ("mxtrace_address_success", "1 when the probe of a traced address passed", &["hop", "mx", "ip"]),
     ("mxtrace_address_stage_reply_code", "The reply code at each stage of each traced address", &["hop", "mx", "ip", "stage"]),
@@ -58,7 +57,7 @@ struct Out {
 }
 
 impl Out {
-    fn add(&mut self, name: &'static str, labels: &[(&str, &str)], value: f64) {
+    fn add(&mut self, name: &'static str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
         let mut line = name.to_string();
         if !labels.is_empty() {
             let parts: Vec<String> = labels
@@ -75,7 +74,7 @@ impl Out {
     }
 
     fn flag(&mut self, name: &'static str, labels: &[(&str, &str)], on: bool) {
-        self.add(name, labels, if on { 1.0 } else { 0.0 });
+        self.add(name, labels, u8::from(on));
     }
 
     fn finish(self) -> String {
@@ -89,6 +88,28 @@ impl Out {
             }
         }
         text
+    }
+}
+
+/// A duration in seconds, printed from whole microseconds (`0.0061`, not the
+/// `0.0060999999999999995` of a division in floating point). The model's millisecond fields
+/// hold whole microseconds (`mxtrace_proto::model::micros`).
+struct Seconds(u64);
+
+impl Seconds {
+    fn from_ms(ms: f64) -> Seconds {
+        Seconds(mxtrace_proto::model::micros(ms))
+    }
+}
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (whole, frac) = (self.0 / 1_000_000, self.0 % 1_000_000);
+        if frac == 0 {
+            return write!(f, "{whole}");
+        }
+        let digits = format!("{frac:06}");
+        write!(f, "{whole}.{}", digits.trim_end_matches('0'))
     }
 }
 
@@ -122,7 +143,11 @@ pub fn render(report: &JobReport, expectations: &[ExpectationResult]) -> String 
     }
     match report {
         JobReport::Probe(p) => {
-            out.add("mxtrace_probe_duration_seconds", &[], p.elapsed_ms / 1000.0);
+            out.add(
+                "mxtrace_probe_duration_seconds",
+                &[],
+                Seconds::from_ms(p.elapsed_ms),
+            );
             let ctx = p.stages.iter().find_map(|s| s.diagnosis.as_ref());
             let scenario = ctx.and_then(|d| d.scenario).map(|s| s.to_string());
             let hop = ctx.and_then(|d| d.hop).unwrap_or(1).to_string();
@@ -135,10 +160,11 @@ pub fn render(report: &JobReport, expectations: &[ExpectationResult]) -> String 
 }
 
 /// The metrics of a job that could not run (a TLS file gone since the config was loaded).
-pub fn render_failure(elapsed_secs: f64) -> String {
+pub fn render_failure(elapsed: std::time::Duration) -> String {
     let mut out = Out::default();
     out.flag("mxtrace_probe_success", &[], false);
-    out.add("mxtrace_probe_duration_seconds", &[], elapsed_secs);
+    let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    out.add("mxtrace_probe_duration_seconds", &[], Seconds(us));
     out.finish()
 }
 
@@ -148,11 +174,15 @@ fn info(out: &mut Out, kind: &str, scenario: Option<&str>, hop: &str) {
         ("scenario", scenario.unwrap_or("")),
         ("hop", hop),
     ];
-    out.add("mxtrace_probe_info", &labels, 1.0);
+    out.add("mxtrace_probe_info", &labels, 1);
 }
 
 fn trace(out: &mut Out, t: &TraceReport) {
-    out.add("mxtrace_probe_duration_seconds", &[], t.elapsed_ms / 1000.0);
+    out.add(
+        "mxtrace_probe_duration_seconds",
+        &[],
+        Seconds::from_ms(t.elapsed_ms),
+    );
     let scenario = t
         .hops
         .iter()
@@ -170,9 +200,9 @@ fn trace_hop(out: &mut Out, hop: &str, h: &TraceHop) {
     out.add(
         "mxtrace_dns_lookup_duration_seconds",
         &l,
-        h.dns_elapsed_ms / 1000.0,
+        Seconds::from_ms(h.dns_elapsed_ms),
     );
-    out.add("mxtrace_mx_count", &l, h.mx.len() as f64);
+    out.add("mxtrace_mx_hosts", &l, h.mx.len());
     if let Some(e) = &h.error {
         out.add(
             "mxtrace_dns_error",
@@ -185,7 +215,7 @@ fn trace_hop(out: &mut Out, hop: &str, h: &TraceHop) {
                 ("stage", "dns"),
                 ("category", d.category.as_str()),
             ];
-            out.add("mxtrace_probe_failed_stage", &labels, 1.0);
+            out.add("mxtrace_probe_failed_stage", &labels, 1);
         }
     }
     for p in &h.probes {
@@ -200,11 +230,7 @@ fn trace_hop(out: &mut Out, hop: &str, h: &TraceHop) {
                     ("ip", p.ip.as_str()),
                     ("stage", s.stage.as_str()),
                 ];
-                out.add(
-                    "mxtrace_address_stage_reply_code",
-                    &labels,
-                    f64::from(r.code),
-                );
+                out.add("mxtrace_address_stage_reply_code", &labels, r.code);
             }
         }
     }
@@ -237,7 +263,7 @@ fn probe(out: &mut Out, hop: &str, p: &ProbeReport) {
             .and_then(|s| s.diagnosis.as_ref())
             .map_or("other", |d| d.category.as_str());
         let labels = [("hop", hop), ("stage", st.as_str()), ("category", category)];
-        out.add("mxtrace_probe_failed_stage", &labels, 1.0);
+        out.add("mxtrace_probe_failed_stage", &labels, 1);
     }
     let l = [("hop", hop)];
     if let Some(caps) = &p.capabilities.before_tls {
@@ -256,12 +282,7 @@ fn probe(out: &mut Out, hop: &str, p: &ProbeReport) {
     out.flag("mxtrace_tls_verified", &l, tls.verified);
     if let Some(leaf) = tls.chain.first() {
         if let Some(ts) = mxtrace_proto::date::parse_rfc3339(&leaf.not_after) {
-            out.add(
-                "mxtrace_tls_cert_not_after_timestamp_seconds",
-                &l,
-                ts as f64,
-            );
-            out.add("mxtrace_tls_cert_days_left", &l, leaf.days_left as f64);
+            out.add("mxtrace_tls_cert_not_after_timestamp_seconds", &l, ts);
         }
     }
 }
@@ -283,23 +304,27 @@ fn worst_first(stages: &[StageRecord]) -> Vec<&StageRecord> {
 fn stage(out: &mut Out, hop: &str, s: &StageRecord) {
     let st = s.stage.as_str();
     let l = [("hop", hop), ("stage", st)];
-    out.add("mxtrace_stage_duration_seconds", &l, s.elapsed_ms / 1000.0);
+    out.add(
+        "mxtrace_stage_duration_seconds",
+        &l,
+        Seconds::from_ms(s.elapsed_ms),
+    );
     if let Some(r) = &s.reply {
-        out.add("mxtrace_stage_reply_code", &l, f64::from(r.code));
+        out.add("mxtrace_stage_reply_code", &l, r.code);
     }
     let labels = [("hop", hop), ("stage", st), ("outcome", s.outcome.as_str())];
-    out.add("mxtrace_stage_outcome", &labels, 1.0);
+    out.add("mxtrace_stage_outcome", &labels, 1);
     if let Some(d) = &s.diagnosis {
         let labels = [
             ("hop", hop),
             ("stage", st),
             ("category", d.category.as_str()),
         ];
-        out.add("mxtrace_stage_category", &labels, 1.0);
+        out.add("mxtrace_stage_category", &labels, 1);
     }
     if let Some(e) = &s.error {
         let labels = [("hop", hop), ("stage", st), ("kind", e.kind.as_str())];
-        out.add("mxtrace_stage_error", &labels, 1.0);
+        out.add("mxtrace_stage_error", &labels, 1);
     }
 }
 
@@ -352,10 +377,6 @@ mod tests {
             ),
             Some("1803600000")
         );
-        assert_eq!(
-            value(&m, "mxtrace_tls_cert_days_left{hop=\"1\"}"),
-            Some("89")
-        );
         assert!(!m.contains("mxtrace_probe_failed_stage"));
         // Every sample belongs to a documented family, each family declared once.
         for l in m.lines().filter(|l| !l.starts_with('#')) {
@@ -384,6 +405,8 @@ mod tests {
         let e = Explanation {
             class: Class::Permanent,
             category: Category::RecipientUnknown,
+            confidence: mxtrace_proto::model::Confidence::High,
+            runner_up: None,
             layer: Layer::Recipient,
             cause: "x".into(),
             next_steps: vec![],
@@ -420,7 +443,7 @@ mod tests {
         let ip = t.hops[0].probes[0].ip.clone();
         let mx = t.hops[0].probes[0].mx.clone();
         let m = render(&JobReport::Trace(Box::new(t)), &[]);
-        assert_eq!(value(&m, "mxtrace_mx_count{hop=\"1\"}"), Some("1"));
+        assert_eq!(value(&m, "mxtrace_mx_hosts{hop=\"1\"}"), Some("1"));
         assert!(value(&m, "mxtrace_dns_lookup_duration_seconds{hop=\"1\"}").is_some());
         let series = format!("mxtrace_address_reachable{{hop=\"1\",mx=\"{mx}\",ip=\"{ip}\"}}");
         assert_eq!(value(&m, &series), Some("1"), "{m}");
@@ -471,7 +494,9 @@ mod tests {
     fn label_values_are_escaped() {
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         assert_eq!(
-            render_failure(0.5).lines().last(),
+            render_failure(std::time::Duration::from_millis(500))
+                .lines()
+                .last(),
             Some("mxtrace_probe_duration_seconds 0.5")
         );
     }

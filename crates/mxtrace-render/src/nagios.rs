@@ -46,13 +46,13 @@ pub struct Limit {
     pub max: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ThresholdError {
     #[error("unknown stage {0:?} (connect, banner, ehlo, helo, starttls, tls_handshake, ehlo_tls, auth, mail_from, rcpt_to, data, end_of_data; or mail, rcpt, tls, eod)")]
     UnknownStage(String),
     #[error("{0:?} is not a duration (2s, 500ms, 1m): {1}")]
-    Duration(String, String),
+    Duration(String, #[source] humantime::DurationError),
     #[error("{0:?} is not a number of days (30 or 30d)")]
     Days(String),
 }
@@ -85,7 +85,7 @@ impl FromStr for Limit {
             None => (None, s),
         };
         let max = humantime::parse_duration(value.trim())
-            .map_err(|e| ThresholdError::Duration(value.into(), e.to_string()))?;
+            .map_err(|e| ThresholdError::Duration(value.into(), e))?;
         Ok(Limit { stage, max })
     }
 }

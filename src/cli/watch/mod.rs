@@ -13,6 +13,7 @@ use mxtrace_core::watch::{self, Control, TokioClock, Until, WatchOptions, WatchT
 use mxtrace_proto::exit;
 use mxtrace_proto::model::watch::{WatchLine, WatchReport};
 use mxtrace_proto::model::PathContext;
+use mxtrace_proto::spec::Naming;
 use mxtrace_render as report;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -96,7 +97,7 @@ impl WatchArgs {
         let mut targets = Vec::with_capacity(self.targets.len());
         for text in &self.targets {
             let target = Target::parse(text, default_port)?;
-            let job = Job::new(&target, &spec, PathContext::default(), None)?;
+            let job = Job::new(&target, &spec, PathContext::default(), None, Naming::Flag)?;
             targets.push(WatchTarget { target, job });
         }
         let until = self.until.map(|u| match u {
@@ -125,7 +126,7 @@ pub fn run(
     let (targets, opts) = args.prepare()?;
     // Claimed before anything runs, as --html is: an unwritable path is a usage error.
     let json_file = match &args.report {
-        Some(p) => Some(report::junit::Pending::open_for("--report", p).map_err(CliError::Html)?),
+        Some(p) => Some(report::junit::Pending::open(p).map_err(CliError::ReportFile)?),
         None => None,
     };
     let terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();

@@ -11,6 +11,10 @@
 //! ```toml
 //! listen = "127.0.0.1:9125"
 //! max_concurrency = 8
+//! header_timeout = "10s"      # the HTTP front end's limits (`HttpLimits`)
+//! idle_timeout = "90s"
+//! max_connections = 512
+//! max_request_bytes = 16384
 //! [modules.eop_inbound]
 //! allowed_targets = ["contoso.com", "*.contoso.com", "192.0.2.0/24"]
 //! from = "probe@fabrikam.com"
@@ -18,23 +22,26 @@
 //! starttls = "require"
 //! ```
 
-use super::allow::Allowlist;
+use super::allow::{AllowError, Allowlist};
 use crate::job::{Job, Target};
 use crate::probe::ProbeOptions;
 use crate::run::ExpectationResult;
 use crate::scenario_file::roundtrip::{self as rt, RawRoundtrip, RoundtripSpec};
 use crate::scenario_file::{
     expectations, read_small, roundtrip_expectations, take_layer, tenant_key, Expectations,
-    FileError, HopTarget, Layer, Locator, RawExpect, StartTlsExpect,
+    FileError, FileProblem, HopTarget, Layer, Locator, RawExpect, StartTlsExpect,
 };
 use mxtrace_knowledge::PathContext;
+use mxtrace_net::tls::TlsConfigError;
 use mxtrace_proto::model::JobReport;
 use mxtrace_proto::spec::{
     parse_scenario, path_context, Field, Naming, SessionSpec, SpecError, TargetError,
+    UnknownScenario,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::de::{DeTable, DeValue};
@@ -47,12 +54,49 @@ pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
 /// A higher limit is a typo: every probe holds a socket and a task for up to its timeouts.
 const MAX_CONCURRENCY_LIMIT: usize = 1024;
 
+/// The HTTP front end's limits, so that clients that open connections and send nothing, or
+/// half a request, cannot hold the exporter's sockets or memory (docs/serve.md "Limits").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A request's line and headers must have arrived this long after the connection opened
+    /// or its first byte came; otherwise the connection is closed.
+    pub header_timeout: Duration,
+    /// A connection with no request in progress is closed after this long without one.
+    pub idle_timeout: Duration,
+    /// Connections open at once; one beyond it is closed at accept (and counted).
+    pub max_connections: usize,
+    /// Largest request line plus headers (bytes): a larger head gets 431, a larger declared
+    /// body 413.
+    pub max_request_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> HttpLimits {
+        HttpLimits {
+            // Generous for any HTTP client on a real network, short for a slowloris.
+            header_timeout: Duration::from_secs(10),
+            // Longer than Prometheus's default 1 min scrape interval: its connection is reused.
+            idle_timeout: Duration::from_secs(90),
+            // Under the usual 1,024 open files a process gets, leaving room for the probes.
+            max_connections: 512,
+            // A scrape's request is well under 1 KB; hyper's floor is 8 KiB.
+            max_request_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// hyper's smallest read buffer: a head limit under it is refused at load.
+const MIN_REQUEST_BYTES: usize = 8192;
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+const MAX_CONNECTIONS_LIMIT: usize = 65_536;
+
 #[derive(Debug, Clone)]
 pub struct ExporterConfig {
     pub path: PathBuf,
     /// From the file; `--listen` overrides it; `DEFAULT_LISTEN` when neither says.
     pub listen: Option<SocketAddr>,
     pub max_concurrency: usize,
+    pub http: HttpLimits,
     pub modules: BTreeMap<String, Module>,
     /// `[roundtrips.NAME]`: round trips run on their own schedule (they take longer than a
     /// scrape); `/metrics` shows the last result of each.
@@ -101,8 +145,8 @@ pub enum JobError {
 }
 
 impl ExporterConfig {
-    pub fn read(path: &Path) -> Result<ExporterConfig, FileError> {
-        let text = read_small(path, "an exporter config")?;
+    pub fn read(path: &Path) -> Result<ExporterConfig, ConfigError> {
+        let text = read_small(path, "an exporter config").map_err(FileError::widen)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         parse(&text, path, &base)
     }
@@ -156,7 +200,8 @@ impl Module {
             Some(b) => capped(&self.spec, b),
             None => self.spec.clone(),
         };
-        Job::new(target, &spec, self.ctx, self.tenant.as_deref()).map_err(|source| JobError::Spec {
+        let tenant = self.tenant.as_deref();
+        Job::new(target, &spec, self.ctx, tenant, Naming::Key).map_err(|source| JobError::Spec {
             module: self.name.clone(),
             source,
         })
@@ -177,15 +222,100 @@ fn module_keys(f: Field) -> bool {
     f != Field::RelayTestRcpt
 }
 
-pub fn parse(text: &str, path: &Path, base: &Path) -> Result<ExporterConfig, FileError> {
+/// What an exporter config can get wrong: a scenario file's mistakes (a module's settings and
+/// `expect` are read as a hop's), and its own. Settings are named by their keys.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigProblem {
+    #[error(transparent)]
+    File(#[from] FileProblem),
+    #[error("listen {0:?}: expected IP:PORT, e.g. {DEFAULT_LISTEN}")]
+    Listen(String),
+    #[error("max_concurrency: 1-{MAX_CONCURRENCY_LIMIT}")]
+    MaxConcurrency,
+    #[error("{key} {value:?}: {source}")]
+    Duration {
+        key: &'static str,
+        value: String,
+        #[source]
+        source: mxtrace_proto::spec::DurationError,
+    },
+    #[error("{key}: {lo}-{hi}")]
+    Range {
+        key: &'static str,
+        lo: usize,
+        hi: usize,
+    },
+    #[error(
+        "oauth_grant = \"device\" needs a person at a terminal, which the exporter has not: use \
+         the client-credentials grant"
+    )]
+    DeviceGrant,
+    #[error("no [modules.NAME]: the exporter needs at least one module (or [roundtrips.NAME])")]
+    NoModule,
+    #[error("module {0:?}: allowed_targets is empty (the exporter is not an open proxy)")]
+    EmptyAllowlist(String),
+    #[error("allowed_targets: {0}")]
+    Allowlist(#[source] AllowError),
+    #[error("scenario {value:?}: {source}")]
+    Scenario {
+        value: String,
+        #[source]
+        source: UnknownScenario,
+    },
+    #[error(
+        "auth_user needs auth_password_env or auth_password_file, or an OAuth token source \
+         (the exporter never prompts, and passwords are never written in its config)"
+    )]
+    NoPassword,
+    #[error("module {module:?}: {}", .source.describe(Naming::Key))]
+    Setting {
+        module: String,
+        #[source]
+        source: SettingError,
+    },
+    #[error(
+        "expect: open_relay and starttls = \"required\" need a session of their own, which a \
+         scrape does not run (check them with `mxtrace run`)"
+    )]
+    ExpectNeedsSession,
+}
+
+/// A module's settings that a probe could not run with: a value, the password, a TLS file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+}
+
+impl SettingError {
+    pub fn field(&self) -> Option<Field> {
+        match self {
+            SettingError::Spec(e) => e.field(),
+            SettingError::Tls(e) => e.field(),
+        }
+    }
+
+    pub fn describe(&self, naming: Naming) -> String {
+        match self {
+            SettingError::Spec(e) => e.describe(naming),
+            SettingError::Tls(e) => e.describe(naming),
+        }
+    }
+}
+
+/// A mistake in an exporter config, with where.
+pub type ConfigError = FileError<ConfigProblem>;
+
+pub fn parse(text: &str, path: &Path, base: &Path) -> Result<ExporterConfig, ConfigError> {
     let at = Locator {
         text,
         path: path.display().to_string(),
     };
-    let terr = |e: toml::de::Error| {
-        let span = e.span().unwrap_or(0..0);
-        at.error(&span, e.message().trim_end().to_string())
-    };
+    let terr = |e| at.toml(e);
     let mut doc = DeTable::parse(text).map_err(terr)?;
     let mut layers = BTreeMap::new();
     if let Some(v) = doc.get_mut().get_mut("modules") {
@@ -210,39 +340,16 @@ pub fn parse(text: &str, path: &Path, base: &Path) -> Result<ExporterConfig, Fil
         }
     }
     let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc)).map_err(terr)?;
-    let listen = match &raw.listen {
-        None => None,
-        Some(l) => Some(l.get_ref().parse::<SocketAddr>().map_err(|_| {
-            at.error(
-                &l.span(),
-                format!(
-                    "listen {:?}: expected IP:PORT, e.g. {DEFAULT_LISTEN}",
-                    l.get_ref()
-                ),
-            )
-        })?),
-    };
-    let max_concurrency = match &raw.max_concurrency {
-        None => DEFAULT_MAX_CONCURRENCY,
-        Some(n) if (1..=MAX_CONCURRENCY_LIMIT).contains(n.get_ref()) => *n.get_ref(),
-        Some(n) => {
-            return Err(at.error(
-                &n.span(),
-                format!("max_concurrency: 1-{MAX_CONCURRENCY_LIMIT}"),
-            ))
-        }
-    };
+    let (listen, max_concurrency) = server_keys(&at, &raw)?;
+    let http = http_limits(&at, &raw)?;
     if raw.modules.is_empty() && raw.roundtrips.is_empty() {
-        return Err(at.error(
-            &(0..0),
-            "no [modules.NAME]: the exporter needs at least one module (or [roundtrips.NAME])"
-                .to_string(),
-        ));
+        return Err(at.error(&(0..0), ConfigProblem::NoModule));
     }
     let mut roundtrips = BTreeMap::new();
     for (name, r) in &raw.roundtrips {
         let layer = rt_layers.remove(name).unwrap_or_default();
-        roundtrips.insert(name.clone(), roundtrip_entry(&at, base, name, r, layer)?);
+        let entry = roundtrip_entry(&at, base, name, r, layer)?;
+        roundtrips.insert(name.clone(), entry);
     }
     let mut modules = BTreeMap::new();
     for (name, rm) in raw.modules {
@@ -254,9 +361,42 @@ pub fn parse(text: &str, path: &Path, base: &Path) -> Result<ExporterConfig, Fil
         path: path.to_path_buf(),
         listen,
         max_concurrency,
+        http,
         modules,
         roundtrips,
     })
+}
+
+/// The HTTP limits: each key the file sets, checked; the defaults for the others.
+fn http_limits(at: &Locator<'_>, raw: &RawConfig) -> Result<HttpLimits, ConfigError> {
+    let mut l = HttpLimits::default();
+    let duration = |key: &'static str, v: &Spanned<String>| {
+        // Zero is refused there: a connection that may not wait at all serves nothing.
+        mxtrace_proto::spec::parse_duration(v.get_ref()).map_err(|source| {
+            let value = v.get_ref().clone();
+            at.error(&v.span(), ConfigProblem::Duration { key, value, source })
+        })
+    };
+    let count = |key: &'static str, v: &Spanned<usize>, lo: usize, hi: usize| {
+        if (lo..=hi).contains(v.get_ref()) {
+            Ok(*v.get_ref())
+        } else {
+            Err(at.error(&v.span(), ConfigProblem::Range { key, lo, hi }))
+        }
+    };
+    if let Some(v) = &raw.header_timeout {
+        l.header_timeout = duration("header_timeout", v)?;
+    }
+    if let Some(v) = &raw.idle_timeout {
+        l.idle_timeout = duration("idle_timeout", v)?;
+    }
+    if let Some(v) = &raw.max_connections {
+        l.max_connections = count("max_connections", v, 1, MAX_CONNECTIONS_LIMIT)?;
+    }
+    if let Some(v) = &raw.max_request_bytes {
+        l.max_request_bytes = count("max_request_bytes", v, MIN_REQUEST_BYTES, MAX_REQUEST_BYTES)?;
+    }
+    Ok(l)
 }
 
 fn roundtrip_entry(
@@ -265,7 +405,7 @@ fn roundtrip_entry(
     name: &str,
     raw: &RawRoundtrip,
     layer: Layer,
-) -> Result<RoundtripEntry, FileError> {
+) -> Result<RoundtripEntry, ConfigError> {
     let Layer { mut spec, spans } = layer;
     for slot in [
         &mut spec.tls_ca_file,
@@ -284,14 +424,11 @@ fn roundtrip_entry(
     }
     if spec.oauth_grant == Some(mxtrace_proto::spec::OAuthGrant::Device) {
         let span = spans.get(&Field::OAuthGrant).cloned().unwrap_or(0..0);
-        return Err(at.error(&span, NO_DEVICE_GRANT.to_string()));
+        return Err(at.error(&span, ConfigProblem::DeviceGrant));
     }
     let interval = match &raw.interval {
         Some(i) if i.get_ref().0 < Duration::from_secs(10) => {
-            return Err(at.error(
-                &i.span(),
-                format!("roundtrip {name:?}: interval is at least 10s"),
-            ))
+            return Err(at.error(&i.span(), FileProblem::RoundtripInterval(name.to_string())))
         }
         Some(i) => i.get_ref().0,
         None => DEFAULT_ROUNDTRIP_INTERVAL,
@@ -307,13 +444,30 @@ fn roundtrip_entry(
     Ok(RoundtripEntry {
         name: name.to_string(),
         interval,
-        spec: rt::read(&cx, raw, spec)?,
+        spec: rt::read(&cx, raw, spec).map_err(FileError::widen)?,
     })
 }
 
-/// The exporter runs unattended: nobody completes a device sign-in.
-const NO_DEVICE_GRANT: &str = "oauth_grant = \"device\" needs a person at a terminal, which the \
-     exporter has not: use the client-credentials grant";
+/// `listen` and `max_concurrency`, checked.
+fn server_keys(
+    at: &Locator<'_>,
+    raw: &RawConfig,
+) -> Result<(Option<SocketAddr>, usize), ConfigError> {
+    let listen = match &raw.listen {
+        None => None,
+        Some(l) => Some(
+            l.get_ref()
+                .parse::<SocketAddr>()
+                .map_err(|_| at.error(&l.span(), ConfigProblem::Listen(l.get_ref().clone())))?,
+        ),
+    };
+    let max_concurrency = match &raw.max_concurrency {
+        None => DEFAULT_MAX_CONCURRENCY,
+        Some(n) if (1..=MAX_CONCURRENCY_LIMIT).contains(n.get_ref()) => *n.get_ref(),
+        Some(n) => return Err(at.error(&n.span(), ConfigProblem::MaxConcurrency)),
+    };
+    Ok((listen, max_concurrency))
+}
 
 fn module(
     at: &Locator<'_>,
@@ -321,34 +475,62 @@ fn module(
     name: String,
     rm: RawModule,
     layer: Layer,
-) -> Result<Module, FileError> {
+) -> Result<Module, ConfigError> {
     let targets_span = rm.allowed_targets.span();
     if rm.allowed_targets.get_ref().is_empty() {
-        return Err(at.error(
-            &targets_span,
-            format!(
-                "module {name:?}: allowed_targets is empty (the exporter is not an open proxy)"
-            ),
-        ));
+        return Err(at.error(&targets_span, ConfigProblem::EmptyAllowlist(name)));
     }
     let allowed_targets = Allowlist::parse(rm.allowed_targets.get_ref())
-        .map_err(|e| at.error(&targets_span, format!("allowed_targets: {e}")))?;
-    let scenario = match &rm.scenario {
-        None => None,
-        Some(s) => Some(
-            parse_scenario(s.get_ref())
-                .map_err(|e| at.error(&s.span(), format!("scenario {:?}: {e}", s.get_ref())))?,
-        ),
-    };
-    let hop = rm.hop.as_ref().map(|h| *h.get_ref());
-    let hop_span = rm.hop.as_ref().map_or(targets_span.clone(), Spanned::span);
-    let ctx = path_context(scenario, hop).map_err(|e| at.error(&hop_span, format!("hop = {e}")))?;
-    let tenant = rm.tenant.as_ref().map(|t| tenant_key(at, t)).transpose()?;
+        .map_err(|e| at.error(&targets_span, ConfigProblem::Allowlist(e)))?;
+    let ctx = module_context(at, &rm)?;
+    let tenant = rm
+        .tenant
+        .as_ref()
+        .map(|t| tenant_key(at, t))
+        .transpose()
+        .map_err(FileError::widen)?;
     let expect = rm
         .expect
         .as_ref()
         .map(|e| module_expect(at, e))
         .transpose()?;
+    let spec = module_spec(at, base, &name, layer, &targets_span)?;
+    Ok(Module {
+        name,
+        allowed_targets,
+        ctx,
+        tenant,
+        expect,
+        spec,
+    })
+}
+
+/// The module's place in a delivery path (`scenario`, `hop`).
+fn module_context(at: &Locator<'_>, rm: &RawModule) -> Result<PathContext, ConfigError> {
+    let scenario = match &rm.scenario {
+        None => None,
+        Some(s) => Some(parse_scenario(s.get_ref()).map_err(|source| {
+            let value = s.get_ref().clone();
+            at.error(&s.span(), ConfigProblem::Scenario { value, source })
+        })?),
+    };
+    let hop = rm.hop.as_ref().map(|h| *h.get_ref());
+    let hop_span = rm
+        .hop
+        .as_ref()
+        .map_or(rm.allowed_targets.span(), Spanned::span);
+    path_context(scenario, hop).map_err(|e| at.error(&hop_span, FileProblem::Hop(e)))
+}
+
+/// The module's session settings: TLS and password files relative to the config, then
+/// every check a probe would make. A mistake points at the key (else at `allowed_targets`).
+fn module_spec(
+    at: &Locator<'_>,
+    base: &Path,
+    name: &str,
+    layer: Layer,
+    targets_span: &Range<usize>,
+) -> Result<SessionSpec, ConfigError> {
     let Layer { mut spec, spans } = layer;
     let span_of = |f: Option<Field>| {
         f.and_then(|f| spans.get(&f).cloned())
@@ -372,7 +554,7 @@ fn module(
     if spec.oauth_grant == Some(mxtrace_proto::spec::OAuthGrant::Device) {
         return Err(at.error(
             &span_of(Some(Field::OAuthGrant)),
-            NO_DEVICE_GRANT.to_string(),
+            ConfigProblem::DeviceGrant,
         ));
     }
     if spec.auth_user.is_some()
@@ -380,56 +562,35 @@ fn module(
         && spec.auth_password_file.is_none()
         && spec.oauth_source().is_none()
     {
-        return Err(at.error(
-            &span_of(Some(Field::AuthUser)),
-            "auth_user needs auth_password_env or auth_password_file, or an OAuth token source \
-             (the exporter never prompts, and passwords are never written in its config)"
-                .to_string(),
-        ));
+        return Err(at.error(&span_of(Some(Field::AuthUser)), ConfigProblem::NoPassword));
     }
-    check_spec(&spec).map_err(|(field, message)| {
-        at.error(&span_of(field), format!("module {name:?}: {message}"))
+    check_spec(&spec).map_err(|source| {
+        let span = span_of(source.field());
+        let module = name.to_string();
+        at.error(&span, ConfigProblem::Setting { module, source })
     })?;
-    Ok(Module {
-        name,
-        allowed_targets,
-        ctx,
-        tenant,
-        expect,
-        spec,
-    })
+    Ok(spec)
 }
 
 /// A module's `expect`, read as a scenario file hop's. A scrape's target may be a domain, so
 /// the walk's keys are accepted; the two checks that need a session of their own are not
 /// (a scrape runs one probe or trace): `mxtrace run` makes them.
-fn module_expect(at: &Locator<'_>, e: &Spanned<RawExpect>) -> Result<Expectations, FileError> {
-    let x = expectations(at, e.get_ref(), &HopTarget::Domain(String::new()))?;
-    let x = roundtrip_expectations(at, e.get_ref(), None, x)?;
+fn module_expect(at: &Locator<'_>, e: &Spanned<RawExpect>) -> Result<Expectations, ConfigError> {
+    let x = expectations(at, e.get_ref(), &HopTarget::Domain(String::new()))
+        .map_err(FileError::widen)?;
+    let x = roundtrip_expectations(at, e.get_ref(), None, x).map_err(FileError::widen)?;
     if x.open_relay.is_some() || x.starttls == Some(StartTlsExpect::Required) {
-        return Err(at.error(
-            &e.span(),
-            "expect: open_relay and starttls = \"required\" need a session of their own, which \
-             a scrape does not run (check them with `mxtrace run`)"
-                .to_string(),
-        ));
+        return Err(at.error(&e.span(), ConfigProblem::ExpectNeedsSession));
     }
     Ok(x)
 }
 
 /// Every check a probe would make, at load: values, the password (read once, then dropped)
-/// and the TLS files. The error names the setting it is about, when it is one.
-fn check_spec(spec: &SessionSpec) -> Result<(), (Option<Field>, String)> {
-    let o = ProbeOptions::from_spec(spec, "mxtrace.invalid".to_string(), spec.port_or_default())
-        .map_err(|e| (e.field(), e.describe(Naming::Key)))?;
+/// and the TLS files. A TLS file's error names the file's own setting when it has one.
+fn check_spec(spec: &SessionSpec) -> Result<(), SettingError> {
+    let o = ProbeOptions::from_spec(spec, "mxtrace.invalid".to_string(), spec.port_or_default())?;
     if spec.tls_ca_file.is_some() || spec.tls_client_cert.is_some() {
-        mxtrace_net::tls::client_config(&o.tls).map_err(|e| {
-            let field = match spec.tls_client_cert {
-                Some(_) => Field::TlsClientCert,
-                None => Field::TlsCaFile,
-            };
-            (Some(field), e.to_string())
-        })?;
+        mxtrace_net::tls::client_config(&o.tls)?;
     }
     Ok(())
 }
@@ -439,6 +600,10 @@ fn check_spec(spec: &SessionSpec) -> Result<(), (Option<Field>, String)> {
 struct RawConfig {
     listen: Option<Spanned<String>>,
     max_concurrency: Option<Spanned<usize>>,
+    header_timeout: Option<Spanned<String>>,
+    idle_timeout: Option<Spanned<String>>,
+    max_connections: Option<Spanned<usize>>,
+    max_request_bytes: Option<Spanned<usize>>,
     #[serde(default)]
     modules: BTreeMap<String, RawModule>,
     #[serde(default)]
@@ -460,7 +625,7 @@ mod tests {
     use super::*;
     use mxtrace_proto::spec::StartTls;
 
-    fn load(text: &str) -> Result<ExporterConfig, FileError> {
+    fn load(text: &str) -> Result<ExporterConfig, ConfigError> {
         parse(text, Path::new("exp.toml"), Path::new("/etc/mxtrace"))
     }
 
@@ -501,6 +666,41 @@ allowed_targets = ["mail.contoso.com"]
                 .listen_addr(None),
             DEFAULT_LISTEN.parse().unwrap()
         );
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_are_checked() {
+        let m = "[modules.m]\nallowed_targets = [\"a.example\"]\n";
+        assert_eq!(load(m).unwrap().http, HttpLimits::default());
+        let set = format!(
+            "header_timeout = \"2s\"\nidle_timeout = \"500ms\"\nmax_connections = 3\n\
+             max_request_bytes = 9000\n{m}"
+        );
+        let l = load(&set).unwrap().http;
+        assert_eq!(l.header_timeout, Duration::from_secs(2));
+        assert_eq!(l.idle_timeout, Duration::from_millis(500));
+        assert_eq!((l.max_connections, l.max_request_bytes), (3, 9000));
+        for (bad, want) in [
+            (
+                "header_timeout = \"0s\"",
+                "exp.toml:1:18: header_timeout \"0s\": must be more than zero",
+            ),
+            (
+                "idle_timeout = \"soon\"",
+                "exp.toml:1:16: idle_timeout \"soon\": ",
+            ),
+            (
+                "max_connections = 0",
+                "exp.toml:1:19: max_connections: 1-65536",
+            ),
+            (
+                "max_request_bytes = 100",
+                "exp.toml:1:21: max_request_bytes: 8192-1048576",
+            ),
+        ] {
+            let e = load(&format!("{bad}\n{m}")).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -574,9 +774,19 @@ allowed_targets = ["mail.contoso.com"]
                 "[modules.m]\nallowed_targets = [\"a.example\"]\nrcpt = [\"x\"]\n",
                 "exp.toml:3:8: module \"m\": rcpt \"x\"",
             ),
+            // Settings are named by their keys, as the config writes them.
             (
                 "[modules.m]\nallowed_targets = [\"a.example\"]\ndata = true\n",
-                "exp.toml:3:8: module \"m\": --data needs",
+                "exp.toml:3:8: module \"m\": data needs at least one rcpt",
+            ),
+            (
+                "[modules.m]\nallowed_targets = [\"a.example\"]\nstarttls = \"require\"\n\
+                 tls_implicit = true\n",
+                "exp.toml:3:12: module \"m\": starttls and tls_implicit exclude each other",
+            ),
+            (
+                "[modules.m]\nallowed_targets = [\"a.example\"]\ntls_ca_file = \"none.pem\"\n",
+                "exp.toml:3:15: module \"m\": tls_ca_file /etc/mxtrace/none.pem: ",
             ),
             (
                 "[modules.m]\nallowed_targets = [\"a.example\"]\nauth_user = \"u\"\n",

@@ -16,6 +16,7 @@ use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 use mxtrace_proto::model::headers::{
     HeadersReport, HeadersVerdict, MessageFacts, MessageKind, NdrReport,
 };
+use mxtrace_proto::spec::Field;
 use mxtrace_proto::text::{clip_to, ellipsis};
 use ndr::NdrInput;
 use std::io::Read;
@@ -297,12 +298,20 @@ fn next_steps(message: &MessageFacts, ndr: Option<&NdrReport>) -> Vec<String> {
             steps.push(s);
         }
     };
+    // Command lines to run next: settings named as flags.
+    let rcpt_flag = Field::Rcpt.flag();
     if let Some(r) = ndr {
         for rcpt in r.ndr.recipients.iter().filter(|x| x.failed()) {
             if let Some(domain) = domain_of(&rcpt.recipient) {
-                push(format!("mxtrace trace {domain} --rcpt {}", rcpt.recipient));
+                push(format!(
+                    "mxtrace trace {domain} {rcpt_flag} {}",
+                    rcpt.recipient
+                ));
                 if let Some(mta) = rcpt.remote_mta.as_deref().filter(|h| is_host(h)) {
-                    push(format!("mxtrace probe {mta} --rcpt {}", rcpt.recipient));
+                    push(format!(
+                        "mxtrace probe {mta} {rcpt_flag} {}",
+                        rcpt.recipient
+                    ));
                 }
             }
         }
@@ -317,7 +326,7 @@ fn next_steps(message: &MessageFacts, ndr: Option<&NdrReport>) -> Vec<String> {
         .or_else(|| message.to.first().cloned());
     if let Some(r) = rcpt.as_deref().filter(|r| domain_of(r).is_some()) {
         if let Some(domain) = domain_of(r) {
-            push(format!("mxtrace trace {domain} --rcpt {r}"));
+            push(format!("mxtrace trace {domain} {rcpt_flag} {r}"));
         }
     }
     // The servers that received each leg of the scenario, but Exchange Online's internal
@@ -337,7 +346,7 @@ fn next_steps(message: &MessageFacts, ndr: Option<&NdrReport>) -> Vec<String> {
             .as_deref()
             .filter(|r| n + 1 == last && domain_of(r).is_some());
         match (by, to) {
-            (Some(by), Some(r)) => push(format!("mxtrace probe {by} --rcpt {r}")),
+            (Some(by), Some(r)) => push(format!("mxtrace probe {by} {rcpt_flag} {r}")),
             (Some(by), None) => push(format!("mxtrace probe {by}")),
             (None, _) => {}
         }

@@ -14,10 +14,10 @@
 //! - Gmail: "The response from the remote server was:" / "The response was:" / "The error
 //!   that the other server returned was:", and the X-Failed-Recipients header.
 
-use mxtrace_knowledge::explain_reply;
+use mxtrace_knowledge::{explain_reply, explain_status, Category, Explanation};
 use mxtrace_proto::model::headers::{Ndr, NdrRecipient, Source};
 use mxtrace_proto::model::Stage;
-use mxtrace_proto::smtp::reply::Reply;
+use mxtrace_proto::smtp::reply::{EnhancedCode, Reply};
 
 /// At most this many recipients are reported (a list explosion can bounce thousands).
 pub const MAX_RECIPIENTS: usize = 200;
@@ -26,6 +26,42 @@ const MAX_FIELDS_PER_GROUP: usize = 64;
 const MAX_TEXT: usize = 1000;
 /// A diagnostic reply longer than this many lines is not classified as one reply.
 const MAX_REPLY_LINES: usize = 20;
+/// The prose read around one recipient when the report gives no SMTP reply.
+const MAX_CONTEXT: usize = 2000;
+
+/// Where the returned copy of the original message starts in a plain-text bounce: nothing
+/// after it is about the failure.
+const ORIGINAL_MARKERS: &[&str] = &[
+    "below this line is a copy of the message",
+    "------ this is a copy of the message",
+    "original message follows",
+    "----- original message",
+    "-----original message",
+    "original message headers",
+    "----- the header of the original message",
+    "------- returned message",
+    "--- returned message",
+    "unsent message below",
+    "message that you sent:",
+    "----- transcript of session follows",
+];
+
+/// Header-like labels in a bounce's prose whose addresses are not failed recipients (the
+/// bounced message's own sender and headers).
+const NOT_RECIPIENT_LABELS: &[&str] = &[
+    "from:",
+    "sender:",
+    "return-path:",
+    "reply-to:",
+    "errors-to:",
+    "message-id:",
+    "message-id:",
+    "to:",
+    "cc:",
+    "subject:",
+    "date:",
+    "sent:",
+];
 
 /// Phrases MTAs put next to a rejection to say which command it answered, lower-case with
 /// white space collapsed. Postfix: "(in reply to RCPT TO command)"; Exim: "SMTP error from
@@ -87,19 +123,52 @@ pub fn read(input: &NdrInput) -> Option<Ndr> {
             .map(|r| text.recipient_from_header(r))
             .collect();
     }
+    if ndr.recipients.is_empty() {
+        ndr.recipients = text.prose_recipients();
+    }
     ndr.generating_server = text.generating_server();
     for r in &mut ndr.recipients {
         if r.stage.is_none() {
             r.stage = text.stage_for(&r.recipient);
         }
-        r.explanation = r
-            .diagnostic_code
-            .as_deref()
-            .and_then(smtp_reply)
-            .map(|reply| explain_reply(r.stage, &reply));
+        r.explanation = Some(explain(r, &text.context_for(r)));
     }
     let found = !ndr.recipients.is_empty() || ndr.reporting_mta.is_some();
     (found || input.is_report).then_some(ndr)
+}
+
+/// Every recipient gets an explanation: the SMTP reply the report quotes when there is one
+/// and it says something; otherwise the status code with the report's prose about the
+/// recipient (`other` with low confidence at worst).
+fn explain(r: &NdrRecipient, context: &str) -> Explanation {
+    let mut e = explain_unworded(r, context);
+    // A bounce is read for a person at the command line (`headers`, `roundtrip`): flags.
+    mxtrace_knowledge::word_explanation(&mut e, mxtrace_proto::spec::Naming::Flag);
+    e
+}
+
+fn explain_unworded(r: &NdrRecipient, context: &str) -> Explanation {
+    let reply = r.diagnostic_code.as_deref().and_then(smtp_reply);
+    let status = r.status.as_deref().and_then(status_code);
+    if let Some(reply) = &reply {
+        let e = explain_reply(r.stage, reply);
+        if e.category != Category::Other {
+            return e;
+        }
+    }
+    let mut text = r.diagnostic_code.clone().unwrap_or_default();
+    text.push('\n');
+    text.push_str(r.status.as_deref().unwrap_or_default());
+    text.push('\n');
+    text.push_str(context);
+    let status = status.or_else(|| reply.and_then(|r| r.enhanced));
+    explain_status(r.stage, status, &text)
+}
+
+/// The `X.Y.Z` code at the start of a Status field (`5.0.0 (recipient reached disk quota)`).
+fn status_code(field: &str) -> Option<EnhancedCode> {
+    let token = field.split_whitespace().next()?;
+    EnhancedCode::parse(token.trim_end_matches([',', ';', ':', ')']))
 }
 
 /// The fields of a delivery-status part: per-message fields, then one group per recipient.
@@ -115,13 +184,21 @@ fn delivery_status(text: &str, ndr: &mut Ndr) {
             if ndr.recipients.len() >= MAX_RECIPIENTS {
                 continue;
             }
+            // A Status field with words after its code (or words only) keeps them as the
+            // diagnostic when the report has no Diagnostic-Code.
+            let raw_status = get("Status");
+            let diagnostic = get("Diagnostic-Code").or_else(|| {
+                raw_status
+                    .clone()
+                    .filter(|s| status_code(s).is_none_or(|c| c.to_string() != *s))
+            });
             ndr.recipients.push(NdrRecipient {
                 recipient: without_type(&final_rcpt),
                 original_recipient: get("Original-Recipient").map(|v| without_type(&v)),
                 action: get("Action").map(|a| a.to_ascii_lowercase()),
-                status: get("Status"),
+                status: raw_status.map(|s| status_code(&s).map_or(s, |c| c.to_string())),
                 remote_mta: get("Remote-MTA").and_then(|v| mta_name(&without_type(&v))),
-                diagnostic_code: get("Diagnostic-Code"),
+                diagnostic_code: diagnostic,
                 stage: None,
                 explanation: None,
                 source: Source::DeliveryStatus,
@@ -166,12 +243,18 @@ fn field_groups(text: &str) -> Vec<Vec<(String, String)>> {
     groups
 }
 
-/// `rfc822; user@example.com` -> `user@example.com` (RFC 3464 address-type / MTA-name-type).
+/// `rfc822; user@example.com` -> `user@example.com` (RFC 3464 address-type / MTA-name-type),
+/// without the angle brackets some MTAs add.
 fn without_type(v: &str) -> String {
-    match v.split_once(';') {
-        Some((_, rest)) => rest.trim().to_string(),
-        None => v.trim().to_string(),
-    }
+    let value = match v.split_once(';') {
+        Some((_, rest)) => rest,
+        None => v,
+    };
+    value
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string()
 }
 
 /// The host of an MTA-name, without the comment or trailing dot some MTAs add
@@ -357,6 +440,65 @@ impl<'a> Prose<'a> {
         )
     }
 
+    /// The part of the prose about the failure: before the returned copy of the message.
+    fn failure_section(&self) -> &'a str {
+        let end = ORIGINAL_MARKERS
+            .iter()
+            .filter_map(|m| find_ci(self.text, m))
+            .min()
+            .unwrap_or(self.text.len());
+        self.text.get(..end).unwrap_or(self.text)
+    }
+
+    /// Any other bounce (qmail, Sendmail, legacy Exchange, Domino, gateways): every address
+    /// the failure section names outside header-like lines, each with the paragraph that
+    /// follows it as its diagnostic.
+    fn prose_recipients(&self) -> Vec<NdrRecipient> {
+        let section = self.failure_section();
+        let mut out: Vec<NdrRecipient> = Vec::new();
+        for (i, line) in section.lines().enumerate() {
+            let label = line.trim_start().to_ascii_lowercase();
+            if NOT_RECIPIENT_LABELS.iter().any(|l| label.starts_with(l)) {
+                continue;
+            }
+            for address in line.split_whitespace().filter_map(address_token) {
+                if out.len() >= MAX_RECIPIENTS
+                    || out
+                        .iter()
+                        .any(|r| r.recipient.eq_ignore_ascii_case(&address))
+                {
+                    continue;
+                }
+                let para = paragraph_from(section, i);
+                let reply = reply_start(&para).and_then(|at| para.get(at..));
+                let mut r = recipient(&address, Some("failed"), reply, Source::ProseText);
+                r.stage = stage_in(&para);
+                if r.diagnostic_code.is_none() {
+                    r.diagnostic_code = Some(clip(&collapse(&para)));
+                }
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    /// The prose about one recipient: its paragraph when the prose names it, else the whole
+    /// failure section (bounded).
+    fn context_for(&self, r: &NdrRecipient) -> String {
+        let section = self.failure_section();
+        let found = [Some(&r.recipient), r.original_recipient.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter(|a| !a.is_empty())
+            .find_map(|a| {
+                let at = find_ci(section, a)?;
+                let line = section.get(..at)?.lines().count().saturating_sub(1);
+                Some(paragraph_from(section, line))
+            });
+        let text = found.unwrap_or_else(|| section.to_string());
+        super::clip_to(&text, MAX_CONTEXT)
+    }
+
     /// The stage named in the paragraph that mentions the recipient (Postfix prose).
     fn stage_for(&self, recipient: &str) -> Option<Stage> {
         if recipient.is_empty() {
@@ -368,6 +510,43 @@ impl<'a> Prose<'a> {
         let para = lower.get(at..)?.split("\n\n").next()?;
         stage_in(para)
     }
+}
+
+/// The lines from `start` to the end of its paragraph, at most 12 lines. A paragraph that is
+/// the address alone or ends in a heading (Gmail, Exchange 5.5: the reason follows after a
+/// blank line) runs on into the next one.
+fn paragraph_from(text: &str, start: usize) -> String {
+    let mut out = String::new();
+    let mut lines = 0;
+    for line in text.lines().skip(start).take(12) {
+        if line.trim().is_empty() {
+            // A heading ("Technical details:") belongs to what follows it.
+            if lines > 1 && !out.trim_end().ends_with(':') {
+                break;
+            }
+            continue;
+        }
+        lines += 1;
+        out.push_str(line.trim());
+        out.push('\n');
+    }
+    out
+}
+
+/// `<user@example.com>:`, `user@example.com,` -> `user@example.com`; None for anything that
+/// is not a plain address (a Message-ID, a URL, a host).
+fn address_token(token: &str) -> Option<String> {
+    let t = token.trim_matches(|c: char| "<>()[]\"',;:.".contains(c));
+    let (local, domain) = t.split_once('@')?;
+    let ok = !local.is_empty()
+        && domain.contains('.')
+        && !domain.contains('@')
+        && t.len() < 320
+        && !t.contains('/')
+        && domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    ok.then(|| t.to_string())
 }
 
 fn recipient(

@@ -167,36 +167,7 @@ pub fn zone_of_host(host: &str) -> Zone {
 
 /// The path: zones, scenario and its legs, delays.
 pub fn summarize(hops: &[Hop]) -> PathSummary {
-    let sender = hops.first().and_then(|h| {
-        h.from
-            .as_deref()
-            .or(h.helo.as_deref())
-            .map(zone_of_host)
-            .filter(|z| *z != Zone::Unknown)
-    });
-    let mut zones: Vec<Zone> = Vec::new();
-    let mut changes: Vec<usize> = Vec::new();
-    let mut placed: Vec<(usize, Zone)> = Vec::new();
-    let mut previous = sender.unwrap_or(Zone::Unknown);
-    placed.push((0, previous));
-    for h in hops {
-        // Where the previous receiver is unknown (an IP, `localhost`), the sender this hop
-        // names stands in for it.
-        if previous == Zone::Unknown {
-            placed.push((
-                h.index,
-                h.from.as_deref().map(zone_of_host).unwrap_or(Zone::Unknown),
-            ));
-        }
-        placed.push((h.index, h.zone));
-        previous = h.zone;
-    }
-    for (at, z) in placed.into_iter().filter(|(_, z)| *z != Zone::Unknown) {
-        if zones.last() != Some(&z) {
-            zones.push(z);
-            changes.push(at);
-        }
-    }
+    let (zones, changes) = zones(hops);
     let scenario = SCENARIOS
         .iter()
         .find(|(seq, _)| *seq == zones.as_slice())
@@ -233,6 +204,41 @@ pub fn summarize(hops: &[Hop]) -> PathSummary {
         slowest_hop,
         clock_skew: hops.iter().any(|h| h.clock_skew),
     }
+}
+
+/// The zones the message went through, in order, and the hop index where each began.
+fn zones(hops: &[Hop]) -> (Vec<Zone>, Vec<usize>) {
+    let sender = hops.first().and_then(|h| {
+        h.from
+            .as_deref()
+            .or(h.helo.as_deref())
+            .map(zone_of_host)
+            .filter(|z| *z != Zone::Unknown)
+    });
+    let mut zones: Vec<Zone> = Vec::new();
+    let mut changes: Vec<usize> = Vec::new();
+    let mut placed: Vec<(usize, Zone)> = Vec::new();
+    let mut previous = sender.unwrap_or(Zone::Unknown);
+    placed.push((0, previous));
+    for h in hops {
+        // Where the previous receiver is unknown (an IP, `localhost`), the sender this hop
+        // names stands in for it.
+        if previous == Zone::Unknown {
+            placed.push((
+                h.index,
+                h.from.as_deref().map(zone_of_host).unwrap_or(Zone::Unknown),
+            ));
+        }
+        placed.push((h.index, h.zone));
+        previous = h.zone;
+    }
+    for (at, z) in placed.into_iter().filter(|(_, z)| *z != Zone::Unknown) {
+        if zones.last() != Some(&z) {
+            zones.push(z);
+            changes.push(at);
+        }
+    }
+    (zones, changes)
 }
 
 fn host(h: &Host<'_>) -> String {

@@ -13,7 +13,9 @@ use mxtrace_net::dns::Dns;
 use mxtrace_net::http::{self, HttpError, HttpOptions, Request};
 use mxtrace_net::tls::{client_config, SharedRecord, TlsConfigError, TlsOptions, VerifyMode};
 use mxtrace_proto::model::posture::MtaStsPolicy;
+use mxtrace_proto::model::DnsFailure;
 use mxtrace_proto::record::{tag, tag_list};
+use mxtrace_proto::spec::Naming;
 use rustls::ClientConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +51,59 @@ impl Default for FetchOptions {
     }
 }
 
+/// A policy body that is not a valid policy (RFC 8461 3.2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    #[error("no \"version: STSv1\" line")]
+    NoVersion,
+    #[error("mode {0:?} is not enforce, testing or none")]
+    Mode(String),
+    #[error("no valid max_age (0 to 31557600 seconds)")]
+    MaxAge,
+    #[error("no mx: line")]
+    NoMx,
+}
+
+/// Why no valid policy was had (RFC 8461 3.3): the sender then goes on as without one.
+/// `Display` names settings as flags; `describe` as the front end does.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The `_mta-sts` lookup failed (and nothing is cached).
+    #[error("{}", .0.message)]
+    Record(DnsFailure),
+    #[error("{host} has no address")]
+    NoAddress { host: String },
+    /// The CA file (the probes' `tls_ca_file`) cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+    #[error(
+        "answered with a redirect ({status}, to {to:?}), which senders must not follow (RFC \
+         8461 3.3)"
+    )]
+    Redirect { status: u16, to: String },
+    #[error("answered {0}, not 200")]
+    Status(u16),
+    #[error("the policy is over the {} KiB size cap", MAX_POLICY / 1024)]
+    TooLarge,
+    /// Connecting, TLS, the deadline, or an answer that is not HTTP.
+    #[error(transparent)]
+    Http(HttpError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+impl FetchError {
+    /// The message, naming settings (the CA file) as the front end does.
+    pub fn describe(&self, naming: Naming) -> String {
+        match self {
+            FetchError::Tls(e) => e.describe(naming),
+            e => e.to_string(),
+        }
+    }
+}
+
 /// The policy a sending MTA applies (RFC 8461 5), and where it came from.
 #[derive(Debug, Clone)]
 pub struct SenderPolicy {
@@ -70,7 +125,7 @@ pub async fn sender_policy(
     dns: &Dns,
     domain: &str,
     fetch: &FetchOptions,
-) -> Result<Option<SenderPolicy>, String> {
+) -> Result<Option<SenderPolicy>, FetchError> {
     let mut notes = Vec::new();
     let now = cache::now();
     let cached = cached_entry(fetch, domain, &mut notes).filter(|c| c.valid_at(now));
@@ -80,7 +135,9 @@ pub async fn sender_policy(
     {
         Ok(r) => r,
         Err(e) => {
-            let c = cached.ok_or(e.message.clone())?;
+            let Some(c) = cached else {
+                return Err(FetchError::Record(e));
+            };
             notes.push(format!(
                 "the _mta-sts lookup failed ({}): using the cached policy (id {})",
                 e.message, c.id
@@ -107,7 +164,7 @@ pub async fn sender_policy(
     }
     let fetched = fetch_policy(dns, &format!("mta-sts.{domain}"), fetch)
         .await
-        .and_then(|b| parse_policy(&b));
+        .and_then(|b| Ok(parse_policy(&b)?));
     match (fetched, cached) {
         (Ok(policy), _) => {
             remember(fetch, domain, &policy, id.as_deref(), now, &mut notes);
@@ -195,7 +252,7 @@ pub fn matching_pattern<'a>(patterns: &'a [String], host: &str) -> Option<&'a st
 }
 
 /// The policy body (RFC 8461 3.2): `version: STSv1`, `mode`, `max_age`, `mx` lines.
-pub fn parse_policy(body: &str) -> Result<MtaStsPolicy, String> {
+pub fn parse_policy(body: &str) -> Result<MtaStsPolicy, PolicyError> {
     let mut p = MtaStsPolicy::default();
     let mut version = false;
     let mut max_age = None;
@@ -213,14 +270,14 @@ pub fn parse_policy(body: &str) -> Result<MtaStsPolicy, String> {
         }
     }
     if !version {
-        return Err("no \"version: STSv1\" line".to_string());
+        return Err(PolicyError::NoVersion);
     }
     if !matches!(p.mode.as_str(), "enforce" | "testing" | "none") {
-        return Err(format!("mode {:?} is not enforce, testing or none", p.mode));
+        return Err(PolicyError::Mode(p.mode));
     }
-    p.max_age = max_age.ok_or("no valid max_age (0 to 31557600 seconds)")?;
+    p.max_age = max_age.ok_or(PolicyError::MaxAge)?;
     if p.mx.is_empty() && p.mode != "none" {
-        return Err("no mx: line".to_string());
+        return Err(PolicyError::NoMx);
     }
     Ok(p)
 }
@@ -229,12 +286,18 @@ pub fn parse_policy(body: &str) -> Result<MtaStsPolicy, String> {
 /// client (`mxtrace_net::http`): the certificate verified strictly (RFC 8461 3.3), no
 /// redirect followed (3.3 forbids it), the body capped at `MAX_POLICY`, all within
 /// `opts.timeout`.
-pub async fn fetch_policy(dns: &Dns, host: &str, opts: &FetchOptions) -> Result<String, String> {
+pub async fn fetch_policy(
+    dns: &Dns,
+    host: &str,
+    opts: &FetchOptions,
+) -> Result<String, FetchError> {
     let addrs = dns.all_addresses(host).await;
     let ip = addrs
         .first()
         .copied()
-        .ok_or(format!("{host} has no address"))?;
+        .ok_or_else(|| FetchError::NoAddress {
+            host: host.to_string(),
+        })?;
     let url = match opts.https_port {
         443 => format!("https://{host}/.well-known/mta-sts.txt"),
         port => format!("https://{host}:{port}/.well-known/mta-sts.txt"),
@@ -247,16 +310,14 @@ pub async fn fetch_policy(dns: &Dns, host: &str, opts: &FetchOptions) -> Result<
     };
     match http::request(Request::get(&url), &http).await {
         Ok(r) if r.status == 200 => Ok(String::from_utf8_lossy(&r.body).into_owned()),
-        Ok(r) => Err(format!("answered {}, not 200", r.status)),
-        Err(HttpError::Redirect { status, location }) => Err(format!(
-            "answered with a redirect ({status}, to {location:?}), which senders must not follow (RFC 8461 3.3)"
-        )),
-        Err(HttpError::TooLarge { .. }) => Err(format!(
-            "the policy is over the {} KiB size cap",
-            MAX_POLICY / 1024
-        )),
-        Err(HttpError::Tls { why, .. }) => Err(format!("TLS failed: {why}")),
-        Err(e) => Err(e.to_string()),
+        Ok(r) => Err(FetchError::Status(r.status)),
+        Err(HttpError::Redirect { status, location }) => Err(FetchError::Redirect {
+            status,
+            to: location,
+        }),
+        Err(HttpError::TooLarge { .. }) => Err(FetchError::TooLarge),
+        Err(HttpError::Config(e)) => Err(FetchError::Tls(e)),
+        Err(e) => Err(FetchError::Http(e)),
     }
 }
 

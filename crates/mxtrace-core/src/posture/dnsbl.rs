@@ -9,7 +9,7 @@ use super::PostureOptions;
 use mxtrace_net::dns::Dns;
 use mxtrace_proto::model::posture::{DnsblResult, DnsblSection, Finding, Severity};
 use mxtrace_proto::model::{Category, Layer};
-use mxtrace_proto::spec::Family;
+use mxtrace_proto::spec::{Family, Field};
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -120,7 +120,8 @@ fn judge(s: &mut DnsblSection, r: &DnsblResult) {
         "refused" => (
             Severity::Warning,
             format!("{} refused the query for {} ({}): the answer says nothing about a listing", r.zone, r.ip, r.codes.join(", ")),
-            "Query through your own recursive resolver (--resolver), not a public one; Spamhaus refuses public resolvers.".to_string(),
+            // `dns` is a command-line command: its settings are flags.
+            format!("Query through your own recursive resolver ({}), not a public one; Spamhaus refuses public resolvers.", Field::Resolver.flag()),
         ),
         "error" => (
             Severity::Warning,

@@ -58,7 +58,7 @@ pub async fn check(dns: &Dns, domain: &str, mx: &[String], fetch: &FetchOptions)
     let mut notes = Vec::new();
     match fetch_policy(dns, &host, fetch)
         .await
-        .and_then(|b| parse_policy(&b))
+        .and_then(|b| Ok(parse_policy(&b)?))
     {
         Ok(p) => {
             judge_policy(&mut s, &p, mx);

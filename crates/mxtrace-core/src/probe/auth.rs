@@ -15,6 +15,7 @@ use mxtrace_proto::sasl;
 use mxtrace_proto::secret::REDACTED;
 use mxtrace_proto::smtp::ehlo::Capabilities;
 use mxtrace_proto::smtp::reply::Reply;
+use mxtrace_proto::spec::Field;
 use tokio::time::Instant;
 
 /// Each step of an exchange: (on the wire, in the transcript).
@@ -26,9 +27,14 @@ impl ProbeSession<'_> {
             return true;
         };
         if !self.encrypted() && !auth.allow_plaintext {
-            let msg = "refusing to send credentials over an unencrypted connection (use \
-                       --starttls require or --tls-implicit; --auth-plaintext overrides)"
-                .to_string();
+            let n = self.opts.naming;
+            let msg = format!(
+                "refusing to send credentials over an unencrypted connection (use {} or {}; {} \
+                 overrides)",
+                Field::StartTls.set_to("require").word(n),
+                Field::TlsImplicit.on().word(n),
+                Field::AuthPlaintext.on().word(n)
+            );
             self.fail_without_reply(Stage::Auth, Vec::new(), ErrorKind::Tls, msg);
             return false;
         }

@@ -13,29 +13,9 @@ use tokio::time::{timeout_at, Instant};
 impl ProbeSession<'_> {
     pub(super) async fn connect(&mut self) -> bool {
         let mut started = Instant::now();
-        let addrs = match self.resolve().await {
-            Ok(a) => a,
-            Err(e) => {
-                self.log
-                    .error(Stage::Connect, Vec::new(), started, false, e);
-                return false;
-            }
-        };
-        let candidates: Vec<IpAddr> = addrs
-            .iter()
-            .copied()
-            .filter(|ip| self.family_ok(ip))
-            .collect();
-        if candidates.is_empty() {
-            let fam = match self.opts.family {
-                Some(Family::V4) => "IPv4",
-                Some(Family::V6) => "IPv6",
-                None => "the source address's family",
-            };
-            let msg = format!("{} has no {fam} address", self.opts.host);
-            self.fail_without_reply(Stage::Connect, Vec::new(), ErrorKind::Dns, msg);
+        let Some(candidates) = self.candidates(started).await else {
             return false;
-        }
+        };
         let mut notes = Vec::new();
         let mut last_err = None;
         let several = candidates.len() > 1;
@@ -79,6 +59,34 @@ impl ProbeSession<'_> {
             self.log.note(idx, n);
         }
         false
+    }
+
+    /// The addresses to try, of the wanted family; None when the stage already failed.
+    async fn candidates(&mut self, started: Instant) -> Option<Vec<IpAddr>> {
+        let addrs = match self.resolve().await {
+            Ok(a) => a,
+            Err(e) => {
+                self.log
+                    .error(Stage::Connect, Vec::new(), started, false, e);
+                return None;
+            }
+        };
+        let candidates: Vec<IpAddr> = addrs
+            .iter()
+            .copied()
+            .filter(|ip| self.family_ok(ip))
+            .collect();
+        if candidates.is_empty() {
+            let fam = match self.opts.family {
+                Some(Family::V4) => "IPv4",
+                Some(Family::V6) => "IPv6",
+                None => "the source address's family",
+            };
+            let msg = format!("{} has no {fam} address", self.opts.host);
+            self.fail_without_reply(Stage::Connect, Vec::new(), ErrorKind::Dns, msg);
+            return None;
+        }
+        Some(candidates)
     }
 
     async fn resolve(&self) -> Result<Vec<IpAddr>, ConnError> {

@@ -4,6 +4,7 @@
 use super::session::{Answer, ProbeSession};
 use mxtrace_knowledge as knowledge;
 use mxtrace_proto::model::{ErrorKind, Stage};
+use mxtrace_proto::spec::Field;
 use tokio::time::Instant;
 
 impl ProbeSession<'_> {
@@ -21,10 +22,9 @@ impl ProbeSession<'_> {
             Answer::Expected(r) | Answer::Other(r) => r,
             Answer::Closed => {
                 if self.opts.port == 465 && !self.opts.implicit_tls {
-                    self.log.note(
-                        idx,
-                        "port 465 normally expects TLS at once: try --tls-implicit",
-                    );
+                    let try_it = Field::TlsImplicit.on().word(self.opts.naming);
+                    let note = format!("port 465 normally expects TLS at once: try {try_it}");
+                    self.log.note(idx, note);
                 }
                 return false;
             }

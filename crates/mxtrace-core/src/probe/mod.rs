@@ -37,7 +37,10 @@ pub use options::{AuthOptions, Credential, ProbeOptions};
 /// user named) is an error.
 pub async fn probe(opts: &ProbeOptions) -> Result<ProbeReport, TlsConfigError> {
     let tls_config = if opts.implicit_tls || opts.starttls != StartTls::Never {
-        Some(tls::client_config(&opts.tls)?)
+        Some(match &opts.tls_cache {
+            Some(cache) => cache.get(&opts.tls)?,
+            None => tls::client_config(&opts.tls)?,
+        })
     } else {
         None
     };

@@ -6,7 +6,7 @@ use crate::oauth::OAuthOptions;
 use mxtrace_net::tls::{TlsOptions, VerifyMode};
 use mxtrace_proto::model::PathContext;
 use mxtrace_proto::secret::Secret;
-use mxtrace_proto::spec::{AuthMech, Family, SessionSpec, SpecError, StartTls};
+use mxtrace_proto::spec::{AuthMech, Family, Naming, SessionSpec, SpecError, StartTls};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +66,12 @@ pub struct ProbeOptions {
     /// The id the `--data` message carries (`roundtrip` chooses it, to find the message
     /// again); None: a fresh one.
     pub probe_id: Option<String>,
+    /// How the report's advice names settings: as flags (the command line, by default) or as
+    /// keys (a scenario file, an exporter module).
+    pub naming: Naming,
+    /// TLS configurations shared with other probes of the same settings (a sweep's). None:
+    /// this probe builds its own.
+    pub tls_cache: Option<Arc<mxtrace_net::tls::ConfigCache>>,
 }
 
 impl ProbeOptions {
@@ -110,6 +116,8 @@ impl ProbeOptions {
             ctx: PathContext::default(),
             limits: None,
             probe_id: None,
+            naming: Naming::Flag,
+            tls_cache: None,
         })
     }
 

@@ -1,12 +1,13 @@
 //! The state of one probe and the I/O every stage shares: send a command, read its reply within
 //! the stage's deadline, and hand both to the transcript.
 
-use super::transcript::{ms, Transcript};
+use super::transcript::Transcript;
 use super::{expect, verdict, ProbeOptions};
 use crate::oauth::OAuthError;
 use mxtrace_knowledge::PathContext;
 use mxtrace_net::conn::{ConnError, SmtpConn};
 use mxtrace_net::tls::SharedRecord;
+use mxtrace_proto::model::ms;
 use mxtrace_proto::model::{CapabilitySet, ErrorKind, ProbeReport, Stage, Target, TlsReport};
 use mxtrace_proto::secret::Secret;
 use mxtrace_proto::smtp::reply::Reply;
@@ -208,7 +209,7 @@ impl<'a> ProbeSession<'a> {
             &self.log.challenges,
             self.tls.as_mut(),
             &self.caps,
-            &self.opts.host,
+            self.opts,
             self.ctx,
         );
         let recipients = verdict::recipients(self.opts, &stages);

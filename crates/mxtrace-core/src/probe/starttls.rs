@@ -6,13 +6,34 @@ use super::session::{Answer, ProbeSession};
 use super::StartTls;
 use mxtrace_knowledge::Observation;
 use mxtrace_net::conn::{SmtpConn, Transport};
-use mxtrace_net::tls::{self, TlsStart, VerifyMode};
+use mxtrace_net::tls::{self, SharedRecord, TlsStart, VerifyMode};
 use mxtrace_proto::model::{ErrorKind, Stage};
 use mxtrace_proto::smtp::ehlo::Capabilities;
+use mxtrace_proto::spec::Field;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+/// A TLS session over the socket that keeps the server's first bytes.
+type TlsTcp = TlsStream<tls::Sniffed>;
+
 impl ProbeSession<'_> {
+    /// Says that this handshake read the system trust store, and how long that took.
+    fn note_store_read(&mut self, idx: usize, read: Option<tls::SystemStoreRead>) {
+        if let Some(r) = read {
+            let note = format!(
+                "read the system trust store ({} roots) in {:.1} ms: neither Mozilla's roots \
+                 nor --tls-ca-file verified the chain; that time is mxtrace's, left out of \
+                 this stage",
+                r.roots,
+                r.took.as_secs_f64() * 1000.0
+            );
+            self.log.note(idx, note);
+        }
+    }
+
     /// STARTTLS as the mode asks. Returns the capabilities to go on with (after TLS when it
     /// happened), or None when the probe ends here.
     pub(super) async fn starttls(&mut self, caps: Capabilities) -> Option<Capabilities> {
@@ -65,8 +86,10 @@ impl ProbeSession<'_> {
     async fn starttls_not_offered(&mut self, caps: Capabilities) -> Option<Capabilities> {
         let masked = !caps.masked_keywords().is_empty();
         if self.opts.starttls == StartTls::Require {
-            let mut msg =
-                "the server did not offer STARTTLS (required by --starttls require)".to_string();
+            let mut msg = format!(
+                "the server did not offer STARTTLS (required by {})",
+                Field::StartTls.set_to("require").word(self.opts.naming)
+            );
             if masked {
                 msg.push_str("; its EHLO keywords were masked by a middlebox");
             }
@@ -94,80 +117,36 @@ impl ProbeSession<'_> {
         } else {
             TlsStart::Starttls
         };
-        let (Some((config, record)), Some(conn)) = (self.tls_config.clone(), self.conn.take())
-        else {
+        let Some((config, record)) = self.tls_config.clone() else {
+            self.conn = None;
             return false;
         };
-        let tcp = match conn.into_tcp_for_starttls() {
-            Ok(tcp) => tcp,
-            Err((e, _)) => {
-                self.log
-                    .error(Stage::TlsHandshake, Vec::new(), started, false, e);
-                return false;
-            }
-        };
-        let sni = self.opts.sni_name();
-        let server_name = match (&sni, self.ip) {
-            (Some(name), _) => rustls_pki_types::ServerName::try_from(name.clone()).ok(),
-            (None, Some(ip)) => Some(rustls_pki_types::ServerName::IpAddress(ip.into())),
-            (None, None) => None,
-        };
-        let Some(server_name) = server_name else {
-            let msg = format!(
-                "{:?} is not a valid TLS server name",
-                sni.unwrap_or_default()
-            );
-            self.fail_without_reply(Stage::TlsHandshake, Vec::new(), ErrorKind::Tls, msg);
+        let Some((tcp, server_name)) = self.handshake_target(started) else {
             return false;
         };
-        let client_cert = self.opts.tls.client_cert.is_some();
         mxtrace_net::conn::quick_ack(&tcp);
         let connector = TlsConnector::from(config);
         let deadline = self.stage_deadline();
         let connect = connector
             .connect(server_name, tls::Sniffed::new(tcp))
             .into_fallible();
-        let outcome = timeout_at(deadline, connect).await;
-        // A wait for the system store's background read is mxtrace's time, not the peer's.
-        let started = started + record.lock().map(|r| r.store_wait).unwrap_or_default();
+        let outcome = timeout_at(deadline, tls::recorded(record.clone(), connect)).await;
+        // Reading the system store is mxtrace's time, not the peer's: left out of the stage
+        // (its start moves by it) and said in a note.
+        let store_read = record.lock().ok().and_then(|r| r.system_store_read);
+        let started = started + store_read.map(|r| r.took).unwrap_or_default();
         match outcome {
             Ok(Ok(stream)) => {
-                let report = tls::report(stream.get_ref().1, &record, client_cert);
-                self.conn = Some(SmtpConn::new(Transport::Tls(Box::new(stream))));
-                let idx = self.log.done(Stage::TlsHandshake, started, true);
-                let summary = format!(
-                    "{} {} {}",
-                    report.version.as_deref().unwrap_or("?"),
-                    report.cipher.as_deref().unwrap_or("?"),
-                    report.key_exchange_group.as_deref().unwrap_or("")
-                );
-                self.log.note(idx, summary.trim_end());
-                if let Some(why) = &report.verify_error {
-                    self.log
-                        .note(idx, format!("certificate not verified: {why}"));
-                    self.warnings
-                        .push(format!("certificate not verified: {why}"));
-                }
-                self.tls = Some(report);
+                self.handshake_done(stream, &record, started, store_read);
                 true
             }
             Ok(Err((e, io))) => {
-                // With no chain, verify_error says "no certificate received" (tls.rs).
-                let report = tls::report_from_record(&record, client_cert);
-                let msg = match (&report.verify_error, self.opts.tls.verify) {
-                    (Some(why), _) if !self.opts.tls.dane.is_empty() => {
-                        format!("DANE authentication failed ({}): {why}", start.as_str())
-                    }
-                    (Some(why), VerifyMode::Strict) if !report.chain.is_empty() => format!(
-                        "certificate verification failed (--tls-verify strict, {}): {why}",
-                        start.as_str()
-                    ),
-                    _ => tls::describe_handshake_error(&e, start, io.plaintext_start().as_deref()),
-                };
-                self.tls = Some(report);
+                let msg = self.handshake_failure(&e, &io, &record, start);
                 let err = mxtrace_net::conn::ConnError::new(ErrorKind::Tls, msg);
-                self.log
+                let idx = self
+                    .log
                     .error(Stage::TlsHandshake, Vec::new(), started, false, err);
+                self.note_store_read(idx, store_read);
                 false
             }
             Err(_) => {
@@ -176,6 +155,156 @@ impl ProbeSession<'_> {
                 self.log
                     .error(Stage::TlsHandshake, Vec::new(), started, false, err);
                 false
+            }
+        }
+    }
+
+    /// The socket to start TLS on and the name to verify (SNI, else the address); None when
+    /// the stage already failed.
+    fn handshake_target(&mut self, started: Instant) -> Option<(TcpStream, ServerName<'static>)> {
+        let conn = self.conn.take()?;
+        let tcp = match conn.into_tcp_for_starttls() {
+            Ok(tcp) => tcp,
+            Err((e, _)) => {
+                self.log
+                    .error(Stage::TlsHandshake, Vec::new(), started, false, e);
+                return None;
+            }
+        };
+        let sni = self.opts.sni_name();
+        let server_name = match (&sni, self.ip) {
+            (Some(name), _) => ServerName::try_from(name.clone()).ok(),
+            (None, Some(ip)) => Some(ServerName::IpAddress(ip.into())),
+            (None, None) => None,
+        };
+        if server_name.is_none() {
+            let msg = format!(
+                "{:?} is not a valid TLS server name",
+                sni.unwrap_or_default()
+            );
+            self.fail_without_reply(Stage::TlsHandshake, Vec::new(), ErrorKind::Tls, msg);
+        }
+        Some((tcp, server_name?))
+    }
+
+    /// The session goes on encrypted; the TLS report is kept, a certificate that did not
+    /// verify noted.
+    fn handshake_done(
+        &mut self,
+        stream: TlsTcp,
+        record: &SharedRecord,
+        started: Instant,
+        store_read: Option<tls::SystemStoreRead>,
+    ) {
+        let client_cert = self.opts.tls.client_cert.is_some();
+        let report = tls::report(stream.get_ref().1, record, client_cert, self.opts.naming);
+        self.conn = Some(SmtpConn::new(Transport::Tls(Box::new(stream))));
+        let idx = self.log.done(Stage::TlsHandshake, started, true);
+        let summary = format!(
+            "{} {} {}",
+            report.version.as_deref().unwrap_or("?"),
+            report.cipher.as_deref().unwrap_or("?"),
+            report.key_exchange_group.as_deref().unwrap_or("")
+        );
+        self.log.note(idx, summary.trim_end());
+        self.note_store_read(idx, store_read);
+        if let Some(why) = &report.verify_error {
+            self.log
+                .note(idx, format!("certificate not verified: {why}"));
+            self.warnings
+                .push(format!("certificate not verified: {why}"));
+        }
+        self.tls = Some(report);
+    }
+
+    /// Why the handshake failed, in words: DANE, strict verification, or the handshake
+    /// itself. The TLS report (the chain, when one came) is kept.
+    fn handshake_failure(
+        &mut self,
+        e: &std::io::Error,
+        io: &tls::Sniffed,
+        record: &SharedRecord,
+        start: TlsStart,
+    ) -> String {
+        // With no chain, verify_error says "no certificate received" (tls.rs).
+        let naming = self.opts.naming;
+        let client_cert = self.opts.tls.client_cert.is_some();
+        let report = tls::report_from_record(record, client_cert, naming);
+        let msg = match (&report.verify_error, self.opts.tls.verify) {
+            (Some(why), _) if !self.opts.tls.dane.is_empty() => {
+                format!("DANE authentication failed ({}): {why}", start.as_str())
+            }
+            (Some(why), VerifyMode::Strict) if !report.chain.is_empty() => format!(
+                "certificate verification failed ({}, {}): {why}",
+                Field::TlsVerify.set_to("strict").word(naming),
+                start.as_str()
+            ),
+            _ => {
+                let plaintext = io.plaintext_start();
+                tls::describe_handshake_error(e, start, plaintext.as_deref(), naming)
+            }
+        };
+        self.tls = Some(report);
+        msg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mxtrace_proto::spec::Naming;
+    use rustls::{AlertDescription as A, CertificateError as C};
+
+    /// The classifier reads mxtrace's own words: a setting named by its key instead of its
+    /// flag must not change what the failure is said to be.
+    #[test]
+    fn key_wording_classifies_as_flag_wording() {
+        let io = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let not_tls = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        let handshakes = [
+            (
+                io(rustls::Error::AlertReceived(A::HandshakeFailure)),
+                TlsStart::Starttls,
+                None,
+            ),
+            (
+                io(rustls::Error::AlertReceived(A::CertificateRequired)),
+                TlsStart::Starttls,
+                None,
+            ),
+            (
+                io(not_tls.clone()),
+                TlsStart::Implicit,
+                Some("220 mx.contoso.test ESMTP"),
+            ),
+            (io(not_tls), TlsStart::Implicit, None),
+            (io(C::NotValidForName.into()), TlsStart::Starttls, None),
+        ];
+        for (e, start, plaintext) in &handshakes {
+            let [flag, key] = [Naming::Flag, Naming::Key]
+                .map(|n| tls::describe_handshake_error(e, *start, *plaintext, n));
+            assert_ne!(flag, key, "a setting is named");
+            assert!(!key.contains("--"), "{key}");
+            let [a, b] = [&flag, &key]
+                .map(|d| mxtrace_knowledge::explain_error(Stage::TlsHandshake, ErrorKind::Tls, d));
+            assert_eq!(
+                (a.category, a.layer),
+                (b.category, b.layer),
+                "{flag}\n{key}"
+            );
+            assert_eq!(a.cause, b.cause, "{flag}\n{key}");
+        }
+        for error in [C::UnknownIssuer, C::NotValidForName] {
+            for self_signed in [true, false] {
+                let v = tls::VerifyFailure::Stores {
+                    error: error.clone().into(),
+                    self_signed,
+                    issuer: "issuer CN=Contoso CA".to_string(),
+                };
+                let [flag, key] = [Naming::Flag, Naming::Key].map(|n| v.describe(n));
+                assert!(key.contains("tls_") && !key.contains("--"), "{key}");
+                let [a, b] = [&flag, &key].map(|d| mxtrace_knowledge::explain_tls_verification(d));
+                assert_eq!(a.cause, b.cause, "{flag}\n{key}");
             }
         }
     }

@@ -5,11 +5,10 @@
 use super::expect::{self, Fit};
 use mxtrace_knowledge::Observation;
 use mxtrace_net::conn::ConnError;
-use mxtrace_proto::model::Stage;
+use mxtrace_proto::model::{micros_of, ms_from_micros, Stage};
 use mxtrace_proto::model::{ErrorKind, Outcome, StageError, StageRecord};
 use mxtrace_proto::sasl::ErrorChallenge;
 use mxtrace_proto::smtp::reply::Reply;
-use std::time::Duration;
 use tokio::time::Instant;
 
 /// Every stage of one probe, in the order it happened.
@@ -44,17 +43,17 @@ impl Transcript {
     ) -> usize {
         let now = Instant::now();
         let idx = self.stages.len();
-        // Start and end are rounded on the same clock and the duration is their difference,
-        // so start + elapsed is exactly where the next stage can begin: the times shown down
-        // a transcript never go back by a rounding step.
-        let started_ms = ms(started.saturating_duration_since(self.t0));
-        let ended_ms = ms(now.saturating_duration_since(self.t0)).max(started_ms);
+        // Start and end are cut to the microsecond on the same clock and the duration is
+        // their difference, so start + elapsed is exactly where the next stage can begin: the
+        // times shown down a transcript never go back by a rounding step.
+        let started_us = micros_of(started.saturating_duration_since(self.t0));
+        let ended_us = micros_of(now.saturating_duration_since(self.t0)).max(started_us);
         self.stages.push(StageRecord {
             stage,
             sent,
             reply: None,
-            elapsed_ms: round1(ended_ms - started_ms),
-            started_ms,
+            elapsed_ms: ms_from_micros(ended_us - started_us),
+            started_ms: ms_from_micros(started_us),
             encrypted,
             outcome: Outcome::Ok,
             error: None,
@@ -145,13 +144,4 @@ impl Transcript {
     pub(super) fn last(&self) -> usize {
         self.stages.len().saturating_sub(1)
     }
-}
-
-/// Milliseconds with one decimal, as the report shows them.
-pub(super) fn ms(d: Duration) -> f64 {
-    round1(d.as_secs_f64() * 1000.0)
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
 }

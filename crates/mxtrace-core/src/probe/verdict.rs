@@ -13,7 +13,7 @@
 //! recipient fails the probe, but the delivery to the others is still reported.
 
 use super::{ProbeOptions, StartTls};
-use mxtrace_knowledge::{Diagnosis, Observation, Observed, PathContext};
+use mxtrace_knowledge::{Diagnosis, Observation, Observed, PathContext, SessionFacts};
 use mxtrace_proto::model::{
     CapabilitySet, Outcome, RecipientResult, RecipientStatus, Stage, StageRecord, TlsReport,
     Verdict,
@@ -27,11 +27,13 @@ pub(super) fn explain(
     challenges: &[(usize, ErrorChallenge)],
     tls: Option<&mut TlsReport>,
     caps: &CapabilitySet,
-    host: &str,
+    opts: &ProbeOptions,
     ctx: PathContext,
 ) {
+    let (host, naming) = (opts.host.as_str(), opts.naming);
+    let names = claimed_names(stages, tls.as_deref(), host);
     for s in stages.iter_mut() {
-        s.diagnosis = stage_diagnosis(s, ctx);
+        s.diagnosis = stage_diagnosis(s, ctx, facts_for(s, &names));
     }
     for (idx, obs) in observations {
         let Some(s) = stages.get_mut(*idx) else {
@@ -81,6 +83,7 @@ pub(super) fn explain(
             if negotiated {
                 mxtrace_knowledge::drop_cipher_advice(d);
             }
+            mxtrace_knowledge::word_settings(d, naming);
         }
     }
     // A certificate that did not verify after a handshake that completed (report mode) is a
@@ -93,12 +96,13 @@ pub(super) fn explain(
             let mut d = Diagnosis::new(mxtrace_knowledge::explain_tls_verification(why), ctx);
             mxtrace_knowledge::fit_steps(&mut d, peer);
             mxtrace_knowledge::drop_cipher_advice(&mut d);
+            mxtrace_knowledge::word_settings(&mut d, naming);
             d
         });
     }
 }
 
-fn stage_diagnosis(s: &StageRecord, ctx: PathContext) -> Option<Diagnosis> {
+fn stage_diagnosis(s: &StageRecord, ctx: PathContext, facts: SessionFacts) -> Option<Diagnosis> {
     if let Some(e) = &s.error {
         let observed = Observed::Error {
             kind: e.kind,
@@ -107,11 +111,66 @@ fn stage_diagnosis(s: &StageRecord, ctx: PathContext) -> Option<Diagnosis> {
         return Some(mxtrace_knowledge::diagnose(s.stage, observed, ctx));
     }
     let r = s.reply.as_ref()?;
-    Some(mxtrace_knowledge::diagnose(
+    Some(mxtrace_knowledge::diagnose_in(
         s.stage,
         Observed::Reply(r),
         ctx,
+        facts,
     ))
+}
+
+/// The names the server claims: the host it was reached through (the MX), the name in its
+/// greeting and in its EHLO reply, and its certificate's names; lower-case.
+fn claimed_names(stages: &[StageRecord], tls: Option<&TlsReport>, host: &str) -> Vec<String> {
+    let first_word = |s: &StageRecord| {
+        let line = s.reply.as_ref()?.lines.first()?;
+        Some(line.get(4..)?.split_whitespace().next()?.to_string())
+    };
+    let greeted = stages
+        .iter()
+        .filter(|s| matches!(s.stage, Stage::Banner | Stage::Ehlo | Stage::EhloTls))
+        .filter_map(first_word);
+    let certified = tls
+        .and_then(|t| t.chain.first())
+        .map(|c| {
+            c.sans
+                .iter()
+                .chain(std::iter::once(&c.subject))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    std::iter::once(host.to_string())
+        .chain(greeted)
+        .chain(certified)
+        .map(|n| {
+            n.trim_start_matches("CN=")
+                .trim_end_matches('.')
+                .to_ascii_lowercase()
+        })
+        .filter(|n| n.contains('.'))
+        .collect()
+}
+
+/// For a reply at RCPT: whether the server claims the recipient's domain (a name equal to it
+/// or under it, or Exchange Online's `domain-tld.mail.protection.outlook.com` for it).
+fn facts_for(s: &StageRecord, names: &[String]) -> SessionFacts {
+    let domain = (s.stage == Stage::RcptTo)
+        .then(|| s.sent.first())
+        .flatten()
+        .and_then(|cmd| cmd.rsplit_once('@'))
+        .map(|(_, d)| d.trim_end_matches(['>', ' ']).to_ascii_lowercase())
+        .filter(|d| d.contains('.'));
+    let Some(domain) = domain else {
+        return SessionFacts::default();
+    };
+    let eop = format!("{}.mail.protection.outlook.com", domain.replace('.', "-"));
+    let claimed = names
+        .iter()
+        .any(|n| *n == domain || n.ends_with(&format!(".{domain}")) || *n == eop);
+    SessionFacts {
+        recipient_domain_claimed: Some(claimed).filter(|_| !names.is_empty()),
+    }
 }
 
 /// Whether a failed stage at `idx` is passed over (see the module comment).
@@ -281,6 +340,9 @@ pub(super) fn verdict(
         if let Some(d) = &s.diagnosis {
             summary.push_str(&format!(" ({})", d.category.as_str()));
         }
+        if never_encrypted(opts, stages) {
+            summary.push_str("; the session was never encrypted (--starttls require)");
+        }
         summary.push_str(&clause);
         return Verdict {
             passed: false,
@@ -325,6 +387,16 @@ pub(super) fn verdict(
         summary,
         warnings: warnings.to_vec(),
     }
+}
+
+/// Under `--starttls require`, a failure before the TLS handshake completed means nothing of
+/// the session was encrypted: the verdict says so, so nobody reads the failure as a TLS one.
+fn never_encrypted(opts: &ProbeOptions, stages: &[StageRecord]) -> bool {
+    opts.starttls == StartTls::Require
+        && !opts.implicit_tls
+        && !stages
+            .iter()
+            .any(|s| s.stage == Stage::TlsHandshake && s.outcome == Outcome::Ok)
 }
 
 /// `250 2.1.5` or `refused (why)`, for summaries.

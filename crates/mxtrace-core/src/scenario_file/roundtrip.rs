@@ -4,6 +4,7 @@
 //! table's own setting keys, taken out first as for a module; the rest is here. Passwords and
 //! tokens come from a variable or a file, never the file itself, and are read at each run.
 
+use super::problem::FileProblem;
 use super::{Dur, FileError, Locator, ScenarioLetter};
 use crate::job::{Job, Target};
 use crate::oauth::TokenSource;
@@ -124,7 +125,8 @@ pub struct RoundtripSpec {
 pub enum RunSetupError {
     #[error("mailbox password: {0}")]
     Password(#[from] SecretError),
-    #[error(transparent)]
+    /// Named by its key: a round trip's settings come from a file.
+    #[error("{}", .0.describe(Naming::Key))]
     Spec(#[from] SpecError),
     #[error(transparent)]
     Target(#[from] TargetError),
@@ -151,7 +153,8 @@ impl RoundtripSpec {
             Some(t) => t.clone(),
             None => Target::trace(self.rcpt.rsplit_once('@').map_or("", |(_, d)| d))?,
         };
-        let mut send = Job::new(&target, &session, PathContext::default(), None)?;
+        // A round trip's settings come from a file (an exporter's, a scenario's): keys.
+        let mut send = Job::new(&target, &session, PathContext::default(), None, Naming::Key)?;
         prepare(&mut send, &probe_id);
         let mailbox = |m: &MailboxSpec, key| -> Result<MailboxOptions, RunSetupError> {
             Ok(MailboxOptions::new(
@@ -226,16 +229,15 @@ pub(crate) fn read(
     let at = cx.at;
     let rcpt = raw.rcpt.get_ref().trim().to_string();
     if !rcpt.contains('@') {
-        return Err(at.error(
-            &raw.rcpt.span(),
-            format!("rcpt {rcpt:?}: expected user@domain"),
-        ));
+        return Err(at.error(&raw.rcpt.span(), FileProblem::RoundtripRcpt(rcpt)));
     }
     let (mailbox, ndr_mailbox) = mailboxes(cx, raw)?;
     let via = match &raw.via {
         Some(v) => Some(
-            Target::probe(v.get_ref(), session.default_port())
-                .map_err(|e| at.error(&v.span(), format!("via {:?}: {e}", v.get_ref())))?,
+            Target::probe(v.get_ref(), session.default_port()).map_err(|source| {
+                let value = v.get_ref().clone();
+                at.error(&v.span(), FileProblem::RoundtripVia { value, source })
+            })?,
         ),
         None => cx.default_via.clone(),
     };
@@ -262,12 +264,12 @@ pub(crate) fn read(
         true => spec.options().map(|_| ()),
         false => spec.check(),
     };
-    checked.map_err(|e| {
-        let (span, message) = match &e {
-            RunSetupError::Spec(s) => (s.field().and_then(cx.span_of), s.describe(Naming::Key)),
-            _ => (None, e.to_string()),
-        };
-        at.error(&span.unwrap_or(raw.rcpt.span()), message)
+    checked.map_err(|e| match e {
+        RunSetupError::Spec(s) => match s.field().and_then(cx.span_of) {
+            Some(span) => at.error(&span, FileProblem::Setting(s)),
+            None => at.error(&raw.rcpt.span(), FileProblem::RoundtripSetup(s.into())),
+        },
+        e => at.error(&raw.rcpt.span(), FileProblem::RoundtripSetup(e)),
     })?;
     Ok(spec)
 }
@@ -320,13 +322,7 @@ struct Logins<'a> {
 fn token_mech(at: &Locator<'_>, m: &Spanned<String>) -> Result<AuthMech, FileError> {
     match m.get_ref().parse::<AuthMech>() {
         Ok(mech) if mech.is_oauth() => Ok(mech),
-        _ => Err(at.error(
-            &m.span(),
-            format!(
-                "mailbox_auth_mech {:?}: xoauth2 or oauthbearer (the mechanisms of a token)",
-                m.get_ref()
-            ),
-        )),
+        _ => Err(at.error(&m.span(), FileProblem::MailboxMech(m.get_ref().clone()))),
     }
 }
 
@@ -337,8 +333,10 @@ fn mailbox_spec(
     mech: Option<AuthMech>,
 ) -> Result<MailboxSpec, FileError> {
     let (at, key) = (cx.at, l.key);
-    let parsed = MailboxUrl::parse(url.get_ref())
-        .map_err(|e| at.error(&url.span(), format!("{key} {:?}: {e}", url.get_ref())))?;
+    let parsed = MailboxUrl::parse(url.get_ref()).map_err(|source| {
+        let value = url.get_ref().clone();
+        at.error(&url.span(), FileProblem::MailboxUrl { key, value, source })
+    })?;
     let file = |f: &Spanned<PathBuf>| cx.base.join(f.get_ref());
     let login = match (
         l.password_env,
@@ -352,22 +350,10 @@ fn mailbox_spec(
         (None, None, true, None, None) => LoginSpec::Shared,
         (None, None, false, Some(v), None) => LoginSpec::Token(TokenSource::Env(v.clone())),
         (None, None, false, None, Some(f)) => LoginSpec::Token(TokenSource::File(file(f))),
-        _ => {
-            return Err(at.error(
-                &url.span(),
-                format!(
-                    "{key} needs exactly one of {key}_password_env, {key}_password_file, \
-                     {key}_oauth = true, {key}_oauth_token_env, {key}_oauth_token_file (a \
-                     password or token is never written here)"
-                ),
-            ))
-        }
+        _ => return Err(at.error(&url.span(), FileProblem::MailboxLogin { key })),
     };
     if mech.is_some() && matches!(login, LoginSpec::Password(_)) {
-        return Err(at.error(
-            &url.span(),
-            format!("mailbox_auth_mech needs a token for the {key}, not a password"),
-        ));
+        return Err(at.error(&url.span(), FileProblem::MechWithPassword { key }));
     }
     Ok(MailboxSpec {
         url: parsed,

@@ -67,14 +67,21 @@ impl std::str::FromStr for Shard {
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let index: u64 = i.trim().parse().map_err(|_| bad())?;
         let count: u64 = n.trim().parse().map_err(|_| bad())?;
-        if index == 0 || index > count {
-            return Err(bad());
-        }
-        Ok(Shard { index, count })
+        Shard::new(index, count).ok_or_else(bad)
     }
 }
 
 impl Shard {
+    /// Shard `index` (1-based) of `count`; None unless 1 <= index <= count.
+    pub fn new(index: u64, count: u64) -> Option<Shard> {
+        (index >= 1 && index <= count).then_some(Shard { index, count })
+    }
+
+    /// This shard's number, 1-based, and the number of shards.
+    pub fn index_of(&self) -> (u64, u64) {
+        (self.index, self.count)
+    }
+
     /// Whether this shard runs the target with this key.
     pub fn owns(&self, key: &str) -> bool {
         stable_hash(key) % self.count == self.index - 1

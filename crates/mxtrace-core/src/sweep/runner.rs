@@ -4,9 +4,10 @@ use super::target::{parse_line, stable_hash, LineError, MAX_LINE};
 use super::SweepOptions;
 use crate::job::{execute, Job, Target};
 use crate::limits::Limits;
+use mxtrace_net::tls::ConfigCache;
 use mxtrace_proto::model::sweep::{Record, RecordBody, RecordError, RecordErrorKind};
-use mxtrace_proto::model::JobReport;
-use mxtrace_proto::model::{Outcome, PathContext, ProbeReport};
+use mxtrace_proto::model::PathContext;
+use mxtrace_proto::spec::Naming;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::io::{self, BufRead};
@@ -56,51 +57,13 @@ impl Summary {
             self.failed += 1;
             *self
                 .failed_by_category
-                .entry(category(report).to_string())
+                .entry(report.failure_category().to_string())
                 .or_insert(0) += 1;
         }
-        let elapsed = match report {
-            JobReport::Probe(p) => p.elapsed_ms,
-            JobReport::Trace(t) => t.elapsed_ms,
-        };
+        let elapsed = report.elapsed_ms();
         self.slowest.push((rec.input.clone(), elapsed));
         self.slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
         self.slowest.truncate(SLOWEST);
-    }
-}
-
-/// The reply category of the stage that failed a probe; a trace's from its deciding probe
-/// or DNS; the outcome when nothing was classified.
-fn category(report: &JobReport) -> &'static str {
-    fn of_probe(p: &ProbeReport) -> Option<&'static str> {
-        let failed = p.verdict.failed_stage?;
-        let stage = p.stages.iter().rev().find(|s| s.stage == failed)?;
-        Some(stage.diagnosis.as_ref()?.category.as_str())
-    }
-    let found = match report {
-        JobReport::Probe(p) => of_probe(p),
-        JobReport::Trace(t) => t.hops.iter().find_map(|h| {
-            let dns = h.error.as_ref().and_then(|e| e.diagnosis.as_ref());
-            dns.map(|d| d.category.as_str()).or_else(|| {
-                let decided = h.decided_by.and_then(|i| h.probes.get(i));
-                decided
-                    .or(h.probes.last())
-                    .and_then(|p| of_probe(&p.report))
-            })
-        }),
-    };
-    found.unwrap_or(match report {
-        JobReport::Probe(p) => outcome_name(p.verdict.outcome),
-        JobReport::Trace(t) => outcome_name(t.verdict.outcome),
-    })
-}
-
-fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Ok => "ok",
-        Outcome::Transient => "transient",
-        Outcome::Permanent => "permanent",
-        Outcome::Error => "error",
     }
 }
 
@@ -147,6 +110,10 @@ where
     let (tx, mut rx) = mpsc::channel(READ_AHEAD);
     let reader = tokio::spawn(read_targets(input, opts.clone(), tx));
     let limits = Limits::new(opts.per_ip, opts.per_subnet);
+    // Every target has the same TLS settings: one configuration, built at the first.
+    let tls = Arc::new(ConfigCache::default());
+    // Shared, not cloned per target: `done` holds a hash per line of a --resume file.
+    let shared_opts = Arc::new(opts.clone());
     let mut running = JoinSet::new();
     let mut input_done = false;
     tokio::pin!(stop);
@@ -175,7 +142,8 @@ where
                 match item {
                     None => input_done = true,
                     Some(Item::Run(t)) => {
-                        running.spawn(run_one(t, opts.clone(), limits.clone()));
+                        let shared = (limits.clone(), tls.clone());
+                        running.spawn(run_one(t, shared_opts.clone(), shared));
                     }
                     Some(Item::Invalid(line, e)) => {
                         let rec = error_record(line, RecordErrorKind::Input, e.to_string());
@@ -216,20 +184,29 @@ fn error_record(input: String, kind: RecordErrorKind, message: String) -> Record
 
 /// One target, as `probe` or `trace` would run it with the sweep's session settings, its
 /// sessions held to the sweep's per-destination `limits`.
-async fn run_one(target: Target, opts: SweepOptions, limits: Arc<Limits>) -> Record {
+async fn run_one(
+    target: Target,
+    opts: Arc<SweepOptions>,
+    (limits, tls): (Arc<Limits>, Arc<ConfigCache>),
+) -> Record {
     let key = target.key();
-    let job = match &opts.module {
-        Some(m) => m.job_for(&target, None).map_err(|e| e.to_string()),
+    let (job, naming) = match &opts.module {
+        Some(m) => (
+            m.job_for(&target, None).map_err(|e| e.to_string()),
+            Naming::Key,
+        ),
         None => {
             let ctx = PathContext {
                 scenario: opts.scenario,
                 hop: None,
             };
-            Job::new(&target, &opts.spec, ctx, opts.tenant.as_deref()).map_err(|e| e.to_string())
+            let tenant = opts.tenant.as_deref();
+            let job = Job::new(&target, &opts.spec, ctx, tenant, Naming::Flag);
+            (job.map_err(|e| e.describe(Naming::Flag)), Naming::Flag)
         }
     };
     let job = match job {
-        Ok(j) => j.with_limits(limits),
+        Ok(j) => j.with_limits(limits).with_tls_cache(tls),
         Err(e) => return error_record(key, RecordErrorKind::Input, e),
     };
     match execute(&job).await {
@@ -237,7 +214,8 @@ async fn run_one(target: Target, opts: SweepOptions, limits: Arc<Limits>) -> Rec
             input: key,
             body: RecordBody::Report(report),
         },
-        Err(e) => error_record(key, RecordErrorKind::Config, e.to_string()),
+        // The record is output: its message is the error in the words of the front end.
+        Err(source) => error_record(key, RecordErrorKind::Config, source.describe(naming)),
     }
 }
 

@@ -28,7 +28,8 @@ pub(super) async fn apply_mta_sts(
     let sp = match sender_policy(dns, &plan.domain, &opts.mta_sts).await {
         Ok(Some(p)) => p,
         Ok(None) => return None,
-        Err(why) => {
+        Err(e) => {
+            let why = e.describe(opts.probe.naming);
             w.warnings.push(format!(
                 "MTA-STS: the domain publishes a policy record, but no valid policy was fetched ({why}); delivering as without MTA-STS (RFC 8461 5)"
             ));

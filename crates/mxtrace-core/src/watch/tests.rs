@@ -5,6 +5,7 @@
 use super::*;
 use mxtrace_proto::model::watch::{EventKind, State, TargetKind};
 use mxtrace_proto::model::{ProbeReport, Stage};
+use mxtrace_proto::spec::Naming;
 use serde_json::json;
 use std::sync::Mutex;
 
@@ -136,7 +137,7 @@ fn targets(n: usize) -> Vec<WatchTarget> {
     (0..n)
         .map(|i| {
             let target = Target::parse(&format!("127.0.0.{}:25", i + 1), 25).unwrap();
-            let job = Job::new(&target, &spec, Default::default(), None).unwrap();
+            let job = Job::new(&target, &spec, Default::default(), None, Naming::Flag).unwrap();
             WatchTarget { target, job }
         })
         .collect()

@@ -75,9 +75,9 @@ impl SecureDns {
     ) -> Result<SecureDns, SetupError> {
         let anchors = match trust_anchor {
             None => TrustAnchors::default(),
-            Some(p) => TrustAnchors::from_file(p).map_err(|e| SetupError::TrustAnchor {
-                path: p.display().to_string(),
-                message: e.to_string(),
+            Some(p) => TrustAnchors::from_file(p).map_err(|source| SetupError::TrustAnchor {
+                path: p.to_path_buf(),
+                source,
             })?,
         };
         let mut b = builder(plain.choice(), timeout)?.with_trust_anchor(Arc::new(anchors));

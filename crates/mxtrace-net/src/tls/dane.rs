@@ -112,8 +112,48 @@ pub fn spki_sha256(der: &[u8]) -> Option<String> {
     )
 }
 
-/// Authenticates the presented chain by the TLSA records; Err says why in words that name
-/// DANE and the records.
+/// Why DANE did not authenticate the chain, in words that name DANE and the records.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaneMismatch {
+    #[error(
+        "DANE-TA record {record} matches a CA of the chain, but the chain does not verify to \
+         it: {source}"
+    )]
+    TrustAnchor {
+        record: Tlsa,
+        #[source]
+        source: ChainError,
+    },
+    #[error(
+        "DANE: the certificate matches none of the TLSA records ({}); the leaf's SPKI \
+         SHA-256 is {} (a 3 1 1 record for it would match)",
+        list(.records),
+        .leaf.as_deref().unwrap_or("unreadable")
+    )]
+    NoMatch {
+        records: Vec<Tlsa>,
+        /// The leaf's SPKI SHA-256, when it parses.
+        leaf: Option<String>,
+    },
+}
+
+fn list(records: &[Tlsa]) -> String {
+    let listed: Vec<String> = records.iter().map(ToString::to_string).collect();
+    listed.join(", ")
+}
+
+/// The chain does not verify to a DANE-TA certificate.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainError {
+    #[error(transparent)]
+    Verifier(#[from] rustls::client::VerifierBuilderError),
+    #[error(transparent)]
+    Rejected(#[from] rustls::Error),
+}
+
+/// Authenticates the presented chain by the TLSA records.
 pub fn verify(
     records: &[Tlsa],
     end_entity: &CertificateDer<'_>,
@@ -121,7 +161,7 @@ pub fn verify(
     server_name: &ServerName<'_>,
     now: UnixTime,
     provider: &Arc<CryptoProvider>,
-) -> Result<(), String> {
+) -> Result<(), DaneMismatch> {
     if records
         .iter()
         .any(|t| t.usage == 3 && matches(t, end_entity))
@@ -133,18 +173,18 @@ pub fn verify(
         for ca in intermediates.iter().filter(|c| matches(t, c)) {
             match chain_to(ca, end_entity, intermediates, server_name, now, provider) {
                 Ok(()) => return Ok(()),
-                Err(e) => ta_error = Some(format!("DANE-TA record {t} matches a CA of the chain, but the chain does not verify to it: {e}")),
+                Err(source) => {
+                    ta_error = Some(DaneMismatch::TrustAnchor {
+                        record: t.clone(),
+                        source,
+                    })
+                }
             }
         }
     }
-    let listed: Vec<String> = records.iter().map(ToString::to_string).collect();
-    let leaf = spki_sha256(end_entity).unwrap_or_else(|| "unreadable".to_string());
-    Err(ta_error.unwrap_or_else(|| {
-        format!(
-            "DANE: the certificate matches none of the TLSA records ({}); the leaf's SPKI \
-             SHA-256 is {leaf} (a 3 1 1 record for it would match)",
-            listed.join(", ")
-        )
+    Err(ta_error.unwrap_or_else(|| DaneMismatch::NoMatch {
+        records: records.to_vec(),
+        leaf: spki_sha256(end_entity),
     }))
 }
 
@@ -156,16 +196,17 @@ fn chain_to(
     server_name: &ServerName<'_>,
     now: UnixTime,
     provider: &Arc<CryptoProvider>,
-) -> Result<(), String> {
+) -> Result<(), ChainError> {
     let mut roots = RootCertStore::empty();
-    roots
-        .add(ca.clone().into_owned())
-        .map_err(|e| e.to_string())?;
-    super::webpki_verifier(roots, provider)
-        .map_err(|e| e.to_string())?
-        .verify_server_cert(end_entity, intermediates, server_name, &[], now)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    roots.add(ca.clone().into_owned())?;
+    super::webpki_verifier(roots, provider)?.verify_server_cert(
+        end_entity,
+        intermediates,
+        server_name,
+        &[],
+        now,
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

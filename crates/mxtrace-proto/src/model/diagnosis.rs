@@ -14,7 +14,7 @@ pub enum Class {
     Permanent,
 }
 
-/// Reply categories: a fixed vocabulary that scripts match on (README, "Output"). Names
+/// Reply categories: a fixed vocabulary that scripts match on (docs/diagnosis.md "Reply categories"). Names
 /// are exact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -155,12 +155,49 @@ pub struct PathContext {
     pub hop: Option<u8>,
 }
 
+/// How sure the classifier is of a category (docs/diagnosis.md "Confidence"): `high` when a
+/// vendor row, a specific enhanced code or a phrase naming one cause decided and nothing
+/// contradicted it; `medium` when the evidence disagreed or was general (the words say
+/// "probably" and name the runner-up); `low` when nothing decisive was found (the category is
+/// then `other`, the best guess is the runner-up).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    #[default]
+    High,
+    Medium,
+    Low,
+}
+
+impl Confidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::High => "high",
+            Confidence::Medium => "medium",
+            Confidence::Low => "low",
+        }
+    }
+}
+
+impl fmt::Display for Confidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What `explain` prints, and the core of a stage's diagnosis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Explanation {
     pub class: Class,
     pub category: Category,
+    /// Documents written before the field existed read as `high` (what they claimed).
+    #[serde(default)]
+    pub confidence: Confidence,
+    /// The next most likely category when the evidence was not conclusive.
+    #[serde(default)]
+    pub runner_up: Option<Category>,
     pub layer: Layer,
     pub cause: String,
     pub next_steps: Vec<String>,
@@ -171,6 +208,10 @@ pub struct Explanation {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Diagnosis {
     pub category: Category,
+    #[serde(default)]
+    pub confidence: Confidence,
+    #[serde(default)]
+    pub runner_up: Option<Category>,
     pub layer: Layer,
     pub scenario: Option<Scenario>,
     pub hop: Option<u8>,
@@ -182,6 +223,8 @@ impl Diagnosis {
     pub fn new(e: Explanation, ctx: PathContext) -> Diagnosis {
         Diagnosis {
             category: e.category,
+            confidence: e.confidence,
+            runner_up: e.runner_up,
             layer: e.layer,
             scenario: ctx.scenario,
             hop: ctx.hop,

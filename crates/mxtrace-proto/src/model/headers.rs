@@ -209,6 +209,8 @@ pub enum Source {
     ExchangeText,
     EximText,
     FailedRecipientsHeader,
+    /// Any other plain-text bounce: an address the failure prose names, with its paragraph.
+    ProseText,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -2,7 +2,7 @@
 //! envelope as the other results (`schema_version`, `command`, `version` first, report/json.rs)
 //! and read back with serde.
 
-use crate::model::{AddressInfo, Category, Diagnosis, Layer};
+use crate::model::{AddressInfo, Category, Confidence, Diagnosis, Layer};
 use serde::{Deserialize, Serialize};
 
 /// How bad a finding is. Errors fail the posture (exit 1); warnings are shown with their next
@@ -49,6 +49,8 @@ impl Finding {
             severity,
             diagnosis: Diagnosis {
                 category,
+                confidence: Confidence::High,
+                runner_up: None,
                 layer,
                 scenario: None,
                 hop: None,

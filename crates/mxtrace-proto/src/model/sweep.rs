@@ -43,6 +43,16 @@ pub enum RecordErrorKind {
     Config,
 }
 
+impl RecordErrorKind {
+    /// Its JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordErrorKind::Input => "input",
+            RecordErrorKind::Config => "config",
+        }
+    }
+}
+
 impl Record {
     /// The command name of its JSONL envelope: the report's, or `sweep` for an error.
     pub fn command(&self) -> &'static str {

@@ -52,17 +52,17 @@ pub enum TargetError {
     Domain { domain: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DurationError {
     #[error("{0} (examples: 500ms, 10s, 1m)")]
-    Syntax(String),
+    Syntax(#[source] humantime::DurationError),
     #[error("must be more than zero")]
     Zero,
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
-    let d = humantime::parse_duration(s).map_err(|e| DurationError::Syntax(e.to_string()))?;
+    let d = humantime::parse_duration(s).map_err(DurationError::Syntax)?;
     if d.is_zero() {
         return Err(DurationError::Zero);
     }
@@ -236,7 +236,7 @@ pub fn parse_resolver(s: &str) -> Result<std::net::SocketAddr, ValueError> {
 }
 
 /// A latency threshold that is neither a positive percentage nor a duration.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ThresholdError {
     #[error("{0:?}: expected a positive percentage such as 50%")]

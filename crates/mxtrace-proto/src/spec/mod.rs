@@ -9,6 +9,7 @@ mod check;
 mod de;
 mod oauth;
 mod options;
+mod words;
 
 pub use check::{
     check_address, check_domain, parse_duration, parse_resolver, parse_scenario, parse_target,
@@ -17,6 +18,7 @@ pub use check::{
 };
 pub use oauth::{check_url, ENTRA_IMAP_DELEGATED_SCOPE, ENTRA_SCOPE, ENTRA_SMTP_DELEGATED_SCOPE};
 pub use options::{AuthMech, Family, OAuthGrant, StartTls, UnknownName, VerifyMode};
+pub use words::{reword, unknown_settings, RunSetting, Suggestion, Worded};
 
 use crate::secret::SecretError;
 use serde::Deserialize;
@@ -193,33 +195,34 @@ impl Field {
     }
 }
 
-/// A session setting that cannot be used as written.
+/// A session setting that cannot be used as written. `Display` words it for the command line;
+/// `describe` for a file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpecError {
-    #[error("{}", describe_value(*field, source, Naming::Flag))]
     Value {
         field: Field,
         #[source]
         source: ValueError,
     },
-    #[error("--data needs at least one --rcpt")]
     DataWithoutRcpt,
-    #[error("--source {addr} does not match -4/-6")]
-    SourceFamily { addr: IpAddr },
-    #[error("{ip} does not match -4/-6")]
-    TargetFamily { ip: IpAddr },
-    #[error("{} and {} exclude each other", .field.flag(), .other.flag())]
-    Exclusive { field: Field, other: Field },
-    #[error("{} and {} go together", .field.flag(), .other.flag())]
-    Together { field: Field, other: Field },
-    #[error(transparent)]
+    SourceFamily {
+        addr: IpAddr,
+    },
+    TargetFamily {
+        ip: IpAddr,
+    },
+    Exclusive {
+        field: Field,
+        other: Field,
+    },
+    Together {
+        field: Field,
+        other: Field,
+    },
     Password(#[from] SecretError),
-    #[error(transparent)]
     Target(#[from] TargetError),
-    #[error("--tenant {0}")]
     Tenant(#[source] ValueError),
-    #[error("{} needs {}", .field.flag(), any_of(.needs, Naming::Flag))]
     Needs {
         field: Field,
         needs: &'static [Field],
@@ -236,11 +239,9 @@ fn any_of(fields: &[Field], naming: Naming) -> String {
     }
 }
 
-fn describe_value(field: Field, e: &ValueError, naming: Naming) -> String {
-    let name = field.name(naming);
-    match e {
-        ValueError::ControlCharacters => format!("{name}: {e}"),
-        _ => format!("{name} {e}"),
+impl std::fmt::Display for SpecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe(Naming::Flag))
     }
 }
 
@@ -262,27 +263,45 @@ impl SpecError {
 
     /// The message, naming settings as the front end does.
     pub fn describe(&self, naming: Naming) -> String {
-        match (self, naming) {
-            (_, Naming::Flag) => self.to_string(),
-            (SpecError::Value { field, source }, Naming::Key) => {
-                describe_value(*field, source, naming)
+        let name = |f: Field| f.name(naming);
+        match self {
+            SpecError::Value { field, source } => {
+                let name = name(*field);
+                match source {
+                    ValueError::ControlCharacters => format!("{name}: {source}"),
+                    _ => format!("{name} {source}"),
+                }
             }
-            (SpecError::SourceFamily { addr }, Naming::Key) => {
-                format!("source {addr} does not match ip_version")
+            SpecError::DataWithoutRcpt => format!(
+                "{} needs at least one {}",
+                name(Field::Data),
+                name(Field::Rcpt)
+            ),
+            SpecError::SourceFamily { addr } => format!(
+                "{} {addr} does not match {}",
+                name(Field::Source),
+                name(Field::IpVersion)
+            ),
+            SpecError::TargetFamily { ip } => {
+                format!("{ip} does not match {}", name(Field::IpVersion))
             }
-            (SpecError::TargetFamily { ip }, Naming::Key) => {
-                format!("{ip} does not match ip_version")
+            SpecError::Exclusive { field, other } => {
+                format!("{} and {} exclude each other", name(*field), name(*other))
             }
-            (SpecError::Exclusive { field, other }, Naming::Key) => {
-                format!("{} and {} exclude each other", field.key(), other.key())
+            SpecError::Together { field, other } => {
+                format!("{} and {} go together", name(*field), name(*other))
             }
-            (SpecError::Together { field, other }, Naming::Key) => {
-                format!("{} and {} go together", field.key(), other.key())
+            SpecError::Needs { field, needs } => {
+                format!("{} needs {}", name(*field), any_of(needs, naming))
             }
-            (SpecError::Needs { field, needs }, Naming::Key) => {
-                format!("{} needs {}", field.key(), any_of(needs, naming))
-            }
-            (e, Naming::Key) => e.to_string(),
+            SpecError::Password(SecretError::NoTerminal) => format!(
+                "no password given: use {} or {} (no terminal to prompt on)",
+                Field::AuthPasswordEnv.set_to("VAR").word(naming),
+                Field::AuthPasswordFile.set_to("FILE").word(naming)
+            ),
+            SpecError::Password(e) => e.to_string(),
+            SpecError::Target(e) => e.to_string(),
+            SpecError::Tenant(e) => format!("{} {e}", RunSetting::Tenant.name(naming)),
         }
     }
 }
@@ -461,6 +480,51 @@ mod tests {
             s.validate(None).unwrap_err().to_string(),
             "--auth-user: control characters"
         );
+    }
+
+    #[test]
+    fn every_error_names_settings_as_the_front_end_writes_them() {
+        let cases = [
+            (
+                SpecError::DataWithoutRcpt,
+                "--data needs at least one --rcpt",
+                "data needs at least one rcpt",
+            ),
+            (
+                SpecError::SourceFamily {
+                    addr: "192.0.2.1".parse().unwrap(),
+                },
+                "--source 192.0.2.1 does not match -4/-6",
+                "source 192.0.2.1 does not match ip_version",
+            ),
+            (
+                SpecError::Exclusive {
+                    field: Field::StartTls,
+                    other: Field::TlsImplicit,
+                },
+                "--starttls and --tls-implicit exclude each other",
+                "starttls and tls_implicit exclude each other",
+            ),
+            (
+                SpecError::Password(SecretError::NoTerminal),
+                "no password given: use --auth-password-env VAR or --auth-password-file FILE (no \
+                 terminal to prompt on)",
+                "no password given: use auth_password_env = \"VAR\" or auth_password_file = \
+                 \"FILE\" (no terminal to prompt on)",
+            ),
+            (
+                SpecError::Tenant(ValueError::Tenant { value: "x y".into() }),
+                "--tenant \"x y\": expected a tenant name such as contoso, contoso.onmicrosoft.com \
+                 or contoso.mail.onmicrosoft.com",
+                "tenant \"x y\": expected a tenant name such as contoso, contoso.onmicrosoft.com \
+                 or contoso.mail.onmicrosoft.com",
+            ),
+        ];
+        for (e, flag, key) in cases {
+            assert_eq!(e.to_string(), flag);
+            assert_eq!(e.describe(Naming::Flag), flag);
+            assert_eq!(e.describe(Naming::Key), key);
+        }
     }
 
     #[test]

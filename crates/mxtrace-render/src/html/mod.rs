@@ -13,8 +13,10 @@ mod views;
 mod watch;
 
 use mxtrace_proto::model::{Document, Outcome, ProbeReport, TraceReport};
+use mxtrace_proto::spec::{Field, Naming};
 use std::fmt::{self, Write};
 
+pub use page::wrap as page_wrap;
 pub use roundtrip::render_roundtrip;
 pub use views::{render_demo, render_diff, render_run};
 pub use watch::render_watch;
@@ -56,7 +58,7 @@ pub fn render_probe(r: &ProbeReport) -> String {
 pub fn render_trace(r: &TraceReport) -> String {
     let title = format!("mxtrace trace {}", r.domain);
     let mut body = String::new();
-    trace_body(&mut body, r, "t");
+    trace_body(&mut body, r, "t", Naming::Flag);
     page::wrap(&title, Some(&r.started_at), &body)
 }
 
@@ -73,12 +75,13 @@ pub fn render_document(doc: &Document) -> String {
 
 /// A trace's verdict, its diagram and its probes, anchors prefixed with `id` (a page can hold
 /// several traces: `run`, `demo`).
-fn trace_body(out: &mut String, r: &TraceReport, id: &str) {
+/// Settings are named as `naming` says: a `run` report's traces came from a scenario file.
+fn trace_body(out: &mut String, r: &TraceReport, id: &str, naming: Naming) {
     verdict_banner(out, r.verdict.passed, &r.verdict.summary);
     warnings(out, &r.verdict.warnings);
     let mode = match r.mode.as_str() {
-        "all" => "every address probed (--all)",
-        _ => "walked as a sending MTA",
+        "all" => format!("every address probed ({})", Field::All.name(naming)),
+        _ => "walked as a sending MTA".to_string(),
     };
     let _ = writeln!(
         out,

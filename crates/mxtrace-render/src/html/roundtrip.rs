@@ -5,19 +5,21 @@ use super::{json_name, page, pass_fail, probe, trace_body, verdict_banner, Esc};
 use mxtrace_proto::model::posture::Severity;
 use mxtrace_proto::model::roundtrip::{RoundtripPath, RoundtripReport};
 use mxtrace_proto::model::JobReport;
+use mxtrace_proto::spec::Naming;
 use std::fmt::Write;
 
 pub fn render_roundtrip(r: &RoundtripReport) -> String {
     let title = format!("mxtrace roundtrip {}", r.rcpt);
     let mut out = String::new();
     verdict_banner(&mut out, r.verdict.passed, &r.verdict.summary);
-    body(&mut out, r, "send", "h2");
+    body(&mut out, r, "send", "h2", Naming::Flag);
     page::wrap(&title, Some(&r.started_at), &out)
 }
 
 /// Everything but the banner, its headings `h` (`h2` on a page of its own, lower inside a
-/// `run` page); the sending session's anchors start with `anchor`.
-pub(super) fn body(out: &mut String, r: &RoundtripReport, anchor: &str, h: &str) {
+/// `run` page); the sending session's anchors start with `anchor`, its advice names settings
+/// as `naming` says (flags for the command, keys for a scenario file's round trip).
+pub(super) fn body(out: &mut String, r: &RoundtripReport, anchor: &str, h: &str, naming: Naming) {
     let d = &r.delivery;
     let _ = writeln!(
         out,
@@ -49,7 +51,7 @@ pub(super) fn body(out: &mut String, r: &RoundtripReport, anchor: &str, h: &str)
     let _ = writeln!(out, "<{h}>Sending session</{h}>");
     match &r.sent.report {
         JobReport::Probe(p) => probe::section(out, p, anchor, None),
-        JobReport::Trace(t) => trace_body(out, t, anchor),
+        JobReport::Trace(t) => trace_body(out, t, anchor, naming),
     }
     imap(out, r, h);
 }

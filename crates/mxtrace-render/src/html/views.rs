@@ -6,6 +6,7 @@ use mxtrace_proto::model::demo::{DemoCheck, DemoReport};
 use mxtrace_proto::model::diff::{labelled_probes, DiffReport, Kind};
 use mxtrace_proto::model::JobReport;
 use mxtrace_proto::model::{Document, ExpectationResult, HopData, HopResult, RunReport};
+use mxtrace_proto::spec::Naming;
 use std::fmt::Write;
 
 /// `run`: the verdict, one pass/fail row per expectation linked to its probe, then every hop.
@@ -127,7 +128,7 @@ fn run_hop(out: &mut String, i: usize, h: &HopResult) {
         Esc(&h.target)
     );
     match &h.result {
-        HopData::Trace(t) => trace_body(out, t, &hop_anchor(i)),
+        HopData::Trace(t) => trace_body(out, t, &hop_anchor(i), Naming::Key),
         HopData::Probes(list) => {
             for (p, report) in list.iter().enumerate() {
                 let anchor = hop_probe_anchor(i, p);
@@ -163,7 +164,7 @@ fn run_hop(out: &mut String, i: usize, h: &HopResult) {
                     "<p><b class=\"{class}\">{word}</b> {}</p>",
                     Esc(&r.verdict.summary)
                 );
-                super::roundtrip::body(out, r, &anchor, "h4");
+                super::roundtrip::body(out, r, &anchor, "h4", Naming::Key);
             }
             (None, error) => {
                 let _ = writeln!(
@@ -328,7 +329,8 @@ fn demo_check(out: &mut String, i: usize, c: &DemoCheck) {
     let _ = writeln!(out, "<pre>$ {}</pre>", Esc(&c.command));
     let anchor = format!("d{i}");
     match &c.report {
-        JobReport::Trace(t) => trace_body(out, t, &anchor),
+        // The demo runs the command line.
+        JobReport::Trace(t) => trace_body(out, t, &anchor, Naming::Flag),
         JobReport::Probe(p) => {
             verdict_banner(out, p.verdict.passed, &p.verdict.summary);
             probe::section(out, p, &anchor, None);

@@ -3,8 +3,8 @@ use mxtrace_proto::model::{ErrorKind, Stage};
 use mxtrace_proto::smtp::reply::Reply;
 use std::collections::HashSet;
 
-const CORPUS: &str = include_str!("corpus.tsv");
-const HELDOUT: &str = include_str!("heldout.tsv");
+const CORPUS: &str = include_str!("../corpus.tsv");
+const HELDOUT: &str = include_str!("../heldout.tsv");
 
 struct Case {
     line: usize,
@@ -76,7 +76,7 @@ fn mismatches(cases: &[Case]) -> Vec<String> {
         if got_cat != c.category || (c.layer != "-" && got_layer != c.layer) {
             let f = classify_reply(c.stage, &reply);
             failures.push(format!(
-                "line {} [{}] {:?}: want {}/{} got {}/{} (tier {:?}, {})",
+                "line {} [{}] {:?}: want {}/{} got {}/{} ({} confidence, tier {:?}, {})",
                 c.line,
                 c.stage_name,
                 c.reply,
@@ -84,6 +84,7 @@ fn mismatches(cases: &[Case]) -> Vec<String> {
                 c.layer,
                 got_cat,
                 got_layer,
+                f.confidence,
                 f.tier,
                 f.source
             ));
@@ -100,8 +101,9 @@ fn mismatches(cases: &[Case]) -> Vec<String> {
     failures
 }
 
-/// Goal: at least 95% right, and never a confident wrong answer (an unsure classifier says
-/// `other`; a wrong named category sends an admin the wrong way).
+/// Goal: at least 95% right, and never a wrong answer with high confidence (an unsure
+/// classifier says "probably" or `other`; a confident wrong category sends an admin the wrong
+/// way).
 fn assert_accuracy(label: &str, total: usize, failures: &[String]) {
     let right = total - failures.len();
     let accuracy = right as f64 / total as f64;
@@ -112,9 +114,11 @@ fn assert_accuracy(label: &str, total: usize, failures: &[String]) {
     for f in failures {
         println!("  {f}");
     }
+    // Confident: a wrong answer given with high confidence (issue 29: an unsure classifier
+    // says "probably" or `other`).
     let confident: Vec<&String> = failures
         .iter()
-        .filter(|f| !f.contains(" got other/"))
+        .filter(|f| f.contains("(high confidence"))
         .collect();
     assert!(
         confident.is_empty(),
@@ -396,10 +400,15 @@ fn hostile_replies_do_not_panic_and_stay_bounded() {
 
 #[test]
 fn every_table_row_names_its_source() {
-    for r in tables::MARKERS.iter().chain(tables::KEYWORDS) {
+    for r in tables::MARKERS
+        .iter()
+        .chain(families::PHRASES)
+        .chain(families::WORDS)
+        .chain(families::VAGUE)
+    {
         assert!(!r.source.is_empty() && !r.cause.is_empty());
     }
-    for r in tables::MICROSOFT.iter().chain(tables::RFC3463_TABLE) {
+    for r in tables::MICROSOFT.iter().chain(registry::REGISTRY) {
         assert!(!r.source.is_empty() && !r.meaning.is_empty());
         assert!(
             r.category.is_none() || r.category == Some(Category::Accepted) || !r.cause.is_empty()
@@ -878,10 +887,15 @@ fn every_step() -> Vec<String> {
     for c in Category::ALL {
         add(&owned(advice::steps_of(c)));
     }
-    for r in tables::MARKERS.iter().chain(tables::KEYWORDS) {
+    for r in tables::MARKERS
+        .iter()
+        .chain(families::PHRASES)
+        .chain(families::WORDS)
+        .chain(families::VAGUE)
+    {
         add(&owned(r.steps));
     }
-    for r in tables::MICROSOFT.iter().chain(tables::RFC3463_TABLE) {
+    for r in tables::MICROSOFT.iter().chain(registry::REGISTRY) {
         add(&owned(r.steps));
     }
     for r in tables::RFC5321_TABLE {
@@ -931,7 +945,7 @@ fn a_peer_known_not_to_be_microsoft_gets_no_exchange_step() {
         "the check can fail"
     );
     let mut fitted = all.clone();
-    fit_next_steps(&mut fitted, None, Peer::Other);
+    fit_next_steps(&mut fitted, None, Category::Other, Peer::Other);
     let kept: Vec<&String> = fitted
         .iter()
         .filter(|s| exchange_specific(s).is_some())
@@ -940,14 +954,81 @@ fn a_peer_known_not_to_be_microsoft_gets_no_exchange_step() {
     // Every category still says what to do.
     for c in Category::ALL {
         let mut steps = classify::merge_steps(c, &[], true);
-        fit_next_steps(&mut steps, None, Peer::Other);
+        fit_next_steps(&mut steps, None, Category::Other, Peer::Other);
         assert!(!steps.is_empty(), "{c:?}");
     }
-    // Microsoft and unknown peers keep every step.
-    for peer in [Peer::Microsoft, Peer::Unknown] {
-        let mut same = all.clone();
-        fit_next_steps(&mut same, None, peer);
-        assert_eq!(same, all);
+    // A Microsoft peer keeps every step; an unknown one every step but the escalation.
+    let mut same = all.clone();
+    fit_next_steps(&mut same, None, Category::Other, Peer::Microsoft);
+    assert_eq!(same, all);
+    let mut unknown = all.clone();
+    fit_next_steps(&mut unknown, None, Category::Other, Peer::Unknown);
+    assert_eq!(unknown.len(), all.len());
+    assert!(!unknown.iter().any(|s| s == advice::ESCALATE));
+}
+
+/// Escalation names Microsoft support only when the peer is Microsoft.
+#[test]
+fn escalation_names_microsoft_only_for_a_microsoft_peer() {
+    let reply = Reply::parse_text("550 5.1.1 <a@b.test>: Recipient address rejected: User unknown")
+        .unwrap();
+    for (peer, microsoft) in [
+        (Peer::Microsoft, true),
+        (Peer::Other, false),
+        (Peer::Unknown, false),
+    ] {
+        let mut d = Diagnosis::new(
+            explain_reply(Some(Stage::RcptTo), &reply),
+            Default::default(),
+        );
+        fit_steps(&mut d, peer);
+        let last = d.next_steps.last().unwrap();
+        assert!(last.contains("escalate"), "{peer:?}: {last}");
+        assert_eq!(last.contains("Microsoft"), microsoft, "{peer:?}: {last}");
+    }
+}
+
+/// A TLS finding on a third-party server says who decides its TLS setup, not its recipient
+/// tables.
+#[test]
+fn a_third_party_tls_finding_has_no_recipient_table_step() {
+    let e = explain_tls_verification("invalid peer certificate: Expired");
+    let mut d = Diagnosis::new(e, Default::default());
+    fit_steps(&mut d, Peer::Other);
+    assert!(
+        d.next_steps.iter().any(|s| s.contains("TLS setup")),
+        "{:#?}",
+        d.next_steps
+    );
+    assert!(
+        !d.next_steps.iter().any(|s| s.contains("recipient tables")),
+        "{:#?}",
+        d.next_steps
+    );
+    // A refusal at RCPT on the same server keeps the recipient-table step.
+    let reply = Reply::parse_text("550 5.1.1 <a@b.test>: Recipient address rejected: User unknown")
+        .unwrap();
+    let mut d = Diagnosis::new(
+        explain_reply(Some(Stage::RcptTo), &reply),
+        Default::default(),
+    );
+    fit_steps(&mut d, Peer::Other);
+    assert!(d.next_steps.iter().any(|s| s.contains("recipient tables")));
+}
+
+/// An implicit-TLS probe that met a plaintext greeting gets the port advice and nothing else.
+#[test]
+fn a_plaintext_greeting_on_implicit_tls_stops_at_the_port_advice() {
+    let e = explain_error(
+        Stage::TlsHandshake,
+        ErrorKind::Tls,
+        "the server answered in plaintext (220 mx.example ESMTP) where a TLS ServerHello was expected",
+    );
+    assert_eq!(e.category, Category::TlsFailed);
+    assert_eq!(e.next_steps.len(), 1, "{:#?}", e.next_steps);
+    assert!(e.next_steps[0].contains("465 is implicit TLS"));
+    for word in ["cipher", "certificate", "inspection", "escalate"] {
+        assert!(!e.next_steps[0].to_lowercase().contains(word), "{word}");
     }
 }
 
@@ -971,4 +1052,42 @@ fn certificate_advice_fits_the_peer_and_the_handshake() {
         .iter()
         .all(|s| !s.to_lowercase().contains("cipher")));
     assert!(d.next_steps.iter().any(|s| s.contains("certificate")));
+}
+mod generalisation;
+
+/// Every `{setting:...}` token the tables write names a session setting, so `reword` words it.
+#[test]
+fn setting_tokens_name_settings() {
+    let sources = [
+        include_str!("../advice.rs"),
+        include_str!("../errors.rs"),
+        include_str!("../families.rs"),
+        include_str!("../oauth.rs"),
+        include_str!("../peer.rs"),
+        include_str!("../registry.rs"),
+        include_str!("../tables.rs"),
+    ];
+    for text in sources {
+        assert_eq!(
+            mxtrace_proto::spec::unknown_settings(text),
+            Vec::<String>::new()
+        );
+    }
+    assert!(include_str!("../errors.rs").contains("{setting:stage_timeout}"));
+}
+
+/// A timeout's advice names the stage timeout as the front end writes it.
+#[test]
+fn advice_names_settings_for_each_front_end() {
+    use mxtrace_proto::model::{Diagnosis, ErrorKind, PathContext, Stage};
+    use mxtrace_proto::spec::Naming;
+    let e = crate::explain_error(Stage::RcptTo, ErrorKind::Timeout, "no reply within 30s");
+    let worded = |naming| {
+        let mut d = Diagnosis::new(e.clone(), PathContext::default());
+        crate::word_settings(&mut d, naming);
+        d.next_steps.join(" ")
+    };
+    assert!(worded(Naming::Flag).contains("raise --stage-timeout"));
+    assert!(worded(Naming::Key).contains("raise stage_timeout"));
+    assert!(!worded(Naming::Key).contains("{setting:"));
 }

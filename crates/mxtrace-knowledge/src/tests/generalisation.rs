@@ -1,0 +1,273 @@
+//! The generalisation test (issue 29): the labelled corpus in corpus/, split before any rule was
+//! written. The dev part may be read by people and rules; the held-out part is read only here,
+//! and only aggregate figures are printed for it (never a row's text), so nobody fits to it.
+
+use super::super::*;
+use mxtrace_proto::model::Stage;
+use mxtrace_proto::smtp::reply::Reply;
+use std::collections::BTreeMap;
+
+const DEV: &str = include_str!("../../corpus/replies-dev.tsv");
+const HELDOUT: &str = include_str!("../../corpus/replies-heldout.tsv");
+
+struct Row {
+    line: usize,
+    stage: Option<Stage>,
+    want: String,
+    reply: String,
+}
+
+fn rows(text: &str) -> Vec<Row> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|(i, l)| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            assert_eq!(cols.len(), 5, "line {}: 5 columns", i + 1);
+            let stage = match cols[0] {
+                "-" => None,
+                s => Some(Stage::from_user(s).unwrap_or_else(|| panic!("line {}: stage", i + 1))),
+            };
+            Row {
+                line: i + 1,
+                stage,
+                want: cols[1].to_string(),
+                reply: cols[3].replace("\\n", "\n"),
+            }
+        })
+        .collect()
+}
+
+/// What one run over a part found.
+#[derive(Default)]
+struct Score {
+    total: usize,
+    right: usize,
+    confident_wrong: usize,
+    per_category: BTreeMap<String, (usize, usize)>,
+    misses: Vec<String>,
+}
+
+fn score(rows: &[Row]) -> Score {
+    let mut s = Score::default();
+    for r in rows {
+        let reply = Reply::parse_text(&r.reply).unwrap_or_else(|e| panic!("line {}: {e}", r.line));
+        let f = classify_reply(r.stage, &reply);
+        let got = f.category.as_str();
+        let entry = s.per_category.entry(r.want.clone()).or_default();
+        entry.1 += 1;
+        s.total += 1;
+        if got == r.want {
+            s.right += 1;
+            entry.0 += 1;
+            continue;
+        }
+        let confident = f.confidence == Confidence::High;
+        if confident {
+            s.confident_wrong += 1;
+        }
+        s.misses.push(format!(
+            "line {} [{:?}] {:?}: want {} got {got}{} ({:?}, {})",
+            r.line,
+            r.stage,
+            r.reply,
+            r.want,
+            if confident { " CONFIDENT" } else { "" },
+            f.tier,
+            f.source
+        ));
+    }
+    s
+}
+
+fn pct(right: usize, total: usize) -> f64 {
+    if total == 0 {
+        return 100.0;
+    }
+    right as f64 * 100.0 / total as f64
+}
+
+fn print_aggregate(label: &str, s: &Score) {
+    println!(
+        "{label}: {}/{} right ({:.1}%), confident-wrong {}",
+        s.right,
+        s.total,
+        pct(s.right, s.total),
+        s.confident_wrong
+    );
+    for (cat, (right, total)) in &s.per_category {
+        println!("  {label} {cat}: {right}/{total}");
+    }
+}
+
+#[test]
+fn dev_replies() {
+    let s = score(&rows(DEV));
+    print_aggregate("replies dev", &s);
+    for m in &s.misses {
+        println!("  {m}");
+    }
+}
+
+/// The goal for the held-out part (issue 29): 95 %, with near-zero confident wrong answers (at
+/// most one, or 1 % of the part). Not reached yet: docs/diagnosis.md has the figures.
+const HELDOUT_GOAL: f64 = 95.0;
+/// What the method reached, measured once after the work (80.3 %, 19 confident wrong): the
+/// floor a change may not fall below. Raise both as the method improves; never lower them.
+const HELDOUT_FLOOR: f64 = 80.0;
+const HELDOUT_CONFIDENT_WRONG_MAX: usize = 19;
+
+/// Aggregate figures only: the held-out rows are never printed, and a failure says the
+/// figures, not the rows.
+#[test]
+fn heldout_replies() {
+    let s = score(&rows(HELDOUT));
+    print_aggregate("replies held-out", &s);
+    let accuracy = pct(s.right, s.total);
+    let near_zero = s.confident_wrong <= 1 || s.confident_wrong * 100 <= s.total;
+    let met = accuracy >= HELDOUT_GOAL && near_zero;
+    println!(
+        "replies held-out: goal {HELDOUT_GOAL}% with near-zero confident wrong: {}",
+        if met { "met" } else { "NOT MET" }
+    );
+    assert!(
+        accuracy >= HELDOUT_FLOOR,
+        "replies held-out: {accuracy:.1}% right, below the floor of {HELDOUT_FLOOR}%"
+    );
+    assert!(
+        s.confident_wrong <= HELDOUT_CONFIDENT_WRONG_MAX,
+        "replies held-out: {} confident wrong answers, more than {HELDOUT_CONFIDENT_WRONG_MAX}",
+        s.confident_wrong
+    );
+}
+
+fn finding(stage: Option<Stage>, text: &str) -> Finding {
+    classify_reply(stage, &Reply::parse_text(text).unwrap())
+}
+
+/// The conflict rule (docs/diagnosis.md "Conflicts"): a phrase that names one cause overrides
+/// the code; words override a generic code; a disagreement lowers the confidence.
+#[test]
+fn conflicts_are_settled_by_one_rule() {
+    // A generic 5.7.1 whose text says spam: the words decide, nothing disagrees.
+    let f = finding(
+        Some(Stage::EndOfData),
+        "550 5.7.1 Message identified as spam",
+    );
+    assert_eq!(f.category, Category::ContentRejected);
+    assert_eq!(f.confidence, Confidence::High);
+    // A specific code against a phrase naming another cause: the phrase wins, unsure.
+    let f = finding(Some(Stage::RcptTo), "550 5.1.1 Mailbox is full");
+    assert_eq!(f.category, Category::MailboxDisabledOrFull);
+    assert_eq!(f.confidence, Confidence::Medium);
+    assert_eq!(f.runner_up, Some(Category::RecipientUnknown));
+    assert!(
+        f.cause.starts_with("Probably mailbox_disabled_or_full"),
+        "{}",
+        f.cause
+    );
+    // A specific code against a word that merely leans: the code wins.
+    let f = finding(Some(Stage::RcptTo), "550 5.1.1 <a@b.test>... prohibited");
+    assert_eq!(f.category, Category::RecipientUnknown);
+    assert_eq!(f.confidence, Confidence::High);
+}
+
+/// The stage weighs the same words: a quota at MAIL is the sender's, at RCPT the mailbox's;
+/// "send EHLO first" at STARTTLS is a sequence error, not a TLS failure.
+#[test]
+fn the_stage_weighs_the_words() {
+    let quota = "452 4.3.1 Queue quota exceeded for this organization";
+    assert_eq!(
+        finding(Some(Stage::RcptTo), quota).category,
+        Category::ReputationOrRateLimited
+    );
+    let full = "452 4.2.2 Over quota";
+    assert_eq!(
+        finding(Some(Stage::RcptTo), full).category,
+        Category::MailboxDisabledOrFull
+    );
+    let seq = "503 5.5.1 Error: send EHLO first";
+    assert_eq!(
+        finding(Some(Stage::Starttls), seq).category,
+        Category::ProtocolError
+    );
+    let unauth = "530 5.7.0 Unauthenticated senders not allowed";
+    assert_eq!(
+        finding(Some(Stage::MailFrom), unauth).category,
+        Category::AuthRequired
+    );
+    let loop_ = "554 5.4.0 Hop count exceeded - possible mail loop";
+    assert_eq!(
+        finding(Some(Stage::EndOfData), loop_).category,
+        Category::ConnectorOrRouting
+    );
+}
+
+/// Unsure says `other`, low, with the closest reading as the runner-up.
+#[test]
+fn an_unsure_classifier_says_other() {
+    let f = finding(Some(Stage::RcptTo), "550 5.7.1 Access denied");
+    assert_eq!(f.category, Category::Other);
+    assert_eq!(f.confidence, Confidence::Low);
+    assert_eq!(f.runner_up, Some(Category::PolicyOrTransportRule));
+    assert!(f
+        .cause
+        .contains("closest reading is policy_or_transport_rule"));
+}
+
+/// What the session knows: a server that does not claim the recipient's domain and refuses
+/// without a reason is probably refusing to relay; one that claims it and says "relay" is
+/// probably missing the domain from its own accepted domains.
+#[test]
+fn session_facts_weigh_a_refusal_at_rcpt() {
+    let bare = Reply::parse_text("550 5.7.1 Access denied").unwrap();
+    let not_ours = SessionFacts {
+        recipient_domain_claimed: Some(false),
+    };
+    let f = classify_in(Some(Stage::RcptTo), &bare, not_ours);
+    assert_eq!(f.category, Category::RelayDenied);
+    assert_eq!(f.confidence, Confidence::Medium);
+    let ours = SessionFacts {
+        recipient_domain_claimed: Some(true),
+    };
+    assert_eq!(
+        classify_in(Some(Stage::RcptTo), &bare, ours).category,
+        Category::Other
+    );
+    let relay = Reply::parse_text("554 5.7.1 <a@b.test>: Relay access denied").unwrap();
+    let f = classify_in(Some(Stage::RcptTo), &relay, ours);
+    assert_eq!(f.category, Category::RelayDenied);
+    assert_eq!(f.confidence, Confidence::Medium);
+    assert_eq!(f.runner_up, Some(Category::RecipientUnknown));
+    // Knowing nothing changes nothing.
+    assert_eq!(
+        classify_reply(Some(Stage::RcptTo), &relay).confidence,
+        Confidence::High
+    );
+}
+
+/// The registry table covers every subject of RFC 3463 and names its source.
+#[test]
+fn the_registry_is_whole() {
+    use super::super::registry::{meaning, REGISTRY};
+    for (subject, details) in [
+        (0, 0),
+        (1, 11),
+        (2, 4),
+        (3, 6),
+        (4, 7),
+        (5, 6),
+        (6, 10),
+        (7, 30),
+    ] {
+        for detail in 0..=details {
+            if subject == 0 && detail > 0 {
+                continue;
+            }
+            assert!(meaning(subject, detail).is_some(), "X.{subject}.{detail}");
+        }
+    }
+    assert!(REGISTRY
+        .iter()
+        .all(|r| r.source.contains("RFC") || r.source.contains("IANA")));
+}
