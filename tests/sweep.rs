@@ -275,6 +275,20 @@ async fn report_summarises_the_shards_of_a_sweep() {
     assert!(page.contains("<td>connector_or_routing</td>"));
     assert!(page.contains("not a host name or IP address"));
     assert!(page.contains("TLSv1.3, verified"));
+    // The same summary as JSON (validated against docs/schema/report.schema.json).
+    let mut args: Vec<String> = vec!["report".into(), "--json".into()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let run = lab::mxtrace_blocking(args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["command"], "report");
+    assert_eq!(
+        (v["passed"].as_u64(), v["failed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(v["invalid"], 1);
+    assert_eq!(v["failed_by_category"]["connector_or_routing"], 1);
+    assert_eq!(v["rows"].as_array().map(Vec::len), Some(4));
 }
 
 #[tokio::test]

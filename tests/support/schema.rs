@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// The commands whose output has a schema: docs/schema/COMMAND.schema.json.
-pub const COMMANDS: [&str; 11] = [
+pub const COMMANDS: [&str; 12] = [
     "probe",
     "trace",
     "run",
@@ -21,6 +21,7 @@ pub const COMMANDS: [&str; 11] = [
     "sweep",
     "watch",
     "roundtrip",
+    "report",
     "dns",
     "headers",
     "explain",

@@ -132,6 +132,14 @@ impl Job {
         })
     }
 
+    /// How the job's settings were written (flags or keys), for advice that names them.
+    pub fn naming(&self) -> Naming {
+        match self {
+            Job::Probe(o) => o.naming,
+            Job::Trace(o) => o.probe.naming,
+        }
+    }
+
     /// The job's probes sharing TLS configurations through `cache` (a sweep's targets).
     pub fn with_tls_cache(mut self, cache: Arc<mxtrace_net::tls::ConfigCache>) -> Job {
         match &mut self {

@@ -13,7 +13,7 @@ use crate::oauth::{self, OAuthError, OAuthOptions, TokenSource};
 use mxtrace_net::imap::{Credentials, ImapError};
 use mxtrace_proto::secret::Secret;
 use mxtrace_proto::spec::{
-    AuthMech, OAuthGrant, SessionSpec, SpecError, ENTRA_IMAP_DELEGATED_SCOPE,
+    reword, AuthMech, Naming, OAuthGrant, SessionSpec, SpecError, ENTRA_IMAP_DELEGATED_SCOPE,
 };
 
 /// What a mailbox logs in with.
@@ -154,7 +154,7 @@ impl MailboxOptions {
 
 /// What a refused login means, for a token (a password's refusal says enough): the decoded
 /// error challenge's meaning, or every usual cause, then the steps.
-pub(super) fn login_hint(e: &ImapError, login: &MailboxLogin) -> Vec<String> {
+pub(super) fn login_hint(e: &ImapError, login: &MailboxLogin, naming: Naming) -> Vec<String> {
     let ImapError::Login { challenge, .. } = e else {
         return Vec::new();
     };
@@ -165,22 +165,23 @@ pub(super) fn login_hint(e: &ImapError, login: &MailboxLogin) -> Vec<String> {
         .as_ref()
         .map(|c| (c.status.as_str(), c.scope.as_deref()));
     let (cause, steps) = mxtrace_knowledge::explain_imap_token_refusal(c);
-    lines(cause, &steps)
+    lines(cause, &steps, naming)
 }
 
 /// Why no token was had, and what to do.
-pub(super) fn token_hint(e: &OAuthError) -> Vec<String> {
+pub(super) fn token_hint(e: &OAuthError, naming: Naming) -> Vec<String> {
     let (cause, steps) = mxtrace_knowledge::explain_mailbox_token_error(&e.to_string());
-    lines(cause, &steps)
+    lines(cause, &steps, naming)
 }
 
-fn lines(cause: String, steps: &[&str]) -> Vec<String> {
-    let mut out = vec![cause];
+/// The cause, then numbered steps, each setting worded as the user wrote them.
+fn lines(cause: String, steps: &[&str], naming: Naming) -> Vec<String> {
+    let mut out = vec![reword(&cause, naming)];
     out.extend(
         steps
             .iter()
             .enumerate()
-            .map(|(i, s)| format!("{}. {s}", i + 1)),
+            .map(|(i, s)| format!("{}. {}", i + 1, reword(s, naming))),
     );
     out
 }

@@ -23,6 +23,7 @@ use mxtrace_proto::mailbox::MailboxUrl;
 use mxtrace_proto::model::roundtrip::{RoundtripReport, Sent};
 use mxtrace_proto::model::{JobReport, ProbeReport, Scenario, Stage};
 use mxtrace_proto::secret::Secret;
+use mxtrace_proto::spec::Naming;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
@@ -140,9 +141,9 @@ pub fn prepare(job: &mut Job, probe_id: &str) {
 pub async fn roundtrip(o: &RoundtripOptions) -> Result<RoundtripReport, RoundtripError> {
     let t0 = Instant::now();
     let started_at = SystemTime::now();
-    let mut main = open(&o.mailbox, "mailbox", t0).await?;
+    let mut main = open(&o.mailbox, "mailbox", t0, o.send.naming()).await?;
     let mut ndr = match &o.ndr_mailbox {
-        Some(m) => match open(m, "ndr_mailbox", t0).await {
+        Some(m) => match open(m, "ndr_mailbox", t0, o.send.naming()).await {
             Ok(x) => Some(x),
             Err(e) => {
                 main.conn.logout().await;
@@ -201,20 +202,25 @@ pub async fn roundtrip(o: &RoundtripOptions) -> Result<RoundtripReport, Roundtri
 
 /// Logs in to one mailbox: the token had first (a token that cannot be had is explained),
 /// then the login (a refused token is explained).
-async fn open(o: &MailboxOptions, label: &str, t0: Instant) -> Result<Mailbox, RoundtripError> {
+async fn open(
+    o: &MailboxOptions,
+    label: &str,
+    t0: Instant,
+    naming: Naming,
+) -> Result<Mailbox, RoundtripError> {
     let creds = o
         .credentials()
         .await
         .map_err(|source| RoundtripError::MailboxToken {
             url: o.url.to_string(),
-            hint: login::token_hint(&source),
+            hint: login::token_hint(&source, naming),
             source,
         })?;
     Mailbox::open(o, &creds, label, t0)
         .await
         .map_err(|(source, _log)| RoundtripError::Mailbox {
             url: o.url.to_string(),
-            hint: login::login_hint(&source, &o.login),
+            hint: login::login_hint(&source, &o.login, naming),
             source,
         })
 }

@@ -13,6 +13,7 @@ pub const SLOWEST: usize = 5;
 
 /// Every target of the files read, once (a target in several files: the last line wins).
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FleetReport {
     pub files: Vec<String>,
     pub passed: usize,
@@ -28,6 +29,7 @@ pub struct FleetReport {
 
 /// One target's result, reduced to what a fleet table shows.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FleetRow {
     /// The normalised target (`probe HOST:PORT`, `trace DOMAIN`, or the line as written).
     pub input: String,

@@ -9,6 +9,7 @@
 
 use super::demo::DemoReport;
 use super::diff::DiffReport;
+use super::fleet::FleetReport;
 use super::headers::HeadersReport;
 use super::posture::PostureReport;
 use super::roundtrip::RoundtripReport;
@@ -36,7 +37,7 @@ struct Output {
     body: fn() -> Schema,
 }
 
-const OUTPUTS: [Output; 11] = [
+const OUTPUTS: [Output; 12] = [
     Output {
         command: "probe",
         envelope: Envelope::Result(&["probe"]),
@@ -95,6 +96,14 @@ const OUTPUTS: [Output; 11] = [
             over IMAP, and what its delivered copy (or bounce) says: delivery and its times, \
             the path, the receiving side's verdicts, findings, cleanup and the IMAP dialogue.",
         body: root::<RoundtripReport>,
+    },
+    Output {
+        command: "report",
+        envelope: Envelope::Result(&["report"]),
+        description: "`mxtrace report --json` over a sweep's JSON lines: the fleet's counts \
+            (passed, failed by category, invalid, repeated) and a row per target (verdict, \
+            category, time, TLS, the certificate that expires first).",
+        body: root::<FleetReport>,
     },
     Output {
         command: "dns",
