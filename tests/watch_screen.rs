@@ -195,3 +195,22 @@ fn ctrl_c_gives_the_terminal_back() {
     assert!(s.contains("interrupted"), "{s}");
     assert_eq!(t.flags(), "0 1", "{s}");
 }
+
+/// A panic in the live screen (forced in debug builds by MXTRACE_TEST_SCREEN_PANIC) gives the
+/// terminal back, prints the panic, stops the watch and exits 3 (internal error).
+#[test]
+fn a_panic_gives_the_terminal_back() {
+    let a = ScriptedPeer::spawn_thread(30, |_| session());
+    let command = format!(
+        "MXTRACE_TEST_SCREEN_PANIC=1 RUST_BACKTRACE=0 {}",
+        watch_command(&[a.addr.to_string()])
+    );
+    let Some(t) = Tmux::start("panic", &command) else {
+        return;
+    };
+    let s = t.wait_for("EXIT=");
+    assert!(s.contains("EXIT=3"), "{s}");
+    assert!(s.contains("a panic forced by the test"), "{s}");
+    assert!(s.contains("internal error"), "{s}");
+    assert_eq!(t.flags(), "0 1", "main screen, cursor shown:\n{s}");
+}

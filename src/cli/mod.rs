@@ -899,6 +899,10 @@ pub enum CliError {
     /// Boxed: it carries an IMAP or OAuth error and its explanation.
     #[error(transparent)]
     Roundtrip(Box<mxtrace_core::roundtrip::RoundtripError>),
+    #[error(
+        "watch's live screen failed (the panic above); the watch was stopped, its report saved"
+    )]
+    ScreenPanicked,
 }
 
 impl From<mxtrace_core::roundtrip::RoundtripError> for CliError {
@@ -913,6 +917,7 @@ impl CliError {
         match self {
             CliError::Demo(DemoError::FaultNotPlayed { .. }) => USAGE,
             CliError::Demo(_) | CliError::Io { .. } | CliError::Json(_) => INTERNAL,
+            CliError::ScreenPanicked => INTERNAL,
             CliError::Sweep(mxtrace_core::sweep::SweepError::Output(_)) => INTERNAL,
             _ => USAGE,
         }

@@ -145,11 +145,12 @@ pub fn run(
     });
     let clock = Arc::new(TokioClock::new());
     let prober = Arc::new(watch::Engine);
+    let mut screen_ok = true;
     let report = match mode {
         Mode::Screen => {
             let mut sink = screen::Screen::start(&targets, &opts, control)?;
             let r = rt.block_on(watch::run(targets, &opts, clock, prober, &mut sink, rx));
-            sink.finish();
+            screen_ok = sink.finish();
             let r = r?;
             super::dispatch::emit(lines::summary(&r).as_bytes())?;
             r
@@ -163,6 +164,9 @@ pub fn run(
     };
     rt.shutdown_background();
     save(&report, json_file, html)?;
+    if !screen_ok {
+        return Err(CliError::ScreenPanicked);
+    }
     Ok(if report.verdict.passed {
         exit::PASS
     } else {

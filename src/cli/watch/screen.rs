@@ -20,7 +20,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 use ratatui::{Frame, Terminal};
 use std::io::Stdout;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
@@ -40,6 +43,8 @@ struct View {
 pub struct Screen {
     tx: Option<Sender<View>>,
     thread: Option<JoinHandle<()>>,
+    /// The screen thread panicked: the watch was stopped, the terminal given back.
+    panicked: Arc<AtomicBool>,
 }
 
 impl Screen {
@@ -72,25 +77,37 @@ impl Screen {
             paused: false,
             started: Instant::now(),
         };
+        let panicked = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&panicked);
         let thread = std::thread::Builder::new()
             .name("watch-screen".into())
             .spawn(move || {
-                ui.run(term, &rx, &control);
+                // A panic here would leave the watch running blind: it stops the watch
+                // instead, and `finish` reports it (the hook has printed it).
+                let run =
+                    std::panic::catch_unwind(AssertUnwindSafe(|| ui.run(term, &rx, &control)));
                 leave();
+                if run.is_err() {
+                    flag.store(true, Ordering::SeqCst);
+                    let _ = control.send(Control::Stop);
+                }
             })
             .map_err(io)?;
         Ok(Screen {
             tx: Some(tx),
             thread: Some(thread),
+            panicked,
         })
     }
 
-    /// Closes the screen and gives the terminal back as it was.
-    pub fn finish(mut self) {
+    /// Closes the screen and gives the terminal back as it was; false when the screen
+    /// panicked (an internal error, the watch's results still saved).
+    pub fn finish(mut self) -> bool {
         self.tx.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        !self.panicked.load(Ordering::SeqCst)
     }
 
     fn send(&mut self, state: &WatchState, now_ms: f64) {
@@ -125,7 +142,12 @@ impl Sink for Screen {
     }
 }
 
+/// Whether the terminal is ours: leaving twice would restore the cursor saved on entering
+/// (DECSET 1049) a second time, over what was printed in between (a panic's message).
+static ON_SCREEN: AtomicBool = AtomicBool::new(false);
+
 fn enter() -> std::io::Result<()> {
+    ON_SCREEN.store(true, Ordering::SeqCst);
     terminal::enable_raw_mode()?;
     execute!(
         std::io::stdout(),
@@ -134,8 +156,11 @@ fn enter() -> std::io::Result<()> {
     )
 }
 
-/// Main screen, cursor shown, cooked mode. Safe to call twice.
+/// Main screen, cursor shown, cooked mode. Safe to call twice: the second does nothing.
 fn leave() {
+    if !ON_SCREEN.swap(false, Ordering::SeqCst) {
+        return;
+    }
     let _ = execute!(
         std::io::stdout(),
         terminal::LeaveAlternateScreen,
@@ -151,6 +176,15 @@ fn install_panic_hook() {
         leave();
         previous(info);
     }));
+}
+
+/// Debug builds only: `MXTRACE_TEST_SCREEN_PANIC=1` panics once a probe is on screen, so a
+/// test can pin that a panic gives the terminal back (tests/watch_screen.rs).
+#[allow(clippy::panic)]
+fn forced_panic(drawn: bool) {
+    if cfg!(debug_assertions) && drawn && std::env::var_os("MXTRACE_TEST_SCREEN_PANIC").is_some() {
+        panic!("MXTRACE_TEST_SCREEN_PANIC: a panic forced by the test");
+    }
 }
 
 struct Ui {
@@ -173,6 +207,7 @@ impl Ui {
             if term.draw(|f| self.draw(f)).is_err() {
                 return;
             }
+            forced_panic(self.view.is_some());
             // Keys first, without waiting; then news from the watch, up to one tick.
             while event::poll(Duration::ZERO).unwrap_or(false) {
                 if let Ok(Event::Key(k)) = event::read() {
