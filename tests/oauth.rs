@@ -164,6 +164,60 @@ fn good_tokens(t: &mut Lab, oauth: &OAuthServer) {
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(auth(&j)["reply"]["code"], 235);
+
+    // The same client with its certificate instead of the secret: a client assertion (RFC
+    // 7523, PS256) that Glewlwyd checks against the client's public key (private_key_jwt).
+    let (cert, key) = (
+        oauth.get("OAUTH_CLIENT_CERT"),
+        oauth.get("OAUTH_CLIENT_KEY"),
+    );
+    let cert_args = [
+        "--auth-user",
+        "mxtrace-test",
+        "--oauth-token-url",
+        &url,
+        "--oauth-client-id",
+        "mxtrace-test",
+        "--oauth-client-cert",
+        cert,
+        "--oauth-client-key",
+        key,
+        "--oauth-scope",
+        "mail-client",
+    ];
+    // Glewlwyd 2.7 grants the token but records a client-credentials token's client from HTTP
+    // Basic authentication only (`serialize_access_token(..., request->auth_basic_user, ...)`
+    // in its protocol_oidc.c), so Dovecot's introspection, limited to the client's own tokens,
+    // finds none and the AUTH is refused: what is pinned here is the token endpoint's answer.
+    let (r, j) = t.probe_json(&cert_args, &[]);
+    let a = auth(&j);
+    assert_eq!(a["sent"][0], "AUTH XOAUTH2 <redacted>", "{}", r.stderr);
+    let code = a["reply"]["code"].as_u64();
+    assert!(matches!(code, Some(235 | 535)), "{code:?}: {}", r.stdout);
+    // Another key than the registered one: the assertion is refused at the token endpoint.
+    let other = t.dir.join("other-key.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&other)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let other = other.to_string_lossy().into_owned();
+    let mut wrong = cert_args.to_vec();
+    wrong[9] = &other;
+    let r = t.probe(&wrong, &[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r
+        .stdout
+        .contains("no OAuth access token, so no AUTH was sent: token endpoint"));
 }
 
 /// RFC 8628: the prompt on stderr, `server.sh approve` answering it in the background, then

@@ -140,6 +140,14 @@ start() {
     { echo "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; BEGIN;"; zcat "$sql"; echo "COMMIT;"; } \
         | sqlite3 "$dir/glewlwyd.db" >/dev/null
     key="$(openssl rand -hex 32)"
+    # The client's certificate credential (RFC 7523 private_key_jwt, as an Entra ID app's
+    # certificate): an RSA key, a self-signed certificate, and the public key Glewlwyd checks
+    # client assertions with (the client's `pubkey` property).
+    openssl req -x509 -new -nodes -newkey rsa:2048 -keyout "$dir/client-key.pem" \
+        -out "$dir/client-cert.pem" -subj "/CN=$CLIENT_ID" -days 2 2>/dev/null \
+        || fail_start "$dir" "client certificate"
+    local pubkey
+    pubkey="$(openssl x509 -in "$dir/client-cert.pem" -pubkey -noout | awk '{printf "%s\\n", $0}')"
     local tls_conf=""
     if [ "${MXTRACE_OAUTH_TLS:-}" = 1 ]; then
         scheme=https
@@ -208,14 +216,16 @@ EOF
         \"allow-non-oidc\":true,\"auth-type-client-enabled\":true,\"auth-type-password-enabled\":true,
         \"auth-type-code-enabled\":true,\"auth-type-refresh-enabled\":true,\"auth-type-device-enabled\":true,
         \"device-authorization-expiration\":600,\"device-authorization-interval\":1,
-        \"introspection-revocation-allowed\":true,\"introspection-revocation-allow-target-client\":true}}" \
+        \"introspection-revocation-allowed\":true,\"introspection-revocation-allow-target-client\":true,
+        \"request-parameter-allow\":true,\"client-pubkey-parameter\":\"pubkey\"}}" \
         || fail_start "$dir" "oidc plugin"
     # A confidential client: token_endpoint_auth_method must list the methods, else Glewlwyd
     # refuses every authentication of a confidential client. The client's own scope list is
     # what the client-credentials grant may have; client_credentials is also what lets it
     # introspect its tokens.
     admin_api "$dir" POST client/ "{\"client_id\":\"$CLIENT_ID\",\"name\":\"mxtrace tests\",\"confidential\":true,\"enabled\":true,
-        \"client_secret\":\"$CLIENT_SECRET\",\"token_endpoint_auth_method\":[\"client_secret_basic\",\"client_secret_post\"],
+        \"client_secret\":\"$CLIENT_SECRET\",\"pubkey\":\"$pubkey\",
+        \"token_endpoint_auth_method\":[\"client_secret_basic\",\"client_secret_post\",\"private_key_jwt\"],
         \"authorization_type\":[\"client_credentials\",\"password\",\"device_authorization\",\"refresh_token\",\"code\"],
         \"redirect_uri\":[\"http://127.0.0.1/callback\"],\"scope\":[\"$CLIENT_SCOPE\"]}" \
         || fail_start "$dir" "client $CLIENT_ID"
@@ -236,6 +246,8 @@ OAUTH_REVOKE_URL=$base/api/$PLUGIN/revoke
 OAUTH_DEVICE_URL=$base/api/$PLUGIN/device_authorization
 OAUTH_CLIENT_ID=$CLIENT_ID
 OAUTH_CLIENT_SECRET=$CLIENT_SECRET
+OAUTH_CLIENT_CERT=$dir/client-cert.pem
+OAUTH_CLIENT_KEY=$dir/client-key.pem
 OAUTH_CLIENT_SCOPE=$CLIENT_SCOPE
 OAUTH_USER=$OAUTH_USER
 OAUTH_PASSWORD=$OAUTH_PASSWORD
