@@ -209,32 +209,45 @@ fn imap_steps(pki: &TestPki) -> Vec<Step> {
             "* LIST (\\HasNoChildren) \"/\" \"Junk Email\"",
         ],
     ));
-    s.extend(answer("a3", "EXAMINE \"Junk Email\"", &["* 0 EXISTS"]));
+    s.extend(answer("a3", "EXAMINE \"Junk Email\"", &["* 1 EXISTS"]));
+    // Junk: the id header is not found; by the subject, a message that quotes the probe's
+    // subject (a reply, a bounce) without carrying its id header: not the probe.
     s.extend(answer(
         "a4",
         "UID SEARCH HEADER X-Mxtrace-Probe \"mxt-",
         &["* SEARCH"],
     ));
-    s.extend(answer("a5", "EXAMINE \"INBOX\"", &["* 3 EXISTS"]));
+    s.extend(answer("a5", "UID SEARCH SUBJECT \"mxt-", &["* SEARCH 4"]));
+    s.extend(fetch_header("a6", 4, LOOKALIKE));
+    s.extend(answer("a7", "EXAMINE \"INBOX\"", &["* 3 EXISTS"]));
     s.extend(answer(
-        "a6",
+        "a8",
         "UID SEARCH HEADER X-Mxtrace-Probe \"mxt-",
         &["* SEARCH 7"],
     ));
-    s.extend(answer("a7", "EXAMINE \"INBOX\"", &[]));
-    s.push(expect("a8 UID FETCH 7 (BODY.PEEK[HEADER])"));
-    s.push(Step::Send(format!(
-        "* 3 FETCH (UID 7 BODY[HEADER] {{{}}}\r\n{HEADER})\r\n",
-        HEADER.len()
-    )));
-    s.push(line("a8 OK Fetch completed"));
+    s.extend(answer("a9", "EXAMINE \"INBOX\"", &[]));
+    s.extend(fetch_header("a10", 7, HEADER));
     // No UIDPLUS: nothing is deleted; then LOGOUT.
     s.extend([
-        expect("a9 LOGOUT"),
+        expect("a11 LOGOUT"),
         line("* BYE bye"),
-        line("a9 OK Logout completed"),
+        line("a11 OK Logout completed"),
     ]);
     s
+}
+
+/// A reply that quotes the probe's subject: found by SUBJECT, refused by its header.
+const LOOKALIKE: &str = "Subject: RE: mxtrace probe\r\nFrom: someone@contoso.test\r\n\r\n";
+
+fn fetch_header(tag: &str, uid: u32, header: &str) -> Vec<Step> {
+    vec![
+        expect(&format!("{tag} UID FETCH {uid} (BODY.PEEK[HEADER])")),
+        Step::Send(format!(
+            "* 1 FETCH (UID {uid} BODY[HEADER] {{{}}}\r\n{header})\r\n",
+            header.len()
+        )),
+        line(&format!("{tag} OK Fetch completed")),
+    ]
 }
 
 #[test]

@@ -20,6 +20,26 @@ const MAX_STEP: Duration = Duration::from_secs(8);
 /// Bounces are read up to this size: the report parts come first, the returned message last.
 pub const BOUNCE_BYTES: u32 = 512 * 1024;
 
+/// At most this many messages whose subject holds the id are checked, newest first.
+const SUBJECT_CANDIDATES: usize = 5;
+
+/// A search the server refused (NO or BAD) found nothing; other errors stay errors.
+fn refused_as_none<T>(r: Result<T, ImapError>) -> Result<Option<T>, ImapError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(ImapError::Refused { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the message header `raw` has the id header with the value `id`.
+fn carries_id(raw: &[u8], id: &str) -> bool {
+    mail_parser::MessageParser::default()
+        .parse_headers(raw)
+        .and_then(|m| m.header_raw(ID_HEADER).map(|v| v.trim() == id))
+        .unwrap_or(false)
+}
+
 /// Where a message was found.
 #[derive(Debug, Clone)]
 pub struct Location {
@@ -95,6 +115,50 @@ impl Mailbox {
         Ok(found)
     }
 
+    /// Looks for the probe message `id` in Junk and INBOX: by its id header (SEARCH HEADER);
+    /// where that finds nothing or is refused (servers whose search does not reach every
+    /// header field: reported of Yahoo and Exchange), by the id in its subject, a candidate
+    /// counting only once its own header carries the id (a bounce quoting the subject does not).
+    pub async fn locate_probe(&mut self, id: &str) -> Result<Option<Location>, ImapError> {
+        let header = format!("HEADER {ID_HEADER}");
+        let mut found = None;
+        for (folder, kind) in self.folders() {
+            self.conn.open_folder(&folder, false).await?;
+            let mut uid = refused_as_none(self.conn.uid_search(&[(&header, id)]).await)?
+                .and_then(|u| u.first().copied());
+            if uid.is_none() {
+                uid = self.by_subject(id).await?;
+            }
+            if let (None, Some(uid)) = (&found, uid) {
+                found = Some(Location {
+                    folder,
+                    kind,
+                    uid,
+                    seen_at: std::time::SystemTime::now(),
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    /// The newest message of the open folder whose subject holds `id` and whose header
+    /// carries it in the id header.
+    async fn by_subject(&mut self, id: &str) -> Result<Option<u32>, ImapError> {
+        let uids = refused_as_none(self.conn.uid_search(&[("SUBJECT", id)]).await)?;
+        for uid in uids
+            .unwrap_or_default()
+            .into_iter()
+            .rev()
+            .take(SUBJECT_CANDIDATES)
+        {
+            let header = self.conn.uid_fetch(uid, None).await?;
+            if header.as_deref().is_some_and(|h| carries_id(h, id)) {
+                return Ok(Some(uid));
+            }
+        }
+        Ok(None)
+    }
+
     /// Waits up to `step` for something to happen: IDLE on INBOX when offered, else a pause.
     pub async fn pause(&mut self, step: Duration) -> Result<(), ImapError> {
         if self.summary.idle {
@@ -156,4 +220,35 @@ pub fn grow(step: Duration) -> Duration {
 
 pub fn first_step() -> Duration {
     FIRST_STEP
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_id_header_identifies_the_probe() {
+        let id = "mxt-0123abcd";
+        let probe = format!("Subject: mxtrace probe {id}\r\nX-Mxtrace-Probe:\r\n {id}\r\n\r\n");
+        assert!(carries_id(probe.as_bytes(), id), "a folded field counts");
+        let bounce = format!(
+            "Subject: Undeliverable: mxtrace probe {id}\r\nContent-Type: multipart/report\r\n\r\n"
+        );
+        assert!(!carries_id(bounce.as_bytes(), id));
+        let other = "X-Mxtrace-Probe: mxt-other\r\n\r\n";
+        assert!(!carries_id(other.as_bytes(), id));
+        assert!(!carries_id(b"\xff\xfe not a header", id));
+    }
+
+    #[test]
+    fn a_refused_search_finds_nothing_and_other_errors_stay() {
+        let refused = ImapError::Refused {
+            command: "UID SEARCH".into(),
+            status: "NO".into(),
+            text: "not supported".into(),
+        };
+        assert!(matches!(refused_as_none::<()>(Err(refused)), Ok(None)));
+        let closed = ImapError::Closed("while searching");
+        assert!(refused_as_none::<()>(Err(closed)).is_err());
+    }
 }

@@ -245,11 +245,10 @@ enum Outcome {
 /// `within` passes.
 async fn wait(o: &RoundtripOptions, main: &mut Mailbox, mut ndr: Option<&mut Mailbox>) -> Outcome {
     let deadline = Instant::now() + o.within;
-    let header = format!("HEADER {ID_HEADER}");
     let not_probe = format!("NOT HEADER {ID_HEADER}");
     let mut step = mailbox::first_step();
     loop {
-        match main.locate(&[(&header, &o.probe_id)]).await {
+        match main.locate_probe(&o.probe_id).await {
             Ok(Some(l)) => return Outcome::Delivered(l),
             Ok(None) => {}
             Err(e) => return Outcome::Failed(format!("mailbox: {e}")),
