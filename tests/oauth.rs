@@ -92,6 +92,7 @@ fn oauth_smtp_auth_against_glewlwyd_postfix_and_dovecot() {
         outputs: Vec::new(),
     };
     good_tokens(&mut t, &oauth);
+    proxied_tokens(&mut t, &oauth);
     device_grant(&mut t, &oauth);
     refused_tokens(&mut t, &oauth);
     token_endpoint_failures(&mut t, &oauth);
@@ -147,21 +148,7 @@ fn good_tokens(t: &mut Lab, oauth: &OAuthServer) {
 
     let url = oauth.get("OAUTH_TOKEN_URL").to_string();
     assert!(url.starts_with("https://"));
-    let (r, j) = t.probe_json(
-        &[
-            "--auth-user",
-            "mxtrace-test",
-            "--oauth-token-url",
-            &url,
-            "--oauth-client-id",
-            "mxtrace-test",
-            "--oauth-client-secret-env",
-            "MXTRACE_SECRET",
-            "--oauth-scope",
-            "mail-client",
-        ],
-        &[("MXTRACE_SECRET", SECRET)],
-    );
+    let (r, j) = t.probe_json(&secret_grant(&url), &[("MXTRACE_SECRET", SECRET)]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(auth(&j)["reply"]["code"], 235);
 
@@ -218,6 +205,71 @@ fn good_tokens(t: &mut Lab, oauth: &OAuthServer) {
     assert!(r
         .stdout
         .contains("no OAuth access token, so no AUTH was sent: token endpoint"));
+}
+
+/// The client-credentials grant with the lab client's secret (from MXTRACE_SECRET).
+fn secret_grant(url: &str) -> [&str; 10] {
+    [
+        "--auth-user",
+        "mxtrace-test",
+        "--oauth-token-url",
+        url,
+        "--oauth-client-id",
+        "mxtrace-test",
+        "--oauth-client-secret-env",
+        "MXTRACE_SECRET",
+        "--oauth-scope",
+        "mail-client",
+    ]
+}
+
+/// The token fetched through HTTPS_PROXY (a real tinyproxy: CONNECT, TLS end to end); a proxy
+/// that cannot be reached is named and explained; NO_PROXY goes around it.
+fn proxied_tokens(t: &mut Lab, oauth: &OAuthServer) {
+    let Some(proxy) = support::oauth::TinyProxy::start(&t.dir) else {
+        return;
+    };
+    let url = oauth.get("OAUTH_TOKEN_URL").to_string();
+    let args = secret_grant(&url);
+    let via = proxy.url();
+    // NO_PROXY set empty: .ci/run exempts loopback for every other test.
+    let env = [
+        ("MXTRACE_SECRET", SECRET),
+        ("HTTPS_PROXY", via.as_str()),
+        ("NO_PROXY", ""),
+    ];
+    let (r, j) = t.probe_json(&args, &env);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(auth(&j)["reply"]["code"], 235);
+    let port = oauth.get("OAUTH_PORT");
+    let log = proxy.log_text();
+    assert!(
+        log.contains(&format!("CONNECT 127.0.0.1:{port}")),
+        "{log}\n{}",
+        r.stderr
+    );
+    // Nothing listens there: the proxy is named, with what to check.
+    let dead = [
+        ("MXTRACE_SECRET", SECRET),
+        ("HTTPS_PROXY", "http://127.0.0.1:1"),
+        ("NO_PROXY", ""),
+    ];
+    let r = t.probe(&args, &dead);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("proxy 127.0.0.1:1 (HTTPS_PROXY): cannot connect"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("Check HTTPS_PROXY"), "{}", r.stdout);
+    let around = [
+        ("MXTRACE_SECRET", SECRET),
+        ("HTTPS_PROXY", "http://127.0.0.1:1"),
+        ("NO_PROXY", "localhost,127.0.0.1"),
+    ];
+    let (r, _) = t.probe_json(&args, &around);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }
 
 /// RFC 8628: the prompt on stderr, `server.sh approve` answering it in the background, then

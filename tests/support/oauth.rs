@@ -1,7 +1,8 @@
 //! The OAuth 2.0 lab server (tests/support/oauth/server.sh: Glewlwyd on loopback) from Rust:
 //! started in a fresh directory on a free port, stopped by its pid (server.sh stop checks the
 //! pid's command line) when the guard drops. And a canned HTTP responder for what no real
-//! server here does: Entra ID's AADSTS error JSON, a token endpoint that hangs or fails.
+//! server here does: Entra ID's AADSTS error JSON, a token endpoint that hangs or fails. And
+//! a real HTTP proxy (tinyproxy) for HTTPS_PROXY.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -149,5 +150,68 @@ impl Responder {
             drop(held);
         });
         Responder { url }
+    }
+}
+
+/// tinyproxy on loopback (foreground, its own config and log in `dir`), killed by its pid.
+pub struct TinyProxy {
+    pub port: u16,
+    pub log: PathBuf,
+    child: std::process::Child,
+}
+
+impl TinyProxy {
+    /// Starts it, or None with "SKIPPED" (a failure under CI=true) when it is not installed.
+    pub fn start(dir: &Path) -> Option<TinyProxy> {
+        if !Path::new("/usr/bin/tinyproxy").exists() {
+            super::postfix::skip(
+                "tinyproxy is not installed (run tests/support/oauth/install.sh as root)",
+            );
+            return None;
+        }
+        let port = free_port();
+        let log = dir.join("tinyproxy.log");
+        let conf = dir.join("tinyproxy.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 20\n\
+                 LogFile \"{}\"\nLogLevel Connect\nAllow 127.0.0.1\n",
+                log.display()
+            ),
+        )
+        .expect("tinyproxy.conf");
+        let child = Command::new("/usr/bin/tinyproxy")
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start tinyproxy");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tinyproxy did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(TinyProxy { port, log, child })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for TinyProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

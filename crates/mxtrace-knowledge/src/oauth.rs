@@ -32,6 +32,7 @@ pub const IMAP_SCOPE_STEP: &str = "Ask for the scope the server names: for Excha
 pub const IMAP_MAILBOX: &str = "Check the mailbox's user (the USER of its imaps://USER@HOST): the mailbox the token may open (for an app's token, the mailbox its service principal has FullAccess on), with IMAP on for it (Exchange Online: Set-CASMailbox -Identity <mailbox> -ImapEnabled $true).";
 pub const MOVE_TO_OAUTH: &str = "Move this sender to OAuth: register an app in Entra ID with SMTP.SendAsApp (or SMTP.Send for a user), then probe with {setting:auth_mech=xoauth2} and {setting:oauth_tenant}/{setting:oauth_client_id} (docs/oauth.md); or send through a connector or Azure Communication Services instead.";
 const ENDPOINT_REACH: &str = "Check that this machine reaches the token endpoint over HTTPS (login.microsoftonline.com for Entra ID): proxy, firewall, DNS; raise {setting:stage_timeout} for a slow one.";
+const PROXY: &str = "Check HTTPS_PROXY: the proxy must be reachable from this machine and allow CONNECT to the token endpoint on port 443 (login.microsoftonline.com for Entra ID); a proxy that wants a login takes it in the URL (http://user:password@proxy:3128); hosts reached without it go in NO_PROXY.";
 const ENDPOINT_CERT: &str = "The token endpoint's certificate must verify: add an internal CA with {setting:tls_ca_file}, or install it in the system store (SSL_CERT_FILE / SSL_CERT_DIR); a TLS-inspecting proxy needs its CA there too.";
 
 /// The finding for a password accepted by Exchange Online.
@@ -129,6 +130,8 @@ fn token_error(d: &str, what: &str) -> (String, Vec<&'static str>) {
         (format!("Microsoft Entra ID refused the token request with AADSTS{} ({}): {} No {what} was attempted.", row.code, row.meaning, row.cause), row.steps.to_vec())
     } else if let Some((code, cause, steps)) = OAUTH_ERRORS.iter().find(|(c, _, _)| d.contains(c)) {
         (format!("The authorization server refused the token request ({code}, {RFC6749}): {cause} No {what} was attempted."), steps.to_vec())
+    } else if d.contains("https_proxy") {
+        (format!("The proxy named by HTTPS_PROXY could not be used to reach the token endpoint (unreachable, or it refused the CONNECT tunnel), so there was no token and no {what} was attempted."), vec![PROXY])
     } else if d.contains("tls with") {
         ("The token endpoint's TLS certificate did not verify, so no token was requested (mxtrace verifies token endpoints strictly, against the same trust stores as SMTP).".to_string(), vec![ENDPOINT_CERT])
     } else if d.contains("no complete answer within")

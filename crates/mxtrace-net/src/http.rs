@@ -13,6 +13,10 @@
 //! reqwest would only take as an opaque preconfigured `ClientConfig`. hyper does the framing
 //! (chunked bodies, keep-alive off), so no HTTP parsing is written by hand.
 
+mod proxy;
+
+pub use proxy::Proxy;
+
 use crate::tls::{client_config, SharedRecord, TlsConfigError, TlsOptions, VerifyMode};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -123,6 +127,10 @@ pub enum HttpError {
     Redirect { status: u16, location: String },
     #[error("HTTP: {0}")]
     Protocol(String),
+    #[error("HTTPS_PROXY: {why}")]
+    ProxyUrl { why: String },
+    #[error("proxy {proxy} (HTTPS_PROXY): {why}")]
+    Proxy { proxy: String, why: String },
 }
 
 /// Makes one request within `opts.timeout`.
@@ -188,10 +196,15 @@ async fn exchange(t: &Target, req: Request<'_>, opts: &HttpOptions) -> Result<Re
     if !t.https && !t.loopback() {
         return Err(HttpError::Insecure { url: t.url.clone() });
     }
-    let tcp = connect(t, opts).await?;
     if !t.https {
+        let tcp = connect(t, opts).await?;
         return send(TokioIo::new(tcp), t, req, opts.max_body).await;
     }
+    // Through HTTPS_PROXY when one is set for this host (the proxy resolves the name).
+    let tcp = match Proxy::from_env(&t.host)? {
+        Some(p) => p.tunnel(&t.host, t.port).await?,
+        None => connect(t, opts).await?,
+    };
     let (config, record) = client_config(&TlsOptions {
         verify: VerifyMode::Strict,
         ca_file: opts.ca_file.clone(),

@@ -20,5 +20,7 @@ glewlwyd glewlwyd/config_type select No configuration
 SEL
 # dbconfig-no-thanks: else apt satisfies "dbconfig-mysql | dbconfig-sqlite3 | ... | dbconfig-no-thanks"
 # with its first choice, which pulls in a MySQL client.
-bash "$(dirname "${BASH_SOURCE[0]}")/../apt-no-start.sh" glewlwyd dbconfig-no-thanks sqlite3 curl openssl
+# tinyproxy-bin: the binary alone (no service), an HTTPS_PROXY for the token endpoint.
+bash "$(dirname "${BASH_SOURCE[0]}")/../apt-no-start.sh" glewlwyd dbconfig-no-thanks sqlite3 curl openssl tinyproxy-bin
 [ -x /usr/bin/glewlwyd ] || { echo "oauth/install.sh: glewlwyd still missing" >&2; exit 1; }
+[ -x /usr/bin/tinyproxy ] || { echo "oauth/install.sh: tinyproxy still missing" >&2; exit 1; }
