@@ -249,12 +249,18 @@ fn weigh(
     // Words are read without the codes' own documented meanings: a server that just repeats
     // "Delivery not authorized, message refused" for 5.7.1 has said nothing more.
     let words = strip_meanings(text.to_string(), enhanced, basic);
-    // A PHRASES row that matched on a single word counts as a word (it still comes before
-    // the WORDS table).
-    let (phrase, word) = match first(PHRASES, &words, stage, code) {
-        Some(r) if r.names_a_cause(&words) => (Some(Evidence::Text(r, Tier::Phrase)), None),
-        Some(r) => (None, Some(r)),
-        None => (None, first(WORDS, &words, stage, code)),
+    // A phrase that names a cause anywhere in PHRASES beats a PHRASES row that matched on a
+    // single word ("spoofed" must not hide "anti-spoofing policy"); such a row counts as a
+    // word, still before the WORDS table.
+    let phrase = PHRASES
+        .iter()
+        .find(|r| r.matches(&words, stage, code) && r.names_a_cause(&words));
+    let (phrase, word) = match phrase {
+        Some(r) => (Some(Evidence::Text(r, Tier::Phrase)), None),
+        None => (
+            None,
+            first(PHRASES, &words, stage, code).or_else(|| first(WORDS, &words, stage, code)),
+        ),
     };
     let word = word.map(|r| Evidence::Text(r, Tier::Keyword));
     let stage_alone = basic
@@ -280,11 +286,19 @@ fn weigh(
                 stage_alone.and_then(Evidence::category),
             )
         }
-        (None, None, Some(w)) => Verdict::new(w, Confidence::Medium, fallback),
+        // A single word, uncorroborated: "probably" where its cause is normally answered
+        // (families.rs `HOME`), a guess elsewhere.
+        (None, None, Some(w)) => {
+            let home = w.category().is_some_and(|c| at_home(c, stage));
+            let sure = if home { Confidence::Medium } else { Confidence::Low };
+            Verdict::new(w, sure, fallback)
+        }
         (None, None, None) => match coded.or(stage_alone) {
             Some(Evidence::Basic(b)) if b.sure => {
                 Verdict::new(Evidence::Basic(b), Confidence::High, None)
             }
+            // The basic code and the stage alone say what is usual there, not what happened.
+            Some(e @ Evidence::Basic(_)) => Verdict::new(e, Confidence::Low, None),
             Some(e) => Verdict::new(
                 e,
                 Confidence::Medium,

@@ -35,6 +35,9 @@ const DNSBL: &str = "RFC 5782 (DNS blacklists and whitelists): IP lists (DNSBL) 
 const HELO_DNS: &str = "RFC 5321 section 4.1.4 (the EHLO argument is the client's fully qualified name or an address literal) and Postfix reject_unknown_helo_hostname / reject_unknown_client_hostname (the name must resolve)";
 
 const NOT_MAIL: Stages = Stages::ANY.except(MAIL);
+/// Where a recipient can be judged: not at MAIL (the sender's) nor AUTH/STARTTLS (the client's
+/// credentials or TLS), where "unknown user" or "quota" mean something else.
+const RECIPIENT_STAGES: Stages = Stages::ANY.except(MAIL).except(AUTH).except(TLS);
 const NOT_AUTH: Stages = Stages::ANY.except(AUTH);
 const CONTENT_STAGES: Stages = DATA.or_unknown();
 const SESSION: Stages = BANNER.and(HELO).and(MAIL).and(RCPT).and(TLS);
@@ -171,7 +174,7 @@ pub static PHRASES: &[TextRule] = &[
         "The message is larger than a size limit on the receiving side.",
         RFC5321,
     )
-    .unless(&["mailbox is full", "mailbox full"]),
+    .unless(&["mailbox is full", "mailbox full", "mailbox size", "quota"]),
     // Quotas: the sender's queue or submissions is a rate limit, the recipient's mailbox is
     // full.
     TextRule::new(
@@ -182,12 +185,25 @@ pub static PHRASES: &[TextRule] = &[
     )
     .steps(&[RETRY]),
     TextRule::new(
-        &["mailbox full", "mailbox is full", "mailbox has exceeded", "full mailbox", "over quota", "overquota", "quota exceeded", "quotaexceeded", "exceeded quota", "exceeds quota", "exceeded its quota", "exceeded the quota", "quota exceed", "disk quota", "storage quota", "mailbox quota", "out of storage", "mailbox exceeds", "is over its", "account is full", "inbox is full", "exceeded storage", "over the allowed quota", "exceeded the storage"],
+        &["mailbox full", "mailbox is full", "mailbox has exceeded", "full mailbox", "over quota", "overquota", "quota exceeded", "quotaexceeded", "exceeded quota", "exceeds quota", "exceeded its quota", "exceeded the quota", "quota exceed", "disk quota", "storage quota", "mailbox quota", "out of storage", "mailbox exceeds", "is over its", "account is full", "inbox is full", "exceeded storage", "over the allowed quota", "exceeded the storage", "mailbox size limit", "mailbox size exceeded", "mailbox storage", "insufficient storage", "not enough storage", "no space left", "boite pleine", "boîte pleine", "destinataire pleine", "postfach voll", "buzón lleno", "casella piena"],
         MailboxDisabledOrFull,
         "The mailbox is full (over its storage quota).",
         RFC5321_QUOTA,
     )
-    .at(NOT_MAIL),
+    .unless(&["system storage", "insufficient system"])
+    .names()
+    .at(RECIPIENT_STAGES),
+    // A quota said of the recipient, in whatever words ("recipient rejected - extended quota
+    // violation"): the mailbox's quota, not the sender's.
+    TextRule::new(
+        &["quota"],
+        MailboxDisabledOrFull,
+        "The recipient's mailbox is over its storage quota.",
+        RFC5321_QUOTA,
+    )
+    .also(&["recipient", "mailbox", "#user", "account", "inbox", "destinataire"])
+    .unless(&["sender", "sending", "submission", "outgoing", "queue", "organization", "system"])
+    .at(RECIPIENT_STAGES),
     // Rates and volume.
     TextRule::new(
         &["rate limit", "ratelimit", "rate-limit", "rate limited", "throttl", "too many connections", "too many concurrent", "concurrent connections", "too many sessions", "too many messages", "too many recipients", "too many recipient", "too many mails", "too many emails", "too many tls", "too many new tls", "too many times", "sent too many", "too many transactions", "too many rcpt", "too many mail", "too many attempts", "connection limit", "limit exceeded", "limit reached", "exceeded the maximum number", "exceeded the limit", "max connections", "maximum connections", "per hour", "per minute", "per day", "per connection", "per session", "slow down", "too fast", "too quickly", "mail flood", "#flood", "too much mail", "unusual traffic", "unusual volume", "excessive"],
@@ -206,7 +222,7 @@ pub static PHRASES: &[TextRule] = &[
     .names()
     .layer(Layer::Tls),
     TextRule::new(
-        &["must issue a starttls", "issue starttls first", "starttls first", "starttls is required", "starttls required", "must use starttls", "must encrypt", "encryption required", "encryption is required", "encryption needed", "tls required", "tls is required", "requires tls", "tls encryption required", "secure connection required", "requires a secure connection", "must use tls", "only over tls", "only with tls", "plaintext", "cleartext", "unencrypted"],
+        &["must issue a starttls", "issue starttls first", "starttls first", "starttls is required", "starttls required", "must use starttls", "must encrypt", "encryption required", "encryption is required", "encryption needed", "tls required", "tls is required", "requires tls", "tls encryption required", "secure connection required", "requires a secure connection", "must use tls", "only over tls", "only with tls", "plaintext", "cleartext", "unencrypted", "encryption too weak", "encryption is too weak", "cipher too weak", "insufficient encryption", "weak encryption", "encryption strength", "not encrypted"],
         TlsRequired,
         "The server accepts this command only inside TLS: the client must issue STARTTLS first.",
         POSTFIX_TLS,
@@ -244,7 +260,8 @@ pub static PHRASES: &[TextRule] = &[
         ReputationOrRateLimited,
         "The receiving server is limiting or refusing this sender for its reputation.",
         RFC3463,
-    ),
+    )
+    .names(),
     // Content and spam.
     TextRule::new(
         &["#virus", "malware", "infected", "#phish", "phishing", "trojan", "banned attachment", "attachment", "executable", "banned file", "prohibited file", "dangerous", "credential leak", "impersonat"],
@@ -287,21 +304,25 @@ pub static PHRASES: &[TextRule] = &[
     .steps(&[PTR]),
     // The recipient's own rules.
     TextRule::new(
-        &["recipient preferences", "recipient's preferences", "blocked by recipient", "blocked by the recipient", "recipient has blocked", "user has blocked", "rejected by recipient", "recipient does not accept mail from", "restricted by policy", "rejected by policy", "policy violation", "violates policy", "transport rule", "mail flow rule", "sieve", "administratively denied", "administrative prohibition", "client host rejected: access denied", "recipient address rejected: access denied", "local policy", "due to policy", "policy reasons", "not authorized to receive", "not allowed to receive", "only accepts mail from"],
+        &["recipient preferences", "recipient's preferences", "blocked by recipient", "blocked by the recipient", "recipient has blocked", "user has blocked", "rejected by recipient", "recipient does not accept mail from", "restricted by policy", "rejected by policy", "policy violation", "violates policy", "transport rule", "mail flow rule", "sieve", "administratively denied", "administrative prohibition", "client host rejected: access denied", "recipient address rejected: access denied", "local policy", "due to policy", "policy reasons", "not authorized to receive", "not allowed to receive", "only accepts mail from", "blocked senders", "blocked sender list", "denied by policy", "blocked by policy", "against policy", "policy rejection", "by policy"],
         PolicyOrTransportRule,
         "A policy of the recipient or its organization (a mail flow rule, a sender restriction or the recipient's own block settings) refused this message.",
         RFC3463,
     )
     .steps(&[RULES, RECIPIENT_ADMIN]),
-    // Unknown recipients.
+    // "policy" with a verb of refusal, whoever's policy it is (security, email, anti-spoofing,
+    // local); the email-authentication, content, size and TLS families above come first.
     TextRule::new(
-        &["user unknown", "unknown user", "no such user", "no such recipient", "no such mailbox", "no such address", "unknown recipient", "recipient unknown", "recipient not found", "invalid recipient", "recipient invalid", "mailbox not found", "mailbox unknown", "mailbox does not exist", "user does not exist", "address does not exist", "account does not exist", "does not exist", "doesn't exist", "nonexistent", "non-existent", "no mailbox", "unknown address", "address unknown", "address not found", "invalid mailbox", "bad destination", "undeliverable address", "not our customer", "no longer valid", "addressee unknown", "unknown local", "marked as invalid", "not a valid recipient", "not a valid mailbox", "not a valid address", "invalid email address", "no such account", "no such alias", "unknown alias", "unknown local part", "not unique", "several matches", "ambiguous", "not a known user", "user not found", "no valid recipients", "unrouteable address", "unroutable address", "user invalid", "invalid user", "recipient address must", "address must contain", "bad recipient", "recipient address syntax", "not listed in", "address book", "no such person"],
-        RecipientUnknown,
-        "The recipient address is not known to the receiving server.",
+        &["policy", "policies"],
+        PolicyOrTransportRule,
+        "A policy of the receiving organization (an access, security or mail flow rule) refused this message.",
         RFC3463,
     )
-    .unless(&["sender"])
-    .at(NOT_MAIL),
+    .also(&["reject", "violat", "due to", "blocked", "denied", "refus", "not accepted", "not allowed", "prohibit"])
+    .unless(&["#dmarc", "#spf", "#dkim", "sender policy framework", "#spam", "#tls", "encrypt", "password", "quota", "#rate"])
+    .steps(&[RULES, RECIPIENT_ADMIN]),
+    // Disabled accounts before unknown users: "invalid mailbox ... account is disabled" names
+    // the more specific cause.
     TextRule::new(
         &["account is disabled", "account disabled", "accountdisabled", "mailbox is disabled", "mailbox disabled", "account has been disabled", "account is inactive", "mailbox is inactive", "account has been suspended", "account suspended", "no longer active", "account closed", "account is locked", "temporary locked", "temporarily locked", "mailbox unavailable for", "mailbox is unavailable", "not accepting mail", "relay address has been disabled"],
         MailboxDisabledOrFull,
@@ -309,9 +330,28 @@ pub static PHRASES: &[TextRule] = &[
         RFC3463,
     )
     .at(RCPT.and(DATA).or_unknown()),
+    // Unknown recipients.
+    TextRule::new(
+        &["user unknown", "unknown user", "no such user", "no such recipient", "no such mailbox", "no such address", "unknown recipient", "recipient unknown", "recipient not found", "invalid recipient", "recipient invalid", "mailbox not found", "mailbox unknown", "mailbox does not exist", "user does not exist", "address does not exist", "account does not exist", "does not exist", "doesn't exist", "nonexistent", "non-existent", "no mailbox", "unknown address", "address unknown", "address not found", "invalid mailbox", "bad destination", "undeliverable address", "not our customer", "no longer valid", "addressee unknown", "unknown local", "marked as invalid", "not a valid recipient", "not a valid mailbox", "not a valid address", "invalid email address", "no such account", "no such alias", "unknown alias", "unknown local part", "not unique", "several matches", "ambiguous", "not a known user", "user not found", "no valid recipients", "unrouteable address", "unroutable address", "user invalid", "invalid user", "recipient address must", "address must contain", "bad recipient", "recipient address syntax", "not listed in", "address book", "no such person", "invalid address", "invalid-recipient", "not in recipient list", "not in the recipient list", "unallocated", "unknown or illegal", "illegal alias", "destinataire inconnu", "adresse inconnue", "empfaenger unbekannt", "empfänger unbekannt", "usuario desconocido", "utente sconosciuto", "no existe"],
+        RecipientUnknown,
+        "The recipient address is not known to the receiving server.",
+        RFC3463,
+    )
+    .unless(&["sender", "absender"])
+    .at(RECIPIENT_STAGES),
+    // "This user doesn't have a <domain> account" (Yahoo and others).
+    TextRule::new(
+        &["doesn't have a", "does not have a", "does not have an", "doesn't have an", "has no account"],
+        RecipientUnknown,
+        "The recipient address has no account at the receiving provider.",
+        RFC3463,
+    )
+    .also(&["account", "mailbox"])
+    .unless(&["sender", "permission"])
+    .at(RECIPIENT_STAGES),
     // Relaying, with and without the word.
     TextRule::new(
-        &["relay access denied", "relaying denied", "relay denied", "relaying not allowed", "relay not allowed", "relay prohibited", "unable to relay", "not permitted to relay", "relaying mail to", "we do not relay", "relay traffic prohibited", "relay not permitted", "relaying is not", "not allowed to relay", "no relaying", "cannot relay", "can't relay", "open relay", "not in my list of allowed", "list of allowed hosts", "not accepting email for", "not accepting mail for", "not accept mail for", "cannot deliver mail for", "not handled here", "not hosted here", "not a local domain", "domain isn't in my list", "rcpthosts", "we do not serve", "not our domain", "not a domain we", "no such domain here", "not local", "allowed to be relayed", "be relayed"],
+        &["relay access denied", "relaying denied", "relay denied", "relaying not allowed", "relay not allowed", "relay prohibited", "unable to relay", "not permitted to relay", "relaying mail to", "we do not relay", "relay traffic prohibited", "relay not permitted", "relaying is not", "not allowed to relay", "no relaying", "cannot relay", "can't relay", "open relay", "not in my list of allowed", "list of allowed hosts", "not accepting email for", "not accepting mail for", "not accept mail for", "cannot deliver mail for", "not handled here", "not hosted here", "not a local domain", "domain isn't in my list", "rcpthosts", "we do not serve", "not our domain", "not a domain we", "no such domain here", "not local", "allowed to be relayed", "be relayed", "relaying disallowed", "relay disallowed", "relaying is disallowed", "relaying not permitted", "relay not authorized", "relaying not authorized"],
         RelayDenied,
         "The server refused to relay: the recipient domain is not one it accepts mail for, and this connection is not authorized to relay (no matching connector, IP or authentication).",
         POSTFIX,
@@ -385,7 +425,7 @@ pub static WORDS: &[TextRule] = &[
         "The server refused to relay for this connection.",
         POSTFIX,
     )
-    .also(&["denied", "not ", "prohibit", "unable", "refus", "reject", "forbidden", "permission"]),
+    .also(&["denied", "not ", "prohibit", "unable", "refus", "reject", "forbidden", "permission", "disallow"]),
     TextRule::new(
         &["starttls", "#tls", "#ssl", "encrypt", "secure"],
         TlsRequired,
