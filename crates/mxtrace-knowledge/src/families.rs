@@ -48,11 +48,13 @@ pub static PHRASES: &[TextRule] = &[
     // The client's own sequence or syntax, wherever it happens (STARTTLS before EHLO is not a
     // TLS failure).
     TextRule::new(
-        &["send ehlo first", "send helo first", "send helo/ehlo first", "send hello first", "say helo first", "ehlo first", "helo first", "need mail command", "need rcpt command", "mail first", "need mail before", "bad sequence", "out of sequence", "nested mail command", "introduce yourself", "use ehlo", "use helo", "before mail", "before rcpt", "needed first", "rcpt first", "already given", "already specified", "already established", "talk too soon", "talked too soon", "early talker", "pregreet", "no mail transaction", "transaction in progress", "not in a transaction", "no transaction", "not allowed during", "not permitted during", "during a mail transaction", "at this point", "in this state", "duplicate helo", "duplicate ehlo", "already authenticated", "already secured", "already active", "already running", "already in tls", "tls already", "already started"],
+        &["send ehlo first", "send helo first", "send helo/ehlo first", "send hello first", "say helo first", "ehlo first", "helo first", "need mail command", "need rcpt command", "mail first", "need mail before", "bad sequence", "out of sequence", "nested mail command", "introduce yourself", "use ehlo", "use helo", "before mail", "before rcpt", "needed first", "rcpt first", "already given", "already specified", "already established", "talk too soon", "talked too soon", "early talker", "pregreet", "no mail transaction", "transaction in progress", "not in a transaction", "no transaction", "not allowed during", "not permitted during", "during a mail transaction", "at this point", "in this state", "duplicate helo", "duplicate ehlo", "already authenticated", "already secured", "already active", "already running", "already in tls", "tls already", "already started", "can break rules, too"],
         ProtocolError,
         "The server received a command out of sequence (RFC 5321 section 4.1.4): the client did not greet first, repeated a command, or skipped MAIL or RCPT.",
         POSTFIX_SMTPD,
     )
+    // "Must issue a STARTTLS command before MAIL" is the TLS requirement, not a sequence error.
+    .unless(&["must issue a starttls", "must use starttls", "starttls required", "starttls is required", "authentication required", "authentication is required", "must authenticate"])
     .layer(Layer::SmtpSession),
     TextRule::new(
         &["not offered", "not advertised", "was not advertised"],
@@ -109,6 +111,16 @@ pub static PHRASES: &[TextRule] = &[
     )
     .also(&["missing", "duplicate", "only one", "multiple", "more than one", "invalid", "malformed", "required", "future", "in the past", "too far", "line is too long", "line too long", "not allowed", "bad ", "syntax", "non-compliant", "not compliant", "rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "rfc 822", "rfc822", "8-bit", "8bit", "8 bit", "specify no", " no ", "must ", "empty", "forged", "broken", "not valid", "unparsable", "non-ascii", "given", "without"])
     .unless(&["too large", "too big", "size", "exceeds", "ridiculously", "too many headers"]),
+    // The message format RFCs by number: RFC 821/5321 name the protocol, 822/2822/5322 the
+    // message, so "not RFC 5322 compliant" is content.
+    TextRule::new(
+        &["rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "rfc 822", "rfc822", "rfc-5322", "rfc-2822"],
+        ContentRejected,
+        "The message does not follow the Internet Message Format (RFC 5322), so the server refused it.",
+        RFC5322,
+    )
+    .also(&["complian", "conform", "violat", "invalid", "malformed", "format", "not valid", "does not"])
+    .at(CONTENT_STAGES),
     TextRule::new(
         &["smtplf", "bare lf", "bare line", "bare cr", "bare <lf>", "bare newline", "line feed", "line-feed", "linefeed", "lone lf", "lone cr"],
         ContentRejected,
@@ -146,7 +158,7 @@ pub static PHRASES: &[TextRule] = &[
     .at(NOT_AUTH)
     .layer(Layer::Auth),
     TextRule::new(
-        &["authentication failed", "authentication failure", "authentication unsuccessful", "auth failed", "authentication error", "invalid credentials", "bad credentials", "credentials invalid", "incorrect credentials", "wrong credentials", "login failed", "logon failure", "invalid login", "incorrect login", "bad login", "username and password", "username or password", "user or password", "password incorrect", "incorrect password", "invalid password", "wrong password", "password not accepted", "decode base64", "invalid base64", "base64", "channel binding", "authentication aborted", "authentication cancelled", "auth cancelled", "authentication mechanism", "unrecognized authentication", "unsupported authentication", "authentication type", "mechanism not supported", "unknown mechanism", "too many login attempts", "too many authentication", "too many auth", "unable to authenticate", "authorization failed", "exchange cancelled", "cancelled", "canceled"],
+        &["authentication failed", "authentication failure", "authentication unsuccessful", "auth failed", "authentication error", "invalid credentials", "bad credentials", "credentials invalid", "incorrect credentials", "wrong credentials", "login failed", "logon failure", "invalid login", "incorrect login", "bad login", "username and password", "username or password", "user or password", "password incorrect", "incorrect password", "invalid password", "wrong password", "password not accepted", "decode base64", "invalid base64", "base64", "channel binding", "authentication aborted", "auth aborted", "authentication cancelled", "auth cancelled", "authentication mechanism", "unrecognized authentication", "unsupported authentication", "authentication type", "mechanism not supported", "unknown mechanism", "too many login attempts", "too many authentication", "too many auth", "unable to authenticate", "authorization failed", "exchange cancelled", "cancelled", "canceled"],
         AuthFailed,
         "The server rejected the authentication attempt (credentials, mechanism or the exchange itself).",
         RFC4954_AUTH,
@@ -295,7 +307,7 @@ pub static PHRASES: &[TextRule] = &[
     .only(Classes::Transient),
     // DNS: the client's reverse DNS and EHLO name, a domain that does not resolve.
     TextRule::new(
-        &["reverse dns", "rdns", "#ptr", "ptr record", "cannot find your hostname", "cannot find your reverse hostname", "reverse hostname", "fcrdns", "forward-confirmed", "does not resolve", "doesn't resolve", "did not resolve", "could not resolve", "cannot resolve", "can't resolve", "unable to resolve", "not resolvable", "unresolvable", "host not found", "host unknown", "unknown host", "unrouteable mail domain", "unroutable mail domain", "unrouteable domain", "unroutable domain", "nonexistent domain", "non-existent domain", "domain not found", "no such domain", "domain does not exist", "domain doesn't exist", "nxdomain", "servfail", "name server", "nameserver", "lookup fail", "lookup error", "temporary lookup", "name service error", "dns query", "dns lookup", "dns error", "dns failure", "no mx", "mx lookup", "domain is not reachable", "domain not reachable", "valid sender domain", "not the same as the actual client", "helo command rejected", "invalid helo", "bad helo", "helo name", "ehlo name", "helo host name", "fully-qualified hostname", "fully qualified hostname", "fqdn"],
+        &["reverse dns", "rdns", "#ptr", "ptr record", "cannot find your hostname", "cannot find your reverse hostname", "reverse hostname", "fcrdns", "forward-confirmed", "does not resolve", "doesn't resolve", "did not resolve", "could not resolve", "cannot resolve", "can't resolve", "unable to resolve", "not resolvable", "unresolvable", "host not found", "host unknown", "unknown host", "unrouteable mail domain", "unroutable mail domain", "unrouteable domain", "unroutable domain", "nonexistent domain", "non-existent domain", "domain not found", "no such domain", "domain does not exist", "domain doesn't exist", "nxdomain", "servfail", "domain name not found", "name server", "nameserver", "lookup fail", "lookup error", "temporary lookup", "name service error", "dns query", "dns lookup", "dns error", "dns failure", "no mx", "mx lookup", "domain is not reachable", "domain not reachable", "valid sender domain", "not the same as the actual client", "helo command rejected", "invalid helo", "bad helo", "helo name", "ehlo name", "helo host name", "fully-qualified hostname", "fully qualified hostname", "fqdn"],
         DnsFailure,
         "A DNS check failed: the sending IP's reverse DNS, the EHLO name, or the sender or recipient domain does not resolve (or the lookup itself failed).",
         HELO_DNS,
