@@ -48,7 +48,7 @@ pub static PHRASES: &[TextRule] = &[
     // The client's own sequence or syntax, wherever it happens (STARTTLS before EHLO is not a
     // TLS failure).
     TextRule::new(
-        &["send ehlo first", "send helo first", "send helo/ehlo first", "send hello first", "say helo first", "ehlo first", "helo first", "need mail command", "need rcpt command", "mail first", "need mail before", "bad sequence", "out of sequence", "nested mail command", "introduce yourself", "use ehlo", "use helo", "before mail", "before rcpt", "needed first", "rcpt first", "already given", "already specified", "already established", "talk too soon", "talked too soon", "early talker", "pregreet", "no mail transaction", "transaction in progress", "not in a transaction", "no transaction", "not allowed during", "not permitted during", "during a mail transaction", "at this point", "in this state", "duplicate helo", "duplicate ehlo", "already authenticated", "already secured", "already active", "already running", "already in tls", "tls already", "already started", "can break rules, too"],
+        &["send ehlo first", "send helo first", "send helo/ehlo first", "send hello first", "say helo first", "ehlo first", "helo first", "need mail command", "need rcpt command", "mail first", "need mail before", "bad sequence", "out of sequence", "nested mail command", "introduce yourself", "use ehlo", "use helo", "before mail", "before rcpt", "needed first", "rcpt first", "already given", "already specified", "already established", "talk too soon", "talked too soon", "early talker", "pregreet", "before smtp greeting", "before greeting", "before the greeting", "before the banner", "transmitting before", "no mail transaction", "transaction in progress", "not in a transaction", "no transaction", "not allowed during", "not permitted during", "during a mail transaction", "at this point", "in this state", "duplicate helo", "duplicate ehlo", "already authenticated", "already secured", "already active", "already running", "already in tls", "tls already", "already started", "can break rules, too"],
         ProtocolError,
         "The server received a command out of sequence (RFC 5321 section 4.1.4): the client did not greet first, repeated a command, or skipped MAIL or RCPT.",
         POSTFIX_SMTPD,
@@ -109,7 +109,7 @@ pub static PHRASES: &[TextRule] = &[
         "The message's header does not follow RFC 5322 (a required field missing, a field that must be unique repeated, or a malformed field), so the server refused it.",
         RFC5322,
     )
-    .also(&["missing", "duplicate", "only one", "multiple", "more than one", "invalid", "malformed", "required", "future", "in the past", "too far", "line is too long", "line too long", "not allowed", "bad ", "syntax", "non-compliant", "not compliant", "rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "rfc 822", "rfc822", "8-bit", "8bit", "8 bit", "specify no", " no ", "must ", "empty", "forged", "broken", "not valid", "unparsable", "non-ascii", "given", "without"])
+    .also(&["missing", "require", "valid", "duplicate", "only one", "multiple", "more than one", "invalid", "malformed", "required", "future", "in the past", "too far", "line is too long", "line too long", "not allowed", "bad ", "syntax", "non-compliant", "not compliant", "rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "rfc 822", "rfc822", "8-bit", "8bit", "8 bit", "specify no", " no ", "must ", "empty", "forged", "broken", "not valid", "unparsable", "non-ascii", "given", "without"])
     .unless(&["too large", "too big", "size", "exceeds", "ridiculously", "too many headers"]),
     // The message format RFCs by number: RFC 821/5321 name the protocol, 822/2822/5322 the
     // message, so "not RFC 5322 compliant" is content.
@@ -122,7 +122,7 @@ pub static PHRASES: &[TextRule] = &[
     .also(&["complian", "conform", "violat", "invalid", "malformed", "format", "not valid", "does not"])
     .at(CONTENT_STAGES),
     TextRule::new(
-        &["smtplf", "bare lf", "bare line", "bare cr", "bare <lf>", "bare newline", "line feed", "line-feed", "linefeed", "lone lf", "lone cr"],
+        &["smtplf", "barelf", "bare lf", "bare line", "bare cr", "bare <lf>", "bare newline", "line feed", "line-feed", "linefeed", "lone lf", "lone cr"],
         ContentRejected,
         "The message data has line endings that are not CRLF (a bare LF or CR, RFC 5321 section 2.3.8), which the server refuses.",
         RFC5322,
@@ -135,7 +135,7 @@ pub static PHRASES: &[TextRule] = &[
         "A sender authentication check (SPF, DKIM or DMARC) could not be completed because a DNS lookup failed; the sender retries.",
         RFC7208,
     )
-    .also(&["temporary", "temperror", "tempfail", "try again", "dns error", "lookup failed", "dns failure", "timeout", "timed out", "servfail"])
+    .also(&["temporary", "temperror", "tempfail", "no response", "no answer", "try again", "dns error", "lookup failed", "dns failure", "timeout", "timed out", "servfail"])
     .unless(&["too many", "limit"])
     .only(Classes::Transient)
     .layer(Layer::Dns),
@@ -268,7 +268,7 @@ pub static PHRASES: &[TextRule] = &[
     .steps(&[DELIST_PUBLIC, PTR]),
     // Reputation, named as such.
     TextRule::new(
-        &["reputation", "complaints", "#spammer"],
+        &["reputation", "complaints", "#spammer", "#karma"],
         ReputationOrRateLimited,
         "The receiving server is limiting or refusing this sender for its reputation.",
         RFC3463,
@@ -276,7 +276,7 @@ pub static PHRASES: &[TextRule] = &[
     .names(),
     // Content and spam.
     TextRule::new(
-        &["#virus", "malware", "infected", "#phish", "phishing", "trojan", "banned attachment", "attachment", "executable", "banned file", "prohibited file", "dangerous", "credential leak", "impersonat"],
+        &["#virus", "malware", "infected", "#phish", "phishing", "trojan", "banned attachment", "attachment", "password-protected", "encrypted archive", "#zip", "executable", "banned file", "prohibited file", "dangerous", "credential leak", "impersonat"],
         ContentRejected,
         "The receiving filter refused the message content (malware, phishing or a forbidden attachment).",
         RFC3463,
@@ -286,6 +286,14 @@ pub static PHRASES: &[TextRule] = &[
         &["identified as spam", "classified as spam", "detected as spam", "marked as spam", "considered spam", "#spam", "spammy", "unsolicited", "#junk", "#uce", "bulk mail", "spam score", "content filter", "content policy", "message content", "too many mime parts", "mime parts", "mime structure", "#mime"],
         ContentRejected,
         "The receiving filter classified the message as spam, or refused its content.",
+        RFC3463,
+    )
+    .names()
+    .at(CONTENT_STAGES),
+    TextRule::new(
+        &["bounce message", "bounce return path", "bogus bounce", "backscatter", "a bounce", "this bounce"],
+        ContentRejected,
+        "The receiving filter judged the message a bogus bounce (backscatter): a real bounce has an empty return path and one recipient (RFC 3834).",
         RFC3463,
     )
     .names()
@@ -314,6 +322,16 @@ pub static PHRASES: &[TextRule] = &[
     )
     .layer(Layer::Dns)
     .steps(&[PTR]),
+    // A HELO that claims localhost or someone else's address literal.
+    TextRule::new(
+        &["not localhost", "forged", "plain ip", "ip literal"],
+        DnsFailure,
+        "The EHLO name is not this client's: it claims localhost, a bare IP or an address the connection does not come from (RFC 5321 section 4.1.4).",
+        HELO_DNS,
+    )
+    .at(HELO)
+    .names()
+    .layer(Layer::Dns),
     // The recipient's own rules.
     TextRule::new(
         &["recipient preferences", "recipient's preferences", "blocked by recipient", "blocked by the recipient", "recipient has blocked", "user has blocked", "rejected by recipient", "recipient does not accept mail from", "restricted by policy", "rejected by policy", "policy violation", "violates policy", "transport rule", "mail flow rule", "sieve", "administratively denied", "administrative prohibition", "client host rejected: access denied", "recipient address rejected: access denied", "local policy", "due to policy", "policy reasons", "not authorized to receive", "not allowed to receive", "only accepts mail from", "blocked senders", "blocked sender list", "denied by policy", "blocked by policy", "against policy", "policy rejection", "by policy"],
@@ -363,7 +381,7 @@ pub static PHRASES: &[TextRule] = &[
     .at(RECIPIENT_STAGES),
     // Relaying, with and without the word.
     TextRule::new(
-        &["relay access denied", "relaying denied", "relay denied", "relaying not allowed", "relay not allowed", "relay prohibited", "unable to relay", "not permitted to relay", "relaying mail to", "we do not relay", "relay traffic prohibited", "relay not permitted", "relaying is not", "not allowed to relay", "no relaying", "cannot relay", "can't relay", "open relay", "not in my list of allowed", "list of allowed hosts", "not accepting email for", "not accepting mail for", "not accept mail for", "cannot deliver mail for", "not handled here", "not hosted here", "not a local domain", "domain isn't in my list", "rcpthosts", "we do not serve", "not our domain", "not a domain we", "no such domain here", "not local", "allowed to be relayed", "be relayed", "relaying disallowed", "relay disallowed", "relaying is disallowed", "relaying not permitted", "relay not authorized", "relaying not authorized"],
+        &["relay access denied", "relaying denied", "relay denied", "relaying not allowed", "relay not allowed", "relay prohibited", "unable to relay", "not permitted to relay", "relaying mail to", "we do not relay", "relay traffic prohibited", "relay not permitted", "relaying is not", "not allowed to relay", "no relaying", "cannot relay", "can't relay", "open relay", "not in my list of allowed", "list of allowed hosts", "not accepting email for", "not accepting mail for", "not accept mail for", "cannot deliver mail for", "not handled here", "not hosted here", "not a local domain", "domain isn't in my list", "rcpthosts", "we do not serve", "not our domain", "not a domain we", "no such domain here", "#not local", "allowed to be relayed", "be relayed", "relaying disallowed", "relay disallowed", "relaying is disallowed", "relaying not permitted", "relay not authorized", "relaying not authorized"],
         RelayDenied,
         "The server refused to relay: the recipient domain is not one it accepts mail for, and this connection is not authorized to relay (no matching connector, IP or authentication).",
         POSTFIX,
@@ -403,7 +421,7 @@ pub static WORDS: &[TextRule] = &[
     )
     .at(SESSION),
     TextRule::new(
-        &["reputation", "complaint", "suspicious", "abuse", "poor"],
+        &["reputation", "complaint", "suspicious", "abuse", "poor", "naughty"],
         ReputationOrRateLimited,
         "The receiving server is limiting or refusing this sender for its reputation.",
         RFC3463,
@@ -523,6 +541,22 @@ pub static WORDS: &[TextRule] = &[
     )
     .steps(&[RULES, RECIPIENT_ADMIN]),
     TextRule::new(
+        &["temporarily denied", "temporarily rejected", "temporarily refused"],
+        Greylisted,
+        "A transient refusal of the envelope without a reason: most often greylisting, which accepts a retry after a few minutes.",
+        POSTGREY,
+    )
+    .only(Classes::Transient)
+    .at(MAIL.and(RCPT)),
+    TextRule::new(
+        &["not allowed", "denied", "rejected", "refused", "not accepted", "blocked"],
+        PolicyOrTransportRule,
+        "The server refused the greeting by an access rule (the client's name or address is on its deny list).",
+        RFC3463,
+    )
+    .at(HELO)
+    .steps(&[RULES]),
+    TextRule::new(
         &["try again", "try later", "retry", "temporar", "not available", "unavailable", "busy", "closing transmission channel"],
         ServiceUnavailable,
         "The receiving server reports a temporary inability to provide service.",
@@ -531,7 +565,7 @@ pub static WORDS: &[TextRule] = &[
     .only(Classes::Transient)
     .steps(&[SERVICE_HEALTH, RETRY]),
     TextRule::new(
-        &["syntax", "unrecognized", "unrecognised", "not recognized", "not implemented", "unimplemented", "not supported", "unsupported", "line too long", "pipelining", "protocol", "invalid command", "unknown command", "command not", "parameter", "argument", "expected", "#bdat", "chunking", "binarymime", "xclient", "xforward", "#notify", "orcpt", "envid", "#dsn"],
+        &["syntax", "incomplete data", "unrecognized", "unrecognised", "not recognized", "not implemented", "unimplemented", "not supported", "unsupported", "line too long", "pipelining", "protocol", "invalid command", "unknown command", "command not", "parameter", "argument", "expected", "#bdat", "chunking", "binarymime", "xclient", "xforward", "#notify", "orcpt", "envid", "#dsn"],
         ProtocolError,
         "The server did not accept the command as valid SMTP at this point.",
         RFC5321,
