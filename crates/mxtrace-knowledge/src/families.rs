@@ -122,7 +122,7 @@ pub static PHRASES: &[TextRule] = &[
     .also(&["complian", "conform", "violat", "invalid", "malformed", "format", "not valid", "does not"])
     .at(CONTENT_STAGES),
     TextRule::new(
-        &["smtplf", "barelf", "bare lf", "bare line", "bare cr", "bare <lf>", "bare newline", "line feed", "line-feed", "linefeed", "lone lf", "lone cr"],
+        &["smtplf", "barelf", "bare lf", "invalid line ending", "line endings", "line ending", "bare line", "bare cr", "bare <lf>", "bare newline", "line feed", "line-feed", "linefeed", "lone lf", "lone cr"],
         ContentRejected,
         "The message data has line endings that are not CRLF (a bare LF or CR, RFC 5321 section 2.3.8), which the server refuses.",
         RFC5322,
@@ -145,6 +145,8 @@ pub static PHRASES: &[TextRule] = &[
         "The message failed sender authentication (SPF, DKIM or DMARC) at the receiving server.",
         RFC7372,
     )
+    // Signing is the server's own step (a failure there is its fault), checking is the message's.
+    .unless(&["signing failed", "failed to sign"])
     .names()
     .steps(&[AUTH_POSTURE]),
     // Authentication asked for before relaying: MessageLabs and Postfix word it with "relay".
@@ -163,6 +165,8 @@ pub static PHRASES: &[TextRule] = &[
         "The server rejected the authentication attempt (credentials, mechanism or the exchange itself).",
         RFC4954_AUTH,
     )
+    // Every needle is about the AUTH exchange ("base64" included), so each names the cause.
+    .names()
     .at(AUTH.or_unknown()),
     TextRule::new(
         &["not supported", "not available", "not enabled", "not implemented", "not advertised"],
@@ -197,7 +201,7 @@ pub static PHRASES: &[TextRule] = &[
     )
     .steps(&[RETRY]),
     TextRule::new(
-        &["mailbox full", "mailbox is full", "mailbox has exceeded", "full mailbox", "over quota", "overquota", "quota exceeded", "quotaexceeded", "exceeded quota", "exceeds quota", "exceeded its quota", "exceeded the quota", "quota exceed", "disk quota", "storage quota", "mailbox quota", "out of storage", "mailbox exceeds", "is over its", "account is full", "inbox is full", "exceeded storage", "over the allowed quota", "exceeded the storage", "mailbox size limit", "mailbox size exceeded", "mailbox storage", "insufficient storage", "not enough storage", "no space left", "boite pleine", "boîte pleine", "destinataire pleine", "postfach voll", "buzón lleno", "casella piena"],
+        &["mailbox full", "mailbox is full", "mailbox has exceeded", "full mailbox", "over quota", "overquota", "quota exceeded", "quotaexceeded", "exceeded quota", "exceeds quota", "exceeded its quota", "exceeded the quota", "quota exceed", "disk quota", "storage quota", "mailbox quota", "out of storage", "mailbox exceeds", "is over its", "account is full", "inbox is full", "exceeded storage", "over the allowed quota", "exceeded the storage", "mailbox size limit", "mailbox size exceeded", "mailbox storage", "insufficient storage", "not enough storage", "boite pleine", "boîte pleine", "destinataire pleine", "postfach voll", "buzón lleno", "casella piena"],
         MailboxDisabledOrFull,
         "The mailbox is full (over its storage quota).",
         RFC5321_QUOTA,
@@ -400,9 +404,9 @@ pub static PHRASES: &[TextRule] = &[
         "The receiving server refused the sender address.",
         EXIM,
     )
-    .also(&["rejected", "denied", "invalid", "not allowed", "not authorized", "not permitted", "refused", "unknown", "verification", "spoof"]),
+    .also(&["rejected", "denied", "invalid", "not valid", "not allowed", "not authorized", "not permitted", "refused", "unknown", "verification", "spoof"]),
     TextRule::new(
-        &["i/o error", "io error", "internal error", "server error", "system error", "local error", "local problem", "system problem", "temporary failure", "temporary problem", "mail system full", "system full", "disk full", "out of memory", "error in processing", "command died", "command failed", "write error", "error writing", "database error", "service unavailable", "service not available", "temporarily unavailable", "server busy", "too busy", "overloaded", "high load", "maintenance", "shutting down", "insufficient system storage", "resources temporarily", "configuration error", "configuration problem", "error processing", "processing error", "unexpected failure", "internal failure", "backend failure"],
+        &["i/o error", "io error", "no space left on device", "signing failed", "failed to queue", "internal error", "server error", "system error", "local error", "local problem", "system problem", "temporary failure", "temporary problem", "mail system full", "system full", "disk full", "out of memory", "error in processing", "command died", "command failed", "write error", "error writing", "database error", "service unavailable", "service not available", "temporarily unavailable", "server busy", "too busy", "overloaded", "high load", "maintenance", "shutting down", "insufficient system storage", "resources temporarily", "configuration error", "configuration problem", "error processing", "processing error", "unexpected failure", "internal failure", "backend failure"],
         ServiceUnavailable,
         "The receiving server reports a temporary inability to provide service (load, maintenance or an internal error).",
         RFC5321,
@@ -534,7 +538,7 @@ pub static WORDS: &[TextRule] = &[
     .at(BANNER)
     .steps(&[DELIST_PUBLIC, PTR]),
     TextRule::new(
-        &["policy", "not authorized", "not authorised", "prohibited", "not permitted", "restricted", "administrative", "forbidden", "#rule", "not welcome", "preferences", "refused by", "rejected by"],
+        &["policy", "does not accept", "not authorized", "not authorised", "prohibited", "not permitted", "restricted", "administrative", "forbidden", "#rule", "not welcome", "preferences", "refused by", "rejected by"],
         PolicyOrTransportRule,
         "A policy on the receiving side refused the message (access rule, transport rule or restriction).",
         RFC3463,

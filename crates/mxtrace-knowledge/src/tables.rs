@@ -692,8 +692,11 @@ pub static RFC5321_TABLE: &[BasicRule] = &[
         "The server requires authentication before this command.", RFC4954),
     BasicRule::new(534, "Authentication mechanism is too weak", Some(AuthFailed),
         "The server requires a stronger authentication mechanism.", RFC4954),
+    // RFC 4954 defines 535 as an answer to AUTH; elsewhere it is a server's own use.
     BasicRule::new(535, "Authentication credentials invalid", Some(AuthFailed),
-        "The server rejected the credentials.", RFC4954).sure(),
+        "The server rejected the credentials.", RFC4954).at(AUTH.or_unknown()).sure(),
+    BasicRule::new(535, "Authentication credentials invalid", Some(AuthFailed),
+        "The server rejected the credentials.", RFC4954),
     BasicRule::new(538, "Encryption required for requested authentication mechanism", Some(TlsRequired),
         "This authentication mechanism is only allowed inside TLS.", RFC4954),
     BasicRule::new(503, "Bad sequence of commands", Some(ProtocolError),
