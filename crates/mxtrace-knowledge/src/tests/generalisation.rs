@@ -112,10 +112,11 @@ fn dev_replies() {
 /// The goal for the held-out part (issue 29): 95 %, with near-zero confident wrong answers (at
 /// most one, or 1 % of the part). Not reached yet: docs/diagnosis.md has the figures.
 const HELDOUT_GOAL: f64 = 95.0;
-/// What the method reached, measured once after the work (80.3 %, 19 confident wrong): the
-/// floor a change may not fall below. Raise both as the method improves; never lower them.
-const HELDOUT_FLOOR: f64 = 80.0;
-const HELDOUT_CONFIDENT_WRONG_MAX: usize = 19;
+/// What the method reached (round 1: 80.3 %, 19 confident wrong; round 2, measured after the
+/// work: 81.2 %, 14): the floor a change may not fall below. Raise both as the method
+/// improves; never lower them.
+const HELDOUT_FLOOR: f64 = 81.0;
+const HELDOUT_CONFIDENT_WRONG_MAX: usize = 14;
 
 /// Aggregate figures only: the held-out rows are never printed, and a failure says the
 /// figures, not the rows.
