@@ -587,8 +587,6 @@ fn sendmail_auth() {
 /// With TLS_Clt:127.0.0.1 ENCR:128 in the access map, MAIL before STARTTLS gets "454 4.7.0
 /// encryption too weak 0 less than 128": the server requires TLS first.
 #[test]
-#[ignore = "classifier: Sendmail's \"454 4.7.0 encryption too weak 0 less than 128\" at MAIL \
-            before STARTTLS is classified other, not tls_required"]
 fn sendmail_requires_tls_before_mail() {
     let Some(sm) = sendmail_dir() else {
         return;

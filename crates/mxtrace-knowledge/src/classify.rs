@@ -233,6 +233,22 @@ fn decide(class: Class, input: &Input, text: &str, facts: SessionFacts) -> Findi
     render(class, stage, code, enhanced, basic, verdict)
 }
 
+/// What each kind of evidence read in one reply (steps 2 to 4 of the precedence).
+struct Readings {
+    /// A PHRASES row that names a cause.
+    phrase: Option<Evidence>,
+    /// A code that is not generic, or a basic code that is definitional at this stage.
+    specific: Option<Evidence>,
+    /// A single word that leans one way.
+    word: Option<Evidence>,
+    /// The registry's reading of the enhanced code, generic or not.
+    coded: Option<Evidence>,
+    /// The basic code at this stage (RFC 5321).
+    stage_alone: Option<Evidence>,
+    /// The closest reading of a bare refusal, for an `other`.
+    vague: Option<Category>,
+}
+
 /// Steps 2 to 4 of the precedence, with the conflict rule (module docs).
 fn weigh(
     stage: Option<Stage>,
@@ -249,52 +265,89 @@ fn weigh(
     // Words are read without the codes' own documented meanings: a server that just repeats
     // "Delivery not authorized, message refused" for 5.7.1 has said nothing more.
     let words = strip_meanings(text.to_string(), enhanced, basic);
-    // A PHRASES row that matched on a single word counts as a word (it still comes before
-    // the WORDS table).
-    let (phrase, word) = match first(PHRASES, &words, stage, code) {
-        Some(r) if r.names_a_cause(&words) => (Some(Evidence::Text(r, Tier::Phrase)), None),
-        Some(r) => (None, Some(r)),
-        None => (None, first(WORDS, &words, stage, code)),
+    // A phrase that names a cause anywhere in PHRASES beats a PHRASES row that matched on a
+    // single word ("spoofed" must not hide "anti-spoofing policy"); such a row counts as a
+    // word, still before the WORDS table.
+    let phrase = PHRASES
+        .iter()
+        .find(|r| r.matches(&words, stage, code) && r.names_a_cause(&words));
+    let word = match phrase {
+        Some(_) => None,
+        None => first(PHRASES, &words, stage, code).or_else(|| first(WORDS, &words, stage, code)),
     };
-    let word = word.map(|r| Evidence::Text(r, Tier::Keyword));
     let stage_alone = basic
         .map(Evidence::Basic)
         .filter(|b| b.category().is_some());
-    let fallback = coded.or(stage_alone).and_then(Evidence::category);
     // A basic code that means one thing at this stage by definition (RFC 4954, RFC 3207)
     // counts as a specific code.
     let sure = stage_alone.filter(|b| matches!(b, Evidence::Basic(r) if r.sure));
-    let specific = specific.or(sure);
-    match (phrase, specific, word) {
+    let readings = Readings {
+        phrase: phrase.map(|r| Evidence::Text(r, Tier::Phrase)),
+        specific: specific.or(sure),
+        word: word.map(|r| Evidence::Text(r, Tier::Keyword)),
+        coded,
+        stage_alone,
+        vague: first(VAGUE, &words, stage, code).map(|r| r.category),
+    };
+    settle(&readings, stage)
+}
+
+/// The conflict rule over what was read (module docs).
+fn settle(r: &Readings, stage: Option<Stage>) -> Verdict {
+    let fallback = r.coded.or(r.stage_alone).and_then(Evidence::category);
+    let usual = r.stage_alone.and_then(Evidence::category);
+    match (r.phrase, r.specific, r.word) {
         (Some(p), Some(c), _) if p.category() != c.category() => {
             Verdict::new(p, Confidence::Medium, c.category())
         }
         // Agreement: the code's row says it with the code's documented meaning.
         (Some(_), Some(c), _) => Verdict::new(c, Confidence::High, None),
         (Some(p), _, _) => Verdict::new(p, Confidence::High, fallback),
-        (None, Some(c), w) => Verdict::new(c, Confidence::High, w.and_then(Evidence::category)),
-        (None, None, Some(w)) if w.category() == coded.and_then(Evidence::category) => {
-            Verdict::new(
-                w,
-                Confidence::High,
-                stage_alone.and_then(Evidence::category),
-            )
+        // The code wins over a word, but a word that reads otherwise is a disagreement: servers
+        // reuse specific codes for other causes (5.2.1 for unknown users, 5.1.1 for anything).
+        (None, Some(c), w) => {
+            let other = w
+                .and_then(Evidence::category)
+                .filter(|w| Some(*w) != c.category());
+            let sure = match other {
+                Some(_) => Confidence::Medium,
+                None => Confidence::High,
+            };
+            Verdict::new(c, sure, other)
         }
-        (None, None, Some(w)) => Verdict::new(w, Confidence::Medium, fallback),
-        (None, None, None) => match coded.or(stage_alone) {
-            Some(Evidence::Basic(b)) if b.sure => {
-                Verdict::new(Evidence::Basic(b), Confidence::High, None)
-            }
-            Some(e) => Verdict::new(
-                e,
-                Confidence::Medium,
-                stage_alone.and_then(Evidence::category),
-            ),
-            None => Verdict {
-                evidence: None,
-                confidence: Confidence::Low,
-                runner_up: first(VAGUE, &words, stage, code).map(|r| r.category),
-            },
+        (None, None, Some(w)) if w.category() == r.coded.and_then(Evidence::category) => {
+            Verdict::new(w, Confidence::High, usual)
+        }
+        // A single word, uncorroborated: "probably" where its cause is normally answered
+        // (families.rs `HOME`), a guess elsewhere.
+        (None, None, Some(w)) => {
+            let sure = match w.category().is_some_and(|c| at_home(c, stage)) {
+                true => Confidence::Medium,
+                false => Confidence::Low,
+            };
+            Verdict::new(w, sure, fallback)
+        }
+        (None, None, None) => nothing_decisive(r),
+    }
+}
+
+/// No words: the code's reading, or the stage's, or nothing.
+fn nothing_decisive(r: &Readings) -> Verdict {
+    match r.coded.or(r.stage_alone) {
+        Some(Evidence::Basic(b)) if b.sure => {
+            Verdict::new(Evidence::Basic(b), Confidence::High, None)
+        }
+        // The basic code and the stage alone say what is usual there, not what happened.
+        Some(e @ Evidence::Basic(_)) => Verdict::new(e, Confidence::Low, None),
+        Some(e) => Verdict::new(
+            e,
+            Confidence::Medium,
+            r.stage_alone.and_then(Evidence::category),
+        ),
+        None => Verdict {
+            evidence: None,
+            confidence: Confidence::Low,
+            runner_up: r.vague,
         },
     }
 }

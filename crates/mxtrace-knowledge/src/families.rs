@@ -35,6 +35,9 @@ const DNSBL: &str = "RFC 5782 (DNS blacklists and whitelists): IP lists (DNSBL) 
 const HELO_DNS: &str = "RFC 5321 section 4.1.4 (the EHLO argument is the client's fully qualified name or an address literal) and Postfix reject_unknown_helo_hostname / reject_unknown_client_hostname (the name must resolve)";
 
 const NOT_MAIL: Stages = Stages::ANY.except(MAIL);
+/// Where a recipient can be judged: not at MAIL (the sender's) nor AUTH/STARTTLS (the client's
+/// credentials or TLS), where "unknown user" or "quota" mean something else.
+const RECIPIENT_STAGES: Stages = Stages::ANY.except(MAIL).except(AUTH).except(TLS);
 const NOT_AUTH: Stages = Stages::ANY.except(AUTH);
 const CONTENT_STAGES: Stages = DATA.or_unknown();
 const SESSION: Stages = BANNER.and(HELO).and(MAIL).and(RCPT).and(TLS);
@@ -45,11 +48,13 @@ pub static PHRASES: &[TextRule] = &[
     // The client's own sequence or syntax, wherever it happens (STARTTLS before EHLO is not a
     // TLS failure).
     TextRule::new(
-        &["send ehlo first", "send helo first", "send helo/ehlo first", "send hello first", "say helo first", "ehlo first", "helo first", "need mail command", "need rcpt command", "mail first", "need mail before", "bad sequence", "out of sequence", "nested mail command", "introduce yourself", "use ehlo", "use helo", "before mail", "before rcpt", "needed first", "rcpt first", "already given", "already specified", "already established", "talk too soon", "talked too soon", "early talker", "pregreet", "no mail transaction", "transaction in progress", "not in a transaction", "no transaction", "not allowed during", "not permitted during", "during a mail transaction", "at this point", "in this state", "duplicate helo", "duplicate ehlo", "already authenticated", "already secured", "already active", "already running", "already in tls", "tls already", "already started"],
+        &["send ehlo first", "send helo first", "send helo/ehlo first", "send hello first", "say helo first", "ehlo first", "helo first", "need mail command", "need rcpt command", "mail first", "need mail before", "bad sequence", "out of sequence", "nested mail command", "introduce yourself", "use ehlo", "use helo", "before mail", "before rcpt", "needed first", "rcpt first", "already given", "already specified", "already established", "talk too soon", "talked too soon", "early talker", "pregreet", "before smtp greeting", "before greeting", "before the greeting", "before the banner", "transmitting before", "no mail transaction", "transaction in progress", "not in a transaction", "no transaction", "not allowed during", "not permitted during", "during a mail transaction", "at this point", "in this state", "duplicate helo", "duplicate ehlo", "already authenticated", "already secured", "already active", "already running", "already in tls", "tls already", "already started", "can break rules, too"],
         ProtocolError,
         "The server received a command out of sequence (RFC 5321 section 4.1.4): the client did not greet first, repeated a command, or skipped MAIL or RCPT.",
         POSTFIX_SMTPD,
     )
+    // "Must issue a STARTTLS command before MAIL" is the TLS requirement, not a sequence error.
+    .unless(&["must issue a starttls", "must use starttls", "starttls required", "starttls is required", "authentication required", "authentication is required", "must authenticate"])
     .layer(Layer::SmtpSession),
     TextRule::new(
         &["not offered", "not advertised", "was not advertised"],
@@ -104,10 +109,20 @@ pub static PHRASES: &[TextRule] = &[
         "The message's header does not follow RFC 5322 (a required field missing, a field that must be unique repeated, or a malformed field), so the server refused it.",
         RFC5322,
     )
-    .also(&["missing", "duplicate", "only one", "multiple", "more than one", "invalid", "malformed", "required", "future", "in the past", "too far", "line is too long", "line too long", "not allowed", "bad ", "syntax", "non-compliant", "not compliant", "rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "rfc 822", "rfc822", "8-bit", "8bit", "8 bit", "specify no", " no ", "must ", "empty", "forged", "broken", "not valid", "unparsable", "non-ascii", "given", "without"])
+    .also(&["missing", "require", "valid", "duplicate", "only one", "multiple", "more than one", "invalid", "malformed", "required", "future", "in the past", "too far", "line is too long", "line too long", "not allowed", "bad ", "syntax", "non-compliant", "not compliant", "rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "rfc 822", "rfc822", "8-bit", "8bit", "8 bit", "specify no", " no ", "must ", "empty", "forged", "broken", "not valid", "unparsable", "non-ascii", "given", "without"])
     .unless(&["too large", "too big", "size", "exceeds", "ridiculously", "too many headers"]),
+    // The message format RFCs by number: RFC 821/5321 name the protocol, 822/2822/5322 the
+    // message, so "not RFC 5322 compliant" is content.
     TextRule::new(
-        &["smtplf", "bare lf", "bare line", "bare cr", "bare <lf>", "bare newline", "line feed", "line-feed", "linefeed", "lone lf", "lone cr"],
+        &["rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "rfc 822", "rfc822", "rfc-5322", "rfc-2822"],
+        ContentRejected,
+        "The message does not follow the Internet Message Format (RFC 5322), so the server refused it.",
+        RFC5322,
+    )
+    .also(&["complian", "conform", "violat", "invalid", "malformed", "format", "not valid", "does not"])
+    .at(CONTENT_STAGES),
+    TextRule::new(
+        &["smtplf", "barelf", "bare lf", "invalid line ending", "line endings", "line ending", "bare line", "bare cr", "bare <lf>", "bare newline", "line feed", "line-feed", "linefeed", "lone lf", "lone cr"],
         ContentRejected,
         "The message data has line endings that are not CRLF (a bare LF or CR, RFC 5321 section 2.3.8), which the server refuses.",
         RFC5322,
@@ -120,7 +135,7 @@ pub static PHRASES: &[TextRule] = &[
         "A sender authentication check (SPF, DKIM or DMARC) could not be completed because a DNS lookup failed; the sender retries.",
         RFC7208,
     )
-    .also(&["temporary", "temperror", "tempfail", "try again", "dns error", "lookup failed", "dns failure", "timeout", "timed out", "servfail"])
+    .also(&["temporary", "temperror", "tempfail", "no response", "no answer", "try again", "dns error", "lookup failed", "dns failure", "timeout", "timed out", "servfail"])
     .unless(&["too many", "limit"])
     .only(Classes::Transient)
     .layer(Layer::Dns),
@@ -130,6 +145,8 @@ pub static PHRASES: &[TextRule] = &[
         "The message failed sender authentication (SPF, DKIM or DMARC) at the receiving server.",
         RFC7372,
     )
+    // Signing is the server's own step (a failure there is its fault), checking is the message's.
+    .unless(&["signing failed", "failed to sign"])
     .names()
     .steps(&[AUTH_POSTURE]),
     // Authentication asked for before relaying: MessageLabs and Postfix word it with "relay".
@@ -143,11 +160,13 @@ pub static PHRASES: &[TextRule] = &[
     .at(NOT_AUTH)
     .layer(Layer::Auth),
     TextRule::new(
-        &["authentication failed", "authentication failure", "authentication unsuccessful", "auth failed", "authentication error", "invalid credentials", "bad credentials", "credentials invalid", "incorrect credentials", "wrong credentials", "login failed", "logon failure", "invalid login", "incorrect login", "bad login", "username and password", "username or password", "user or password", "password incorrect", "incorrect password", "invalid password", "wrong password", "password not accepted", "decode base64", "invalid base64", "base64", "channel binding", "authentication aborted", "authentication cancelled", "auth cancelled", "authentication mechanism", "unrecognized authentication", "unsupported authentication", "authentication type", "mechanism not supported", "unknown mechanism", "too many login attempts", "too many authentication", "too many auth", "unable to authenticate", "authorization failed", "exchange cancelled", "cancelled", "canceled"],
+        &["authentication failed", "authentication failure", "authentication unsuccessful", "auth failed", "authentication error", "invalid credentials", "bad credentials", "credentials invalid", "incorrect credentials", "wrong credentials", "login failed", "logon failure", "invalid login", "incorrect login", "bad login", "username and password", "username or password", "user or password", "password incorrect", "incorrect password", "invalid password", "wrong password", "password not accepted", "decode base64", "invalid base64", "base64", "channel binding", "authentication aborted", "auth aborted", "authentication cancelled", "auth cancelled", "authentication mechanism", "unrecognized authentication", "unsupported authentication", "authentication type", "mechanism not supported", "unknown mechanism", "too many login attempts", "too many authentication", "too many auth", "unable to authenticate", "authorization failed", "exchange cancelled", "cancelled", "canceled"],
         AuthFailed,
         "The server rejected the authentication attempt (credentials, mechanism or the exchange itself).",
         RFC4954_AUTH,
     )
+    // Every needle is about the AUTH exchange ("base64" included), so each names the cause.
+    .names()
     .at(AUTH.or_unknown()),
     TextRule::new(
         &["not supported", "not available", "not enabled", "not implemented", "not advertised"],
@@ -171,7 +190,7 @@ pub static PHRASES: &[TextRule] = &[
         "The message is larger than a size limit on the receiving side.",
         RFC5321,
     )
-    .unless(&["mailbox is full", "mailbox full"]),
+    .unless(&["mailbox is full", "mailbox full", "mailbox size", "quota"]),
     // Quotas: the sender's queue or submissions is a rate limit, the recipient's mailbox is
     // full.
     TextRule::new(
@@ -182,12 +201,25 @@ pub static PHRASES: &[TextRule] = &[
     )
     .steps(&[RETRY]),
     TextRule::new(
-        &["mailbox full", "mailbox is full", "mailbox has exceeded", "full mailbox", "over quota", "overquota", "quota exceeded", "quotaexceeded", "exceeded quota", "exceeds quota", "exceeded its quota", "exceeded the quota", "quota exceed", "disk quota", "storage quota", "mailbox quota", "out of storage", "mailbox exceeds", "is over its", "account is full", "inbox is full", "exceeded storage", "over the allowed quota", "exceeded the storage"],
+        &["mailbox full", "mailbox is full", "mailbox has exceeded", "full mailbox", "over quota", "overquota", "quota exceeded", "quotaexceeded", "exceeded quota", "exceeds quota", "exceeded its quota", "exceeded the quota", "quota exceed", "disk quota", "storage quota", "mailbox quota", "out of storage", "mailbox exceeds", "is over its", "account is full", "inbox is full", "exceeded storage", "over the allowed quota", "exceeded the storage", "mailbox size limit", "mailbox size exceeded", "mailbox storage", "insufficient storage", "not enough storage", "boite pleine", "boîte pleine", "destinataire pleine", "postfach voll", "buzón lleno", "casella piena"],
         MailboxDisabledOrFull,
         "The mailbox is full (over its storage quota).",
         RFC5321_QUOTA,
     )
-    .at(NOT_MAIL),
+    .unless(&["system storage", "insufficient system"])
+    .names()
+    .at(RECIPIENT_STAGES),
+    // A quota said of the recipient, in whatever words ("recipient rejected - extended quota
+    // violation"): the mailbox's quota, not the sender's.
+    TextRule::new(
+        &["quota"],
+        MailboxDisabledOrFull,
+        "The recipient's mailbox is over its storage quota.",
+        RFC5321_QUOTA,
+    )
+    .also(&["recipient", "mailbox", "#user", "account", "inbox", "destinataire"])
+    .unless(&["sender", "sending", "submission", "outgoing", "queue", "organization", "system"])
+    .at(RECIPIENT_STAGES),
     // Rates and volume.
     TextRule::new(
         &["rate limit", "ratelimit", "rate-limit", "rate limited", "throttl", "too many connections", "too many concurrent", "concurrent connections", "too many sessions", "too many messages", "too many recipients", "too many recipient", "too many mails", "too many emails", "too many tls", "too many new tls", "too many times", "sent too many", "too many transactions", "too many rcpt", "too many mail", "too many attempts", "connection limit", "limit exceeded", "limit reached", "exceeded the maximum number", "exceeded the limit", "max connections", "maximum connections", "per hour", "per minute", "per day", "per connection", "per session", "slow down", "too fast", "too quickly", "mail flood", "#flood", "too much mail", "unusual traffic", "unusual volume", "excessive"],
@@ -206,7 +238,7 @@ pub static PHRASES: &[TextRule] = &[
     .names()
     .layer(Layer::Tls),
     TextRule::new(
-        &["must issue a starttls", "issue starttls first", "starttls first", "starttls is required", "starttls required", "must use starttls", "must encrypt", "encryption required", "encryption is required", "encryption needed", "tls required", "tls is required", "requires tls", "tls encryption required", "secure connection required", "requires a secure connection", "must use tls", "only over tls", "only with tls", "plaintext", "cleartext", "unencrypted"],
+        &["must issue a starttls", "issue starttls first", "starttls first", "starttls is required", "starttls required", "must use starttls", "must encrypt", "encryption required", "encryption is required", "encryption needed", "tls required", "tls is required", "requires tls", "tls encryption required", "secure connection required", "requires a secure connection", "must use tls", "only over tls", "only with tls", "plaintext", "cleartext", "unencrypted", "encryption too weak", "encryption is too weak", "cipher too weak", "insufficient encryption", "weak encryption", "encryption strength", "not encrypted"],
         TlsRequired,
         "The server accepts this command only inside TLS: the client must issue STARTTLS first.",
         POSTFIX_TLS,
@@ -240,14 +272,15 @@ pub static PHRASES: &[TextRule] = &[
     .steps(&[DELIST_PUBLIC, PTR]),
     // Reputation, named as such.
     TextRule::new(
-        &["reputation", "complaints", "#spammer"],
+        &["reputation", "complaints", "#spammer", "#karma"],
         ReputationOrRateLimited,
         "The receiving server is limiting or refusing this sender for its reputation.",
         RFC3463,
-    ),
+    )
+    .names(),
     // Content and spam.
     TextRule::new(
-        &["#virus", "malware", "infected", "#phish", "phishing", "trojan", "banned attachment", "attachment", "executable", "banned file", "prohibited file", "dangerous", "credential leak", "impersonat"],
+        &["#virus", "malware", "infected", "#phish", "phishing", "trojan", "banned attachment", "attachment", "password-protected", "encrypted archive", "#zip", "executable", "banned file", "prohibited file", "dangerous", "credential leak", "impersonat"],
         ContentRejected,
         "The receiving filter refused the message content (malware, phishing or a forbidden attachment).",
         RFC3463,
@@ -257,6 +290,14 @@ pub static PHRASES: &[TextRule] = &[
         &["identified as spam", "classified as spam", "detected as spam", "marked as spam", "considered spam", "#spam", "spammy", "unsolicited", "#junk", "#uce", "bulk mail", "spam score", "content filter", "content policy", "message content", "too many mime parts", "mime parts", "mime structure", "#mime"],
         ContentRejected,
         "The receiving filter classified the message as spam, or refused its content.",
+        RFC3463,
+    )
+    .names()
+    .at(CONTENT_STAGES),
+    TextRule::new(
+        &["bounce message", "bounce return path", "bogus bounce", "backscatter", "a bounce", "this bounce"],
+        ContentRejected,
+        "The receiving filter judged the message a bogus bounce (backscatter): a real bounce has an empty return path and one recipient (RFC 3834).",
         RFC3463,
     )
     .names()
@@ -278,30 +319,44 @@ pub static PHRASES: &[TextRule] = &[
     .only(Classes::Transient),
     // DNS: the client's reverse DNS and EHLO name, a domain that does not resolve.
     TextRule::new(
-        &["reverse dns", "rdns", "#ptr", "ptr record", "cannot find your hostname", "cannot find your reverse hostname", "reverse hostname", "fcrdns", "forward-confirmed", "does not resolve", "doesn't resolve", "did not resolve", "could not resolve", "cannot resolve", "can't resolve", "unable to resolve", "not resolvable", "unresolvable", "host not found", "host unknown", "unknown host", "unrouteable mail domain", "unroutable mail domain", "unrouteable domain", "unroutable domain", "nonexistent domain", "non-existent domain", "domain not found", "no such domain", "domain does not exist", "domain doesn't exist", "nxdomain", "servfail", "name server", "nameserver", "lookup fail", "lookup error", "temporary lookup", "name service error", "dns query", "dns lookup", "dns error", "dns failure", "no mx", "mx lookup", "domain is not reachable", "domain not reachable", "valid sender domain", "not the same as the actual client", "helo command rejected", "invalid helo", "bad helo", "helo name", "ehlo name", "helo host name", "fully-qualified hostname", "fully qualified hostname", "fqdn"],
+        &["reverse dns", "rdns", "#ptr", "ptr record", "cannot find your hostname", "cannot find your reverse hostname", "reverse hostname", "fcrdns", "forward-confirmed", "does not resolve", "doesn't resolve", "did not resolve", "could not resolve", "cannot resolve", "can't resolve", "unable to resolve", "not resolvable", "unresolvable", "host not found", "host unknown", "unknown host", "unrouteable mail domain", "unroutable mail domain", "unrouteable domain", "unroutable domain", "nonexistent domain", "non-existent domain", "domain not found", "no such domain", "domain does not exist", "domain doesn't exist", "nxdomain", "servfail", "domain name not found", "name server", "nameserver", "lookup fail", "lookup error", "temporary lookup", "name service error", "dns query", "dns lookup", "dns error", "dns failure", "no mx", "mx lookup", "domain is not reachable", "domain not reachable", "valid sender domain", "not the same as the actual client", "helo command rejected", "invalid helo", "bad helo", "helo name", "ehlo name", "helo host name", "fully-qualified hostname", "fully qualified hostname", "fqdn"],
         DnsFailure,
         "A DNS check failed: the sending IP's reverse DNS, the EHLO name, or the sender or recipient domain does not resolve (or the lookup itself failed).",
         HELO_DNS,
     )
     .layer(Layer::Dns)
     .steps(&[PTR]),
+    // A HELO that claims localhost or someone else's address literal.
+    TextRule::new(
+        &["not localhost", "forged", "plain ip", "ip literal"],
+        DnsFailure,
+        "The EHLO name is not this client's: it claims localhost, a bare IP or an address the connection does not come from (RFC 5321 section 4.1.4).",
+        HELO_DNS,
+    )
+    .at(HELO)
+    .names()
+    .layer(Layer::Dns),
     // The recipient's own rules.
     TextRule::new(
-        &["recipient preferences", "recipient's preferences", "blocked by recipient", "blocked by the recipient", "recipient has blocked", "user has blocked", "rejected by recipient", "recipient does not accept mail from", "restricted by policy", "rejected by policy", "policy violation", "violates policy", "transport rule", "mail flow rule", "sieve", "administratively denied", "administrative prohibition", "client host rejected: access denied", "recipient address rejected: access denied", "local policy", "due to policy", "policy reasons", "not authorized to receive", "not allowed to receive", "only accepts mail from"],
+        &["recipient preferences", "recipient's preferences", "blocked by recipient", "blocked by the recipient", "recipient has blocked", "user has blocked", "rejected by recipient", "recipient does not accept mail from", "restricted by policy", "rejected by policy", "policy violation", "violates policy", "transport rule", "mail flow rule", "sieve", "administratively denied", "administrative prohibition", "client host rejected: access denied", "recipient address rejected: access denied", "local policy", "due to policy", "policy reasons", "not authorized to receive", "not allowed to receive", "only accepts mail from", "blocked senders", "blocked sender list", "denied by policy", "blocked by policy", "against policy", "policy rejection", "by policy"],
         PolicyOrTransportRule,
         "A policy of the recipient or its organization (a mail flow rule, a sender restriction or the recipient's own block settings) refused this message.",
         RFC3463,
     )
     .steps(&[RULES, RECIPIENT_ADMIN]),
-    // Unknown recipients.
+    // "policy" with a verb of refusal, whoever's policy it is (security, email, anti-spoofing,
+    // local); the email-authentication, content, size and TLS families above come first.
     TextRule::new(
-        &["user unknown", "unknown user", "no such user", "no such recipient", "no such mailbox", "no such address", "unknown recipient", "recipient unknown", "recipient not found", "invalid recipient", "recipient invalid", "mailbox not found", "mailbox unknown", "mailbox does not exist", "user does not exist", "address does not exist", "account does not exist", "does not exist", "doesn't exist", "nonexistent", "non-existent", "no mailbox", "unknown address", "address unknown", "address not found", "invalid mailbox", "bad destination", "undeliverable address", "not our customer", "no longer valid", "addressee unknown", "unknown local", "marked as invalid", "not a valid recipient", "not a valid mailbox", "not a valid address", "invalid email address", "no such account", "no such alias", "unknown alias", "unknown local part", "not unique", "several matches", "ambiguous", "not a known user", "user not found", "no valid recipients", "unrouteable address", "unroutable address", "user invalid", "invalid user", "recipient address must", "address must contain", "bad recipient", "recipient address syntax", "not listed in", "address book", "no such person"],
-        RecipientUnknown,
-        "The recipient address is not known to the receiving server.",
+        &["policy", "policies"],
+        PolicyOrTransportRule,
+        "A policy of the receiving organization (an access, security or mail flow rule) refused this message.",
         RFC3463,
     )
-    .unless(&["sender"])
-    .at(NOT_MAIL),
+    .also(&["reject", "violat", "due to", "blocked", "denied", "refus", "not accepted", "not allowed", "prohibit"])
+    .unless(&["#dmarc", "#spf", "#dkim", "sender policy framework", "#spam", "#tls", "encrypt", "password", "quota", "#rate"])
+    .steps(&[RULES, RECIPIENT_ADMIN]),
+    // Disabled accounts before unknown users: "invalid mailbox ... account is disabled" names
+    // the more specific cause.
     TextRule::new(
         &["account is disabled", "account disabled", "accountdisabled", "mailbox is disabled", "mailbox disabled", "account has been disabled", "account is inactive", "mailbox is inactive", "account has been suspended", "account suspended", "no longer active", "account closed", "account is locked", "temporary locked", "temporarily locked", "mailbox unavailable for", "mailbox is unavailable", "not accepting mail", "relay address has been disabled"],
         MailboxDisabledOrFull,
@@ -309,9 +364,28 @@ pub static PHRASES: &[TextRule] = &[
         RFC3463,
     )
     .at(RCPT.and(DATA).or_unknown()),
+    // Unknown recipients.
+    TextRule::new(
+        &["user unknown", "unknown user", "no such user", "no such recipient", "no such mailbox", "no such address", "unknown recipient", "recipient unknown", "recipient not found", "invalid recipient", "recipient invalid", "mailbox not found", "mailbox unknown", "mailbox does not exist", "user does not exist", "address does not exist", "account does not exist", "does not exist", "doesn't exist", "nonexistent", "non-existent", "no mailbox", "unknown address", "address unknown", "address not found", "invalid mailbox", "bad destination", "undeliverable address", "not our customer", "no longer valid", "addressee unknown", "unknown local", "marked as invalid", "not a valid recipient", "not a valid mailbox", "not a valid address", "invalid email address", "no such account", "no such alias", "unknown alias", "unknown local part", "not unique", "several matches", "ambiguous", "not a known user", "user not found", "no valid recipients", "unrouteable address", "unroutable address", "user invalid", "invalid user", "recipient address must", "address must contain", "bad recipient", "recipient address syntax", "not listed in", "address book", "no such person", "invalid address", "invalid-recipient", "not in recipient list", "not in the recipient list", "unallocated", "unknown or illegal", "illegal alias", "destinataire inconnu", "adresse inconnue", "empfaenger unbekannt", "empfänger unbekannt", "usuario desconocido", "utente sconosciuto", "no existe"],
+        RecipientUnknown,
+        "The recipient address is not known to the receiving server.",
+        RFC3463,
+    )
+    .unless(&["sender", "absender"])
+    .at(RECIPIENT_STAGES),
+    // "This user doesn't have a <domain> account" (Yahoo and others).
+    TextRule::new(
+        &["doesn't have a", "does not have a", "does not have an", "doesn't have an", "has no account"],
+        RecipientUnknown,
+        "The recipient address has no account at the receiving provider.",
+        RFC3463,
+    )
+    .also(&["account", "mailbox"])
+    .unless(&["sender", "permission"])
+    .at(RECIPIENT_STAGES),
     // Relaying, with and without the word.
     TextRule::new(
-        &["relay access denied", "relaying denied", "relay denied", "relaying not allowed", "relay not allowed", "relay prohibited", "unable to relay", "not permitted to relay", "relaying mail to", "we do not relay", "relay traffic prohibited", "relay not permitted", "relaying is not", "not allowed to relay", "no relaying", "cannot relay", "can't relay", "open relay", "not in my list of allowed", "list of allowed hosts", "not accepting email for", "not accepting mail for", "not accept mail for", "cannot deliver mail for", "not handled here", "not hosted here", "not a local domain", "domain isn't in my list", "rcpthosts", "we do not serve", "not our domain", "not a domain we", "no such domain here", "not local", "allowed to be relayed", "be relayed"],
+        &["relay access denied", "relaying denied", "relay denied", "relaying not allowed", "relay not allowed", "relay prohibited", "unable to relay", "not permitted to relay", "relaying mail to", "we do not relay", "relay traffic prohibited", "relay not permitted", "relaying is not", "not allowed to relay", "no relaying", "cannot relay", "can't relay", "open relay", "not in my list of allowed", "list of allowed hosts", "not accepting email for", "not accepting mail for", "not accept mail for", "cannot deliver mail for", "not handled here", "not hosted here", "not a local domain", "domain isn't in my list", "rcpthosts", "we do not serve", "not our domain", "not a domain we", "no such domain here", "#not local", "allowed to be relayed", "be relayed", "relaying disallowed", "relay disallowed", "relaying is disallowed", "relaying not permitted", "relay not authorized", "relaying not authorized"],
         RelayDenied,
         "The server refused to relay: the recipient domain is not one it accepts mail for, and this connection is not authorized to relay (no matching connector, IP or authentication).",
         POSTFIX,
@@ -330,9 +404,9 @@ pub static PHRASES: &[TextRule] = &[
         "The receiving server refused the sender address.",
         EXIM,
     )
-    .also(&["rejected", "denied", "invalid", "not allowed", "not authorized", "not permitted", "refused", "unknown", "verification", "spoof"]),
+    .also(&["rejected", "denied", "invalid", "not valid", "not allowed", "not authorized", "not permitted", "refused", "unknown", "verification", "spoof"]),
     TextRule::new(
-        &["i/o error", "io error", "internal error", "server error", "system error", "local error", "local problem", "system problem", "temporary failure", "temporary problem", "mail system full", "system full", "disk full", "out of memory", "error in processing", "command died", "command failed", "write error", "error writing", "database error", "service unavailable", "service not available", "temporarily unavailable", "server busy", "too busy", "overloaded", "high load", "maintenance", "shutting down", "insufficient system storage", "resources temporarily", "configuration error", "configuration problem", "error processing", "processing error", "unexpected failure", "internal failure", "backend failure"],
+        &["i/o error", "io error", "no space left on device", "signing failed", "failed to queue", "internal error", "server error", "system error", "local error", "local problem", "system problem", "temporary failure", "temporary problem", "mail system full", "system full", "disk full", "out of memory", "error in processing", "command died", "command failed", "write error", "error writing", "database error", "service unavailable", "service not available", "temporarily unavailable", "server busy", "too busy", "overloaded", "high load", "maintenance", "shutting down", "insufficient system storage", "resources temporarily", "configuration error", "configuration problem", "error processing", "processing error", "unexpected failure", "internal failure", "backend failure"],
         ServiceUnavailable,
         "The receiving server reports a temporary inability to provide service (load, maintenance or an internal error).",
         RFC5321,
@@ -351,7 +425,7 @@ pub static WORDS: &[TextRule] = &[
     )
     .at(SESSION),
     TextRule::new(
-        &["reputation", "complaint", "suspicious", "abuse", "poor"],
+        &["reputation", "complaint", "suspicious", "abuse", "poor", "naughty"],
         ReputationOrRateLimited,
         "The receiving server is limiting or refusing this sender for its reputation.",
         RFC3463,
@@ -385,7 +459,7 @@ pub static WORDS: &[TextRule] = &[
         "The server refused to relay for this connection.",
         POSTFIX,
     )
-    .also(&["denied", "not ", "prohibit", "unable", "refus", "reject", "forbidden", "permission"]),
+    .also(&["denied", "not ", "prohibit", "unable", "refus", "reject", "forbidden", "permission", "disallow"]),
     TextRule::new(
         &["starttls", "#tls", "#ssl", "encrypt", "secure"],
         TlsRequired,
@@ -464,12 +538,28 @@ pub static WORDS: &[TextRule] = &[
     .at(BANNER)
     .steps(&[DELIST_PUBLIC, PTR]),
     TextRule::new(
-        &["policy", "not authorized", "not authorised", "prohibited", "not permitted", "restricted", "administrative", "forbidden", "#rule", "not welcome", "preferences", "refused by", "rejected by"],
+        &["policy", "does not accept", "not authorized", "not authorised", "prohibited", "not permitted", "restricted", "administrative", "forbidden", "#rule", "not welcome", "preferences", "refused by", "rejected by"],
         PolicyOrTransportRule,
         "A policy on the receiving side refused the message (access rule, transport rule or restriction).",
         RFC3463,
     )
     .steps(&[RULES, RECIPIENT_ADMIN]),
+    TextRule::new(
+        &["temporarily denied", "temporarily rejected", "temporarily refused"],
+        Greylisted,
+        "A transient refusal of the envelope without a reason: most often greylisting, which accepts a retry after a few minutes.",
+        POSTGREY,
+    )
+    .only(Classes::Transient)
+    .at(MAIL.and(RCPT)),
+    TextRule::new(
+        &["not allowed", "denied", "rejected", "refused", "not accepted", "blocked"],
+        PolicyOrTransportRule,
+        "The server refused the greeting by an access rule (the client's name or address is on its deny list).",
+        RFC3463,
+    )
+    .at(HELO)
+    .steps(&[RULES]),
     TextRule::new(
         &["try again", "try later", "retry", "temporar", "not available", "unavailable", "busy", "closing transmission channel"],
         ServiceUnavailable,
@@ -479,7 +569,7 @@ pub static WORDS: &[TextRule] = &[
     .only(Classes::Transient)
     .steps(&[SERVICE_HEALTH, RETRY]),
     TextRule::new(
-        &["syntax", "unrecognized", "unrecognised", "not recognized", "not implemented", "unimplemented", "not supported", "unsupported", "line too long", "pipelining", "protocol", "invalid command", "unknown command", "command not", "parameter", "argument", "expected", "#bdat", "chunking", "binarymime", "xclient", "xforward", "#notify", "orcpt", "envid", "#dsn"],
+        &["syntax", "incomplete data", "unrecognized", "unrecognised", "not recognized", "not implemented", "unimplemented", "not supported", "unsupported", "line too long", "pipelining", "protocol", "invalid command", "unknown command", "command not", "parameter", "argument", "expected", "#bdat", "chunking", "binarymime", "xclient", "xforward", "#notify", "orcpt", "envid", "#dsn"],
         ProtocolError,
         "The server did not accept the command as valid SMTP at this point.",
         RFC5321,

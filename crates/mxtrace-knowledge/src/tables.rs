@@ -72,6 +72,7 @@ pub const MS_RATE: &str = "Microsoft Learn: Message rate limits and throttling i
 pub const POSTFIX_SMTPD: &str = "Postfix smtpd(8) and anvil(8) reply texts (\"send HELO/EHLO first\", \"too much mail from\", smtpd_client_message_rate_limit)";
 pub const RFC7208: &str = "RFC 7208 section 2.6.6 (SPF temperror: a transient error, generally DNS) and RFC 6376 section 6.1.2 (DKIM key retrieval TEMPFAIL)";
 pub const MS_STOREDRV_SUBMIT: &str = "Exchange store driver submission exceptions as reported in Microsoft Learn Q&A and MicrosoftDocs/OfficeDocs-Support issues (554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException, QuotaExceededException, ObjectNotFoundException)";
+pub const TREND_MICRO: &str = "Trend Micro Email Security knowledge base: 1055758 (blocking an email address or domain: BLOCK-SEND-ER, BLOCK-RCPT) and 1120618 (outbound mail to TMEMS fails with 554 ... NO-DOMAIN), as published at smtpfieldmanual.com/code/554";
 pub const MIMECAST: &str = "Mimecast: SMTP error codes (community.mimecast.com, \"451 Internal resource temporarily unavailable\": greylisting)";
 pub const ONPREM: &str =
     "Microsoft Learn: Queues and messages in queues in Exchange Server (queue LastError texts such as 451 4.4.0 DNS query failed, 421 4.2.1 Unable to connect)";
@@ -257,12 +258,15 @@ pub static MARKERS: &[TextRule] = &[
         QMAIL,
     ),
     // Public and provider blocklists.
+    // Spamhaus also lists domains (the DBL): a sender or HELO *domain* "listed in Spamhaus" is
+    // a domain listing (families.rs), not the client's IP.
     TextRule::new(
         &["spamhaus", "[bl21]", "[bl22]", "[bl23]"],
         IpBlocklisted,
         "The sending IP address is listed by Spamhaus (ZEN: SBL, XBL, PBL or CSS), which the receiving server checks, so it refuses the connection or the message.",
         SPAMHAUS,
     )
+    .unless(&["domain is listed", "domain listed"])
     .steps(&[DELIST_PUBLIC, PTR]),
     // A DNSBL hit in the wording of Postfix's default_rbl_reply and of Exchange Online.
     TextRule::new(
@@ -322,6 +326,13 @@ pub static MARKERS: &[TextRule] = &[
         &["[ts0", "[tss0", "[ts1", "unexpected volume or user complaints", "due to user complaints", "permanently deferred", "temporarily deferred - 4.16"],
         ReputationOrRateLimited,
         "Yahoo/AOL is deferring mail from this IP because of unusual volume or user complaints (reputation).",
+        YAHOO,
+    ),
+    // PH01 is Yahoo's code for suspected phishing, worded as a policy refusal.
+    TextRule::new(
+        &["[ph01]"],
+        ContentRejected,
+        "Yahoo/AOL suspects the message of phishing (its links, images or sender) and refused it.",
         YAHOO,
     ),
     TextRule::new(
@@ -424,6 +435,20 @@ pub static MARKERS: &[TextRule] = &[
         ProtocolError,
         "The client broke SMTP: it pipelined commands the server did not allow, or made too many protocol errors.",
         POSTFIX,
+    ),
+    // Trend Micro Email Security names the rule that refused the recipient in a token.
+    TextRule::new(
+        &["block-send-er", "block-sender", "block-rcpt"],
+        PolicyOrTransportRule,
+        "The recipient's organization blocks this sender or recipient with a Trend Micro Email Security block rule; only its administrator can change it.",
+        TREND_MICRO,
+    )
+    .steps(&[RECIPIENT_ADMIN]),
+    TextRule::new(
+        &["no-domain."],
+        RelayDenied,
+        "Trend Micro Email Security does not accept mail for this recipient domain from this sender or IP: the domain is not (yet) routed through the service for this sender.",
+        TREND_MICRO,
     ),
     TextRule::new(
         &["administrative prohibition"],
@@ -667,8 +692,11 @@ pub static RFC5321_TABLE: &[BasicRule] = &[
         "The server requires authentication before this command.", RFC4954),
     BasicRule::new(534, "Authentication mechanism is too weak", Some(AuthFailed),
         "The server requires a stronger authentication mechanism.", RFC4954),
+    // RFC 4954 defines 535 as an answer to AUTH; elsewhere it is a server's own use.
     BasicRule::new(535, "Authentication credentials invalid", Some(AuthFailed),
-        "The server rejected the credentials.", RFC4954).sure(),
+        "The server rejected the credentials.", RFC4954).at(AUTH.or_unknown()).sure(),
+    BasicRule::new(535, "Authentication credentials invalid", Some(AuthFailed),
+        "The server rejected the credentials.", RFC4954),
     BasicRule::new(538, "Encryption required for requested authentication mechanism", Some(TlsRequired),
         "This authentication mechanism is only allowed inside TLS.", RFC4954),
     BasicRule::new(503, "Bad sequence of commands", Some(ProtocolError),
