@@ -103,6 +103,17 @@ async fn exit_codes_follow_the_targets() {
     assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
     let failed = sweep(&lab, &format!("{mx}\n{refused}\n"), &[]).await;
     assert_eq!(failed.code, 1, "{}", failed.stderr);
+    // The same on worker threads (the default is one thread); none is a usage error.
+    let workers = sweep(&lab, &format!("{mx}\n{refused}\n"), &["--threads", "2"]).await;
+    assert_eq!(
+        (workers.code, lines(&workers).len()),
+        (1, 2),
+        "{}",
+        workers.stderr
+    );
+    let none = sweep(&lab, &format!("{mx}\n"), &["--threads", "0"]).await;
+    assert_eq!(none.code, 2, "{}", none.stderr);
+    assert!(none.stderr.contains("--threads"), "{}", none.stderr);
     assert!(
         failed.stderr.contains("failed by category:"),
         "{}",

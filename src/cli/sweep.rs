@@ -48,6 +48,11 @@ pub struct SweepArgs {
     /// At most N sessions at once to one /24 (IPv4) or /48 (IPv6).
     #[arg(long, value_name = "N", default_value_t = sweep::DEFAULT_PER_SUBNET, value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
     pub per_subnet: usize,
+    /// Threads that drive the sessions. One drives thousands (each waits on the network, as
+    /// smtp-source's one process does, with no wake-up crossing threads); more help only a
+    /// STARTTLS sweep whose handshakes fill a core.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64).map(usize::from))]
+    pub threads: usize,
     /// Run only the targets of shard I of N (1-based; a stable hash of the normalised
     /// target), so that N jobs split one list. `job-index/N` takes I from a Kubernetes indexed
     /// Job's JOB_COMPLETION_INDEX (0-based: index 0 runs shard 1).
@@ -130,15 +135,32 @@ impl SweepArgs {
     }
 }
 
+/// One thread (current-thread runtime) or `threads` workers.
+fn sweep_runtime(threads: usize) -> Result<tokio::runtime::Runtime, CliError> {
+    let mut b = match threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+    };
+    b.enable_all().build().map_err(|source| CliError::Io {
+        what: "starting the runtime",
+        source,
+    })
+}
+
 /// Runs the sweep; the exit code follows the summary.
 pub fn run(args: &SweepArgs, format: super::Format) -> Result<u8, CliError> {
     let opts = args.options()?;
     let json = format == super::Format::Json;
     let style = report::style::Style::new(report::use_color());
-    let rt = super::dispatch::runtime()?;
+    let rt = sweep_runtime(args.threads)?;
     let targets = args.targets.clone();
-    // The sweep runs as a task, not on the thread that blocks on it: each finished target
-    // then wakes it on a worker (often the same one), not across threads (docs/benchmarks.md).
+    // The sweep runs as a task, not on the thread that blocks on it: with workers, each
+    // finished target then wakes it on a worker (often the same one), not across threads
+    // (docs/benchmarks.md).
     let task = rt.spawn(async move {
         let input = open(&targets).await?;
         let bar = progress_bar();
