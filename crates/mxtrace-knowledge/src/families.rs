@@ -549,7 +549,7 @@ pub static WORDS: &[TextRule] = &[
     .at(BANNER)
     .steps(&[DELIST_PUBLIC, PTR]),
     TextRule::new(
-        &["policy", "does not accept", "not authorized", "not authorised", "prohibited", "not permitted", "restricted", "administrative", "forbidden", "#rule", "not welcome", "preferences", "refused by", "rejected by"],
+        &["policy", "does not accept", "not authorized", "not authorised", "prohibited", "not permitted", "restricted", "administrative", "forbidden", "#rule", "not welcome", "preferences", "refused by", "rejected by", "does not want", "doesn't want"],
         PolicyOrTransportRule,
         "A policy on the receiving side refused the message (access rule, transport rule or restriction).",
         RFC3463,
