@@ -87,8 +87,16 @@ pub static PHRASES: &[TextRule] = &[
         "The client broke SMTP: it pipelined commands the server did not allow, or made too many protocol errors.",
         POSTFIX,
     ),
+    // A server that waited for the client and gave up: the client's pace, not the server's health.
     TextRule::new(
-        &["malformed", "syntactically invalid", "invalid address literal", "invalid domain literal", "in smtp commands"],
+        &["timeout waiting", "waiting for data", "data timeout", "command timeout", "idle timeout", "input timeout"],
+        ProtocolError,
+        "The server closed the session because the client was too slow to send the next command or the message data (RFC 5321 section 4.5.3.2 timeouts).",
+        RFC5321,
+    )
+    .layer(Layer::SmtpSession),
+    TextRule::new(
+        &["malformed", "syntactically invalid", "invalid address literal", "invalid domain literal", "in smtp commands", "invalid syntax", "syntax should be"],
         ProtocolError,
         "The server refused the command's argument as malformed (an EHLO argument must be a fully qualified name or an address literal, RFC 5321 section 4.1.4).",
         HELO_DNS,
@@ -122,7 +130,7 @@ pub static PHRASES: &[TextRule] = &[
     .also(&["complian", "conform", "violat", "invalid", "malformed", "format", "not valid", "does not"])
     .at(CONTENT_STAGES),
     TextRule::new(
-        &["smtplf", "barelf", "bare lf", "invalid line ending", "line endings", "line ending", "bare line", "bare cr", "bare <lf>", "bare newline", "line feed", "line-feed", "linefeed", "lone lf", "lone cr"],
+        &["smtplf", "barelf", "bare lf", "line delimiter", "must be crlf", "invalid line ending", "line endings", "line ending", "bare line", "bare cr", "bare <lf>", "bare newline", "line feed", "line-feed", "linefeed", "lone lf", "lone cr"],
         ContentRejected,
         "The message data has line endings that are not CRLF (a bare LF or CR, RFC 5321 section 2.3.8), which the server refuses.",
         RFC5322,
@@ -140,7 +148,7 @@ pub static PHRASES: &[TextRule] = &[
     .only(Classes::Transient)
     .layer(Layer::Dns),
     TextRule::new(
-        &["#spf", "#dkim", "#dmarc", "sender policy framework", "domainkeys", "unauthenticated email", "sender is unauthenticated", "authentication checks", "purported responsible address", "#pra", "sender id", "senderid", "arc validation", "#arc", "not authorized by", "not designated", "not permitted sender"],
+        &["#spf", "#dkim", "#dmarc", "sender policy framework", "domainkeys", "unauthenticated email", "sender is unauthenticated", "authentication checks", "purported responsible address", "#pra", "sender id", "senderid", "arc validation", "#arc", "not authorized by", "not designated", "not permitted sender", "not allowed to send mail from", "not allowed to send from", "not permitted to send mail from"],
         SpfDkimDmarcFailure,
         "The message failed sender authentication (SPF, DKIM or DMARC) at the receiving server.",
         RFC7372,
@@ -178,14 +186,14 @@ pub static PHRASES: &[TextRule] = &[
     .layer(Layer::SmtpSession),
     // Loops before rates and sizes ("maximum number of hops").
     TextRule::new(
-        &["#loop", "loops back", "looping", "mail loop", "routing loop", "loop detected", "hop count", "too many hops", "hop limit", "max hop", "maximum hop", "number of hops", "too many received", "received headers", "received header fields"],
+        &["#loop", "loops back", "looping", "mail loop", "routing loop", "loop detected", "hop count", "too many hops", "hop limit", "max hop", "maximum hop", "number of hops", "too many received", "received headers", "received header fields", "recursive forward", "too many forwards"],
         ConnectorOrRouting,
         "A mail loop: the message passed through more hops than the server allows, or came back to a server it had already passed (forwarding, connectors or MX records pointing at each other).",
         SENDMAIL,
     ),
     // Sizes (a size "limit exceeded" before the rate family).
     TextRule::new(
-        &["too large", "too big", "too much mail data", "too much data", "message size", "size limit", "exceeds size", "maximum size", "size exceeds", "exceeds maximum", "exceeds the maximum allowed size", "message length exceeds", "message file too big", "exceeded storage allocation", "header size", "ridiculously long", "oversize", "max message size", "maximum message size", "larger than"],
+        &["too large", "too big", "too much mail data", "too much data", "message size", "size limit", "exceeds size", "maximum size", "size exceeds", "exceeds maximum", "exceeds the maximum allowed size", "message length exceeds", "message file too big", "exceeded storage allocation", "header size", "ridiculously long", "oversize", "max message size", "maximum message size", "larger than", "message is too long", "message too long", "attachment is too long", "attachment too long", "attachment too large"],
         MessageTooLarge,
         "The message is larger than a size limit on the receiving side.",
         RFC5321,
@@ -227,6 +235,8 @@ pub static PHRASES: &[TextRule] = &[
         "The receiving server is limiting this sender or IP (too many messages, recipients or connections in a period).",
         RFC3463,
     )
+    // "Quota limit exceeded" is a quota: the quota rules and the code say whose.
+    .unless(&["quota"])
     .steps(&[RETRY]),
     // TLS: failure of the negotiation before the requirement.
     TextRule::new(
@@ -253,12 +263,13 @@ pub static PHRASES: &[TextRule] = &[
     )
     .names(),
     TextRule::new(
-        &["barracudacentral", "barracuda reputation", "spamcop", "#sorbs", "uceprotect", "abuseat", "psbl", "#dnsbl", "dnsbls", "#rbl", "blocked using", "blacklist", "blocklist", "blocklisted", "black list", "block list", "denylist", "deny list", "is listed", "listed at", "listed on", "listed in", "listed by", "found on one", "dynamic ip", "dynamic address", "residential", "dial-up", "dialup"],
+        &["barracudacentral", "barracuda reputation", "spamcop", "#sorbs", "uceprotect", "abuseat", "psbl", "#dnsbl", "dnsbls", "#rbl", "blocked using", "black ip", "blacklist", "blocklist", "blocklisted", "black list", "block list", "denylist", "deny list", "is listed", "listed at", "listed on", "listed in", "listed by", "found on one", "dynamic ip", "dynamic address", "residential", "dial-up", "dialup"],
         IpBlocklisted,
         "The sending IP address is on a blocklist (DNSBL or the provider's own list) the receiving server checks, so it refuses the connection or the message.",
         DNSBLS,
     )
-    .unless(&["tenant allow", "not listed"])
+    // "Sender is blacklisted" is a recipient's list of sender addresses, not of IPs.
+    .unless(&["tenant allow", "not listed", "sender is blacklisted", "sender is blocklisted", "sender is on"])
     .names()
     .steps(&[DELIST_PUBLIC, DELIST_MS, PTR]),
     TextRule::new(
@@ -272,7 +283,7 @@ pub static PHRASES: &[TextRule] = &[
     .steps(&[DELIST_PUBLIC, PTR]),
     // Reputation, named as such.
     TextRule::new(
-        &["reputation", "complaints", "#spammer", "#karma"],
+        &["reputation", "complaints", "#spammer", "#karma", "spam sender", "spam source", "source of spam"],
         ReputationOrRateLimited,
         "The receiving server is limiting or refusing this sender for its reputation.",
         RFC3463,
@@ -280,7 +291,7 @@ pub static PHRASES: &[TextRule] = &[
     .names(),
     // Content and spam.
     TextRule::new(
-        &["#virus", "malware", "infected", "#phish", "phishing", "trojan", "banned attachment", "attachment", "password-protected", "encrypted archive", "#zip", "executable", "banned file", "prohibited file", "dangerous", "credential leak", "impersonat"],
+        &["#virus", "malware", "infected", "#phish", "phishing", "trojan", "banned attachment", "attachment", "password-protected", "encrypted archive", "#zip", "executable", "banned file", "prohibited file", "file extension", "file_extension", "dangerous", "credential leak", "impersonat"],
         ContentRejected,
         "The receiving filter refused the message content (malware, phishing or a forbidden attachment).",
         RFC3463,
@@ -319,7 +330,7 @@ pub static PHRASES: &[TextRule] = &[
     .only(Classes::Transient),
     // DNS: the client's reverse DNS and EHLO name, a domain that does not resolve.
     TextRule::new(
-        &["reverse dns", "rdns", "#ptr", "ptr record", "cannot find your hostname", "cannot find your reverse hostname", "reverse hostname", "fcrdns", "forward-confirmed", "does not resolve", "doesn't resolve", "did not resolve", "could not resolve", "cannot resolve", "can't resolve", "unable to resolve", "not resolvable", "unresolvable", "host not found", "host unknown", "unknown host", "unrouteable mail domain", "unroutable mail domain", "unrouteable domain", "unroutable domain", "nonexistent domain", "non-existent domain", "domain not found", "no such domain", "domain does not exist", "domain doesn't exist", "nxdomain", "servfail", "domain name not found", "name server", "nameserver", "lookup fail", "lookup error", "temporary lookup", "name service error", "dns query", "dns lookup", "dns error", "dns failure", "no mx", "mx lookup", "domain is not reachable", "domain not reachable", "valid sender domain", "not the same as the actual client", "helo command rejected", "invalid helo", "bad helo", "helo name", "ehlo name", "helo host name", "fully-qualified hostname", "fully qualified hostname", "fqdn"],
+        &["reverse dns", "rdns", "#ptr", "ptr record", "cannot find your hostname", "cannot find your reverse hostname", "reverse hostname", "fcrdns", "forward-confirmed", "does not resolve", "doesn't resolve", "did not resolve", "could not resolve", "cannot resolve", "can't resolve", "can not resolve", "can not be resolved", "could not be resolved", "unable to resolve", "not resolvable", "unresolvable", "host not found", "host unknown", "unknown host", "unrouteable mail domain", "unroutable mail domain", "unrouteable domain", "unroutable domain", "nonexistent domain", "non-existent domain", "domain not found", "no such domain", "domain does not exist", "domain doesn't exist", "nxdomain", "servfail", "domain name not found", "name server", "nameserver", "lookup fail", "lookup error", "temporary lookup", "name service error", "dns query", "dns lookup", "dns error", "dns failure", "no mx", "mx lookup", "domain is not reachable", "domain not reachable", "valid sender domain", "not the same as the actual client", "helo command rejected", "invalid helo", "bad helo", "helo name", "ehlo name", "helo host name", "fully-qualified hostname", "fully qualified hostname", "fqdn"],
         DnsFailure,
         "A DNS check failed: the sending IP's reverse DNS, the EHLO name, or the sender or recipient domain does not resolve (or the lookup itself failed).",
         HELO_DNS,
@@ -358,7 +369,7 @@ pub static PHRASES: &[TextRule] = &[
     // Disabled accounts before unknown users: "invalid mailbox ... account is disabled" names
     // the more specific cause.
     TextRule::new(
-        &["account is disabled", "account disabled", "accountdisabled", "mailbox is disabled", "mailbox disabled", "account has been disabled", "account is inactive", "mailbox is inactive", "account has been suspended", "account suspended", "no longer active", "account closed", "account is locked", "temporary locked", "temporarily locked", "mailbox unavailable for", "mailbox is unavailable", "not accepting mail", "relay address has been disabled"],
+        &["account is disabled", "account disabled", "accountdisabled", "mailbox is disabled", "mailbox disabled", "account has been disabled", "account is inactive", "mailbox is inactive", "account has been suspended", "account suspended", "no longer active", "is not active", "account closed", "account is locked", "temporary locked", "temporarily locked", "mailbox unavailable for", "mailbox is unavailable", "not accepting mail", "relay address has been disabled"],
         MailboxDisabledOrFull,
         "The recipient account exists but is disabled, locked or not accepting mail.",
         RFC3463,
@@ -404,9 +415,9 @@ pub static PHRASES: &[TextRule] = &[
         "The receiving server refused the sender address.",
         EXIM,
     )
-    .also(&["rejected", "denied", "invalid", "not valid", "not allowed", "not authorized", "not permitted", "refused", "unknown", "verification", "spoof"]),
+    .also(&["rejected", "denied", "invalid", "not valid", "not allowed", "not authorized", "not permitted", "refused", "unknown", "verification", "spoof", "blacklist", "blocklist"]),
     TextRule::new(
-        &["i/o error", "io error", "no space left on device", "signing failed", "failed to queue", "internal error", "server error", "system error", "local error", "local problem", "system problem", "temporary failure", "temporary problem", "mail system full", "system full", "disk full", "out of memory", "error in processing", "command died", "command failed", "write error", "error writing", "database error", "service unavailable", "service not available", "temporarily unavailable", "server busy", "too busy", "overloaded", "high load", "maintenance", "shutting down", "insufficient system storage", "resources temporarily", "configuration error", "configuration problem", "error processing", "processing error", "unexpected failure", "internal failure", "backend failure"],
+        &["i/o error", "io error", "no space left on device", "signing failed", "failed to queue", "internal error", "server error", "system error", "local error", "local problem", "system problem", "temporary failure", "temporary problem", "mail system full", "system full", "disk full", "out of memory", "error in processing", "command died", "command failed", "write error", "error writing", "database error", "service unavailable", "service not available", "temporarily unavailable", "server busy", "too busy", "overloaded", "high load", "maintenance", "shutting down", "insufficient system storage", "resources temporarily", "configuration error", "configuration problem", "error processing", "processing error", "unexpected failure", "internal failure", "backend failure", "unexpected error", "storage error", "could not be saved", "could not save", "unable to save", "failed to save", "no data saved"],
         ServiceUnavailable,
         "The receiving server reports a temporary inability to provide service (load, maintenance or an internal error).",
         RFC5321,
@@ -459,7 +470,7 @@ pub static WORDS: &[TextRule] = &[
         "The server refused to relay for this connection.",
         POSTFIX,
     )
-    .also(&["denied", "not ", "prohibit", "unable", "refus", "reject", "forbidden", "permission", "disallow"]),
+    .also(&["denied", "denies", "not ", "prohibit", "unable", "refus", "reject", "forbidden", "permission", "disallow"]),
     TextRule::new(
         &["starttls", "#tls", "#ssl", "encrypt", "secure"],
         TlsRequired,
@@ -538,7 +549,7 @@ pub static WORDS: &[TextRule] = &[
     .at(BANNER)
     .steps(&[DELIST_PUBLIC, PTR]),
     TextRule::new(
-        &["policy", "does not accept", "not authorized", "not authorised", "prohibited", "not permitted", "restricted", "administrative", "forbidden", "#rule", "not welcome", "preferences", "refused by", "rejected by"],
+        &["policy", "does not accept", "not authorized", "not authorised", "prohibited", "not permitted", "restricted", "administrative", "forbidden", "#rule", "not welcome", "preferences", "refused by", "rejected by", "does not want", "doesn't want"],
         PolicyOrTransportRule,
         "A policy on the receiving side refused the message (access rule, transport rule or restriction).",
         RFC3463,

@@ -71,6 +71,7 @@ pub const DNSBLS: &str = "Blocklist operators' documentation: Barracuda Reputati
 pub const MS_RATE: &str = "Microsoft Learn: Message rate limits and throttling in Exchange Server (receive connector MessageRateLimit: 421 4.4.2 Message submission rate for this client has exceeded the configured limit)";
 pub const POSTFIX_SMTPD: &str = "Postfix smtpd(8) and anvil(8) reply texts (\"send HELO/EHLO first\", \"too much mail from\", smtpd_client_message_rate_limit)";
 pub const RFC7208: &str = "RFC 7208 section 2.6.6 (SPF temperror: a transient error, generally DNS) and RFC 6376 section 6.1.2 (DKIM key retrieval TEMPFAIL)";
+pub const NETEASE: &str = "NetEase Mail reply codes (HL, MI, RP, DT, WM tags with their meanings), as listed at biecuoliao.com/pa/MBRrwEM.html";
 pub const MS_STOREDRV_SUBMIT: &str = "Exchange store driver submission exceptions as reported in Microsoft Learn Q&A and MicrosoftDocs/OfficeDocs-Support issues (554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException, QuotaExceededException, ObjectNotFoundException)";
 pub const TREND_MICRO: &str = "Trend Micro Email Security knowledge base: 1055758 (blocking an email address or domain: BLOCK-SEND-ER, BLOCK-RCPT) and 1120618 (outbound mail to TMEMS fails with 554 ... NO-DOMAIN), as published at smtpfieldmanual.com/code/554";
 pub const MIMECAST: &str = "Mimecast: SMTP error codes (community.mimecast.com, \"451 Internal resource temporarily unavailable\": greylisting)";
@@ -456,6 +457,28 @@ pub static MARKERS: &[TextRule] = &[
         "The receiving server's access rules refuse this message (administrative prohibition).",
         EXIM,
     ),
+    // NetEase (163.com, 126.com, yeah.net) tags every refusal with a class:reason code; the
+    // tag names the cause whatever words follow it.
+    TextRule::new(
+        &["dt:spm"],
+        ContentRejected,
+        "NetEase's filter (DT:SPM) judged the message spam by its content or sending pattern; NetEase asks to change the content or sending practice and retry later.",
+        NETEASE,
+    ),
+    TextRule::new(
+        &["dt:rbl"],
+        IpBlocklisted,
+        "NetEase (DT:RBL) refuses the sending IP because it is on one or more DNS blocklists.",
+        NETEASE,
+    )
+    .steps(&[DELIST_PUBLIC]),
+    TextRule::new(
+        &["hl:rep", "hl:icc", "hl:ifc", "hl:mep", "mi:dmc", "mi:sfq", "mi:cel", "mi:ccl", "rp:drc", "rp:ccl", "rp:cel", "rp:qrc"],
+        ReputationOrRateLimited,
+        "NetEase is limiting this sending IP or sender (HL, MI, RP tags: too many connections, messages, recipients, errors or unknown recipients in a period, or a bad sending pattern).",
+        NETEASE,
+    )
+    .steps(&[RETRY]),
 ];
 
 // ---- Tier 2a: Microsoft Exchange Online / EOP enhanced codes ---------------------------------
