@@ -28,6 +28,8 @@ pub const MAX_INPUT: usize = 16 * 1024 * 1024;
 const MAX_FIELDS: usize = 2000;
 /// At most this many parts are searched for NDR material.
 const MAX_PARTS: usize = 500;
+/// How deep returned or forwarded messages are searched for delivery-status parts.
+const MAX_NESTED: usize = 3;
 const MAX_STEPS: usize = 8;
 const MAX_TEXT: usize = 300;
 
@@ -191,29 +193,7 @@ fn ndr_input(m: &Message<'_>) -> NdrInput {
         }),
         ..Default::default()
     };
-    for part in m.parts.iter().take(MAX_PARTS) {
-        let is = |t: &str, s: &str| part.is_content_type(t, s);
-        match &part.body {
-            PartType::Binary(b) | PartType::InlineBinary(b)
-                if is("message", "delivery-status") || is("message", "global-delivery-status") =>
-            {
-                input
-                    .delivery_status
-                    .push(String::from_utf8_lossy(b).into_owned());
-            }
-            PartType::Text(t) if is("message", "delivery-status") => {
-                input.delivery_status.push(t.to_string());
-            }
-            PartType::Text(t)
-                if (part.content_type().is_none() || is("text", "plain"))
-                    && input.body_text.len() < MAX_INPUT / 4 =>
-            {
-                input.body_text.push_str(t);
-                input.body_text.push('\n');
-            }
-            _ => {}
-        }
-    }
+    collect_ndr_parts(m, &mut input, 0);
     for (name, value) in fields(m) {
         if name.eq_ignore_ascii_case("X-Failed-Recipients") {
             input.failed_recipients.extend(
@@ -227,6 +207,46 @@ fn ndr_input(m: &Message<'_>) -> NdrInput {
         }
     }
     input
+}
+
+/// The delivery-status parts and plain text of a message. A bounce that returns or forwards
+/// another bounce (a list manager's notice, a forwarded NDR) carries that report in a
+/// message/rfc822 part: its delivery-status parts are read too, a few levels deep.
+fn collect_ndr_parts(m: &Message<'_>, input: &mut NdrInput, depth: usize) {
+    for part in m.parts.iter().take(MAX_PARTS) {
+        let is = |t: &str, s: &str| part.is_content_type(t, s);
+        match &part.body {
+            PartType::Binary(b) | PartType::InlineBinary(b)
+                if is("message", "delivery-status") || is("message", "global-delivery-status") =>
+            {
+                push_bounded(
+                    &mut input.delivery_status,
+                    String::from_utf8_lossy(b).into_owned(),
+                );
+            }
+            PartType::Text(t) if is("message", "delivery-status") => {
+                push_bounded(&mut input.delivery_status, t.to_string());
+            }
+            PartType::Text(t)
+                if depth == 0
+                    && (part.content_type().is_none() || is("text", "plain"))
+                    && input.body_text.len() < MAX_INPUT / 4 =>
+            {
+                input.body_text.push_str(t);
+                input.body_text.push('\n');
+            }
+            PartType::Message(inner) if depth < MAX_NESTED => {
+                collect_ndr_parts(inner, input, depth + 1);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn push_bounded(parts: &mut Vec<String>, text: String) {
+    if parts.len() < MAX_PARTS {
+        parts.push(text);
+    }
 }
 
 /// The returned message of an NDR: a message/rfc822 part, text/rfc822-headers, or the

@@ -43,8 +43,26 @@ const ORIGINAL_MARKERS: &[&str] = &[
     "--- returned message",
     "unsent message below",
     "message that you sent:",
-    "----- transcript of session follows",
 ];
+
+/// Phrases of a bounce that says a message was not delivered without naming the recipient
+/// (lower-case).
+const UNDELIVERED_PHRASES: &[&str] = &[
+    "could not be delivered",
+    "couldn't be delivered",
+    "not be delivered",
+    "undeliverable",
+    "delivery failed",
+    "delivery has failed",
+    "unable to deliver",
+    "failed to deliver",
+    "transcript of session follows",
+    "unsent message follows",
+    "returned mail",
+];
+
+/// At most this many `To:` lines are read for the returned message's recipients.
+const MAX_TO_LINES: usize = 8;
 
 /// Header-like labels in a bounce's prose whose addresses are not failed recipients (the
 /// bounced message's own sender and headers).
@@ -85,6 +103,14 @@ const STAGE_PHRASES: &[(&str, Stage)] = &[
     ("after ehlo", Stage::Ehlo),
     ("in reply to helo command", Stage::Helo),
     ("after helo", Stage::Helo),
+    // 1&1: "SMTP error from remote server for TEXT command"; gateways: "(Error following
+    // RCPT command)".
+    ("for text command", Stage::EndOfData),
+    ("for rcpt command", Stage::RcptTo),
+    ("following rcpt command", Stage::RcptTo),
+    ("for mail command", Stage::MailFrom),
+    ("following mail command", Stage::MailFrom),
+    ("for data command", Stage::Data),
     ("after initial connection", Stage::Banner),
     ("refused to talk to me", Stage::Banner),
 ];
@@ -110,6 +136,12 @@ pub fn read(input: &NdrInput) -> Option<Ndr> {
         delivery_status(status, &mut ndr);
     }
     if ndr.recipients.is_empty() {
+        // Some gateways (Amazon WorkMail) print the RFC 3464 fields in the text part.
+        if let Some(fields) = text.after_line_starting("Final-Recipient:") {
+            delivery_status(fields, &mut ndr);
+        }
+    }
+    if ndr.recipients.is_empty() {
         ndr.recipients = text.exchange_recipients();
     }
     if ndr.recipients.is_empty() {
@@ -125,6 +157,9 @@ pub fn read(input: &NdrInput) -> Option<Ndr> {
     }
     if ndr.recipients.is_empty() {
         ndr.recipients = text.prose_recipients();
+    }
+    if ndr.recipients.is_empty() && (input.is_report || text.says_undelivered()) {
+        ndr.recipients = text.original_to();
     }
     ndr.generating_server = text.generating_server();
     for r in &mut ndr.recipients {
@@ -171,6 +206,19 @@ fn status_code(field: &str) -> Option<EnhancedCode> {
     EnhancedCode::parse(token.trim_end_matches([',', ';', ':', ')']))
 }
 
+/// The enhanced code a diagnostic or prose states: the SMTP reply's (`550 5.1.1 ...`), else
+/// qmail's `(#5.1.1)` / `(#4.4.1 - chkusr)` suffix.
+fn stated_status(text: &str) -> Option<String> {
+    if let Some(code) = smtp_reply(text).and_then(|r| r.enhanced) {
+        return Some(code.to_string());
+    }
+    text.match_indices('#').take(8).find_map(|(at, _)| {
+        let token = text.get(at + 1..)?.split_whitespace().next()?;
+        let code = EnhancedCode::parse(token.trim_end_matches([')', ',', ';', ':', ']']))?;
+        Some(code.to_string())
+    })
+}
+
 /// The fields of a delivery-status part: per-message fields, then one group per recipient.
 fn delivery_status(text: &str, ndr: &mut Ndr) {
     for group in field_groups(text).into_iter().take(MAX_GROUPS) {
@@ -180,7 +228,13 @@ fn delivery_status(text: &str, ndr: &mut Ndr) {
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| clip(v))
         };
-        if let Some(final_rcpt) = get("Final-Recipient") {
+        // A group without Final-Recipient but with Original-Recipient (McAfee) is a
+        // recipient's group too.
+        let original = get("Original-Recipient").map(|v| without_type(&v));
+        if let Some(final_rcpt) = get("Final-Recipient")
+            .map(|v| without_type(&v))
+            .or_else(|| original.clone())
+        {
             if ndr.recipients.len() >= MAX_RECIPIENTS {
                 continue;
             }
@@ -192,11 +246,15 @@ fn delivery_status(text: &str, ndr: &mut Ndr) {
                     .clone()
                     .filter(|s| status_code(s).is_none_or(|c| c.to_string() != *s))
             });
+            // No Status field: the code the diagnostic states.
+            let status = raw_status
+                .map(|s| status_code(&s).map_or(s, |c| c.to_string()))
+                .or_else(|| diagnostic.as_deref().and_then(stated_status));
             ndr.recipients.push(NdrRecipient {
-                recipient: without_type(&final_rcpt),
-                original_recipient: get("Original-Recipient").map(|v| without_type(&v)),
+                recipient: final_rcpt,
+                original_recipient: original,
                 action: get("Action").map(|a| a.to_ascii_lowercase()),
-                status: raw_status.map(|s| status_code(&s).map_or(s, |c| c.to_string())),
+                status,
                 remote_mta: get("Remote-MTA").and_then(|v| mta_name(&without_type(&v))),
                 diagnostic_code: diagnostic,
                 stage: None,
@@ -303,7 +361,7 @@ pub fn smtp_reply(diagnostic: &str) -> Option<Reply> {
 }
 
 /// Where an SMTP reply (`550 ...`, `550-...`, `550`) starts: three digits, the first 2-5,
-/// at the start or after white space or a colon.
+/// at the start or after white space, a colon or `[` (`It responded as follows: [550 ...]`).
 fn reply_start(text: &str) -> Option<usize> {
     let b = text.as_bytes();
     (0..b.len()).find(|&i| {
@@ -314,7 +372,7 @@ fn reply_start(text: &str) -> Option<usize> {
         let after = b.get(i + 3).is_none_or(|c| *c == b' ' || *c == b'-');
         let before = i == 0
             || b.get(i - 1)
-                .is_some_and(|c| c.is_ascii_whitespace() || *c == b':');
+                .is_some_and(|c| c.is_ascii_whitespace() || *c == b':' || *c == b'[');
         digits && first && after && before
     })
 }
@@ -342,6 +400,52 @@ impl<'a> Prose<'a> {
     fn after(&self, marker: &str) -> Option<&'a str> {
         let at = find_ci(self.text, marker)?;
         self.text.get(at + marker.len()..)
+    }
+
+    /// The text from the first line that starts with `label` (case-insensitive).
+    fn after_line_starting(&self, label: &str) -> Option<&'a str> {
+        let mut at = 0;
+        for line in self.text.split_inclusive('\n') {
+            if line
+                .trim_start()
+                .get(..label.len())
+                .is_some_and(|l| l.eq_ignore_ascii_case(label))
+            {
+                return self.text.get(at..);
+            }
+            at += line.len();
+        }
+        None
+    }
+
+    /// Whether the prose says a message was not delivered (a bounce that names no
+    /// recipient of its own).
+    fn says_undelivered(&self) -> bool {
+        let section = super::clip_to(self.failure_section(), MAX_CONTEXT).to_ascii_lowercase();
+        UNDELIVERED_PHRASES.iter().any(|p| section.contains(p))
+    }
+
+    /// The last resort of a bounce that names nobody (Verizon MMS, old Sendmail): the
+    /// addresses of the returned message's `To:` lines.
+    fn original_to(&self) -> Vec<NdrRecipient> {
+        let mut out: Vec<NdrRecipient> = Vec::new();
+        let to_lines = self.text.lines().filter(|l| {
+            l.trim_start()
+                .get(..3)
+                .is_some_and(|l| l.eq_ignore_ascii_case("to:"))
+        });
+        for line in to_lines.take(MAX_TO_LINES) {
+            for address in line.split_whitespace().filter_map(address_token) {
+                if out.len() < MAX_RECIPIENTS
+                    && !out
+                        .iter()
+                        .any(|r| r.recipient.eq_ignore_ascii_case(&address))
+                {
+                    out.push(recipient(&address, Some("failed"), None, Source::ProseText));
+                }
+            }
+        }
+        out
     }
 
     fn generating_server(&self) -> Option<String> {
@@ -469,12 +573,15 @@ impl<'a> Prose<'a> {
                 {
                     continue;
                 }
-                let para = paragraph_from(section, i);
+                let para = until_next_address(&paragraph_from(section, i), &address);
                 let reply = reply_start(&para).and_then(|at| para.get(at..));
                 let mut r = recipient(&address, Some("failed"), reply, Source::ProseText);
                 r.stage = stage_in(&para);
                 if r.diagnostic_code.is_none() {
                     r.diagnostic_code = Some(clip(&collapse(&para)));
+                }
+                if r.status.is_none() {
+                    r.status = stated_status(&para);
                 }
                 out.push(r);
             }
@@ -533,6 +640,21 @@ fn paragraph_from(text: &str, start: usize) -> String {
     out
 }
 
+/// A paragraph cut before the next line that starts with another address: one bounce line
+/// per recipient (`a@x: 550 ...` then `b@x: 550 ...`) is one recipient's text each.
+fn until_next_address(para: &str, address: &str) -> String {
+    let mut out = String::new();
+    for (i, line) in para.lines().enumerate() {
+        let first = line.split_whitespace().next().and_then(address_token);
+        if i > 0 && first.is_some_and(|a| !a.eq_ignore_ascii_case(address)) {
+            break;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// `<user@example.com>:`, `user@example.com,` -> `user@example.com`; None for anything that
 /// is not a plain address (a Message-ID, a URL, a host).
 fn address_token(token: &str) -> Option<String> {
@@ -559,10 +681,7 @@ fn recipient(
         recipient: clip(address.trim_matches(['<', '>'])),
         original_recipient: None,
         action: action.map(str::to_string),
-        status: diag
-            .and_then(smtp_reply)
-            .and_then(|r| r.enhanced)
-            .map(|e| e.to_string()),
+        status: diag.and_then(stated_status),
         remote_mta: None,
         diagnostic_code: diag.map(|d| clip(&collapse(d))),
         stage: None,
