@@ -429,6 +429,11 @@ impl<'a> Prose<'a> {
     /// addresses of the returned message's `To:` lines.
     fn original_to(&self) -> Vec<NdrRecipient> {
         let mut out: Vec<NdrRecipient> = Vec::new();
+        // The first SMTP reply line of the failure section (a Sendmail transcript's).
+        let section = self.failure_section();
+        let reply = reply_start(section)
+            .and_then(|at| section.get(at..))
+            .and_then(|r| r.lines().next());
         let to_lines = self.text.lines().filter(|l| {
             l.trim_start()
                 .get(..3)
@@ -441,7 +446,12 @@ impl<'a> Prose<'a> {
                         .iter()
                         .any(|r| r.recipient.eq_ignore_ascii_case(&address))
                 {
-                    out.push(recipient(&address, Some("failed"), None, Source::ProseText));
+                    out.push(recipient(
+                        &address,
+                        Some("failed"),
+                        reply,
+                        Source::ProseText,
+                    ));
                 }
             }
         }
@@ -627,8 +637,10 @@ fn paragraph_from(text: &str, start: usize) -> String {
     let mut lines = 0;
     for line in text.lines().skip(start).take(12) {
         if line.trim().is_empty() {
-            // A heading ("Technical details:") belongs to what follows it.
-            if lines > 1 && !out.trim_end().ends_with(':') {
+            // A heading ("Technical details:") belongs to what follows it; an address line
+            // that already quotes the reply does not run on into the next paragraph.
+            let complete = lines > 1 || reply_start(&out).is_some();
+            if complete && !out.trim_end().ends_with(':') {
                 break;
             }
             continue;
