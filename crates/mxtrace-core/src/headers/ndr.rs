@@ -798,6 +798,41 @@ mod tests {
     }
 
     #[test]
+    fn prose_and_thin_reports() {
+        // One line per recipient: each keeps its own reply; qmail's (#X.Y.Z) is the status.
+        let ndr = read(&NdrInput {
+            body_text: "a@example.jp: 550 5.2.2 <a@example.jp>... Mailbox Full\nb@example.jp: 550 5.1.1 <b@example.jp>... User Unknown\n\n<c@example.jp>:\nSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let status: Vec<_> = ndr.recipients.iter().map(|r| r.status.clone()).collect();
+        assert_eq!(
+            status,
+            [
+                Some("5.2.2".into()),
+                Some("5.1.1".into()),
+                Some("4.4.1".into())
+            ]
+        );
+        // Original-Recipient without Final-Recipient; the status the diagnostic states.
+        let ndr = read(&NdrInput {
+            delivery_status: vec!["Original-Recipient: <d@example.jp>\nAction: failed\nDiagnostic-Code: smtp; 550 5.1.1 <d@example.jp>... User unknown\n".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(ndr.recipients[0].recipient, "d@example.jp");
+        assert_eq!(ndr.recipients[0].status.as_deref(), Some("5.1.1"));
+        // A bounce that names nobody: the returned message's To:, with an explanation.
+        let ndr = read(&NdrInput {
+            body_text: "Message could not be delivered to mobile.\nError: No valid recipients\n\nTo: 0000@example.com\n".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(ndr.recipients[0].recipient, "0000@example.com");
+        assert!(ndr.recipients[0].explanation.is_some());
+    }
+
+    #[test]
     fn not_an_ndr() {
         assert!(read(&NdrInput {
             body_text: "Hello".into(),
