@@ -13,6 +13,10 @@
 //! - Postfix: "<address>: host HOST[IP] said: 550 ... (in reply to RCPT TO command)".
 //! - Gmail: "The response from the remote server was:" / "The response was:" / "The error
 //!   that the other server returned was:", and the X-Failed-Recipients header.
+//! - Anything else (qmail, Sendmail transcripts, legacy Exchange, Domino, gateways): each
+//!   address of the failure section with its own line or paragraph; qmail's `(#X.Y.Z)` as the
+//!   status. A bounce that names nobody falls back to the returned message's `To:`, so every
+//!   failed recipient gets an explanation (`other` with low confidence at worst).
 
 use mxtrace_knowledge::{explain_reply, explain_status, Category, Explanation};
 use mxtrace_proto::model::headers::{Ndr, NdrRecipient, Source};
