@@ -209,7 +209,7 @@ pub static PHRASES: &[TextRule] = &[
     )
     .steps(&[RETRY]),
     TextRule::new(
-        &["mailbox full", "mailbox is full", "mailbox has exceeded", "full mailbox", "over quota", "overquota", "quota exceeded", "quotaexceeded", "exceeded quota", "exceeds quota", "exceeded its quota", "exceeded the quota", "quota exceed", "disk quota", "storage quota", "mailbox quota", "out of storage", "mailbox exceeds", "is over its", "account is full", "inbox is full", "exceeded storage", "over the allowed quota", "exceeded the storage", "mailbox size limit", "mailbox size exceeded", "mailbox storage", "insufficient storage", "not enough storage", "boite pleine", "boîte pleine", "destinataire pleine", "postfach voll", "buzón lleno", "casella piena"],
+        &["mailbox full", "mailbox is full", "mailbox has exceeded", "full mailbox", "over quota", "overquota", "quota exceeded", "quotaexceeded", "exceeded quota", "exceeds quota", "exceeded its quota", "exceeded the quota", "quota exceed", "disk quota", "storage quota", "mailbox quota", "out of storage", "mailbox exceeds", "mailbox exceeded", "is over its", "account is full", "inbox is full", "exceeded storage", "over the allowed quota", "exceeded the storage", "mailbox size limit", "mailbox size exceeded", "mailbox storage", "insufficient storage", "not enough storage", "boite pleine", "boîte pleine", "destinataire pleine", "postfach voll", "buzón lleno", "casella piena"],
         MailboxDisabledOrFull,
         "The mailbox is full (over its storage quota).",
         RFC5321_QUOTA,
@@ -263,7 +263,7 @@ pub static PHRASES: &[TextRule] = &[
     )
     .names(),
     TextRule::new(
-        &["barracudacentral", "barracuda reputation", "spamcop", "#sorbs", "uceprotect", "abuseat", "psbl", "#dnsbl", "dnsbls", "#rbl", "blocked using", "black ip", "blacklist", "blocklist", "blocklisted", "black list", "block list", "denylist", "deny list", "is listed", "listed at", "listed on", "listed in", "listed by", "found on one", "dynamic ip", "dynamic address", "residential", "dial-up", "dialup"],
+        &["barracudacentral", "barracuda reputation", "spamcop", "#sorbs", "uceprotect", "abuseat", "psbl", "#dnsbl", "dnsbls", "#rbl", "blocked using", "black ip", "blacklist", "blocklist", "blocklisted", "black list", "block list", "denylist", "deny list", "is listed", "listed at", "listed on", "listed in", "listed by", "found on one", "dynamic ip", "dynamic address", "residential", "dial-up", "dialup", "server of your isp", "use your isp", "your isp's mail server", "your isp's smtp"],
         IpBlocklisted,
         "The sending IP address is on a blocklist (DNSBL or the provider's own list) the receiving server checks, so it refuses the connection or the message.",
         DNSBLS,
