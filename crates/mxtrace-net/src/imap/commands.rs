@@ -5,16 +5,38 @@ use super::parse::{self, Kind, Token};
 use super::{Arg, ImapConn, ImapError, Selected};
 use tokio::time::{timeout_at, Instant};
 
-/// Names a Junk folder goes by when the server does not mark it (RFC 6154 absent): Dovecot's
-/// and most servers' `Junk`, Exchange Online's `Junk Email`, Gmail-like `Spam`.
+/// Names a Junk folder goes by when the server does not mark it (RFC 6154 absent), most usual
+/// first: Dovecot's and most servers' `Junk`, Exchange's `Junk Email`/`Junk E-mail`, `Spam`
+/// (cPanel's `INBOX.spam`), Yahoo's `Bulk Mail`, GMX and Web.de's `Spamverdacht`, and Outlook's
+/// localised names as IMAP sends them (modified UTF-7, RFC 3501 5.1.3). A name matches as a
+/// whole or as the last level of a hierarchy (`INBOX.Junk`, `INBOX/Spam`).
 const JUNK_NAMES: &[&str] = &[
     "Junk",
     "Junk Email",
     "Junk E-mail",
     "Spam",
-    "INBOX.Junk",
-    "INBOX/Junk",
+    "Junk-E-Mail",
+    "Bulk Mail",
+    "Spamverdacht",
+    "Courrier ind&AOk-sirable",
+    "Correo no deseado",
+    "Posta indesiderata",
+    "Ongewenste e-mail",
 ];
+
+/// The folder of `names` that is most likely Junk, by `JUNK_NAMES`.
+fn junk_by_name(names: &[String]) -> Option<String> {
+    let last = |n: &str| n.rsplit(['.', '/']).next().unwrap_or(n).to_string();
+    JUNK_NAMES.iter().find_map(|want| {
+        let hit = |n: &&String| n.eq_ignore_ascii_case(want);
+        let nested = |n: &&String| last(n).eq_ignore_ascii_case(want);
+        names
+            .iter()
+            .find(hit)
+            .or_else(|| names.iter().find(nested))
+            .cloned()
+    })
+}
 
 /// How the Junk folder was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,12 +86,7 @@ impl ImapConn {
                 names.push(name);
             }
         }
-        Ok(JUNK_NAMES.iter().find_map(|want| {
-            names
-                .iter()
-                .find(|n| n.eq_ignore_ascii_case(want))
-                .map(|n| (n.clone(), JunkFoundBy::Name))
-        }))
+        Ok(junk_by_name(&names).map(|n| (n, JunkFoundBy::Name)))
     }
 
     /// EXAMINE (read-only: flags stay as they are) or SELECT (to delete) a folder.
@@ -253,4 +270,40 @@ fn changed(r: &parse::Response) -> bool {
         parse::numbered(&r.tokens()),
         Some((_, w)) if w == "EXISTS" || w == "RECENT" || w == "FETCH"
     ) && !matches!(r.tokens().first(), Some(Token::Open))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::junk_by_name;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn junk_goes_by_its_usual_names_whole_or_nested() {
+        let got = |n: &[&str]| junk_by_name(&names(n));
+        assert_eq!(
+            got(&["INBOX", "Sent", "Junk Email"]).as_deref(),
+            Some("Junk Email")
+        );
+        assert_eq!(
+            got(&["INBOX", "INBOX.Sent", "INBOX.spam"]).as_deref(),
+            Some("INBOX.spam")
+        );
+        assert_eq!(got(&["INBOX", "INBOX/Junk"]).as_deref(), Some("INBOX/Junk"));
+        // The most usual name wins over a less usual one, and a whole name over a nested one.
+        assert_eq!(got(&["Spam", "Junk"]).as_deref(), Some("Junk"));
+        assert_eq!(got(&["Archive/Junk", "Junk"]).as_deref(), Some("Junk"));
+        assert_eq!(
+            got(&["INBOX", "Courrier ind&AOk-sirable"]).as_deref(),
+            Some("Courrier ind&AOk-sirable")
+        );
+        assert_eq!(
+            got(&["INBOX", "Spamverdacht"]).as_deref(),
+            Some("Spamverdacht")
+        );
+        assert_eq!(got(&["INBOX", "Sent", "Junkyard"]), None);
+        assert_eq!(got(&[]), None);
+    }
 }
