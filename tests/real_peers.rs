@@ -6,160 +6,13 @@
 
 mod support;
 
-use serde_json::Value;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use support::bin::{mxtrace, stages};
-
-fn peers_dir() -> PathBuf {
-    std::env::var_os("MXTRACE_PEERS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/mxtrace-peers"))
-}
-
-/// The daemon's binary, or None (said on stderr) when it is not unpacked and this is not CI.
-fn binary(rel: &str, install: &str) -> Option<PathBuf> {
-    let bin = peers_dir().join(rel);
-    if bin.exists() {
-        return Some(bin);
-    }
-    let why = format!("{} is missing (run {install} as root)", bin.display());
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{why}: CI must run the real-peer tests");
-    }
-    eprintln!("SKIPPED real-peer test: {why}");
-    None
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A fresh directory under /tmp (daemon users must traverse it), removed with the daemon.
-fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let dir = PathBuf::from(format!("/tmp/mxtrace-{tag}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-/// What `openssl req -x509` makes by default, as many on-premises servers present: a
-/// self-signed certificate with basicConstraints CA:TRUE. Returns (cert, key).
-fn openssl_self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let st = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args([
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "30",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .args(["-subj", &format!("/CN={name}")])
-        .args(["-addext", &format!("subjectAltName=DNS:{name}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run openssl");
-    assert!(st.success(), "openssl req -x509 failed");
-    (cert, key)
-}
-
-/// A daemon started in the foreground; stopped by its pid (SIGTERM, then SIGKILL) on drop.
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(cmd: &mut Command, dir: PathBuf, addr: SocketAddr) -> Daemon {
-        let log = dir.join("daemon.log");
-        let out = std::fs::File::create(&log).expect("daemon log");
-        let err = out.try_clone().expect("daemon log");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start daemon");
-        let d = Daemon { child, dir, log };
-        d.wait_listening(addr);
-        d
-    }
-
-    fn wait_listening(&self, addr: SocketAddr) {
-        let until = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < until,
-                "daemon not listening on {addr}:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn probe(target: &str, args: &[&str]) -> (i32, Value, String) {
-    probe_env(target, args, &[])
-}
-
-fn probe_env(target: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, Value, String) {
-    let mut all = vec!["probe", target, "--json", "--stage-timeout", "10s"];
-    all.extend_from_slice(args);
-    all.extend([
-        "--ehlo",
-        "probe.fabrikam.test",
-        "--from",
-        "probe@fabrikam.test",
-    ]);
-    let r = mxtrace(&all, env);
-    let j = r.json();
-    (r.code, j, r.stderr)
-}
-
-/// The diagnosis of the first stage named `stage`, with category and layer checked.
-fn diagnosis<'a>(j: &'a Value, stage: &str, category: &str, layer: &str) -> &'a Value {
-    let s = stages(j, stage);
-    let d = &s.first().unwrap_or_else(|| panic!("no {stage} in {j}"))["diagnosis"];
-    assert_eq!(d["category"], category, "{stage}: {d}");
-    assert_eq!(d["layer"], layer, "{stage}: {d}");
-    d
-}
-
-fn cause(d: &Value) -> &str {
-    d["cause"].as_str().unwrap_or_default()
-}
+use std::process::{Command, Stdio};
+use support::bin::stages;
+use support::peers::{
+    binary, cause, diagnosis, free_port, openssl_self_signed, probe, probe_env, temp_dir, Daemon,
+};
 
 const EXIM_NAME: &str = "mx.exim.test";
 
@@ -228,6 +81,7 @@ fn start_exim(bin: &Path) -> (Daemon, String, PathBuf) {
             .arg(&conf),
         dir,
         addr,
+        "TERM",
     );
     (daemon, addr.to_string(), cert)
 }
@@ -391,7 +245,7 @@ match from any for domain \"contoso.test\" action \"deliver\"
     let path = dir.join("smtpd.conf");
     std::fs::write(&path, conf).expect("smtpd.conf");
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let daemon = Daemon::start(&mut opensmtpd_command(bin, &dir, &path), dir, addr);
+    let daemon = Daemon::start(&mut opensmtpd_command(bin, &dir, &path), dir, addr, "TERM");
     (daemon, addr.to_string())
 }
 

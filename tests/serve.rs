@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::peers::free_port;
 use support::postfix::PostfixLab;
 use support::scripted::{line, ScriptedServer, Step};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -504,13 +505,6 @@ fn prometheus_installed() -> bool {
         eprintln!("SKIPPED: {why}");
     }
     found
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
 }
 
 /// A Prometheus on loopback with its own data directory; killed by pid on drop.

@@ -14,5 +14,6 @@ pub use scripted::{
 pub mod bin;
 pub mod imap;
 pub mod oauth;
+pub mod peers;
 pub mod postfix;
 pub mod session;

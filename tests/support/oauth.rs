@@ -4,6 +4,7 @@
 //! server here does: Entra ID's AADSTS error JSON, a token endpoint that hangs or fails. And
 //! a real HTTP proxy (tinyproxy) for HTTPS_PROXY.
 
+use super::peers::free_port;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -18,13 +19,6 @@ pub struct OAuthServer {
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/oauth/server.sh")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 impl OAuthServer {

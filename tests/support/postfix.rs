@@ -1,6 +1,7 @@
 //! The Postfix lab (tests/support/postfix/lab.sh) from Rust: started on free loopback ports in
 //! a fresh directory, stopped by its own pid when the guard drops.
 
+use super::peers::free_port;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,13 +13,6 @@ pub struct PostfixLab {
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/postfix/lab.sh")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// The name Postfix's certificate is issued for (`TLS_NAME` in lab.sh).
