@@ -601,21 +601,9 @@ fn hop_target(
 /// TLS and OAuth certificate files named in the file are relative to it and must exist (a `--tls-ca-file` override
 /// is taken as given).
 fn resolve_files(s: &HopSettings<'_>, session: &mut SessionSpec) -> Result<(), FileError> {
-    let fields = [
-        Field::TlsCaFile,
-        Field::TlsClientCert,
-        Field::TlsClientKey,
-        Field::OAuthClientCert,
-        Field::OAuthClientKey,
-    ];
-    for field in fields {
-        let slot = match field {
-            Field::TlsCaFile => &mut session.tls_ca_file,
-            Field::TlsClientCert => &mut session.tls_client_cert,
-            Field::OAuthClientCert => &mut session.oauth_client_cert,
-            Field::OAuthClientKey => &mut session.oauth_client_key,
-            _ => &mut session.tls_client_key,
-        };
+    // Secrets' files are not keys of a scenario file (variables only), so these are the
+    // certificate files; --tls-ca-file from the command line is already the user's path.
+    for (field, slot) in session.files_mut() {
         let from_command_line = field == Field::TlsCaFile && s.file.overrides.tls_ca_file.is_some();
         if let (Some(p), false) = (slot.as_mut(), from_command_line) {
             let full: PathBuf = s.file.base.join(&*p);

@@ -399,6 +399,15 @@ fn http_limits(at: &Locator<'_>, raw: &RawConfig) -> Result<HttpLimits, ConfigEr
     Ok(l)
 }
 
+/// File settings are relative to the config file's folder.
+fn anchor_files(spec: &mut SessionSpec, base: &Path) {
+    for (_, slot) in spec.files_mut() {
+        if let Some(p) = slot {
+            *p = base.join(&*p);
+        }
+    }
+}
+
 fn roundtrip_entry(
     at: &Locator<'_>,
     base: &Path,
@@ -407,21 +416,7 @@ fn roundtrip_entry(
     layer: Layer,
 ) -> Result<RoundtripEntry, ConfigError> {
     let Layer { mut spec, spans } = layer;
-    for slot in [
-        &mut spec.tls_ca_file,
-        &mut spec.tls_client_cert,
-        &mut spec.tls_client_key,
-        &mut spec.auth_password_file,
-        &mut spec.oauth_token_file,
-        &mut spec.oauth_client_secret_file,
-        &mut spec.oauth_client_cert,
-        &mut spec.oauth_client_key,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        *slot = base.join(&*slot);
-    }
+    anchor_files(&mut spec, base);
     if spec.oauth_grant == Some(mxtrace_proto::spec::OAuthGrant::Device) {
         let span = spans.get(&Field::OAuthGrant).cloned().unwrap_or(0..0);
         return Err(at.error(&span, ConfigProblem::DeviceGrant));
@@ -536,21 +531,7 @@ fn module_spec(
         f.and_then(|f| spans.get(&f).cloned())
             .unwrap_or(targets_span.clone())
     };
-    for slot in [
-        &mut spec.tls_ca_file,
-        &mut spec.tls_client_cert,
-        &mut spec.tls_client_key,
-        &mut spec.auth_password_file,
-        &mut spec.oauth_token_file,
-        &mut spec.oauth_client_secret_file,
-        &mut spec.oauth_client_cert,
-        &mut spec.oauth_client_key,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        *slot = base.join(&*slot);
-    }
+    anchor_files(&mut spec, base);
     if spec.oauth_grant == Some(mxtrace_proto::spec::OAuthGrant::Device) {
         return Err(at.error(
             &span_of(Some(Field::OAuthGrant)),

@@ -40,6 +40,13 @@ fn carries_id(raw: &[u8], id: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// What `locate_by` looks for.
+#[derive(Clone, Copy)]
+enum Look<'a> {
+    Criteria(&'a [(&'a str, &'a str)]),
+    Probe(&'a str),
+}
+
 /// Where a message was found.
 #[derive(Debug, Clone)]
 pub struct Location {
@@ -99,11 +106,27 @@ impl Mailbox {
         &mut self,
         criteria: &[(&str, &str)],
     ) -> Result<Option<Location>, ImapError> {
+        self.locate_by(Look::Criteria(criteria)).await
+    }
+
+    /// Looks for the probe message `id` in Junk and INBOX: by its id header (SEARCH HEADER);
+    /// where that finds nothing or is refused (servers whose search does not reach every
+    /// header field: reported of Yahoo and Exchange), by the id in its subject, a candidate
+    /// counting only once its own header carries the id (a bounce quoting the subject does not).
+    pub async fn locate_probe(&mut self, id: &str) -> Result<Option<Location>, ImapError> {
+        self.locate_by(Look::Probe(id)).await
+    }
+
+    /// The first folder's match, every folder opened in turn (INBOX last, left selected).
+    async fn locate_by(&mut self, look: Look<'_>) -> Result<Option<Location>, ImapError> {
         let mut found = None;
         for (folder, kind) in self.folders() {
             self.conn.open_folder(&folder, false).await?;
-            let uids = self.conn.uid_search(criteria).await?;
-            if let (None, Some(&uid)) = (&found, uids.first()) {
+            let uid = match look {
+                Look::Criteria(c) => self.conn.uid_search(c).await?.first().copied(),
+                Look::Probe(id) => self.probe_uid(id).await?,
+            };
+            if let (None, Some(uid)) = (&found, uid) {
                 found = Some(Location {
                     folder,
                     kind,
@@ -115,30 +138,14 @@ impl Mailbox {
         Ok(found)
     }
 
-    /// Looks for the probe message `id` in Junk and INBOX: by its id header (SEARCH HEADER);
-    /// where that finds nothing or is refused (servers whose search does not reach every
-    /// header field: reported of Yahoo and Exchange), by the id in its subject, a candidate
-    /// counting only once its own header carries the id (a bounce quoting the subject does not).
-    pub async fn locate_probe(&mut self, id: &str) -> Result<Option<Location>, ImapError> {
+    /// The probe `id` in the open folder: by its id header, else by its subject.
+    async fn probe_uid(&mut self, id: &str) -> Result<Option<u32>, ImapError> {
         let header = format!("HEADER {ID_HEADER}");
-        let mut found = None;
-        for (folder, kind) in self.folders() {
-            self.conn.open_folder(&folder, false).await?;
-            let mut uid = refused_as_none(self.conn.uid_search(&[(&header, id)]).await)?
-                .and_then(|u| u.first().copied());
-            if uid.is_none() {
-                uid = self.by_subject(id).await?;
-            }
-            if let (None, Some(uid)) = (&found, uid) {
-                found = Some(Location {
-                    folder,
-                    kind,
-                    uid,
-                    seen_at: std::time::SystemTime::now(),
-                });
-            }
+        let by_header = refused_as_none(self.conn.uid_search(&[(&header, id)]).await)?;
+        match by_header.and_then(|u| u.first().copied()) {
+            Some(uid) => Ok(Some(uid)),
+            None => self.by_subject(id).await,
         }
-        Ok(found)
     }
 
     /// The newest message of the open folder whose subject holds `id` and whose header

@@ -311,6 +311,24 @@ fn value(field: Field, r: Result<(), ValueError>) -> Result<(), SpecError> {
 }
 
 impl SessionSpec {
+    /// Every setting that names a file, with its field: the one list the front ends that read
+    /// a configuration file resolve against the file's folder.
+    pub fn files_mut(&mut self) -> [(Field, &mut Option<PathBuf>); 8] {
+        [
+            (Field::TlsCaFile, &mut self.tls_ca_file),
+            (Field::TlsClientCert, &mut self.tls_client_cert),
+            (Field::TlsClientKey, &mut self.tls_client_key),
+            (Field::AuthPasswordFile, &mut self.auth_password_file),
+            (Field::OAuthTokenFile, &mut self.oauth_token_file),
+            (
+                Field::OAuthClientSecretFile,
+                &mut self.oauth_client_secret_file,
+            ),
+            (Field::OAuthClientCert, &mut self.oauth_client_cert),
+            (Field::OAuthClientKey, &mut self.oauth_client_key),
+        ]
+    }
+
     /// The port when none is set: 25, or 465 with implicit TLS.
     pub fn default_port(&self) -> u16 {
         if self.tls_implicit == Some(true) {
