@@ -128,12 +128,13 @@ impl Transport {
         }
     }
 
-    /// Leaves delayed-ACK mode, so the next segment from the server is acknowledged at once.
-    /// Linux enters delayed-ACK ("pingpong") mode when we send soon after receiving, then
-    /// holds the ACK of a reply for at least 40 ms (TCP_DELACK_MIN) hoping to piggyback it on
-    /// data; a server with Nagle's algorithm on holds its next pipelined reply until that ACK
-    /// (RFC 896, RFC 1122 4.2.3.2), so the stall lands in our timings. The kernel clears the
-    /// flag by itself (tcp(7)), hence a call after every write. Elsewhere: a no-op.
+    /// Leaves delayed-ACK mode: an ACK the kernel is holding goes out now, and the next
+    /// segments are acknowledged at once. Linux enters delayed-ACK ("pingpong") mode when we
+    /// send soon after receiving, then holds the ACK of a reply for at least 40 ms
+    /// (TCP_DELACK_MIN) hoping to piggyback it on data; a server with Nagle's algorithm on
+    /// holds its next segment (a pipelined reply, a reply's next line) until that ACK (RFC 896,
+    /// RFC 1122 4.2.3.2), so the stall lands in our timings. The kernel clears the flag by
+    /// itself (tcp(7)). Elsewhere: a no-op.
     pub fn quick_ack(&self) {
         quick_ack(self.tcp());
     }
@@ -153,6 +154,9 @@ pub fn quick_ack(tcp: &TcpStream) {
 pub struct SmtpConn {
     io: Transport,
     buf: Vec<u8>,
+    /// Something arrived since our last write: waiting now for more means the server may be
+    /// holding its next segment for our ACK (see `Transport::quick_ack`).
+    received_since_send: bool,
 }
 
 impl SmtpConn {
@@ -160,6 +164,7 @@ impl SmtpConn {
         SmtpConn {
             io,
             buf: Vec::with_capacity(READ_CHUNK),
+            received_since_send: false,
         }
     }
 
@@ -194,8 +199,15 @@ impl SmtpConn {
         };
         match timeout_at(deadline, write).await {
             Ok(Ok(())) => {
-                // The reply comes next: acknowledge it at once (see `quick_ack`).
-                self.io.quick_ack();
+                self.received_since_send = false;
+                // rustls reads the segments of a record out of our sight: under TLS, every
+                // segment of the reply is acknowledged at once. In plaintext the ACK is asked
+                // for only when a reply (or a pipelined group) arrives in pieces, in
+                // `read_reply`; otherwise it rides on our next command, as TCP intends, and a
+                // session costs no extra packet per reply.
+                if self.is_tls() {
+                    self.io.quick_ack();
+                }
                 Ok(())
             }
             Ok(Err(e)) => Err(ConnError::from_io(&e, "sending")),
@@ -221,6 +233,9 @@ impl SmtpConn {
             if self.buf.len() > MAX_LINE + 1 {
                 return Err(ReplyError::LineTooLong.into());
             }
+            if self.received_since_send && !self.is_tls() {
+                self.io.quick_ack();
+            }
             let mut chunk = [0u8; READ_CHUNK];
             let n = match timeout_at(deadline, self.io.read(&mut chunk)).await {
                 Ok(Ok(n)) => n,
@@ -242,6 +257,7 @@ impl SmtpConn {
                 };
                 return Err(ConnError::new(ErrorKind::Reset, what));
             }
+            self.received_since_send = true;
             self.buf
                 .extend_from_slice(chunk.get(..n).unwrap_or_default());
         }
