@@ -17,8 +17,9 @@ use tokio_rustls::client::TlsStream;
 /// failed handshake can quote them.
 type TlsTcp = TlsStream<crate::tls::Sniffed>;
 
-/// Bytes read from the socket in one call; a reply line is at most `MAX_LINE`, so one read can
-/// complete one or two lines.
+/// Room made in the read buffer before a read; a reply line is at most `MAX_LINE`, so one read
+/// can complete one or two lines. The buffer never holds more than a line's bound plus twice
+/// this (`read_reply` refuses a longer line before reading again).
 const READ_CHUNK: usize = 4096;
 
 /// A stage-level failure: what kind, and a message for the transcript.
@@ -236,8 +237,12 @@ impl SmtpConn {
             if self.received_since_send && !self.is_tls() {
                 self.io.quick_ack();
             }
-            let mut chunk = [0u8; READ_CHUNK];
-            let n = match timeout_at(deadline, self.io.read(&mut chunk)).await {
+            // Straight into the buffer's spare room (at most READ_CHUNK more than a line's
+            // bound): no per-read stack array, which would sit in every session's future.
+            if self.buf.capacity() - self.buf.len() < READ_CHUNK {
+                self.buf.reserve(READ_CHUNK);
+            }
+            let n = match timeout_at(deadline, self.io.read_buf(&mut self.buf)).await {
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => return Err(ConnError::from_io(&e, "reading the reply")),
                 Err(_) => {
@@ -258,8 +263,6 @@ impl SmtpConn {
                 return Err(ConnError::new(ErrorKind::Reset, what));
             }
             self.received_since_send = true;
-            self.buf
-                .extend_from_slice(chunk.get(..n).unwrap_or_default());
         }
     }
 
