@@ -165,21 +165,27 @@ pub fn run(args: &SweepArgs, format: super::Format) -> Result<u8, CliError> {
         let input = open(&targets).await?;
         let bar = progress_bar();
         let out = std::io::stdout();
+        let mut line = Vec::with_capacity(8192);
         let emit = |rec: &Record| -> std::io::Result<()> {
-            let mut line = match &rec.body {
-                _ if json => report::json::render_line(rec.command(), rec)?,
-                RecordBody::Report(r) => report::sweep::render_line(&rec.input, r, style),
-                RecordBody::Error { error } => report::sweep::render_error_line(
-                    &rec.input,
-                    error.kind.as_str(),
-                    &error.message,
-                    style,
+            line.clear();
+            match &rec.body {
+                _ if json => report::json::write_line(&mut line, rec.command(), rec)?,
+                RecordBody::Report(r) => line
+                    .extend_from_slice(report::sweep::render_line(&rec.input, r, style).as_bytes()),
+                RecordBody::Error { error } => line.extend_from_slice(
+                    report::sweep::render_error_line(
+                        &rec.input,
+                        error.kind.as_str(),
+                        &error.message,
+                        style,
+                    )
+                    .as_bytes(),
                 ),
-            };
-            line.push('\n');
+            }
+            line.push(b'\n');
             // One write, flushed per result: a reader (or a Ctrl-C) sees every finished one.
             let mut out = out.lock();
-            out.write_all(line.as_bytes())?;
+            out.write_all(&line)?;
             out.flush()
         };
         let progress = |s: &Summary| {

@@ -35,12 +35,26 @@ pub fn render<T: Serialize>(command: &str, body: &T) -> Result<String, serde_jso
 /// A command's result on one line, with the same envelope as `render` and no newline: a
 /// line of JSONL (`sweep`).
 pub fn render_line<T: Serialize>(command: &str, body: &T) -> Result<String, serde_json::Error> {
-    serde_json::to_string(&Envelope {
+    let mut out = Vec::with_capacity(1024);
+    write_line(&mut out, command, body)?;
+    // serde_json writes UTF-8 only: the fallback never copies in practice.
+    Ok(String::from_utf8(out)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
+/// `render_line` appended to a buffer the caller reuses (a sweep's thousands of lines).
+pub fn write_line<T: Serialize>(
+    out: &mut Vec<u8>,
+    command: &str,
+    body: &T,
+) -> Result<(), serde_json::Error> {
+    let envelope = Envelope {
         schema_version: SCHEMA_VERSION,
         command: Some(command),
         version: Some(env!("CARGO_PKG_VERSION")),
         body,
-    })
+    };
+    serde_json::to_writer(out, &envelope)
 }
 
 /// An object that is not a stored result (`explain`'s) with only the schema version added.
