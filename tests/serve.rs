@@ -942,9 +942,12 @@ async fn a_connection_over_max_connections_is_closed_at_once() {
     let closed = closed_within(third, Instant::now() + Duration::from_secs(2)).await;
     assert!(closed.is_some(), "the third connection was held");
     drop(held);
-    // Slots free again: a scrape is answered and the refusal was counted.
+    // Slots free again: a scrape is answered and the refusal was counted. A scrape sent before
+    // the exporter has seen the held connections close is refused too, and counted.
     let deadline = Instant::now() + Duration::from_secs(5);
+    let mut tries = 0;
     let own = loop {
+        tries += 1;
         if let Ok(Ok((200, own))) = tokio::time::timeout(
             Duration::from_secs(2),
             tokio::spawn(http(exp.addr, "GET", "/metrics", &[])),
@@ -959,13 +962,14 @@ async fn a_connection_over_max_connections_is_closed_at_once() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(
-        value(
-            &own,
-            "mxtrace_exporter_rejected_total{reason=\"connection_limit\"}"
-        ),
-        Some("1"),
-        "{own}"
+    let rejected = value(
+        &own,
+        "mxtrace_exporter_rejected_total{reason=\"connection_limit\"}",
+    )
+    .and_then(|v| v.parse::<u32>().ok());
+    assert!(
+        matches!(rejected, Some(n) if (1..=tries).contains(&n)),
+        "{rejected:?} after {tries} scrape(s): {own}"
     );
     exp.stop();
 }

@@ -57,11 +57,29 @@ pub fn can_unshare(flags: &[&str]) -> bool {
     ok
 }
 
+/// A port for a daemon to listen on, taken below Linux's ephemeral range (32768-60999 by
+/// default): a port the kernel handed out for `:0` and we released could be reused at once as
+/// the local port of one of the tests' many outgoing connections, and the daemon's bind would
+/// then fail. Each call in a process gets a different port; bind is tried before handing it out.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let seed = std::process::id().wrapping_mul(7_919)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_micros())
+            .unwrap_or(0);
+    let _ = NEXT.compare_exchange(u32::MAX, seed % COUNT, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..COUNT {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % COUNT;
+        let port = u16::try_from(port).expect("below 65536");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}-{}", FIRST + COUNT - 1);
 }
 
 /// A fresh directory under /tmp (daemon users must traverse it), removed with the daemon.
