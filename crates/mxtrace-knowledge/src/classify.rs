@@ -229,6 +229,7 @@ fn decide(class: Class, input: &Input, text: &str, facts: SessionFacts) -> Findi
             text,
         ),
     };
+    contradict(&mut verdict, input, text);
     apply_facts(&mut verdict, stage, facts);
     render(class, stage, code, enhanced, basic, verdict)
 }
@@ -257,6 +258,17 @@ fn weigh(
     text: &str,
     basic: Option<&'static BasicRule>,
 ) -> Verdict {
+    settle(&read(stage, code, enhanced, text, basic), stage)
+}
+
+/// What each kind of evidence reads in one reply.
+fn read(
+    stage: Option<Stage>,
+    code: u16,
+    enhanced: Option<EnhancedCode>,
+    text: &str,
+    basic: Option<&'static BasicRule>,
+) -> Readings {
     let registry = enhanced.and_then(|e| Some((code_row(REGISTRY, e, text, stage)?, e)));
     let coded = registry
         .map(|(r, e)| Evidence::Code(r, e, Tier::Registry))
@@ -281,15 +293,14 @@ fn weigh(
     // A basic code that means one thing at this stage by definition (RFC 4954, RFC 3207)
     // counts as a specific code.
     let sure = stage_alone.filter(|b| matches!(b, Evidence::Basic(r) if r.sure));
-    let readings = Readings {
+    Readings {
         phrase: phrase.map(|r| Evidence::Text(r, Tier::Phrase)),
         specific: specific.or(sure),
         word: word.map(|r| Evidence::Text(r, Tier::Keyword)),
         coded,
         stage_alone,
         vague: first(VAGUE, &words, stage, code).map(|r| r.category),
-    };
-    settle(&readings, stage)
+    }
 }
 
 /// The conflict rule over what was read (module docs).
@@ -381,6 +392,30 @@ fn corroborate(
     v.confidence = Confidence::Medium;
     v.runner_up = v.runner_up.or(code).filter(|r| *r != category);
     v
+}
+
+/// High confidence also needs nothing against it: a reply that names a second cause (a
+/// phrase of another family, read as the word families read it) is only "probably" what
+/// decided, whatever decided, with that cause the runner-up. A "service unavailable" is not
+/// such a cause: servers put it before the refusal itself (Postfix's `554 5.7.1 Service
+/// unavailable; Client host [...] blocked using ...`).
+fn contradict(v: &mut Verdict, input: &Input, text: &str) {
+    if v.confidence != Confidence::High {
+        return;
+    }
+    let Some(decided) = v.evidence.and_then(Evidence::category) else {
+        return;
+    };
+    let words = strip_meanings(text.to_string(), input.enhanced, input.basic);
+    let rival = PHRASES
+        .iter()
+        .filter(|r| r.matches(&words, input.stage, input.code) && r.names_a_cause(&words))
+        .map(|r| r.category)
+        .find(|c| *c != decided && *c != Category::ServiceUnavailable);
+    if let Some(r) = rival {
+        v.confidence = Confidence::Medium;
+        v.runner_up = Some(r);
+    }
 }
 
 /// What the session knows, at RCPT: a server that does not claim the recipient's domain and

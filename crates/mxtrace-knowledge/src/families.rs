@@ -417,12 +417,25 @@ pub static PHRASES: &[TextRule] = &[
     )
     .also(&["rejected", "denied", "invalid", "not valid", "not allowed", "not authorized", "not permitted", "refused", "unknown", "verification", "spoof", "blacklist", "blocklist"]),
     TextRule::new(
-        &["i/o error", "io error", "no space left on device", "signing failed", "failed to queue", "internal error", "server error", "system error", "local error", "local problem", "system problem", "temporary failure", "temporary problem", "mail system full", "system full", "disk full", "out of memory", "error in processing", "command died", "command failed", "write error", "error writing", "database error", "service unavailable", "service not available", "temporarily unavailable", "server busy", "too busy", "overloaded", "high load", "maintenance", "shutting down", "insufficient system storage", "resources temporarily", "configuration error", "configuration problem", "error processing", "processing error", "unexpected failure", "internal failure", "backend failure", "unexpected error", "storage error", "could not be saved", "could not save", "unable to save", "failed to save", "no data saved"],
+        &["i/o error", "io error", "no space left on device", "signing failed", "failed to queue", "internal error", "server error", "system error", "local error", "local problem", "system problem", "temporary failure", "temporary problem", "mail system full", "system full", "disk full", "out of memory", "error in processing", "command died", "command failed", "write error", "error writing", "database error", "service unavailable", "service not available", "service currently unavailable", "service is unavailable", "service is not available", "service is currently unavailable", "currently unavailable", "out of service", "temporarily unavailable", "server busy", "too busy", "overloaded", "high load", "maintenance", "shutting down", "insufficient system storage", "resources temporarily", "configuration error", "configuration problem", "error processing", "processing error", "unexpected failure", "internal failure", "backend failure", "unexpected error", "storage error", "could not be saved", "could not save", "unable to save", "failed to save", "no data saved"],
         ServiceUnavailable,
         "The receiving server reports a temporary inability to provide service (load, maintenance or an internal error).",
         RFC5321,
     )
     .steps(&[SERVICE_HEALTH, RETRY]),
+    // Last: a transient refusal of the envelope that gives no reason but "try again later" is
+    // greylisting's own wording (postgrey, milter-greylist, Apache James), whatever enhanced
+    // code the server attached (James uses 4.4.3). Any word of another cause keeps it out.
+    TextRule::new(
+        &["temporary rejected", "temporarily rejected", "temporarily denied", "temporarily refused", "try again later", "try later", "come back later", "retry later"],
+        Greylisted,
+        "A transient refusal of the envelope that gives no reason but to come back later: greylisting, which accepts a retry after a few minutes.",
+        POSTGREY,
+    )
+    .unless(&["quota", "rate", "too many", "limit", "spam", "policy", "dns", "lookup", "resolv", "spf", "dkim", "dmarc", "error", "fail", "unavailable", "busy", "load", "disk", "storage", "resource", "full", "connection", "mailbox", "relay", "auth", "tls", "block", "listed", "reputation", "not found", "unknown", "invalid"])
+    .only(Classes::Transient)
+    .at(MAIL.and(RCPT))
+    .names(),
 ];
 
 // ---- Words that lean one way -----------------------------------------------------------------

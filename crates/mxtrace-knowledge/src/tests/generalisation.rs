@@ -351,3 +351,87 @@ fn stage_alone_and_stray_words_are_low_confidence() {
     let f = finding(Some(Stage::Banner), "554 unknown");
     assert_ne!(f.confidence, Confidence::High, "{f:?}");
 }
+
+/// High confidence needs nothing against it: a reply that also names another cause is only
+/// "probably" what decided, that cause the runner-up (docs/diagnosis.md "Confidence").
+#[test]
+fn a_second_named_cause_lowers_the_confidence() {
+    // Nothing against it: sure.
+    let f = finding(Some(Stage::RcptTo), "550 5.1.1 User unknown");
+    assert_eq!(f.category, Category::RecipientUnknown);
+    assert_eq!(f.confidence, Confidence::High);
+    // A vendor row decides (Postfix's rate limit), but a phrase names an unknown user: not
+    // sure, whatever decided.
+    let f = finding(
+        Some(Stage::RcptTo),
+        "550 5.1.1 User unknown; too many connections from your host",
+    );
+    assert_eq!(f.category, Category::ReputationOrRateLimited);
+    assert_eq!(f.confidence, Confidence::Medium);
+    assert_eq!(f.runner_up, Some(Category::RecipientUnknown));
+    // Postfix's "Service unavailable;" before a DNSBL refusal is not a second cause.
+    let f = finding(
+        Some(Stage::RcptTo),
+        "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org",
+    );
+    assert_eq!(f.category, Category::IpBlocklisted);
+    assert_eq!(f.confidence, Confidence::High);
+}
+
+/// Greylisting's words beat the DNS reading of X.4.3 (Apache James defers greylisted senders
+/// with 451 4.4.3); a reason of another cause keeps them out.
+#[test]
+fn try_again_later_at_rcpt_is_greylisting() {
+    let f = finding(
+        Some(Stage::RcptTo),
+        "451 4.4.3 Temporary rejected: Please try again later",
+    );
+    assert_eq!(f.category, Category::Greylisted);
+    assert_eq!(f.runner_up, Some(Category::DnsFailure));
+    let f = finding(Some(Stage::RcptTo), "451 Please try again later.");
+    assert_eq!(f.category, Category::Greylisted);
+    let f = finding(
+        Some(Stage::RcptTo),
+        "451 4.4.3 Temporary DNS lookup failure, try again later",
+    );
+    assert_eq!(f.category, Category::DnsFailure);
+    // Permanent: never greylisting.
+    let f = finding(Some(Stage::RcptTo), "550 Please try again later");
+    assert_ne!(f.category, Category::Greylisted);
+}
+
+/// "Service currently unavailable" is the service's state, permanent code or not.
+#[test]
+fn service_wordings_are_the_service() {
+    for text in [
+        "554 Service currently unavailable",
+        "554 5.3.0 Service is unavailable",
+    ] {
+        assert_eq!(
+            finding(Some(Stage::Banner), text).category,
+            Category::ServiceUnavailable,
+            "{text}"
+        );
+    }
+}
+
+/// A URI list judges the links a message contains (content); the same lists asked about the
+/// sender's domain judge the sender (reputation); an IP list judges the client's address.
+#[test]
+fn a_listed_link_is_content() {
+    let uri = "554 5.7.0 Rejected: message contains domain example.net listed by multi.surbl.org";
+    assert_eq!(
+        finding(Some(Stage::EndOfData), uri).category,
+        Category::ContentRejected
+    );
+    let uri = "550 5.7.1 Message rejected: URL in the message body is listed in multi.uribl.com";
+    assert_eq!(
+        finding(Some(Stage::EndOfData), uri).category,
+        Category::ContentRejected
+    );
+    let sender = "554 5.7.1 <a@b.test>: Sender address rejected: b.test listed in dbl.spamhaus.org";
+    assert_eq!(
+        finding(Some(Stage::MailFrom), sender).category,
+        Category::ReputationOrRateLimited
+    );
+}
