@@ -48,7 +48,7 @@ pub static PHRASES: &[TextRule] = &[
     // The client's own sequence or syntax, wherever it happens (STARTTLS before EHLO is not a
     // TLS failure).
     TextRule::new(
-        &["send ehlo first", "send helo first", "send helo/ehlo first", "send hello first", "say helo first", "ehlo first", "helo first", "need mail command", "need rcpt command", "mail first", "need mail before", "bad sequence", "out of sequence", "nested mail command", "introduce yourself", "use ehlo", "use helo", "before mail", "before rcpt", "needed first", "rcpt first", "already given", "already specified", "already established", "talk too soon", "talked too soon", "early talker", "pregreet", "before smtp greeting", "before greeting", "before the greeting", "before the banner", "transmitting before", "no mail transaction", "transaction in progress", "not in a transaction", "no transaction", "not allowed during", "not permitted during", "during a mail transaction", "at this point", "in this state", "duplicate helo", "duplicate ehlo", "already authenticated", "already secured", "already active", "already running", "already in tls", "tls already", "already started", "can break rules, too"],
+        &["send ehlo first", "send helo first", "send helo/ehlo first", "send hello first", "say helo first", "ehlo first", "helo first", "need mail command", "need rcpt command", "mail first", "need mail before", "bad sequence", "out of sequence", "nested mail command", "introduce yourself", "use ehlo", "use helo", "before mail", "before rcpt", "needed first", "rcpt first", "already given", "already specified", "already established", "talk too soon", "talked too soon", "early talker", "pregreet", "before smtp greeting", "before greeting", "before the greeting", "before the banner", "transmitting before", "no mail transaction", "transaction in progress", "not in a transaction", "no transaction", "not allowed during", "not permitted during", "during a mail transaction", "at this point", "in this state", "duplicate helo", "duplicate ehlo", "already authenticated", "already logged in", "already secured", "already active", "already running", "already in tls", "tls already", "already started", "can break rules, too"],
         ProtocolError,
         "The server received a command out of sequence (RFC 5321 section 4.1.4): the client did not greet first, repeated a command, or skipped MAIL or RCPT.",
         POSTFIX_SMTPD,
@@ -66,7 +66,7 @@ pub static PHRASES: &[TextRule] = &[
     .layer(Layer::SmtpSession),
     // At STARTTLS, a server that does not know or enable the command cannot do TLS.
     TextRule::new(
-        &["not enabled", "not supported", "not available", "not implemented", "unrecognized", "unknown command", "command not", "disabled"],
+        &["not enabled", "not supported", "not available", "not implemented", "unrecognized", "unknown command", "command not", "disabled", "internal error"],
         TlsFailed,
         "The server refused the STARTTLS command (not supported or not enabled), so the session cannot be encrypted.",
         RFC3207,
@@ -159,7 +159,7 @@ pub static PHRASES: &[TextRule] = &[
     .steps(&[AUTH_POSTURE]),
     // Authentication asked for before relaying: MessageLabs and Postfix word it with "relay".
     TextRule::new(
-        &["authentication required", "authentication is required", "auth required", "must authenticate", "authenticate first", "not authenticated", "requires authentication", "please authenticate", "login required", "not logged in", "unauthenticated sender", "unauthenticated relay", "unauthenticated user", "unauthenticated client", "unauthenticated mail", "smtp authentication", "without authentication", "smtp auth", "authentication needed", "must be authenticated", "need to authenticate", "needs authentication", "auth first", "authorization required", "access requires authentication", "sender not authenticated", "must issue an auth", "issue an auth command"],
+        &["authentication required", "authentication is required", "auth required", "must authenticate", "authenticate first", "not authenticated", "requires authentication", "please authenticate", "login required", "not logged in", "must log in", "must login", "must be logged in", "log in to send", "login to send", "unauthenticated sender", "unauthenticated relay", "unauthenticated user", "unauthenticated client", "unauthenticated mail", "smtp authentication", "without authentication", "smtp auth", "authentication needed", "must be authenticated", "need to authenticate", "needs authentication", "auth first", "authorization required", "access requires authentication", "sender not authenticated", "must issue an auth", "issue an auth command"],
         AuthRequired,
         "The server requires SMTP authentication (AUTH) before it accepts this command or relays for this client.",
         RFC4954_AUTH,
@@ -193,7 +193,7 @@ pub static PHRASES: &[TextRule] = &[
     ),
     // Sizes (a size "limit exceeded" before the rate family).
     TextRule::new(
-        &["too large", "too big", "too much mail data", "too much data", "message size", "size limit", "exceeds size", "maximum size", "size exceeds", "exceeds maximum", "exceeds the maximum allowed size", "message length exceeds", "message file too big", "exceeded storage allocation", "header size", "ridiculously long", "oversize", "max message size", "maximum message size", "larger than", "message is too long", "message too long", "attachment is too long", "attachment too long", "attachment too large"],
+        &["too large", "too big", "data size", "size exceeded", "too much mail data", "too much data", "message size", "size limit", "exceeds size", "maximum size", "size exceeds", "exceeds maximum", "exceeds the maximum allowed size", "message length exceeds", "message file too big", "exceeded storage allocation", "header size", "ridiculously long", "oversize", "max message size", "maximum message size", "larger than", "message is too long", "message too long", "attachment is too long", "attachment too long", "attachment too large"],
         MessageTooLarge,
         "The message is larger than a size limit on the receiving side.",
         RFC5321,
@@ -289,6 +289,17 @@ pub static PHRASES: &[TextRule] = &[
         RFC3463,
     )
     .names(),
+    // A content filter that could not run is the receiving service's failure, not a verdict
+    // on the content: the retry will be scanned.
+    TextRule::new(
+        &["virus scanner", "virus scan", "antivirus", "anti-virus", "content filter", "spam filter", "content scanner", "#scanner", "#milter"],
+        ServiceUnavailable,
+        "The receiving server's content scanner (antivirus or spam filter) failed or timed out, so it deferred the message; the retry is usually accepted.",
+        RFC5321,
+    )
+    .also(&["error", "timed out", "timeout", "unavailable", "not available", "not responding", "connecting", "failure", "failed"])
+    .only(Classes::Transient)
+    .steps(&[SERVICE_HEALTH, RETRY]),
     // Content and spam.
     TextRule::new(
         &["#virus", "malware", "infected", "#phish", "phishing", "trojan", "banned attachment", "attachment", "password-protected", "encrypted archive", "#zip", "executable", "banned file", "prohibited file", "file extension", "file_extension", "dangerous", "credential leak", "impersonat"],
@@ -298,7 +309,7 @@ pub static PHRASES: &[TextRule] = &[
     )
     .names(),
     TextRule::new(
-        &["identified as spam", "classified as spam", "detected as spam", "marked as spam", "considered spam", "#spam", "spammy", "unsolicited", "#junk", "#uce", "bulk mail", "spam score", "content filter", "content policy", "message content", "too many mime parts", "mime parts", "mime structure", "#mime"],
+        &["identified as spam", "classified as spam", "detected as spam", "marked as spam", "considered spam", "#spam", "spamassassin", "spammy", "unsolicited", "#junk", "#uce", "bulk mail", "spam score", "content filter", "content policy", "message content", "too many mime parts", "mime parts", "mime structure", "#mime"],
         ContentRejected,
         "The receiving filter classified the message as spam, or refused its content.",
         RFC3463,
@@ -409,6 +420,14 @@ pub static PHRASES: &[TextRule] = &[
         "The receiving server refused the sender address.",
         EXIM,
     ),
+    // Bounces come from the null sender (RFC 5321 section 4.5.5); refusing them refuses that sender.
+    TextRule::new(
+        &["no bounces", "bounces not accepted", "bounces are not accepted", "bounces not allowed", "null sender", "empty sender", "empty envelope sender", "null reverse-path", "null reverse path"],
+        SenderRejected,
+        "The server refuses the null sender (MAIL FROM:<>) that bounces and delivery reports use.",
+        RFC5321,
+    )
+    .at(MAIL.or_unknown()),
     TextRule::new(
         &["sender"],
         SenderRejected,
@@ -417,12 +436,30 @@ pub static PHRASES: &[TextRule] = &[
     )
     .also(&["rejected", "denied", "invalid", "not valid", "not allowed", "not authorized", "not permitted", "refused", "unknown", "verification", "spoof", "blacklist", "blocklist"]),
     TextRule::new(
-        &["i/o error", "io error", "no space left on device", "signing failed", "failed to queue", "internal error", "server error", "system error", "local error", "local problem", "system problem", "temporary failure", "temporary problem", "mail system full", "system full", "disk full", "out of memory", "error in processing", "command died", "command failed", "write error", "error writing", "database error", "service unavailable", "service not available", "service currently unavailable", "service is unavailable", "service is not available", "service is currently unavailable", "currently unavailable", "out of service", "temporarily unavailable", "server busy", "too busy", "overloaded", "high load", "maintenance", "shutting down", "insufficient system storage", "resources temporarily", "configuration error", "configuration problem", "error processing", "processing error", "unexpected failure", "internal failure", "backend failure", "unexpected error", "storage error", "could not be saved", "could not save", "unable to save", "failed to save", "no data saved"],
+        &["i/o error", "io error", "no space left on device", "signing failed", "failed to queue", "internal error", "server error", "system error", "local error", "local problem", "system problem", "temporary failure", "temporary problem", "mail system full", "system full", "disk full", "out of memory", "error in processing", "command died", "command failed", "write error", "error writing", "database error", "backend not running", "backend error", "backend unavailable", "service unavailable", "service not available", "service currently unavailable", "service is unavailable", "service is not available", "service is currently unavailable", "currently unavailable", "out of service", "temporarily unavailable", "server busy", "too busy", "overloaded", "high load", "maintenance", "shutting down", "insufficient system storage", "resources temporarily", "configuration error", "configuration problem", "error processing", "processing error", "unexpected failure", "internal failure", "backend failure", "unexpected error", "storage error", "could not be saved", "could not save", "unable to save", "failed to save", "no data saved"],
         ServiceUnavailable,
         "The receiving server reports a temporary inability to provide service (load, maintenance or an internal error).",
         RFC5321,
     )
     .steps(&[SERVICE_HEALTH, RETRY]),
+    // The server's own fault, in whatever words ("internal delivery error", "internal server
+    // failure").
+    TextRule::new(
+        &["#internal"],
+        ServiceUnavailable,
+        "The receiving server reports an internal error of its own; the message itself was not judged.",
+        RFC5321,
+    )
+    .also(&["error", "failure", "fault", "problem"])
+    .steps(&[SERVICE_HEALTH, RETRY]),
+    // A permission the sending account lacks is the receiving side's rule.
+    TextRule::new(
+        &["do not have permission", "don't have permission", "not have permission", "no permission to", "without permission", "not permitted to send", "not allowed to send"],
+        PolicyOrTransportRule,
+        "The receiving side's rules do not give this sender or account permission for this kind of mail (a per-user or per-group restriction).",
+        RFC3463,
+    )
+    .steps(&[RULES, RECIPIENT_ADMIN]),
     // Last: a transient refusal of the envelope that gives no reason but "try again later" is
     // greylisting's own wording (postgrey, milter-greylist, Apache James), whatever enhanced
     // code the server attached (James uses 4.4.3). Any word of another cause keeps it out.
