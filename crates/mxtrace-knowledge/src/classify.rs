@@ -13,6 +13,10 @@
 //! confidence to medium with the loser as the runner-up.** Nothing decisive: `other`, low
 //! confidence, the most common reading of the bare refusal as the runner-up.
 //!
+//! Confidence, one rule: **high needs agreeing evidence and nothing against it** (a vendor
+//! row; a specific code no word contradicts; words a code says too, `corroborate`); a reply
+//! that names a second cause is medium whatever decided (`contradict`).
+//!
 //! Replies are hostile input: the text is bounded before matching and nothing here indexes
 //! into it.
 
@@ -222,12 +226,7 @@ fn decide(class: Class, input: &Input, text: &str, facts: SessionFacts) -> Findi
         });
     let mut verdict = match vendor {
         Some(v) => Verdict::new(v, Confidence::High, None),
-        None => corroborate(
-            weigh(stage, code, enhanced, text, basic),
-            stage,
-            enhanced,
-            text,
-        ),
+        None => corroborate(weigh(stage, code, enhanced, text, basic), input, text),
     };
     contradict(&mut verdict, input, text);
     apply_facts(&mut verdict, stage, facts);
@@ -363,16 +362,17 @@ fn nothing_decisive(r: &Readings) -> Verdict {
     }
 }
 
-/// Words decide with high confidence only when something corroborates them: the enhanced
-/// code says the same, or the reply answered a stage where that cause is normally given
-/// (families.rs `HOME`). Otherwise they are "probably" right (medium), the code's reading, if
-/// any, the runner-up.
-fn corroborate(
-    mut v: Verdict,
-    stage: Option<Stage>,
-    enhanced: Option<EnhancedCode>,
-    text: &str,
-) -> Verdict {
+/// Words decide with high confidence only when a code agrees: the enhanced code's registry
+/// reading, or the basic code's reading at this stage (RFC 5321: a 550 to RCPT is a mailbox
+/// refusal). Words alone, even at the stage where their cause is answered, are "probably"
+/// right (medium), the code's reading, if any, the runner-up.
+fn corroborate(mut v: Verdict, input: &Input, text: &str) -> Verdict {
+    let Input {
+        stage,
+        enhanced,
+        basic,
+        ..
+    } = *input;
     let words = v.evidence.filter(|e| {
         matches!(e, Evidence::Text(_, Tier::Phrase | Tier::Keyword))
             && v.confidence == Confidence::High
@@ -386,11 +386,12 @@ fn corroborate(
     let code = enhanced
         .and_then(|c| code_row(REGISTRY, c, text, stage))
         .and_then(|r| r.category);
-    if code == Some(category) || at_home(category, stage) {
+    let basic = basic.and_then(|b| b.category);
+    if code == Some(category) || basic == Some(category) {
         return v;
     }
     v.confidence = Confidence::Medium;
-    v.runner_up = v.runner_up.or(code).filter(|r| *r != category);
+    v.runner_up = v.runner_up.or(code).or(basic).filter(|r| *r != category);
     v
 }
 

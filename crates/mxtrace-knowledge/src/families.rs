@@ -3,8 +3,8 @@
 //! each weighed by the stage the reply answered. Two tables:
 //!
 //! - `PHRASES`: phrases that name exactly one cause ("user unknown", "mailbox full", "hop
-//!   count"). They decide with high confidence and override a code (docs/diagnosis.md
-//!   "Conflicts").
+//!   count"). They decide and override a code (docs/diagnosis.md "Conflicts"); they are
+//!   sure only when a code says the same (classify.rs `corroborate`).
 //! - `WORDS`: single words that lean one way ("quota", "policy", "unknown"). They decide only
 //!   where the code is generic or absent, and then with medium confidence ("probably").
 //!
@@ -460,19 +460,6 @@ pub static PHRASES: &[TextRule] = &[
         RFC3463,
     )
     .steps(&[RULES, RECIPIENT_ADMIN]),
-    // Last: a transient refusal of the envelope that gives no reason but "try again later" is
-    // greylisting's own wording (postgrey, milter-greylist, Apache James), whatever enhanced
-    // code the server attached (James uses 4.4.3). Any word of another cause keeps it out.
-    TextRule::new(
-        &["temporary rejected", "temporarily rejected", "temporarily denied", "temporarily refused", "try again later", "try later", "come back later", "retry later"],
-        Greylisted,
-        "A transient refusal of the envelope that gives no reason but to come back later: greylisting, which accepts a retry after a few minutes.",
-        POSTGREY,
-    )
-    .unless(&["quota", "rate", "too many", "limit", "spam", "policy", "dns", "lookup", "resolv", "spf", "dkim", "dmarc", "error", "fail", "unavailable", "busy", "load", "disk", "storage", "resource", "full", "connection", "mailbox", "relay", "auth", "tls", "block", "listed", "reputation", "not found", "unknown", "invalid"])
-    .only(Classes::Transient)
-    .at(MAIL.and(RCPT))
-    .names(),
 ];
 
 // ---- Words that lean one way -----------------------------------------------------------------
@@ -606,11 +593,13 @@ pub static WORDS: &[TextRule] = &[
     )
     .steps(&[RULES, RECIPIENT_ADMIN]),
     TextRule::new(
-        &["temporarily denied", "temporarily rejected", "temporarily refused"],
+        &["temporarily denied", "temporarily rejected", "temporarily refused", "temporary rejected", "try again later", "try later", "come back later", "retry later"],
         Greylisted,
         "A transient refusal of the envelope without a reason: most often greylisting, which accepts a retry after a few minutes.",
         POSTGREY,
     )
+    // Any word of another cause keeps "try again later" out: it is then that cause's retry.
+    .unless(&["quota", "rate", "too many", "limit", "volume", "excessive", "spam", "policy", "dns", "lookup", "resolv", "spf", "dkim", "dmarc", "error", "fail", "unavailable", "busy", "load", "disk", "storage", "resource", "full", "connection", "mailbox", "relay", "auth", "tls", "block", "listed", "reputation", "not found", "unknown", "invalid"])
     .only(Classes::Transient)
     .at(MAIL.and(RCPT)),
     TextRule::new(
@@ -658,8 +647,8 @@ pub static VAGUE: &[TextRule] = &[TextRule::new(
 
 /// Where each cause is answered: the stages at which a server that has that reason says so
 /// (RFC 5321 section 3.3: recipients are judged at RCPT, the message at end of data, the
-/// sender at MAIL; RFC 3207 and RFC 4954 for STARTTLS and AUTH). A phrase read at another
-/// stage, or with the stage unknown, is only "probably" its cause unless the code agrees.
+/// sender at MAIL; RFC 3207 and RFC 4954 for STARTTLS and AUTH). A single word there is
+/// "probably" its cause; elsewhere, or with the stage unknown, it is a guess.
 pub static HOME: &[(super::Category, Stages)] = &[
     (RecipientUnknown, RCPT.and(DATA)),
     (MailboxDisabledOrFull, RCPT.and(DATA)),

@@ -324,6 +324,14 @@ pub static MARKERS: &[TextRule] = &[
         POSTFIX_SMTPD,
     )
     .steps(&[RETRY]),
+    // Postfix's fixed reject_unauth_destination text (and Exchange's own wording of it).
+    TextRule::new(
+        &["relay access denied"],
+        RelayDenied,
+        "The server refused to relay: the recipient domain is not one it accepts mail for, and this connection is not authorized to relay (no matching connector, IP or authentication).",
+        POSTFIX,
+    )
+    .steps(&[CONNECTORS, HCW]),
     TextRule::new(
         &["#s77719", "server busy. please try again later"],
         ReputationOrRateLimited,

@@ -150,10 +150,18 @@ fn finding(stage: Option<Stage>, text: &str) -> Finding {
 /// the code; words override a generic code; a disagreement lowers the confidence.
 #[test]
 fn conflicts_are_settled_by_one_rule() {
-    // A generic 5.7.1 whose text says spam: the words decide, nothing disagrees.
+    // A generic 5.7.1 whose text says spam: the words decide, nothing disagrees, but no code
+    // says it too, so "probably" (docs/diagnosis.md "Confidence").
     let f = finding(
         Some(Stage::EndOfData),
         "550 5.7.1 Message identified as spam",
+    );
+    assert_eq!(f.category, Category::ContentRejected);
+    assert_eq!(f.confidence, Confidence::Medium);
+    // The same words with the code that means it: sure.
+    let f = finding(
+        Some(Stage::EndOfData),
+        "554 5.6.0 Message identified as spam",
     );
     assert_eq!(f.category, Category::ContentRejected);
     assert_eq!(f.confidence, Confidence::High);
@@ -244,11 +252,16 @@ fn session_facts_weigh_a_refusal_at_rcpt() {
     assert_eq!(f.category, Category::RelayDenied);
     assert_eq!(f.confidence, Confidence::Medium);
     assert_eq!(f.runner_up, Some(Category::RecipientUnknown));
-    // Knowing nothing changes nothing.
+    // Knowing nothing changes nothing: Postfix's own wording, sure.
     assert_eq!(
         classify_reply(Some(Stage::RcptTo), &relay).confidence,
         Confidence::High
     );
+    // Relaying refused in other words, with a generic code: probably.
+    let other = Reply::parse_text("554 5.7.1 <a@b.test>: we do not relay").unwrap();
+    let f = classify_reply(Some(Stage::RcptTo), &other);
+    assert_eq!(f.category, Category::RelayDenied);
+    assert_eq!(f.confidence, Confidence::Medium);
 }
 
 /// The registry table covers every subject of RFC 3463 and names its source.
@@ -284,6 +297,13 @@ fn sendmail_encryption_too_weak_requires_tls() {
     let f = finding(
         Some(Stage::MailFrom),
         "454 4.7.0 encryption too weak 0 less than 128",
+    );
+    assert_eq!(f.category, Category::TlsRequired);
+    // 4.7.0 is generic: the words alone decide, "probably".
+    assert_eq!(f.confidence, Confidence::Medium);
+    let f = finding(
+        Some(Stage::MailFrom),
+        "530 5.7.10 encryption too weak 0 less than 128",
     );
     assert_eq!(f.category, Category::TlsRequired);
     assert_eq!(f.confidence, Confidence::High);
