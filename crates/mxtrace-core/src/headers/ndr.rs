@@ -222,22 +222,21 @@ fn stated_status(text: &str) -> Option<String> {
     if let Some(code) = smtp_reply(text).and_then(|r| r.enhanced) {
         return Some(code.to_string());
     }
+    // The code after a marker; for ':' only when a label just before it names a code.
     let after = |marker: char| {
-        text.match_indices(marker).take(8).find_map(|(at, _)| {
+        text.match_indices(marker).take(32).find_map(|(at, _)| {
+            if marker == ':' {
+                let label = text.get(at.saturating_sub(16)..at)?.to_ascii_lowercase();
+                if !label.contains("code") && !label.contains("status") {
+                    return None;
+                }
+            }
             let token = text.get(at + 1..)?.split_whitespace().next()?;
-            EnhancedCode::parse(token.trim_end_matches([')', ',', ';', ':', ']']))
+            let code = EnhancedCode::parse(token.trim_end_matches([')', ',', ';', ':', ']']))?;
+            matches!(code.class, 2 | 4 | 5).then_some(code)
         })
     };
-    let labelled = || {
-        after(':').filter(|c| {
-            matches!(c.class, 4 | 5)
-                && find_ci(text, "code").is_some_and(|at| {
-                    text.get(at..)
-                        .is_some_and(|rest| rest.find(&c.to_string()).is_some_and(|i| i < 24))
-                })
-        })
-    };
-    after('#').or_else(labelled).map(|c| c.to_string())
+    after('#').or_else(|| after(':')).map(|c| c.to_string())
 }
 
 /// The fields of a delivery-status part: per-message fields, then one group per recipient.
