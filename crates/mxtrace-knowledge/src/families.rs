@@ -66,7 +66,7 @@ pub static PHRASES: &[TextRule] = &[
     .layer(Layer::SmtpSession),
     // At STARTTLS, a server that does not know or enable the command cannot do TLS.
     TextRule::new(
-        &["not enabled", "not supported", "not available", "not implemented", "unrecognized", "unknown command", "command not", "disabled", "internal error"],
+        &["not enabled", "not supported", "not available", "not implemented", "unrecognized", "unknown command", "command not", "disabled"],
         TlsFailed,
         "The server refused the STARTTLS command (not supported or not enabled), so the session cannot be encrypted.",
         RFC3207,
@@ -292,7 +292,7 @@ pub static PHRASES: &[TextRule] = &[
     // A content filter that could not run is the receiving service's failure, not a verdict
     // on the content: the retry will be scanned.
     TextRule::new(
-        &["virus scanner", "virus scan", "antivirus", "anti-virus", "content filter", "spam filter", "content scanner", "#scanner", "#milter"],
+        &["virus scanner", "virus scan", "antivirus", "anti-virus", "content filter", "spam filter", "content scanner", "#scanner", "#milter", "spamassassin", "#spamd", "#rspamd", "#clamav", "#clamd", "#amavis"],
         ServiceUnavailable,
         "The receiving server's content scanner (antivirus or spam filter) failed or timed out, so it deferred the message; the retry is usually accepted.",
         RFC5321,
@@ -593,12 +593,12 @@ pub static WORDS: &[TextRule] = &[
     )
     .steps(&[RULES, RECIPIENT_ADMIN]),
     TextRule::new(
-        &["temporarily denied", "temporarily rejected", "temporarily refused", "temporary rejected", "try again later", "try later", "come back later", "retry later"],
+        &["temporarily denied", "temporarily rejected", "temporarily refused", "temporary rejected"],
         Greylisted,
         "A transient refusal of the envelope without a reason: most often greylisting, which accepts a retry after a few minutes.",
         POSTGREY,
     )
-    // Any word of another cause keeps "try again later" out: it is then that cause's retry.
+    // Any word of another cause keeps it out: the refusal is then that cause's.
     .unless(&["quota", "rate", "too many", "limit", "volume", "excessive", "spam", "policy", "dns", "lookup", "resolv", "spf", "dkim", "dmarc", "error", "fail", "unavailable", "busy", "load", "disk", "storage", "resource", "full", "connection", "mailbox", "relay", "auth", "tls", "block", "listed", "reputation", "not found", "unknown", "invalid"])
     .only(Classes::Transient)
     .at(MAIL.and(RCPT)),

@@ -113,10 +113,11 @@ fn dev_replies() {
 /// most one, or 1 % of the part). Not reached yet: docs/diagnosis.md has the figures.
 const HELDOUT_GOAL: f64 = 95.0;
 /// What the method reached (round 1: 80.3 %, 19 confident wrong; round 2, measured after the
-/// work: 81.2 %, 14; round 3, unchanged): the floor a change may not fall below. Raise both as the method
+/// work: 81.2 %, 14; round 3, unchanged; round 4: 10 confident wrong with the calibration rule,
+/// docs/diagnosis.md): the floor a change may not fall below. Raise both as the method
 /// improves; never lower them.
 const HELDOUT_FLOOR: f64 = 81.0;
-const HELDOUT_CONFIDENT_WRONG_MAX: usize = 14;
+const HELDOUT_CONFIDENT_WRONG_MAX: usize = 10;
 
 /// Aggregate figures only: the held-out rows are never printed, and a failure says the
 /// figures, not the rows.
@@ -399,24 +400,25 @@ fn a_second_named_cause_lowers_the_confidence() {
 }
 
 /// Greylisting's words beat the DNS reading of X.4.3 (Apache James defers greylisted senders
-/// with 451 4.4.3); a reason of another cause keeps them out.
+/// with "451 4.4.3 Temporary rejected"; X.4.3 is generic); a reason of another cause keeps
+/// them out, and "try again later" alone is any temporary failure's, not greylisting's.
 #[test]
-fn try_again_later_at_rcpt_is_greylisting() {
+fn temporarily_rejected_at_rcpt_is_greylisting() {
     let f = finding(
         Some(Stage::RcptTo),
         "451 4.4.3 Temporary rejected: Please try again later",
     );
     assert_eq!(f.category, Category::Greylisted);
     assert_eq!(f.runner_up, Some(Category::DnsFailure));
-    let f = finding(Some(Stage::RcptTo), "451 Please try again later.");
-    assert_eq!(f.category, Category::Greylisted);
     let f = finding(
         Some(Stage::RcptTo),
         "451 4.4.3 Temporary DNS lookup failure, try again later",
     );
     assert_eq!(f.category, Category::DnsFailure);
+    let f = finding(Some(Stage::RcptTo), "451 Please try again later.");
+    assert_eq!(f.category, Category::ServiceUnavailable);
     // Permanent: never greylisting.
-    let f = finding(Some(Stage::RcptTo), "550 Please try again later");
+    let f = finding(Some(Stage::RcptTo), "550 Temporarily rejected");
     assert_ne!(f.category, Category::Greylisted);
 }
 
