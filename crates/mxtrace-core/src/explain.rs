@@ -165,6 +165,10 @@ mod tests {
         assert!(!plain.contains('\x1b'));
         let colored = render_human(&r, s, &e, true);
         assert!(colored.contains("\x1b[33mtransient\x1b[0m"));
+        // The words alone name greylisting, no code says it too: "probably".
+        assert!(plain.contains("\nconfidence: medium"), "{plain}");
+        let (r, s, e) = explain_text("550 5.1.1 User unknown", Some("rcpt"), None).unwrap();
+        let plain = render_human(&r, s, &e, false);
         assert!(
             !plain.contains("confidence:"),
             "high confidence goes unsaid"

@@ -13,6 +13,10 @@
 //! confidence to medium with the loser as the runner-up.** Nothing decisive: `other`, low
 //! confidence, the most common reading of the bare refusal as the runner-up.
 //!
+//! Confidence, one rule: **high needs agreeing evidence and nothing against it** (a vendor
+//! row; a specific code no word contradicts; words a code says too, `corroborate`); a reply
+//! that names a second cause is medium whatever decided (`contradict`).
+//!
 //! Replies are hostile input: the text is bounded before matching and nothing here indexes
 //! into it.
 
@@ -222,13 +226,9 @@ fn decide(class: Class, input: &Input, text: &str, facts: SessionFacts) -> Findi
         });
     let mut verdict = match vendor {
         Some(v) => Verdict::new(v, Confidence::High, None),
-        None => corroborate(
-            weigh(stage, code, enhanced, text, basic),
-            stage,
-            enhanced,
-            text,
-        ),
+        None => corroborate(weigh(stage, code, enhanced, text, basic), input, text),
     };
+    contradict(&mut verdict, input, text);
     apply_facts(&mut verdict, stage, facts);
     render(class, stage, code, enhanced, basic, verdict)
 }
@@ -257,6 +257,17 @@ fn weigh(
     text: &str,
     basic: Option<&'static BasicRule>,
 ) -> Verdict {
+    settle(&read(stage, code, enhanced, text, basic), stage)
+}
+
+/// What each kind of evidence reads in one reply.
+fn read(
+    stage: Option<Stage>,
+    code: u16,
+    enhanced: Option<EnhancedCode>,
+    text: &str,
+    basic: Option<&'static BasicRule>,
+) -> Readings {
     let registry = enhanced.and_then(|e| Some((code_row(REGISTRY, e, text, stage)?, e)));
     let coded = registry
         .map(|(r, e)| Evidence::Code(r, e, Tier::Registry))
@@ -281,15 +292,14 @@ fn weigh(
     // A basic code that means one thing at this stage by definition (RFC 4954, RFC 3207)
     // counts as a specific code.
     let sure = stage_alone.filter(|b| matches!(b, Evidence::Basic(r) if r.sure));
-    let readings = Readings {
+    Readings {
         phrase: phrase.map(|r| Evidence::Text(r, Tier::Phrase)),
         specific: specific.or(sure),
         word: word.map(|r| Evidence::Text(r, Tier::Keyword)),
         coded,
         stage_alone,
         vague: first(VAGUE, &words, stage, code).map(|r| r.category),
-    };
-    settle(&readings, stage)
+    }
 }
 
 /// The conflict rule over what was read (module docs).
@@ -352,16 +362,17 @@ fn nothing_decisive(r: &Readings) -> Verdict {
     }
 }
 
-/// Words decide with high confidence only when something corroborates them: the enhanced
-/// code says the same, or the reply answered a stage where that cause is normally given
-/// (families.rs `HOME`). Otherwise they are "probably" right (medium), the code's reading, if
-/// any, the runner-up.
-fn corroborate(
-    mut v: Verdict,
-    stage: Option<Stage>,
-    enhanced: Option<EnhancedCode>,
-    text: &str,
-) -> Verdict {
+/// Words decide with high confidence only when a code agrees: the enhanced code's registry
+/// reading, or the basic code's reading at this stage (RFC 5321: a 550 to RCPT is a mailbox
+/// refusal). Words alone, even at the stage where their cause is answered, are "probably"
+/// right (medium), the code's reading, if any, the runner-up.
+fn corroborate(mut v: Verdict, input: &Input, text: &str) -> Verdict {
+    let Input {
+        stage,
+        enhanced,
+        basic,
+        ..
+    } = *input;
     let words = v.evidence.filter(|e| {
         matches!(e, Evidence::Text(_, Tier::Phrase | Tier::Keyword))
             && v.confidence == Confidence::High
@@ -375,12 +386,37 @@ fn corroborate(
     let code = enhanced
         .and_then(|c| code_row(REGISTRY, c, text, stage))
         .and_then(|r| r.category);
-    if code == Some(category) || at_home(category, stage) {
+    let basic = basic.and_then(|b| b.category);
+    if code == Some(category) || basic == Some(category) {
         return v;
     }
     v.confidence = Confidence::Medium;
-    v.runner_up = v.runner_up.or(code).filter(|r| *r != category);
+    v.runner_up = v.runner_up.or(code).or(basic).filter(|r| *r != category);
     v
+}
+
+/// High confidence also needs nothing against it: a reply that names a second cause (a
+/// phrase of another family, read as the word families read it) is only "probably" what
+/// decided, whatever decided, with that cause the runner-up. A "service unavailable" is not
+/// such a cause: servers put it before the refusal itself (Postfix's `554 5.7.1 Service
+/// unavailable; Client host [...] blocked using ...`).
+fn contradict(v: &mut Verdict, input: &Input, text: &str) {
+    if v.confidence != Confidence::High {
+        return;
+    }
+    let Some(decided) = v.evidence.and_then(Evidence::category) else {
+        return;
+    };
+    let words = strip_meanings(text.to_string(), input.enhanced, input.basic);
+    let rival = PHRASES
+        .iter()
+        .filter(|r| r.matches(&words, input.stage, input.code) && r.names_a_cause(&words))
+        .map(|r| r.category)
+        .find(|c| *c != decided && *c != Category::ServiceUnavailable);
+    if let Some(r) = rival {
+        v.confidence = Confidence::Medium;
+        v.runner_up = Some(r);
+    }
 }
 
 /// What the session knows, at RCPT: a server that does not claim the recipient's domain and

@@ -3,8 +3,8 @@
 //! each weighed by the stage the reply answered. Two tables:
 //!
 //! - `PHRASES`: phrases that name exactly one cause ("user unknown", "mailbox full", "hop
-//!   count"). They decide with high confidence and override a code (docs/diagnosis.md
-//!   "Conflicts").
+//!   count"). They decide and override a code (docs/diagnosis.md "Conflicts"); they are
+//!   sure only when a code says the same (classify.rs `corroborate`).
 //! - `WORDS`: single words that lean one way ("quota", "policy", "unknown"). They decide only
 //!   where the code is generic or absent, and then with medium confidence ("probably").
 //!
@@ -48,7 +48,7 @@ pub static PHRASES: &[TextRule] = &[
     // The client's own sequence or syntax, wherever it happens (STARTTLS before EHLO is not a
     // TLS failure).
     TextRule::new(
-        &["send ehlo first", "send helo first", "send helo/ehlo first", "send hello first", "say helo first", "ehlo first", "helo first", "need mail command", "need rcpt command", "mail first", "need mail before", "bad sequence", "out of sequence", "nested mail command", "introduce yourself", "use ehlo", "use helo", "before mail", "before rcpt", "needed first", "rcpt first", "already given", "already specified", "already established", "talk too soon", "talked too soon", "early talker", "pregreet", "before smtp greeting", "before greeting", "before the greeting", "before the banner", "transmitting before", "no mail transaction", "transaction in progress", "not in a transaction", "no transaction", "not allowed during", "not permitted during", "during a mail transaction", "at this point", "in this state", "duplicate helo", "duplicate ehlo", "already authenticated", "already secured", "already active", "already running", "already in tls", "tls already", "already started", "can break rules, too"],
+        &["send ehlo first", "send helo first", "send helo/ehlo first", "send hello first", "say helo first", "ehlo first", "helo first", "need mail command", "need rcpt command", "mail first", "need mail before", "bad sequence", "out of sequence", "nested mail command", "introduce yourself", "use ehlo", "use helo", "before mail", "before rcpt", "needed first", "rcpt first", "already given", "already specified", "already established", "talk too soon", "talked too soon", "early talker", "pregreet", "before smtp greeting", "before greeting", "before the greeting", "before the banner", "transmitting before", "no mail transaction", "transaction in progress", "not in a transaction", "no transaction", "not allowed during", "not permitted during", "during a mail transaction", "at this point", "in this state", "duplicate helo", "duplicate ehlo", "already authenticated", "already logged in", "already secured", "already active", "already running", "already in tls", "tls already", "already started", "can break rules, too"],
         ProtocolError,
         "The server received a command out of sequence (RFC 5321 section 4.1.4): the client did not greet first, repeated a command, or skipped MAIL or RCPT.",
         POSTFIX_SMTPD,
@@ -159,7 +159,7 @@ pub static PHRASES: &[TextRule] = &[
     .steps(&[AUTH_POSTURE]),
     // Authentication asked for before relaying: MessageLabs and Postfix word it with "relay".
     TextRule::new(
-        &["authentication required", "authentication is required", "auth required", "must authenticate", "authenticate first", "not authenticated", "requires authentication", "please authenticate", "login required", "not logged in", "unauthenticated sender", "unauthenticated relay", "unauthenticated user", "unauthenticated client", "unauthenticated mail", "smtp authentication", "without authentication", "smtp auth", "authentication needed", "must be authenticated", "need to authenticate", "needs authentication", "auth first", "authorization required", "access requires authentication", "sender not authenticated", "must issue an auth", "issue an auth command"],
+        &["authentication required", "authentication is required", "auth required", "must authenticate", "authenticate first", "not authenticated", "requires authentication", "please authenticate", "login required", "not logged in", "must log in", "must login", "must be logged in", "log in to send", "login to send", "unauthenticated sender", "unauthenticated relay", "unauthenticated user", "unauthenticated client", "unauthenticated mail", "smtp authentication", "without authentication", "smtp auth", "authentication needed", "must be authenticated", "need to authenticate", "needs authentication", "auth first", "authorization required", "access requires authentication", "sender not authenticated", "must issue an auth", "issue an auth command"],
         AuthRequired,
         "The server requires SMTP authentication (AUTH) before it accepts this command or relays for this client.",
         RFC4954_AUTH,
@@ -193,7 +193,7 @@ pub static PHRASES: &[TextRule] = &[
     ),
     // Sizes (a size "limit exceeded" before the rate family).
     TextRule::new(
-        &["too large", "too big", "too much mail data", "too much data", "message size", "size limit", "exceeds size", "maximum size", "size exceeds", "exceeds maximum", "exceeds the maximum allowed size", "message length exceeds", "message file too big", "exceeded storage allocation", "header size", "ridiculously long", "oversize", "max message size", "maximum message size", "larger than", "message is too long", "message too long", "attachment is too long", "attachment too long", "attachment too large"],
+        &["too large", "too big", "data size", "size exceeded", "too much mail data", "too much data", "message size", "size limit", "exceeds size", "maximum size", "size exceeds", "exceeds maximum", "exceeds the maximum allowed size", "message length exceeds", "message file too big", "exceeded storage allocation", "header size", "ridiculously long", "oversize", "max message size", "maximum message size", "larger than", "message is too long", "message too long", "attachment is too long", "attachment too long", "attachment too large"],
         MessageTooLarge,
         "The message is larger than a size limit on the receiving side.",
         RFC5321,
@@ -209,7 +209,7 @@ pub static PHRASES: &[TextRule] = &[
     )
     .steps(&[RETRY]),
     TextRule::new(
-        &["mailbox full", "mailbox is full", "mailbox has exceeded", "full mailbox", "over quota", "overquota", "quota exceeded", "quotaexceeded", "exceeded quota", "exceeds quota", "exceeded its quota", "exceeded the quota", "quota exceed", "disk quota", "storage quota", "mailbox quota", "out of storage", "mailbox exceeds", "mailbox exceeded", "is over its", "account is full", "inbox is full", "exceeded storage", "over the allowed quota", "exceeded the storage", "mailbox size limit", "mailbox size exceeded", "mailbox storage", "insufficient storage", "not enough storage", "boite pleine", "boîte pleine", "destinataire pleine", "postfach voll", "buzón lleno", "casella piena"],
+        &["mailbox full", "mailbox is full", "mail box full", "mail box is full", "mail box space", "mailbox space", "mailbox has exceeded", "full mailbox", "over quota", "overquota", "quota exceeded", "quotaexceeded", "exceeded quota", "exceeds quota", "exceeded its quota", "exceeded the quota", "quota exceed", "disk quota", "storage quota", "mailbox quota", "out of storage", "mailbox exceeds", "mailbox exceeded", "is over its", "account is full", "inbox is full", "exceeded storage", "over the allowed quota", "exceeded the storage", "mailbox size limit", "mailbox size exceeded", "mailbox storage", "insufficient storage", "not enough storage", "boite pleine", "boîte pleine", "destinataire pleine", "postfach voll", "buzón lleno", "casella piena"],
         MailboxDisabledOrFull,
         "The mailbox is full (over its storage quota).",
         RFC5321_QUOTA,
@@ -289,6 +289,17 @@ pub static PHRASES: &[TextRule] = &[
         RFC3463,
     )
     .names(),
+    // A content filter that could not run is the receiving service's failure, not a verdict
+    // on the content: the retry will be scanned.
+    TextRule::new(
+        &["virus scanner", "virus scan", "antivirus", "anti-virus", "content filter", "spam filter", "content scanner", "#scanner", "#milter", "spamassassin", "#spamd", "#rspamd", "#clamav", "#clamd", "#amavis"],
+        ServiceUnavailable,
+        "The receiving server's content scanner (antivirus or spam filter) failed or timed out, so it deferred the message; the retry is usually accepted.",
+        RFC5321,
+    )
+    .also(&["error", "timed out", "timeout", "unavailable", "not available", "not responding", "connecting", "failure", "failed"])
+    .only(Classes::Transient)
+    .steps(&[SERVICE_HEALTH, RETRY]),
     // Content and spam.
     TextRule::new(
         &["#virus", "malware", "infected", "#phish", "phishing", "trojan", "banned attachment", "attachment", "password-protected", "encrypted archive", "#zip", "executable", "banned file", "prohibited file", "file extension", "file_extension", "dangerous", "credential leak", "impersonat"],
@@ -298,7 +309,7 @@ pub static PHRASES: &[TextRule] = &[
     )
     .names(),
     TextRule::new(
-        &["identified as spam", "classified as spam", "detected as spam", "marked as spam", "considered spam", "#spam", "spammy", "unsolicited", "#junk", "#uce", "bulk mail", "spam score", "content filter", "content policy", "message content", "too many mime parts", "mime parts", "mime structure", "#mime"],
+        &["identified as spam", "classified as spam", "detected as spam", "marked as spam", "considered spam", "#spam", "spamassassin", "spammy", "unsolicited", "#junk", "#uce", "bulk mail", "spam score", "content filter", "content policy", "message content", "too many mime parts", "mime parts", "mime structure", "#mime"],
         ContentRejected,
         "The receiving filter classified the message as spam, or refused its content.",
         RFC3463,
@@ -369,7 +380,7 @@ pub static PHRASES: &[TextRule] = &[
     // Disabled accounts before unknown users: "invalid mailbox ... account is disabled" names
     // the more specific cause.
     TextRule::new(
-        &["account is disabled", "account disabled", "accountdisabled", "mailbox is disabled", "mailbox disabled", "account has been disabled", "account is inactive", "mailbox is inactive", "account has been suspended", "account suspended", "no longer active", "is not active", "account closed", "account is locked", "temporary locked", "temporarily locked", "mailbox unavailable for", "mailbox is unavailable", "not accepting mail", "relay address has been disabled"],
+        &["account is disabled", "account disabled", "due to inactivity", "mailbox has expired", "mailbox expired", "account has expired", "por falta de uso", "casilla ha expirado", "cuenta ha expirado", "casilla inactiva", "cuenta inactiva", "cuenta desactivada", "conta desativada", "accountdisabled", "mailbox is disabled", "mailbox disabled", "account has been disabled", "account is inactive", "mailbox is inactive", "account has been suspended", "account suspended", "no longer active", "is not active", "account closed", "account is locked", "temporary locked", "temporarily locked", "mailbox unavailable for", "mailbox is unavailable", "not accepting mail", "relay address has been disabled"],
         MailboxDisabledOrFull,
         "The recipient account exists but is disabled, locked or not accepting mail.",
         RFC3463,
@@ -377,7 +388,7 @@ pub static PHRASES: &[TextRule] = &[
     .at(RCPT.and(DATA).or_unknown()),
     // Unknown recipients.
     TextRule::new(
-        &["user unknown", "unknown user", "no such user", "no such recipient", "no such mailbox", "no such address", "unknown recipient", "recipient unknown", "recipient not found", "invalid recipient", "recipient invalid", "mailbox not found", "mailbox unknown", "mailbox does not exist", "user does not exist", "address does not exist", "account does not exist", "does not exist", "doesn't exist", "nonexistent", "non-existent", "no mailbox", "unknown address", "address unknown", "address not found", "invalid mailbox", "bad destination", "undeliverable address", "not our customer", "no longer valid", "addressee unknown", "unknown local", "marked as invalid", "not a valid recipient", "not a valid mailbox", "not a valid address", "invalid email address", "no such account", "no such alias", "unknown alias", "unknown local part", "not unique", "several matches", "ambiguous", "not a known user", "user not found", "no valid recipients", "unrouteable address", "unroutable address", "user invalid", "invalid user", "recipient address must", "address must contain", "bad recipient", "recipient address syntax", "not listed in", "address book", "no such person", "invalid address", "invalid-recipient", "not in recipient list", "not in the recipient list", "unallocated", "unknown or illegal", "illegal alias", "destinataire inconnu", "adresse inconnue", "empfaenger unbekannt", "empfänger unbekannt", "usuario desconocido", "utente sconosciuto", "no existe"],
+        &["user unknown", "unknown user", "no valid recipient", "no such user", "no such recipient", "no such mailbox", "no such address", "unknown recipient", "recipient unknown", "recipient not found", "invalid recipient", "recipient invalid", "mailbox not found", "mailbox unknown", "mailbox does not exist", "user does not exist", "address does not exist", "account does not exist", "does not exist", "doesn't exist", "nonexistent", "non-existent", "no mailbox", "unknown address", "address unknown", "address not found", "invalid mailbox", "bad destination", "undeliverable address", "not our customer", "no longer valid", "addressee unknown", "unknown local", "marked as invalid", "not a valid recipient", "not a valid mailbox", "not a valid address", "invalid email address", "no such account", "no such alias", "unknown alias", "unknown local part", "not unique", "several matches", "ambiguous", "not a known user", "user not found", "no valid recipients", "unrouteable address", "unroutable address", "user invalid", "invalid user", "recipient address must", "address must contain", "bad recipient", "recipient address syntax", "not listed in", "address book", "no such person", "invalid address", "invalid-recipient", "not in recipient list", "not in the recipient list", "unallocated", "unknown or illegal", "illegal alias", "destinataire inconnu", "adresse inconnue", "empfaenger unbekannt", "empfänger unbekannt", "usuario desconocido", "utente sconosciuto", "no existe"],
         RecipientUnknown,
         "The recipient address is not known to the receiving server.",
         RFC3463,
@@ -409,6 +420,14 @@ pub static PHRASES: &[TextRule] = &[
         "The receiving server refused the sender address.",
         EXIM,
     ),
+    // Bounces come from the null sender (RFC 5321 section 4.5.5); refusing them refuses that sender.
+    TextRule::new(
+        &["no bounces", "bounces not accepted", "bounces are not accepted", "bounces not allowed", "null sender", "empty sender", "empty envelope sender", "null reverse-path", "null reverse path"],
+        SenderRejected,
+        "The server refuses the null sender (MAIL FROM:<>) that bounces and delivery reports use.",
+        RFC5321,
+    )
+    .at(MAIL.or_unknown()),
     TextRule::new(
         &["sender"],
         SenderRejected,
@@ -417,12 +436,30 @@ pub static PHRASES: &[TextRule] = &[
     )
     .also(&["rejected", "denied", "invalid", "not valid", "not allowed", "not authorized", "not permitted", "refused", "unknown", "verification", "spoof", "blacklist", "blocklist"]),
     TextRule::new(
-        &["i/o error", "io error", "no space left on device", "signing failed", "failed to queue", "internal error", "server error", "system error", "local error", "local problem", "system problem", "temporary failure", "temporary problem", "mail system full", "system full", "disk full", "out of memory", "error in processing", "command died", "command failed", "write error", "error writing", "database error", "service unavailable", "service not available", "temporarily unavailable", "server busy", "too busy", "overloaded", "high load", "maintenance", "shutting down", "insufficient system storage", "resources temporarily", "configuration error", "configuration problem", "error processing", "processing error", "unexpected failure", "internal failure", "backend failure", "unexpected error", "storage error", "could not be saved", "could not save", "unable to save", "failed to save", "no data saved"],
+        &["i/o error", "io error", "no space left on device", "signing failed", "failed to queue", "internal error", "server error", "system error", "local error", "local problem", "system problem", "temporary failure", "temporary problem", "mail system full", "system full", "disk full", "out of memory", "error in processing", "command died", "command failed", "write error", "error writing", "database error", "backend not running", "backend error", "backend unavailable", "service unavailable", "service not available", "service currently unavailable", "service is unavailable", "service is not available", "service is currently unavailable", "currently unavailable", "out of service", "temporarily unavailable", "server busy", "too busy", "overloaded", "high load", "maintenance", "shutting down", "insufficient system storage", "resources temporarily", "configuration error", "configuration problem", "error processing", "processing error", "unexpected failure", "internal failure", "backend failure", "unexpected error", "storage error", "could not be saved", "could not save", "unable to save", "failed to save", "no data saved"],
         ServiceUnavailable,
         "The receiving server reports a temporary inability to provide service (load, maintenance or an internal error).",
         RFC5321,
     )
     .steps(&[SERVICE_HEALTH, RETRY]),
+    // The server's own fault, in whatever words ("internal delivery error", "internal server
+    // failure").
+    TextRule::new(
+        &["#internal"],
+        ServiceUnavailable,
+        "The receiving server reports an internal error of its own; the message itself was not judged.",
+        RFC5321,
+    )
+    .also(&["error", "failure", "fault", "problem"])
+    .steps(&[SERVICE_HEALTH, RETRY]),
+    // A permission the sending account lacks is the receiving side's rule.
+    TextRule::new(
+        &["do not have permission", "don't have permission", "not have permission", "no permission to", "without permission", "not permitted to send", "not allowed to send"],
+        PolicyOrTransportRule,
+        "The receiving side's rules do not give this sender or account permission for this kind of mail (a per-user or per-group restriction).",
+        RFC3463,
+    )
+    .steps(&[RULES, RECIPIENT_ADMIN]),
 ];
 
 // ---- Words that lean one way -----------------------------------------------------------------
@@ -556,11 +593,13 @@ pub static WORDS: &[TextRule] = &[
     )
     .steps(&[RULES, RECIPIENT_ADMIN]),
     TextRule::new(
-        &["temporarily denied", "temporarily rejected", "temporarily refused"],
+        &["temporarily denied", "temporarily rejected", "temporarily refused", "temporary rejected"],
         Greylisted,
         "A transient refusal of the envelope without a reason: most often greylisting, which accepts a retry after a few minutes.",
         POSTGREY,
     )
+    // Any word of another cause keeps it out: the refusal is then that cause's.
+    .unless(&["quota", "rate", "too many", "limit", "volume", "excessive", "spam", "policy", "dns", "lookup", "resolv", "spf", "dkim", "dmarc", "error", "fail", "unavailable", "busy", "load", "disk", "storage", "resource", "full", "connection", "mailbox", "relay", "auth", "tls", "block", "listed", "reputation", "not found", "unknown", "invalid"])
     .only(Classes::Transient)
     .at(MAIL.and(RCPT)),
     TextRule::new(
@@ -608,8 +647,8 @@ pub static VAGUE: &[TextRule] = &[TextRule::new(
 
 /// Where each cause is answered: the stages at which a server that has that reason says so
 /// (RFC 5321 section 3.3: recipients are judged at RCPT, the message at end of data, the
-/// sender at MAIL; RFC 3207 and RFC 4954 for STARTTLS and AUTH). A phrase read at another
-/// stage, or with the stage unknown, is only "probably" its cause unless the code agrees.
+/// sender at MAIL; RFC 3207 and RFC 4954 for STARTTLS and AUTH). A single word there is
+/// "probably" its cause; elsewhere, or with the stage unknown, it is a guess.
 pub static HOME: &[(super::Category, Stages)] = &[
     (RecipientUnknown, RCPT.and(DATA)),
     (MailboxDisabledOrFull, RCPT.and(DATA)),

@@ -87,8 +87,10 @@ pub static REGISTRY: &[CodeRule] = &[
         "The next-hop host did not answer.", RFC3463).layer(Layer::Network),
     CodeRule::new(4, 2, "Bad connection", Some(ConnectorOrRouting),
         "The connection to the next hop was dropped or broke during the transaction.", RFC3463).layer(Layer::Network),
+    // Servers use X.4.3 for any lookup that failed (DNS, LDAP, a greylisting or SPF
+    // database): the words decide when they name the cause.
     CodeRule::new(4, 3, "Directory server failure", Some(DnsFailure),
-        "A directory (usually DNS) lookup needed for routing failed.", RFC3463),
+        "A directory (usually DNS) lookup needed for routing failed.", RFC3463).generic(),
     CodeRule::new(4, 4, "Unable to route", Some(DnsFailure),
         "No route to the destination: DNS gives no usable MX or address for the domain (RFC 3463: the host's directory lookup returned no route).", RFC3463)
         .layer(Layer::Dns),

@@ -66,6 +66,7 @@ pub const ZOHO: &str = "Zoho Mail replies as published at smtp.codes/zoho (541 5
 pub const WEBDE: &str = "Web.de / GMX replies as listed at sitepackage.de (typische Fehlermeldungen bei Unzustellbarkeit): \"User has too many messages on the server\", \"User has exhausted allowed storage space\", Lycos \"Account Closed\"";
 pub const RACKSPACE: &str = "Rackspace Email postmaster response codes (postmaster.emailsrvr.com/system-info/response-codes; smtp.codes/rackspace): G30 mailbox received too much email, G1E temporary DMARC DNS lookup failure";
 pub const MAILCHANNELS: &str = "MailChannels sending policies (docs.mailchannels.com/email-api/sending-policies): \"550 5.7.1 This sender is not authorized to send from <domain>\" (Domain Lockdown)";
+pub const URI_LISTS: &str = "SURBL (surbl.org: lists of domains found in message bodies), URIBL (uribl.com) and Spamhaus DBL (spamhaus.org/dbl: domains checked in URIs and sender domains); RFC 5782 section 2.3 (name-based lists)";
 pub const SPAMHAUS: &str = "Spamhaus: ZEN, SBL, XBL, PBL DNSBL documentation (spamhaus.org/zen)";
 pub const DNSBLS: &str = "Blocklist operators' documentation: Barracuda Reputation Block List (b.barracudacentral.org), SpamCop (bl.spamcop.net), SORBS, UCEPROTECT, PSBL";
 pub const MS_RATE: &str = "Microsoft Learn: Message rate limits and throttling in Exchange Server (receive connector MessageRateLimit: 421 4.4.2 Message submission rate for this client has exceeded the configured limit)";
@@ -128,6 +129,15 @@ pub static MARKERS: &[TextRule] = &[
         MIMECAST,
     )
     .only(Classes::Transient),
+    // A listed domain the message *contains* (a link in the body) is the content's: URI block
+    // lists (SURBL, URIBL, the DBL used on URIs) judge what the message carries, not who sent it.
+    TextRule::new(
+        &["dbl.spamhaus", "#dbl", "uribl", "surbl", "rhsbl", "domain block list", "domain blocklist", "uri blocklist", "uri block list", "url blocklist", "url block list"],
+        ContentRejected,
+        "The message contains a link to a domain on a URI block list (SURBL, URIBL, Spamhaus DBL): the content was refused for the domains it links to, not the sending IP.",
+        URI_LISTS,
+    )
+    .also(&["contains", "in the message", "in message", "message body", "in the body", "#url", "#uri", "#urls", "#uris", "#link", "#links"]),
     // Domain block lists before the Spamhaus row: the DBL lists domains, not IPs.
     TextRule::new(
         &["dbl.spamhaus", "#dbl", "uribl", "surbl", "rhsbl"],
@@ -314,6 +324,14 @@ pub static MARKERS: &[TextRule] = &[
         POSTFIX_SMTPD,
     )
     .steps(&[RETRY]),
+    // Postfix's fixed reject_unauth_destination text (and Exchange's own wording of it).
+    TextRule::new(
+        &["relay access denied"],
+        RelayDenied,
+        "The server refused to relay: the recipient domain is not one it accepts mail for, and this connection is not authorized to relay (no matching connector, IP or authentication).",
+        POSTFIX,
+    )
+    .steps(&[CONNECTORS, HCW]),
     TextRule::new(
         &["#s77719", "server busy. please try again later"],
         ReputationOrRateLimited,

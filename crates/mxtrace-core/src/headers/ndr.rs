@@ -47,6 +47,8 @@ const ORIGINAL_MARKERS: &[&str] = &[
     "--- returned message",
     "unsent message below",
     "message that you sent:",
+    "original message:",
+    "header of the source mail",
 ];
 
 /// Phrases of a bounce that says a message was not delivered without naming the recipient
@@ -162,6 +164,9 @@ pub fn read(input: &NdrInput) -> Option<Ndr> {
     if ndr.recipients.is_empty() {
         ndr.recipients = text.prose_recipients();
     }
+    if ndr.recipients.is_empty() {
+        ndr.recipients = text.listed_local_parts();
+    }
     if ndr.recipients.is_empty() && (input.is_report || text.says_undelivered()) {
         ndr.recipients = text.original_to();
     }
@@ -211,16 +216,27 @@ fn status_code(field: &str) -> Option<EnhancedCode> {
 }
 
 /// The enhanced code a diagnostic or prose states: the SMTP reply's (`550 5.1.1 ...`), else
-/// qmail's `(#5.1.1)` / `(#4.4.1 - chkusr)` suffix.
+/// qmail's `(#5.1.1)` / `(#4.4.1 - chkusr)` suffix, else a failure code a label names
+/// (Zoho's `ERROR_CODE :5.1.1`, `Status code: 5.2.2`).
 fn stated_status(text: &str) -> Option<String> {
     if let Some(code) = smtp_reply(text).and_then(|r| r.enhanced) {
         return Some(code.to_string());
     }
-    text.match_indices('#').take(8).find_map(|(at, _)| {
-        let token = text.get(at + 1..)?.split_whitespace().next()?;
-        let code = EnhancedCode::parse(token.trim_end_matches([')', ',', ';', ':', ']']))?;
-        Some(code.to_string())
-    })
+    // The code after a marker; for ':' only when a label just before it names a code.
+    let after = |marker: char| {
+        text.match_indices(marker).take(32).find_map(|(at, _)| {
+            if marker == ':' {
+                let label = text.get(at.saturating_sub(16)..at)?.to_ascii_lowercase();
+                if !label.contains("code") && !label.contains("status") {
+                    return None;
+                }
+            }
+            let token = text.get(at + 1..)?.split_whitespace().next()?;
+            let code = EnhancedCode::parse(token.trim_end_matches([')', ',', ';', ':', ']']))?;
+            matches!(code.class, 2 | 4 | 5).then_some(code)
+        })
+    };
+    after('#').or_else(|| after(':')).map(|c| c.to_string())
 }
 
 /// The fields of a delivery-status part: per-message fields, then one group per recipient.
@@ -250,9 +266,11 @@ fn delivery_status(text: &str, ndr: &mut Ndr) {
                     .clone()
                     .filter(|s| status_code(s).is_none_or(|c| c.to_string() != *s))
             });
-            // No Status field: the code the diagnostic states.
+            // No Status code (no field, or words in its place): the code the diagnostic
+            // states.
             let status = raw_status
-                .map(|s| status_code(&s).map_or(s, |c| c.to_string()))
+                .and_then(|s| status_code(&s))
+                .map(|c| c.to_string())
                 .or_else(|| diagnostic.as_deref().and_then(stated_status));
             ndr.recipients.push(NdrRecipient {
                 recipient: final_rcpt,
@@ -603,6 +621,41 @@ impl<'a> Prose<'a> {
         out
     }
 
+    /// A bounce that lists bare local parts under "the following address(es):" (JetMail:
+    /// `dylan "(0), ErrMsg=mail box space not enough, account=dylan "`): each line whose first
+    /// word could be a local part and is followed by its reason, the line as the diagnostic.
+    fn listed_local_parts(&self) -> Vec<NdrRecipient> {
+        let section = self.failure_section();
+        let heading = section.lines().position(|l| {
+            let l = l.trim().to_ascii_lowercase();
+            l.ends_with(':')
+                && l.contains("following")
+                && (l.contains("address") || l.contains("recipient"))
+        });
+        let Some(heading) = heading else {
+            return Vec::new();
+        };
+        let mut out: Vec<NdrRecipient> = Vec::new();
+        for line in section.lines().skip(heading + 1).map(str::trim) {
+            if line.is_empty() && out.is_empty() {
+                continue;
+            }
+            let Some(word) = listed_local_part(line) else {
+                break;
+            };
+            if out.len() >= MAX_RECIPIENTS {
+                break;
+            }
+            let reply = reply_start(line).and_then(|at| line.get(at..));
+            let mut r = recipient(word, Some("failed"), reply, Source::ProseText);
+            if r.diagnostic_code.is_none() {
+                r.diagnostic_code = Some(clip(line));
+            }
+            out.push(r);
+        }
+        out
+    }
+
     /// The prose about one recipient: its paragraph when the prose names it, else the whole
     /// failure section (bounded).
     fn context_for(&self, r: &NdrRecipient) -> String {
@@ -669,6 +722,22 @@ fn until_next_address(para: &str, address: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The local part a bounce line starts with, when a reason follows it in quotes, brackets or
+/// after a colon (`dylan "(0), ErrMsg=..."`, `dylan: mailbox full`).
+fn listed_local_part(line: &str) -> Option<&str> {
+    let mut words = line.split_whitespace();
+    let first = words.next()?;
+    let next = words.next()?;
+    let word = first.strip_suffix(':').unwrap_or(first);
+    let reason = first.ends_with(':') || next.starts_with(['"', '(', '[']);
+    let plausible = (1..=64).contains(&word.len())
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c))
+        && word.chars().any(|c| c.is_ascii_alphabetic());
+    (reason && plausible).then_some(word)
 }
 
 /// `<user@example.com>:`, `user@example.com,` -> `user@example.com`; None for anything that
@@ -834,6 +903,45 @@ mod tests {
         .unwrap();
         assert_eq!(ndr.recipients[0].recipient, "0000@example.com");
         assert!(ndr.recipients[0].explanation.is_some());
+    }
+
+    /// Bare local parts under "the following address(es):" are recipients; a status is read
+    /// where a label names it, and a Status field with words instead of a code gives none.
+    #[test]
+    fn local_parts_labelled_codes_and_worded_status() {
+        let ndr = read(&NdrInput {
+            body_text: "Your mail cannot be delivered to the following address(es):\n\n dylan \"(0), ErrMsg=mail box space not enough, account=dylan \"\n\nPlease check the above address(es).\n".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(ndr.recipients.len(), 1);
+        let r = &ndr.recipients[0];
+        assert_eq!(r.recipient, "dylan");
+        assert_eq!(
+            r.explanation.as_ref().unwrap().category,
+            Category::MailboxDisabledOrFull
+        );
+        assert_eq!(listed_local_part("Mailbox full for everyone"), None);
+        assert_eq!(listed_local_part("jo.doe: over quota"), Some("jo.doe"));
+        assert_eq!(
+            stated_status(
+                "a@b.jp Invalid Address, ERROR_CODE :550, ERROR_CODE :5.1.1 User Unknown"
+            )
+            .as_deref(),
+            Some("5.1.1")
+        );
+        assert_eq!(stated_status("Exim 4.5.1 said: nothing"), None);
+        let ndr = read(&NdrInput {
+            delivery_status: vec!["Final-Recipient: rfc822; a@b.test\nAction: failed\nStatus: 553 Exceeded maximum inbound message size\n".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let r = &ndr.recipients[0];
+        assert_eq!(r.status, None);
+        assert_eq!(
+            r.explanation.as_ref().unwrap().category,
+            Category::MessageTooLarge
+        );
     }
 
     #[test]

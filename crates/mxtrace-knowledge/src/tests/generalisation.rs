@@ -113,10 +113,11 @@ fn dev_replies() {
 /// most one, or 1 % of the part). Not reached yet: docs/diagnosis.md has the figures.
 const HELDOUT_GOAL: f64 = 95.0;
 /// What the method reached (round 1: 80.3 %, 19 confident wrong; round 2, measured after the
-/// work: 81.2 %, 14; round 3, unchanged): the floor a change may not fall below. Raise both as the method
+/// work: 81.2 %, 14; round 3, unchanged; round 4: 10 confident wrong with the calibration rule,
+/// docs/diagnosis.md): the floor a change may not fall below. Raise both as the method
 /// improves; never lower them.
 const HELDOUT_FLOOR: f64 = 81.0;
-const HELDOUT_CONFIDENT_WRONG_MAX: usize = 14;
+const HELDOUT_CONFIDENT_WRONG_MAX: usize = 10;
 
 /// Aggregate figures only: the held-out rows are never printed, and a failure says the
 /// figures, not the rows.
@@ -150,10 +151,18 @@ fn finding(stage: Option<Stage>, text: &str) -> Finding {
 /// the code; words override a generic code; a disagreement lowers the confidence.
 #[test]
 fn conflicts_are_settled_by_one_rule() {
-    // A generic 5.7.1 whose text says spam: the words decide, nothing disagrees.
+    // A generic 5.7.1 whose text says spam: the words decide, nothing disagrees, but no code
+    // says it too, so "probably" (docs/diagnosis.md "Confidence").
     let f = finding(
         Some(Stage::EndOfData),
         "550 5.7.1 Message identified as spam",
+    );
+    assert_eq!(f.category, Category::ContentRejected);
+    assert_eq!(f.confidence, Confidence::Medium);
+    // The same words with the code that means it: sure.
+    let f = finding(
+        Some(Stage::EndOfData),
+        "554 5.6.0 Message identified as spam",
     );
     assert_eq!(f.category, Category::ContentRejected);
     assert_eq!(f.confidence, Confidence::High);
@@ -244,11 +253,16 @@ fn session_facts_weigh_a_refusal_at_rcpt() {
     assert_eq!(f.category, Category::RelayDenied);
     assert_eq!(f.confidence, Confidence::Medium);
     assert_eq!(f.runner_up, Some(Category::RecipientUnknown));
-    // Knowing nothing changes nothing.
+    // Knowing nothing changes nothing: Postfix's own wording, sure.
     assert_eq!(
         classify_reply(Some(Stage::RcptTo), &relay).confidence,
         Confidence::High
     );
+    // Relaying refused in other words, with a generic code: probably.
+    let other = Reply::parse_text("554 5.7.1 <a@b.test>: we do not relay").unwrap();
+    let f = classify_reply(Some(Stage::RcptTo), &other);
+    assert_eq!(f.category, Category::RelayDenied);
+    assert_eq!(f.confidence, Confidence::Medium);
 }
 
 /// The registry table covers every subject of RFC 3463 and names its source.
@@ -284,6 +298,13 @@ fn sendmail_encryption_too_weak_requires_tls() {
     let f = finding(
         Some(Stage::MailFrom),
         "454 4.7.0 encryption too weak 0 less than 128",
+    );
+    assert_eq!(f.category, Category::TlsRequired);
+    // 4.7.0 is generic: the words alone decide, "probably".
+    assert_eq!(f.confidence, Confidence::Medium);
+    let f = finding(
+        Some(Stage::MailFrom),
+        "530 5.7.10 encryption too weak 0 less than 128",
     );
     assert_eq!(f.category, Category::TlsRequired);
     assert_eq!(f.confidence, Confidence::High);
@@ -350,4 +371,89 @@ fn stage_alone_and_stray_words_are_low_confidence() {
     assert_eq!(f.confidence, Confidence::Low, "{f:?}");
     let f = finding(Some(Stage::Banner), "554 unknown");
     assert_ne!(f.confidence, Confidence::High, "{f:?}");
+}
+
+/// High confidence needs nothing against it: a reply that also names another cause is only
+/// "probably" what decided, that cause the runner-up (docs/diagnosis.md "Confidence").
+#[test]
+fn a_second_named_cause_lowers_the_confidence() {
+    // Nothing against it: sure.
+    let f = finding(Some(Stage::RcptTo), "550 5.1.1 User unknown");
+    assert_eq!(f.category, Category::RecipientUnknown);
+    assert_eq!(f.confidence, Confidence::High);
+    // A vendor row decides (Postfix's rate limit), but a phrase names an unknown user: not
+    // sure, whatever decided.
+    let f = finding(
+        Some(Stage::RcptTo),
+        "550 5.1.1 User unknown; too many connections from your host",
+    );
+    assert_eq!(f.category, Category::ReputationOrRateLimited);
+    assert_eq!(f.confidence, Confidence::Medium);
+    assert_eq!(f.runner_up, Some(Category::RecipientUnknown));
+    // Postfix's "Service unavailable;" before a DNSBL refusal is not a second cause.
+    let f = finding(
+        Some(Stage::RcptTo),
+        "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org",
+    );
+    assert_eq!(f.category, Category::IpBlocklisted);
+    assert_eq!(f.confidence, Confidence::High);
+}
+
+/// Greylisting's words beat the DNS reading of X.4.3 (Apache James defers greylisted senders
+/// with "451 4.4.3 Temporary rejected"; X.4.3 is generic); a reason of another cause keeps
+/// them out, and "try again later" alone is any temporary failure's, not greylisting's.
+#[test]
+fn temporarily_rejected_at_rcpt_is_greylisting() {
+    let f = finding(
+        Some(Stage::RcptTo),
+        "451 4.4.3 Temporary rejected: Please try again later",
+    );
+    assert_eq!(f.category, Category::Greylisted);
+    assert_eq!(f.runner_up, Some(Category::DnsFailure));
+    let f = finding(
+        Some(Stage::RcptTo),
+        "451 4.4.3 Temporary DNS lookup failure, try again later",
+    );
+    assert_eq!(f.category, Category::DnsFailure);
+    let f = finding(Some(Stage::RcptTo), "451 Please try again later.");
+    assert_eq!(f.category, Category::ServiceUnavailable);
+    // Permanent: never greylisting.
+    let f = finding(Some(Stage::RcptTo), "550 Temporarily rejected");
+    assert_ne!(f.category, Category::Greylisted);
+}
+
+/// "Service currently unavailable" is the service's state, permanent code or not.
+#[test]
+fn service_wordings_are_the_service() {
+    for text in [
+        "554 Service currently unavailable",
+        "554 5.3.0 Service is unavailable",
+    ] {
+        assert_eq!(
+            finding(Some(Stage::Banner), text).category,
+            Category::ServiceUnavailable,
+            "{text}"
+        );
+    }
+}
+
+/// A URI list judges the links a message contains (content); the same lists asked about the
+/// sender's domain judge the sender (reputation); an IP list judges the client's address.
+#[test]
+fn a_listed_link_is_content() {
+    let uri = "554 5.7.0 Rejected: message contains domain example.net listed by multi.surbl.org";
+    assert_eq!(
+        finding(Some(Stage::EndOfData), uri).category,
+        Category::ContentRejected
+    );
+    let uri = "550 5.7.1 Message rejected: URL in the message body is listed in multi.uribl.com";
+    assert_eq!(
+        finding(Some(Stage::EndOfData), uri).category,
+        Category::ContentRejected
+    );
+    let sender = "554 5.7.1 <a@b.test>: Sender address rejected: b.test listed in dbl.spamhaus.org";
+    assert_eq!(
+        finding(Some(Stage::MailFrom), sender).category,
+        Category::ReputationOrRateLimited
+    );
 }
