@@ -109,11 +109,14 @@ where
     let mut summary = Summary::default();
     let (tx, mut rx) = mpsc::channel(READ_AHEAD);
     let reader = tokio::spawn(read_targets(input, opts.clone(), tx));
-    let limits = Limits::new(opts.per_ip, opts.per_subnet);
-    // Every target has the same TLS settings: one configuration, built at the first.
-    let tls = Arc::new(ConfigCache::default());
     // Shared, not cloned per target: `done` holds a hash per line of a --resume file.
-    let shared_opts = Arc::new(opts.clone());
+    let starter = Starter {
+        opts: Arc::new(opts.clone()),
+        limits: Limits::new(opts.per_ip, opts.per_subnet),
+        // Every target has the same TLS settings: one configuration, built at the first.
+        tls: Arc::new(ConfigCache::default()),
+    };
+    let width = opts.concurrency.max(1);
     let mut running = JoinSet::new();
     let mut input_done = false;
     tokio::pin!(stop);
@@ -134,30 +137,23 @@ where
                 break;
             }
             Some(done) = running.join_next(), if !running.is_empty() => {
+                // The next targets start before this one is written out: with few sessions
+                // at once, the write would otherwise sit between two of them.
+                while !input_done && running.len() < width {
+                    match rx.try_recv() {
+                        Ok(item) => starter.take(item, &mut running, &mut summary, &mut record)?,
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => input_done = true,
+                    }
+                }
                 if let Ok(rec) = done {
                     record(rec, &mut summary)?;
                 }
             }
-            item = rx.recv(), if !input_done && running.len() < opts.concurrency.max(1) => {
-                match item {
-                    None => input_done = true,
-                    Some(Item::Run(t)) => {
-                        let shared = (limits.clone(), tls.clone());
-                        running.spawn(run_one(t, shared_opts.clone(), shared));
-                    }
-                    Some(Item::Invalid(line, e)) => {
-                        let rec = error_record(line, RecordErrorKind::Input, e.to_string());
-                        record(rec, &mut summary)?;
-                    }
-                    Some(Item::Skipped(Skip::Duplicate)) => summary.duplicates += 1,
-                    Some(Item::Skipped(Skip::OtherShard)) => summary.other_shards += 1,
-                    Some(Item::Skipped(Skip::Resumed)) => summary.resumed += 1,
-                    Some(Item::Failed(e)) => {
-                        running.abort_all();
-                        return Err(SweepError::Input(e));
-                    }
-                }
-            }
+            item = rx.recv(), if !input_done && running.len() < width => match item {
+                None => input_done = true,
+                Some(item) => starter.take(item, &mut running, &mut summary, &mut record)?,
+            },
         }
     }
     reader.abort();
@@ -179,6 +175,44 @@ fn error_record(input: String, kind: RecordErrorKind, message: String) -> Record
         body: RecordBody::Error {
             error: RecordError { kind, message },
         },
+    }
+}
+
+/// What every target of a sweep shares, and how a line read becomes a running target.
+struct Starter {
+    opts: Arc<SweepOptions>,
+    limits: Arc<Limits>,
+    tls: Arc<ConfigCache>,
+}
+
+impl Starter {
+    fn take(
+        &self,
+        item: Item,
+        running: &mut JoinSet<Record>,
+        summary: &mut Summary,
+        record: &mut impl FnMut(Record, &mut Summary) -> Result<(), SweepError>,
+    ) -> Result<(), SweepError> {
+        match item {
+            Item::Run(t) => {
+                let shared = (self.limits.clone(), self.tls.clone());
+                running.spawn(run_one(t, self.opts.clone(), shared));
+            }
+            Item::Invalid(line, e) => {
+                record(
+                    error_record(line, RecordErrorKind::Input, e.to_string()),
+                    summary,
+                )?;
+            }
+            Item::Skipped(Skip::Duplicate) => summary.duplicates += 1,
+            Item::Skipped(Skip::OtherShard) => summary.other_shards += 1,
+            Item::Skipped(Skip::Resumed) => summary.resumed += 1,
+            Item::Failed(e) => {
+                running.abort_all();
+                return Err(SweepError::Input(e));
+            }
+        }
+        Ok(())
     }
 }
 
