@@ -210,6 +210,16 @@ fn gmail_ndrs() {
     assert_ne!(rcpt["explanation"]["confidence"], "high");
 }
 
+/// A corrupt MIME structure the fuzzer made of a Gmail NDR (nested parts that never close) is
+/// read as far as it goes, as the release build reads it: not a panic (exit 3) in any build.
+#[test]
+fn a_corrupt_mime_structure_is_read_not_a_crash() {
+    let r = headers("fuzz-corrupt-mime-parts.eml", true);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.json()["kind"], "ndr");
+}
+
 /// The lab's role servers do not relay, so they stamp no Received fields of their own: these
 /// messages carry the chains they would stamp, with the lab topology's host names, and the
 /// hops must land in the scenario and legs the topology gives them.
