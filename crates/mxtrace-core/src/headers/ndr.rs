@@ -706,8 +706,8 @@ impl<'a> Prose<'a> {
         out
     }
 
-    /// The prose about one recipient: its paragraph when the prose names it, else the whole
-    /// failure section (bounded).
+    /// The prose about one recipient: its paragraph up to the next recipient's line when the
+    /// prose names it, else the whole failure section (bounded).
     fn context_for(&self, r: &NdrRecipient) -> String {
         let section = self.failure_section();
         let found = [Some(&r.recipient), r.original_recipient.as_ref()]
@@ -717,7 +717,8 @@ impl<'a> Prose<'a> {
             .find_map(|a| {
                 let at = find_ci(section, a)?;
                 let line = section.get(..at)?.lines().count().saturating_sub(1);
-                Some(paragraph_from(section, line))
+                // Not the next recipient's lines (GMX lists them without blank lines).
+                Some(until_next_address(&paragraph_from(section, line), a))
             });
         let text = found.unwrap_or_else(|| section.to_string());
         super::clip_to(&text, MAX_CONTEXT)
@@ -1027,6 +1028,24 @@ mod tests {
         assert_eq!(
             r.explanation.as_ref().unwrap().category,
             Category::RecipientUnknown
+        );
+        // Recipients listed without blank lines: each is explained by its own lines only.
+        let ndr = read(&NdrInput {
+            body_text: "The following address failed:\n\n\"m@example.jp\":\nSMTP error from remote server after RCPT command:\n5.2.1 <m@example.jp>... User Unknown\n\"s@example.jp\":\nSMTP error from remote server after RCPT command:\n5.2.2 <s@example.jp>... Mailbox Full\n".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let got: Vec<_> = ndr
+            .recipients
+            .iter()
+            .map(|r| (r.status.clone(), r.explanation.as_ref().unwrap().category))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("5.2.1".into()), Category::RecipientUnknown),
+                (Some("5.2.2".into()), Category::MailboxDisabledOrFull)
+            ]
         );
         assert!(names_sender("original sender:    <s@example.com>"));
         assert!(!names_sender("k@example.net: sender unknown"));
