@@ -17,6 +17,9 @@
 //!   address of the failure section with its own line or paragraph; qmail's `(#X.Y.Z)` as the
 //!   status. A bounce that names nobody falls back to the returned message's `To:`, so every
 //!   failed recipient gets an explanation (`other` with low confidence at worst).
+//! - GMX and relays quoting only an enhanced code (`5.1.1 <a@b>... User Unknown`), Gmail's
+//!   repeated code (`554 554 5.7.1`), and MailMarshal's reason written before its recipient
+//!   list (sisimai set-of-emails samples under tests/data/bounces).
 
 use mxtrace_knowledge::{explain_reply, explain_status, Category, Explanation};
 use mxtrace_proto::model::headers::{Ndr, NdrRecipient, Source};
