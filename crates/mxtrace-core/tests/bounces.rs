@@ -186,7 +186,7 @@ fn heldout_bounces() {
 }
 
 /// The dev part, row by row: every failed recipient is found and explained (`other` at
-/// worst), and at least 90 % get the category the manifest expects.
+/// worst), and at least 99 % get the category the manifest expects (135/136 measured).
 #[test]
 fn dev_bounces_are_explained() {
     let rows = manifest("bounces-dev.tsv");
@@ -198,7 +198,7 @@ fn dev_bounces_are_explained() {
         .collect();
     assert!(unexplained.is_empty(), "{unexplained:#?}");
     assert!(
-        s.right * 10 >= s.total * 9,
+        s.right * 100 >= s.total * 99,
         "{}/{}: {:#?}",
         s.right,
         s.total,

@@ -549,7 +549,7 @@ pub static WORDS: &[TextRule] = &[
     )
     .layer(Layer::Dns),
     TextRule::new(
-        &["#virus", "content", "#mime", "message rejected", "message refused", "not accepted", "filter", "message body", "body contains", "message format", "malicious", "#url", "rfc compliant", "rfc-compliant", "invalid message", "malformed message"],
+        &["#virus", "content", "#mime", "message rejected", "message refused", "#mail rejected", "#mail refused", "not accepted", "filter", "message body", "body contains", "message format", "malicious", "#url", "rfc compliant", "rfc-compliant", "invalid message", "malformed message"],
         ContentRejected,
         "The receiving filter refused the message content.",
         RFC3463,

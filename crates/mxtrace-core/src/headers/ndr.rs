@@ -17,6 +17,9 @@
 //!   address of the failure section with its own line or paragraph; qmail's `(#X.Y.Z)` as the
 //!   status. A bounce that names nobody falls back to the returned message's `To:`, so every
 //!   failed recipient gets an explanation (`other` with low confidence at worst).
+//! - GMX and relays quoting only an enhanced code (`5.1.1 <a@b>... User Unknown`), Gmail's
+//!   repeated code (`554 554 5.7.1`), and MailMarshal's reason written before its recipient
+//!   list (sisimai set-of-emails samples under tests/data/bounces).
 
 use mxtrace_knowledge::{explain_reply, explain_status, Category, Explanation};
 use mxtrace_proto::model::headers::{Ndr, NdrRecipient, Source};
@@ -32,6 +35,8 @@ const MAX_TEXT: usize = 1000;
 const MAX_REPLY_LINES: usize = 20;
 /// The prose read around one recipient when the report gives no SMTP reply.
 const MAX_CONTEXT: usize = 2000;
+/// At most this many lines of a recipient's prose are searched for a status code.
+const MAX_CONTEXT_LINES: usize = 40;
 
 /// Where the returned copy of the original message starts in a plain-text bounce: nothing
 /// after it is about the failure.
@@ -236,7 +241,21 @@ fn stated_status(text: &str) -> Option<String> {
             matches!(code.class, 2 | 4 | 5).then_some(code)
         })
     };
-    after('#').or_else(|| after(':')).map(|c| c.to_string())
+    after('#')
+        .or_else(|| after(':'))
+        .or_else(|| line_opening_code(text))
+        .map(|c| c.to_string())
+}
+
+/// An enhanced code that opens a line and is followed by words, with no reply code before it
+/// (GMX, Exim relays: `5.1.1 <a@example.jp>... User Unknown` under "SMTP error from remote
+/// server after RCPT command:").
+fn line_opening_code(text: &str) -> Option<EnhancedCode> {
+    text.lines().take(MAX_CONTEXT_LINES).find_map(|line| {
+        let mut words = line.split_whitespace();
+        let code = EnhancedCode::parse(words.next()?)?;
+        (matches!(code.class, 4 | 5) && words.next().is_some()).then_some(code)
+    })
 }
 
 /// The fields of a delivery-status part: per-message fields, then one group per recipient.
@@ -356,7 +375,7 @@ pub fn smtp_reply(diagnostic: &str) -> Option<Reply> {
         return None;
     }
     let start = reply_start(rest)?;
-    let reply = rest.get(start..)?;
+    let reply = without_repeated_code(rest.get(start..)?);
     let code = reply.get(..3)?;
     // A multi-line reply reaches us unfolded: each line starts " CODE-", the last " CODE ".
     let continued = format!(" {code}-");
@@ -380,6 +399,19 @@ pub fn smtp_reply(diagnostic: &str) -> Option<Reply> {
     }
     lines.push(rest.to_string());
     Reply::parse_text(&lines.join("\n")).ok()
+}
+
+/// A reply whose code is written twice (Gmail quotes `554 554 5.7.1 ...`, its own code
+/// before the remote reply's) without the first copy, so the enhanced code is read.
+fn without_repeated_code(reply: &str) -> &str {
+    match (reply.get(..3), reply.get(3..4), reply.get(4..7)) {
+        (Some(a), Some(" "), Some(b))
+            if a == b && reply_start(reply.get(4..).unwrap_or("")) == Some(0) =>
+        {
+            reply.get(4..).unwrap_or(reply)
+        }
+        _ => reply,
+    }
 }
 
 /// Where an SMTP reply (`550 ...`, `550-...`, `550`) starts: three digits, the first 2-5,
@@ -594,7 +626,7 @@ impl<'a> Prose<'a> {
         let mut out: Vec<NdrRecipient> = Vec::new();
         for (i, line) in section.lines().enumerate() {
             let label = line.trim_start().to_ascii_lowercase();
-            if NOT_RECIPIENT_LABELS.iter().any(|l| label.starts_with(l)) {
+            if NOT_RECIPIENT_LABELS.iter().any(|l| label.starts_with(l)) || names_sender(&label) {
                 continue;
             }
             for address in line.split_whitespace().filter_map(address_token) {
@@ -618,7 +650,28 @@ impl<'a> Prose<'a> {
                 out.push(r);
             }
         }
+        if let [only] = out.as_mut_slice() {
+            self.reply_of_the_section(only);
+        }
         out
+    }
+
+    /// The one recipient of a bounce whose own lines quote no reply gets the reply the failure
+    /// section quotes elsewhere: MailMarshal gives the reason before the recipients ("Could
+    /// not be delivered because of / 550 5.1.1 User unknown / The following recipients were
+    /// affected:"), Gmail's delay notice after a "retried for" paragraph.
+    fn reply_of_the_section(&self, r: &mut NdrRecipient) {
+        if r.diagnostic_code.as_deref().and_then(reply_start).is_some() {
+            return;
+        }
+        let section = self.failure_section();
+        let Some(reply) = reply_start(section).and_then(|at| section.get(at..)) else {
+            return;
+        };
+        let reply = reply.split("\n\n").next().unwrap_or(reply);
+        r.status = r.status.take().or_else(|| stated_status(reply));
+        r.stage = r.stage.or_else(|| stage_in(reply));
+        r.diagnostic_code = Some(clip(&collapse(reply)));
     }
 
     /// A bounce that lists bare local parts under "the following address(es):" (JetMail:
@@ -656,8 +709,8 @@ impl<'a> Prose<'a> {
         out
     }
 
-    /// The prose about one recipient: its paragraph when the prose names it, else the whole
-    /// failure section (bounded).
+    /// The prose about one recipient: its paragraph up to the next recipient's line when the
+    /// prose names it, else the whole failure section (bounded).
     fn context_for(&self, r: &NdrRecipient) -> String {
         let section = self.failure_section();
         let found = [Some(&r.recipient), r.original_recipient.as_ref()]
@@ -667,7 +720,8 @@ impl<'a> Prose<'a> {
             .find_map(|a| {
                 let at = find_ci(section, a)?;
                 let line = section.get(..at)?.lines().count().saturating_sub(1);
-                Some(paragraph_from(section, line))
+                // Not the next recipient's lines (GMX lists them without blank lines).
+                Some(until_next_address(&paragraph_from(section, line), a))
             });
         let text = found.unwrap_or_else(|| section.to_string());
         super::clip_to(&text, MAX_CONTEXT)
@@ -738,6 +792,14 @@ fn listed_local_part(line: &str) -> Option<&str> {
             .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c))
         && word.chars().any(|c| c.is_ascii_alphabetic());
     (reason && plausible).then_some(word)
+}
+
+/// Whether a line opens with a label naming the bounced message's sender (MailMarshal's
+/// "Original Sender:", "Sender-MTA:"): its address is not a failed recipient.
+fn names_sender(line: &str) -> bool {
+    line.split_once(':').is_some_and(|(label, _)| {
+        label.len() <= 24 && !label.contains('@') && label.contains("sender")
+    })
 }
 
 /// `<user@example.com>:`, `user@example.com,` -> `user@example.com`; None for anything that
@@ -942,6 +1004,54 @@ mod tests {
             r.explanation.as_ref().unwrap().category,
             Category::MessageTooLarge
         );
+    }
+
+    /// A reply code written twice, a bare enhanced code opening a line, and a sole recipient
+    /// whose reason is quoted away from its address.
+    #[test]
+    fn repeated_codes_bare_codes_and_reasons_apart() {
+        let r = smtp_reply("554 554 5.7.1 Service unavailable; Client host blocked").unwrap();
+        assert_eq!(r.code, 554);
+        assert_eq!(r.enhanced.unwrap().to_string(), "5.7.1");
+        assert_eq!(without_repeated_code("550 5.1.1 x"), "550 5.1.1 x");
+        assert_eq!(
+            stated_status("host: mx.example.jp\n5.1.1 <a@example.jp>... User Unknown").as_deref(),
+            Some("5.1.1")
+        );
+        assert_eq!(stated_status("5.1.1\nversion 4.2.1 of the"), None);
+        let ndr = read(&NdrInput {
+            body_text: "Your message:\n   From:    s@example.com\n\nCould not be delivered because of\n\n550 5.1.1 User unknown\n\nThe following recipients were affected:\n    k@example.net\n\nOriginal Sender:    <s@example.com>\n".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(ndr.recipients.len(), 1);
+        let r = &ndr.recipients[0];
+        assert_eq!(r.recipient, "k@example.net");
+        assert_eq!(r.status.as_deref(), Some("5.1.1"));
+        assert_eq!(
+            r.explanation.as_ref().unwrap().category,
+            Category::RecipientUnknown
+        );
+        // Recipients listed without blank lines: each is explained by its own lines only.
+        let ndr = read(&NdrInput {
+            body_text: "The following address failed:\n\n\"m@example.jp\":\nSMTP error from remote server after RCPT command:\n5.2.1 <m@example.jp>... User Unknown\n\"s@example.jp\":\nSMTP error from remote server after RCPT command:\n5.2.2 <s@example.jp>... Mailbox Full\n".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let got: Vec<_> = ndr
+            .recipients
+            .iter()
+            .map(|r| (r.status.clone(), r.explanation.as_ref().unwrap().category))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("5.2.1".into()), Category::RecipientUnknown),
+                (Some("5.2.2".into()), Category::MailboxDisabledOrFull)
+            ]
+        );
+        assert!(names_sender("original sender:    <s@example.com>"));
+        assert!(!names_sender("k@example.net: sender unknown"));
     }
 
     #[test]

@@ -234,6 +234,17 @@ fn ambiguous_replies_are_other_with_an_honest_cause() {
     assert_eq!(e.category, Category::RecipientUnknown);
 }
 
+/// "Mail rejected" after the end of DATA is the message refused, as "message rejected" is;
+/// at RCPT it says nothing about the content.
+#[test]
+fn mail_rejected_after_data_is_the_content() {
+    let text = "550 5.2.0 Mail rejete. Mail rejected. OFR_506 [506]";
+    let e = explain_reply(Some(Stage::EndOfData), &reply(text));
+    assert_eq!(e.category, Category::ContentRejected);
+    let e = explain_reply(Some(Stage::RcptTo), &reply("550 Mail rejected"));
+    assert_ne!(e.category, Category::ContentRejected);
+}
+
 #[test]
 fn stage_decides_where_the_code_alone_is_ambiguous() {
     // 554 at the greeting is a refusal of service; after DATA it says nothing more.
