@@ -2,6 +2,7 @@
 //! `SessionSpec` and jobs. Binary-only: the engine (the `mxtrace` library) does not know clap.
 //! Anything the user typed wrong is a usage error (exit 2); `CliError::exit_code` decides.
 
+mod deferred;
 pub mod demo;
 pub mod dispatch;
 pub mod dns;
@@ -14,6 +15,7 @@ mod serve_conn;
 pub mod sweep;
 pub mod watch;
 
+pub use crate::cli::deferred::Deferred;
 use crate::cli::demo::DemoError;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mxtrace_core::job::{Job, Target};
@@ -71,17 +73,17 @@ pub enum Format {
 pub enum Command {
     /// Probe one SMTP endpoint, stage by stage: the "telnet host 25" replacement.
     #[command(after_help = help::PROBE_EXAMPLES)]
-    Probe(Box<ProbeArgs>),
+    Probe(Deferred<Box<ProbeArgs>>),
     /// Walk a domain's MX hosts as a sending MTA does: MX, addresses, reverse DNS, then SMTP.
     ///
     /// Looks up the MX records (or the implicit MX; a null MX means no mail), every A/AAAA of
     /// each host and its reverse DNS, then probes the addresses in order until one gives a
     /// definitive answer; --all probes every address.
     #[command(after_help = help::TRACE_EXAMPLES)]
-    Trace(Box<TraceArgs>),
+    Trace(Deferred<Box<TraceArgs>>),
     /// Classify a pasted SMTP reply offline: class, category, layer, cause, next steps.
     #[command(after_help = help::EXPLAIN_EXAMPLES)]
-    Explain(ExplainArgs),
+    Explain(Deferred<ExplainArgs>),
     /// Run a scenario file: every hop, every expectation; exit 1 if one is not met.
     ///
     /// A scenario file (TOML, see scenarios/) lists the hops of a delivery path, each a domain
@@ -89,7 +91,7 @@ pub enum Command {
     /// must be true of each: MX names, reachability, STARTTLS, certificate name and days left,
     /// the reply at a stage, latency budgets, no open relay. Prints one line per expectation.
     #[command(after_help = help::RUN_EXAMPLES)]
-    Run(Box<RunArgs>),
+    Run(Deferred<Box<RunArgs>>),
     /// Compare two JSON results (`run`, `probe` or `trace --json`): what changed, and whether
     /// it is a regression.
     ///
@@ -97,21 +99,21 @@ pub enum Command {
     /// fingerprint and expiry, EHLO capabilities, the reply code and category at each stage,
     /// latency beyond --latency-threshold, and (for `run`) each expectation.
     #[command(after_help = help::DIFF_EXAMPLES)]
-    Diff(DiffArgs),
+    Diff(Deferred<DiffArgs>),
     /// Turn a saved JSON result (`run`, `probe` or `trace --json`, a `watch --report`) into a
     /// self-contained HTML report: the path diagram, stage timings, certificates, diagnoses
     /// and transcripts (a watch: timelines, outage windows, statistics); or a sweep's JSON
     /// lines (`sweep --json`, any shards) into the fleet's summary and table.
     #[command(after_help = help::REPORT_EXAMPLES)]
-    Report(ReportArgs),
+    Report(Deferred<ReportArgs>),
     /// Read a delivered message or an NDR: hops, delays, TLS, authentication, Exchange
     /// anti-spam stamps, each failed recipient explained, and the commands to test the path.
     #[command(after_help = headers::HEADERS_EXAMPLES)]
-    Headers(headers::HeadersArgs),
+    Headers(Deferred<headers::HeadersArgs>),
     /// A domain's mail posture: SPF, DMARC, DKIM, MTA-STS, TLS-RPT, DANE, reverse DNS and
     /// blocklists, each judged with next steps.
     #[command(after_help = dns::DNS_EXAMPLES)]
-    Dns(Box<dns::DnsArgs>),
+    Dns(Deferred<Box<dns::DnsArgs>>),
     /// See what mxtrace does, offline: start the lab on loopback, trace scenarios A-D through
     /// it, then each fault of the runbooks, and explain every failure.
     ///
@@ -120,7 +122,7 @@ pub enum Command {
     /// lab of its own, and the demo verifies that mxtrace reports the category and layer the
     /// runbooks expect for it.
     #[command(after_help = help::DEMO_EXAMPLES)]
-    Demo(DemoArgs),
+    Demo(Deferred<DemoArgs>),
     /// The lab of the four delivery scenarios (DNS, EOP, on-premises Exchange, third party) on
     /// loopback.
     #[command(subcommand)]
@@ -131,15 +133,15 @@ pub enum Command {
     /// blackbox_exporter for SMTP paths) and answers with Prometheus metrics. Listens on 127.0.0.1:9125 unless the config or --listen says otherwise. Targets must
     /// match the module's allowed_targets; at most max_concurrency probes run at once (more
     /// get 503). Also /metrics, /-/healthy, /-/ready, POST /-/reload; SIGHUP rereads the config.
-    Serve(serve::ServeArgs),
+    Serve(Deferred<serve::ServeArgs>),
     /// Send a probe message and confirm it arrived in a mailbox over IMAP: delivered or not,
     /// in the inbox or Junk, how long it took, the hops it took, what the receiver concluded.
     #[command(after_help = roundtrip::ROUNDTRIP_EXAMPLES)]
-    Roundtrip(Box<roundtrip::RoundtripArgs>),
+    Roundtrip(Deferred<Box<roundtrip::RoundtripArgs>>),
     /// Probe or trace many targets at once: streaming JSONL, bounded concurrency, limits per
     /// destination, shards, resume.
     #[command(after_help = sweep::SWEEP_EXAMPLES)]
-    Sweep(Box<sweep::SweepArgs>),
+    Sweep(Deferred<Box<sweep::SweepArgs>>),
     /// Probe or trace targets every few seconds through a change window: a live screen on a
     /// terminal, one line per event otherwise, and a report of the outages at the end.
     ///
@@ -149,9 +151,9 @@ pub enum Command {
     /// (a reply that changed, a break, a recovery) is an event with its time; --report and
     /// --html keep the outage windows and the statistics before, during and after.
     #[command(after_help = watch::WATCH_EXAMPLES)]
-    Watch(Box<watch::WatchArgs>),
+    Watch(Deferred<Box<watch::WatchArgs>>),
     /// Print a shell completion script (bash, elvish, fish, powershell, zsh).
-    Completions(CompletionsArgs),
+    Completions(Deferred<CompletionsArgs>),
     /// Print the manual page (roff): `mxtrace man | man -l -`.
     Man,
 }
@@ -280,7 +282,7 @@ pub enum LabCommand {
     /// Start the lab and keep it up until Ctrl-C or SIGTERM; prints its addresses and
     /// ready-to-paste mxtrace and swaks commands (--json: one JSON object).
     #[command(after_help = help::LAB_SERVE_EXAMPLES)]
-    Serve(LabServeArgs),
+    Serve(Deferred<LabServeArgs>),
 }
 
 #[derive(Debug, Args)]
