@@ -34,6 +34,9 @@ const RFC4954_AUTH: &str = "RFC 4954 sections 4 and 6 (530 authentication requir
 const DNSBL: &str = "RFC 5782 (DNS blacklists and whitelists): IP lists (DNSBL) name the client's address; domain lists (RHSBL, URIBL, Spamhaus DBL) name a domain in the sender or the message";
 const HELO_DNS: &str = "RFC 5321 section 4.1.4 (the EHLO argument is the client's fully qualified name or an address literal) and Postfix reject_unknown_helo_hostname / reject_unknown_client_hostname (the name must resolve)";
 
+const RESERVED_NAMES: &str = "RFC 2606 and RFC 6761 (reserved and special-use names: .test, .example, .invalid, .localhost never resolve in the public DNS) and the IANA root zone (a name under a TLD that does not exist cannot resolve)";
+const ACCESS_LISTS: &str = "Postfix access(5) and Sendmail's access database (an administrator's REJECT entries keyed on the client, the sender or the recipient address); RFC 5782 for the IP lists";
+
 const NOT_MAIL: Stages = Stages::ANY.except(MAIL);
 /// Where a recipient can be judged: not at MAIL (the sender's) nor AUTH/STARTTLS (the client's
 /// credentials or TLS), where "unknown user" or "quota" mean something else.
@@ -230,7 +233,7 @@ pub static PHRASES: &[TextRule] = &[
     .at(RECIPIENT_STAGES),
     // Rates and volume.
     TextRule::new(
-        &["rate limit", "ratelimit", "rate-limit", "rate limited", "throttl", "too many connections", "too many concurrent", "concurrent connections", "too many sessions", "too many messages", "too many recipients", "too many recipient", "too many mails", "too many emails", "too many tls", "too many new tls", "too many times", "sent too many", "too many transactions", "too many rcpt", "too many mail", "too many attempts", "connection limit", "limit exceeded", "limit reached", "exceeded the maximum number", "exceeded the limit", "max connections", "maximum connections", "per hour", "per minute", "per day", "per connection", "per session", "slow down", "too fast", "too quickly", "mail flood", "#flood", "too much mail", "unusual traffic", "unusual volume", "excessive"],
+        &["rate limit", "ratelimit", "rate-limit", "rate limited", "throttl", "too many connections", "too many concurrent", "concurrent connections", "too many sessions", "too many messages", "too many recipients", "too many recipient", "too many mails", "too many emails", "too many tls", "too many new tls", "too many times", "sent too many", "too many transactions", "too many rcpt", "too many mail", "too many attempts", "connection limit", "limit exceeded", "limit reached", "exceeded the maximum number", "exceeded the limit", "max connections", "maximum connections", "per hour", "per minute", "per day", "per connection", "per session", "slow down", "too fast", "too quickly", "mail flood", "#flood", "too much mail", "unusual traffic", "unusual volume", "excessive", "sending limit", "send limit", "sending rate", "message rate", "rate exceeded", "rate too high", "rate is too high", "daily limit", "hourly limit", "daily sending", "message limit", "messages limit", "recipient limit", "recipients limit", "frequency limit", "sending frequency", "high volume", "volume limit", "too much traffic", "too many requests", "request limit"],
         ReputationOrRateLimited,
         "The receiving server is limiting this sender or IP (too many messages, recipients or connections in a period).",
         RFC3463,
@@ -254,6 +257,26 @@ pub static PHRASES: &[TextRule] = &[
         POSTFIX_TLS,
     )
     .layer(Layer::Tls),
+    // A list is about whatever it lists: a black list said of a recipient address is the
+    // receiving side's rule for that recipient, one said of a sender address refuses the sender;
+    // only a list of clients (IPs, hosts, a DNSBL) is an IP list.
+    TextRule::new(
+        &["black listed", "blacklisted", "blocklisted", "black list", "blacklist", "blocklist", "block list", "denylist", "deny list", "denylisted"],
+        PolicyOrTransportRule,
+        "The receiving side's access list refuses this recipient (or this sender and recipient pair): an administrator's rule, not a verdict on the sending IP.",
+        ACCESS_LISTS,
+    )
+    .also(&["#recipient", "#rcpt"])
+    .unless(&["#ip", "client host", "connecting host", "using", "dnsbl", "#rbl", "spamhaus"])
+    .steps(&[RULES, RECIPIENT_ADMIN]),
+    TextRule::new(
+        &["black listed", "blacklisted", "blocklisted", "black list", "blacklist", "blocklist", "denylist", "deny list", "denylisted"],
+        SenderRejected,
+        "The receiving side lists this sender address (or its domain) as refused.",
+        ACCESS_LISTS,
+    )
+    .also(&["#sender"])
+    .unless(&["#ip", "client host", "connecting host", "using", "dnsbl", "#rbl", "spamhaus", "reputation"]),
     // Domain lists are about a domain, IP lists about the client's address.
     TextRule::new(
         &["#dbl", "uribl", "surbl", "rhsbl", "domain blocklist", "domain block list", "domain blacklist", "domain is blacklisted", "domain is listed", "domain listed", "domain reputation", "url blocklist", "uri blocklist"],
@@ -263,13 +286,13 @@ pub static PHRASES: &[TextRule] = &[
     )
     .names(),
     TextRule::new(
-        &["barracudacentral", "barracuda reputation", "spamcop", "#sorbs", "uceprotect", "abuseat", "psbl", "#dnsbl", "dnsbls", "#rbl", "blocked using", "black ip", "blacklist", "blocklist", "blocklisted", "black list", "block list", "denylist", "deny list", "is listed", "listed at", "listed on", "listed in", "listed by", "found on one", "dynamic ip", "dynamic address", "residential", "dial-up", "dialup", "server of your isp", "use your isp", "your isp's mail server", "your isp's smtp"],
+        &["barracudacentral", "barracuda reputation", "spamcop", "csi.mimecast", "csi.cloudmark", "#sorbs", "uceprotect", "abuseat", "psbl", "#dnsbl", "dnsbls", "#rbl", "blocked using", "black ip", "blacklist", "blocklist", "blocklisted", "black list", "block list", "denylist", "deny list", "is listed", "listed at", "listed on", "listed in", "listed by", "found on one", "dynamic ip", "dynamic address", "residential", "dial-up", "dialup", "server of your isp", "use your isp", "your isp's mail server", "your isp's smtp"],
         IpBlocklisted,
         "The sending IP address is on a blocklist (DNSBL or the provider's own list) the receiving server checks, so it refuses the connection or the message.",
         DNSBLS,
     )
     // "Sender is blacklisted" is a recipient's list of sender addresses, not of IPs.
-    .unless(&["tenant allow", "not listed", "sender is blacklisted", "sender is blocklisted", "sender is on"])
+    .unless(&["tenant allow", "not listed", "sender is blacklisted", "sender is blocklisted", "sender is on", "#url", "#uri", "#urls", "#uris", "#link", "#links"])
     .names()
     .steps(&[DELIST_PUBLIC, DELIST_MS, PTR]),
     TextRule::new(
@@ -283,7 +306,7 @@ pub static PHRASES: &[TextRule] = &[
     .steps(&[DELIST_PUBLIC, PTR]),
     // Reputation, named as such.
     TextRule::new(
-        &["reputation", "complaints", "#spammer", "#karma", "spam sender", "spam source", "source of spam"],
+        &["reputation", "complaints", "#spammer", "#karma", "spam sender", "spam source", "source of spam", "spam trap", "spamtrap", "sender score", "senderscore", "suspicious activity", "unusual activity", "abusive", "permanently deferred", "unexpected volume", "sending practices", "sending behavior", "sending behaviour", "sending pattern", "sending history"],
         ReputationOrRateLimited,
         "The receiving server is limiting or refusing this sender for its reputation.",
         RFC3463,
@@ -302,14 +325,14 @@ pub static PHRASES: &[TextRule] = &[
     .steps(&[SERVICE_HEALTH, RETRY]),
     // Content and spam.
     TextRule::new(
-        &["#virus", "malware", "infected", "#phish", "phishing", "trojan", "banned attachment", "attachment", "password-protected", "encrypted archive", "#zip", "executable", "banned file", "prohibited file", "file extension", "file_extension", "dangerous", "credential leak", "impersonat"],
+        &["#virus", "malware", "infected", "#phish", "phishing", "trojan", "banned attachment", "attachment", "password-protected", "encrypted archive", "#zip", "executable", "banned file", "prohibited file", "file extension", "file_extension", "dangerous", "credential leak", "impersonat", "blacklisted url", "blocklisted url", "blacklisted link", "listed url", "malicious url", "malicious link", "phishing url", "phishing link", "suspicious url", "suspicious link", "spam url", "spam link"],
         ContentRejected,
         "The receiving filter refused the message content (malware, phishing or a forbidden attachment).",
         RFC3463,
     )
     .names(),
     TextRule::new(
-        &["identified as spam", "classified as spam", "detected as spam", "marked as spam", "considered spam", "#spam", "spamassassin", "spammy", "unsolicited", "#junk", "#uce", "bulk mail", "spam score", "content filter", "content policy", "message content", "too many mime parts", "mime parts", "mime structure", "#mime"],
+        &["identified as spam", "classified as spam", "detected as spam", "marked as spam", "considered spam", "#spam", "spamassassin", "spammy", "unsolicited", "#junk", "#uce", "bulk mail", "spam score", "content filter", "content policy", "message content", "too many mime parts", "mime parts", "mime structure", "#mime", "likely unsolicited", "objectionable", "inappropriate content", "prohibited content", "banned content", "blocked content", "forbidden content", "restricted content", "content violation", "content rejected", "content not accepted", "banned word", "banned phrase", "prohibited word", "offensive", "profanity", "adult content", "#bayes", "#bayesian", "suspicious content", "message looks suspicious"],
         ContentRejected,
         "The receiving filter classified the message as spam, or refused its content.",
         RFC3463,
@@ -348,6 +371,16 @@ pub static PHRASES: &[TextRule] = &[
     )
     .layer(Layer::Dns)
     .steps(&[PTR]),
+    // A client name under a reserved or unknown TLD cannot resolve; a sender's is the sender's.
+    TextRule::new(
+        &["unknown tld", "invalid tld", "reserved domain", "reserved tld", "rfc2606", "rfc 2606", "rfc6761", "rfc 6761", "special-use domain"],
+        DnsFailure,
+        "The client's name (its reverse DNS or EHLO name) is under a reserved or non-existent top-level domain, so it cannot resolve.",
+        RESERVED_NAMES,
+    )
+    .unless(&["#sender", "mail from", "#recipient"])
+    .layer(Layer::Dns)
+    .steps(&[PTR]),
     // A HELO that claims localhost or someone else's address literal.
     TextRule::new(
         &["not localhost", "forged", "plain ip", "ip literal"],
@@ -360,7 +393,7 @@ pub static PHRASES: &[TextRule] = &[
     .layer(Layer::Dns),
     // The recipient's own rules.
     TextRule::new(
-        &["recipient preferences", "recipient's preferences", "blocked by recipient", "blocked by the recipient", "recipient has blocked", "user has blocked", "rejected by recipient", "recipient does not accept mail from", "restricted by policy", "rejected by policy", "policy violation", "violates policy", "transport rule", "mail flow rule", "sieve", "administratively denied", "administrative prohibition", "client host rejected: access denied", "recipient address rejected: access denied", "local policy", "due to policy", "policy reasons", "not authorized to receive", "not allowed to receive", "only accepts mail from", "blocked senders", "blocked sender list", "denied by policy", "blocked by policy", "against policy", "policy rejection", "by policy"],
+        &["recipient preferences", "recipient's preferences", "blocked by recipient", "blocked by the recipient", "recipient has blocked", "user has blocked", "rejected by recipient", "recipient does not accept mail from", "restricted by policy", "rejected by policy", "policy violation", "violates policy", "transport rule", "mail flow rule", "sieve", "administratively denied", "administrative prohibition", "envelope blocked", "client host rejected: access denied", "recipient address rejected: access denied", "local policy", "due to policy", "policy reasons", "not authorized to receive", "not allowed to receive", "only accepts mail from", "blocked senders", "blocked sender list", "denied by policy", "blocked by policy", "against policy", "policy rejection", "by policy", "blocked by administrator", "blocked by the administrator", "blocked by your administrator", "administrator has blocked", "helo command rejected: access denied", "not in the allowed", "not on the allowed", "not in allowed", "allowed senders", "allowed sender list", "not whitelisted", "not in whitelist", "not in the whitelist", "not on the whitelist", "not in allowlist", "not in the allowlist", "not on the allowlist", "accepts mail only from", "only accept mail from", "accepts messages only from", "only accepts messages", "only accept messages", "people in its organization", "outside the organization", "outside your organization", "outside of the organization", "outside of your organization", "external senders", "external forwarding", "internal senders", "moderator", "moderation", "geoip", "geo-ip", "geo ip", "geographic", "geoblock", "geo-block", "from your country", "country is blocked", "country blocked", "from this country", "#dlp", "data loss prevention", "compliance policy", "compliance rule", "information barrier", "ethical wall", "delivery restriction", "receive restriction", "restricted recipient", "recipient is restricted", "recipient does not wish", "does not wish to receive", "has chosen not to", "recipient's block", "user's block", "personal block", "blocked by user", "blocked by the user", "rejected by rule", "blocked by rule", "by a rule", "matched a rule", "rule matched", "filter rule", "mail rule", "mailflow rule", "not allowed to send to", "not authorized to send to", "not permitted to send to", "not allowed to email", "not permitted to email"],
         PolicyOrTransportRule,
         "A policy of the recipient or its organization (a mail flow rule, a sender restriction or the recipient's own block settings) refused this message.",
         RFC3463,
@@ -434,9 +467,9 @@ pub static PHRASES: &[TextRule] = &[
         "The receiving server refused the sender address.",
         EXIM,
     )
-    .also(&["rejected", "denied", "invalid", "not valid", "not allowed", "not authorized", "not permitted", "refused", "unknown", "verification", "spoof", "blacklist", "blocklist"]),
+    .also(&["rejected", "denied", "invalid", "not valid", "not allowed", "not authorized", "not permitted", "refused", "unknown", "verification", "spoof", "blacklist", "blocklist", "reserved", "invalid tld"]),
     TextRule::new(
-        &["i/o error", "io error", "no space left on device", "signing failed", "failed to queue", "internal error", "server error", "system error", "local error", "local problem", "system problem", "temporary failure", "temporary problem", "mail system full", "system full", "disk full", "out of memory", "error in processing", "command died", "command failed", "write error", "error writing", "database error", "backend not running", "backend error", "backend unavailable", "service unavailable", "service not available", "service currently unavailable", "service is unavailable", "service is not available", "service is currently unavailable", "currently unavailable", "out of service", "temporarily unavailable", "server busy", "too busy", "overloaded", "high load", "maintenance", "shutting down", "insufficient system storage", "resources temporarily", "configuration error", "configuration problem", "error processing", "processing error", "unexpected failure", "internal failure", "backend failure", "unexpected error", "storage error", "could not be saved", "could not save", "unable to save", "failed to save", "no data saved"],
+        &["i/o error", "io error", "no space left on device", "signing failed", "failed to queue", "internal error", "server error", "system error", "local error", "local problem", "system problem", "temporary failure", "temporary problem", "mail system full", "system full", "disk full", "out of memory", "error in processing", "command died", "command failed", "write error", "error writing", "database error", "backend not running", "backend error", "backend unavailable", "service unavailable", "service not available", "service currently unavailable", "service is unavailable", "service is not available", "service is currently unavailable", "currently unavailable", "out of service", "temporarily unavailable", "server busy", "too busy", "overloaded", "high load", "maintenance", "shutting down", "insufficient system storage", "resources temporarily", "configuration error", "configuration problem", "error processing", "processing error", "unexpected failure", "internal failure", "backend failure", "unexpected error", "storage error", "license expired", "licence expired", "license has expired", "licence has expired", "could not be saved", "could not save", "unable to save", "failed to save", "no data saved"],
         ServiceUnavailable,
         "The receiving server reports a temporary inability to provide service (load, maintenance or an internal error).",
         RFC5321,

@@ -113,8 +113,8 @@ fn dev_replies() {
 /// most one, or 1 % of the part). Not reached yet: docs/diagnosis.md has the figures.
 const HELDOUT_GOAL: f64 = 95.0;
 /// What the method reached (round 1: 80.3 %, 19 confident wrong; round 2, measured after the
-/// work: 81.2 %, 14; round 3, unchanged; round 4: 10 confident wrong with the calibration rule,
-/// docs/diagnosis.md): the floor a change may not fall below. Raise both as the method
+/// work: 81.2 %, 14; round 3, unchanged; round 4: 10 confident wrong with the calibration rule;
+/// round 5, unchanged; docs/diagnosis.md): the floor a change may not fall below. Raise both as the method
 /// improves; never lower them.
 const HELDOUT_FLOOR: f64 = 81.0;
 const HELDOUT_CONFIDENT_WRONG_MAX: usize = 10;
@@ -456,4 +456,123 @@ fn a_listed_link_is_content() {
         finding(Some(Stage::MailFrom), sender).category,
         Category::ReputationOrRateLimited
     );
+}
+
+/// The policy family names the receiving organization's own rules in vendors' words
+/// (Exchange delivery restrictions and moderation, allow lists, geo blocks, DLP, an
+/// administrator's or a user's block), not only the word "policy".
+#[test]
+fn organization_rules_in_vendor_words_are_policy() {
+    for (stage, text) in [
+        (
+            Some(Stage::RcptTo),
+            "550 5.7.1 This group only accepts messages from people in its organization",
+        ),
+        (None, "550 5.7.1 Message blocked by the administrator"),
+        (
+            Some(Stage::RcptTo),
+            "550 5.7.1 Sender not in the allowed senders list of the recipient",
+        ),
+        (
+            Some(Stage::Banner),
+            "554 5.7.1 Connections from your country are blocked (GeoIP)",
+        ),
+        (
+            Some(Stage::EndOfData),
+            "550 5.7.1 Message rejected by DLP: data loss prevention",
+        ),
+        (
+            Some(Stage::RcptTo),
+            "550 5.7.1 The recipient does not wish to receive mail from you",
+        ),
+        (None, "550 Envelope blocked - Policy Entry"),
+    ] {
+        let f = finding(stage, text);
+        assert_eq!(f.category, Category::PolicyOrTransportRule, "{text}");
+        // Words alone, without a code that says the same: never sure.
+        assert_ne!(f.confidence, Confidence::High, "{text}");
+    }
+}
+
+/// Reputation and sending limits in the providers' words (Yahoo's TSS04/TS03, sending limits
+/// and frequencies), and a list named as an IP reputation zone (csi.mimecast.org,
+/// csi.cloudmark.com) is an IP list.
+#[test]
+fn reputation_and_limits_in_provider_words() {
+    for text in [
+        "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints",
+        "421 4.7.0 [TS03] All messages from 192.0.2.1 will be permanently deferred; Retrying will NOT succeed",
+        "550 5.7.1 Your IP has hit spam traps",
+        "452 4.5.3 Daily sending limit exceeded for this account",
+        "450 4.7.1 Sending rate is too high, slow down",
+    ] {
+        let f = finding(None, text);
+        assert_eq!(f.category, Category::ReputationOrRateLimited, "{text}");
+    }
+    let f = finding(None, "550 csi.mimecast.org Poor Reputation Sender.");
+    assert_eq!(f.category, Category::IpBlocklisted);
+}
+
+/// Content refused in words other than "spam" (objectionable or prohibited content, banned
+/// words, Bayesian filters), at end of data; a listed link is the content, never the IP.
+#[test]
+fn content_in_other_words_is_content() {
+    for text in [
+        "550 5.7.1 Message contains objectionable content",
+        "554 5.7.1 Prohibited content found in message",
+        "550 5.7.1 Message rejected: banned word in subject",
+        "554 5.7.1 Rejected by Bayesian filter",
+        "550 5.7.1 Blacklisted URL in message",
+    ] {
+        let f = finding(Some(Stage::EndOfData), text);
+        assert_eq!(f.category, Category::ContentRejected, "{text}");
+    }
+    let f = finding(None, "554 5.7.1 Blacklisted URL in message");
+    assert_eq!(f.category, Category::ContentRejected);
+}
+
+/// The labelling decisions of corpus/README.md, as the classifier reads them: a malformed
+/// recipient under the address subject (X.1.3) is the recipient's, the server's own load is
+/// the service, a licence that expired is the server's, not a route.
+#[test]
+fn labelling_decisions_hold() {
+    let f = finding(
+        Some(Stage::RcptTo),
+        "553 5.1.3 Syntax error in recipient address",
+    );
+    assert_eq!(f.category, Category::RecipientUnknown);
+    let f = finding(None, "451 4.4.5 High load, try again later");
+    assert_eq!(f.category, Category::ServiceUnavailable);
+    let f = finding(None, "422 License Expired");
+    assert_eq!(f.category, Category::ServiceUnavailable);
+}
+
+/// A list is about what it lists: a recipient on an access list is the receiving side's rule,
+/// a sender on one is a sender refusal, and only clients (an IP, a DNSBL) make an IP block.
+/// A client name under a reserved or unknown TLD cannot resolve; a sender's is the sender's.
+#[test]
+fn a_list_is_about_what_it_lists() {
+    let f = finding(None, "550 5.7.1 recipient <a@b.test> is on the deny list");
+    assert_eq!(f.category, Category::PolicyOrTransportRule);
+    assert_ne!(f.confidence, Confidence::High);
+    let f = finding(
+        Some(Stage::MailFrom),
+        "550 5.7.1 sender <a@b.test> blacklisted",
+    );
+    assert_eq!(f.category, Category::SenderRejected);
+    let f = finding(
+        None,
+        "550 5.7.1 recipient rejected: 192.0.2.1 listed in dnsbl.example",
+    );
+    assert_eq!(f.category, Category::IpBlocklisted);
+    let f = finding(
+        None,
+        "550 5.7.1 host mx.example.zz [192.0.2.1] from unknown TLD",
+    );
+    assert_eq!(f.category, Category::DnsFailure);
+    let f = finding(
+        None,
+        "550 5.7.1 sender <a@b.invalid> from RFC2606 reserved domain",
+    );
+    assert_eq!(f.category, Category::SenderRejected);
 }
