@@ -646,7 +646,16 @@ impl<'a> Prose<'a> {
             .filter_map(|m| find_ci(self.text, m))
             .min()
             .unwrap_or(self.text.len());
-        self.text.get(..end).unwrap_or(self.text)
+        let head = self.text.get(..end).unwrap_or(self.text);
+        // A marker drawn with more dashes than it lists ("------ This is a copy") ends the
+        // section at the start of its line.
+        let line_start = head.rfind('\n').map_or(0, |i| i + 1);
+        match head.get(line_start..) {
+            Some(lead) if lead.chars().all(|c| c == '-' || c == ' ') => {
+                head.get(..line_start).unwrap_or(head)
+            }
+            _ => head,
+        }
     }
 
     /// Any other bounce (qmail, Sendmail, legacy Exchange, Domino, gateways): every address
@@ -1234,6 +1243,10 @@ mod tests {
         assert_eq!(r.status.as_deref(), Some("5.1.1"));
         assert_eq!(r.stage, Some(Stage::RcptTo));
         assert_eq!(r.source, Source::EximText);
+        assert!(r
+            .diagnostic_code
+            .unwrap()
+            .ends_with("kijitora@neko.example.jp"));
         assert_eq!(
             after_words("a The\n  following  x", "the following"),
             Some("  x")
