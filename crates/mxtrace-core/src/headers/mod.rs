@@ -12,7 +12,7 @@ pub mod ndr;
 pub mod received;
 pub mod stamps;
 
-use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 use mxtrace_proto::model::headers::{
     HeadersReport, HeadersVerdict, MessageFacts, MessageKind, NdrReport,
 };
@@ -229,7 +229,9 @@ fn collect_ndr_parts(m: &Message<'_>, input: &mut NdrInput, depth: usize) {
             }
             PartType::Text(t)
                 if depth == 0
-                    && (part.content_type().is_none() || is("text", "plain"))
+                    && (part.content_type().is_none()
+                        || is("text", "plain")
+                        || is_unsplit_multipart(part))
                     && input.body_text.len() < MAX_INPUT / 4 =>
             {
                 input.body_text.push_str(t);
@@ -241,6 +243,14 @@ fn collect_ndr_parts(m: &Message<'_>, input: &mut NdrInput, depth: usize) {
             _ => {}
         }
     }
+}
+
+/// A part declared multipart whose boundary never occurs (an old Sendmail writing a
+/// multipart/report header over a plain body): mail-parser keeps its body as text, and that
+/// text is the whole report (RFC 2046 section 5.1.1 gives it no parts to read instead).
+fn is_unsplit_multipart(part: &MessagePart<'_>) -> bool {
+    part.content_type()
+        .is_some_and(|ct| ct.ctype().eq_ignore_ascii_case("multipart"))
 }
 
 fn push_bounded(parts: &mut Vec<String>, text: String) {

@@ -20,6 +20,9 @@
 //! - GMX and relays quoting only an enhanced code (`5.1.1 <a@b>... User Unknown`), Gmail's
 //!   repeated code (`554 554 5.7.1`), and MailMarshal's reason written before its recipient
 //!   list (sisimai set-of-emails samples under tests/data/bounces).
+//! - Sendmail session transcripts: the remote `<<<` reply to the recipient's RCPT (or to a
+//!   command all recipients share), not Sendmail's own summary after it; qmail-remote's
+//!   sentences naming the command that failed.
 
 use mxtrace_knowledge::{explain_reply, explain_status, Category, Explanation};
 use mxtrace_proto::model::headers::{Ndr, NdrRecipient, Source};
@@ -42,12 +45,14 @@ const MAX_CONTEXT_LINES: usize = 40;
 /// after it is about the failure.
 const ORIGINAL_MARKERS: &[&str] = &[
     "below this line is a copy of the message",
-    "------ this is a copy of the message",
+    // Exim writes six dashes, its older releases five.
+    "----- this is a copy of the message",
     "original message follows",
     "----- original message",
     "-----original message",
     "original message headers",
-    "----- the header of the original message",
+    // 1&1 writes three dashes, others five.
+    "--- the header of the original message",
     "------- returned message",
     "--- returned message",
     "unsent message below",
@@ -90,6 +95,8 @@ const NOT_RECIPIENT_LABELS: &[&str] = &[
     "subject:",
     "date:",
     "sent:",
+    // A Sendmail transcript's `>>> MAIL From:<sender>`.
+    ">>> mail from:",
 ];
 
 /// Phrases MTAs put next to a rejection to say which command it answered, lower-case with
@@ -124,6 +131,14 @@ const STAGE_PHRASES: &[(&str, Stage)] = &[
     ("for data command", Stage::Data),
     ("after initial connection", Stage::Banner),
     ("refused to talk to me", Stage::Banner),
+    // qmail-remote (qmail-remote.c): "Connected to HOST but my name was rejected.", "HOST does
+    // not like recipient.", "HOST failed on DATA command." ...
+    ("but greeting failed", Stage::Banner),
+    ("but my name was rejected", Stage::Helo),
+    ("but sender was rejected", Stage::MailFrom),
+    ("does not like recipient", Stage::RcptTo),
+    ("failed on data command", Stage::Data),
+    ("failed after i sent the message", Stage::EndOfData),
 ];
 
 /// What the message offers an NDR reader.
@@ -174,6 +189,13 @@ pub fn read(input: &NdrInput) -> Option<Ndr> {
     }
     if ndr.recipients.is_empty() && (input.is_report || text.says_undelivered()) {
         ndr.recipients = text.original_to();
+    }
+    // RFC 3464 makes Diagnostic-Code optional: a report's one recipient without it gets the
+    // reply its human-readable part quotes (an old Sendmail's transcript line).
+    if let [only] = ndr.recipients.as_mut_slice() {
+        if only.source == Source::DeliveryStatus && only.diagnostic_code.is_none() {
+            text.reply_of_the_section(only);
+        }
     }
     ndr.generating_server = text.generating_server();
     for r in &mut ndr.recipients {
@@ -546,31 +568,40 @@ impl<'a> Prose<'a> {
         out
     }
 
-    /// Exim: the failed addresses and, indented under each, what happened.
+    /// Exim: the failed addresses and, indented under each, what happened. Exim wraps its
+    /// prose, so the heading may break across lines ("... The\nfollowing address(es) failed:").
     fn exim_recipients(&self) -> Vec<NdrRecipient> {
-        let Some(section) = self.after("The following address(es) failed:") else {
+        let heading = "The following address(es) failed:";
+        let Some(section) = after_words(self.failure_section(), heading) else {
             return Vec::new();
         };
         let mut blocks: Vec<(String, String)> = Vec::new();
         for line in section.lines() {
-            if line.starts_with("------") {
+            // A dashed separator ends the list (Exim: "------ This is a copy ...").
+            if line.starts_with("---") {
                 break;
             }
             let indent = line.len() - line.trim_start().len();
-            if line.trim().is_empty() {
+            let head = line.trim();
+            if head.is_empty() {
                 continue;
             }
-            if indent > 2 {
-                if let Some((_, detail)) = blocks.last_mut() {
+            // An address opens a block (older Exim ends it with a colon); anything else is
+            // the detail of the block above, indented (Exim) or not (1&1).
+            let address = (indent <= 2 && !head.contains(char::is_whitespace))
+                .then(|| address_token(head))
+                .flatten();
+            let full = blocks.len() >= MAX_RECIPIENTS;
+            match (address, blocks.last_mut()) {
+                (Some(_), _) if full => break,
+                (Some(a), _) => blocks.push((a, String::new())),
+                (None, Some((_, detail))) => {
                     detail.push(' ');
-                    detail.push_str(line.trim());
-                    continue;
+                    detail.push_str(head);
                 }
+                // Exim's non-address heads (`pipe to |/usr/bin/x`) name no recipient.
+                (None, None) => {}
             }
-            if blocks.len() >= MAX_RECIPIENTS {
-                break;
-            }
-            blocks.push((line.trim().to_string(), String::new()));
         }
         blocks
             .into_iter()
@@ -615,7 +646,16 @@ impl<'a> Prose<'a> {
             .filter_map(|m| find_ci(self.text, m))
             .min()
             .unwrap_or(self.text.len());
-        self.text.get(..end).unwrap_or(self.text)
+        let head = self.text.get(..end).unwrap_or(self.text);
+        // A marker drawn with more dashes than it lists ("------ This is a copy") ends the
+        // section at the start of its line.
+        let line_start = head.rfind('\n').map_or(0, |i| i + 1);
+        match head.get(line_start..) {
+            Some(lead) if lead.chars().all(|c| c == '-' || c == ' ') => {
+                head.get(..line_start).unwrap_or(head)
+            }
+            _ => head,
+        }
     }
 
     /// Any other bounce (qmail, Sendmail, legacy Exchange, Domino, gateways): every address
@@ -648,6 +688,13 @@ impl<'a> Prose<'a> {
                     r.status = stated_status(&para);
                 }
                 out.push(r);
+            }
+        }
+        for r in &mut out {
+            if let Some((stage, reply)) = transcript_reply(section, &r.recipient) {
+                r.status = stated_status(&reply).or_else(|| r.status.take());
+                r.stage = Some(stage);
+                r.diagnostic_code = Some(clip(&reply));
             }
         }
         if let [only] = out.as_mut_slice() {
@@ -738,6 +785,78 @@ impl<'a> Prose<'a> {
         let para = lower.get(at..)?.split("\n\n").next()?;
         stage_in(para)
     }
+}
+
+/// The remote server's reply that failed `address` in a Sendmail session transcript
+/// ("While talking to HOST:", `>>> COMMAND` sent, `<<< REPLY` received; sendmail's
+/// deliver.c), with the stage of the command it answered: the reply to that address's RCPT,
+/// else a failure reply to a command every recipient shares (greeting, HELO, MAIL, DATA).
+/// Sendmail's own summary after it (`554 <a@b>... Remote protocol error`) only wraps it.
+fn transcript_reply(section: &str, address: &str) -> Option<(Stage, String)> {
+    let mut stage = Stage::Banner;
+    let mut rcpt: Option<String> = None;
+    let mut shared: Option<(Stage, String)> = None;
+    let mut lines = section.lines().map(str::trim).take(MAX_CONTEXT).peekable();
+    while let Some(line) = lines.next() {
+        if let Some(command) = line.strip_prefix(">>>") {
+            (stage, rcpt) = transcript_command(command);
+            continue;
+        }
+        let Some(first) = line.strip_prefix("<<<").map(str::trim) else {
+            continue;
+        };
+        let mut reply = first.to_string();
+        while let Some(more) = lines.peek().and_then(|l| l.strip_prefix("<<<")) {
+            reply.push('\n');
+            reply.push_str(more.trim());
+            lines.next();
+        }
+        if reply_start(&reply) != Some(0) || !reply.starts_with(['4', '5']) {
+            continue;
+        }
+        match &rcpt {
+            Some(a) if a.eq_ignore_ascii_case(address) => return Some((stage, reply)),
+            Some(_) => {}
+            None => {
+                shared = shared.or(Some((stage, reply)));
+            }
+        }
+    }
+    shared
+}
+
+/// The stage a transcript's `>>> COMMAND` line opens, and the address of a RCPT.
+fn transcript_command(command: &str) -> (Stage, Option<String>) {
+    let command = command.trim();
+    let verb = command
+        .split([' ', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    let stage = match verb.as_str() {
+        "EHLO" => Stage::Ehlo,
+        "HELO" => Stage::Helo,
+        "STARTTLS" => Stage::Starttls,
+        "AUTH" => Stage::Auth,
+        "MAIL" => Stage::MailFrom,
+        "RCPT" => return (Stage::RcptTo, rcpt_address(command)),
+        "DATA" => Stage::Data,
+        "." => Stage::EndOfData,
+        "QUIT" => Stage::Quit,
+        _ => Stage::Rset,
+    };
+    (stage, None)
+}
+
+/// `RCPT To:<a@example.jp> NOTIFY=...` -> `a@example.jp`; a RCPT whose address cannot be
+/// read names no recipient (empty, never matched).
+fn rcpt_address(command: &str) -> Option<String> {
+    let arg = command.split_once(':').map_or("", |(_, a)| a);
+    Some(
+        arg.split_whitespace()
+            .find_map(address_token)
+            .unwrap_or_default(),
+    )
 }
 
 /// The lines from `start` to the end of its paragraph, at most 12 lines. A paragraph that is
@@ -854,6 +973,39 @@ fn quoted_after<'t>(line: &'t str, marker: &str) -> Option<&'t str> {
 
 fn is_address(line: &str) -> bool {
     line.contains('@') && !line.contains(' ') && line.len() < 320
+}
+
+/// The text after `phrase`, matched case-insensitively with any run of white space (line
+/// breaks too) where the phrase has a space: prose wrapped by the MTA still matches.
+fn after_words<'t>(hay: &'t str, phrase: &str) -> Option<&'t str> {
+    let mut words = phrase.split_whitespace();
+    let first = words.next()?;
+    let rest: Vec<&str> = words.collect();
+    let mut from = 0;
+    while let Some(at) = hay
+        .get(from..)
+        .and_then(|h| find_ci(h, first))
+        .map(|i| i + from)
+    {
+        let mut end = at + first.len();
+        let matched = rest.iter().all(|w| {
+            let tail = hay.get(end..).unwrap_or_default();
+            let gap = tail.len() - tail.trim_start().len();
+            let ok = gap > 0
+                && tail
+                    .get(gap..gap + w.len())
+                    .is_some_and(|t| t.eq_ignore_ascii_case(w));
+            if ok {
+                end += gap + w.len();
+            }
+            ok
+        });
+        if matched {
+            return hay.get(end..);
+        }
+        from = at + first.len();
+    }
+    None
 }
 
 /// Case-insensitive find of an ASCII needle; the index is valid in `hay`.
@@ -1068,5 +1220,144 @@ mod tests {
             ..Default::default()
         };
         assert!(!read(&delayed).unwrap().failed());
+    }
+
+    fn one(body: &str) -> NdrRecipient {
+        let ndr = read(&NdrInput {
+            body_text: body.into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(ndr.recipients.len(), 1, "{:?}", ndr.recipients);
+        ndr.recipients.into_iter().next().unwrap()
+    }
+
+    fn category(r: &NdrRecipient) -> Category {
+        r.explanation.as_ref().unwrap().category
+    }
+
+    #[test]
+    fn exim_heading_wrapped_across_lines() {
+        let r = one("A message that you sent could not be delivered to all of its recipients. The\nfollowing address(es) failed:\n\n  kijitora@neko.example.jp:\n    SMTP error from remote mailer after RCPT TO:\n    <kijitora@neko.example.jp>:\n    host mx.neko.example.jp [192.0.2.82]:\n    553 5.1.1 unknown or illegal user:\n    kijitora@neko.example.jp\n\n------ This is a copy of the message, including all the headers. ------\n");
+        assert_eq!(r.recipient, "kijitora@neko.example.jp");
+        assert_eq!(r.status.as_deref(), Some("5.1.1"));
+        assert_eq!(r.stage, Some(Stage::RcptTo));
+        assert_eq!(r.source, Source::EximText);
+        assert!(r
+            .diagnostic_code
+            .unwrap()
+            .ends_with("kijitora@neko.example.jp"));
+        assert_eq!(
+            after_words("a The\n  following  x", "the following"),
+            Some("  x")
+        );
+        assert_eq!(after_words("the followingx", "the following x"), None);
+    }
+
+    #[test]
+    fn qmail_remote_names_the_command() {
+        let r = one("<kijitora@example.net>:\nConnected to 192.0.2.112 but my name was rejected.\nRemote host said: 501 5.0.0 Invalid domain name\n");
+        assert_eq!(r.stage, Some(Stage::Helo));
+        assert_eq!(r.status.as_deref(), Some("5.0.0"));
+        assert_eq!(
+            stage_in("192.0.2.1 does not like recipient."),
+            Some(Stage::RcptTo)
+        );
+        assert_eq!(
+            stage_in("192.0.2.1 failed on DATA command."),
+            Some(Stage::Data)
+        );
+        assert_eq!(
+            stage_in("192.0.2.1 failed after I sent the message."),
+            Some(Stage::EndOfData)
+        );
+    }
+
+    #[test]
+    fn sendmail_transcript_gives_the_remote_reply() {
+        // The remote reply to MAIL fails the recipient; Sendmail's own summary lines after it
+        // and the sender's MAIL From line name no cause and no recipient.
+        let ndr = read(&NdrInput {
+            body_text: "   ----- Transcript of session follows -----\nWhile talking to mx.example.edu:\n>>> MAIL From:<s@example.jp>\n<<< 550 Insecure Mail Relay\n554 <k@example.edu>... Remote protocol error\n421 example.org (smtp)... Deferred: Connection timed out during user open with example.org\n".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let names: Vec<_> = ndr
+            .recipients
+            .iter()
+            .map(|r| r.recipient.as_str())
+            .collect();
+        assert_eq!(names, ["k@example.edu"]);
+        let r = &ndr.recipients[0];
+        assert_eq!(r.stage, Some(Stage::MailFrom));
+        assert_eq!(
+            r.diagnostic_code.as_deref(),
+            Some("550 Insecure Mail Relay")
+        );
+        assert_eq!(category(r), Category::RelayDenied);
+        // Each recipient gets the reply to its own RCPT.
+        let section = ">>> RCPT To:<a@example.org>\n<<< 550 5.1.1 <a@example.org>... User unknown\n>>> RCPT To:<b@example.org>\n<<< 452-4.2.2 Mailbox full\n<<< 452 4.2.2 try later\n";
+        let (stage, reply) = transcript_reply(section, "b@example.org").unwrap();
+        assert_eq!(stage, Stage::RcptTo);
+        assert_eq!(reply, "452-4.2.2 Mailbox full\n452 4.2.2 try later");
+        assert!(transcript_reply(section, "c@example.org").is_none());
+    }
+
+    #[test]
+    fn broken_english_unknown_user() {
+        let ndr = read(&NdrInput {
+            delivery_status: vec!["Original-Recipient: <k@example.co.jp>\nAction: failed\nDiagnostic-Code: smtp; 550 <k@example.co.jp>... User not exist\n".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(category(&ndr.recipients[0]), Category::RecipientUnknown);
+    }
+
+    #[test]
+    fn multipart_header_over_a_plain_body() {
+        // No boundary line: the body is the report, its RFC 3464 fields read from the text.
+        let raw = b"From: Mail Delivery Subsystem <MAILER-DAEMON@example.edu>\r\nTo: <s@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status;\r\n    boundary=\"XX/example.edu\"\r\nSubject: Returned mail: Service unavailable\r\n\r\n   ----- The following addresses had permanent fatal errors -----\r\n<k@example.edu>\r\n\r\nReporting-MTA: dns; example.edu\r\n\r\nFinal-Recipient: RFC822; k@example.edu\r\nAction: failed\r\nStatus: 5.1.1\r\n";
+        let report = crate::headers::analyze("t", raw).unwrap();
+        let ndr = report.ndr.unwrap().ndr;
+        assert_eq!(ndr.recipients[0].recipient, "k@example.edu");
+        assert_eq!(ndr.recipients[0].status.as_deref(), Some("5.1.1"));
+    }
+
+    #[test]
+    fn exim_style_details_without_indent() {
+        // 1&1 writes Exim's heading but no indentation: the detail still belongs to the
+        // address above it, and the returned header is not part of it.
+        let r = one("The following address(es)\nfailed:\n\nx@example.fr:\nSMTP error from remote server for TEXT command, host: smtp-in.example.fr (192.0.2.65) reason: 550 5.2.0 Mail rejected.\n\n--- The header of the original message is following. ---\n\nTo: y@example.com\n");
+        assert_eq!(r.recipient, "x@example.fr");
+        assert_eq!(r.status.as_deref(), Some("5.2.0"));
+        assert_eq!(r.stage, Some(Stage::EndOfData));
+        assert!(!r.diagnostic_code.unwrap().contains("header"));
+    }
+
+    #[test]
+    fn report_without_diagnostic_code_reads_its_prose() {
+        let input = NdrInput {
+            delivery_status: vec!["Final-Recipient: RFC822; k@example.edu\nAction: failed\nStatus: 5.5.0\n".into()],
+            body_text: "   ----- Transcript of session follows -----\n554 \"|/usr/bin/procmail #k\"... Service unavailable\n".into(),
+            ..Default::default()
+        };
+        let r = &read(&input).unwrap().recipients[0];
+        assert_eq!(r.status.as_deref(), Some("5.5.0"));
+        assert!(r.diagnostic_code.as_deref().unwrap().starts_with("554 "));
+        assert_eq!(category(r), Category::ServiceUnavailable);
+        // Two recipients: the one quoted reply is nobody's in particular.
+        let two = NdrInput {
+            delivery_status: vec![format!(
+                "{}\nFinal-Recipient: rfc822; j@example.edu\nAction: failed\nStatus: 5.5.0\n",
+                input.delivery_status[0]
+            )],
+            body_text: input.body_text.clone(),
+            ..Default::default()
+        };
+        assert!(read(&two)
+            .unwrap()
+            .recipients
+            .iter()
+            .all(|r| r.diagnostic_code.is_none()));
     }
 }
