@@ -36,6 +36,16 @@ fn completions_and_man_page_come_from_the_command_definitions() {
         for word in ["probe", "trace", "run", "diff", "demo", "stage-timeout"] {
             assert!(r.stdout.contains(word), "{shell} lacks {word}");
         }
+        // Subcommands are built when completions need them (src/cli/deferred.rs), each with
+        // its own description, not a flattened group's.
+        if shell == "fish" {
+            assert!(
+                r.stdout.contains("the \"telnet host 25\" replacement"),
+                "{}",
+                r.stdout
+            );
+            assert!(!r.stdout.contains("-d '`--html FILE`"), "{}", r.stdout);
+        }
     }
     let r = mxtrace(&["completions", "tcsh"], &[]);
     assert_eq!(r.code, 2, "an unknown shell is a usage error");
