@@ -308,8 +308,8 @@ def stages(kind):
     return names, med, statistics.median(r["elapsed_ms"] for r in runs), len(runs)
 # Round trips each stage needs at best: the proxy accepts the TCP connection itself, so the
 # banner is one way (0.5) plus the proxy's own connect upstream; TLS 1.3 is one round trip;
-# MAIL and RCPT are pipelined (one).
-rtts = {"connect": 0, "banner": 0.5, "tls_handshake": 1, "rcpt_to": 0}
+# MAIL and RCPT are pipelined (one), and so are RSET and QUIT.
+rtts = {"connect": 0, "banner": 0.5, "tls_handshake": 1, "rcpt_to": 0, "quit": 0}
 names, direct, dtot, n = stages("direct")
 _, proxied, ptot, _ = stages("proxy")
 print(f"medians of {n} probes each\n")
@@ -317,7 +317,7 @@ print("| stage | without proxy ms | round trips | bound ms | through proxy ms | 
 print("|---|---|---|---|---|---|")
 tb = tm = 0.0
 for name in names:
-    if name == "rcpt_to":  # same write as MAIL: its end, not its length, is what counts
+    if name in ("rcpt_to", "quit"):  # same write as MAIL, RSET: its end, not its length, counts
         continue
     r = rtts.get(name, 1)
     b = r * 50 + direct[name]
@@ -325,7 +325,7 @@ for name in names:
         b += direct["connect"]
     tb += b; tm += proxied[name]
     print(f"| {name} | {direct[name]:.1f} | {r:g} | {b:.1f} | {proxied[name]:.1f} | {proxied[name] - b:+.1f} |")
-print(f"| sum of stages | {sum(v for k, v in direct.items() if k != 'rcpt_to'):.1f} | | {tb:.1f} | {tm:.1f} | {100 * (tm - tb) / tb:+.1f}% |")
+print(f"| sum of stages | {sum(v for k, v in direct.items() if k not in ('rcpt_to', 'quit')):.1f} | | {tb:.1f} | {tm:.1f} | {100 * (tm - tb) / tb:+.1f}% |")
 print(f"\nprobe elapsed_ms (median): {dtot} without the proxy, {ptot} through it")
 PY
 }

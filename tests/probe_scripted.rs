@@ -53,10 +53,13 @@ async fn full_session_with_starttls_and_pipelined_envelope() {
             Step::Expect("RCPT TO:<user@contoso.test>".into()),
             line("250 2.1.0 Ok"),
             line("250 2.1.5 Ok"),
+            // RSET and QUIT in one write too (RFC 2920: QUIT may end a group).
             Step::Expect("RSET".into()),
+            Step::Expect("QUIT".into()),
             line("250 2.0.0 Ok"),
+            line("221 2.0.0 Bye"),
+            Step::Close,
         ],
-        quit(),
     ]))
     .await;
     let mut o = ca_opts(server.addr, &pki);
@@ -102,6 +105,9 @@ async fn full_session_with_starttls_and_pipelined_envelope() {
     );
     assert!(log.tls_established);
     assert!(!log.received.iter().any(|l| l.starts_with("DATA")));
+    let rset = stage(&r, Stage::Rset);
+    assert_eq!(rset.notes, vec!["pipelined with QUIT".to_string()]);
+    assert_eq!(rset.started_ms, stage(&r, Stage::Quit).started_ms);
 }
 
 #[tokio::test]

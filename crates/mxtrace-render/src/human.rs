@@ -88,11 +88,16 @@ fn probe_body(out: &mut String, r: &ProbeReport, style: Style, label: &str) {
     let roles = roles(r);
     let mut stages = r.stages.iter().zip(&roles).peekable();
     while let Some((s, role)) = stages.next() {
-        // RFC 2920: MAIL and its RCPTs went out in one write and share their start. Show every
-        // command as sent, then each reply at the time it arrived: times never go back.
+        // RFC 2920: MAIL and its RCPTs (or RSET and QUIT) went out in one write and share
+        // their start. Show every command as sent, then each reply at the time it arrived:
+        // times never go back.
         let mut group = vec![(s, *role)];
         while let Some((next, r)) = stages.next_if(|(n, _)| {
-            s.stage == Stage::MailFrom && n.stage == Stage::RcptTo && n.started_ms == s.started_ms
+            let follows = matches!(
+                (s.stage, n.stage),
+                (Stage::MailFrom, Stage::RcptTo) | (Stage::Rset, Stage::Quit)
+            );
+            follows && n.started_ms == s.started_ms
         }) {
             group.push((next, *r));
         }

@@ -106,6 +106,9 @@ impl<'a> ProbeSession<'a> {
             return;
         }
         if self.transaction(&caps).await {
+            if caps.pipelining && self.opts.pipelining {
+                return self.rset_and_quit().await;
+            }
             self.rset().await;
         }
         self.quit().await;
