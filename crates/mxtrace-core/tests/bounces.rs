@@ -186,8 +186,8 @@ fn heldout_bounces() {
 }
 
 /// The dev part, row by row: every failed recipient is found and explained (`other` at
-/// worst), and at least 99 % get the category the manifest expects (163/164 measured after
-/// bounce round 3, 135/136 before).
+/// worst), and at least 99 % get the category the manifest expects (190/191 measured after
+/// bounce round 4, 163/164 after round 3, 135/136 before).
 #[test]
 fn dev_bounces_are_explained() {
     let rows = manifest("bounces-dev.tsv");

@@ -37,6 +37,8 @@ const HELO_DNS: &str = "RFC 5321 section 4.1.4 (the EHLO argument is the client'
 const RESERVED_NAMES: &str = "RFC 2606 and RFC 6761 (reserved and special-use names: .test, .example, .invalid, .localhost never resolve in the public DNS) and the IANA root zone (a name under a TLD that does not exist cannot resolve)";
 const ACCESS_LISTS: &str = "Postfix access(5) and Sendmail's access database (an administrator's REJECT entries keyed on the client, the sender or the recipient address); RFC 5782 for the IP lists";
 
+const OPENSMTPD_MTA: &str = "OpenSMTPD usr.sbin/smtpd/mta.c (relay failure strings: \"Network error on destination MXs\", \"No valid route to remote MX\"); sisimai Lhost/OpenSMTPD.pm lists them as network errors";
+const GATEWAY_UNKNOWN: &str = "sisimai Lhost/IMailServer.pm (\"Invalid final delivery userid\": unknown user) and Lhost/InterScanMSS.pm with set-of-emails lhost-interscanmss-02 (\"Unable to deliver message to <address> ... Please check if address is correct.\")";
 const NOT_MAIL: Stages = Stages::ANY.except(MAIL);
 /// Where a recipient can be judged: not at MAIL (the sender's) nor AUTH/STARTTLS (the client's
 /// credentials or TLS), where "unknown user" or "quota" mean something else.
@@ -193,6 +195,14 @@ pub static PHRASES: &[TextRule] = &[
         ConnectorOrRouting,
         "A mail loop: the message passed through more hops than the server allows, or came back to a server it had already passed (forwarding, connectors or MX records pointing at each other).",
         SENDMAIL,
+    ),
+    // OpenSMTPD's relay failures (usr.sbin/smtpd/mta.c `relay->failstr`): no MX of the
+    // destination could be reached, in a delay notice that also says "temporary failure".
+    TextRule::new(
+        &["network error on destination mx", "no valid route to remote mx", "no valid route to destination", "all routes to destination blocked"],
+        ConnectorOrRouting,
+        "The sending server could not connect to any MX host of the destination (network errors or no usable route).",
+        OPENSMTPD_MTA,
     ),
     // Sizes (a size "limit exceeded" before the rate family).
     TextRule::new(
@@ -437,6 +447,15 @@ pub static PHRASES: &[TextRule] = &[
     )
     .also(&["account", "mailbox"])
     .unless(&["sender", "permission"])
+    .at(RECIPIENT_STAGES),
+    // Gateways' own words for an address that does not exist: Ipswitch IMail's "Invalid final
+    // delivery userid", InterScan MSS's "Please check if address is correct".
+    TextRule::new(
+        &["invalid final delivery userid", "check if address is correct", "check if the address is correct"],
+        RecipientUnknown,
+        "The receiving gateway does not know the recipient address.",
+        GATEWAY_UNKNOWN,
+    )
     .at(RECIPIENT_STAGES),
     // Relaying, with and without the word ("Insecure Mail Relay": old Sendmail, listed as a
     // relay refusal by sisimai's Reason::NoRelaying).

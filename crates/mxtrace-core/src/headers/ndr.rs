@@ -23,11 +23,15 @@
 //! - Sendmail session transcripts: the remote `<<<` reply to the recipient's RCPT (or to a
 //!   command all recipients share), not Sendmail's own summary after it; qmail-remote's
 //!   sentences naming the command that failed.
+//! - Amazon SES notifications sent by email: JSON whose `bouncedRecipients` carry the DSN's
+//!   fields (ses.rs).
 
 use mxtrace_knowledge::{explain_reply, explain_status, Category, Explanation};
 use mxtrace_proto::model::headers::{Ndr, NdrRecipient, Source};
 use mxtrace_proto::model::Stage;
 use mxtrace_proto::smtp::reply::{EnhancedCode, Reply};
+
+mod ses;
 
 /// At most this many recipients are reported (a list explosion can bounce thousands).
 pub const MAX_RECIPIENTS: usize = 200;
@@ -166,6 +170,9 @@ pub fn read(input: &NdrInput) -> Option<Ndr> {
         if let Some(fields) = text.after_line_starting("Final-Recipient:") {
             delivery_status(fields, &mut ndr);
         }
+    }
+    if ndr.recipients.is_empty() {
+        ndr.recipients = ses_recipients(&input.body_text);
     }
     if ndr.recipients.is_empty() {
         ndr.recipients = text.exchange_recipients();
@@ -333,6 +340,35 @@ fn delivery_status(text: &str, ndr: &mut Ndr) {
             }
         }
     }
+}
+
+/// The recipients of an Amazon SES bounce notification, read as delivery-status fields (SES
+/// copies them from the DSN it received).
+fn ses_recipients(text: &str) -> Vec<NdrRecipient> {
+    ses::bounced_recipients(text)
+        .into_iter()
+        .take(MAX_RECIPIENTS)
+        .map(|b| {
+            let diagnostic = b.diagnostic_code.map(|d| clip(&d));
+            let status = b
+                .status
+                .as_deref()
+                .and_then(status_code)
+                .map(|c| c.to_string())
+                .or_else(|| diagnostic.as_deref().and_then(stated_status));
+            NdrRecipient {
+                recipient: clip(&b.email_address),
+                original_recipient: None,
+                action: b.action.map(|a| clip(&a.to_ascii_lowercase())),
+                status,
+                remote_mta: None,
+                diagnostic_code: diagnostic,
+                stage: None,
+                explanation: None,
+                source: Source::DeliveryStatus,
+            }
+        })
+        .collect()
 }
 
 /// Header-style field groups separated by blank lines, continuation lines unfolded.
@@ -1359,5 +1395,34 @@ mod tests {
             .recipients
             .iter()
             .all(|r| r.diagnostic_code.is_none()));
+    }
+
+    #[test]
+    fn amazon_ses_json_notification() {
+        let body = "{\"notificationType\":\"Bounce\",\"bounce\":{\"bouncedRecipients\":[\
+            {\"emailAddress\":\"a@example.com\",\"action\":\"failed\",\"status\":\"5.1.1\",\
+            \"diagnosticCode\":\"smtp; 550 5.1.1 user unknown\"}]}}\n";
+        let r = one(body);
+        assert_eq!(r.recipient, "a@example.com");
+        assert_eq!(r.status.as_deref(), Some("5.1.1"));
+        assert_eq!(
+            r.diagnostic_code.as_deref(),
+            Some("smtp; 550 5.1.1 user unknown")
+        );
+        assert_eq!(r.source, Source::DeliveryStatus);
+        assert_eq!(category(&r), Category::RecipientUnknown);
+    }
+
+    #[test]
+    fn gateway_and_relay_failure_prose() {
+        // OpenSMTPD's delay notice: its relay failure string, not "temporary failure".
+        let r = one("    A message is delayed for more than 10 minutes for the following\n    list of recipients:\n\nk@example.jp: Network error on destination MXs\n\n    Please note that this is only a temporary failure report.\n");
+        assert_eq!(category(&r), Category::ConnectorOrRouting);
+        // InterScan MSS and IMail name an unknown address in their own words.
+        let r = one("Message from InterScan Messaging Security Suite\n\nUnable to deliver message to <k@example.jp> (and other recipients in the same domain). Please check if address is correct.\n");
+        assert_eq!(category(&r), Category::RecipientUnknown);
+        let r =
+            one("Invalid final delivery userid: k@example.co.jp\n\nOriginal message follows.\n");
+        assert_eq!(category(&r), Category::RecipientUnknown);
     }
 }
