@@ -32,14 +32,7 @@ impl ProbeSession<'_> {
     pub(super) async fn rset_and_quit(&mut self) {
         let started = Instant::now();
         let deadline = self.stage_deadline();
-        let sent = match self.conn.as_mut() {
-            Some(conn) => conn.send_lines(&["RSET", "QUIT"], deadline).await,
-            None => return,
-        };
-        let result = match sent {
-            Ok(()) => self.read_next(deadline).await,
-            Err(e) => Err(e),
-        };
+        let result = self.exchange(&["RSET", "QUIT"], deadline).await;
         self.settle(Stage::Rset, vec!["RSET".into()], started, result);
         let idx = self.log.last();
         self.log.note(idx, "pipelined with QUIT");
